@@ -1,0 +1,9 @@
+//! lineup-cluster: the routing core replicated by openraft over QUIC with mutual TLS.
+//!
+//! See docs/ARCHITECTURE.md for the code map. Only this crate knows openraft, quinn and redb.
+
+mod error;
+pub mod log_store;
+pub mod state_machine;
+
+pub use error::ClusterError;
