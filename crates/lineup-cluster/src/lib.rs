@@ -2,6 +2,7 @@
 //!
 //! See docs/ARCHITECTURE.md for the code map. Only this crate knows openraft, quinn and redb.
 
+pub mod certs;
 mod error;
 pub mod log_store;
 pub mod state_machine;
