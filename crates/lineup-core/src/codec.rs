@@ -40,8 +40,7 @@ fn config<const LIMIT: usize>(
 
 /// Encode a value (no version byte).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config::<DECODE_LIMIT_BYTES>())
-        .map_err(|e| CodecError::Encode(e.to_string()))
+    bincode::serde::encode_to_vec(value, config::<DECODE_LIMIT_BYTES>()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
 /// Decode a value that must fill `bytes` exactly, refusing anything larger than `limit_bytes`.
@@ -97,7 +96,10 @@ mod tests {
         );
         let mut wrong = bytes.clone();
         wrong[0] = 99;
-        assert_eq!(decode_versioned::<(u64, String, Vec<u8>)>(&wrong, 1024), Err(CodecError::UnknownVersion { found: 99 }));
+        assert_eq!(
+            decode_versioned::<(u64, String, Vec<u8>)>(&wrong, 1024),
+            Err(CodecError::UnknownVersion { found: 99 })
+        );
         let mut trailing = bytes[1..].to_vec();
         trailing.push(0);
         assert_eq!(decode::<(u64, String, Vec<u8>)>(&trailing), Err(CodecError::TrailingBytes { extra_bytes: 1 }));

@@ -1,2 +1,41 @@
-//! lineup-core: the sans-IO routing engine (see docs/ARCHITECTURE.md).
+//! lineup-core: the sans-IO routing engine.
+//!
+//! One deterministic state machine that every site runs as its Raft state machine:
+//! `Routing::apply(log_index, &Command) -> Applied { result, effects }`. No clock, no
+//! randomness, no IO, no async: time arrives in commands, timers are `Tick` commands, and
+//! every output path iterates ordered maps, so all nodes compute byte-identical effects.
+//!
+//! Code map:
+//! - [`command`]: the log entry type (config changes, call and operator events, Tick, sites).
+//! - [`routing`]: apply, matching, timers, reads, invariant self-check.
+//! - [`model`]: the persisted state (what a snapshot holds).
+//! - [`order`]: the global order key and the O(log n) position index.
+//! - [`effect`]: what apply asks sites to do, projections, history (queue_log) records.
+//! - [`config`], [`schedule`], [`stats`], [`ids`]: settings, opening hours, counters, names.
+//! - [`codec`]: the one module that knows the wire/disk encoding.
+
 pub mod codec;
+pub mod command;
+pub mod config;
+pub mod effect;
+mod error;
+pub mod ids;
+pub mod model;
+pub mod order;
+pub mod routing;
+pub mod schedule;
+pub mod stats;
+
+pub use command::{Command, CommandBody, CommandId, Enqueue, HungUpBy, OfferFailure, RequestedState};
+pub use config::{
+    CivilDate, EmptyRule, GateConfig, OpeningHours, OperatorConfig, OperatorMode, QueueConfig, ScheduleConfig, Target,
+    TierRule,
+};
+pub use effect::{
+    AlarmKind, Announcement, CallRecord, CallStatus, CallView, Effect, Offer, OperatorStatus, OperatorView, Outcome,
+    QueueLogEntry, QueueLogVerb,
+};
+pub use error::CoreError;
+pub use ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId, Skill};
+pub use order::{OrderKey, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_VIP};
+pub use routing::{Applied, CommandResult, GateSummary, QueueSummary, Response, Routing, WaitingCall};

@@ -1,0 +1,213 @@
+//! Commands: the Raft log entry type. Everything that changes routing state is one of these.
+
+use crate::config::{GateConfig, OperatorConfig, QueueConfig, ScheduleConfig};
+use crate::ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId, Skill};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Idempotency key: `origin` is the proposer (a site, or an API client mapped to one),
+/// `serial` increases per origin. Applying a duplicate is a no-op that returns the first
+/// result; proposers read results back by this key when a write's outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CommandId {
+    pub origin: u64,
+    pub serial: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: CommandId,
+    /// The proposer's wall clock (Unix ms). Apply never reads a clock; see `Routing::apply`
+    /// for how this is clamped against the leader's Tick time.
+    pub at_ms: u64,
+    pub body: CommandBody,
+}
+
+/// What an operator or supervisor asks the operator's state to become.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RequestedState {
+    Available,
+    Break { reason: String },
+    Offline,
+}
+
+/// Who ended a connected call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HungUpBy {
+    Caller,
+    Operator,
+    /// The site carrying one of the legs was declared lost.
+    SiteLost,
+}
+
+/// Why a site could not carry out an Offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferFailure {
+    /// The operator's channel or endpoint is gone: log the operator out.
+    OperatorUnreachable,
+    /// The bridge or originate failed for another reason: counts as a miss.
+    BridgeFailed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueue {
+    pub call: CallId,
+    pub queue: QueueId,
+    pub gate: Option<GateId>,
+    /// Overrides the gate's and the queue's default priority.
+    pub priority: Option<u8>,
+    pub caller_number: String,
+    pub caller_name: String,
+    /// Site whose Asterisk holds the caller's channel.
+    pub site: SiteId,
+    /// The caller's ARI channel id (None for a web-widget callback request with no channel).
+    pub channel: Option<String>,
+    /// Skills this caller needs beyond the queue's and the gate's (e.g. from an IVR choice).
+    pub skills: BTreeMap<Skill, u8>,
+    /// Number to call back when the entry itself is a callback request (web widget).
+    pub callback_number: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandBody {
+    PutQueue(QueueConfig),
+    DeleteQueue {
+        queue: QueueId,
+    },
+    PutGate(GateConfig),
+    DeleteGate {
+        gate: GateId,
+    },
+    PutOperator(OperatorConfig),
+    DeleteOperator {
+        operator: OperatorId,
+    },
+    PutSchedule(ScheduleConfig),
+    DeleteSchedule {
+        schedule: ScheduleId,
+    },
+
+    Enqueue(Enqueue),
+    /// `channel` is the operator's persistent leg (holding bridge), None in ring mode.
+    OperatorLogin {
+        operator: OperatorId,
+        site: SiteId,
+        channel: Option<String>,
+    },
+    OperatorLogout {
+        operator: OperatorId,
+    },
+    OperatorState {
+        operator: OperatorId,
+        state: RequestedState,
+    },
+    /// The bridge is up.
+    Connected {
+        call: CallId,
+        operator: OperatorId,
+        fence: u64,
+    },
+    OfferFailed {
+        call: CallId,
+        operator: OperatorId,
+        fence: u64,
+        reason: OfferFailure,
+    },
+    RingNoAnswer {
+        call: CallId,
+        operator: OperatorId,
+        fence: u64,
+    },
+    Completed {
+        call: CallId,
+        fence: u64,
+        by: HungUpBy,
+    },
+    /// The operator transferred the caller out of Lineup.
+    Transferred {
+        call: CallId,
+        fence: u64,
+        target: String,
+    },
+    /// The caller hung up before being connected.
+    Abandoned {
+        call: CallId,
+    },
+    ExitWithKey {
+        call: CallId,
+        key: char,
+    },
+    RequestCallback {
+        call: CallId,
+        number: String,
+    },
+    CallbackResult {
+        call: CallId,
+        operator: OperatorId,
+        fence: u64,
+        answered: bool,
+    },
+    /// Supervisor moves a waiting call to another queue.
+    Reassign {
+        call: CallId,
+        queue: QueueId,
+        keep_age: bool,
+    },
+    ChangePriority {
+        call: CallId,
+        priority: u8,
+    },
+    /// The operator takes the next eligible caller, or the named one.
+    Pull {
+        operator: OperatorId,
+        call: Option<CallId>,
+    },
+    /// The leader's clock; drives every timer.
+    Tick {
+        now_ms: u64,
+    },
+    SiteLost {
+        site: SiteId,
+    },
+    SiteBack {
+        site: SiteId,
+    },
+}
+
+impl CommandBody {
+    /// Short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CommandBody::PutQueue(_) => "put_queue",
+            CommandBody::DeleteQueue { .. } => "delete_queue",
+            CommandBody::PutGate(_) => "put_gate",
+            CommandBody::DeleteGate { .. } => "delete_gate",
+            CommandBody::PutOperator(_) => "put_operator",
+            CommandBody::DeleteOperator { .. } => "delete_operator",
+            CommandBody::PutSchedule(_) => "put_schedule",
+            CommandBody::DeleteSchedule { .. } => "delete_schedule",
+            CommandBody::Enqueue(_) => "enqueue",
+            CommandBody::OperatorLogin { .. } => "operator_login",
+            CommandBody::OperatorLogout { .. } => "operator_logout",
+            CommandBody::OperatorState { .. } => "operator_state",
+            CommandBody::Connected { .. } => "connected",
+            CommandBody::OfferFailed { .. } => "offer_failed",
+            CommandBody::RingNoAnswer { .. } => "ring_no_answer",
+            CommandBody::Completed { .. } => "completed",
+            CommandBody::Transferred { .. } => "transferred",
+            CommandBody::Abandoned { .. } => "abandoned",
+            CommandBody::ExitWithKey { .. } => "exit_with_key",
+            CommandBody::RequestCallback { .. } => "request_callback",
+            CommandBody::CallbackResult { .. } => "callback_result",
+            CommandBody::Reassign { .. } => "reassign",
+            CommandBody::ChangePriority { .. } => "change_priority",
+            CommandBody::Pull { .. } => "pull",
+            CommandBody::Tick { .. } => "tick",
+            CommandBody::SiteLost { .. } => "site_lost",
+            CommandBody::SiteBack { .. } => "site_back",
+        }
+    }
+}

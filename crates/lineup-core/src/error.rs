@@ -1,0 +1,41 @@
+use crate::ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId};
+use serde::{Deserialize, Serialize};
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CoreError {
+    #[error("unknown queue {0}")]
+    UnknownQueue(QueueId),
+    #[error("unknown gate {0}")]
+    UnknownGate(GateId),
+    #[error("gate {gate} belongs to queue {gate_queue}, not {queue}")]
+    GateNotInQueue { gate: GateId, gate_queue: QueueId, queue: QueueId },
+    #[error("unknown operator {0}")]
+    UnknownOperator(OperatorId),
+    #[error("unknown schedule {0}")]
+    UnknownSchedule(ScheduleId),
+    #[error("unknown call {0}")]
+    UnknownCall(CallId),
+    #[error("call {0} already exists")]
+    DuplicateCall(CallId),
+    #[error("operator {0} is not logged in")]
+    OperatorNotLoggedIn(OperatorId),
+    #[error("stale fence {got} for call {call} (current offer has fence {current:?})")]
+    StaleFence { call: CallId, got: u64, current: Option<u64> },
+    #[error("{what}: {detail}")]
+    InvalidState { what: String, detail: String },
+    #[error("site {0} is lost")]
+    SiteDown(SiteId),
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: String, reason: String },
+    #[error("{what} {id} is still in use: {detail}")]
+    InUse { what: String, id: String, detail: String },
+    #[error("too many waiting calls in total (limit {limit})")]
+    TooManyCalls { limit: usize },
+    #[error("log index {0} is beyond the order key range")]
+    LogIndexTooLarge(u64),
+    #[error("duplicate command (origin {origin}, serial {serial}) older than the deduplication window")]
+    DuplicateTooOld { origin: u64, serial: u64 },
+    #[error("operator {0} has no eligible caller to pull")]
+    NothingToPull(OperatorId),
+}
