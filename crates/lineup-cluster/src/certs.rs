@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -75,9 +75,7 @@ fn cert_err(context: &str, e: impl std::fmt::Display) -> ClusterError {
 }
 
 fn seconds_since_epoch() -> Result<u64, ClusterError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| cert_err("system clock before 1970", e))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| cert_err("system clock before 1970", e))?;
     Ok(now.as_secs())
 }
 
@@ -94,17 +92,12 @@ fn set_validity(params: &mut CertificateParams, validity_days: u64) -> Result<()
 /// The CA's parameters. Deterministic apart from validity, so [`issue_site_material`] can
 /// rebuild the issuer (name, key identifier method, key usages) from the CA key alone.
 fn ca_params() -> Result<CertificateParams, ClusterError> {
-    let mut params =
-        CertificateParams::new(Vec::<String>::new()).map_err(|e| cert_err("ca params", e))?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| cert_err("ca params", e))?;
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, CA_COMMON_NAME);
     params.distinguished_name = name;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     Ok(params)
 }
 
@@ -113,13 +106,8 @@ pub fn generate_ca() -> Result<CaMaterial, ClusterError> {
     let mut params = ca_params()?;
     set_validity(&mut params, CA_VALIDITY_DAYS)?;
     let key = KeyPair::generate().map_err(|e| cert_err("generate ca key", e))?;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| cert_err("self-sign ca", e))?;
-    Ok(CaMaterial {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    let cert = params.self_signed(&key).map_err(|e| cert_err("self-sign ca", e))?;
+    Ok(CaMaterial { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
 /// Issues a certificate for `site`, signed by `ca`. Checks the result chains to the CA
@@ -128,29 +116,19 @@ pub fn issue_site_material(ca: &CaMaterial, site: u64) -> Result<SiteMaterial, C
     let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|e| cert_err("read ca key", e))?;
     let issuer = Issuer::new(ca_params()?, ca_key);
     let name = site_server_name(site);
-    let mut params =
-        CertificateParams::new(vec![name.clone()]).map_err(|e| cert_err("site params", e))?;
+    let mut params = CertificateParams::new(vec![name.clone()]).map_err(|e| cert_err("site params", e))?;
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, name);
     params.distinguished_name = subject;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
     set_validity(&mut params, SITE_CERT_VALIDITY_DAYS)?;
     let key = KeyPair::generate().map_err(|e| cert_err("generate site key", e))?;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|e| cert_err("sign site certificate", e))?;
-    let material = SiteMaterial {
-        site,
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-        ca_cert_pem: ca.cert_pem.clone(),
-    };
+    let cert = params.signed_by(&key, &issuer).map_err(|e| cert_err("sign site certificate", e))?;
+    let material =
+        SiteMaterial { site, cert_pem: cert.pem(), key_pem: key.serialize_pem(), ca_cert_pem: ca.cert_pem.clone() };
     let identity = SiteIdentity::from_material(&material)?;
     verify_chains_to_ca(&identity.cert_chain[0], &identity.ca_roots)?;
     Ok(material)
@@ -167,10 +145,7 @@ pub fn init_ca(dir: &Path) -> Result<CaMaterial, ClusterError> {
 
 /// Reads the CA written by [`init_ca`].
 pub fn load_ca(dir: &Path) -> Result<CaMaterial, ClusterError> {
-    Ok(CaMaterial {
-        cert_pem: read_file(&dir.join(CA_CERT_FILE))?,
-        key_pem: read_file(&dir.join(CA_KEY_FILE))?,
-    })
+    Ok(CaMaterial { cert_pem: read_file(&dir.join(CA_CERT_FILE))?, key_pem: read_file(&dir.join(CA_KEY_FILE))? })
 }
 
 /// Issues a certificate for `site` with the CA in `ca_dir`, writing `site-<id>.pem` and
@@ -188,18 +163,11 @@ pub fn issue_site(ca_dir: &Path, site: u64, out_dir: &Path) -> Result<SiteFiles,
 /// Where [`issue_site`] puts the files of `site`.
 pub fn site_files(dir: &Path, site: u64) -> SiteFiles {
     let name = site_server_name(site);
-    SiteFiles {
-        cert: dir.join(format!("{name}.pem")),
-        key: dir.join(format!("{name}.key")),
-    }
+    SiteFiles { cert: dir.join(format!("{name}.pem")), key: dir.join(format!("{name}.key")) }
 }
 
 /// Reads a site's certificate, key and the CA certificate.
-pub fn load_site(
-    ca_cert: &Path,
-    files: &SiteFiles,
-    site: u64,
-) -> Result<SiteMaterial, ClusterError> {
+pub fn load_site(ca_cert: &Path, files: &SiteFiles, site: u64) -> Result<SiteMaterial, ClusterError> {
     Ok(SiteMaterial {
         site,
         cert_pem: read_file(&files.cert)?,
@@ -222,9 +190,7 @@ fn write_new_file(path: &Path, contents: &str, private: bool) -> Result<(), Clus
     }
     #[cfg(not(unix))]
     let _ = private;
-    let mut file = options
-        .open(path)
-        .map_err(|e| cert_err(&format!("create {}", path.display()), e))?;
+    let mut file = options.open(path).map_err(|e| cert_err(&format!("create {}", path.display()), e))?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     Ok(())
@@ -256,68 +222,36 @@ impl SiteIdentity {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| cert_err("parse site certificate", e))?;
         if cert_chain.is_empty() {
-            return Err(ClusterError::Certificate(
-                "no certificate in the site certificate file".into(),
-            ));
+            return Err(ClusterError::Certificate("no certificate in the site certificate file".into()));
         }
-        let key = PrivateKeyDer::from_pem_slice(material.key_pem.as_bytes())
-            .map_err(|e| cert_err("parse site key", e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(material.key_pem.as_bytes()).map_err(|e| cert_err("parse site key", e))?;
         let mut roots = rustls::RootCertStore::empty();
         for ca in CertificateDer::pem_slice_iter(material.ca_cert_pem.as_bytes()) {
             let ca = ca.map_err(|e| cert_err("parse ca certificate", e))?;
-            roots
-                .add(ca)
-                .map_err(|e| cert_err("ca certificate as trust anchor", e))?;
+            roots.add(ca).map_err(|e| cert_err("ca certificate as trust anchor", e))?;
         }
         if roots.is_empty() {
-            return Err(ClusterError::Certificate(
-                "no certificate in the ca file".into(),
-            ));
+            return Err(ClusterError::Certificate("no certificate in the ca file".into()));
         }
         verify_certificate_names_site(&cert_chain[0], material.site)?;
-        Ok(Self {
-            site: material.site,
-            cert_chain,
-            key,
-            ca_roots: Arc::new(roots),
-        })
+        Ok(Self { site: material.site, cert_chain, key, ca_roots: Arc::new(roots) })
     }
 }
 
 /// Checks that `cert` carries the name of `site` ([`site_server_name`]).
-pub fn verify_certificate_names_site(
-    cert: &CertificateDer<'_>,
-    site: u64,
-) -> Result<(), ClusterError> {
-    let parsed = rustls::server::ParsedCertificate::try_from(cert)
-        .map_err(|e| cert_err("parse certificate", e))?;
-    let name =
-        ServerName::try_from(site_server_name(site)).map_err(|e| cert_err("site name", e))?;
-    rustls::client::verify_server_name(&parsed, &name).map_err(|e| {
-        ClusterError::PeerRefused(format!("certificate does not name site {site}: {e}"))
-    })
+pub fn verify_certificate_names_site(cert: &CertificateDer<'_>, site: u64) -> Result<(), ClusterError> {
+    let parsed = rustls::server::ParsedCertificate::try_from(cert).map_err(|e| cert_err("parse certificate", e))?;
+    let name = ServerName::try_from(site_server_name(site)).map_err(|e| cert_err("site name", e))?;
+    rustls::client::verify_server_name(&parsed, &name)
+        .map_err(|e| ClusterError::PeerRefused(format!("certificate does not name site {site}: {e}")))
 }
 
-fn verify_chains_to_ca(
-    cert: &CertificateDer<'_>,
-    roots: &rustls::RootCertStore,
-) -> Result<(), ClusterError> {
-    let parsed = rustls::server::ParsedCertificate::try_from(cert)
-        .map_err(|e| cert_err("parse certificate", e))?;
+fn verify_chains_to_ca(cert: &CertificateDer<'_>, roots: &rustls::RootCertStore) -> Result<(), ClusterError> {
+    let parsed = rustls::server::ParsedCertificate::try_from(cert).map_err(|e| cert_err("parse certificate", e))?;
     let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-    rustls::client::verify_server_cert_signed_by_trust_anchor(
-        &parsed,
-        roots,
-        &[],
-        UnixTime::now(),
-        algorithms.all,
-    )
-    .map_err(|e| {
-        cert_err(
-            "issued certificate does not chain to the ca (wrong ca key?)",
-            e,
-        )
-    })
+    rustls::client::verify_server_cert_signed_by_trust_anchor(&parsed, roots, &[], UnixTime::now(), algorithms.all)
+        .map_err(|e| cert_err("issued certificate does not chain to the ca (wrong ca key?)", e))
 }
 
 #[cfg(test)]
@@ -333,9 +267,7 @@ mod tests {
         assert!(verify_certificate_names_site(&identity.cert_chain[0], 8).is_err());
         verify_chains_to_ca(&identity.cert_chain[0], &identity.ca_roots).unwrap();
         let other_ca = generate_ca().unwrap();
-        let other_roots = SiteIdentity::from_material(&issue_site_material(&other_ca, 7).unwrap())
-            .unwrap()
-            .ca_roots;
+        let other_roots = SiteIdentity::from_material(&issue_site_material(&other_ca, 7).unwrap()).unwrap().ca_roots;
         assert!(verify_chains_to_ca(&identity.cert_chain[0], &other_roots).is_err());
     }
 
@@ -343,14 +275,8 @@ mod tests {
     fn a_ca_key_that_does_not_match_the_ca_certificate_is_refused() {
         let ca = generate_ca().unwrap();
         let other = generate_ca().unwrap();
-        let mixed = CaMaterial {
-            cert_pem: ca.cert_pem,
-            key_pem: other.key_pem,
-        };
-        assert!(matches!(
-            issue_site_material(&mixed, 1),
-            Err(ClusterError::Certificate(_))
-        ));
+        let mixed = CaMaterial { cert_pem: ca.cert_pem, key_pem: other.key_pem };
+        assert!(matches!(issue_site_material(&mixed, 1), Err(ClusterError::Certificate(_))));
     }
 
     #[test]
@@ -358,15 +284,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("lineup-certs-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         init_ca(&dir).unwrap();
-        assert!(
-            init_ca(&dir).is_err(),
-            "a second init must not replace the CA"
-        );
+        assert!(init_ca(&dir).is_err(), "a second init must not replace the CA");
         let files = issue_site(&dir, 3, &dir).unwrap();
-        assert!(
-            issue_site(&dir, 3, &dir).is_err(),
-            "reissuing must not overwrite"
-        );
+        assert!(issue_site(&dir, 3, &dir).is_err(), "reissuing must not overwrite");
         let material = load_site(&dir.join(CA_CERT_FILE), &files, 3).unwrap();
         SiteIdentity::from_material(&material).unwrap();
         #[cfg(unix)]

@@ -17,6 +17,8 @@ pub enum ClusterError {
     Frame(String),
     #[error("peer {site} unreachable: {reason}")]
     Unreachable { site: u64, reason: String },
+    #[error("no answer from peer {site} within {timeout_ms} ms (the request may or may not have been applied)")]
+    Timeout { site: u64, timeout_ms: u64 },
     #[error("peer refused: {0}")]
     PeerRefused(String),
     #[error("io: {0}")]

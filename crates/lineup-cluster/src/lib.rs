@@ -4,7 +4,9 @@
 
 pub mod certs;
 mod error;
+pub mod frame;
 pub mod log_store;
 pub mod state_machine;
+pub mod transport;
 
 pub use error::ClusterError;

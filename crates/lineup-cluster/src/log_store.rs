@@ -23,9 +23,7 @@ use std::sync::Arc;
 
 use lineup_core::codec;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{
-    LogId, OptionalSend, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError, Vote,
-};
+use openraft::{LogId, OptionalSend, RaftLogReader, RaftTypeConfig, StorageError, StorageIOError, Vote};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -50,19 +48,13 @@ const STORED_VALUE_MAX_BYTES: usize = codec::DECODE_LIMIT_BYTES;
 pub fn open_database(path: &Path) -> Result<Arc<Database>, ClusterError> {
     let db = Database::create(path).map_err(|e| ClusterError::Storage(e.to_string()))?;
     // Create both tables up front so read transactions never meet a missing table.
-    let tx = db
-        .begin_write()
-        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let tx = db.begin_write().map_err(|e| ClusterError::Storage(e.to_string()))?;
     {
-        tx.open_table(LOG_TABLE)
-            .map_err(|e| ClusterError::Storage(e.to_string()))?;
-        tx.open_table(META_TABLE)
-            .map_err(|e| ClusterError::Storage(e.to_string()))?;
-        tx.open_table(crate::state_machine::SNAPSHOT_TABLE)
-            .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        tx.open_table(LOG_TABLE).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        tx.open_table(META_TABLE).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        tx.open_table(crate::state_machine::SNAPSHOT_TABLE).map_err(|e| ClusterError::Storage(e.to_string()))?;
     }
-    tx.commit()
-        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+    tx.commit().map_err(|e| ClusterError::Storage(e.to_string()))?;
     Ok(Arc::new(db))
 }
 
@@ -75,19 +67,13 @@ pub struct RedbLogStore<C: RaftTypeConfig> {
 
 impl<C: RaftTypeConfig> Clone for RedbLogStore<C> {
     fn clone(&self) -> Self {
-        Self {
-            db: self.db.clone(),
-            _config: PhantomData,
-        }
+        Self { db: self.db.clone(), _config: PhantomData }
     }
 }
 
 impl<C: RaftTypeConfig> RedbLogStore<C> {
     pub fn new(db: Arc<Database>) -> Self {
-        Self {
-            db,
-            _config: PhantomData,
-        }
+        Self { db, _config: PhantomData }
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, redb::Error> {
@@ -117,9 +103,7 @@ impl<C: RaftTypeConfig> RedbLogStore<C> {
         .await;
         match joined {
             Ok(result) => result,
-            Err(join) => Err(redb::Error::Corrupted(format!(
-                "log store writer task failed: {join}"
-            ))),
+            Err(join) => Err(redb::Error::Corrupted(format!("log store writer task failed: {join}"))),
         }
     }
 }
@@ -128,11 +112,7 @@ fn encode_stored<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
     codec::encode_versioned(value).map_err(|e| redb::Error::Corrupted(format!("encode: {e}")))
 }
 
-fn put_meta<T: Serialize>(
-    tx: &redb::WriteTransaction,
-    key: &str,
-    value: &T,
-) -> Result<(), redb::Error> {
+fn put_meta<T: Serialize>(tx: &redb::WriteTransaction, key: &str, value: &T) -> Result<(), redb::Error> {
     let bytes = encode_stored(value)?;
     tx.open_table(META_TABLE)?.insert(key, bytes.as_slice())?;
     Ok(())
@@ -167,10 +147,8 @@ where
                 if !range.contains(&index.value()) {
                     break;
                 }
-                let entry: C::Entry =
-                    codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES).map_err(
-                        |e| redb::Error::Corrupted(format!("log entry {}: {e}", index.value())),
-                    )?;
+                let entry: C::Entry = codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES)
+                    .map_err(|e| redb::Error::Corrupted(format!("log entry {}: {e}", index.value())))?;
                 entries.push(entry);
             }
             Ok(entries)
@@ -193,20 +171,15 @@ where
             let table = tx.open_table(LOG_TABLE)?;
             let last_in_log = match table.last()? {
                 Some((index, bytes)) => {
-                    let entry: C::Entry =
-                        codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES).map_err(
-                            |e| redb::Error::Corrupted(format!("log entry {}: {e}", index.value())),
-                        )?;
+                    let entry: C::Entry = codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES)
+                        .map_err(|e| redb::Error::Corrupted(format!("log entry {}: {e}", index.value())))?;
                     Some(openraft::RaftLogId::get_log_id(&entry).clone())
                 }
                 None => None,
             };
             // After a purge of everything, the log is empty but its end is the purge point.
             let last_log_id = last_in_log.or(last_purged_log_id.clone());
-            Ok(LogState {
-                last_purged_log_id,
-                last_log_id,
-            })
+            Ok(LogState { last_purged_log_id, last_log_id })
         };
         read().map_err(|e| StorageIOError::read_logs(&e).into())
     }
@@ -217,39 +190,26 @@ where
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         let vote = vote.clone();
-        self.write(move |tx| put_meta(tx, META_VOTE, &vote))
-            .await
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+        self.write(move |tx| put_meta(tx, META_VOTE, &vote)).await.map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
-        self.read_meta(META_VOTE)
-            .map_err(|e| StorageIOError::read_vote(&e).into())
+        self.read_meta(META_VOTE).map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogId<C::NodeId>>,
-    ) -> Result<(), StorageError<C::NodeId>> {
+    async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {
         self.write(move |tx| put_meta(tx, META_COMMITTED, &committed))
             .await
             .map_err(|e| StorageIOError::write(&e).into())
     }
 
-    async fn read_committed(
-        &mut self,
-    ) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
-        let stored: Option<Option<LogId<C::NodeId>>> = self
-            .read_meta(META_COMMITTED)
-            .map_err(|e| StorageIOError::read(&e))?;
+    async fn read_committed(&mut self) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
+        let stored: Option<Option<LogId<C::NodeId>>> =
+            self.read_meta(META_COMMITTED).map_err(|e| StorageIOError::read(&e))?;
         Ok(stored.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<C>,
-    ) -> Result<(), StorageError<C::NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>
     where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

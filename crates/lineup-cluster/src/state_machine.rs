@@ -15,8 +15,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use lineup_core::codec::{self, CodecError};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, RaftTypeConfig, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, RaftTypeConfig, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
 };
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -68,9 +68,7 @@ pub struct StateMachineStore<C: RaftTypeConfig, S> {
 
 impl<C: RaftTypeConfig, S> Clone for StateMachineStore<C, S> {
     fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-        }
+        Self { shared: self.shared.clone() }
     }
 }
 
@@ -95,66 +93,39 @@ where
         let (last_applied, membership) = match &stored {
             Some(snapshot) => {
                 app.restore(&snapshot.data).map_err(|e| read_err::<C>(&e))?;
-                (
-                    snapshot.meta.last_log_id.clone(),
-                    snapshot.meta.last_membership.clone(),
-                )
+                (snapshot.meta.last_log_id.clone(), snapshot.meta.last_membership.clone())
             }
             None => (None, StoredMembership::default()),
         };
-        let state = AppliedState {
-            app,
-            last_applied,
-            membership,
-        };
-        Ok(Self {
-            shared: Arc::new(Shared {
-                state: RwLock::new(state),
-                db,
-                snapshot_serial: AtomicU64::new(0),
-            }),
-        })
+        let state = AppliedState { app, last_applied, membership };
+        Ok(Self { shared: Arc::new(Shared { state: RwLock::new(state), db, snapshot_serial: AtomicU64::new(0) }) })
     }
 
     /// Read access to the applied state (a stale read: whatever this node has applied).
     pub fn read(&self) -> RwLockReadGuard<'_, AppliedState<C, S>> {
         // A poisoned lock means an apply panicked halfway; the state is then untrustworthy
         // and continuing would diverge from the other sites, so panicking is the safe choice.
-        self.shared
-            .state
-            .read()
-            .expect("state machine lock poisoned by a panic in apply")
+        self.shared.state.read().expect("state machine lock poisoned by a panic in apply")
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, AppliedState<C, S>> {
-        self.shared
-            .state
-            .write()
-            .expect("state machine lock poisoned by a panic in apply")
+        self.shared.state.write().expect("state machine lock poisoned by a panic in apply")
     }
 
-    async fn persist_snapshot(
-        &self,
-        stored: StoredSnapshot<C>,
-    ) -> Result<(), StorageError<C::NodeId>> {
+    async fn persist_snapshot(&self, stored: StoredSnapshot<C>) -> Result<(), StorageError<C::NodeId>> {
         let signature = stored.meta.signature();
-        let bytes = codec::encode_versioned(&stored).map_err(|e| {
-            StorageError::from(StorageIOError::write_snapshot(Some(signature.clone()), &e))
-        })?;
+        let bytes = codec::encode_versioned(&stored)
+            .map_err(|e| StorageError::from(StorageIOError::write_snapshot(Some(signature.clone()), &e)))?;
         let db = self.shared.db.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let tx = db.begin_write()?;
-            tx.open_table(SNAPSHOT_TABLE)?
-                .insert(SNAPSHOT_KEY, bytes.as_slice())?;
+            tx.open_table(SNAPSHOT_TABLE)?.insert(SNAPSHOT_KEY, bytes.as_slice())?;
             tx.commit()?;
             Ok::<(), redb::Error>(())
         })
         .await;
-        let result = joined.unwrap_or_else(|join| {
-            Err(redb::Error::Corrupted(format!(
-                "snapshot writer failed: {join}"
-            )))
-        });
+        let result =
+            joined.unwrap_or_else(|join| Err(redb::Error::Corrupted(format!("snapshot writer failed: {join}"))));
         result.map_err(|e| StorageIOError::write_snapshot(Some(signature), &e).into())
     }
 }
@@ -188,31 +159,16 @@ where
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError<C::NodeId>> {
         let (data, last_log_id, last_membership) = {
             let state = self.read();
-            (
-                state.app.snapshot_bytes(),
-                state.last_applied.clone(),
-                state.membership.clone(),
-            )
+            (state.app.snapshot_bytes(), state.last_applied.clone(), state.membership.clone())
         };
         let serial = self.shared.snapshot_serial.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_log_id {
             Some(ref log_id) => format!("{}-{}-{serial}", log_id.leader_id, log_id.index),
             None => format!("empty-{serial}"),
         };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
-        self.persist_snapshot(StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        })
-        .await?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        self.persist_snapshot(StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
 
@@ -230,13 +186,7 @@ where
 
     async fn applied_state(
         &mut self,
-    ) -> Result<
-        (
-            Option<LogId<C::NodeId>>,
-            StoredMembership<C::NodeId, C::Node>,
-        ),
-        StorageError<C::NodeId>,
-    > {
+    ) -> Result<(Option<LogId<C::NodeId>>, StoredMembership<C::NodeId, C::Node>), StorageError<C::NodeId>> {
         let state = self.read();
         Ok((state.last_applied.clone(), state.membership.clone()))
     }
@@ -253,9 +203,7 @@ where
             state.last_applied = Some(log_id.clone());
             match entry.payload {
                 EntryPayload::Blank => outputs.push(None),
-                EntryPayload::Normal(command) => {
-                    outputs.push(Some(state.app.apply(log_id.index, &command)))
-                }
+                EntryPayload::Normal(command) => outputs.push(Some(state.app.apply(log_id.index, &command))),
                 EntryPayload::Membership(membership) => {
                     state.membership = StoredMembership::new(Some(log_id), membership);
                     outputs.push(None);
@@ -269,9 +217,7 @@ where
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<C::NodeId>> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<C::NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -283,26 +229,18 @@ where
         let data = snapshot.into_inner();
         {
             let mut state = self.write();
-            state.app.restore(&data).map_err(|e| {
-                StorageError::from(StorageIOError::read_snapshot(Some(meta.signature()), &e))
-            })?;
+            state
+                .app
+                .restore(&data)
+                .map_err(|e| StorageError::from(StorageIOError::read_snapshot(Some(meta.signature()), &e)))?;
             state.last_applied = meta.last_log_id.clone();
             state.membership = meta.last_membership.clone();
         }
-        self.persist_snapshot(StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        })
-        .await
+        self.persist_snapshot(StoredSnapshot { meta: meta.clone(), data }).await
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<C>>, StorageError<C::NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C>>, StorageError<C::NodeId>> {
         let stored = read_stored_snapshot::<C>(&self.shared.db)?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
     }
 }

@@ -53,24 +53,13 @@ struct RedbBuilder;
 
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
-impl
-    StoreBuilder<
-        SuiteConfig,
-        RedbLogStore<SuiteConfig>,
-        StateMachineStore<SuiteConfig, RunningSum>,
-        TempDir,
-    > for RedbBuilder
+impl StoreBuilder<SuiteConfig, RedbLogStore<SuiteConfig>, StateMachineStore<SuiteConfig, RunningSum>, TempDir>
+    for RedbBuilder
 {
     async fn build(
         &self,
-    ) -> Result<
-        (
-            TempDir,
-            RedbLogStore<SuiteConfig>,
-            StateMachineStore<SuiteConfig, RunningSum>,
-        ),
-        StorageError<u64>,
-    > {
+    ) -> Result<(TempDir, RedbLogStore<SuiteConfig>, StateMachineStore<SuiteConfig, RunningSum>), StorageError<u64>>
+    {
         let dir = std::env::temp_dir().join(format!(
             "lineup-storage-suite-{}-{}",
             std::process::id(),

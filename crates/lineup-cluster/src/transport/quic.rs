@@ -1,0 +1,523 @@
+//! The production transport: QUIC (quinn) with mutual TLS against the cluster CA.
+//!
+//! - Both sides present a certificate chained to the cluster CA; anything else fails the
+//!   handshake (rustls' WebPKI verifiers on both sides).
+//! - The dialler connects to site N with server name `site-N`, so a listener whose
+//!   certificate names another site is refused by TLS itself.
+//! - The dialler's first stream carries a hello frame with its site id; the listener checks
+//!   that the client certificate names that site and closes the connection otherwise. The
+//!   authenticated id is what the [`PeerHandler`] sees as `from`.
+//! - Each request uses its own bidirectional stream: one length-prefixed frame each way
+//!   ([`crate::frame`]), size-checked before reading. One connection per peer is reused by
+//!   all requests; a broken connection is re-dialled with jittered exponential backoff.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::CertificateDer;
+use tokio::time::Instant;
+
+use super::{PeerHandler, PeerTransport, SplitMix64};
+use crate::certs::{site_server_name, verify_certificate_names_site, SiteIdentity};
+use crate::frame::{read_frame, write_frame, PEER_FRAME_MAX_BYTES};
+use crate::ClusterError;
+
+/// ALPN protocol id; bump the suffix on an incompatible wire change.
+pub const ALPN_PROTOCOL: &[u8] = b"lineup/1";
+/// Hello frame layout version (first byte of the hello).
+const HELLO_VERSION: u8 = 1;
+const HELLO_BYTES: usize = 1 + 8;
+const HELLO_ACCEPTED: &[u8] = b"ok";
+
+/// Concurrent request streams a peer may have open on one connection.
+pub const PEER_STREAMS_MAX: u32 = 256;
+/// A connection with no traffic (keep-alives included) for this long is dead.
+pub const PEER_IDLE_TIMEOUT_MS: u64 = 10_000;
+/// Keep-alive period; well under the idle timeout, so a quiet link stays up.
+pub const PEER_KEEP_ALIVE_MS: u64 = 2_000;
+/// Time allowed for the QUIC+TLS handshake and the hello exchange.
+pub const PEER_CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// First reconnect delay after a failed dial; doubles per failure up to the maximum.
+pub const RECONNECT_BACKOFF_BASE_MS: u64 = 100;
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 5_000;
+
+/// QUIC application error codes.
+const CLOSE_REFUSED: u32 = 1;
+const CLOSE_SHUTDOWN: u32 = 2;
+const STREAM_BAD_FRAME: u32 = 3;
+
+/// Installs ring as the process-wide rustls crypto provider. Our own configs name ring
+/// explicitly, so this only matters for other rustls users in the process; call it at every
+/// entry point (binary main, tests) anyway, as the project's rule says. Idempotent.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn tls_err(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Tls(e.to_string())
+}
+
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut config = quinn::TransportConfig::default();
+    config.max_concurrent_bidi_streams(PEER_STREAMS_MAX.into());
+    config.max_concurrent_uni_streams(0u32.into());
+    config.keep_alive_interval(Some(Duration::from_millis(PEER_KEEP_ALIVE_MS)));
+    let idle = quinn::IdleTimeout::try_from(Duration::from_millis(PEER_IDLE_TIMEOUT_MS))
+        .expect("the idle timeout constant fits QUIC's varint");
+    config.max_idle_timeout(Some(idle));
+    Arc::new(config)
+}
+
+fn server_config(identity: &SiteIdentity) -> Result<quinn::ServerConfig, ClusterError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(identity.ca_roots.clone(), provider.clone())
+            .build()
+            .map_err(tls_err)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
+        .map_err(tls_err)?;
+    tls.alpn_protocols = vec![ALPN_PROTOCOL.to_vec()];
+    let crypto = QuicServerConfig::try_from(tls).map_err(tls_err)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+fn client_config(identity: &SiteIdentity) -> Result<quinn::ClientConfig, ClusterError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_err)?
+        .with_root_certificates(identity.ca_roots.clone())
+        .with_client_auth_cert(identity.cert_chain.clone(), identity.key.clone_key())
+        .map_err(tls_err)?;
+    tls.alpn_protocols = vec![ALPN_PROTOCOL.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(tls_err)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+/// Dial state of one peer.
+struct PeerLink {
+    connection: Option<quinn::Connection>,
+    consecutive_failures: u32,
+    next_dial_at: Option<Instant>,
+}
+
+/// A site's QUIC endpoint: it listens for peers and dials them.
+pub struct QuicTransport {
+    site: u64,
+    endpoint: quinn::Endpoint,
+    /// One entry per peer ever dialled; each behind its own async lock so concurrent
+    /// requests to a peer share one dial.
+    links: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<PeerLink>>>>,
+    jitter: Mutex<SplitMix64>,
+}
+
+impl QuicTransport {
+    /// Binds the endpoint (e.g. `127.0.0.1:0` in tests). Call [`PeerTransport::serve`] to
+    /// start accepting.
+    pub fn bind(identity: &SiteIdentity, listen: SocketAddr) -> Result<Self, ClusterError> {
+        install_crypto_provider();
+        let mut endpoint = quinn::Endpoint::server(server_config(identity)?, listen)?;
+        endpoint.set_default_client_config(client_config(identity)?);
+        Ok(Self {
+            site: identity.site,
+            endpoint,
+            links: Mutex::new(BTreeMap::new()),
+            jitter: Mutex::new(SplitMix64::from_entropy()),
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, ClusterError> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// Closes every connection and stops accepting.
+    pub fn close(&self) {
+        self.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
+    }
+
+    fn link(&self, target: u64) -> Arc<tokio::sync::Mutex<PeerLink>> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links
+            .entry(target)
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(PeerLink {
+                    connection: None,
+                    consecutive_failures: 0,
+                    next_dial_at: None,
+                }))
+            })
+            .clone()
+    }
+
+    fn backoff(&self, failures: u32) -> Duration {
+        let exponent = failures.saturating_sub(1).min(16);
+        let ceiling = RECONNECT_BACKOFF_BASE_MS.saturating_mul(1 << exponent).min(RECONNECT_BACKOFF_MAX_MS);
+        // Full jitter in the upper half: spreads simultaneous redials after a shared outage.
+        let jitter = self.jitter.lock().unwrap_or_else(|p| p.into_inner()).below(ceiling / 2 + 1);
+        Duration::from_millis(ceiling / 2 + jitter)
+    }
+
+    /// The live connection to `target`, dialling if there is none and the backoff allows.
+    async fn connection(&self, target: u64, target_addr: &str) -> Result<quinn::Connection, ClusterError> {
+        let link = self.link(target);
+        let mut link = link.lock().await;
+        if let Some(connection) = &link.connection {
+            if connection.close_reason().is_none() {
+                return Ok(connection.clone());
+            }
+            link.connection = None;
+        }
+        if let Some(at) = link.next_dial_at {
+            if Instant::now() < at {
+                return Err(ClusterError::Unreachable {
+                    site: target,
+                    reason: "backing off after a failed dial".into(),
+                });
+            }
+        }
+        let dialled =
+            tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), self.dial(target, target_addr)).await;
+        let dialled = dialled
+            .unwrap_or_else(|_| Err(ClusterError::Unreachable { site: target, reason: "connect timed out".into() }));
+        match dialled {
+            Ok(connection) => {
+                link.consecutive_failures = 0;
+                link.next_dial_at = None;
+                link.connection = Some(connection.clone());
+                Ok(connection)
+            }
+            Err(e) => {
+                link.consecutive_failures = link.consecutive_failures.saturating_add(1);
+                link.next_dial_at = Some(Instant::now() + self.backoff(link.consecutive_failures));
+                Err(e)
+            }
+        }
+    }
+
+    async fn dial(&self, target: u64, target_addr: &str) -> Result<quinn::Connection, ClusterError> {
+        let unreachable = |reason: String| ClusterError::Unreachable { site: target, reason };
+        let addr = tokio::net::lookup_host(target_addr)
+            .await
+            .map_err(|e| unreachable(format!("resolve {target_addr}: {e}")))?
+            .next()
+            .ok_or_else(|| unreachable(format!("{target_addr} resolves to nothing")))?;
+        let connecting =
+            self.endpoint.connect(addr, &site_server_name(target)).map_err(|e| unreachable(e.to_string()))?;
+        let connection = connecting.await.map_err(|e| unreachable(format!("handshake: {e}")))?;
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| unreachable(e.to_string()))?;
+        let mut hello = Vec::with_capacity(HELLO_BYTES);
+        hello.push(HELLO_VERSION);
+        hello.extend_from_slice(&self.site.to_le_bytes());
+        write_frame(&mut send, &hello, HELLO_BYTES).await?;
+        let _ = send.finish();
+        match read_frame(&mut recv, HELLO_ACCEPTED.len()).await {
+            Ok(answer) if answer == HELLO_ACCEPTED => Ok(connection),
+            _ => {
+                let reason =
+                    connection.close_reason().map(|r| r.to_string()).unwrap_or_else(|| "no hello answer".into());
+                Err(ClusterError::PeerRefused(format!("site {target} refused us: {reason}")))
+            }
+        }
+    }
+
+    async fn exchange(connection: &quinn::Connection, request: &[u8]) -> Result<Vec<u8>, ClusterError> {
+        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| ClusterError::Frame(e.to_string()))?;
+        write_frame(&mut send, request, PEER_FRAME_MAX_BYTES).await?;
+        let _ = send.finish();
+        read_frame(&mut recv, PEER_FRAME_MAX_BYTES).await
+    }
+}
+
+impl Drop for QuicTransport {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl PeerTransport for QuicTransport {
+    fn serve(&self, handler: Arc<dyn PeerHandler>) {
+        let endpoint = self.endpoint.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                tokio::spawn(serve_connection(incoming, handler.clone()));
+            }
+        });
+    }
+
+    async fn call(
+        &self,
+        target: u64,
+        target_addr: &str,
+        request: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClusterError> {
+        if request.len() > PEER_FRAME_MAX_BYTES {
+            return Err(ClusterError::Frame(format!("request of {} bytes exceeds the frame limit", request.len())));
+        }
+        let deadline = Instant::now() + timeout;
+        let connection =
+            tokio::time::timeout_at(deadline, self.connection(target, target_addr)).await.map_err(|_| {
+                ClusterError::Unreachable { site: target, reason: "connect did not finish in time".into() }
+            })??;
+        match tokio::time::timeout_at(deadline, Self::exchange(&connection, &request)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClusterError::Timeout { site: target, timeout_ms: timeout.as_millis() as u64 }),
+        }
+    }
+}
+
+/// The site a connected peer authenticated as, from its hello and certificate.
+fn authenticate(connection: &quinn::Connection, hello: &[u8]) -> Result<u64, ClusterError> {
+    if hello.len() != HELLO_BYTES || hello[0] != HELLO_VERSION {
+        return Err(ClusterError::PeerRefused("malformed hello".into()));
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&hello[1..]);
+    let claimed = u64::from_le_bytes(id);
+    let identity =
+        connection.peer_identity().ok_or_else(|| ClusterError::PeerRefused("no client certificate".into()))?;
+    let chain = identity
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .map_err(|_| ClusterError::PeerRefused("unexpected peer identity type".into()))?;
+    let leaf = chain.first().ok_or_else(|| ClusterError::PeerRefused("empty client certificate chain".into()))?;
+    verify_certificate_names_site(leaf, claimed)?;
+    Ok(claimed)
+}
+
+async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn PeerHandler>) {
+    // The handshake fails here for a client without a certificate chained to our CA.
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(e) => {
+            tracing::warn!(error = %e, "peer handshake failed");
+            return;
+        }
+    };
+    let from =
+        match tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), accept_hello(&connection)).await {
+            Ok(Ok(site)) => site,
+            Ok(Err(e)) => {
+                tracing::warn!(remote = %connection.remote_address(), error = %e, "peer refused");
+                connection.close(CLOSE_REFUSED.into(), e.to_string().as_bytes());
+                return;
+            }
+            Err(_) => {
+                connection.close(CLOSE_REFUSED.into(), b"no hello");
+                return;
+            }
+        };
+    // quinn caps open streams at PEER_STREAMS_MAX, so the tasks spawned here are bounded.
+    while let Ok((send, recv)) = connection.accept_bi().await {
+        tokio::spawn(serve_stream(from, send, recv, handler.clone()));
+    }
+}
+
+async fn accept_hello(connection: &quinn::Connection) -> Result<u64, ClusterError> {
+    let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| ClusterError::PeerRefused(e.to_string()))?;
+    let hello = read_frame(&mut recv, HELLO_BYTES).await?;
+    let site = authenticate(connection, &hello)?;
+    write_frame(&mut send, HELLO_ACCEPTED, HELLO_ACCEPTED.len()).await?;
+    let _ = send.finish();
+    Ok(site)
+}
+
+async fn serve_stream(
+    from: u64,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    handler: Arc<dyn PeerHandler>,
+) {
+    let request = match read_frame(&mut recv, PEER_FRAME_MAX_BYTES).await {
+        Ok(request) => request,
+        Err(e) => {
+            // Oversized, truncated or otherwise unreadable: drop this stream only.
+            tracing::warn!(peer = from, error = %e, "bad frame from peer");
+            let _ = recv.stop(STREAM_BAD_FRAME.into());
+            let _ = send.reset(STREAM_BAD_FRAME.into());
+            return;
+        }
+    };
+    let response = handler.handle(from, request).await;
+    if let Err(e) = write_frame(&mut send, &response, PEER_FRAME_MAX_BYTES).await {
+        tracing::warn!(peer = from, error = %e, "could not answer peer");
+        let _ = send.reset(STREAM_BAD_FRAME.into());
+        return;
+    }
+    let _ = send.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{generate_ca, issue_site_material, CaMaterial};
+    use crate::transport::ResponseFuture;
+    use lineup_core::codec;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Answers `from` followed by the request; counts the requests it saw.
+    struct WhoAmI(Arc<AtomicUsize>);
+
+    impl PeerHandler for WhoAmI {
+        fn handle(&self, from: u64, request: Vec<u8>) -> ResponseFuture {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                let mut answer = from.to_le_bytes().to_vec();
+                answer.extend(request);
+                answer
+            })
+        }
+    }
+
+    fn identity(ca: &CaMaterial, site: u64) -> SiteIdentity {
+        SiteIdentity::from_material(&issue_site_material(ca, site).unwrap()).unwrap()
+    }
+
+    fn serving(ca: &CaMaterial, site: u64) -> (QuicTransport, String, Arc<AtomicUsize>) {
+        let transport = QuicTransport::bind(&identity(ca, site), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        transport.serve(Arc::new(WhoAmI(seen.clone())));
+        let addr = transport.local_addr().unwrap().to_string();
+        (transport, addr, seen)
+    }
+
+    #[tokio::test]
+    async fn authenticated_requests_reuse_one_connection() {
+        let ca = generate_ca().unwrap();
+        let (_two, two_addr, seen) = serving(&ca, 2);
+        let (one, _, _) = serving(&ca, 1);
+        let mut calls = tokio::task::JoinSet::new();
+        let one = Arc::new(one);
+        for i in 0..16u8 {
+            let one = one.clone();
+            let addr = two_addr.clone();
+            calls.spawn(async move { one.call(2, &addr, vec![i], TIMEOUT).await });
+        }
+        while let Some(answer) = calls.join_next().await {
+            let answer = answer.unwrap().unwrap();
+            assert_eq!(&answer[..8], &1u64.to_le_bytes(), "the server saw the authenticated sender");
+        }
+        assert_eq!(seen.load(Ordering::SeqCst), 16);
+        let links = one.links.lock().unwrap();
+        let link = links.get(&2).unwrap().try_lock().unwrap();
+        let connection = link.connection.as_ref().unwrap();
+        assert_eq!(link.consecutive_failures, 0);
+        // All 16 requests and the hello went over this one connection.
+        assert!(connection.stats().frame_tx.stream >= 17);
+    }
+
+    #[tokio::test]
+    async fn a_peer_certified_by_another_ca_is_refused() {
+        let ca = generate_ca().unwrap();
+        let stranger_ca = generate_ca().unwrap();
+        let (_two, two_addr, seen) = serving(&ca, 2);
+        let (stranger, _, _) = serving(&stranger_ca, 1);
+        let err = stranger.call(2, &two_addr, b"hi".to_vec(), TIMEOUT).await.unwrap_err();
+        assert!(matches!(err, ClusterError::Unreachable { .. } | ClusterError::PeerRefused(_)), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 0);
+        // Nor may we talk to a stranger's listener.
+        let (_stranger_two, stranger_two_addr, stranger_seen) = serving(&stranger_ca, 2);
+        let (one, _, _) = serving(&ca, 1);
+        assert!(one.call(2, &stranger_two_addr, b"hi".to_vec(), TIMEOUT).await.is_err());
+        assert_eq!(stranger_seen.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_listener_whose_certificate_names_another_site_is_refused() {
+        let ca = generate_ca().unwrap();
+        let (_three, three_addr, seen) = serving(&ca, 3);
+        let (one, _, _) = serving(&ca, 1);
+        // We believe site 2 listens there, but the certificate says site 3.
+        let err = one.call(2, &three_addr, b"hi".to_vec(), TIMEOUT).await.unwrap_err();
+        assert!(matches!(err, ClusterError::Unreachable { .. }), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), 0);
+        // The failed dial is followed by a backoff, not an immediate redial.
+        let err = one.call(2, &three_addr, b"hi".to_vec(), TIMEOUT).await.unwrap_err();
+        assert!(matches!(err, ClusterError::Unreachable { ref reason, .. } if reason.contains("backing off")), "{err}");
+    }
+
+    /// A hand-driven client: valid site-1 certificate, arbitrary hello and frames.
+    async fn raw_connection(ca: &CaMaterial, server_site: u64, addr: &str, claimed_site: u64) -> quinn::Connection {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(client_config(&identity(ca, 1)).unwrap());
+        let connection =
+            endpoint.connect(addr.parse().unwrap(), &site_server_name(server_site)).unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        let mut hello = vec![HELLO_VERSION];
+        hello.extend_from_slice(&claimed_site.to_le_bytes());
+        write_frame(&mut send, &hello, HELLO_BYTES).await.unwrap();
+        send.finish().unwrap();
+        let _ = read_frame(&mut recv, HELLO_ACCEPTED.len()).await;
+        connection
+    }
+
+    #[tokio::test]
+    async fn a_peer_claiming_a_site_its_certificate_does_not_name_is_refused() {
+        let ca = generate_ca().unwrap();
+        let (_two, two_addr, seen) = serving(&ca, 2);
+        // Certificate for site 1, hello claims site 3.
+        let connection = raw_connection(&ca, 2, &two_addr, 3).await;
+        let closed =
+            tokio::time::timeout(TIMEOUT, connection.closed()).await.expect("the server closes the connection");
+        assert!(
+            matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == CLOSE_REFUSED.into())
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn garbage_truncated_and_oversized_frames_are_rejected_and_the_link_survives() {
+        let ca = generate_ca().unwrap();
+        // A handler that decodes like the node does: garbage becomes an error answer.
+        struct Decoding;
+        impl PeerHandler for Decoding {
+            fn handle(&self, _from: u64, request: Vec<u8>) -> ResponseFuture {
+                let answer = match codec::decode_versioned::<(u64, String)>(&request, PEER_FRAME_MAX_BYTES) {
+                    Ok((n, s)) => format!("ok {n} {s}"),
+                    Err(e) => format!("refused: {e}"),
+                };
+                Box::pin(async move { answer.into_bytes() })
+            }
+        }
+        let server = QuicTransport::bind(&identity(&ca, 2), "127.0.0.1:0".parse().unwrap()).unwrap();
+        server.serve(Arc::new(Decoding));
+        let addr = server.local_addr().unwrap().to_string();
+        let connection = raw_connection(&ca, 2, &addr, 1).await;
+
+        // Oversized: a length prefix over the limit; the server resets the stream unread.
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        let _ = send.finish();
+        assert!(read_frame(&mut recv, PEER_FRAME_MAX_BYTES).await.is_err());
+
+        // Truncated: declares 100 bytes, sends 10, finishes.
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        send.write_all(&100u32.to_be_bytes()).await.unwrap();
+        send.write_all(&[7u8; 10]).await.unwrap();
+        send.finish().unwrap();
+        assert!(read_frame(&mut recv, PEER_FRAME_MAX_BYTES).await.is_err());
+
+        // Garbage inside a well-formed frame: the handler refuses it with an answer.
+        let garbage = QuicTransport::exchange(&connection, &[0xFF; 64]).await.unwrap();
+        assert!(String::from_utf8(garbage).unwrap().starts_with("refused"));
+
+        // The connection still serves good requests.
+        let good = codec::encode_versioned(&(5u64, String::from("sales"))).unwrap();
+        let answer = QuicTransport::exchange(&connection, &good).await.unwrap();
+        assert_eq!(answer, b"ok 5 sales");
+        assert!(connection.close_reason().is_none());
+    }
+}
