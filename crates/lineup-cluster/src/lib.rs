@@ -6,6 +6,7 @@ pub mod certs;
 mod error;
 pub mod frame;
 pub mod log_store;
+pub mod relay;
 pub mod state_machine;
 pub mod transport;
 
