@@ -25,7 +25,7 @@ pub struct Command {
 
 /// What an operator or supervisor asks the operator's state to become.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RequestedState {
     Available,
     Break { reason: String },

@@ -19,7 +19,7 @@ pub const CONFIG_LIST_MAX_ITEMS: usize = 64;
 
 /// Where a caller goes when it leaves a queue without being answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Target {
     /// Back to the dialplan, with `LINEUP_RESULT` set to the outcome.
     #[default]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a call ended. Every call gets exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed {
         by: HungUpBy,
@@ -78,7 +78,7 @@ pub struct Offer {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Announcement {
     /// "You are number N; expected wait M minutes." `eta_ms` is None when nobody is staffed.
     Position { position: u32, eta_ms: Option<u64> },
@@ -95,7 +95,7 @@ pub enum AlarmKind {
 
 /// State of an operator as projected to dashboards and Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum OperatorStatus {
     Offline,
     Available,

@@ -701,25 +701,27 @@ impl Routing {
             QueueLogVerb::EnterQueue,
             vec![String::new(), c.caller_number.clone(), position.to_string()],
         );
-        if announce_now {
-            self.announce_position(no);
+        if live {
+            self.announce_position(no, announce_now);
         }
         self.scratch.dirty_calls.insert(no);
     }
 
-    /// Position and ETA announcement, plus the callback offer when the ETA is above the
-    /// queue's threshold (once per call).
-    fn announce_position(&mut self, no: u64) {
+    /// Position and ETA announcement (when `speak`), plus the callback offer when the ETA is
+    /// above the queue's threshold (once per call).
+    fn announce_position(&mut self, no: u64, speak: bool) {
         let Some(call) = self.s.calls.get(&no) else { return };
         let (Some(channel), Some(position)) = (call.channel.clone(), self.position_of_no(no)) else { return };
         let eta_ms = self.eta_ms(&call.queue, position);
         let (id, site) = (call.id.clone(), call.entry_site);
-        self.scratch.out.push(Effect::Announce {
-            call: id.clone(),
-            site,
-            channel: channel.clone(),
-            announcement: Announcement::Position { position, eta_ms },
-        });
+        if speak {
+            self.scratch.out.push(Effect::Announce {
+                call: id.clone(),
+                site,
+                channel: channel.clone(),
+                announcement: Announcement::Position { position, eta_ms },
+            });
+        }
         let threshold = self.s.queues[&call.queue].config.callback_offer_above_eta_ms;
         if let (Some(threshold), Some(eta)) = (threshold, eta_ms) {
             if eta > threshold && !call.callback_offered {
@@ -1549,7 +1551,7 @@ impl Routing {
             Timer::Announce(no) => {
                 let every = self.s.queues[&self.s.calls[&no].queue].config.announce_every_ms;
                 self.with_call(no, |c| c.next_announce_ms = every.map(|e| now.saturating_add(e)));
-                self.announce_position(no);
+                self.announce_position(no, true);
             }
             Timer::Periodic(no) => {
                 let call = &self.s.calls[&no];
@@ -1679,13 +1681,21 @@ impl Routing {
             .collect();
         ops.sort();
         for (_, id) in ops {
-            let Some(op) = self.s.operators.get(&id) else { continue };
-            if !op.is_offerable() {
-                continue;
-            }
-            if let Some(no) = self.best_call_for(op, false) {
-                self.make_offer(no, &id);
+            // The freed operator finds its globally first eligible caller; that caller then
+            // goes to *its* best operator, which may be one idle longer (e.g. one that a
+            // queue cap held back). Repeat until this operator is served or has nothing.
+            while offers < SETTLE_OFFERS_MAX {
+                let Some(op) = self.s.operators.get(&id) else { break };
+                if !op.is_offerable() {
+                    break;
+                }
+                let Some(no) = self.best_call_for(op, false) else { break };
+                let chosen = self.best_operator_for(no).unwrap_or_else(|| id.clone());
+                self.make_offer(no, &chosen);
                 offers += 1;
+                if chosen == id {
+                    break;
+                }
             }
         }
         let mut calls: Vec<((Reverse<u8>, OrderKey), u64)> = std::mem::take(&mut self.scratch.dirty_calls)
