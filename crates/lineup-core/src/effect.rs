@@ -126,6 +126,8 @@ pub struct OperatorView {
     pub site: Option<SiteId>,
     pub channel: Option<String>,
     pub since_ms: u64,
+    /// Available but resting after a missed offer until then (no offers meanwhile).
+    pub rest_until_ms: Option<u64>,
     /// Queues the operator serves (for `operator:<id>:queue` and `queue:<id>:operators`).
     pub queues: Vec<QueueId>,
 }
@@ -153,7 +155,12 @@ pub struct CallView {
     pub order_seq: u64,
     pub entry_site: SiteId,
     pub operator: Option<OperatorId>,
+    /// Fence of the current offer or connection.
+    pub fence: Option<u64>,
+    /// Since when the call is in its current status (for a waiting call: when it joined its queue).
     pub since_ms: u64,
+    /// A callback promise is not offered again before this time (after a failed attempt).
+    pub not_before_ms: Option<u64>,
 }
 
 /// The history record of a finished call (one per call).

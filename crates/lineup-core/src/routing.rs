@@ -1690,7 +1690,15 @@ impl Routing {
                     break;
                 }
                 let Some(no) = self.best_call_for(op, false) else { break };
-                let chosen = self.best_operator_for(no).unwrap_or_else(|| id.clone());
+                // Give it to a better operator only if it is that operator's own first
+                // eligible caller too; otherwise that operator would overtake someone.
+                let chosen = self
+                    .best_operator_for(no)
+                    .filter(|other| {
+                        other == &id
+                            || self.s.operators.get(other).and_then(|o| self.best_call_for(o, false)) == Some(no)
+                    })
+                    .unwrap_or_else(|| id.clone());
                 self.make_offer(no, &chosen);
                 offers += 1;
                 if chosen == id {
@@ -1898,7 +1906,9 @@ impl Routing {
             order_seq: call.key.seq,
             entry_site: call.entry_site,
             operator: operator.clone(),
+            fence: None,
             since_ms: now,
+            not_before_ms: None,
         }));
         self.scratch.out.push(Effect::CallEnded(CallRecord {
             call: call.id,
@@ -2174,16 +2184,20 @@ impl Routing {
     fn call_view_of(&self, no: u64) -> Option<CallView> {
         let call = self.s.calls.get(&no)?;
         let cb = call.callback.is_some();
-        let (status, operator, since_ms) = match &call.state {
+        let (status, operator, fence, since_ms) = match &call.state {
             CallState::Waiting => {
-                (if cb { CallStatus::CallbackWaiting } else { CallStatus::Waiting }, None, call.joined_at_ms)
+                (if cb { CallStatus::CallbackWaiting } else { CallStatus::Waiting }, None, None, call.joined_at_ms)
             }
-            CallState::Offered { operator, since_ms, .. } => {
-                (if cb { CallStatus::CallbackOffered } else { CallStatus::Offered }, Some(operator.clone()), *since_ms)
-            }
-            CallState::Connected { operator, since_ms, .. } => (
+            CallState::Offered { operator, fence, since_ms, .. } => (
+                if cb { CallStatus::CallbackOffered } else { CallStatus::Offered },
+                Some(operator.clone()),
+                Some(*fence),
+                *since_ms,
+            ),
+            CallState::Connected { operator, fence, since_ms, .. } => (
                 if cb { CallStatus::CallbackConnected } else { CallStatus::Connected },
                 Some(operator.clone()),
+                Some(*fence),
                 *since_ms,
             ),
         };
@@ -2196,7 +2210,9 @@ impl Routing {
             order_seq: call.key.seq,
             entry_site: call.entry_site,
             operator,
+            fence,
             since_ms,
+            not_before_ms: call.callback.as_ref().and_then(|c| c.ready_at_ms),
         })
     }
 
@@ -2226,6 +2242,7 @@ impl Routing {
             site: op.site,
             channel: op.channel.clone(),
             since_ms: op.since_ms,
+            rest_until_ms: op.wake_ms.filter(|_| matches!(op.status, OperatorStatus::Available)),
             queues: op.config.memberships.keys().cloned().collect(),
         })
     }
