@@ -21,6 +21,29 @@ pub enum ClusterError {
     Timeout { site: u64, timeout_ms: u64 },
     #[error("peer refused: {0}")]
     PeerRefused(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("no leader known after waiting {waited_ms} ms (no quorum reachable?)")]
+    NoLeader { waited_ms: u64 },
+    #[error("site {site} is not the leader (leader: {leader:?})")]
+    NotLeader { site: u64, leader: Option<u64> },
+    #[error("leader {site} failed the request: {reason}")]
+    LeaderFailed { site: u64, reason: String },
+    #[error("command ({origin}, {serial}) may or may not have been applied: no answer and no result to read back")]
+    OutcomeUnknown { origin: u64, serial: u64 },
+    #[error("command of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes")]
+    CommandTooLarge { size_bytes: usize, limit_bytes: usize },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl ClusterError {
+    pub(crate) fn from_leader(site: u64, e: crate::rpc::LeaderError) -> Self {
+        match e {
+            crate::rpc::LeaderError::NotLeader { leader, .. } => ClusterError::NotLeader { site, leader },
+            crate::rpc::LeaderError::Failed(reason) => ClusterError::LeaderFailed { site, reason },
+        }
+    }
 }

@@ -6,8 +6,13 @@ pub mod certs;
 mod error;
 pub mod frame;
 pub mod log_store;
+pub mod node;
 pub mod relay;
+pub mod rpc;
 pub mod state_machine;
 pub mod transport;
 
 pub use error::ClusterError;
+
+pub use node::{ClusterNode, ClusterTiming, NodeConfig, SiteEffect};
+pub use rpc::Committed;

@@ -58,6 +58,29 @@ pub fn open_database(path: &Path) -> Result<Arc<Database>, ClusterError> {
     Ok(Arc::new(db))
 }
 
+const META_INCARNATION: &str = "incarnation";
+
+/// Counts this node's runs: returns 1 on the first start, then one more per start, durably.
+/// Command ids proposed by a run use it, so a restarted node never reuses an id.
+pub fn next_incarnation(db: &Database) -> Result<u32, ClusterError> {
+    let storage = |e: redb::Error| ClusterError::Storage(e.to_string());
+    let tx = db.begin_write().map_err(|e| storage(e.into()))?;
+    let next = {
+        let mut table = tx.open_table(META_TABLE).map_err(|e| storage(e.into()))?;
+        let previous: u32 = match table.get(META_INCARNATION).map_err(|e| storage(e.into()))? {
+            Some(bytes) => codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES)?,
+            None => 0,
+        };
+        let next =
+            previous.checked_add(1).ok_or_else(|| ClusterError::Storage("incarnation counter exhausted".into()))?;
+        let bytes = codec::encode_versioned(&next)?;
+        table.insert(META_INCARNATION, bytes.as_slice()).map_err(|e| storage(e.into()))?;
+        next
+    };
+    tx.commit().map_err(|e| storage(e.into()))?;
+    Ok(next)
+}
+
 /// openraft's `RaftLogStorage` over redb, generic over the type config so the storage test
 /// suite can run it with a test config and the node with the routing config.
 pub struct RedbLogStore<C: RaftTypeConfig> {

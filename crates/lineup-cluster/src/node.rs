@@ -1,0 +1,702 @@
+//! A site's cluster node: the routing core replicated by openraft.
+//!
+//! - The Raft state machine is [`lineup_core::Routing`] ([`SiteState`]); every site applies
+//!   the same commands in the same order and so computes the same offers.
+//! - Effects addressed to this site ([`Effect::is_for`]) go out on a bounded broadcast
+//!   stream ([`ClusterNode::subscribe_effects`]). A subscriber that falls behind gets
+//!   `Lagged` and must reconcile from state. After a restart the node re-applies its log
+//!   past the snapshot and re-emits those effects; the site adapter's fences make them
+//!   harmless (DESIGN decision 5).
+//! - Writes from any site ([`ClusterNode::submit`]) go to the leader over the peer link; the
+//!   caller gets the committed result or a definite error. A timeout (unknown outcome) is
+//!   resolved by reading the result back by command id, never by a blind retry.
+//! - The leader proposes `Tick` every [`ClusterTiming::tick_interval_ms`], and `SiteLost` /
+//!   `SiteBack` when a member stops or resumes answering for [`ClusterTiming::site_lost_after_ms`].
+
+use std::collections::{BTreeMap, BTreeSet};
+// The raft-types macro names `Cursor` unqualified for its default SnapshotData.
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lineup_core::codec::{self, CodecError};
+use lineup_core::{Applied, Command, CommandBody, CommandId, CommandResult, Effect, Routing, SiteId};
+use openraft::error::{
+    CheckIsLeaderError, InitializeError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::frame::PEER_FRAME_MAX_BYTES;
+use crate::log_store::{open_database, RedbLogStore};
+use crate::rpc::{Committed, LeaderError, PeerRequest, PeerResponse};
+use crate::state_machine::{ReplicatedState, StateMachineStore};
+use crate::transport::{PeerHandler, PeerTransport, ResponseFuture};
+use crate::ClusterError;
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for Lineup: the log entry is a routing [`Command`],
+    /// the response its [`Applied`] (None for Raft's own blank and membership entries), and
+    /// a node id is a site id.
+    pub LineupRaft:
+        D = Command,
+        R = Option<Applied>,
+        NodeId = u64,
+        Node = BasicNode,
+);
+
+pub type LineupRaftHandle = openraft::Raft<LineupRaft>;
+type Store = StateMachineStore<LineupRaft, SiteState>;
+
+/// Heartbeat period. Far above openraft's 50 ms default: sites talk across a WAN.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 300;
+/// Election timeout range; a follower that hears no heartbeat for a random time in this
+/// range stands for election. Several heartbeats fit in the minimum, so one lost datagram
+/// does not depose a leader.
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 1_000;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 2_000;
+/// The leader's clock rate into the routing core (`Tick`).
+pub const TICK_INTERVAL_MS: u64 = 1_000;
+/// A member that has not answered the leader for this long is declared lost (`SiteLost`),
+/// so its callers get their outcome.
+pub const SITE_LOST_AFTER_MS: u64 = 10_000;
+/// How long a client write may take before its outcome counts as unknown.
+pub const CLIENT_WRITE_TIMEOUT_MS: u64 = 5_000;
+/// Rounds of (find leader, send, resolve) before a write gives up with an error.
+pub const CLIENT_WRITE_ATTEMPTS_MAX: u32 = 5;
+/// Snapshot (and then compact the log) after this many entries since the last snapshot.
+pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 10_000;
+/// Entries kept in the log behind the snapshot, so a briefly lagging follower catches up
+/// from the log instead of a full snapshot.
+pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
+/// Entries per AppendEntries. Together with [`COMMAND_MAX_BYTES`] this keeps a batch under
+/// [`PEER_FRAME_MAX_BYTES`].
+pub const MAX_PAYLOAD_ENTRIES: u64 = 128;
+/// Largest encoded command accepted for proposal.
+pub const COMMAND_MAX_BYTES: usize = 32 * 1024;
+/// Snapshot chunk size for InstallSnapshot (well under the frame limit).
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
+/// Applied effects buffered per subscriber before it lags.
+pub const EFFECT_STREAM_CAPACITY: usize = 4_096;
+
+const _: () = assert!(MAX_PAYLOAD_ENTRIES as usize * COMMAND_MAX_BYTES * 2 <= PEER_FRAME_MAX_BYTES);
+const _: () = assert!((SNAPSHOT_CHUNK_BYTES as usize) * 2 <= PEER_FRAME_MAX_BYTES);
+const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 <= ELECTION_TIMEOUT_MIN_MS);
+
+/// Timing of one node; defaults suit sites on a WAN. Tests shorten them.
+#[derive(Debug, Clone)]
+pub struct ClusterTiming {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub tick_interval_ms: u64,
+    pub site_lost_after_ms: u64,
+    pub client_write_timeout_ms: u64,
+}
+
+impl Default for ClusterTiming {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+            election_timeout_min_ms: ELECTION_TIMEOUT_MIN_MS,
+            election_timeout_max_ms: ELECTION_TIMEOUT_MAX_MS,
+            tick_interval_ms: TICK_INTERVAL_MS,
+            site_lost_after_ms: SITE_LOST_AFTER_MS,
+            client_write_timeout_ms: CLIENT_WRITE_TIMEOUT_MS,
+        }
+    }
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub site: u64,
+    /// Where this node's redb file lives (created if missing).
+    pub data_dir: PathBuf,
+    pub timing: ClusterTiming,
+    /// Snapshot after this many log entries (then compact the log).
+    pub snapshot_logs_since_last: u64,
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl NodeConfig {
+    pub fn new(site: u64, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            site,
+            data_dir: data_dir.into(),
+            timing: ClusterTiming::default(),
+            snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
+            logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
+        }
+    }
+
+    fn raft_config(&self) -> Result<Config, ClusterError> {
+        let config = Config {
+            cluster_name: "lineup".into(),
+            heartbeat_interval: self.timing.heartbeat_interval_ms,
+            election_timeout_min: self.timing.election_timeout_min_ms,
+            election_timeout_max: self.timing.election_timeout_max_ms,
+            install_snapshot_timeout: self.timing.election_timeout_max_ms.max(1_000),
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+            ..Config::default()
+        };
+        config.validate().map_err(|e| ClusterError::Config(e.to_string()))
+    }
+}
+
+/// An effect addressed to this site, with the log index that produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteEffect {
+    pub log_index: u64,
+    pub effect: Effect,
+}
+
+/// The Raft state machine: the routing core plus publication of this site's effects.
+pub struct SiteState {
+    routing: Routing,
+    site: SiteId,
+    effects: broadcast::Sender<SiteEffect>,
+}
+
+impl SiteState {
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+}
+
+impl ReplicatedState for SiteState {
+    type Command = Command;
+    type Output = Applied;
+
+    fn apply(&mut self, log_index: u64, command: &Command) -> Applied {
+        let applied = self.routing.apply(log_index, command);
+        for effect in applied.effects.iter().filter(|e| e.is_for(self.site)) {
+            // No subscriber is fine: the effect is also in the committed log.
+            let _ = self.effects.send(SiteEffect { log_index, effect: effect.clone() });
+        }
+        applied
+    }
+
+    fn snapshot_bytes(&self) -> Vec<u8> {
+        self.routing.snapshot_bytes()
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        self.routing = Routing::restore(bytes)?;
+        Ok(())
+    }
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Last successful exchange with each peer (leader side), for SiteLost detection.
+type PeerContact = Arc<Mutex<BTreeMap<u64, Instant>>>;
+
+fn note_contact(contact: &PeerContact, site: u64) {
+    contact.lock().unwrap_or_else(|p| p.into_inner()).insert(site, Instant::now());
+}
+
+/// openraft's network factory over a [`PeerTransport`].
+pub struct PeerNetworkFactory<T> {
+    transport: Arc<T>,
+    contact: PeerContact,
+}
+
+/// openraft's client for one peer.
+pub struct PeerClient<T> {
+    transport: Arc<T>,
+    target: u64,
+    target_addr: String,
+    contact: PeerContact,
+}
+
+impl<T: PeerTransport> RaftNetworkFactory<LineupRaft> for PeerNetworkFactory<T> {
+    type Network = PeerClient<T>;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient<T> {
+        PeerClient {
+            transport: self.transport.clone(),
+            target,
+            target_addr: node.addr.clone(),
+            contact: self.contact.clone(),
+        }
+    }
+}
+
+/// Sends one request to a peer and decodes its answer.
+async fn call_peer<T: PeerTransport>(
+    transport: &T,
+    target: u64,
+    target_addr: &str,
+    request: &PeerRequest,
+    timeout: Duration,
+) -> Result<PeerResponse, ClusterError> {
+    let bytes = codec::encode_versioned(request)?;
+    let answer = transport.call(target, target_addr, bytes, timeout).await?;
+    Ok(codec::decode_versioned(&answer, PEER_FRAME_MAX_BYTES)?)
+}
+
+fn rpc_error<E: std::error::Error>(e: ClusterError) -> RPCError<u64, BasicNode, E> {
+    match e {
+        ClusterError::Unreachable { .. } | ClusterError::PeerRefused(_) => RPCError::Unreachable(Unreachable::new(&e)),
+        _ => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn unexpected<E: std::error::Error>(answer: PeerResponse) -> RPCError<u64, BasicNode, E> {
+    let reason = match answer {
+        PeerResponse::Refused(reason) => reason,
+        other => format!("unexpected answer {other:?}"),
+    };
+    RPCError::Network(NetworkError::new(&ClusterError::PeerRefused(reason)))
+}
+
+impl<T: PeerTransport> PeerClient<T> {
+    async fn call(&self, request: &PeerRequest, option: &RPCOption) -> Result<PeerResponse, ClusterError> {
+        let answer = call_peer(&*self.transport, self.target, &self.target_addr, request, option.hard_ttl()).await?;
+        note_contact(&self.contact, self.target);
+        Ok(answer)
+    }
+}
+
+impl<T: PeerTransport> RaftNetwork<LineupRaft> for PeerClient<T> {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<LineupRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        match self.call(&PeerRequest::AppendEntries(rpc), &option).await.map_err(rpc_error)? {
+            PeerResponse::AppendEntries(answer) => {
+                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<LineupRaft>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
+        match self.call(&PeerRequest::InstallSnapshot(rpc), &option).await.map_err(rpc_error)? {
+            PeerResponse::InstallSnapshot(answer) => {
+                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        match self.call(&PeerRequest::Vote(rpc), &option).await.map_err(rpc_error)? {
+            PeerResponse::Vote(answer) => answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// Serves peers' requests on this node.
+struct NodeHandler {
+    raft: LineupRaftHandle,
+    store: Store,
+}
+
+fn leader_error<E>(e: RaftError<u64, E>) -> LeaderError
+where
+    E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<u64, BasicNode>>,
+{
+    match e.forward_to_leader::<BasicNode>() {
+        Some(forward) => LeaderError::NotLeader {
+            leader: forward.leader_id,
+            leader_addr: forward.leader_node.as_ref().map(|n| n.addr.clone()),
+        },
+        None => LeaderError::Failed(e.to_string()),
+    }
+}
+
+impl NodeHandler {
+    async fn answer(&self, from: u64, request: Vec<u8>) -> PeerResponse {
+        let request: PeerRequest = match codec::decode_versioned(&request, PEER_FRAME_MAX_BYTES) {
+            Ok(request) => request,
+            Err(e) => return PeerResponse::Refused(format!("undecodable request: {e}")),
+        };
+        // A Raft message names its sender in its vote; it must be the authenticated peer,
+        // or a site with a valid certificate could speak for another.
+        let claimed = match &request {
+            PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
+            PeerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
+            PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
+            PeerRequest::ClientWrite(_) | PeerRequest::ReadIndex | PeerRequest::ResultOf(_) => Some(from),
+        };
+        if claimed != Some(from) {
+            return PeerResponse::Refused(format!("site {from} sent a message in the name of {claimed:?}"));
+        }
+        match request {
+            PeerRequest::AppendEntries(rpc) => PeerResponse::AppendEntries(self.raft.append_entries(rpc).await),
+            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::InstallSnapshot(rpc) => PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await),
+            PeerRequest::ClientWrite(command) => PeerResponse::ClientWrite(write_as_leader(&self.raft, command).await),
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(read_index_as_leader(&self.raft).await),
+            PeerRequest::ResultOf(id) => PeerResponse::ResultOf(match read_index_as_leader(&self.raft).await {
+                Ok(_) => Ok(self.store.read().app.routing.result_of(&id)),
+                Err(e) => Err(e),
+            }),
+        }
+    }
+}
+
+impl PeerHandler for NodeHandler {
+    fn handle(&self, from: u64, request: Vec<u8>) -> ResponseFuture {
+        let handler = NodeHandler { raft: self.raft.clone(), store: self.store.clone() };
+        Box::pin(async move {
+            let answer = handler.answer(from, request).await;
+            codec::encode_versioned(&answer).unwrap_or_else(|e| {
+                // Only an unencodable openraft type could get here; answer with a refusal.
+                let refusal = PeerResponse::Refused(format!("could not encode the answer: {e}"));
+                codec::encode_versioned(&refusal).unwrap_or_default()
+            })
+        })
+    }
+}
+
+async fn write_as_leader(raft: &LineupRaftHandle, command: Command) -> Result<Committed, LeaderError> {
+    match raft.client_write(command).await {
+        Ok(response) => match response.data {
+            Some(applied) => Ok(Committed::from_applied(response.log_id.index, applied)),
+            None => Err(LeaderError::Failed("a command entry produced no result".into())),
+        },
+        Err(e) => Err(leader_error(e)),
+    }
+}
+
+async fn read_index_as_leader(raft: &LineupRaftHandle) -> Result<u64, LeaderError> {
+    match raft.ensure_linearizable().await {
+        Ok(read_log_id) => Ok(read_log_id.map(|id| id.index).unwrap_or(0)),
+        Err(e) => Err(leader_error::<CheckIsLeaderError<u64, BasicNode>>(e)),
+    }
+}
+
+/// A running node. Cheap to share behind an `Arc`.
+pub struct ClusterNode<T: PeerTransport> {
+    site: u64,
+    raft: LineupRaftHandle,
+    store: Store,
+    transport: Arc<T>,
+    effects: broadcast::Sender<SiteEffect>,
+    timing: ClusterTiming,
+    /// Command ids this node assigns: origin is unique per node run (see [`origin_for`]).
+    origin: u64,
+    next_serial: AtomicU64,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// The origin of commands proposed by `site` during run number `incarnation`. A new run
+/// never reuses an old run's (origin, serial), so the core's dedup cannot mistake a new
+/// command for an old one.
+pub fn origin_for(site: u64, incarnation: u32) -> u64 {
+    (site << 32) | u64::from(incarnation)
+}
+
+impl<T: PeerTransport> ClusterNode<T> {
+    /// Opens (or creates) the node's storage, starts Raft, serves peers on `transport` and
+    /// starts the leader's Tick/SiteLost duty. The node joins a cluster when a leader adds
+    /// it, or forms one with [`ClusterNode::bootstrap`].
+    pub async fn start(config: NodeConfig, transport: T) -> Result<Arc<Self>, ClusterError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let db = open_database(&config.data_dir.join("raft.redb"))?;
+        let incarnation = crate::log_store::next_incarnation(&db)?;
+        let (effects, _) = broadcast::channel(EFFECT_STREAM_CAPACITY);
+        let state = SiteState { routing: Routing::new(), site: SiteId(config.site), effects: effects.clone() };
+        let store = Store::open(db.clone(), state).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        let log_store = RedbLogStore::<LineupRaft>::new(db);
+        let transport = Arc::new(transport);
+        let contact = PeerContact::default();
+        let network = PeerNetworkFactory { transport: transport.clone(), contact: contact.clone() };
+        let raft_config = Arc::new(config.raft_config()?);
+        let raft = openraft::Raft::new(config.site, raft_config, network, log_store, store.clone())
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        transport.serve(Arc::new(NodeHandler { raft: raft.clone(), store: store.clone() }));
+        let node = Arc::new(Self {
+            site: config.site,
+            raft,
+            store,
+            transport,
+            effects,
+            timing: config.timing.clone(),
+            origin: origin_for(config.site, incarnation),
+            next_serial: AtomicU64::new(1),
+            background: Mutex::new(Vec::new()),
+        });
+        let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
+        node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
+        Ok(node)
+    }
+
+    pub fn site(&self) -> u64 {
+        self.site
+    }
+
+    /// The openraft handle, for metrics and waits (`raft().wait(..)`).
+    pub fn raft(&self) -> &LineupRaftHandle {
+        &self.raft
+    }
+
+    pub fn transport(&self) -> &Arc<T> {
+        &self.transport
+    }
+
+    /// Forms a new cluster of `members` (site id → peer address). Run it on every founding
+    /// site with the same members (1, 3 or 5); a site that is already part of a cluster
+    /// ignores it.
+    pub async fn bootstrap(&self, members: &BTreeMap<u64, String>) -> Result<(), ClusterError> {
+        let nodes: BTreeMap<u64, BasicNode> =
+            members.iter().map(|(site, addr)| (*site, BasicNode::new(addr.clone()))).collect();
+        match self.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(ClusterError::Raft(e.to_string())),
+        }
+    }
+
+    /// Effects addressed to this site, in log order, from now on.
+    pub fn subscribe_effects(&self) -> broadcast::Receiver<SiteEffect> {
+        self.effects.subscribe()
+    }
+
+    /// Reads this node's applied state (stale: it may trail the leader). For announcements
+    /// and dashboards.
+    pub fn read_stale<R>(&self, read: impl FnOnce(&Routing) -> R) -> R {
+        read(&self.store.read().app.routing)
+    }
+
+    /// The last log index this node has applied.
+    pub fn applied_index(&self) -> u64 {
+        self.store.read().last_applied.as_ref().map(|id| id.index).unwrap_or(0)
+    }
+
+    /// Reads the state after everything committed before the call is applied here
+    /// (linearizable): the leader confirms its leadership with a quorum and names a log
+    /// index, this node waits until it has applied that index, then reads.
+    pub async fn read_linearizable<R>(&self, read: impl FnOnce(&Routing) -> R) -> Result<R, ClusterError> {
+        let timeout = Duration::from_millis(self.timing.client_write_timeout_ms);
+        let index = self.read_index(timeout).await?;
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        Ok(self.read_stale(read))
+    }
+
+    async fn read_index(&self, timeout: Duration) -> Result<u64, ClusterError> {
+        let (leader, addr) = self.wait_for_leader(timeout).await?;
+        if leader == self.site {
+            return read_index_as_leader(&self.raft).await.map_err(|e| ClusterError::from_leader(leader, e));
+        }
+        match call_peer(&*self.transport, leader, &addr, &PeerRequest::ReadIndex, timeout).await? {
+            PeerResponse::ReadIndex(answer) => answer.map_err(|e| ClusterError::from_leader(leader, e)),
+            other => Err(ClusterError::PeerRefused(format!("unexpected answer to ReadIndex: {other:?}"))),
+        }
+    }
+
+    /// The current leader and its address, waiting (bounded) while there is none.
+    async fn wait_for_leader(&self, timeout: Duration) -> Result<(u64, String), ClusterError> {
+        let metrics = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .map_err(|_| ClusterError::NoLeader { waited_ms: timeout.as_millis() as u64 })?;
+        let leader = metrics.current_leader.ok_or(ClusterError::NoLeader { waited_ms: 0 })?;
+        let addr = metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone()).unwrap_or_default();
+        Ok((leader, addr))
+    }
+
+    /// A new command id from this node's origin.
+    pub fn next_command_id(&self) -> CommandId {
+        CommandId { origin: self.origin, serial: self.next_serial.fetch_add(1, Ordering::Relaxed) }
+    }
+
+    /// Proposes `body` with a fresh id from this node, stamped with the wall clock.
+    pub async fn propose(&self, body: CommandBody) -> Result<Committed, ClusterError> {
+        let command = Command { id: self.next_command_id(), at_ms: now_unix_ms(), body };
+        self.submit(command).await
+    }
+
+    /// Commits `command` through the leader, wherever it is, and returns its result.
+    ///
+    /// Errors are definite: when this returns an error the command was not applied, except
+    /// [`ClusterError::OutcomeUnknown`], which says so explicitly. A lost answer is resolved
+    /// by reading the result back by the command's id; resending the same id afterwards is
+    /// safe because the core applies an id at most once.
+    pub async fn submit(&self, command: Command) -> Result<Committed, ClusterError> {
+        let size = codec::encode_versioned(&command)?.len();
+        if size > COMMAND_MAX_BYTES {
+            return Err(ClusterError::CommandTooLarge { size_bytes: size, limit_bytes: COMMAND_MAX_BYTES });
+        }
+        let timeout = Duration::from_millis(self.timing.client_write_timeout_ms);
+        let mut outcome_unknown = false;
+        for _attempt in 0..CLIENT_WRITE_ATTEMPTS_MAX {
+            let (leader, addr) = self.wait_for_leader(timeout).await?;
+            let sent = if leader == self.site {
+                match tokio::time::timeout(timeout, write_as_leader(&self.raft, command.clone())).await {
+                    Ok(answer) => Ok(answer),
+                    Err(_) => Err(ClusterError::Timeout { site: leader, timeout_ms: timeout.as_millis() as u64 }),
+                }
+            } else {
+                match call_peer(&*self.transport, leader, &addr, &PeerRequest::ClientWrite(command.clone()), timeout)
+                    .await
+                {
+                    Ok(PeerResponse::ClientWrite(answer)) => Ok(answer),
+                    Ok(other) => Err(ClusterError::PeerRefused(format!("unexpected answer to a write: {other:?}"))),
+                    Err(e) => Err(e),
+                }
+            };
+            match sent {
+                Ok(Ok(committed)) => return Ok(committed),
+                // The leader moved before proposing: nothing happened; go again.
+                Ok(Err(LeaderError::NotLeader { .. })) => {
+                    self.await_leader_change(leader, timeout).await;
+                }
+                // Not delivered: nothing happened; go again once a leader is known.
+                Err(ClusterError::Unreachable { .. }) => {
+                    self.await_leader_change(leader, timeout).await;
+                }
+                // Delivered but unanswered, or failed after proposing: read it back.
+                Ok(Err(LeaderError::Failed(_))) | Err(ClusterError::Timeout { .. }) => {
+                    outcome_unknown = true;
+                    if let Ok(Some(result)) = self.result_of(command.id).await {
+                        return Ok(Committed { log_index: None, result, effects: Vec::new() });
+                    }
+                    // Not applied as of a linearizable read: resending the same id is safe.
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if outcome_unknown {
+            Err(ClusterError::OutcomeUnknown { origin: command.id.origin, serial: command.id.serial })
+        } else {
+            Err(ClusterError::NoLeader { waited_ms: timeout.as_millis() as u64 * u64::from(CLIENT_WRITE_ATTEMPTS_MAX) })
+        }
+    }
+
+    /// Waits (bounded) until the known leader is someone other than `old`.
+    async fn await_leader_change(&self, old: u64, timeout: Duration) {
+        let _ = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(move |m| m.current_leader.is_some_and(|l| l != old), "leader changed")
+            .await;
+    }
+
+    /// The committed result of command `id`, read linearizably; `None` if it has not been
+    /// applied (or has left the core's dedup window).
+    pub async fn result_of(&self, id: CommandId) -> Result<Option<CommandResult>, ClusterError> {
+        self.read_linearizable(|routing| routing.result_of(&id)).await
+    }
+
+    /// Adds a site at run time: first as a learner (it receives the log or a snapshot
+    /// until it has caught up), then as a voter. Must run on the leader.
+    pub async fn add_site(&self, site: u64, addr: String) -> Result<(), ClusterError> {
+        self.raft
+            .add_learner(site, BasicNode::new(addr), true)
+            .await
+            .map_err(|e| ClusterError::from_leader(self.site, leader_error(e)))?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([site])), false)
+            .await
+            .map_err(|e| ClusterError::from_leader(self.site, leader_error(e)))?;
+        Ok(())
+    }
+
+    /// Removes a site from the cluster (it stops receiving the log). Must run on the leader.
+    pub async fn remove_site(&self, site: u64) -> Result<(), ClusterError> {
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([site])), false)
+            .await
+            .map_err(|e| ClusterError::from_leader(self.site, leader_error(e)))?;
+        Ok(())
+    }
+
+    /// Builds a snapshot now (the log before it is then compacted per the config).
+    pub async fn trigger_snapshot(&self) -> Result<(), ClusterError> {
+        self.raft.trigger().snapshot().await.map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// Stops Raft and the leader duty. The transport stays with the caller.
+    pub async fn shutdown(&self) {
+        for task in self.background.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// The leader's periodic duty: propose `Tick`, and `SiteLost`/`SiteBack` for members that
+/// stop or resume answering. Holds only a weak reference, so it ends with the node.
+async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, contact: PeerContact) {
+    let tick_interval = match node.upgrade() {
+        Some(node) => Duration::from_millis(node.timing.tick_interval_ms),
+        None => return,
+    };
+    let mut interval = tokio::time::interval(tick_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leader_since: Option<Instant> = None;
+    loop {
+        interval.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let metrics = node.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            leader_since = None;
+            continue;
+        }
+        let since = *leader_since.get_or_insert_with(Instant::now);
+        let timeout = Duration::from_millis(node.timing.client_write_timeout_ms.min(node.timing.tick_interval_ms * 4));
+        let tick = Command {
+            id: node.next_command_id(),
+            at_ms: now_unix_ms(),
+            body: CommandBody::Tick { now_ms: now_unix_ms() },
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(timeout, write_as_leader(&node.raft, tick)).await {
+            tracing::debug!(site = node.site, error = ?e, "tick not committed");
+        }
+        let lost_after = Duration::from_millis(node.timing.site_lost_after_ms);
+        let members: Vec<u64> =
+            metrics.membership_config.membership().voter_ids().filter(|s| *s != node.site).collect();
+        for site in members {
+            let last = contact.lock().unwrap_or_else(|p| p.into_inner()).get(&site).copied();
+            // Count silence from when we became leader: a new leader has heard nobody yet.
+            let silent_for = Instant::now().duration_since(last.map_or(since, |l| l.max(since)));
+            let lost = node.read_stale(|r| r.is_site_lost(SiteId(site)));
+            let body = if silent_for >= lost_after && !lost {
+                CommandBody::SiteLost { site: SiteId(site) }
+            } else if silent_for < lost_after && lost && last.is_some() {
+                CommandBody::SiteBack { site: SiteId(site) }
+            } else {
+                continue;
+            };
+            tracing::info!(site = node.site, peer = site, kind = body.kind(), "membership health change");
+            let command = Command { id: node.next_command_id(), at_ms: now_unix_ms(), body };
+            let _ = tokio::time::timeout(timeout, write_as_leader(&node.raft, command)).await;
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! What sites say to each other: Raft RPCs plus the client-side requests that must reach
+//! the leader (forwarded writes, read index, result read-back). One request, one response,
+//! each a versioned codec envelope inside one transport frame.
+
+use lineup_core::{Applied, Command, CommandId, CommandResult, Effect};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::node::LineupRaft;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    AppendEntries(AppendEntriesRequest<LineupRaft>),
+    Vote(VoteRequest<u64>),
+    InstallSnapshot(InstallSnapshotRequest<LineupRaft>),
+    /// A client write proposed at another site, to be committed by this (leader) site.
+    ClientWrite(Command),
+    /// Confirm leadership with a quorum and return the index a linearizable read must wait
+    /// for.
+    ReadIndex,
+    /// The committed result of a command, read linearizably (resolves unknown outcomes).
+    ResultOf(CommandId),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    ClientWrite(Result<Committed, LeaderError>),
+    ReadIndex(Result<u64, LeaderError>),
+    ResultOf(Result<Option<CommandResult>, LeaderError>),
+    /// The request could not be decoded, or its claimed sender is not the authenticated
+    /// peer. Nothing was done.
+    Refused(String),
+}
+
+/// Why a site that was asked to act as leader did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaderError {
+    /// Not the leader; here is who is, if known. The request was not proposed.
+    NotLeader { leader: Option<u64>, leader_addr: Option<String> },
+    /// Raft refused or failed; the message says why. For a write, nothing was committed
+    /// unless the message is about a lost leadership after proposing (then the outcome is
+    /// resolved by read-back).
+    Failed(String),
+}
+
+/// A committed command's outcome, as returned to the proposer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The log index that committed it; `None` when the outcome was recovered by reading
+    /// the result back (the index is not kept in the dedup table).
+    pub log_index: Option<u64>,
+    pub result: CommandResult,
+    /// The effects of this apply. Empty when the outcome was recovered by read-back or the
+    /// command was a duplicate; every site's effect stream carries them regardless.
+    pub effects: Vec<Effect>,
+}
+
+impl Committed {
+    pub(crate) fn from_applied(log_index: u64, applied: Applied) -> Self {
+        Self { log_index: Some(log_index), result: applied.result, effects: applied.effects }
+    }
+}

@@ -1,0 +1,211 @@
+//! Shared test harness: clusters of real nodes on loopback QUIC or on the in-memory network,
+//! with short timings and temporary data directories.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lineup_cluster::certs::{generate_ca, issue_site_material, CaMaterial, SiteIdentity};
+use lineup_cluster::transport::memory::{MemoryNetwork, MemoryTransport};
+use lineup_cluster::transport::quic::QuicTransport;
+use lineup_cluster::transport::PeerTransport;
+use lineup_cluster::{ClusterNode, ClusterTiming, NodeConfig, SiteEffect};
+use lineup_core::*;
+use tokio::sync::broadcast;
+
+/// Bound on every wait in these tests.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn fast_timing() -> ClusterTiming {
+    ClusterTiming {
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        tick_interval_ms: 200,
+        site_lost_after_ms: 3_000,
+        client_write_timeout_ms: 2_000,
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "lineup-cluster-{name}-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn site(&self, site: u64) -> PathBuf {
+        self.0.join(format!("site-{site}"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn node_config(dir: &TempDir, site: u64, timing: ClusterTiming) -> NodeConfig {
+    let mut config = NodeConfig::new(site, dir.site(site));
+    config.timing = timing;
+    config
+}
+
+pub fn identity(ca: &CaMaterial, site: u64) -> SiteIdentity {
+    SiteIdentity::from_material(&issue_site_material(ca, site).unwrap()).unwrap()
+}
+
+pub struct QuicCluster {
+    pub ca: CaMaterial,
+    pub dir: TempDir,
+    pub nodes: BTreeMap<u64, Arc<ClusterNode<QuicTransport>>>,
+    pub addrs: BTreeMap<u64, String>,
+}
+
+/// Starts `sites` nodes on loopback QUIC and bootstraps them as one cluster.
+pub async fn quic_cluster(name: &str, sites: &[u64], timing: ClusterTiming) -> QuicCluster {
+    lineup_cluster::transport::quic::install_crypto_provider();
+    let ca = generate_ca().unwrap();
+    let dir = TempDir::new(name);
+    let mut transports = BTreeMap::new();
+    let mut addrs = BTreeMap::new();
+    for &site in sites {
+        let transport = QuicTransport::bind(&identity(&ca, site), "127.0.0.1:0".parse().unwrap()).unwrap();
+        addrs.insert(site, transport.local_addr().unwrap().to_string());
+        transports.insert(site, transport);
+    }
+    let mut nodes = BTreeMap::new();
+    for (site, transport) in transports {
+        let node = ClusterNode::start(node_config(&dir, site, timing.clone()), transport).await.unwrap();
+        nodes.insert(site, node);
+    }
+    for node in nodes.values() {
+        node.bootstrap(&addrs).await.unwrap();
+    }
+    QuicCluster { ca, dir, nodes, addrs }
+}
+
+pub struct MemoryCluster {
+    pub network: MemoryNetwork,
+    pub dir: TempDir,
+    pub nodes: BTreeMap<u64, Arc<ClusterNode<MemoryTransport>>>,
+    pub members: BTreeMap<u64, String>,
+}
+
+pub async fn memory_cluster(name: &str, sites: &[u64], config: impl Fn(NodeConfig) -> NodeConfig) -> MemoryCluster {
+    let network = MemoryNetwork::new(42);
+    let dir = TempDir::new(name);
+    let members: BTreeMap<u64, String> = sites.iter().map(|s| (*s, format!("memory:{s}"))).collect();
+    let mut nodes = BTreeMap::new();
+    for &site in sites {
+        let node =
+            ClusterNode::start(config(node_config(&dir, site, fast_timing())), network.transport(site)).await.unwrap();
+        nodes.insert(site, node);
+    }
+    for node in nodes.values() {
+        node.bootstrap(&members).await.unwrap();
+    }
+    MemoryCluster { network, dir, nodes, members }
+}
+
+/// Waits until some node of `nodes` is leader and all of them agree on it.
+pub async fn await_leader<T: PeerTransport>(nodes: &[&Arc<ClusterNode<T>>]) -> u64 {
+    let first = nodes[0];
+    let metrics = first
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.current_leader.is_some(), "leader elected")
+        .await
+        .expect("a leader within the bound");
+    let leader = metrics.current_leader.unwrap();
+    for node in nodes {
+        node.raft().wait(Some(WAIT)).current_leader(leader, "agree on leader").await.expect("agreement");
+    }
+    leader
+}
+
+pub async fn await_applied<T: PeerTransport>(node: &ClusterNode<T>, index: u64) {
+    node.raft()
+        .wait(Some(WAIT))
+        .applied_index_at_least(Some(index), "applied")
+        .await
+        .unwrap_or_else(|e| panic!("site {} did not apply {index}: {e}", node.site()));
+}
+
+pub fn queue_config(id: &str) -> CommandBody {
+    CommandBody::PutQueue(QueueConfig { id: QueueId::new(id), ..Default::default() })
+}
+
+pub fn operator_config(id: &str, site: u64, queue: &str) -> CommandBody {
+    CommandBody::PutOperator(OperatorConfig {
+        id: OperatorId::new(id),
+        name: id.to_string(),
+        site: SiteId(site),
+        pin_hash: String::new(),
+        mode: OperatorMode::Persistent,
+        endpoint: None,
+        skills: BTreeMap::new(),
+        memberships: [(QueueId::new(queue), 0u8)].into_iter().collect(),
+    })
+}
+
+pub fn login(id: &str, site: u64) -> CommandBody {
+    CommandBody::OperatorLogin { operator: OperatorId::new(id), site: SiteId(site), channel: Some(format!("op-{id}")) }
+}
+
+pub fn enqueue(call: &str, queue: &str, site: u64) -> CommandBody {
+    CommandBody::Enqueue(Enqueue {
+        call: CallId::new(call),
+        queue: QueueId::new(queue),
+        gate: None,
+        priority: None,
+        caller_number: "5551234".into(),
+        caller_name: "Caller".into(),
+        site: SiteId(site),
+        channel: Some(format!("ch-{call}")),
+        skills: BTreeMap::new(),
+        callback_number: None,
+    })
+}
+
+pub fn offers(effects: &[Effect]) -> Vec<Offer> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Offer(offer) => Some(offer.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Receives from an effect stream until an Offer for `call` arrives (bounded by [`WAIT`]).
+pub async fn next_offer_for(stream: &mut broadcast::Receiver<SiteEffect>, call: &str) -> (u64, Offer) {
+    let wanted = CallId::new(call);
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.recv().await {
+                Ok(SiteEffect { log_index, effect: Effect::Offer(offer) }) if offer.call == wanted => {
+                    return (log_index, offer)
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => panic!("effect stream closed"),
+            }
+        }
+    })
+    .await
+    .expect("an offer within the bound")
+}
