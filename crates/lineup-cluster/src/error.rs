@@ -19,6 +19,8 @@ pub enum ClusterError {
     Unreachable { site: u64, reason: String },
     #[error("no answer from peer {site} within {timeout_ms} ms (the request may or may not have been applied)")]
     Timeout { site: u64, timeout_ms: u64 },
+    #[error("connection to peer {site} lost mid-request (the request may or may not have been applied): {reason}")]
+    ConnectionLost { site: u64, reason: String },
     #[error("peer refused: {0}")]
     PeerRefused(String),
     #[error("configuration: {0}")]
@@ -40,6 +42,16 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
+    /// Names the peer in a transport error raised below the layer that knew it.
+    pub(crate) fn for_site(self, target: u64) -> Self {
+        match self {
+            ClusterError::Unreachable { reason, .. } => ClusterError::Unreachable { site: target, reason },
+            ClusterError::ConnectionLost { reason, .. } => ClusterError::ConnectionLost { site: target, reason },
+            ClusterError::Timeout { timeout_ms, .. } => ClusterError::Timeout { site: target, timeout_ms },
+            other => other,
+        }
+    }
+
     pub(crate) fn from_leader(site: u64, e: crate::rpc::LeaderError) -> Self {
         match e {
             crate::rpc::LeaderError::NotLeader { leader, .. } => ClusterError::NotLeader { site, leader },

@@ -582,7 +582,9 @@ impl<T: PeerTransport> ClusterNode<T> {
                     self.await_leader_change(leader, timeout).await;
                 }
                 // Delivered but unanswered, or failed after proposing: read it back.
-                Ok(Err(LeaderError::Failed(_))) | Err(ClusterError::Timeout { .. }) => {
+                Ok(Err(LeaderError::Failed(_)))
+                | Err(ClusterError::Timeout { .. })
+                | Err(ClusterError::ConnectionLost { .. }) => {
                     outcome_unknown = true;
                     if let Ok(Some(result)) = self.result_of(command.id).await {
                         return Ok(Committed { log_index: None, result, effects: Vec::new() });

@@ -28,8 +28,9 @@ pub trait PeerHandler: Send + Sync + 'static {
 /// Sends requests to peers.
 ///
 /// Errors distinguish what the caller may conclude: [`ClusterError::Unreachable`] means the
-/// request was not delivered; [`ClusterError::Timeout`] means it may or may not have been
-/// (the outcome is unknown and must be resolved by reading state back).
+/// request was not delivered; [`ClusterError::Timeout`] and [`ClusterError::ConnectionLost`]
+/// mean it may or may not have been (the outcome is unknown and must be resolved by reading
+/// state back).
 pub trait PeerTransport: Send + Sync + 'static {
     /// Starts serving inbound requests with `handler`. Called once, after the node exists.
     fn serve(&self, handler: Arc<dyn PeerHandler>);

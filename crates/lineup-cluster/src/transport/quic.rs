@@ -147,6 +147,14 @@ impl QuicTransport {
         self.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
     }
 
+    /// Closes every connection and waits (bounded by the idle timeout) until the peers
+    /// have been told, so a restarted node can bind the same address once the last
+    /// handle on this transport is dropped.
+    pub async fn shutdown(&self) {
+        self.close();
+        let _ = tokio::time::timeout(Duration::from_millis(PEER_IDLE_TIMEOUT_MS), self.endpoint.wait_idle()).await;
+    }
+
     fn link(&self, target: u64) -> Arc<tokio::sync::Mutex<PeerLink>> {
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links
@@ -233,10 +241,16 @@ impl QuicTransport {
     }
 
     async fn exchange(connection: &quinn::Connection, request: &[u8]) -> Result<Vec<u8>, ClusterError> {
-        let (mut send, mut recv) = connection.open_bi().await.map_err(|e| ClusterError::Frame(e.to_string()))?;
-        write_frame(&mut send, request, PEER_FRAME_MAX_BYTES).await?;
+        let site = 0;
+        // Failing to open a stream means nothing was sent.
+        let (mut send, mut recv) =
+            connection.open_bi().await.map_err(|e| ClusterError::Unreachable { site, reason: e.to_string() })?;
+        // From here on the peer may have received the request: a failure leaves the
+        // outcome unknown.
+        let lost = |e: ClusterError| ClusterError::ConnectionLost { site, reason: e.to_string() };
+        write_frame(&mut send, request, PEER_FRAME_MAX_BYTES).await.map_err(lost)?;
         let _ = send.finish();
-        read_frame(&mut recv, PEER_FRAME_MAX_BYTES).await
+        read_frame(&mut recv, PEER_FRAME_MAX_BYTES).await.map_err(lost)
     }
 }
 
@@ -272,7 +286,7 @@ impl PeerTransport for QuicTransport {
                 ClusterError::Unreachable { site: target, reason: "connect did not finish in time".into() }
             })??;
         match tokio::time::timeout_at(deadline, Self::exchange(&connection, &request)).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| e.for_site(target)),
             Err(_) => Err(ClusterError::Timeout { site: target, timeout_ms: timeout.as_millis() as u64 }),
         }
     }
