@@ -27,7 +27,7 @@ use crate::stats::Stats;
 use crate::{codec, CoreError};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Most callers waiting across all queues at once.
 pub const TOTAL_WAITING_MAX_CALLS: usize = 1_000_000;
@@ -135,7 +135,9 @@ struct QueueIndex {
 struct Indexes {
     queues: BTreeMap<QueueId, QueueIndex>,
     gate_waiting: BTreeMap<GateId, BTreeSet<(u64, u64)>>,
-    call_numbers: BTreeMap<CallId, u64>,
+    /// Call id → call number. A hash map is safe here: it is only ever looked up, never
+    /// iterated, so it cannot make any output order depend on hashing.
+    call_numbers: HashMap<CallId, u64>,
     call_timers: BTreeSet<(u64, Timer)>,
     operator_wakes: BTreeSet<(u64, OperatorId)>,
     waiting_total: usize,
@@ -1954,13 +1956,14 @@ impl Routing {
     }
 
     fn with_operator(&mut self, id: &OperatorId, f: impl FnOnce(&mut Operator)) {
-        let before = self.operator_view(id);
+        // What the projection shows, without cloning the membership list twice.
+        let visible = |op: &Operator| (op.status.clone(), op.site, op.channel.clone(), op.since_ms, op.wake_ms);
+        let before = self.s.operators.get(id).map(visible);
         self.index_operator(id, false);
         f(self.s.operators.get_mut(id).expect("operator exists"));
         self.index_operator(id, true);
-        let after = self.operator_view(id);
-        if before != after {
-            if let Some(view) = after {
+        if before != self.s.operators.get(id).map(visible) {
+            if let Some(view) = self.operator_view(id) {
                 self.scratch.out.push(Effect::OperatorChanged(view));
             }
         }

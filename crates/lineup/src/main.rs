@@ -1,1 +1,38 @@
-fn main(){}
+//! The `lineup` binary: command line and wiring only.
+
+mod alloc_count;
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
+
+#[derive(Parser)]
+#[command(name = "lineup", version, about = "Multi-site call-queue router for Asterisk")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure a part of Lineup and print the figures.
+    Bench {
+        #[command(subcommand)]
+        what: BenchTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// The routing core alone: apply latency, position lookups, memory per waiting call.
+    Core(bench::CoreBenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
+    }
+}
