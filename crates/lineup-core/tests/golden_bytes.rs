@@ -1,0 +1,74 @@
+//! The log entry encoding is pinned: these bytes are what every node has written to disk and
+//! sent to peers. If this test fails, the on-disk/wire format changed: bump
+//! `codec::FORMAT_VERSION` and write a migration instead of editing the expected bytes.
+
+use lineup_core::codec::{decode_versioned, encode_versioned, DECODE_LIMIT_BYTES};
+use lineup_core::*;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sample_commands() -> Vec<Command> {
+    let id = |serial| CommandId { origin: 2, serial };
+    vec![
+        Command {
+            id: id(1),
+            at_ms: 1_795_419_000_000,
+            body: CommandBody::Enqueue(Enqueue {
+                call: CallId::new("a-1795325224.1"),
+                queue: QueueId::new("sales"),
+                gate: Some(GateId::new("web")),
+                priority: Some(PRIORITY_VIP),
+                caller_number: "5551234".into(),
+                caller_name: "Alice".into(),
+                site: SiteId(1),
+                channel: Some("1795325224.1".into()),
+                skills: Default::default(),
+                callback_number: None,
+            }),
+        },
+        Command {
+            id: id(2),
+            at_ms: 1_795_419_000_500,
+            body: CommandBody::Connected {
+                call: CallId::new("a-1795325224.1"),
+                operator: OperatorId::new("alice"),
+                fence: 42,
+            },
+        },
+        Command { id: id(3), at_ms: 1_795_419_001_000, body: CommandBody::Tick { now_ms: 1_795_419_001_000 } },
+    ]
+}
+
+/// Layout of the first line: version 01 | origin 02 | serial 01 | at_ms fd+u64 LE |
+/// variant 08 (Enqueue) | call 0e "a-1795325224.1" | queue 05 "sales" | gate 01 03 "web" |
+/// priority 01 00 | number 07 "5551234" | name 05 "Alice" | site 01 | channel 01 0c "..." |
+/// skills 00 (empty) | callback_number 00 (None).
+const GOLDEN: [&str; 3] = [
+    "010201fdc0cc4f07a2010000080e612d313739353332353232342e310573616c657301037765620100073535353132333405416c69636501010c313739353332353232342e310000",
+    "010202fdb4ce4f07a20100000c0e612d313739353332353232342e3105616c6963652a",
+    "010203fda8d04f07a201000018fda8d04f07a2010000",
+];
+
+#[test]
+fn log_entry_encoding_is_pinned() {
+    for (cmd, golden) in sample_commands().iter().zip(GOLDEN) {
+        let bytes = encode_versioned(cmd).unwrap();
+        assert_eq!(hex(&bytes), golden, "encoding of {:?} changed", cmd.body.kind());
+        let back: Command = decode_versioned(&bytes, DECODE_LIMIT_BYTES).unwrap();
+        assert_eq!(&back, cmd);
+    }
+}
+
+#[test]
+fn garbage_and_truncated_entries_are_refused() {
+    let bytes = encode_versioned(&sample_commands()[0]).unwrap();
+    for cut in 0..bytes.len() {
+        assert!(decode_versioned::<Command>(&bytes[..cut], DECODE_LIMIT_BYTES).is_err(), "truncated at {cut}");
+    }
+    // Right version byte, then a varint claiming an enormous origin and nothing after it.
+    assert!(decode_versioned::<Command>(&[1, 0xff, 0xff, 0xff], DECODE_LIMIT_BYTES).is_err());
+    // Version, origin 2, serial 1, at_ms 0, then a command variant tag far beyond the last one.
+    assert!(decode_versioned::<Command>(&[1, 2, 1, 0, 0xfb, 0xff, 0xff], DECODE_LIMIT_BYTES).is_err());
+}
