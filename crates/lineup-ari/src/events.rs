@@ -29,6 +29,8 @@ pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
 /// What the events stream yields.
 #[derive(Clone, Debug, PartialEq)]
+// Events are the common item; boxing each one would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub enum EventStreamItem {
     /// A (re)connection is up. After any but the first, state must be rebuilt from
     /// `GET /channels` and `GET /bridges`: events were missed in between.

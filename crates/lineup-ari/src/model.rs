@@ -304,10 +304,12 @@ impl HangupReason {
 pub fn cause_text(cause: i32) -> &'static str {
     match cause {
         1 => "Unallocated (unassigned) number",
+        3 => "No route to destination",
         16 => "Normal Clearing",
         17 => "User busy",
         18 => "No user responding",
         19 => "User alerting, no answer",
+        20 => "Subscriber absent",
         21 => "Call Rejected",
         26 => "Answered elsewhere",
         28 => "Invalid number format (addr incomplete)",

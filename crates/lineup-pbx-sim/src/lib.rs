@@ -1,0 +1,47 @@
+//! `lineup-pbx-sim`: the Asterisk stand-in. CI has no Asterisk, so Lineup's call control is
+//! tested against this model of one, which follows a recording of a real Asterisk 22.
+//!
+//! Role: one model, two faces (DESIGN decision 8).
+//! - `PbxWorld` is sans-IO: boxes (one per site), channels, Local pairs, trunks between
+//!   boxes, bridges, playbacks with realistic durations, DTMF queued behind a playing prompt,
+//!   hold music, hangup causes, and scripted humans (callers with patience and keys,
+//!   operators keying a PIN or answering ring-mode calls). Time is passed in
+//!   (`advance_to`), events come out (`drain_outputs`); the deterministic simulator drives it
+//!   directly.
+//! - `server` puts the same world behind real ARI HTTP + WebSocket (same paths, query
+//!   parameters, JSON shapes, Basic auth), one listener per box, for end-to-end tests and the
+//!   demo.
+//!
+//! Invariants:
+//! - The model never reads a clock, never sleeps, never opens a socket; iteration order is
+//!   deterministic (BTreeMap everywhere), so the same calls give the same events.
+//! - Errors answer with Asterisk's status codes and `{"message": ...}` bodies (`rest`).
+//! - Every collection is bounded by a named constant (`CHANNELS_PER_BOX_MAX_COUNT`,
+//!   `CONTROL_QUEUE_MAX_COMMANDS`, `PENDING_OUTPUTS_MAX_COUNT`, `TIMERS_MAX_COUNT`, ...).
+//! - The dialplan it runs is the one users deploy (`deploy/asterisk/extensions.conf` parses
+//!   with `dialplan::Dialplan`), and Stasis arguments go through `lineup_ari::stasis_args`.
+//!
+//! Code map:
+//! - `world`: `PbxWorld`, the model and its ARI operations; `PhoneCall`, `PhoneBehaviour`,
+//!   `ScriptedKeys` script the humans; `AudioPath` says who hears what.
+//! - `rest`: `handle_rest`, ARI's REST surface over the model (shared by the server and the
+//!   recording replay test).
+//! - `server`: `LiveWorld` (the world on a real clock, timers driven by a task) and
+//!   `serve_box` (axum HTTP + WebSocket for one box).
+//! - `dialplan`: the `extensions.conf` subset the stand-in executes.
+//! - `sounds`: prompt lengths; `time`: Asterisk's timestamp format.
+
+pub mod dialplan;
+pub mod error;
+pub mod rest;
+pub mod sounds;
+pub mod time;
+pub mod world;
+
+pub use dialplan::Dialplan;
+pub use error::SimError;
+pub use rest::{handle_rest, RestParams, RestReply};
+pub use world::{
+    AudioPath, BoxConfig, BoxIndex, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall, ScriptedKeys, TrunkRoute,
+    WorldOutput,
+};
