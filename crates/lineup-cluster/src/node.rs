@@ -72,6 +72,8 @@ pub const TICK_INTERVAL_MS: u64 = 1_000;
 pub const SITE_LOST_AFTER_MS: u64 = 10_000;
 /// How long a client write may take before its outcome counts as unknown.
 pub const CLIENT_WRITE_TIMEOUT_MS: u64 = 5_000;
+/// Bound on a request a leader serves for a peer (forwarded write, read index).
+pub const LEADER_REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// Rounds of (find leader, send, resolve) before a write gives up with an error.
 pub const CLIENT_WRITE_ATTEMPTS_MAX: u32 = 5;
 /// Snapshot (and then compact the log) after this many entries since the last snapshot.
@@ -204,11 +206,20 @@ fn now_unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Last successful exchange with each peer (leader side), for SiteLost detection.
-type PeerContact = Arc<Mutex<BTreeMap<u64, Instant>>>;
+/// What the leader knows about reaching its peers: the last successful exchange with each
+/// (for SiteLost and quorum checks), and whether it has gone quiet (see [`leader_duty`]).
+#[derive(Default)]
+struct PeerHealth {
+    last_contact: Mutex<BTreeMap<u64, Instant>>,
+    /// Set while this node is a leader that hears no quorum: it then sends no log
+    /// replication or heartbeats, so the sites that can still form a majority elect a leader.
+    quiet: std::sync::atomic::AtomicBool,
+}
+
+type PeerContact = Arc<PeerHealth>;
 
 fn note_contact(contact: &PeerContact, site: u64) {
-    contact.lock().unwrap_or_else(|p| p.into_inner()).insert(site, Instant::now());
+    contact.last_contact.lock().unwrap_or_else(|p| p.into_inner()).insert(site, Instant::now());
 }
 
 /// openraft's network factory over a [`PeerTransport`].
@@ -268,6 +279,13 @@ fn unexpected<E: std::error::Error>(answer: PeerResponse) -> RPCError<u64, Basic
 
 impl<T: PeerTransport> PeerClient<T> {
     async fn call(&self, request: &PeerRequest, option: &RPCOption) -> Result<PeerResponse, ClusterError> {
+        let replication = matches!(request, PeerRequest::AppendEntries(_) | PeerRequest::InstallSnapshot(_));
+        if replication && self.contact.quiet.load(Ordering::Relaxed) {
+            return Err(ClusterError::Unreachable {
+                site: self.target,
+                reason: "this leader hears no quorum and has gone quiet".into(),
+            });
+        }
         let answer = call_peer(&*self.transport, self.target, &self.target_addr, request, option.hard_ttl()).await?;
         note_contact(&self.contact, self.target);
         Ok(answer)
@@ -353,12 +371,16 @@ impl NodeHandler {
             PeerRequest::AppendEntries(rpc) => PeerResponse::AppendEntries(self.raft.append_entries(rpc).await),
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
             PeerRequest::InstallSnapshot(rpc) => PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await),
-            PeerRequest::ClientWrite(command) => PeerResponse::ClientWrite(write_as_leader(&self.raft, command).await),
-            PeerRequest::ReadIndex => PeerResponse::ReadIndex(read_index_as_leader(&self.raft).await),
-            PeerRequest::ResultOf(id) => PeerResponse::ResultOf(match read_index_as_leader(&self.raft).await {
-                Ok(_) => Ok(self.store.read().app.routing.result_of(&id)),
-                Err(e) => Err(e),
-            }),
+            PeerRequest::ClientWrite(command) => {
+                PeerResponse::ClientWrite(bounded(write_as_leader(&self.raft, command)).await)
+            }
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(bounded(read_index_as_leader(&self.raft)).await),
+            PeerRequest::ResultOf(id) => {
+                PeerResponse::ResultOf(match bounded(read_index_as_leader(&self.raft)).await {
+                    Ok(_) => Ok(self.store.read().app.routing.result_of(&id)),
+                    Err(e) => Err(e),
+                })
+            }
         }
     }
 }
@@ -374,6 +396,15 @@ impl PeerHandler for NodeHandler {
                 codec::encode_versioned(&refusal).unwrap_or_default()
             })
         })
+    }
+}
+
+/// Bounds a leader-side request served for a peer: a leader cut off from its quorum would
+/// otherwise hold the request (and its task) forever.
+async fn bounded<V>(request: impl std::future::Future<Output = Result<V, LeaderError>>) -> Result<V, LeaderError> {
+    match tokio::time::timeout(Duration::from_millis(LEADER_REQUEST_TIMEOUT_MS), request).await {
+        Ok(answer) => answer,
+        Err(_) => Err(LeaderError::Failed(format!("not done within {LEADER_REQUEST_TIMEOUT_MS} ms"))),
     }
 }
 
@@ -510,7 +541,11 @@ impl<T: PeerTransport> ClusterNode<T> {
     async fn read_index(&self, timeout: Duration) -> Result<u64, ClusterError> {
         let (leader, addr) = self.wait_for_leader(timeout).await?;
         if leader == self.site {
-            return read_index_as_leader(&self.raft).await.map_err(|e| ClusterError::from_leader(leader, e));
+            // A leader cut off from its quorum never confirms: bound the wait.
+            return match tokio::time::timeout(timeout, read_index_as_leader(&self.raft)).await {
+                Ok(answer) => answer.map_err(|e| ClusterError::from_leader(leader, e)),
+                Err(_) => Err(ClusterError::Timeout { site: leader, timeout_ms: timeout.as_millis() as u64 }),
+            };
         }
         match call_peer(&*self.transport, leader, &addr, &PeerRequest::ReadIndex, timeout).await? {
             PeerResponse::ReadIndex(answer) => answer.map_err(|e| ClusterError::from_leader(leader, e)),
@@ -650,55 +685,88 @@ impl<T: PeerTransport> ClusterNode<T> {
             task.abort();
         }
         let _ = self.raft.shutdown().await;
+        // Raft's core (and with it the log store) is gone; the state machine worker may
+        // still hold a store clone for a moment. Releasing the database here lets a
+        // restart in the same process open the file right away.
+        self.store.release_database();
     }
 }
 
-/// The leader's periodic duty: propose `Tick`, and `SiteLost`/`SiteBack` for members that
-/// stop or resume answering. Holds only a weak reference, so it ends with the node.
+/// The leader's periodic duty, run every heartbeat interval: propose `Tick` every tick
+/// interval, `SiteLost`/`SiteBack` for members that stop or resume answering, and go quiet
+/// when cut off from a quorum. Holds only a weak reference, so it ends with the node.
+///
+/// Going quiet: openraft 0.9 keeps a leader that can send but not hear (a one-way
+/// partition) in office, and its heartbeats and replication retries keep resetting the
+/// majority's election timers, so nobody else can lead. A leader that has heard from no
+/// quorum for an election timeout therefore stops replicating (its peer clients refuse to
+/// send, see [`PeerHealth::quiet`]) and stops proposing; the majority elects a new leader,
+/// and the quiet one steps down as soon as it hears the new term.
 async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, contact: PeerContact) {
-    let tick_interval = match node.upgrade() {
-        Some(node) => Duration::from_millis(node.timing.tick_interval_ms),
+    let (period, tick_every, quorum_window, lost_after) = match node.upgrade() {
+        Some(node) => (
+            Duration::from_millis(node.timing.heartbeat_interval_ms),
+            Duration::from_millis(node.timing.tick_interval_ms),
+            Duration::from_millis(node.timing.election_timeout_max_ms),
+            Duration::from_millis(node.timing.site_lost_after_ms),
+        ),
         None => return,
     };
-    let mut interval = tokio::time::interval(tick_interval);
+    let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader_since: Option<Instant> = None;
+    let mut last_tick: Option<Instant> = None;
     loop {
         interval.tick().await;
         let Some(node) = node.upgrade() else { return };
         let metrics = node.raft.metrics().borrow().clone();
         if metrics.state != ServerState::Leader {
             leader_since = None;
+            contact.quiet.store(false, Ordering::Relaxed);
             continue;
         }
-        let since = *leader_since.get_or_insert_with(Instant::now);
-        let timeout = Duration::from_millis(node.timing.client_write_timeout_ms.min(node.timing.tick_interval_ms * 4));
-        let tick = Command {
-            id: node.next_command_id(),
-            at_ms: now_unix_ms(),
-            body: CommandBody::Tick { now_ms: now_unix_ms() },
-        };
-        if let Ok(Err(e)) = tokio::time::timeout(timeout, write_as_leader(&node.raft, tick)).await {
-            tracing::debug!(site = node.site, error = ?e, "tick not committed");
+        if contact.quiet.load(Ordering::Relaxed) {
+            continue;
         }
-        let lost_after = Duration::from_millis(node.timing.site_lost_after_ms);
-        let members: Vec<u64> =
-            metrics.membership_config.membership().voter_ids().filter(|s| *s != node.site).collect();
-        for site in members {
-            let last = contact.lock().unwrap_or_else(|p| p.into_inner()).get(&site).copied();
-            // Count silence from when we became leader: a new leader has heard nobody yet.
-            let silent_for = Instant::now().duration_since(last.map_or(since, |l| l.max(since)));
+        let now = Instant::now();
+        let since = *leader_since.get_or_insert(now);
+        let membership = metrics.membership_config.membership().clone();
+        let peers: Vec<u64> = membership.voter_ids().filter(|s| *s != node.site).collect();
+        let last_contact: BTreeMap<u64, Instant> = {
+            let contact = contact.last_contact.lock().unwrap_or_else(|p| p.into_inner());
+            peers.iter().filter_map(|s| contact.get(s).map(|at| (*s, (*at).max(since)))).collect()
+        };
+        let heard_recently = last_contact.values().filter(|at| now.duration_since(**at) < quorum_window).count();
+        let voters = peers.len() + 1;
+        let has_quorum = now.duration_since(since) < quorum_window || (heard_recently + 1) * 2 > voters;
+        if !has_quorum {
+            tracing::warn!(site = node.site, "leader hears no quorum; going quiet so the majority can elect");
+            contact.quiet.store(true, Ordering::Relaxed);
+            continue;
+        }
+        let write_timeout = tick_every.max(period) * 4;
+        if last_tick.is_none_or(|at| now.duration_since(at) >= tick_every) {
+            last_tick = Some(now);
+            let now_ms = now_unix_ms();
+            let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
+            if let Ok(Err(e)) = tokio::time::timeout(write_timeout, write_as_leader(&node.raft, tick)).await {
+                tracing::debug!(site = node.site, error = ?e, "tick not committed");
+            }
+        }
+        for site in peers {
+            // Silence counts from when we became leader: a new leader has heard nobody yet.
+            let silent_for = now.duration_since(last_contact.get(&site).copied().unwrap_or(since));
             let lost = node.read_stale(|r| r.is_site_lost(SiteId(site)));
             let body = if silent_for >= lost_after && !lost {
                 CommandBody::SiteLost { site: SiteId(site) }
-            } else if silent_for < lost_after && lost && last.is_some() {
+            } else if silent_for < lost_after && lost && last_contact.contains_key(&site) {
                 CommandBody::SiteBack { site: SiteId(site) }
             } else {
                 continue;
             };
-            tracing::info!(site = node.site, peer = site, kind = body.kind(), "membership health change");
+            tracing::info!(site = node.site, peer = site, kind = body.kind(), "member health change");
             let command = Command { id: node.next_command_id(), at_ms: now_unix_ms(), body };
-            let _ = tokio::time::timeout(timeout, write_as_leader(&node.raft, command)).await;
+            let _ = tokio::time::timeout(write_timeout, write_as_leader(&node.raft, command)).await;
         }
     }
 }

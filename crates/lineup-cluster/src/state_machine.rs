@@ -10,7 +10,7 @@
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use lineup_core::codec::{self, CodecError};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -21,6 +21,10 @@ use openraft::{
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+#[error("the node's database has been released (node stopped)")]
+struct ClosedDatabase;
 
 /// The current snapshot (one row, key [`SNAPSHOT_KEY`]).
 pub(crate) const SNAPSHOT_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
@@ -55,7 +59,9 @@ pub struct AppliedState<C: RaftTypeConfig, S> {
 
 struct Shared<C: RaftTypeConfig, S> {
     state: RwLock<AppliedState<C, S>>,
-    db: Arc<Database>,
+    /// Taken out by [`StateMachineStore::release_database`] when the node stops, so the
+    /// redb file lock is released even while clones of the store are still alive.
+    db: Mutex<Option<Arc<Database>>>,
     /// Makes snapshot ids unique within this process run (two snapshots at the same log id).
     snapshot_serial: AtomicU64,
 }
@@ -98,7 +104,13 @@ where
             None => (None, StoredMembership::default()),
         };
         let state = AppliedState { app, last_applied, membership };
-        Ok(Self { shared: Arc::new(Shared { state: RwLock::new(state), db, snapshot_serial: AtomicU64::new(0) }) })
+        Ok(Self {
+            shared: Arc::new(Shared {
+                state: RwLock::new(state),
+                db: Mutex::new(Some(db)),
+                snapshot_serial: AtomicU64::new(0),
+            }),
+        })
     }
 
     /// Read access to the applied state (a stale read: whatever this node has applied).
@@ -106,6 +118,17 @@ where
         // A poisoned lock means an apply panicked halfway; the state is then untrustworthy
         // and continuing would diverge from the other sites, so panicking is the safe choice.
         self.shared.state.read().expect("state machine lock poisoned by a panic in apply")
+    }
+
+    fn database(&self) -> Result<Arc<Database>, StorageError<C::NodeId>> {
+        let db = self.shared.db.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        db.ok_or_else(|| StorageIOError::read_state_machine(&ClosedDatabase).into())
+    }
+
+    /// Drops this store's handle on the database (call after Raft has stopped). The
+    /// in-memory state stays readable; snapshot IO fails from now on.
+    pub fn release_database(&self) {
+        self.shared.db.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, AppliedState<C, S>> {
@@ -116,7 +139,7 @@ where
         let signature = stored.meta.signature();
         let bytes = codec::encode_versioned(&stored)
             .map_err(|e| StorageError::from(StorageIOError::write_snapshot(Some(signature.clone()), &e)))?;
-        let db = self.shared.db.clone();
+        let db = self.database()?;
         let joined = tokio::task::spawn_blocking(move || {
             let tx = db.begin_write()?;
             tx.open_table(SNAPSHOT_TABLE)?.insert(SNAPSHOT_KEY, bytes.as_slice())?;
@@ -240,7 +263,8 @@ where
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C>>, StorageError<C::NodeId>> {
-        let stored = read_stored_snapshot::<C>(&self.shared.db)?;
+        let db = self.database()?;
+        let stored = read_stored_snapshot::<C>(&db)?;
         Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
     }
 }

@@ -121,20 +121,34 @@ pub async fn memory_cluster(name: &str, sites: &[u64], config: impl Fn(NodeConfi
     MemoryCluster { network, dir, nodes, members }
 }
 
-/// Waits until some node of `nodes` is leader and all of them agree on it.
+/// Rounds of "find a leader, check everyone agrees" in [`await_leader`] (an early
+/// election can be superseded while we look).
+const LEADER_AGREEMENT_ROUNDS: usize = 10;
+
+/// Waits until all of `nodes` agree on one leader that is among them.
 pub async fn await_leader<T: PeerTransport>(nodes: &[&Arc<ClusterNode<T>>]) -> u64 {
-    let first = nodes[0];
-    let metrics = first
-        .raft()
-        .wait(Some(WAIT))
-        .metrics(|m| m.current_leader.is_some(), "leader elected")
-        .await
-        .expect("a leader within the bound");
-    let leader = metrics.current_leader.unwrap();
-    for node in nodes {
-        node.raft().wait(Some(WAIT)).current_leader(leader, "agree on leader").await.expect("agreement");
+    let sites: Vec<u64> = nodes.iter().map(|n| n.site()).collect();
+    for _round in 0..LEADER_AGREEMENT_ROUNDS {
+        let metrics = nodes[0]
+            .raft()
+            .wait(Some(WAIT))
+            .metrics(|m| m.current_leader.is_some_and(|l| sites.contains(&l)), "a leader among the nodes")
+            .await
+            .expect("a leader within the bound");
+        let leader = metrics.current_leader.unwrap();
+        let mut agreed = true;
+        for node in nodes {
+            let wait = node.raft().wait(Some(Duration::from_secs(2)));
+            if wait.current_leader(leader, "agree on leader").await.is_err() {
+                agreed = false;
+                break;
+            }
+        }
+        if agreed {
+            return leader;
+        }
     }
-    leader
+    panic!("sites {sites:?} did not agree on a leader in {LEADER_AGREEMENT_ROUNDS} rounds");
 }
 
 pub async fn await_applied<T: PeerTransport>(node: &ClusterNode<T>, index: u64) {
