@@ -34,6 +34,7 @@
 pub mod dialplan;
 pub mod error;
 pub mod rest;
+pub mod server;
 pub mod sounds;
 pub mod time;
 pub mod world;
@@ -41,6 +42,7 @@ pub mod world;
 pub use dialplan::Dialplan;
 pub use error::SimError;
 pub use rest::{handle_rest, RestParams, RestReply};
+pub use server::{serve_box, BoxServer, LiveWorld, SimCredentials};
 pub use world::{
     AudioPath, BoxConfig, BoxIndex, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall, ScriptedKeys, TrunkRoute,
     WorldOutput,

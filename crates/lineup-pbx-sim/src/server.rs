@@ -1,0 +1,370 @@
+//! The stand-in's ARI face: the model on a real clock, served over HTTP + WebSocket.
+//!
+//! `LiveWorld` owns a `PbxWorld` behind a mutex and a driver task that fires the model's
+//! timers on time; `serve_box` answers ARI for one box on one listener (same paths, query
+//! parameters, JSON shapes and Basic auth as Asterisk). This layer holds no telephony logic:
+//! every request goes to `rest::handle_rest`, every event comes from the model.
+
+use crate::error::SimError;
+use crate::rest::{handle_rest, RestParams, RestReply};
+use crate::world::{BoxIndex, PbxWorld};
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use lineup_ari::basic_auth::parse_authorization;
+use lineup_ari::{AriEvent, EventKind};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Events buffered per WebSocket. A consumer that falls this far behind is disconnected, as
+/// Asterisk drops a WebSocket it cannot write to.
+pub const SUBSCRIBER_BUFFER_CAPACITY_EVENTS: usize = 4_096;
+/// Largest request body accepted.
+pub const REQUEST_BODY_MAX_BYTES: usize = 64 * 1024;
+/// Most WebSockets per world.
+pub const SUBSCRIBERS_MAX_COUNT: usize = 256;
+/// Longest idle wait of the driver task when no timer is pending (it also wakes on requests).
+const DRIVER_IDLE_WAIT_MS: u64 = 1_000;
+
+/// The ARI user the stand-in accepts (ari.conf's `[user]` section).
+#[derive(Clone)]
+pub struct SimCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SimCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCredentials").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+struct Subscriber {
+    id: u64,
+    box_index: BoxIndex,
+    applications: Vec<String>,
+    sender: mpsc::Sender<String>,
+}
+
+struct LiveState {
+    world: PbxWorld,
+    subscribers: Vec<Subscriber>,
+    next_subscriber_id: u64,
+}
+
+/// A `PbxWorld` on the wall clock: virtual millisecond 0 is when `start` was called.
+pub struct LiveWorld {
+    state: Mutex<LiveState>,
+    wake: Notify,
+    started: Instant,
+}
+
+impl std::fmt::Debug for LiveWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveWorld").finish_non_exhaustive()
+    }
+}
+
+impl LiveWorld {
+    /// Takes the world and starts the task that fires its timers. The task ends when the last
+    /// `Arc<LiveWorld>` is dropped.
+    pub fn start(world: PbxWorld) -> Arc<LiveWorld> {
+        let live = Arc::new(LiveWorld {
+            state: Mutex::new(LiveState { world, subscribers: Vec::new(), next_subscriber_id: 0 }),
+            wake: Notify::new(),
+            started: Instant::now(),
+        });
+        tokio::spawn(drive_timers(Arc::downgrade(&live)));
+        live
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LiveState> {
+        // A panic while holding the lock leaves a model mid-change; the stand-in is a test
+        // tool, so keep serving what is there rather than cascading the panic.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs `action` on the world at the current time, then delivers the events it caused.
+    /// Use it to script callers and operators (`place_call`, `register_phone`, ...).
+    pub fn with_world<R>(&self, action: impl FnOnce(&mut PbxWorld) -> R) -> R {
+        let now_ms = self.now_ms();
+        let result = {
+            let mut state = self.lock();
+            state.world.advance_to(now_ms);
+            let result = action(&mut state.world);
+            deliver(&mut state);
+            result
+        };
+        self.wake.notify_one();
+        result
+    }
+
+    fn subscribe(
+        &self,
+        box_index: BoxIndex,
+        applications: Vec<String>,
+    ) -> Result<(u64, mpsc::Receiver<String>), StatusCode> {
+        let mut state = self.lock();
+        if state.subscribers.len() >= SUBSCRIBERS_MAX_COUNT {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        // Only one WebSocket owns an application; a newer one takes it over.
+        let timestamp = crate::time::format_timestamp(self.now_ms());
+        for subscriber in state.subscribers.iter_mut().filter(|s| s.box_index == box_index) {
+            for application in &applications {
+                if let Some(position) = subscriber.applications.iter().position(|owned| owned == application) {
+                    subscriber.applications.remove(position);
+                    let replaced = AriEvent {
+                        application: application.clone(),
+                        timestamp: timestamp.clone(),
+                        asterisk_id: None,
+                        kind: EventKind::ApplicationReplaced {},
+                    };
+                    let _ = subscriber.sender.try_send(replaced.to_value().to_string());
+                }
+            }
+        }
+        for application in &applications {
+            state.world.register_application(box_index, application);
+        }
+        let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER_CAPACITY_EVENTS);
+        state.next_subscriber_id += 1;
+        let id = state.next_subscriber_id;
+        state.subscribers.push(Subscriber { id, box_index, applications, sender });
+        Ok((id, receiver))
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        let mut state = self.lock();
+        let Some(position) = state.subscribers.iter().position(|subscriber| subscriber.id == id) else { return };
+        let subscriber = state.subscribers.remove(position);
+        for application in subscriber.applications {
+            state.world.unregister_application(subscriber.box_index, &application);
+        }
+    }
+}
+
+/// Sends each pending event to the WebSocket owning its application; drops subscribers whose
+/// buffer is full (their socket closes) and unregisters their applications.
+fn deliver(state: &mut LiveState) {
+    let outputs = state.world.drain_outputs();
+    let mut overflowed: Vec<u64> = Vec::new();
+    for output in outputs {
+        let text = output.event.to_value().to_string();
+        for subscriber in &state.subscribers {
+            let owns =
+                subscriber.box_index == output.box_index && subscriber.applications.contains(&output.event.application);
+            if owns && subscriber.sender.try_send(text.clone()).is_err() && !overflowed.contains(&subscriber.id) {
+                overflowed.push(subscriber.id);
+            }
+        }
+    }
+    for id in overflowed {
+        if let Some(position) = state.subscribers.iter().position(|subscriber| subscriber.id == id) {
+            let subscriber = state.subscribers.remove(position);
+            tracing::warn!(subscriber = id, "stand-in dropped a WebSocket that fell behind");
+            for application in subscriber.applications {
+                state.world.unregister_application(subscriber.box_index, &application);
+            }
+        }
+    }
+}
+
+async fn drive_timers(live: Weak<LiveWorld>) {
+    loop {
+        // A strong reference lives for one wait at most (bounded by DRIVER_IDLE_WAIT_MS), so
+        // the task ends soon after the last user drops the world.
+        let Some(world) = live.upgrade() else { return };
+        let now_ms = world.now_ms();
+        let next_due_ms = {
+            let mut state = world.lock();
+            state.world.advance_to(now_ms);
+            deliver(&mut state);
+            state.world.next_timer_due_ms()
+        };
+        let idle_deadline = Instant::now() + Duration::from_millis(DRIVER_IDLE_WAIT_MS);
+        let deadline = match next_due_ms {
+            Some(due_ms) => (world.started + Duration::from_millis(due_ms)).min(idle_deadline),
+            None => idle_deadline,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = world.wake.notified() => {}
+        }
+    }
+}
+
+#[derive(Clone)]
+struct BoxState {
+    live: Arc<LiveWorld>,
+    box_index: BoxIndex,
+    credentials: SimCredentials,
+}
+
+/// One box's ARI server. Dropping it stops serving.
+#[derive(Debug)]
+pub struct BoxServer {
+    pub address: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl BoxServer {
+    /// `http://127.0.0.1:port/ari`, for `lineup_ari::AriConfig::base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/ari", self.address)
+    }
+}
+
+impl Drop for BoxServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves ARI for `box_index` on `listener` until the returned server is dropped.
+pub async fn serve_box(
+    live: Arc<LiveWorld>,
+    box_index: BoxIndex,
+    listener: tokio::net::TcpListener,
+    credentials: SimCredentials,
+) -> Result<BoxServer, SimError> {
+    if box_index.0 >= live.lock().world.box_count() {
+        return Err(SimError::InvalidSetup(format!("no box {}", box_index.0)));
+    }
+    let address = listener.local_addr().map_err(|error| SimError::Server(error.to_string()))?;
+    let state = BoxState { live, box_index, credentials };
+    let router = Router::new()
+        .route("/ari/events", get(events_socket))
+        .fallback(rest_request)
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_MAX_BYTES))
+        .with_state(state);
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::warn!(%error, "stand-in server stopped");
+        }
+    });
+    Ok(BoxServer { address, task })
+}
+
+fn reply_response(reply: RestReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match reply.body {
+        Some(body) => (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response(),
+        None => status.into_response(),
+    }
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], serde_json::json!({ "message": message }).to_string())
+        .into_response()
+}
+
+/// Basic auth first, then `api_key=user:pass`, as Asterisk checks them.
+fn authorized(credentials: &SimCredentials, headers: &HeaderMap, query: &[(String, String)]) -> bool {
+    let presented = match headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) {
+        Some(value) => parse_authorization(value),
+        None => query
+            .iter()
+            .find(|(key, _)| key == "api_key")
+            .and_then(|(_, value)| value.split_once(':'))
+            .filter(|(_, password)| !password.is_empty())
+            .map(|(user, password)| (user.to_string(), password.to_string())),
+    };
+    presented.is_some_and(|(user, password)| user == credentials.username && password == credentials.password)
+}
+
+async fn rest_request(
+    State(state): State<BoxState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    if !authorized(&state.credentials, &headers, &query) {
+        return error_response(StatusCode::UNAUTHORIZED, "Authentication required");
+    }
+    let Some(path) = uri.path().strip_prefix("/ari") else {
+        return error_response(StatusCode::NOT_FOUND, "Resource not found");
+    };
+    let pairs = query.iter().filter(|(key, _)| key != "api_key").map(|(key, value)| (key.as_str(), value.as_str()));
+    let mut params = RestParams::from_pairs(pairs);
+    if !body.is_empty() {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
+        match parsed
+            .map_err(|error| error.to_string())
+            .and_then(|value| params.merge_body(&value).map_err(|e| e.to_string()))
+        {
+            Ok(()) => {}
+            Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+        }
+    }
+    let method = method.as_str().to_string();
+    let path = path.to_string();
+    let reply = state.live.with_world(|world| handle_rest(world, state.box_index, &method, &path, &params));
+    reply_response(reply)
+}
+
+async fn events_socket(
+    State(state): State<BoxState>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+    request: axum::extract::Request,
+) -> Response {
+    if !authorized(&state.credentials, &headers, &query) {
+        return error_response(StatusCode::UNAUTHORIZED, "Authentication required");
+    }
+    let applications: Vec<String> = query
+        .iter()
+        .filter(|(key, _)| key == "app")
+        .flat_map(|(_, value)| value.split(','))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect();
+    if applications.is_empty() || applications.iter().any(|name| lineup_ari::ids::validate_id("app", name).is_err()) {
+        return error_response(StatusCode::BAD_REQUEST, "Missing or invalid parameter app");
+    }
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let (id, receiver) = match state.live.subscribe(state.box_index, applications) {
+        Ok(subscription) => subscription,
+        Err(status) => return error_response(status, "Too many WebSockets"),
+    };
+    let live = Arc::clone(&state.live);
+    upgrade.on_upgrade(move |socket| pump_socket(socket, receiver, live, id))
+}
+
+async fn pump_socket(mut socket: WebSocket, mut receiver: mpsc::Receiver<String>, live: Arc<LiveWorld>, id: u64) {
+    loop {
+        tokio::select! {
+            outgoing = receiver.recv() => {
+                let Some(text) = outgoing else { break };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => {
+                match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    }
+    live.unsubscribe(id);
+}
