@@ -1,0 +1,1224 @@
+//! The site controller: a deterministic state machine between one Asterisk and the cluster.
+//!
+//! `handle(now_ms, input, routing) -> Vec<Action>`. It owns the site's view of channels,
+//! bridges and playbacks, turns ARI events into commands, and committed effects into ARI
+//! requests. It never waits: every request is an action whose result comes back as input.
+//! The driver must execute `Action::Ari` requests in the order given (one at a time).
+
+use crate::io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
+use crate::prompts;
+use lineup_ari::{
+    parse_stasis_entry, AriEvent, BridgeId, BridgeType, ChannelId, ContinueTarget, CreateBridgeRequest, Endpoint,
+    EventKind, HangupReason, Media, OriginateRequest, OriginateTarget, PlaybackId, StasisEntry,
+};
+use lineup_core::{
+    CallId, Command, CommandBody, CommandId, CoreError, Effect, Enqueue, GateId, HungUpBy, Offer, OfferFailure,
+    OperatorId, OperatorMode, Outcome, QueueId, Response, Routing, SiteId,
+};
+use std::collections::BTreeMap;
+
+/// Digits a caller may key to leave the queue, unless configured otherwise.
+pub const DEFAULT_EXIT_KEYS: &str = "0";
+/// Key that accepts a callback offer.
+pub const CALLBACK_ACCEPT_KEY: char = '1';
+/// Silence after which a digit entry (operator id, PIN) ends.
+pub const DIGIT_TIMEOUT_MS: u64 = 5_000;
+/// Longest digit entry kept (operator id or PIN).
+pub const DIGITS_MAX: usize = 16;
+/// PIN tries per login call before hanging up.
+pub const LOGIN_ATTEMPTS_MAX: u8 = 3;
+/// Failed PINs per operator within `LOCKOUT_WINDOW_MS` that lock the operator out.
+pub const LOCKOUT_FAILURES_MAX: usize = 5;
+pub const LOCKOUT_WINDOW_MS: u64 = 15 * 60_000;
+/// A proposal that definitely did not commit is retried this many times (same command id,
+/// so a late duplicate is harmless), this far apart.
+pub const PROPOSE_RETRIES_MAX: u32 = 20;
+pub const PROPOSE_RETRY_DELAY_MS: u64 = 500;
+/// Most tracked channels (callers, operators, logins); beyond it new callers go straight back
+/// to the dialplan with LINEUP_RESULT=FAILED.
+pub const SITE_CHANNELS_MAX: usize = 50_000;
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub site: SiteId,
+    /// `CommandId::origin` of this site's proposals.
+    pub origin: u64,
+    /// First serial; pick something that grows across restarts (boot time in µs), so a
+    /// restarted site never reuses a serial still in the cluster's dedup window.
+    pub serial_base: u64,
+    pub moh_class: Option<String>,
+    pub exit_keys: String,
+}
+
+impl SiteConfig {
+    pub fn new(site: SiteId, serial_base: u64) -> Self {
+        Self { site, origin: site.0, serial_base, moh_class: None, exit_keys: DEFAULT_EXIT_KEYS.to_string() }
+    }
+}
+
+/// What the controller counted (for metrics and the simulator's coverage).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteCounters {
+    pub callers_entered: u64,
+    pub callers_invalid: u64,
+    pub offers_executed: u64,
+    pub offers_fenced_out: u64,
+    pub bridges_connected: u64,
+    pub proposals_retried: u64,
+    pub ari_failures: u64,
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+    pub events_ignored: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CallerState {
+    /// Enqueue proposed, result not back yet.
+    Entering,
+    Waiting,
+    /// Being connected or connected, under this fence.
+    Offered {
+        fence: u64,
+    },
+    Connected {
+        fence: u64,
+    },
+    /// Handed back to the dialplan or hung up; waiting for StasisEnd.
+    Leaving,
+}
+
+#[derive(Debug, Clone)]
+struct CallerLeg {
+    call: CallId,
+    number: String,
+    state: CallerState,
+    playback: Option<PlaybackId>,
+    callback_offered: bool,
+    /// Hung up while Entering: propose Abandoned once the Enqueue result is known.
+    hung_up: bool,
+    /// Hang up after this playback finishes (callback confirmation).
+    hangup_after: Option<PlaybackId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OfferStage {
+    /// Ring mode: the operator's phone is ringing.
+    Ringing,
+    /// The gate whisper plays to the operator.
+    Whisper,
+    /// Both legs are being added to the call bridge.
+    Bridging,
+    Connected,
+}
+
+#[derive(Debug, Clone)]
+struct OfferExec {
+    call: CallId,
+    operator: OperatorId,
+    fence: u64,
+    caller_channel: ChannelId,
+    operator_channel: ChannelId,
+    mode: OperatorMode,
+    bridge: BridgeId,
+    stage: OfferStage,
+    caller_in: bool,
+    operator_in: bool,
+    whisper: Option<String>,
+    whisper_playback: Option<PlaybackId>,
+}
+
+#[derive(Debug, Clone)]
+struct OperatorLeg {
+    holding: BridgeId,
+    /// The fence of the offer currently using this leg.
+    busy_with: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LoginStage {
+    AskId,
+    AskPin,
+    Verifying,
+    Committing,
+    /// Login refused or logout done: hang up after the prompt.
+    Closing,
+    /// Ring mode logged in: hang up after agent-loginok.
+    RingDone,
+    /// Persistent: in the holding bridge.
+    Holding,
+}
+
+#[derive(Debug, Clone)]
+struct LoginSession {
+    /// Known from the dialplan (`operator=ID`) or keyed in.
+    operator: Option<OperatorId>,
+    operator_from_dialplan: bool,
+    stage: LoginStage,
+    digits: String,
+    /// When the current digit entry ends by silence.
+    deadline_ms: Option<u64>,
+    attempts: u8,
+    playback: Option<PlaybackId>,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    /// A proposal whose result matters, plus what to do about it.
+    Proposal {
+        command: Command,
+        purpose: Purpose,
+        attempts: u32,
+        retry_at_ms: Option<u64>,
+    },
+    /// An ARI request whose failure matters.
+    AriOffer {
+        call: CallId,
+        fence: u64,
+    },
+    AriOther,
+    Pin {
+        channel: ChannelId,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Purpose {
+    Enqueue {
+        channel: ChannelId,
+    },
+    Login {
+        channel: ChannelId,
+    },
+    Logout {
+        channel: ChannelId,
+    },
+    Callback {
+        channel: ChannelId,
+    },
+    Connected {
+        call: CallId,
+        fence: u64,
+    },
+    /// Nothing to do with the result (Abandoned, Completed, RingNoAnswer, ...).
+    Report,
+}
+
+pub struct SiteController {
+    cfg: SiteConfig,
+    now_ms: u64,
+    next_serial: u64,
+    next_token: u64,
+    next_playback: u64,
+    pending: BTreeMap<u64, Pending>,
+    callers: BTreeMap<ChannelId, CallerLeg>,
+    call_channels: BTreeMap<CallId, ChannelId>,
+    operators: BTreeMap<OperatorId, OperatorLeg>,
+    operator_channels: BTreeMap<ChannelId, OperatorId>,
+    logins: BTreeMap<ChannelId, LoginSession>,
+    offers: BTreeMap<(CallId, u64), OfferExec>,
+    /// Ring-mode operator legs we originated: channel → (call, fence).
+    ring_legs: BTreeMap<ChannelId, (CallId, u64)>,
+    /// Highest fence executed per call and per operator (site-side fencing).
+    call_fences: BTreeMap<CallId, u64>,
+    operator_fences: BTreeMap<OperatorId, u64>,
+    playbacks: BTreeMap<PlaybackId, ChannelId>,
+    pin_failures: BTreeMap<OperatorId, Vec<u64>>,
+    pub counters: SiteCounters,
+    out: Vec<Action>,
+}
+
+fn channel(id: &str) -> Option<ChannelId> {
+    ChannelId::new(id).ok()
+}
+
+impl SiteController {
+    pub fn new(cfg: SiteConfig) -> Self {
+        let next_serial = cfg.serial_base;
+        Self {
+            cfg,
+            now_ms: 0,
+            next_serial,
+            next_token: 1,
+            next_playback: 1,
+            pending: BTreeMap::new(),
+            callers: BTreeMap::new(),
+            call_channels: BTreeMap::new(),
+            operators: BTreeMap::new(),
+            operator_channels: BTreeMap::new(),
+            logins: BTreeMap::new(),
+            offers: BTreeMap::new(),
+            ring_legs: BTreeMap::new(),
+            call_fences: BTreeMap::new(),
+            operator_fences: BTreeMap::new(),
+            playbacks: BTreeMap::new(),
+            pin_failures: BTreeMap::new(),
+            counters: SiteCounters::default(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn site(&self) -> SiteId {
+        self.cfg.site
+    }
+
+    /// The call id this site gives a caller channel: unique across sites.
+    pub fn call_id_for(&self, channel: &ChannelId) -> CallId {
+        CallId::new(format!("{}-{}", self.cfg.site.0, channel.as_str()))
+    }
+
+    /// Number of caller channels this site tracks (for tests and metrics).
+    pub fn tracked_callers(&self) -> usize {
+        self.callers.len()
+    }
+
+    pub fn handle(&mut self, now_ms: u64, input: Input, routing: &Routing) -> Vec<Action> {
+        self.now_ms = self.now_ms.max(now_ms);
+        match input {
+            Input::Ari(event) => self.on_event(event, routing),
+            Input::Effects { effects, .. } => {
+                for effect in effects {
+                    if effect.is_for(self.cfg.site) {
+                        self.on_effect(effect, routing);
+                    }
+                }
+            }
+            Input::Proposed { token, result } => self.on_proposed(token, result, routing),
+            Input::AriDone { token, result } => self.on_ari_done(token, result),
+            Input::PinVerified { token, ok } => self.on_pin_verified(token, ok, routing),
+            Input::Tick => self.on_tick(routing),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    fn token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token += 1;
+        t
+    }
+
+    fn propose(&mut self, body: CommandBody, purpose: Purpose) {
+        let command =
+            Command { id: CommandId { origin: self.cfg.origin, serial: self.next_serial }, at_ms: self.now_ms, body };
+        self.next_serial += 1;
+        let token = self.token();
+        self.pending
+            .insert(token, Pending::Proposal { command: command.clone(), purpose, attempts: 0, retry_at_ms: None });
+        self.out.push(Action::Propose { token, command });
+    }
+
+    fn report(&mut self, body: CommandBody) {
+        self.propose(body, Purpose::Report);
+    }
+
+    fn ari(&mut self, request: AriRequest) {
+        let token = self.token();
+        self.pending.insert(token, Pending::AriOther);
+        self.out.push(Action::Ari { token, request });
+    }
+
+    fn ari_for_offer(&mut self, request: AriRequest, call: &CallId, fence: u64) {
+        let token = self.token();
+        self.pending.insert(token, Pending::AriOffer { call: call.clone(), fence });
+        self.out.push(Action::Ari { token, request });
+    }
+
+    fn play(&mut self, channel: &ChannelId, media: Vec<Media>) -> Option<PlaybackId> {
+        let playback = PlaybackId::new(format!("pb-{}-{}", self.cfg.site.0, self.next_playback)).ok()?;
+        self.next_playback += 1;
+        self.playbacks.insert(playback.clone(), channel.clone());
+        self.ari(AriRequest::Play { channel: channel.clone(), playback: playback.clone(), media });
+        Some(playback)
+    }
+
+    fn start_moh(&mut self, channel: &ChannelId) {
+        self.ari(AriRequest::StartMoh { channel: channel.clone(), class: self.cfg.moh_class.clone() });
+    }
+
+    fn continue_with(&mut self, channel: &ChannelId, result: &str, extra: Vec<(String, String)>) {
+        let mut variables = vec![("LINEUP_RESULT".to_string(), result.to_string())];
+        variables.extend(extra);
+        self.ari(AriRequest::Continue {
+            channel: channel.clone(),
+            target: ContinueTarget { context: None, extension: None, priority: None },
+            variables,
+        });
+    }
+
+    // ------------------------------------------------------------ ARI events
+
+    fn on_event(&mut self, event: AriEvent, routing: &Routing) {
+        match event.kind {
+            EventKind::StasisStart { args, channel, .. } => {
+                self.on_stasis_start(&event.application, args, channel, routing)
+            }
+            EventKind::ChannelDtmfReceived { digit, channel, .. } => {
+                if let Some(d) = digit.chars().next() {
+                    self.on_dtmf(&channel.id, d, routing);
+                }
+            }
+            EventKind::StasisEnd { channel }
+            | EventKind::ChannelHangupRequest { channel, .. }
+            | EventKind::ChannelDestroyed { channel, .. } => self.on_channel_gone(&channel.id),
+            EventKind::ChannelEnteredBridge { bridge, channel: Some(channel) } => {
+                self.on_entered_bridge(&bridge.id, &channel.id)
+            }
+            EventKind::PlaybackFinished { playback } => self.on_playback_finished(&playback.id, routing),
+            _ => self.counters.events_ignored += 1,
+        }
+    }
+
+    fn on_stasis_start(&mut self, application: &str, args: Vec<String>, ch: lineup_ari::Channel, routing: &Routing) {
+        let id = ch.id.clone();
+        // A ring-mode operator leg we originated answered.
+        if let Some((call, fence)) = self.ring_legs.get(&id).cloned() {
+            self.operator_answered(&call, fence);
+            return;
+        }
+        if self.callers.len() + self.logins.len() + self.operators.len() >= SITE_CHANNELS_MAX {
+            self.continue_with(&id, "FAILED", vec![]);
+            return;
+        }
+        match parse_stasis_entry(application, &args) {
+            Ok(StasisEntry::Caller { queue, gate, priority }) => {
+                self.counters.callers_entered += 1;
+                let call = self.call_id_for(&id);
+                self.callers.insert(
+                    id.clone(),
+                    CallerLeg {
+                        call: call.clone(),
+                        number: ch.caller.number.clone(),
+                        state: CallerState::Entering,
+                        playback: None,
+                        callback_offered: false,
+                        hung_up: false,
+                        hangup_after: None,
+                    },
+                );
+                self.call_channels.insert(call.clone(), id.clone());
+                self.ari(AriRequest::Answer(id.clone()));
+                self.start_moh(&id);
+                let printable =
+                    |s: &str| s.chars().filter(|c| !c.is_control() && *c != '|').take(64).collect::<String>();
+                self.propose(
+                    CommandBody::Enqueue(Enqueue {
+                        call,
+                        queue: QueueId::new(queue),
+                        gate: gate.map(GateId::new),
+                        priority,
+                        caller_number: printable(&ch.caller.number),
+                        caller_name: printable(&ch.caller.name),
+                        site: self.cfg.site,
+                        channel: Some(id.as_str().to_string()),
+                        skills: Default::default(),
+                        callback_number: None,
+                    }),
+                    Purpose::Enqueue { channel: id },
+                );
+            }
+            Ok(StasisEntry::OperatorLogin { operator }) => {
+                let from_dialplan = operator.is_some();
+                let operator = operator.map(OperatorId::new);
+                self.ari(AriRequest::Answer(id.clone()));
+                let prompt = if operator.is_some() { prompts::SOUND_AGENT_PASS } else { prompts::SOUND_AGENT_USER };
+                let playback = self.play(&id, vec![Media::Sound(prompt.into())]);
+                self.logins.insert(
+                    id,
+                    LoginSession {
+                        operator,
+                        operator_from_dialplan: from_dialplan,
+                        stage: if from_dialplan { LoginStage::AskPin } else { LoginStage::AskId },
+                        digits: String::new(),
+                        deadline_ms: None,
+                        attempts: 0,
+                        playback,
+                    },
+                );
+                let _ = routing;
+            }
+            Ok(StasisEntry::TrunkLeg { .. }) | Err(_) => {
+                // Cross-site trunk legs are not handled by this site yet; a bad entry goes
+                // back to the dialplan so no caller is ever left in Stasis.
+                self.counters.callers_invalid += 1;
+                self.continue_with(&id, "INVALID", vec![]);
+            }
+        }
+    }
+
+    fn on_dtmf(&mut self, ch: &ChannelId, digit: char, routing: &Routing) {
+        if let Some(leg) = self.callers.get(ch) {
+            if leg.state != CallerState::Waiting {
+                return;
+            }
+            let call = leg.call.clone();
+            if leg.callback_offered && digit == CALLBACK_ACCEPT_KEY {
+                let number: String = leg.number.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
+                self.propose(CommandBody::RequestCallback { call, number }, Purpose::Callback { channel: ch.clone() });
+            } else if self.cfg.exit_keys.contains(digit) {
+                self.report(CommandBody::ExitWithKey { call, key: digit });
+            }
+            return;
+        }
+        if self.logins.contains_key(ch) {
+            self.login_digit(ch, digit, routing);
+        }
+    }
+
+    fn on_channel_gone(&mut self, ch: &ChannelId) {
+        if let Some(leg) = self.callers.get_mut(ch) {
+            let call = leg.call.clone();
+            match leg.state.clone() {
+                CallerState::Entering => leg.hung_up = true,
+                CallerState::Waiting | CallerState::Offered { .. } => {
+                    leg.state = CallerState::Leaving;
+                    self.report(CommandBody::Abandoned { call });
+                }
+                CallerState::Connected { fence } => {
+                    leg.state = CallerState::Leaving;
+                    self.report(CommandBody::Completed { call: call.clone(), fence, by: HungUpBy::Caller });
+                    self.end_connected_offer(&call, fence, HungUpBy::Caller);
+                }
+                CallerState::Leaving => {
+                    self.forget_caller(ch);
+                }
+            }
+            return;
+        }
+        if let Some((call, fence)) = self.ring_legs.get(ch).cloned() {
+            self.ring_legs.remove(ch);
+            let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
+            if exec.stage == OfferStage::Ringing {
+                // Never answered: the operator missed the offer.
+                let operator = exec.operator.clone();
+                self.offers.remove(&(call.clone(), fence));
+                self.report(CommandBody::RingNoAnswer { call, operator, fence });
+            } else if exec.stage == OfferStage::Connected {
+                self.operator_hung_up(&call, fence);
+            } else {
+                let operator = exec.operator.clone();
+                self.fail_offer(&call, fence, &operator, OfferFailure::BridgeFailed);
+            }
+            return;
+        }
+        if let Some(operator) = self.operator_channels.get(ch).cloned() {
+            // A persistent operator's leg is gone.
+            let busy = self.operators.get(&operator).and_then(|l| l.busy_with);
+            if let Some(fence) = busy {
+                if let Some(call) = self.offers.keys().find(|(_, f)| *f == fence).map(|(c, _)| c.clone()) {
+                    let stage = self.offers[&(call.clone(), fence)].stage.clone();
+                    if stage == OfferStage::Connected {
+                        self.operator_hung_up(&call, fence);
+                    } else {
+                        self.fail_offer(&call, fence, &operator, OfferFailure::OperatorUnreachable);
+                    }
+                }
+            }
+            if let Some(leg) = self.operators.remove(&operator) {
+                self.ari(AriRequest::DestroyBridge(leg.holding));
+            }
+            self.operator_channels.remove(ch);
+            self.logins.remove(ch);
+            self.report(CommandBody::OperatorLogout { operator });
+            return;
+        }
+        if self.logins.remove(ch).is_some() {
+            return;
+        }
+        self.counters.events_ignored += 1;
+    }
+
+    fn on_entered_bridge(&mut self, bridge: &BridgeId, ch: &ChannelId) {
+        let Some(key) = self.offers.iter().find(|(_, e)| &e.bridge == bridge).map(|(k, _)| k.clone()) else { return };
+        let exec = self.offers.get_mut(&key).expect("found");
+        if &exec.caller_channel == ch {
+            exec.caller_in = true;
+        }
+        if &exec.operator_channel == ch {
+            exec.operator_in = true;
+        }
+        if exec.caller_in && exec.operator_in && exec.stage == OfferStage::Bridging {
+            exec.stage = OfferStage::Connected;
+            let (call, operator, fence) = (exec.call.clone(), exec.operator.clone(), exec.fence);
+            self.counters.bridges_connected += 1;
+            if let Some(leg) = self.call_channels.get(&call).and_then(|c| self.callers.get_mut(c)) {
+                leg.state = CallerState::Connected { fence };
+            }
+            self.propose(
+                CommandBody::Connected { call: call.clone(), operator, fence },
+                Purpose::Connected { call, fence },
+            );
+        }
+    }
+
+    fn on_playback_finished(&mut self, playback: &PlaybackId, routing: &Routing) {
+        let Some(ch) = self.playbacks.remove(playback) else { return };
+        if let Some(leg) = self.callers.get_mut(&ch) {
+            if leg.playback.as_ref() == Some(playback) {
+                leg.playback = None;
+                if leg.hangup_after.as_ref() == Some(playback) {
+                    self.ari(AriRequest::Hangup(ch.clone(), HangupReason::Normal));
+                } else if leg.state == CallerState::Waiting {
+                    // A play pauses hold music for good: resume it.
+                    self.start_moh(&ch);
+                }
+            }
+            return;
+        }
+        if let Some(key) =
+            self.offers.iter().find(|(_, e)| e.whisper_playback.as_ref() == Some(playback)).map(|(k, _)| k.clone())
+        {
+            let exec = self.offers.get_mut(&key).expect("found");
+            exec.whisper_playback = None;
+            exec.stage = OfferStage::Bridging;
+            let (bridge, caller, op, call, fence) = (
+                exec.bridge.clone(),
+                exec.caller_channel.clone(),
+                exec.operator_channel.clone(),
+                exec.call.clone(),
+                exec.fence,
+            );
+            self.ari_for_offer(AriRequest::AddChannels { bridge, channels: vec![caller, op] }, &call, fence);
+            return;
+        }
+        if let Some(session) = self.logins.get_mut(&ch) {
+            if session.playback.as_ref() != Some(playback) {
+                return;
+            }
+            session.playback = None;
+            match session.stage {
+                LoginStage::Closing | LoginStage::RingDone => {
+                    self.logins.remove(&ch);
+                    self.ari(AriRequest::Hangup(ch, HangupReason::Normal));
+                }
+                LoginStage::AskId | LoginStage::AskPin => {
+                    session.deadline_ms = Some(self.now_ms + DIGIT_TIMEOUT_MS);
+                }
+                _ => {}
+            }
+            let _ = routing;
+        }
+    }
+
+    // ------------------------------------------------------------ effects
+
+    fn on_effect(&mut self, effect: Effect, routing: &Routing) {
+        match effect {
+            Effect::Announce { channel, announcement, .. } => {
+                let Some(ch) = self::channel(&channel) else { return };
+                let Some(leg) = self.callers.get(&ch) else { return };
+                // Effects of the Enqueue can arrive before its result: Entering counts as waiting.
+                let waiting = matches!(leg.state, CallerState::Entering | CallerState::Waiting);
+                if !waiting || leg.hung_up || leg.playback.is_some() {
+                    return; // never stack prompts; the next announcement comes soon enough
+                }
+                let playback = self.play(&ch, prompts::announcement_media(&announcement));
+                if let Some(leg) = self.callers.get_mut(&ch) {
+                    leg.playback = playback;
+                }
+            }
+            Effect::OfferCallback { channel, .. } => {
+                let Some(ch) = self::channel(&channel) else { return };
+                let waiting = self.callers.get(&ch).is_some_and(|l| {
+                    matches!(l.state, CallerState::Entering | CallerState::Waiting)
+                        && !l.hung_up
+                        && l.playback.is_none()
+                });
+                if waiting {
+                    let playback = self.play(&ch, vec![Media::Sound(prompts::SOUND_CALLBACK_OFFER.into())]);
+                    if let Some(leg) = self.callers.get_mut(&ch) {
+                        leg.playback = playback;
+                        leg.callback_offered = true;
+                    }
+                }
+            }
+            Effect::Exit { channel, outcome, .. } => {
+                let Some(ch) = self::channel(&channel) else { return };
+                self.exit_caller(&ch, &outcome);
+            }
+            Effect::Offer(offer) => self.on_offer(offer, routing),
+            Effect::CancelOffer { call, fence, .. } => self.on_cancel(&call, fence),
+            _ => {}
+        }
+    }
+
+    fn exit_caller(&mut self, ch: &ChannelId, outcome: &Outcome) {
+        let Some(leg) = self.callers.get_mut(ch) else { return };
+        if leg.state == CallerState::Leaving {
+            return;
+        }
+        leg.state = CallerState::Leaving;
+        let mut extra = Vec::new();
+        if let Outcome::ExitWithKey { key } = outcome {
+            extra.push(("LINEUP_KEY".to_string(), key.to_string()));
+        }
+        self.ari(AriRequest::StopMoh(ch.clone()));
+        self.continue_with(ch, outcome.dialplan_result(), extra);
+    }
+
+    fn forget_caller(&mut self, ch: &ChannelId) {
+        if let Some(leg) = self.callers.remove(ch) {
+            self.call_channels.remove(&leg.call);
+        }
+    }
+
+    /// Site-side fence check: an effect older than one already executed for this call or
+    /// operator is refused (the other half of the core's "where decided" check).
+    fn fence_is_fresh(&mut self, call: &CallId, operator: &OperatorId, fence: u64) -> bool {
+        let stale = self.call_fences.get(call).is_some_and(|f| *f >= fence)
+            || self.operator_fences.get(operator).is_some_and(|f| *f >= fence);
+        if stale {
+            self.counters.offers_fenced_out += 1;
+            return false;
+        }
+        self.call_fences.insert(call.clone(), fence);
+        self.operator_fences.insert(operator.clone(), fence);
+        true
+    }
+
+    fn on_offer(&mut self, offer: Offer, routing: &Routing) {
+        if offer.caller_site != self.cfg.site || offer.operator_site != self.cfg.site {
+            // Cross-site connect (trunk legs) is executed by a later version of site control;
+            // the caller's site reports the failure so the caller keeps its place.
+            if offer.caller_site == self.cfg.site && self.fence_is_fresh(&offer.call, &offer.operator, offer.fence) {
+                self.report(CommandBody::OfferFailed {
+                    call: offer.call,
+                    operator: offer.operator,
+                    fence: offer.fence,
+                    reason: OfferFailure::BridgeFailed,
+                });
+            }
+            return;
+        }
+        if !self.fence_is_fresh(&offer.call, &offer.operator, offer.fence) {
+            return;
+        }
+        let Some(caller_channel) = offer.caller_channel.as_deref().and_then(channel) else {
+            return; // callbacks (no caller leg) are dialled from DialCallback
+        };
+        // The offer may arrive before the Enqueue's own result (same apply): Entering is fine.
+        let caller_ok = self
+            .callers
+            .get(&caller_channel)
+            .is_some_and(|l| matches!(l.state, CallerState::Entering | CallerState::Waiting) && !l.hung_up);
+        if !caller_ok {
+            // The caller already left; its Abandoned is on the way and will cancel the offer.
+            return;
+        }
+        let Ok(bridge) = BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+        self.counters.offers_executed += 1;
+        if let Some(leg) = self.callers.get_mut(&caller_channel) {
+            leg.state = CallerState::Offered { fence: offer.fence };
+        }
+        let _ = routing;
+        match offer.mode {
+            OperatorMode::Persistent => {
+                let Some(op_channel) = offer.operator_channel.as_deref().and_then(channel) else {
+                    self.report(CommandBody::OfferFailed {
+                        call: offer.call,
+                        operator: offer.operator,
+                        fence: offer.fence,
+                        reason: OfferFailure::OperatorUnreachable,
+                    });
+                    return;
+                };
+                let holding = self.operators.get_mut(&offer.operator).map(|l| {
+                    l.busy_with = Some(offer.fence);
+                    l.holding.clone()
+                });
+                let exec = OfferExec {
+                    call: offer.call.clone(),
+                    operator: offer.operator.clone(),
+                    fence: offer.fence,
+                    caller_channel: caller_channel.clone(),
+                    operator_channel: op_channel.clone(),
+                    mode: offer.mode,
+                    bridge: bridge.clone(),
+                    stage: OfferStage::Bridging,
+                    caller_in: false,
+                    operator_in: false,
+                    whisper: offer.whisper.clone(),
+                    whisper_playback: None,
+                };
+                self.offers.insert((offer.call.clone(), offer.fence), exec);
+                self.ari_for_offer(
+                    AriRequest::CreateBridge(CreateBridgeRequest {
+                        bridge_id: bridge.clone(),
+                        bridge_type: BridgeType::MixingDtmfEvents,
+                        name: Some(offer.call.to_string()),
+                    }),
+                    &offer.call,
+                    offer.fence,
+                );
+                if let Some(holding) = holding {
+                    self.ari(AriRequest::RemoveChannels { bridge: holding, channels: vec![op_channel.clone()] });
+                }
+                self.start_connecting(&offer.call, offer.fence);
+            }
+            OperatorMode::Ring => {
+                let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else {
+                    self.report(CommandBody::OfferFailed {
+                        call: offer.call,
+                        operator: offer.operator,
+                        fence: offer.fence,
+                        reason: OfferFailure::OperatorUnreachable,
+                    });
+                    return;
+                };
+                let Some(ring_leg) = channel(&format!("ring-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+                self.ring_legs.insert(ring_leg.clone(), (offer.call.clone(), offer.fence));
+                self.offers.insert(
+                    (offer.call.clone(), offer.fence),
+                    OfferExec {
+                        call: offer.call.clone(),
+                        operator: offer.operator.clone(),
+                        fence: offer.fence,
+                        caller_channel,
+                        operator_channel: ring_leg.clone(),
+                        mode: offer.mode,
+                        bridge,
+                        stage: OfferStage::Ringing,
+                        caller_in: false,
+                        operator_in: false,
+                        whisper: offer.whisper.clone(),
+                        whisper_playback: None,
+                    },
+                );
+                let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
+                    .expect("static application name is valid");
+                self.ari_for_offer(
+                    AriRequest::Originate(OriginateRequest {
+                        endpoint,
+                        target: OriginateTarget::Application { app, app_args: vec![] },
+                        channel_id: Some(ring_leg),
+                        other_channel_id: None,
+                        caller_id: Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number)),
+                        timeout_s: Some(offer.ring_timeout_ms.div_ceil(1000).max(1) as i32),
+                        originator: None,
+                        variables: Default::default(),
+                    }),
+                    &offer.call,
+                    offer.fence,
+                );
+            }
+        }
+    }
+
+    /// Ring-mode leg answered: create the bridge and connect.
+    fn operator_answered(&mut self, call: &CallId, fence: u64) {
+        let Some(exec) = self.offers.get_mut(&(call.clone(), fence)) else { return };
+        if exec.stage != OfferStage::Ringing {
+            return;
+        }
+        exec.stage = OfferStage::Bridging;
+        let bridge = exec.bridge.clone();
+        self.ari_for_offer(
+            AriRequest::CreateBridge(CreateBridgeRequest {
+                bridge_id: bridge,
+                bridge_type: BridgeType::MixingDtmfEvents,
+                name: Some(call.to_string()),
+            }),
+            call,
+            fence,
+        );
+        self.start_connecting(call, fence);
+    }
+
+    /// Whisper to the operator first (if the gate has one), then add both legs.
+    fn start_connecting(&mut self, call: &CallId, fence: u64) {
+        let Some(exec) = self.offers.get(&(call.clone(), fence)).cloned() else { return };
+        self.ari(AriRequest::StopMoh(exec.caller_channel.clone()));
+        if let Some(whisper) = exec.whisper.clone() {
+            let playback = self.play(&exec.operator_channel, vec![Media::Sound(whisper)]);
+            if let Some(e) = self.offers.get_mut(&(call.clone(), fence)) {
+                e.stage = OfferStage::Whisper;
+                e.whisper_playback = playback;
+            }
+            return;
+        }
+        self.ari_for_offer(
+            AriRequest::AddChannels { bridge: exec.bridge, channels: vec![exec.caller_channel, exec.operator_channel] },
+            call,
+            fence,
+        );
+    }
+
+    fn on_cancel(&mut self, call: &CallId, fence: u64) {
+        let Some(exec) = self.offers.remove(&(call.clone(), fence)) else { return };
+        if exec.stage == OfferStage::Connected {
+            // A cancel never ends a connected call; put it back (its end comes from hangups).
+            self.offers.insert((call.clone(), fence), exec);
+            return;
+        }
+        self.undo_offer(exec);
+    }
+
+    /// Tears down a half-built offer: ring leg hung up, bridge destroyed, caller back on hold
+    /// music, persistent operator back in the holding bridge.
+    fn undo_offer(&mut self, exec: OfferExec) {
+        match exec.mode {
+            OperatorMode::Ring => {
+                self.ring_legs.remove(&exec.operator_channel);
+                self.ari(AriRequest::Hangup(exec.operator_channel.clone(), HangupReason::Normal));
+            }
+            OperatorMode::Persistent => {
+                if let Some(leg) = self.operators.get_mut(&exec.operator) {
+                    leg.busy_with = None;
+                    let holding = leg.holding.clone();
+                    self.ari(AriRequest::AddChannels {
+                        bridge: holding,
+                        channels: vec![exec.operator_channel.clone()],
+                    });
+                }
+            }
+        }
+        if exec.stage != OfferStage::Ringing {
+            self.ari(AriRequest::DestroyBridge(exec.bridge.clone()));
+        }
+        if let Some(leg) = self.callers.get_mut(&exec.caller_channel) {
+            if leg.state == (CallerState::Offered { fence: exec.fence }) {
+                leg.state = CallerState::Waiting;
+                self.start_moh(&exec.caller_channel);
+            }
+        }
+    }
+
+    fn fail_offer(&mut self, call: &CallId, fence: u64, operator: &OperatorId, reason: OfferFailure) {
+        if let Some(exec) = self.offers.remove(&(call.clone(), fence)) {
+            self.undo_offer(exec);
+        }
+        self.report(CommandBody::OfferFailed { call: call.clone(), operator: operator.clone(), fence, reason });
+    }
+
+    /// The operator hung up a connected call.
+    fn operator_hung_up(&mut self, call: &CallId, fence: u64) {
+        self.report(CommandBody::Completed { call: call.clone(), fence, by: HungUpBy::Operator });
+        self.end_connected_offer(call, fence, HungUpBy::Operator);
+    }
+
+    /// Tidies up after a connected call ended on either side.
+    fn end_connected_offer(&mut self, call: &CallId, fence: u64, by: HungUpBy) {
+        let Some(exec) = self.offers.remove(&(call.clone(), fence)) else { return };
+        match (exec.mode, by) {
+            (OperatorMode::Ring, HungUpBy::Caller) => {
+                self.ring_legs.remove(&exec.operator_channel);
+                self.ari(AriRequest::Hangup(exec.operator_channel.clone(), HangupReason::Normal));
+            }
+            (OperatorMode::Persistent, HungUpBy::Caller) => {
+                if let Some(leg) = self.operators.get_mut(&exec.operator) {
+                    leg.busy_with = None;
+                    let holding = leg.holding.clone();
+                    self.ari(AriRequest::RemoveChannels {
+                        bridge: exec.bridge.clone(),
+                        channels: vec![exec.operator_channel.clone()],
+                    });
+                    self.ari(AriRequest::AddChannels {
+                        bridge: holding,
+                        channels: vec![exec.operator_channel.clone()],
+                    });
+                }
+            }
+            (_, _) => {
+                // The operator ended it: the caller goes back to the dialplan (surveys etc.).
+                if let Some(leg) = self.callers.get_mut(&exec.caller_channel) {
+                    if leg.state != CallerState::Leaving {
+                        leg.state = CallerState::Leaving;
+                        let caller = exec.caller_channel.clone();
+                        self.ari(AriRequest::RemoveChannels {
+                            bridge: exec.bridge.clone(),
+                            channels: vec![caller.clone()],
+                        });
+                        self.continue_with(&caller, "COMPLETED", vec![]);
+                    }
+                }
+            }
+        }
+        self.ari(AriRequest::DestroyBridge(exec.bridge));
+    }
+
+    // ------------------------------------------------------------ results
+
+    fn on_proposed(
+        &mut self,
+        token: u64,
+        result: Result<lineup_core::CommandResult, ProposeFailure>,
+        routing: &Routing,
+    ) {
+        let Some(Pending::Proposal { command, purpose, attempts, .. }) = self.pending.remove(&token) else { return };
+        let result = match result {
+            Ok(r) => r,
+            Err(ProposeFailure::NotCommitted(_)) if attempts < PROPOSE_RETRIES_MAX => {
+                self.counters.proposals_retried += 1;
+                self.pending.insert(
+                    token,
+                    Pending::Proposal {
+                        command,
+                        purpose,
+                        attempts: attempts + 1,
+                        retry_at_ms: Some(self.now_ms + PROPOSE_RETRY_DELAY_MS),
+                    },
+                );
+                return;
+            }
+            Err(ProposeFailure::NotCommitted(reason)) => {
+                Err(CoreError::InvalidState { what: "not committed".into(), detail: reason })
+            }
+        };
+        match purpose {
+            Purpose::Enqueue { channel } => self.on_enqueued(&channel, result),
+            Purpose::Login { channel } => self.on_login_committed(&channel, result, routing),
+            Purpose::Logout { channel } => {
+                let playback = self.play(&channel, vec![Media::Sound(prompts::SOUND_AGENT_LOGGED_OFF.into())]);
+                if let Some(s) = self.logins.get_mut(&channel) {
+                    s.stage = LoginStage::Closing;
+                    s.playback = playback;
+                }
+            }
+            Purpose::Callback { channel } => {
+                if result.is_ok() {
+                    // Committed before the caller hears the confirmation.
+                    let playback = self.play(&channel, vec![Media::Sound(prompts::SOUND_CALLBACK_CONFIRMED.into())]);
+                    if let Some(leg) = self.callers.get_mut(&channel) {
+                        leg.state = CallerState::Leaving;
+                        leg.playback = playback.clone();
+                        leg.hangup_after = playback;
+                    }
+                }
+            }
+            Purpose::Connected { call, fence } => {
+                if matches!(result, Err(CoreError::StaleFence { .. })) {
+                    // The core took the offer back before the bridge came up: tear it down.
+                    if let Some(exec) = self.offers.remove(&(call, fence)) {
+                        self.undo_offer(exec);
+                    }
+                }
+            }
+            Purpose::Report => {}
+        }
+    }
+
+    fn on_enqueued(&mut self, ch: &ChannelId, result: lineup_core::CommandResult) {
+        let Some(leg) = self.callers.get_mut(ch) else { return };
+        if leg.state == CallerState::Leaving {
+            return;
+        }
+        match result {
+            Ok(Response::Enqueued { exit: None, .. }) => {
+                if leg.state == CallerState::Entering {
+                    leg.state = CallerState::Waiting;
+                }
+                if leg.hung_up {
+                    // Hung up before the Enqueue committed: it is in the queue now, so abandon.
+                    let call = leg.call.clone();
+                    leg.state = CallerState::Leaving;
+                    self.report(CommandBody::Abandoned { call });
+                }
+            }
+            Ok(Response::Enqueued { exit: Some(outcome), .. }) => {
+                // The Exit effect carries the same outcome; act once, whichever comes first.
+                leg.state = CallerState::Waiting;
+                self.exit_caller(ch, &outcome);
+            }
+            Ok(_) | Err(_) => {
+                self.counters.callers_invalid += 1;
+                let hung_up = leg.hung_up;
+                leg.state = CallerState::Leaving;
+                if hung_up {
+                    self.forget_caller(ch);
+                } else {
+                    self.ari(AriRequest::StopMoh(ch.clone()));
+                    self.continue_with(ch, "INVALID", vec![]);
+                }
+            }
+        }
+    }
+
+    fn on_ari_done(&mut self, token: u64, result: Result<(), AriFailure>) {
+        let Some(pending) = self.pending.remove(&token) else { return };
+        let Err(failure) = result else { return };
+        self.counters.ari_failures += 1;
+        if let Pending::AriOffer { call, fence } = pending {
+            let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
+            if exec.stage == OfferStage::Connected {
+                return;
+            }
+            let operator = exec.operator.clone();
+            let reason = match (&failure, exec.mode, &exec.stage) {
+                (AriFailure::Gone(_), OperatorMode::Ring, OfferStage::Ringing) => OfferFailure::OperatorUnreachable,
+                _ => OfferFailure::BridgeFailed,
+            };
+            self.fail_offer(&call, fence, &operator, reason);
+        }
+    }
+
+    fn on_tick(&mut self, routing: &Routing) {
+        let now = self.now_ms;
+        let due: Vec<u64> = self
+            .pending
+            .iter()
+            .filter_map(|(t, p)| match p {
+                Pending::Proposal { retry_at_ms: Some(at), .. } if *at <= now => Some(*t),
+                _ => None,
+            })
+            .collect();
+        for token in due {
+            if let Some(Pending::Proposal { command, retry_at_ms, .. }) = self.pending.get_mut(&token) {
+                *retry_at_ms = None;
+                let command = command.clone();
+                self.out.push(Action::Propose { token, command });
+            }
+        }
+        let expired: Vec<ChannelId> = self
+            .logins
+            .iter()
+            .filter(|(_, s)| s.deadline_ms.is_some_and(|d| d <= now))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for ch in expired {
+            self.finish_digits(&ch, routing);
+        }
+    }
+
+    // ------------------------------------------------------------ operator login
+
+    fn login_digit(&mut self, ch: &ChannelId, digit: char, routing: &Routing) {
+        let Some(session) = self.logins.get_mut(ch) else { return };
+        if !matches!(session.stage, LoginStage::AskId | LoginStage::AskPin) {
+            return;
+        }
+        if digit == '#' {
+            self.finish_digits(ch, routing);
+            return;
+        }
+        if session.digits.len() < DIGITS_MAX && digit.is_ascii_digit() {
+            session.digits.push(digit);
+        }
+        session.deadline_ms = Some(self.now_ms + DIGIT_TIMEOUT_MS);
+    }
+
+    fn finish_digits(&mut self, ch: &ChannelId, routing: &Routing) {
+        let Some(session) = self.logins.get_mut(ch) else { return };
+        session.deadline_ms = None;
+        let digits = std::mem::take(&mut session.digits);
+        match session.stage {
+            LoginStage::AskId => {
+                session.operator = Some(OperatorId::new(digits));
+                session.stage = LoginStage::AskPin;
+                let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_PASS.into())]);
+                if let Some(s) = self.logins.get_mut(ch) {
+                    s.playback = playback;
+                }
+            }
+            LoginStage::AskPin => {
+                let operator = session.operator.clone().unwrap_or_else(|| OperatorId::new(""));
+                if digits.is_empty() {
+                    // `#` alone at the PIN prompt: log out.
+                    session.stage = LoginStage::Committing;
+                    if routing.operator_config(&operator).is_some() {
+                        self.propose(CommandBody::OperatorLogout { operator }, Purpose::Logout { channel: ch.clone() });
+                    } else {
+                        self.login_failed(ch, &operator);
+                    }
+                    return;
+                }
+                let locked = self.pin_failures.get(&operator).is_some_and(|times| {
+                    times.iter().filter(|t| **t + LOCKOUT_WINDOW_MS > self.now_ms).count() >= LOCKOUT_FAILURES_MAX
+                });
+                match routing.operator_config(&operator) {
+                    Some(cfg) if !locked && !cfg.pin_hash.is_empty() => {
+                        session.stage = LoginStage::Verifying;
+                        let token = self.token();
+                        self.pending.insert(token, Pending::Pin { channel: ch.clone() });
+                        self.out.push(Action::VerifyPin { token, pin: digits, phc: cfg.pin_hash.clone() });
+                    }
+                    _ => self.login_failed(ch, &operator),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_pin_verified(&mut self, token: u64, ok: bool, routing: &Routing) {
+        let Some(Pending::Pin { channel }) = self.pending.remove(&token) else { return };
+        let Some(session) = self.logins.get_mut(&channel) else { return };
+        let Some(operator) = session.operator.clone() else { return };
+        if !ok {
+            self.login_failed(&channel, &operator);
+            return;
+        }
+        let Some(cfg) = routing.operator_config(&operator) else {
+            self.login_failed(&channel, &operator);
+            return;
+        };
+        session.stage = LoginStage::Committing;
+        let leg = (cfg.mode == OperatorMode::Persistent).then(|| channel.as_str().to_string());
+        self.propose(
+            CommandBody::OperatorLogin { operator, site: self.cfg.site, channel: leg },
+            Purpose::Login { channel },
+        );
+    }
+
+    fn login_failed(&mut self, ch: &ChannelId, operator: &OperatorId) {
+        self.counters.logins_failed += 1;
+        self.pin_failures.entry(operator.clone()).or_default().push(self.now_ms);
+        let now = self.now_ms;
+        if let Some(times) = self.pin_failures.get_mut(operator) {
+            times.retain(|t| t + LOCKOUT_WINDOW_MS > now);
+        }
+        let Some(session) = self.logins.get_mut(ch) else { return };
+        session.attempts += 1;
+        if session.attempts >= LOGIN_ATTEMPTS_MAX {
+            session.stage = LoginStage::Closing;
+            let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_INCORRECT.into())]);
+            if let Some(s) = self.logins.get_mut(ch) {
+                s.playback = playback;
+            }
+            return;
+        }
+        let ask_id = !session.operator_from_dialplan;
+        session.stage = if ask_id { LoginStage::AskId } else { LoginStage::AskPin };
+        if ask_id {
+            session.operator = None;
+        }
+        let next = if ask_id { prompts::SOUND_AGENT_USER } else { prompts::SOUND_AGENT_PASS };
+        let playback =
+            self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_INCORRECT.into()), Media::Sound(next.into())]);
+        if let Some(s) = self.logins.get_mut(ch) {
+            s.playback = playback;
+        }
+    }
+
+    fn on_login_committed(&mut self, ch: &ChannelId, result: lineup_core::CommandResult, routing: &Routing) {
+        let Some(session) = self.logins.get(ch) else { return };
+        let Some(operator) = session.operator.clone() else { return };
+        if result.is_err() {
+            let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_INCORRECT.into())]);
+            if let Some(s) = self.logins.get_mut(ch) {
+                s.stage = LoginStage::Closing;
+                s.playback = playback;
+            }
+            return;
+        }
+        self.counters.logins_ok += 1;
+        self.pin_failures.remove(&operator);
+        let persistent = routing.operator_config(&operator).is_some_and(|c| c.mode == OperatorMode::Persistent);
+        if persistent {
+            // The leg stays on the line in a holding bridge between calls.
+            let Ok(holding) = BridgeId::new(format!("hold-{}", operator.as_str())) else { return };
+            self.operators.insert(operator.clone(), OperatorLeg { holding: holding.clone(), busy_with: None });
+            self.operator_channels.insert(ch.clone(), operator.clone());
+            self.ari(AriRequest::CreateBridge(CreateBridgeRequest {
+                bridge_id: holding.clone(),
+                bridge_type: BridgeType::Holding,
+                name: Some(operator.to_string()),
+            }));
+            self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![ch.clone()] });
+        }
+        let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_LOGIN_OK.into())]);
+        if let Some(s) = self.logins.get_mut(ch) {
+            s.playback = playback;
+            // Ring mode: the login call ends after the prompt.
+            s.stage = if persistent { LoginStage::Holding } else { LoginStage::RingDone };
+        }
+    }
+}

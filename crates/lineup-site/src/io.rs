@@ -1,0 +1,114 @@
+//! What goes into and comes out of the site controller. The controller never performs IO:
+//! a driver (async, over `lineup_ari::Ari` and the cluster) or the simulator executes the
+//! actions and feeds results and events back as inputs.
+
+use lineup_ari::{
+    AriEvent, BridgeId, ChannelId, ContinueTarget, CreateBridgeRequest, HangupReason, Media, OriginateRequest,
+    PlaybackId,
+};
+use lineup_core::{Command, CommandResult};
+
+/// A request to this site's Asterisk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AriRequest {
+    Answer(ChannelId),
+    Hangup(ChannelId, HangupReason),
+    StartMoh {
+        channel: ChannelId,
+        class: Option<String>,
+    },
+    StopMoh(ChannelId),
+    /// `playback` is chosen by the controller so PlaybackFinished can be matched.
+    Play {
+        channel: ChannelId,
+        playback: PlaybackId,
+        media: Vec<Media>,
+    },
+    StopPlayback(PlaybackId),
+    Originate(OriginateRequest),
+    CreateBridge(CreateBridgeRequest),
+    AddChannels {
+        bridge: BridgeId,
+        channels: Vec<ChannelId>,
+    },
+    RemoveChannels {
+        bridge: BridgeId,
+        channels: Vec<ChannelId>,
+    },
+    DestroyBridge(BridgeId),
+    /// Back to the dialplan with channel variables (`LINEUP_RESULT`, ...).
+    Continue {
+        channel: ChannelId,
+        target: ContinueTarget,
+        variables: Vec<(String, String)>,
+    },
+}
+
+impl AriRequest {
+    /// The channel the request is about, if any (for logs and reconcile).
+    pub fn channel(&self) -> Option<&ChannelId> {
+        match self {
+            AriRequest::Answer(c)
+            | AriRequest::Hangup(c, _)
+            | AriRequest::StartMoh { channel: c, .. }
+            | AriRequest::StopMoh(c)
+            | AriRequest::Play { channel: c, .. }
+            | AriRequest::Continue { channel: c, .. } => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Why a proposal has no committed result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeFailure {
+    /// Definitely not committed (no leader reachable, refused before the log): safe to retry.
+    NotCommitted(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Propose a command to the cluster; answer with `Input::Proposed { token, .. }`.
+    Propose { token: u64, command: Command },
+    /// Send a request to Asterisk; answer with `Input::AriDone { token, .. }`.
+    Ari { token: u64, request: AriRequest },
+    /// Verify a PIN against an argon2 PHC string off the async runtime; answer with
+    /// `Input::PinVerified { token, .. }`.
+    VerifyPin { token: u64, pin: String, phc: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// An event from this site's Asterisk (already deduplicated by the events stream).
+    Ari(AriEvent),
+    /// Effects committed by the cluster and addressed to this site, with their log index.
+    Effects {
+        log_index: u64,
+        effects: Vec<lineup_core::Effect>,
+    },
+    /// The committed result of a proposal (or a definite failure to commit).
+    Proposed {
+        token: u64,
+        result: Result<CommandResult, ProposeFailure>,
+    },
+    /// The outcome of an ARI request (`Err` carries the error text; 404 on a hangup is Ok).
+    AriDone {
+        token: u64,
+        result: Result<(), AriFailure>,
+    },
+    PinVerified {
+        token: u64,
+        ok: bool,
+    },
+    /// Time passes (digit timeouts, retries).
+    Tick,
+}
+
+/// An ARI request that failed, reduced to what call control decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AriFailure {
+    /// 404: the channel, bridge or endpoint is gone.
+    Gone(String),
+    /// Any other error, including a timeout (outcome unknown: reconcile, never repeat).
+    Failed(String),
+}

@@ -1,0 +1,26 @@
+//! lineup-site: a site's call control, as a sans-IO state machine.
+//!
+//! ARI events and committed cluster effects go in ([`Input`]); ARI requests, proposals and
+//! PIN checks come out ([`Action`]). A driver executes actions (over `lineup_ari::Ari` and
+//! the cluster) and feeds results back; the simulator drives the same controller in virtual
+//! time. No IO, no clock, no async here.
+//!
+//! Flows: caller entry (`Stasis(lineup,queue=Q[,gate=G][,priority=P])`: answer, hold music,
+//! Enqueue; bad entries back to the dialplan with `LINEUP_RESULT=INVALID`), announcements
+//! (stock queue-* sounds, hold music resumed after each), exit keys, abandon, dialplan exits
+//! (TIMEOUT/FULL/CLOSED/EMPTY), callback acceptance (committed before the confirmation
+//! plays), same-site offers in persistent and ring mode (whisper first, `mixing,dtmf_events`
+//! bridge, fenced), completion on either side, operator PIN login (digits ended by `#` or
+//! silence, argon2 check delegated, three tries, lockout, `#` alone logs out).
+//!
+//! Invariants: an Offer or CancelOffer older than the newest fence executed for its call or
+//! operator is refused (site-side fencing); a caller channel in Stasis is always tracked
+//! until it leaves (no caller is left in Stasis); every proposal keeps its command id across
+//! retries (the core deduplicates).
+
+mod controller;
+mod io;
+pub mod prompts;
+
+pub use controller::{SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, LOGIN_ATTEMPTS_MAX};
+pub use io::{Action, AriFailure, AriRequest, Input, ProposeFailure};

@@ -1,0 +1,81 @@
+//! Asterisk's stock sounds for queue announcements and operator login (core sounds package:
+//! queue-*, agent-*, digits/*), composed the way app_queue and app_agent_pool say them.
+
+use lineup_ari::Media;
+use lineup_core::Announcement;
+
+pub const SOUND_YOU_ARE_NEXT: &str = "queue-youarenext";
+pub const SOUND_THERE_ARE: &str = "queue-thereare";
+pub const SOUND_CALLS_WAITING: &str = "queue-callswaiting";
+pub const SOUND_HOLD_TIME: &str = "queue-holdtime";
+pub const SOUND_MINUTES: &str = "queue-minutes";
+pub const SOUND_LESS_THAN: &str = "queue-less-than";
+pub const SOUND_THANK_YOU: &str = "queue-thankyou";
+pub const SOUND_AGENT_USER: &str = "agent-user";
+pub const SOUND_AGENT_PASS: &str = "agent-pass";
+pub const SOUND_AGENT_INCORRECT: &str = "agent-incorrect";
+pub const SOUND_AGENT_LOGIN_OK: &str = "agent-loginok";
+pub const SOUND_AGENT_LOGGED_OFF: &str = "agent-loggedoff";
+/// Not a stock sound: shipped in deploy/asterisk/sounds ("Press 1 to be called back").
+pub const SOUND_CALLBACK_OFFER: &str = "lineup-callback-offer";
+/// Not a stock sound: "We will call you back. Goodbye."
+pub const SOUND_CALLBACK_CONFIRMED: &str = "lineup-callback-confirmed";
+
+/// Minutes announced for an ETA, rounded up (never promise less than the estimate).
+pub fn eta_minutes(eta_ms: u64) -> u64 {
+    eta_ms.div_ceil(60_000).max(1)
+}
+
+/// Media for an announcement.
+pub fn announcement_media(announcement: &Announcement) -> Vec<Media> {
+    match announcement {
+        Announcement::Position { position, eta_ms } => {
+            let mut media = if *position <= 1 {
+                vec![Media::Sound(SOUND_YOU_ARE_NEXT.into())]
+            } else {
+                vec![
+                    Media::Sound(SOUND_THERE_ARE.into()),
+                    Media::Number(u64::from(*position)),
+                    Media::Sound(SOUND_CALLS_WAITING.into()),
+                ]
+            };
+            if let Some(eta) = eta_ms {
+                media.extend([
+                    Media::Sound(SOUND_HOLD_TIME.into()),
+                    Media::Number(eta_minutes(*eta)),
+                    Media::Sound(SOUND_MINUTES.into()),
+                ]);
+            }
+            media
+        }
+        Announcement::Message { sound } => vec![Media::Sound(sound.clone())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_and_minutes_rounded_up() {
+        assert_eq!(eta_minutes(1), 1);
+        assert_eq!(eta_minutes(60_000), 1);
+        assert_eq!(eta_minutes(60_001), 2);
+        let media = announcement_media(&Announcement::Position { position: 3, eta_ms: Some(150_000) });
+        assert_eq!(
+            media,
+            vec![
+                Media::Sound("queue-thereare".into()),
+                Media::Number(3),
+                Media::Sound("queue-callswaiting".into()),
+                Media::Sound("queue-holdtime".into()),
+                Media::Number(3),
+                Media::Sound("queue-minutes".into()),
+            ]
+        );
+        assert_eq!(
+            announcement_media(&Announcement::Position { position: 1, eta_ms: None }),
+            vec![Media::Sound("queue-youarenext".into())]
+        );
+    }
+}

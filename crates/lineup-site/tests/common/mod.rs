@@ -1,0 +1,311 @@
+//! A one-site rig in virtual time: the Asterisk stand-in's sans-IO model, the real site
+//! controller, and a single-node "cluster" that applies proposals to a `Routing` in order.
+//! Every loop is bounded in steps and virtual time.
+#![allow(dead_code)]
+
+use lineup_ari::{AriError, HangupReason, Media};
+use lineup_core::*;
+use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall};
+use lineup_site::{Action, AriFailure, AriRequest, Input, SiteConfig, SiteController};
+use std::collections::VecDeque;
+
+pub const EPOCH_MS: u64 = 1_795_400_000_000;
+pub const TICK_MS: u64 = 250;
+pub const STEPS_MAX: usize = 200_000;
+pub const BOX: BoxIndex = BoxIndex(0);
+pub const SITE: SiteId = SiteId(1);
+/// Test-only stand-in for an argon2 PHC string: the driver "verifies" by suffix.
+pub fn fake_phc(pin: &str) -> String {
+    format!("$argon2id$v=19$m=8,t=1,p=1$test${pin}")
+}
+
+pub struct Rig {
+    pub world: PbxWorld,
+    pub site: SiteController,
+    pub routing: Routing,
+    pub index: u64,
+    serial: u64,
+    inputs: VecDeque<Input>,
+    pub effects: Vec<Effect>,
+    pub ari_log: Vec<AriRequest>,
+    next_tick_ms: u64,
+}
+
+impl Rig {
+    pub fn new() -> Rig {
+        let dialplan = Dialplan::parse(include_str!("../../../../deploy/asterisk/extensions.conf"))
+            .expect("deploy dialplan parses");
+        let mut world = PbxWorld::new(
+            EPOCH_MS,
+            vec![BoxConfig {
+                name: "site-a".into(),
+                asterisk_id: "02:00:00:00:00:01".into(),
+                dialplan,
+                trunks: vec![],
+            }],
+        )
+        .expect("world");
+        world.register_application(BOX, "lineup");
+        world.register_application(BOX, "lineup-login");
+        let mut rig = Rig {
+            world,
+            site: SiteController::new(SiteConfig::new(SITE, 1)),
+            routing: Routing::new(),
+            index: 0,
+            serial: 0,
+            inputs: VecDeque::new(),
+            effects: Vec::new(),
+            ari_log: Vec::new(),
+            next_tick_ms: 0,
+        };
+        rig.admin(CommandBody::Tick { now_ms: EPOCH_MS });
+        rig
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        EPOCH_MS + self.world.now_ms()
+    }
+
+    /// Applies a command as an administrator would (config, supervisor actions).
+    pub fn admin(&mut self, body: CommandBody) -> CommandResult {
+        self.serial += 1;
+        let cmd = Command { id: CommandId { origin: 999, serial: self.serial }, at_ms: self.now_ms(), body };
+        self.commit(&cmd)
+    }
+
+    fn commit(&mut self, cmd: &Command) -> CommandResult {
+        self.index += 1;
+        let applied = self.routing.apply(self.index, cmd);
+        self.routing.check_invariants().expect("core invariants");
+        self.effects.extend(applied.effects.iter().cloned());
+        self.inputs.push_back(Input::Effects { log_index: self.index, effects: applied.effects });
+        applied.result
+    }
+
+    pub fn queue(&mut self, cfg: QueueConfig) {
+        self.admin(CommandBody::PutQueue(cfg)).expect("queue");
+    }
+
+    pub fn gate(&mut self, id: &str, queue: &str, whisper: Option<&str>) {
+        self.admin(CommandBody::PutGate(GateConfig {
+            id: GateId::new(id),
+            queue: QueueId::new(queue),
+            whisper: whisper.map(str::to_string),
+            ..Default::default()
+        }))
+        .expect("gate");
+    }
+
+    pub fn operator(&mut self, id: &str, pin: &str, mode: OperatorMode, queues: &[&str]) {
+        self.admin(CommandBody::PutOperator(OperatorConfig {
+            id: OperatorId::new(id),
+            name: format!("Operator {id}"),
+            site: SITE,
+            pin_hash: fake_phc(pin),
+            mode,
+            endpoint: (mode == OperatorMode::Ring).then(|| format!("PJSIP/phone-{id}")),
+            memberships: queues.iter().map(|q| (QueueId::new(*q), 0)).collect(),
+            ..Default::default()
+        }))
+        .expect("operator");
+    }
+
+    pub fn dial(
+        &mut self,
+        phone: &str,
+        number: &str,
+        exten: &str,
+        context: &str,
+        patience_ms: Option<u64>,
+        keys: Vec<lineup_pbx_sim::ScriptedKeys>,
+    ) -> lineup_ari::ChannelId {
+        self.world
+            .place_call(
+                BOX,
+                PhoneCall {
+                    phone: phone.into(),
+                    caller: lineup_ari::CallerId { name: format!("Caller {phone}"), number: number.into() },
+                    context: context.into(),
+                    exten: exten.into(),
+                    patience_ms,
+                    keys,
+                },
+            )
+            .expect("place call")
+    }
+
+    pub fn caller(&mut self, phone: &str, exten: &str, patience_ms: Option<u64>) -> lineup_ari::ChannelId {
+        self.dial(phone, "+15551230000", exten, "lineup-gates", patience_ms, vec![])
+    }
+
+    pub fn login_call(&mut self, phone: &str, operator: &str, pin: &str) -> lineup_ari::ChannelId {
+        let call = PhoneCall::operator_login(
+            phone,
+            lineup_ari::CallerId { name: operator.into(), number: phone.into() },
+            "lineup-operators",
+            &format!("*55{operator}"),
+            pin,
+            3_000,
+        );
+        self.world.place_call(BOX, call).expect("login call")
+    }
+
+    pub fn phone(&mut self, resource: &str, behaviour: PhoneBehaviour) {
+        self.world.register_phone(BOX, resource, behaviour).expect("phone");
+    }
+
+    /// Runs until `done` holds, or `limit_ms` of virtual time passes. Returns whether it held.
+    pub fn run_until(&mut self, limit_ms: u64, mut done: impl FnMut(&Rig) -> bool) -> bool {
+        let deadline = self.world.now_ms() + limit_ms;
+        for _ in 0..STEPS_MAX {
+            if done(self) {
+                return true;
+            }
+            if self.process_pending() {
+                continue;
+            }
+            if self.world.now_ms() >= deadline {
+                return done(self);
+            }
+            // Nothing to do now: advance virtual time to the next thing that happens.
+            let next = self.world.next_timer_due_ms().unwrap_or(u64::MAX).min(self.next_tick_ms).min(deadline);
+            let next = next.max(self.world.now_ms());
+            self.world.advance_to(next);
+            if self.world.now_ms() >= self.next_tick_ms {
+                self.next_tick_ms = self.world.now_ms() + TICK_MS;
+                let now = self.now_ms();
+                self.admin(CommandBody::Tick { now_ms: now });
+                self.inputs.push_back(Input::Tick);
+            }
+        }
+        panic!("rig did not settle within {STEPS_MAX} steps");
+    }
+
+    /// Runs for a stretch of virtual time.
+    pub fn run_for(&mut self, ms: u64) {
+        self.run_until(ms, |_| false);
+    }
+
+    /// Handles one pending world event or input; false when there was nothing.
+    fn process_pending(&mut self) -> bool {
+        for output in self.world.drain_outputs() {
+            self.inputs.push_back(Input::Ari(output.event));
+        }
+        let Some(input) = self.inputs.pop_front() else { return false };
+        let now = self.now_ms();
+        let actions = self.site.handle(now, input, &self.routing);
+        for action in actions {
+            self.execute(action);
+        }
+        true
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::Propose { token, command } => {
+                let result = self.commit(&command);
+                self.inputs.push_back(Input::Proposed { token, result: Ok(result) });
+            }
+            Action::VerifyPin { token, pin, phc } => {
+                self.inputs.push_back(Input::PinVerified { token, ok: phc == fake_phc(&pin) });
+            }
+            Action::Ari { token, request } => {
+                self.ari_log.push(request.clone());
+                let result = self.ari(&request).map_err(|e| match e {
+                    AriError::NotFound { message } => AriFailure::Gone(message),
+                    other => AriFailure::Failed(other.to_string()),
+                });
+                self.inputs.push_back(Input::AriDone { token, result });
+            }
+        }
+    }
+
+    fn ari(&mut self, request: &AriRequest) -> Result<(), AriError> {
+        let w = &mut self.world;
+        match request {
+            AriRequest::Answer(c) => w.answer(BOX, c.as_str()),
+            AriRequest::Hangup(c, reason) => {
+                let cause = if *reason == HangupReason::Normal { 16 } else { 17 };
+                match w.hangup_channel(BOX, c.as_str(), cause) {
+                    Err(AriError::NotFound { .. }) => Ok(()),
+                    other => other,
+                }
+            }
+            AriRequest::StartMoh { channel, class } => w.start_moh(BOX, channel.as_str(), class.as_deref()),
+            AriRequest::StopMoh(c) => w.stop_moh(BOX, c.as_str()),
+            AriRequest::Play { channel, playback, media } => {
+                let uris: Vec<String> = media.iter().map(Media::to_string).collect();
+                w.play(BOX, channel.as_str(), Some(playback), &uris).map(|_| ())
+            }
+            AriRequest::StopPlayback(p) => w.stop_playback(BOX, p.as_str()),
+            AriRequest::Originate(o) => {
+                let (app, app_args) = match &o.target {
+                    lineup_ari::OriginateTarget::Application { app, app_args } => {
+                        (Some(app.as_str().to_string()), app_args.clone())
+                    }
+                    lineup_ari::OriginateTarget::Dialplan { .. } => (None, vec![]),
+                };
+                w.originate(
+                    BOX,
+                    &OriginateParams {
+                        endpoint: o.endpoint.as_str().to_string(),
+                        app,
+                        app_args,
+                        context: None,
+                        extension: None,
+                        priority: None,
+                        channel_id: o.channel_id.clone(),
+                        other_channel_id: None,
+                        caller_id: o.caller_id.clone(),
+                        timeout_s: o.timeout_s.map(i64::from),
+                        variables: o.variables.clone(),
+                    },
+                )
+                .map(|_| ())
+            }
+            AriRequest::CreateBridge(b) => w
+                .create_bridge(BOX, Some(b.bridge_type.as_str()), Some(b.bridge_id.as_str()), b.name.as_deref())
+                .map(|_| ()),
+            AriRequest::AddChannels { bridge, channels } => {
+                let ids: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
+                w.add_channels(BOX, bridge.as_str(), &ids)
+            }
+            AriRequest::RemoveChannels { bridge, channels } => {
+                let ids: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
+                w.remove_channels(BOX, bridge.as_str(), &ids)
+            }
+            AriRequest::DestroyBridge(b) => w.destroy_bridge(BOX, b.as_str()),
+            AriRequest::Continue { channel, variables, target } => {
+                for (name, value) in variables {
+                    w.set_variable(BOX, channel.as_str(), name, value)?;
+                }
+                w.continue_in_dialplan(
+                    BOX,
+                    channel.as_str(),
+                    target.context.clone(),
+                    target.extension.clone(),
+                    target.priority,
+                )
+            }
+        }
+    }
+
+    pub fn call_id(&self, channel: &lineup_ari::ChannelId) -> CallId {
+        self.site.call_id_for(channel)
+    }
+
+    pub fn outcome(&self, call: &CallId) -> Option<Outcome> {
+        self.effects.iter().find_map(|e| match e {
+            Effect::CallEnded(r) if &r.call == call => Some(r.outcome.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn operator_status(&self, id: &str) -> OperatorStatus {
+        self.routing.operator_view(&OperatorId::new(id)).expect("operator").status
+    }
+
+    pub fn audio(&self, channel: &lineup_ari::ChannelId) -> Option<lineup_pbx_sim::AudioPath> {
+        self.world.audio_path(BOX, channel)
+    }
+}

@@ -1,0 +1,209 @@
+//! Call flows end to end in virtual time: the Asterisk stand-in's model, the real site
+//! controller and the routing core.
+
+mod common;
+use common::*;
+use lineup_core::*;
+use lineup_pbx_sim::{AudioPath, PhoneBehaviour, ScriptedKeys};
+
+fn sales(rig: &mut Rig) {
+    rig.queue(QueueConfig { id: QueueId::new("sales"), announce_every_ms: Some(30_000), ..Default::default() });
+    rig.gate("main", "sales", None);
+    rig.gate("vip", "sales", Some("queue-reporthold"));
+}
+
+#[test]
+fn caller_waits_on_hold_music_and_hears_position_announcements() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    let ch = rig.caller("alice", "5000", None);
+    let call = rig.call_id(&ch);
+    assert!(rig.run_until(10_000, |r| r.routing.position(&call) == Some(1)), "caller enqueued");
+    // The entry announcement plays ("you are next"), then hold music resumes.
+    let announced = |r: &Rig| {
+        r.ari_log.iter().any(|a| {
+            matches!(a, lineup_site::AriRequest::Play { media, .. }
+            if media.first().map(|m| m.to_string()).as_deref() == Some("sound:queue-youarenext"))
+        })
+    };
+    assert!(rig.run_until(10_000, announced));
+    assert!(rig.run_until(10_000, |r| matches!(r.audio(&ch), Some(AudioPath::Prompt { .. }))));
+    assert!(rig.run_until(20_000, |r| matches!(r.audio(&ch), Some(AudioPath::MusicOnHold { .. }))));
+    // Thirty seconds later the next announcement.
+    let plays = |r: &Rig| r.ari_log.iter().filter(|a| matches!(a, lineup_site::AriRequest::Play { .. })).count();
+    assert!(rig.run_until(40_000, |r| plays(r) >= 2));
+    let view = rig.routing.call_view(&call).unwrap();
+    assert_eq!(view.gate, Some(GateId::new("main")));
+}
+
+#[test]
+fn unknown_queue_goes_back_to_the_dialplan_with_invalid() {
+    let mut rig = Rig::new();
+    // No queue configured at all: the core refuses the Enqueue.
+    let ch = rig.caller("bob", "5002", None);
+    let invalid = |r: &Rig| {
+        r.ari_log.iter().any(|a| {
+            matches!(a, lineup_site::AriRequest::Continue { channel, variables, .. }
+            if channel == &ch && variables.contains(&("LINEUP_RESULT".to_string(), "INVALID".to_string())))
+        })
+    };
+    assert!(rig.run_until(10_000, invalid));
+    assert!(rig.run_until(5_000, |r| r.audio(&ch).is_none()), "the dialplan hangs up after Stasis");
+    assert_eq!(rig.routing.call_count(), 0);
+}
+
+#[test]
+fn persistent_operator_logs_in_by_pin_and_takes_a_caller_in_a_mixing_bridge() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    let op_ch = rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available), "login committed");
+    let caller = rig.caller("carol", "5000", Some(60_000));
+    let call = rig.call_id(&caller);
+    assert!(
+        rig.run_until(20_000, |r| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected))),
+        "connected"
+    );
+    match rig.audio(&caller) {
+        Some(AudioPath::Connected { parties }) => {
+            assert!(parties.iter().any(|(_, name)| name.contains("desk-1001")), "{parties:?}")
+        }
+        other => panic!("caller hears {other:?}"),
+    }
+    assert!(rig.ari_log.iter().any(
+        |r| matches!(r, lineup_site::AriRequest::CreateBridge(b) if b.bridge_type.as_str() == "mixing,dtmf_events")
+    ));
+    // The caller's patience ends the call: Completed by the caller, operator back to holding.
+    assert!(rig.run_until(70_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    assert!(rig.run_until(5_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    assert!(rig.world.audio_path(BOX, &op_ch).is_some(), "the operator's leg stays up");
+}
+
+#[test]
+fn ring_mode_operator_is_rung_and_a_missed_ring_returns_the_caller_to_the_head() {
+    let mut rig = Rig::new();
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        ring_timeout_ms: 8_000,
+        misses_before_break: 1,
+        ..Default::default()
+    });
+    rig.gate("main", "sales", None);
+    rig.operator("2002", "1111", OperatorMode::Ring, &["sales"]);
+    rig.phone("phone-2002", PhoneBehaviour { answer_after_ms: None, ..Default::default() });
+    rig.login_call("desk-2002", "2002", "1111");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2002") == OperatorStatus::Available));
+    let caller = rig.caller("dave", "5000", None);
+    let call = rig.call_id(&caller);
+    assert!(
+        rig.run_until(10_000, |r| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered)))
+    );
+    // Nobody answers: RingNoAnswer, the operator goes on break (1 miss), caller waits again.
+    assert!(rig.run_until(30_000, |r| matches!(r.operator_status("2002"), OperatorStatus::Break { .. })));
+    assert_eq!(rig.routing.position(&call), Some(1));
+    assert!(rig.effects.iter().any(|e| matches!(e, Effect::QueueLog(l) if l.verb == QueueLogVerb::RingNoAnswer)));
+    assert!(rig.run_until(10_000, |r| matches!(r.audio(&caller), Some(AudioPath::MusicOnHold { .. }))));
+}
+
+#[test]
+fn ring_mode_operator_answers_and_the_call_connects() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("3003", "2222", OperatorMode::Ring, &["sales"]);
+    rig.phone(
+        "phone-3003",
+        PhoneBehaviour { answer_after_ms: Some(2_000), hang_up_after_answer_ms: Some(30_000), ..Default::default() },
+    );
+    rig.login_call("desk-3003", "3003", "2222");
+    assert!(rig.run_until(20_000, |r| r.operator_status("3003") == OperatorStatus::Available));
+    let caller = rig.caller("erin", "5000", None);
+    let call = rig.call_id(&caller);
+    assert!(
+        rig.run_until(20_000, |r| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected)))
+    );
+    // The operator hangs up after 30 s: Completed by the operator, caller back to the dialplan.
+    assert!(rig.run_until(40_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Operator }));
+    assert!(rig.run_until(5_000, |r| r.world.get_variable(BOX, caller.as_str(), "LINEUP_RESULT").ok().as_deref()
+        == Some("COMPLETED")
+        || r.audio(&caller).is_none()));
+}
+
+#[test]
+fn exit_key_returns_the_caller_to_the_dialplan() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    let ch = rig.dial(
+        "frank",
+        "5550001",
+        "5000",
+        "lineup-gates",
+        None,
+        vec![ScriptedKeys { at_ms: 6_000, digits: "0".into() }],
+    );
+    let call = rig.call_id(&ch);
+    assert!(rig.run_until(20_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::ExitWithKey { key: '0' }));
+}
+
+#[test]
+fn caller_hanging_up_while_waiting_is_abandoned() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    let ch = rig.caller("gina", "5000", Some(4_000));
+    let call = rig.call_id(&ch);
+    assert!(rig.run_until(20_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
+    assert!(rig.run_until(5_000, |r| r.site.tracked_callers() == 0));
+}
+
+#[test]
+fn timeout_sends_the_caller_back_with_lineup_result_timeout() {
+    let mut rig = Rig::new();
+    rig.queue(QueueConfig { id: QueueId::new("sales"), max_wait_ms: Some(10_000), ..Default::default() });
+    rig.gate("main", "sales", None);
+    let ch = rig.caller("hank", "5000", None);
+    let call = rig.call_id(&ch);
+    assert!(rig.run_until(30_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::TimedOut));
+    assert!(rig.run_until(5_000, |r| r.world.get_variable(BOX, ch.as_str(), "LINEUP_RESULT").ok().as_deref()
+        == Some("TIMEOUT")
+        || r.audio(&ch).is_none()));
+}
+
+#[test]
+fn wrong_pin_three_times_hangs_up_and_logs_nobody_in() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    let keys = vec![
+        ScriptedKeys { at_ms: 3_000, digits: "1111#".into() },
+        ScriptedKeys { at_ms: 9_000, digits: "2222#".into() },
+        ScriptedKeys { at_ms: 15_000, digits: "3333#".into() },
+    ];
+    let ch = rig.dial("desk-1001", "1001", "*551001", "lineup-operators", None, keys);
+    assert!(rig.run_until(40_000, |r| r.audio(&ch).is_none()), "hung up after three failures");
+    assert_eq!(rig.operator_status("1001"), OperatorStatus::Offline);
+    assert_eq!(rig.site.counters.logins_failed, 3);
+}
+
+#[test]
+fn gate_whisper_plays_to_the_operator_before_connecting() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    let caller = rig.caller("ivy", "5001", None);
+    let call = rig.call_id(&caller);
+    assert!(
+        rig.run_until(30_000, |r| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected)))
+    );
+    let whisper = rig.ari_log.iter().position(|r| matches!(r, lineup_site::AriRequest::Play { media, .. } if media.iter().any(|m| m.to_string() == "sound:queue-reporthold")));
+    let bridged = rig.ari_log.iter().position(
+        |r| matches!(r, lineup_site::AriRequest::AddChannels { bridge, .. } if bridge.as_str().starts_with("call-")),
+    );
+    assert!(whisper.is_some() && bridged.is_some() && whisper < bridged, "whisper before bridge");
+}
