@@ -223,3 +223,18 @@ pub async fn next_offer_for(stream: &mut broadcast::Receiver<SiteEffect>, call: 
     .await
     .expect("an offer within the bound")
 }
+
+/// Waits (bounded by [`WAIT`]) until `predicate` holds on the node's applied state. It is
+/// re-checked whenever the node's Raft metrics change (every apply changes them).
+pub async fn await_state<T: PeerTransport>(
+    node: &Arc<ClusterNode<T>>,
+    what: &str,
+    predicate: impl Fn(&Routing) -> bool + Send + Sync + 'static,
+) {
+    let watched = node.clone();
+    node.raft()
+        .wait(Some(WAIT))
+        .metrics(move |_| watched.read_stale(&predicate), what)
+        .await
+        .unwrap_or_else(|e| panic!("site {}: {what}: {e}", node.site()));
+}

@@ -1,0 +1,97 @@
+//! Membership: bootstrap 1 or 5 sites, add sites at run time (learner, then voter), remove a
+//! site, and a lost site's callers get their outcome through SiteLost.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use lineup_cluster::ClusterNode;
+use lineup_core::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_site_grows_to_three_then_shrinks_to_two() {
+    let mut cluster = memory_cluster("grow", &[1], |config| config).await;
+    let first = cluster.nodes[&1].clone();
+    await_leader(&[&first]).await;
+    first.propose(queue_config("sales")).await.unwrap().result.unwrap();
+
+    for site in [2u64, 3] {
+        let node = ClusterNode::start(node_config(&cluster.dir, site, fast_timing()), cluster.network.transport(site))
+            .await
+            .unwrap();
+        first.add_site(site, format!("memory:{site}")).await.unwrap();
+        cluster.nodes.insert(site, node);
+    }
+    let voters: BTreeSet<u64> = first.raft().metrics().borrow().membership_config.membership().voter_ids().collect();
+    assert_eq!(voters, BTreeSet::from([1, 2, 3]));
+    // The new sites received the state from before they joined, and take writes.
+    let third = cluster.nodes[&3].clone();
+    await_state(&third, "queue replicated", |r| r.queue_config(&QueueId::new("sales")).is_some()).await;
+    third.propose(operator_config("dora", 3, "sales")).await.unwrap().result.unwrap();
+
+    first.remove_site(3).await.unwrap();
+    let voters: BTreeSet<u64> = first.raft().metrics().borrow().membership_config.membership().voter_ids().collect();
+    assert_eq!(voters, BTreeSet::from([1, 2]));
+    cluster.nodes[&2].propose(enqueue("c1", "sales", 2)).await.unwrap().result.unwrap();
+
+    for node in cluster.nodes.values() {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_sites_bootstrap_and_commit() {
+    let cluster = memory_cluster("five", &[1, 2, 3, 4, 5], |config| config).await;
+    let nodes: Vec<_> = cluster.nodes.values().collect();
+    await_leader(&nodes).await;
+    let committed = cluster.nodes[&5].propose(queue_config("sales")).await.unwrap();
+    committed.result.unwrap();
+    for node in cluster.nodes.values() {
+        await_applied(node, committed.log_index.unwrap()).await;
+    }
+    for node in cluster.nodes.values() {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_sites_callers_get_their_outcome_and_the_site_comes_back() {
+    let cluster = memory_cluster("site-lost", &[1, 2, 3], |mut config| {
+        config.timing.site_lost_after_ms = 1_000;
+        config
+    })
+    .await;
+    let nodes: Vec<_> = cluster.nodes.values().collect();
+    let leader = await_leader(&nodes).await;
+    let lost_site = *cluster.nodes.keys().find(|s| **s != leader).unwrap();
+    let lost = cluster.nodes[&lost_site].clone();
+    lost.propose(queue_config("sales")).await.unwrap().result.unwrap();
+    lost.propose(enqueue("stranded", "sales", lost_site)).await.unwrap().result.unwrap();
+    let waiting = lost.read_stale(|r| r.call_view(&CallId::new("stranded"))).unwrap();
+    assert_eq!(waiting.status, CallStatus::Waiting);
+
+    lost.shutdown().await;
+    cluster.network.disconnect(lost_site);
+    drop(lost);
+
+    let survivor = cluster.nodes[&leader].clone();
+    await_state(&survivor, "site declared lost", move |r| r.is_site_lost(SiteId(lost_site))).await;
+    let call = survivor.read_stale(|r| r.call_view(&CallId::new("stranded")));
+    assert!(
+        call.as_ref().is_none_or(|c| c.status == CallStatus::Ended),
+        "the stranded caller got an outcome: {call:?}"
+    );
+
+    let back =
+        ClusterNode::start(node_config(&cluster.dir, lost_site, fast_timing()), cluster.network.transport(lost_site))
+            .await
+            .unwrap();
+    await_state(&survivor, "site back", move |r| !r.is_site_lost(SiteId(lost_site))).await;
+    await_state(&back, "restarted site sees itself back", move |r| !r.is_site_lost(SiteId(lost_site))).await;
+
+    back.shutdown().await;
+    for node in cluster.nodes.values() {
+        node.shutdown().await;
+    }
+}
