@@ -229,6 +229,8 @@ struct ChannelRecord {
     application_before_stasis: Option<(String, String)>,
     /// Parked in a dialplan application (`Wait`): a hangup interrupts it and clears it.
     in_dialplan_application: bool,
+    /// What `dial` rings, for a channel made with `create`.
+    dial_resource: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -555,6 +557,7 @@ impl PbxWorld {
             hanging_up: false,
             application_before_stasis: None,
             in_dialplan_application: false,
+            dial_resource: None,
         };
         self.boxes[box_index.0].channels.insert(id.clone(), record);
         Ok(ChannelRef { box_index, id })
@@ -971,7 +974,7 @@ impl PbxWorld {
         }
         self.leave_stasis(channel);
         if let Some(peer) = self.channel(channel).and_then(|record| record.media_peer.clone()) {
-            self.hangup(&peer, HangupOrigin::Peer { cause: if cause == 32 { 16 } else { cause } });
+            self.hangup(&peer, HangupOrigin::Peer { cause });
         }
         // A Local half takes its partner's connected line as its caller when the pair tears
         // down, and an interrupted dialplan application is cleared (both recorded).
@@ -1718,7 +1721,7 @@ impl PbxWorld {
         let record = self.channel_mut(&channel).expect("created");
         record.originate_subscribers.insert(app.clone());
         record.variables.extend(request.variables.clone());
-        record.variables.insert("LINEUP_DIAL_RESOURCE".into(), resource.to_string());
+        record.dial_resource = Some(resource.to_string());
         self.enter_stasis(&channel, app, request.app_args.clone());
         Ok(self.snapshot(&channel).expect("created"))
     }
@@ -1730,7 +1733,10 @@ impl PbxWorld {
         if record.dialing.is_some() || record.snapshot.state != ChannelState::Down {
             return Err(AriError::Conflict { message: "Channel is already dialing or up".into() });
         }
-        let resource = record.variables.get("LINEUP_DIAL_RESOURCE").cloned().unwrap_or_default();
+        let resource = record
+            .dial_resource
+            .clone()
+            .ok_or_else(|| AriError::Conflict { message: "Channel was not created for dialing".into() })?;
         let caller = record.snapshot.caller.clone();
         let timeout_s = if timeout_s == 0 { u64::MAX / 2_000 } else { timeout_s };
         self.schedule(ORIGINATE_DIAL_DELAY_MS, Timer::StartDial { channel, dialstring: resource, timeout_s, caller });
