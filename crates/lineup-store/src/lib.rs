@@ -1,9 +1,27 @@
-//! lineup-store: where committed effects go after routing is done with them.
+//! lineup-store: where committed effects go after routing is done with them. Nothing here
+//! is routing truth (the Raft log is), and nothing in routing waits on anything here.
 //!
 //! - [`history`]: PostgreSQL or SQLite history (calls, operator events and sessions, callback
 //!   promises, Asterisk's adaptive `queue_log` table, a config mirror), idempotent by log index.
+//! - [`outbox`]: the local durable queue between the apply stream and the sinks, so a
+//!   database outage delays history and loses nothing; see its docs for why submit never
+//!   waits on the database.
+//! - [`queue_log`]: the Asterisk queue_log flat file, exactly once across restarts.
+//!
+//! Wiring in a node: open an [`Outbox`] with the sinks `history` and `queue_log`, spawn a
+//! drainer for each ([`HistorySink`], [`QueueLogSink`]), and hand every applied entry to
+//! [`Outbox::submit`]; feed the routing config to the history sink's [`ConfigFeed`].
 pub mod error;
 pub mod history;
+pub mod outbox;
+pub mod queue_log;
 
 pub use error::StoreError;
-pub use history::{BatchOutcome, ConfigMirror, Dialect, HistoryStore};
+pub use history::{BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore};
+pub use outbox::{AppliedEntry, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};
+pub use queue_log::{QueueLogFile, QueueLogSink};
+
+/// Sink name of the history database in an [`Outbox`].
+pub const SINK_HISTORY: &str = "history";
+/// Sink name of the queue_log flat file in an [`Outbox`].
+pub const SINK_QUEUE_LOG: &str = "queue_log";

@@ -1,0 +1,526 @@
+//! The outbox: a local durable queue, keyed by log index, between a node's apply stream and
+//! the places history goes (the database, the queue_log file).
+//!
+//! # Why routing never waits
+//!
+//! The apply side calls [`Outbox::submit`] with each applied entry. Submit is a push onto a
+//! bounded in-memory queue ([`OUTBOX_PENDING_MAX_ENTRIES`]) guarded by a mutex that nobody
+//! holds across IO in the normal path; a dedicated writer thread takes everything queued,
+//! writes it to a redb file in one transaction (one fsync for the whole group) and tells the
+//! drainers. Nothing on this path touches the database: a PostgreSQL outage only makes the
+//! redb file grow.
+//!
+//! # When the queue is full
+//!
+//! Dropping an entry would lose history, and blocking on the queue would tie routing to
+//! the writer. Instead, a submit that finds the queue full writes the queued entries and
+//! its own to the redb file itself, synchronously: it waits at most for the writer's
+//! in-flight commit and one commit of its own, both local disk, never the database. The
+//! queue can only fill when the local disk is slower than the apply rate, and the Raft log
+//! on the same disk fsyncs every entry anyway, so this path costs routing no more than its
+//! own log already does. Commits happen in log order (the writer takes its group and the
+//! commit lock while holding the queue lock), so the file only ever holds a prefix of what
+//! was submitted, and a drainer never skips an entry that is still in memory.
+//!
+//! # Draining
+//!
+//! Each sink ([`OutboxSink`]: the history database, the queue_log file) has a drainer task
+//! and a cursor stored in the same redb file. A drainer reads up to
+//! [`DRAIN_BATCH_MAX_ENTRIES`] past its cursor, delivers them, and on success moves its
+//! cursor; an entry is deleted once every declared sink's cursor has passed it, so nothing
+//! leaves the file before the database transaction that holds it has committed. Failures
+//! are retried with jittered exponential backoff ([`DRAIN_RETRY_MIN_MS`] to
+//! [`DRAIN_RETRY_MAX_MS`]); sinks are idempotent by log index, so a delivery repeated after a
+//! crash writes nothing twice.
+//!
+//! # Restarts
+//!
+//! The outbox remembers the highest index it accepted; after a restart the node re-applies
+//! its log past the last snapshot and re-submits those entries, and submit ignores every
+//! index it already holds or has delivered.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lineup_core::{codec, Effect};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use tokio::sync::watch;
+
+use crate::error::StoreError;
+use crate::history::is_history_effect;
+
+/// Entries queued in memory for the writer thread before submit writes them itself.
+pub const OUTBOX_PENDING_MAX_ENTRIES: usize = 4_096;
+/// Most entries one drainer delivers in one batch (one database transaction).
+pub const DRAIN_BATCH_MAX_ENTRIES: usize = 256;
+/// First retry delay after a failed delivery; doubles per failure up to the maximum.
+pub const DRAIN_RETRY_MIN_MS: u64 = 100;
+pub const DRAIN_RETRY_MAX_MS: u64 = 10_000;
+/// How often an idle drainer lets its sink do housekeeping (e.g. mirror a changed config).
+pub const DRAIN_IDLE_HOUSEKEEPING_MS: u64 = 500;
+/// Pause of the writer thread after a failed local write before it tries again.
+pub const WRITER_RETRY_MS: u64 = 200;
+/// Most sinks one outbox serves.
+pub const OUTBOX_SINKS_MAX: usize = 8;
+
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox_entries");
+const META: TableDefinition<&str, u64> = TableDefinition::new("outbox_meta");
+const ACCEPTED_THROUGH: &str = "accepted_through";
+
+fn cursor_key(sink: &str) -> String {
+    format!("cursor:{sink}")
+}
+
+/// One applied log entry as history sees it: its index and all of its effects (positions
+/// matter: a row's key is the effect's position in its entry).
+pub type AppliedEntry = (u64, Vec<Effect>);
+
+/// What [`Outbox::submit`] did with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Queued for the writer thread.
+    Queued,
+    /// The queue was full: written to the outbox file before returning.
+    WrittenSynchronously,
+    /// Not history (no call records, queue_log lines or operator changes): nothing to keep.
+    NothingToKeep,
+    /// At or below an index already accepted (a replay after a restart): ignored.
+    AlreadyAccepted,
+}
+
+/// How far history trails the apply stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxLag {
+    /// Entries in the outbox file not yet delivered to every sink.
+    pub entries: u64,
+    /// Oldest of those (None when the file is empty).
+    pub oldest_index: Option<u64>,
+    pub newest_index: Option<u64>,
+    /// Entries still in memory, on their way to the file.
+    pub pending: usize,
+    /// Submits that found the queue full and wrote the file themselves, since open.
+    pub synchronous_writes: u64,
+}
+
+struct Pending {
+    queue: VecDeque<AppliedEntry>,
+    /// Highest index accepted (queued or written); submits at or below are replays.
+    accepted_through: u64,
+    closed: bool,
+}
+
+struct Shared {
+    db: Database,
+    pending: Mutex<Pending>,
+    wake_writer: Condvar,
+    /// Held across each commit of new entries, taken while holding `pending`, so commits
+    /// happen in log order.
+    commit_order: Mutex<()>,
+    /// Highest index durably in the file; drainers wait on changes.
+    persisted_through: watch::Sender<u64>,
+    sinks: Vec<String>,
+    synchronous_writes: AtomicU64,
+    /// Error of the last failed local write while the writer retries it. Its own lock (and
+    /// `closing`): the writer must not take `pending` while holding `commit_order`.
+    write_error: Mutex<Option<String>>,
+    closing: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Appends entries to the file in one transaction (the caller holds `commit_order`).
+    fn write_entries(&self, entries: &[AppliedEntry]) -> Result<(), StoreError> {
+        let Some(last) = entries.last().map(|(index, _)| *index) else { return Ok(()) };
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(ENTRIES)?;
+            for (index, effects) in entries {
+                let bytes = codec::encode_versioned(effects).map_err(|e| StoreError::Encode(e.to_string()))?;
+                table.insert(*index, bytes.as_slice())?;
+            }
+            let mut meta = tx.open_table(META)?;
+            let previous = meta.get(ACCEPTED_THROUGH)?.map_or(0, |v| v.value());
+            meta.insert(ACCEPTED_THROUGH, previous.max(last))?;
+        }
+        tx.commit()?;
+        self.persisted_through.send_modify(|p| *p = (*p).max(last));
+        Ok(())
+    }
+
+    fn writer_loop(&self) {
+        loop {
+            let (batch, _order) = {
+                let mut pending = lock(&self.pending);
+                while pending.queue.is_empty() && !pending.closed {
+                    pending = self.wake_writer.wait(pending).unwrap_or_else(PoisonError::into_inner);
+                }
+                if pending.queue.is_empty() {
+                    return;
+                }
+                let batch: Vec<AppliedEntry> = pending.queue.drain(..).collect();
+                (batch, lock(&self.commit_order))
+            };
+            // Retry the same group while holding the commit lock: a later group must never
+            // reach the file before this one (the module docs explain why). Only the local
+            // disk can fail here; a submit that finds the queue full waits for it meanwhile.
+            loop {
+                match self.write_entries(&batch) {
+                    Ok(()) => {
+                        *lock(&self.write_error) = None;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, entries = batch.len(), "outbox write failed; retrying");
+                        *lock(&self.write_error) = Some(e.to_string());
+                        if self.closing.load(Ordering::Acquire) {
+                            tracing::error!(entries = batch.len(), "outbox closed with a failing disk");
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(WRITER_RETRY_MS));
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_after(&self, cursor: u64, max: usize) -> Result<Vec<AppliedEntry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ENTRIES)?;
+        let mut out = Vec::new();
+        for item in table.range((cursor + 1)..)?.take(max) {
+            let (key, value) = item?;
+            let index = key.value();
+            let effects: Vec<Effect> = codec::decode_versioned(value.value(), codec::DECODE_LIMIT_BYTES)
+                .map_err(|e| StoreError::OutboxDecode { index, reason: e.to_string() })?;
+            out.push((index, effects));
+        }
+        Ok(out)
+    }
+
+    fn cursor(&self, sink: &str) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta.get(cursor_key(sink).as_str())?.map_or(0, |v| v.value()))
+    }
+
+    /// Records a sink's progress and deletes what every sink has.
+    fn advance_cursor(&self, sink: &str, delivered_through: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            meta.insert(cursor_key(sink).as_str(), delivered_through)?;
+            let mut everyone = u64::MAX;
+            for name in &self.sinks {
+                everyone = everyone.min(meta.get(cursor_key(name).as_str())?.map_or(0, |v| v.value()));
+            }
+            let mut table = tx.open_table(ENTRIES)?;
+            table.retain_in(..=everyone, |_, _| false)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A place drained entries go. Deliveries must be idempotent by log index: after a crash
+/// between a delivery and the cursor update, the same entries come again.
+pub trait OutboxSink: Send + 'static {
+    /// Delivers entries (increasing log index). Ok means they are durable in the sink.
+    fn deliver(&mut self, entries: &[AppliedEntry]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Called when the drainer is idle, every [`DRAIN_IDLE_HOUSEKEEPING_MS`].
+    fn housekeeping(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// The local durable queue. See the module docs.
+pub struct Outbox {
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox file. `sinks` names every sink that drains it: an entry
+    /// is deleted only once all of them have it.
+    pub fn open(path: impl AsRef<Path>, sinks: &[&str]) -> Result<Self, StoreError> {
+        if sinks.is_empty() || sinks.len() > OUTBOX_SINKS_MAX {
+            return Err(StoreError::Outbox(format!("an outbox needs 1 to {OUTBOX_SINKS_MAX} sinks")));
+        }
+        let db = Database::create(path.as_ref())?;
+        let (accepted_through, newest) = {
+            let tx = db.begin_write()?;
+            let found = {
+                let meta = tx.open_table(META)?;
+                let table = tx.open_table(ENTRIES)?;
+                let accepted = meta.get(ACCEPTED_THROUGH)?.map_or(0, |v| v.value());
+                let newest = table.last()?.map_or(0, |(k, _)| k.value());
+                (accepted, newest)
+            };
+            tx.commit()?;
+            found
+        };
+        let shared = Arc::new(Shared {
+            db,
+            pending: Mutex::new(Pending { queue: VecDeque::new(), accepted_through, closed: false }),
+            wake_writer: Condvar::new(),
+            commit_order: Mutex::new(()),
+            persisted_through: watch::Sender::new(newest.max(accepted_through)),
+            sinks: sinks.iter().map(|s| s.to_string()).collect(),
+            synchronous_writes: AtomicU64::new(0),
+            write_error: Mutex::new(None),
+            closing: AtomicBool::new(false),
+        });
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("lineup-outbox-writer".into())
+            .spawn(move || writer_shared.writer_loop())
+            .map_err(|e| StoreError::Outbox(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { shared, writer: Some(writer) })
+    }
+
+    /// Hands over one applied entry. Never waits on the database; see the module docs for
+    /// what happens when the in-memory queue is full. Entries must come in increasing log
+    /// order (gaps are fine); anything at or below an accepted index is ignored.
+    pub fn submit(&self, log_index: u64, effects: Vec<Effect>) -> Result<Submitted, StoreError> {
+        let mut pending = lock(&self.shared.pending);
+        if pending.closed {
+            return Err(StoreError::OutboxClosed);
+        }
+        if log_index <= pending.accepted_through {
+            return Ok(Submitted::AlreadyAccepted);
+        }
+        if !effects.iter().any(is_history_effect) {
+            return Ok(Submitted::NothingToKeep);
+        }
+        if pending.queue.len() < OUTBOX_PENDING_MAX_ENTRIES {
+            pending.queue.push_back((log_index, effects));
+            pending.accepted_through = log_index;
+            drop(pending);
+            self.shared.wake_writer.notify_one();
+            return Ok(Submitted::Queued);
+        }
+        // Full: write everything queued plus this entry now, in order (module docs).
+        let _order = lock(&self.shared.commit_order);
+        let mut batch: Vec<AppliedEntry> = pending.queue.drain(..).collect();
+        batch.push((log_index, effects));
+        match self.shared.write_entries(&batch) {
+            Ok(()) => {
+                pending.accepted_through = log_index;
+                self.shared.synchronous_writes.fetch_add(1, Ordering::Relaxed);
+                Ok(Submitted::WrittenSynchronously)
+            }
+            Err(e) => {
+                // Keep what was queued (the writer retries it); this entry was not accepted.
+                batch.pop();
+                pending.queue.extend(batch);
+                Err(e)
+            }
+        }
+    }
+
+    /// Entries not yet delivered to every sink.
+    pub fn lag(&self) -> Result<OutboxLag, StoreError> {
+        let pending = lock(&self.shared.pending).queue.len();
+        let tx = self.shared.db.begin_read()?;
+        let table = tx.open_table(ENTRIES)?;
+        let entries = table.len()?;
+        let oldest_index = table.first()?.map(|(k, _)| k.value());
+        let newest_index = table.last()?.map(|(k, _)| k.value());
+        Ok(OutboxLag {
+            entries,
+            oldest_index,
+            newest_index,
+            pending,
+            synchronous_writes: self.shared.synchronous_writes.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The error of the last failed local write while the writer retries it.
+    pub fn write_error(&self) -> Option<String> {
+        lock(&self.shared.write_error).clone()
+    }
+
+    /// Starts the drainer task of a declared sink (one per sink at a time).
+    pub fn spawn_drainer<S: OutboxSink>(&self, name: &str, sink: S) -> Result<Drainer, StoreError> {
+        if !self.shared.sinks.iter().any(|s| s == name) {
+            return Err(StoreError::UnknownSink { name: name.to_string() });
+        }
+        let cursor = self.shared.cursor(name)?;
+        let status = Arc::new(Mutex::new(DrainerStatus { delivered_through: cursor, ..DrainerStatus::default() }));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let run = DrainerRun {
+            shared: self.shared.clone(),
+            name: name.to_string(),
+            cursor,
+            status: status.clone(),
+            stop: stop_rx,
+        };
+        let task = tokio::spawn(run.run(sink));
+        Ok(Drainer { status, stop: stop_tx, task })
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).closed = true;
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake_writer.notify_all();
+        if let Some(writer) = self.writer.take() {
+            // The writer flushes what is queued before it exits.
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Health of one drainer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DrainerStatus {
+    /// Highest log index delivered to the sink.
+    pub delivered_through: u64,
+    /// Failed deliveries in a row (0 when healthy).
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// A running drainer.
+pub struct Drainer {
+    status: Arc<Mutex<DrainerStatus>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drainer {
+    pub fn status(&self) -> DrainerStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Stops after the current delivery; undelivered entries stay in the outbox.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct DrainerRun {
+    shared: Arc<Shared>,
+    name: String,
+    cursor: u64,
+    status: Arc<Mutex<DrainerStatus>>,
+    stop: watch::Receiver<bool>,
+}
+
+/// A delay in [base/2, base] so drainers of several sites do not retry in step.
+fn jittered(base_ms: u64) -> Duration {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos()));
+    let mut x = nanos ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let half = base_ms / 2;
+    Duration::from_millis(half + x % (base_ms - half + 1))
+}
+
+impl DrainerRun {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || f(&shared))
+            .await
+            .map_err(|e| StoreError::Outbox(format!("outbox task failed: {e}")))?
+    }
+
+    /// Waits for `d` or a stop request; true when asked to stop.
+    async fn pause(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => *self.stop.borrow(),
+            _ = self.stop.changed() => true,
+        }
+    }
+
+    async fn run<S: OutboxSink>(mut self, mut sink: S) {
+        let mut persisted = self.shared.persisted_through.subscribe();
+        let mut retry_ms = DRAIN_RETRY_MIN_MS;
+        loop {
+            if *self.stop.borrow() {
+                return;
+            }
+            let cursor = self.cursor;
+            let batch = match self.blocking(move |s| s.read_after(cursor, DRAIN_BATCH_MAX_ENTRIES)).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    self.failed(&e);
+                    if self.pause(jittered(retry_ms)).await {
+                        return;
+                    }
+                    retry_ms = (retry_ms * 2).min(DRAIN_RETRY_MAX_MS);
+                    continue;
+                }
+            };
+            let Some(last) = batch.last().map(|(index, _)| *index) else {
+                if let Err(e) = sink.housekeeping().await {
+                    self.failed(&e);
+                }
+                persisted.mark_unchanged();
+                tokio::select! {
+                    _ = persisted.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(DRAIN_IDLE_HOUSEKEEPING_MS)) => {}
+                    _ = self.stop.changed() => return,
+                }
+                continue;
+            };
+            let delivered = match sink.deliver(&batch).await {
+                Ok(()) => {
+                    let name = self.name.clone();
+                    self.blocking(move |s| s.advance_cursor(&name, last)).await
+                }
+                Err(e) => Err(e),
+            };
+            match delivered {
+                Ok(()) => {
+                    self.cursor = last;
+                    retry_ms = DRAIN_RETRY_MIN_MS;
+                    let mut status = lock(&self.status);
+                    status.delivered_through = last;
+                    status.consecutive_failures = 0;
+                    status.last_error = None;
+                }
+                Err(e) => {
+                    self.failed(&e);
+                    if self.pause(jittered(retry_ms)).await {
+                        return;
+                    }
+                    retry_ms = (retry_ms * 2).min(DRAIN_RETRY_MAX_MS);
+                }
+            }
+        }
+    }
+
+    fn failed(&self, e: &StoreError) {
+        tracing::warn!(sink = %self.name, error = %e, "outbox delivery failed; will retry");
+        let mut status = lock(&self.status);
+        status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+        status.last_error = Some(e.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_to_full_base() {
+        for base in [1, 2, 100, DRAIN_RETRY_MAX_MS] {
+            let d = jittered(base).as_millis() as u64;
+            assert!(d >= base / 2 && d <= base, "{d} for {base}");
+        }
+    }
+}
