@@ -34,6 +34,9 @@ pub const LOCKOUT_WINDOW_MS: u64 = 15 * 60_000;
 /// so a late duplicate is harmless), this far apart.
 pub const PROPOSE_RETRIES_MAX: u32 = 20;
 pub const PROPOSE_RETRY_DELAY_MS: u64 = 500;
+/// Extra time an outgoing trunk call is given beyond the ring timeout, for the far site to
+/// set up its half.
+pub const TRUNK_SETUP_GRACE_MS: u64 = 5_000;
 /// Most tracked channels (callers, operators, logins); beyond it new callers go straight back
 /// to the dialplan with LINEUP_RESULT=FAILED.
 pub const SITE_CHANNELS_MAX: usize = 50_000;
@@ -48,11 +51,21 @@ pub struct SiteConfig {
     pub serial_base: u64,
     pub moh_class: Option<String>,
     pub exit_keys: String,
+    /// Dial string template per remote site for cross-site connects; `{call}` is replaced by
+    /// the call id, e.g. `PJSIP/lineup-{call}@site-b` or `IAX2/site-b/lineup-{call}`.
+    pub trunk_endpoints: BTreeMap<SiteId, String>,
 }
 
 impl SiteConfig {
     pub fn new(site: SiteId, serial_base: u64) -> Self {
-        Self { site, origin: site.0, serial_base, moh_class: None, exit_keys: DEFAULT_EXIT_KEYS.to_string() }
+        Self {
+            site,
+            origin: site.0,
+            serial_base,
+            moh_class: None,
+            exit_keys: DEFAULT_EXIT_KEYS.to_string(),
+            trunk_endpoints: BTreeMap::new(),
+        }
     }
 }
 
@@ -111,8 +124,20 @@ enum OfferStage {
     Connected,
 }
 
+/// Which half of a connect this site performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExecKind {
+    /// Caller and operator are both here.
+    Local,
+    /// The caller is here; the "operator leg" is a trunk call to the operator's site.
+    TrunkOut,
+    /// The operator is here; the "caller leg" is the trunk call from the caller's site.
+    TrunkIn,
+}
+
 #[derive(Debug, Clone)]
 struct OfferExec {
+    kind: ExecKind,
     call: CallId,
     operator: OperatorId,
     fence: u64,
@@ -216,8 +241,10 @@ pub struct SiteController {
     operator_channels: BTreeMap<ChannelId, OperatorId>,
     logins: BTreeMap<ChannelId, LoginSession>,
     offers: BTreeMap<(CallId, u64), OfferExec>,
-    /// Ring-mode operator legs we originated: channel → (call, fence).
+    /// Ring-mode operator legs and outgoing trunk legs we originated: channel → (call, fence).
     ring_legs: BTreeMap<ChannelId, (CallId, u64)>,
+    /// Offers to an operator here for a caller at another site, waiting for its trunk leg.
+    awaiting_trunk: BTreeMap<CallId, Offer>,
     /// Highest fence executed per call and per operator (site-side fencing).
     call_fences: BTreeMap<CallId, u64>,
     operator_fences: BTreeMap<OperatorId, u64>,
@@ -248,6 +275,7 @@ impl SiteController {
             logins: BTreeMap::new(),
             offers: BTreeMap::new(),
             ring_legs: BTreeMap::new(),
+            awaiting_trunk: BTreeMap::new(),
             call_fences: BTreeMap::new(),
             operator_fences: BTreeMap::new(),
             playbacks: BTreeMap::new(),
@@ -437,9 +465,9 @@ impl SiteController {
                 );
                 let _ = routing;
             }
-            Ok(StasisEntry::TrunkLeg { .. }) | Err(_) => {
-                // Cross-site trunk legs are not handled by this site yet; a bad entry goes
-                // back to the dialplan so no caller is ever left in Stasis.
+            Ok(StasisEntry::TrunkLeg { call }) => self.trunk_leg_arrived(&CallId::new(call), id),
+            Err(_) => {
+                // A bad entry goes back to the dialplan: no caller is ever left in Stasis.
                 self.counters.callers_invalid += 1;
                 self.continue_with(&id, "INVALID", vec![]);
             }
@@ -488,16 +516,39 @@ impl SiteController {
         if let Some((call, fence)) = self.ring_legs.get(ch).cloned() {
             self.ring_legs.remove(ch);
             let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
-            if exec.stage == OfferStage::Ringing {
+            if exec.stage == OfferStage::Ringing && exec.kind == ExecKind::TrunkOut {
+                // The operator's site ended the trunk call unanswered; it reports why (or
+                // the core's offer deadline does). Just put the caller back on hold.
+                let exec = self.offers.remove(&(call, fence)).expect("present");
+                self.undo_offer(exec);
+            } else if exec.stage == OfferStage::Ringing {
                 // Never answered: the operator missed the offer.
                 let operator = exec.operator.clone();
-                self.offers.remove(&(call.clone(), fence));
+                let exec = self.offers.remove(&(call.clone(), fence)).expect("present");
+                self.undo_offer(exec);
                 self.report(CommandBody::RingNoAnswer { call, operator, fence });
             } else if exec.stage == OfferStage::Connected {
                 self.operator_hung_up(&call, fence);
             } else {
                 let operator = exec.operator.clone();
                 self.fail_offer(&call, fence, &operator, OfferFailure::BridgeFailed);
+            }
+            return;
+        }
+        if let Some(key) = self
+            .offers
+            .iter()
+            .find(|(_, e)| e.kind == ExecKind::TrunkIn && &e.caller_channel == ch)
+            .map(|(k, _)| k.clone())
+        {
+            // The caller's site ended the trunk call (caller gone, offer cancelled, or the call
+            // completed there). That site reports; here only the operator side is tidied.
+            let exec = self.offers.remove(&key).expect("present");
+            if exec.stage == OfferStage::Connected {
+                self.offers.insert(key.clone(), exec);
+                self.end_connected_offer(&key.0, key.1, HungUpBy::Caller);
+            } else {
+                self.undo_offer(exec);
             }
             return;
         }
@@ -541,6 +592,13 @@ impl SiteController {
             exec.stage = OfferStage::Connected;
             let (call, operator, fence) = (exec.call.clone(), exec.operator.clone(), exec.fence);
             self.counters.bridges_connected += 1;
+            if exec.kind == ExecKind::TrunkIn {
+                // Answering the trunk leg tells the caller's site the operator is there; that
+                // site bridges its half and proposes Connected.
+                let inbound = exec.caller_channel.clone();
+                self.ari(AriRequest::Answer(inbound));
+                return;
+            }
             if let Some(leg) = self.call_channels.get(&call).and_then(|c| self.callers.get_mut(c)) {
                 leg.state = CallerState::Connected { fence };
             }
@@ -677,20 +735,17 @@ impl SiteController {
     }
 
     fn on_offer(&mut self, offer: Offer, routing: &Routing) {
-        if offer.caller_site != self.cfg.site || offer.operator_site != self.cfg.site {
-            // Cross-site connect (trunk legs) is executed by a later version of site control;
-            // the caller's site reports the failure so the caller keeps its place.
-            if offer.caller_site == self.cfg.site && self.fence_is_fresh(&offer.call, &offer.operator, offer.fence) {
-                self.report(CommandBody::OfferFailed {
-                    call: offer.call,
-                    operator: offer.operator,
-                    fence: offer.fence,
-                    reason: OfferFailure::BridgeFailed,
-                });
-            }
+        if !self.fence_is_fresh(&offer.call, &offer.operator, offer.fence) {
             return;
         }
-        if !self.fence_is_fresh(&offer.call, &offer.operator, offer.fence) {
+        let (caller_here, operator_here) = (offer.caller_site == self.cfg.site, offer.operator_site == self.cfg.site);
+        if caller_here && !operator_here {
+            self.trunk_out(offer);
+            return;
+        }
+        if operator_here && !caller_here {
+            // Wait for the caller's site to call us on the trunk (`Stasis(lineup,xfer=CALL)`).
+            self.awaiting_trunk.insert(offer.call.clone(), offer);
             return;
         }
         let Some(caller_channel) = offer.caller_channel.as_deref().and_then(channel) else {
@@ -727,6 +782,7 @@ impl SiteController {
                     l.holding.clone()
                 });
                 let exec = OfferExec {
+                    kind: ExecKind::Local,
                     call: offer.call.clone(),
                     operator: offer.operator.clone(),
                     fence: offer.fence,
@@ -770,6 +826,7 @@ impl SiteController {
                 self.offers.insert(
                     (offer.call.clone(), offer.fence),
                     OfferExec {
+                        kind: ExecKind::Local,
                         call: offer.call.clone(),
                         operator: offer.operator.clone(),
                         fence: offer.fence,
@@ -791,6 +848,169 @@ impl SiteController {
                         endpoint,
                         target: OriginateTarget::Application { app, app_args: vec![] },
                         channel_id: Some(ring_leg),
+                        other_channel_id: None,
+                        caller_id: Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number)),
+                        timeout_s: Some(offer.ring_timeout_ms.div_ceil(1000).max(1) as i32),
+                        originator: None,
+                        variables: Default::default(),
+                    }),
+                    &offer.call,
+                    offer.fence,
+                );
+            }
+        }
+    }
+
+    /// Caller here, operator at another site: call that site over the trunk. Its half answers
+    /// the trunk call once the operator is in its bridge; then this half bridges the caller.
+    fn trunk_out(&mut self, offer: Offer) {
+        let Some(caller_channel) = offer.caller_channel.as_deref().and_then(channel) else { return };
+        let caller_ok = self
+            .callers
+            .get(&caller_channel)
+            .is_some_and(|l| matches!(l.state, CallerState::Entering | CallerState::Waiting) && !l.hung_up);
+        if !caller_ok {
+            return;
+        }
+        let endpoint = self
+            .cfg
+            .trunk_endpoints
+            .get(&offer.operator_site)
+            .map(|template| template.replace("{call}", offer.call.as_str()))
+            .and_then(|e| Endpoint::new(e).ok());
+        let (Some(endpoint), Some(trunk_leg), Ok(bridge)) = (
+            endpoint,
+            channel(&format!("trunk-{}-{}", self.cfg.site.0, offer.fence)),
+            BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)),
+        ) else {
+            self.report(CommandBody::OfferFailed {
+                call: offer.call,
+                operator: offer.operator,
+                fence: offer.fence,
+                reason: OfferFailure::BridgeFailed,
+            });
+            return;
+        };
+        self.counters.offers_executed += 1;
+        if let Some(leg) = self.callers.get_mut(&caller_channel) {
+            leg.state = CallerState::Offered { fence: offer.fence };
+        }
+        self.ring_legs.insert(trunk_leg.clone(), (offer.call.clone(), offer.fence));
+        self.offers.insert(
+            (offer.call.clone(), offer.fence),
+            OfferExec {
+                kind: ExecKind::TrunkOut,
+                call: offer.call.clone(),
+                operator: offer.operator.clone(),
+                fence: offer.fence,
+                caller_channel,
+                operator_channel: trunk_leg.clone(),
+                mode: OperatorMode::Ring,
+                bridge,
+                stage: OfferStage::Ringing,
+                caller_in: false,
+                operator_in: false,
+                whisper: None, // the operator's site plays the whisper on its side
+                whisper_playback: None,
+            },
+        );
+        let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
+            .expect("static application name is valid");
+        // Long enough for the far site to ring a ring-mode operator.
+        let timeout_s = (offer.ring_timeout_ms + TRUNK_SETUP_GRACE_MS).div_ceil(1000) as i32;
+        self.ari_for_offer(
+            AriRequest::Originate(OriginateRequest {
+                endpoint,
+                target: OriginateTarget::Application { app, app_args: vec![] },
+                channel_id: Some(trunk_leg),
+                other_channel_id: None,
+                caller_id: Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number)),
+                timeout_s: Some(timeout_s),
+                originator: None,
+                variables: Default::default(),
+            }),
+            &offer.call,
+            offer.fence,
+        );
+    }
+
+    /// Operator here, caller at another site: its trunk call arrived.
+    fn trunk_leg_arrived(&mut self, call: &CallId, inbound: ChannelId) {
+        let Some(offer) = self.awaiting_trunk.remove(call) else {
+            // No live offer for it (cancelled, stale, or not ours): refuse the call.
+            self.counters.offers_fenced_out += 1;
+            self.ari(AriRequest::Hangup(inbound, HangupReason::Normal));
+            return;
+        };
+        let Ok(bridge) = BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+        self.counters.offers_executed += 1;
+        let (operator_channel, stage) = match offer.mode {
+            OperatorMode::Persistent => {
+                let Some(op) = offer.operator_channel.as_deref().and_then(channel) else {
+                    self.ari(AriRequest::Hangup(inbound, HangupReason::Normal));
+                    self.report(CommandBody::OfferFailed {
+                        call: offer.call,
+                        operator: offer.operator,
+                        fence: offer.fence,
+                        reason: OfferFailure::OperatorUnreachable,
+                    });
+                    return;
+                };
+                (op, OfferStage::Bridging)
+            }
+            OperatorMode::Ring => {
+                let Some(leg) = channel(&format!("ring-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+                (leg, OfferStage::Ringing)
+            }
+        };
+        self.offers.insert(
+            (offer.call.clone(), offer.fence),
+            OfferExec {
+                kind: ExecKind::TrunkIn,
+                call: offer.call.clone(),
+                operator: offer.operator.clone(),
+                fence: offer.fence,
+                caller_channel: inbound,
+                operator_channel: operator_channel.clone(),
+                mode: offer.mode,
+                bridge: bridge.clone(),
+                stage: stage.clone(),
+                caller_in: false,
+                operator_in: false,
+                whisper: offer.whisper.clone(),
+                whisper_playback: None,
+            },
+        );
+        match offer.mode {
+            OperatorMode::Persistent => {
+                let holding = self.operators.get_mut(&offer.operator).map(|l| {
+                    l.busy_with = Some(offer.fence);
+                    l.holding.clone()
+                });
+                self.ari_for_offer(
+                    AriRequest::CreateBridge(CreateBridgeRequest {
+                        bridge_id: bridge,
+                        bridge_type: BridgeType::MixingDtmfEvents,
+                        name: Some(offer.call.to_string()),
+                    }),
+                    &offer.call,
+                    offer.fence,
+                );
+                if let Some(holding) = holding {
+                    self.ari(AriRequest::RemoveChannels { bridge: holding, channels: vec![operator_channel] });
+                }
+                self.start_connecting(&offer.call, offer.fence);
+            }
+            OperatorMode::Ring => {
+                let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else { return };
+                self.ring_legs.insert(operator_channel.clone(), (offer.call.clone(), offer.fence));
+                let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
+                    .expect("static application name is valid");
+                self.ari_for_offer(
+                    AriRequest::Originate(OriginateRequest {
+                        endpoint,
+                        target: OriginateTarget::Application { app, app_args: vec![] },
+                        channel_id: Some(operator_channel),
                         other_channel_id: None,
                         caller_id: Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number)),
                         timeout_s: Some(offer.ring_timeout_ms.div_ceil(1000).max(1) as i32),
@@ -827,7 +1047,9 @@ impl SiteController {
     /// Whisper to the operator first (if the gate has one), then add both legs.
     fn start_connecting(&mut self, call: &CallId, fence: u64) {
         let Some(exec) = self.offers.get(&(call.clone(), fence)).cloned() else { return };
-        self.ari(AriRequest::StopMoh(exec.caller_channel.clone()));
+        if exec.kind != ExecKind::TrunkIn {
+            self.ari(AriRequest::StopMoh(exec.caller_channel.clone()));
+        }
         if let Some(whisper) = exec.whisper.clone() {
             let playback = self.play(&exec.operator_channel, vec![Media::Sound(whisper)]);
             if let Some(e) = self.offers.get_mut(&(call.clone(), fence)) {
@@ -844,6 +1066,9 @@ impl SiteController {
     }
 
     fn on_cancel(&mut self, call: &CallId, fence: u64) {
+        if self.awaiting_trunk.get(call).is_some_and(|o| o.fence == fence) {
+            self.awaiting_trunk.remove(call);
+        }
         let Some(exec) = self.offers.remove(&(call.clone(), fence)) else { return };
         if exec.stage == OfferStage::Connected {
             // A cancel never ends a connected call; put it back (its end comes from hangups).
@@ -872,8 +1097,11 @@ impl SiteController {
                 }
             }
         }
-        if exec.stage != OfferStage::Ringing {
+        if exec.stage != OfferStage::Ringing || exec.kind == ExecKind::TrunkIn {
             self.ari(AriRequest::DestroyBridge(exec.bridge.clone()));
+        }
+        if exec.kind == ExecKind::TrunkIn {
+            self.ari(AriRequest::Hangup(exec.caller_channel.clone(), HangupReason::Normal));
         }
         if let Some(leg) = self.callers.get_mut(&exec.caller_channel) {
             if leg.state == (CallerState::Offered { fence: exec.fence }) {
@@ -892,7 +1120,12 @@ impl SiteController {
 
     /// The operator hung up a connected call.
     fn operator_hung_up(&mut self, call: &CallId, fence: u64) {
-        self.report(CommandBody::Completed { call: call.clone(), fence, by: HungUpBy::Operator });
+        let trunk_in = self.offers.get(&(call.clone(), fence)).is_some_and(|e| e.kind == ExecKind::TrunkIn);
+        if !trunk_in {
+            // Completions are reported by the caller's site; for a trunk-in leg it learns of
+            // the hangup when we end the trunk call.
+            self.report(CommandBody::Completed { call: call.clone(), fence, by: HungUpBy::Operator });
+        }
         self.end_connected_offer(call, fence, HungUpBy::Operator);
     }
 
@@ -917,6 +1150,9 @@ impl SiteController {
                         channels: vec![exec.operator_channel.clone()],
                     });
                 }
+            }
+            (_, _) if exec.kind == ExecKind::TrunkIn => {
+                self.ari(AriRequest::Hangup(exec.caller_channel.clone(), HangupReason::Normal));
             }
             (_, _) => {
                 // The operator ended it: the caller goes back to the dialplan (surveys etc.).

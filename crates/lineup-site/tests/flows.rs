@@ -156,7 +156,7 @@ fn caller_hanging_up_while_waiting_is_abandoned() {
     let call = rig.call_id(&ch);
     assert!(rig.run_until(20_000, |r| r.outcome(&call).is_some()));
     assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
-    assert!(rig.run_until(5_000, |r| r.site.tracked_callers() == 0));
+    assert!(rig.run_until(5_000, |r| r.site().tracked_callers() == 0));
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn wrong_pin_three_times_hangs_up_and_logs_nobody_in() {
     let ch = rig.dial("desk-1001", "1001", "*551001", "lineup-operators", None, keys);
     assert!(rig.run_until(40_000, |r| r.audio(&ch).is_none()), "hung up after three failures");
     assert_eq!(rig.operator_status("1001"), OperatorStatus::Offline);
-    assert_eq!(rig.site.counters.logins_failed, 3);
+    assert_eq!(rig.site().counters.logins_failed, 3);
 }
 
 #[test]
@@ -206,4 +206,45 @@ fn gate_whisper_plays_to_the_operator_before_connecting() {
         |r| matches!(r, lineup_site::AriRequest::AddChannels { bridge, .. } if bridge.as_str().starts_with("call-")),
     );
     assert!(whisper.is_some() && bridged.is_some() && whisper < bridged, "whisper before bridge");
+}
+
+#[test]
+fn caller_at_site_one_is_answered_by_a_persistent_operator_at_site_two_over_the_trunk() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2001", "9999", OperatorMode::Persistent, &["sales"]);
+    let op_leg = rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2001", "2001", "9999");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2001") == OperatorStatus::Available));
+    let caller = rig.caller("kim", "5000", Some(45_000));
+    let call = rig.call_id(&caller);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(30_000, connected), "connected across sites");
+    match rig.audio(&caller) {
+        Some(AudioPath::Connected { parties }) => {
+            assert!(parties.iter().any(|(b, name)| b.0 == 1 && name.contains("desk-2001")), "{parties:?}")
+        }
+        other => panic!("caller hears {other:?}"),
+    }
+    assert!(rig.run_until(60_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    assert!(rig.run_until(10_000, |r| r.operator_status("2001") == OperatorStatus::Available));
+    assert!(rig.audio_at(lineup_pbx_sim::BoxIndex(1), &op_leg).is_some(), "operator leg still up");
+}
+
+#[test]
+fn caller_at_site_one_is_answered_by_a_ring_mode_operator_at_site_two() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2002", "8888", OperatorMode::Ring, &["sales"]);
+    let answers =
+        PhoneBehaviour { answer_after_ms: Some(3_000), hang_up_after_answer_ms: Some(20_000), ..Default::default() };
+    rig.phone_at(lineup_pbx_sim::BoxIndex(1), "phone-2002", answers);
+    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2002", "2002", "8888");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2002") == OperatorStatus::Available));
+    let caller = rig.caller("lee", "5000", None);
+    let call = rig.call_id(&caller);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(30_000, connected));
+    assert!(rig.run_until(40_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Operator }));
 }

@@ -1,11 +1,15 @@
-//! A one-site rig in virtual time: the Asterisk stand-in's sans-IO model, the real site
-//! controller, and a single-node "cluster" that applies proposals to a `Routing` in order.
-//! Every loop is bounded in steps and virtual time.
+//! A federation rig in virtual time: the Asterisk stand-in's sans-IO model (one box per
+//! site, joined by PJSIP trunks), one real site controller per box, and a single-node
+//! "cluster" that applies every proposal to one `Routing` in order and hands each committed
+//! entry to every site. Every loop is bounded in steps and virtual time.
 #![allow(dead_code)]
 
-use lineup_ari::{AriError, HangupReason, Media};
+use lineup_ari::{AriError, ChannelId, HangupReason, Media};
 use lineup_core::*;
-use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall};
+use lineup_pbx_sim::{
+    AudioPath, BoxConfig, BoxIndex, Dialplan, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall, ScriptedKeys,
+    TrunkRoute,
+};
 use lineup_site::{Action, AriFailure, AriRequest, Input, SiteConfig, SiteController};
 use std::collections::VecDeque;
 
@@ -14,18 +18,20 @@ pub const TICK_MS: u64 = 250;
 pub const STEPS_MAX: usize = 200_000;
 pub const BOX: BoxIndex = BoxIndex(0);
 pub const SITE: SiteId = SiteId(1);
-/// Test-only stand-in for an argon2 PHC string: the driver "verifies" by suffix.
+
+/// Test-only stand-in for an argon2 PHC string: the rig "verifies" by comparing.
 pub fn fake_phc(pin: &str) -> String {
     format!("$argon2id$v=19$m=8,t=1,p=1$test${pin}")
 }
 
 pub struct Rig {
     pub world: PbxWorld,
-    pub site: SiteController,
+    /// One controller per box: box i is site i + 1.
+    pub sites: Vec<SiteController>,
     pub routing: Routing,
     pub index: u64,
     serial: u64,
-    inputs: VecDeque<Input>,
+    inputs: VecDeque<(usize, Input)>,
     pub effects: Vec<Effect>,
     pub ari_log: Vec<AriRequest>,
     next_tick_ms: u64,
@@ -33,23 +39,43 @@ pub struct Rig {
 
 impl Rig {
     pub fn new() -> Rig {
+        Rig::federation(1)
+    }
+
+    /// `sites` boxes joined by PJSIP trunks named `site-<n>`, each with its site controller.
+    pub fn federation(sites: usize) -> Rig {
         let dialplan = Dialplan::parse(include_str!("../../../../deploy/asterisk/extensions.conf"))
             .expect("deploy dialplan parses");
-        let mut world = PbxWorld::new(
-            EPOCH_MS,
-            vec![BoxConfig {
-                name: "site-a".into(),
-                asterisk_id: "02:00:00:00:00:01".into(),
-                dialplan,
-                trunks: vec![],
-            }],
-        )
-        .expect("world");
-        world.register_application(BOX, "lineup");
-        world.register_application(BOX, "lineup-login");
+        let boxes = (0..sites)
+            .map(|i| BoxConfig {
+                name: format!("site-{}", i + 1),
+                asterisk_id: format!("02:00:00:00:00:0{}", i + 1),
+                dialplan: dialplan.clone(),
+                trunks: (0..sites)
+                    .filter(|j| *j != i)
+                    .map(|j| TrunkRoute {
+                        technology: "PJSIP".into(),
+                        trunk: format!("site-{}", j + 1),
+                        target: BoxIndex(j),
+                        context: "from-lineup".into(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut world = PbxWorld::new(EPOCH_MS, boxes).expect("world");
+        let mut controllers = Vec::new();
+        for i in 0..sites {
+            world.register_application(BoxIndex(i), "lineup");
+            world.register_application(BoxIndex(i), "lineup-login");
+            let mut cfg = SiteConfig::new(SiteId(i as u64 + 1), 1);
+            for j in (0..sites).filter(|j| *j != i) {
+                cfg.trunk_endpoints.insert(SiteId(j as u64 + 1), format!("PJSIP/lineup-{{call}}@site-{}", j + 1));
+            }
+            controllers.push(SiteController::new(cfg));
+        }
         let mut rig = Rig {
             world,
-            site: SiteController::new(SiteConfig::new(SITE, 1)),
+            sites: controllers,
             routing: Routing::new(),
             index: 0,
             serial: 0,
@@ -58,8 +84,13 @@ impl Rig {
             ari_log: Vec::new(),
             next_tick_ms: 0,
         };
-        rig.admin(CommandBody::Tick { now_ms: EPOCH_MS });
+        rig.admin(CommandBody::Tick { now_ms: EPOCH_MS }).expect("tick");
         rig
+    }
+
+    /// The controller of site 1.
+    pub fn site(&self) -> &SiteController {
+        &self.sites[0]
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -78,7 +109,10 @@ impl Rig {
         let applied = self.routing.apply(self.index, cmd);
         self.routing.check_invariants().expect("core invariants");
         self.effects.extend(applied.effects.iter().cloned());
-        self.inputs.push_back(Input::Effects { log_index: self.index, effects: applied.effects });
+        // Every site sees every committed entry in log order and keeps what is for it.
+        for site in 0..self.sites.len() {
+            self.inputs.push_back((site, Input::Effects { log_index: self.index, effects: applied.effects.clone() }));
+        }
         applied.result
     }
 
@@ -97,10 +131,14 @@ impl Rig {
     }
 
     pub fn operator(&mut self, id: &str, pin: &str, mode: OperatorMode, queues: &[&str]) {
+        self.operator_at(SITE, id, pin, mode, queues)
+    }
+
+    pub fn operator_at(&mut self, site: SiteId, id: &str, pin: &str, mode: OperatorMode, queues: &[&str]) {
         self.admin(CommandBody::PutOperator(OperatorConfig {
             id: OperatorId::new(id),
             name: format!("Operator {id}"),
-            site: SITE,
+            site,
             pin_hash: fake_phc(pin),
             mode,
             endpoint: (mode == OperatorMode::Ring).then(|| format!("PJSIP/phone-{id}")),
@@ -117,28 +155,42 @@ impl Rig {
         exten: &str,
         context: &str,
         patience_ms: Option<u64>,
-        keys: Vec<lineup_pbx_sim::ScriptedKeys>,
-    ) -> lineup_ari::ChannelId {
-        self.world
-            .place_call(
-                BOX,
-                PhoneCall {
-                    phone: phone.into(),
-                    caller: lineup_ari::CallerId { name: format!("Caller {phone}"), number: number.into() },
-                    context: context.into(),
-                    exten: exten.into(),
-                    patience_ms,
-                    keys,
-                },
-            )
-            .expect("place call")
+        keys: Vec<ScriptedKeys>,
+    ) -> ChannelId {
+        self.dial_at(BOX, phone, number, exten, context, patience_ms, keys)
     }
 
-    pub fn caller(&mut self, phone: &str, exten: &str, patience_ms: Option<u64>) -> lineup_ari::ChannelId {
+    #[allow(clippy::too_many_arguments)]
+    pub fn dial_at(
+        &mut self,
+        at: BoxIndex,
+        phone: &str,
+        number: &str,
+        exten: &str,
+        context: &str,
+        patience_ms: Option<u64>,
+        keys: Vec<ScriptedKeys>,
+    ) -> ChannelId {
+        let call = PhoneCall {
+            phone: phone.into(),
+            caller: lineup_ari::CallerId { name: format!("Caller {phone}"), number: number.into() },
+            context: context.into(),
+            exten: exten.into(),
+            patience_ms,
+            keys,
+        };
+        self.world.place_call(at, call).expect("place call")
+    }
+
+    pub fn caller(&mut self, phone: &str, exten: &str, patience_ms: Option<u64>) -> ChannelId {
         self.dial(phone, "+15551230000", exten, "lineup-gates", patience_ms, vec![])
     }
 
-    pub fn login_call(&mut self, phone: &str, operator: &str, pin: &str) -> lineup_ari::ChannelId {
+    pub fn login_call(&mut self, phone: &str, operator: &str, pin: &str) -> ChannelId {
+        self.login_call_at(BOX, phone, operator, pin)
+    }
+
+    pub fn login_call_at(&mut self, at: BoxIndex, phone: &str, operator: &str, pin: &str) -> ChannelId {
         let call = PhoneCall::operator_login(
             phone,
             lineup_ari::CallerId { name: operator.into(), number: phone.into() },
@@ -147,14 +199,18 @@ impl Rig {
             pin,
             3_000,
         );
-        self.world.place_call(BOX, call).expect("login call")
+        self.world.place_call(at, call).expect("login call")
     }
 
     pub fn phone(&mut self, resource: &str, behaviour: PhoneBehaviour) {
-        self.world.register_phone(BOX, resource, behaviour).expect("phone");
+        self.phone_at(BOX, resource, behaviour)
     }
 
-    /// Runs until `done` holds, or `limit_ms` of virtual time passes. Returns whether it held.
+    pub fn phone_at(&mut self, at: BoxIndex, resource: &str, behaviour: PhoneBehaviour) {
+        self.world.register_phone(at, resource, behaviour).expect("phone");
+    }
+
+    /// Runs until `done` holds or `limit_ms` of virtual time passes; returns whether it held.
     pub fn run_until(&mut self, limit_ms: u64, mut done: impl FnMut(&Rig) -> bool) -> bool {
         let deadline = self.world.now_ms() + limit_ms;
         for _ in 0..STEPS_MAX {
@@ -169,13 +225,14 @@ impl Rig {
             }
             // Nothing to do now: advance virtual time to the next thing that happens.
             let next = self.world.next_timer_due_ms().unwrap_or(u64::MAX).min(self.next_tick_ms).min(deadline);
-            let next = next.max(self.world.now_ms());
-            self.world.advance_to(next);
+            self.world.advance_to(next.max(self.world.now_ms()));
             if self.world.now_ms() >= self.next_tick_ms {
                 self.next_tick_ms = self.world.now_ms() + TICK_MS;
                 let now = self.now_ms();
-                self.admin(CommandBody::Tick { now_ms: now });
-                self.inputs.push_back(Input::Tick);
+                self.admin(CommandBody::Tick { now_ms: now }).expect("tick");
+                for site in 0..self.sites.len() {
+                    self.inputs.push_back((site, Input::Tick));
+                }
             }
         }
         panic!("rig did not settle within {STEPS_MAX} steps");
@@ -189,55 +246,56 @@ impl Rig {
     /// Handles one pending world event or input; false when there was nothing.
     fn process_pending(&mut self) -> bool {
         for output in self.world.drain_outputs() {
-            self.inputs.push_back(Input::Ari(output.event));
+            self.inputs.push_back((output.box_index.0, Input::Ari(output.event)));
         }
-        let Some(input) = self.inputs.pop_front() else { return false };
+        let Some((site, input)) = self.inputs.pop_front() else { return false };
         let now = self.now_ms();
-        let actions = self.site.handle(now, input, &self.routing);
+        let actions = self.sites[site].handle(now, input, &self.routing);
         for action in actions {
-            self.execute(action);
+            self.execute(site, action);
         }
         true
     }
 
-    fn execute(&mut self, action: Action) {
+    fn execute(&mut self, site: usize, action: Action) {
         match action {
             Action::Propose { token, command } => {
                 let result = self.commit(&command);
-                self.inputs.push_back(Input::Proposed { token, result: Ok(result) });
+                self.inputs.push_back((site, Input::Proposed { token, result: Ok(result) }));
             }
             Action::VerifyPin { token, pin, phc } => {
-                self.inputs.push_back(Input::PinVerified { token, ok: phc == fake_phc(&pin) });
+                self.inputs.push_back((site, Input::PinVerified { token, ok: phc == fake_phc(&pin) }));
             }
             Action::Ari { token, request } => {
                 self.ari_log.push(request.clone());
-                let result = self.ari(&request).map_err(|e| match e {
+                let result = self.ari(BoxIndex(site), &request).map_err(|e| match e {
                     AriError::NotFound { message } => AriFailure::Gone(message),
                     other => AriFailure::Failed(other.to_string()),
                 });
-                self.inputs.push_back(Input::AriDone { token, result });
+                self.inputs.push_back((site, Input::AriDone { token, result }));
             }
         }
     }
 
-    fn ari(&mut self, request: &AriRequest) -> Result<(), AriError> {
+    fn ari(&mut self, at: BoxIndex, request: &AriRequest) -> Result<(), AriError> {
         let w = &mut self.world;
+        let ids = |channels: &[ChannelId]| channels.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>();
         match request {
-            AriRequest::Answer(c) => w.answer(BOX, c.as_str()),
+            AriRequest::Answer(c) => w.answer(at, c.as_str()),
             AriRequest::Hangup(c, reason) => {
                 let cause = if *reason == HangupReason::Normal { 16 } else { 17 };
-                match w.hangup_channel(BOX, c.as_str(), cause) {
+                match w.hangup_channel(at, c.as_str(), cause) {
                     Err(AriError::NotFound { .. }) => Ok(()),
                     other => other,
                 }
             }
-            AriRequest::StartMoh { channel, class } => w.start_moh(BOX, channel.as_str(), class.as_deref()),
-            AriRequest::StopMoh(c) => w.stop_moh(BOX, c.as_str()),
+            AriRequest::StartMoh { channel, class } => w.start_moh(at, channel.as_str(), class.as_deref()),
+            AriRequest::StopMoh(c) => w.stop_moh(at, c.as_str()),
             AriRequest::Play { channel, playback, media } => {
                 let uris: Vec<String> = media.iter().map(Media::to_string).collect();
-                w.play(BOX, channel.as_str(), Some(playback), &uris).map(|_| ())
+                w.play(at, channel.as_str(), Some(playback), &uris).map(|_| ())
             }
-            AriRequest::StopPlayback(p) => w.stop_playback(BOX, p.as_str()),
+            AriRequest::StopPlayback(p) => w.stop_playback(at, p.as_str()),
             AriRequest::Originate(o) => {
                 let (app, app_args) = match &o.target {
                     lineup_ari::OriginateTarget::Application { app, app_args } => {
@@ -245,42 +303,33 @@ impl Rig {
                     }
                     lineup_ari::OriginateTarget::Dialplan { .. } => (None, vec![]),
                 };
-                w.originate(
-                    BOX,
-                    &OriginateParams {
-                        endpoint: o.endpoint.as_str().to_string(),
-                        app,
-                        app_args,
-                        context: None,
-                        extension: None,
-                        priority: None,
-                        channel_id: o.channel_id.clone(),
-                        other_channel_id: None,
-                        caller_id: o.caller_id.clone(),
-                        timeout_s: o.timeout_s.map(i64::from),
-                        variables: o.variables.clone(),
-                    },
-                )
-                .map(|_| ())
+                let params = OriginateParams {
+                    endpoint: o.endpoint.as_str().to_string(),
+                    app,
+                    app_args,
+                    context: None,
+                    extension: None,
+                    priority: None,
+                    channel_id: o.channel_id.clone(),
+                    other_channel_id: None,
+                    caller_id: o.caller_id.clone(),
+                    timeout_s: o.timeout_s.map(i64::from),
+                    variables: o.variables.clone(),
+                };
+                w.originate(at, &params).map(|_| ())
             }
             AriRequest::CreateBridge(b) => w
-                .create_bridge(BOX, Some(b.bridge_type.as_str()), Some(b.bridge_id.as_str()), b.name.as_deref())
+                .create_bridge(at, Some(b.bridge_type.as_str()), Some(b.bridge_id.as_str()), b.name.as_deref())
                 .map(|_| ()),
-            AriRequest::AddChannels { bridge, channels } => {
-                let ids: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
-                w.add_channels(BOX, bridge.as_str(), &ids)
-            }
-            AriRequest::RemoveChannels { bridge, channels } => {
-                let ids: Vec<String> = channels.iter().map(|c| c.as_str().to_string()).collect();
-                w.remove_channels(BOX, bridge.as_str(), &ids)
-            }
-            AriRequest::DestroyBridge(b) => w.destroy_bridge(BOX, b.as_str()),
+            AriRequest::AddChannels { bridge, channels } => w.add_channels(at, bridge.as_str(), &ids(channels)),
+            AriRequest::RemoveChannels { bridge, channels } => w.remove_channels(at, bridge.as_str(), &ids(channels)),
+            AriRequest::DestroyBridge(b) => w.destroy_bridge(at, b.as_str()),
             AriRequest::Continue { channel, variables, target } => {
                 for (name, value) in variables {
-                    w.set_variable(BOX, channel.as_str(), name, value)?;
+                    w.set_variable(at, channel.as_str(), name, value)?;
                 }
                 w.continue_in_dialplan(
-                    BOX,
+                    at,
                     channel.as_str(),
                     target.context.clone(),
                     target.extension.clone(),
@@ -290,8 +339,8 @@ impl Rig {
         }
     }
 
-    pub fn call_id(&self, channel: &lineup_ari::ChannelId) -> CallId {
-        self.site.call_id_for(channel)
+    pub fn call_id(&self, channel: &ChannelId) -> CallId {
+        self.sites[0].call_id_for(channel)
     }
 
     pub fn outcome(&self, call: &CallId) -> Option<Outcome> {
@@ -305,7 +354,11 @@ impl Rig {
         self.routing.operator_view(&OperatorId::new(id)).expect("operator").status
     }
 
-    pub fn audio(&self, channel: &lineup_ari::ChannelId) -> Option<lineup_pbx_sim::AudioPath> {
+    pub fn audio(&self, channel: &ChannelId) -> Option<AudioPath> {
         self.world.audio_path(BOX, channel)
+    }
+
+    pub fn audio_at(&self, at: BoxIndex, channel: &ChannelId) -> Option<AudioPath> {
+        self.world.audio_path(at, channel)
     }
 }
