@@ -68,6 +68,15 @@ impl EventStreamStats {
     pub fn failed_connects(&self) -> u64 {
         self.failed_connects.load(Ordering::Relaxed)
     }
+    /// For event sources other than the WebSocket (an in-memory Asterisk) that de-duplicate
+    /// with their own `EventDeduplicator`.
+    pub fn record_duplicate_event(&self) {
+        self.duplicate_events.fetch_add(1, Ordering::Relaxed);
+    }
+    /// For other event sources: a (re)connection, returning its serial.
+    pub fn record_connection(&self) -> u64 {
+        self.connections.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// The receiving end of an events stream. Dropping it stops the connection task.

@@ -28,11 +28,14 @@
 //!   recording replay test).
 //! - `server`: `LiveWorld` (the world on a real clock, timers driven by a task) and
 //!   `serve_box` (axum HTTP + WebSocket for one box).
+//! - `in_memory`: `InMemoryAri`, the `lineup_ari::Ari` trait over a `LiveWorld` with no
+//!   sockets (with tokio's paused clock, in virtual time).
 //! - `dialplan`: the `extensions.conf` subset the stand-in executes.
 //! - `sounds`: prompt lengths; `time`: Asterisk's timestamp format.
 
 pub mod dialplan;
 pub mod error;
+pub mod in_memory;
 pub mod rest;
 pub mod server;
 pub mod sounds;
@@ -41,6 +44,7 @@ pub mod world;
 
 pub use dialplan::Dialplan;
 pub use error::SimError;
+pub use in_memory::InMemoryAri;
 pub use rest::{handle_rest, RestParams, RestReply};
 pub use server::{serve_box, BoxServer, LiveWorld, SimCredentials};
 pub use world::{

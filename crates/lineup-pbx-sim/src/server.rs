@@ -51,7 +51,7 @@ struct Subscriber {
     id: u64,
     box_index: BoxIndex,
     applications: Vec<String>,
-    sender: mpsc::Sender<String>,
+    sender: mpsc::Sender<AriEvent>,
 }
 
 struct LiveState {
@@ -111,11 +111,13 @@ impl LiveWorld {
         result
     }
 
-    fn subscribe(
+    /// Registers `applications` for one consumer; a newer consumer takes an application over
+    /// (the older one gets `ApplicationReplaced`), as with Asterisk's WebSockets.
+    pub(crate) fn subscribe(
         &self,
         box_index: BoxIndex,
         applications: Vec<String>,
-    ) -> Result<(u64, mpsc::Receiver<String>), StatusCode> {
+    ) -> Result<(u64, mpsc::Receiver<AriEvent>), StatusCode> {
         let mut state = self.lock();
         if state.subscribers.len() >= SUBSCRIBERS_MAX_COUNT {
             return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -132,7 +134,7 @@ impl LiveWorld {
                         asterisk_id: None,
                         kind: EventKind::ApplicationReplaced {},
                     };
-                    let _ = subscriber.sender.try_send(replaced.to_value().to_string());
+                    let _ = subscriber.sender.try_send(replaced);
                 }
             }
         }
@@ -146,7 +148,7 @@ impl LiveWorld {
         Ok((id, receiver))
     }
 
-    fn unsubscribe(&self, id: u64) {
+    pub(crate) fn unsubscribe(&self, id: u64) {
         let mut state = self.lock();
         let Some(position) = state.subscribers.iter().position(|subscriber| subscriber.id == id) else { return };
         let subscriber = state.subscribers.remove(position);
@@ -162,11 +164,11 @@ fn deliver(state: &mut LiveState) {
     let outputs = state.world.drain_outputs();
     let mut overflowed: Vec<u64> = Vec::new();
     for output in outputs {
-        let text = output.event.to_value().to_string();
         for subscriber in &state.subscribers {
             let owns =
                 subscriber.box_index == output.box_index && subscriber.applications.contains(&output.event.application);
-            if owns && subscriber.sender.try_send(text.clone()).is_err() && !overflowed.contains(&subscriber.id) {
+            if owns && subscriber.sender.try_send(output.event.clone()).is_err() && !overflowed.contains(&subscriber.id)
+            {
                 overflowed.push(subscriber.id);
             }
         }
@@ -349,11 +351,12 @@ async fn events_socket(
     upgrade.on_upgrade(move |socket| pump_socket(socket, receiver, live, id))
 }
 
-async fn pump_socket(mut socket: WebSocket, mut receiver: mpsc::Receiver<String>, live: Arc<LiveWorld>, id: u64) {
+async fn pump_socket(mut socket: WebSocket, mut receiver: mpsc::Receiver<AriEvent>, live: Arc<LiveWorld>, id: u64) {
     loop {
         tokio::select! {
             outgoing = receiver.recv() => {
-                let Some(text) = outgoing else { break };
+                let Some(event) = outgoing else { break };
+                let text = event.to_value().to_string();
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
