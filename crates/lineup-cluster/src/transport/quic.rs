@@ -182,10 +182,21 @@ impl QuicTransport {
         let link = self.link(target);
         let mut link = link.lock().await;
         if let Some(connection) = &link.connection {
-            if connection.close_reason().is_none() {
-                return Ok(connection.clone());
+            match connection.close_reason() {
+                None => return Ok(connection.clone()),
+                Some(reason) => {
+                    // Keep-alives keep a healthy link open, so a closed one means the peer
+                    // went away (or shut down): back off before redialling it, instead of
+                    // spending a whole connect timeout on a peer that is likely down.
+                    link.connection = None;
+                    link.consecutive_failures = link.consecutive_failures.saturating_add(1);
+                    link.next_dial_at = Some(Instant::now() + self.backoff(link.consecutive_failures));
+                    return Err(ClusterError::Unreachable {
+                        site: target,
+                        reason: format!("connection closed: {reason}"),
+                    });
+                }
             }
-            link.connection = None;
         }
         if let Some(at) = link.next_dial_at {
             if Instant::now() < at {
