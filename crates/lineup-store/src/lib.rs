@@ -7,18 +7,24 @@
 //!   database outage delays history and loses nothing; see its docs for why submit never
 //!   waits on the database.
 //! - [`queue_log`]: the Asterisk queue_log flat file, exactly once across restarts.
+//! - [`projection`]: the Redis live projection (optional; degraded, never blocking, when
+//!   Redis is down; rebuilt from state to catch up).
 //!
 //! Wiring in a node: open an [`Outbox`] with the sinks `history` and `queue_log`, spawn a
 //! drainer for each ([`HistorySink`], [`QueueLogSink`]), and hand every applied entry to
-//! [`Outbox::submit`]; feed the routing config to the history sink's [`ConfigFeed`].
+//! [`Outbox::submit`]; feed the routing config to the history sink's [`ConfigFeed`]. Start a
+//! [`RedisProjection`] with a [`StateSource`] reading the node's state, and hand it the same
+//! entries with [`RedisProjection::submit`].
 pub mod error;
 pub mod history;
 pub mod outbox;
+pub mod projection;
 pub mod queue_log;
 
 pub use error::StoreError;
 pub use history::{BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore};
 pub use outbox::{AppliedEntry, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};
+pub use projection::{ProjectionConfig, ProjectionHealth, ProjectionState, RedisProjection, StateSource};
 pub use queue_log::{QueueLogFile, QueueLogSink};
 
 /// Sink name of the history database in an [`Outbox`].
