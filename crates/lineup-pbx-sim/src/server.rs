@@ -58,6 +58,32 @@ struct LiveState {
     world: PbxWorld,
     subscribers: Vec<Subscriber>,
     next_subscriber_id: u64,
+    rest_faults: Vec<RestFault>,
+    duplicated_event_boxes: Vec<BoxIndex>,
+}
+
+/// Most REST faults armed at once.
+pub const REST_FAULTS_MAX_COUNT: usize = 64;
+
+/// What an injected REST fault does to a matching request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestFaultKind {
+    /// Answer 500 without executing the request.
+    RefuseWithServerError,
+    /// Execute the request, then hold the answer back this long: a client that times out
+    /// first cannot know the outcome and must read state back.
+    AnswerLate { delay_ms: u64 },
+}
+
+/// A fault for the next `count` requests to `box_index` whose method matches (any, if
+/// `None`) and whose path (relative to `/ari`) contains `path_contains`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestFault {
+    pub box_index: BoxIndex,
+    pub method: Option<String>,
+    pub path_contains: String,
+    pub kind: RestFaultKind,
+    pub count: u32,
 }
 
 /// A `PbxWorld` on the wall clock: virtual millisecond 0 is when `start` was called.
@@ -78,7 +104,13 @@ impl LiveWorld {
     /// `Arc<LiveWorld>` is dropped.
     pub fn start(world: PbxWorld) -> Arc<LiveWorld> {
         let live = Arc::new(LiveWorld {
-            state: Mutex::new(LiveState { world, subscribers: Vec::new(), next_subscriber_id: 0 }),
+            state: Mutex::new(LiveState {
+                world,
+                subscribers: Vec::new(),
+                next_subscriber_id: 0,
+                rest_faults: Vec::new(),
+                duplicated_event_boxes: Vec::new(),
+            }),
             wake: Notify::new(),
             started: Instant::now(),
         });
@@ -148,6 +180,57 @@ impl LiveWorld {
         Ok((id, receiver))
     }
 
+    /// Arms a REST fault (see `RestFault`). Returns false if `REST_FAULTS_MAX_COUNT` are armed.
+    pub fn inject_rest_fault(&self, fault: RestFault) -> bool {
+        let mut state = self.lock();
+        if state.rest_faults.len() >= REST_FAULTS_MAX_COUNT || fault.count == 0 {
+            return false;
+        }
+        state.rest_faults.push(fault);
+        true
+    }
+
+    /// The fault for this request, if one is armed; uses up one of its count.
+    fn take_rest_fault(&self, box_index: BoxIndex, method: &str, path: &str) -> Option<RestFaultKind> {
+        let mut state = self.lock();
+        let position = state.rest_faults.iter().position(|fault| {
+            fault.box_index == box_index
+                && fault.method.as_deref().is_none_or(|wanted| wanted == method)
+                && path.contains(&fault.path_contains)
+        })?;
+        let fault = &mut state.rest_faults[position];
+        let kind = fault.kind.clone();
+        fault.count -= 1;
+        if fault.count == 0 {
+            state.rest_faults.remove(position);
+        }
+        Some(kind)
+    }
+
+    /// Closes every events WebSocket of `box_index` (a socket drop mid-call); clients
+    /// reconnect and must reconcile. Returns how many were closed.
+    pub fn drop_event_connections(&self, box_index: BoxIndex) -> usize {
+        let mut state = self.lock();
+        let (dropped, kept): (Vec<Subscriber>, Vec<Subscriber>) =
+            state.subscribers.drain(..).partition(|subscriber| subscriber.box_index == box_index);
+        state.subscribers = kept;
+        for subscriber in &dropped {
+            for application in &subscriber.applications {
+                state.world.unregister_application(box_index, application);
+            }
+        }
+        dropped.len()
+    }
+
+    /// Sends every event of `box_index` twice while on (at-least-once delivery faults).
+    pub fn set_duplicate_events(&self, box_index: BoxIndex, on: bool) {
+        let mut state = self.lock();
+        state.duplicated_event_boxes.retain(|index| *index != box_index);
+        if on {
+            state.duplicated_event_boxes.push(box_index);
+        }
+    }
+
     pub(crate) fn unsubscribe(&self, id: u64) {
         let mut state = self.lock();
         let Some(position) = state.subscribers.iter().position(|subscriber| subscriber.id == id) else { return };
@@ -164,7 +247,8 @@ fn deliver(state: &mut LiveState) {
     let outputs = state.world.drain_outputs();
     let mut overflowed: Vec<u64> = Vec::new();
     for output in outputs {
-        for subscriber in &state.subscribers {
+        let copies = if state.duplicated_event_boxes.contains(&output.box_index) { 2 } else { 1 };
+        for subscriber in state.subscribers.iter().cycle().take(state.subscribers.len() * copies) {
             let owns =
                 subscriber.box_index == output.box_index && subscriber.applications.contains(&output.event.application);
             if owns && subscriber.sender.try_send(output.event.clone()).is_err() && !overflowed.contains(&subscriber.id)
@@ -315,7 +399,14 @@ async fn rest_request(
     }
     let method = method.as_str().to_string();
     let path = path.to_string();
+    let fault = state.live.take_rest_fault(state.box_index, &method, &path);
+    if fault == Some(RestFaultKind::RefuseWithServerError) {
+        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "Injected fault");
+    }
     let reply = state.live.with_world(|world| handle_rest(world, state.box_index, &method, &path, &params));
+    if let Some(RestFaultKind::AnswerLate { delay_ms }) = fault {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
     reply_response(reply)
 }
 
