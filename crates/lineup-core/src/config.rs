@@ -250,13 +250,15 @@ pub(crate) fn validate_endpoint(s: &str) -> Result<(), crate::CoreError> {
     let ok = !s.is_empty()
         && s.len() <= TEXT_MAX_BYTES
         && s.contains('/')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "/@._-:+".contains(c));
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "/@._-+".contains(c));
     if ok {
         Ok(())
     } else {
         Err(crate::CoreError::InvalidField {
             field: "endpoint".into(),
-            reason: format!("{s:?} is not a dial string like PJSIP/alice (letters, digits and /@._-:+ only)"),
+            reason: format!(
+                "{s:?} is not a dial string like PJSIP/alice (letters, digits and /@._-+ only, as ARI accepts)"
+            ),
         })
     }
 }

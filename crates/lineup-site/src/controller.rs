@@ -37,6 +37,8 @@ pub const PROPOSE_RETRY_DELAY_MS: u64 = 500;
 /// Extra time an outgoing trunk call is given beyond the ring timeout, for the far site to
 /// set up its half.
 pub const TRUNK_SETUP_GRACE_MS: u64 = 5_000;
+/// How long a callback rings the promised number before counting as a failed attempt.
+pub const CALLBACK_RING_TIMEOUT_MS: u64 = 30_000;
 /// Most tracked channels (callers, operators, logins); beyond it new callers go straight back
 /// to the dialplan with LINEUP_RESULT=FAILED.
 pub const SITE_CHANNELS_MAX: usize = 50_000;
@@ -54,6 +56,10 @@ pub struct SiteConfig {
     /// Dial string template per remote site for cross-site connects; `{call}` is replaced by
     /// the call id, e.g. `PJSIP/lineup-{call}@site-b` or `IAX2/site-b/lineup-{call}`.
     pub trunk_endpoints: BTreeMap<SiteId, String>,
+    /// Dial string template for callbacks; `{number}` is replaced by the promised number
+    /// (already validated by the core: digits with an optional leading `+`), e.g.
+    /// `PJSIP/{number}@carrier`. Without it this site's operators cannot serve callbacks.
+    pub callback_endpoint: Option<String>,
 }
 
 impl SiteConfig {
@@ -65,6 +71,7 @@ impl SiteConfig {
             moh_class: None,
             exit_keys: DEFAULT_EXIT_KEYS.to_string(),
             trunk_endpoints: BTreeMap::new(),
+            callback_endpoint: None,
         }
     }
 }
@@ -111,6 +118,8 @@ struct CallerLeg {
     hung_up: bool,
     /// Hang up after this playback finishes (callback confirmation).
     hangup_after: Option<PlaybackId>,
+    /// A prompt waiting for the current one to finish (prompts never overlap).
+    queued_prompt: Option<Vec<Media>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +134,7 @@ enum OfferStage {
 }
 
 /// Which half of a connect this site performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ExecKind {
     /// Caller and operator are both here.
     Local,
@@ -133,6 +142,8 @@ enum ExecKind {
     TrunkOut,
     /// The operator is here; the "caller leg" is the trunk call from the caller's site.
     TrunkIn,
+    /// A callback promise: the "caller leg" is the call this site places to the number.
+    Callback { number: String },
 }
 
 #[derive(Debug, Clone)]
@@ -401,7 +412,17 @@ impl SiteController {
         let id = ch.id.clone();
         // A ring-mode operator leg we originated answered.
         if let Some((call, fence)) = self.ring_legs.get(&id).cloned() {
-            self.operator_answered(&call, fence);
+            let callback = self.offers.get(&(call.clone(), fence)).and_then(|e| match &e.kind {
+                ExecKind::Callback { .. } => Some(e.caller_channel == id),
+                _ => None,
+            });
+            match callback {
+                // The callee answered: connect it with the operator.
+                Some(true) => self.operator_answered(&call, fence),
+                // A ring-mode operator answered a callback: now place the call to the number.
+                Some(false) => self.dial_callee(&call, fence),
+                None => self.operator_answered(&call, fence),
+            }
             return;
         }
         if self.callers.len() + self.logins.len() + self.operators.len() >= SITE_CHANNELS_MAX {
@@ -422,6 +443,7 @@ impl SiteController {
                         callback_offered: false,
                         hung_up: false,
                         hangup_after: None,
+                        queued_prompt: None,
                     },
                 );
                 self.call_channels.insert(call.clone(), id.clone());
@@ -476,7 +498,7 @@ impl SiteController {
 
     fn on_dtmf(&mut self, ch: &ChannelId, digit: char, routing: &Routing) {
         if let Some(leg) = self.callers.get(ch) {
-            if leg.state != CallerState::Waiting {
+            if !matches!(leg.state, CallerState::Entering | CallerState::Waiting) {
                 return;
             }
             let call = leg.call.clone();
@@ -516,6 +538,26 @@ impl SiteController {
         if let Some((call, fence)) = self.ring_legs.get(ch).cloned() {
             self.ring_legs.remove(ch);
             let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
+            if let ExecKind::Callback { .. } = exec.kind {
+                let (operator, connected) = (exec.operator.clone(), exec.stage == OfferStage::Connected);
+                let callee_gone = &exec.caller_channel == ch;
+                let callee_dialled = self.ring_legs.values().filter(|v| **v == (call.clone(), fence)).count() > 0;
+                if connected {
+                    let by = if callee_gone { HungUpBy::Caller } else { HungUpBy::Operator };
+                    self.report(CommandBody::Completed { call: call.clone(), fence, by });
+                    self.end_connected_offer(&call, fence, by);
+                } else {
+                    let exec = self.offers.remove(&(call.clone(), fence)).expect("present");
+                    let operator_rang_out = !callee_gone && exec.mode == OperatorMode::Ring;
+                    self.undo_offer(exec);
+                    if operator_rang_out && !callee_dialled {
+                        self.report(CommandBody::RingNoAnswer { call, operator, fence });
+                    } else {
+                        self.report(CommandBody::CallbackResult { call, operator, fence, answered: false });
+                    }
+                }
+                return;
+            }
             if exec.stage == OfferStage::Ringing && exec.kind == ExecKind::TrunkOut {
                 // The operator's site ended the trunk call unanswered; it reports why (or
                 // the core's offer deadline does). Just put the caller back on hold.
@@ -592,6 +634,13 @@ impl SiteController {
             exec.stage = OfferStage::Connected;
             let (call, operator, fence) = (exec.call.clone(), exec.operator.clone(), exec.fence);
             self.counters.bridges_connected += 1;
+            if let ExecKind::Callback { .. } = exec.kind {
+                self.propose(
+                    CommandBody::CallbackResult { call: call.clone(), operator, fence, answered: true },
+                    Purpose::Report,
+                );
+                return;
+            }
             if exec.kind == ExecKind::TrunkIn {
                 // Answering the trunk leg tells the caller's site the operator is there; that
                 // site bridges its half and proposes Connected.
@@ -614,9 +663,15 @@ impl SiteController {
         if let Some(leg) = self.callers.get_mut(&ch) {
             if leg.playback.as_ref() == Some(playback) {
                 leg.playback = None;
+                let waiting = matches!(leg.state, CallerState::Entering | CallerState::Waiting);
                 if leg.hangup_after.as_ref() == Some(playback) {
                     self.ari(AriRequest::Hangup(ch.clone(), HangupReason::Normal));
-                } else if leg.state == CallerState::Waiting {
+                } else if let (true, Some(media)) = (waiting, leg.queued_prompt.take()) {
+                    let next = self.play(&ch, media);
+                    if let Some(leg) = self.callers.get_mut(&ch) {
+                        leg.playback = next;
+                    }
+                } else if waiting {
                     // A play pauses hold music for good: resume it.
                     self.start_moh(&ch);
                 }
@@ -677,16 +732,18 @@ impl SiteController {
             }
             Effect::OfferCallback { channel, .. } => {
                 let Some(ch) = self::channel(&channel) else { return };
-                let waiting = self.callers.get(&ch).is_some_and(|l| {
-                    matches!(l.state, CallerState::Entering | CallerState::Waiting)
-                        && !l.hung_up
-                        && l.playback.is_none()
-                });
-                if waiting {
-                    let playback = self.play(&ch, vec![Media::Sound(prompts::SOUND_CALLBACK_OFFER.into())]);
+                let Some(leg) = self.callers.get_mut(&ch) else { return };
+                if !matches!(leg.state, CallerState::Entering | CallerState::Waiting) || leg.hung_up {
+                    return;
+                }
+                leg.callback_offered = true;
+                let prompt = vec![Media::Sound(prompts::SOUND_CALLBACK_OFFER.into())];
+                if leg.playback.is_some() {
+                    leg.queued_prompt = Some(prompt); // right after the position announcement
+                } else {
+                    let playback = self.play(&ch, prompt);
                     if let Some(leg) = self.callers.get_mut(&ch) {
                         leg.playback = playback;
-                        leg.callback_offered = true;
                     }
                 }
             }
@@ -695,6 +752,7 @@ impl SiteController {
                 self.exit_caller(&ch, &outcome);
             }
             Effect::Offer(offer) => self.on_offer(offer, routing),
+            Effect::DialCallback(offer) => self.on_dial_callback(offer),
             Effect::CancelOffer { call, fence, .. } => self.on_cancel(&call, fence),
             _ => {}
         }
@@ -1024,6 +1082,110 @@ impl SiteController {
         }
     }
 
+    /// A callback promise reached the head and an operator here: reach the operator (ring
+    /// mode rings first), then call the number and connect the two.
+    fn on_dial_callback(&mut self, offer: Offer) {
+        if offer.operator_site != self.cfg.site || !self.fence_is_fresh(&offer.call, &offer.operator, offer.fence) {
+            return;
+        }
+        let number = offer.callback_number.clone().unwrap_or_default();
+        let callee = channel(&format!("cb-{}-{}", self.cfg.site.0, offer.fence));
+        let bridge = BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)).ok();
+        let operator_leg = match offer.mode {
+            OperatorMode::Persistent => offer.operator_channel.as_deref().and_then(channel),
+            OperatorMode::Ring => channel(&format!("ring-{}-{}", self.cfg.site.0, offer.fence)),
+        };
+        let (Some(callee), Some(bridge), Some(operator_leg), true) =
+            (callee, bridge, operator_leg, self.cfg.callback_endpoint.is_some())
+        else {
+            self.report(CommandBody::CallbackResult {
+                call: offer.call,
+                operator: offer.operator,
+                fence: offer.fence,
+                answered: false,
+            });
+            return;
+        };
+        self.counters.offers_executed += 1;
+        self.offers.insert(
+            (offer.call.clone(), offer.fence),
+            OfferExec {
+                kind: ExecKind::Callback { number },
+                call: offer.call.clone(),
+                operator: offer.operator.clone(),
+                fence: offer.fence,
+                caller_channel: callee,
+                operator_channel: operator_leg.clone(),
+                mode: offer.mode,
+                bridge,
+                stage: OfferStage::Ringing,
+                caller_in: false,
+                operator_in: false,
+                whisper: offer.whisper.clone(),
+                whisper_playback: None,
+            },
+        );
+        match offer.mode {
+            OperatorMode::Persistent => {
+                if let Some(leg) = self.operators.get_mut(&offer.operator) {
+                    leg.busy_with = Some(offer.fence);
+                }
+                self.dial_callee(&offer.call, offer.fence);
+            }
+            OperatorMode::Ring => {
+                let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else { return };
+                self.ring_legs.insert(operator_leg.clone(), (offer.call.clone(), offer.fence));
+                let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
+                    .expect("static application name is valid");
+                self.ari_for_offer(
+                    AriRequest::Originate(OriginateRequest {
+                        endpoint,
+                        target: OriginateTarget::Application { app, app_args: vec![] },
+                        channel_id: Some(operator_leg),
+                        other_channel_id: None,
+                        caller_id: Some(format!("\"Callback\" <{}>", offer.callback_number.unwrap_or_default())),
+                        timeout_s: Some(offer.ring_timeout_ms.div_ceil(1000).max(1) as i32),
+                        originator: None,
+                        variables: Default::default(),
+                    }),
+                    &offer.call,
+                    offer.fence,
+                );
+            }
+        }
+    }
+
+    /// Places the callback call to the promised number.
+    fn dial_callee(&mut self, call: &CallId, fence: u64) {
+        let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
+        let ExecKind::Callback { number } = &exec.kind else { return };
+        let endpoint = self
+            .cfg
+            .callback_endpoint
+            .as_deref()
+            .map(|template| template.replace("{number}", number))
+            .and_then(|e| Endpoint::new(e).ok());
+        let callee = exec.caller_channel.clone();
+        let Some(endpoint) = endpoint else { return };
+        self.ring_legs.insert(callee.clone(), (call.clone(), fence));
+        let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
+            .expect("static application name is valid");
+        self.ari_for_offer(
+            AriRequest::Originate(OriginateRequest {
+                endpoint,
+                target: OriginateTarget::Application { app, app_args: vec![] },
+                channel_id: Some(callee),
+                other_channel_id: None,
+                caller_id: None,
+                timeout_s: Some((CALLBACK_RING_TIMEOUT_MS / 1000) as i32),
+                originator: None,
+                variables: Default::default(),
+            }),
+            call,
+            fence,
+        );
+    }
+
     /// Ring-mode leg answered: create the bridge and connect.
     fn operator_answered(&mut self, call: &CallId, fence: u64) {
         let Some(exec) = self.offers.get_mut(&(call.clone(), fence)) else { return };
@@ -1032,6 +1194,13 @@ impl SiteController {
         }
         exec.stage = OfferStage::Bridging;
         let bridge = exec.bridge.clone();
+        if matches!(exec.kind, ExecKind::Callback { .. }) && exec.mode == OperatorMode::Persistent {
+            // The operator's leg leaves the holding bridge only now the callee is on the line.
+            let (operator, op_channel) = (exec.operator.clone(), exec.operator_channel.clone());
+            if let Some(holding) = self.operators.get(&operator).map(|l| l.holding.clone()) {
+                self.ari(AriRequest::RemoveChannels { bridge: holding, channels: vec![op_channel] });
+            }
+        }
         self.ari_for_offer(
             AriRequest::CreateBridge(CreateBridgeRequest {
                 bridge_id: bridge,
@@ -1047,7 +1216,7 @@ impl SiteController {
     /// Whisper to the operator first (if the gate has one), then add both legs.
     fn start_connecting(&mut self, call: &CallId, fence: u64) {
         let Some(exec) = self.offers.get(&(call.clone(), fence)).cloned() else { return };
-        if exec.kind != ExecKind::TrunkIn {
+        if exec.kind == ExecKind::Local || exec.kind == ExecKind::TrunkOut {
             self.ari(AriRequest::StopMoh(exec.caller_channel.clone()));
         }
         if let Some(whisper) = exec.whisper.clone() {
@@ -1100,7 +1269,8 @@ impl SiteController {
         if exec.stage != OfferStage::Ringing || exec.kind == ExecKind::TrunkIn {
             self.ari(AriRequest::DestroyBridge(exec.bridge.clone()));
         }
-        if exec.kind == ExecKind::TrunkIn {
+        if matches!(exec.kind, ExecKind::TrunkIn | ExecKind::Callback { .. }) {
+            self.ring_legs.remove(&exec.caller_channel);
             self.ari(AriRequest::Hangup(exec.caller_channel.clone(), HangupReason::Normal));
         }
         if let Some(leg) = self.callers.get_mut(&exec.caller_channel) {
@@ -1151,7 +1321,8 @@ impl SiteController {
                     });
                 }
             }
-            (_, _) if exec.kind == ExecKind::TrunkIn => {
+            (_, _) if matches!(exec.kind, ExecKind::TrunkIn | ExecKind::Callback { .. }) => {
+                self.ring_legs.remove(&exec.caller_channel);
                 self.ari(AriRequest::Hangup(exec.caller_channel.clone(), HangupReason::Normal));
             }
             (_, _) => {

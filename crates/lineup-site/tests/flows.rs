@@ -248,3 +248,78 @@ fn caller_at_site_one_is_answered_by_a_ring_mode_operator_at_site_two() {
     assert!(rig.run_until(40_000, |r| r.outcome(&call).is_some()));
     assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Operator }));
 }
+
+#[test]
+fn caller_takes_a_callback_keeps_its_place_and_is_called_back_when_an_operator_frees() {
+    let mut rig = Rig::new();
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        callback_offer_above_eta_ms: Some(60_000),
+        default_handle_ms: 300_000,
+        ..Default::default()
+    });
+    rig.gate("main", "sales", None);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    // The operator is busy with a first caller for 40 s.
+    let first = rig.caller("busy", "5000", Some(40_000));
+    let first_call = rig.call_id(&first);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&first_call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    // The second caller hears "press 1 to be called back" and presses 1.
+    let answers =
+        PhoneBehaviour { answer_after_ms: Some(2_000), hang_up_after_answer_ms: Some(15_000), ..Default::default() };
+    rig.phone("+15557770000", answers);
+    let keys = vec![ScriptedKeys { at_ms: 12_000, digits: "1".into() }];
+    let ch = rig.dial("patient", "+15557770000", "5000", "lineup-gates", None, keys);
+    let call = rig.call_id(&ch);
+    let promised = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::CallbackWaiting));
+    assert!(rig.run_until(30_000, promised), "promise committed");
+    assert!(rig.run_until(20_000, |r| r.audio(&ch).is_none()), "caller hung up after the confirmation");
+    let confirmed = |a: &lineup_site::AriRequest| {
+        matches!(a, lineup_site::AriRequest::Play { media, .. }
+            if media.iter().any(|m| m.to_string() == "sound:lineup-callback-confirmed"))
+    };
+    assert!(rig.ari_log.iter().any(confirmed));
+    // When the operator frees, the site calls the number and connects it.
+    let served = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::CallbackConnected));
+    assert!(rig.run_until(60_000, served), "callback connected");
+    assert!(rig.run_until(30_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+}
+
+#[test]
+fn an_unanswered_callback_is_retried_then_fails_explicitly() {
+    let mut rig = Rig::new();
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        callback_max_attempts: 2,
+        callback_retry_delay_ms: 10_000,
+        ..Default::default()
+    });
+    rig.gate("main", "sales", None);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    // A web-widget style promise (no caller channel): enqueued directly as a callback.
+    rig.admin(CommandBody::Enqueue(Enqueue {
+        call: CallId::new("web-1"),
+        queue: QueueId::new("sales"),
+        gate: None,
+        priority: None,
+        caller_number: "+15558880000".into(),
+        caller_name: "Web visitor".into(),
+        site: SITE,
+        channel: None,
+        skills: Default::default(),
+        callback_number: Some("+15558880000".into()),
+    }))
+    .expect("promise");
+    rig.phone("+15558880000", PhoneBehaviour { answer_after_ms: None, ..Default::default() });
+    rig.login_call("desk-1001", "1001", "4321");
+    let call = CallId::new("web-1");
+    assert!(rig.run_until(200_000, |r| r.outcome(&call).is_some()), "promise ended");
+    assert_eq!(rig.outcome(&call), Some(Outcome::CallbackFailed));
+    let attempts = rig.effects.iter().filter(|e| matches!(e, Effect::DialCallback(_))).count();
+    assert_eq!(attempts, 2);
+    assert!(rig.run_until(10_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+}

@@ -68,6 +68,7 @@ impl Rig {
             world.register_application(BoxIndex(i), "lineup");
             world.register_application(BoxIndex(i), "lineup-login");
             let mut cfg = SiteConfig::new(SiteId(i as u64 + 1), 1);
+            cfg.callback_endpoint = Some("PJSIP/{number}".into());
             for j in (0..sites).filter(|j| *j != i) {
                 cfg.trunk_endpoints.insert(SiteId(j as u64 + 1), format!("PJSIP/lineup-{{call}}@site-{}", j + 1));
             }
