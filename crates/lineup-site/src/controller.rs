@@ -89,6 +89,8 @@ pub struct SiteCounters {
     pub logins_ok: u64,
     pub logins_failed: u64,
     pub events_ignored: u64,
+    pub reconciles: u64,
+    pub channels_adopted: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,6 +327,7 @@ impl SiteController {
             Input::AriDone { token, result } => self.on_ari_done(token, result),
             Input::PinVerified { token, ok } => self.on_pin_verified(token, ok, routing),
             Input::Tick => self.on_tick(routing),
+            Input::Reconcile { channels, bridges } => self.reconcile(channels, bridges, routing),
         }
         std::mem::take(&mut self.out)
     }
@@ -1483,6 +1486,172 @@ impl SiteController {
             .collect();
         for ch in expired {
             self.finish_digits(&ch, routing);
+        }
+    }
+
+    // ------------------------------------------------------------ reconcile
+
+    /// Rebuilds this site's view from what Asterisk holds and what the cluster committed:
+    /// finishes what is gone, adopts what is live, and never builds a second bridge for a
+    /// caller (bridge ids are derived from fences, so a repeat would be refused anyway).
+    fn reconcile(&mut self, channels: Vec<lineup_ari::Channel>, bridges: Vec<lineup_ari::Bridge>, routing: &Routing) {
+        self.counters.reconciles += 1;
+        let live: BTreeMap<ChannelId, lineup_ari::Channel> = channels.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let bridged: BTreeMap<BridgeId, Vec<ChannelId>> = bridges.into_iter().map(|b| (b.id, b.channels)).collect();
+
+        // 1. Whatever we track that Asterisk no longer has is gone.
+        let mut gone: Vec<ChannelId> = Vec::new();
+        gone.extend(self.callers.keys().filter(|c| !live.contains_key(*c)).cloned());
+        gone.extend(self.ring_legs.keys().filter(|c| !live.contains_key(*c)).cloned());
+        gone.extend(self.operator_channels.keys().filter(|c| !live.contains_key(*c)).cloned());
+        gone.extend(
+            self.offers
+                .values()
+                .filter(|e| e.kind == ExecKind::TrunkIn && !live.contains_key(&e.caller_channel))
+                .map(|e| e.caller_channel.clone()),
+        );
+        gone.sort();
+        gone.dedup();
+        for ch in gone {
+            self.on_channel_gone(&ch);
+        }
+        self.logins.retain(|ch, _| live.contains_key(ch));
+
+        // 2. Bridges that completed while we were not listening.
+        let bridging: Vec<(BridgeId, ChannelId, ChannelId)> = self
+            .offers
+            .values()
+            .filter(|e| e.stage == OfferStage::Bridging)
+            .map(|e| (e.bridge.clone(), e.caller_channel.clone(), e.operator_channel.clone()))
+            .collect();
+        for (bridge, caller, operator) in bridging {
+            if let Some(members) = bridged.get(&bridge) {
+                for ch in [caller, operator] {
+                    if members.contains(&ch) {
+                        self.on_entered_bridge(&bridge, &ch);
+                    }
+                }
+            }
+        }
+
+        // 3. After a restart: adopt the committed operators and callers that are still live.
+        for view in routing.operators() {
+            let (Some(site), Some(channel_text)) = (view.site, view.channel.as_deref()) else { continue };
+            if site != self.cfg.site || matches!(view.status, lineup_core::OperatorStatus::Offline) {
+                continue;
+            }
+            let Some(ch) = channel(channel_text) else { continue };
+            if self.operator_channels.contains_key(&ch) {
+                continue;
+            }
+            if !live.contains_key(&ch) {
+                self.report(CommandBody::OperatorLogout { operator: view.operator.clone() });
+                continue;
+            }
+            let Ok(holding) = BridgeId::new(format!("hold-{}", view.operator.as_str())) else { continue };
+            self.counters.channels_adopted += 1;
+            self.operators.insert(view.operator.clone(), OperatorLeg { holding: holding.clone(), busy_with: None });
+            self.operator_channels.insert(ch.clone(), view.operator.clone());
+            let in_holding = bridged.get(&holding).is_some_and(|m| m.contains(&ch));
+            let in_call = bridged.iter().any(|(id, m)| id.as_str().starts_with("call-") && m.contains(&ch));
+            if !in_holding && !in_call {
+                if !bridged.contains_key(&holding) {
+                    self.ari(AriRequest::CreateBridge(CreateBridgeRequest {
+                        bridge_id: holding.clone(),
+                        bridge_type: BridgeType::Holding,
+                        name: Some(view.operator.to_string()),
+                    }));
+                }
+                self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![ch] });
+            }
+        }
+        let calls: Vec<lineup_core::CallView> = routing.calls().filter(|v| v.entry_site == self.cfg.site).collect();
+        for view in calls {
+            let Some(ch) = routing.call_channel(&view.call).and_then(channel) else { continue };
+            if self.callers.contains_key(&ch) {
+                continue;
+            }
+            if !live.contains_key(&ch) {
+                // The caller left while we were away.
+                let body = match (view.status, view.fence) {
+                    (lineup_core::CallStatus::Connected, Some(fence)) => {
+                        CommandBody::Completed { call: view.call.clone(), fence, by: HungUpBy::Caller }
+                    }
+                    _ => CommandBody::Abandoned { call: view.call.clone() },
+                };
+                self.report(body);
+                continue;
+            }
+            self.counters.channels_adopted += 1;
+            let bridge = view.fence.and_then(|f| BridgeId::new(format!("call-{}-{}", self.cfg.site.0, f)).ok());
+            let in_bridge =
+                bridge.as_ref().and_then(|b| bridged.get(b)).is_some_and(|m| m.contains(&ch) && m.len() >= 2);
+            let state = match (view.status, view.fence) {
+                (lineup_core::CallStatus::Connected, Some(fence)) => CallerState::Connected { fence },
+                (lineup_core::CallStatus::Offered, Some(fence)) if in_bridge => CallerState::Offered { fence },
+                _ => CallerState::Waiting,
+            };
+            self.callers.insert(
+                ch.clone(),
+                CallerLeg {
+                    call: view.call.clone(),
+                    number: String::new(),
+                    state: state.clone(),
+                    playback: None,
+                    callback_offered: false,
+                    hung_up: false,
+                    hangup_after: None,
+                    queued_prompt: None,
+                },
+            );
+            self.call_channels.insert(view.call.clone(), ch.clone());
+            match (view.status, view.fence, view.operator.clone()) {
+                (lineup_core::CallStatus::Offered, Some(fence), Some(operator)) if in_bridge => {
+                    // The bridge came up while we were away: report it.
+                    self.propose(
+                        CommandBody::Connected { call: view.call.clone(), operator, fence },
+                        Purpose::Connected { call: view.call.clone(), fence },
+                    );
+                }
+                (lineup_core::CallStatus::Offered, Some(fence), Some(operator)) => {
+                    // Half-built: take it down and give the caller its place back.
+                    if let Some(b) = bridge.filter(|b| bridged.contains_key(b)) {
+                        self.ari(AriRequest::DestroyBridge(b));
+                    }
+                    self.start_moh(&ch);
+                    self.report(CommandBody::OfferFailed {
+                        call: view.call.clone(),
+                        operator,
+                        fence,
+                        reason: OfferFailure::BridgeFailed,
+                    });
+                }
+                (lineup_core::CallStatus::Waiting, _, _) => self.start_moh(&ch),
+                _ => {}
+            }
+        }
+
+        // 4. Channels in our application that the cluster never heard of entered while we
+        //    were away: their dialplan arguments are still on the channel.
+        for (id, ch) in &live {
+            let known = self.callers.contains_key(id)
+                || self.operator_channels.contains_key(id)
+                || self.ring_legs.contains_key(id)
+                || self.logins.contains_key(id)
+                || self.offers.values().any(|e| &e.caller_channel == id || &e.operator_channel == id);
+            if known || ch.dialplan.app_name != "Stasis" {
+                continue;
+            }
+            let mut parts = ch.dialplan.app_data.split(',').map(str::to_string);
+            let application = parts.next().unwrap_or_default();
+            let args: Vec<String> = parts.collect();
+            if application == lineup_ari::stasis_args::CALLER_APPLICATION {
+                self.counters.channels_adopted += 1;
+                self.on_stasis_start(&application, args, ch.clone(), routing);
+            } else if application == lineup_ari::stasis_args::LOGIN_APPLICATION {
+                // A half-finished login: the operator dials again.
+                self.ari(AriRequest::Hangup(id.clone(), HangupReason::Normal));
+            }
         }
     }
 

@@ -102,6 +102,12 @@ pub enum Input {
     },
     /// Time passes (digit timeouts, retries).
     Tick,
+    /// What Asterisk holds right now (`GET /channels`, `GET /bridges`), after the events
+    /// socket reconnected or the site restarted: events may have been missed.
+    Reconcile {
+        channels: Vec<lineup_ari::Channel>,
+        bridges: Vec<lineup_ari::Bridge>,
+    },
 }
 
 /// An ARI request that failed, reduced to what call control decides on.

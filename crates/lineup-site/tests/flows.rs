@@ -323,3 +323,54 @@ fn an_unanswered_callback_is_retried_then_fails_explicitly() {
     assert_eq!(attempts, 2);
     assert!(rig.run_until(10_000, |r| r.operator_status("1001") == OperatorStatus::Available));
 }
+
+#[test]
+fn events_socket_drop_mid_wait_is_reconciled_and_the_caller_that_left_is_abandoned() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    let ch = rig.caller("mia", "5000", Some(20_000));
+    let call = rig.call_id(&ch);
+    assert!(rig.run_until(10_000, |r| r.routing.position(&call) == Some(1)));
+    rig.deaf[0] = true;
+    assert!(rig.run_until(30_000, |r| r.audio(&ch).is_none()), "caller hung up while the socket was down");
+    assert!(rig.outcome(&call).is_none(), "nobody could know yet");
+    rig.reconnect(0);
+    assert!(rig.run_until(5_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
+}
+
+#[test]
+fn a_restarted_site_adopts_its_operator_and_callers_and_serves_them() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.operator("1002", "5555", OperatorMode::Persistent, &["support"]);
+    rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    // The operator goes on break so the caller waits.
+    rig.admin(CommandBody::OperatorState {
+        operator: OperatorId::new("1001"),
+        state: RequestedState::Break { reason: "coffee".into() },
+    })
+    .expect("break");
+    let waiting = rig.caller("nina", "5000", Some(120_000));
+    let call = rig.call_id(&waiting);
+    assert!(rig.run_until(10_000, |r| r.routing.position(&call) == Some(1)));
+    // The site process dies; meanwhile another caller enters (Asterisk still runs Stasis).
+    rig.deaf[0] = true;
+    let unseen = rig.caller("omar", "5000", Some(120_000));
+    rig.run_for(2_000);
+    rig.restart(0);
+    let unseen_call = rig.call_id(&unseen);
+    assert!(rig.run_until(10_000, |r| r.routing.position(&unseen_call) == Some(2)), "late entry adopted");
+    assert!(rig.site().counters.channels_adopted >= 3, "{:?}", rig.site().counters);
+    // Back from break: the adopted operator takes the first caller through the adopted legs.
+    rig.admin(CommandBody::OperatorState { operator: OperatorId::new("1001"), state: RequestedState::Available })
+        .expect("available");
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    match rig.audio(&waiting) {
+        Some(AudioPath::Connected { parties }) => assert!(parties.iter().any(|(_, n)| n.contains("desk-1001"))),
+        other => panic!("caller hears {other:?}"),
+    }
+}

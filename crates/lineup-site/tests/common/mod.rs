@@ -35,6 +35,8 @@ pub struct Rig {
     pub effects: Vec<Effect>,
     pub ari_log: Vec<AriRequest>,
     next_tick_ms: u64,
+    /// Sites whose events socket is down: their ARI events are lost, as on a real drop.
+    pub deaf: Vec<bool>,
 }
 
 impl Rig {
@@ -84,6 +86,7 @@ impl Rig {
             effects: Vec::new(),
             ari_log: Vec::new(),
             next_tick_ms: 0,
+            deaf: vec![false; sites],
         };
         rig.admin(CommandBody::Tick { now_ms: EPOCH_MS }).expect("tick");
         rig
@@ -247,7 +250,9 @@ impl Rig {
     /// Handles one pending world event or input; false when there was nothing.
     fn process_pending(&mut self) -> bool {
         for output in self.world.drain_outputs() {
-            self.inputs.push_back((output.box_index.0, Input::Ari(output.event)));
+            if !self.deaf[output.box_index.0] {
+                self.inputs.push_back((output.box_index.0, Input::Ari(output.event)));
+            }
         }
         let Some((site, input)) = self.inputs.pop_front() else { return false };
         let now = self.now_ms();
@@ -338,6 +343,25 @@ impl Rig {
                 )
             }
         }
+    }
+
+    /// The events socket of `site` comes back: the controller reconciles against what the
+    /// box holds now.
+    pub fn reconnect(&mut self, site: usize) {
+        self.deaf[site] = false;
+        let channels = self.world.list_channels(BoxIndex(site)).expect("channels");
+        let bridges = self.world.list_bridges(BoxIndex(site)).expect("bridges");
+        self.inputs.push_back((site, Input::Reconcile { channels, bridges }));
+    }
+
+    /// The site's process restarts: a fresh controller (new serial range), then reconcile.
+    pub fn restart(&mut self, site: usize) {
+        let old = &self.sites[site];
+        let mut cfg = SiteConfig::new(old.site(), 1_000_000 * (self.serial + 1));
+        cfg.callback_endpoint = Some("PJSIP/{number}".into());
+        self.sites[site] = SiteController::new(cfg);
+        self.inputs.retain(|(s, _)| *s != site);
+        self.reconnect(site);
     }
 
     pub fn call_id(&self, channel: &ChannelId) -> CallId {
