@@ -67,7 +67,10 @@ async fn a_lost_sites_callers_get_their_outcome_and_the_site_comes_back() {
     let lost_site = *cluster.nodes.keys().find(|s| **s != leader).unwrap();
     let lost = cluster.nodes[&lost_site].clone();
     lost.propose(queue_config("sales")).await.unwrap().result.unwrap();
-    lost.propose(enqueue("stranded", "sales", lost_site)).await.unwrap().result.unwrap();
+    let committed = lost.propose(enqueue("stranded", "sales", lost_site)).await.unwrap();
+    committed.result.unwrap();
+    // The write is acknowledged once the leader applied it; this follower may trail.
+    await_applied(&lost, committed.log_index.unwrap()).await;
     let waiting = lost.read_stale(|r| r.call_view(&CallId::new("stranded"))).unwrap();
     assert_eq!(waiting.status, CallStatus::Waiting);
 
