@@ -9,21 +9,25 @@
 //! - [`queue_log`]: the Asterisk queue_log flat file, exactly once across restarts.
 //! - [`projection`]: the Redis live projection (optional; degraded, never blocking, when
 //!   Redis is down; rebuilt from state to catch up).
+//! - [`pipeline`]: the history side wired for a node.
 //!
-//! Wiring in a node: open an [`Outbox`] with the sinks `history` and `queue_log`, spawn a
-//! drainer for each ([`HistorySink`], [`QueueLogSink`]), and hand every applied entry to
-//! [`Outbox::submit`]; feed the routing config to the history sink's [`ConfigFeed`]. Start a
+//! Wiring in a node: start a [`HistoryPipeline`] (an [`Outbox`] drained into a
+//! [`HistorySink`] and a [`QueueLogSink`]), hand it every applied entry with
+//! [`HistoryPipeline::submit`] and the routing config with [`HistoryPipeline::update_config`];
+//! read [`HistoryPipeline::health`] for readiness and the outbox lag metric. Start a
 //! [`RedisProjection`] with a [`StateSource`] reading the node's state, and hand it the same
 //! entries with [`RedisProjection::submit`].
 pub mod error;
 pub mod history;
 pub mod outbox;
+pub mod pipeline;
 pub mod projection;
 pub mod queue_log;
 
 pub use error::StoreError;
 pub use history::{BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore};
 pub use outbox::{AppliedEntry, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};
+pub use pipeline::{HistoryHealth, HistoryPipeline, HistoryPipelineConfig};
 pub use projection::{ProjectionConfig, ProjectionHealth, ProjectionState, RedisProjection, StateSource};
 pub use queue_log::{QueueLogFile, QueueLogSink};
 

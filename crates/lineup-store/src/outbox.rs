@@ -124,6 +124,7 @@ struct Shared {
     persisted_through: watch::Sender<u64>,
     sinks: Vec<String>,
     synchronous_writes: AtomicU64,
+    pending_capacity_entries: usize,
     /// Error of the last failed local write while the writer retries it. Its own lock (and
     /// `closing`): the writer must not take `pending` while holding `commit_order`.
     write_error: Mutex<Option<String>>,
@@ -250,6 +251,18 @@ impl Outbox {
     /// Opens (or creates) the outbox file. `sinks` names every sink that drains it: an entry
     /// is deleted only once all of them have it.
     pub fn open(path: impl AsRef<Path>, sinks: &[&str]) -> Result<Self, StoreError> {
+        Self::open_with_pending_capacity(path, sinks, OUTBOX_PENDING_MAX_ENTRIES)
+    }
+
+    /// [`Outbox::open`] with a smaller in-memory queue (at least 1, at most
+    /// [`OUTBOX_PENDING_MAX_ENTRIES`]): less memory, more submits that write the file
+    /// themselves.
+    pub fn open_with_pending_capacity(
+        path: impl AsRef<Path>,
+        sinks: &[&str],
+        pending_capacity_entries: usize,
+    ) -> Result<Self, StoreError> {
+        let pending_capacity_entries = pending_capacity_entries.clamp(1, OUTBOX_PENDING_MAX_ENTRIES);
         if sinks.is_empty() || sinks.len() > OUTBOX_SINKS_MAX {
             return Err(StoreError::Outbox(format!("an outbox needs 1 to {OUTBOX_SINKS_MAX} sinks")));
         }
@@ -274,6 +287,7 @@ impl Outbox {
             persisted_through: watch::Sender::new(newest.max(accepted_through)),
             sinks: sinks.iter().map(|s| s.to_string()).collect(),
             synchronous_writes: AtomicU64::new(0),
+            pending_capacity_entries,
             write_error: Mutex::new(None),
             closing: AtomicBool::new(false),
         });
@@ -299,7 +313,7 @@ impl Outbox {
         if !effects.iter().any(is_history_effect) {
             return Ok(Submitted::NothingToKeep);
         }
-        if pending.queue.len() < OUTBOX_PENDING_MAX_ENTRIES {
+        if pending.queue.len() < self.shared.pending_capacity_entries {
             pending.queue.push_back((log_index, effects));
             pending.accepted_through = log_index;
             drop(pending);

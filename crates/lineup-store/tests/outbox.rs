@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lineup_core::{Effect, QueueLogEntry, QueueLogVerb};
-use lineup_store::outbox::OUTBOX_PENDING_MAX_ENTRIES;
 use lineup_store::{
     ConfigMirror, HistorySink, HistoryStore, Outbox, QueueLogFile, QueueLogSink, Submitted, SINK_HISTORY,
     SINK_QUEUE_LOG,
@@ -254,11 +253,13 @@ fn queue_log_file_is_exactly_once_across_restarts_and_repairs_a_torn_append() {
 
 use std::io::Write;
 
+/// A burst against a one-entry memory queue: most submits find it full and write the file
+/// themselves, racing the writer thread; every entry still lands once, in log order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_beyond_the_memory_queue_is_kept_whole_and_in_order() {
     let dir = TempDir::new();
-    let outbox = Outbox::open(dir.path("outbox.redb"), &[SINK_QUEUE_LOG]).unwrap();
-    let burst = OUTBOX_PENDING_MAX_ENTRIES * 3;
+    let outbox = Outbox::open_with_pending_capacity(dir.path("outbox.redb"), &[SINK_QUEUE_LOG], 1).unwrap();
+    let burst = 3_000;
     let line = |i: u64| QueueLogEntry {
         at_ms: 1_732_250_000_000 + i * 1000,
         call: Some(lineup_core::CallId::new(format!("a-{i}"))),
@@ -274,10 +275,12 @@ async fn a_burst_beyond_the_memory_queue_is_kept_whole_and_in_order() {
         assert!(matches!(submitted, Submitted::Queued | Submitted::WrittenSynchronously));
     }
     let per_submit_us = started.elapsed().as_micros() / burst as u128;
-    assert!(per_submit_us < 5_000, "{per_submit_us} µs per submit");
+    // Local disk only: a few fsyncs per submit at worst, on a loaded CI machine.
+    assert!(per_submit_us < 20_000, "{per_submit_us} µs per submit");
     poll("burst persisted", || async { (outbox.lag().ok()?.pending == 0).then_some(()) }).await;
     let lag = outbox.lag().unwrap();
     assert_eq!((lag.entries, lag.oldest_index, lag.newest_index), (burst as u64, Some(1), Some(burst as u64)));
+    assert!(lag.synchronous_writes > 0, "the full-queue path ran: {lag:?}");
 
     let sink = QueueLogSink::new(QueueLogFile::open(dir.path("queue_log")).unwrap());
     let drainer = outbox.spawn_drainer(SINK_QUEUE_LOG, sink.clone()).unwrap();
@@ -287,4 +290,38 @@ async fn a_burst_beyond_the_memory_queue_is_kept_whole_and_in_order() {
     assert_eq!(lines.len(), burst);
     assert!(lines.iter().enumerate().all(|(i, l)| *l == line(i as u64 + 1).to_line()), "in log order");
     assert_eq!(sink.last_index(), burst as u64);
+}
+
+/// The node's history side in one piece, on the embedded default (SQLite): everything lands
+/// in the database and the queue_log file, the config is mirrored, health reads clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pipeline_on_sqlite_delivers_everything_and_reports_health() {
+    use lineup_store::{HistoryPipeline, HistoryPipelineConfig};
+    let dir = TempDir::new();
+    let pipeline = HistoryPipeline::start(HistoryPipelineConfig {
+        outbox_path: dir.path("outbox.redb"),
+        database_url: dir.sqlite_url(),
+        queue_log_path: Some(dir.path("queue_log")),
+    })
+    .unwrap();
+    let mut h = Harness::new();
+    busy_morning(&mut h);
+    for (index, effects) in &h.entries {
+        pipeline.submit(*index, effects.clone()).unwrap();
+    }
+    pipeline.update_config(ConfigMirror::from_routing(&h.routing));
+    let store = HistoryStore::open(&dir.sqlite_url()).await.unwrap();
+    let health = poll("pipeline drained and config mirrored", || async {
+        let health = pipeline.health().ok()?;
+        let mirrored = store.config_queue_ids().await.ok()?.len() == 2;
+        (health.lag.entries == 0 && health.lag.pending == 0 && mirrored).then_some(health)
+    })
+    .await;
+    assert!(health.is_healthy(), "{health:?}");
+    assert_eq!(health.queue_log.map(|q| q.delivered_through), Some(health.database.delivered_through));
+    assert_history_complete(&store, &h).await;
+    let expected: Vec<String> = h.queue_log().iter().map(|(_, _, e)| e.to_line()).collect();
+    assert_eq!(file_lines(&dir.path("queue_log")), expected);
+    pipeline.stop().await;
+    store.close().await;
 }
