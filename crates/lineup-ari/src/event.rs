@@ -366,6 +366,35 @@ mod tests {
         assert!(matches!(AriEvent::parse(&huge), Err(AriError::MessageTooLarge { .. })));
     }
 
+    /// Truncated and corrupted copies of every recorded message: each parse returns (an
+    /// event or an error), none panics.
+    #[test]
+    fn damaged_messages_never_panic() {
+        const STRIDE_BYTES: usize = 7;
+        let mut parsed = 0;
+        let mut refused = 0;
+        for line in RECORDING.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            if record["kind"] != "event" {
+                continue;
+            }
+            let text = record["event"].to_string();
+            let bytes = text.as_bytes();
+            for cut in (0..bytes.len()).step_by(STRIDE_BYTES) {
+                let mut damaged = bytes.to_vec();
+                const NOISE: &[u8] = b"\"{}[]:,0x";
+                damaged[cut] = NOISE[cut % NOISE.len()];
+                for candidate in [&bytes[..cut], damaged.as_slice()] {
+                    match AriEvent::parse(&String::from_utf8_lossy(candidate)) {
+                        Ok(_) => parsed += 1,
+                        Err(_) => refused += 1,
+                    }
+                }
+            }
+        }
+        assert!(parsed > 0 && refused > 0, "parsed {parsed}, refused {refused}");
+    }
+
     #[test]
     fn per_application_copies_are_dropped_once() {
         let events = recorded_events();

@@ -86,6 +86,8 @@ pub struct PhoneBehaviour {
     pub hang_up_after_answer_ms: Option<u64>,
     /// Keys pressed after answering.
     pub keys_after_answer: Vec<ScriptedKeys>,
+    /// Rejects every call as busy (Dial `BUSY`, cause 17) instead of ringing.
+    pub busy: bool,
 }
 
 /// Keys a scripted human presses, `at_ms` after the call started (or was answered).
@@ -968,6 +970,34 @@ impl PbxWorld {
                 }
             }
         }
+        // A hangup while the channel is still being dialed cancels the dial.
+        let dial_outcome = match origin {
+            HangupOrigin::DialFailed { .. } => None,
+            HangupOrigin::Rest { .. } | HangupOrigin::Local { .. } => Some("CANCEL"),
+            // The dialed side (the far half of a Local pair, the far leg of a trunk) refused.
+            HangupOrigin::Peer { cause } => Some(match cause {
+                17 => "BUSY",
+                18 | 19 => "NOANSWER",
+                34 => "CONGESTION",
+                _ => "CANCEL",
+            }),
+        };
+        let unanswered_dial = dial_outcome.and_then(|status| {
+            self.channel_mut(channel).and_then(|record| record.dialing.take()).map(|dialing| (status, dialing))
+        });
+        if let Some((dialstatus, dialing)) = unanswered_dial {
+            let peer = self.snapshot(channel).expect("live");
+            self.emit_for_channel(
+                channel,
+                EventKind::Dial {
+                    peer,
+                    dialstatus: dialstatus.into(),
+                    caller: None,
+                    dialstring: Some(dialing.dialstring),
+                    forward: Some(String::new()),
+                },
+            );
+        }
         self.stop_current_playback(channel);
         if let Some(bridge) = self.channel(channel).and_then(|record| record.bridge.clone()) {
             self.leave_bridge(channel, &bridge);
@@ -1043,6 +1073,10 @@ impl PbxWorld {
                 }
                 ControlCommand::JoinBridge(bridge) => self.join_bridge(channel, &bridge),
                 ControlCommand::Continue { context, exten, priority } => {
+                    // Leaving Stasis takes the channel out of its bridge first, as in Asterisk.
+                    if let Some(bridge) = self.channel(channel).and_then(|record| record.bridge.clone()) {
+                        self.leave_bridge(channel, &bridge);
+                    }
                     self.leave_stasis(channel);
                     if let Some(record) = self.channel_mut(channel) {
                         let location = &mut record.snapshot.dialplan;
@@ -1667,6 +1701,10 @@ impl PbxWorld {
             ChannelRole::Phone { resource, behaviour } => {
                 if !self.boxes[channel.box_index.0].phones.contains_key(&resource) {
                     self.hangup(channel, HangupOrigin::DialFailed { cause: 20, dialstatus: "CHANUNAVAIL" });
+                    return;
+                }
+                if behaviour.busy {
+                    self.hangup(channel, HangupOrigin::DialFailed { cause: 17, dialstatus: "BUSY" });
                     return;
                 }
                 self.schedule(0, Timer::PhoneRinging { channel: channel.clone() });

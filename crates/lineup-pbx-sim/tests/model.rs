@@ -387,3 +387,94 @@ fn the_same_script_gives_the_same_events() {
     assert!(first.len() > 10, "the script produced events: {first:?}");
     assert_eq!(first, run());
 }
+
+#[test]
+fn a_busy_phone_rejects_the_call() {
+    let mut harness = Harness::new();
+    harness.world.register_phone(SITE, "op-9", PhoneBehaviour { busy: true, ..PhoneBehaviour::default() }).unwrap();
+    harness.world.originate(SITE, &originate_to_phone("op-9", 15)).unwrap();
+    harness.advance(ORIGINATE_DIAL_DELAY_MS);
+    let outputs = harness.take();
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(&o.event.kind, EventKind::Dial { dialstatus, .. } if dialstatus == "BUSY")));
+    assert!(matches!(&outputs.last().unwrap().event.kind, EventKind::ChannelDestroyed { cause: 17, .. }));
+}
+
+#[test]
+fn hanging_up_a_ringing_leg_cancels_the_dial() {
+    let mut harness = Harness::new();
+    harness.world.register_phone(SITE, "op-3", PhoneBehaviour::default()).unwrap();
+    let channel = harness.world.originate(SITE, &originate_to_phone("op-3", 15)).unwrap();
+    harness.advance(1_000);
+    harness.take();
+    harness.world.hangup_channel(SITE, channel.id.as_str(), 16).unwrap();
+    let types = harness.types();
+    assert_eq!(types, ["ChannelHangupRequest", "Dial", "ChannelDestroyed"]);
+}
+
+#[test]
+fn continue_takes_the_channel_out_of_its_bridge_first() {
+    let mut harness = Harness::new();
+    let caller = harness.answered_caller();
+    let bridge = harness.world.create_bridge(SITE, Some("mixing,dtmf_events"), Some("b-1"), None).unwrap();
+    harness.world.add_channels(SITE, bridge.id.as_str(), &[caller.to_string()]).unwrap();
+    harness.take();
+    harness
+        .world
+        .continue_in_dialplan(SITE, caller.as_str(), Some("lineup-overflow".into()), Some("s".into()), None)
+        .unwrap();
+    let types = harness.types();
+    assert_eq!(types[..2], ["ChannelLeftBridge", "StasisEnd"]);
+    assert!(harness.world.get_bridge(SITE, "b-1").unwrap().channels.is_empty());
+}
+
+#[test]
+fn a_trunk_leg_refused_at_the_far_site_reports_busy_at_the_near_site() {
+    let dialplan = Dialplan::parse(EXTENSIONS_CONF).unwrap();
+    let route = |trunk: &str, target: usize| lineup_pbx_sim::TrunkRoute {
+        technology: "PJSIP".into(),
+        trunk: trunk.into(),
+        target: BoxIndex(target),
+        context: "from-lineup".into(),
+    };
+    let site = |name: &str, trunk| BoxConfig {
+        name: name.into(),
+        asterisk_id: name.into(),
+        dialplan: dialplan.clone(),
+        trunks: vec![trunk],
+    };
+    let mut world =
+        PbxWorld::new(0, vec![site("site-a", route("site-b", 1)), site("site-b", route("site-a", 0))]).unwrap();
+    world.register_application(BoxIndex(0), "lineup");
+    world.register_application(BoxIndex(1), "lineup");
+    let leg = world
+        .originate(
+            BoxIndex(0),
+            &OriginateParams {
+                endpoint: "PJSIP/lineup-c9@site-b".into(),
+                app: Some("lineup".into()),
+                ..OriginateParams::default()
+            },
+        )
+        .unwrap();
+    world.advance_to(ORIGINATE_DIAL_DELAY_MS);
+    let outputs = world.drain_outputs();
+    let inbound = outputs
+        .iter()
+        .find_map(|o| match &o.event.kind {
+            EventKind::StasisStart { channel, args, .. } if o.box_index == BoxIndex(1) => {
+                assert_eq!(args, &["xfer=c9"]);
+                Some(channel.id.clone())
+            }
+            _ => None,
+        })
+        .expect("the far site sees the leg enter Stasis");
+    world.hangup_channel(BoxIndex(1), inbound.as_str(), 17).unwrap();
+    let near: Vec<EventKind> =
+        world.drain_outputs().into_iter().filter(|o| o.box_index == BoxIndex(0)).map(|o| o.event.kind).collect();
+    assert!(near.iter().any(|kind| matches!(kind, EventKind::Dial { dialstatus, .. } if dialstatus == "BUSY")));
+    assert!(
+        matches!(near.last(), Some(EventKind::ChannelDestroyed { cause: 17, channel, .. }) if channel.id == leg.id)
+    );
+}
