@@ -168,6 +168,13 @@ impl RedisProjection {
         self.shared.health().clone()
     }
 
+    /// Rebuilds every key from the state source. Call after a configuration change: config
+    /// commands emit no projection effects, yet change memberships (`operator:<id>:queue`).
+    pub fn request_rebuild(&self) {
+        self.shared.needs_rebuild.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
     pub async fn stop(self) {
         self.stop.notify_one();
         let _ = self.task.await;

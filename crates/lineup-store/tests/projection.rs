@@ -224,6 +224,15 @@ async fn keys_follow_the_state_from_a_rebuild_and_from_effects_alike() {
     let rebuilt = RedisProjection::start(config, node.source()).unwrap();
     poll("rebuilt", || async { (rebuilt.health().rebuilds == 1).then_some(()) }).await;
     assert_eq!(dump(&prefix).await, incremental, "effects and rebuild agree");
+
+    // A membership change is config (no effect): the node asks for a rebuild.
+    h.operator("alice", SITE_A, &[("support", 0)]);
+    *node.state.lock().unwrap() = ProjectionState::from_routing(&h.routing);
+    rebuilt.request_rebuild();
+    poll("rebuilt after a config change", || async { (rebuilt.health().rebuilds == 2).then_some(()) }).await;
+    let keys = dump(&prefix).await;
+    assert_eq!(keys["operator:alice:queue"], "support");
+    assert_keys_match_routing(&keys, &h.routing);
     rebuilt.stop().await;
     clear(&prefix).await;
 }
