@@ -377,7 +377,7 @@ impl Outbox {
             stop: stop_rx,
         };
         let task = tokio::spawn(run.run(sink));
-        Ok(Drainer { status, stop: stop_tx, task })
+        Ok(Drainer { status, stop: stop_tx, task: Some(task) })
     }
 }
 
@@ -403,11 +403,12 @@ pub struct DrainerStatus {
     pub last_error: Option<String>,
 }
 
-/// A running drainer.
+/// A running drainer. Dropping it aborts the task; [`Drainer::stop`] lets the current
+/// delivery finish first. Either way undelivered entries stay in the outbox.
 pub struct Drainer {
     status: Arc<Mutex<DrainerStatus>>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drainer {
@@ -415,10 +416,20 @@ impl Drainer {
         lock(&self.status).clone()
     }
 
-    /// Stops after the current delivery; undelivered entries stay in the outbox.
-    pub async fn stop(self) {
+    /// Stops after the current delivery.
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Drainer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -467,6 +478,8 @@ impl DrainerRun {
             if *self.stop.borrow() {
                 return;
             }
+            // Seen before reading, so a write landing after the read still wakes us.
+            persisted.borrow_and_update();
             let cursor = self.cursor;
             let batch = match self.blocking(move |s| s.read_after(cursor, DRAIN_BATCH_MAX_ENTRIES)).await {
                 Ok(batch) => batch,
@@ -483,7 +496,6 @@ impl DrainerRun {
                 if let Err(e) = sink.housekeeping().await {
                     self.failed(&e);
                 }
-                persisted.mark_unchanged();
                 tokio::select! {
                     _ = persisted.changed() => {}
                     _ = tokio::time::sleep(Duration::from_millis(DRAIN_IDLE_HOUSEKEEPING_MS)) => {}
