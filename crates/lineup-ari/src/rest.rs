@@ -97,9 +97,17 @@ impl HttpAri {
             request = request.json(&body);
         }
         let exchange = async {
-            let response = request.send().await?;
+            let mut response = request.send().await?;
             let status = response.status().as_u16();
-            let bytes = response.bytes().await?;
+            // Read at most RESPONSE_SIZE_MAX_BYTES (+1 to tell "exactly full" from "too big").
+            let mut bytes: Vec<u8> = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                let room = RESPONSE_SIZE_MAX_BYTES + 1 - bytes.len();
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if bytes.len() > RESPONSE_SIZE_MAX_BYTES {
+                    break;
+                }
+            }
             Ok::<_, reqwest::Error>((status, bytes))
         };
         let timeout = Duration::from_millis(self.request_timeout_ms);

@@ -168,3 +168,16 @@ async fn events_are_authenticated_deduplicated_and_reconnected() {
     drop(events);
     server.abort();
 }
+
+#[tokio::test]
+async fn oversized_answers_are_refused_without_reading_them_whole() {
+    let limit = lineup_ari::rest::RESPONSE_SIZE_MAX_BYTES;
+    let body: &'static str = Box::leak(format!("[{}]", "0,".repeat(limit / 2 + 1)).into_boxed_str());
+    let (port, _heads) = canned_http_server("200 OK", body).await;
+    let ari = HttpAri::new(&config(port, 5_000)).unwrap();
+    let error = ari.list_channels().await.unwrap_err();
+    assert!(
+        matches!(error, AriError::MessageTooLarge { size_bytes, limit_bytes } if size_bytes == limit + 1 && limit_bytes == limit),
+        "{error:?}"
+    );
+}

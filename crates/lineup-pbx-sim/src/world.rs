@@ -668,8 +668,9 @@ impl PbxWorld {
                     next.push(peer.clone());
                 }
             }
-            if let Some(bridge) = record.bridge.as_ref().and_then(|id| self.boxes[current.box_index.0].bridges.get(id))
-            {
+            // Participants of a holding bridge wait side by side; they do not hear each other.
+            let bridge = record.bridge.as_ref().and_then(|id| self.boxes[current.box_index.0].bridges.get(id));
+            if let Some(bridge) = bridge.filter(|bridge| bridge.snapshot.bridge_type == BridgeKind::Mixing) {
                 for member in &bridge.snapshot.channels {
                     next.push(ChannelRef { box_index: current.box_index, id: member.to_string() });
                 }

@@ -478,3 +478,19 @@ fn a_trunk_leg_refused_at_the_far_site_reports_busy_at_the_near_site() {
         matches!(near.last(), Some(EventKind::ChannelDestroyed { cause: 17, channel, .. }) if channel.id == leg.id)
     );
 }
+
+#[test]
+fn operators_waiting_in_a_holding_bridge_do_not_hear_each_other() {
+    let mut harness = Harness::new();
+    let first = harness.answered_caller();
+    let second = harness.answered_caller();
+    let holding = harness.world.create_bridge(SITE, Some("holding"), Some("hold-1"), None).unwrap();
+    assert_eq!(holding.bridge_type, lineup_ari::BridgeKind::Holding);
+    harness.world.add_channels(SITE, holding.id.as_str(), &[first.to_string(), second.to_string()]).unwrap();
+    assert_eq!(harness.world.audio_path(SITE, &first), Some(AudioPath::Silence));
+    let mixing = harness.world.create_bridge(SITE, Some("mixing,dtmf_events"), Some("call-1"), None).unwrap();
+    harness.world.add_channels(SITE, mixing.id.as_str(), &[first.to_string(), second.to_string()]).unwrap();
+    let Some(AudioPath::Connected { parties }) = harness.world.audio_path(SITE, &first) else { panic!("connected") };
+    assert_eq!(parties.len(), 1);
+    assert!(harness.world.get_bridge(SITE, "hold-1").unwrap().channels.is_empty(), "moved out of the holding bridge");
+}
