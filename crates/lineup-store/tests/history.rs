@@ -249,3 +249,57 @@ async fn bad_urls_are_errors_not_panics() {
     assert_eq!((outcome.rows_inserted, outcome.watermark), (0, 7));
     store.close().await;
 }
+
+/// Any split of the entry stream into batches, each possibly delivered twice and followed
+/// by a replay of an earlier stretch (what a drainer does after a crash), leaves exactly the
+/// rows of one clean write.
+#[tokio::test]
+async fn any_batching_with_replays_leaves_the_rows_of_one_clean_write() {
+    const CASES: u64 = 12;
+    let mut h = Harness::new();
+    busy_morning(&mut h);
+    let dir = TempDir::new();
+    let reference = HistoryStore::open(&format!("sqlite://{}", dir.path("reference.db").display())).await.unwrap();
+    reference.write_batch(&h.entries).await.unwrap();
+    let expected = (
+        reference.calls().await.unwrap(),
+        reference.queue_log().await.unwrap(),
+        reference.operator_events().await.unwrap(),
+        reference.callback_events().await.unwrap(),
+    );
+    reference.close().await;
+
+    let mut seed: u64 = 0x5EED_1234_ABCD_0001;
+    let mut next = |bound: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % bound as u64) as usize
+    };
+    for case in 0..CASES {
+        let store =
+            HistoryStore::open(&format!("sqlite://{}", dir.path(&format!("case{case}.db")).display())).await.unwrap();
+        let mut start = 0;
+        while start < h.entries.len() {
+            let end = (start + 1 + next(12)).min(h.entries.len());
+            let batch = &h.entries[start..end];
+            store.write_batch(batch).await.unwrap();
+            if next(3) == 0 {
+                store.write_batch(batch).await.unwrap();
+            }
+            if next(4) == 0 {
+                let from = next(end);
+                store.write_batch(&h.entries[from..end]).await.unwrap();
+            }
+            start = end;
+        }
+        let actual = (
+            store.calls().await.unwrap(),
+            store.queue_log().await.unwrap(),
+            store.operator_events().await.unwrap(),
+            store.callback_events().await.unwrap(),
+        );
+        assert_eq!(actual, expected, "case {case}");
+        store.close().await;
+    }
+}
