@@ -428,6 +428,10 @@ impl SiteController {
             }
             return;
         }
+        // Already known (adopted by a reconcile that raced this event, or a duplicate).
+        if self.callers.contains_key(&id) || self.logins.contains_key(&id) || self.operator_channels.contains_key(&id) {
+            return;
+        }
         if self.callers.len() + self.logins.len() + self.operators.len() >= SITE_CHANNELS_MAX {
             self.continue_with(&id, "FAILED", vec![]);
             return;
@@ -1645,12 +1649,13 @@ impl SiteController {
             let mut parts = ch.dialplan.app_data.split(',').map(str::to_string);
             let application = parts.next().unwrap_or_default();
             let args: Vec<String> = parts.collect();
-            if application == lineup_ari::stasis_args::CALLER_APPLICATION {
+            // (A login restarts at its first prompt.) Its StasisStart may still be on the way;
+            // handling it later is a no-op because the channel is tracked by then.
+            if application == lineup_ari::stasis_args::CALLER_APPLICATION
+                || application == lineup_ari::stasis_args::LOGIN_APPLICATION
+            {
                 self.counters.channels_adopted += 1;
                 self.on_stasis_start(&application, args, ch.clone(), routing);
-            } else if application == lineup_ari::stasis_args::LOGIN_APPLICATION {
-                // A half-finished login: the operator dials again.
-                self.ari(AriRequest::Hangup(id.clone(), HangupReason::Normal));
             }
         }
     }

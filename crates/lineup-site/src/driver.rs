@@ -1,0 +1,174 @@
+//! The async driver: runs a [`SiteController`] against a real Asterisk (any
+//! `lineup_ari::Ari` plus its events stream) and the cluster (a [`ClusterPort`]).
+//!
+//! It is the only IO in this crate: it reads the wall clock, awaits ARI requests in the
+//! order the controller gave them (so a bridge exists before channels are added to it),
+//! runs proposals concurrently (each returns its committed result or a definite failure),
+//! verifies PINs with argon2 on the blocking pool, and reconciles against `GET /channels`
+//! and `GET /bridges` at start and after every events reconnect or effect-stream gap.
+
+use crate::controller::{SiteController, SiteCounters};
+use crate::io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
+use lineup_ari::{Ari, AriError, AriEvents, EventStreamItem};
+use lineup_core::{Command, CommandResult, Effect, Routing};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+
+/// How often the controller is ticked (digit timeouts, proposal retries).
+pub const SITE_TICK_INTERVAL_MS: u64 = 100;
+/// Results of proposals and PIN checks waiting to be handled.
+pub const DRIVER_RESULTS_CAPACITY: usize = 4_096;
+/// Most actions executed from one input before the driver checks other inputs again.
+pub const ACTIONS_PER_INPUT_MAX: usize = 1_024;
+
+/// The cluster as site control sees it.
+pub trait ClusterPort: Send + Sync + 'static {
+    /// Commits `command` (forwarded to the leader) and returns its result, or a definite
+    /// failure. An unknown outcome must be resolved by the implementation (read back by the
+    /// command id) before answering.
+    fn submit(&self, command: Command) -> impl Future<Output = Result<CommandResult, ProposeFailure>> + Send;
+    /// Reads the applied routing state (stale reads are fine for call control).
+    fn read<R>(&self, read: impl FnOnce(&Routing) -> R) -> R;
+}
+
+/// What the cluster side feeds the driver.
+#[derive(Debug, Clone)]
+pub enum ClusterFeed {
+    /// Effects addressed to this site, with the log index that produced them.
+    Effects { log_index: u64, effects: Vec<Effect> },
+    /// The effect stream had a gap (a slow reader was overtaken): reconcile.
+    Gap,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn failure(error: AriError) -> AriFailure {
+    match error {
+        AriError::NotFound { message } => AriFailure::Gone(message),
+        other => AriFailure::Failed(other.to_string()),
+    }
+}
+
+/// Executes one ARI request. A hangup of a channel that is already gone succeeded.
+pub async fn execute_ari<A: Ari>(ari: &A, request: &AriRequest) -> Result<(), AriFailure> {
+    let result = match request {
+        AriRequest::Answer(c) => ari.answer(c).await,
+        AriRequest::Hangup(c, reason) => match ari.hangup(c, *reason).await {
+            Err(AriError::NotFound { .. }) => Ok(()),
+            other => other,
+        },
+        AriRequest::StartMoh { channel, class } => ari.start_moh(channel, class.as_deref()).await,
+        AriRequest::StopMoh(c) => ari.stop_moh(c).await,
+        AriRequest::Play { channel, playback, media } => ari.play(channel, Some(playback), media).await.map(|_| ()),
+        AriRequest::StopPlayback(p) => ari.stop_playback(p).await,
+        AriRequest::Originate(o) => ari.originate(o).await.map(|_| ()),
+        AriRequest::CreateBridge(b) => ari.create_bridge(b).await.map(|_| ()),
+        AriRequest::AddChannels { bridge, channels } => ari.add_channels(bridge, channels).await,
+        AriRequest::RemoveChannels { bridge, channels } => ari.remove_channels(bridge, channels).await,
+        AriRequest::DestroyBridge(b) => match ari.destroy_bridge(b).await {
+            Err(AriError::NotFound { .. }) => Ok(()),
+            other => other,
+        },
+        AriRequest::Continue { channel, target, variables } => {
+            ari.continue_in_dialplan(channel, target, variables).await
+        }
+    };
+    result.map_err(failure)
+}
+
+/// Verifies a PIN against an argon2 PHC string (CPU-heavy: call it off the async runtime).
+pub fn verify_pin(pin: &str, phc: &str) -> bool {
+    use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
+    match PasswordHash::new(phc) {
+        Ok(hash) => argon2::Argon2::default().verify_password(pin.as_bytes(), &hash).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Runs the site until `shutdown` turns true or the events stream ends; returns the
+/// controller's counters.
+pub async fn run_site<A, C>(
+    mut controller: SiteController,
+    ari: Arc<A>,
+    mut events: AriEvents,
+    mut feed: mpsc::Receiver<ClusterFeed>,
+    cluster: Arc<C>,
+    mut shutdown: watch::Receiver<bool>,
+) -> SiteCounters
+where
+    A: Ari + 'static,
+    C: ClusterPort,
+{
+    let (results_tx, mut results_rx) = mpsc::channel::<Input>(DRIVER_RESULTS_CAPACITY);
+    let mut tick = tokio::time::interval(Duration::from_millis(SITE_TICK_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut local: VecDeque<Input> = VecDeque::new();
+    loop {
+        let input = if let Some(input) = local.pop_front() {
+            input
+        } else {
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() { break; }
+                    continue;
+                }
+                Some(result) = results_rx.recv() => result,
+                item = events.next() => match item {
+                    Some(EventStreamItem::Event(event)) => Input::Ari(event),
+                    Some(EventStreamItem::Connected { .. }) => match reconcile_input(&*ari).await {
+                        Some(input) => input,
+                        None => continue,
+                    },
+                    Some(EventStreamItem::Disconnected { .. }) => continue,
+                    None => break,
+                },
+                Some(item) = feed.recv() => match item {
+                    ClusterFeed::Effects { log_index, effects } => Input::Effects { log_index, effects },
+                    ClusterFeed::Gap => match reconcile_input(&*ari).await {
+                        Some(input) => input,
+                        None => continue,
+                    },
+                },
+                _ = tick.tick() => Input::Tick,
+            }
+        };
+        tracing::trace!(?input, "site input");
+        let actions = cluster.read(|routing| controller.handle(now_ms(), input, routing));
+        tracing::trace!(?actions, "site actions");
+        for action in actions.into_iter().take(ACTIONS_PER_INPUT_MAX) {
+            match action {
+                Action::Ari { token, request } => {
+                    let result = execute_ari(&*ari, &request).await;
+                    local.push_back(Input::AriDone { token, result });
+                }
+                Action::Propose { token, command } => {
+                    let (cluster, results) = (Arc::clone(&cluster), results_tx.clone());
+                    tokio::spawn(async move {
+                        let result = cluster.submit(command).await;
+                        let _ = results.send(Input::Proposed { token, result }).await;
+                    });
+                }
+                Action::VerifyPin { token, pin, phc } => {
+                    let results = results_tx.clone();
+                    tokio::spawn(async move {
+                        let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &phc)).await.unwrap_or(false);
+                        let _ = results.send(Input::PinVerified { token, ok }).await;
+                    });
+                }
+            }
+        }
+    }
+    controller.counters.clone()
+}
+
+async fn reconcile_input<A: Ari>(ari: &A) -> Option<Input> {
+    let channels = ari.list_channels().await.ok()?;
+    let bridges = ari.list_bridges().await.ok()?;
+    Some(Input::Reconcile { channels, bridges })
+}
