@@ -49,6 +49,6 @@ pub use in_memory::InMemoryAri;
 pub use rest::{handle_rest, RestParams, RestReply};
 pub use server::{serve_box, BoxServer, LiveWorld, RestFault, RestFaultKind, SimCredentials};
 pub use world::{
-    AudioPath, BoxConfig, BoxIndex, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall, ScriptedKeys, TrunkRoute,
-    WorldOutput,
+    federated_sites, AudioPath, BoxConfig, BoxIndex, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall,
+    ScriptedKeys, TrunkRoute, WorldOutput,
 };

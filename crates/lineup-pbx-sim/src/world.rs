@@ -77,6 +77,39 @@ pub struct BoxConfig {
     pub trunks: Vec<TrunkRoute>,
 }
 
+/// The dialplan users deploy (`deploy/asterisk/extensions.conf`), as the stand-in runs it.
+pub const DEPLOYED_EXTENSIONS_CONF: &str = include_str!("../../../deploy/asterisk/extensions.conf");
+
+/// The context cross-site legs arrive in (`[from-lineup]` in the deployed dialplan).
+pub const TRUNK_ENTRY_CONTEXT: &str = "from-lineup";
+
+/// A world of `site_names.len()` boxes running the deployed dialplan, each with a PJSIP trunk
+/// to every other named after it (`PJSIP/lineup-<call>@<site>`), as in the demo.
+pub fn federated_sites(epoch_ms: u64, site_names: &[&str]) -> Result<PbxWorld, SimError> {
+    let dialplan = Dialplan::parse(DEPLOYED_EXTENSIONS_CONF)?;
+    let boxes = site_names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| BoxConfig {
+            name: name.to_string(),
+            asterisk_id: format!("02:fc:00:00:00:{:02x}", index + 1),
+            dialplan: dialplan.clone(),
+            trunks: site_names
+                .iter()
+                .enumerate()
+                .filter(|(other, _)| *other != index)
+                .map(|(other, other_name)| TrunkRoute {
+                    technology: "PJSIP".into(),
+                    trunk: other_name.to_string(),
+                    target: BoxIndex(other),
+                    context: TRUNK_ENTRY_CONTEXT.into(),
+                })
+                .collect(),
+        })
+        .collect();
+    PbxWorld::new(epoch_ms, boxes)
+}
+
 /// What a scripted human at a phone does when it rings, and once answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PhoneBehaviour {

@@ -135,7 +135,7 @@ async fn every_client_operation_is_understood_by_the_stand_in() {
 
     // DTMF sent to the operator's phone leg has no far end in Stasis: accepted, not reported.
     ari.send_dtmf(&operator, "12#").await.unwrap();
-    ari.remove_channels(&bridge_id, &[operator.clone()]).await.unwrap();
+    ari.remove_channels(&bridge_id, std::slice::from_ref(&operator)).await.unwrap();
     wait_for(&mut events, "operator left", |e| on(e, "ChannelLeftBridge", &operator)).await;
     ari.destroy_bridge(&bridge_id).await.unwrap();
     wait_for(&mut events, "bridge destroyed", |e| e.kind.type_name() == "BridgeDestroyed").await;

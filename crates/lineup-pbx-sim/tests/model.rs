@@ -494,3 +494,23 @@ fn operators_waiting_in_a_holding_bridge_do_not_hear_each_other() {
     assert_eq!(parties.len(), 1);
     assert!(harness.world.get_bridge(SITE, "hold-1").unwrap().channels.is_empty(), "moved out of the holding bridge");
 }
+
+#[test]
+fn federated_sites_reach_each_other_over_trunks() {
+    let mut world = lineup_pbx_sim::federated_sites(0, &["site-a", "site-b", "site-c"]).unwrap();
+    for index in 0..3 {
+        world.register_application(BoxIndex(index), "lineup");
+    }
+    let leg = OriginateParams {
+        endpoint: "PJSIP/lineup-c5@site-c".into(),
+        app: Some("lineup".into()),
+        ..OriginateParams::default()
+    };
+    world.originate(BoxIndex(1), &leg).unwrap();
+    world.advance_to(ORIGINATE_DIAL_DELAY_MS);
+    let arrived = world.drain_outputs().into_iter().find(|o| o.event.kind.type_name() == "StasisStart").unwrap();
+    assert_eq!(arrived.box_index, BoxIndex(2));
+    let EventKind::StasisStart { args, channel, .. } = arrived.event.kind else { unreachable!() };
+    assert_eq!(args, ["xfer=c5"]);
+    assert!(channel.name.starts_with("PJSIP/site-b-"), "{}", channel.name);
+}
