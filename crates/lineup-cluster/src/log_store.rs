@@ -5,21 +5,28 @@
 //! machine's snapshot lives in the same file (see [`crate::state_machine`]), so one fsync
 //! discipline covers everything a node needs to restart.
 //!
-//! Durability contract (what openraft requires of a `RaftLogStorage`):
-//! - `save_vote` returns only after the vote is on disk;
-//! - `append` calls the `LogFlushed` callback only after the redb commit returned, and redb's
-//!   default `Durability::Immediate` makes a returned commit durable;
-//! - `truncate` and `purge` commit before returning, so a restart never resurrects entries.
+//! All log writes go, in order, through one writer thread that owns the redb write side.
+//! It takes every operation waiting in its (bounded) queue into one transaction and commits
+//! once (group commit): under load one fsync covers many appends, which is what makes the
+//! log fast, and the async runtime never waits on disk.
 //!
-//! Every write transaction runs on tokio's blocking pool: a commit is synchronous disk IO and
-//! must not stall the async worker threads that carry Raft heartbeats. openraft awaits each
-//! storage call before issuing the next, so writes stay in log order.
+//! Durability contract (what openraft requires of a `RaftLogStorage`):
+//! - `save_vote` returns only after the vote is committed (redb's default
+//!   `Durability::Immediate` makes a returned commit durable);
+//! - `append` returns once the entries are readable (they sit in an in-memory overlay until
+//!   written) and calls the `LogFlushed` callback only after the commit that holds them;
+//! - `truncate` and `purge` return after their commit, so a restart never resurrects
+//!   entries, and the overlay drops truncated entries at once;
+//! - `save_committed` is queued behind the appends it follows and not awaited (openraft
+//!   uses it only to re-apply faster after a restart).
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
 
 use lineup_core::codec;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -81,64 +88,209 @@ pub fn next_incarnation(db: &Database) -> Result<u32, ClusterError> {
     Ok(next)
 }
 
-/// openraft's `RaftLogStorage` over redb, generic over the type config so the storage test
-/// suite can run it with a test config and the node with the routing config.
-pub struct RedbLogStore<C: RaftTypeConfig> {
+/// Operations queued to the writer thread, applied in order.
+enum WriteOp<C: RaftTypeConfig> {
+    Append {
+        seq: u64,
+        entries: Vec<(u64, Vec<u8>)>,
+        callback: LogFlushed<C>,
+    },
+    /// Values for the meta table; `done` is answered after the commit (None: not awaited).
+    Meta {
+        key: &'static str,
+        bytes: Vec<u8>,
+        done: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    Truncate {
+        from: u64,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Purge {
+        upto: u64,
+        last_purged: Vec<u8>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// Operations the writer queue holds before `append` waits for room (backpressure on
+/// openraft instead of unbounded memory).
+pub const LOG_WRITER_QUEUE_OPS_MAX: usize = 1_024;
+/// Operations folded into one transaction at most.
+pub const LOG_WRITER_BATCH_OPS_MAX: usize = 1_024;
+
+/// Appended entries not yet known to be committed, by index, with the sequence number of
+/// the append that wrote them. Readers see them; the writer forgets them once committed.
+type Overlay<C> = BTreeMap<u64, (u64, <C as RaftTypeConfig>::Entry)>;
+
+struct Shared<C: RaftTypeConfig> {
     db: Arc<Database>,
-    _config: PhantomData<fn() -> C>,
+    overlay: Mutex<Overlay<C>>,
+    queue: mpsc::Sender<WriteOp<C>>,
+    next_seq: std::sync::atomic::AtomicU64,
+}
+
+/// openraft's `RaftLogStorage` over redb, generic over the type config so the storage test
+/// suite can run it with a test config and the node with the routing config. Clones share
+/// one writer thread, which ends when the last clone is dropped.
+pub struct RedbLogStore<C: RaftTypeConfig> {
+    shared: Arc<Shared<C>>,
 }
 
 impl<C: RaftTypeConfig> Clone for RedbLogStore<C> {
     fn clone(&self) -> Self {
-        Self { db: self.db.clone(), _config: PhantomData }
+        Self { shared: self.shared.clone() }
     }
 }
 
-impl<C: RaftTypeConfig> RedbLogStore<C> {
+/// Tells when a log store's writer thread has finished (and released the database).
+pub struct WriterFinished(watch::Receiver<bool>);
+
+impl WriterFinished {
+    /// Waits until the writer thread has exited.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|finished| *finished).await;
+    }
+}
+
+impl<C> RedbLogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
     pub fn new(db: Arc<Database>) -> Self {
-        Self { db, _config: PhantomData }
+        Self::with_writer(db).0
+    }
+
+    /// Like [`RedbLogStore::new`], also returning a handle to await the writer's end.
+    pub fn with_writer(db: Arc<Database>) -> (Self, WriterFinished) {
+        let (queue, ops) = mpsc::channel(LOG_WRITER_QUEUE_OPS_MAX);
+        let (finished_tx, finished_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            db: db.clone(),
+            overlay: Mutex::new(BTreeMap::new()),
+            queue,
+            next_seq: std::sync::atomic::AtomicU64::new(1),
+        });
+        let overlay = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("lineup-log-writer".into())
+            .spawn(move || {
+                run_writer::<C>(db, ops, overlay);
+                let _ = finished_tx.send(true);
+            })
+            .expect("spawning the log writer thread");
+        (Self { shared }, WriterFinished(finished_rx))
+    }
+
+    fn overlay(&self) -> std::sync::MutexGuard<'_, Overlay<C>> {
+        // Plain data; a panic elsewhere cannot leave it half-updated.
+        self.shared.overlay.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn read_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, redb::Error> {
-        let tx = self.db.begin_read()?;
+        let tx = self.shared.db.begin_read()?;
         let table = tx.open_table(META_TABLE)?;
-        let Some(bytes) = table.get(key)? else {
-            return Ok(None);
-        };
+        let Some(bytes) = table.get(key)? else { return Ok(None) };
         let value = codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES)
             .map_err(|e| redb::Error::Corrupted(format!("meta {key}: {e}")))?;
         Ok(Some(value))
     }
 
-    /// Runs one write transaction on the blocking pool and commits it (durably) before
-    /// returning.
-    async fn write<F>(&self, body: F) -> Result<(), redb::Error>
-    where
-        F: FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
-    {
-        let db = self.db.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let tx = db.begin_write()?;
-            body(&tx)?;
-            tx.commit()?;
-            Ok::<(), redb::Error>(())
-        })
-        .await;
-        match joined {
-            Ok(result) => result,
-            Err(join) => Err(redb::Error::Corrupted(format!("log store writer task failed: {join}"))),
+    async fn enqueue(&self, op: WriteOp<C>) -> Result<(), redb::Error> {
+        self.shared.queue.send(op).await.map_err(|_| redb::Error::Corrupted("log writer has stopped".into()))
+    }
+
+    /// Queues `op` (built around a completion sender) and waits for its commit.
+    async fn write_and_wait(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<(), String>>) -> WriteOp<C>,
+    ) -> Result<(), redb::Error> {
+        let (done, committed) = oneshot::channel();
+        self.enqueue(op(done)).await?;
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(redb::Error::Corrupted(e)),
+            Err(_) => Err(redb::Error::Corrupted("log writer stopped before committing".into())),
         }
     }
 }
 
-fn encode_stored<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
-    codec::encode_versioned(value).map_err(|e| redb::Error::Corrupted(format!("encode: {e}")))
+/// The writer thread: applies queued operations in order, many per transaction.
+fn run_writer<C>(db: Arc<Database>, mut ops: mpsc::Receiver<WriteOp<C>>, shared: std::sync::Weak<Shared<C>>)
+where
+    C: RaftTypeConfig,
+{
+    while let Some(first) = ops.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < LOG_WRITER_BATCH_OPS_MAX {
+            match ops.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let result = write_batch(&db, &batch).map_err(|e| e.to_string());
+        let committed_seq = batch
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Append { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .max();
+        if let (Ok(()), Some(committed_seq), Some(shared)) = (&result, committed_seq, shared.upgrade()) {
+            shared.overlay.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (seq, _)| *seq > committed_seq);
+        }
+        for op in batch {
+            let answer = result.clone();
+            match op {
+                WriteOp::Append { callback, .. } => {
+                    callback.log_io_completed(answer.map_err(std::io::Error::other));
+                }
+                WriteOp::Meta { done, .. } => {
+                    if let Some(done) = done {
+                        let _ = done.send(answer);
+                    }
+                }
+                WriteOp::Truncate { done, .. } | WriteOp::Purge { done, .. } => {
+                    let _ = done.send(answer);
+                }
+            }
+        }
+    }
 }
 
-fn put_meta<T: Serialize>(tx: &redb::WriteTransaction, key: &str, value: &T) -> Result<(), redb::Error> {
-    let bytes = encode_stored(value)?;
-    tx.open_table(META_TABLE)?.insert(key, bytes.as_slice())?;
+fn write_batch<C: RaftTypeConfig>(db: &Database, batch: &[WriteOp<C>]) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut log = tx.open_table(LOG_TABLE)?;
+        let mut meta = tx.open_table(META_TABLE)?;
+        for op in batch {
+            match op {
+                WriteOp::Append { entries, .. } => {
+                    for (index, bytes) in entries {
+                        log.insert(*index, bytes.as_slice())?;
+                    }
+                }
+                WriteOp::Meta { key, bytes, .. } => {
+                    meta.insert(*key, bytes.as_slice())?;
+                }
+                WriteOp::Truncate { from, .. } => {
+                    log.retain_in(*from.., |_, _| false)?;
+                }
+                WriteOp::Purge { upto, last_purged, .. } => {
+                    // The purge point and the deletion commit together, so a crash never
+                    // leaves a log whose start is unknown.
+                    meta.insert(META_LAST_PURGED, last_purged.as_slice())?;
+                    log.retain_in(..=*upto, |_, _| false)?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
     Ok(())
+}
+
+fn encode_stored<T: Serialize>(value: &T) -> Result<Vec<u8>, redb::Error> {
+    codec::encode_versioned(value).map_err(|e| redb::Error::Corrupted(format!("encode: {e}")))
 }
 
 fn bound_start(bound: Bound<&u64>) -> Option<u64> {
@@ -152,19 +304,17 @@ fn bound_start(bound: Bound<&u64>) -> Option<u64> {
 impl<C> RaftLogReader<C> for RedbLogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        let Some(start) = bound_start(range.start_bound()) else {
-            return Ok(Vec::new());
-        };
-        let read = || -> Result<Vec<C::Entry>, redb::Error> {
-            let tx = self.db.begin_read()?;
+        let Some(start) = bound_start(range.start_bound()) else { return Ok(Vec::new()) };
+        let read = || -> Result<BTreeMap<u64, C::Entry>, redb::Error> {
+            let tx = self.shared.db.begin_read()?;
             let table = tx.open_table(LOG_TABLE)?;
-            let mut entries = Vec::new();
+            let mut entries = BTreeMap::new();
             for item in table.range(start..)? {
                 let (index, bytes) = item?;
                 if !range.contains(&index.value()) {
@@ -172,33 +322,48 @@ where
                 }
                 let entry: C::Entry = codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES)
                     .map_err(|e| redb::Error::Corrupted(format!("log entry {}: {e}", index.value())))?;
-                entries.push(entry);
+                entries.insert(index.value(), entry);
             }
             Ok(entries)
         };
-        read().map_err(|e| StorageIOError::read_logs(&e).into())
+        // Take the overlay after reading the disk: an entry the writer commits and drops
+        // from the overlay in between is then on disk already.
+        let mut entries = read().map_err(|e| StorageIOError::read_logs(&e))?;
+        for (index, (_, entry)) in self.overlay().range(start..) {
+            if !range.contains(index) {
+                break;
+            }
+            entries.insert(*index, entry.clone());
+        }
+        Ok(entries.into_values().collect())
     }
 }
 
 impl<C> RaftLogStorage<C> for RedbLogStore<C>
 where
     C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
+    C::Entry: Serialize + DeserializeOwned + Clone,
 {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
         let read = || -> Result<LogState<C>, redb::Error> {
             let last_purged_log_id: Option<LogId<C::NodeId>> = self.read_meta(META_LAST_PURGED)?;
-            let tx = self.db.begin_read()?;
+            let tx = self.shared.db.begin_read()?;
             let table = tx.open_table(LOG_TABLE)?;
-            let last_in_log = match table.last()? {
+            let last_on_disk = match table.last()? {
                 Some((index, bytes)) => {
                     let entry: C::Entry = codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES)
                         .map_err(|e| redb::Error::Corrupted(format!("log entry {}: {e}", index.value())))?;
                     Some(openraft::RaftLogId::get_log_id(&entry).clone())
                 }
                 None => None,
+            };
+            let last_pending =
+                self.overlay().values().next_back().map(|(_, e)| openraft::RaftLogId::get_log_id(e).clone());
+            let last_in_log = match (last_on_disk, last_pending) {
+                (Some(disk), Some(pending)) => Some(if pending.index >= disk.index { pending } else { disk }),
+                (disk, pending) => disk.or(pending),
             };
             // After a purge of everything, the log is empty but its end is the purge point.
             let last_log_id = last_in_log.or(last_purged_log_id.clone());
@@ -212,8 +377,10 @@ where
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
-        let vote = vote.clone();
-        self.write(move |tx| put_meta(tx, META_VOTE, &vote)).await.map_err(|e| StorageIOError::write_vote(&e).into())
+        let bytes = encode_stored(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        self.write_and_wait(|done| WriteOp::Meta { key: META_VOTE, bytes, done: Some(done) })
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
@@ -221,7 +388,8 @@ where
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {
-        self.write(move |tx| put_meta(tx, META_COMMITTED, &committed))
+        let bytes = encode_stored(&committed).map_err(|e| StorageIOError::write(&e))?;
+        self.enqueue(WriteOp::Meta { key: META_COMMITTED, bytes, done: None })
             .await
             .map_err(|e| StorageIOError::write(&e).into())
     }
@@ -237,58 +405,43 @@ where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        // Encode on the caller's thread: the blocking task then holds only bytes.
+        let seq = self.shared.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut encoded = Vec::new();
+        let mut readable = Vec::new();
         for entry in entries {
             let index = openraft::RaftLogId::get_log_id(&entry).index;
             let bytes = encode_stored(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
             encoded.push((index, bytes));
+            readable.push((index, entry));
         }
-        let result = self
-            .write(move |tx| {
-                let mut table = tx.open_table(LOG_TABLE)?;
-                for (index, bytes) in &encoded {
-                    table.insert(*index, bytes.as_slice())?;
-                }
-                Ok(())
-            })
-            .await;
-        // The commit above returned, so the entries are durable: only now may openraft count
-        // this node towards the quorum for them.
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(&e).into())
+        // Readable from now on; durable (and acknowledged to openraft) after the commit.
+        {
+            let mut overlay = self.overlay();
+            for (index, entry) in readable {
+                overlay.insert(index, (seq, entry));
             }
         }
+        self.enqueue(WriteOp::Append { seq, entries: encoded, callback })
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         let from = log_id.index;
-        self.write(move |tx| {
-            let mut table = tx.open_table(LOG_TABLE)?;
-            table.retain_in(from.., |_, _| false)?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| StorageIOError::write_logs(&e).into())
+        self.overlay().retain(|index, _| *index < from);
+        self.write_and_wait(|done| WriteOp::Truncate { from, done })
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
         let upto = log_id.index;
-        self.write(move |tx| {
-            // Record the purge point in the same transaction as the deletion, so a crash can
-            // never leave a log whose start is unknown.
-            put_meta(tx, META_LAST_PURGED, &log_id)?;
-            let mut table = tx.open_table(LOG_TABLE)?;
-            table.retain_in(..=upto, |_, _| false)?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| StorageIOError::write_logs(&e).into())
+        let last_purged = encode_stored(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.write_and_wait(|done| WriteOp::Purge { upto, last_purged, done })
+            .await
+            .map_err(|e| StorageIOError::<C::NodeId>::write_logs(&e))?;
+        // Purged entries are committed ones, long written; drop any stale overlay copy.
+        self.overlay().retain(|index, _| *index > upto);
+        Ok(())
     }
 }

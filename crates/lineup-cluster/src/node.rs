@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::frame::PEER_FRAME_MAX_BYTES;
-use crate::log_store::{open_database, RedbLogStore};
+use crate::log_store::{open_database, RedbLogStore, WriterFinished};
 use crate::rpc::{Committed, LeaderError, PeerRequest, PeerResponse};
 use crate::state_machine::{ReplicatedState, StateMachineStore};
 use crate::transport::{PeerHandler, PeerTransport, ResponseFuture};
@@ -91,6 +91,8 @@ pub const MAX_PAYLOAD_ENTRIES: u64 = 128;
 pub const COMMAND_MAX_BYTES: usize = 32 * 1024;
 /// Snapshot chunk size for InstallSnapshot (well under the frame limit).
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
+/// Bound on waiting for the log writer to finish when a node stops.
+pub const SHUTDOWN_WAIT_MS: u64 = 5_000;
 /// Applied effects buffered per subscriber before it lags.
 pub const EFFECT_STREAM_CAPACITY: usize = 4_096;
 
@@ -440,6 +442,7 @@ pub struct ClusterNode<T: PeerTransport> {
     origin: u64,
     next_serial: AtomicU64,
     background: Mutex<Vec<JoinHandle<()>>>,
+    log_writer: Mutex<Option<WriterFinished>>,
 }
 
 /// The origin of commands proposed by `site` during run number `incarnation`. A new run
@@ -460,7 +463,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         let (effects, _) = broadcast::channel(EFFECT_STREAM_CAPACITY);
         let state = SiteState { routing: Routing::new(), site: SiteId(config.site), effects: effects.clone() };
         let store = Store::open(db.clone(), state).map_err(|e| ClusterError::Storage(e.to_string()))?;
-        let log_store = RedbLogStore::<LineupRaft>::new(db);
+        let (log_store, log_writer) = RedbLogStore::<LineupRaft>::with_writer(db);
         let transport = Arc::new(transport);
         let contact = PeerContact::default();
         let network = PeerNetworkFactory { transport: transport.clone(), contact: contact.clone() };
@@ -479,6 +482,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             origin: origin_for(config.site, incarnation),
             next_serial: AtomicU64::new(1),
             background: Mutex::new(Vec::new()),
+            log_writer: Mutex::new(Some(log_writer)),
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
@@ -692,6 +696,11 @@ impl<T: PeerTransport> ClusterNode<T> {
         // still hold a store clone for a moment. Releasing the database here lets a
         // restart in the same process open the file right away.
         self.store.release_database();
+        let log_writer = self.log_writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(log_writer) = log_writer {
+            // The writer ends once Raft has dropped the log store, releasing the file.
+            let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_WAIT_MS), log_writer.wait()).await;
+        }
     }
 }
 
