@@ -9,7 +9,7 @@ use crate::io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
 use crate::prompts;
 use lineup_ari::{
     parse_stasis_entry, AriEvent, BridgeId, BridgeType, ChannelId, ContinueTarget, CreateBridgeRequest, Endpoint,
-    EventKind, HangupReason, Media, OriginateRequest, OriginateTarget, PlaybackId, StasisEntry,
+    EventDeduplicator, EventKind, HangupReason, Media, OriginateRequest, OriginateTarget, PlaybackId, StasisEntry,
 };
 use lineup_core::{
     CallId, Command, CommandBody, CommandId, CoreError, Effect, Enqueue, GateId, HungUpBy, Offer, OfferFailure,
@@ -91,6 +91,7 @@ pub struct SiteCounters {
     pub events_ignored: u64,
     pub reconciles: u64,
     pub channels_adopted: u64,
+    pub events_duplicated: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +265,9 @@ pub struct SiteController {
     playbacks: BTreeMap<PlaybackId, ChannelId>,
     pin_failures: BTreeMap<OperatorId, Vec<u64>>,
     pub counters: SiteCounters,
+    /// Asterisk sends one copy of an event per subscribed application; the events stream
+    /// drops them, and this drops any that reach the controller another way.
+    dedup: EventDeduplicator,
     out: Vec<Action>,
 }
 
@@ -294,6 +298,7 @@ impl SiteController {
             playbacks: BTreeMap::new(),
             pin_failures: BTreeMap::new(),
             counters: SiteCounters::default(),
+            dedup: EventDeduplicator::new(),
             out: Vec::new(),
         }
     }
@@ -391,6 +396,10 @@ impl SiteController {
     // ------------------------------------------------------------ ARI events
 
     fn on_event(&mut self, event: AriEvent, routing: &Routing) {
+        if !self.dedup.admit(&event) {
+            self.counters.events_duplicated += 1;
+            return;
+        }
         match event.kind {
             EventKind::StasisStart { args, channel, .. } => {
                 self.on_stasis_start(&event.application, args, channel, routing)
@@ -1500,6 +1509,7 @@ impl SiteController {
     /// caller (bridge ids are derived from fences, so a repeat would be refused anyway).
     fn reconcile(&mut self, channels: Vec<lineup_ari::Channel>, bridges: Vec<lineup_ari::Bridge>, routing: &Routing) {
         self.counters.reconciles += 1;
+        self.dedup.clear(); // a new events connection starts a new stream
         let live: BTreeMap<ChannelId, lineup_ari::Channel> = channels.into_iter().map(|c| (c.id.clone(), c)).collect();
         let bridged: BTreeMap<BridgeId, Vec<ChannelId>> = bridges.into_iter().map(|b| (b.id, b.channels)).collect();
 

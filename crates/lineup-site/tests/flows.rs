@@ -374,3 +374,82 @@ fn a_restarted_site_adopts_its_operator_and_callers_and_serves_them() {
         other => panic!("caller hears {other:?}"),
     }
 }
+
+fn one_operator_one_caller(rig: &mut Rig) -> (lineup_ari::ChannelId, lineup_ari::ChannelId, CallId) {
+    sales(rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    let op = rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    let caller = rig.caller("pat", "5000", Some(90_000));
+    let call = rig.call_id(&caller);
+    (op, caller, call)
+}
+
+#[test]
+fn duplicated_events_change_nothing() {
+    let mut rig = Rig::new();
+    rig.duplicate_events = true;
+    let (_, _, call) = one_operator_one_caller(&mut rig);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    assert!(rig.run_until(100_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    let enqueues =
+        rig.effects.iter().filter(|e| matches!(e, Effect::QueueLog(l) if l.verb == QueueLogVerb::EnterQueue)).count();
+    assert_eq!(enqueues, 1, "one caller, one entry");
+    assert_eq!(rig.site().counters.bridges_connected, 1);
+}
+
+#[test]
+fn a_rest_500_on_the_bridge_fails_the_offer_and_the_caller_keeps_its_place() {
+    let mut rig = Rig::new();
+    rig.fail_add_channels = 1;
+    let (_, caller, call) = one_operator_one_caller(&mut rig);
+    // The first bridge attempt fails (500): OfferFailed, the caller is back at the head and
+    // on hold music; the operator rests, then gets the caller again and it connects.
+    assert!(rig.run_until(20_000, |r| r.effects.iter().any(|e| matches!(e, Effect::CancelOffer { .. }))));
+    assert!(rig.run_until(5_000, |r| r.routing.position(&call) == Some(1)));
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(30_000, connected), "second offer connects");
+    match rig.audio(&caller) {
+        Some(AudioPath::Connected { .. }) => {}
+        other => panic!("caller hears {other:?}"),
+    }
+    let bridges_built = rig
+        .ari_log
+        .iter()
+        .filter(|a| matches!(a, lineup_site::AriRequest::CreateBridge(b) if b.bridge_id.as_str().starts_with("call-")))
+        .count();
+    assert_eq!(bridges_built, 2, "one bridge per offer, never two for one offer");
+}
+
+#[test]
+fn operator_leg_vanishing_during_the_offer_logs_the_operator_out_and_keeps_the_caller() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    let op = rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    // The operator's phone drops at the very moment a caller arrives.
+    let caller = rig.caller("quinn", "5000", Some(120_000));
+    let call = rig.call_id(&caller);
+    assert!(rig.world.phone_hangup(BOX, &op));
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Offline));
+    assert!(rig.run_until(5_000, |r| r.routing.position(&call) == Some(1)), "caller keeps its place");
+    assert!(rig.run_until(5_000, |r| matches!(r.audio(&caller), Some(AudioPath::MusicOnHold { .. }))));
+    assert!(rig.outcome(&call).is_none());
+}
+
+#[test]
+fn dtmf_after_hangup_and_events_for_unknown_channels_are_ignored() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    let keys = vec![ScriptedKeys { at_ms: 500, digits: "0".into() }];
+    // Hangs up at 300 ms; the key press at 500 ms comes after the hangup.
+    let ch = rig.dial("ruth", "5550002", "5000", "lineup-gates", Some(300), keys);
+    let call = rig.call_id(&ch);
+    assert!(rig.run_until(10_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
+    rig.run_for(5_000);
+    assert_eq!(rig.routing.call_count(), 0);
+}

@@ -37,6 +37,10 @@ pub struct Rig {
     next_tick_ms: u64,
     /// Sites whose events socket is down: their ARI events are lost, as on a real drop.
     pub deaf: Vec<bool>,
+    /// Deliver every ARI event twice (as with two subscribed applications, undeduplicated).
+    pub duplicate_events: bool,
+    /// The next N bridge additions answer 500 without doing anything.
+    pub fail_add_channels: u32,
 }
 
 impl Rig {
@@ -87,6 +91,8 @@ impl Rig {
             ari_log: Vec::new(),
             next_tick_ms: 0,
             deaf: vec![false; sites],
+            duplicate_events: false,
+            fail_add_channels: 0,
         };
         rig.admin(CommandBody::Tick { now_ms: EPOCH_MS }).expect("tick");
         rig
@@ -251,7 +257,13 @@ impl Rig {
     fn process_pending(&mut self) -> bool {
         for output in self.world.drain_outputs() {
             if !self.deaf[output.box_index.0] {
-                self.inputs.push_back((output.box_index.0, Input::Ari(output.event)));
+                self.inputs.push_back((output.box_index.0, Input::Ari(output.event.clone())));
+                if self.duplicate_events {
+                    // Asterisk sends one copy per subscribed application; the second copy follows.
+                    let mut copy = output.event.clone();
+                    copy.application = if copy.application == "lineup" { "lineup-login" } else { "lineup" }.into();
+                    self.inputs.push_back((output.box_index.0, Input::Ari(copy)));
+                }
             }
         }
         let Some((site, input)) = self.inputs.pop_front() else { return false };
@@ -284,6 +296,12 @@ impl Rig {
     }
 
     fn ari(&mut self, at: BoxIndex, request: &AriRequest) -> Result<(), AriError> {
+        if matches!(request, AriRequest::AddChannels { bridge, .. } if bridge.as_str().starts_with("call-"))
+            && self.fail_add_channels > 0
+        {
+            self.fail_add_channels -= 1;
+            return Err(AriError::ServerError { message: "Internal Server Error".into() });
+        }
         let w = &mut self.world;
         let ids = |channels: &[ChannelId]| channels.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>();
         match request {
