@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lineup_cluster::certs::{generate_ca, issue_site_material, CaMaterial, SiteIdentity};
+use lineup_cluster::relay::{LinkConditions, UdpRelay};
 use lineup_cluster::transport::memory::{MemoryNetwork, MemoryTransport};
 use lineup_cluster::transport::quic::QuicTransport;
 use lineup_cluster::transport::PeerTransport;
@@ -77,14 +78,36 @@ pub struct QuicCluster {
 
 /// Starts `sites` nodes on loopback QUIC and bootstraps them as one cluster.
 pub async fn quic_cluster(name: &str, sites: &[u64], timing: ClusterTiming) -> QuicCluster {
+    quic_cluster_behind_relays(name, sites, timing, None).await.0
+}
+
+/// Like [`quic_cluster`], with every site reachable only through a UDP relay that delays
+/// each direction by `one_way_delay_ms` (when given). Returns the relays by site.
+pub async fn quic_cluster_behind_relays(
+    name: &str,
+    sites: &[u64],
+    timing: ClusterTiming,
+    one_way_delay_ms: Option<u64>,
+) -> (QuicCluster, BTreeMap<u64, UdpRelay>) {
     lineup_cluster::transport::quic::install_crypto_provider();
     let ca = generate_ca().unwrap();
     let dir = TempDir::new(name);
     let mut transports = BTreeMap::new();
     let mut addrs = BTreeMap::new();
+    let mut relays = BTreeMap::new();
     for &site in sites {
         let transport = QuicTransport::bind(&identity(&ca, site), "127.0.0.1:0".parse().unwrap()).unwrap();
-        addrs.insert(site, transport.local_addr().unwrap().to_string());
+        let direct = transport.local_addr().unwrap();
+        let addr = match one_way_delay_ms {
+            Some(delay_ms) => {
+                let relay = UdpRelay::start(direct, LinkConditions { delay_ms, ..Default::default() }).await.unwrap();
+                let addr = relay.local_addr();
+                relays.insert(site, relay);
+                addr
+            }
+            None => direct,
+        };
+        addrs.insert(site, addr.to_string());
         transports.insert(site, transport);
     }
     let mut nodes = BTreeMap::new();
@@ -95,7 +118,7 @@ pub async fn quic_cluster(name: &str, sites: &[u64], timing: ClusterTiming) -> Q
     for node in nodes.values() {
         node.bootstrap(&addrs).await.unwrap();
     }
-    QuicCluster { ca, dir, nodes, addrs }
+    (QuicCluster { ca, dir, nodes, addrs }, relays)
 }
 
 pub struct MemoryCluster {
