@@ -94,14 +94,18 @@ impl AriEvents {
     }
 
     /// Opens the WebSocket for `config.applications` and keeps it open until dropped.
+    /// Must be called inside a tokio runtime (the connection runs as a task).
     pub fn connect(config: &AriConfig) -> Result<AriEvents, AriError> {
         let url = config.events_url()?;
         let authorization = authorization_value(&config.username, &config.password);
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|error| AriError::InvalidConfig(format!("events URL: {error}")))?;
-        let mut header = HeaderValue::from_str(&authorization)
+        AriEvents::connect_url(&url, &authorization)
+    }
+
+    /// Opens `url` (`ws://host:port/ari/events?app=...`) with an `Authorization` value.
+    pub(crate) fn connect_url(url: &str, authorization: &str) -> Result<AriEvents, AriError> {
+        let mut request =
+            url.into_client_request().map_err(|error| AriError::InvalidConfig(format!("events URL: {error}")))?;
+        let mut header = HeaderValue::from_str(authorization)
             .map_err(|_| AriError::InvalidConfig("credentials are not a valid header value".into()))?;
         header.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, header);

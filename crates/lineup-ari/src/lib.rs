@@ -56,12 +56,15 @@ pub use stasis_args::{parse_stasis_entry, StasisEntry};
 
 use std::future::Future;
 
-/// The ARI operations Lineup uses. `HttpAri` implements it over HTTP; an in-memory Asterisk
-/// can implement it for the simulator. Events come separately, as an `AriEvents` stream.
+/// The ARI operations Lineup uses, and its events stream. `HttpAri` implements it over HTTP
+/// and the events WebSocket; the stand-in's `InMemoryAri` implements it with no sockets.
 ///
 /// Every method is one ARI request; none retries. A `Timeout` leaves the outcome unknown:
 /// read state back (`get_channel`, `list_bridges`) rather than repeating the request.
 pub trait Ari: Send + Sync {
+    /// Opens the events stream for `applications` (each owned by one consumer at a time, as
+    /// Asterisk allows). Must be called inside a tokio runtime.
+    fn subscribe_events(&self, applications: &[ApplicationName]) -> Result<AriEvents, AriError>;
     /// `POST /channels/{id}/answer`.
     fn answer(&self, channel: &ChannelId) -> impl Future<Output = Result<(), AriError>> + Send;
     /// `DELETE /channels/{id}?reason=`. A 404 means the channel was already gone.

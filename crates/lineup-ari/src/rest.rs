@@ -3,6 +3,7 @@
 use crate::basic_auth::authorization_value;
 use crate::config::AriConfig;
 use crate::error::AriError;
+use crate::events::AriEvents;
 use crate::ids::{validate_variable_name, ApplicationName, BridgeId, ChannelId, PlaybackId};
 use crate::model::{
     validate_dtmf, Application, Bridge, Channel, ContinueTarget, CreateBridgeRequest, CreateChannelRequest,
@@ -31,6 +32,8 @@ pub struct HttpAri {
     base_url: String,
     authorization: HeaderValue,
     request_timeout_ms: u64,
+    /// `ws://host:port/ari/events`, for `subscribe_events`.
+    events_url: String,
 }
 
 impl fmt::Debug for HttpAri {
@@ -76,7 +79,8 @@ impl HttpAri {
             .timeout(Duration::from_millis(config.request_timeout_ms))
             .build()
             .map_err(|error| AriError::InvalidConfig(error.to_string()))?;
-        Ok(HttpAri { http, base_url, authorization, request_timeout_ms: config.request_timeout_ms })
+        let events_url = format!("ws://{}/events", &base_url["http://".len()..]);
+        Ok(HttpAri { http, base_url, authorization, request_timeout_ms: config.request_timeout_ms, events_url })
     }
 
     /// Sends one request; returns the body of a 2xx answer, or the typed error.
@@ -163,6 +167,19 @@ impl HttpAri {
 }
 
 impl Ari for HttpAri {
+    fn subscribe_events(&self, applications: &[ApplicationName]) -> Result<AriEvents, AriError> {
+        if applications.is_empty() {
+            return Err(AriError::InvalidConfig("at least one application is required".into()));
+        }
+        let names: Vec<&str> = applications.iter().map(ApplicationName::as_str).collect();
+        let url = format!("{}?app={}", self.events_url, names.join(","));
+        let authorization = self
+            .authorization
+            .to_str()
+            .map_err(|_| AriError::InvalidConfig("credentials are not a valid header value".into()))?;
+        AriEvents::connect_url(&url, authorization)
+    }
+
     async fn answer(&self, channel: &ChannelId) -> Result<(), AriError> {
         self.send_void("answer", Method::POST, &format!("/channels/{channel}/answer"), vec![]).await
     }

@@ -88,6 +88,10 @@ fn strings(ids: &[ChannelId]) -> Vec<String> {
 }
 
 impl Ari for InMemoryAri {
+    fn subscribe_events(&self, applications: &[ApplicationName]) -> Result<AriEvents, AriError> {
+        self.events(applications)
+    }
+
     async fn answer(&self, channel: &ChannelId) -> Result<(), AriError> {
         self.live.with_world(|world| world.answer(self.box_index, channel.as_str()))
     }

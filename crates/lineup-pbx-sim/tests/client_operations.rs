@@ -57,7 +57,8 @@ async fn every_client_operation_is_understood_by_the_stand_in() {
         request_timeout_ms: 5_000,
     };
     let ari = HttpAri::new(&config).unwrap();
-    let mut events = AriEvents::connect(&config).unwrap();
+    // The trait's own events stream: the WebSocket with the same credentials as REST.
+    let mut events = ari.subscribe_events(&[ApplicationName::new("lineup").unwrap()]).unwrap();
     assert!(matches!(events.next().await, Some(EventStreamItem::Connected { .. })));
     let behaviour = PhoneBehaviour { answer_after_ms: Some(50), ..PhoneBehaviour::default() };
     live.with_world(|world| world.register_phone(SITE, "op-1", behaviour)).unwrap();

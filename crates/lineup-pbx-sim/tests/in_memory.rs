@@ -41,7 +41,7 @@ async fn a_patient_caller_runs_in_virtual_time() {
     let live = LiveWorld::start(PbxWorld::new(1_795_325_224_000, vec![config]).unwrap());
     let ari = InMemoryAri::new(live.clone(), SITE);
     let lineup = ApplicationName::new("lineup").unwrap();
-    let mut events = ari.events(std::slice::from_ref(&lineup)).unwrap();
+    let mut events = ari.subscribe_events(std::slice::from_ref(&lineup)).unwrap();
     assert_eq!(events.next().await, Some(EventStreamItem::Connected { connection_serial: 1 }));
 
     let started = tokio::time::Instant::now();
