@@ -60,6 +60,7 @@ struct LiveState {
     next_subscriber_id: u64,
     rest_faults: Vec<RestFault>,
     duplicated_event_boxes: Vec<BoxIndex>,
+    reordered_event_boxes: Vec<BoxIndex>,
 }
 
 /// Most REST faults armed at once.
@@ -110,6 +111,7 @@ impl LiveWorld {
                 next_subscriber_id: 0,
                 rest_faults: Vec::new(),
                 duplicated_event_boxes: Vec::new(),
+                reordered_event_boxes: Vec::new(),
             }),
             wake: Notify::new(),
             started: Instant::now(),
@@ -231,6 +233,16 @@ impl LiveWorld {
         }
     }
 
+    /// While on, swaps each adjacent pair of `box_index`'s events within every batch the model
+    /// produces (a hangup's events, a bridge join's events): out-of-order delivery faults.
+    pub fn set_reorder_events(&self, box_index: BoxIndex, on: bool) {
+        let mut state = self.lock();
+        state.reordered_event_boxes.retain(|index| *index != box_index);
+        if on {
+            state.reordered_event_boxes.push(box_index);
+        }
+    }
+
     pub(crate) fn unsubscribe(&self, id: u64) {
         let mut state = self.lock();
         let Some(position) = state.subscribers.iter().position(|subscriber| subscriber.id == id) else { return };
@@ -244,7 +256,14 @@ impl LiveWorld {
 /// Sends each pending event to the WebSocket owning its application; drops subscribers whose
 /// buffer is full (their socket closes) and unregisters their applications.
 fn deliver(state: &mut LiveState) {
-    let outputs = state.world.drain_outputs();
+    let mut outputs = state.world.drain_outputs();
+    for box_index in &state.reordered_event_boxes {
+        let positions: Vec<usize> =
+            outputs.iter().enumerate().filter(|(_, output)| output.box_index == *box_index).map(|(i, _)| i).collect();
+        for pair in positions.chunks_exact(2) {
+            outputs.swap(pair[0], pair[1]);
+        }
+    }
     let mut overflowed: Vec<u64> = Vec::new();
     for output in outputs {
         let copies = if state.duplicated_event_boxes.contains(&output.box_index) { 2 } else { 1 };

@@ -145,3 +145,19 @@ async fn duplicated_events_reach_the_client_twice() {
     let next = wait_for(&mut events, "next StasisStart", |e| e.kind.type_name() == "StasisStart").await;
     assert!(stasis_start_of(&next, &third_caller), "no duplicate once turned off: {next:?}");
 }
+
+#[tokio::test]
+async fn reordered_events_arrive_swapped_in_pairs() {
+    let (live, _server, ari, mut events) = start(2_000).await;
+    let caller = place_caller(&live, "dan");
+    wait_for(&mut events, "StasisStart", |e| stasis_start_of(e, &caller)).await;
+    ari.answer(&caller).await.unwrap();
+    wait_for(&mut events, "answered", |e| e.kind.type_name() == "ChannelStateChange").await;
+    live.set_reorder_events(SITE, true);
+    // The caller hangs up: HangupRequest then StasisEnd, delivered the other way round.
+    assert!(live.with_world(|world| world.phone_hangup(SITE, &caller)));
+    let first = wait_for(&mut events, "first of the pair", |_| true).await;
+    let second = wait_for(&mut events, "second of the pair", |_| true).await;
+    assert_eq!(first.kind.type_name(), "StasisEnd");
+    assert_eq!(second.kind.type_name(), "ChannelHangupRequest");
+}
