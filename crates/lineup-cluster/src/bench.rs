@@ -191,7 +191,7 @@ async fn time_enqueue_to_offer(
         return Err(bench_err("enqueue", "no offer was made"));
     }
     let index = committed.log_index.ok_or_else(|| bench_err("enqueue", "no log index"))?;
-    await_applied_everywhere(sites, index).await?;
+    await_applied_everywhere(sites, crate::batch::log_index_of(index)).await?;
     Ok(started.elapsed().as_secs_f64() * 1_000.0)
 }
 

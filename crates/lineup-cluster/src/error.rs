@@ -56,6 +56,7 @@ impl ClusterError {
         match e {
             crate::rpc::LeaderError::NotLeader { leader, .. } => ClusterError::NotLeader { site, leader },
             crate::rpc::LeaderError::Failed(reason) => ClusterError::LeaderFailed { site, reason },
+            crate::rpc::LeaderError::Refused(reason) => ClusterError::PeerRefused(reason),
         }
     }
 }

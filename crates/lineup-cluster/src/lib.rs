@@ -2,6 +2,7 @@
 //!
 //! See docs/ARCHITECTURE.md for the code map. Only this crate knows openraft, quinn and redb.
 
+pub mod batch;
 pub mod bench;
 pub mod certs;
 mod error;

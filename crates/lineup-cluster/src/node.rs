@@ -37,6 +37,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::batch::{apply_index, CommandBatch, Proposer, ENTRY_GATHER_BYTES};
 use crate::frame::PEER_FRAME_MAX_BYTES;
 use crate::log_store::{open_database, RedbLogStore, WriterFinished};
 use crate::rpc::{Committed, LeaderError, PeerRequest, PeerResponse};
@@ -45,12 +46,12 @@ use crate::transport::{PeerHandler, PeerTransport, ResponseFuture};
 use crate::ClusterError;
 
 openraft::declare_raft_types!(
-    /// openraft's type configuration for Lineup: the log entry is a routing [`Command`],
-    /// the response its [`Applied`] (None for Raft's own blank and membership entries), and
-    /// a node id is a site id.
+    /// openraft's type configuration for Lineup: a log entry carries a batch of routing
+    /// [`Command`]s ([`CommandBatch`]), the response is their [`Applied`] results (None for
+    /// Raft's own blank and membership entries), and a node id is a site id.
     pub LineupRaft:
-        D = Command,
-        R = Option<Applied>,
+        D = CommandBatch,
+        R = Option<Vec<Applied>>,
         NodeId = u64,
         Node = BasicNode,
 );
@@ -84,9 +85,9 @@ pub const SNAPSHOT_LOGS_SINCE_LAST: u64 = 10_000;
 /// Entries kept in the log behind the snapshot, so a briefly lagging follower catches up
 /// from the log instead of a full snapshot.
 pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
-/// Entries per AppendEntries. Together with [`COMMAND_MAX_BYTES`] this keeps a batch under
-/// [`PEER_FRAME_MAX_BYTES`].
-pub const MAX_PAYLOAD_ENTRIES: u64 = 128;
+/// Entries per AppendEntries. With entries bounded by [`ENTRY_GATHER_BYTES`] plus one
+/// [`COMMAND_MAX_BYTES`] command, an AppendEntries stays under [`PEER_FRAME_MAX_BYTES`].
+pub const MAX_PAYLOAD_ENTRIES: u64 = 64;
 /// Largest encoded command accepted for proposal.
 pub const COMMAND_MAX_BYTES: usize = 32 * 1024;
 /// Snapshot chunk size for InstallSnapshot (well under the frame limit).
@@ -96,7 +97,8 @@ pub const SHUTDOWN_WAIT_MS: u64 = 5_000;
 /// Applied effects buffered per subscriber before it lags.
 pub const EFFECT_STREAM_CAPACITY: usize = 4_096;
 
-const _: () = assert!(MAX_PAYLOAD_ENTRIES as usize * COMMAND_MAX_BYTES * 2 <= PEER_FRAME_MAX_BYTES);
+const _: () =
+    assert!(MAX_PAYLOAD_ENTRIES as usize * (ENTRY_GATHER_BYTES + COMMAND_MAX_BYTES) * 2 <= PEER_FRAME_MAX_BYTES);
 const _: () = assert!((SNAPSHOT_CHUNK_BYTES as usize) * 2 <= PEER_FRAME_MAX_BYTES);
 const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 <= ELECTION_TIMEOUT_MIN_MS);
 
@@ -164,10 +166,11 @@ impl NodeConfig {
     }
 }
 
-/// An effect addressed to this site, with the log index that produced it.
+/// An effect addressed to this site, with the apply index of the command that produced it
+/// (see [`crate::batch`]; an Offer's fence is that index).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteEffect {
-    pub log_index: u64,
+    pub apply_index: u64,
     pub effect: Effect,
 }
 
@@ -185,16 +188,21 @@ impl SiteState {
 }
 
 impl ReplicatedState for SiteState {
-    type Command = Command;
-    type Output = Applied;
+    type Command = CommandBatch;
+    type Output = Vec<Applied>;
 
-    fn apply(&mut self, log_index: u64, command: &Command) -> Applied {
-        let applied = self.routing.apply(log_index, command);
-        for effect in applied.effects.iter().filter(|e| e.is_for(self.site)) {
-            // No subscriber is fine: the effect is also in the committed log.
-            let _ = self.effects.send(SiteEffect { log_index, effect: effect.clone() });
+    fn apply(&mut self, log_index: u64, batch: &CommandBatch) -> Vec<Applied> {
+        let mut results = Vec::with_capacity(batch.commands.len());
+        for (position, command) in batch.commands.iter().enumerate() {
+            let apply_index = apply_index(log_index, position);
+            let applied = self.routing.apply(apply_index, command);
+            for effect in applied.effects.iter().filter(|e| e.is_for(self.site)) {
+                // No subscriber is fine: the effect is also in the committed log.
+                let _ = self.effects.send(SiteEffect { apply_index, effect: effect.clone() });
+            }
+            results.push(applied);
         }
-        applied
+        results
     }
 
     fn snapshot_bytes(&self) -> Vec<u8> {
@@ -340,9 +348,10 @@ impl<T: PeerTransport> RaftNetwork<LineupRaft> for PeerClient<T> {
 struct NodeHandler {
     raft: LineupRaftHandle,
     store: Store,
+    proposer: Proposer,
 }
 
-fn leader_error<E>(e: RaftError<u64, E>) -> LeaderError
+pub(crate) fn leader_error<E>(e: RaftError<u64, E>) -> LeaderError
 where
     E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<u64, BasicNode>>,
 {
@@ -376,9 +385,13 @@ impl NodeHandler {
             PeerRequest::AppendEntries(rpc) => PeerResponse::AppendEntries(self.raft.append_entries(rpc).await),
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
             PeerRequest::InstallSnapshot(rpc) => PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await),
-            PeerRequest::ClientWrite(command) => {
-                PeerResponse::ClientWrite(bounded(write_as_leader(&self.raft, command)).await)
-            }
+            PeerRequest::ClientWrite(command) => PeerResponse::ClientWrite(match codec::encode_versioned(&command) {
+                Ok(bytes) if bytes.len() <= COMMAND_MAX_BYTES => {
+                    bounded(self.proposer.propose(command, bytes.len())).await
+                }
+                Ok(bytes) => Err(LeaderError::Refused(format!("command of {} bytes is too large", bytes.len()))),
+                Err(e) => Err(LeaderError::Refused(e.to_string())),
+            }),
             PeerRequest::ReadIndex => PeerResponse::ReadIndex(bounded(read_index_as_leader(&self.raft)).await),
             PeerRequest::ResultOf(id) => {
                 PeerResponse::ResultOf(match bounded(read_index_as_leader(&self.raft)).await {
@@ -392,7 +405,8 @@ impl NodeHandler {
 
 impl PeerHandler for NodeHandler {
     fn handle(&self, from: u64, request: Vec<u8>) -> ResponseFuture {
-        let handler = NodeHandler { raft: self.raft.clone(), store: self.store.clone() };
+        let handler =
+            NodeHandler { raft: self.raft.clone(), store: self.store.clone(), proposer: self.proposer.clone() };
         Box::pin(async move {
             let answer = handler.answer(from, request).await;
             codec::encode_versioned(&answer).unwrap_or_else(|e| {
@@ -410,16 +424,6 @@ async fn bounded<V>(request: impl std::future::Future<Output = Result<V, LeaderE
     match tokio::time::timeout(Duration::from_millis(LEADER_REQUEST_TIMEOUT_MS), request).await {
         Ok(answer) => answer,
         Err(_) => Err(LeaderError::Failed(format!("not done within {LEADER_REQUEST_TIMEOUT_MS} ms"))),
-    }
-}
-
-async fn write_as_leader(raft: &LineupRaftHandle, command: Command) -> Result<Committed, LeaderError> {
-    match raft.client_write(command).await {
-        Ok(response) => match response.data {
-            Some(applied) => Ok(Committed::from_applied(response.log_id.index, applied)),
-            None => Err(LeaderError::Failed("a command entry produced no result".into())),
-        },
-        Err(e) => Err(leader_error(e)),
     }
 }
 
@@ -442,6 +446,7 @@ pub struct ClusterNode<T: PeerTransport> {
     origin: u64,
     next_serial: AtomicU64,
     background: Mutex<Vec<JoinHandle<()>>>,
+    proposer: Proposer,
     log_writer: Mutex<Option<WriterFinished>>,
 }
 
@@ -471,7 +476,8 @@ impl<T: PeerTransport> ClusterNode<T> {
         let raft = openraft::Raft::new(config.site, raft_config, network, log_store, store.clone())
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        transport.serve(Arc::new(NodeHandler { raft: raft.clone(), store: store.clone() }));
+        let (proposer, proposer_task) = Proposer::start(raft.clone());
+        transport.serve(Arc::new(NodeHandler { raft: raft.clone(), store: store.clone(), proposer: proposer.clone() }));
         let node = Arc::new(Self {
             site: config.site,
             raft,
@@ -481,7 +487,8 @@ impl<T: PeerTransport> ClusterNode<T> {
             timing: config.timing.clone(),
             origin: origin_for(config.site, incarnation),
             next_serial: AtomicU64::new(1),
-            background: Mutex::new(Vec::new()),
+            background: Mutex::new(vec![proposer_task]),
+            proposer,
             log_writer: Mutex::new(Some(log_writer)),
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
@@ -600,7 +607,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         for _attempt in 0..CLIENT_WRITE_ATTEMPTS_MAX {
             let (leader, addr) = self.wait_for_leader(timeout).await?;
             let sent = if leader == self.site {
-                match tokio::time::timeout(timeout, write_as_leader(&self.raft, command.clone())).await {
+                match tokio::time::timeout(timeout, self.proposer.propose(command.clone(), size)).await {
                     Ok(answer) => Ok(answer),
                     Err(_) => Err(ClusterError::Timeout { site: leader, timeout_ms: timeout.as_millis() as u64 }),
                 }
@@ -624,6 +631,8 @@ impl<T: PeerTransport> ClusterNode<T> {
                     self.await_leader_change(leader, timeout).await;
                 }
                 // Delivered but unanswered, or failed after proposing: read it back.
+                // Refused before proposing: definite.
+                Ok(Err(LeaderError::Refused(reason))) => return Err(ClusterError::PeerRefused(reason)),
                 Ok(Err(LeaderError::Failed(_)))
                 | Err(ClusterError::Timeout { .. })
                 | Err(ClusterError::ConnectionLost { .. }) => {
@@ -641,6 +650,12 @@ impl<T: PeerTransport> ClusterNode<T> {
         } else {
             Err(ClusterError::NoLeader { waited_ms: timeout.as_millis() as u64 * u64::from(CLIENT_WRITE_ATTEMPTS_MAX) })
         }
+    }
+
+    /// Proposes through this node's own Raft (it must be the leader).
+    async fn propose_as_leader(&self, command: Command) -> Result<Committed, LeaderError> {
+        let size = codec::encode_versioned(&command).map_err(|e| LeaderError::Refused(e.to_string()))?.len();
+        self.proposer.propose(command, size).await
     }
 
     /// Waits (bounded) until the known leader is someone other than `old`.
@@ -761,7 +776,7 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
             last_tick = Some(now);
             let now_ms = now_unix_ms();
             let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
-            if let Ok(Err(e)) = tokio::time::timeout(write_timeout, write_as_leader(&node.raft, tick)).await {
+            if let Ok(Err(e)) = tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
                 tracing::debug!(site = node.site, error = ?e, "tick not committed");
             }
         }
@@ -778,7 +793,7 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
             };
             tracing::info!(site = node.site, peer = site, kind = body.kind(), "member health change");
             let command = Command { id: node.next_command_id(), at_ms: now_unix_ms(), body };
-            let _ = tokio::time::timeout(write_timeout, write_as_leader(&node.raft, command)).await;
+            let _ = tokio::time::timeout(write_timeout, node.propose_as_leader(command)).await;
         }
     }
 }

@@ -44,6 +44,8 @@ pub enum PeerResponse {
 pub enum LeaderError {
     /// Not the leader; here is who is, if known. The request was not proposed.
     NotLeader { leader: Option<u64>, leader_addr: Option<String> },
+    /// The request itself is unacceptable (e.g. too large); nothing was proposed.
+    Refused(String),
     /// Raft refused or failed; the message says why. For a write, nothing was committed
     /// unless the message is about a lost leadership after proposing (then the outcome is
     /// resolved by read-back).
@@ -53,8 +55,9 @@ pub enum LeaderError {
 /// A committed command's outcome, as returned to the proposer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committed {
-    /// The log index that committed it; `None` when the outcome was recovered by reading
-    /// the result back (the index is not kept in the dedup table).
+    /// The apply index it was applied at (its Raft log index times
+    /// [`crate::batch::ENTRY_COMMANDS_MAX`] plus its position in the entry; the fence of an
+    /// offer it made). `None` when the outcome was recovered by reading the result back.
     pub log_index: Option<u64>,
     pub result: CommandResult,
     /// The effects of this apply. Empty when the outcome was recovered by read-back or the
@@ -63,7 +66,7 @@ pub struct Committed {
 }
 
 impl Committed {
-    pub(crate) fn from_applied(log_index: u64, applied: Applied) -> Self {
-        Self { log_index: Some(log_index), result: applied.result, effects: applied.effects }
+    pub(crate) fn from_applied(apply_index: u64, applied: Applied) -> Self {
+        Self { log_index: Some(apply_index), result: applied.result, effects: applied.effects }
     }
 }

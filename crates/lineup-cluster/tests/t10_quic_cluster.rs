@@ -21,7 +21,11 @@ async fn a_call_at_a_and_an_operator_at_c_produce_the_same_offer_at_all_three() 
     let committed = a.propose(enqueue("c1", "sales", 1)).await.unwrap();
     committed.result.clone().unwrap();
     let offer = offers(&committed.effects).pop().expect("the enqueue made an offer");
-    assert_eq!(offer.fence, committed.log_index.unwrap(), "the fence is the log index that made the offer");
+    assert_eq!(
+        offer.fence,
+        committed.log_index.unwrap(),
+        "the fence is the apply index of the command that made the offer"
+    );
     assert_eq!((offer.caller_site, offer.operator_site), (SiteId(1), SiteId(3)));
 
     let (a_index, a_offer) = next_offer_for(&mut a_effects, "c1").await;
@@ -31,7 +35,7 @@ async fn a_call_at_a_and_an_operator_at_c_produce_the_same_offer_at_all_three() 
     assert_eq!((a_index, c_index), (offer.fence, offer.fence));
 
     // Site B holds no leg, so the offer is not on its stream, but its state agrees.
-    await_applied(b, offer.fence).await;
+    await_applied_command(b, offer.fence).await;
     let at_b = b.read_stale(|r| r.call_view(&CallId::new("c1"))).unwrap();
     assert_eq!(at_b.status, CallStatus::Offered);
     assert_eq!(at_b.operator, Some(OperatorId::new("carol")));

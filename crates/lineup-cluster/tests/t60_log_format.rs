@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use lineup_cluster::batch::CommandBatch;
 use lineup_cluster::node::LineupRaft;
 use lineup_core::{codec, Command, CommandBody, CommandId, SiteId};
 use openraft::{BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
@@ -27,10 +28,12 @@ fn round_trip(entry: &Entry<LineupRaft>) -> Vec<u8> {
 fn command_entry_bytes_are_pinned() {
     let entry = Entry::<LineupRaft> {
         log_id: log_id(3, 1, 42),
-        payload: EntryPayload::Normal(Command {
-            id: CommandId { origin: (2 << 32) | 1, serial: 7 },
-            at_ms: 1_700_000_000_000,
-            body: CommandBody::SiteLost { site: SiteId(3) },
+        payload: EntryPayload::Normal(CommandBatch {
+            commands: vec![Command {
+                id: CommandId { origin: (2 << 32) | 1, serial: 7 },
+                at_ms: 1_700_000_000_000,
+                body: CommandBody::SiteLost { site: SiteId(3) },
+            }],
         }),
     };
     assert_eq!(hex(&round_trip(&entry)), GOLDEN_COMMAND_ENTRY);
@@ -48,8 +51,8 @@ fn membership_entry_bytes_are_pinned() {
     assert_eq!(hex(&round_trip(&entry)), GOLDEN_MEMBERSHIP_ENTRY);
 }
 
-/// version 1, log id (term 3, node 1, index 42), Normal, command id (varint origin, serial),
-/// at_ms, `CommandBody` variant 25 (SiteLost), site 3.
-const GOLDEN_COMMAND_ENTRY: &str = "0103012a01fd010000000200000007fd0068e5cf8b0100001903";
+/// version 1, log id (term 3, node 1, index 42), Normal, batch of 1 command: command id
+/// (varint origin, serial), at_ms, `CommandBody` variant 25 (SiteLost), site 3.
+const GOLDEN_COMMAND_ENTRY: &str = "0103012a0101fd010000000200000007fd0068e5cf8b0100001903";
 const GOLDEN_MEMBERSHIP_ENTRY: &str =
     "0101010102010301020303010d31302e302e302e313a37343030020d31302e302e302e323a37343030030d31302e302e302e333a37343030";

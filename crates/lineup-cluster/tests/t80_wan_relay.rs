@@ -32,8 +32,8 @@ async fn three_sites_over_a_wan_agree_and_survive_a_blackholed_site() {
     // A commit needs a quorum round trip through the relays.
     assert!(started.elapsed() >= Duration::from_millis(2 * ONE_WAY_DELAY_MS));
     assert_eq!(next_offer_for(&mut a_effects, "c1").await.1, offer);
-    await_applied(c, offer.fence).await;
-    await_applied(b, offer.fence).await;
+    await_applied_command(c, offer.fence).await;
+    await_applied_command(b, offer.fence).await;
 
     // Blackhole a follower in both directions: the other two still commit.
     let follower = *cluster.nodes.keys().find(|s| **s != leader).unwrap();

@@ -182,6 +182,12 @@ pub async fn await_applied<T: PeerTransport>(node: &ClusterNode<T>, index: u64) 
         .unwrap_or_else(|e| panic!("site {} did not apply {index}: {e}", node.site()));
 }
 
+/// Waits until the node has applied the command with this apply index (a fence, or
+/// `Committed::log_index`).
+pub async fn await_applied_command<T: PeerTransport>(node: &ClusterNode<T>, apply_index: u64) {
+    await_applied(node, lineup_cluster::batch::log_index_of(apply_index)).await;
+}
+
 pub fn queue_config(id: &str) -> CommandBody {
     CommandBody::PutQueue(QueueConfig { id: QueueId::new(id), ..Default::default() })
 }
@@ -234,8 +240,8 @@ pub async fn next_offer_for(stream: &mut broadcast::Receiver<SiteEffect>, call: 
     tokio::time::timeout(WAIT, async {
         loop {
             match stream.recv().await {
-                Ok(SiteEffect { log_index, effect: Effect::Offer(offer) }) if offer.call == wanted => {
-                    return (log_index, offer)
+                Ok(SiteEffect { apply_index, effect: Effect::Offer(offer) }) if offer.call == wanted => {
+                    return (apply_index, offer)
                 }
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
