@@ -29,7 +29,8 @@
 //! - `server`: `LiveWorld` (the world on a real clock, timers driven by a task) and
 //!   `serve_box` (axum HTTP + WebSocket for one box), with fault seams for tests:
 //!   `RestFault` (500s, late answers), `drop_event_connections`, `set_duplicate_events`,
-//!   `set_reorder_events`.
+//!   `set_reorder_events`; `watch_requests` reports every request answered (benchmarks time
+//!   the bridge request with it).
 //! - `in_memory`: `InMemoryAri`, the `lineup_ari::Ari` trait over a `LiveWorld` with no
 //!   sockets (with tokio's paused clock, in virtual time).
 //! - `dialplan`: the `extensions.conf` subset the stand-in executes.
@@ -48,7 +49,7 @@ pub use dialplan::Dialplan;
 pub use error::SimError;
 pub use in_memory::InMemoryAri;
 pub use rest::{handle_rest, RestParams, RestReply};
-pub use server::{serve_box, BoxServer, LiveWorld, RestFault, RestFaultKind, SimCredentials};
+pub use server::{serve_box, BoxServer, LiveWorld, RequestRecord, RestFault, RestFaultKind, SimCredentials};
 pub use world::{
     federated_sites, AudioPath, BoxConfig, BoxIndex, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall,
     ScriptedKeys, TrunkRoute, WorldOutput,

@@ -20,7 +20,7 @@ use lineup_ari::{AriEvent, EventKind};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -92,6 +92,23 @@ pub struct LiveWorld {
     state: Mutex<LiveState>,
     wake: Notify,
     started: Instant,
+    requests: broadcast::Sender<RequestRecord>,
+}
+
+/// Request records kept for slow observers; older ones are skipped (`Lagged`).
+pub const REQUEST_NOTIFICATIONS_CAPACITY_RECORDS: usize = 1_024;
+
+/// One ARI request the HTTP face answered, for tests and benchmarks ("when did the stand-in
+/// receive the bridge request", "how many bridges were created for this call").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub box_index: BoxIndex,
+    /// When the request arrived (after authentication and parsing).
+    pub received_at: Instant,
+    pub method: String,
+    /// Relative to `/ari`, e.g. `/bridges/c1/addChannel`.
+    pub path: String,
+    pub status: u16,
 }
 
 impl std::fmt::Debug for LiveWorld {
@@ -114,6 +131,7 @@ impl LiveWorld {
                 reordered_event_boxes: Vec::new(),
             }),
             wake: Notify::new(),
+            requests: broadcast::channel(REQUEST_NOTIFICATIONS_CAPACITY_RECORDS).0,
             started: Instant::now(),
         });
         tokio::spawn(drive_timers(Arc::downgrade(&live)));
@@ -180,6 +198,11 @@ impl LiveWorld {
         let id = state.next_subscriber_id;
         state.subscribers.push(Subscriber { id, box_index, applications, sender });
         Ok((id, receiver))
+    }
+
+    /// Every request the HTTP faces of this world answer from now on.
+    pub fn watch_requests(&self) -> broadcast::Receiver<RequestRecord> {
+        self.requests.subscribe()
     }
 
     /// Arms a REST fault (see `RestFault`). Returns false if `REST_FAULTS_MAX_COUNT` are armed.
@@ -418,11 +441,16 @@ async fn rest_request(
     }
     let method = method.as_str().to_string();
     let path = path.to_string();
+    let received_at = Instant::now();
     let fault = state.live.take_rest_fault(state.box_index, &method, &path);
-    if fault == Some(RestFaultKind::RefuseWithServerError) {
-        return error_response(StatusCode::INTERNAL_SERVER_ERROR, "Injected fault");
-    }
-    let reply = state.live.with_world(|world| handle_rest(world, state.box_index, &method, &path, &params));
+    let reply = if fault == Some(RestFaultKind::RefuseWithServerError) {
+        RestReply::error(&lineup_ari::AriError::ServerError { message: "Injected fault".into() })
+    } else {
+        state.live.with_world(|world| handle_rest(world, state.box_index, &method, &path, &params))
+    };
+    // Nobody watching is the normal case: the send error is ignored.
+    let record = RequestRecord { box_index: state.box_index, received_at, method, path, status: reply.status };
+    let _ = state.live.requests.send(record);
     if let Some(RestFaultKind::AnswerLate { delay_ms }) = fault {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }

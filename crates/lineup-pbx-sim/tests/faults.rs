@@ -86,7 +86,11 @@ async fn an_injected_500_refuses_without_executing() {
         count: 1,
     };
     assert!(live.inject_rest_fault(fault));
+    let mut requests = live.watch_requests();
     let error = ari.answer(&caller).await.unwrap_err();
+    let record = requests.recv().await.unwrap();
+    assert_eq!((record.method.as_str(), record.status), ("POST", 500));
+    assert_eq!(record.path, format!("/channels/{caller}/answer"));
     assert!(matches!(&error, AriError::ServerError { message } if message == "Injected fault"), "{error:?}");
     assert_eq!(ari.get_channel(&caller).await.unwrap().state, ChannelState::Ring);
     ari.answer(&caller).await.unwrap();
