@@ -10,6 +10,7 @@
 //! - [`projection`]: the Redis live projection (optional; degraded, never blocking, when
 //!   Redis is down; rebuilt from state to catch up).
 //! - [`pipeline`]: the history side wired for a node.
+//! - [`assembler`]: whole entries from a per-effect stream (both sinks need whole entries).
 //!
 //! Wiring in a node: start a [`HistoryPipeline`] (an [`Outbox`] drained into a
 //! [`HistorySink`] and a [`QueueLogSink`]), hand it every applied entry with
@@ -17,6 +18,7 @@
 //! read [`HistoryPipeline::health`] for readiness and the outbox lag metric. Start a
 //! [`RedisProjection`] with a [`StateSource`] reading the node's state, and hand it the same
 //! entries with [`RedisProjection::submit`].
+pub mod assembler;
 pub mod error;
 pub mod history;
 pub mod outbox;
@@ -24,6 +26,7 @@ pub mod pipeline;
 pub mod projection;
 pub mod queue_log;
 
+pub use assembler::EntryAssembler;
 pub use error::StoreError;
 pub use history::{BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore};
 pub use outbox::{AppliedEntry, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};

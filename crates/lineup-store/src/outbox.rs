@@ -42,7 +42,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -100,7 +100,8 @@ pub struct OutboxLag {
     /// Oldest of those (None when the file is empty).
     pub oldest_index: Option<u64>,
     pub newest_index: Option<u64>,
-    /// Entries still in memory, on their way to the file.
+    /// Entries still in memory, on their way to the file (0 means everything submitted is
+    /// in the file).
     pub pending: usize,
     /// Submits that found the queue full and wrote the file themselves, since open.
     pub synchronous_writes: u64,
@@ -125,6 +126,9 @@ struct Shared {
     sinks: Vec<String>,
     synchronous_writes: AtomicU64,
     pending_capacity_entries: usize,
+    /// Entries the writer took from the queue and has not committed yet (set under the
+    /// `pending` lock, cleared after the commit), so lag never hides them.
+    in_flight: AtomicUsize,
     /// Error of the last failed local write while the writer retries it. Its own lock (and
     /// `closing`): the writer must not take `pending` while holding `commit_order`.
     write_error: Mutex<Option<String>>,
@@ -166,6 +170,7 @@ impl Shared {
                     return;
                 }
                 let batch: Vec<AppliedEntry> = pending.queue.drain(..).collect();
+                self.in_flight.store(batch.len(), Ordering::Release);
                 (batch, lock(&self.commit_order))
             };
             // Retry the same group while holding the commit lock: a later group must never
@@ -174,6 +179,7 @@ impl Shared {
             loop {
                 match self.write_entries(&batch) {
                     Ok(()) => {
+                        self.in_flight.store(0, Ordering::Release);
                         *lock(&self.write_error) = None;
                         break;
                     }
@@ -288,6 +294,7 @@ impl Outbox {
             sinks: sinks.iter().map(|s| s.to_string()).collect(),
             synchronous_writes: AtomicU64::new(0),
             pending_capacity_entries,
+            in_flight: AtomicUsize::new(0),
             write_error: Mutex::new(None),
             closing: AtomicBool::new(false),
         });
@@ -341,7 +348,7 @@ impl Outbox {
 
     /// Entries not yet delivered to every sink.
     pub fn lag(&self) -> Result<OutboxLag, StoreError> {
-        let pending = lock(&self.shared.pending).queue.len();
+        let pending = lock(&self.shared.pending).queue.len() + self.shared.in_flight.load(Ordering::Acquire);
         let tx = self.shared.db.begin_read()?;
         let table = tx.open_table(ENTRIES)?;
         let entries = table.len()?;
