@@ -33,6 +33,11 @@ pub const POOL_ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Data columns of Asterisk's adaptive queue_log table (`data1`..`data5`).
 pub const QUEUE_LOG_DATA_COLUMNS: usize = 5;
+/// SQLite has no migration lock (PostgreSQL's migrator takes an advisory lock): two stores
+/// opening one new file at once race to create the tables, and the loser sees "already
+/// exists". It retries, and then finds the migration applied.
+pub const SQLITE_MIGRATION_ATTEMPTS_MAX: u32 = 5;
+pub const SQLITE_MIGRATION_RETRY_MS: u64 = 100;
 /// Most rows one read method returns (reads are for reports and tests, newest last).
 pub const READ_MAX_ROWS: i64 = 100_000;
 
@@ -523,7 +528,18 @@ impl HistoryStore {
                 .acquire_timeout(acquire)
                 .connect_with(options)
                 .await?;
-            SQLITE_MIGRATOR.run(&pool).await?;
+            let mut attempt = 1;
+            loop {
+                match SQLITE_MIGRATOR.run(&pool).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < SQLITE_MIGRATION_ATTEMPTS_MAX => {
+                        tracing::debug!(error = %e, attempt, "sqlite migration raced another opener; retrying");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(SQLITE_MIGRATION_RETRY_MS)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Backend::Sqlite(pool)
         } else {
             return Err(StoreError::UnsupportedUrl { url: redact_url(url) });

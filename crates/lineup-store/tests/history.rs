@@ -303,3 +303,22 @@ async fn any_batching_with_replays_leaves_the_rows_of_one_clean_write() {
         store.close().await;
     }
 }
+
+/// Several stores opening one new SQLite file at once (a drainer and a report reader) all
+/// end up on one migrated schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_new_sqlite_file_all_succeed() {
+    let dir = TempDir::new();
+    let url = dir.sqlite_url();
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { HistoryStore::open(&url).await })
+        })
+        .collect();
+    for open in opens {
+        let store = open.await.unwrap().expect("open despite the race");
+        assert_eq!(store.watermark().await.unwrap(), 0);
+        store.close().await;
+    }
+}
