@@ -22,6 +22,11 @@
 //! commit lock while holding the queue lock), so the file only ever holds a prefix of what
 //! was submitted, and a drainer never skips an entry that is still in memory.
 //!
+//! If the local disk itself fails, the writer retries its group (holding the commit lock,
+//! to keep that order) and reports the error ([`Outbox::write_error`]); submits keep
+//! queueing until the queue is full, then wait on that disk. The Raft log lives on the same
+//! disk, so such a node is not applying anything anyway.
+//!
 //! # Draining
 //!
 //! Each sink ([`OutboxSink`]: the history database, the queue_log file) has a drainer task
