@@ -187,12 +187,25 @@ async fn time_enqueue_to_offer(
 ) -> Result<f64, ClusterError> {
     let committed = at.propose(enqueue(call, at.site())).await?;
     committed.result.map_err(|e| bench_err("enqueue", e))?;
-    if !committed.effects.iter().any(|e| matches!(e, lineup_core::Effect::Offer(_))) {
-        return Err(bench_err("enqueue", "no offer was made"));
-    }
+    let offer = committed
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            lineup_core::Effect::Offer(offer) => Some(offer.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| bench_err("enqueue", "no offer was made"))?;
     let index = committed.log_index.ok_or_else(|| bench_err("enqueue", "no log index"))?;
     await_applied_everywhere(sites, crate::batch::log_index_of(index)).await?;
-    Ok(started.elapsed().as_secs_f64() * 1_000.0)
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
+    // Finish the call (not measured), so no unanswered offer expires and takes the next
+    // sample's operator.
+    let connected = CommandBody::Connected { call: offer.call.clone(), operator: offer.operator, fence: offer.fence };
+    at.propose(connected).await?.result.map_err(|e| bench_err("connect", e))?;
+    let completed =
+        CommandBody::Completed { call: offer.call, fence: offer.fence, by: lineup_core::HungUpBy::Operator };
+    at.propose(completed).await?.result.map_err(|e| bench_err("complete", e))?;
+    Ok(elapsed_ms)
 }
 
 /// Runs the benchmark and returns its figures. Needs a multi-threaded tokio runtime.
