@@ -2,6 +2,8 @@
 
 mod alloc_count;
 mod bench;
+mod site_bench;
+mod wiring;
 
 use clap::{Parser, Subcommand};
 
@@ -28,11 +30,14 @@ enum Command {
 enum BenchTarget {
     /// The routing core alone: apply latency, position lookups, memory per waiting call.
     Core(bench::CoreBenchArgs),
+    /// Pickup latency through stand-in, ARI, site driver and a one-node cluster.
+    Site(site_bench::SiteBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
+        Command::Bench { what: BenchTarget::Site(args) } => site_bench::site(&args),
     }
 }
