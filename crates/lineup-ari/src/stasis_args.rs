@@ -20,8 +20,9 @@ pub const LOGIN_APPLICATION: &str = "lineup-login";
 pub const ARGUMENT_VALUE_LENGTH_MAX_BYTES: usize = 64;
 /// Most arguments accepted.
 pub const ARGUMENTS_MAX_COUNT: usize = 8;
-/// Highest priority a gate may give (lower is served first, 0 is the default).
-pub const PRIORITY_MAX: u8 = 9;
+/// Highest priority class an entry may ask for. Classes are the core's (lower is served
+/// first: VIP 0, normal 5, low 10); any u8 is a valid class.
+pub const PRIORITY_MAX: u8 = u8::MAX;
 
 /// What a `StasisStart` means for Lineup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,7 +169,7 @@ mod tests {
             ("lineup", &["queue=sales", "colour=red"]),
             ("lineup", &["queue=sa les"]),
             ("lineup", &["queue="]),
-            ("lineup", &["queue=sales", "priority=10"]),
+            ("lineup", &["queue=sales", "priority=256"]),
             ("lineup", &["queue=sales", "priority=-1"]),
             ("lineup", &["xfer=c1", "queue=sales"]),
             ("lineup", &["queue"]),
