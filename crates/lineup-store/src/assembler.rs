@@ -23,6 +23,12 @@
 //! }
 //! ```
 //!
+//! The indexes must be the ones the effects carry. lineup-cluster applies several commands
+//! per Raft entry and tags effects with *apply indexes* (`log index × ENTRY_COMMANDS_MAX +
+//! position`) while `applied_index()` is a Raft log index, so the node passes the last apply
+//! index of the applied entry: `(applied_index() + 1) × ENTRY_COMMANDS_MAX − 1`
+//! (tests/with_cluster.rs runs exactly this loop against a real node).
+//!
 //! Why this is exact: an entry's effects are all sent while it is applied, and the applied
 //! index only moves past it after that. So once the index reads `A`, every effect of every
 //! entry up to `A` is already in the stream, and draining it until empty collects them all.
