@@ -2,6 +2,7 @@
 
 mod alloc_count;
 mod bench;
+mod demo;
 mod site_bench;
 mod wiring;
 
@@ -19,6 +20,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Three sites in one process: Raft over QUIC on loopback, three Asterisk stand-ins
+    /// joined by trunks, simulated callers and operators.
+    Demo(demo::DemoArgs),
     /// Measure a part of Lineup and print the figures.
     Bench {
         #[command(subcommand)]
@@ -37,6 +41,7 @@ enum BenchTarget {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::demo(&args),
         Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
         Command::Bench { what: BenchTarget::Site(args) } => site_bench::site(&args),
     }
