@@ -104,11 +104,6 @@ async fn commit_batch(raft: &LineupRaftHandle, batch: Vec<Proposal>) {
     let commands = CommandBatch { commands: batch.iter().map(|p| p.command.clone()).collect() };
     let answers: Vec<Result<Committed, LeaderError>> = match raft.client_write(commands).await {
         Ok(response) => {
-            // Followers learn the new commit index with the next replication message; send
-            // it now rather than at the next heartbeat, so every site applies (and acts on
-            // an offer) one half round trip after the commit instead of up to a heartbeat
-            // interval later. Only a stopped Raft fails this, which the next write reports.
-            let _ = raft.trigger().heartbeat().await;
             let log_index = response.log_id.index;
             let applied: Vec<Applied> = response.data.unwrap_or_default();
             if applied.len() != batch.len() {
