@@ -1,0 +1,60 @@
+//! A write whose answer is lost is resolved by reading its result back, not by a blind
+//! retry: it is applied exactly once and the caller learns its result.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lineup_cluster::transport::memory::Filter;
+use lineup_core::*;
+
+/// How long the answers from the leader to the writing site are lost: shorter than the
+/// election timeout (so nobody stands for election) and the write timeout (so the writer
+/// reads back after the heal).
+const ANSWERS_LOST_MS: u64 = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_resolved_by_read_back_and_applied_once() {
+    let cluster = memory_cluster("unknown-outcome", &[1, 2, 3], |mut config| {
+        config.timing.client_write_timeout_ms = 800;
+        config.timing.tick_interval_ms = 3_600_000;
+        config
+    })
+    .await;
+    let nodes: Vec<_> = cluster.nodes.values().collect();
+    let leader = await_leader(&nodes).await;
+    let writer_site = *cluster.nodes.keys().find(|s| **s != leader).unwrap();
+    let writer = cluster.nodes[&writer_site].clone();
+    writer.propose(queue_config("sales")).await.unwrap().result.unwrap();
+
+    // Everything the leader sends to the writer is lost for a moment, including the
+    // answer to the write below; the write itself reaches the leader and commits.
+    let cut = cluster.network.add_filter(Filter::Cut { from: [leader].into(), to: [writer_site].into() });
+    let network = cluster.network.clone();
+    let heal = tokio::spawn(async move {
+        // A fault schedule, not a wait for progress.
+        tokio::time::sleep(Duration::from_millis(ANSWERS_LOST_MS)).await;
+        network.remove_filter(cut);
+    });
+    let id = writer.next_command_id();
+    let committed = writer.submit(Command { id, at_ms: 0, body: enqueue("c1", "sales", writer_site) }).await.unwrap();
+    heal.await.unwrap();
+    committed.result.clone().unwrap();
+    assert_eq!(committed.log_index, None, "the outcome came from the read-back, not the lost answer");
+    assert!(committed.effects.is_empty());
+
+    // Applied exactly once, everywhere.
+    let leader_node = cluster.nodes[&leader].clone();
+    await_applied(&writer, leader_node.applied_index()).await;
+    for node in cluster.nodes.values() {
+        node.read_stale(|r| {
+            assert!(r.result_of(&id).is_some());
+            assert_eq!(r.waiting_count(), 1);
+        });
+    }
+
+    for node in cluster.nodes.values() {
+        node.shutdown().await;
+    }
+}
