@@ -275,6 +275,16 @@ fn channel(id: &str) -> Option<ChannelId> {
     ChannelId::new(id).ok()
 }
 
+/// `"Name" <number>` of the caller, shown on the operator's phone.
+fn caller_id_of(offer: &Offer) -> Option<String> {
+    Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number))
+}
+
+/// The queue's ring timeout in whole seconds (ARI's unit), at least one.
+fn ring_timeout_s(offer: &Offer) -> i32 {
+    offer.ring_timeout_ms.div_ceil(1000).max(1) as i32
+}
+
 impl SiteController {
     pub fn new(cfg: SiteConfig) -> Self {
         let next_serial = cfg.serial_base;
@@ -915,19 +925,11 @@ impl SiteController {
                         whisper_playback: None,
                     },
                 );
-                let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
-                    .expect("static application name is valid");
-                self.ari_for_offer(
-                    AriRequest::Originate(OriginateRequest {
-                        endpoint,
-                        target: OriginateTarget::Application { app, app_args: vec![] },
-                        channel_id: Some(ring_leg),
-                        other_channel_id: None,
-                        caller_id: Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number)),
-                        timeout_s: Some(offer.ring_timeout_ms.div_ceil(1000).max(1) as i32),
-                        originator: None,
-                        variables: Default::default(),
-                    }),
+                self.originate_into_app(
+                    endpoint,
+                    ring_leg,
+                    caller_id_of(&offer),
+                    ring_timeout_s(&offer),
                     &offer.call,
                     offer.fence,
                 );
@@ -988,24 +990,9 @@ impl SiteController {
                 whisper_playback: None,
             },
         );
-        let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
-            .expect("static application name is valid");
         // Long enough for the far site to ring a ring-mode operator.
         let timeout_s = (offer.ring_timeout_ms + TRUNK_SETUP_GRACE_MS).div_ceil(1000) as i32;
-        self.ari_for_offer(
-            AriRequest::Originate(OriginateRequest {
-                endpoint,
-                target: OriginateTarget::Application { app, app_args: vec![] },
-                channel_id: Some(trunk_leg),
-                other_channel_id: None,
-                caller_id: Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number)),
-                timeout_s: Some(timeout_s),
-                originator: None,
-                variables: Default::default(),
-            }),
-            &offer.call,
-            offer.fence,
-        );
+        self.originate_into_app(endpoint, trunk_leg, caller_id_of(&offer), timeout_s, &offer.call, offer.fence);
     }
 
     /// Operator here, caller at another site: its trunk call arrived.
@@ -1078,19 +1065,11 @@ impl SiteController {
             OperatorMode::Ring => {
                 let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else { return };
                 self.ring_legs.insert(operator_channel.clone(), (offer.call.clone(), offer.fence));
-                let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
-                    .expect("static application name is valid");
-                self.ari_for_offer(
-                    AriRequest::Originate(OriginateRequest {
-                        endpoint,
-                        target: OriginateTarget::Application { app, app_args: vec![] },
-                        channel_id: Some(operator_channel),
-                        other_channel_id: None,
-                        caller_id: Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number)),
-                        timeout_s: Some(offer.ring_timeout_ms.div_ceil(1000).max(1) as i32),
-                        originator: None,
-                        variables: Default::default(),
-                    }),
+                self.originate_into_app(
+                    endpoint,
+                    operator_channel,
+                    caller_id_of(&offer),
+                    ring_timeout_s(&offer),
                     &offer.call,
                     offer.fence,
                 );
@@ -1151,19 +1130,11 @@ impl SiteController {
             OperatorMode::Ring => {
                 let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else { return };
                 self.ring_legs.insert(operator_leg.clone(), (offer.call.clone(), offer.fence));
-                let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
-                    .expect("static application name is valid");
-                self.ari_for_offer(
-                    AriRequest::Originate(OriginateRequest {
-                        endpoint,
-                        target: OriginateTarget::Application { app, app_args: vec![] },
-                        channel_id: Some(operator_leg),
-                        other_channel_id: None,
-                        caller_id: Some(format!("\"Callback\" <{}>", offer.callback_number.unwrap_or_default())),
-                        timeout_s: Some(offer.ring_timeout_ms.div_ceil(1000).max(1) as i32),
-                        originator: None,
-                        variables: Default::default(),
-                    }),
+                self.originate_into_app(
+                    endpoint,
+                    operator_leg,
+                    Some(format!("\"Callback\" <{}>", offer.callback_number.as_deref().unwrap_or_default())),
+                    ring_timeout_s(&offer),
                     &offer.call,
                     offer.fence,
                 );
@@ -1184,16 +1155,30 @@ impl SiteController {
         let callee = exec.caller_channel.clone();
         let Some(endpoint) = endpoint else { return };
         self.ring_legs.insert(callee.clone(), (call.clone(), fence));
+        self.originate_into_app(endpoint, callee, None, (CALLBACK_RING_TIMEOUT_MS / 1000) as i32, call, fence);
+    }
+
+    /// Originates a leg into our Stasis application; its StasisStart (answer) is matched by
+    /// the deterministic channel id, and a failed request fails the offer.
+    fn originate_into_app(
+        &mut self,
+        endpoint: Endpoint,
+        channel_id: ChannelId,
+        caller_id: Option<String>,
+        timeout_s: i32,
+        call: &CallId,
+        fence: u64,
+    ) {
         let app = lineup_ari::ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)
             .expect("static application name is valid");
         self.ari_for_offer(
             AriRequest::Originate(OriginateRequest {
                 endpoint,
                 target: OriginateTarget::Application { app, app_args: vec![] },
-                channel_id: Some(callee),
+                channel_id: Some(channel_id),
                 other_channel_id: None,
-                caller_id: None,
-                timeout_s: Some((CALLBACK_RING_TIMEOUT_MS / 1000) as i32),
+                caller_id,
+                timeout_s: Some(timeout_s),
                 originator: None,
                 variables: Default::default(),
             }),
