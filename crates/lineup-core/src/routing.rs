@@ -1312,15 +1312,7 @@ impl Routing {
         let call = &self.s.calls[&no];
         if let CallState::Offered { since_ms, .. } = &call.state {
             let ring_ms = self.s.now_ms.saturating_sub(*since_ms);
-            let (call_id, queue, gate) = (call.id.clone(), call.queue.clone(), call.gate.clone());
-            self.log(
-                Some(call_id),
-                Some(queue),
-                gate,
-                Some(operator.clone()),
-                QueueLogVerb::RingNoAnswer,
-                vec![ring_ms.to_string()],
-            );
+            self.log_call(no, Some(operator.clone()), QueueLogVerb::RingNoAnswer, vec![ring_ms.to_string()]);
         }
         self.cancel_offer(no);
         self.return_to_queue(no);
@@ -1396,15 +1388,7 @@ impl Routing {
             // Out of attempts: the CALLBACKFAILED line with 0 left is the call's terminal line.
             self.leave_waiting(no, Outcome::CallbackFailed, QueueLogVerb::CallbackFailed, Some("0".into()));
         } else {
-            let (call_id, queue, gate) = (call.id.clone(), call.queue.clone(), call.gate.clone());
-            self.log(
-                Some(call_id),
-                Some(queue),
-                gate,
-                Some(operator.clone()),
-                QueueLogVerb::CallbackFailed,
-                vec![left.to_string()],
-            );
+            self.log_call(no, Some(operator.clone()), QueueLogVerb::CallbackFailed, vec![left.to_string()]);
         }
     }
 
@@ -1866,6 +1850,13 @@ impl Routing {
             verb,
             data,
         }));
+    }
+
+    /// A queue_log line about a call still in the state (its queue and gate).
+    fn log_call(&mut self, no: u64, agent: Option<OperatorId>, verb: QueueLogVerb, data: Vec<String>) {
+        let call = &self.s.calls[&no];
+        let (call_id, queue, gate) = (call.id.clone(), call.queue.clone(), call.gate.clone());
+        self.log(Some(call_id), Some(queue), gate, agent, verb, data);
     }
 
     fn bump_stats(&mut self, queue: &QueueId, gate: Option<&GateId>, f: impl Fn(&mut Stats)) {

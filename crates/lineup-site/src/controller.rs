@@ -166,6 +166,36 @@ struct OfferExec {
     whisper_playback: Option<PlaybackId>,
 }
 
+impl OfferExec {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        kind: ExecKind,
+        offer: &Offer,
+        caller_channel: ChannelId,
+        operator_channel: ChannelId,
+        mode: OperatorMode,
+        bridge: BridgeId,
+        stage: OfferStage,
+        whisper: Option<String>,
+    ) -> Self {
+        Self {
+            kind,
+            call: offer.call.clone(),
+            operator: offer.operator.clone(),
+            fence: offer.fence,
+            caller_channel,
+            operator_channel,
+            mode,
+            bridge,
+            stage,
+            caller_in: false,
+            operator_in: false,
+            whisper,
+            whisper_playback: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct OperatorLeg {
     holding: BridgeId,
@@ -865,21 +895,16 @@ impl SiteController {
                     l.busy_with = Some(offer.fence);
                     l.holding.clone()
                 });
-                let exec = OfferExec {
-                    kind: ExecKind::Local,
-                    call: offer.call.clone(),
-                    operator: offer.operator.clone(),
-                    fence: offer.fence,
-                    caller_channel: caller_channel.clone(),
-                    operator_channel: op_channel.clone(),
-                    mode: offer.mode,
-                    bridge: bridge.clone(),
-                    stage: OfferStage::Bridging,
-                    caller_in: false,
-                    operator_in: false,
-                    whisper: offer.whisper.clone(),
-                    whisper_playback: None,
-                };
+                let exec = OfferExec::new(
+                    ExecKind::Local,
+                    &offer,
+                    caller_channel.clone(),
+                    op_channel.clone(),
+                    offer.mode,
+                    bridge.clone(),
+                    OfferStage::Bridging,
+                    offer.whisper.clone(),
+                );
                 self.offers.insert((offer.call.clone(), offer.fence), exec);
                 self.ari_for_offer(
                     AriRequest::CreateBridge(CreateBridgeRequest {
@@ -909,21 +934,16 @@ impl SiteController {
                 self.ring_legs.insert(ring_leg.clone(), (offer.call.clone(), offer.fence));
                 self.offers.insert(
                     (offer.call.clone(), offer.fence),
-                    OfferExec {
-                        kind: ExecKind::Local,
-                        call: offer.call.clone(),
-                        operator: offer.operator.clone(),
-                        fence: offer.fence,
+                    OfferExec::new(
+                        ExecKind::Local,
+                        &offer,
                         caller_channel,
-                        operator_channel: ring_leg.clone(),
-                        mode: offer.mode,
+                        ring_leg.clone(),
+                        offer.mode,
                         bridge,
-                        stage: OfferStage::Ringing,
-                        caller_in: false,
-                        operator_in: false,
-                        whisper: offer.whisper.clone(),
-                        whisper_playback: None,
-                    },
+                        OfferStage::Ringing,
+                        offer.whisper.clone(),
+                    ),
                 );
                 self.originate_into_app(
                     endpoint,
@@ -1026,21 +1046,16 @@ impl SiteController {
         };
         self.offers.insert(
             (offer.call.clone(), offer.fence),
-            OfferExec {
-                kind: ExecKind::TrunkIn,
-                call: offer.call.clone(),
-                operator: offer.operator.clone(),
-                fence: offer.fence,
-                caller_channel: inbound,
-                operator_channel: operator_channel.clone(),
-                mode: offer.mode,
-                bridge: bridge.clone(),
-                stage: stage.clone(),
-                caller_in: false,
-                operator_in: false,
-                whisper: offer.whisper.clone(),
-                whisper_playback: None,
-            },
+            OfferExec::new(
+                ExecKind::TrunkIn,
+                &offer,
+                inbound,
+                operator_channel.clone(),
+                offer.mode,
+                bridge.clone(),
+                stage.clone(),
+                offer.whisper.clone(),
+            ),
         );
         match offer.mode {
             OperatorMode::Persistent => {
@@ -1104,21 +1119,16 @@ impl SiteController {
         self.counters.offers_executed += 1;
         self.offers.insert(
             (offer.call.clone(), offer.fence),
-            OfferExec {
-                kind: ExecKind::Callback { number },
-                call: offer.call.clone(),
-                operator: offer.operator.clone(),
-                fence: offer.fence,
-                caller_channel: callee,
-                operator_channel: operator_leg.clone(),
-                mode: offer.mode,
+            OfferExec::new(
+                ExecKind::Callback { number },
+                &offer,
+                callee,
+                operator_leg.clone(),
+                offer.mode,
                 bridge,
-                stage: OfferStage::Ringing,
-                caller_in: false,
-                operator_in: false,
-                whisper: offer.whisper.clone(),
-                whisper_playback: None,
-            },
+                OfferStage::Ringing,
+                offer.whisper.clone(),
+            ),
         );
         match offer.mode {
             OperatorMode::Persistent => {
