@@ -47,7 +47,7 @@ impl Harness {
             self.ticked_ms = self.ticked_ms.max(now_ms);
         } else if cmd.at_ms > self.ticked_ms {
             let tick = self.command(CommandBody::Tick { now_ms: cmd.at_ms });
-            self.apply_cmd(&tick);
+            self.apply_cmd(&tick).0.expect("a Tick is never refused");
         }
         self.index += 1;
         let applied = self.routing.apply(self.index, cmd);
