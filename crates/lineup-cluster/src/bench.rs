@@ -195,7 +195,7 @@ async fn time_enqueue_to_offer(
             _ => None,
         })
         .ok_or_else(|| bench_err("enqueue", "no offer was made"))?;
-    let index = committed.log_index.ok_or_else(|| bench_err("enqueue", "no log index"))?;
+    let index = committed.apply_index.ok_or_else(|| bench_err("enqueue", "no apply index"))?;
     await_applied_everywhere(sites, crate::batch::log_index_of(index)).await?;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
     // Finish the call (not measured), so no unanswered offer expires and takes the next

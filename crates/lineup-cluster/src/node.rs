@@ -638,7 +638,7 @@ impl<T: PeerTransport> ClusterNode<T> {
                 | Err(ClusterError::ConnectionLost { .. }) => {
                     outcome_unknown = true;
                     if let Ok(Some(result)) = self.result_of(command.id).await {
-                        return Ok(Committed { log_index: None, result, effects: Vec::new() });
+                        return Ok(Committed { apply_index: None, result, effects: Vec::new() });
                     }
                     // Not applied as of a linearizable read: resending the same id is safe.
                 }

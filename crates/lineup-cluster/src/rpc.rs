@@ -58,7 +58,7 @@ pub struct Committed {
     /// The apply index it was applied at (its Raft log index times
     /// [`crate::batch::ENTRY_COMMANDS_MAX`] plus its position in the entry; the fence of an
     /// offer it made). `None` when the outcome was recovered by reading the result back.
-    pub log_index: Option<u64>,
+    pub apply_index: Option<u64>,
     pub result: CommandResult,
     /// The effects of this apply. Empty when the outcome was recovered by read-back or the
     /// command was a duplicate; every site's effect stream carries them regardless.
@@ -67,6 +67,6 @@ pub struct Committed {
 
 impl Committed {
     pub(crate) fn from_applied(apply_index: u64, applied: Applied) -> Self {
-        Self { log_index: Some(apply_index), result: applied.result, effects: applied.effects }
+        Self { apply_index: Some(apply_index), result: applied.result, effects: applied.effects }
     }
 }

@@ -23,7 +23,7 @@ async fn a_call_at_a_and_an_operator_at_c_produce_the_same_offer_at_all_three() 
     let offer = offers(&committed.effects).pop().expect("the enqueue made an offer");
     assert_eq!(
         offer.fence,
-        committed.log_index.unwrap(),
+        committed.apply_index.unwrap(),
         "the fence is the apply index of the command that made the offer"
     );
     assert_eq!((offer.caller_site, offer.operator_site), (SiteId(1), SiteId(3)));

@@ -48,7 +48,7 @@ async fn five_sites_bootstrap_and_commit() {
     let committed = cluster.nodes[&5].propose(queue_config("sales")).await.unwrap();
     committed.result.unwrap();
     for node in cluster.nodes.values() {
-        await_applied_command(node, committed.log_index.unwrap()).await;
+        await_applied_command(node, committed.apply_index.unwrap()).await;
     }
     for node in cluster.nodes.values() {
         node.shutdown().await;
@@ -70,7 +70,7 @@ async fn a_lost_sites_callers_get_their_outcome_and_the_site_comes_back() {
     let committed = lost.propose(enqueue("stranded", "sales", lost_site)).await.unwrap();
     committed.result.unwrap();
     // The write is acknowledged once the leader applied it; this follower may trail.
-    await_applied_command(&lost, committed.log_index.unwrap()).await;
+    await_applied_command(&lost, committed.apply_index.unwrap()).await;
     let waiting = lost.read_stale(|r| r.call_view(&CallId::new("stranded"))).unwrap();
     assert_eq!(waiting.status, CallStatus::Waiting);
 

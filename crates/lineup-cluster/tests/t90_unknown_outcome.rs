@@ -41,7 +41,7 @@ async fn a_lost_answer_is_resolved_by_read_back_and_applied_once() {
     let committed = writer.submit(Command { id, at_ms: 0, body: enqueue("c1", "sales", writer_site) }).await.unwrap();
     heal.await.unwrap();
     committed.result.clone().unwrap();
-    assert_eq!(committed.log_index, None, "the outcome came from the read-back, not the lost answer");
+    assert_eq!(committed.apply_index, None, "the outcome came from the read-back, not the lost answer");
     assert!(committed.effects.is_empty());
 
     // Applied exactly once, everywhere.

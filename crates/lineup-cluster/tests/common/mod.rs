@@ -183,7 +183,7 @@ pub async fn await_applied<T: PeerTransport>(node: &ClusterNode<T>, index: u64) 
 }
 
 /// Waits until the node has applied the command with this apply index (a fence, or
-/// `Committed::log_index`).
+/// `Committed::apply_index`).
 pub async fn await_applied_command<T: PeerTransport>(node: &ClusterNode<T>, apply_index: u64) {
     await_applied(node, lineup_cluster::batch::log_index_of(apply_index)).await;
 }
