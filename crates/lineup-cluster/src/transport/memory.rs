@@ -68,30 +68,24 @@ impl Filter {
     }
 
     fn judge(&self, from: u64, to: u64, rng: &mut SplitMix64, verdict: &mut Verdict) {
+        // Randomness is drawn only for matching links, so adding a filter for one link does
+        // not change the fault decisions on the others for a given seed.
         match self {
-            Filter::Drop { links, percent } if links.matches(from, to) => {
-                if rng.chance_percent(*percent) {
-                    verdict.dropped = true;
-                }
+            Filter::Drop { links, percent } if links.matches(from, to) && rng.chance_percent(*percent) => {
+                verdict.dropped = true;
             }
             Filter::Delay { links, min_ms, max_ms } if links.matches(from, to) => {
                 let span = max_ms.saturating_sub(*min_ms);
                 verdict.delay_ms += min_ms + rng.below(span + 1);
             }
-            Filter::Duplicate { links, percent } if links.matches(from, to) => {
-                if rng.chance_percent(*percent) {
-                    verdict.duplicated = true;
-                }
+            Filter::Duplicate { links, percent } if links.matches(from, to) && rng.chance_percent(*percent) => {
+                verdict.duplicated = true;
             }
-            Filter::Reorder { links, percent, max_ms } if links.matches(from, to) => {
-                if rng.chance_percent(*percent) {
-                    verdict.delay_ms += rng.below(max_ms + 1);
-                }
+            Filter::Reorder { links, percent, max_ms } if links.matches(from, to) && rng.chance_percent(*percent) => {
+                verdict.delay_ms += rng.below(max_ms + 1);
             }
-            Filter::Cut { from: senders, to: receivers } => {
-                if senders.contains(&from) && receivers.contains(&to) {
-                    verdict.dropped = true;
-                }
+            Filter::Cut { from: senders, to: receivers } if senders.contains(&from) && receivers.contains(&to) => {
+                verdict.dropped = true;
             }
             _ => {}
         }
