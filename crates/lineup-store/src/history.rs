@@ -523,23 +523,31 @@ impl HistoryStore {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(SQLITE_POOL_MAX_CONNECTIONS)
-                .acquire_timeout(acquire)
-                .connect_with(options)
-                .await?;
+            // Openers of a new file race twice: switching the journal to WAL while connecting
+            // (answered "database is locked" at once, the busy timeout does not apply to it)
+            // and running the migration. Both are retried a bounded number of times.
             let mut attempt = 1;
-            loop {
-                match SQLITE_MIGRATOR.run(&pool).await {
-                    Ok(()) => break,
+            let pool = loop {
+                let opened = async {
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(SQLITE_POOL_MAX_CONNECTIONS)
+                        .acquire_timeout(acquire)
+                        .connect_with(options.clone())
+                        .await?;
+                    SQLITE_MIGRATOR.run(&pool).await?;
+                    Ok::<_, StoreError>(pool)
+                }
+                .await;
+                match opened {
+                    Ok(pool) => break pool,
                     Err(e) if attempt < SQLITE_MIGRATION_ATTEMPTS_MAX => {
-                        tracing::debug!(error = %e, attempt, "sqlite migration raced another opener; retrying");
+                        tracing::debug!(error = %e, attempt, "sqlite open raced another opener; retrying");
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(SQLITE_MIGRATION_RETRY_MS)).await;
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
-            }
+            };
             Backend::Sqlite(pool)
         } else {
             return Err(StoreError::UnsupportedUrl { url: redact_url(url) });
