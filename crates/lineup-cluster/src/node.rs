@@ -771,7 +771,9 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
             contact.quiet.store(true, Ordering::Relaxed);
             continue;
         }
-        let write_timeout = tick_every.max(period) * 4;
+        // Bounded by the quorum window: a proposal stuck behind a partition must not keep
+        // this loop from noticing the lost quorum and going quiet.
+        let write_timeout = quorum_window;
         if last_tick.is_none_or(|at| now.duration_since(at) >= tick_every) {
             last_tick = Some(now);
             let now_ms = now_unix_ms();

@@ -9,15 +9,14 @@ use common::*;
 use lineup_cluster::transport::memory::Filter;
 use lineup_core::*;
 
-/// How long the answers from the leader to the writing site are lost: shorter than the
-/// election timeout (so nobody stands for election) and the write timeout (so the writer
-/// reads back after the heal).
-const ANSWERS_LOST_MS: u64 = 200;
+/// Time between the leader applying the write and the heal: the leader's answer is judged
+/// (and dropped) within it; far below the write timeout, after which the writer reads back.
+const ANSWER_SETTLE_MS: u64 = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_is_resolved_by_read_back_and_applied_once() {
     let cluster = memory_cluster("unknown-outcome", &[1, 2, 3], |mut config| {
-        config.timing.client_write_timeout_ms = 800;
+        config.timing.client_write_timeout_ms = 1_000;
         config.timing.tick_interval_ms = 3_600_000;
         config
     })
@@ -28,16 +27,20 @@ async fn a_lost_answer_is_resolved_by_read_back_and_applied_once() {
     let writer = cluster.nodes[&writer_site].clone();
     writer.propose(queue_config("sales")).await.unwrap().result.unwrap();
 
-    // Everything the leader sends to the writer is lost for a moment, including the
-    // answer to the write below; the write itself reaches the leader and commits.
+    // Everything the leader sends to the writer is lost, including the answer to the
+    // write below; the write itself reaches the leader and commits. The link heals once
+    // the leader has applied the write (its answer is dropped at that moment) and well
+    // before the writer's timeout, so the writer's read-back gets through.
+    let id = writer.next_command_id();
     let cut = cluster.network.add_filter(Filter::Cut { from: [leader].into(), to: [writer_site].into() });
     let network = cluster.network.clone();
+    let leader_node = cluster.nodes[&leader].clone();
     let heal = tokio::spawn(async move {
-        // A fault schedule, not a wait for progress.
-        tokio::time::sleep(Duration::from_millis(ANSWERS_LOST_MS)).await;
+        await_state(&leader_node, "write applied at the leader", move |r| r.result_of(&id).is_some()).await;
+        // A fault schedule, not a wait for progress: let the dropped answer be judged.
+        tokio::time::sleep(Duration::from_millis(ANSWER_SETTLE_MS)).await;
         network.remove_filter(cut);
     });
-    let id = writer.next_command_id();
     let committed = writer.submit(Command { id, at_ms: 0, body: enqueue("c1", "sales", writer_site) }).await.unwrap();
     heal.await.unwrap();
     committed.result.clone().unwrap();
