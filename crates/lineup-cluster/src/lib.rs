@@ -1,6 +1,11 @@
 //! lineup-cluster: the routing core replicated by openraft over QUIC with mutual TLS.
 //!
-//! See docs/ARCHITECTURE.md for the code map. Only this crate knows openraft, quinn and redb.
+//! See docs/ARCHITECTURE.md for the code map. Only this crate knows openraft and quinn.
+//!
+//! Start here: [`node::ClusterNode`] (start, bootstrap, propose/submit, effects, reads,
+//! membership), [`certs`] (cluster CA and site certificates), [`transport::quic`] and
+//! [`transport::memory`] (the production transport and the fault seam), [`relay`] (WAN
+//! conditions for real QUIC), [`bench::run_cluster_bench`].
 
 pub mod batch;
 pub mod bench;
