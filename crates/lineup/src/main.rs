@@ -2,6 +2,7 @@
 
 mod alloc_count;
 mod bench;
+mod cli_cluster;
 mod demo;
 mod site_bench;
 mod wiring;
@@ -23,6 +24,11 @@ enum Command {
     /// Three sites in one process: Raft over QUIC on loopback, three Asterisk stand-ins
     /// joined by trunks, simulated callers and operators.
     Demo(demo::DemoArgs),
+    /// Cluster certificates (a CA, then one certificate per site).
+    Certs {
+        #[command(subcommand)]
+        what: cli_cluster::CertsCommand,
+    },
     /// Measure a part of Lineup and print the figures.
     Bench {
         #[command(subcommand)]
@@ -36,12 +42,16 @@ enum BenchTarget {
     Core(bench::CoreBenchArgs),
     /// Pickup latency through stand-in, ARI, site driver and a one-node cluster.
     Site(site_bench::SiteBenchArgs),
+    /// Commits per second and enqueue→offer latency over real QUIC with fsync.
+    Cluster(cli_cluster::ClusterBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::demo(&args),
+        Command::Certs { what } => cli_cluster::certs(&what),
+        Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),
         Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
         Command::Bench { what: BenchTarget::Site(args) } => site_bench::site(&args),
     }

@@ -1,0 +1,67 @@
+//! `lineup certs ...` and `lineup bench cluster`: thin CLI over lineup-cluster.
+
+use lineup_cluster::bench::{run_cluster_bench, BenchOptions};
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub enum CertsCommand {
+    /// Create the cluster CA (`ca.pem`, `ca.key`) in a directory. Never overwrites.
+    Init {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+    /// Issue a site certificate signed by the cluster CA (`site-<id>.pem`, `site-<id>.key`).
+    Issue {
+        #[arg(long)]
+        site: u64,
+        /// Where the CA lives.
+        #[arg(long, default_value = "certs")]
+        ca_dir: PathBuf,
+        /// Where to write the site's files (defaults to the CA directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn certs(command: &CertsCommand) -> anyhow::Result<()> {
+    match command {
+        CertsCommand::Init { dir } => {
+            lineup_cluster::certs::init_ca(dir)?;
+            println!("cluster CA written to {} (keep ca.key secret)", dir.display());
+        }
+        CertsCommand::Issue { site, ca_dir, out } => {
+            let files = lineup_cluster::certs::issue_site(ca_dir, *site, out.as_ref().unwrap_or(ca_dir))?;
+            println!("site {site}: {} and {}", files.cert.display(), files.key.display());
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ClusterBenchArgs {
+    /// Sites (1, 3 or 5).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Round trip added between sites through the UDP relay (0: direct loopback).
+    #[arg(long, default_value_t = 0)]
+    rtt_ms: u64,
+    /// Commands in the throughput phase.
+    #[arg(long, default_value_t = 20_000)]
+    commands: usize,
+    /// Print JSON only.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn bench_cluster(args: &ClusterBenchArgs) -> anyhow::Result<()> {
+    lineup_cluster::transport::quic::install_crypto_provider();
+    let options =
+        BenchOptions { nodes: args.nodes, rtt_ms: args.rtt_ms, commands: args.commands, ..BenchOptions::default() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(run_cluster_bench(options))?;
+    if !args.json {
+        println!("lineup bench cluster: {} nodes over QUIC on loopback, fsync on", args.nodes);
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
