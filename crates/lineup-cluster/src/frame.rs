@@ -14,6 +14,11 @@ use crate::ClusterError;
 /// ([`crate::node::SNAPSHOT_CHUNK_BYTES`]) are sized to stay well under it.
 pub const PEER_FRAME_MAX_BYTES: usize = 8 * 1024 * 1024;
 
+/// Bound on what decoding one peer frame may claim (bincode's accounting: bytes read plus
+/// buffers a length prefix asks for). Twice the frame size leaves room for a legitimate
+/// frame and none for a hostile length prefix.
+pub const PEER_DECODE_LIMIT_BYTES: usize = 2 * PEER_FRAME_MAX_BYTES;
+
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_BYTES: usize = 4;
 

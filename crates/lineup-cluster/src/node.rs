@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::batch::{apply_index, CommandBatch, Proposer, ENTRY_GATHER_BYTES};
-use crate::frame::PEER_FRAME_MAX_BYTES;
+use crate::frame::{PEER_DECODE_LIMIT_BYTES, PEER_FRAME_MAX_BYTES};
 use crate::log_store::{open_database, RedbLogStore, WriterFinished};
 use crate::rpc::{Committed, LeaderError, PeerRequest, PeerResponse};
 use crate::state_machine::{ReplicatedState, StateMachineStore};
@@ -272,7 +272,7 @@ async fn call_peer<T: PeerTransport>(
 ) -> Result<PeerResponse, ClusterError> {
     let bytes = codec::encode_versioned(request)?;
     let answer = transport.call(target, target_addr, bytes, timeout).await?;
-    Ok(codec::decode_versioned(&answer, PEER_FRAME_MAX_BYTES)?)
+    Ok(codec::decode_versioned_bounded::<_, PEER_DECODE_LIMIT_BYTES>(&answer)?)
 }
 
 fn rpc_error<E: std::error::Error>(e: ClusterError) -> RPCError<u64, BasicNode, E> {
@@ -366,7 +366,7 @@ where
 
 impl NodeHandler {
     async fn answer(&self, from: u64, request: Vec<u8>) -> PeerResponse {
-        let request: PeerRequest = match codec::decode_versioned(&request, PEER_FRAME_MAX_BYTES) {
+        let request: PeerRequest = match codec::decode_versioned_bounded::<_, PEER_DECODE_LIMIT_BYTES>(&request) {
             Ok(request) => request,
             Err(e) => return PeerResponse::Refused(format!("undecodable request: {e}")),
         };

@@ -79,6 +79,27 @@ pub fn decode_versioned<T: DeserializeOwned>(bytes: &[u8], limit_bytes: usize) -
     decode_with_limit(rest, limit_bytes)
 }
 
+/// Decode bytes written by [`encode_versioned`] that arrive from another process (a peer's
+/// frame). The input must be at most `LIMIT_BYTES` long, and the decoder's accounting, which
+/// bounds what a length prefix may make it allocate (a string's buffer is allocated at its
+/// declared length before it is read), uses the same bound instead of
+/// [`DECODE_LIMIT_BYTES`]: a small hostile frame cannot make us allocate 256 MiB.
+pub fn decode_versioned_bounded<T: DeserializeOwned, const LIMIT_BYTES: usize>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, rest) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::UnknownVersion { found: version });
+    }
+    if rest.len() > LIMIT_BYTES {
+        return Err(CodecError::TooLarge { len_bytes: rest.len(), limit_bytes: LIMIT_BYTES });
+    }
+    let (value, read) = bincode::serde::decode_from_slice(rest, config::<LIMIT_BYTES>())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if read != rest.len() {
+        return Err(CodecError::TrailingBytes { extra_bytes: rest.len() - read });
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +124,23 @@ mod tests {
         let mut trailing = bytes[1..].to_vec();
         trailing.push(0);
         assert_eq!(decode::<(u64, String, Vec<u8>)>(&trailing), Err(CodecError::TrailingBytes { extra_bytes: 1 }));
+    }
+
+    #[test]
+    fn bounded_decode_refuses_a_declared_length_over_its_bound() {
+        let value = (7u64, String::from("sales"));
+        let bytes = encode_versioned(&value).unwrap();
+        assert_eq!(decode_versioned_bounded::<(u64, String), 1024>(&bytes), Ok(value));
+        // A string declaring 100 MiB inside a 16-byte frame: refused by the accounting
+        // before its buffer is allocated.
+        let mut hostile = vec![FORMAT_VERSION, 7, 0xFC];
+        hostile.extend_from_slice(&(100u32 * 1024 * 1024).to_le_bytes());
+        hostile.extend_from_slice(b"sales");
+        assert!(matches!(decode_versioned_bounded::<(u64, String), 1024>(&hostile), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            decode_versioned_bounded::<(u64, String), 4>(&bytes),
+            Err(CodecError::TooLarge { limit_bytes: 4, .. })
+        ));
     }
 
     #[test]

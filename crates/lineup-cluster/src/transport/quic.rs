@@ -510,10 +510,13 @@ mod tests {
         struct Decoding;
         impl PeerHandler for Decoding {
             fn handle(&self, _from: u64, request: Vec<u8>) -> ResponseFuture {
-                let answer = match codec::decode_versioned::<(u64, String)>(&request, PEER_FRAME_MAX_BYTES) {
-                    Ok((n, s)) => format!("ok {n} {s}"),
-                    Err(e) => format!("refused: {e}"),
-                };
+                let answer =
+                    match codec::decode_versioned_bounded::<(u64, String), { crate::frame::PEER_DECODE_LIMIT_BYTES }>(
+                        &request,
+                    ) {
+                        Ok((n, s)) => format!("ok {n} {s}"),
+                        Err(e) => format!("refused: {e}"),
+                    };
                 Box::pin(async move { answer.into_bytes() })
             }
         }
