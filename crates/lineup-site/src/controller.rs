@@ -19,8 +19,13 @@ use std::collections::BTreeMap;
 
 /// Digits a caller may key to leave the queue, unless configured otherwise.
 pub const DEFAULT_EXIT_KEYS: &str = "0";
-/// Key that accepts a callback offer.
+/// Key that accepts a callback offer, and then confirms the number.
 pub const CALLBACK_ACCEPT_KEY: char = '1';
+/// Key that asks to enter another number than the caller id.
+pub const CALLBACK_OTHER_NUMBER_KEY: char = '2';
+/// Callback numbers keyed by a caller: E.164 allows at most 15 digits.
+pub const CALLBACK_DIGITS_MAX: usize = 15;
+pub const CALLBACK_DIGITS_MIN: usize = 3;
 /// Silence after which a digit entry (operator id, PIN) ends.
 pub const DIGIT_TIMEOUT_MS: u64 = 5_000;
 /// Longest digit entry kept (operator id or PIN).
@@ -123,6 +128,24 @@ struct CallerLeg {
     hangup_after: Option<PlaybackId>,
     /// A prompt waiting for the current one to finish (prompts never overlap).
     queued_prompt: Option<Vec<Media>>,
+    /// Where the caller is in accepting a callback (confirming or keying the number).
+    callback_entry: Option<CallbackEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CallbackEntry {
+    /// "We will call you back on <number>: 1 to confirm, 2 for another number."
+    Confirming { number: String },
+    /// Keying a number, ended by `#` or silence.
+    Keying { digits: String, deadline_ms: u64 },
+}
+
+/// A callback number as the core accepts it (E.164: an optional `+`, at most 15 digits).
+fn callback_number(number: &str) -> Option<String> {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    let ok = (CALLBACK_DIGITS_MIN..=CALLBACK_DIGITS_MAX).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| number.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -500,6 +523,7 @@ impl SiteController {
                         hung_up: false,
                         hangup_after: None,
                         queued_prompt: None,
+                        callback_entry: None,
                     },
                 );
                 self.call_channels.insert(call.clone(), id.clone());
@@ -558,17 +582,94 @@ impl SiteController {
                 return;
             }
             let call = leg.call.clone();
-            if leg.callback_offered && digit == CALLBACK_ACCEPT_KEY {
-                let number: String = leg.number.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect();
-                self.propose(CommandBody::RequestCallback { call, number }, Purpose::Callback { channel: ch.clone() });
-            } else if self.cfg.exit_keys.contains(digit) {
-                self.report(CommandBody::ExitWithKey { call, key: digit });
+            match (leg.callback_entry.clone(), digit) {
+                (None, CALLBACK_ACCEPT_KEY) if leg.callback_offered => {
+                    // Confirm the caller id if it is a number we can call, else ask for one.
+                    match callback_number(&leg.number) {
+                        Some(number) => self.callback_prompt(
+                            ch,
+                            Some(CallbackEntry::Confirming { number: number.clone() }),
+                            vec![
+                                Media::Sound(prompts::SOUND_CALLBACK_NUMBER_IS.into()),
+                                Media::Digits(number.trim_start_matches('+').to_string()),
+                                Media::Sound(prompts::SOUND_CALLBACK_CONFIRM_KEYS.into()),
+                            ],
+                        ),
+                        None => self.start_keying(ch),
+                    }
+                }
+                (None, key) if self.cfg.exit_keys.contains(key) => {
+                    self.report(CommandBody::ExitWithKey { call, key });
+                }
+                (Some(CallbackEntry::Confirming { number }), CALLBACK_ACCEPT_KEY) => {
+                    self.commit_callback(ch, number);
+                }
+                (Some(CallbackEntry::Confirming { .. }), CALLBACK_OTHER_NUMBER_KEY) => self.start_keying(ch),
+                (Some(CallbackEntry::Keying { .. }), '#') => self.finish_keying(ch),
+                (Some(CallbackEntry::Keying { .. }), '*') => {
+                    // Changed their mind: keep waiting.
+                    if let Some(leg) = self.callers.get_mut(ch) {
+                        leg.callback_entry = None;
+                    }
+                }
+                (Some(CallbackEntry::Keying { mut digits, .. }), d) if d.is_ascii_digit() => {
+                    if digits.len() <= CALLBACK_DIGITS_MAX {
+                        digits.push(d);
+                    }
+                    let deadline_ms = self.now_ms + DIGIT_TIMEOUT_MS;
+                    if let Some(leg) = self.callers.get_mut(ch) {
+                        leg.callback_entry = Some(CallbackEntry::Keying { digits, deadline_ms });
+                    }
+                }
+                _ => {}
             }
             return;
         }
         if self.logins.contains_key(ch) {
             self.login_digit(ch, digit, routing);
         }
+    }
+
+    /// Plays a callback prompt (after any prompt in progress) and moves the entry on.
+    fn callback_prompt(&mut self, ch: &ChannelId, entry: Option<CallbackEntry>, media: Vec<Media>) {
+        let Some(leg) = self.callers.get_mut(ch) else { return };
+        leg.callback_entry = entry;
+        if leg.playback.is_some() {
+            leg.queued_prompt = Some(media);
+            return;
+        }
+        let playback = self.play(ch, media);
+        if let Some(leg) = self.callers.get_mut(ch) {
+            leg.playback = playback;
+        }
+    }
+
+    fn start_keying(&mut self, ch: &ChannelId) {
+        let deadline_ms = self.now_ms + DIGIT_TIMEOUT_MS + prompts::PROMPT_ALLOWANCE_MS;
+        self.callback_prompt(
+            ch,
+            Some(CallbackEntry::Keying { digits: String::new(), deadline_ms }),
+            vec![Media::Sound(prompts::SOUND_CALLBACK_ENTER_NUMBER.into())],
+        );
+    }
+
+    /// The keyed number is complete (`#` or silence): use it if valid, else say so and let
+    /// the caller wait on (pressing 1 again starts over).
+    fn finish_keying(&mut self, ch: &ChannelId) {
+        let Some(leg) = self.callers.get_mut(ch) else { return };
+        let Some(CallbackEntry::Keying { digits, .. }) = leg.callback_entry.take() else { return };
+        match callback_number(&digits) {
+            Some(number) => self.commit_callback(ch, number),
+            None => self.callback_prompt(ch, None, vec![Media::Sound(prompts::SOUND_CALLBACK_INVALID.into())]),
+        }
+    }
+
+    fn commit_callback(&mut self, ch: &ChannelId, number: String) {
+        let Some(leg) = self.callers.get_mut(ch) else { return };
+        leg.callback_entry = None;
+        let call = leg.call.clone();
+        // The promise is committed before the caller hears the confirmation.
+        self.propose(CommandBody::RequestCallback { call, number }, Purpose::Callback { channel: ch.clone() });
     }
 
     fn on_channel_gone(&mut self, ch: &ChannelId) {
@@ -1486,6 +1587,15 @@ impl SiteController {
                 self.out.push(Action::Propose { token, command });
             }
         }
+        let keyed_out: Vec<ChannelId> = self
+            .callers
+            .iter()
+            .filter(|(_, l)| matches!(l.callback_entry, Some(CallbackEntry::Keying { deadline_ms, .. }) if deadline_ms <= now))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for ch in keyed_out {
+            self.finish_keying(&ch);
+        }
         let expired: Vec<ChannelId> = self
             .logins
             .iter()
@@ -1611,6 +1721,7 @@ impl SiteController {
                     hung_up: false,
                     hangup_after: None,
                     queued_prompt: None,
+                    callback_entry: None,
                 },
             );
             self.call_channels.insert(view.call.clone(), ch.clone());

@@ -20,6 +20,17 @@ pub const SOUND_AGENT_LOGGED_OFF: &str = "agent-loggedoff";
 pub const SOUND_CALLBACK_OFFER: &str = "lineup-callback-offer";
 /// Not a stock sound: "We will call you back. Goodbye."
 pub const SOUND_CALLBACK_CONFIRMED: &str = "lineup-callback-confirmed";
+/// Not a stock sound: "We will call you back on" (the number follows, digit by digit).
+pub const SOUND_CALLBACK_NUMBER_IS: &str = "lineup-callback-number-is";
+/// Not a stock sound: "Press 1 to confirm, 2 to enter another number."
+pub const SOUND_CALLBACK_CONFIRM_KEYS: &str = "lineup-callback-confirm-keys";
+/// Not a stock sound: "Enter the number to call, then press the pound key."
+pub const SOUND_CALLBACK_ENTER_NUMBER: &str = "lineup-callback-enter-number";
+/// Not a stock sound: "That number is not valid."
+pub const SOUND_CALLBACK_INVALID: &str = "lineup-callback-invalid";
+
+/// Time allowed for a prompt to play before a digit-entry silence timer starts counting.
+pub const PROMPT_ALLOWANCE_MS: u64 = 4_000;
 
 /// Minutes announced for an ETA, rounded up (never promise less than the estimate).
 pub fn eta_minutes(eta_ms: u64) -> u64 {

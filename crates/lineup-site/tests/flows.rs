@@ -271,7 +271,9 @@ fn caller_takes_a_callback_keeps_its_place_and_is_called_back_when_an_operator_f
     let answers =
         PhoneBehaviour { answer_after_ms: Some(2_000), hang_up_after_answer_ms: Some(15_000), ..Default::default() };
     rig.phone("+15557770000", answers);
-    let keys = vec![ScriptedKeys { at_ms: 12_000, digits: "1".into() }];
+    // "1" accepts the offer, then "1" confirms the caller id as the number to call.
+    let keys =
+        vec![ScriptedKeys { at_ms: 12_000, digits: "1".into() }, ScriptedKeys { at_ms: 20_000, digits: "1".into() }];
     let ch = rig.dial("patient", "+15557770000", "5000", "lineup-gates", None, keys);
     let call = rig.call_id(&ch);
     let promised = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::CallbackWaiting));
@@ -452,4 +454,43 @@ fn dtmf_after_hangup_and_events_for_unknown_channels_are_ignored() {
     assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
     rig.run_for(5_000);
     assert_eq!(rig.routing.call_count(), 0);
+}
+
+#[test]
+fn a_caller_keys_another_callback_number_and_a_bad_one_is_refused() {
+    let mut rig = Rig::new();
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        callback_offer_above_eta_ms: Some(1_000),
+        default_handle_ms: 300_000,
+        ..Default::default()
+    });
+    rig.gate("main", "sales", None);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    // The operator is busy, so the queue has an ETA (and offers callbacks).
+    let first = rig.caller("busy", "5000", Some(120_000));
+    let first_call = rig.call_id(&first);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&first_call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    // A withheld caller id: "1" goes straight to keying; a too-short number is refused, then
+    // "1", "2" (another number) and a good one with "#".
+    let keys = vec![
+        ScriptedKeys { at_ms: 10_000, digits: "1".into() },
+        ScriptedKeys { at_ms: 16_000, digits: "12#".into() },
+        ScriptedKeys { at_ms: 24_000, digits: "1".into() },
+        ScriptedKeys { at_ms: 32_000, digits: "5557654321#".into() },
+    ];
+    let ch = rig.dial("anon", "anonymous", "5000", "lineup-gates", None, keys);
+    let call = rig.call_id(&ch);
+    let promised = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::CallbackWaiting));
+    assert!(rig.run_until(60_000, promised), "promise committed");
+    let number = rig.effects.iter().find_map(|e| match e {
+        Effect::QueueLog(l) if l.verb == QueueLogVerb::CallbackRequest => l.data.first().cloned(),
+        _ => None,
+    });
+    assert_eq!(number.as_deref(), Some("5557654321"));
+    let refused = |a: &lineup_site::AriRequest| matches!(a, lineup_site::AriRequest::Play { media, .. } if media.iter().any(|m| m.to_string() == "sound:lineup-callback-invalid"));
+    assert!(rig.ari_log.iter().any(refused), "the short number was refused aloud");
 }
