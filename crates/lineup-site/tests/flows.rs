@@ -519,3 +519,19 @@ fn repeated_wrong_pins_lock_the_operator_out_even_with_the_right_pin() {
     assert_eq!(rig.site().counters.logins_ok, 0);
     assert_eq!(rig.site().counters.logins_failed, 6);
 }
+
+#[test]
+fn a_socket_drop_during_a_connected_call_is_reconciled_into_a_completion() {
+    let mut rig = Rig::new();
+    let (_, caller, call) = one_operator_one_caller(&mut rig);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    rig.deaf[0] = true;
+    assert!(rig.world.phone_hangup(BOX, &caller));
+    rig.run_for(2_000);
+    assert!(rig.outcome(&call).is_none(), "nobody could know yet");
+    rig.reconnect(0);
+    assert!(rig.run_until(5_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    assert!(rig.run_until(5_000, |r| r.operator_status("1001") == OperatorStatus::Available), "operator back");
+}
