@@ -1179,16 +1179,7 @@ impl SiteController {
                 self.start_connecting(&offer.call, offer.fence);
             }
             OperatorMode::Ring => {
-                let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else { return };
-                self.ring_legs.insert(operator_channel.clone(), (offer.call.clone(), offer.fence));
-                self.originate_into_app(
-                    endpoint,
-                    operator_channel,
-                    caller_id_of(&offer),
-                    ring_timeout_s(&offer),
-                    &offer.call,
-                    offer.fence,
-                );
+                self.ring_operator(&offer, operator_channel, caller_id_of(&offer));
             }
         }
     }
@@ -1239,15 +1230,10 @@ impl SiteController {
                 self.dial_callee(&offer.call, offer.fence);
             }
             OperatorMode::Ring => {
-                let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else { return };
-                self.ring_legs.insert(operator_leg.clone(), (offer.call.clone(), offer.fence));
-                self.originate_into_app(
-                    endpoint,
+                self.ring_operator(
+                    &offer,
                     operator_leg,
                     Some(format!("\"Callback\" <{}>", offer.callback_number.as_deref().unwrap_or_default())),
-                    ring_timeout_s(&offer),
-                    &offer.call,
-                    offer.fence,
                 );
             }
         }
@@ -1267,6 +1253,15 @@ impl SiteController {
         let Some(endpoint) = endpoint else { return };
         self.ring_legs.insert(callee.clone(), (call.clone(), fence));
         self.originate_into_app(endpoint, callee, None, (CALLBACK_RING_TIMEOUT_MS / 1000) as i32, call, fence);
+    }
+
+    /// Rings a ring-mode operator's endpoint on `leg` (its answer arrives as StasisStart).
+    /// Endpoints are validated when the operator is configured, so a bad one cannot get here;
+    /// if it did, the core's offer deadline would take the offer back.
+    fn ring_operator(&mut self, offer: &Offer, leg: ChannelId, caller_id: Option<String>) {
+        let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else { return };
+        self.ring_legs.insert(leg.clone(), (offer.call.clone(), offer.fence));
+        self.originate_into_app(endpoint, leg, caller_id, ring_timeout_s(offer), &offer.call, offer.fence);
     }
 
     /// Originates a leg into our Stasis application; its StasisStart (answer) is matched by
