@@ -175,6 +175,9 @@ pub enum CommandBody {
     SiteBack {
         site: SiteId,
     },
+    /// Replace the whole routing configuration at once (`lineup config apply`): validated as
+    /// a set, then applied all or nothing. Appended last so older entries decode unchanged.
+    ApplyConfig(Box<crate::config_set::RoutingConfigSet>),
 }
 
 impl CommandBody {
@@ -208,6 +211,7 @@ impl CommandBody {
             CommandBody::Tick { .. } => "tick",
             CommandBody::SiteLost { .. } => "site_lost",
             CommandBody::SiteBack { .. } => "site_back",
+            CommandBody::ApplyConfig(_) => "apply_config",
         }
     }
 }

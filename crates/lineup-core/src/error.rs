@@ -38,4 +38,7 @@ pub enum CoreError {
     DuplicateTooOld { origin: u64, serial: u64 },
     #[error("operator {0} has no eligible caller to pull")]
     NothingToPull(OperatorId),
+    /// A whole-config apply was refused; names the object and field at fault.
+    #[error("config refused: {0}")]
+    InvalidConfig(crate::config_set::ConfigProblem),
 }

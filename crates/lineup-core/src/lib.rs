@@ -11,12 +11,14 @@
 //! - [`model`]: the persisted state (what a snapshot holds).
 //! - [`order`]: the global order key and the O(log n) position index.
 //! - [`effect`]: what apply asks sites to do, projections, history (queue_log) records.
+//! - [`config_set`]: the whole configuration as one document (apply, export, diff).
 //! - [`config`], [`schedule`], [`stats`], [`ids`]: settings, opening hours, counters, names.
 //! - [`codec`]: the one module that knows the wire/disk encoding.
 
 pub mod codec;
 pub mod command;
 pub mod config;
+pub mod config_set;
 pub mod effect;
 mod error;
 pub mod ids;
@@ -31,6 +33,7 @@ pub use config::{
     CivilDate, EmptyRule, GateConfig, OpeningHours, OperatorConfig, OperatorMode, QueueConfig, ScheduleConfig, Target,
     TierRule,
 };
+pub use config_set::{ChangeAction, ConfigChange, ConfigKind, ConfigProblem, RoutingConfigSet};
 pub use effect::{
     AlarmKind, Announcement, CallRecord, CallStatus, CallView, Effect, Offer, OperatorStatus, OperatorView, Outcome,
     QueueLogEntry, QueueLogVerb,

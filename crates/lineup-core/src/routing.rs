@@ -16,6 +16,7 @@ use crate::config::{
     validate_text, EmptyRule, GateConfig, OperatorConfig, OperatorMode, QueueConfig, ScheduleConfig, Target,
     OVERFLOW_HOPS_MAX,
 };
+use crate::config_set::RoutingConfigSet;
 use crate::effect::{
     AlarmKind, Announcement, CallRecord, CallStatus, CallView, Effect, Offer, OperatorStatus, OperatorView, Outcome,
     QueueLogEntry, QueueLogVerb,
@@ -346,10 +347,109 @@ impl Routing {
                 self.s.lost_sites.remove(site);
                 Ok(Response::Done)
             }
+            CommandBody::ApplyConfig(set) => self.apply_config(set),
         }
     }
 
     // ----------------------------------------------------------------- config
+
+    /// Replaces the whole configuration, all or nothing: every check that a single put or
+    /// delete would make runs first, against the set as a whole, so no step below can fail.
+    fn apply_config(&mut self, wanted: &RoutingConfigSet) -> CommandResult {
+        use crate::config_set::{ChangeAction, ConfigKind, ConfigProblem, REDACTED_PIN_HASH};
+        let refuse = |kind: ConfigKind, id: &str, field: &str, reason: String| {
+            Err(CoreError::InvalidConfig(ConfigProblem { kind, id: id.into(), field: field.into(), reason }))
+        };
+        let current = self.config_set();
+        let mut wanted = wanted.clone().normalized();
+        for o in &mut wanted.operators {
+            if o.pin_hash == REDACTED_PIN_HASH {
+                match self.s.operators.get(&o.id) {
+                    Some(existing) => o.pin_hash = existing.config.pin_hash.clone(),
+                    None => {
+                        return refuse(
+                            ConfigKind::Operator,
+                            o.id.as_str(),
+                            "pin_hash",
+                            "a redacted hash can only keep an existing operator's PIN".into(),
+                        )
+                    }
+                }
+            }
+        }
+        wanted.validate().map_err(CoreError::InvalidConfig)?;
+        let changes = wanted.diff_from(&current);
+        for change in &changes {
+            match (change.action, change.kind) {
+                (ChangeAction::Removed, ConfigKind::Queue) => {
+                    if let Some(call) = self.s.calls.values().find(|c| c.queue.as_str() == change.id) {
+                        return refuse(ConfigKind::Queue, &change.id, "id", format!("call {} is still in it", call.id));
+                    }
+                }
+                (ChangeAction::Removed, ConfigKind::Operator) => {
+                    if self.s.operators.values().any(|o| o.config.id.as_str() == change.id && o.is_logged_in()) {
+                        return refuse(ConfigKind::Operator, &change.id, "id", "still logged in".into());
+                    }
+                }
+                (ChangeAction::Changed, ConfigKind::Operator) => {
+                    let new = wanted.operators.iter().find(|o| o.id.as_str() == change.id);
+                    let old = self.s.operators.values().find(|o| o.config.id.as_str() == change.id);
+                    if let (Some(new), Some(old)) = (new, old) {
+                        if old.is_logged_in() && old.config.mode != new.mode {
+                            return refuse(
+                                ConfigKind::Operator,
+                                &change.id,
+                                "mode",
+                                "log the operator out before changing persistent/ring mode".into(),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let wanted_now = |kind: ConfigKind, id: &str| {
+            changes.iter().any(|c| c.kind == kind && c.id == id && c.action != ChangeAction::Removed)
+        };
+        // Puts in dependency order, then deletes in reverse dependency order.
+        for s in wanted.schedules.iter().filter(|s| wanted_now(ConfigKind::Schedule, s.id.as_str())) {
+            self.put_schedule(s)?;
+        }
+        for q in wanted.queues.iter().filter(|q| wanted_now(ConfigKind::Queue, q.id.as_str())) {
+            self.put_queue(q)?;
+        }
+        for g in wanted.gates.iter().filter(|g| wanted_now(ConfigKind::Gate, g.id.as_str())) {
+            self.put_gate(g)?;
+        }
+        for o in wanted.operators.iter().filter(|o| wanted_now(ConfigKind::Operator, o.id.as_str())) {
+            self.put_operator(o)?;
+        }
+        for kind in [ConfigKind::Operator, ConfigKind::Gate, ConfigKind::Queue, ConfigKind::Schedule] {
+            for change in changes.iter().filter(|c| c.kind == kind && c.action == ChangeAction::Removed) {
+                let removed = match kind {
+                    ConfigKind::Operator => self.delete_operator(&OperatorId::new(&change.id)),
+                    ConfigKind::Gate => self.delete_gate(&GateId::new(&change.id)),
+                    ConfigKind::Queue => self.delete_queue(&QueueId::new(&change.id)),
+                    ConfigKind::Schedule => self.delete_schedule(&ScheduleId::new(&change.id)),
+                };
+                debug_assert!(removed.is_ok(), "pre-checked removal failed: {removed:?}");
+                removed?;
+            }
+        }
+        debug_assert_eq!(self.config_set(), wanted);
+        Ok(Response::Done)
+    }
+
+    /// The whole configuration as one document, lists sorted by id.
+    pub fn config_set(&self) -> RoutingConfigSet {
+        RoutingConfigSet {
+            schedules: self.schedule_configs().cloned().collect(),
+            queues: self.queue_configs().cloned().collect(),
+            gates: self.gate_configs().cloned().collect(),
+            operators: self.operator_configs().cloned().collect(),
+        }
+        .normalized()
+    }
 
     fn put_queue(&mut self, cfg: &QueueConfig) -> CommandResult {
         cfg.validate()?;

@@ -754,3 +754,66 @@ fn snapshot_restores_identical_future_behaviour() {
         assert_eq!(lineup_core::codec::encode(&a).unwrap(), lineup_core::codec::encode(&b).unwrap(), "step {step}");
     }
 }
+
+#[test]
+fn a_whole_config_set_applies_all_or_nothing_and_reads_back_equal() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.operator("carol", SITE_C, &[("sales", 0)], &[]);
+    h.login("carol", SITE_C);
+    let mut set = h.routing.config_set();
+    set.operators[0].pin_hash = "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into();
+    set.queues.push(QueueConfig { id: QueueId::new("support"), name: "Support".into(), ..Default::default() });
+    set.gates.push(GateConfig { id: GateId::new("web"), queue: QueueId::new("support"), ..Default::default() });
+    set.operators[0].memberships.insert(QueueId::new("support"), 1);
+    let changes = set.diff_from(&h.routing.config_set());
+    let described: Vec<_> = changes.iter().map(|c| (c.action, c.kind, c.id.as_str())).collect();
+    assert_eq!(
+        described,
+        vec![
+            (ChangeAction::Added, ConfigKind::Queue, "support"),
+            (ChangeAction::Added, ConfigKind::Gate, "web"),
+            (ChangeAction::Changed, ConfigKind::Operator, "carol"),
+        ]
+    );
+    assert_eq!(changes[2].fields, vec!["memberships".to_string(), "pin_hash".to_string()]);
+    h.ok(CommandBody::ApplyConfig(Box::new(set.clone())));
+    assert_eq!(h.routing.config_set(), set.clone().normalized());
+
+    // Removing a queue a caller waits in is refused, and nothing else in the set lands either.
+    h.enqueue("c1", "support", SITE_A);
+    let mut shrunk = set.clone();
+    shrunk.gates.clear();
+    shrunk.queues.retain(|q| q.id.as_str() != "support");
+    shrunk.operators[0].memberships.remove(&QueueId::new("support"));
+    shrunk.queues[0].name = "Renamed".into();
+    let before = h.routing.config_set();
+    let (result, effects) = h.apply(CommandBody::ApplyConfig(Box::new(shrunk)));
+    match result {
+        Err(CoreError::InvalidConfig(p)) => assert_eq!((p.kind, p.id.as_str()), (ConfigKind::Queue, "support")),
+        other => panic!("expected a refusal naming queue support, got {other:?}"),
+    }
+    assert!(effects.is_empty());
+    assert_eq!(h.routing.config_set(), before);
+
+    // A dangling reference names the object and the field.
+    let mut dangling = before.clone();
+    dangling.gates[0].queue = QueueId::new("nowhere");
+    match h.apply(CommandBody::ApplyConfig(Box::new(dangling))).0 {
+        Err(CoreError::InvalidConfig(p)) => {
+            assert_eq!((p.kind, p.id.as_str(), p.field.as_str()), (ConfigKind::Gate, "web", "queue"))
+        }
+        other => panic!("expected a refusal naming gate web, got {other:?}"),
+    }
+
+    // A redacted PIN hash (an export made without the admin role) keeps the current hash.
+    let mut redacted = before.clone().without_pin_hashes();
+    assert_eq!(redacted.operators[0].pin_hash, lineup_core::config_set::REDACTED_PIN_HASH);
+    redacted.queues[0].name = "Renamed".into();
+    let hash_before = h.routing.operator_config(&OperatorId::new("carol")).unwrap().pin_hash.clone();
+    h.ok(CommandBody::ApplyConfig(Box::new(redacted)));
+    assert_eq!(h.routing.operator_config(&OperatorId::new("carol")).unwrap().pin_hash, hash_before);
+    assert!(hash_before.starts_with("$argon2id$"));
+    assert_eq!(h.routing.queue_config(&QueueId::new("sales")).unwrap().name, "Renamed");
+    h.routing.check_invariants().unwrap();
+}
