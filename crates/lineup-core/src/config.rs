@@ -44,13 +44,15 @@ pub enum EmptyRule {
 /// One step of pool widening (app_queue's queuerules): after `after_wait_ms` in the queue,
 /// operators with a penalty up to `max_penalty` may take the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TierRule {
     pub after_wait_ms: u64,
     pub max_penalty: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+// A misspelt setting in a config file or REST body is an error, never silently a default.
+#[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     pub id: QueueId,
     pub name: String,
@@ -136,7 +138,8 @@ impl Default for QueueConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+// A misspelt setting in a config file or REST body is an error, never silently a default.
+#[serde(default, deny_unknown_fields)]
 pub struct GateConfig {
     pub id: GateId,
     pub queue: QueueId,
@@ -169,7 +172,8 @@ pub enum OperatorMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+// A misspelt setting in a config file or REST body is an error, never silently a default.
+#[serde(default, deny_unknown_fields)]
 pub struct OperatorConfig {
     pub id: OperatorId,
     pub name: String,
@@ -202,6 +206,7 @@ impl Default for OperatorConfig {
 
 /// Opening hours on some weekdays, in the schedule's time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpeningHours {
     /// ISO weekdays, 1 = Monday … 7 = Sunday.
     pub days: Vec<u8>,
@@ -211,6 +216,7 @@ pub struct OpeningHours {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CivilDate {
     pub year: i16,
     pub month: u8,
@@ -218,12 +224,14 @@ pub struct CivilDate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     pub id: ScheduleId,
     /// IANA zone name, e.g. `Europe/Paris` (resolved from the tz database built into the binary).
     pub time_zone: String,
     pub weekly: Vec<OpeningHours>,
     /// Local dates closed all day.
+    #[serde(default)]
     pub holidays: Vec<CivilDate>,
 }
 

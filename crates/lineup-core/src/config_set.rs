@@ -14,7 +14,7 @@ pub const CONFIG_SET_OBJECTS_MAX: usize = 10_000;
 
 /// Every queue, gate, operator and schedule, each list sorted by id.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RoutingConfigSet {
     pub schedules: Vec<ScheduleConfig>,
     pub queues: Vec<QueueConfig>,
