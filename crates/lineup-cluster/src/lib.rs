@@ -21,5 +21,5 @@ pub mod transport;
 
 pub use error::ClusterError;
 
-pub use node::{ClusterNode, ClusterTiming, NodeConfig, SiteEffect};
+pub use node::{AppliedCommand, AppliedSink, ClusterNode, ClusterTiming, NodeConfig, SiteEffect};
 pub use rpc::Committed;

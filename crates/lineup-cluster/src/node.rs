@@ -136,7 +136,22 @@ pub struct NodeConfig {
     /// Snapshot after this many log entries (then compact the log).
     pub snapshot_logs_since_last: u64,
     pub logs_kept_after_snapshot: u64,
+    /// Receives every applied command's effects for this site, whole and in log order, for
+    /// consumers that must not miss one (the history outbox). Unlike
+    /// [`ClusterNode::subscribe_effects`], which drops for a lagging reader, a full sink
+    /// holds up apply: keep its consumer fast and local (it writes to a local outbox).
+    pub applied_sink: Option<AppliedSink>,
 }
+
+/// One applied command's effects addressed to this site (see [`NodeConfig::applied_sink`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedCommand {
+    pub apply_index: u64,
+    pub effects: Vec<Effect>,
+}
+
+/// Bounded: the consumer sizes it; a full channel is backpressure on apply.
+pub type AppliedSink = std::sync::mpsc::SyncSender<AppliedCommand>;
 
 impl NodeConfig {
     pub fn new(site: u64, data_dir: impl Into<PathBuf>) -> Self {
@@ -146,6 +161,7 @@ impl NodeConfig {
             timing: ClusterTiming::default(),
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
+            applied_sink: None,
         }
     }
 
@@ -179,6 +195,7 @@ pub struct SiteState {
     routing: Routing,
     site: SiteId,
     effects: broadcast::Sender<SiteEffect>,
+    applied_sink: Option<AppliedSink>,
 }
 
 impl SiteState {
@@ -199,6 +216,14 @@ impl ReplicatedState for SiteState {
             for effect in applied.effects.iter().filter(|e| e.is_for(self.site)) {
                 // No subscriber is fine: the effect is also in the committed log.
                 let _ = self.effects.send(SiteEffect { apply_index, effect: effect.clone() });
+            }
+            if let Some(sink) = &self.applied_sink {
+                let effects: Vec<Effect> = applied.effects.iter().filter(|e| e.is_for(self.site)).cloned().collect();
+                if !effects.is_empty() {
+                    // Blocks only while the consumer is a whole channel behind (backpressure);
+                    // a consumer that has gone away is ignored.
+                    let _ = sink.send(AppliedCommand { apply_index, effects });
+                }
             }
             results.push(applied);
         }
@@ -466,7 +491,12 @@ impl<T: PeerTransport> ClusterNode<T> {
         let db = open_database(&config.data_dir.join("raft.redb"))?;
         let incarnation = crate::log_store::next_incarnation(&db)?;
         let (effects, _) = broadcast::channel(EFFECT_STREAM_CAPACITY);
-        let state = SiteState { routing: Routing::new(), site: SiteId(config.site), effects: effects.clone() };
+        let state = SiteState {
+            routing: Routing::new(),
+            site: SiteId(config.site),
+            effects: effects.clone(),
+            applied_sink: config.applied_sink.clone(),
+        };
         let store = Store::open(db.clone(), state).map_err(|e| ClusterError::Storage(e.to_string()))?;
         let (log_store, log_writer) = RedbLogStore::<LineupRaft>::with_writer(db);
         let transport = Arc::new(transport);

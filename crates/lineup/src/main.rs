@@ -3,7 +3,9 @@
 mod alloc_count;
 mod bench;
 mod cli_cluster;
+mod config_file;
 mod demo;
+mod node_config;
 mod site_bench;
 mod wiring;
 

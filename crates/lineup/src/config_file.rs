@@ -1,0 +1,305 @@
+//! Reading TOML files (routing config and node config) with errors that name the file, the
+//! line and the field. Parsing happens in two passes: serde gives typed values (and syntax or
+//! type errors with a byte span), and a spanned parse of the same text locates the field that
+//! a later semantic check (the core's validation) complains about.
+
+use lineup_core::{ConfigProblem, RoutingConfigSet};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+/// Largest config file read (a routing config of thousands of operators is far below).
+pub const CONFIG_FILE_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A config problem located in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFileError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the problem could be located.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the field, e.g. `queues[id=sales].max_wait_ms`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": field `{}`: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigFileError {}
+
+/// A TOML text and where it came from.
+pub struct ConfigText {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl ConfigText {
+    pub fn read(path: &Path) -> Result<Self, ConfigFileError> {
+        let fail = |message: String| ConfigFileError {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            field: String::new(),
+            message,
+        };
+        let size = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?.len();
+        if size > CONFIG_FILE_MAX_BYTES {
+            return Err(fail(format!("larger than {CONFIG_FILE_MAX_BYTES} bytes")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Ok(Self { path: path.to_path_buf(), text })
+    }
+
+    pub fn from_string(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        Self { path: path.into(), text: text.into() }
+    }
+
+    fn error_at(&self, span: Option<std::ops::Range<usize>>, field: String, message: String) -> ConfigFileError {
+        let (line, column) = match span {
+            Some(span) => {
+                let (l, c) = line_column(&self.text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigFileError { path: self.path.clone(), line, column, field, message }
+    }
+
+    /// An error about a field found valid by serde but refused by a later check: points at
+    /// the key (or its `_env` twin, or the nearest enclosing section that is present).
+    pub fn field_error(&self, field: &str, message: &str) -> ConfigFileError {
+        let mut keys = Vec::new();
+        if let Ok(doc) = DeTable::parse(&self.text) {
+            collect_keys(doc.get_ref(), "", &mut keys);
+        }
+        let find = |path: &str| keys.iter().find(|(_, p)| p == path).map(|(start, _)| *start);
+        let mut candidates = vec![field.to_string(), format!("{field}_env")];
+        let mut prefix = field;
+        while let Some((head, _)) = prefix.rsplit_once('.') {
+            candidates.push(head.to_string());
+            prefix = head;
+        }
+        let start = candidates.iter().find_map(|c| find(c));
+        self.error_at(start.map(|s| s..s), field.to_string(), message.to_string())
+    }
+
+    /// Deserializes the whole file; a syntax or type error names its line and field.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigFileError> {
+        toml::from_str::<T>(&self.text).map_err(|e| {
+            let span = e.span();
+            let field = span.clone().and_then(|s| self.field_at(s.start)).unwrap_or_default();
+            self.error_at(span, field, e.message().trim().to_string())
+        })
+    }
+
+    /// The dotted path of the key at or last before byte `offset` (container spans of
+    /// `[[array]]` tables do not cover their keys, so keys are matched by position).
+    fn field_at(&self, offset: usize) -> Option<String> {
+        let doc = DeTable::parse(&self.text).ok()?;
+        let mut keys = Vec::new();
+        collect_keys(doc.get_ref(), "", &mut keys);
+        keys.into_iter().filter(|(start, _)| *start <= offset).max_by_key(|(start, _)| *start).map(|(_, path)| path)
+    }
+
+    /// Where a semantic problem in a routing config points: the field's key, else the
+    /// object's `id`, else the section.
+    fn locate_problem(&self, problem: &ConfigProblem) -> (Option<std::ops::Range<usize>>, String) {
+        let section = problem.kind.section();
+        let label = format!("{section}[id={}].{}", problem.id, problem.field);
+        let Ok(doc) = DeTable::parse(&self.text) else {
+            return (None, label);
+        };
+        let Some((_, items)) = doc.get_ref().iter().find(|(k, _)| k.get_ref().as_ref() == section) else {
+            return (None, label);
+        };
+        let DeValue::Array(items) = items.get_ref() else {
+            return (Some(items.span()), label);
+        };
+        for item in items {
+            let DeValue::Table(table) = item.get_ref() else { continue };
+            let id_matches = table.iter().any(|(k, v)| {
+                k.get_ref().as_ref() == "id" && matches!(v.get_ref(), DeValue::String(s) if s.as_ref() == problem.id)
+            });
+            if !id_matches {
+                continue;
+            }
+            let field_key = problem.field.split(['.', '[']).next().unwrap_or("");
+            if let Some((key, _)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == field_key) {
+                return (Some(key.span()), label);
+            }
+            if let Some((key, _)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == "id") {
+                return (Some(key.span()), label);
+            }
+            return (Some(item.span()), label);
+        }
+        (None, label)
+    }
+}
+
+/// Every key in the document with its start offset and dotted path.
+fn collect_keys(table: &DeTable<'_>, prefix: &str, out: &mut Vec<(usize, String)>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key.get_ref().to_string() } else { format!("{prefix}.{}", key.get_ref()) };
+        out.push((key.span().start, path.clone()));
+        collect_value_keys(value, &path, out);
+    }
+}
+
+fn collect_value_keys(value: &Spanned<DeValue<'_>>, path: &str, out: &mut Vec<(usize, String)>) {
+    match value.get_ref() {
+        DeValue::Table(t) => collect_keys(t, path, out),
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                // Name array elements by their id where they have one (queues[id=sales]).
+                let id = match item.get_ref() {
+                    DeValue::Table(t) => t.iter().find_map(|(k, v)| match v.get_ref() {
+                        DeValue::String(s) if k.get_ref().as_ref() == "id" => Some(s.to_string()),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                let element = match id {
+                    Some(id) => format!("{path}[id={id}]"),
+                    None => format!("{path}[{i}]"),
+                };
+                collect_value_keys(item, &element, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// Reads and validates a routing config file (queues, gates, operators, schedules).
+pub fn load_routing(text: &ConfigText) -> Result<RoutingConfigSet, ConfigFileError> {
+    let set: RoutingConfigSet = text.parse()?;
+    let set = set.normalized();
+    set.validate().map_err(|problem| routing_problem(text, &problem))?;
+    Ok(set)
+}
+
+/// Locates a problem the core (or a node) reported about a set read from `text`.
+pub fn routing_problem(text: &ConfigText, problem: &ConfigProblem) -> ConfigFileError {
+    let (span, field) = text.locate_problem(problem);
+    text.error_at(span, field, problem.reason.clone())
+}
+
+/// The routing config as a TOML document (`lineup config export`).
+pub fn routing_to_toml(set: &RoutingConfigSet) -> Result<String, toml::ser::Error> {
+    let body = toml::to_string_pretty(set)?;
+    Ok(format!(
+        "# Lineup routing config: apply with `lineup config apply FILE`.\n# Times are in milliseconds, \
+         skill levels 0-100, priorities 0 (first) to 255.\n\n{body}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[queues]]
+id = "sales"
+name = "Sales"
+max_wait_ms = 240000
+timeout_target = { queue = { queue = "support", keep_order = true } }
+
+[[queues]]
+id = "support"
+name = "Support"
+required_skills = { english = 50 }
+
+[[gates]]
+id = "web"
+queue = "sales"
+
+[[operators]]
+id = "1101"
+name = "Alice"
+site = 1
+mode = "ring"
+endpoint = "PJSIP/alice"
+memberships = { sales = 0, support = 1 }
+skills = { english = 80 }
+"#;
+
+    fn load(text: &str) -> Result<RoutingConfigSet, ConfigFileError> {
+        load_routing(&ConfigText::from_string("routing.toml", text))
+    }
+
+    #[test]
+    fn a_good_file_loads_and_exports_to_an_equal_set() {
+        let set = load(GOOD).unwrap();
+        assert_eq!(set.queues.len(), 2);
+        let exported = routing_to_toml(&set).unwrap();
+        assert_eq!(load(&exported).unwrap(), set);
+    }
+
+    #[test]
+    fn a_semantic_error_names_file_line_and_field() {
+        let bad = GOOD.replace(r#"queue = "sales""#, r#"queue = "nowhere""#);
+        let e = load(&bad).unwrap_err();
+        assert_eq!(e.field, "gates[id=web].queue");
+        let line = bad.lines().position(|l| l.contains("\"nowhere\"")).unwrap() + 1;
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.to_string().starts_with(&format!("routing.toml:{line}:")), "{e}");
+        assert!(e.message.contains("nowhere"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_setting_names_its_line() {
+        let bad = GOOD.replace("max_wait_ms", "max_wiat_ms");
+        let e = load(&bad).unwrap_err();
+        let line = bad.lines().position(|l| l.contains("max_wiat_ms")).unwrap() + 1;
+        assert_eq!(e.line, Some(line), "{e}");
+        assert!(e.message.contains("max_wiat_ms"), "{e}");
+        assert!(e.field.starts_with("queues[id=sales]"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let bad = GOOD.replace("max_wait_ms = 240000", "max_wait_ms = \"four minutes\"");
+        let e = load(&bad).unwrap_err();
+        assert_eq!(e.field, "queues[id=sales].max_wait_ms", "{e}");
+        assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn a_ring_operator_without_endpoint_points_at_the_operator() {
+        let bad = GOOD.replace("endpoint = \"PJSIP/alice\"\n", "");
+        let e = load(&bad).unwrap_err();
+        assert_eq!(e.field, "operators[id=1101].endpoint", "{e}");
+        let line = bad.lines().position(|l| l.contains("id = \"1101\"")).unwrap() + 1;
+        assert_eq!(e.line, Some(line), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let e = load("[[queues]]\nid = \"sales\nname = 1\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+    }
+}

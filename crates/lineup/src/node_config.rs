@@ -1,0 +1,365 @@
+//! The node config file (`lineup run --config site.toml`): who this site is, where it
+//! listens, its peers and certificates, its Asterisk, its history database, optional Redis,
+//! API tokens and logging. Secrets (ARI password, API tokens) come from the file or from an
+//! environment variable the file names; they are never logged (hand-written Debug).
+
+use crate::config_file::{ConfigFileError, ConfigText};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A secret given inline (`password = "..."`) or by environment variable
+/// (`password_env = "LINEUP_ARI_PASSWORD"`).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret").field("env", &self.env).field("value", &self.value.as_ref().map(|_| "…")).finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// This site's id (1, 2, …); its certificate must name it.
+    pub site: u64,
+    /// Raft log, snapshots, history outbox, SQLite history.
+    pub data_dir: PathBuf,
+    pub cluster: ClusterSection,
+    pub ari: AriSection,
+    #[serde(default)]
+    pub calls: CallsSection,
+    #[serde(default)]
+    pub history: HistorySection,
+    #[serde(default)]
+    pub redis: Option<RedisSection>,
+    pub api: ApiSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// UDP address for QUIC, e.g. `0.0.0.0:7401`.
+    pub listen: SocketAddr,
+    /// The address other sites reach this one at (defaults to `listen`).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The other sites: id → QUIC address (and API URL for `lineup status`).
+    #[serde(default)]
+    pub peers: Vec<PeerSection>,
+    /// Form a new cluster of this site and its peers at first start (run with the same peer
+    /// list on every founding site; ignored once the node is part of a cluster).
+    #[serde(default)]
+    pub bootstrap: bool,
+    #[serde(default)]
+    pub heartbeat_interval_ms: Option<u64>,
+    #[serde(default)]
+    pub election_timeout_min_ms: Option<u64>,
+    #[serde(default)]
+    pub election_timeout_max_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    pub site: u64,
+    pub address: String,
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AriSection {
+    /// e.g. `http://127.0.0.1:8088/ari`
+    pub url: String,
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default = "default_applications")]
+    pub applications: Vec<String>,
+    #[serde(default = "default_ari_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+impl fmt::Debug for AriSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AriSection")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("password_env", &self.password_env)
+            .field("applications", &self.applications)
+            .finish()
+    }
+}
+
+fn default_applications() -> Vec<String> {
+    vec!["lineup".into(), "lineup-login".into()]
+}
+
+fn default_ari_timeout_ms() -> u64 {
+    5_000
+}
+
+/// Dial strings this site uses to reach other sites and callback numbers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSection {
+    /// Remote site id → dial string template with `{call}`, e.g. `PJSIP/lineup-{call}@site-2`.
+    #[serde(default)]
+    pub trunk_endpoints: BTreeMap<String, String>,
+    /// Template with `{number}`, e.g. `PJSIP/{number}@carrier`.
+    #[serde(default)]
+    pub callback_endpoint: Option<String>,
+    #[serde(default)]
+    pub moh_class: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// `postgres://…` or `sqlite://…`; default: SQLite in the data directory.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub database_url_env: Option<String>,
+    /// Asterisk-format queue_log file (e.g. `/var/log/asterisk/queue_log`).
+    #[serde(default)]
+    pub queue_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    pub url: String,
+    /// Prefix of every key (default `lineup:site-<id>:`).
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// TCP address for REST, WebSocket and the dashboard, e.g. `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Origins (besides the API's own) allowed to open WebSockets.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub tokens: Vec<TokenSection>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    pub name: String,
+    /// admin, supervisor, viewer or widget.
+    pub role: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+impl fmt::Debug for TokenSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSection")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("token_env", &self.token_env)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// `pretty` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `lineup_site=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { format: default_log_format(), level: default_log_level() }
+    }
+}
+
+fn default_log_format() -> String {
+    "pretty".into()
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// A secret from the file or the environment; `field` names it in errors.
+fn secret(
+    text: &ConfigText,
+    field: &str,
+    inline: &Option<String>,
+    env: &Option<String>,
+) -> Result<Option<String>, ConfigFileError> {
+    match (inline, env) {
+        (Some(_), Some(_)) => Err(text.field_error(field, "give the value or the _env variable, not both")),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(v)),
+            _ => Err(text.field_error(field, &format!("environment variable {var} is not set"))),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+/// The node config with secrets resolved and every field checked.
+#[derive(Clone)]
+pub struct NodeSettings {
+    pub file: NodeFile,
+    pub ari_password: String,
+    pub database_url: String,
+    /// (name, role, token)
+    pub tokens: Vec<(String, String, String)>,
+}
+
+impl fmt::Debug for NodeSettings {
+    // Hand-written: the resolved secrets must never reach a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tokens: Vec<(&str, &str)> = self.tokens.iter().map(|(n, r, _)| (n.as_str(), r.as_str())).collect();
+        let database = self.database_url.split('@').next_back().unwrap_or_default();
+        f.debug_struct("NodeSettings")
+            .field("file", &self.file)
+            .field("database", &database)
+            .field("tokens", &tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const API_ROLES: [&str; 4] = ["admin", "supervisor", "viewer", "widget"];
+
+impl NodeSettings {
+    pub fn load(text: &ConfigText) -> Result<Self, ConfigFileError> {
+        let file: NodeFile = text.parse()?;
+        if file.site == 0 {
+            return Err(text.field_error("site", "site ids start at 1"));
+        }
+        if file.cluster.peers.iter().any(|p| p.site == file.site) {
+            return Err(text.field_error("cluster.peers", "lists this site itself"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(p) = file.cluster.peers.iter().find(|p| !seen.insert(p.site)) {
+            return Err(text.field_error("cluster.peers", &format!("site {} listed twice", p.site)));
+        }
+        if file.cluster.bootstrap && ![0, 2, 4].contains(&file.cluster.peers.len()) {
+            return Err(text.field_error("cluster.bootstrap", "a founding cluster has 1, 3 or 5 sites"));
+        }
+        if !file.ari.url.starts_with("http://") && !file.ari.url.starts_with("https://") {
+            return Err(text.field_error("ari.url", "must be an http:// URL such as http://127.0.0.1:8088/ari"));
+        }
+        if file.ari.url.contains('@') {
+            return Err(text.field_error("ari.url", "must not carry credentials (use username and password)"));
+        }
+        let ari_password = secret(text, "ari.password", &file.ari.password, &file.ari.password_env)?
+            .ok_or_else(|| text.field_error("ari.password", "missing (give password or password_env)"))?;
+        let database_url =
+            secret(text, "history.database_url", &file.history.database_url, &file.history.database_url_env)?
+                .unwrap_or_else(|| format!("sqlite://{}", file.data_dir.join("history.sqlite").display()));
+        if !database_url.starts_with("postgres://")
+            && !database_url.starts_with("postgresql://")
+            && !database_url.starts_with("sqlite:")
+        {
+            return Err(text.field_error("history.database_url", "must start with postgres:// or sqlite:"));
+        }
+        for key in file.calls.trunk_endpoints.keys() {
+            if key.parse::<u64>().is_err() {
+                return Err(text.field_error(&format!("calls.trunk_endpoints.{key}"), "keys are site ids"));
+            }
+        }
+        if !["pretty", "json"].contains(&file.log.format.as_str()) {
+            return Err(text.field_error("log.format", "pretty or json"));
+        }
+        let mut tokens = Vec::new();
+        for (i, t) in file.api.tokens.iter().enumerate() {
+            let field = format!("api.tokens[{i}]");
+            if !API_ROLES.contains(&t.role.as_str()) {
+                return Err(text.field_error(&format!("{field}.role"), "admin, supervisor, viewer or widget"));
+            }
+            let token = secret(text, &format!("{field}.token"), &t.token, &t.token_env)?
+                .ok_or_else(|| text.field_error(&format!("{field}.token"), "missing (give token or token_env)"))?;
+            if token.len() < API_TOKEN_MIN_BYTES {
+                return Err(text.field_error(
+                    &format!("{field}.token"),
+                    &format!("shorter than {API_TOKEN_MIN_BYTES} characters"),
+                ));
+            }
+            tokens.push((t.name.clone(), t.role.clone(), token));
+        }
+        Ok(Self { file, ari_password, database_url, tokens })
+    }
+}
+
+/// Shortest API token accepted (guessable tokens are refused at load).
+pub const API_TOKEN_MIN_BYTES: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const EXAMPLE: &str = include_str!("../../../deploy/examples/site-1.toml");
+
+    fn load(text: &str) -> Result<NodeSettings, ConfigFileError> {
+        std::env::set_var("LINEUP_TEST_ARI_PASSWORD", "secret-ari");
+        std::env::set_var("LINEUP_ADMIN_TOKEN", "admin-token-0123456789");
+        std::env::set_var("LINEUP_VIEWER_TOKEN", "viewer-token-0123456789");
+        NodeSettings::load(&ConfigText::from_string("site.toml", text))
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let text =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        let settings = load(&text).unwrap();
+        assert_eq!(settings.file.site, 1);
+        assert_eq!(settings.ari_password, "secret-ari");
+        assert_eq!(settings.file.cluster.peers.len(), 2);
+        assert_eq!(settings.tokens.len(), 2);
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("secret-ari") && !debug.contains("admin-token"), "secrets never reach a log line");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_field() {
+        let text = EXAMPLE
+            .replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"")
+            .replace("listen = \"0.0.0.0:7401\"", "listen = \"nowhere\"");
+        let e = load(&text).unwrap_err();
+        assert_eq!(e.field, "cluster.listen", "{e}");
+        let line = text.lines().position(|l| l.contains("\"nowhere\"")).unwrap() + 1;
+        assert_eq!(e.line, Some(line), "{e}");
+
+        let text =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_UNSET_VAR\"");
+        let e = load(&text).unwrap_err();
+        assert_eq!(e.field, "ari.password", "{e}");
+        assert!(e.line.is_some() && e.message.contains("LINEUP_TEST_UNSET_VAR"), "{e}");
+    }
+}
