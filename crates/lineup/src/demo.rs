@@ -3,25 +3,23 @@
 //! driver per site — with simulated callers (Poisson arrivals per gate, a VIP class, abandons,
 //! callback takers) and operators (PIN login, both modes, wrap-up, breaks).
 
-use crate::wiring::{feed_site, NodePort};
+use crate::node::{NodeSpec, RunningNode};
 use anyhow::Context;
-use lineup_ari::{ApplicationName, AriConfig, AriEvents, CallerId, HttpAri};
+use lineup_ari::{ApplicationName, AriConfig, CallerId};
 use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
-use lineup_cluster::{ClusterNode, ClusterTiming, NodeConfig};
+use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
 use lineup_pbx_sim::{
     serve_box, BoxConfig, BoxIndex, Dialplan, LiveWorld, PbxWorld, PhoneBehaviour, PhoneCall, ScriptedKeys,
     SimCredentials, TrunkRoute,
 };
-use lineup_site::driver::run_site;
-use lineup_site::{SiteConfig, SiteController};
+use lineup_site::SiteConfig;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 
 const SITES: [u64; 3] = [1, 2, 3];
 /// How long the end of the demo waits for every call to reach its outcome.
@@ -138,9 +136,10 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn routing_config() -> Vec<CommandBody> {
-    let mut commands = vec![
-        CommandBody::PutQueue(QueueConfig {
+fn routing_config() -> RoutingConfigSet {
+    let mut set = RoutingConfigSet::default();
+    set.queues = vec![
+        QueueConfig {
             id: QueueId::new("sales"),
             name: "Sales".into(),
             announce_every_ms: Some(30_000),
@@ -152,8 +151,8 @@ fn routing_config() -> Vec<CommandBody> {
             alarm_depth: Some(8),
             ring_timeout_ms: 12_000,
             ..Default::default()
-        }),
-        CommandBody::PutQueue(QueueConfig {
+        },
+        QueueConfig {
             id: QueueId::new("support"),
             name: "Support".into(),
             required_skills: [(Skill::new("english"), 50)].into_iter().collect(),
@@ -163,26 +162,24 @@ fn routing_config() -> Vec<CommandBody> {
             default_handle_ms: 60_000,
             timeout_target: Target::Queue { queue: QueueId::new("sales"), keep_order: true },
             ..Default::default()
-        }),
-        CommandBody::PutGate(GateConfig { id: GateId::new("web"), queue: QueueId::new("sales"), ..Default::default() }),
-        CommandBody::PutGate(GateConfig {
+        },
+    ];
+    set.gates = vec![
+        GateConfig { id: GateId::new("web"), queue: QueueId::new("sales"), ..Default::default() },
+        GateConfig {
             id: GateId::new("phone"),
             queue: QueueId::new("sales"),
             whisper: Some("queue-reporthold".into()),
             ..Default::default()
-        }),
-        CommandBody::PutGate(GateConfig {
-            id: GateId::new("support-phone"),
-            queue: QueueId::new("support"),
-            ..Default::default()
-        }),
+        },
+        GateConfig { id: GateId::new("support-phone"), queue: QueueId::new("support"), ..Default::default() },
     ];
     for op in OPERATORS {
         let phc = {
             use argon2::password_hash::PasswordHasher;
             argon2::Argon2::default().hash_password(pin_of(op.id).as_bytes()).map(|h| h.to_string()).unwrap_or_default()
         };
-        commands.push(CommandBody::PutOperator(OperatorConfig {
+        set.operators.push(OperatorConfig {
             id: OperatorId::new(op.id),
             name: format!("Operator {}", op.id),
             site: SiteId(op.site),
@@ -191,9 +188,9 @@ fn routing_config() -> Vec<CommandBody> {
             endpoint: (op.mode == OperatorMode::Ring).then(|| format!("PJSIP/phone-{}", op.id)),
             skills: op.skills.iter().map(|(s, l)| (Skill::new(*s), *l)).collect(),
             memberships: op.queues.iter().map(|(q, p)| (QueueId::new(*q), *p)).collect(),
-        }));
+        });
     }
-    commands
+    set
 }
 
 /// Every effect any node published, by log index (each effect once).
@@ -238,46 +235,6 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         election_timeout_max_ms: 1_000,
         ..ClusterTiming::default()
     };
-    let mut nodes = BTreeMap::new();
-    for (site, transport) in transports {
-        let mut config = NodeConfig::new(site, data_dir.join(format!("site-{site}")));
-        config.timing = timing.clone();
-        nodes.insert(site, ClusterNode::start(config, transport).await?);
-    }
-    for node in nodes.values() {
-        node.bootstrap(&addrs).await?;
-    }
-    let observed = Arc::new(Mutex::new(Observed::default()));
-    for node in nodes.values() {
-        let mut effects = node.subscribe_effects();
-        let observed = Arc::clone(&observed);
-        tokio::spawn(async move {
-            loop {
-                match effects.recv().await {
-                    Ok(e) => observed.lock().unwrap_or_else(|p| p.into_inner()).record(e.apply_index, e.effect),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-    }
-    // SQLite history and an Asterisk queue_log file per site (no server to install).
-    let mut histories = BTreeMap::new();
-    for (site, node) in &nodes {
-        let dir = data_dir.join(format!("site-{site}"));
-        let pipeline = Arc::new(lineup_store::HistoryPipeline::start(lineup_store::HistoryPipelineConfig {
-            outbox_path: dir.join("history-outbox.redb"),
-            database_url: format!("sqlite://{}", dir.join("history.sqlite").display()),
-            queue_log_path: Some(dir.join("queue_log")),
-        })?);
-        crate::wiring::feed_history(Arc::clone(node), Arc::clone(&pipeline));
-        histories.insert(*site, pipeline);
-    }
-    let first = Arc::clone(&nodes[&1]);
-    for body in routing_config() {
-        first.propose(body).await?.result.map_err(|e| anyhow::anyhow!("config refused: {e}"))?;
-    }
-
     // Three Asterisk stand-ins joined by PJSIP trunks, each served over ARI.
     let dialplan = Dialplan::parse(DEMO_DIALPLAN)?;
     let names: Vec<String> = SITES.iter().map(|s| format!("site-{s}")).collect();
@@ -302,14 +259,15 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         })
         .collect();
     let live = LiveWorld::start(PbxWorld::new(now_ms(), boxes)?);
-    let (stop, shutdown) = watch::channel(false);
     let mut servers = Vec::new();
-    let mut drivers = Vec::new();
-    for (i, site) in SITES.iter().enumerate() {
+    // Each site: its Raft node, site control over its stand-in's ARI, SQLite history and an
+    // Asterisk queue_log file — the same assembly `lineup run` uses.
+    let mut running = BTreeMap::new();
+    for (i, (site, transport)) in transports.into_iter().enumerate() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let credentials = SimCredentials { username: "lineup".into(), password: format!("demo-{site}") };
         let server = serve_box(Arc::clone(&live), BoxIndex(i), listener, credentials).await?;
-        let config = AriConfig {
+        let ari = AriConfig {
             base_url: server.base_url(),
             username: "lineup".into(),
             password: format!("demo-{site}"),
@@ -317,21 +275,57 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
             request_timeout_ms: 5_000,
         };
         servers.push(server);
-        let mut site_config = SiteConfig::new(SiteId(*site), now_ms() * 1_000);
-        for other in SITES.iter().filter(|o| *o != site) {
+        let mut site_config = SiteConfig::new(SiteId(site), now_ms() * 1_000);
+        for other in SITES.iter().filter(|o| **o != site) {
             site_config.trunk_endpoints.insert(SiteId(*other), format!("PJSIP/lineup-{{call}}@site-{other}"));
         }
         site_config.callback_endpoint = Some("PJSIP/{number}".into());
-        let node = Arc::clone(&nodes[site]);
-        drivers.push(tokio::spawn(run_site(
-            SiteController::new(site_config),
-            Arc::new(HttpAri::new(&config)?),
-            AriEvents::connect(&config)?,
-            feed_site(&node),
-            Arc::new(NodePort(node)),
-            shutdown.clone(),
-        )));
+        let dir = data_dir.join(format!("site-{site}"));
+        let spec = NodeSpec {
+            site,
+            data_dir: dir.clone(),
+            transport,
+            bootstrap: Some(addrs.clone()),
+            timing: timing.clone(),
+            ari,
+            site_config,
+            database_url: format!("sqlite://{}", dir.join("history.sqlite").display()),
+            queue_log: Some(dir.join("queue_log")),
+            redis: None,
+        };
+        running.insert(site, RunningNode::start(spec).await?);
     }
+    let nodes: BTreeMap<u64, Arc<lineup_cluster::ClusterNode<QuicTransport>>> =
+        running.iter().map(|(site, r)| (*site, Arc::clone(&r.node))).collect();
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    for node in nodes.values() {
+        let mut effects = node.subscribe_effects();
+        let observed = Arc::clone(&observed);
+        tokio::spawn(async move {
+            loop {
+                match effects.recv().await {
+                    Ok(e) => observed.lock().unwrap_or_else(|p| p.into_inner()).record(e.apply_index, e.effect),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+    let first = Arc::clone(&nodes[&1]);
+    // Wait for a leader, then write the routing config through Raft.
+    let config_written = async {
+        for _attempt in 0..100 {
+            match first.propose(CommandBody::ApplyConfig(Box::new(routing_config()))).await {
+                Ok(committed) => {
+                    return committed.result.map(|_| ()).map_err(|e| anyhow::anyhow!("config refused: {e}"))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Err(anyhow::anyhow!("no leader elected to take the routing config"))
+    };
+    tokio::time::timeout(Duration::from_secs(20), config_written).await.context("writing the routing config")??;
+
     println!(
         "lineup demo: 3 sites (Raft over QUIC on {}), 3 Asterisk stand-ins:",
         addrs.values().cloned().collect::<Vec<_>>().join(", ")
@@ -476,7 +470,7 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     // History drains from each site's outbox into its SQLite file and queue_log.
     let history_drained = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let pending: u64 = histories.values().filter_map(|h| h.health().ok()).map(|h| h.lag.entries).sum();
+            let pending: u64 = running.values().filter_map(|r| r.history.health().ok()).map(|h| h.lag.entries).sum();
             if pending == 0 {
                 return;
             }
@@ -495,13 +489,11 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    stop.send_replace(true);
     // The history outboxes are drained (checked above); the process exits with them.
-    for driver in drivers {
-        let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
-    }
-    for node in nodes.values() {
-        node.shutdown().await;
+    drop(nodes);
+    drop(first);
+    for (_, site) in running {
+        site.shutdown().await;
     }
     drop(servers);
     let _ = std::fs::remove_dir_all(&data_dir);

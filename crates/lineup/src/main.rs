@@ -5,7 +5,10 @@ mod bench;
 mod cli_cluster;
 mod config_file;
 mod demo;
+mod node;
 mod node_config;
+mod operator;
+mod run;
 mod site_bench;
 mod wiring;
 
@@ -23,6 +26,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run this site's node: cluster member, site control over ARI, history, API.
+    Run(run::RunArgs),
+    /// Operators: hash a PIN for the routing config.
+    Operator {
+        #[command(subcommand)]
+        what: operator::OperatorCommand,
+    },
     /// Three sites in one process: Raft over QUIC on loopback, three Asterisk stand-ins
     /// joined by trunks, simulated callers and operators.
     Demo(demo::DemoArgs),
@@ -51,6 +61,8 @@ enum BenchTarget {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Operator { what } => operator::operator(&what),
         Command::Demo(args) => demo::demo(&args),
         Command::Certs { what } => cli_cluster::certs(&what),
         Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),

@@ -10,23 +10,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// A secret given inline (`password = "..."`) or by environment variable
-/// (`password_env = "LINEUP_ARI_PASSWORD"`).
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Secret {
-    #[serde(default)]
-    pub value: Option<String>,
-    #[serde(default)]
-    pub env: Option<String>,
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Secret").field("env", &self.env).field("value", &self.value.as_ref().map(|_| "…")).finish()
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFile {

@@ -1,0 +1,186 @@
+//! One site's node, assembled: the Raft member over QUIC, site control over ARI, the history
+//! pipeline (outbox → SQL + queue_log), the optional Redis projection and the health the API
+//! reports. `lineup run` starts one; `lineup demo` starts three in one process. Wiring only:
+//! no routing decision is made here.
+
+use crate::wiring::{feed_site, NodePort};
+use anyhow::Context;
+use lineup_ari::{Ari, AriConfig, AriEvents, HttpAri};
+use lineup_cluster::transport::quic::QuicTransport;
+use lineup_cluster::{AppliedCommand, ClusterNode, ClusterTiming, NodeConfig};
+use lineup_core::RoutingConfigSet;
+use lineup_site::driver::run_site;
+use lineup_site::{SiteConfig, SiteController};
+use lineup_store::{ConfigMirror, HistoryPipeline, HistoryPipelineConfig, ProjectionConfig, RedisProjection};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Applied commands waiting for the history writer; a full channel holds up apply.
+pub const APPLIED_SINK_CAPACITY_COMMANDS: usize = 65_536;
+/// How often the config mirror (SQL) and Redis memberships are checked for a config change.
+pub const CONFIG_MIRROR_CHECK_INTERVAL_MS: u64 = 1_000;
+/// How often ARI's REST side is probed for the health report.
+pub const ARI_PROBE_INTERVAL_MS: u64 = 5_000;
+
+pub type Node = ClusterNode<QuicTransport>;
+
+/// Everything needed to start one site, resolved (no files, no environment).
+pub struct NodeSpec {
+    pub site: u64,
+    pub data_dir: PathBuf,
+    /// Already bound (the demo binds port 0 first to learn the addresses).
+    pub transport: QuicTransport,
+    /// Founding members (site → QUIC address) when this node should bootstrap a cluster.
+    pub bootstrap: Option<BTreeMap<u64, String>>,
+    pub timing: ClusterTiming,
+    pub ari: AriConfig,
+    pub site_config: SiteConfig,
+    pub database_url: String,
+    pub queue_log: Option<PathBuf>,
+    pub redis: Option<ProjectionConfig>,
+}
+
+/// What the health endpoints and `lineup status` report about this node's edges.
+#[derive(Default)]
+pub struct EdgeHealth {
+    pub ari_reachable: AtomicBool,
+    pub ari_probes_failed: AtomicU64,
+}
+
+/// A running site.
+pub struct RunningNode {
+    pub site: u64,
+    pub node: Arc<Node>,
+    pub history: Arc<HistoryPipeline>,
+    pub projection: Option<Arc<RedisProjection>>,
+    pub edges: Arc<EdgeHealth>,
+    pub driver: tokio::task::JoinHandle<lineup_site::SiteCounters>,
+    stop: watch::Sender<bool>,
+}
+
+impl RunningNode {
+    /// Starts every part of the site. Must run inside a multi-thread tokio runtime.
+    pub async fn start(spec: NodeSpec) -> anyhow::Result<RunningNode> {
+        std::fs::create_dir_all(&spec.data_dir)
+            .with_context(|| format!("create data directory {}", spec.data_dir.display()))?;
+        let history = Arc::new(
+            HistoryPipeline::start(HistoryPipelineConfig {
+                outbox_path: spec.data_dir.join("history-outbox.redb"),
+                database_url: spec.database_url.clone(),
+                queue_log_path: spec.queue_log.clone(),
+            })
+            .context("start the history pipeline")?,
+        );
+        let (sink, applied) = std::sync::mpsc::sync_channel(APPLIED_SINK_CAPACITY_COMMANDS);
+        let mut config = NodeConfig::new(spec.site, spec.data_dir.join("raft"));
+        config.timing = spec.timing.clone();
+        config.applied_sink = Some(sink);
+        let node = ClusterNode::start(config, spec.transport).await.context("start the cluster node")?;
+        if let Some(members) = &spec.bootstrap {
+            node.bootstrap(members).await.context("bootstrap the cluster")?;
+        }
+        let projection = match spec.redis {
+            Some(redis) => {
+                let source_node = Arc::clone(&node);
+                let source: lineup_store::projection::StateSource =
+                    Arc::new(move || source_node.read_stale(lineup_store::ProjectionState::from_routing));
+                Some(Arc::new(RedisProjection::start(redis, source).context("start the Redis projection")?))
+            }
+            None => None,
+        };
+        spawn_applied_writer(applied, Arc::clone(&history), projection.clone());
+        spawn_config_mirror(Arc::clone(&node), Arc::clone(&history), projection.clone());
+
+        let (stop, shutdown) = watch::channel(false);
+        let ari = Arc::new(HttpAri::new(&spec.ari).context("ARI client")?);
+        let edges = Arc::new(EdgeHealth::default());
+        spawn_ari_probe(Arc::clone(&ari), spec.ari.applications.first().cloned(), Arc::clone(&edges), shutdown.clone());
+        let driver = tokio::spawn(run_site(
+            SiteController::new(spec.site_config),
+            ari,
+            AriEvents::connect(&spec.ari).context("ARI events")?,
+            feed_site(&node),
+            Arc::new(NodePort(Arc::clone(&node))),
+            shutdown,
+        ));
+        Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, stop })
+    }
+
+    /// Stops site control, then the cluster node.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.driver).await;
+        self.node.shutdown().await;
+    }
+}
+
+/// Hands every applied command to the history outbox and the Redis projection, in order.
+/// A thread, not a task: the applied sink is a blocking channel (backpressure on apply).
+fn spawn_applied_writer(
+    applied: std::sync::mpsc::Receiver<AppliedCommand>,
+    history: Arc<HistoryPipeline>,
+    projection: Option<Arc<RedisProjection>>,
+) {
+    let spawned = std::thread::Builder::new().name("lineup-history".into()).spawn(move || {
+        while let Ok(command) = applied.recv() {
+            if let Some(projection) = &projection {
+                projection.submit(command.apply_index, &command.effects);
+            }
+            if let Err(error) = history.submit(command.apply_index, command.effects) {
+                // The outbox is a local file: failing to write it is a disk problem, and the
+                // health report shows it; routing goes on.
+                tracing::error!(%error, index = command.apply_index, "history outbox write failed");
+            }
+        }
+    });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the history writer thread");
+    }
+}
+
+/// Mirrors the routing config into SQL (for reports) and rebuilds Redis memberships when
+/// the config changes (config commands emit no effects).
+fn spawn_config_mirror(node: Arc<Node>, history: Arc<HistoryPipeline>, projection: Option<Arc<RedisProjection>>) {
+    tokio::spawn(async move {
+        let mut last: Option<RoutingConfigSet> = None;
+        let mut interval = tokio::time::interval(Duration::from_millis(CONFIG_MIRROR_CHECK_INTERVAL_MS));
+        loop {
+            interval.tick().await;
+            let (set, mirror) = node.read_stale(|r| (r.config_set(), ConfigMirror::from_routing(r)));
+            if last.as_ref() != Some(&set) {
+                history.update_config(mirror);
+                if let Some(p) = &projection {
+                    p.request_rebuild();
+                }
+                last = Some(set);
+            }
+        }
+    });
+}
+
+fn spawn_ari_probe(
+    ari: Arc<HttpAri>,
+    application: Option<lineup_ari::ApplicationName>,
+    edges: Arc<EdgeHealth>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(application) = application else { return };
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(ARI_PROBE_INTERVAL_MS));
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let ok = ari.get_application(&application).await.is_ok();
+            edges.ari_reachable.store(ok, Ordering::Relaxed);
+            if !ok {
+                edges.ari_probes_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+}

@@ -1,0 +1,141 @@
+//! `lineup run --config site.toml`: one site's node until SIGINT/SIGTERM.
+
+use crate::config_file::ConfigText;
+use crate::node::{NodeSpec, RunningNode};
+use crate::node_config::NodeSettings;
+use anyhow::Context;
+use lineup_ari::{ApplicationName, AriConfig};
+use lineup_cluster::certs::{load_site, SiteFiles, SiteIdentity};
+use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
+use lineup_cluster::ClusterTiming;
+use lineup_core::SiteId;
+use lineup_site::SiteConfig;
+use lineup_store::ProjectionConfig;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The node config file (see deploy/examples/site-1.toml).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// Sets up `tracing` output: `pretty` for people, `json` for log shippers.
+pub fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).context("log.level is not a valid filter")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    installed.map_err(|e| anyhow::anyhow!("logging: {e}"))
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Turns the checked settings into a node spec (reads certificates, binds the QUIC port).
+pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
+    let file = &settings.file;
+    let material = load_site(
+        &file.cluster.ca_cert,
+        &SiteFiles { cert: file.cluster.cert.clone(), key: file.cluster.key.clone() },
+        file.site,
+    )
+    .context("read the site certificate")?;
+    let identity = SiteIdentity::from_material(&material).context("the site certificate")?;
+    let transport = QuicTransport::bind(&identity, file.cluster.listen).context("bind the QUIC port")?;
+    let advertise = match &file.cluster.advertise {
+        Some(a) => a.clone(),
+        None => transport.local_addr()?.to_string(),
+    };
+    let bootstrap = file.cluster.bootstrap.then(|| {
+        let mut members: BTreeMap<u64, String> =
+            file.cluster.peers.iter().map(|p| (p.site, p.address.clone())).collect();
+        members.insert(file.site, advertise.clone());
+        members
+    });
+    let mut timing = ClusterTiming::default();
+    if let Some(ms) = file.cluster.heartbeat_interval_ms {
+        timing.heartbeat_interval_ms = ms;
+    }
+    if let Some(ms) = file.cluster.election_timeout_min_ms {
+        timing.election_timeout_min_ms = ms;
+    }
+    if let Some(ms) = file.cluster.election_timeout_max_ms {
+        timing.election_timeout_max_ms = ms;
+    }
+    let applications = file
+        .ari
+        .applications
+        .iter()
+        .map(|a| ApplicationName::new(a))
+        .collect::<Result<Vec<_>, _>>()
+        .context("ari.applications")?;
+    let ari = AriConfig {
+        base_url: file.ari.url.clone(),
+        username: file.ari.username.clone(),
+        password: settings.ari_password.clone(),
+        applications,
+        request_timeout_ms: file.ari.request_timeout_ms,
+    };
+    // Serials must grow across restarts (see SiteConfig::serial_base): boot time in µs.
+    let mut site_config = SiteConfig::new(SiteId(file.site), now_us());
+    for (site, template) in &file.calls.trunk_endpoints {
+        let site: u64 = site.parse().context("calls.trunk_endpoints keys are site ids")?;
+        site_config.trunk_endpoints.insert(SiteId(site), template.clone());
+    }
+    site_config.callback_endpoint = file.calls.callback_endpoint.clone();
+    site_config.moh_class = file.calls.moh_class.clone();
+    let redis = file.redis.as_ref().map(|r| ProjectionConfig {
+        url: r.url.clone(),
+        key_prefix: r.key_prefix.clone().unwrap_or_else(|| format!("lineup:site-{}:", file.site)),
+    });
+    Ok(NodeSpec {
+        site: file.site,
+        data_dir: file.data_dir.clone(),
+        transport,
+        bootstrap,
+        timing,
+        ari,
+        site_config,
+        database_url: settings.database_url.clone(),
+        queue_log: file.history.queue_log.clone(),
+        redis,
+    })
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let text = ConfigText::read(&args.config)?;
+    let settings = NodeSettings::load(&text)?;
+    init_logging(&settings.file.log.format, &settings.file.log.level)?;
+    install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let spec = node_spec(&settings)?;
+        let running = RunningNode::start(spec).await?;
+        tracing::info!(site = running.site, "lineup node running");
+        wait_for_stop_signal().await;
+        tracing::info!("stopping");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
