@@ -67,6 +67,7 @@ impl ConfigText {
         Ok(Self { path: path.to_path_buf(), text })
     }
 
+    #[cfg(test)]
     pub fn from_string(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
         Self { path: path.into(), text: text.into() }
     }

@@ -1,6 +1,7 @@
 //! The `lineup` binary: command line and wiring only.
 
 mod alloc_count;
+mod api_client;
 mod bench;
 mod cli_cluster;
 mod config_file;
@@ -28,6 +29,13 @@ struct Cli {
 enum Command {
     /// Run this site's node: cluster member, site control over ARI, history, API.
     Run(run::RunArgs),
+    /// Routing config: apply a file through any node, or export the one in force.
+    Config {
+        #[command(subcommand)]
+        what: api_client::ConfigCommand,
+    },
+    /// Members, leader, lag, queues and operators, from any node's API.
+    Status(api_client::StatusArgs),
     /// Operators: hash a PIN for the routing config.
     Operator {
         #[command(subcommand)]
@@ -63,6 +71,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Operator { what } => operator::operator(&what),
+        Command::Config { what } => api_client::config(&what),
+        Command::Status(args) => api_client::status(&args),
         Command::Demo(args) => demo::demo(&args),
         Command::Certs { what } => cli_cluster::certs(&what),
         Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),

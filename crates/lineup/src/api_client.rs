@@ -1,0 +1,224 @@
+//! CLI commands that talk to a running node's API: `lineup config apply|export` and
+//! `lineup status`. Any node will do: writes go through Raft from wherever they enter.
+
+use crate::config_file::{load_routing, routing_problem, routing_to_toml, ConfigText};
+use anyhow::Context;
+use lineup_core::{ConfigChange, ConfigProblem, RoutingConfigSet};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Deadline of one API request from the CLI.
+pub const CLI_REQUEST_TIMEOUT_MS: u64 = 15_000;
+
+#[derive(clap::Args, Clone)]
+pub struct ApiTarget {
+    /// A node's API, e.g. http://127.0.0.1:8080
+    #[arg(long, env = "LINEUP_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// An API token (admin to apply; any role to read).
+    #[arg(long, env = "LINEUP_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a routing config file, show what changes, then replicate it through Raft.
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        target: ApiTarget,
+        /// Show the changes only.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the routing config in force, as a file `config apply` takes back.
+    Export {
+        #[command(flatten)]
+        target: ApiTarget,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: ApiTarget,
+    /// Print the raw JSON (cluster, queues, operators).
+    #[arg(long)]
+    json: bool,
+}
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(target: &ApiTarget) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(Duration::from_millis(CLI_REQUEST_TIMEOUT_MS)).build()?;
+        Ok(Self { base: target.api.trim_end_matches('/').to_string(), token: target.token.clone(), http })
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Result<Value, (u16, Value)>> {
+        let response = request.bearer_auth(&self.token).send().await.with_context(|| format!("reach {}", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        Ok(if status.is_success() { Ok(body) } else { Err((status.as_u16(), body)) })
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        match self.send(self.http.get(format!("{}{path}", self.base))).await? {
+            Ok(v) => Ok(v),
+            Err((status, body)) => anyhow::bail!("GET {path}: {status}: {}", describe(&body)),
+        }
+    }
+}
+
+fn describe(body: &Value) -> String {
+    body.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string())
+}
+
+/// The diff list from an answer (`{"changes": [...]}` or a bare list).
+fn changes_of(body: &Value) -> Vec<ConfigChange> {
+    let list = body.get("changes").unwrap_or(body);
+    serde_json::from_value(list.clone()).unwrap_or_default()
+}
+
+fn print_changes(changes: &[ConfigChange]) {
+    if changes.is_empty() {
+        println!("no changes");
+    }
+    for c in changes {
+        let sign = match c.action {
+            lineup_core::ChangeAction::Added => "+",
+            lineup_core::ChangeAction::Changed => "~",
+            lineup_core::ChangeAction::Removed => "-",
+        };
+        let fields = if c.fields.is_empty() { String::new() } else { format!(" ({})", c.fields.join(", ")) };
+        println!("{sign} {} {}{fields}", c.kind.section(), c.id);
+    }
+}
+
+pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match command {
+            ConfigCommand::Export { target } => {
+                let api = Api::new(target)?;
+                let set: RoutingConfigSet =
+                    serde_json::from_value(api.get("/v1/config").await?).context("the node's config answer")?;
+                print!("{}", routing_to_toml(&set)?);
+                Ok(())
+            }
+            ConfigCommand::Apply { file, target, dry_run } => {
+                let text = ConfigText::read(file)?;
+                // Checked here first, so a mistake is reported against the file's lines.
+                let set = load_routing(&text)?;
+                let api = Api::new(target)?;
+                let url = format!("{}/v1/config", api.base);
+                let preview = api.send(api.http.put(format!("{url}?dry_run=true")).json(&set)).await?;
+                let changes = match preview {
+                    Ok(body) => changes_of(&body),
+                    Err((status, body)) => return Err(refusal(&text, status, &body)),
+                };
+                print_changes(&changes);
+                if *dry_run || changes.is_empty() {
+                    return Ok(());
+                }
+                match api.send(api.http.put(url).json(&set)).await? {
+                    Ok(_) => {
+                        println!("applied: {} change(s) replicated to every site", changes.len());
+                        Ok(())
+                    }
+                    Err((status, body)) => Err(refusal(&text, status, &body)),
+                }
+            }
+        }
+    })
+}
+
+/// A refusal from the node, located in the file when it names an object and field.
+fn refusal(text: &ConfigText, status: u16, body: &Value) -> anyhow::Error {
+    let problem = body.get("problem").cloned().and_then(|p| serde_json::from_value::<ConfigProblem>(p).ok());
+    match problem {
+        Some(problem) => anyhow::anyhow!("{}", routing_problem(text, &problem)),
+        None => anyhow::anyhow!("the node refused the config ({status}): {}", describe(body)),
+    }
+}
+
+pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let api = Api::new(&args.target)?;
+        let cluster = api.get("/v1/cluster").await?;
+        let queues = api.get("/v1/queues").await?;
+        let operators = api.get("/v1/operators").await?;
+        if args.json {
+            let all = serde_json::json!({ "cluster": cluster, "queues": queues, "operators": operators });
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            return Ok(());
+        }
+        print!("{}", render_status(&cluster, &queues, &operators));
+        Ok(())
+    })
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn list(v: &Value, key: &str) -> Vec<Value> {
+    v.get(key).unwrap_or(v).as_array().cloned().unwrap_or_default()
+}
+
+/// Members, leader and lag; queues; operators — one screen.
+fn render_status(cluster: &Value, queues: &Value, operators: &Value) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("leader: site {}  term {}\n", text(&cluster["leader"]), text(&cluster["term"])));
+    out.push_str("SITE  VOTER  REACHABLE  LAG  ARI    REDIS  DATABASE\n");
+    for m in list(cluster, "members") {
+        let health = &m["health"];
+        let edge = |e: &Value| if e.is_null() { "-".to_string() } else { text(&e["ok"]) };
+        out.push_str(&format!(
+            "{:<5} {:<6} {:<10} {:<4} {:<6} {:<6} {}\n",
+            text(&m["site"]),
+            text(&m["voter"]),
+            text(&m["reachable"]),
+            text(&m["lag_entries"]),
+            text(&health["ari_connected"]),
+            edge(&health["redis"]),
+            edge(&health["database"]),
+        ));
+    }
+    out.push_str("\nQUEUE        WAITING  LONGEST_S  ETA_S  AVAILABLE  BUSY  ANSWERED  ABANDONED\n");
+    for q in list(queues, "queues") {
+        let secs = |v: &Value| v.as_u64().map(|ms| (ms / 1000).to_string()).unwrap_or_else(|| "-".into());
+        let stats = &q["stats"];
+        out.push_str(&format!(
+            "{:<12} {:<8} {:<10} {:<6} {:<10} {:<5} {:<9} {}\n",
+            text(&q["queue"]),
+            text(&q["waiting"]),
+            secs(&q["longest_wait_ms"]),
+            secs(&q["eta_ms"]),
+            text(&q["available"]),
+            text(&q["busy"]),
+            text(&stats["answered"]),
+            text(&stats["abandoned"]),
+        ));
+    }
+    out.push_str("\nOPERATOR     SITE  STATE\n");
+    for o in list(operators, "operators") {
+        let state = match &o["status"] {
+            Value::String(s) => s.clone(),
+            Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+            other => text(other),
+        };
+        out.push_str(&format!("{:<12} {:<5} {}\n", text(&o["operator"]), text(&o["site"]), state));
+    }
+    out
+}
