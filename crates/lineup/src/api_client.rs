@@ -222,3 +222,34 @@ fn render_status(cluster: &Value, queues: &Value, operators: &Value) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_shows_members_queues_and_operators() {
+        let cluster = json!({"leader": 2, "term": 7, "members": [
+            {"site": 1, "voter": true, "reachable": true, "lag_entries": 0,
+             "health": {"ari_connected": true, "redis": null, "database": {"ok": true}}},
+            {"site": 2, "voter": true, "reachable": false, "lag_entries": null, "health": null}]});
+        let queues = json!([{"queue": "sales", "waiting": 3, "longest_wait_ms": 65000, "eta_ms": 30000,
+            "available": 1, "busy": 2, "stats": {"answered": 40, "abandoned": 2}}]);
+        let operators = json!([{"operator": "1101", "site": 1, "status": {"busy": {"call": "c1", "fence": 9}}},
+            {"operator": "1102", "site": null, "status": "offline"}]);
+        let out = render_status(&cluster, &queues, &operators);
+        assert!(out.contains("leader: site 2  term 7"), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("1 ") && l.contains("true") && l.contains(" 0 ")), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("sales") && l.contains(" 65 ") && l.contains(" 40 ")), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("1101") && l.ends_with("busy")), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("1102") && l.ends_with("offline")), "{out}");
+    }
+
+    #[test]
+    fn a_diff_answer_reads_with_or_without_a_wrapper() {
+        let change = json!({"action": "added", "kind": "queue", "id": "sales", "fields": []});
+        assert_eq!(changes_of(&json!({"changes": [change.clone()]})).len(), 1);
+        assert_eq!(changes_of(&json!([change])).len(), 1);
+    }
+}
