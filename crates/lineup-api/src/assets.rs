@@ -1,0 +1,47 @@
+//! Pages served by every node from files embedded in the binary (`assets/`). The dashboard
+//! (issue 7) replaces these files or adds rows to [`ASSETS`]; nothing else changes.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+/// One embedded file and the path it is served at.
+pub struct Asset {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static [u8],
+}
+
+pub const ASSETS: &[Asset] = &[
+    Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_bytes!("../assets/index.html") },
+    Asset { path: "/widget", content_type: "text/html; charset=utf-8", body: include_bytes!("../assets/widget.html") },
+    Asset {
+        path: "/assets/lineup.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../assets/lineup.js"),
+    },
+];
+
+/// Routes for every asset (no auth: the pages hold no data; they ask for a token and call /v1).
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    let mut router = Router::new();
+    for asset in ASSETS {
+        let (content_type, body) = (asset.content_type, asset.body);
+        router = router.route(
+            asset.path,
+            get(move || async move {
+                (
+                    [
+                        (header::CONTENT_TYPE, content_type),
+                        (header::CACHE_CONTROL, "no-cache"),
+                        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                    ],
+                    body,
+                )
+                    .into_response()
+            }),
+        );
+    }
+    router
+}

@@ -1,0 +1,142 @@
+//! The seam between the API and a node: [`ApiBackend`]. The `lineup` binary implements it
+//! over a cluster node; [`crate::local::LocalBackend`] implements it over one in-process
+//! `Routing` (tests, the benchmark, dashboard work). The API never writes state except
+//! through [`ApiBackend::submit`], and never reads it except through [`ApiBackend::read`].
+
+use lineup_core::{CommandBody, CommandResult, Effect, Routing, SiteId};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// One applied effect and the apply index of the command that produced it (Raft log index
+/// × 256 + position in the entry, as lineup-cluster numbers them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedEffect {
+    pub apply_index: u64,
+    pub effect: Effect,
+}
+
+/// Why a command could not be committed (distinct from a refusal by the routing core, which
+/// is `Ok(Err(CoreError))`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendError {
+    pub kind: BackendErrorKind,
+    /// Human-readable detail (never a credential).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendErrorKind {
+    /// Nothing was applied: no leader, no quorum, node shutting down. Safe to retry.
+    Unavailable,
+    /// No answer in time and no result to read back: the command may or may not have been
+    /// applied. The client reads state before retrying.
+    OutcomeUnknown,
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            BackendErrorKind::Unavailable => "unavailable",
+            BackendErrorKind::OutcomeUnknown => "outcome unknown",
+        };
+        write!(f, "{kind}: {}", self.detail)
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// This node's Raft role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RaftRole {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftHealth {
+    pub role: RaftRole,
+    pub term: u64,
+    pub leader: Option<SiteId>,
+    /// Highest apply index known committed / applied here (lineup-cluster's apply index).
+    pub committed_index: u64,
+    pub applied_index: u64,
+    /// Milliseconds since this node last heard from a leader (on the leader: since its
+    /// quorum last acknowledged it); None when unknown. Over
+    /// [`crate::READY_LEADER_CONTACT_MAX_MS`] the node is not ready.
+    pub leader_contact_age_ms: Option<u64>,
+}
+
+/// An optional dependency (Redis projection, history database).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeHealth {
+    pub ok: bool,
+    /// Entries not yet delivered (history outbox), or not yet projected (Redis).
+    pub lag_entries: Option<u64>,
+    /// Last error, if any (never a credential).
+    pub detail: Option<String>,
+}
+
+/// What `/readyz`, `/metrics` and the cluster panel report about one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub site: SiteId,
+    pub ari_connected: bool,
+    /// None when Redis is not configured.
+    pub redis: Option<EdgeHealth>,
+    /// History (outbox → PostgreSQL/SQLite); None when not configured.
+    pub database: Option<EdgeHealth>,
+    pub raft: RaftHealth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub site: SiteId,
+    pub voter: bool,
+    /// None when this node cannot tell (it is not the leader and has no recent report).
+    pub reachable: Option<bool>,
+    /// Leader's view: entries this member is behind the leader's last log entry.
+    pub lag_entries: Option<u64>,
+    /// The member's own health report, where this node knows it.
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub leader: Option<SiteId>,
+    pub term: u64,
+    /// Sorted by site.
+    pub members: Vec<MemberStatus>,
+}
+
+/// What the API needs from a node. Small on purpose: reads are closures over the local
+/// replica, writes are command bodies (the backend picks the command id and clock).
+pub trait ApiBackend: Send + Sync + 'static {
+    /// This node's site.
+    fn site(&self) -> SiteId;
+
+    /// Reads this node's replica. May be slightly stale (fine for views); keep `f` short:
+    /// it may hold the state machine's lock.
+    fn read<R>(&self, f: impl FnOnce(&Routing) -> R) -> R;
+
+    /// Proposes a command and resolves when it is committed and applied: `Ok(Ok(_))`
+    /// accepted, `Ok(Err(CoreError))` refused by the routing core (nothing changed), `Err`
+    /// not committed or outcome unknown.
+    fn submit(&self, body: CommandBody) -> impl Future<Output = Result<CommandResult, BackendError>> + Send;
+
+    /// Every applied effect this node sees, in apply order (projections at least:
+    /// OperatorChanged, CallChanged, CallEnded, Alarm). A bounded broadcast: a slow reader
+    /// gets `Lagged` and the API resynchronises its clients from a fresh read.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AppliedEffect>;
+
+    /// This node's health, now (cheap: no network).
+    fn health(&self) -> Health;
+
+    /// Members, leader, term and per-site health where known (may ask peers; bounded by the
+    /// backend's own timeouts).
+    fn cluster(&self) -> impl Future<Output = ClusterStatus> + Send;
+}

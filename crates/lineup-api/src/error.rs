@@ -1,0 +1,118 @@
+//! The crate's one error type. As an HTTP answer it is `{"error", "code", "field"?, ...}`
+//! with a status that says whose fault it is.
+
+use crate::backend::{BackendError, BackendErrorKind};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use lineup_core::{ConfigProblem, CoreError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A bad `ApiConfig` (at start-up).
+    #[error("api config, field {field}: {reason}")]
+    Config { field: String, reason: String },
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("this token's role ({role}) may not {action}")]
+    Forbidden { role: &'static str, action: &'static str },
+    #[error("WebSocket origin {origin:?} is not allowed")]
+    OriginRefused { origin: String },
+    /// Not JSON at all, or not the expected shape (400); `field` is the JSON path.
+    #[error("bad JSON body: {detail}")]
+    BadBody { field: Option<String>, detail: String },
+    #[error("body larger than {limit_bytes} bytes")]
+    TooLarge { limit_bytes: usize },
+    /// Well-formed but not acceptable (422).
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// A routing config object or set was refused (422); names the object and field.
+    #[error("{0}")]
+    ConfigRefused(ConfigProblem),
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// The routing core refused the command for a reason of state (409).
+    #[error("refused: {0}")]
+    Refused(CoreError),
+    #[error("backend: {0}")]
+    Backend(#[from] BackendError),
+    /// The benchmark could not run (fd limit, connection failures).
+    #[error("benchmark: {0}")]
+    Bench(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } | ApiError::OriginRefused { .. } => StatusCode::FORBIDDEN,
+            ApiError::BadBody { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Invalid { .. } | ApiError::ConfigRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Refused(_) => StatusCode::CONFLICT,
+            ApiError::Backend(e) => match e.kind {
+                BackendErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                BackendErrorKind::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+            },
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) => "internal",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::OriginRefused { .. } => "origin_refused",
+            ApiError::BadBody { .. } => "bad_body",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::Invalid { .. } | ApiError::ConfigRefused(_) => "invalid",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::Refused(_) => "refused",
+            ApiError::Backend(e) => match e.kind {
+                BackendErrorKind::Unavailable => "unavailable",
+                BackendErrorKind::OutcomeUnknown => "outcome_unknown",
+            },
+        }
+    }
+
+    /// Maps a refusal by the routing core: field errors are 422 naming the field, unknown
+    /// objects 404, everything else (wrong state, in use) 409.
+    pub fn from_core(e: CoreError) -> ApiError {
+        match e {
+            CoreError::InvalidField { field, reason } => ApiError::Invalid { field, reason },
+            CoreError::InvalidConfig(problem) => ApiError::ConfigRefused(problem),
+            CoreError::UnknownCall(id) => ApiError::NotFound { what: format!("call {id}") },
+            CoreError::UnknownOperator(id) => ApiError::NotFound { what: format!("operator {id}") },
+            CoreError::UnknownQueue(id) => ApiError::NotFound { what: format!("queue {id}") },
+            CoreError::UnknownGate(id) => ApiError::NotFound { what: format!("gate {id}") },
+            CoreError::UnknownSchedule(id) => ApiError::NotFound { what: format!("schedule {id}") },
+            other => ApiError::Refused(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = json!({ "error": self.to_string(), "code": self.code() });
+        match &self {
+            ApiError::BadBody { field: Some(field), .. } | ApiError::Invalid { field, .. } => {
+                body["field"] = json!(field);
+            }
+            ApiError::ConfigRefused(problem) => {
+                body["field"] = json!(problem.field);
+                body["kind"] = json!(problem.kind);
+                body["id"] = json!(problem.id);
+            }
+            _ => {}
+        }
+        if status.is_server_error() && !matches!(self, ApiError::Backend(_)) {
+            tracing::warn!(error = %self, "api request failed");
+        }
+        (status, axum::Json(body)).into_response()
+    }
+}

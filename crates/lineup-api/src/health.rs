@@ -1,0 +1,250 @@
+//! `/healthz`, `/readyz` and the Prometheus `/metrics` text (rendered by hand: a few dozen
+//! series do not need a metrics crate).
+
+use crate::auth::{Caller, Read};
+use crate::backend::{Health, RaftRole};
+use crate::local::APPLY_INDEX_STRIDE;
+use crate::{ApiBackend, AppState};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// A node that has not heard from a leader for longer than this is not ready to route.
+pub const READY_LEADER_CONTACT_MAX_MS: u64 = 10_000;
+/// A node whose applied state trails the committed log by more than this many Raft entries
+/// is not ready (it would route on stale state).
+pub const READY_APPLY_LAG_MAX_ENTRIES: u64 = 1_000;
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "up" }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Ready, but an optional edge (Redis, history database) is down: routing is unaffected.
+    pub degraded: bool,
+    pub degraded_edges: Vec<&'static str>,
+    /// Why the node is not ready (empty when ready).
+    pub problems: Vec<String>,
+    pub site: lineup_core::SiteId,
+    pub raft_role: RaftRole,
+    pub leader: Option<lineup_core::SiteId>,
+}
+
+/// Ready to route: a leader is known and recently heard from, this node has applied what was
+/// committed, and ARI is connected. Redis and the history database only degrade.
+pub fn readiness(h: &Health) -> Readiness {
+    let mut problems = Vec::new();
+    if h.raft.leader.is_none() {
+        problems.push("no Raft leader known".to_string());
+    }
+    // Unknown contact age (a follower whose Raft library does not report it) is not held
+    // against the node: a known leader and a small apply lag stand for it.
+    if let Some(age) = h.raft.leader_contact_age_ms.filter(|age| *age > READY_LEADER_CONTACT_MAX_MS) {
+        problems.push(format!("no contact with the leader for {age} ms"));
+    }
+    let lag_entries = h.raft.committed_index.saturating_sub(h.raft.applied_index) / APPLY_INDEX_STRIDE;
+    if lag_entries > READY_APPLY_LAG_MAX_ENTRIES {
+        problems.push(format!("applied state trails the log by {lag_entries} entries"));
+    }
+    if !h.ari_connected {
+        problems.push("ARI not connected".to_string());
+    }
+    let mut degraded_edges = Vec::new();
+    if h.redis.as_ref().is_some_and(|r| !r.ok) {
+        degraded_edges.push("redis");
+    }
+    if h.database.as_ref().is_some_and(|d| !d.ok) {
+        degraded_edges.push("database");
+    }
+    Readiness {
+        ready: problems.is_empty(),
+        degraded: !degraded_edges.is_empty(),
+        degraded_edges,
+        problems,
+        site: h.site,
+        raft_role: h.raft.role,
+        leader: h.raft.leader,
+    }
+}
+
+pub async fn readyz<B: ApiBackend>(State(s): State<Arc<AppState<B>>>) -> Response {
+    let r = readiness(&s.backend.health());
+    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(r)).into_response()
+}
+
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+struct Text(String);
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.3}", ms as f64 / 1000.0)
+}
+
+/// The Prometheus exposition text for this node.
+pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
+    use lineup_core::stats::Stats;
+    let health = state.backend.health();
+    let (queues, operators) = state.backend.read(|r| (crate::views::queue_rows(r), crate::views::operator_rows(r)));
+    let mut t = Text(String::with_capacity(4096));
+
+    t.family("lineup_queue_waiting_calls", "gauge", "Callers waiting on the line in the queue.");
+    for q in &queues {
+        t.sample("lineup_queue_waiting_calls", &[("queue", q.summary.queue.as_str())], q.summary.waiting);
+    }
+    t.family("lineup_queue_callbacks_waiting", "gauge", "Callback promises holding a place in the queue.");
+    for q in &queues {
+        t.sample("lineup_queue_callbacks_waiting", &[("queue", q.summary.queue.as_str())], q.summary.callbacks_waiting);
+    }
+    t.family("lineup_queue_longest_wait_seconds", "gauge", "Wait of the longest-waiting caller (0 when none).");
+    for q in &queues {
+        let wait = seconds(q.summary.longest_wait_ms.unwrap_or(0));
+        t.sample("lineup_queue_longest_wait_seconds", &[("queue", q.summary.queue.as_str())], wait);
+    }
+    t.family("lineup_queue_eta_seconds", "gauge", "ETA a caller joining now would be told (absent when unstaffed).");
+    for q in &queues {
+        if let Some(eta) = q.summary.eta_ms {
+            t.sample("lineup_queue_eta_seconds", &[("queue", q.summary.queue.as_str())], seconds(eta));
+        }
+    }
+    t.family("lineup_queue_operators", "gauge", "Member operators of the queue by state.");
+    for q in &queues {
+        let s = &q.summary;
+        for (state_name, n) in
+            [("logged_in", s.logged_in), ("staffed", s.staffed), ("available", s.available), ("busy", s.busy)]
+        {
+            t.sample("lineup_queue_operators", &[("queue", s.queue.as_str()), ("state", state_name)], n);
+        }
+    }
+    t.family("lineup_queue_alarm", "gauge", "1 while the queue's alarm is raised.");
+    for q in &queues {
+        let s = &q.summary;
+        t.sample(
+            "lineup_queue_alarm",
+            &[("queue", s.queue.as_str()), ("kind", "longest_wait")],
+            u8::from(s.alarm_longest_wait),
+        );
+        t.sample("lineup_queue_alarm", &[("queue", s.queue.as_str()), ("kind", "depth")], u8::from(s.alarm_depth));
+    }
+    t.family("lineup_queue_entered_total", "counter", "Callers that joined the queue (ENTERQUEUE).");
+    for q in &queues {
+        t.sample("lineup_queue_entered_total", &[("queue", q.summary.queue.as_str())], q.summary.stats.offered);
+    }
+    let outcomes = |s: &Stats| {
+        [
+            ("answered", s.answered),
+            ("abandoned", s.abandoned),
+            ("timed_out", s.timed_out),
+            ("full", s.full),
+            ("closed", s.closed),
+            ("empty", s.empty),
+            ("exited_with_key", s.exited_with_key),
+            ("overflowed", s.overflowed),
+            ("callback_requested", s.callbacks_requested),
+            ("callback_failed", s.callbacks_failed),
+        ]
+    };
+    t.family("lineup_queue_outcomes_total", "counter", "Calls that left the queue, by outcome.");
+    for q in &queues {
+        for (outcome, n) in outcomes(&q.summary.stats) {
+            t.sample("lineup_queue_outcomes_total", &[("queue", q.summary.queue.as_str()), ("outcome", outcome)], n);
+        }
+    }
+    t.family("lineup_gate_waiting_calls", "gauge", "Callers waiting that entered through the gate.");
+    for q in &queues {
+        for g in &q.gates {
+            let labels = [("queue", q.summary.queue.as_str()), ("gate", g.summary.gate.as_str())];
+            t.sample("lineup_gate_waiting_calls", &labels, g.summary.waiting);
+        }
+    }
+    t.family("lineup_gate_outcomes_total", "counter", "Calls that entered through the gate, by outcome.");
+    for q in &queues {
+        for g in &q.gates {
+            for (outcome, n) in outcomes(&g.summary.stats) {
+                let labels =
+                    [("queue", q.summary.queue.as_str()), ("gate", g.summary.gate.as_str()), ("outcome", outcome)];
+                t.sample("lineup_gate_outcomes_total", &labels, n);
+            }
+        }
+    }
+    t.family("lineup_offers_total", "counter", "Offers (call to operator) seen on this node's live feed since start.");
+    t.sample("lineup_offers_total", &[], state.hub.counters.offers_seen.load(Ordering::Relaxed));
+
+    t.family("lineup_operators", "gauge", "Configured operators by state.");
+    for state_name in ["offline", "available", "offered", "busy", "wrap_up", "break"] {
+        let n = operators.iter().filter(|o| o.state == state_name).count();
+        t.sample("lineup_operators", &[("state", state_name)], n);
+    }
+
+    let raft = &health.raft;
+    t.family("lineup_raft_term", "gauge", "Current Raft term.");
+    t.sample("lineup_raft_term", &[], raft.term);
+    t.family("lineup_raft_committed_index", "gauge", "Highest committed apply index known here.");
+    t.sample("lineup_raft_committed_index", &[], raft.committed_index);
+    t.family("lineup_raft_applied_index", "gauge", "Highest apply index applied here.");
+    t.sample("lineup_raft_applied_index", &[], raft.applied_index);
+    t.family("lineup_raft_is_leader", "gauge", "1 on the leader.");
+    t.sample("lineup_raft_is_leader", &[], u8::from(raft.role == RaftRole::Leader));
+    t.family("lineup_raft_leader_known", "gauge", "1 when a leader is known.");
+    t.sample("lineup_raft_leader_known", &[], u8::from(raft.leader.is_some()));
+
+    t.family("lineup_ari_connected", "gauge", "1 while the ARI connection is up.");
+    t.sample("lineup_ari_connected", &[], u8::from(health.ari_connected));
+    t.family("lineup_redis_ok", "gauge", "1 while the Redis projection is current (absent when not configured).");
+    if let Some(r) = &health.redis {
+        t.sample("lineup_redis_ok", &[], u8::from(r.ok));
+    }
+    t.family("lineup_history_ok", "gauge", "1 while history sinks deliver (absent when not configured).");
+    if let Some(d) = &health.database {
+        t.sample("lineup_history_ok", &[], u8::from(d.ok));
+    }
+    t.family("lineup_history_outbox_lag_entries", "gauge", "Entries in the history outbox not yet delivered.");
+    if let Some(lag) = health.database.as_ref().and_then(|d| d.lag_entries) {
+        t.sample("lineup_history_outbox_lag_entries", &[], lag);
+    }
+
+    let c = &state.hub.counters;
+    t.family("lineup_api_ws_clients", "gauge", "Open WebSocket connections.");
+    t.sample("lineup_api_ws_clients", &[("route", "live")], c.live_clients.load(Ordering::Relaxed));
+    t.sample("lineup_api_ws_clients", &[("route", "call")], c.call_clients.load(Ordering::Relaxed));
+    t.family("lineup_api_live_frames_total", "counter", "Frames published by the live hub.");
+    t.sample("lineup_api_live_frames_total", &[], c.frames.load(Ordering::Relaxed));
+    t.family("lineup_api_live_snapshots_total", "counter", "Snapshots sent to live clients.");
+    t.sample("lineup_api_live_snapshots_total", &[], c.snapshots_sent.load(Ordering::Relaxed));
+    t.family("lineup_api_live_resyncs_total", "counter", "Snapshots sent to clients that fell behind.");
+    t.sample("lineup_api_live_resyncs_total", &[], c.resyncs.load(Ordering::Relaxed));
+    t.0
+}
+
+pub async fn metrics<B: ApiBackend>(State(s): State<Arc<AppState<B>>>, _caller: Caller<Read>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render_metrics(&s)).into_response()
+}

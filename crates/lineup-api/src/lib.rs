@@ -1,0 +1,172 @@
+//! lineup-api: the node's REST + WebSocket API (axum).
+//!
+//! Entry point: [`serve`] a [`ApiBackend`] with an [`ApiConfig`] on a bound listener.
+//! The backend is the seam to the node (the `lineup` binary implements it over a cluster
+//! node; [`local::LocalBackend`] over one in-process `Routing`).
+//!
+//! Code map:
+//! - [`backend`]: the `ApiBackend` trait, health and cluster status shapes.
+//! - [`local`]: `LocalBackend` (tests, benchmark, dashboard work).
+//! - [`config`]: `ApiConfig`, tokens and roles, the `Origin` check.
+//! - `auth`: `Caller<Need>` extractors (refused before the body is read).
+//! - `rest`: config, live state, supervisor and widget handlers; `JsonBody` with limits.
+//! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
+//! - `health`: `/healthz`, `/readyz`, `/metrics`.
+//! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
+//! - [`assets`]: pages served at `/` and `/widget` from files embedded in the binary.
+//! - [`bench`]: `lineup bench api` (1,000 `/v1/live` clients, delta latency, memory).
+//! - [`views`]: the rows REST answers and live frames share.
+//!
+//! Invariants (as absences): no handler writes state except through
+//! [`ApiBackend::submit`]; no write is attempted before the caller's role is checked and
+//! the body parsed and validated; no token is logged or printed by `Debug`; no channel is
+//! unbounded; no live frame is serialized per client.
+
+pub mod assets;
+mod auth;
+pub mod backend;
+pub mod bench;
+pub mod config;
+mod error;
+mod health;
+mod live;
+pub mod local;
+pub mod openapi;
+mod rest;
+pub mod views;
+
+pub use backend::{
+    ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
+    RaftHealth, RaftRole,
+};
+pub use bench::{ApiBenchOptions, ApiBenchReport};
+pub use config::{ApiConfig, ApiToken, Role};
+pub use error::ApiError;
+pub use health::{readiness, Readiness, READY_APPLY_LAG_MAX_ENTRIES, READY_LEADER_CONTACT_MAX_MS};
+pub use live::{LiveCounters, CLUSTER_REFRESH_INTERVAL_MS, SNAPSHOT_ROWS_PER_MESSAGE};
+pub use rest::{ACTION_BODY_MAX_BYTES, CONFIG_BODY_MAX_BYTES, OBJECT_BODY_MAX_BYTES};
+
+use axum::handler::Handler;
+use axum::Router;
+use lineup_core::{GateConfig, OperatorConfig, QueueConfig, ScheduleConfig};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Shared by every handler.
+pub(crate) struct AppState<B> {
+    pub(crate) backend: Arc<B>,
+    pub(crate) config: ApiConfig,
+    pub(crate) hub: Arc<live::LiveHub>,
+    /// Flips to true on shutdown: WebSocket tasks close so the server can drain.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+type Shared<B> = Arc<AppState<B>>;
+
+/// Builds the router and records every (method, path) it registers, so the OpenAPI test
+/// compares the document against what is really served.
+pub(crate) struct Routes<B: ApiBackend> {
+    router: Router<Shared<B>>,
+    listed: Vec<(&'static str, &'static str)>,
+}
+
+macro_rules! route_method {
+    ($name:ident, $method:literal) => {
+        fn $name<H: Handler<T, Shared<B>>, T: 'static>(mut self, path: &'static str, handler: H) -> Self {
+            self.listed.push(($method, path));
+            self.router = self.router.route(path, axum::routing::$name(handler));
+            self
+        }
+    };
+}
+
+impl<B: ApiBackend> Routes<B> {
+    route_method!(get, "get");
+    route_method!(put, "put");
+    route_method!(post, "post");
+    route_method!(delete, "delete");
+
+    fn config_object<T: rest::ConfigObject>(self, path: &'static str) -> Self {
+        self.get(path, rest::get_object::<B, T>)
+            .put(path, rest::put_object::<B, T>)
+            .delete(path, rest::delete_object::<B, T>)
+    }
+
+    fn new() -> Self {
+        let routes = Routes { router: Router::new(), listed: Vec::new() };
+        routes
+            .get("/healthz", health::healthz)
+            .get("/readyz", health::readyz::<B>)
+            .get("/metrics", health::metrics::<B>)
+            .get("/v1/openapi.json", openapi::serve_document)
+            .get("/v1/config", rest::get_config::<B>)
+            .put("/v1/config", rest::put_config::<B>)
+            .config_object::<QueueConfig>("/v1/config/queues/{id}")
+            .config_object::<GateConfig>("/v1/config/gates/{id}")
+            .config_object::<OperatorConfig>("/v1/config/operators/{id}")
+            .config_object::<ScheduleConfig>("/v1/config/schedules/{id}")
+            .get("/v1/queues", rest::get_queues::<B>)
+            .get("/v1/operators", rest::get_operators::<B>)
+            .get("/v1/calls", rest::get_calls::<B>)
+            .get("/v1/calls/{id}", rest::get_call::<B>)
+            .get("/v1/cluster", rest::get_cluster::<B>)
+            .post("/v1/operators/{id}/state", rest::set_operator_state::<B>)
+            .post("/v1/operators/{id}/logout", rest::logout_operator::<B>)
+            .post("/v1/operators/{id}/pull", rest::pull::<B>)
+            .post("/v1/calls/{id}/reassign", rest::reassign::<B>)
+            .post("/v1/calls/{id}/priority", rest::change_priority::<B>)
+            .get("/v1/calls/{id}/position", rest::get_position::<B>)
+            .post("/v1/calls/{id}/callback", rest::request_callback::<B>)
+            .get("/v1/calls/{id}/live", live::call_live::<B>)
+            .get("/v1/live", live::live::<B>)
+    }
+}
+
+/// Every (method, path) the API serves (the dashboard's pages in [`assets`] excepted).
+pub fn api_routes() -> Vec<(&'static str, &'static str)> {
+    Routes::<local::LocalBackend>::new().listed
+}
+
+/// Serves the API (and the pages in [`assets`]) on `listener` until `shutdown` resolves;
+/// then open WebSockets are closed and in-flight requests finish.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), lineup_api::ApiError> {
+/// use lineup_api::{local::LocalBackend, ApiConfig, ApiToken, Role};
+/// let backend = std::sync::Arc::new(LocalBackend::new(lineup_core::SiteId(1), 1_700_000_000_000));
+/// let config = ApiConfig {
+///     tokens: vec![ApiToken { name: "ops".into(), token: "a-long-random-admin-token".into(), role: Role::Admin }],
+///     ..ApiConfig::default()
+/// };
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// lineup_api::serve(listener, backend, config, std::future::pending()).await
+/// # }
+/// ```
+pub async fn serve<B: ApiBackend>(
+    listener: TcpListener,
+    backend: Arc<B>,
+    config: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    config.validate()?;
+    let (stop, stopped) = watch::channel(false);
+    let hub = Arc::new(live::LiveHub::new(config.live_buffer_frames));
+    let hub_task = tokio::spawn(live::run_hub(
+        Arc::clone(&backend),
+        Arc::clone(&hub),
+        config.summary_interval_ms,
+        stopped.clone(),
+    ));
+    let state = Arc::new(AppState { backend, config, hub, shutdown: stopped });
+    let app = Routes::<B>::new().router.merge(assets::router()).with_state(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+    hub_task.abort();
+    result.map_err(ApiError::Io)
+}

@@ -1,0 +1,563 @@
+//! `/v1/live` and `/v1/calls/{id}/live`: WebSockets fed by one hub.
+//!
+//! The hub task turns the backend's applied effects into delta frames, each serialized once
+//! and numbered (`seq`), and broadcasts them as shared bytes (`Utf8Bytes` clones are a
+//! reference count) to every client through one bounded ring of `live_buffer_frames`. It also
+//! pushes queue summaries every `summary_interval_ms` (waits and ETAs move with time) and the
+//! cluster status every [`CLUSTER_REFRESH_INTERVAL_MS`].
+//!
+//! A client first gets a snapshot at apply index `I` (sent in parts so no single message is
+//! large), then every delta with an apply index above `I`. A client that falls more than the
+//! ring behind (or whose hub fell behind the backend) gets a fresh snapshot instead of a gap.
+//!
+//! Protocol (server → client, JSON text messages; `now_ms` is the routing clock):
+//! - `{"type":"snapshot","seq","index","now_ms","site","queues":[..],"cluster":{..}|null,
+//!   "operators_total","calls_total"}` — start of a snapshot: forget everything held.
+//! - `{"type":"snapshot_operators","seq","operators":[..]}`, then
+//!   `{"type":"snapshot_calls","seq","calls":[..]}` (waiting calls first, in global order),
+//!   each repeated as needed, then `{"type":"snapshot_end","seq","index"}`.
+//! - Deltas, each with `seq` (increasing by one per hub frame; after a snapshot the first
+//!   delta may skip the numbers the snapshot already covered) and `index` (apply index):
+//!   `operator` {operator: row}, `call` {call: row}, `call_ended` {record}, `alarm` {queue,
+//!   kind, raised, value, threshold}, `queues` {queues} (periodic), `cluster` {cluster}.
+//! - A call's status `ended` is never sent as `call`: `call_ended` removes it.
+
+use crate::auth::{Caller, ReadWs, WidgetWs};
+use crate::backend::ClusterStatus;
+use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
+use crate::{ApiBackend, AppState};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use lineup_core::{AlarmKind, CallId, CallRecord, Effect, OperatorStatus, QueueId, Routing, SiteId};
+use serde::Serialize;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
+
+/// How often the cluster status is read and pushed.
+pub const CLUSTER_REFRESH_INTERVAL_MS: u64 = 2_000;
+/// A cluster read slower than this is skipped (the last status stays).
+pub const CLUSTER_READ_TIMEOUT_MS: u64 = 1_500;
+/// Operators or calls per snapshot part, so no single message (and no per-connection write
+/// buffer, which keeps its largest size) is large.
+pub const SNAPSHOT_ROWS_PER_MESSAGE: usize = 100;
+/// A snapshot is reused by clients connecting at the same apply index and clock within this.
+pub const SNAPSHOT_CACHE_MAX_AGE_MS: u64 = 1_000;
+/// Server pings this often; a client silent for [`LIVE_CLIENT_SILENCE_MAX_MS`] is dropped.
+pub const LIVE_PING_INTERVAL_MS: u64 = 15_000;
+pub const LIVE_CLIENT_SILENCE_MAX_MS: u64 = 45_000;
+/// A client that takes longer than this to accept one message is dropped.
+pub const LIVE_SEND_TIMEOUT_MS: u64 = 10_000;
+/// Per-connection read buffer: clients only send pongs and closes.
+pub const LIVE_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames a widget connection skips per wake-up before re-reading its call's position
+/// (bounds the drain loop when frames arrive as fast as they are drained).
+pub const WIDGET_DRAIN_MAX_FRAMES: usize = 4_096;
+/// Largest message a live client may send.
+pub const LIVE_CLIENT_MESSAGE_MAX_BYTES: usize = 4 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// State change at `index`: skipped by clients whose snapshot covers it.
+    Delta,
+    /// Queue summaries read at `index`: skipped when older than the client's snapshot.
+    Summary,
+    Cluster,
+    /// Not sent: every client takes a fresh snapshot.
+    Resync,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct LiveFrame {
+    pub(crate) kind: FrameKind,
+    pub(crate) index: u64,
+    pub(crate) text: Utf8Bytes,
+}
+
+/// One snapshot, serialized in parts.
+pub(crate) struct Snapshot {
+    index: u64,
+    now_ms: u64,
+    built: Instant,
+    parts: Vec<Utf8Bytes>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct LiveCounters {
+    pub live_clients: AtomicU64,
+    pub call_clients: AtomicU64,
+    pub frames: AtomicU64,
+    pub snapshots_sent: AtomicU64,
+    pub resyncs: AtomicU64,
+    /// Offers seen on the effect stream (operators entering `offered`) since start.
+    pub offers_seen: AtomicU64,
+}
+
+pub(crate) struct LiveHub {
+    frames: broadcast::Sender<LiveFrame>,
+    /// Last seq assigned; publishing holds this lock so seqs reach the ring in order.
+    seq: Mutex<u64>,
+    snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+    cluster: Mutex<Option<ClusterStatus>>,
+    pub(crate) counters: LiveCounters,
+}
+
+#[derive(Serialize)]
+struct Head<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    seq: u64,
+    index: u64,
+    now_ms: u64,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Serialize)]
+struct OperatorBody {
+    operator: OperatorRow,
+}
+#[derive(Serialize)]
+struct CallBody {
+    call: CallRow,
+}
+#[derive(Serialize)]
+struct EndedBody {
+    record: CallRecord,
+}
+#[derive(Serialize)]
+struct AlarmBody {
+    queue: QueueId,
+    kind: AlarmKind,
+    raised: bool,
+    value: u64,
+    threshold: u64,
+}
+#[derive(Serialize)]
+struct QueuesBody {
+    queues: Vec<QueueRow>,
+}
+#[derive(Serialize)]
+struct ClusterBody<'a> {
+    cluster: &'a ClusterStatus,
+}
+#[derive(Serialize)]
+struct SnapshotBody<'a> {
+    site: SiteId,
+    queues: &'a [QueueRow],
+    cluster: Option<&'a ClusterStatus>,
+    operators_total: usize,
+    calls_total: usize,
+}
+#[derive(Serialize)]
+struct PartOperators<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    operators: &'a [OperatorRow],
+}
+#[derive(Serialize)]
+struct PartCalls<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    calls: &'a [CallRow],
+}
+#[derive(Serialize)]
+struct PartEnd {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    index: u64,
+}
+
+fn to_text<T: Serialize>(value: &T) -> Utf8Bytes {
+    // Our own row types always serialize (string keys, no non-finite floats).
+    Utf8Bytes::from(
+        serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":\"{e}\"}}")),
+    )
+}
+
+/// What one effect becomes for live clients, read against the state for names and weights.
+enum DeltaBody {
+    Operator(OperatorBody),
+    Call(CallBody),
+    Ended(EndedBody),
+    Alarm(AlarmBody),
+}
+
+fn delta_of(r: &Routing, effect: Effect) -> Option<(&'static str, DeltaBody)> {
+    Some(match effect {
+        Effect::OperatorChanged(view) => {
+            ("operator", DeltaBody::Operator(OperatorBody { operator: views::operator_row(r, view) }))
+        }
+        Effect::CallChanged(view) => ("call", DeltaBody::Call(CallBody { call: views::call_row_from_view(r, view) })),
+        Effect::CallEnded(record) => ("call_ended", DeltaBody::Ended(EndedBody { record })),
+        Effect::Alarm { queue, kind, raised, value, threshold } => {
+            ("alarm", DeltaBody::Alarm(AlarmBody { queue, kind, raised, value, threshold }))
+        }
+        _ => return None,
+    })
+}
+
+impl LiveHub {
+    pub(crate) fn new(buffer_frames: usize) -> Self {
+        let (frames, _) = broadcast::channel(buffer_frames.max(1));
+        Self {
+            frames,
+            seq: Mutex::new(0),
+            snapshot: tokio::sync::Mutex::new(None),
+            cluster: Mutex::new(None),
+            counters: LiveCounters::default(),
+        }
+    }
+
+    fn last_seq(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers, serializes and broadcasts one frame.
+    fn publish(&self, kind: FrameKind, index: u64, make: impl FnOnce(u64) -> Utf8Bytes) {
+        let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let text = if kind == FrameKind::Resync {
+            Utf8Bytes::from_static("")
+        } else {
+            *seq += 1;
+            make(*seq)
+        };
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        // No subscriber is not an error.
+        let _ = self.frames.send(LiveFrame { kind, index, text });
+    }
+
+    fn publish_effect<B: ApiBackend>(&self, backend: &B, apply_index: u64, effect: Effect) {
+        if let Effect::OperatorChanged(v) = &effect {
+            if matches!(v.status, OperatorStatus::Offered { .. }) {
+                self.counters.offers_seen.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let Some((kind, body, now_ms)) = backend.read(|r| delta_of(r, effect).map(|(k, b)| (k, b, r.now_ms()))) else {
+            return;
+        };
+        self.publish(FrameKind::Delta, apply_index, |seq| match body {
+            DeltaBody::Operator(b) => to_text(&Head { kind, seq, index: apply_index, now_ms, body: b }),
+            DeltaBody::Call(b) => to_text(&Head { kind, seq, index: apply_index, now_ms, body: b }),
+            DeltaBody::Ended(b) => to_text(&Head { kind, seq, index: apply_index, now_ms, body: b }),
+            DeltaBody::Alarm(b) => to_text(&Head { kind, seq, index: apply_index, now_ms, body: b }),
+        });
+    }
+
+    /// A snapshot at the current apply index; reused when nothing was applied since.
+    async fn snapshot<B: ApiBackend>(&self, backend: &B) -> Arc<Snapshot> {
+        let mut cached = self.snapshot.lock().await;
+        let (index, now_ms) = backend.read(|r| (r.last_applied_index(), r.now_ms()));
+        if let Some(s) = cached.as_ref() {
+            if s.index == index
+                && s.now_ms == now_ms
+                && s.built.elapsed() < Duration::from_millis(SNAPSHOT_CACHE_MAX_AGE_MS)
+            {
+                return Arc::clone(s);
+            }
+        }
+        // Read the seq before the state: every frame numbered up to here reflects state the
+        // read below already includes.
+        let seq = self.last_seq();
+        let (index, now_ms, queues, operators, calls) = backend.read(|r| {
+            (r.last_applied_index(), r.now_ms(), views::queue_rows(r), views::operator_rows(r), views::call_rows(r))
+        });
+        let cluster = self.cluster.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut parts = Vec::with_capacity(
+            2 + operators.len() / SNAPSHOT_ROWS_PER_MESSAGE + calls.len() / SNAPSHOT_ROWS_PER_MESSAGE,
+        );
+        let body = SnapshotBody {
+            site: backend.site(),
+            queues: &queues,
+            cluster: cluster.as_ref(),
+            operators_total: operators.len(),
+            calls_total: calls.len(),
+        };
+        parts.push(to_text(&Head { kind: "snapshot", seq, index, now_ms, body }));
+        for chunk in operators.chunks(SNAPSHOT_ROWS_PER_MESSAGE) {
+            parts.push(to_text(&PartOperators { kind: "snapshot_operators", seq, operators: chunk }));
+        }
+        for chunk in calls.chunks(SNAPSHOT_ROWS_PER_MESSAGE) {
+            parts.push(to_text(&PartCalls { kind: "snapshot_calls", seq, calls: chunk }));
+        }
+        parts.push(to_text(&PartEnd { kind: "snapshot_end", seq, index }));
+        let snapshot = Arc::new(Snapshot { index, now_ms, built: Instant::now(), parts });
+        *cached = Some(Arc::clone(&snapshot));
+        snapshot
+    }
+}
+
+/// The names, weights and memberships that rows are built from: a change means every
+/// client's rows are stale (e.g. a weight changes the global order), so all resync.
+fn directory_fingerprint(r: &Routing) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for q in r.queue_configs() {
+        (&q.id, &q.name, q.weight).hash(&mut h);
+    }
+    for g in r.gate_configs() {
+        (&g.id, &g.queue).hash(&mut h);
+    }
+    for o in r.operator_configs() {
+        (&o.id, &o.name, o.site, o.mode as u8, &o.memberships).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The hub task: effects → deltas, periodic summaries and cluster status. Ends on shutdown
+/// or when the backend's stream closes.
+pub(crate) async fn run_hub<B: ApiBackend>(
+    backend: Arc<B>,
+    hub: Arc<LiveHub>,
+    summary_interval_ms: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut effects = backend.subscribe();
+    let mut summary = tokio::time::interval(Duration::from_millis(summary_interval_ms));
+    summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut directory = backend.read(directory_fingerprint);
+    let cluster_task = tokio::spawn(run_cluster_refresh(Arc::clone(&backend), Arc::clone(&hub), shutdown.clone()));
+    loop {
+        tokio::select! {
+            received = effects.recv() => match received {
+                Ok(applied) => hub.publish_effect(&*backend, applied.apply_index, applied.effect),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "live hub fell behind the effect stream; clients resync");
+                    hub.publish(FrameKind::Resync, 0, |_| Utf8Bytes::from_static(""));
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = summary.tick() => {
+                let (index, now_ms, queues, fingerprint) = backend.read(|r| {
+                    (r.last_applied_index(), r.now_ms(), views::queue_rows(r), directory_fingerprint(r))
+                });
+                if fingerprint != directory {
+                    directory = fingerprint;
+                    hub.publish(FrameKind::Resync, 0, |_| Utf8Bytes::from_static(""));
+                } else {
+                    hub.publish(FrameKind::Summary, index, |seq| {
+                        to_text(&Head { kind: "queues", seq, index, now_ms, body: QueuesBody { queues } })
+                    });
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    cluster_task.abort();
+}
+
+async fn run_cluster_refresh<B: ApiBackend>(backend: Arc<B>, hub: Arc<LiveHub>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_millis(CLUSTER_REFRESH_INTERVAL_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Ok(status) = tokio::time::timeout(Duration::from_millis(CLUSTER_READ_TIMEOUT_MS), backend.cluster()).await
+        else {
+            continue;
+        };
+        let (index, now_ms) = backend.read(|r| (r.last_applied_index(), r.now_ms()));
+        hub.publish(FrameKind::Cluster, index, |seq| {
+            to_text(&Head { kind: "cluster", seq, index, now_ms, body: ClusterBody { cluster: &status } })
+        });
+        *hub.cluster.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
+    }
+}
+
+/// Keeps a gauge up while a connection lives.
+struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    fn up(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Gauge(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a connection ends early (only logged at debug).
+struct Gone;
+
+async fn send(socket: &mut WebSocket, message: Message) -> Result<(), Gone> {
+    match tokio::time::timeout(Duration::from_millis(LIVE_SEND_TIMEOUT_MS), socket.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Gone),
+    }
+}
+
+fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.read_buffer_size(LIVE_READ_BUFFER_BYTES)
+        // Written as sent: a buffer would only keep the largest message's capacity around.
+        .write_buffer_size(0)
+        .max_message_size(LIVE_CLIENT_MESSAGE_MAX_BYTES)
+        .max_frame_size(LIVE_CLIENT_MESSAGE_MAX_BYTES)
+}
+
+pub async fn live<B: ApiBackend>(
+    State(state): State<Arc<AppState<B>>>,
+    _caller: Caller<ReadWs>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    configure(ws).on_upgrade(move |socket| live_client(socket, state))
+}
+
+async fn send_snapshot<B: ApiBackend>(socket: &mut WebSocket, state: &AppState<B>) -> Result<u64, Gone> {
+    let snapshot = state.hub.snapshot(&*state.backend).await;
+    for part in &snapshot.parts {
+        send(socket, Message::Text(part.clone())).await?;
+    }
+    state.hub.counters.snapshots_sent.fetch_add(1, Ordering::Relaxed);
+    Ok(snapshot.index)
+}
+
+/// Handles what a client sent; false when it is gone.
+fn client_alive(received: Option<Result<Message, axum::Error>>, last_heard: &mut Instant) -> bool {
+    match received {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => false,
+        // Pongs (and anything else) show the client is there; pings are answered by the
+        // WebSocket layer itself.
+        Some(Ok(_)) => {
+            *last_heard = Instant::now();
+            true
+        }
+    }
+}
+
+async fn live_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B>>) {
+    let hub = &state.hub;
+    let _gauge = Gauge::up(&hub.counters.live_clients);
+    // Subscribe before the snapshot read, so every frame after it is received.
+    let mut frames = hub.frames.subscribe();
+    let Ok(mut covered) = send_snapshot(&mut socket, &state).await else { return };
+    let mut shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval(Duration::from_millis(LIVE_PING_INTERVAL_MS));
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        let result = tokio::select! {
+            frame = frames.recv() => match frame {
+                Ok(frame) => match frame.kind {
+                    FrameKind::Resync => {
+                        hub.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+                        send_snapshot(&mut socket, &state).await.map(|index| covered = index)
+                    }
+                    FrameKind::Delta if frame.index <= covered => Ok(()),
+                    FrameKind::Summary if frame.index < covered => Ok(()),
+                    _ => send(&mut socket, Message::Text(frame.text)).await,
+                },
+                Err(RecvError::Lagged(_)) => {
+                    hub.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+                    send_snapshot(&mut socket, &state).await.map(|index| covered = index)
+                }
+                Err(RecvError::Closed) => Err(Gone),
+            },
+            received = socket.recv() => if client_alive(received, &mut last_heard) { Ok(()) } else { Err(Gone) },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > Duration::from_millis(LIVE_CLIENT_SILENCE_MAX_MS) {
+                    Err(Gone)
+                } else {
+                    send(&mut socket, Message::Ping(Default::default())).await
+                }
+            }
+            _ = shutdown.changed() => {
+                let _ = send(&mut socket, Message::Close(None)).await;
+                Err(Gone)
+            }
+        };
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PositionMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    position: &'a PositionView,
+}
+
+#[derive(Serialize)]
+struct EndedMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    call: &'a CallId,
+}
+
+/// `/v1/calls/{id}/live`: `{"type":"position", call, status, queue, position, eta_ms}`
+/// whenever any of those change, then `{"type":"ended"}` and a close when the call is gone.
+pub async fn call_live<B: ApiBackend>(
+    State(state): State<Arc<AppState<B>>>,
+    _caller: Caller<WidgetWs>,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    configure(ws).on_upgrade(move |socket| call_client(socket, state, CallId::new(id)))
+}
+
+async fn call_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B>>, call: CallId) {
+    let hub = &state.hub;
+    let _gauge = Gauge::up(&hub.counters.call_clients);
+    let mut frames = hub.frames.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval(Duration::from_millis(LIVE_PING_INTERVAL_MS));
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let mut last_sent: Option<PositionView> = None;
+    loop {
+        // Any frame may move this call; read once per wake-up, after draining what queued.
+        match state.backend.read(|r| views::position_view(r, &call)) {
+            None => {
+                let _ = send(&mut socket, Message::Text(to_text(&EndedMessage { kind: "ended", call: &call }))).await;
+                let _ = send(&mut socket, Message::Close(None)).await;
+                return;
+            }
+            Some(view) if last_sent.as_ref() != Some(&view) => {
+                let text = to_text(&PositionMessage { kind: "position", position: &view });
+                if send(&mut socket, Message::Text(text)).await.is_err() {
+                    return;
+                }
+                last_sent = Some(view);
+            }
+            Some(_) => {}
+        }
+        let alive = tokio::select! {
+            frame = frames.recv() => {
+                for _ in 0..WIDGET_DRAIN_MAX_FRAMES {
+                    match frames.try_recv() {
+                        Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                        Err(_) => break,
+                    }
+                }
+                !matches!(frame, Err(RecvError::Closed))
+            }
+            received = socket.recv() => client_alive(received, &mut last_heard),
+            _ = ping.tick() => {
+                last_heard.elapsed() <= Duration::from_millis(LIVE_CLIENT_SILENCE_MAX_MS)
+                    && send(&mut socket, Message::Ping(Default::default())).await.is_ok()
+            }
+            _ = shutdown.changed() => {
+                let _ = send(&mut socket, Message::Close(None)).await;
+                false
+            }
+        };
+        if !alive {
+            return;
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The OpenAPI 3.1 document, written by hand as a table of operations (one row per route;
+//! `tests/openapi.rs` checks the table against the router both ways) plus the shared schemas.
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Viewer,
+    Supervisor,
+    Admin,
+    /// Widget tokens or any other role.
+    Widget,
+}
+
+/// One documented operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// Schema name of the JSON body, if any.
+    pub body: Option<&'static str>,
+    /// Schema name of the 200 answer (`text` for plain text).
+    pub answer: &'static str,
+    /// A WebSocket upgrade (GET with `Upgrade: websocket`; `?token=` accepted).
+    pub websocket: bool,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    access: Access,
+    body: Option<&'static str>,
+    answer: &'static str,
+) -> Operation {
+    Operation { method, path, summary, access, body, answer, websocket: false }
+}
+
+const fn ws(path: &'static str, summary: &'static str, access: Access, answer: &'static str) -> Operation {
+    Operation { method: "get", path, summary, access, body: None, answer, websocket: true }
+}
+
+pub const OPERATIONS: &[Operation] = &[
+    op("get", "/healthz", "The process is up.", Access::Public, None, "Status"),
+    op("get", "/readyz", "Ready to route (503 when not); says when degraded (Redis or history down).", Access::Public, None, "Readiness"),
+    op("get", "/metrics", "Prometheus text exposition.", Access::Viewer, None, "text"),
+    op("get", "/v1/openapi.json", "This document.", Access::Public, None, "Object"),
+    op("get", "/v1/config", "The whole routing config (PIN hashes redacted below admin).", Access::Viewer, None, "RoutingConfigSet"),
+    op("put", "/v1/config", "Replace the whole routing config (`?dry_run=true`: the diff only). Validated, then one ApplyConfig command.", Access::Admin, Some("RoutingConfigSet"), "ConfigApplied"),
+    op("get", "/v1/config/queues/{id}", "One queue's config.", Access::Viewer, None, "QueueConfig"),
+    op("put", "/v1/config/queues/{id}", "Create or replace a queue (path id = body id).", Access::Admin, Some("QueueConfig"), "ObjectApplied"),
+    op("delete", "/v1/config/queues/{id}", "Delete a queue (refused while referenced or holding calls).", Access::Admin, None, "ObjectApplied"),
+    op("get", "/v1/config/gates/{id}", "One gate's config.", Access::Viewer, None, "GateConfig"),
+    op("put", "/v1/config/gates/{id}", "Create or replace a gate.", Access::Admin, Some("GateConfig"), "ObjectApplied"),
+    op("delete", "/v1/config/gates/{id}", "Delete a gate.", Access::Admin, None, "ObjectApplied"),
+    op("get", "/v1/config/operators/{id}", "One operator's config (PIN hash redacted below admin).", Access::Viewer, None, "OperatorConfig"),
+    op("put", "/v1/config/operators/{id}", "Create or replace an operator (`pin_hash: \"(redacted)\"` keeps the current PIN).", Access::Admin, Some("OperatorConfig"), "ObjectApplied"),
+    op("delete", "/v1/config/operators/{id}", "Delete an operator (refused while logged in).", Access::Admin, None, "ObjectApplied"),
+    op("get", "/v1/config/schedules/{id}", "One schedule.", Access::Viewer, None, "ScheduleConfig"),
+    op("put", "/v1/config/schedules/{id}", "Create or replace a schedule.", Access::Admin, Some("ScheduleConfig"), "ObjectApplied"),
+    op("delete", "/v1/config/schedules/{id}", "Delete a schedule (refused while a queue uses it).", Access::Admin, None, "ObjectApplied"),
+    op("get", "/v1/queues", "Live figures per queue and gate: waiting, longest wait, ETA, service level, abandon rate, answered, alarms.", Access::Viewer, None, "QueuesAnswer"),
+    op("get", "/v1/operators", "Operators with state, site, mode and time in state.", Access::Viewer, None, "OperatorsAnswer"),
+    op("get", "/v1/calls", "Calls: waiting calls first in global order across queues and sites, then offered and connected.", Access::Viewer, None, "CallsAnswer"),
+    op("get", "/v1/calls/{id}", "One call.", Access::Viewer, None, "CallRow"),
+    op("get", "/v1/cluster", "Members, leader, term, lag and per-site health.", Access::Viewer, None, "ClusterStatus"),
+    op("post", "/v1/operators/{id}/state", "Set an operator's state: available, break (with reason) or offline.", Access::Supervisor, Some("StateRequest"), "ActionDone"),
+    op("post", "/v1/operators/{id}/logout", "Log an operator out (after the current call if busy).", Access::Supervisor, None, "ActionDone"),
+    op("post", "/v1/operators/{id}/pull", "The operator takes the named waiting call, or its next eligible one.", Access::Supervisor, Some("PullRequest"), "ActionDone"),
+    op("post", "/v1/calls/{id}/reassign", "Move a waiting call to another queue (keep_age keeps its place by arrival; default true).", Access::Supervisor, Some("ReassignRequest"), "ActionDone"),
+    op("post", "/v1/calls/{id}/priority", "Change a waiting call's priority (lower is served first).", Access::Supervisor, Some("PriorityRequest"), "ActionDone"),
+    op("get", "/v1/calls/{id}/position", "A waiting call's position, ETA and status (caller widget).", Access::Widget, None, "PositionView"),
+    op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::Widget, Some("CallbackRequest"), "ActionDone"),
+    ws("/v1/calls/{id}/live", "WebSocket: `position` messages whenever position, ETA or status change; `ended` then close.", Access::Widget, "PositionView"),
+    ws("/v1/live", "WebSocket: a snapshot (in parts: snapshot, snapshot_operators*, snapshot_calls*, snapshot_end), then numbered deltas (operator, call, call_ended, alarm, queues every second, cluster). A client that falls behind gets a fresh snapshot.", Access::Viewer, "LiveMessage"),
+];
+
+fn schema_ref(name: &str) -> Value {
+    match name {
+        "text" => json!({ "type": "string" }),
+        other => json!({ "$ref": format!("#/components/schemas/{other}") }),
+    }
+}
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema_ref("Error") } } })
+}
+
+fn operation(o: &Operation) -> Value {
+    let mut responses = Map::new();
+    let content_type = if o.answer == "text" { "text/plain" } else { "application/json" };
+    if o.websocket {
+        responses.insert(
+            "101".into(),
+            json!({ "description": "Switching protocols; JSON text messages follow.", "content": { "application/json": { "schema": schema_ref(o.answer) } } }),
+        );
+        responses.insert("403".into(), error_response("Role not allowed, or Origin not allowed."));
+    } else {
+        responses.insert(
+            "200".into(),
+            json!({ "description": "OK", "content": { content_type: { "schema": schema_ref(o.answer) } } }),
+        );
+    }
+    if o.access != Access::Public {
+        responses.insert("401".into(), error_response("Missing or unknown bearer token."));
+        responses.insert("403".into(), error_response("The token's role may not do this."));
+    }
+    if o.body.is_some() {
+        responses.insert("400".into(), error_response("Not JSON."));
+        responses.insert("413".into(), error_response("Body over the limit."));
+        responses.insert("422".into(), error_response("Valid JSON, invalid content; `field` names the field."));
+    }
+    if o.path.contains("{id}") {
+        responses.insert("404".into(), error_response("No such object."));
+    }
+    if o.method != "get" && o.access != Access::Public {
+        responses.insert("409".into(), error_response("Refused by the routing core for a reason of state."));
+        responses.insert("503".into(), error_response("Not committed (no leader or quorum); nothing changed."));
+        responses.insert("504".into(), error_response("Outcome unknown; read state before retrying."));
+    }
+    let role = match o.access {
+        Access::Public => "none",
+        Access::Viewer => "viewer, supervisor or admin",
+        Access::Supervisor => "supervisor or admin",
+        Access::Admin => "admin",
+        Access::Widget => "any role, including widget",
+    };
+    let mut value = json!({
+        "summary": o.summary,
+        "description": format!("Role: {role}."),
+        "responses": responses,
+    });
+    let mut parameters = Vec::new();
+    if o.path.contains("{id}") {
+        parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
+    }
+    if o.path == "/v1/config" && o.method == "put" {
+        parameters
+            .push(json!({ "name": "dry_run", "in": "query", "required": false, "schema": { "type": "boolean" } }));
+    }
+    if o.websocket {
+        parameters.push(json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Bearer token, for browsers (they cannot set headers on an upgrade)." }));
+    }
+    if !parameters.is_empty() {
+        value["parameters"] = Value::Array(parameters);
+    }
+    if let Some(body) = o.body {
+        value["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+    }
+    value["security"] = if o.access == Access::Public { json!([]) } else { json!([{ "bearer": [] }]) };
+    value
+}
+
+fn object(properties: Value) -> Value {
+    json!({ "type": "object", "properties": properties })
+}
+
+fn schemas() -> Value {
+    let any = json!({});
+    let id = json!({ "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$" });
+    let int = json!({ "type": "integer", "minimum": 0 });
+    let opt_int = json!({ "type": ["integer", "null"], "minimum": 0 });
+    json!({
+        "Error": object(json!({ "error": { "type": "string" }, "code": { "type": "string" }, "field": { "type": "string" }, "kind": { "type": "string" }, "id": { "type": "string" } })),
+        "Status": object(json!({ "status": { "type": "string" } })),
+        "Object": { "type": "object" },
+        "Readiness": object(json!({ "ready": { "type": "boolean" }, "degraded": { "type": "boolean" }, "degraded_edges": { "type": "array", "items": { "type": "string" } }, "problems": { "type": "array", "items": { "type": "string" } }, "site": int, "raft_role": { "type": "string" }, "leader": opt_int })),
+        "RoutingConfigSet": object(json!({
+            "schedules": { "type": "array", "items": schema_ref("ScheduleConfig") },
+            "queues": { "type": "array", "items": schema_ref("QueueConfig") },
+            "gates": { "type": "array", "items": schema_ref("GateConfig") },
+            "operators": { "type": "array", "items": schema_ref("OperatorConfig") },
+        })),
+        "QueueConfig": { "type": "object", "description": "lineup_core::QueueConfig; unknown fields are refused, absent ones take defaults.", "properties": { "id": id, "name": { "type": "string" }, "weight": int, "default_priority": int, "max_wait_ms": opt_int, "max_waiting": int, "wrap_up_ms": int, "ring_timeout_ms": int, "service_level_ms": int, "schedule": { "type": ["string", "null"] }, "alarm_longest_wait_ms": opt_int, "alarm_depth": opt_int }, "required": ["id"] },
+        "GateConfig": { "type": "object", "properties": { "id": id, "queue": id, "whisper": { "type": ["string", "null"] }, "priority": opt_int, "required_skills": { "type": "object" } }, "required": ["id", "queue"] },
+        "OperatorConfig": { "type": "object", "properties": { "id": id, "name": { "type": "string" }, "site": int, "pin_hash": { "type": "string" }, "mode": { "enum": ["persistent", "ring"] }, "endpoint": { "type": ["string", "null"] }, "skills": { "type": "object" }, "memberships": { "type": "object", "additionalProperties": int } }, "required": ["id"] },
+        "ScheduleConfig": { "type": "object", "properties": { "id": id, "time_zone": { "type": "string" }, "weekly": { "type": "array" }, "holidays": { "type": "array" } }, "required": ["id", "time_zone", "weekly"] },
+        "ConfigChange": object(json!({ "action": { "enum": ["added", "changed", "removed"] }, "kind": { "enum": ["schedule", "queue", "gate", "operator"] }, "id": { "type": "string" }, "fields": { "type": "array", "items": { "type": "string" } } })),
+        "ConfigApplied": object(json!({ "dry_run": { "type": "boolean" }, "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
+        "ObjectApplied": object(json!({ "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
+        "QueueRow": object(json!({ "queue": id, "name": { "type": "string" }, "weight": int, "waiting": int, "callbacks_waiting": int, "longest_wait_ms": opt_int, "eta_ms": opt_int, "logged_in": int, "staffed": int, "available": int, "busy": int, "stats": { "type": "object" }, "alarm_longest_wait": { "type": "boolean" }, "alarm_depth": { "type": "boolean" }, "service_level_permille": opt_int, "abandon_rate_permille": opt_int, "gates": { "type": "array", "items": schema_ref("GateRow") } })),
+        "GateRow": object(json!({ "gate": id, "queue": id, "waiting": int, "longest_wait_ms": opt_int, "stats": { "type": "object" }, "service_level_permille": opt_int, "abandon_rate_permille": opt_int })),
+        "OperatorRow": object(json!({ "operator": id, "name": { "type": "string" }, "home_site": int, "mode": { "enum": ["persistent", "ring"] }, "state": { "enum": ["offline", "available", "offered", "busy", "wrap_up", "break"] }, "break_reason": { "type": ["string", "null"] }, "call": { "type": ["string", "null"] }, "site": opt_int, "since_ms": int, "time_in_state_ms": int, "rest_until_ms": opt_int, "queues": { "type": "array", "items": id } })),
+        "CallRow": object(json!({ "call": id, "status": { "enum": ["waiting", "offered", "connected", "callback_waiting", "callback_offered", "callback_connected"] }, "queue": id, "gate": { "type": ["string", "null"] }, "priority": int, "order_seq": int, "global_order": { "type": "array", "items": int, "minItems": 3, "maxItems": 3, "description": "Sort ascending, element by element, for the global serving order." }, "entry_site": int, "operator": { "type": ["string", "null"] }, "since_ms": int, "wait_ms": int, "position": opt_int, "eta_ms": opt_int, "callback": { "type": "boolean" }, "caller_number": { "type": ["string", "null"] } })),
+        "QueuesAnswer": object(json!({ "now_ms": int, "index": int, "queues": { "type": "array", "items": schema_ref("QueueRow") } })),
+        "OperatorsAnswer": object(json!({ "now_ms": int, "index": int, "operators": { "type": "array", "items": schema_ref("OperatorRow") } })),
+        "CallsAnswer": object(json!({ "now_ms": int, "index": int, "calls": { "type": "array", "items": schema_ref("CallRow") } })),
+        "ClusterStatus": object(json!({ "leader": opt_int, "term": int, "members": { "type": "array", "items": object(json!({ "site": int, "voter": { "type": "boolean" }, "reachable": { "type": ["boolean", "null"] }, "lag_entries": opt_int, "health": any })) } })),
+        "StateRequest": { "type": "object", "properties": { "state": { "enum": ["available", "break", "offline"] }, "reason": { "type": "string", "description": "Required for break, refused otherwise." } }, "required": ["state"], "additionalProperties": false },
+        "PullRequest": { "type": "object", "properties": { "call": { "type": ["string", "null"] } }, "additionalProperties": false },
+        "ReassignRequest": { "type": "object", "properties": { "queue": id, "keep_age": { "type": "boolean", "default": true } }, "required": ["queue"], "additionalProperties": false },
+        "PriorityRequest": { "type": "object", "properties": { "priority": { "type": "integer", "minimum": 0, "maximum": 255 } }, "required": ["priority"], "additionalProperties": false },
+        "CallbackRequest": { "type": "object", "properties": { "number": { "type": "string", "pattern": "^\\+?[0-9]{3,15}$" } }, "required": ["number"], "additionalProperties": false },
+        "ActionDone": object(json!({ "ok": { "type": "boolean" }, "response": { "description": "lineup_core::Response, e.g. \"Done\" or {\"Pulled\": {call, fence}}" } })),
+        "PositionView": object(json!({ "type": { "enum": ["position", "ended"] }, "call": id, "status": { "type": "string" }, "queue": id, "position": opt_int, "eta_ms": opt_int })),
+        "LiveMessage": { "type": "object", "description": "See the crate documentation of lineup_api::live for every message type.", "properties": { "type": { "enum": ["snapshot", "snapshot_operators", "snapshot_calls", "snapshot_end", "operator", "call", "call_ended", "alarm", "queues", "cluster"] }, "seq": int, "index": int, "now_ms": int }, "required": ["type", "seq"] },
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for o in OPERATIONS {
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method] = operation(o);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Lineup node API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "REST and WebSocket API of one Lineup node: routing config, live state across every site, supervisor actions, the caller widget, health and metrics. Errors are {error, code, field?}.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas(),
+        },
+    })
+}
+
+pub async fn serve_document() -> Json<Value> {
+    Json(document())
+}

@@ -1,0 +1,507 @@
+//! REST handlers: config, live state, supervisor actions, the caller widget. Every write is
+//! one `ApiBackend::submit`; nothing is changed when a body is refused.
+
+use crate::auth::{Admin, Caller, Read, Supervise, Widget};
+use crate::config::Role;
+use crate::error::ApiError;
+use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
+use crate::{ApiBackend, AppState};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::Json;
+use lineup_core::config_set::REDACTED_PIN_HASH;
+use lineup_core::{
+    CallId, CommandBody, ConfigChange, ConfigKind, ConfigProblem, GateConfig, GateId, OperatorConfig, OperatorId,
+    QueueConfig, QueueId, RequestedState, Response, RoutingConfigSet, ScheduleConfig, ScheduleId,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Largest `PUT /v1/config` body (a whole routing config).
+pub const CONFIG_BODY_MAX_BYTES: usize = 1024 * 1024;
+/// Largest body of a single config object.
+pub const OBJECT_BODY_MAX_BYTES: usize = 64 * 1024;
+/// Largest body of an action (state, reassign, priority, pull, callback).
+pub const ACTION_BODY_MAX_BYTES: usize = 4 * 1024;
+
+type St<B> = State<Arc<AppState<B>>>;
+
+/// A JSON body read with a size limit; errors name the JSON path of the bad field.
+pub struct JsonBody<T, const LIMIT_BYTES: usize>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT_BYTES: usize> FromRequest<S> for JsonBody<T, LIMIT_BYTES> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let too_large = ApiError::TooLarge { limit_bytes: LIMIT_BYTES };
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > LIMIT_BYTES as u64) {
+            return Err(too_large);
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), LIMIT_BYTES).await.map_err(|_| too_large)?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON: syntax errors are 400, shape errors (wrong type, unknown or missing field)
+/// 422 with `field` set to the JSON path (`queues[0].max_wait_ms`).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            let detail = inner.to_string();
+            // serde names an unknown or missing field in the message, at its parent's path.
+            let named = ["unknown field `", "missing field `"]
+                .iter()
+                .find_map(|p| detail.split_once(p).and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f));
+            let field = match (path.as_str(), named) {
+                (".", Some(f)) => f.to_string(),
+                (p, Some(f)) => format!("{p}.{f}"),
+                (p, None) => p.to_string(),
+            };
+            ApiError::Invalid { field, reason: detail }
+        } else {
+            ApiError::BadBody { field: None, detail: inner.to_string() }
+        }
+    })?;
+    de.end().map_err(|e| ApiError::BadBody { field: None, detail: e.to_string() })?;
+    Ok(value)
+}
+
+async fn submit<B: ApiBackend>(backend: &B, body: CommandBody) -> Result<Response, ApiError> {
+    backend.submit(body).await?.map_err(ApiError::from_core)
+}
+
+// ------------------------------------------------------------------------------ config
+
+#[derive(Deserialize)]
+pub struct DryRun {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Serialize)]
+pub struct ConfigApplied {
+    pub dry_run: bool,
+    pub changes: Vec<ConfigChange>,
+}
+
+fn redact_for(role: Role, set: RoutingConfigSet) -> RoutingConfigSet {
+    if role == Role::Admin {
+        set
+    } else {
+        set.without_pin_hashes()
+    }
+}
+
+pub async fn get_config<B: ApiBackend>(State(s): St<B>, caller: Caller<Read>) -> Json<RoutingConfigSet> {
+    Json(redact_for(caller.role, s.backend.read(|r| r.config_set())))
+}
+
+/// A PIN hash sent back as [`REDACTED_PIN_HASH`] keeps the operator's current hash (what the
+/// core does at apply time); resolved here too so the validation and diff are exact.
+fn resolve_redacted(set: &mut RoutingConfigSet, current: &RoutingConfigSet) -> Result<(), ApiError> {
+    for (i, o) in set.operators.iter_mut().enumerate() {
+        if o.pin_hash == REDACTED_PIN_HASH {
+            match current.operators.iter().find(|c| c.id == o.id) {
+                Some(c) => o.pin_hash = c.pin_hash.clone(),
+                None => {
+                    return Err(ApiError::Invalid {
+                        field: format!("operators[{i}].pin_hash"),
+                        reason: "a redacted hash can only keep an existing operator's PIN".into(),
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn put_config<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Admin>,
+    Query(q): Query<DryRun>,
+    JsonBody(set): JsonBody<RoutingConfigSet, CONFIG_BODY_MAX_BYTES>,
+) -> Result<Json<ConfigApplied>, ApiError> {
+    let current = s.backend.read(|r| r.config_set());
+    let mut resolved = set.clone().normalized();
+    resolve_redacted(&mut resolved, &current)?;
+    resolved.validate().map_err(ApiError::ConfigRefused)?;
+    let changes = resolved.diff_from(&current);
+    if !q.dry_run {
+        // The set as sent: the core resolves redacted hashes against the state it applies to.
+        submit(&*s.backend, CommandBody::ApplyConfig(Box::new(set))).await?;
+    }
+    Ok(Json(ConfigApplied { dry_run: q.dry_run, changes }))
+}
+
+/// One kind of config object, for the per-object routes.
+pub trait ConfigObject: Serialize + DeserializeOwned + Clone + Send + 'static {
+    const KIND: ConfigKind;
+    fn id_str(&self) -> &str;
+    fn list(set: &mut RoutingConfigSet) -> &mut Vec<Self>;
+    fn put(self) -> CommandBody;
+    fn delete(id: &str) -> CommandBody;
+    /// Replaces a "keep the current value" marker with the current value (PIN hashes).
+    fn resolve_redacted(&mut self, _current: &RoutingConfigSet) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+impl ConfigObject for QueueConfig {
+    const KIND: ConfigKind = ConfigKind::Queue;
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+    fn list(set: &mut RoutingConfigSet) -> &mut Vec<Self> {
+        &mut set.queues
+    }
+    fn put(self) -> CommandBody {
+        CommandBody::PutQueue(self)
+    }
+    fn delete(id: &str) -> CommandBody {
+        CommandBody::DeleteQueue { queue: QueueId::new(id) }
+    }
+}
+
+impl ConfigObject for GateConfig {
+    const KIND: ConfigKind = ConfigKind::Gate;
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+    fn list(set: &mut RoutingConfigSet) -> &mut Vec<Self> {
+        &mut set.gates
+    }
+    fn put(self) -> CommandBody {
+        CommandBody::PutGate(self)
+    }
+    fn delete(id: &str) -> CommandBody {
+        CommandBody::DeleteGate { gate: GateId::new(id) }
+    }
+}
+
+impl ConfigObject for OperatorConfig {
+    const KIND: ConfigKind = ConfigKind::Operator;
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+    fn list(set: &mut RoutingConfigSet) -> &mut Vec<Self> {
+        &mut set.operators
+    }
+    fn put(self) -> CommandBody {
+        CommandBody::PutOperator(self)
+    }
+    fn delete(id: &str) -> CommandBody {
+        CommandBody::DeleteOperator { operator: OperatorId::new(id) }
+    }
+    fn resolve_redacted(&mut self, current: &RoutingConfigSet) -> Result<(), ApiError> {
+        if self.pin_hash == REDACTED_PIN_HASH {
+            let existing = current.operators.iter().find(|o| o.id == self.id).ok_or_else(|| ApiError::Invalid {
+                field: "pin_hash".into(),
+                reason: "a redacted hash can only keep an existing operator's PIN".into(),
+            })?;
+            self.pin_hash = existing.pin_hash.clone();
+        }
+        Ok(())
+    }
+}
+
+impl ConfigObject for ScheduleConfig {
+    const KIND: ConfigKind = ConfigKind::Schedule;
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+    fn list(set: &mut RoutingConfigSet) -> &mut Vec<Self> {
+        &mut set.schedules
+    }
+    fn put(self) -> CommandBody {
+        CommandBody::PutSchedule(self)
+    }
+    fn delete(id: &str) -> CommandBody {
+        CommandBody::DeleteSchedule { schedule: ScheduleId::new(id) }
+    }
+}
+
+fn not_found(kind: ConfigKind, id: &str) -> ApiError {
+    ApiError::NotFound { what: format!("{} {id:?}", kind.section().trim_end_matches('s')) }
+}
+
+pub async fn get_object<B: ApiBackend, T: ConfigObject>(
+    State(s): St<B>,
+    caller: Caller<Read>,
+    Path(id): Path<String>,
+) -> Result<Json<T>, ApiError> {
+    let mut set = redact_for(caller.role, s.backend.read(|r| r.config_set()));
+    let object = T::list(&mut set).iter().find(|o| o.id_str() == id).cloned();
+    object.map(Json).ok_or_else(|| not_found(T::KIND, &id))
+}
+
+#[derive(Serialize)]
+pub struct ObjectApplied {
+    pub changes: Vec<ConfigChange>,
+}
+
+pub async fn put_object<B: ApiBackend, T: ConfigObject>(
+    State(s): St<B>,
+    _caller: Caller<Admin>,
+    Path(id): Path<String>,
+    JsonBody(mut object): JsonBody<T, OBJECT_BODY_MAX_BYTES>,
+) -> Result<Json<ObjectApplied>, ApiError> {
+    if object.id_str() != id {
+        return Err(ApiError::Invalid { field: "id".into(), reason: format!("must equal the path's id {id:?}") });
+    }
+    let current = s.backend.read(|r| r.config_set());
+    // Checked as part of the whole set, so a dangling reference names its field.
+    let mut candidate = current.clone();
+    object.resolve_redacted(&current)?;
+    let list = T::list(&mut candidate);
+    list.retain(|o| o.id_str() != id);
+    list.push(object.clone());
+    let candidate = candidate.normalized();
+    candidate.validate().map_err(ApiError::ConfigRefused)?;
+    let changes = candidate.diff_from(&current);
+    submit(&*s.backend, object.put()).await?;
+    Ok(Json(ObjectApplied { changes }))
+}
+
+pub async fn delete_object<B: ApiBackend, T: ConfigObject>(
+    State(s): St<B>,
+    _caller: Caller<Admin>,
+    Path(id): Path<String>,
+) -> Result<Json<ObjectApplied>, ApiError> {
+    let current = s.backend.read(|r| r.config_set());
+    let mut candidate = current.clone();
+    let list = T::list(&mut candidate);
+    let before = list.len();
+    list.retain(|o| o.id_str() != id);
+    if list.len() == before {
+        return Err(not_found(T::KIND, &id));
+    }
+    candidate.validate().map_err(|p: ConfigProblem| {
+        ApiError::ConfigRefused(ConfigProblem {
+            reason: format!("still refers to {} {id:?} ({})", T::KIND.section().trim_end_matches('s'), p.reason),
+            ..p
+        })
+    })?;
+    let changes = candidate.diff_from(&current);
+    submit(&*s.backend, T::delete(&id)).await?;
+    Ok(Json(ObjectApplied { changes }))
+}
+
+// ------------------------------------------------------------------------------ live state
+
+#[derive(Serialize)]
+pub struct QueuesAnswer {
+    pub now_ms: u64,
+    pub index: u64,
+    pub queues: Vec<QueueRow>,
+}
+
+#[derive(Serialize)]
+pub struct OperatorsAnswer {
+    pub now_ms: u64,
+    pub index: u64,
+    pub operators: Vec<OperatorRow>,
+}
+
+#[derive(Serialize)]
+pub struct CallsAnswer {
+    pub now_ms: u64,
+    pub index: u64,
+    /// Waiting calls first, in global order; then offered and connected calls.
+    pub calls: Vec<CallRow>,
+}
+
+pub async fn get_queues<B: ApiBackend>(State(s): St<B>, _caller: Caller<Read>) -> Json<QueuesAnswer> {
+    Json(s.backend.read(|r| QueuesAnswer {
+        now_ms: r.now_ms(),
+        index: r.last_applied_index(),
+        queues: views::queue_rows(r),
+    }))
+}
+
+pub async fn get_operators<B: ApiBackend>(State(s): St<B>, _caller: Caller<Read>) -> Json<OperatorsAnswer> {
+    Json(s.backend.read(|r| OperatorsAnswer {
+        now_ms: r.now_ms(),
+        index: r.last_applied_index(),
+        operators: views::operator_rows(r),
+    }))
+}
+
+pub async fn get_calls<B: ApiBackend>(State(s): St<B>, _caller: Caller<Read>) -> Json<CallsAnswer> {
+    Json(s.backend.read(|r| CallsAnswer {
+        now_ms: r.now_ms(),
+        index: r.last_applied_index(),
+        calls: views::call_rows(r),
+    }))
+}
+
+pub async fn get_call<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Read>,
+    Path(id): Path<String>,
+) -> Result<Json<CallRow>, ApiError> {
+    let call = CallId::new(id);
+    s.backend.read(|r| views::call_row(r, &call)).map(Json).ok_or(ApiError::NotFound { what: format!("call {call}") })
+}
+
+pub async fn get_cluster<B: ApiBackend>(State(s): St<B>, _caller: Caller<Read>) -> Json<crate::backend::ClusterStatus> {
+    Json(s.backend.cluster().await)
+}
+
+// ------------------------------------------------------------------------------ actions
+
+#[derive(Serialize)]
+pub struct ActionDone {
+    pub ok: bool,
+    pub response: Response,
+}
+
+fn done(response: Response) -> Json<ActionDone> {
+    Json(ActionDone { ok: true, response })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    Available,
+    Break,
+    Offline,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRequest {
+    pub state: StateName,
+    /// Required for `break`.
+    pub reason: Option<String>,
+}
+
+pub async fn set_operator_state<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Supervise>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<StateRequest, ACTION_BODY_MAX_BYTES>,
+) -> Result<Json<ActionDone>, ApiError> {
+    let state = match (req.state, req.reason) {
+        (StateName::Available, None) => RequestedState::Available,
+        (StateName::Offline, None) => RequestedState::Offline,
+        (StateName::Break, Some(reason)) => RequestedState::Break { reason },
+        (StateName::Break, None) => {
+            return Err(ApiError::Invalid { field: "reason".into(), reason: "a break needs a reason".into() })
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::Invalid { field: "reason".into(), reason: "only a break takes a reason".into() })
+        }
+    };
+    submit(&*s.backend, CommandBody::OperatorState { operator: OperatorId::new(id), state }).await.map(done)
+}
+
+pub async fn logout_operator<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Supervise>,
+    Path(id): Path<String>,
+) -> Result<Json<ActionDone>, ApiError> {
+    submit(&*s.backend, CommandBody::OperatorLogout { operator: OperatorId::new(id) }).await.map(done)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// The call to take; the operator's next eligible caller when absent.
+    pub call: Option<CallId>,
+}
+
+pub async fn pull<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Supervise>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PullRequest, ACTION_BODY_MAX_BYTES>,
+) -> Result<Json<ActionDone>, ApiError> {
+    submit(&*s.backend, CommandBody::Pull { operator: OperatorId::new(id), call: req.call }).await.map(done)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignRequest {
+    pub queue: QueueId,
+    /// Keep the caller's place by age (its original arrival); default true.
+    #[serde(default = "default_true")]
+    pub keep_age: bool,
+}
+
+pub async fn reassign<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Supervise>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ReassignRequest, ACTION_BODY_MAX_BYTES>,
+) -> Result<Json<ActionDone>, ApiError> {
+    if s.backend.read(|r| r.queue_config(&req.queue).is_none()) {
+        return Err(ApiError::Invalid { field: "queue".into(), reason: format!("no queue named {:?}", req.queue) });
+    }
+    let body = CommandBody::Reassign { call: CallId::new(id), queue: req.queue, keep_age: req.keep_age };
+    submit(&*s.backend, body).await.map(done)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRequest {
+    /// Lower is served first (0 = VIP, 5 = normal, 10 = low).
+    pub priority: u8,
+}
+
+pub async fn change_priority<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Supervise>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PriorityRequest, ACTION_BODY_MAX_BYTES>,
+) -> Result<Json<ActionDone>, ApiError> {
+    submit(&*s.backend, CommandBody::ChangePriority { call: CallId::new(id), priority: req.priority }).await.map(done)
+}
+
+// ------------------------------------------------------------------------------ widget
+
+pub async fn get_position<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Widget>,
+    Path(id): Path<String>,
+) -> Result<Json<PositionView>, ApiError> {
+    let call = CallId::new(id);
+    s.backend
+        .read(|r| views::position_view(r, &call))
+        .map(Json)
+        .ok_or(ApiError::NotFound { what: format!("call {call}") })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRequest {
+    /// The number to call back (3 to 15 digits, optionally after `+`).
+    pub number: String,
+}
+
+pub async fn request_callback<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Widget>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<CallbackRequest, ACTION_BODY_MAX_BYTES>,
+) -> Result<Json<ActionDone>, ApiError> {
+    let body = CommandBody::RequestCallback { call: CallId::new(id), number: req.number };
+    submit(&*s.backend, body).await.map(done).map_err(|e| match e {
+        // The core names its own field; the body calls it `number`.
+        ApiError::Invalid { field, reason } if field == "callback_number" => {
+            ApiError::Invalid { field: "number".into(), reason }
+        }
+        other => other,
+    })
+}
