@@ -27,6 +27,7 @@ pub struct Read;
 pub struct Supervise;
 pub struct Admin;
 pub struct Widget;
+pub struct WidgetAct;
 pub struct ReadWs;
 pub struct WidgetWs;
 
@@ -53,6 +54,14 @@ impl Need for Widget {
     const WIDGET_ALLOWED: bool = true;
     const WEBSOCKET: bool = false;
     const ACTION: &'static str = "use the caller widget";
+}
+/// A caller's own request (callback): widget tokens, and supervisors or admins acting for a
+/// caller; not viewers, who change nothing.
+impl Need for WidgetAct {
+    const MIN: Role = Role::Supervisor;
+    const WIDGET_ALLOWED: bool = true;
+    const WEBSOCKET: bool = false;
+    const ACTION: &'static str = "request a callback";
 }
 impl Need for ReadWs {
     const MIN: Role = Role::Viewer;

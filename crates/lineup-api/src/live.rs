@@ -16,8 +16,9 @@
 //! - `{"type":"snapshot_operators","seq","operators":[..]}`, then
 //!   `{"type":"snapshot_calls","seq","calls":[..]}` (waiting calls first, in global order),
 //!   each repeated as needed, then `{"type":"snapshot_end","seq","index"}`.
-//! - Deltas, each with `seq` (increasing by one per hub frame; after a snapshot the first
-//!   delta may skip the numbers the snapshot already covered) and `index` (apply index):
+//! - Deltas, each with `seq` (the hub's frame number: strictly increasing on a connection,
+//!   by one between consecutive deltas except where a snapshot covered the frames between)
+//!   and `index` (apply index):
 //!   `operator` {operator: row}, `call` {call: row}, `call_ended` {record}, `alarm` {queue,
 //!   kind, raised, value, threshold}, `queues` {queues} (periodic), `cluster` {cluster}.
 //! - A call's status `ended` is never sent as `call`: `call_ended` removes it.
@@ -74,6 +75,7 @@ pub(crate) enum FrameKind {
 #[derive(Debug, Clone)]
 pub(crate) struct LiveFrame {
     pub(crate) kind: FrameKind,
+    pub(crate) seq: u64,
     pub(crate) index: u64,
     pub(crate) text: Utf8Bytes,
 }
@@ -81,6 +83,8 @@ pub(crate) struct LiveFrame {
 /// One snapshot, serialized in parts.
 pub(crate) struct Snapshot {
     index: u64,
+    /// The last hub frame the snapshot reflects.
+    seq: u64,
     now_ms: u64,
     built: Instant,
     parts: Vec<Utf8Bytes>,
@@ -232,7 +236,7 @@ impl LiveHub {
         };
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
         // No subscriber is not an error.
-        let _ = self.frames.send(LiveFrame { kind, index, text });
+        let _ = self.frames.send(LiveFrame { kind, seq: *seq, index, text });
     }
 
     fn publish_effect<B: ApiBackend>(&self, backend: &B, apply_index: u64, effect: Effect) {
@@ -289,7 +293,7 @@ impl LiveHub {
             parts.push(to_text(&PartCalls { kind: "snapshot_calls", seq, calls: chunk }));
         }
         parts.push(to_text(&PartEnd { kind: "snapshot_end", seq, index }));
-        let snapshot = Arc::new(Snapshot { index, now_ms, built: Instant::now(), parts });
+        let snapshot = Arc::new(Snapshot { index, seq, now_ms, built: Instant::now(), parts });
         *cached = Some(Arc::clone(&snapshot));
         snapshot
     }
@@ -415,13 +419,27 @@ pub async fn live<B: ApiBackend>(
     configure(ws).on_upgrade(move |socket| live_client(socket, state))
 }
 
-async fn send_snapshot<B: ApiBackend>(socket: &mut WebSocket, state: &AppState<B>) -> Result<u64, Gone> {
+/// What a client's snapshot covers: frames at or below these are not sent after it.
+#[derive(Clone, Copy)]
+struct Covered {
+    /// Deltas at or below this apply index are in the snapshot.
+    index: u64,
+    /// Frames numbered at or below this were reflected in the snapshot or already sent:
+    /// skipping them keeps each connection's `seq` strictly increasing.
+    seq: u64,
+}
+
+async fn send_snapshot<B: ApiBackend>(
+    socket: &mut WebSocket,
+    state: &AppState<B>,
+    previous: Option<Covered>,
+) -> Result<Covered, Gone> {
     let snapshot = state.hub.snapshot(&*state.backend).await;
     for part in &snapshot.parts {
         send(socket, Message::Text(part.clone())).await?;
     }
     state.hub.counters.snapshots_sent.fetch_add(1, Ordering::Relaxed);
-    Ok(snapshot.index)
+    Ok(Covered { index: snapshot.index, seq: previous.map_or(snapshot.seq, |p| p.seq.max(snapshot.seq)) })
 }
 
 /// Handles what a client sent; false when it is gone.
@@ -442,7 +460,7 @@ async fn live_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B
     let _gauge = Gauge::up(&hub.counters.live_clients);
     // Subscribe before the snapshot read, so every frame after it is received.
     let mut frames = hub.frames.subscribe();
-    let Ok(mut covered) = send_snapshot(&mut socket, &state).await else { return };
+    let Ok(mut covered) = send_snapshot(&mut socket, &state, None).await else { return };
     let mut shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval(Duration::from_millis(LIVE_PING_INTERVAL_MS));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -453,15 +471,19 @@ async fn live_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B
                 Ok(frame) => match frame.kind {
                     FrameKind::Resync => {
                         hub.counters.resyncs.fetch_add(1, Ordering::Relaxed);
-                        send_snapshot(&mut socket, &state).await.map(|index| covered = index)
+                        send_snapshot(&mut socket, &state, Some(covered)).await.map(|c| covered = c)
                     }
-                    FrameKind::Delta if frame.index <= covered => Ok(()),
-                    FrameKind::Summary if frame.index < covered => Ok(()),
-                    _ => send(&mut socket, Message::Text(frame.text)).await,
+                    _ if frame.seq <= covered.seq => Ok(()),
+                    FrameKind::Delta if frame.index <= covered.index => Ok(()),
+                    FrameKind::Summary if frame.index < covered.index => Ok(()),
+                    _ => {
+                        covered.seq = frame.seq;
+                        send(&mut socket, Message::Text(frame.text)).await
+                    }
                 },
                 Err(RecvError::Lagged(_)) => {
                     hub.counters.resyncs.fetch_add(1, Ordering::Relaxed);
-                    send_snapshot(&mut socket, &state).await.map(|index| covered = index)
+                    send_snapshot(&mut socket, &state, Some(covered)).await.map(|c| covered = c)
                 }
                 Err(RecvError::Closed) => Err(Gone),
             },

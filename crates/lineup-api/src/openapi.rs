@@ -13,6 +13,8 @@ pub enum Access {
     Admin,
     /// Widget tokens or any other role.
     Widget,
+    /// Widget tokens, supervisors and admins (a viewer changes nothing).
+    WidgetAct,
 }
 
 /// One documented operation.
@@ -75,7 +77,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/calls/{id}/reassign", "Move a waiting call to another queue (keep_age keeps its place by arrival; default true).", Access::Supervisor, Some("ReassignRequest"), "ActionDone"),
     op("post", "/v1/calls/{id}/priority", "Change a waiting call's priority (lower is served first).", Access::Supervisor, Some("PriorityRequest"), "ActionDone"),
     op("get", "/v1/calls/{id}/position", "A waiting call's position, ETA and status (caller widget).", Access::Widget, None, "PositionView"),
-    op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::Widget, Some("CallbackRequest"), "ActionDone"),
+    op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::WidgetAct, Some("CallbackRequest"), "ActionDone"),
     ws("/v1/calls/{id}/live", "WebSocket: `position` messages whenever position, ETA or status change; `ended` then close.", Access::Widget, "PositionView"),
     ws("/v1/live", "WebSocket: a snapshot (in parts: snapshot, snapshot_operators*, snapshot_calls*, snapshot_end), then numbered deltas (operator, call, call_ended, alarm, queues every second, cluster). A client that falls behind gets a fresh snapshot.", Access::Viewer, "LiveMessage"),
 ];
@@ -129,6 +131,7 @@ fn operation(o: &Operation) -> Value {
         Access::Supervisor => "supervisor or admin",
         Access::Admin => "admin",
         Access::Widget => "any role, including widget",
+        Access::WidgetAct => "widget, supervisor or admin",
     };
     let mut value = json!({
         "summary": o.summary,

@@ -1,7 +1,7 @@
 //! REST handlers: config, live state, supervisor actions, the caller widget. Every write is
 //! one `ApiBackend::submit`; nothing is changed when a body is refused.
 
-use crate::auth::{Admin, Caller, Read, Supervise, Widget};
+use crate::auth::{Admin, Caller, Read, Supervise, Widget, WidgetAct};
 use crate::config::Role;
 use crate::error::ApiError;
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
@@ -60,12 +60,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let named = ["unknown field `", "missing field `"]
                 .iter()
                 .find_map(|p| detail.split_once(p).and_then(|(_, rest)| rest.split_once('`')).map(|(f, _)| f));
-            let field = match (path.as_str(), named) {
-                (".", Some(f)) => f.to_string(),
-                (p, Some(f)) => format!("{p}.{f}"),
-                (p, None) => p.to_string(),
+            // The list of every allowed field is long and in the OpenAPI document already.
+            let reason = match detail.split_once(", expected one of") {
+                Some((head, _)) => head.to_string(),
+                None => detail.clone(),
             };
-            ApiError::Invalid { field, reason: detail }
+            let ends_with_named = named.is_some_and(|f| path == f || path.ends_with(&format!(".{f}")));
+            match (path.as_str(), named) {
+                // The body as a whole has the wrong shape (an array for an object...).
+                (".", None) => ApiError::BadBody { field: None, detail },
+                (".", Some(f)) => ApiError::Invalid { field: f.to_string(), reason },
+                (p, Some(f)) if !ends_with_named => ApiError::Invalid { field: format!("{p}.{f}"), reason },
+                (p, _) => ApiError::Invalid { field: p.to_string(), reason },
+            }
         } else {
             ApiError::BadBody { field: None, detail: inner.to_string() }
         }
@@ -492,7 +499,7 @@ pub struct CallbackRequest {
 
 pub async fn request_callback<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Widget>,
+    _caller: Caller<WidgetAct>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<CallbackRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {

@@ -1,0 +1,70 @@
+//! `/metrics`, `/readyz` and `/healthz` over HTTP.
+
+mod common;
+
+use common::*;
+use lineup_api::EdgeHealth;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_name_every_series() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    rig.enqueue("c1", "sales", Some("web"));
+    rig.enqueue("c2", "sales", None);
+    rig.login("alice");
+    assert!(rig.backend.tick(T0_MS + 5_000).is_ok());
+    let res = rig.http.get(rig.url("/metrics")).bearer_auth(VIEWER).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    for line in [
+        "lineup_queue_waiting_calls{queue=\"sales\"} 1",
+        "lineup_queue_longest_wait_seconds{queue=\"sales\"} 5.000",
+        "lineup_queue_entered_total{queue=\"sales\"} 2",
+        "lineup_queue_outcomes_total{queue=\"sales\",outcome=\"abandoned\"} 0",
+        "lineup_gate_waiting_calls{queue=\"sales\",gate=\"web\"} 0",
+        "lineup_operators{state=\"offered\"} 1",
+        "lineup_operators{state=\"offline\"} 2",
+        "lineup_raft_term 1",
+        "lineup_raft_is_leader 1",
+        "lineup_ari_connected 1",
+        "lineup_api_ws_clients{route=\"live\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    for family in [
+        "lineup_raft_committed_index",
+        "lineup_raft_applied_index",
+        "lineup_offers_total",
+        "lineup_history_outbox_lag_entries",
+        "lineup_queue_eta_seconds",
+    ] {
+        assert!(text.contains(&format!("# TYPE {family} ")), "missing family {family}");
+    }
+    let (status, _) = rig.call("get", "/metrics", None, None).await;
+    assert_eq!(status, 401);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_degraded_or_not_ready() {
+    let rig = Rig::start().await;
+    let (status, body) = rig.call("get", "/healthz", None, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("up")));
+    let (status, body) = rig.call("get", "/readyz", None, None).await;
+    assert_eq!((status, body["ready"].as_bool(), body["degraded"].as_bool()), (200, Some(true), Some(false)), "{body}");
+
+    let down = |detail: &str| Some(EdgeHealth { ok: false, lag_entries: Some(12), detail: Some(detail.into()) });
+    rig.backend.set_edges(true, down("connection refused"), down("pool timed out"));
+    let (status, body) = rig.call("get", "/readyz", None, None).await;
+    assert_eq!((status, body["ready"].as_bool(), body["degraded"].as_bool()), (200, Some(true), Some(true)), "{body}");
+    assert_eq!(body["degraded_edges"], serde_json::json!(["redis", "database"]));
+    let metrics = rig.http.get(rig.url("/metrics")).bearer_auth(VIEWER).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("lineup_redis_ok 0") && metrics.contains("lineup_history_outbox_lag_entries 12"));
+
+    rig.backend.set_edges(false, None, None);
+    let (status, body) = rig.call("get", "/readyz", None, None).await;
+    assert_eq!((status, body["ready"].as_bool()), (503, Some(false)), "{body}");
+    assert!(body["problems"][0].as_str().unwrap().contains("ARI"), "{body}");
+    rig.stop().await;
+}

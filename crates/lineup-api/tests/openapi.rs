@@ -1,0 +1,34 @@
+//! The OpenAPI document lists exactly the routes the router serves.
+
+use std::collections::BTreeSet;
+
+#[test]
+fn every_route_is_documented_and_every_documented_route_exists() {
+    let routes: BTreeSet<(String, String)> =
+        lineup_api::api_routes().into_iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let document = lineup_api::openapi::document();
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation["summary"].is_string() && operation["responses"].is_object(), "{method} {path}");
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let undocumented: Vec<_> = routes.difference(&documented).collect();
+    let phantom: Vec<_> = documented.difference(&routes).collect();
+    assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
+    assert!(phantom.is_empty(), "documented but not served: {phantom:?}");
+    assert_eq!(routes.len(), lineup_api::api_routes().len(), "a route registered twice");
+}
+
+#[test]
+fn every_schema_reference_resolves() {
+    let document = lineup_api::openapi::document();
+    let text = document.to_string();
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "dangling schema reference {name}");
+    }
+}

@@ -1,0 +1,121 @@
+//! Roles: a viewer changes nothing, a widget token reaches only the widget routes, no token
+//! reaches nothing but health and the document.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// A body that parses for every write route, so a 403 is about the role, not the body.
+fn body_for(path: &str) -> Option<String> {
+    let body = match path {
+        "/v1/config" => serde_json::to_value(base_config()).unwrap(),
+        "/v1/config/queues/{id}" => json!({ "id": "sales" }),
+        "/v1/config/gates/{id}" => json!({ "id": "web", "queue": "sales" }),
+        "/v1/config/operators/{id}" => json!({ "id": "alice" }),
+        "/v1/config/schedules/{id}" => json!({ "id": "sales", "time_zone": "UTC", "weekly": [] }),
+        "/v1/operators/{id}/state" => json!({ "state": "available" }),
+        "/v1/operators/{id}/pull" => json!({}),
+        "/v1/calls/{id}/reassign" => json!({ "queue": "support" }),
+        "/v1/calls/{id}/priority" => json!({ "priority": 0 }),
+        "/v1/calls/{id}/callback" => json!({ "number": "5550000" }),
+        _ => return None,
+    };
+    Some(body.to_string())
+}
+
+fn concrete(path: &str) -> String {
+    let id = if path.contains("/operators/") {
+        "alice"
+    } else if path.contains("/calls/") {
+        "c1"
+    } else {
+        "sales"
+    };
+    path.replace("{id}", id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_gets_403_on_every_write_and_nothing_changes() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    rig.login("alice");
+    rig.enqueue("c0", "sales", None);
+    rig.enqueue("c1", "sales", Some("web"));
+    let before =
+        (rig.get("/v1/config", ADMIN).await, rig.get("/v1/calls", ADMIN).await, rig.get("/v1/operators", ADMIN).await);
+    let mut writes = 0;
+    for (method, path) in lineup_api::api_routes() {
+        if method == "get" {
+            continue;
+        }
+        writes += 1;
+        let (status, body) = rig.call(method, &concrete(path), Some(VIEWER), body_for(path).as_deref()).await;
+        assert_eq!(status, 403, "{method} {path} as viewer: {body}");
+        assert_eq!(body["code"], "forbidden");
+    }
+    assert!(writes >= 12, "only {writes} write routes");
+    let after =
+        (rig.get("/v1/config", ADMIN).await, rig.get("/v1/calls", ADMIN).await, rig.get("/v1/operators", ADMIN).await);
+    assert_eq!(before.0, after.0);
+    assert_eq!(before.1["calls"], after.1["calls"]);
+    assert_eq!(rest_operator_states(&before.2), rest_operator_states(&after.2));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_token_reaches_only_widget_routes() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    rig.enqueue("c1", "sales", Some("web"));
+    let widget_routes = ["/v1/calls/{id}/position", "/v1/calls/{id}/callback", "/v1/calls/{id}/live"];
+    let public = ["/healthz", "/readyz", "/v1/openapi.json"];
+    for (method, path) in lineup_api::api_routes() {
+        if widget_routes.contains(&path) || public.contains(&path) {
+            continue;
+        }
+        let (status, body) = rig.call(method, &concrete(path), Some(WIDGET), body_for(path).as_deref()).await;
+        assert_eq!(status, 403, "{method} {path} as widget: {body}");
+    }
+    let position = rig.get("/v1/calls/c1/position", WIDGET).await;
+    assert_eq!(position["position"], 1);
+    assert_eq!(position["status"], "waiting");
+    // The widget's live feed; /v1/live is refused to it.
+    assert!(rig.ws("/v1/calls/c1/live?token=widget-token-0123456789", None).await.is_ok());
+    assert_eq!(rig.ws("/v1/live?token=widget-token-0123456789", None).await.err(), Some(403));
+    let (status, body) = rig.post("/v1/calls/c1/callback", WIDGET, json!({ "number": "+15550100" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rig.get("/v1/calls/c1/position", WIDGET).await["status"], "callback_waiting");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_unknown_token_is_401_and_health_is_public() {
+    let rig = Rig::start().await;
+    for (method, path) in lineup_api::api_routes() {
+        let (status, _) = rig.call(method, &concrete(path), None, body_for(path).as_deref()).await;
+        match path {
+            "/healthz" | "/readyz" | "/v1/openapi.json" => assert_eq!(status, 200, "{path}"),
+            "/v1/live" | "/v1/calls/{id}/live" => assert!(status == 401 || status == 400, "{path}: {status}"),
+            _ => assert_eq!(status, 401, "{method} {path}"),
+        }
+    }
+    let (status, body) = rig.call("get", "/v1/queues", Some("not-a-real-token-at-all"), None).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(rig.ws("/v1/live?token=not-a-real-token-at-all", None).await.err(), Some(401));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reads_redact_pin_hashes_below_admin() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    let admin = rig.get("/v1/config", ADMIN).await;
+    assert_eq!(admin["operators"][0]["pin_hash"], "$argon2id$fake-alice");
+    for token in [SUPERVISOR, VIEWER] {
+        let set = rig.get("/v1/config", token).await;
+        assert_eq!(set["operators"][0]["pin_hash"], "(redacted)");
+        assert_eq!(rig.get("/v1/config/operators/alice", token).await["pin_hash"], "(redacted)");
+    }
+    rig.stop().await;
+}
