@@ -258,8 +258,9 @@ impl AriEvent {
 /// Drops the second and later copies of one event that Asterisk sends once per subscribed
 /// application (a WebSocket for `app=lineup,lineup-login` sees a bridge event twice).
 ///
-/// Two identical events for the *same* application are both kept: that is two events, not
-/// two copies of one.
+/// With `admit`, two identical events for the *same* application are both kept: that is two
+/// events, not two copies of one. `admit_once` drops those too (redeliveries), for consumers
+/// that must act on each event once even over at-least-once delivery.
 #[derive(Debug, Default)]
 pub struct EventDeduplicator {
     recent: VecDeque<String>,
@@ -288,15 +289,39 @@ impl EventDeduplicator {
             // Same application again: a genuinely repeated event. Deliver it.
             return true;
         }
+        self.remember(key, &event.application);
+        true
+    }
+
+    /// Like `admit`, but a repeat for the same application is dropped as well: an event
+    /// identical to one admitted within the window is a redelivery, never a second event.
+    /// Distinct ARI events are never identical: each carries a millisecond timestamp and the
+    /// snapshot of what it is about (two key presses, two hangup requests differ).
+    pub fn admit_once(&mut self, event: &AriEvent) -> bool {
+        if matches!(event.kind, EventKind::Unknown { .. } | EventKind::ApplicationReplaced {}) {
+            return true;
+        }
+        let key = event.dedup_key();
+        if let Some(applications) = self.applications_by_key.get_mut(&key) {
+            if !applications.contains(&event.application) {
+                applications.push(event.application.clone());
+            }
+            self.duplicates_dropped += 1;
+            return false;
+        }
+        self.remember(key, &event.application);
+        true
+    }
+
+    fn remember(&mut self, key: String, application: &str) {
         if self.recent.len() == DEDUP_WINDOW_EVENTS {
             if let Some(oldest) = self.recent.pop_front() {
                 self.applications_by_key.remove(&oldest);
             }
         }
         self.recent.push_back(key.clone());
-        self.applications_by_key.insert(key, vec![event.application.clone()]);
+        self.applications_by_key.insert(key, vec![application.to_string()]);
         debug_assert!(self.recent.len() <= DEDUP_WINDOW_EVENTS);
-        true
     }
 
     pub fn duplicates_dropped(&self) -> u64 {
@@ -418,6 +443,27 @@ mod tests {
         let mut other_copy = event.clone();
         other_copy.application = "lineup-login".into();
         assert!(!dedup.admit(&other_copy));
+    }
+
+    #[test]
+    fn admit_once_drops_redeliveries_and_keeps_every_distinct_recorded_event() {
+        let events = recorded_events();
+        let (mut copies, mut once) = (EventDeduplicator::new(), EventDeduplicator::new());
+        let admitted: Vec<&AriEvent> = events.iter().filter(|event| copies.admit(event)).collect();
+        // Every event of the recording delivered twice: the second copies all go, and nothing
+        // that `admit` keeps as distinct is lost.
+        let twice = events.iter().flat_map(|event| [event, event]);
+        let admitted_once: Vec<&AriEvent> = twice.filter(|event| once.admit_once(event)).collect();
+        assert_eq!(admitted_once, admitted);
+        let event = events[0].clone();
+        let mut dedup = EventDeduplicator::new();
+        assert!(dedup.admit_once(&event));
+        assert!(!dedup.admit_once(&event));
+        let mut other_copy = event.clone();
+        other_copy.application = "lineup-login".into();
+        assert!(!dedup.admit_once(&other_copy));
+        dedup.clear();
+        assert!(dedup.admit_once(&event), "a new stream starts afresh");
     }
 
     #[test]

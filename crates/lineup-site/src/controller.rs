@@ -319,7 +319,8 @@ pub struct SiteController {
     pin_failures: BTreeMap<OperatorId, Vec<u64>>,
     pub counters: SiteCounters,
     /// Asterisk sends one copy of an event per subscribed application; the events stream
-    /// drops them, and this drops any that reach the controller another way.
+    /// drops them, and this drops any that reach the controller another way, and redeliveries
+    /// of one event (a repeated DTMF event would key a digit twice).
     dedup: EventDeduplicator,
     out: Vec<Action>,
 }
@@ -459,7 +460,7 @@ impl SiteController {
     // ------------------------------------------------------------ ARI events
 
     fn on_event(&mut self, event: AriEvent, routing: &Routing) {
-        if !self.dedup.admit(&event) {
+        if !self.dedup.admit_once(&event) {
             self.counters.events_duplicated += 1;
             return;
         }
