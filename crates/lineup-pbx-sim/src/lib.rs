@@ -23,7 +23,8 @@
 //!
 //! Code map:
 //! - `world`: `PbxWorld`, the model and its ARI operations; `PhoneCall`, `PhoneBehaviour`,
-//!   `ScriptedKeys` script the humans; `AudioPath` says who hears what.
+//!   `ScriptedKeys` script the humans; `AudioPath` says who hears what; `EndedChannel` is what
+//!   a destroyed channel left behind (final dialplan location, cause, variables), like a CDR.
 //! - `rest`: `handle_rest`, ARI's REST surface over the model (shared by the server and the
 //!   recording replay test).
 //! - `server`: `LiveWorld` (the world on a real clock, timers driven by a task) and
@@ -51,6 +52,6 @@ pub use in_memory::InMemoryAri;
 pub use rest::{handle_rest, RestParams, RestReply};
 pub use server::{serve_box, BoxServer, LiveWorld, RequestRecord, RestFault, RestFaultKind, SimCredentials};
 pub use world::{
-    federated_sites, AudioPath, BoxConfig, BoxIndex, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall,
-    ScriptedKeys, TrunkRoute, WorldOutput,
+    federated_sites, AudioPath, BoxConfig, BoxIndex, EndedChannel, OriginateParams, PbxWorld, PhoneBehaviour,
+    PhoneCall, ScriptedKeys, TrunkRoute, WorldOutput,
 };

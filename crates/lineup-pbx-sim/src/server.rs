@@ -108,6 +108,8 @@ pub struct RequestRecord {
     pub method: String,
     /// Relative to `/ari`, e.g. `/bridges/c1/addChannel`.
     pub path: String,
+    /// The query parameters, decoded, in order (`api_key` left out: no credentials here).
+    pub query: Vec<(String, String)>,
     pub status: u16,
 }
 
@@ -449,7 +451,8 @@ async fn rest_request(
         state.live.with_world(|world| handle_rest(world, state.box_index, &method, &path, &params))
     };
     // Nobody watching is the normal case: the send error is ignored.
-    let record = RequestRecord { box_index: state.box_index, received_at, method, path, status: reply.status };
+    let query = query.into_iter().filter(|(key, _)| key != "api_key").collect();
+    let record = RequestRecord { box_index: state.box_index, received_at, method, path, query, status: reply.status };
     let _ = state.live.requests.send(record);
     if let Some(RestFaultKind::AnswerLate { delay_ms }) = fault {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;

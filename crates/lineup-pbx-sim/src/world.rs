@@ -49,6 +49,8 @@ pub const DIALPLAN_ANSWER_SETTLE_MS: u64 = 54;
 pub const ORIGINATE_DIAL_DELAY_MS: u64 = 1;
 /// Ring timeout when an originate gives none (Asterisk's default).
 pub const RING_TIMEOUT_S_DEFAULT: u64 = 30;
+/// Ended channels remembered per box (`ended_channel`); the oldest is forgotten first.
+pub const ENDED_CHANNELS_PER_BOX_MAX_COUNT: usize = 1_024;
 
 /// Which box (stand-in Asterisk) of the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -183,6 +185,18 @@ pub enum AudioPath {
     },
 }
 
+/// What a channel looked like when it was destroyed, like the CDR Asterisk writes for it: the
+/// final snapshot (its dialplan location shows where the dialplan was when it ended, and
+/// `app_name` the last application), the hangup cause and its channel variables. Tests read
+/// it to see what the dialplan got back from Stasis (`LINEUP_RESULT`) after the channel is
+/// gone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndedChannel {
+    pub channel: Channel,
+    pub cause: i32,
+    pub variables: BTreeMap<String, String>,
+}
+
 /// One event for one application of one box.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorldOutput {
@@ -292,6 +306,8 @@ struct PbxBox {
     playbacks: BTreeMap<String, PlaybackRecord>,
     applications: BTreeSet<String>,
     phones: BTreeMap<String, PhoneBehaviour>,
+    /// The last `ENDED_CHANNELS_PER_BOX_MAX_COUNT` channels destroyed, oldest first.
+    ended: VecDeque<EndedChannel>,
     next_unique_sequence: u64,
     next_local_sequence: u64,
     next_technology_sequence: u64,
@@ -357,6 +373,7 @@ impl PbxWorld {
                 playbacks: BTreeMap::new(),
                 applications: BTreeSet::new(),
                 phones: BTreeMap::new(),
+                ended: VecDeque::new(),
                 next_unique_sequence: 0,
                 next_local_sequence: 0,
                 next_technology_sequence: 0,
@@ -725,6 +742,12 @@ impl PbxWorld {
         parties
     }
 
+    /// The record of a channel of `box_index` that has been destroyed (the most recent one
+    /// with this id), while it is among the last `ENDED_CHANNELS_PER_BOX_MAX_COUNT`.
+    pub fn ended_channel(&self, box_index: BoxIndex, channel: &ChannelId) -> Option<EndedChannel> {
+        self.boxes.get(box_index.0)?.ended.iter().rev().find(|ended| &ended.channel.id == channel).cloned()
+    }
+
     /// Ids and names of the live channels of a box (for tests and the simulator).
     pub fn channel_names(&self, box_index: BoxIndex) -> Vec<(ChannelId, String)> {
         self.boxes
@@ -1066,7 +1089,13 @@ impl PbxWorld {
                 channel: snapshot,
             },
         );
-        self.boxes[channel.box_index.0].channels.remove(&channel.id);
+        let pbx = &mut self.boxes[channel.box_index.0];
+        if let Some(record) = pbx.channels.remove(&channel.id) {
+            if pbx.ended.len() >= ENDED_CHANNELS_PER_BOX_MAX_COUNT {
+                pbx.ended.pop_front();
+            }
+            pbx.ended.push_back(EndedChannel { channel: record.snapshot, cause, variables: record.variables });
+        }
     }
 
     // ----- control queue -------------------------------------------------------------------
