@@ -115,6 +115,8 @@ pub enum Input {
 pub enum AriFailure {
     /// 404: the channel, bridge or endpoint is gone.
     Gone(String),
-    /// Any other error, including a timeout (outcome unknown: reconcile, never repeat).
+    /// Any other error, including a timeout (outcome unknown: never repeated). A request of an
+    /// offer failing either way tears the offer down (`OfferFailed`): the undo is safe
+    /// whether or not the request took effect, and the caller waits for a new offer.
     Failed(String),
 }

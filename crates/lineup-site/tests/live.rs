@@ -5,8 +5,8 @@
 use lineup_ari::{ApplicationName, AriConfig, AriEvents, CallerId, ChannelId, HttpAri};
 use lineup_core::*;
 use lineup_pbx_sim::{
-    federated_sites, serve_box, AudioPath, BoxIndex, BoxServer, LiveWorld, PhoneBehaviour, PhoneCall, ScriptedKeys,
-    SimCredentials,
+    federated_sites, serve_box, AudioPath, BoxIndex, BoxServer, EndedChannel, LiveWorld, PhoneBehaviour, PhoneCall,
+    RequestRecord, RestFault, RestFaultKind, ScriptedKeys, SimCredentials,
 };
 use lineup_site::driver::{run_site, ClusterFeed, ClusterPort};
 use lineup_site::{ProposeFailure, SiteConfig, SiteController, SiteCounters};
@@ -18,6 +18,10 @@ use tokio::task::JoinHandle;
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
 const TICK_INTERVAL: Duration = Duration::from_millis(100);
 const FEED_CAPACITY: usize = 1_024;
+/// The ARI client's request timeout, unless a test shortens it.
+const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// When a scripted operator keys the PIN (during the agent-pass prompt, which takes keys).
+const PIN_AT_MS: u64 = 1_000;
 
 /// A one-node "cluster": applies commands in order and feeds every site its effects.
 struct LocalCluster {
@@ -78,9 +82,13 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+/// A PHC string with the smallest argon2id cost: verification reads the cost from the
+/// string, so logins in these tests do not spend seconds in an unoptimised argon2.
 fn argon2_phc(pin: &str) -> String {
     use argon2::password_hash::PasswordHasher;
-    argon2::Argon2::default().hash_password(pin.as_bytes()).unwrap().to_string()
+    let params = argon2::Params::new(argon2::Params::MIN_M_COST, 1, 1, None).unwrap();
+    let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    argon2.hash_password(pin.as_bytes()).unwrap().to_string()
 }
 
 /// N sites over real ARI, sharing one in-process cluster.
@@ -91,13 +99,34 @@ struct LiveRig {
     sites: Vec<JoinHandle<SiteCounters>>,
     stop: watch::Sender<bool>,
     ticker: JoinHandle<()>,
+    /// Every REST request the stand-in answered (a recorder task fills it).
+    requests: Arc<Mutex<Vec<RequestRecord>>>,
+    recorder: JoinHandle<()>,
 }
 
 impl LiveRig {
     async fn start(sites: usize) -> LiveRig {
+        LiveRig::start_with_timeout(sites, REQUEST_TIMEOUT_MS).await
+    }
+
+    /// `sites` sites whose ARI clients give up on a request after `request_timeout_ms`.
+    async fn start_with_timeout(sites: usize, request_timeout_ms: u64) -> LiveRig {
         let names: Vec<String> = (1..=sites).map(|s| format!("site-{s}")).collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let live = LiveWorld::start(federated_sites(now_ms(), &name_refs).unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorder = {
+            let (mut watch, requests) = (live.watch_requests(), Arc::clone(&requests));
+            tokio::spawn(async move {
+                loop {
+                    match watch.recv().await {
+                        Ok(record) => requests.lock().unwrap().push(record),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+        };
         let (commits, _) = watch::channel(0);
         let mut feeds = Vec::new();
         let mut receivers = Vec::new();
@@ -139,10 +168,12 @@ impl LiveRig {
                     ApplicationName::new("lineup").unwrap(),
                     ApplicationName::new("lineup-login").unwrap(),
                 ],
-                request_timeout_ms: 5_000,
+                request_timeout_ms,
             };
             let site = SiteId(i as u64 + 1);
             let mut site_config = SiteConfig::new(site, now_ms() * 1_000);
+            // Callbacks dial the promised number as a phone of the same box.
+            site_config.callback_endpoint = Some("PJSIP/{number}".into());
             for other in (1..=sites as u64).filter(|o| *o != site.0) {
                 site_config.trunk_endpoints.insert(SiteId(other), format!("PJSIP/lineup-{{call}}@site-{other}"));
             }
@@ -156,7 +187,7 @@ impl LiveRig {
             )));
             servers.push(server);
         }
-        let rig = LiveRig { live, cluster, _servers: servers, sites: handles, stop, ticker };
+        let rig = LiveRig { live, cluster, _servers: servers, sites: handles, stop, ticker, requests, recorder };
         // Stasis() fails for an application nobody is connected for: wait for every driver.
         let ready = |rig: &LiveRig| {
             (0..sites).all(|i| {
@@ -192,6 +223,63 @@ impl LiveRig {
             }
         };
         tokio::time::timeout(WAIT_LIMIT, wait).await.unwrap_or_else(|_| panic!("no {what} within {WAIT_LIMIT:?}"));
+    }
+
+    /// Waits (bounded) until `done` holds, re-checking after every commit (ticks commit every
+    /// `TICK_INTERVAL`); for conditions on the stand-in or the rig rather than on routing.
+    async fn wait_until(&self, what: &str, done: impl Fn() -> bool) {
+        let mut commits = self.cluster.commits.subscribe();
+        let wait = async {
+            while !done() {
+                if commits.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT_LIMIT, wait).await.unwrap_or_else(|_| panic!("no {what} within {WAIT_LIMIT:?}"));
+    }
+
+    async fn queue(&self, config: QueueConfig) {
+        self.cluster.admin(CommandBody::PutQueue(config)).await.unwrap();
+    }
+
+    async fn gate(&self, id: &str, queue: &str) {
+        let gate = GateConfig { id: GateId::new(id), queue: QueueId::new(queue), ..Default::default() };
+        self.cluster.admin(CommandBody::PutGate(gate)).await.unwrap();
+    }
+
+    /// A caller with a given caller id number dialling `exten` of `lineup-gates`.
+    fn dial(
+        &self,
+        site: u64,
+        phone: &str,
+        number: &str,
+        exten: &str,
+        patience_ms: Option<u64>,
+        keys: Vec<ScriptedKeys>,
+    ) -> (ChannelId, CallId) {
+        let call = PhoneCall {
+            phone: phone.into(),
+            caller: CallerId { name: phone.into(), number: number.into() },
+            context: "lineup-gates".into(),
+            exten: exten.into(),
+            patience_ms,
+            keys,
+        };
+        let channel = self.live.with_world(|w| w.place_call(BoxIndex(site as usize - 1), call)).unwrap();
+        let call = CallId::new(format!("{site}-{}", channel.as_str()));
+        (channel, call)
+    }
+
+    /// What a destroyed channel of `site` left behind (its final dialplan place, variables).
+    fn ended(&self, site: u64, channel: &ChannelId) -> Option<EndedChannel> {
+        self.live.with_world(|w| w.ended_channel(BoxIndex(site as usize - 1), channel))
+    }
+
+    /// REST requests answered so far whose method is `method` and path contains `path`.
+    fn requests_to(&self, method: &str, path: &str) -> Vec<RequestRecord> {
+        let requests = self.requests.lock().unwrap();
+        requests.iter().filter(|r| r.method == method && r.path.contains(path)).cloned().collect()
     }
 
     async fn sales(&self) {
@@ -230,7 +318,7 @@ impl LiveRig {
             "lineup-operators",
             &format!("*55{id}"),
             pin,
-            3_000,
+            PIN_AT_MS,
         );
         self.live.with_world(|w| w.place_call(BoxIndex(site as usize - 1), call)).unwrap();
         let operator = OperatorId::new(id);
@@ -241,17 +329,7 @@ impl LiveRig {
     }
 
     fn caller(&self, site: u64, phone: &str, patience_ms: Option<u64>, keys: Vec<ScriptedKeys>) -> (ChannelId, CallId) {
-        let call = PhoneCall {
-            phone: phone.into(),
-            caller: CallerId { name: phone.into(), number: "5551234".into() },
-            context: "lineup-gates".into(),
-            exten: "5000".into(),
-            patience_ms,
-            keys,
-        };
-        let channel = self.live.with_world(|w| w.place_call(BoxIndex(site as usize - 1), call)).unwrap();
-        let call = CallId::new(format!("{site}-{}", channel.as_str()));
-        (channel, call)
+        self.dial(site, phone, "5551234", "5000", patience_ms, keys)
     }
 
     fn outcome(&self, call: &CallId) -> Option<Outcome> {
@@ -265,6 +343,7 @@ impl LiveRig {
             counters.push(tokio::time::timeout(WAIT_LIMIT, site).await.expect("site stops").expect("site task"));
         }
         self.ticker.abort();
+        self.recorder.abort();
         counters
     }
 }
@@ -329,4 +408,226 @@ async fn an_events_socket_drop_is_reconciled_and_the_exit_key_works_over_real_ar
     assert_eq!(rig.outcome(&exits), Some(Outcome::ExitWithKey { key: '0' }));
     let counters = rig.stop().await;
     assert!(counters[0].reconciles >= 2, "start plus the reconnect: {:?}", counters[0]);
+}
+
+/// A persistent operator logged in at site 1, ready for `sales` (whose missed offers rest the
+/// operator only briefly, so a failed offer is retried within the test).
+async fn sales_with_operator(rig: &LiveRig) {
+    rig.queue(QueueConfig { id: QueueId::new("sales"), miss_backoff_ms: 500, ..Default::default() }).await;
+    rig.gate("main", "sales").await;
+    rig.operator("1001", 1, OperatorMode::Persistent, "2468").await;
+    rig.login("1001", 1, "2468").await;
+}
+
+/// The call bridges (`call-<site>-<fence>`) that channels were added to, in request order.
+fn call_bridges_joined(rig: &LiveRig) -> Vec<(String, u16)> {
+    rig.requests_to("POST", "/bridges/call-")
+        .into_iter()
+        .filter(|r| r.path.ends_with("/addChannel"))
+        .map(|r| (r.path.trim_start_matches("/bridges/").trim_end_matches("/addChannel").to_string(), r.status))
+        .collect()
+}
+
+fn hears_operator(rig: &LiveRig, channel: &ChannelId, operator_phone: &str) -> bool {
+    match rig.live.with_world(|w| w.audio_path(BoxIndex(0), channel)) {
+        Some(AudioPath::Connected { parties }) => parties.iter().any(|(_, name)| name.contains(operator_phone)),
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_takes_a_callback_and_the_site_calls_the_number_back_when_the_operator_frees_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        callback_offer_above_eta_ms: Some(1_000),
+        default_handle_ms: 300_000,
+        ..Default::default()
+    })
+    .await;
+    rig.gate("main", "sales").await;
+    rig.operator("1001", 1, OperatorMode::Persistent, "2468").await;
+    rig.login("1001", 1, "2468").await;
+    // The operator is busy with a first caller, so the queue has an ETA and offers callbacks.
+    let (_, first) = rig.caller(1, "busy", Some(6_000), vec![]);
+    rig.wait("first caller connected", |r| r.call_view(&first).is_some_and(|v| v.status == CallStatus::Connected))
+        .await;
+    // The number to call back is a phone on this box: it answers, talks 3 s, hangs up.
+    let callee =
+        PhoneBehaviour { answer_after_ms: Some(500), hang_up_after_answer_ms: Some(3_000), ..Default::default() };
+    rig.live.with_world(|w| w.register_phone(BoxIndex(0), "555", callee)).unwrap();
+    // "1" during "press 1 to be called back"; "1" again to confirm the caller id 555.
+    let keys =
+        vec![ScriptedKeys { at_ms: 1_000, digits: "1".into() }, ScriptedKeys { at_ms: 2_500, digits: "1".into() }];
+    let (caller, call) = rig.dial(1, "patient", "555", "5000", None, keys);
+    rig.wait("promise committed", |r| r.call_view(&call).is_some_and(|v| v.status == CallStatus::CallbackWaiting))
+        .await;
+    // The first call ends, the operator frees: the site dials 555 and bridges it with the operator.
+    rig.wait("callback connected", |r| r.call_view(&call).is_some_and(|v| v.status == CallStatus::CallbackConnected))
+        .await;
+    let callee_leg = rig
+        .live
+        .with_world(|w| w.channel_names(BoxIndex(0)))
+        .into_iter()
+        .find(|(_, name)| name.starts_with("PJSIP/555-"))
+        .map(|(id, _)| id)
+        .expect("the site dialled the promised number");
+    assert!(hears_operator(&rig, &callee_leg, "desk-1001"), "the callee talks with the operator");
+    // The caller heard the offer, then the confirmation (after the commit), and was hung up.
+    rig.wait_until("caller hung up after the confirmation", || rig.ended(1, &caller).is_some()).await;
+    let plays = rig.requests_to("POST", &format!("/channels/{caller}/play"));
+    let media: Vec<&str> =
+        plays.iter().flat_map(|r| r.query.iter().filter(|(k, _)| k == "media").map(|(_, v)| v.as_str())).collect();
+    let offered = media.iter().position(|m| *m == "sound:lineup-callback-offer");
+    let confirmed = media.iter().position(|m| *m == "sound:lineup-callback-confirmed");
+    assert!(offered.is_some() && confirmed.is_some() && offered < confirmed, "{media:?}");
+    assert_eq!(rig.requests_to("DELETE", &format!("/channels/{caller}")).len(), 1, "the site hung the caller up");
+    // The callee hangs up: the promise is completed, the operator is free again.
+    rig.wait("callback completed", |_| rig.outcome(&call).is_some()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    rig.wait("operator free", |r| {
+        r.operator_view(&OperatorId::new("1001")).is_some_and(|v| v.status == OperatorStatus::Available)
+    })
+    .await;
+    let bridges = call_bridges_joined(&rig);
+    assert_eq!(bridges.len(), 2, "one call bridge for the first caller, one for the callback: {bridges:?}");
+    assert_ne!(bridges[0].0, bridges[1].0);
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].bridges_connected, 2, "{:?}", counters[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_full_and_closed_send_callers_back_to_the_dialplan_with_lineup_result_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        max_wait_ms: Some(1_500),
+        max_waiting: 1,
+        ..Default::default()
+    })
+    .await;
+    rig.gate("main", "sales").await;
+    // `support` (extension 5002, gate `web`) keeps hours that are never open.
+    let never =
+        ScheduleConfig { id: ScheduleId::new("never"), time_zone: "UTC".into(), weekly: vec![], holidays: vec![] };
+    rig.cluster.admin(CommandBody::PutSchedule(never)).await.unwrap();
+    rig.queue(QueueConfig {
+        id: QueueId::new("support"),
+        schedule: Some(ScheduleId::new("never")),
+        ..Default::default()
+    })
+    .await;
+    rig.gate("web", "support").await;
+    let (waits, timed_out) = rig.caller(1, "hank", None, vec![]);
+    rig.wait("first caller waiting", |r| r.position(&timed_out) == Some(1)).await;
+    let (refused, full) = rig.caller(1, "ivan", None, vec![]);
+    let (after_hours, closed) = rig.dial(1, "judy", "5551234", "5002", None, vec![]);
+    let cases = [
+        (waits, timed_out, Outcome::TimedOut, "TIMEOUT", "5000"),
+        (refused, full, Outcome::Full, "FULL", "5000"),
+        (after_hours, closed, Outcome::Closed, "CLOSED", "5002"),
+    ];
+    for (channel, call, outcome, result, exten) in cases {
+        rig.wait("call ended", |_| rig.outcome(&call).is_some()).await;
+        assert_eq!(rig.outcome(&call), Some(outcome));
+        // Back in the dialplan with LINEUP_RESULT set; the deployed dialplan then hangs up.
+        rig.wait_until("the dialplan ran on and hung up", || rig.ended(1, &channel).is_some()).await;
+        let ended = rig.ended(1, &channel).unwrap();
+        assert_eq!(ended.variables.get("LINEUP_RESULT").map(String::as_str), Some(result), "{ended:?}");
+        let place = &ended.channel.dialplan;
+        assert_eq!((place.context.as_str(), place.exten.as_str()), ("lineup-gates", exten), "{ended:?}");
+        assert!(place.priority > 1 && place.app_name == "Hangup", "continued past Stasis: {place:?}");
+        assert_eq!(rig.requests_to("POST", &format!("/channels/{channel}/continue")).len(), 1);
+    }
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].callers_entered, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_500_on_the_bridge_fails_the_offer_and_the_caller_keeps_its_place_and_is_served_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    sales_with_operator(&rig).await;
+    let fault = RestFault {
+        box_index: BoxIndex(0),
+        method: Some("POST".into()),
+        path_contains: "/bridges/call-".into(),
+        kind: RestFaultKind::RefuseWithServerError,
+        count: 1,
+    };
+    assert!(rig.live.inject_rest_fault(fault));
+    let (caller, call) = rig.caller(1, "pat", Some(7_000), vec![]);
+    let cluster = Arc::clone(&rig.cluster);
+    rig.wait("connected on the second offer", |_| cluster.connected.lock().unwrap().contains(&call)).await;
+    assert!(hears_operator(&rig, &caller, "desk-1001"));
+    let bridges = call_bridges_joined(&rig);
+    assert_eq!(bridges.len(), 2, "{bridges:?}");
+    assert_eq!((bridges[0].1, bridges[1].1), (500, 204), "{bridges:?}");
+    assert_ne!(bridges[0].0, bridges[1].0, "a new bridge for the new offer");
+    rig.wait("completion", |r| r.call_view(&call).is_none()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    rig.wait("operator free", |r| {
+        r.operator_view(&OperatorId::new("1001")).is_some_and(|v| v.status == OperatorStatus::Available)
+    })
+    .await;
+    let no_call_bridges = || {
+        rig.live
+            .with_world(|w| w.list_bridges(BoxIndex(0)))
+            .unwrap()
+            .iter()
+            .all(|b| !b.id.as_str().starts_with("call-"))
+    };
+    rig.wait_until("both call bridges taken down", no_call_bridges).await;
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].bridges_connected, 1, "{:?}", counters[0]);
+    assert!(counters[0].ari_failures >= 1, "{:?}", counters[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_timeout_on_the_bridge_is_undone_and_the_caller_is_served_once_over_real_ari() {
+    // The client gives up after 1 s; the stand-in adds the channels but answers after 2 s.
+    let rig = LiveRig::start_with_timeout(1, 1_000).await;
+    sales_with_operator(&rig).await;
+    let fault = RestFault {
+        box_index: BoxIndex(0),
+        method: Some("POST".into()),
+        path_contains: "/bridges/call-".into(),
+        kind: RestFaultKind::AnswerLate { delay_ms: 2_000 },
+        count: 1,
+    };
+    assert!(rig.live.inject_rest_fault(fault));
+    let (caller, call) = rig.caller(1, "quinn", Some(8_000), vec![]);
+    let cluster = Arc::clone(&rig.cluster);
+    rig.wait("connected", |_| cluster.connected.lock().unwrap().contains(&call)).await;
+    assert!(hears_operator(&rig, &caller, "desk-1001"));
+    let bridges = call_bridges_joined(&rig);
+    assert_eq!(bridges.len(), 2, "the unknown outcome was undone, then a new offer: {bridges:?}");
+    let first = &bridges[0].0;
+    assert_eq!(rig.requests_to("DELETE", &format!("/bridges/{first}")).len(), 1, "the first bridge was taken down");
+    rig.wait("completion", |r| r.call_view(&call).is_none()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].bridges_connected, 1, "{:?}", counters[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_events_change_nothing_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.live.set_duplicate_events(BoxIndex(0), true);
+    rig.live.set_reorder_events(BoxIndex(0), true);
+    sales_with_operator(&rig).await;
+    let (caller, call) = rig.caller(1, "rita", Some(5_000), vec![]);
+    let cluster = Arc::clone(&rig.cluster);
+    rig.wait("connected", |_| cluster.connected.lock().unwrap().contains(&call)).await;
+    assert!(hears_operator(&rig, &caller, "desk-1001"));
+    rig.wait("completion", |r| r.call_view(&call).is_none()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    rig.wait("operator free", |r| {
+        r.operator_view(&OperatorId::new("1001")).is_some_and(|v| v.status == OperatorStatus::Available)
+    })
+    .await;
+    assert_eq!(call_bridges_joined(&rig).len(), 1, "one bridge for the one caller");
+    let ended = rig.cluster.ended.lock().unwrap().iter().filter(|r| r.call == call).count();
+    assert_eq!(ended, 1, "one end for the one caller");
+    let counters = rig.stop().await;
+    assert_eq!((counters[0].callers_entered, counters[0].bridges_connected), (1, 1), "{:?}", counters[0]);
 }
