@@ -3,8 +3,10 @@
 //! driver per site — with simulated callers (Poisson arrivals per gate, a VIP class, abandons,
 //! callback takers) and operators (PIN login, both modes, wrap-up, breaks).
 
+use crate::api_backend::start_api;
 use crate::node::{NodeSpec, RunningNode};
 use anyhow::Context;
+use lineup_api::{ApiConfig, ApiToken, Role};
 use lineup_ari::{ApplicationName, AriConfig, CallerId};
 use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
@@ -28,8 +30,39 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 const DEMO_DIALPLAN: &str = include_str!("../../../deploy/demo/extensions.conf");
 
+/// API tokens for one demo run: printed at start, good only while it runs.
+struct DemoTokens {
+    admin: String,
+    viewer: String,
+    widget: String,
+}
+
+impl DemoTokens {
+    fn new(seed: u64) -> Self {
+        // Loopback only and gone with the process; unpredictable enough across runs.
+        let mut dice = Dice(seed ^ now_ms() ^ u64::from(std::process::id()) << 32);
+        let mut token = |role: &str| format!("demo-{role}-{:016x}{:016x}", dice.next(), dice.next());
+        Self { admin: token("admin"), viewer: token("viewer"), widget: token("widget") }
+    }
+
+    fn api_config(&self) -> ApiConfig {
+        let token = |name: &str, token: &str, role| ApiToken { name: name.into(), token: token.into(), role };
+        ApiConfig {
+            tokens: vec![
+                token("demo-admin", &self.admin, Role::Admin),
+                token("demo-viewer", &self.viewer, Role::Viewer),
+                token("demo-widget", &self.widget, Role::Widget),
+            ],
+            ..ApiConfig::default()
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct DemoArgs {
+    /// Port of site 1's API and dashboard (another free port is used when it is taken).
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration: Option<u64>,
@@ -68,6 +101,9 @@ struct DemoSummary {
     /// Every site's history outbox reached its SQLite file and queue_log.
     history_drained: bool,
     queue_log_lines_site_1: u64,
+    /// Site 1's dashboard, and how many queues its API listed at the end (read back over HTTP).
+    dashboard_url: String,
+    api_queues: u64,
 }
 
 /// A small deterministic generator for the simulated humans (splitmix64).
@@ -295,6 +331,19 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         };
         running.insert(site, RunningNode::start(spec).await?);
     }
+    // Every site serves the API and the dashboard; site 1 on --api-port when it is free.
+    let tokens = DemoTokens::new(args.seed);
+    let (stop_api, api_shutdown) = tokio::sync::watch::channel(false);
+    let mut api_urls = BTreeMap::new();
+    for (site, node) in &running {
+        let wanted = if *site == 1 { args.api_port } else { 0 };
+        let mut address = std::net::SocketAddr::from(([127, 0, 0, 1], wanted));
+        if wanted != 0 && std::net::TcpListener::bind(address).is_err() {
+            address.set_port(0);
+        }
+        let bound = start_api(node, address, tokens.api_config(), BTreeMap::new(), api_shutdown.clone()).await?;
+        api_urls.insert(*site, format!("http://{bound}"));
+    }
     let nodes: BTreeMap<u64, Arc<lineup_cluster::ClusterNode<QuicTransport>>> =
         running.iter().map(|(site, r)| (*site, Arc::clone(&r.node))).collect();
     let observed = Arc::new(Mutex::new(Observed::default()));
@@ -333,7 +382,11 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     for (site, server) in SITES.iter().zip(&servers) {
         println!("  site-{site}: ARI at {}", server.base_url());
     }
-    println!("  dashboard: not served yet (the API and dashboard are the next milestone); status below");
+    for (site, url) in &api_urls {
+        println!("  site-{site}: API at {url}/v1/");
+    }
+    println!("  dashboard: {}/  (sign in with the admin token {})", api_urls[&1], tokens.admin);
+    println!("  viewer token (wallboard, no actions): {}", tokens.viewer);
 
     // Stasis() fails for an application nobody is connected for: wait until every site's
     // driver has its events socket up before anyone dials.
@@ -484,12 +537,15 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let mut summary = summarize(&nodes, &observed, started.elapsed(), drained, placed);
     summary.history_drained = history_drained;
     summary.queue_log_lines_site_1 = queue_log_lines as u64;
+    summary.dashboard_url = format!("{}/", api_urls[&1]);
+    summary.api_queues = api_queue_count(&api_urls[&1], &tokens.viewer).await;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if let Some(path) = &args.summary_json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     // The history outboxes are drained (checked above); the process exits with them.
+    let _ = stop_api.send(true);
     drop(nodes);
     drop(first);
     for (_, site) in running {
@@ -499,6 +555,14 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&data_dir);
     anyhow::ensure!(summary.invariant_violations == 0, "invariant violations: {:?}", summary.violations);
     Ok(())
+}
+
+/// Reads the queues back through site 1's API, as the dashboard does.
+async fn api_queue_count(base: &str, token: &str) -> u64 {
+    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(5)).build() else { return 0 };
+    let Ok(response) = client.get(format!("{base}/v1/queues")).bearer_auth(token).send().await else { return 0 };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    body.get("queues").and_then(|q| q.as_array()).map(|q| q.len() as u64).unwrap_or(0)
 }
 
 fn place_caller(live: &LiveWorld, dice: &mut Dice, n: u64) -> anyhow::Result<()> {
@@ -679,5 +743,7 @@ where
             .unwrap_or_default(),
         history_drained: false,
         queue_log_lines_site_1: 0,
+        dashboard_url: String::new(),
+        api_queues: 0,
     }
 }

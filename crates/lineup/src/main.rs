@@ -1,6 +1,7 @@
 //! The `lineup` binary: command line and wiring only.
 
 mod alloc_count;
+mod api_backend;
 mod api_client;
 mod bench;
 mod cli_cluster;

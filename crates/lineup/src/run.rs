@@ -1,9 +1,11 @@
 //! `lineup run --config site.toml`: one site's node until SIGINT/SIGTERM.
 
+use crate::api_backend::start_api;
 use crate::config_file::ConfigText;
 use crate::node::{NodeSpec, RunningNode};
 use crate::node_config::NodeSettings;
 use anyhow::Context;
+use lineup_api::{ApiConfig, ApiToken, Role};
 use lineup_ari::{ApplicationName, AriConfig};
 use lineup_cluster::certs::{load_site, SiteFiles, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
@@ -113,12 +115,37 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let spec = node_spec(&settings)?;
         let running = RunningNode::start(spec).await?;
-        tracing::info!(site = running.site, "lineup node running");
+        let (stop_api, api_shutdown) = tokio::sync::watch::channel(false);
+        let peer_apis =
+            settings.file.cluster.peers.iter().filter_map(|p| p.api_url.clone().map(|u| (p.site, u))).collect();
+        let api =
+            start_api(&running, settings.file.api.listen, api_config(&settings)?, peer_apis, api_shutdown).await?;
+        tracing::info!(site = running.site, api = %api, "lineup node running");
         wait_for_stop_signal().await;
         tracing::info!("stopping");
+        let _ = stop_api.send(true);
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// The `[api]` section as the API takes it (roles were checked when the file was loaded).
+pub fn api_config(settings: &NodeSettings) -> anyhow::Result<ApiConfig> {
+    let tokens = settings
+        .tokens
+        .iter()
+        .map(|(name, role, token)| {
+            let role = match role.as_str() {
+                "admin" => Role::Admin,
+                "supervisor" => Role::Supervisor,
+                "viewer" => Role::Viewer,
+                "widget" => Role::Widget,
+                other => anyhow::bail!("api token {name}: unknown role {other}"),
+            };
+            Ok(ApiToken { name: name.clone(), token: token.clone(), role })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ApiConfig { tokens, allowed_origins: settings.file.api.allowed_origins.clone(), ..ApiConfig::default() })
 }
 
 async fn wait_for_stop_signal() {

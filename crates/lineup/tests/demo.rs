@@ -10,7 +10,18 @@ fn demo_answers_calls_at_every_site_with_no_violation() {
     std::fs::create_dir_all(&dir).unwrap();
     let summary_path = dir.join("summary.json");
     let output = Command::new(env!("CARGO_BIN_EXE_lineup"))
-        .args(["demo", "--duration", "40", "--calls-per-minute", "40", "--seed", "7", "--summary-json"])
+        .args([
+            "demo",
+            "--duration",
+            "40",
+            "--calls-per-minute",
+            "40",
+            "--seed",
+            "7",
+            "--api-port",
+            "0",
+            "--summary-json",
+        ])
         .arg(&summary_path)
         .output()
         .expect("lineup demo runs");
@@ -28,5 +39,8 @@ fn demo_answers_calls_at_every_site_with_no_violation() {
     for site in sites {
         assert!(site["answered"].as_u64().unwrap() > 0, "a site answered nothing: {summary:#}");
     }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("dashboard: http://127.0.0.1:"), "the dashboard URL is printed:\n{stdout}");
+    assert_eq!(summary["api_queues"], 2, "the API listed sales and support: {summary:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,213 @@
+//! The API's view of a running node ([`lineup_api::ApiBackend`] over a cluster node, its
+//! history pipeline, Redis projection and ARI probe). Wiring only.
+
+use crate::node::{EdgeHealth as NodeEdges, Node, RunningNode};
+use lineup_api::{
+    ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
+    RaftHealth, RaftRole,
+};
+use lineup_cluster::batch::ENTRY_COMMANDS_MAX;
+use lineup_cluster::ClusterError;
+use lineup_core::{CommandBody, CommandResult, Routing, SiteId};
+use lineup_store::{HistoryPipeline, RedisProjection};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Effects waiting between the node's broadcast and the API's live hub.
+pub const API_EFFECTS_CAPACITY: usize = 16_384;
+/// How long the cluster panel waits for a peer's health report.
+pub const PEER_HEALTH_TIMEOUT_MS: u64 = 1_000;
+
+pub struct NodeBackend {
+    node: Arc<Node>,
+    history: Arc<HistoryPipeline>,
+    projection: Option<Arc<RedisProjection>>,
+    edges: Arc<NodeEdges>,
+    effects: broadcast::Sender<AppliedEffect>,
+    /// Peer site → API base URL (for per-site health in the cluster panel).
+    peer_apis: BTreeMap<u64, String>,
+    /// A reading token for peers' APIs (sites usually share their tokens).
+    peer_token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl NodeBackend {
+    pub fn new(running: &RunningNode, peer_apis: BTreeMap<u64, String>, peer_token: Option<String>) -> Arc<Self> {
+        let (effects, _) = broadcast::channel(API_EFFECTS_CAPACITY);
+        // Re-publish the node's effect stream in the API's type; a lag on either side shows
+        // up as `Lagged` at the API's reader, which resynchronises from a fresh read.
+        let mut from_node = running.node.subscribe_effects();
+        let to_api = effects.clone();
+        tokio::spawn(async move {
+            loop {
+                match from_node.recv().await {
+                    Ok(e) => {
+                        let _ = to_api.send(AppliedEffect { apply_index: e.apply_index, effect: e.effect });
+                    }
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        tracing::warn!(skipped, "API effect feed fell behind; clients resynchronise");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(PEER_HEALTH_TIMEOUT_MS))
+            .build()
+            .unwrap_or_default();
+        Arc::new(Self {
+            node: Arc::clone(&running.node),
+            history: Arc::clone(&running.history),
+            projection: running.projection.clone(),
+            edges: Arc::clone(&running.edges),
+            effects,
+            peer_apis,
+            peer_token,
+            http,
+        })
+    }
+
+    fn raft_health(&self) -> RaftHealth {
+        let metrics = self.node.raft().metrics().borrow().clone();
+        let role = match metrics.state {
+            openraft::ServerState::Leader => RaftRole::Leader,
+            openraft::ServerState::Follower => RaftRole::Follower,
+            openraft::ServerState::Candidate => RaftRole::Candidate,
+            openraft::ServerState::Learner => RaftRole::Learner,
+            openraft::ServerState::Shutdown => RaftRole::Shutdown,
+        };
+        let to_apply_index = |log_index: u64| log_index * ENTRY_COMMANDS_MAX;
+        RaftHealth {
+            role,
+            term: metrics.current_term,
+            leader: metrics.current_leader.map(SiteId),
+            committed_index: to_apply_index(metrics.last_log_index.unwrap_or(0)),
+            applied_index: to_apply_index(metrics.last_applied.map(|l| l.index).unwrap_or(0)),
+            leader_contact_age_ms: metrics.millis_since_quorum_ack,
+        }
+    }
+}
+
+fn backend_error(e: ClusterError) -> BackendError {
+    let kind = match e {
+        ClusterError::OutcomeUnknown { .. } | ClusterError::Timeout { .. } => BackendErrorKind::OutcomeUnknown,
+        _ => BackendErrorKind::Unavailable,
+    };
+    BackendError { kind, detail: e.to_string() }
+}
+
+impl ApiBackend for NodeBackend {
+    fn site(&self) -> SiteId {
+        SiteId(self.node.site())
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Routing) -> R) -> R {
+        self.node.read_stale(f)
+    }
+
+    async fn submit(&self, body: CommandBody) -> Result<CommandResult, BackendError> {
+        self.node.propose(body).await.map(|committed| committed.result).map_err(backend_error)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<AppliedEffect> {
+        self.effects.subscribe()
+    }
+
+    fn health(&self) -> Health {
+        let database = match self.history.health() {
+            Ok(h) => EdgeHealth {
+                ok: h.is_healthy(),
+                lag_entries: Some(h.lag.entries),
+                detail: h.database.last_error.clone().or(h.outbox_write_error.clone()),
+            },
+            Err(e) => EdgeHealth { ok: false, lag_entries: None, detail: Some(e.to_string()) },
+        };
+        let redis = self.projection.as_ref().map(|p| {
+            let h = p.health();
+            EdgeHealth { ok: !h.degraded, lag_entries: None, detail: h.last_error }
+        });
+        Health {
+            site: self.site(),
+            ari_connected: self.edges.ari_reachable.load(std::sync::atomic::Ordering::Relaxed),
+            redis,
+            database: Some(database),
+            raft: self.raft_health(),
+        }
+    }
+
+    async fn cluster(&self) -> ClusterStatus {
+        let metrics = self.node.raft().metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let last_log = metrics.last_log_index.unwrap_or(0);
+        let replication = metrics.replication.clone();
+        let mut members = Vec::new();
+        for (site, _node) in membership.nodes() {
+            let site = *site;
+            let (reachable, lag_entries) = match (&replication, site == self.node.site()) {
+                (_, true) => (Some(true), Some(0)),
+                (Some(rep), false) => match rep.get(&site) {
+                    Some(Some(matched)) => (Some(true), Some(last_log.saturating_sub(matched.index))),
+                    Some(None) => (Some(false), None),
+                    None => (None, None),
+                },
+                (None, false) => (None, None),
+            };
+            let health = if site == self.node.site() { Some(self.health()) } else { self.peer_health(site).await };
+            let reachable = reachable.or(health.as_ref().map(|_| true));
+            members.push(MemberStatus {
+                site: SiteId(site),
+                voter: voters.contains(&site),
+                reachable,
+                lag_entries,
+                health,
+            });
+        }
+        members.sort_by_key(|m| m.site);
+        ClusterStatus { leader: metrics.current_leader.map(SiteId), term: metrics.current_term, members }
+    }
+}
+
+impl NodeBackend {
+    /// A peer's own health report, from its API's cluster view (where it describes itself).
+    async fn peer_health(&self, site: u64) -> Option<Health> {
+        let base = self.peer_apis.get(&site)?;
+        let token = self.peer_token.as_ref()?;
+        let url = format!("{}/v1/cluster", base.trim_end_matches('/'));
+        let response = self.http.get(url).bearer_auth(token).send().await.ok()?;
+        let status: ClusterStatus = response.json().await.ok()?;
+        status.members.into_iter().find(|m| m.site == SiteId(site)).and_then(|m| m.health)
+    }
+}
+
+/// Binds `listen` and serves the API (and dashboard) for `running` until `shutdown` turns
+/// true. Returns the bound address.
+pub async fn start_api(
+    running: &RunningNode,
+    listen: std::net::SocketAddr,
+    config: lineup_api::ApiConfig,
+    peer_apis: BTreeMap<u64, String>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context;
+    let peer_token = config.tokens.iter().find(|t| t.role != lineup_api::Role::Widget).map(|t| t.token.clone());
+    let backend = NodeBackend::new(running, peer_apis, peer_token);
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind the API on {listen}"))?;
+    let address = listener.local_addr()?;
+    config.validate().context("[api] settings")?;
+    tokio::spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if let Err(error) = lineup_api::serve(listener, backend, config, stop).await {
+            tracing::error!(%error, "the API stopped");
+        }
+    });
+    Ok(address)
+}
