@@ -2,6 +2,7 @@
 
 mod alloc_count;
 mod api_backend;
+mod api_bench;
 mod api_client;
 mod bench;
 mod cli_cluster;
@@ -65,6 +66,8 @@ enum BenchTarget {
     Site(site_bench::SiteBenchArgs),
     /// Commits per second and enqueue→offer latency over real QUIC with fsync.
     Cluster(cli_cluster::ClusterBenchArgs),
+    /// Delta latency and memory per client for WebSocket clients on /v1/live.
+    Api(api_bench::ApiBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,5 +82,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),
         Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
         Command::Bench { what: BenchTarget::Site(args) } => site_bench::site(&args),
+        Command::Bench { what: BenchTarget::Api(args) } => api_bench::api(&args),
     }
 }
