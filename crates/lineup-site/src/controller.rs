@@ -65,6 +65,9 @@ pub struct SiteConfig {
     /// (already validated by the core: digits with an optional leading `+`), e.g.
     /// `PJSIP/{number}@carrier`. Without it this site's operators cannot serve callbacks.
     pub callback_endpoint: Option<String>,
+    /// Test seam, always true outside the simulator: lineup-sim's planted-bug test turns the
+    /// site-side fence check off to prove its checkers notice stale offers being executed.
+    pub fence_check: bool,
 }
 
 impl SiteConfig {
@@ -77,6 +80,7 @@ impl SiteConfig {
             exit_keys: DEFAULT_EXIT_KEYS.to_string(),
             trunk_endpoints: BTreeMap::new(),
             callback_endpoint: None,
+            fence_check: true,
         }
     }
 }
@@ -376,9 +380,26 @@ impl SiteController {
         CallId::new(format!("{}-{}", self.cfg.site.0, channel.as_str()))
     }
 
+    /// The id of a bridge or leg this site creates for one offer. One command can make
+    /// several offers, all carrying its apply index as their fence, so the fence alone does
+    /// not name an offer: `(call, fence)` does. The call id enters as a hash to keep the id
+    /// short and inside ARI's charset.
+    fn offer_leg_id(&self, kind: &str, call: &CallId, fence: u64) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in call.as_str().bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{kind}-{}-{fence}-{h:016x}", self.cfg.site.0)
+    }
+
     /// Number of caller channels this site tracks (for tests and metrics).
     pub fn tracked_callers(&self) -> usize {
         self.callers.len()
+    }
+
+    /// The caller channels this site tracks (the simulator names leftovers with them).
+    pub fn tracked_caller_channels(&self) -> impl Iterator<Item = &ChannelId> {
+        self.callers.keys()
     }
 
     pub fn handle(&mut self, now_ms: u64, input: Input, routing: &Routing) -> Vec<Action> {
@@ -939,8 +960,9 @@ impl SiteController {
     /// Site-side fence check: an effect older than one already executed for this call or
     /// operator is refused (the other half of the core's "where decided" check).
     fn fence_is_fresh(&mut self, call: &CallId, operator: &OperatorId, fence: u64) -> bool {
-        let stale = self.call_fences.get(call).is_some_and(|f| *f >= fence)
-            || self.operator_fences.get(operator).is_some_and(|f| *f >= fence);
+        let stale = self.cfg.fence_check
+            && (self.call_fences.get(call).is_some_and(|f| *f >= fence)
+                || self.operator_fences.get(operator).is_some_and(|f| *f >= fence));
         if stale {
             self.counters.offers_fenced_out += 1;
             return false;
@@ -976,7 +998,7 @@ impl SiteController {
             // The caller already left; its Abandoned is on the way and will cancel the offer.
             return;
         }
-        let Ok(bridge) = BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+        let Ok(bridge) = BridgeId::new(self.offer_leg_id("call", &offer.call, offer.fence)) else { return };
         self.counters.offers_executed += 1;
         if let Some(leg) = self.callers.get_mut(&caller_channel) {
             leg.state = CallerState::Offered { fence: offer.fence };
@@ -1032,7 +1054,7 @@ impl SiteController {
                     });
                     return;
                 };
-                let Some(ring_leg) = channel(&format!("ring-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+                let Some(ring_leg) = channel(&self.offer_leg_id("ring", &offer.call, offer.fence)) else { return };
                 self.ring_legs.insert(ring_leg.clone(), (offer.call.clone(), offer.fence));
                 self.offers.insert(
                     (offer.call.clone(), offer.fence),
@@ -1078,8 +1100,8 @@ impl SiteController {
             .and_then(|e| Endpoint::new(e).ok());
         let (Some(endpoint), Some(trunk_leg), Ok(bridge)) = (
             endpoint,
-            channel(&format!("trunk-{}-{}", self.cfg.site.0, offer.fence)),
-            BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)),
+            channel(&self.offer_leg_id("trunk", &offer.call, offer.fence)),
+            BridgeId::new(self.offer_leg_id("call", &offer.call, offer.fence)),
         ) else {
             self.report(CommandBody::OfferFailed {
                 call: offer.call,
@@ -1125,7 +1147,7 @@ impl SiteController {
             self.ari(AriRequest::Hangup(inbound, HangupReason::Normal));
             return;
         };
-        let Ok(bridge) = BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+        let Ok(bridge) = BridgeId::new(self.offer_leg_id("call", &offer.call, offer.fence)) else { return };
         self.counters.offers_executed += 1;
         let (operator_channel, stage) = match offer.mode {
             OperatorMode::Persistent => {
@@ -1142,7 +1164,7 @@ impl SiteController {
                 (op, OfferStage::Bridging)
             }
             OperatorMode::Ring => {
-                let Some(leg) = channel(&format!("ring-{}-{}", self.cfg.site.0, offer.fence)) else { return };
+                let Some(leg) = channel(&self.offer_leg_id("ring", &offer.call, offer.fence)) else { return };
                 (leg, OfferStage::Ringing)
             }
         };
@@ -1192,11 +1214,11 @@ impl SiteController {
             return;
         }
         let number = offer.callback_number.clone().unwrap_or_default();
-        let callee = channel(&format!("cb-{}-{}", self.cfg.site.0, offer.fence));
-        let bridge = BridgeId::new(format!("call-{}-{}", self.cfg.site.0, offer.fence)).ok();
+        let callee = channel(&self.offer_leg_id("cb", &offer.call, offer.fence));
+        let bridge = BridgeId::new(self.offer_leg_id("call", &offer.call, offer.fence)).ok();
         let operator_leg = match offer.mode {
             OperatorMode::Persistent => offer.operator_channel.as_deref().and_then(channel),
-            OperatorMode::Ring => channel(&format!("ring-{}-{}", self.cfg.site.0, offer.fence)),
+            OperatorMode::Ring => channel(&self.offer_leg_id("ring", &offer.call, offer.fence)),
         };
         let (Some(callee), Some(bridge), Some(operator_leg), true) =
             (callee, bridge, operator_leg, self.cfg.callback_endpoint.is_some())
@@ -1524,10 +1546,15 @@ impl SiteController {
                 }
                 if leg.hung_up {
                     // Hung up before the Enqueue committed: it is in the queue now, so abandon.
+                    // The channel's StasisEnd has come already, so nothing else ends the leg.
                     let call = leg.call.clone();
-                    leg.state = CallerState::Leaving;
                     self.report(CommandBody::Abandoned { call });
+                    self.forget_caller(ch);
                 }
+            }
+            Ok(Response::Enqueued { exit: Some(_), .. }) if leg.hung_up => {
+                // Refused at once (FULL, CLOSED, EMPTY) and already gone: nothing to send back.
+                self.forget_caller(ch);
             }
             Ok(Response::Enqueued { exit: Some(outcome), .. }) => {
                 // The Exit effect carries the same outcome; act once, whichever comes first.
@@ -1698,7 +1725,7 @@ impl SiteController {
                 continue;
             }
             self.counters.channels_adopted += 1;
-            let bridge = view.fence.and_then(|f| BridgeId::new(format!("call-{}-{}", self.cfg.site.0, f)).ok());
+            let bridge = view.fence.and_then(|f| BridgeId::new(self.offer_leg_id("call", &view.call, f)).ok());
             let in_bridge =
                 bridge.as_ref().and_then(|b| bridged.get(b)).is_some_and(|m| m.contains(&ch) && m.len() >= 2);
             let state = match (view.status, view.fence) {
