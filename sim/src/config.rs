@@ -1,0 +1,169 @@
+//! What a run simulates: federation size, workload, faults, planted bugs.
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch at virtual time zero (a fixed date: no wall clock).
+pub const EPOCH_MS: u64 = 1_795_400_000_000;
+
+/// A deliberately broken behaviour, switched on only by the planted-bug tests, to prove the
+/// checkers notice (mutation testing of the simulator itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlantedBug {
+    #[default]
+    None,
+    /// Sites execute stale Offers/CancelOffers (lineup-site's fence check off).
+    SkipFenceCheck,
+    /// The leader gives every re-delivered proposal a fresh command id, as if the core had
+    /// no duplicate table: retries and network duplicates are applied again.
+    NoDedupTable,
+    /// The leader applies entries (and its site acts on them) when it appends them, before
+    /// a majority holds them.
+    AckBeforeCommit,
+}
+
+impl PlantedBug {
+    pub fn parse(s: &str) -> Option<PlantedBug> {
+        match s {
+            "none" => Some(PlantedBug::None),
+            "skip-fence-check" => Some(PlantedBug::SkipFenceCheck),
+            "no-dedup-table" => Some(PlantedBug::NoDedupTable),
+            "ack-before-commit" => Some(PlantedBug::AckBeforeCommit),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::None => "none",
+            PlantedBug::SkipFenceCheck => "skip-fence-check",
+            PlantedBug::NoDedupTable => "no-dedup-table",
+            PlantedBug::AckBeforeCommit => "ack-before-commit",
+        }
+    }
+}
+
+/// One entry into a queue at every site: a dialplan extension of `deploy/asterisk`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateMix {
+    pub exten: &'static str,
+    /// Share of the site's arrivals that use this gate.
+    pub share: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    /// Calls per hour entering at each site (all gates together).
+    pub arrivals_per_hour_per_site: f64,
+    pub gates: Vec<GateMix>,
+    /// Mean talk time (exponential), capped at `handle_cap_factor` times the mean.
+    pub aht_ms: f64,
+    pub handle_cap_factor: f64,
+    /// Mean patience (exponential) before a waiting caller hangs up; None: never abandons.
+    pub patience_mean_ms: Option<f64>,
+    pub patience_max_ms: u64,
+    /// Share of callers who accept a callback when it is offered.
+    pub callback_takers: f64,
+    /// Share of callback numbers that never answer (the promise must then fail explicitly).
+    pub callback_no_answer: f64,
+    pub operators_per_site: usize,
+    /// Share of operators in ring mode (the rest stay on the line: persistent mode).
+    pub ring_mode_share: f64,
+    /// Mean time between an operator's breaks, and mean break length; None: no breaks.
+    pub break_every_ms: Option<f64>,
+    pub break_mean_ms: f64,
+    /// Mean time between spells of a ring-mode phone not answering; None: always answers.
+    pub ring_miss_every_ms: Option<f64>,
+    pub wrap_up_ms: u64,
+    /// Offer callbacks when the ETA is above this.
+    pub callback_offer_above_eta_ms: Option<u64>,
+    pub announce_every_ms: Option<u64>,
+}
+
+impl Workload {
+    /// The mixed workload of the fault sweep: three gates on two queues, ring and
+    /// persistent operators, abandons, callbacks, breaks and missed rings.
+    pub fn chaos() -> Workload {
+        Workload {
+            arrivals_per_hour_per_site: 900.0,
+            gates: vec![
+                GateMix { exten: "5000", share: 0.6 },
+                GateMix { exten: "5001", share: 0.1 },
+                GateMix { exten: "5002", share: 0.3 },
+            ],
+            aht_ms: 40_000.0,
+            handle_cap_factor: 6.0,
+            patience_mean_ms: Some(90_000.0),
+            patience_max_ms: 300_000,
+            callback_takers: 0.3,
+            callback_no_answer: 0.2,
+            operators_per_site: 4,
+            ring_mode_share: 0.25,
+            break_every_ms: Some(900_000.0),
+            break_mean_ms: 60_000.0,
+            ring_miss_every_ms: Some(600_000.0),
+            wrap_up_ms: 2_000,
+            callback_offer_above_eta_ms: Some(30_000),
+            announce_every_ms: Some(45_000),
+        }
+    }
+
+    /// M/M/c: one queue, one gate, FIFO, exponential talk, no abandons, no callbacks, no
+    /// breaks, no wrap-up, everyone persistent. `operators` are spread over the sites.
+    pub fn mmc(arrivals_per_hour: f64, aht_ms: f64, operators_per_site: usize, sites: usize) -> Workload {
+        Workload {
+            arrivals_per_hour_per_site: arrivals_per_hour / sites as f64,
+            gates: vec![GateMix { exten: "5000", share: 1.0 }],
+            aht_ms,
+            // A cap would shorten the mean; 40x the mean is never reached in practice.
+            handle_cap_factor: 40.0,
+            patience_mean_ms: None,
+            patience_max_ms: u64::MAX,
+            callback_takers: 0.0,
+            callback_no_answer: 0.0,
+            operators_per_site,
+            ring_mode_share: 0.0,
+            break_every_ms: None,
+            break_mean_ms: 0.0,
+            ring_miss_every_ms: None,
+            wrap_up_ms: 0,
+            callback_offer_above_eta_ms: None,
+            announce_every_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub sites: usize,
+    /// Committed client operations (every command but the leader's Tick) to reach before
+    /// the faults stop and the run heals and drains.
+    pub ops: u64,
+    pub faults: bool,
+    pub bug: PlantedBug,
+    pub workload: Workload,
+    /// Keep a human-readable trace (for the file written on failure).
+    pub trace: bool,
+    /// Stop at the first violation (the sweep) or keep counting (diagnosis).
+    pub stop_at_first_violation: bool,
+    /// Calls that entered before this virtual time are left out of the wait statistics
+    /// (M/M/c warm-up).
+    pub stats_after_ms: u64,
+}
+
+impl SimConfig {
+    pub fn chaos(seed: u64, ops: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            sites: 3,
+            ops,
+            faults: true,
+            bug: PlantedBug::None,
+            workload: Workload::chaos(),
+            trace: false,
+            stop_at_first_violation: true,
+            stats_after_ms: 0,
+        }
+    }
+}

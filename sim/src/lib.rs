@@ -1,0 +1,27 @@
+//! lineup-sim: the deterministic whole-federation simulator and the capacity planner.
+//!
+//! Code map:
+//! - [`sim`]: the federation in virtual time (stand-in boxes, real site controllers,
+//!   replication nodes holding the real core), workload, faults, the event loop.
+//! - [`raft`]: the deterministic Raft replication model that feeds the real core.
+//! - [`check`]: invariant checkers I1–I8.
+//! - [`config`]: run configuration, workloads, planted bugs.
+//! - [`sweep`]: many seeds, the JSON report, reproduce commands and trace files.
+//! - [`erlang`]: Erlang C, the staffing planner and its SVG plot.
+//! - [`rng`]: the seeded dice and the trace hash.
+
+pub mod check;
+pub mod config;
+pub mod erlang;
+pub mod raft;
+pub mod rng;
+pub mod sim;
+pub mod sweep;
+
+pub use config::{PlantedBug, SimConfig, Workload};
+pub use sim::{Coverage, RunReport, Sim};
+
+/// Runs one seed to the end; returns the report and the trace (empty unless `cfg.trace`).
+pub fn run_seed(cfg: SimConfig) -> (RunReport, Vec<String>) {
+    Sim::new(cfg).run()
+}

@@ -1,0 +1,146 @@
+//! `lineup-sim`: run seeds of the deterministic federation simulator, or plan staffing.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use lineup_sim::erlang;
+use lineup_sim::sweep::{sweep, SweepSpec};
+use lineup_sim::PlantedBug;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "lineup-sim", about = "Deterministic whole-federation simulator and capacity planner")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run seeds with faults and invariant checks; exit code 1 on any violation.
+    Run {
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Committed client operations per seed before the heal.
+        #[arg(long, default_value_t = 20_000)]
+        ops: u64,
+        /// No fault injection (clean network, no crashes).
+        #[arg(long)]
+        no_faults: bool,
+        /// Plant a bug to test the checkers: skip-fence-check, no-dedup-table, ack-before-commit.
+        #[arg(long, default_value = "none")]
+        plant: String,
+        /// Worker threads (each seed stays single-threaded and deterministic).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Where traces of failing seeds are written.
+        #[arg(long, default_value = "target/lineup-sim-traces")]
+        trace_dir: PathBuf,
+        /// Print the JSON summary (otherwise a short text summary).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operators needed for a service-level target (Erlang C), with an SVG plot and the
+    /// pooled-versus-per-site comparison.
+    Plan {
+        #[arg(long)]
+        arrivals_per_hour: f64,
+        #[arg(long)]
+        aht_s: f64,
+        /// `80/20`: 80% answered within 20 seconds.
+        #[arg(long, default_value = "80/20")]
+        target_sl: String,
+        /// Sites: a count (`3`, equal shares) or per-site shares (`50,30,20`).
+        #[arg(long, default_value = "1")]
+        sites: String,
+        #[arg(long, default_value = "lineup-plan.svg")]
+        svg: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Run { seeds, first_seed, ops, no_faults, plant, threads, trace_dir, json } => {
+            let Some(bug) = PlantedBug::parse(&plant) else { bail!("unknown --plant {plant}") };
+            let spec = SweepSpec { seeds, first_seed, ops, faults: !no_faults, bug, threads, trace_dir };
+            let summary = sweep(&spec);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!(
+                    "{} seeds from {}: {} ops, {} events in {} ms ({:.0} events/s), {} violations",
+                    summary.seeds,
+                    summary.first_seed,
+                    summary.ops,
+                    summary.events,
+                    summary.wall_ms,
+                    summary.events_per_s,
+                    summary.violations
+                );
+            }
+            for f in &summary.failures {
+                eprintln!("seed {} failed: {}", f.seed, f.violations.first().map(String::as_str).unwrap_or(""));
+                eprintln!("  reproduce: {}", f.reproduce);
+                if let Some(t) = &f.trace_file {
+                    eprintln!("  trace: {t}");
+                }
+            }
+            if summary.violations > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Plan { arrivals_per_hour, aht_s, target_sl, sites, svg, json } => {
+            let (pct, secs) = target_sl.split_once('/').context("--target-sl looks like 80/20")?;
+            let target = pct.trim().parse::<f64>().context("service level percent")? / 100.0;
+            let t_s: f64 = secs.trim().parse().context("answer time in seconds")?;
+            let shares: Vec<f64> = if sites.contains(',') {
+                sites.split(',').map(|s| s.trim().parse::<f64>()).collect::<Result<_, _>>().context("--sites shares")?
+            } else {
+                vec![1.0; sites.trim().parse::<usize>().context("--sites count")?.max(1)]
+            };
+            if !(arrivals_per_hour > 0.0 && aht_s > 0.0 && target > 0.0 && target < 1.0 && t_s >= 0.0) {
+                bail!("need positive arrivals and AHT, and a target between 0 and 100%");
+            }
+            let plan = erlang::plan(arrivals_per_hour, aht_s, target, t_s, &shares);
+            std::fs::write(&svg, erlang::plot_svg(&plan)).with_context(|| format!("writing {}", svg.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                println!(
+                    "{:.0} calls/h, AHT {:.0} s ({:.2} Erlangs), target {:.0}% in {:.0} s",
+                    arrivals_per_hour,
+                    aht_s,
+                    plan.offered_load_erlangs,
+                    target * 100.0,
+                    t_s
+                );
+                println!(
+                    "one queue across {} site(s): {} operators (SL {:.1}%, ASA {:.1} s)",
+                    shares.len(),
+                    plan.pooled.operators,
+                    plan.pooled.service_level * 100.0,
+                    plan.pooled.asa_s
+                );
+                for (i, s) in plan.per_site.iter().enumerate() {
+                    println!(
+                        "  separate queue at site {}: {:.0} calls/h -> {} operators (SL {:.1}%)",
+                        i + 1,
+                        s.arrivals_per_hour,
+                        s.operators,
+                        s.service_level * 100.0
+                    );
+                }
+                println!(
+                    "per-site queues need {} operators; pooling saves {}",
+                    plan.per_site_total_operators, plan.operators_saved_by_pooling
+                );
+                println!("plot: {}", svg.display());
+            }
+            Ok(())
+        }
+    }
+}

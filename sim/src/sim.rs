@@ -1,0 +1,1491 @@
+//! The whole federation in virtual time, on one thread: the Asterisk stand-in's model
+//! (`PbxWorld`, one box per site, joined by trunks), one real `SiteController` per site, one
+//! replication node (`raft::Node`, holding a real `Routing`) per site, simulated callers and
+//! operators, a faulty network, and the checkers.
+//!
+//! One loop pops the earliest event (virtual ms, then insertion order), lets the stand-in's
+//! own timers run up to that instant, handles the event, and runs the per-step checks. All
+//! randomness comes from `Dice` streams forked from the seed; every map is ordered.
+
+use lineup_ari::{AriError, CallerId, ChannelId, EventKind, HangupReason, Media};
+use lineup_core::*;
+use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, OriginateParams, PbxWorld, PhoneBehaviour, PhoneCall, TrunkRoute};
+use lineup_site::{Action, AriFailure, AriRequest, Input, ProposeFailure, SiteConfig, SiteController};
+use serde::Serialize;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::rc::Rc;
+
+use crate::check::{self, Checker};
+use crate::config::{PlantedBug, SimConfig, EPOCH_MS};
+use crate::raft::{self, AppliedEntry, Msg, Node, Out, RaftTiming};
+use crate::rng::{Dice, TraceHash};
+
+/// The leader proposes `Tick` this often (the core's timer resolution in the sim).
+pub const TICK_MS: u64 = 1_000;
+/// Site controllers get `Input::Tick` this often (proposal retries, digit timeouts).
+pub const SITE_TICK_MS: u64 = 500;
+/// A proposal not applied locally by then is read back, then reported not committed (the
+/// controller retries with the same command id).
+pub const PROPOSE_TIMEOUT_MS: u64 = 2_000;
+/// Client (API) proposals are retried this many times.
+pub const CLIENT_ATTEMPTS_MAX: u32 = 30;
+/// An ARI request's reply, and an ARI event's trip to the controller.
+pub const ARI_LATENCY_MS: u64 = 1;
+pub const DISK_SYNC_MIN_MS: u64 = 1;
+pub const DISK_SYNC_MAX_MS: u64 = 4;
+/// One-way WAN delay between sites.
+pub const NET_DELAY_MIN_MS: u64 = 5;
+pub const NET_DELAY_MAX_MS: u64 = 40;
+/// Mean gap between faults in the fault phase.
+pub const FAULT_GAP_MEAN_MS: f64 = 12_000.0;
+/// Expensive checks (core self-check on every node, starvation) run this often.
+pub const CHECK_EVERY_MS: u64 = 30_000;
+/// After the heal: a leader and every node caught up within this bound (I7).
+pub const LIVENESS_BOUND_MS: u64 = 15_000;
+/// After the heal: every caller gone within this bound (I2, I4 "none stuck").
+pub const DRAIN_BOUND_MS: u64 = 1_800_000;
+/// A waiting caller and an idle eligible operator may coexist this long after the heal.
+pub const STARVATION_BOUND_MS: u64 = 45_000;
+/// Operator care (re-login, return from a missed-ring break) runs this often.
+pub const CARE_EVERY_MS: u64 = 20_000;
+/// Bounds checked every step (I8).
+pub const EVENTS_PENDING_MAX: usize = 200_000;
+pub const LOG_ENTRIES_MAX: usize = 20_000;
+pub const SITE_PENDING_PROPOSALS_MAX: usize = 5_000;
+/// Virtual-time guard: a run that has not reached its ops by then stops (a violation).
+pub const RUN_VIRTUAL_MAX_MS: u64 = 48 * 3_600_000;
+/// Effect batches a site remembers for the redelivery fault.
+pub const REDELIVERY_WINDOW_BATCHES: usize = 32;
+/// Trace lines kept (the tail is written on failure).
+pub const TRACE_LINES_MAX: usize = 2_000_000;
+pub const VIOLATIONS_KEPT_MAX: usize = 20;
+/// Fake PIN for every simulated operator.
+const PIN: &str = "2468";
+
+fn fake_phc(pin: &str) -> String {
+    format!("$argon2id$v=19$m=8,t=1,p=1$sim${pin}")
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Net { from: usize, to: usize, msg: Msg },
+    Election { node: usize, gen: u64 },
+    Heartbeat { node: usize, term: u64, gen: u64 },
+    TickDuty { node: usize, term: u64, gen: u64 },
+    Sync { node: usize, gen: u64 },
+    Flush { node: usize, gen: u64 },
+    Site { site: usize, gen: u64, input: Input },
+    ProposeTimeout { site: usize, gen: u64, id: CommandId },
+    SiteTick { site: usize },
+    Arrival { site: usize },
+    Abandon { caller: u64 },
+    Hangup { caller: u64 },
+    Press { caller: u64, digits: &'static str },
+    Login { op: usize },
+    BreakStart { op: usize },
+    BreakEnd { op: usize },
+    RingMiss { op: usize, missing: bool },
+    Care,
+    Fault,
+    Heal(Heal),
+    Clog((usize, usize)),
+    Check,
+    EndOfHeal,
+}
+
+/// A fault's own end.
+#[derive(Debug, Clone)]
+enum Heal {
+    Links(Vec<(usize, usize)>),
+    Restart(usize),
+    Unpause(usize),
+    Hear(usize),
+    Loss,
+}
+
+impl Ev {
+    fn tag(&self) -> u64 {
+        match self {
+            Ev::Net { .. } => 1,
+            Ev::Election { .. } => 2,
+            Ev::Heartbeat { .. } => 3,
+            Ev::TickDuty { .. } => 4,
+            Ev::Sync { .. } => 5,
+            Ev::Flush { .. } => 6,
+            Ev::Site { .. } => 7,
+            Ev::ProposeTimeout { .. } => 8,
+            Ev::SiteTick { .. } => 9,
+            Ev::Arrival { .. } => 10,
+            Ev::Abandon { .. } => 11,
+            Ev::Hangup { .. } => 12,
+            Ev::Press { .. } => 13,
+            Ev::Login { .. } => 14,
+            Ev::BreakStart { .. } => 15,
+            Ev::BreakEnd { .. } => 16,
+            Ev::RingMiss { .. } => 17,
+            Ev::Care => 18,
+            Ev::Fault => 19,
+            Ev::Heal(_) => 20,
+            Ev::Check => 21,
+            Ev::EndOfHeal => 22,
+            Ev::Clog(_) => 23,
+        }
+    }
+}
+
+struct Scheduled {
+    at_ms: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_ms, self.seq) == (other.at_ms, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    // Reversed: BinaryHeap is a max-heap and the earliest (time, seq) must come first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at_ms, other.seq).cmp(&(self.at_ms, self.seq))
+    }
+}
+
+enum Waiter {
+    Site { gen: u64, token: u64 },
+    Client { command: Command, attempts: u32 },
+}
+
+struct SiteRt {
+    ctl: SiteController,
+    gen: u64,
+    up: bool,
+    deaf: bool,
+    paused_until_ms: u64,
+    pending: BTreeMap<CommandId, Waiter>,
+    recent_effects: VecDeque<(u64, Vec<Effect>)>,
+    sync_scheduled: bool,
+    flush_scheduled: bool,
+}
+
+struct CallerRec {
+    site: usize,
+    channel: ChannelId,
+    call: CallId,
+    taker: bool,
+    entered_ms: u64,
+}
+
+struct OperatorRec {
+    id: OperatorId,
+    site: usize,
+    ring: bool,
+    login_until_ms: u64,
+    on_break: bool,
+}
+
+/// Coverage of rare paths (a sweep where these stay zero proves little).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Coverage {
+    pub leader_changes: u64,
+    pub fenced_offers: u64,
+    pub ari_reconnects: u64,
+    pub callbacks_served_after_restart: u64,
+    pub one_way_partitions: u64,
+    pub partitions: u64,
+    pub swizzle_clogs: u64,
+    pub crashes: u64,
+    pub leader_pauses: u64,
+    pub snapshots_installed: u64,
+    pub effect_redeliveries: u64,
+    pub proposals_retried: u64,
+    pub forwards_dropped: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CallStats {
+    pub calls: u64,
+    pub completed: u64,
+    pub abandoned: u64,
+    pub callbacks_promised: u64,
+    pub callbacks_failed: u64,
+    pub other_outcomes: u64,
+    /// Callers sent back to the dialplan before any Enqueue committed (explicit failure).
+    pub entry_failures: u64,
+    /// Answered calls entered after the warm-up: waits for ASA and service level.
+    pub answered_waits: u64,
+    pub wait_sum_ms: u64,
+    pub within_20s: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub seed: u64,
+    pub ops: u64,
+    pub events: u64,
+    pub virtual_ms: u64,
+    pub trace_hash: String,
+    pub violations: Vec<String>,
+    pub coverage: Coverage,
+    pub calls: CallStats,
+    pub bug: PlantedBug,
+}
+
+pub struct Sim {
+    cfg: SimConfig,
+    now_ms: u64,
+    seq: u64,
+    heap: BinaryHeap<Scheduled>,
+    world: PbxWorld,
+    sites: Vec<SiteRt>,
+    nodes: Vec<Node>,
+    node_gen: Vec<u64>,
+    timing: RaftTiming,
+    // randomness, one stream per concern
+    net_dice: Dice,
+    raft_dice: Dice,
+    load_dice: Dice,
+    fault_dice: Dice,
+    // network
+    blocked: Vec<Vec<bool>>,
+    loss: f64,
+    duplicate: f64,
+    // workload
+    callers: BTreeMap<u64, CallerRec>,
+    caller_by_call: BTreeMap<CallId, u64>,
+    next_caller: u64,
+    operators: Vec<OperatorRec>,
+    client_serial: u64,
+    // phases
+    faults_on: bool,
+    healed_at_ms: Option<u64>,
+    arrivals_on: bool,
+    last_restart_ms: u64,
+    done: bool,
+    // checks
+    checker: Checker,
+    pub coverage: Coverage,
+    ops: u64,
+    events: u64,
+    hash: TraceHash,
+    trace: VecDeque<String>,
+    seen_ids: BTreeSet<CommandId>,
+    dedup_breaker: u64,
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig) -> Sim {
+        let mut root = Dice::new(cfg.seed);
+        let n = cfg.sites;
+        let dialplan =
+            Dialplan::parse(include_str!("../../deploy/asterisk/extensions.conf")).expect("deploy dialplan parses");
+        let boxes = (0..n)
+            .map(|i| BoxConfig {
+                name: format!("site-{}", i + 1),
+                asterisk_id: format!("02:00:00:00:00:{:02x}", i + 1),
+                dialplan: dialplan.clone(),
+                trunks: (0..n)
+                    .filter(|j| *j != i)
+                    .map(|j| TrunkRoute {
+                        technology: "PJSIP".into(),
+                        trunk: format!("site-{}", j + 1),
+                        target: BoxIndex(j),
+                        context: "from-lineup".into(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut world = PbxWorld::new(EPOCH_MS, boxes).expect("world");
+        for i in 0..n {
+            world.register_application(BoxIndex(i), "lineup");
+            world.register_application(BoxIndex(i), "lineup-login");
+        }
+        let mut load_dice = root.fork(1);
+        let w = &cfg.workload;
+        let mut operators = Vec::new();
+        for site in 0..n {
+            for k in 0..w.operators_per_site {
+                let ring = load_dice.chance(w.ring_mode_share);
+                operators.push(OperatorRec {
+                    id: OperatorId::new(format!("{}{:03}", site + 1, k + 1)),
+                    site,
+                    ring,
+                    login_until_ms: 0,
+                    on_break: false,
+                });
+            }
+        }
+        let bootstrap = Rc::new(bootstrap_commands(&cfg, &operators));
+        let timing = RaftTiming::default();
+        let first_applier = Rc::new(std::cell::Cell::new(0));
+        let nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                let bug = cfg.bug == PlantedBug::AckBeforeCommit;
+                Node::new(i, n, timing, bootstrap.clone(), bug, first_applier.clone())
+            })
+            .collect();
+        let sites = (0..n).map(|i| SiteRt::new(new_controller(&cfg, i, 0), 0)).collect();
+        let mut sim = Sim {
+            faults_on: cfg.faults,
+            now_ms: 0,
+            seq: 0,
+            heap: BinaryHeap::new(),
+            world,
+            sites,
+            nodes,
+            node_gen: vec![0; n],
+            timing,
+            net_dice: root.fork(2),
+            raft_dice: root.fork(3),
+            fault_dice: root.fork(4),
+            load_dice,
+            blocked: vec![vec![false; n]; n],
+            loss: 0.0,
+            duplicate: 0.0,
+            callers: BTreeMap::new(),
+            caller_by_call: BTreeMap::new(),
+            next_caller: 0,
+            operators,
+            client_serial: 0,
+            healed_at_ms: None,
+            arrivals_on: true,
+            last_restart_ms: 0,
+            done: false,
+            checker: Checker::new(cfg.stop_at_first_violation),
+            coverage: Coverage::default(),
+            ops: 0,
+            events: 0,
+            hash: TraceHash::default(),
+            trace: VecDeque::new(),
+            seen_ids: BTreeSet::new(),
+            dedup_breaker: 0,
+            cfg,
+        };
+        sim.start();
+        sim
+    }
+
+    fn start(&mut self) {
+        if self.cfg.faults {
+            self.loss = 0.01;
+            self.duplicate = 0.01;
+        }
+        for i in 0..self.nodes.len() {
+            self.nodes[i].reset_election(0, &mut self.raft_dice);
+            let at = self.nodes[i].election_deadline_ms;
+            self.push(at, Ev::Election { node: i, gen: 0 });
+            self.push(SITE_TICK_MS, Ev::SiteTick { site: i });
+            let first = self.load_dice.exponential_ms(self.arrival_mean_ms());
+            self.push(5_000 + first, Ev::Arrival { site: i });
+        }
+        for op in 0..self.operators.len() {
+            self.push(200 + 37 * op as u64, Ev::Login { op });
+            if let Some(every) = self.cfg.workload.break_every_ms {
+                let at = 60_000 + self.load_dice.exponential_ms(every);
+                self.push(at, Ev::BreakStart { op });
+            }
+            if self.operators[op].ring {
+                if let Some(every) = self.cfg.workload.ring_miss_every_ms {
+                    let at = self.load_dice.exponential_ms(every);
+                    self.push(at, Ev::RingMiss { op, missing: true });
+                }
+            }
+        }
+        self.push(CARE_EVERY_MS, Ev::Care);
+        self.push(CHECK_EVERY_MS, Ev::Check);
+        if self.cfg.faults {
+            let at = 10_000 + self.fault_dice.exponential_ms(FAULT_GAP_MEAN_MS);
+            self.push(at, Ev::Fault);
+        }
+    }
+
+    fn arrival_mean_ms(&self) -> f64 {
+        3_600_000.0 / self.cfg.workload.arrivals_per_hour_per_site
+    }
+
+    fn push(&mut self, at_ms: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Scheduled { at_ms: at_ms.max(self.now_ms), seq: self.seq, ev });
+    }
+
+    fn abs_ms(&self) -> u64 {
+        EPOCH_MS + self.now_ms
+    }
+
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.cfg.trace {
+            if self.trace.len() >= TRACE_LINES_MAX {
+                self.trace.pop_front();
+            }
+            let text = line();
+            self.trace.push_back(format!("{:>10} {text}", self.now_ms));
+        }
+    }
+
+    /// Runs to the end (ops reached, healed, drained) or the first violation.
+    pub fn run(mut self) -> (RunReport, Vec<String>) {
+        while !self.done {
+            let next_ev = self.heap.peek().map(|s| s.at_ms).unwrap_or(u64::MAX);
+            let next_world = self.world.next_timer_due_ms().unwrap_or(u64::MAX);
+            if next_world <= next_ev && next_world != u64::MAX {
+                self.now_ms = self.now_ms.max(next_world);
+                self.world.advance_to(self.now_ms);
+                self.route_world_outputs();
+                continue;
+            }
+            let Some(item) = self.heap.pop() else { break };
+            self.now_ms = item.at_ms;
+            self.world.advance_to(self.now_ms);
+            self.events += 1;
+            self.hash.u64(item.at_ms);
+            self.hash.u64(item.ev.tag());
+            self.handle(item.ev);
+            self.route_world_outputs();
+            self.step_checks();
+            if self.checker.stop() {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        if self.cfg.trace {
+            let text = format!("{ev:?}");
+            self.note(|| text.chars().take(4000).collect());
+        }
+        match ev {
+            Ev::Net { from, to, msg } => {
+                if self.deferred_for_pause(to, Ev::Net { from, to, msg: msg.clone() }) {
+                    return;
+                }
+                if !self.sites[to].up {
+                    return;
+                }
+                let msg = self.maybe_break_dedup(to, msg);
+                let mut out = Out::default();
+                let now = self.abs_ms();
+                self.nodes[to].handle(now, msg, &mut self.raft_dice, &mut out);
+                self.after_node(to, out);
+            }
+            Ev::Election { node, gen } => {
+                if gen != self.node_gen[node] || !self.sites[node].up {
+                    return;
+                }
+                if self.deferred_for_pause(node, Ev::Election { node, gen }) {
+                    return;
+                }
+                let mut out = Out::default();
+                let now = self.abs_ms();
+                self.nodes[node].on_election_timer(now, &mut self.raft_dice, &mut out);
+                self.after_node(node, out);
+                let next = if self.nodes[node].is_leader() {
+                    self.now_ms + self.timing.election_max_ms
+                } else {
+                    self.nodes[node].election_deadline_ms - EPOCH_MS
+                };
+                self.push(next.max(self.now_ms + 1), Ev::Election { node, gen });
+            }
+            Ev::Heartbeat { node, term, gen } => {
+                if gen != self.node_gen[node] || !self.nodes[node].is_leader() || self.nodes[node].term != term {
+                    return;
+                }
+                if self.deferred_for_pause(node, Ev::Heartbeat { node, term, gen }) {
+                    return;
+                }
+                let mut out = Out::default();
+                self.nodes[node].broadcast(true, &mut out);
+                self.after_node(node, out);
+                self.push(self.now_ms + self.timing.heartbeat_ms, Ev::Heartbeat { node, term, gen });
+            }
+            Ev::TickDuty { node, term, gen } => {
+                if gen != self.node_gen[node] || !self.nodes[node].is_leader() || self.nodes[node].term != term {
+                    return;
+                }
+                if self.deferred_for_pause(node, Ev::TickDuty { node, term, gen }) {
+                    return;
+                }
+                let mut out = Out::default();
+                let now = self.abs_ms();
+                self.nodes[node].tick_duty(now, &mut out);
+                self.after_node(node, out);
+                self.push(self.now_ms + TICK_MS, Ev::TickDuty { node, term, gen });
+            }
+            Ev::Sync { node, gen } => {
+                if gen != self.node_gen[node] {
+                    return;
+                }
+                if self.deferred_for_pause(node, Ev::Sync { node, gen }) {
+                    return;
+                }
+                self.sites[node].sync_scheduled = false;
+                let mut out = Out::default();
+                self.nodes[node].on_sync(&mut out);
+                self.after_node(node, out);
+            }
+            Ev::Flush { node, gen } => {
+                if gen != self.node_gen[node] {
+                    return;
+                }
+                if self.deferred_for_pause(node, Ev::Flush { node, gen }) {
+                    return;
+                }
+                self.sites[node].flush_scheduled = false;
+                let mut out = Out::default();
+                self.nodes[node].flush(&mut out);
+                self.after_node(node, out);
+            }
+            Ev::Site { site, gen, input } => {
+                if gen != self.sites[site].gen || !self.sites[site].up {
+                    return;
+                }
+                if self.now_ms < self.sites[site].paused_until_ms {
+                    let at = self.sites[site].paused_until_ms;
+                    self.push(at, Ev::Site { site, gen, input });
+                    return;
+                }
+                let now = self.abs_ms();
+                let actions = self.sites[site].ctl.handle(now, input, &self.nodes[site].routing);
+                for action in actions {
+                    self.execute(site, action);
+                }
+            }
+            Ev::ProposeTimeout { site, gen, id } => self.propose_timeout(site, gen, id),
+            Ev::SiteTick { site } => {
+                let gen = self.sites[site].gen;
+                self.push(self.now_ms, Ev::Site { site, gen, input: Input::Tick });
+                self.push(self.now_ms + SITE_TICK_MS, Ev::SiteTick { site });
+            }
+            Ev::Arrival { site } => self.arrival(site),
+            Ev::Abandon { caller } => {
+                let Some(rec) = self.callers.get(&caller) else { return };
+                if self.checker.is_connected(&rec.call) {
+                    return;
+                }
+                let (b, ch) = (BoxIndex(rec.site), rec.channel.clone());
+                self.world.phone_hangup(b, &ch);
+            }
+            Ev::Hangup { caller } => {
+                let Some(rec) = self.callers.get(&caller) else { return };
+                let (b, ch) = (BoxIndex(rec.site), rec.channel.clone());
+                self.world.phone_hangup(b, &ch);
+            }
+            Ev::Press { caller, digits } => {
+                let Some(rec) = self.callers.get(&caller) else { return };
+                let (b, ch) = (BoxIndex(rec.site), rec.channel.clone());
+                // The caller may have hung up meanwhile; pressing into nothing is fine.
+                let _ = self.world.phone_press(b, &ch, digits);
+            }
+            Ev::Login { op } => self.login(op),
+            Ev::BreakStart { op } => {
+                if self.arrivals_on {
+                    self.operators[op].on_break = true;
+                    self.client_propose(op, RequestedState::Break { reason: "coffee".into() });
+                    let len = self.load_dice.exponential_ms(self.cfg.workload.break_mean_ms);
+                    self.push(self.now_ms + len, Ev::BreakEnd { op });
+                }
+            }
+            Ev::BreakEnd { op } => {
+                self.operators[op].on_break = false;
+                self.client_propose(op, RequestedState::Available);
+                if let Some(every) = self.cfg.workload.break_every_ms {
+                    let at = self.now_ms + self.load_dice.exponential_ms(every);
+                    self.push(at, Ev::BreakStart { op });
+                }
+            }
+            Ev::RingMiss { op, missing } => {
+                let site = self.operators[op].site;
+                let resource = format!("phone-{}", self.operators[op].id);
+                let missing = missing && self.arrivals_on;
+                let behaviour =
+                    PhoneBehaviour { answer_after_ms: if missing { None } else { Some(1_500) }, ..Default::default() };
+                let _ = self.world.register_phone(BoxIndex(site), &resource, behaviour);
+                if missing {
+                    let len = self.load_dice.exponential_ms(60_000.0);
+                    self.push(self.now_ms + len, Ev::RingMiss { op, missing: false });
+                } else if let Some(every) = self.cfg.workload.ring_miss_every_ms {
+                    let at = self.now_ms + self.load_dice.exponential_ms(every);
+                    self.push(at, Ev::RingMiss { op, missing: true });
+                }
+            }
+            Ev::Care => {
+                self.care();
+                self.push(self.now_ms + CARE_EVERY_MS, Ev::Care);
+            }
+            Ev::Fault => {
+                if self.faults_on {
+                    self.fault();
+                    let at = self.now_ms + self.fault_dice.exponential_ms(FAULT_GAP_MEAN_MS);
+                    self.push(at, Ev::Fault);
+                }
+            }
+            Ev::Heal(h) => self.heal_one(h),
+            Ev::Clog((a, b)) => {
+                if self.faults_on {
+                    self.blocked[a][b] = true;
+                }
+            }
+            Ev::Check => {
+                self.periodic_checks();
+                self.push(self.now_ms + CHECK_EVERY_MS, Ev::Check);
+            }
+            Ev::EndOfHeal => self.liveness_check(),
+        }
+    }
+
+    /// A paused process handles nothing: its events wait until it resumes.
+    fn deferred_for_pause(&mut self, node: usize, ev: Ev) -> bool {
+        let until = self.sites[node].paused_until_ms;
+        if self.now_ms < until {
+            self.push(until, ev);
+            return true;
+        }
+        false
+    }
+
+    /// Planted bug NoDedupTable: a command id the leader has seen before comes in under a
+    /// fresh id, so the core's duplicate table cannot recognise it.
+    fn maybe_break_dedup(&mut self, to: usize, msg: Msg) -> Msg {
+        if self.cfg.bug != PlantedBug::NoDedupTable || !self.nodes[to].is_leader() {
+            return msg;
+        }
+        match msg {
+            Msg::Forward { mut command, hops } => {
+                if !self.seen_ids.insert(command.id) {
+                    self.dedup_breaker += 1;
+                    command.id.serial = (1 << 62) | self.dedup_breaker;
+                }
+                Msg::Forward { command, hops }
+            }
+            other => other,
+        }
+    }
+
+    fn propose_on(&mut self, site: usize, mut command: Command) {
+        if self.cfg.bug == PlantedBug::NoDedupTable && self.nodes[site].is_leader() && !self.seen_ids.insert(command.id)
+        {
+            self.dedup_breaker += 1;
+            command.id.serial = (1 << 62) | self.dedup_breaker;
+        }
+        let mut out = Out::default();
+        self.nodes[site].propose(command, &mut out);
+        self.after_node(site, out);
+    }
+
+    fn after_node(&mut self, node: usize, out: Out) {
+        let Out {
+            msgs,
+            applied,
+            want_sync,
+            want_flush,
+            became_leader,
+            snapshots,
+            installed_snapshot,
+            forwards_dropped,
+            violations,
+        } = out;
+        self.coverage.forwards_dropped += forwards_dropped;
+        for v in violations {
+            self.checker.violation(self.now_ms, v);
+        }
+        if let Some(term) = became_leader {
+            self.coverage.leader_changes += 1;
+            self.checker.leader_elected(self.now_ms, term, node);
+            let gen = self.node_gen[node];
+            self.push(self.now_ms + self.timing.heartbeat_ms, Ev::Heartbeat { node, term, gen });
+            self.push(self.now_ms, Ev::TickDuty { node, term, gen });
+        }
+        for (to, msg) in msgs {
+            self.send(node, to, msg);
+        }
+        for entry in applied {
+            self.on_applied(node, entry);
+        }
+        for (index, hash) in snapshots {
+            self.checker.snapshot(self.now_ms, node, index, hash);
+        }
+        if installed_snapshot {
+            self.coverage.snapshots_installed += 1;
+            self.reconcile(node);
+        }
+        let gen = self.node_gen[node];
+        if want_sync && !self.sites[node].sync_scheduled {
+            self.sites[node].sync_scheduled = true;
+            let at = self.now_ms + self.raft_dice.range(DISK_SYNC_MIN_MS, DISK_SYNC_MAX_MS);
+            self.push(at, Ev::Sync { node, gen });
+        }
+        if want_flush && !self.sites[node].flush_scheduled {
+            self.sites[node].flush_scheduled = true;
+            self.push(self.now_ms, Ev::Flush { node, gen });
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Msg) {
+        self.hash.u64(((from as u64) << 8) | to as u64);
+        self.hash.u64(msg.kind());
+        if self.blocked[from][to] || self.net_dice.chance(self.loss) {
+            return;
+        }
+        let delay = if self.cfg.faults {
+            self.net_dice.range(NET_DELAY_MIN_MS, NET_DELAY_MAX_MS)
+        } else {
+            (NET_DELAY_MIN_MS + NET_DELAY_MAX_MS) / 2
+        };
+        if self.net_dice.chance(self.duplicate) {
+            let again = delay + self.net_dice.range(1, 200);
+            self.push(self.now_ms + again, Ev::Net { from, to, msg: msg.clone() });
+        }
+        self.push(self.now_ms + delay, Ev::Net { from, to, msg });
+    }
+
+    fn on_applied(&mut self, node: usize, entry: AppliedEntry) {
+        let first = self.checker.entry_applied(self.now_ms, node, &entry);
+        if first {
+            self.hash.u64(entry.log_index);
+            self.hash.u64(entry.digest);
+            for (cmd, applied) in entry.commands.iter().zip(&entry.applied) {
+                if !matches!(cmd.body, CommandBody::Tick { .. }) {
+                    self.ops += 1;
+                }
+                self.observe(cmd, applied);
+            }
+            if self.ops >= self.cfg.ops && self.healed_at_ms.is_none() {
+                self.heal_all();
+            }
+        }
+        if entry.replay {
+            return;
+        }
+        // Results for proposals waiting at this site (read from this node's own apply).
+        for (cmd, applied) in entry.commands.iter().zip(&entry.applied) {
+            if let Some(waiter) = self.sites[node].pending.remove(&cmd.id) {
+                if let Waiter::Site { gen, token } = waiter {
+                    let input = Input::Proposed { token, result: Ok(applied.result.clone()) };
+                    self.push(self.now_ms, Ev::Site { site: node, gen, input });
+                }
+            }
+        }
+        let site_id = SiteId(node as u64 + 1);
+        let gen = self.sites[node].gen;
+        for (pos, applied) in entry.applied.iter().enumerate() {
+            let effects: Vec<Effect> =
+                applied.effects.iter().filter(|e| e.is_call_control() && e.is_for(site_id)).cloned().collect();
+            if effects.is_empty() {
+                continue;
+            }
+            let log_index = raft::apply_index(entry.log_index, pos);
+            let recent = &mut self.sites[node].recent_effects;
+            if recent.len() >= REDELIVERY_WINDOW_BATCHES {
+                recent.pop_front();
+            }
+            recent.push_back((log_index, effects.clone()));
+            self.push(self.now_ms, Ev::Site { site: node, gen, input: Input::Effects { log_index, effects } });
+        }
+    }
+
+    /// The simulated humans react to what was committed (once per entry, whoever applied
+    /// it first): a connected caller talks, then hangs up; an offered callback is taken.
+    fn observe(&mut self, cmd: &Command, applied: &Applied) {
+        for effect in &applied.effects {
+            match effect {
+                Effect::CallChanged(view) if view.status == CallStatus::Connected => {
+                    if self.checker.mark_connected(&view.call) {
+                        if let Some(&caller) = self.caller_by_call.get(&view.call) {
+                            let w = &self.cfg.workload;
+                            let cap = (w.aht_ms * w.handle_cap_factor) as u64;
+                            let talk = self.load_dice.exponential_ms(w.aht_ms).min(cap);
+                            self.push(self.now_ms + talk, Ev::Hangup { caller });
+                        }
+                    }
+                }
+                Effect::CallChanged(view) if view.status == CallStatus::CallbackConnected => {
+                    let promised = self.checker.callback_promised_at(&view.call);
+                    if promised.is_some_and(|at| self.last_restart_ms > at) {
+                        self.coverage.callbacks_served_after_restart += 1;
+                    }
+                }
+                Effect::OfferCallback { call, .. } => {
+                    if let Some(&caller) = self.caller_by_call.get(call) {
+                        if self.callers[&caller].taker && self.checker.first_callback_offer(call) {
+                            // "1" accepts, then "1" confirms the caller id as the number.
+                            self.push(self.now_ms + 4_000, Ev::Press { caller, digits: "1" });
+                            self.push(self.now_ms + 14_000, Ev::Press { caller, digits: "1" });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = cmd;
+    }
+
+    fn execute(&mut self, site: usize, action: Action) {
+        if self.cfg.trace {
+            let text = format!("  site {site} -> {action:?}");
+            self.note(|| text.chars().take(4000).collect());
+        }
+        let gen = self.sites[site].gen;
+        match action {
+            Action::Propose { token, command } => {
+                if self.sites[site].pending.len() >= SITE_PENDING_PROPOSALS_MAX {
+                    self.checker.violation(self.now_ms, format!("I8 site {} has too many proposals", site + 1));
+                    return;
+                }
+                let id = command.id;
+                if self.sites[site].pending.insert(id, Waiter::Site { gen, token }).is_some() {
+                    self.coverage.proposals_retried += 1;
+                }
+                self.push(self.now_ms + PROPOSE_TIMEOUT_MS, Ev::ProposeTimeout { site, gen, id });
+                self.propose_on(site, command);
+            }
+            Action::VerifyPin { token, pin, phc } => {
+                let input = Input::PinVerified { token, ok: phc == fake_phc(&pin) };
+                self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input });
+            }
+            Action::Ari { token, request } => {
+                let result = ari(&mut self.world, BoxIndex(site), &request).map_err(|e| match e {
+                    AriError::NotFound { message } => AriFailure::Gone(message),
+                    other => AriFailure::Failed(other.to_string()),
+                });
+                if let (AriRequest::Continue { variables, .. }, Ok(())) = (&request, &result) {
+                    if variables.iter().any(|(k, v)| k == "LINEUP_RESULT" && (v == "FAILED" || v == "INVALID")) {
+                        self.checker.calls.entry_failures += 1;
+                    }
+                }
+                self.push(
+                    self.now_ms + ARI_LATENCY_MS,
+                    Ev::Site { site, gen, input: Input::AriDone { token, result } },
+                );
+            }
+        }
+    }
+
+    fn propose_timeout(&mut self, site: usize, gen: u64, id: CommandId) {
+        if gen != self.sites[site].gen {
+            return;
+        }
+        let Some(waiter) = self.sites[site].pending.remove(&id) else { return };
+        // An unknown outcome is read back, never assumed (DESIGN decision 5).
+        let known = self.nodes[site].routing.result_of(&id);
+        match waiter {
+            Waiter::Site { gen, token } => {
+                let result = known.ok_or_else(|| ProposeFailure::NotCommitted("timed out".into()));
+                self.push(self.now_ms, Ev::Site { site, gen, input: Input::Proposed { token, result } });
+            }
+            Waiter::Client { command, attempts } => {
+                if known.is_some() || attempts >= CLIENT_ATTEMPTS_MAX {
+                    return;
+                }
+                self.sites[site]
+                    .pending
+                    .insert(id, Waiter::Client { command: command.clone(), attempts: attempts + 1 });
+                self.push(self.now_ms + PROPOSE_TIMEOUT_MS, Ev::ProposeTimeout { site, gen, id });
+                if self.sites[site].up {
+                    self.propose_on(site, command);
+                }
+            }
+        }
+    }
+
+    /// An API client at the operator's site asks for a state change (breaks).
+    fn client_propose(&mut self, op: usize, state: RequestedState) {
+        let site = self.operators[op].site;
+        if !self.sites[site].up {
+            return;
+        }
+        self.client_serial += 1;
+        let command = Command {
+            id: CommandId { origin: 800 + site as u64, serial: self.client_serial },
+            at_ms: self.abs_ms(),
+            body: CommandBody::OperatorState { operator: self.operators[op].id.clone(), state },
+        };
+        let gen = self.sites[site].gen;
+        self.sites[site].pending.insert(command.id, Waiter::Client { command: command.clone(), attempts: 1 });
+        self.push(self.now_ms + PROPOSE_TIMEOUT_MS, Ev::ProposeTimeout { site, gen, id: command.id });
+        self.propose_on(site, command);
+    }
+
+    fn arrival(&mut self, site: usize) {
+        if !self.arrivals_on {
+            return;
+        }
+        let next = self.load_dice.exponential_ms(self.arrival_mean_ms());
+        self.push(self.now_ms + next, Ev::Arrival { site });
+        let w = &self.cfg.workload;
+        let mut pick = self.load_dice.unit();
+        let mut exten = w.gates[0].exten;
+        for g in &w.gates {
+            if pick < g.share {
+                exten = g.exten;
+                break;
+            }
+            pick -= g.share;
+        }
+        let taker = self.load_dice.chance(w.callback_takers);
+        let patience = w.patience_mean_ms.map(|m| self.load_dice.exponential_ms(m).min(w.patience_max_ms));
+        let n = self.next_caller;
+        self.next_caller += 1;
+        let number = format!("+1555{n:07}");
+        if taker {
+            // The callback rings this number at the operator's site, whichever that is.
+            let no_answer = self.load_dice.chance(w.callback_no_answer);
+            let talk = self.load_dice.exponential_ms(w.aht_ms).min((w.aht_ms * w.handle_cap_factor) as u64);
+            let behaviour = PhoneBehaviour {
+                answer_after_ms: if no_answer { None } else { Some(3_000) },
+                hang_up_after_answer_ms: Some(talk),
+                ..Default::default()
+            };
+            for b in 0..self.cfg.sites {
+                let _ = self.world.register_phone(BoxIndex(b), &number, behaviour.clone());
+            }
+        }
+        let call = PhoneCall {
+            phone: format!("c{n}"),
+            caller: CallerId { name: format!("Caller {n}"), number },
+            context: "lineup-gates".into(),
+            exten: exten.into(),
+            patience_ms: None,
+            keys: vec![],
+        };
+        let Ok(channel) = self.world.place_call(BoxIndex(site), call) else {
+            self.checker.violation(self.now_ms, "I8 the stand-in refused a call".into());
+            return;
+        };
+        let call = self.sites[site].ctl.call_id_for(&channel);
+        self.caller_by_call.insert(call.clone(), n);
+        self.callers.insert(n, CallerRec { site, channel, call, taker, entered_ms: self.now_ms });
+        self.checker.calls.calls += 1;
+        if let Some(p) = patience {
+            self.push(self.now_ms + p, Ev::Abandon { caller: n });
+        }
+    }
+
+    fn login(&mut self, op: usize) {
+        let rec = &self.operators[op];
+        let site = rec.site;
+        if !self.sites[site].up {
+            return;
+        }
+        let id = rec.id.as_str().to_string();
+        if rec.ring {
+            let behaviour = PhoneBehaviour { answer_after_ms: Some(1_500), ..Default::default() };
+            let _ = self.world.register_phone(BoxIndex(site), &format!("phone-{id}"), behaviour);
+        }
+        let call = PhoneCall::operator_login(
+            &format!("desk-{id}"),
+            CallerId { name: id.clone(), number: id.clone() },
+            "lineup-operators",
+            &format!("*55{id}"),
+            PIN,
+            3_000,
+        );
+        let _ = self.world.place_call(BoxIndex(site), call);
+        self.operators[op].login_until_ms = self.now_ms + 30_000;
+    }
+
+    /// Operators who were logged out (a lost leg, a restart) log in again; those put on
+    /// break by missed rings come back.
+    fn care(&mut self) {
+        for op in 0..self.operators.len() {
+            let site = self.operators[op].site;
+            if !self.sites[site].up || self.now_ms < self.operators[op].login_until_ms {
+                continue;
+            }
+            let Some(view) = self.nodes[site].routing.operator_view(&self.operators[op].id) else { continue };
+            match view.status {
+                OperatorStatus::Offline => self.login(op),
+                OperatorStatus::Break { reason } if reason != "coffee" || !self.operators[op].on_break => {
+                    self.client_propose(op, RequestedState::Available)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn reconcile(&mut self, site: usize) {
+        let (Ok(channels), Ok(bridges)) =
+            (self.world.list_channels(BoxIndex(site)), self.world.list_bridges(BoxIndex(site)))
+        else {
+            return;
+        };
+        let gen = self.sites[site].gen;
+        self.push(self.now_ms, Ev::Site { site, gen, input: Input::Reconcile { channels, bridges } });
+    }
+
+    fn route_world_outputs(&mut self) {
+        for output in self.world.drain_outputs() {
+            let site = output.box_index.0;
+            self.checker.world_event(site, &output.event.kind);
+            if !self.sites[site].up || self.sites[site].deaf {
+                continue;
+            }
+            let gen = self.sites[site].gen;
+            self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input: Input::Ari(output.event) });
+        }
+    }
+
+    // ------------------------------------------------------------------ faults
+
+    fn fault(&mut self) {
+        let n = self.cfg.sites;
+        let d = &mut self.fault_dice;
+        let kind = d.pick(9);
+        let victim = d.pick(n);
+        let len = 1_000 + d.exponential_ms(6_000.0).min(30_000);
+        match kind {
+            0 => {
+                // Symmetric: isolate one site.
+                let links: Vec<(usize, usize)> =
+                    (0..n).filter(|o| *o != victim).flat_map(|o| [(victim, o), (o, victim)]).collect();
+                self.block(&links);
+                self.coverage.partitions += 1;
+                self.push(self.now_ms + len, Ev::Heal(Heal::Links(links)));
+            }
+            1 => {
+                // One-way: the victim hears but is not heard, or the reverse.
+                let out_only = d.chance(0.5);
+                let links: Vec<(usize, usize)> =
+                    (0..n).filter(|o| *o != victim).map(|o| if out_only { (victim, o) } else { (o, victim) }).collect();
+                self.block(&links);
+                self.coverage.one_way_partitions += 1;
+                self.push(self.now_ms + len, Ev::Heal(Heal::Links(links)));
+            }
+            2 => {
+                // Swizzle-clog: links stop one by one, then return one by one in random order.
+                let mut links: Vec<(usize, usize)> =
+                    (0..n).flat_map(|a| (0..n).map(move |b| (a, b))).filter(|(a, b)| a != b).collect();
+                let keep = 1 + d.pick(links.len());
+                links.truncate(keep);
+                let mut order = links.clone();
+                for i in (1..order.len()).rev() {
+                    let j = d.pick(i + 1);
+                    order.swap(i, j);
+                }
+                for (k, link) in links.iter().enumerate() {
+                    self.push(self.now_ms + 200 * k as u64, Ev::Clog(*link));
+                }
+                for (k, link) in order.into_iter().enumerate() {
+                    self.push(self.now_ms + len + 300 * k as u64, Ev::Heal(Heal::Links(vec![link])));
+                }
+                self.coverage.swizzle_clogs += 1;
+            }
+            3 => {
+                // A process crash (node and site control), restarted later; a majority stays.
+                let down = self.sites.iter().filter(|s| !s.up).count();
+                if self.sites[victim].up && (down + 1) * 2 < n + 1 {
+                    self.crash(victim);
+                    self.push(self.now_ms + len, Ev::Heal(Heal::Restart(victim)));
+                }
+            }
+            4 => {
+                // The leader stops the world for a while (GC, SIGSTOP).
+                if let Some(leader) = (0..n).find(|i| self.nodes[*i].is_leader() && self.sites[*i].up) {
+                    self.sites[leader].paused_until_ms = self.now_ms + len;
+                    self.coverage.leader_pauses += 1;
+                    self.push(self.now_ms + len, Ev::Heal(Heal::Unpause(leader)));
+                }
+            }
+            5 => {
+                // The ARI events socket drops; events are lost until it reconnects.
+                if self.sites[victim].up && !self.sites[victim].deaf {
+                    self.sites[victim].deaf = true;
+                    self.push(self.now_ms + len, Ev::Heal(Heal::Hear(victim)));
+                }
+            }
+            6 => {
+                self.loss = 0.2;
+                self.duplicate = 0.05;
+                self.push(self.now_ms + len, Ev::Heal(Heal::Loss));
+            }
+            7 => {
+                // At-least-once effect feed: a site gets a recent window of effects again.
+                if self.sites[victim].up {
+                    let gen = self.sites[victim].gen;
+                    let batches: Vec<(u64, Vec<Effect>)> = self.sites[victim].recent_effects.iter().cloned().collect();
+                    for (log_index, effects) in batches {
+                        let input = Input::Effects { log_index, effects };
+                        self.push(self.now_ms, Ev::Site { site: victim, gen, input });
+                    }
+                    self.coverage.effect_redeliveries += 1;
+                }
+            }
+            _ => {
+                // Crash the leader specifically (the most interesting victim).
+                let down = self.sites.iter().filter(|s| !s.up).count();
+                if let Some(leader) = (0..n).find(|i| self.nodes[*i].is_leader() && self.sites[*i].up) {
+                    if (down + 1) * 2 < n + 1 {
+                        self.crash(leader);
+                        self.push(self.now_ms + len, Ev::Heal(Heal::Restart(leader)));
+                    }
+                }
+            }
+        }
+        let kind_copy = kind;
+        self.note(|| format!("fault kind {kind_copy} victim {victim} for {len} ms"));
+    }
+
+    fn block(&mut self, links: &[(usize, usize)]) {
+        for (a, b) in links {
+            self.blocked[*a][*b] = true;
+        }
+    }
+
+    fn crash(&mut self, node: usize) {
+        self.coverage.crashes += 1;
+        self.nodes[node].crash();
+        self.node_gen[node] += 1;
+        let s = &mut self.sites[node];
+        s.up = false;
+        s.gen += 1;
+        s.pending.clear();
+        s.recent_effects.clear();
+        s.sync_scheduled = false;
+        s.flush_scheduled = false;
+        s.paused_until_ms = 0;
+    }
+
+    fn restart(&mut self, node: usize) {
+        if self.sites[node].up {
+            return;
+        }
+        self.last_restart_ms = self.now_ms;
+        let gen = self.sites[node].gen;
+        self.sites[node] = SiteRt::new(new_controller(&self.cfg, node, gen), gen);
+        let mut out = Out::default();
+        let now = self.abs_ms();
+        self.nodes[node].restart(now, &mut self.raft_dice, &mut out);
+        let ngen = self.node_gen[node];
+        let at = self.nodes[node].election_deadline_ms - EPOCH_MS;
+        self.push(at, Ev::Election { node, gen: ngen });
+        self.after_node(node, out);
+        self.reconcile(node);
+    }
+
+    fn heal_one(&mut self, heal: Heal) {
+        match heal {
+            Heal::Links(links) => {
+                for (a, b) in links {
+                    self.blocked[a][b] = false;
+                }
+            }
+            Heal::Restart(node) => self.restart(node),
+            Heal::Unpause(node) => self.sites[node].paused_until_ms = 0,
+            Heal::Hear(site) => {
+                if self.sites[site].deaf {
+                    self.sites[site].deaf = false;
+                    self.coverage.ari_reconnects += 1;
+                    self.reconcile(site);
+                }
+            }
+            Heal::Loss => {
+                if self.faults_on {
+                    self.loss = 0.01;
+                    self.duplicate = 0.01;
+                }
+            }
+        }
+    }
+
+    /// The fault phase ends: everything heals, arrivals stop, and the run must make
+    /// progress (liveness mode) and drain.
+    fn heal_all(&mut self) {
+        self.faults_on = false;
+        self.arrivals_on = false;
+        self.healed_at_ms = Some(self.now_ms);
+        self.loss = 0.0;
+        self.duplicate = 0.0;
+        for row in &mut self.blocked {
+            row.iter_mut().for_each(|b| *b = false);
+        }
+        for i in 0..self.cfg.sites {
+            self.sites[i].paused_until_ms = 0;
+            if !self.sites[i].up {
+                self.restart(i);
+            }
+            if self.sites[i].deaf {
+                self.heal_one(Heal::Hear(i));
+            }
+        }
+        for op in 0..self.operators.len() {
+            if self.operators[op].on_break {
+                self.push(self.now_ms, Ev::BreakEnd { op });
+            }
+            if self.operators[op].ring {
+                self.push(self.now_ms, Ev::RingMiss { op, missing: false });
+            }
+        }
+        self.note(|| "heal: faults stop, arrivals stop".into());
+        self.push(self.now_ms + LIVENESS_BOUND_MS, Ev::EndOfHeal);
+    }
+
+    // ------------------------------------------------------------------ checks
+
+    fn step_checks(&mut self) {
+        if self.heap.len() > EVENTS_PENDING_MAX {
+            self.checker.violation(self.now_ms, format!("I8 {} events pending", self.heap.len()));
+        }
+        if self.checker.bridges_changed() {
+            check::ground_truth_i1(&self.world, &mut self.checker, self.now_ms);
+        }
+        if let Some(healed) = self.healed_at_ms {
+            let drained = self.callers_left() == 0 && self.sites.iter().all(|s| s.ctl.tracked_callers() == 0);
+            if drained && self.now_ms >= healed + LIVENESS_BOUND_MS {
+                self.done = true;
+            } else if self.now_ms > healed + DRAIN_BOUND_MS {
+                let mut left = self.checker.leftovers(&self.nodes[0].routing);
+                for (i, s) in self.sites.iter().enumerate() {
+                    let chans: Vec<String> = s.ctl.tracked_caller_channels().take(4).map(|c| c.to_string()).collect();
+                    if !chans.is_empty() {
+                        left.push_str(&format!("; site {} tracks {chans:?}", i + 1));
+                    }
+                }
+                self.checker
+                    .violation(self.now_ms, format!("I2 callers still in the system after the drain bound: {left}"));
+                self.done = true;
+            }
+        } else if self.now_ms > RUN_VIRTUAL_MAX_MS {
+            self.checker.violation(self.now_ms, format!("I7 only {} ops by the virtual time limit", self.ops));
+            self.done = true;
+        }
+    }
+
+    fn callers_left(&self) -> usize {
+        self.checker.live_callers()
+    }
+
+    fn periodic_checks(&mut self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.log_len() > LOG_ENTRIES_MAX {
+                self.checker.violation(self.now_ms, format!("I8 node {i} holds {} log entries", node.log_len()));
+            }
+            if !self.sites[i].up {
+                continue;
+            }
+            if let Err(e) = node.routing.check_invariants() {
+                self.checker.violation(self.now_ms, format!("I1 core self-check on node {i}: {e}"));
+            }
+        }
+        if self.world.dropped_outputs() > 0 {
+            self.checker.violation(self.now_ms, "I8 the stand-in dropped events (output bound)".into());
+        }
+        if let Some(healed) = self.healed_at_ms {
+            if self.now_ms >= healed + LIVENESS_BOUND_MS {
+                if let Some(leader) = (0..self.cfg.sites).find(|i| self.nodes[*i].is_leader()) {
+                    check::starvation(&self.nodes[leader].routing, &mut self.checker, self.now_ms, STARVATION_BOUND_MS);
+                }
+            }
+        }
+    }
+
+    fn liveness_check(&mut self) {
+        let leaders: Vec<usize> = (0..self.cfg.sites).filter(|i| self.nodes[*i].is_leader()).collect();
+        let Some(&leader) = leaders.first() else {
+            self.checker.violation(self.now_ms, format!("I7 no leader {LIVENESS_BOUND_MS} ms after the heal"));
+            return;
+        };
+        let commit = self.nodes[leader].commit;
+        for (i, node) in self.nodes.iter().enumerate() {
+            // Allow the entries of the last few heartbeats to be in flight.
+            if node.applied + 8 < commit {
+                self.checker.violation(
+                    self.now_ms,
+                    format!("I7 node {i} applied {} of {commit} {LIVENESS_BOUND_MS} ms after the heal", node.applied),
+                );
+            }
+        }
+    }
+
+    fn finish(mut self) -> (RunReport, Vec<String>) {
+        if !self.checker.stop() {
+            check::final_checks(&self.world, &self.nodes, &mut self.checker, self.cfg.sites);
+            for (i, s) in self.sites.iter().enumerate() {
+                if s.ctl.tracked_callers() > 0 {
+                    self.checker.violation(
+                        self.now_ms,
+                        format!("I2 site {} still tracks {} callers", i + 1, s.ctl.tracked_callers()),
+                    );
+                }
+            }
+        }
+        for s in &self.sites {
+            self.coverage.fenced_offers += s.ctl.counters.offers_fenced_out;
+        }
+        let mut calls = self.checker.calls.clone();
+        for rec in self.callers.values() {
+            if rec.entered_ms < self.cfg.stats_after_ms {
+                continue;
+            }
+            if let Some(wait) = self.checker.answered_wait(&rec.call) {
+                calls.answered_waits += 1;
+                calls.wait_sum_ms += wait;
+                if wait <= 20_000 {
+                    calls.within_20s += 1;
+                }
+            }
+        }
+        let report = RunReport {
+            seed: self.cfg.seed,
+            ops: self.ops,
+            events: self.events,
+            virtual_ms: self.now_ms,
+            trace_hash: format!("{:016x}", self.hash.0),
+            violations: self.checker.violations.clone(),
+            coverage: self.coverage.clone(),
+            calls,
+            bug: self.cfg.bug,
+        };
+        (report, self.trace.into_iter().collect())
+    }
+}
+
+impl SiteRt {
+    fn new(ctl: SiteController, gen: u64) -> SiteRt {
+        SiteRt {
+            ctl,
+            gen,
+            up: true,
+            deaf: false,
+            paused_until_ms: 0,
+            pending: BTreeMap::new(),
+            recent_effects: VecDeque::new(),
+            sync_scheduled: false,
+            flush_scheduled: false,
+        }
+    }
+}
+
+fn new_controller(cfg: &SimConfig, site: usize, gen: u64) -> SiteController {
+    // A restarted site never reuses a serial still in the cluster's dedup window.
+    let mut sc = SiteConfig::new(SiteId(site as u64 + 1), 1 + gen * 1_000_000_000);
+    sc.callback_endpoint = Some("PJSIP/{number}".into());
+    for j in (0..cfg.sites).filter(|j| *j != site) {
+        sc.trunk_endpoints.insert(SiteId(j as u64 + 1), format!("PJSIP/lineup-{{call}}@site-{}", j + 1));
+    }
+    sc.fence_check = cfg.bug != PlantedBug::SkipFenceCheck;
+    SiteController::new(sc)
+}
+
+fn bootstrap_commands(cfg: &SimConfig, operators: &[OperatorRec]) -> Vec<Command> {
+    let w = &cfg.workload;
+    let mut bodies = Vec::new();
+    for q in ["sales", "support"] {
+        bodies.push(CommandBody::PutQueue(QueueConfig {
+            id: QueueId::new(q),
+            callback_offer_above_eta_ms: w.callback_offer_above_eta_ms,
+            callback_max_attempts: 2,
+            callback_retry_delay_ms: 15_000,
+            wrap_up_ms: w.wrap_up_ms,
+            ring_timeout_ms: 12_000,
+            announce_every_ms: w.announce_every_ms,
+            max_waiting: 5_000,
+            default_handle_ms: w.aht_ms as u64,
+            ..Default::default()
+        }));
+    }
+    for (gate, queue) in [("main", "sales"), ("vip", "sales"), ("web", "support")] {
+        bodies.push(CommandBody::PutGate(GateConfig {
+            id: GateId::new(gate),
+            queue: QueueId::new(queue),
+            ..Default::default()
+        }));
+    }
+    for op in operators {
+        let id = op.id.as_str();
+        bodies.push(CommandBody::PutOperator(OperatorConfig {
+            id: op.id.clone(),
+            name: format!("Operator {id}"),
+            site: SiteId(op.site as u64 + 1),
+            pin_hash: fake_phc(PIN),
+            mode: if op.ring { OperatorMode::Ring } else { OperatorMode::Persistent },
+            endpoint: op.ring.then(|| format!("PJSIP/phone-{id}")),
+            memberships: [(QueueId::new("sales"), 0), (QueueId::new("support"), 0)].into_iter().collect(),
+            ..Default::default()
+        }));
+    }
+    bodies.push(CommandBody::Tick { now_ms: EPOCH_MS });
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(k, body)| Command { id: CommandId { origin: 999, serial: k as u64 + 1 }, at_ms: EPOCH_MS, body })
+        .collect()
+}
+
+/// Executes one ARI request against the stand-in (the REST face, without HTTP).
+fn ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Result<(), AriError> {
+    let ids = |channels: &[ChannelId]| channels.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>();
+    match request {
+        AriRequest::Answer(c) => w.answer(at, c.as_str()),
+        AriRequest::Hangup(c, reason) => {
+            let cause = if *reason == HangupReason::Normal { 16 } else { 17 };
+            match w.hangup_channel(at, c.as_str(), cause) {
+                Err(AriError::NotFound { .. }) => Ok(()),
+                other => other,
+            }
+        }
+        AriRequest::StartMoh { channel, class } => w.start_moh(at, channel.as_str(), class.as_deref()),
+        AriRequest::StopMoh(c) => w.stop_moh(at, c.as_str()),
+        AriRequest::Play { channel, playback, media } => {
+            let uris: Vec<String> = media.iter().map(Media::to_string).collect();
+            w.play(at, channel.as_str(), Some(playback), &uris).map(|_| ())
+        }
+        AriRequest::StopPlayback(p) => w.stop_playback(at, p.as_str()),
+        AriRequest::Originate(o) => {
+            let (app, app_args) = match &o.target {
+                lineup_ari::OriginateTarget::Application { app, app_args } => {
+                    (Some(app.as_str().to_string()), app_args.clone())
+                }
+                lineup_ari::OriginateTarget::Dialplan { .. } => (None, vec![]),
+            };
+            let params = OriginateParams {
+                endpoint: o.endpoint.as_str().to_string(),
+                app,
+                app_args,
+                context: None,
+                extension: None,
+                priority: None,
+                channel_id: o.channel_id.clone(),
+                other_channel_id: None,
+                caller_id: o.caller_id.clone(),
+                timeout_s: o.timeout_s.map(i64::from),
+                variables: o.variables.clone(),
+            };
+            w.originate(at, &params).map(|_| ())
+        }
+        AriRequest::CreateBridge(b) => {
+            w.create_bridge(at, Some(b.bridge_type.as_str()), Some(b.bridge_id.as_str()), b.name.as_deref()).map(|_| ())
+        }
+        AriRequest::AddChannels { bridge, channels } => w.add_channels(at, bridge.as_str(), &ids(channels)),
+        AriRequest::RemoveChannels { bridge, channels } => w.remove_channels(at, bridge.as_str(), &ids(channels)),
+        AriRequest::DestroyBridge(b) => w.destroy_bridge(at, b.as_str()),
+        AriRequest::Continue { channel, variables, target } => {
+            for (name, value) in variables {
+                w.set_variable(at, channel.as_str(), name, value)?;
+            }
+            w.continue_in_dialplan(
+                at,
+                channel.as_str(),
+                target.context.clone(),
+                target.extension.clone(),
+                target.priority,
+            )
+        }
+    }
+}
+
+/// Whether a stand-in event can change who hears whom (the ground-truth I1 scan runs then).
+pub fn changes_audio(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ChannelEnteredBridge { .. }
+            | EventKind::ChannelLeftBridge { .. }
+            | EventKind::ChannelStateChange { .. }
+            | EventKind::ChannelDestroyed { .. }
+    )
+}

@@ -1,0 +1,174 @@
+//! Many seeds: the JSON summary, reproduce commands and trace files for failures.
+//!
+//! Each seed runs single-threaded and alone decides its own trace; seeds are spread over
+//! worker threads only to use both cores, and results are sorted by seed, so the summary
+//! does not depend on the thread count.
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::config::{PlantedBug, SimConfig};
+use crate::sim::{Coverage, RunReport};
+
+/// Worker threads at most (the CI machine has two cores).
+pub const SWEEP_THREADS_MAX: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct SweepSpec {
+    pub seeds: u64,
+    pub first_seed: u64,
+    pub ops: u64,
+    pub faults: bool,
+    pub bug: PlantedBug,
+    pub threads: usize,
+    /// Where failing seeds' traces go.
+    pub trace_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedFailure {
+    pub seed: u64,
+    pub violations: Vec<String>,
+    pub reproduce: String,
+    pub trace_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SweepSummary {
+    pub seeds: u64,
+    pub first_seed: u64,
+    /// Committed client operations over all seeds.
+    pub ops: u64,
+    pub ops_per_seed_min: u64,
+    pub events: u64,
+    pub violations: u64,
+    pub failures: Vec<SeedFailure>,
+    pub trace_hashes: Vec<String>,
+    pub coverage: Coverage,
+    /// Seeds in which each rare path was hit at least once.
+    pub seeds_with: Coverage,
+    pub calls: u64,
+    pub wall_ms: u64,
+    pub events_per_s: f64,
+}
+
+/// The one-line command that replays a seed.
+pub fn reproduce_command(seed: u64, ops: u64, faults: bool, bug: PlantedBug) -> String {
+    let mut cmd = format!("cargo run -p lineup-sim --release -- run --seeds 1 --first-seed {seed} --ops {ops}");
+    if !faults {
+        cmd.push_str(" --no-faults");
+    }
+    if bug != PlantedBug::None {
+        cmd.push_str(&format!(" --plant {}", bug.name()));
+    }
+    cmd
+}
+
+pub fn config_for(spec: &SweepSpec, seed: u64) -> SimConfig {
+    let mut cfg = SimConfig::chaos(seed, spec.ops);
+    cfg.faults = spec.faults;
+    cfg.bug = spec.bug;
+    cfg
+}
+
+fn add(total: &mut Coverage, c: &Coverage, seeds: &mut Coverage) {
+    macro_rules! both {
+        ($($f:ident),*) => {$(
+            total.$f += c.$f;
+            seeds.$f += u64::from(c.$f > 0);
+        )*};
+    }
+    both!(
+        leader_changes,
+        fenced_offers,
+        ari_reconnects,
+        callbacks_served_after_restart,
+        one_way_partitions,
+        partitions,
+        swizzle_clogs,
+        crashes,
+        leader_pauses,
+        snapshots_installed,
+        effect_redeliveries,
+        proposals_retried,
+        forwards_dropped
+    );
+}
+
+/// Runs the seeds; a failing seed is run again with tracing on and its trace written.
+pub fn sweep(spec: &SweepSpec) -> SweepSummary {
+    let started = std::time::Instant::now();
+    let next = AtomicU64::new(0);
+    let reports: Mutex<Vec<RunReport>> = Mutex::new(Vec::new());
+    let threads = spec.threads.clamp(1, SWEEP_THREADS_MAX);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= spec.seeds {
+                    return;
+                }
+                let (report, _) = crate::run_seed(config_for(spec, spec.first_seed + k));
+                reports.lock().unwrap_or_else(|p| p.into_inner()).push(report);
+            });
+        }
+    });
+    let mut reports = reports.into_inner().unwrap_or_else(|p| p.into_inner());
+    reports.sort_by_key(|r| r.seed);
+    let mut summary = SweepSummary {
+        seeds: spec.seeds,
+        first_seed: spec.first_seed,
+        ops_per_seed_min: u64::MAX,
+        ..Default::default()
+    };
+    for r in &reports {
+        summary.ops += r.ops;
+        summary.ops_per_seed_min = summary.ops_per_seed_min.min(r.ops);
+        summary.events += r.events;
+        summary.calls += r.calls.calls;
+        summary.trace_hashes.push(r.trace_hash.clone());
+        add(&mut summary.coverage, &r.coverage, &mut summary.seeds_with);
+        if !r.violations.is_empty() {
+            summary.violations += r.violations.len() as u64;
+            let trace_file = write_trace(spec, r.seed);
+            summary.failures.push(SeedFailure {
+                seed: r.seed,
+                violations: r.violations.clone(),
+                reproduce: reproduce_command(r.seed, spec.ops, spec.faults, spec.bug),
+                trace_file,
+            });
+        }
+    }
+    if reports.is_empty() {
+        summary.ops_per_seed_min = 0;
+    }
+    summary.wall_ms = started.elapsed().as_millis() as u64;
+    summary.events_per_s = summary.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    summary
+}
+
+/// Replays a seed with the trace on (same seed, same run) and writes it out.
+fn write_trace(spec: &SweepSpec, seed: u64) -> Option<String> {
+    let mut cfg = config_for(spec, seed);
+    cfg.trace = true;
+    let (report, trace) = crate::run_seed(cfg);
+    let path = spec.trace_dir.join(format!("lineup-sim-seed-{seed}.trace"));
+    let mut text = format!(
+        "# {}\n# violations: {:?}\n",
+        reproduce_command(seed, spec.ops, spec.faults, spec.bug),
+        report.violations
+    );
+    for line in trace {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::create_dir_all(&spec.trace_dir).ok()?;
+    std::fs::write(&path, text).ok()?;
+    Some(display(&path))
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
