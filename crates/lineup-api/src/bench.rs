@@ -136,9 +136,9 @@ fn setup(options: &ApiBenchOptions) -> Result<LocalBackend, ApiError> {
 }
 
 #[derive(Deserialize)]
-struct FrameHead {
-    #[serde(rename = "type")]
-    kind: String,
+struct FrameHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
     index: Option<u64>,
 }
 
@@ -192,7 +192,7 @@ async fn client(
             continue;
         }
         let Ok(head) = serde_json::from_str::<FrameHead>(&text) else { continue };
-        let (Some(index), "call") = (head.index, head.kind.as_str()) else { continue };
+        let (Some(index), "call") = (head.index, head.kind) else { continue };
         if let Some(at) = sent.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&index) {
             samples_ms.push(received.duration_since(*at).as_secs_f64() * 1000.0);
         }

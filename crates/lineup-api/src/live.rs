@@ -45,7 +45,7 @@ pub const CLUSTER_REFRESH_INTERVAL_MS: u64 = 2_000;
 pub const CLUSTER_READ_TIMEOUT_MS: u64 = 1_500;
 /// Operators or calls per snapshot part, so no single message (and no per-connection write
 /// buffer, which keeps its largest size) is large.
-pub const SNAPSHOT_ROWS_PER_MESSAGE: usize = 100;
+pub const SNAPSHOT_ROWS_PER_MESSAGE: usize = 32;
 /// A snapshot is reused by clients connecting at the same apply index and clock within this.
 pub const SNAPSHOT_CACHE_MAX_AGE_MS: u64 = 1_000;
 /// Server pings this often; a client silent for [`LIVE_CLIENT_SILENCE_MAX_MS`] is dropped.
