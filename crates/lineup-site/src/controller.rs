@@ -1348,6 +1348,16 @@ impl SiteController {
         let Some(exec) = self.offers.get(&(call.clone(), fence)).cloned() else { return };
         if exec.kind == ExecKind::Local || exec.kind == ExecKind::TrunkOut {
             self.ari(AriRequest::StopMoh(exec.caller_channel.clone()));
+            // A prompt still playing to the caller (the entry announcement runs ~6 s) would
+            // hold the caller off the bridge while the operator hears silence: stop it. Its
+            // PlaybackFinished then finds the caller connecting and restarts nothing.
+            let playing = self.callers.get_mut(&exec.caller_channel).and_then(|leg| {
+                leg.queued_prompt = None;
+                leg.playback.clone()
+            });
+            if let Some(playback) = playing {
+                self.ari(AriRequest::StopPlayback(playback));
+            }
         }
         if let Some(whisper) = exec.whisper.clone() {
             let playback = self.play(&exec.operator_channel, vec![Media::Sound(whisper)]);

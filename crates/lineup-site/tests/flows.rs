@@ -535,3 +535,21 @@ fn a_socket_drop_during_a_connected_call_is_reconciled_into_a_completion() {
     assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
     assert!(rig.run_until(5_000, |r| r.operator_status("1001") == OperatorStatus::Available), "operator back");
 }
+
+#[test]
+fn a_caller_offered_during_its_entry_announcement_is_connected_at_once() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available), "login committed");
+    // The operator is free, so the offer comes with the Enqueue, while the entry
+    // announcement (several seconds of prompts) has just started.
+    let caller = rig.caller("carol", "5000", Some(60_000));
+    let connected = |r: &Rig| matches!(r.audio(&caller), Some(AudioPath::Connected { .. }));
+    assert!(rig.run_until(1_500, connected), "the caller hears the operator within 1.5 s, not after the prompts");
+    assert!(rig.ari_log.iter().any(|a| matches!(a, lineup_site::AriRequest::StopPlayback(_))), "the prompt was stopped");
+    // The stopped prompt's end restarts no hold music on a connected caller.
+    rig.run_for(10_000);
+    assert!(connected(&rig), "still talking: {:?}", rig.audio(&caller));
+}
