@@ -321,6 +321,8 @@ pub struct SiteController {
     operator_fences: BTreeMap<OperatorId, u64>,
     playbacks: BTreeMap<PlaybackId, ChannelId>,
     pin_failures: BTreeMap<OperatorId, Vec<u64>>,
+    /// Proposals waiting for an earlier proposal's result (by its token).
+    parked: BTreeMap<u64, Vec<(CommandBody, Purpose)>>,
     pub counters: SiteCounters,
     /// Asterisk sends one copy of an event per subscribed application; the events stream
     /// drops them, and this drops any that reach the controller another way, and redeliveries
@@ -365,6 +367,7 @@ impl SiteController {
             operator_fences: BTreeMap::new(),
             playbacks: BTreeMap::new(),
             pin_failures: BTreeMap::new(),
+            parked: BTreeMap::new(),
             counters: SiteCounters::default(),
             dedup: EventDeduplicator::new(),
             out: Vec::new(),
@@ -431,6 +434,27 @@ impl SiteController {
     }
 
     fn propose(&mut self, body: CommandBody, purpose: Purpose) {
+        // The end of a connection must commit after the connection itself: the core refuses
+        // a Completed whose Connected/CallbackResult is still on its way (a slow quorum),
+        // and nothing would send it again. Park it until that proposal has its result.
+        if let CommandBody::Completed { call, fence, .. } | CommandBody::Transferred { call, fence, .. } = &body {
+            let blocker = self.pending.iter().find_map(|(token, p)| match p {
+                Pending::Proposal { command, .. } => match &command.body {
+                    CommandBody::Connected { call: c, fence: f, .. }
+                    | CommandBody::CallbackResult { call: c, fence: f, answered: true, .. }
+                        if c == call && f == fence =>
+                    {
+                        Some(*token)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            });
+            if let Some(token) = blocker {
+                self.parked.entry(token).or_default().push((body, purpose));
+                return;
+            }
+        }
         let command =
             Command { id: CommandId { origin: self.cfg.origin, serial: self.next_serial }, at_ms: self.now_ms, body };
         self.next_serial += 1;
@@ -1492,6 +1516,11 @@ impl SiteController {
         routing: &Routing,
     ) {
         let Some(Pending::Proposal { command, purpose, attempts, .. }) = self.pending.remove(&token) else { return };
+        if !matches!(result, Err(ProposeFailure::NotCommitted(_)) if attempts < PROPOSE_RETRIES_MAX) {
+            for (body, purpose) in self.parked.remove(&token).unwrap_or_default() {
+                self.propose(body, purpose);
+            }
+        }
         let result = match result {
             Ok(r) => r,
             Err(ProposeFailure::NotCommitted(_)) if attempts < PROPOSE_RETRIES_MAX => {
@@ -1540,7 +1569,15 @@ impl SiteController {
                     }
                 }
             }
-            Purpose::Report => {}
+            Purpose::Report => {
+                // The caller is gone, but the core moved the call on to another offer (the
+                // Connected came too late): say the caller left, or the call waits forever.
+                if let (CommandBody::Completed { call, by: HungUpBy::Caller, .. }, Err(CoreError::StaleFence { .. })) =
+                    (&command.body, &result)
+                {
+                    self.report(CommandBody::Abandoned { call: call.clone() });
+                }
+            }
         }
     }
 
