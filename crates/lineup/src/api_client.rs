@@ -138,9 +138,17 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
     })
 }
 
-/// A refusal from the node, located in the file when it names an object and field.
+/// A refusal from the node, located in the file when it names an object and field (the
+/// API answers `{error, code, kind, id, field}` for a refused config).
 fn refusal(text: &ConfigText, status: u16, body: &Value) -> anyhow::Error {
-    let problem = body.get("problem").cloned().and_then(|p| serde_json::from_value::<ConfigProblem>(p).ok());
+    let problem = (|| {
+        Some(ConfigProblem {
+            kind: serde_json::from_value(body.get("kind")?.clone()).ok()?,
+            id: body.get("id")?.as_str()?.to_string(),
+            field: body.get("field")?.as_str()?.to_string(),
+            reason: describe(body),
+        })
+    })();
     match problem {
         Some(problem) => anyhow::anyhow!("{}", routing_problem(text, &problem)),
         None => anyhow::anyhow!("the node refused the config ({status}): {}", describe(body)),
@@ -213,7 +221,7 @@ fn render_status(cluster: &Value, queues: &Value, operators: &Value) -> String {
     }
     out.push_str("\nOPERATOR     SITE  STATE\n");
     for o in list(operators, "operators") {
-        let state = match &o["status"] {
+        let state = match o.get("state").unwrap_or(&o["status"]) {
             Value::String(s) => s.clone(),
             Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
             other => text(other),
@@ -236,7 +244,7 @@ mod tests {
             {"site": 2, "voter": true, "reachable": false, "lag_entries": null, "health": null}]});
         let queues = json!([{"queue": "sales", "waiting": 3, "longest_wait_ms": 65000, "eta_ms": 30000,
             "available": 1, "busy": 2, "stats": {"answered": 40, "abandoned": 2}}]);
-        let operators = json!([{"operator": "1101", "site": 1, "status": {"busy": {"call": "c1", "fence": 9}}},
+        let operators = json!([{"operator": "1101", "site": 1, "state": "busy"},
             {"operator": "1102", "site": null, "status": "offline"}]);
         let out = render_status(&cluster, &queues, &operators);
         assert!(out.contains("leader: site 2  term 7"), "{out}");
@@ -244,6 +252,16 @@ mod tests {
         assert!(out.lines().any(|l| l.starts_with("sales") && l.contains(" 65 ") && l.contains(" 40 ")), "{out}");
         assert!(out.lines().any(|l| l.starts_with("1101") && l.ends_with("busy")), "{out}");
         assert!(out.lines().any(|l| l.starts_with("1102") && l.ends_with("offline")), "{out}");
+    }
+
+    #[test]
+    fn a_refusal_naming_an_object_points_at_its_line() {
+        let text = ConfigText::from_string("routing.toml", "[[queues]]\nid = \"sales\"\nname = \"Sales\"\n");
+        let body = json!({"error": "queue sales is still in use", "code": "config_refused",
+            "kind": "queue", "id": "sales", "field": "id"});
+        let e = refusal(&text, 422, &body).to_string();
+        assert!(e.starts_with("routing.toml:2:"), "{e}");
+        assert!(e.contains("queues[id=sales].id") && e.contains("still in use"), "{e}");
     }
 
     #[test]

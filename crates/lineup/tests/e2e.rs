@@ -566,6 +566,16 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
     .unwrap_or_else(|| panic!("gave up waiting for: redis projection caught up\n{}", fed.logs()));
     let _: () = redis::cmd("PING").query_async(&mut conn).await.unwrap();
 
+    // `lineup status` from any node shows the members, the leader and the operator.
+    let status =
+        run_ok(lineup().args(["status", "--api", &fed.nodes[2].api, "--token", VIEWER_TOKEN]), "lineup status");
+    assert!(status.contains("leader: site ") && status.contains("sales") && status.contains("3001"), "{status}");
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with(['1', '2', '3']) && l.contains("true")).count() >= 3,
+        true,
+        "{status}"
+    );
+
     // REST agrees on every node; the WebSocket saw both calls end.
     for site in SITES {
         let queues = fed.get(site, "/v1/queues", VIEWER_TOKEN).await.expect("queues");
