@@ -98,3 +98,53 @@ async fn a_lost_sites_callers_get_their_outcome_and_the_site_comes_back() {
         node.shutdown().await;
     }
 }
+
+/// A site joining after the log was compacted cannot replay the log from the start: it must
+/// be sent a snapshot, and then be identical to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_joining_after_compaction_is_sent_a_snapshot() {
+    let compacting = |mut config: lineup_cluster::NodeConfig| {
+        config.snapshot_logs_since_last = 10;
+        config.logs_kept_after_snapshot = 0;
+        config
+    };
+    let mut cluster = memory_cluster("join-snapshot", &[1], compacting).await;
+    let first = cluster.nodes[&1].clone();
+    await_leader(&[&first]).await;
+    first.propose(queue_config("sales")).await.unwrap().result.unwrap();
+    for n in 0..40 {
+        first.propose(enqueue(&format!("c{n}"), "sales", 1)).await.unwrap().result.unwrap();
+    }
+    first.trigger_snapshot().await.unwrap();
+    let purged = first
+        .raft()
+        .wait(Some(std::time::Duration::from_secs(10)))
+        .metrics(|m| m.purged.is_some_and(|p| p.index > 10), "the log purged past its start")
+        .await;
+    assert!(purged.is_ok(), "the first site compacted its log");
+
+    // Adding a site is the leader's job: a follower would answer NotLeader. Here site 1 leads.
+    let second =
+        ClusterNode::start(compacting(node_config(&cluster.dir, 2, fast_timing())), cluster.network.transport(2))
+            .await
+            .unwrap();
+    first.add_site(2, "memory:2".into()).await.unwrap();
+    cluster.nodes.insert(2, second.clone());
+    await_state(&second, "the 40 waiting calls", |r| r.waiting_count() == 40).await;
+    let installed = second.raft().metrics().borrow().snapshot;
+    assert!(installed.is_some(), "site 2 holds a snapshot it was sent");
+    // Same state at the same index on both sites, and the new site takes writes.
+    let index = first.applied_index();
+    await_applied(&second, index).await;
+    assert_eq!(first.read_stale(|r| r.snapshot_bytes()), second.read_stale(|r| r.snapshot_bytes()));
+    second.propose(enqueue("late", "sales", 2)).await.unwrap().result.unwrap();
+    let follower_add = second.add_site(3, "memory:3".into()).await;
+    assert!(
+        matches!(follower_add, Err(lineup_cluster::ClusterError::NotLeader { leader: Some(1), .. })),
+        "a follower refuses membership changes and names the leader: {follower_add:?}"
+    );
+
+    for node in cluster.nodes.values() {
+        node.shutdown().await;
+    }
+}
