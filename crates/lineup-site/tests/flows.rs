@@ -548,7 +548,10 @@ fn a_caller_offered_during_its_entry_announcement_is_connected_at_once() {
     let caller = rig.caller("carol", "5000", Some(60_000));
     let connected = |r: &Rig| matches!(r.audio(&caller), Some(AudioPath::Connected { .. }));
     assert!(rig.run_until(1_500, connected), "the caller hears the operator within 1.5 s, not after the prompts");
-    assert!(rig.ari_log.iter().any(|a| matches!(a, lineup_site::AriRequest::StopPlayback(_))), "the prompt was stopped");
+    assert!(
+        rig.ari_log.iter().any(|a| matches!(a, lineup_site::AriRequest::StopPlayback(_))),
+        "the prompt was stopped"
+    );
     // The stopped prompt's end restarts no hold music on a connected caller.
     rig.run_for(10_000);
     assert!(connected(&rig), "still talking: {:?}", rig.audio(&caller));
