@@ -139,4 +139,22 @@ pub trait ApiBackend: Send + Sync + 'static {
     /// Members, leader, term and per-site health where known (may ask peers; bounded by the
     /// backend's own timeouts).
     fn cluster(&self) -> impl Future<Output = ClusterStatus> + Send;
+
+    /// Adds a site to the Raft group (a learner until it has caught up, then a voter). Only
+    /// the leader can; elsewhere the error names the leader. A backend without a cluster
+    /// answers Unavailable.
+    fn add_member(&self, site: SiteId, address: String) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = (site, address);
+        async { Err(no_membership()) }
+    }
+
+    /// Removes a site from the Raft group (leader only, like [`ApiBackend::add_member`]).
+    fn remove_member(&self, site: SiteId) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = site;
+        async { Err(no_membership()) }
+    }
+}
+
+fn no_membership() -> BackendError {
+    BackendError { kind: BackendErrorKind::Unavailable, detail: "this node has no cluster membership to change".into() }
 }

@@ -112,6 +112,8 @@ impl<B: ApiBackend> Routes<B> {
             .get("/v1/calls", rest::get_calls::<B>)
             .get("/v1/calls/{id}", rest::get_call::<B>)
             .get("/v1/cluster", rest::get_cluster::<B>)
+            .post("/v1/cluster/members", rest::add_member::<B>)
+            .delete("/v1/cluster/members/{site}", rest::remove_member::<B>)
             .post("/v1/operators/{id}/state", rest::set_operator_state::<B>)
             .post("/v1/operators/{id}/logout", rest::logout_operator::<B>)
             .post("/v1/operators/{id}/pull", rest::pull::<B>)

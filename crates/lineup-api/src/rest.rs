@@ -362,6 +362,45 @@ pub async fn get_cluster<B: ApiBackend>(State(s): St<B>, _caller: Caller<Read>) 
     Json(s.backend.cluster().await)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    pub site: u64,
+    /// The new site's QUIC address as the other sites reach it (`host:port`).
+    pub address: String,
+}
+
+/// Most bytes of a member's address.
+pub const MEMBER_ADDRESS_MAX_BYTES: usize = 256;
+
+pub async fn add_member<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Admin>,
+    JsonBody(req): JsonBody<MemberRequest, ACTION_BODY_MAX_BYTES>,
+) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
+    let address_ok = !req.address.is_empty()
+        && req.address.len() <= MEMBER_ADDRESS_MAX_BYTES
+        && req.address.contains(':')
+        && req.address.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c));
+    if req.site == 0 {
+        return Err(ApiError::Invalid { field: "site".into(), reason: "site ids start at 1".into() });
+    }
+    if !address_ok {
+        return Err(ApiError::Invalid { field: "address".into(), reason: "a host:port such as 10.0.4.10:7401".into() });
+    }
+    s.backend.add_member(lineup_core::SiteId(req.site), req.address).await.map_err(ApiError::Backend)?;
+    Ok(Json(s.backend.cluster().await))
+}
+
+pub async fn remove_member<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Admin>,
+    Path(site): Path<u64>,
+) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
+    s.backend.remove_member(lineup_core::SiteId(site)).await.map_err(ApiError::Backend)?;
+    Ok(Json(s.backend.cluster().await))
+}
+
 // ------------------------------------------------------------------------------ actions
 
 #[derive(Serialize)]

@@ -19,6 +19,7 @@ fn body_for(path: &str) -> Option<String> {
         "/v1/calls/{id}/reassign" => json!({ "queue": "support" }),
         "/v1/calls/{id}/priority" => json!({ "priority": 0 }),
         "/v1/calls/{id}/callback" => json!({ "number": "5550000" }),
+        "/v1/cluster/members" => json!({ "site": 4, "address": "10.0.4.10:7401" }),
         _ => return None,
     };
     Some(body.to_string())
@@ -32,7 +33,24 @@ fn concrete(path: &str) -> String {
     } else {
         "sales"
     };
-    path.replace("{id}", id)
+    path.replace("{id}", id).replace("{site}", "4")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_are_admin_only_checked_and_refused_without_a_cluster() {
+    let rig = Rig::start().await;
+    let add = json!({ "site": 4, "address": "10.0.4.10:7401" }).to_string();
+    let (status, body) = rig.call("post", "/v1/cluster/members", Some(SUPERVISOR), Some(&add)).await;
+    assert_eq!(status, 403, "{body}");
+    let bad = json!({ "site": 4, "address": "10.0.4.10 ; rm" }).to_string();
+    let (status, body) = rig.call("post", "/v1/cluster/members", Some(ADMIN), Some(&bad)).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("address")), "{body}");
+    // LocalBackend is one process with no Raft group: a definite 503 that says so.
+    let (status, body) = rig.call("post", "/v1/cluster/members", Some(ADMIN), Some(&add)).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = rig.call("delete", "/v1/cluster/members/4", Some(ADMIN), None).await;
+    assert_eq!(status, 503, "{body}");
+    rig.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

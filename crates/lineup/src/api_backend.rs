@@ -168,6 +168,30 @@ impl ApiBackend for NodeBackend {
         members.sort_by_key(|m| m.site);
         ClusterStatus { leader: metrics.current_leader.map(SiteId), term: metrics.current_term, members }
     }
+
+    async fn add_member(&self, site: SiteId, address: String) -> Result<(), BackendError> {
+        self.node.add_site(site.0, address).await.map_err(|e| self.membership_error(e))
+    }
+
+    async fn remove_member(&self, site: SiteId) -> Result<(), BackendError> {
+        self.node.remove_site(site.0).await.map_err(|e| self.membership_error(e))
+    }
+}
+
+impl NodeBackend {
+    /// Membership changes are the leader's: a follower's answer says where to send them.
+    fn membership_error(&self, e: ClusterError) -> BackendError {
+        if let ClusterError::NotLeader { leader, .. } = &e {
+            let detail = match leader.and_then(|l| self.peer_apis.get(&l).map(|api| (l, api))) {
+                Some((l, api)) => format!("site {l} leads the cluster: send membership changes to its API at {api}"),
+                None => {
+                    format!("this site does not lead the cluster (leader: {leader:?}); send it to the leader's API")
+                }
+            };
+            return BackendError { kind: BackendErrorKind::Unavailable, detail };
+        }
+        backend_error(e)
+    }
 }
 
 impl NodeBackend {

@@ -39,6 +39,61 @@ pub enum ConfigCommand {
     },
 }
 
+#[derive(clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Add a site to the Raft group (send it to the leader's API; `lineup status` names it).
+    /// Start the new site's node first, without bootstrap.
+    AddSite {
+        #[arg(long)]
+        site: u64,
+        /// The new site's QUIC address as the others reach it, e.g. 10.0.4.10:7401
+        #[arg(long)]
+        address: String,
+        #[command(flatten)]
+        target: ApiTarget,
+    },
+    /// Remove a site from the Raft group (to the leader's API).
+    RemoveSite {
+        #[arg(long)]
+        site: u64,
+        #[command(flatten)]
+        target: ApiTarget,
+    },
+}
+
+pub fn cluster(command: &ClusterCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let (target, request, what) = match command {
+            ClusterCommand::AddSite { site, address, target } => {
+                let api = Api::new(target)?;
+                let body = serde_json::json!({ "site": site, "address": address });
+                (
+                    target,
+                    api.http.post(format!("{}/v1/cluster/members", api.base)).json(&body),
+                    format!("site {site} added"),
+                )
+            }
+            ClusterCommand::RemoveSite { site, target } => {
+                let api = Api::new(target)?;
+                (
+                    target,
+                    api.http.delete(format!("{}/v1/cluster/members/{site}", api.base)),
+                    format!("site {site} removed"),
+                )
+            }
+        };
+        match Api::new(target)?.send(request).await? {
+            Ok(cluster) => {
+                println!("{what}");
+                print!("{}", render_cluster(&cluster));
+                Ok(())
+            }
+            Err((status, body)) => anyhow::bail!("refused ({status}): {}", describe(&body)),
+        }
+    })
+}
+
 #[derive(clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -184,8 +239,8 @@ fn list(v: &Value, key: &str) -> Vec<Value> {
     v.get(key).unwrap_or(v).as_array().cloned().unwrap_or_default()
 }
 
-/// Members, leader and lag; queues; operators — one screen.
-fn render_status(cluster: &Value, queues: &Value, operators: &Value) -> String {
+/// Members, leader, lag and each site's edges.
+fn render_cluster(cluster: &Value) -> String {
     let mut out = String::new();
     out.push_str(&format!("leader: site {}  term {}\n", text(&cluster["leader"]), text(&cluster["term"])));
     out.push_str("SITE  VOTER  REACHABLE  LAG  ARI    REDIS  DATABASE\n");
@@ -203,6 +258,12 @@ fn render_status(cluster: &Value, queues: &Value, operators: &Value) -> String {
             edge(&health["database"]),
         ));
     }
+    out
+}
+
+/// Members, leader and lag; queues; operators — one screen.
+fn render_status(cluster: &Value, queues: &Value, operators: &Value) -> String {
+    let mut out = render_cluster(cluster);
     out.push_str("\nQUEUE        WAITING  LONGEST_S  ETA_S  AVAILABLE  BUSY  ANSWERED  ABANDONED\n");
     for q in list(queues, "queues") {
         let secs = |v: &Value| v.as_u64().map(|ms| (ms / 1000).to_string()).unwrap_or_else(|| "-".into());

@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         what: api_client::ConfigCommand,
     },
+    /// Raft membership: add or remove a site at run time (through the leader's API).
+    Cluster {
+        #[command(subcommand)]
+        what: api_client::ClusterCommand,
+    },
     /// Members, leader, lag, queues and operators, from any node's API.
     Status(api_client::StatusArgs),
     /// Operators: hash a PIN for the routing config.
@@ -77,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         Command::Operator { what } => operator::operator(&what),
         Command::Config { what } => api_client::config(&what),
         Command::Status(args) => api_client::status(&args),
+        Command::Cluster { what } => api_client::cluster(&what),
         Command::Demo(args) => demo::demo(&args),
         Command::Certs { what } => cli_cluster::certs(&what),
         Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),

@@ -24,7 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use store_common::{unique_name, PgDatabase, Relay, TempDir, REDIS_URL};
 
+/// The founding sites (bootstrap together).
 const SITES: [u64; 3] = [1, 2, 3];
+/// A site added at run time with `lineup cluster add-site`.
+const JOINING_SITE: u64 = 4;
+const ALL_SITES: [u64; 4] = [1, 2, 3, JOINING_SITE];
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 const VIEWER_TOKEN: &str = "e2e-viewer-token-0123456789";
 /// Bound on every wait for the federation to make progress.
@@ -96,11 +100,30 @@ impl Drop for Node {
     }
 }
 
+/// Starts `lineup run` for a site whose config is written in `dir`.
+fn spawn_node(dir: &TempDir, site: u64, api_port: u16) -> Node {
+    let log = dir.path(&format!("site-{site}.log"));
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let child = lineup()
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path(&format!("site-{site}.toml")))
+        .env("LINEUP_E2E_ARI_PASSWORD", "e2e-ari-secret")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn lineup run");
+    Node { site, api: format!("http://127.0.0.1:{api_port}"), child, log }
+}
+
 struct Federation {
     dir: TempDir,
     live: Arc<LiveWorld>,
     _servers: Vec<BoxServer>,
     nodes: Vec<Node>,
+    /// Ports of every site (the joining one starts later).
+    quic: Vec<u16>,
+    api: Vec<u16>,
     databases: Vec<PgDatabase>,
     pg_relay: Relay,
     redis_relay: Relay,
@@ -126,6 +149,7 @@ fn node_toml(
 ) -> String {
     let i = site as usize - 1;
     let mut peers = String::new();
+    // Founders know each other; the joining site knows the founders.
     for other in SITES.iter().filter(|s| **s != site) {
         let j = *other as usize - 1;
         peers.push_str(&format!(
@@ -147,7 +171,7 @@ listen = "127.0.0.1:{quic}"
 ca_cert = "{certs}/ca.pem"
 cert = "{certs}/site-{site}.pem"
 key = "{certs}/site-{site}.key"
-bootstrap = true
+bootstrap = {bootstrap}
 # Loopback: LAN timing.
 heartbeat_interval_ms = 200
 election_timeout_min_ms = 1000
@@ -190,6 +214,7 @@ format = "json"
 level = "info"
 "#,
         data = dir.join(format!("site-{site}")).display(),
+        bootstrap = SITES.contains(&site),
         quic = quic[i],
         certs = dir.join("certs").display(),
         api_port = api[i],
@@ -225,17 +250,17 @@ impl Federation {
         let dir = TempDir::new();
         let certs = dir.path("certs");
         run_ok(lineup().args(["certs", "init", "--dir"]).arg(&certs), "lineup certs init");
-        for site in SITES {
+        for site in ALL_SITES {
             run_ok(
                 lineup().args(["certs", "issue", "--site", &site.to_string(), "--ca-dir"]).arg(&certs),
                 "lineup certs issue",
             );
         }
-        let site_names: Vec<String> = SITES.iter().map(|s| format!("site-{s}")).collect();
+        let site_names: Vec<String> = ALL_SITES.iter().map(|s| format!("site-{s}")).collect();
         let refs: Vec<&str> = site_names.iter().map(String::as_str).collect();
         let live = LiveWorld::start(federated_sites(now_ms(), &refs).expect("stand-in world"));
         let mut servers = Vec::new();
-        for (i, _) in SITES.iter().enumerate() {
+        for (i, _) in ALL_SITES.iter().enumerate() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind ARI");
             let credentials = SimCredentials { username: "lineup".into(), password: "e2e-ari-secret".into() };
             servers.push(serve_box(Arc::clone(&live), BoxIndex(i), listener, credentials).await.expect("serve ARI"));
@@ -244,14 +269,14 @@ impl Federation {
         let redis_relay = Relay::start("127.0.0.1:6379").await;
         let redis_prefix = format!("{}:", unique_name("lineup_e2e"));
         let mut databases = Vec::new();
-        for _ in SITES {
+        for _ in ALL_SITES {
             databases.push(PgDatabase::create().await);
         }
-        let quic: Vec<u16> = SITES.iter().map(|_| free_udp_port()).collect();
-        let api: Vec<u16> = SITES.iter().map(|_| free_tcp_port()).collect();
+        let quic: Vec<u16> = ALL_SITES.iter().map(|_| free_udp_port()).collect();
+        let api: Vec<u16> = ALL_SITES.iter().map(|_| free_tcp_port()).collect();
         let redis_url = format!("redis://127.0.0.1:{}/", redis_relay.port);
         let mut nodes = Vec::new();
-        for (i, site) in SITES.iter().enumerate() {
+        for (i, site) in ALL_SITES.iter().enumerate() {
             let toml = node_toml(
                 *site,
                 &dir.0,
@@ -264,24 +289,17 @@ impl Federation {
             );
             let config = dir.path(&format!("site-{site}.toml"));
             std::fs::write(&config, toml).expect("write node config");
-            let log = dir.path(&format!("site-{site}.log"));
-            let log_file = std::fs::File::create(&log).expect("log file");
-            let child = lineup()
-                .arg("run")
-                .arg("--config")
-                .arg(&config)
-                .env("LINEUP_E2E_ARI_PASSWORD", "e2e-ari-secret")
-                .stdout(Stdio::null())
-                .stderr(log_file)
-                .spawn()
-                .expect("spawn lineup run");
-            nodes.push(Node { site: *site, api: format!("http://127.0.0.1:{}", api[i]), child, log });
+            if SITES.contains(site) {
+                nodes.push(spawn_node(&dir, *site, api[i]));
+            }
         }
         Federation {
             dir,
             live,
             _servers: servers,
             nodes,
+            quic,
+            api,
             databases,
             pg_relay,
             redis_relay,
@@ -590,6 +608,39 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
         }
     }
     assert!(ended >= 2, "the WebSocket delivered both call endings");
+
+    // A fourth site joins at run time: its node starts without bootstrap, then the leader
+    // adds it (learner, then voter) and it receives the whole state.
+    let leader = fed.get(1, "/v1/cluster", VIEWER_TOKEN).await.and_then(|c| c["leader"].as_u64()).expect("a leader");
+    let joining = spawn_node(&fed.dir, JOINING_SITE, fed.api[JOINING_SITE as usize - 1]);
+    fed.nodes.push(joining);
+    let leader_api = fed.nodes[leader as usize - 1].api.clone();
+    let address = format!("127.0.0.1:{}", fed.quic[JOINING_SITE as usize - 1]);
+    let added = run_ok(
+        lineup().args([
+            "cluster",
+            "add-site",
+            "--site",
+            "4",
+            "--address",
+            &address,
+            "--api",
+            &leader_api,
+            "--token",
+            ADMIN_TOKEN,
+        ]),
+        "lineup cluster add-site",
+    );
+    assert!(added.contains("site 4 added"), "{added}");
+    wait_for(|| async {
+        let cluster = fed.get(1, "/v1/cluster", VIEWER_TOKEN).await?;
+        let members = cluster["members"].as_array()?;
+        let voters = members.iter().filter(|m| m["voter"] == true).count();
+        let queues = fed.get(JOINING_SITE, "/v1/queues", VIEWER_TOKEN).await?;
+        (voters == 4 && queues.to_string().contains("\"answered\":2")).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("gave up waiting for: site 4 to join as a voter with the state\n{}", fed.logs()));
 
     fed.stop().await;
 }
