@@ -83,6 +83,28 @@ impl Rig {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Declares a body of `declared_bytes` and sends none of it, then reads the answer: the
+    /// server must refuse on the header alone. (Writing a whole oversized body races the
+    /// server's early answer and close: the client can fail with a broken pipe first.)
+    pub async fn declared_oversized(&self, method: &str, path: &str, token: &str, declared_bytes: usize) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let head = format!(
+            "{} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Content-Length: {declared_bytes}\r\nConnection: close\r\n\r\n",
+            method.to_uppercase(),
+            self.addr
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("an answer without the body")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer[..read]);
+        text.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Value {
         let (status, body) = self.call("get", path, Some(token), None).await;
         assert_eq!(status, 200, "GET {path}: {body}");
