@@ -163,8 +163,31 @@ async fn client(
     let mut snapshots = 0u64;
     let mut snapshot_bytes = 0usize;
     let mut samples_ms = Vec::new();
+    // The last measured delta can arrive before its index is published on `last_index`
+    // (the publisher may be descheduled between the apply and the send): remember the
+    // highest delta seen and finish on whichever comes second.
+    let mut highest_seen: Option<u64> = None;
+    let mut watching = true;
+    let reached = |highest: Option<u64>, last: Option<u64>| matches!((highest, last), (Some(h), Some(l)) if h >= l);
     loop {
-        let message = match socket.next().await {
+        let next = if watching {
+            tokio::select! {
+                message = socket.next() => Some(message),
+                changed = last_index.changed() => {
+                    watching = changed.is_ok();
+                    None
+                }
+            }
+        } else {
+            Some(socket.next().await)
+        };
+        let Some(message) = next else {
+            if reached(highest_seen, *last_index.borrow_and_update()) {
+                return Ok(ClientResult { samples_ms, resyncs: snapshots.saturating_sub(1) });
+            }
+            continue;
+        };
+        let message = match message {
             Some(Ok(m)) => m,
             Some(Err(e)) => return Err(format!("read: {e}")),
             None => return Err("closed early".into()),
@@ -183,10 +206,9 @@ async fn client(
                 }
                 // A resync's snapshot may already cover the last measured delta.
                 let covered = serde_json::from_str::<FrameHead>(&text).ok().and_then(|h| h.index);
-                if let (Some(covered), Some(last)) = (covered, *last_index.borrow_and_update()) {
-                    if covered >= last {
-                        return Ok(ClientResult { samples_ms, resyncs: snapshots - 1 });
-                    }
+                highest_seen = highest_seen.max(covered);
+                if reached(highest_seen, *last_index.borrow_and_update()) {
+                    return Ok(ClientResult { samples_ms, resyncs: snapshots - 1 });
                 }
             }
             continue;
@@ -196,7 +218,8 @@ async fn client(
         if let Some(at) = sent.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&index) {
             samples_ms.push(received.duration_since(*at).as_secs_f64() * 1000.0);
         }
-        if *last_index.borrow_and_update() == Some(index) {
+        highest_seen = highest_seen.max(Some(index));
+        if reached(highest_seen, *last_index.borrow_and_update()) {
             return Ok(ClientResult { samples_ms, resyncs: snapshots.saturating_sub(1) });
         }
     }
