@@ -211,7 +211,7 @@ token = "{VIEWER_TOKEN}"
 
 [log]
 format = "json"
-level = "info"
+level = "info,openraft=warn"
 "#,
         data = dir.join(format!("site-{site}")).display(),
         bootstrap = SITES.contains(&site),
@@ -481,7 +481,8 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
         caller: CallerId { name: "Alice".into(), number: "+15550001".into() },
         context: "lineup-gates".into(),
         exten: "5000".into(),
-        patience_ms: Some(6_000),
+        // Long patience: the test hangs up itself once the call is up (no timing race).
+        patience_ms: Some(120_000),
         keys: vec![],
     };
     let channel_1 = fed.live.with_world(|w| w.place_call(BoxIndex(0), caller_1)).unwrap();
@@ -496,6 +497,7 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
     // PostgreSQL and Redis go down while the call is up and another one comes and goes.
     fed.pg_relay.cut().await;
     fed.redis_relay.cut().await;
+    assert!(fed.live.with_world(|w| w.phone_hangup(BoxIndex(0), &channel_1)), "caller 1 hangs up");
     wait_for(|| async { (fed.operator_status(1, "3001").await.as_deref() == Some("available")).then_some(()) })
         .await
         .unwrap_or_else(|| {
@@ -506,7 +508,7 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
         caller: CallerId { name: "Bob".into(), number: "+15550002".into() },
         context: "lineup-gates".into(),
         exten: "5001".into(),
-        patience_ms: Some(8_000),
+        patience_ms: Some(120_000),
         keys: vec![],
     };
     let channel_2 = fed.live.with_world(|w| w.place_call(BoxIndex(1), caller_2)).unwrap();
@@ -527,6 +529,7 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
     })
     .await
     .unwrap_or_else(|| panic!("gave up waiting for: readyz to say degraded\n{}", fed.logs()));
+    assert!(fed.live.with_world(|w| w.phone_hangup(BoxIndex(1), &channel_2)), "caller 2 hangs up");
     wait_for(|| async {
         let calls = fed.get(1, "/v1/calls", VIEWER_TOKEN).await?;
         let text = calls.to_string();
