@@ -631,3 +631,73 @@ async fn duplicated_and_reordered_events_change_nothing_over_real_ari() {
     let counters = rig.stop().await;
     assert_eq!((counters[0].callers_entered, counters[0].bridges_connected), (1, 1), "{:?}", counters[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_queue_sends_the_caller_back_with_invalid_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    // Extension 5002 enters `support` through gate `web`: neither exists here.
+    let (channel, call) = rig.dial(1, "kim", "5551234", "5002", None, vec![]);
+    rig.wait_until("the dialplan ran on and hung up", || rig.ended(1, &channel).is_some()).await;
+    let ended = rig.ended(1, &channel).unwrap();
+    assert_eq!(ended.variables.get("LINEUP_RESULT").map(String::as_str), Some("INVALID"), "{ended:?}");
+    assert_eq!(rig.requests_to("POST", &format!("/channels/{channel}/continue")).len(), 1);
+    assert!(rig.cluster.read(|r| r.call_view(&call).is_none()), "nothing was queued");
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].callers_invalid, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_caller_hears_announcements_and_hold_music_resumes_after_each_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await; // announcements every 5 s
+    let (channel, call) = rig.caller(1, "lena", None, vec![]);
+    rig.wait("caller waiting", |r| r.position(&call) == Some(1)).await;
+    let plays = || rig.requests_to("POST", &format!("/channels/{channel}/play"));
+    let moh_starts = || rig.requests_to("POST", &format!("/channels/{channel}/moh"));
+    // The entry announcement, then a periodic one; hold music restarted after each prompt.
+    rig.wait_until("two announcements", || plays().len() >= 2).await;
+    rig.wait_until("hold music back after the second", || moh_starts().len() >= 3).await;
+    let first = &plays()[0];
+    let media = first.query.iter().find(|(k, _)| k == "media").map(|(_, v)| v.clone()).unwrap_or_default();
+    assert!(media.starts_with("sound:queue-youarenext"), "position 1 is 'you are next': {media}");
+    assert!(matches!(
+        rig.live.with_world(|w| w.audio_path(BoxIndex(0), &channel)),
+        Some(AudioPath::MusicOnHold { .. } | AudioPath::Prompt { .. })
+    ));
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &channel)));
+    rig.wait("abandoned", |_| rig.outcome(&call).is_some()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_hanging_up_while_the_operator_is_rung_withdraws_the_offer_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1003", 1, OperatorMode::Ring, "2468").await;
+    // The operator's phone rings and is never picked up.
+    let never_answers = PhoneBehaviour { answer_after_ms: None, ..Default::default() };
+    rig.live.with_world(|w| w.register_phone(BoxIndex(0), "phone-1003", never_answers)).unwrap();
+    rig.login("1003", 1, "2468").await;
+    let (caller, call) = rig.caller(1, "mona", None, vec![]);
+    rig.wait("offered", |r| r.call_view(&call).is_some_and(|v| v.status == CallStatus::Offered)).await;
+    rig.wait_until("the operator's phone is rung", || {
+        rig.requests_to("POST", "/channels").iter().any(|r| r.query.iter().any(|(_, v)| v.contains("phone-1003")))
+    })
+    .await;
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &caller)));
+    rig.wait("abandoned", |_| rig.outcome(&call).is_some()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
+    // The offer is withdrawn: the ringing leg is hung up and the operator is free again.
+    let operator = OperatorId::new("1003");
+    rig.wait("operator released", |r| {
+        r.operator_view(&operator).is_some_and(|v| matches!(v.status, OperatorStatus::Available))
+    })
+    .await;
+    rig.wait_until("the ringing leg hung up", || {
+        rig.live.with_world(|w| w.channel_names(BoxIndex(0)).iter().all(|(_, name)| !name.contains("phone-1003")))
+    })
+    .await;
+    rig.stop().await;
+}
