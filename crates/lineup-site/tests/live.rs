@@ -701,3 +701,38 @@ async fn a_caller_hanging_up_while_the_operator_is_rung_withdraws_the_offer_over
     .await;
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_whisper_plays_to_the_operator_before_the_caller_is_bridged_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    let vip = GateConfig {
+        id: GateId::new("vip"),
+        queue: QueueId::new("sales"),
+        whisper: Some("queue-reporthold".into()),
+        ..Default::default()
+    };
+    rig.cluster.admin(CommandBody::PutGate(vip)).await.unwrap();
+    rig.operator("1004", 1, OperatorMode::Persistent, "1357").await;
+    rig.login("1004", 1, "1357").await;
+    // Extension 5001 is the `vip` gate.
+    let (caller, call) = rig.dial(1, "nina", "5559876", "5001", Some(30_000), vec![]);
+    let cluster = Arc::clone(&rig.cluster);
+    rig.wait("connected", |_| cluster.connected.lock().unwrap().contains(&call)).await;
+    let whisper = rig
+        .requests_to("POST", "/play")
+        .into_iter()
+        .find(|r| r.query.iter().any(|(k, v)| k == "media" && v == "sound:queue-reporthold"))
+        .expect("the whisper was played");
+    assert!(!whisper.path.contains(caller.as_str()), "the whisper goes to the operator, not the caller");
+    let bridged = rig
+        .requests_to("POST", "/addChannel")
+        .into_iter()
+        .find(|r| r.query.iter().any(|(_, v)| v.contains(caller.as_str())))
+        .expect("the caller was bridged");
+    assert!(whisper.received_at < bridged.received_at, "whisper first, then the bridge");
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &caller)));
+    rig.wait("completed", |_| rig.outcome(&call).is_some()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    rig.stop().await;
+}
