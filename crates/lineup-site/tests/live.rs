@@ -736,3 +736,25 @@ async fn a_gate_whisper_plays_to_the_operator_before_the_caller_is_bridged_over_
     assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_wrong_pins_hang_up_and_log_nobody_in_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1005", 1, OperatorMode::Persistent, "4321").await;
+    let wrong = |at_ms: u64| ScriptedKeys { at_ms, digits: "0000#".into() };
+    let login = PhoneCall {
+        phone: "desk-1005".into(),
+        caller: CallerId { name: "1005".into(), number: "1005".into() },
+        context: "lineup-operators".into(),
+        exten: "*551005".into(),
+        patience_ms: None,
+        keys: vec![wrong(PIN_AT_MS), wrong(PIN_AT_MS + 4_000), wrong(PIN_AT_MS + 8_000)],
+    };
+    let channel = rig.live.with_world(|w| w.place_call(BoxIndex(0), login)).unwrap();
+    rig.wait_until("the login line hung up", || rig.ended(1, &channel).is_some()).await;
+    let operator = OperatorId::new("1005");
+    assert!(rig.cluster.read(|r| r.operator_view(&operator).is_some_and(|v| v.status == OperatorStatus::Offline)));
+    let counters = rig.stop().await;
+    assert_eq!((counters[0].logins_ok, counters[0].logins_failed), (0, 3), "{counters:?}");
+}
