@@ -29,7 +29,7 @@
 //!   recording replay test).
 //! - `server`: `LiveWorld` (the world on a real clock, timers driven by a task) and
 //!   `serve_box` (axum HTTP + WebSocket for one box), with fault seams for tests:
-//!   `RestFault` (500s, late answers), `drop_event_connections`, `set_duplicate_events`,
+//!   `RestFault` (500s, late answers, late execution), `drop_event_connections`, `set_duplicate_events`,
 //!   `set_reorder_events`; `watch_requests` reports every request answered (benchmarks time
 //!   the bridge request with it).
 //! - `in_memory`: `InMemoryAri`, the `lineup_ari::Ari` trait over a `LiveWorld` with no

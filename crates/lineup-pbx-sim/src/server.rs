@@ -74,6 +74,9 @@ pub enum RestFaultKind {
     /// Execute the request, then hold the answer back this long: a client that times out
     /// first cannot know the outcome and must read state back.
     AnswerLate { delay_ms: u64 },
+    /// Hold the request this long, then execute it against the world as it is by then (a
+    /// slow Asterisk): what the request names may have changed or gone meanwhile.
+    ExecuteLate { delay_ms: u64 },
 }
 
 /// A fault for the next `count` requests to `box_index` whose method matches (any, if
@@ -445,6 +448,9 @@ async fn rest_request(
     let path = path.to_string();
     let received_at = Instant::now();
     let fault = state.live.take_rest_fault(state.box_index, &method, &path);
+    if let Some(RestFaultKind::ExecuteLate { delay_ms }) = fault {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
     let reply = if fault == Some(RestFaultKind::RefuseWithServerError) {
         RestReply::error(&lineup_ari::AriError::ServerError { message: "Injected fault".into() })
     } else {

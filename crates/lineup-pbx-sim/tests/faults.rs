@@ -119,6 +119,35 @@ async fn a_late_answer_times_out_but_the_request_took_effect() {
 }
 
 #[tokio::test]
+async fn a_late_execution_meets_the_world_as_it_is_by_then() {
+    let (live, _server, ari, mut events) = start(5_000).await;
+    let caller = place_caller(&live, "dan");
+    wait_for(&mut events, "StasisStart", |e| stasis_start_of(e, &caller)).await;
+    let fault = RestFault {
+        box_index: SITE,
+        method: Some("POST".into()),
+        path_contains: "/answer".into(),
+        kind: RestFaultKind::ExecuteLate { delay_ms: 1_000 },
+        count: 1,
+    };
+    assert!(live.inject_rest_fault(fault));
+    let mut requests = live.watch_requests();
+    let sent = std::time::Instant::now();
+    let answer = {
+        let caller = caller.clone();
+        tokio::spawn(async move { ari.answer(&caller).await })
+    };
+    // The request is held, not executed yet: the caller hangs up meanwhile.
+    assert!(live.with_world(|world| world.phone_hangup(SITE, &caller)));
+    let error = tokio::time::timeout(WAIT_LIMIT, answer).await.unwrap().unwrap().unwrap_err();
+    assert!(sent.elapsed() >= Duration::from_millis(1_000), "held before executing");
+    // Executed after the hangup (an `AnswerLate` would have answered the caller first).
+    assert!(matches!(error, AriError::NotFound { .. }), "{error:?}");
+    let record = requests.recv().await.unwrap();
+    assert_eq!((record.method.as_str(), record.status), ("POST", 404));
+}
+
+#[tokio::test]
 async fn a_dropped_events_socket_reconnects_and_events_flow_again() {
     let (live, _server, _ari, mut events) = start(2_000).await;
     let before = place_caller(&live, "dan");
