@@ -30,7 +30,12 @@ struct LocalCluster {
     ended: Mutex<Vec<CallRecord>>,
     /// Calls that were ever connected (a short call may be over before a wait looks).
     connected: Mutex<std::collections::BTreeSet<CallId>>,
-    feeds: Vec<(SiteId, mpsc::Sender<ClusterFeed>)>,
+    /// Every queue_log line committed, as history would get it.
+    queue_log: Mutex<Vec<QueueLogEntry>>,
+    /// Every command applied (refused ones too), in order.
+    applied: Mutex<Vec<CommandBody>>,
+    /// Each site's effect feed (replaced when a test restarts a site).
+    feeds: Mutex<Vec<(SiteId, mpsc::Sender<ClusterFeed>)>>,
     commits: watch::Sender<u64>,
 }
 
@@ -43,6 +48,7 @@ impl LocalCluster {
             let applied = state.0.apply(index, &command);
             (applied.result, applied.effects, index)
         };
+        self.applied.lock().unwrap().push(command.body.clone());
         self.ended.lock().unwrap().extend(effects.iter().filter_map(|e| match e {
             Effect::CallEnded(r) => Some(r.clone()),
             _ => None,
@@ -51,7 +57,12 @@ impl LocalCluster {
             Effect::CallChanged(v) if v.status == CallStatus::Connected => Some(v.call.clone()),
             _ => None,
         }));
-        for (site, feed) in &self.feeds {
+        self.queue_log.lock().unwrap().extend(effects.iter().filter_map(|e| match e {
+            Effect::QueueLog(l) => Some(l.clone()),
+            _ => None,
+        }));
+        let feeds = self.feeds.lock().unwrap().clone();
+        for (site, feed) in &feeds {
             let mine: Vec<Effect> = effects.iter().filter(|e| e.is_for(*site)).cloned().collect();
             let _ = feed.send(ClusterFeed::Effects { log_index: index, effects: mine }).await;
         }
@@ -96,12 +107,40 @@ struct LiveRig {
     live: Arc<LiveWorld>,
     cluster: Arc<LocalCluster>,
     _servers: Vec<BoxServer>,
-    sites: Vec<JoinHandle<SiteCounters>>,
-    stop: watch::Sender<bool>,
+    /// Each site's running driver and the switch that stops it.
+    sites: Vec<(JoinHandle<SiteCounters>, watch::Sender<bool>)>,
     ticker: JoinHandle<()>,
     /// Every REST request the stand-in answered (a recorder task fills it).
     requests: Arc<Mutex<Vec<RequestRecord>>>,
     recorder: JoinHandle<()>,
+}
+
+/// Starts site `site`'s driver (a fresh controller) against its box; returns the task and
+/// the switch that stops it.
+fn spawn_site(
+    site: SiteId,
+    sites: usize,
+    config: &AriConfig,
+    feed: mpsc::Receiver<ClusterFeed>,
+    cluster: &Arc<LocalCluster>,
+) -> (JoinHandle<SiteCounters>, watch::Sender<bool>) {
+    // Serials start from the clock, so a restarted site never reuses a command id.
+    let mut site_config = SiteConfig::new(site, now_ms() * 1_000);
+    // Callbacks dial the promised number as a phone of the same box.
+    site_config.callback_endpoint = Some("PJSIP/{number}".into());
+    for other in (1..=sites as u64).filter(|o| *o != site.0) {
+        site_config.trunk_endpoints.insert(SiteId(other), format!("PJSIP/lineup-{{call}}@site-{other}"));
+    }
+    let (stop, shutdown) = watch::channel(false);
+    let handle = tokio::spawn(run_site(
+        SiteController::new(site_config),
+        Arc::new(HttpAri::new(config).unwrap()),
+        AriEvents::connect(config).unwrap(),
+        feed,
+        Arc::clone(cluster),
+        shutdown,
+    ));
+    (handle, stop)
 }
 
 impl LiveRig {
@@ -139,7 +178,9 @@ impl LiveRig {
             state: Mutex::new((Routing::new(), 0, 0)),
             ended: Mutex::new(Vec::new()),
             connected: Mutex::new(Default::default()),
-            feeds,
+            queue_log: Mutex::new(Vec::new()),
+            applied: Mutex::new(Vec::new()),
+            feeds: Mutex::new(feeds),
             commits,
         });
         cluster.admin(CommandBody::Tick { now_ms: now_ms() }).await.unwrap();
@@ -153,7 +194,6 @@ impl LiveRig {
                 }
             })
         };
-        let (stop, shutdown) = watch::channel(false);
         let mut servers = Vec::new();
         let mut handles = Vec::new();
         for (i, feed) in receivers.into_iter().enumerate() {
@@ -170,43 +210,24 @@ impl LiveRig {
                 ],
                 request_timeout_ms,
             };
-            let site = SiteId(i as u64 + 1);
-            let mut site_config = SiteConfig::new(site, now_ms() * 1_000);
-            // Callbacks dial the promised number as a phone of the same box.
-            site_config.callback_endpoint = Some("PJSIP/{number}".into());
-            for other in (1..=sites as u64).filter(|o| *o != site.0) {
-                site_config.trunk_endpoints.insert(SiteId(other), format!("PJSIP/lineup-{{call}}@site-{other}"));
-            }
-            handles.push(tokio::spawn(run_site(
-                SiteController::new(site_config),
-                Arc::new(HttpAri::new(&config).unwrap()),
-                AriEvents::connect(&config).unwrap(),
-                feed,
-                Arc::clone(&cluster),
-                shutdown.clone(),
-            )));
+            handles.push(spawn_site(SiteId(i as u64 + 1), sites, &config, feed, &cluster));
             servers.push(server);
         }
-        let rig = LiveRig { live, cluster, _servers: servers, sites: handles, stop, ticker, requests, recorder };
+        let rig = LiveRig { live, cluster, _servers: servers, sites: handles, ticker, requests, recorder };
         // Stasis() fails for an application nobody is connected for: wait for every driver.
-        let ready = |rig: &LiveRig| {
-            (0..sites).all(|i| {
-                rig.live.with_world(|w| {
-                    w.list_applications(BoxIndex(i))
-                        .map(|apps| apps.iter().filter(|a| a.name.starts_with("lineup")).count() == 2)
-                        .unwrap_or(false)
-                })
-            })
-        };
-        let wait = async {
-            // Ticks commit every TICK_INTERVAL, so this re-checks at that pace.
-            let mut commits = rig.cluster.commits.subscribe();
-            while !ready(&rig) {
-                let _ = commits.changed().await;
-            }
-        };
-        tokio::time::timeout(WAIT_LIMIT, wait).await.expect("drivers connected to ARI");
+        for site in 1..=sites as u64 {
+            rig.wait_until("driver connected to ARI", || rig.applications(site) == 2).await;
+        }
         rig
+    }
+
+    /// How many of Lineup's Stasis applications are registered at `site`'s box.
+    fn applications(&self, site: u64) -> usize {
+        self.live.with_world(|w| {
+            w.list_applications(BoxIndex(site as usize - 1))
+                .map(|apps| apps.iter().filter(|a| a.name.starts_with("lineup")).count())
+                .unwrap_or(0)
+        })
     }
 
     /// Waits (bounded) until `done` holds, re-checking after every commit (ticks commit).
@@ -337,9 +358,11 @@ impl LiveRig {
     }
 
     async fn stop(self) -> Vec<SiteCounters> {
-        self.stop.send_replace(true);
+        for (_, stop) in &self.sites {
+            stop.send_replace(true);
+        }
         let mut counters = Vec::new();
-        for site in self.sites {
+        for (site, _) in self.sites {
             counters.push(tokio::time::timeout(WAIT_LIMIT, site).await.expect("site stops").expect("site task"));
         }
         self.ticker.abort();
@@ -757,4 +780,137 @@ async fn three_wrong_pins_hang_up_and_log_nobody_in_over_real_ari() {
     assert!(rig.cluster.read(|r| r.operator_view(&operator).is_some_and(|v| v.status == OperatorStatus::Offline)));
     let counters = rig.stop().await;
     assert_eq!((counters[0].logins_ok, counters[0].logins_failed), (0, 3), "{counters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_hanging_up_while_waiting_is_abandoned_and_a_key_after_the_hangup_is_ignored_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    let (channel, call) = rig.caller(1, "gina", None, vec![]);
+    rig.wait("caller waiting", |r| r.position(&call) == Some(1)).await;
+    // The exit key 0 and the hangup in one batch of events, delivered swapped: the DTMF
+    // arrives after ChannelHangupRequest (as a late DTMF end can from a real Asterisk). The
+    // caller is on hold music then, so no prompt's events sit between the two.
+    rig.live.set_reorder_events(BoxIndex(0), true);
+    rig.wait_until("a key and a hangup while on hold music", || {
+        rig.live.with_world(|w| {
+            if !matches!(w.audio_path(BoxIndex(0), &channel), Some(AudioPath::MusicOnHold { .. })) {
+                return false;
+            }
+            w.phone_press(BoxIndex(0), &channel, "0").unwrap();
+            let now = w.now_ms();
+            w.advance_to(now); // the key is pressed now, before the hangup
+            w.phone_hangup(BoxIndex(0), &channel)
+        })
+    })
+    .await;
+    rig.wait("call ended", |_| rig.outcome(&call).is_some()).await;
+    rig.live.set_reorder_events(BoxIndex(0), false);
+    assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
+    let exits =
+        rig.cluster.applied.lock().unwrap().iter().filter(|c| matches!(c, CommandBody::ExitWithKey { .. })).count();
+    assert_eq!(exits, 0, "the key after the hangup was not taken for an exit");
+    assert!(rig.requests_to("POST", &format!("/channels/{channel}/continue")).is_empty());
+    let ended = rig.ended(1, &channel).expect("the channel is gone");
+    assert!(!ended.variables.contains_key("LINEUP_RESULT"), "{ended:?}");
+    assert!(rig.cluster.read(|r| r.call_view(&call).is_none() && r.position(&call).is_none()));
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].callers_entered, 1, "{:?}", counters[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_mode_operator_who_does_not_answer_is_ring_no_answer_and_the_caller_keeps_the_head_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        ring_timeout_ms: 2_000,
+        misses_before_break: 1,
+        ..Default::default()
+    })
+    .await;
+    rig.gate("main", "sales").await;
+    rig.operator("2002", 1, OperatorMode::Ring, "1111").await;
+    let never_answers = PhoneBehaviour { answer_after_ms: None, ..Default::default() };
+    rig.live.with_world(|w| w.register_phone(BoxIndex(0), "phone-2002", never_answers)).unwrap();
+    rig.login("2002", 1, "1111").await;
+    let (caller, call) = rig.caller(1, "dave", None, vec![]);
+    rig.wait("offered", |r| r.call_view(&call).is_some_and(|v| v.status == CallStatus::Offered)).await;
+    // Nobody answers: RingNoAnswer, the operator goes on break (1 miss), the caller waits again.
+    let operator = OperatorId::new("2002");
+    rig.wait("operator on break", |r| {
+        r.operator_view(&operator).is_some_and(|v| matches!(v.status, OperatorStatus::Break { .. }))
+    })
+    .await;
+    assert_eq!(rig.cluster.read(|r| r.position(&call)), Some(1));
+    assert!(rig.cluster.queue_log.lock().unwrap().iter().any(|l| l.verb == QueueLogVerb::RingNoAnswer));
+    rig.wait_until("the caller back on hold music", || {
+        matches!(rig.live.with_world(|w| w.audio_path(BoxIndex(0), &caller)), Some(AudioPath::MusicOnHold { .. }))
+    })
+    .await;
+    let rung = rig.requests_to("POST", "/channels");
+    let rung: Vec<_> = rung.iter().filter(|r| r.query.iter().any(|(_, v)| v.contains("phone-2002"))).collect();
+    assert_eq!(rung.len(), 1, "rung once: {rung:?}");
+    let timeout = rung[0].query.iter().find(|(k, _)| k == "timeout").map(|(_, v)| v.as_str());
+    assert_eq!(timeout, Some("2"), "the queue's ring timeout: {rung:?}");
+    assert!(call_bridges_joined(&rig).is_empty(), "no bridge for an unanswered ring");
+    assert!(rig.outcome(&call).is_none());
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_leg_vanishing_while_the_bridge_is_requested_logs_the_operator_out_and_keeps_the_caller_over_real_ari(
+) {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1001", 1, OperatorMode::Persistent, "2468").await;
+    rig.login("1001", 1, "2468").await;
+    let operator = OperatorId::new("1001");
+    let op_leg = rig.cluster.read(|r| r.operator_view(&operator).and_then(|v| v.channel)).expect("leg");
+    let op_leg = ChannelId::new(op_leg).unwrap();
+    // A slow Asterisk: the request adding both legs to the call bridge is executed 3 s after
+    // it arrives. Meanwhile the operator's phone drops.
+    let fault = RestFault {
+        box_index: BoxIndex(0),
+        method: Some("POST".into()),
+        path_contains: "/bridges/call-".into(),
+        kind: RestFaultKind::ExecuteLate { delay_ms: 3_000 },
+        count: 1,
+    };
+    assert!(rig.live.inject_rest_fault(fault));
+    let (caller, call) = rig.caller(1, "quinn", None, vec![]);
+    rig.wait_until("the call bridge created", || {
+        rig.requests_to("POST", "/bridges")
+            .iter()
+            .any(|r| r.path == "/bridges" && r.query.iter().any(|(k, v)| k == "bridgeId" && v.starts_with("call-")))
+    })
+    .await;
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &op_leg)));
+    rig.wait("operator logged out", |r| {
+        r.operator_view(&operator).is_some_and(|v| v.status == OperatorStatus::Offline)
+    })
+    .await;
+    // The bridge request failed on the missing channel; the caller keeps its place.
+    let bridges = call_bridges_joined(&rig);
+    assert_eq!(bridges.len(), 1, "{bridges:?}");
+    assert!(bridges[0].1 >= 400, "{bridges:?}");
+    rig.wait("caller back at the head", |r| {
+        r.position(&call) == Some(1) && r.call_view(&call).is_some_and(|v| v.status == CallStatus::Waiting)
+    })
+    .await;
+    rig.wait_until("caller back on hold music", || {
+        matches!(rig.live.with_world(|w| w.audio_path(BoxIndex(0), &caller)), Some(AudioPath::MusicOnHold { .. }))
+    })
+    .await;
+    rig.wait_until("the half-built bridge taken down", || {
+        rig.live
+            .with_world(|w| w.list_bridges(BoxIndex(0)))
+            .unwrap()
+            .iter()
+            .all(|b| !b.id.as_str().starts_with("call-"))
+    })
+    .await;
+    assert!(rig.outcome(&call).is_none());
+    assert!(!rig.cluster.connected.lock().unwrap().contains(&call));
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].bridges_connected, 0, "{:?}", counters[0]);
 }
