@@ -1853,6 +1853,12 @@ impl SiteController {
         if !matches!(session.stage, LoginStage::AskId | LoginStage::AskPin) {
             return;
         }
+        // A key stops the prompt (as Asterisk's AgentLogin and Read() do): a prompt left
+        // playing would hold the answer to these digits back behind it, and ARI queues plays.
+        if let Some(playback) = session.playback.take() {
+            self.ari(AriRequest::StopPlayback(playback));
+        }
+        let Some(session) = self.logins.get_mut(ch) else { return };
         if digit == '#' {
             self.finish_digits(ch, routing);
             return;

@@ -12,7 +12,8 @@
 //! (TIMEOUT/FULL/CLOSED/EMPTY), callback acceptance (committed before the confirmation
 //! plays), same-site offers in persistent and ring mode (whisper first, `mixing,dtmf_events`
 //! bridge, fenced), completion on either side, operator PIN login (digits ended by `#` or
-//! silence, argon2 check delegated, three tries, lockout, `#` alone logs out).
+//! silence, a key stops the prompt, argon2 check delegated, three tries, lockout, `#` alone
+//! logs out).
 //!
 //! Invariants: an Offer or CancelOffer older than the newest fence executed for its call or
 //! operator is refused (site-side fencing); a caller channel in Stasis is always tracked

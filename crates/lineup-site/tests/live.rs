@@ -818,6 +818,52 @@ async fn a_caller_hanging_up_while_waiting_is_abandoned_and_a_key_after_the_hang
     assert_eq!(counters[0].callers_entered, 1, "{:?}", counters[0]);
 }
 
+/// A login call for `id` at site 1 that keys `keys`.
+fn login_call(rig: &LiveRig, phone: &str, id: &str, keys: Vec<ScriptedKeys>) -> ChannelId {
+    let login = PhoneCall {
+        phone: phone.into(),
+        caller: CallerId { name: id.into(), number: id.into() },
+        context: "lineup-operators".into(),
+        exten: format!("*55{id}"),
+        patience_ms: None,
+        keys,
+    };
+    rig.live.with_world(|w| w.place_call(BoxIndex(0), login)).unwrap()
+}
+
+/// The media of the plays requested on `channel`, in order.
+fn media_played(rig: &LiveRig, channel: &ChannelId) -> Vec<String> {
+    rig.requests_to("POST", &format!("/channels/{channel}/play"))
+        .iter()
+        .flat_map(|r| r.query.iter().filter(|(k, _)| k == "media").map(|(_, v)| v.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_pins_lock_the_operator_out_even_with_the_right_pin_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1006", 1, OperatorMode::Persistent, "4321").await;
+    // Tries 1.5 s apart: "0000#" takes a second to key, the check a few milliseconds.
+    let keyed = |digits: &str, n: u64| ScriptedKeys { at_ms: PIN_AT_MS + n * 1_500, digits: digits.into() };
+    // First call: three wrong PINs, then the line is hung up.
+    let first = login_call(&rig, "desk-1006", "1006", vec![keyed("0000#", 0), keyed("0000#", 1), keyed("0000#", 2)]);
+    // The third failure plays agent-incorrect alone before hanging up.
+    let incorrect = "sound:agent-incorrect".to_string();
+    rig.wait_until("the first call's third failure", || media_played(&rig, &first).last() == Some(&incorrect)).await;
+    // Second call: two more wrong PINs make five, then the right one is refused too.
+    let second = login_call(&rig, "desk-1006", "1006", vec![keyed("1111#", 0), keyed("2222#", 1), keyed("4321#", 2)]);
+    rig.wait_until("both login lines hung up", || rig.ended(1, &first).is_some() && rig.ended(1, &second).is_some())
+        .await;
+    assert_eq!(media_played(&rig, &second).last(), Some(&incorrect), "{:?}", media_played(&rig, &second));
+    // Each try's first key stopped the prompt playing (no answer waits behind a stale prompt).
+    assert!(rig.requests_to("DELETE", "/playbacks/").len() >= 6, "{:?}", rig.requests_to("DELETE", "/playbacks/"));
+    let operator = OperatorId::new("1006");
+    assert!(rig.cluster.read(|r| r.operator_view(&operator).is_some_and(|v| v.status == OperatorStatus::Offline)));
+    let counters = rig.stop().await;
+    assert_eq!((counters[0].logins_ok, counters[0].logins_failed), (0, 6), "locked out: {counters:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_mode_operator_who_does_not_answer_is_ring_no_answer_and_the_caller_keeps_the_head_over_real_ari() {
     let rig = LiveRig::start(1).await;
