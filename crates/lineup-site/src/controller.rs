@@ -1544,6 +1544,12 @@ impl SiteController {
             Purpose::Enqueue { channel } => self.on_enqueued(&channel, result),
             Purpose::Login { channel } => self.on_login_committed(&channel, result, routing),
             Purpose::Logout { channel } => {
+                if matches!(result, Ok(Response::Done)) {
+                    // Offline now (a busy operator goes offline after the call instead).
+                    if let Some(operator) = self.logins.get(&channel).and_then(|s| s.operator.clone()) {
+                        self.release_operator_legs(&operator, None);
+                    }
+                }
                 let playback = self.play(&channel, vec![Media::Sound(prompts::SOUND_AGENT_LOGGED_OFF.into())]);
                 if let Some(s) = self.logins.get_mut(&channel) {
                     s.stage = LoginStage::Closing;
@@ -1961,6 +1967,28 @@ impl SiteController {
         }
     }
 
+    /// Lets go of `operator`'s persistent legs here other than `keep` and hangs them up: after
+    /// a logout nothing is kept in Stasis for nobody (app_agent_pool's logoff hangs the agent
+    /// up too), and an older leg's later hangup must not log out the operator's newer session.
+    fn release_operator_legs(&mut self, operator: &OperatorId, keep: Option<&ChannelId>) {
+        let stale: Vec<ChannelId> = self
+            .operator_channels
+            .iter()
+            .filter(|(ch, op)| *op == operator && Some(*ch) != keep)
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        for ch in stale {
+            self.operator_channels.remove(&ch);
+            self.logins.remove(&ch);
+            self.ari(AriRequest::Hangup(ch, HangupReason::Normal));
+        }
+        if keep.is_none() {
+            if let Some(leg) = self.operators.remove(operator) {
+                self.ari(AriRequest::DestroyBridge(leg.holding));
+            }
+        }
+    }
+
     fn on_login_committed(&mut self, ch: &ChannelId, result: lineup_core::CommandResult, routing: &Routing) {
         let Some(session) = self.logins.get(ch) else { return };
         let Some(operator) = session.operator.clone() else { return };
@@ -1980,6 +2008,8 @@ impl SiteController {
             let Ok(holding) = BridgeId::new(format!("hold-{}", operator.as_str())) else { return };
             self.operators.insert(operator.clone(), OperatorLeg { holding: holding.clone(), busy_with: None });
             self.operator_channels.insert(ch.clone(), operator.clone());
+            // Logged in again on a new leg: the old one is done with.
+            self.release_operator_legs(&operator, Some(ch));
             self.ari(AriRequest::CreateBridge(CreateBridgeRequest {
                 bridge_id: holding.clone(),
                 bridge_type: BridgeType::Holding,

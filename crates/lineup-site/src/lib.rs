@@ -13,7 +13,7 @@
 //! plays), same-site offers in persistent and ring mode (whisper first, `mixing,dtmf_events`
 //! bridge, fenced), completion on either side, operator PIN login (digits ended by `#` or
 //! silence, a key stops the prompt, argon2 check delegated, three tries, lockout, `#` alone
-//! logs out).
+//! logs out and hangs up the operator's persistent leg).
 //!
 //! Invariants: an Offer or CancelOffer older than the newest fence executed for its call or
 //! operator is refused (site-side fencing); a caller channel in Stasis is always tracked

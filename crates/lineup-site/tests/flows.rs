@@ -556,3 +556,29 @@ fn a_caller_offered_during_its_entry_announcement_is_connected_at_once() {
     rig.run_for(10_000);
     assert!(connected(&rig), "still talking: {:?}", rig.audio(&caller));
 }
+
+#[test]
+fn a_persistent_operator_logging_in_again_on_a_new_leg_hangs_up_the_old_one_and_stays_in() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    let old = rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    // The softphone reconnects and logs in again on a new leg.
+    let new = rig.login_call("desk-1001-b", "1001", "4321");
+    let on_new = |r: &Rig| {
+        r.routing.operator_view(&OperatorId::new("1001")).and_then(|v| v.channel).as_deref() == Some(new.as_str())
+    };
+    assert!(rig.run_until(20_000, on_new), "logged in on the new leg");
+    // The old leg is let go: hung up, and its end does not log the operator out.
+    assert!(rig.run_until(5_000, |r| r.audio(&old).is_none()), "old leg hung up");
+    rig.run_for(5_000);
+    assert_eq!(rig.operator_status("1001"), OperatorStatus::Available);
+    assert!(rig.audio(&new).is_some(), "the new leg stays on the line");
+    // And it takes the next caller.
+    let caller = rig.caller("wendy", "5000", Some(60_000));
+    assert!(rig.run_until(20_000, |r| match r.audio(&caller) {
+        Some(AudioPath::Connected { parties }) => parties.iter().any(|(_, name)| name.contains("desk-1001-b")),
+        _ => false,
+    }));
+}

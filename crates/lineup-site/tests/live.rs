@@ -865,6 +865,30 @@ async fn repeated_wrong_pins_lock_the_operator_out_even_with_the_right_pin_over_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_at_the_pin_prompt_logs_the_operator_out_and_its_holding_leg_is_hung_up_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1007", 1, OperatorMode::Persistent, "2468").await;
+    rig.login("1007", 1, "2468").await;
+    let operator = OperatorId::new("1007");
+    let holding_leg = rig.cluster.read(|r| r.operator_view(&operator).and_then(|v| v.channel)).expect("leg");
+    let holding_leg = ChannelId::new(holding_leg).unwrap();
+    // The operator calls the login line again and keys `#` alone at the PIN prompt.
+    let line = login_call(&rig, "desk-1007-b", "1007", vec![ScriptedKeys { at_ms: PIN_AT_MS, digits: "#".into() }]);
+    rig.wait("operator logged out", |r| {
+        r.operator_view(&operator).is_some_and(|v| v.status == OperatorStatus::Offline)
+    })
+    .await;
+    rig.wait_until("the logout line hung up", || rig.ended(1, &line).is_some()).await;
+    assert_eq!(media_played(&rig, &line).last().map(String::as_str), Some("sound:agent-loggedoff"));
+    // Logged out, the operator's leg is not kept in Stasis (app_agent_pool's logoff hangs
+    // the agent up too).
+    rig.wait_until("the holding leg hung up", || rig.ended(1, &holding_leg).is_some()).await;
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].logins_ok, 1, "{counters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ring_mode_operator_who_does_not_answer_is_ring_no_answer_and_the_caller_keeps_the_head_over_real_ari() {
     let rig = LiveRig::start(1).await;
     rig.queue(QueueConfig {
