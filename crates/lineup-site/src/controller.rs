@@ -1782,8 +1782,10 @@ impl SiteController {
             let in_bridge =
                 bridge.as_ref().and_then(|b| bridged.get(b)).is_some_and(|m| m.contains(&ch) && m.len() >= 2);
             let state = match (view.status, view.fence) {
+                (lineup_core::CallStatus::Connected, Some(_)) if !in_bridge => CallerState::Leaving,
                 (lineup_core::CallStatus::Connected, Some(fence)) => CallerState::Connected { fence },
-                (lineup_core::CallStatus::Offered, Some(fence)) if in_bridge => CallerState::Offered { fence },
+                // Both legs are in: connected, as on ChannelEnteredBridge (Connected proposed below).
+                (lineup_core::CallStatus::Offered, Some(fence)) if in_bridge => CallerState::Connected { fence },
                 _ => CallerState::Waiting,
             };
             self.callers.insert(
@@ -1801,7 +1803,25 @@ impl SiteController {
                 },
             );
             self.call_channels.insert(view.call.clone(), ch.clone());
+            if in_bridge {
+                if let (Some(fence), Some(operator), Some(bridge)) = (view.fence, view.operator.clone(), bridge.clone())
+                {
+                    self.adopt_call_bridge(&view.call, &operator, fence, &ch, bridge, &bridged, routing);
+                }
+            }
             match (view.status, view.fence, view.operator.clone()) {
+                (lineup_core::CallStatus::Connected, Some(fence), _) if !in_bridge => {
+                    // The operator's side ended while we were away (Asterisk keeps the bridge):
+                    // complete the call and send the caller on in the dialplan.
+                    self.report(CommandBody::Completed { call: view.call.clone(), fence, by: HungUpBy::Operator });
+                    if let Some(b) = bridge.filter(|b| bridged.contains_key(b)) {
+                        if bridged[&b].contains(&ch) {
+                            self.ari(AriRequest::RemoveChannels { bridge: b.clone(), channels: vec![ch.clone()] });
+                        }
+                        self.ari(AriRequest::DestroyBridge(b));
+                    }
+                    self.continue_with(&ch, "COMPLETED", vec![]);
+                }
                 (lineup_core::CallStatus::Offered, Some(fence), Some(operator)) if in_bridge => {
                     // The bridge came up while we were away: report it.
                     self.propose(
@@ -1850,6 +1870,59 @@ impl SiteController {
                 self.on_stasis_start(&application, args, ch.clone(), routing);
             }
         }
+    }
+
+    /// After a restart: a caller found in its call bridge with the other party. Rebuilds the
+    /// offer's execution as connected, so either side's hangup ends it as if this process had
+    /// built it (operator back to holding, bridge taken down, ring or trunk leg hung up).
+    #[allow(clippy::too_many_arguments)]
+    fn adopt_call_bridge(
+        &mut self,
+        call: &CallId,
+        operator: &OperatorId,
+        fence: u64,
+        caller: &ChannelId,
+        bridge: BridgeId,
+        bridged: &BTreeMap<BridgeId, Vec<ChannelId>>,
+        routing: &Routing,
+    ) {
+        let Some(other) = bridged.get(&bridge).and_then(|m| m.iter().find(|c| *c != caller)).cloned() else { return };
+        let operator_here = routing.operator_view(operator).and_then(|v| v.site) == Some(self.cfg.site);
+        let (kind, mode) = match routing.operator_config(operator).map(|c| c.mode) {
+            Some(mode) if operator_here => (ExecKind::Local, mode),
+            // The other party is the trunk call to the operator's site.
+            _ => (ExecKind::TrunkOut, OperatorMode::Ring),
+        };
+        match mode {
+            OperatorMode::Ring => {
+                self.ring_legs.insert(other.clone(), (call.clone(), fence));
+            }
+            OperatorMode::Persistent => {
+                if let Some(leg) = self.operators.get_mut(operator) {
+                    leg.busy_with = Some(fence);
+                }
+            }
+        }
+        self.call_fences.insert(call.clone(), fence);
+        self.operator_fences.insert(operator.clone(), fence);
+        self.offers.insert(
+            (call.clone(), fence),
+            OfferExec {
+                kind,
+                call: call.clone(),
+                operator: operator.clone(),
+                fence,
+                caller_channel: caller.clone(),
+                operator_channel: other,
+                mode,
+                bridge,
+                stage: OfferStage::Connected,
+                caller_in: true,
+                operator_in: true,
+                whisper: None,
+                whisper_playback: None,
+            },
+        );
     }
 
     // ------------------------------------------------------------ operator login

@@ -107,6 +107,8 @@ struct LiveRig {
     live: Arc<LiveWorld>,
     cluster: Arc<LocalCluster>,
     _servers: Vec<BoxServer>,
+    /// Each site's ARI client configuration (a restarted site connects with it again).
+    ari_configs: Vec<AriConfig>,
     /// Each site's running driver and the switch that stops it.
     sites: Vec<(JoinHandle<SiteCounters>, watch::Sender<bool>)>,
     ticker: JoinHandle<()>,
@@ -195,6 +197,7 @@ impl LiveRig {
             })
         };
         let mut servers = Vec::new();
+        let mut ari_configs = Vec::new();
         let mut handles = Vec::new();
         for (i, feed) in receivers.into_iter().enumerate() {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -211,9 +214,10 @@ impl LiveRig {
                 request_timeout_ms,
             };
             handles.push(spawn_site(SiteId(i as u64 + 1), sites, &config, feed, &cluster));
+            ari_configs.push(config);
             servers.push(server);
         }
-        let rig = LiveRig { live, cluster, _servers: servers, sites: handles, ticker, requests, recorder };
+        let rig = LiveRig { live, cluster, _servers: servers, ari_configs, sites: handles, ticker, requests, recorder };
         // Stasis() fails for an application nobody is connected for: wait for every driver.
         for site in 1..=sites as u64 {
             rig.wait_until("driver connected to ARI", || rig.applications(site) == 2).await;
@@ -228,6 +232,44 @@ impl LiveRig {
                 .map(|apps| apps.iter().filter(|a| a.name.starts_with("lineup")).count())
                 .unwrap_or(0)
         })
+    }
+
+    /// Stops `site`'s driver (its events socket closes, its controller's memory is gone) and
+    /// starts a new one, which must rebuild everything from GET /channels and /bridges and the
+    /// committed state. Returns the old driver's counters once the new one has reconciled.
+    async fn restart(&mut self, site: u64) -> SiteCounters {
+        let counters = self.stop_site(site).await;
+        self.start_site(site).await;
+        counters
+    }
+
+    /// Stops `site`'s driver and waits until the stand-in saw its events socket close.
+    async fn stop_site(&mut self, site: u64) -> SiteCounters {
+        let (old, stop) = &mut self.sites[site as usize - 1];
+        stop.send_replace(true);
+        let counters = tokio::time::timeout(WAIT_LIMIT, old).await.expect("site stops").expect("site task");
+        self.wait_until("the old events socket closed", || self.applications(site) == 0).await;
+        counters
+    }
+
+    /// Starts a new driver (a fresh controller) for a stopped `site`; returns once it has
+    /// connected and listed channels and bridges.
+    async fn start_site(&mut self, site: u64) {
+        let index = site as usize - 1;
+        let bridge_lists = || {
+            let requests = self.requests.lock().unwrap();
+            requests.iter().filter(|r| r.box_index.0 == index && r.method == "GET" && r.path == "/bridges").count()
+        };
+        let reconciles_before = bridge_lists();
+        let (tx, rx) = mpsc::channel(FEED_CAPACITY);
+        {
+            let mut feeds = self.cluster.feeds.lock().unwrap();
+            let feed = feeds.iter_mut().find(|(s, _)| s.0 == site).expect("site feed");
+            feed.1 = tx;
+        }
+        self.sites[index] = spawn_site(SiteId(site), self.sites.len(), &self.ari_configs[index], rx, &self.cluster);
+        self.wait_until("the new driver connected", || self.applications(site) == 2).await;
+        self.wait_until("the new driver reconciled", || bridge_lists() > reconciles_before).await;
     }
 
     /// Waits (bounded) until `done` holds, re-checking after every commit (ticks commit).
@@ -983,4 +1025,90 @@ async fn the_operator_leg_vanishing_while_the_bridge_is_requested_logs_the_opera
     assert!(!rig.cluster.connected.lock().unwrap().contains(&call));
     let counters = rig.stop().await;
     assert_eq!(counters[0].bridges_connected, 0, "{:?}", counters[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_site_adopts_a_connected_call_and_a_waiting_caller_and_serves_them_over_real_ari() {
+    let mut rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1001", 1, OperatorMode::Persistent, "2468").await;
+    rig.login("1001", 1, "2468").await;
+    let operator = OperatorId::new("1001");
+    let (talking, first) = rig.caller(1, "sam", None, vec![]);
+    let cluster = Arc::clone(&rig.cluster);
+    rig.wait("first caller connected", |_| cluster.connected.lock().unwrap().contains(&first)).await;
+    let (waiting, second) = rig.caller(1, "tess", None, vec![]);
+    rig.wait("second caller waiting", |r| r.position(&second) == Some(1)).await;
+    // The site process stops and a new one starts: nothing it knew survives but Asterisk's
+    // channels and bridges and the committed state.
+    let before = rig.restart(1).await;
+    assert_eq!(before.bridges_connected, 1, "{before:?}");
+    assert!(hears_operator(&rig, &talking, "desk-1001"), "the call went on through the restart");
+    // The connected caller hangs up: completed, the operator back in its holding bridge and
+    // given the waiting caller through the adopted legs.
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &talking)));
+    rig.wait("first call completed", |_| rig.outcome(&first).is_some()).await;
+    assert_eq!(rig.outcome(&first), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    rig.wait("second caller connected", |_| cluster.connected.lock().unwrap().contains(&second)).await;
+    rig.wait_until("the waiting caller talks with the operator", || hears_operator(&rig, &waiting, "desk-1001")).await;
+    let call_bridges = || {
+        rig.live
+            .with_world(|w| w.list_bridges(BoxIndex(0)))
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.id.as_str().starts_with("call-"))
+            .collect::<Vec<_>>()
+    };
+    rig.wait_until("only the second call's bridge is up", || call_bridges().len() == 1).await;
+    // The second caller hangs up too: the operator goes back to holding, no bridge is left.
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &waiting)));
+    rig.wait("second call completed", |_| rig.outcome(&second).is_some()).await;
+    assert_eq!(rig.outcome(&second), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    rig.wait("operator free", |r| r.operator_view(&operator).is_some_and(|v| v.status == OperatorStatus::Available))
+        .await;
+    rig.wait_until("no call bridge left", || call_bridges().is_empty()).await;
+    let holding = rig.live.with_world(|w| w.list_bridges(BoxIndex(0))).unwrap();
+    let holding = holding.iter().find(|b| b.id.as_str() == "hold-1001").expect("holding bridge");
+    assert_eq!(holding.channels.len(), 1, "the operator's leg is back in holding: {holding:?}");
+    let counters = rig.stop().await;
+    assert!(counters[0].channels_adopted >= 3, "operator, connected and waiting caller: {:?}", counters[0]);
+    assert_eq!(counters[0].bridges_connected, 1, "one new bridge, for the second caller: {:?}", counters[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_hanging_up_while_the_site_is_down_completes_the_call_at_restart_over_real_ari() {
+    let mut rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1001", 1, OperatorMode::Persistent, "2468").await;
+    rig.login("1001", 1, "2468").await;
+    let operator = OperatorId::new("1001");
+    let op_leg = rig.cluster.read(|r| r.operator_view(&operator).and_then(|v| v.channel)).expect("leg");
+    let op_leg = ChannelId::new(op_leg).unwrap();
+    let (caller, call) = rig.caller(1, "vera", None, vec![]);
+    let cluster = Arc::clone(&rig.cluster);
+    rig.wait("connected", |_| cluster.connected.lock().unwrap().contains(&call)).await;
+    rig.stop_site(1).await;
+    // While nobody listens the operator hangs up; Asterisk keeps the bridge with the caller.
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &op_leg)));
+    rig.start_site(1).await;
+    rig.wait("completed", |_| rig.outcome(&call).is_some()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Operator }));
+    // The caller goes on in the dialplan, as after any operator hangup; the operator's leg is
+    // gone, so it is logged out; the bridge is taken down.
+    rig.wait_until("the dialplan ran on and hung up", || rig.ended(1, &caller).is_some()).await;
+    let ended = rig.ended(1, &caller).unwrap();
+    assert_eq!(ended.variables.get("LINEUP_RESULT").map(String::as_str), Some("COMPLETED"), "{ended:?}");
+    rig.wait("operator logged out", |r| {
+        r.operator_view(&operator).is_some_and(|v| v.status == OperatorStatus::Offline)
+    })
+    .await;
+    rig.wait_until("no call bridge left", || {
+        rig.live
+            .with_world(|w| w.list_bridges(BoxIndex(0)))
+            .unwrap()
+            .iter()
+            .all(|b| !b.id.as_str().starts_with("call-"))
+    })
+    .await;
+    rig.stop().await;
 }
