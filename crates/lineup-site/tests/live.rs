@@ -1112,3 +1112,44 @@ async fn an_operator_hanging_up_while_the_site_is_down_completes_the_call_at_res
     .await;
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_goes_back_to_the_dialplan_and_a_timeout_overflows_into_another_queue_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    // `sales` (5000) overflows into `support` after 1.5 s, keeping the caller's age;
+    // `support` (5002, gate `web`) refuses callers while nobody is logged in.
+    rig.queue(QueueConfig { id: QueueId::new("support"), ..Default::default() }).await;
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        max_wait_ms: Some(1_500),
+        timeout_target: Target::Queue { queue: QueueId::new("support"), keep_order: true },
+        ..Default::default()
+    })
+    .await;
+    rig.gate("main", "sales").await;
+    let (overflowing, moved) = rig.caller(1, "olga", None, vec![]);
+    rig.wait("overflowed into support", |r| {
+        r.call_view(&moved).is_some_and(|v| v.queue == QueueId::new("support") && v.status == CallStatus::Waiting)
+    })
+    .await;
+    // Still on hold in Stasis: an overflow is not an exit.
+    assert!(rig.requests_to("POST", &format!("/channels/{overflowing}/continue")).is_empty());
+    // Now `support` refuses newcomers while empty.
+    rig.queue(QueueConfig {
+        id: QueueId::new("support"),
+        join_when_empty: EmptyRule::NoneLoggedIn,
+        ..Default::default()
+    })
+    .await;
+    rig.gate("web", "support").await;
+    let (refused, empty) = rig.dial(1, "pia", "5551234", "5002", None, vec![]);
+    rig.wait("refused as empty", |_| rig.outcome(&empty).is_some()).await;
+    assert_eq!(rig.outcome(&empty), Some(Outcome::Empty));
+    rig.wait_until("the dialplan ran on and hung up", || rig.ended(1, &refused).is_some()).await;
+    let ended = rig.ended(1, &refused).unwrap();
+    assert_eq!(ended.variables.get("LINEUP_RESULT").map(String::as_str), Some("EMPTY"), "{ended:?}");
+    assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &overflowing)));
+    rig.wait("abandoned in the overflow queue", |_| rig.outcome(&moved).is_some()).await;
+    assert_eq!(rig.outcome(&moved), Some(Outcome::Abandoned));
+    rig.stop().await;
+}
