@@ -79,6 +79,8 @@ impl Need for WidgetWs {
 /// An authenticated caller allowed to do `N`.
 pub struct Caller<N: Need> {
     pub role: Role,
+    /// Index of the caller's token in `ApiConfig::tokens` (for its holder's name).
+    pub holder: usize,
     _need: PhantomData<N>,
 }
 
@@ -97,7 +99,8 @@ impl<B: ApiBackend, N: Need> FromRequestParts<Arc<AppState<B>>> for Caller<N> {
             None
         };
         let token = presented_token(&parts.headers, query.as_deref()).ok_or(ApiError::Unauthorized)?;
-        let role = state.config.role_of(token).ok_or(ApiError::Unauthorized)?;
+        let holder = state.config.holder_of(token).ok_or(ApiError::Unauthorized)?;
+        let role = state.config.tokens[holder].role;
         let allowed = if role == Role::Widget { N::WIDGET_ALLOWED } else { role >= N::MIN };
         if !allowed {
             return Err(ApiError::Forbidden { role: role.name(), action: N::ACTION });
@@ -111,6 +114,6 @@ impl<B: ApiBackend, N: Need> FromRequestParts<Arc<AppState<B>>> for Caller<N> {
                 .to_string();
             return Err(ApiError::OriginRefused { origin });
         }
-        Ok(Caller { role, _need: PhantomData })
+        Ok(Caller { role, holder, _need: PhantomData })
     }
 }

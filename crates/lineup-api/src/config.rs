@@ -121,10 +121,16 @@ impl ApiConfig {
     /// The role of `presented`, if it matches a configured token. Every token is compared,
     /// each in time independent of where the bytes differ, so timing does not reveal a prefix.
     pub fn role_of(&self, presented: &str) -> Option<Role> {
+        self.holder_of(presented).map(|i| self.tokens[i].role)
+    }
+
+    /// The index in [`ApiConfig::tokens`] of the token `presented` matches (compared as in
+    /// [`ApiConfig::role_of`]: every token, in constant time).
+    pub fn holder_of(&self, presented: &str) -> Option<usize> {
         let mut found = None;
-        for t in &self.tokens {
+        for (i, t) in self.tokens.iter().enumerate() {
             if constant_time_eq(t.token.as_bytes(), presented.as_bytes()) {
-                found = Some(t.role);
+                found = Some(i);
             }
         }
         found

@@ -101,6 +101,7 @@ impl<B: ApiBackend> Routes<B> {
             .get("/readyz", health::readyz::<B>)
             .get("/metrics", health::metrics::<B>)
             .get("/v1/openapi.json", openapi::serve_document)
+            .get("/v1/me", rest::get_me::<B>)
             .get("/v1/config", rest::get_config::<B>)
             .put("/v1/config", rest::put_config::<B>)
             .config_object::<QueueConfig>("/v1/config/queues/{id}")

@@ -52,6 +52,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/readyz", "Ready to route (503 when not); says when degraded (Redis or history down).", Access::Public, None, "Readiness"),
     op("get", "/metrics", "Prometheus text exposition.", Access::Viewer, None, "text"),
     op("get", "/v1/openapi.json", "This document.", Access::Public, None, "Object"),
+    op("get", "/v1/me", "The caller's token holder and role (the dashboard hides actions the role may not take).", Access::Widget, None, "Me"),
     op("get", "/v1/config", "The whole routing config (PIN hashes redacted below admin).", Access::Viewer, None, "RoutingConfigSet"),
     op("put", "/v1/config", "Replace the whole routing config (`?dry_run=true`: the diff only). Validated, then one ApplyConfig command.", Access::Admin, Some("RoutingConfigSet"), "ConfigApplied"),
     op("get", "/v1/config/queues/{id}", "One queue's config.", Access::Viewer, None, "QueueConfig"),
@@ -173,6 +174,7 @@ fn schemas() -> Value {
     let opt_int = json!({ "type": ["integer", "null"], "minimum": 0 });
     json!({
         "Error": object(json!({ "error": { "type": "string" }, "code": { "type": "string" }, "field": { "type": "string" }, "kind": { "type": "string" }, "id": { "type": "string" } })),
+        "Me": object(json!({ "name": { "type": "string" }, "role": { "enum": ["widget", "viewer", "supervisor", "admin"] } })),
         "Status": object(json!({ "status": { "type": "string" } })),
         "Object": { "type": "object" },
         "Readiness": object(json!({ "ready": { "type": "boolean" }, "degraded": { "type": "boolean" }, "degraded_edges": { "type": "array", "items": { "type": "string" } }, "problems": { "type": "array", "items": { "type": "string" } }, "site": int, "raft_role": { "type": "string" }, "leader": opt_int })),

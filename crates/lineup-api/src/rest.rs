@@ -325,6 +325,19 @@ pub struct CallsAnswer {
     pub calls: Vec<CallRow>,
 }
 
+/// Who the caller's token says it is: the dashboard shows actions only to roles allowed them.
+#[derive(Serialize)]
+pub struct Me {
+    /// The token holder's name from the config (never the token).
+    pub name: String,
+    pub role: Role,
+}
+
+pub async fn get_me<B: ApiBackend>(State(s): St<B>, caller: Caller<Widget>) -> Json<Me> {
+    let name = s.config.tokens.get(caller.holder).map(|t| t.name.clone()).unwrap_or_default();
+    Json(Me { name, role: caller.role })
+}
+
 pub async fn get_queues<B: ApiBackend>(State(s): St<B>, _caller: Caller<Read>) -> Json<QueuesAnswer> {
     Json(s.backend.read(|r| QueuesAnswer {
         now_ms: r.now_ms(),

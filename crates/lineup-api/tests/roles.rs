@@ -86,7 +86,7 @@ async fn widget_token_reaches_only_widget_routes() {
     let rig = Rig::start().await;
     apply_base_config(&rig);
     rig.enqueue("c1", "sales", Some("web"));
-    let widget_routes = ["/v1/calls/{id}/position", "/v1/calls/{id}/callback", "/v1/calls/{id}/live"];
+    let widget_routes = ["/v1/me", "/v1/calls/{id}/position", "/v1/calls/{id}/callback", "/v1/calls/{id}/live"];
     let public = ["/healthz", "/readyz", "/v1/openapi.json"];
     for (method, path) in lineup_api::api_routes() {
         if widget_routes.contains(&path) || public.contains(&path) {
@@ -135,5 +135,25 @@ async fn config_reads_redact_pin_hashes_below_admin() {
         assert_eq!(set["operators"][0]["pin_hash"], "(redacted)");
         assert_eq!(rig.get("/v1/config/operators/alice", token).await["pin_hash"], "(redacted)");
     }
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_names_the_token_holder_and_role_and_never_the_token() {
+    let rig = Rig::start().await;
+    for (token, name, role) in [
+        (ADMIN, "admin", "admin"),
+        (SUPERVISOR, "sup", "supervisor"),
+        (VIEWER, "wall", "viewer"),
+        (WIDGET, "web", "widget"),
+    ] {
+        let (status, body) = rig.call("get", "/v1/me", Some(token), None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, json!({ "name": name, "role": role }));
+    }
+    let (status, _) = rig.call("get", "/v1/me", None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = rig.call("get", "/v1/me", Some("not-a-token-0123456789"), None).await;
+    assert_eq!(status, 401);
     rig.stop().await;
 }
