@@ -957,7 +957,27 @@ impl SiteController {
             Effect::Offer(offer) => self.on_offer(offer, routing),
             Effect::DialCallback(offer) => self.on_dial_callback(offer),
             Effect::CancelOffer { call, fence, .. } => self.on_cancel(&call, fence),
+            Effect::OperatorChanged(view) if matches!(view.status, lineup_core::OperatorStatus::Offline) => {
+                self.on_operator_offline(&view.operator)
+            }
             _ => {}
+        }
+    }
+
+    /// Logged out from elsewhere (a supervisor, the API, a login at another site): a
+    /// persistent leg held here has nothing left to wait for, so it is hung up. A leg still
+    /// in its own login dialogue is left to it (a `#` logout plays agent-loggedoff first).
+    fn on_operator_offline(&mut self, operator: &OperatorId) {
+        if !self.operators.contains_key(operator) {
+            return;
+        }
+        let in_dialogue = self
+            .operator_channels
+            .iter()
+            .filter(|(_, op)| *op == operator)
+            .any(|(ch, _)| self.logins.get(ch).is_some_and(|s| s.stage != LoginStage::Holding));
+        if !in_dialogue {
+            self.release_operator_legs(operator, None);
         }
     }
 

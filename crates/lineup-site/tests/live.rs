@@ -1153,3 +1153,27 @@ async fn empty_goes_back_to_the_dialplan_and_a_timeout_overflows_into_another_qu
     assert_eq!(rig.outcome(&moved), Some(Outcome::Abandoned));
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_logout_hangs_up_the_persistent_operators_line_over_real_ari() {
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1008", 1, OperatorMode::Persistent, "2468").await;
+    rig.login("1008", 1, "2468").await;
+    let leg = rig
+        .live
+        .with_world(|w| w.channel_names(BoxIndex(0)))
+        .into_iter()
+        .find(|(_, name)| name.contains("desk-1008"))
+        .map(|(id, _)| id)
+        .expect("the operator's line is up in its holding bridge");
+    // Logged out by a supervisor (the API's POST /v1/operators/{id}/logout is this command).
+    rig.cluster.admin(CommandBody::OperatorLogout { operator: OperatorId::new("1008") }).await.unwrap();
+    rig.wait_until("the operator's line hung up", || rig.ended(1, &leg).is_some()).await;
+    assert!(rig.requests_to("DELETE", "/bridges/hold-1008").len() == 1, "the holding bridge is destroyed too");
+    // A caller now waits: nobody is offered.
+    let (_caller, call) = rig.caller(1, "quinn", Some(2_000), vec![]);
+    rig.wait("abandoned unanswered", |_| rig.outcome(&call).is_some()).await;
+    assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
+    rig.stop().await;
+}
