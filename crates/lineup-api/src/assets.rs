@@ -1,5 +1,7 @@
-//! Pages served by every node from files embedded in the binary (`assets/`). The dashboard
-//! (issue 7) replaces these files or adds rows to [`ASSETS`]; nothing else changes.
+//! Pages served by every node from files embedded in the binary (`assets/`): the supervisor
+//! dashboard at `/` (`index.html`, `dashboard.js`) and the caller widget at `/widget`
+//! (`widget.html`), sharing `lineup.js` (token, REST, reconnecting WebSocket) and
+//! `lineup.css`. Plain modern JS modules: no build step; browser tests in `tests/browser/`.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -20,6 +22,16 @@ pub const ASSETS: &[Asset] = &[
         path: "/assets/lineup.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../assets/lineup.js"),
+    },
+    Asset {
+        path: "/assets/dashboard.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../assets/dashboard.js"),
+    },
+    Asset {
+        path: "/assets/lineup.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../assets/lineup.css"),
     },
 ];
 

@@ -1,0 +1,342 @@
+// The dashboard and the caller widget in headless Debian Chromium (driven by playwright-core;
+// no browser is downloaded) against a real `lineup demo`: three sites, simulated callers and
+// operators, the API and pages served from the binary. Every wait is bounded and waits for a
+// condition; nothing sleeps for progress.
+//
+// Environment: LINEUP_BIN (default: $CARGO_TARGET_DIR or ../../target, then debug/lineup),
+// CHROMIUM (default /usr/bin/chromium), LINEUP_BROWSER_ARTIFACTS (screenshots and the demo's
+// output; default a fresh temp dir), LINEUP_DEMO_SEED (default 7).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "../..");
+const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(repo, process.env.CARGO_TARGET_DIR) : path.join(repo, "target");
+const LINEUP = process.env.LINEUP_BIN || path.join(targetDir, "debug", "lineup");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SEED = process.env.LINEUP_DEMO_SEED || "7";
+/// The demo runs this long; the tests finish well within it and kill it.
+const DEMO_SECONDS = 180;
+const ARTIFACTS = process.env.LINEUP_BROWSER_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), "lineup-browser-"));
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+/// Bounds (ms) on each kind of wait.
+const DEMO_START_MAX = 60_000;
+const PAGE_READY_MAX = 20_000;
+const LIVE_CHANGE_MAX = 30_000;
+const WAITING_CALL_MAX = 60_000;
+const API_REFLECTS_MAX = 10_000;
+const POSITION_DROP_MAX = 90_000;
+
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+let demo, demoExited, base, adminToken, viewerToken, browser;
+
+function log(...args) {
+  console.log("[browser-tests]", ...args);
+}
+
+/// Polls `probe` (async, returns a truthy value when done) every 200 ms for at most `maxMs`.
+async function until(what, probe, maxMs) {
+  const deadline = Date.now() + maxMs;
+  let last;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${maxMs} ms waiting for ${what}${last ? `: ${last.message}` : ""}`);
+    if (demoExited) throw new Error(`the demo exited while waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function apiGet(p, token = adminToken) {
+  const res = await fetch(base + p.replace(/^\//, ""), { headers: { Authorization: `Bearer ${token}` } });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/// Waiting calls in a queue, by position (from the API, as an admin).
+async function waitingIn(queue) {
+  const { body } = await apiGet("/v1/calls");
+  return body.calls.filter((c) => c.status === "waiting" && c.queue === queue).sort((a, b) => a.position - b.position);
+}
+
+async function shot(page, name) {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log("screenshot", file);
+  return file;
+}
+
+/// Runs `body(page)` on a fresh page; on failure saves a screenshot before rethrowing.
+async function withPage(name, viewport, body) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => log(`${name}: page error: ${e.message}`));
+  try {
+    await body(page);
+  } catch (e) {
+    await shot(page, `${name}-failure`).catch(() => {});
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
+async function signIn(page, token) {
+  await page.goto(base, { timeout: PAGE_READY_MAX });
+  await page.fill("#token", token);
+  await page.click("#signin button[type=submit]");
+  await page.waitForSelector("body[data-ready]", { timeout: PAGE_READY_MAX });
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(LINEUP), `no lineup binary at ${LINEUP} (cargo build -p lineup)`);
+  assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+  log("artifacts in", ARTIFACTS);
+  const out = fs.createWriteStream(path.join(ARTIFACTS, "demo.log"));
+  demo = spawn(LINEUP, ["demo", "--duration", String(DEMO_SECONDS), "--api-port", "0", "--seed", SEED], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
+  });
+  demo.on("exit", (code, signal) => { demoExited = { code, signal }; });
+  let stdout = "";
+  demo.stdout.on("data", (d) => { stdout += d; out.write(d); });
+  demo.stderr.on("data", (d) => out.write(d));
+  const started = await until("the demo to print its dashboard address and tokens", () => {
+    const dash = stdout.match(/dashboard: (http:\/\/\S+?\/)\s+\(sign in with the admin token (\S+?)\)/);
+    const viewer = stdout.match(/viewer token \(wallboard, no actions\): (\S+)/);
+    return dash && viewer && { base: dash[1], admin: dash[2], viewer: viewer[1] };
+  }, DEMO_START_MAX);
+  ({ base, admin: adminToken, viewer: viewerToken } = started);
+  log("demo dashboard at", base);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: 30_000 });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  if (demo && !demoExited) {
+    demo.kill("SIGKILL");
+    await until("the demo to exit", () => demoExited, 10_000).catch(() => {});
+  }
+  // What the demo would have removed had it finished on its own.
+  if (demo?.pid) fs.rmSync(path.join(os.tmpdir(), `lineup-demo-${demo.pid}`), { recursive: true, force: true });
+  log("screenshots and the demo's output are in", ARTIFACTS);
+});
+
+test("the dashboard shows the demo's queues, gates, operators by site and the cluster", { timeout: 90_000 }, async () => {
+  await withPage("dashboard", { width: 1600, height: 1000 }, async (page) => {
+    await signIn(page, adminToken);
+    await page.waitForSelector(".queue[data-queue=sales]", { timeout: PAGE_READY_MAX });
+    await page.waitForSelector(".queue[data-queue=support]", { timeout: PAGE_READY_MAX });
+    assert.match(await page.textContent(".queue[data-queue=sales] h3"), /Sales/);
+    assert.match(await page.textContent(".queue[data-queue=support] h3"), /Support/);
+    for (const gate of ["web", "phone"]) await page.waitForSelector(`.queue[data-queue=sales] tr[data-gate=${gate}]`);
+    await page.waitForSelector(".queue[data-queue=sales] svg.plot");
+    // Six operators, each under the site it is logged in at once they are in.
+    const { body } = await apiGet("/v1/operators");
+    assert.equal(body.operators.length, 6);
+    for (const o of body.operators) await page.waitForSelector(`tr[data-operator="${o.operator}"]`, { timeout: PAGE_READY_MAX });
+    await page.waitForFunction(() => document.querySelectorAll(".site-group[data-site='1'], .site-group[data-site='2'], .site-group[data-site='3']").length === 3,
+      null, { timeout: LIVE_CHANGE_MAX });
+    // The cluster panel lists the three sites and names a leader.
+    await page.waitForFunction(() => document.querySelectorAll("#cluster tr[data-site]").length === 3, null, { timeout: PAGE_READY_MAX });
+    await page.waitForFunction(() => /leader site \d/.test(document.getElementById("cluster-summary").textContent), null, { timeout: PAGE_READY_MAX });
+    assert.match(await page.textContent("#conn"), /live/);
+    assert.match(await page.textContent("#who"), /admin/);
+    // Wait for someone in line so the picture shows the calls table at work.
+    await page.waitForSelector("#calls tr[data-call]", { timeout: WAITING_CALL_MAX });
+    await shot(page, "dashboard");
+  });
+});
+
+test("values change live over the WebSocket without a reload", { timeout: 90_000 }, async () => {
+  await withPage("live", { width: 1280, height: 800 }, async (page) => {
+    await signIn(page, adminToken);
+    // Server-driven values only (not the locally ticking times): queue figures and states.
+    const fingerprint = () => page.evaluate(() => JSON.stringify([
+      [...document.querySelectorAll(".queue [data-field]")].map((e) => e.textContent),
+      [...document.querySelectorAll("#agents [data-field=state]")].map((e) => e.textContent),
+      [...document.querySelectorAll("#calls tr[data-call]")].map((e) => e.dataset.call),
+    ]));
+    const first = await fingerprint();
+    const navigations = [];
+    page.on("framenavigated", (f) => navigations.push(f.url()));
+    await until("a live change on the page", async () => (await fingerprint()) !== first, LIVE_CHANGE_MAX);
+    // An operator's state on the page follows the API.
+    await until("operator states on the page to match the API", async () => {
+      const { body } = await apiGet("/v1/operators");
+      const shown = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll("tr[data-operator]")]
+        .map((r) => [r.dataset.operator, r.querySelector("[data-field=state]").className.split(" ")[1]])));
+      return body.operators.every((o) => shown[o.operator] === o.state);
+    }, LIVE_CHANGE_MAX);
+    assert.deepEqual(navigations, [], "the page reloaded");
+    await shot(page, "dashboard-laptop");
+  });
+});
+
+test("one click reassigns a waiting call to the other queue", { timeout: 120_000 }, async () => {
+  await withPage("reassign", { width: 1600, height: 1000 }, async (page) => {
+    await signIn(page, adminToken);
+    let moved = null;
+    for (let attempt = 0; attempt < 3 && !moved; attempt++) {
+      // The last caller in line, least likely to be taken by an operator meanwhile.
+      const candidate = await until("a waiting call in sales shown on the page", async () => {
+        const calls = await waitingIn("sales");
+        const last = calls[calls.length - 1];
+        return last && (await page.$(`tr[data-call="${last.call}"] button[data-action=reassign][data-queue=support]`)) && last;
+      }, WAITING_CALL_MAX);
+      await page.click(`tr[data-call="${candidate.call}"] button[data-action=reassign][data-queue=support]`);
+      const outcome = await until("the API to show the reassign (or its refusal)", async () => {
+        const { status, body } = await apiGet(`/v1/calls/${encodeURIComponent(candidate.call)}`);
+        if (status === 200 && body.queue === "support") return "moved";
+        const toast = await page.textContent("#toast");
+        if (/Refused/.test(toast) && !(await page.isHidden("#toast"))) return "refused";
+        if (status === 404) return "gone";
+        return null;
+      }, API_REFLECTS_MAX);
+      log(`reassign ${candidate.call}: ${outcome}`);
+      if (outcome === "moved") moved = candidate.call;
+    }
+    assert.ok(moved, "no reassign took effect in three tries");
+    // The page shows it in Support (or it left the line: support operators pick it up).
+    await page.waitForFunction((call) => {
+      const row = document.querySelector(`tr[data-call="${call}"]`);
+      return !row || row.dataset.queue === "support";
+    }, moved, { timeout: API_REFLECTS_MAX });
+    assert.match(await page.textContent("#toast"), /moved to Support/);
+  });
+});
+
+test("a viewer token shows the same board with no action buttons, and signs out", { timeout: 90_000 }, async () => {
+  await withPage("viewer", { width: 1600, height: 1000 }, async (page) => {
+    await signIn(page, viewerToken);
+    await page.waitForSelector("tr[data-operator]", { timeout: PAGE_READY_MAX });
+    await page.waitForSelector(".queue[data-queue=sales]");
+    assert.match(await page.textContent("#who"), /viewer/);
+    // Let deltas arrive and redraw, then count: no button or picker that acts, anywhere.
+    await page.waitForSelector("#calls tr[data-call]", { timeout: WAITING_CALL_MAX });
+    assert.equal(await page.locator("[data-action]").count(), 0);
+    assert.equal(await page.locator("#calls th", { hasText: "Move to" }).count(), 0);
+    await shot(page, "dashboard-viewer");
+    await page.click("#signout");
+    await page.waitForSelector("#signin-view:not([hidden])");
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("lineup.token")), null);
+    // A wrong token is refused at sign-in.
+    await page.fill("#token", "not-a-real-token-0123456789");
+    await page.click("#signin button[type=submit]");
+    await page.waitForFunction(() => /Unknown token/.test(document.getElementById("signin-error").textContent));
+  });
+});
+
+test("the caller widget shows a position that then decreases", { timeout: 150_000 }, async () => {
+  await withPage("widget", { width: 420, height: 760 }, async (page) => {
+    // A caller with someone ahead of them, so there is a place to move up from.
+    const call = await until("a call in sales at position 2 or more", async () => {
+      const calls = await waitingIn("sales");
+      return calls.find((c) => c.position >= 2);
+    }, WAITING_CALL_MAX);
+    // The demo prints no widget token; the widget routes take any role but the viewer's
+    // callback, so an admin token stands in (a supervisor acting for the caller).
+    await page.goto(`${base}widget?call=${encodeURIComponent(call.call)}&token=${encodeURIComponent(adminToken)}`);
+    const shown = await page.waitForFunction(() => {
+      const n = Number(document.getElementById("position").textContent);
+      return Number.isInteger(n) && n > 0 ? n : null;
+    }, null, { timeout: PAGE_READY_MAX });
+    const first = await shown.jsonValue();
+    log(`widget for ${call.call}: position ${first}`);
+    assert.ok(first >= 1);
+    assert.match(await page.textContent("#eta"), /wait/);
+    await shot(page, "widget");
+    if (first >= 2) {
+      await page.waitForFunction((p) => {
+        const status = document.body.dataset.status;
+        const n = Number(document.getElementById("position").textContent);
+        return (status === "waiting" && n < p) || status === "offered" || status === "connected";
+      }, first, { timeout: POSITION_DROP_MAX });
+    } else {
+      await page.waitForFunction(() => ["offered", "connected"].includes(document.body.dataset.status), null, { timeout: POSITION_DROP_MAX });
+    }
+    const status = await page.evaluate(() => document.body.dataset.status);
+    log(`widget for ${call.call}: then ${status}, position ${await page.textContent("#position")}`);
+    assert.notEqual(status, "ended");
+  });
+});
+
+test("the widget's 'call me back instead' validates the number and keeps the caller's place", { timeout: 120_000 }, async () => {
+  await withPage("callback", { width: 420, height: 760 }, async (page) => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const calls = await until("a waiting call in sales", async () => (await waitingIn("sales")).at(-1), WAITING_CALL_MAX);
+      const call = calls.call;
+      await page.goto(`${base}widget?call=${encodeURIComponent(call)}&token=${encodeURIComponent(adminToken)}`);
+      await page.waitForFunction(() => document.body.dataset.status, null, { timeout: PAGE_READY_MAX });
+      if (await page.isHidden("#callback")) continue; // taken by an operator meanwhile
+      await page.fill("#number", "12ab");
+      await page.click("#callback button[type=submit]");
+      await page.waitForFunction(() => /Please enter a phone number/.test(document.getElementById("message").textContent), null, { timeout: PAGE_READY_MAX });
+      assert.equal((await apiGet(`/v1/calls/${encodeURIComponent(call)}`)).body?.callback, false);
+      await page.fill("#number", "+1 555 0123");
+      await page.click("#callback button[type=submit]");
+      const answer = await page.waitForFunction(() => {
+        const t = document.getElementById("message").textContent;
+        return /We will call you back|did not work|refused/.test(t) && t;
+      }, null, { timeout: API_REFLECTS_MAX });
+      const text = await answer.jsonValue();
+      if (!/We will call you back at \+15550123/.test(text)) {
+        log(`callback for ${call} refused (${text}); trying another caller`);
+        continue;
+      }
+      const after = await apiGet(`/v1/calls/${encodeURIComponent(call)}`);
+      assert.equal(after.status, 200);
+      assert.equal(after.body.callback, true);
+      await page.waitForFunction(() => /call you back/.test(document.getElementById("status").textContent), null, { timeout: API_REFLECTS_MAX });
+      await shot(page, "widget-callback");
+      return;
+    }
+    assert.fail("no caller stayed waiting long enough to ask for a callback in three tries");
+  });
+});
+
+test("supervisor actions: break with a reason, available, log out", { timeout: 120_000 }, async () => {
+  await withPage("operator-actions", { width: 1600, height: 1000 }, async (page) => {
+    await signIn(page, adminToken);
+    const operatorState = async (id) => (await apiGet("/v1/operators")).body.operators.find((o) => o.operator === id);
+    // An operator free right now, so each action takes effect at once.
+    const id = await until("an available operator", async () => {
+      const { body } = await apiGet("/v1/operators");
+      return body.operators.find((o) => o.state === "available")?.operator;
+    }, WAITING_CALL_MAX);
+    const row = `tr[data-operator="${id}"]`;
+    await page.click(`${row} button[data-action=break]`, { timeout: PAGE_READY_MAX });
+    await page.fill("#break-reason", "training");
+    await page.click("#break-ok");
+    await until(`${id} on a break for training (API)`, async () => {
+      const o = await operatorState(id);
+      return o.state === "break" && o.break_reason === "training";
+    }, API_REFLECTS_MAX);
+    await page.waitForFunction((sel) => /break: training/.test(document.querySelector(`${sel} [data-field=state]`)?.textContent),
+      row, { timeout: API_REFLECTS_MAX });
+    await shot(page, "dashboard-break");
+    await page.click(`${row} button[data-action=available]`, { timeout: API_REFLECTS_MAX });
+    await until(`${id} available again (API)`, async () => (await operatorState(id)).state !== "break", API_REFLECTS_MAX);
+    await page.click(`${row} button[data-action=logout]`, { timeout: API_REFLECTS_MAX });
+    await until(`${id} logged out (API)`, async () => (await operatorState(id)).state === "offline", API_REFLECTS_MAX);
+    // Logged out: listed apart, with nothing to act on.
+    await page.waitForFunction((op) => {
+      const r = document.querySelector(`tr[data-operator="${op}"]`);
+      return r && r.closest(".site-group")?.dataset.site === "none" && !r.querySelector("[data-action]");
+    }, id, { timeout: API_REFLECTS_MAX });
+  });
+});
