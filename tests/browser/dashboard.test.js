@@ -80,16 +80,23 @@ async function shot(page, name) {
   return file;
 }
 
-/// Runs `body(page)` on a fresh page; on failure saves a screenshot before rethrowing.
-async function withPage(name, viewport, body) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  page.on("pageerror", (e) => log(`${name}: page error: ${e.message}`));
+/// Runs `body(page)`; on failure saves a screenshot before rethrowing.
+async function withOpenPage(name, page, body) {
   try {
     await body(page);
   } catch (e) {
     await shot(page, `${name}-failure`).catch(() => {});
     throw e;
+  }
+}
+
+/// Runs `body(page)` on a fresh page (its own context: its own sessionStorage).
+async function withPage(name, viewport, body) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => log(`${name}: page error: ${e.message}`));
+  try {
+    await withOpenPage(name, page, body);
   } finally {
     await context.close();
   }
@@ -136,8 +143,14 @@ after(async () => {
   log("screenshots and the demo's output are in", ARTIFACTS);
 });
 
+/// The first test's page stays open for the whole run: the last test checks its plots.
+let observer;
+
 test("the dashboard shows the demo's queues, gates, operators by site and the cluster", { timeout: 90_000 }, async () => {
-  await withPage("dashboard", { width: 1600, height: 1000 }, async (page) => {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  observer = await context.newPage();
+  observer.on("pageerror", (e) => log(`observer: page error: ${e.message}`));
+  await withOpenPage("dashboard", observer, async (page) => {
     await signIn(page, adminToken);
     await page.waitForSelector(".queue[data-queue=sales]", { timeout: PAGE_READY_MAX });
     await page.waitForSelector(".queue[data-queue=support]", { timeout: PAGE_READY_MAX });
@@ -158,7 +171,7 @@ test("the dashboard shows the demo's queues, gates, operators by site and the cl
     assert.match(await page.textContent("#who"), /admin/);
     // Wait for someone in line so the picture shows the calls table at work.
     await page.waitForSelector("#calls tr[data-call]", { timeout: WAITING_CALL_MAX });
-    await shot(page, "dashboard");
+    await shot(page, "dashboard-start");
   });
 });
 
@@ -338,5 +351,17 @@ test("supervisor actions: break with a reason, available, log out", { timeout: 1
       const r = document.querySelector(`tr[data-operator="${op}"]`);
       return r && r.closest(".site-group")?.dataset.site === "none" && !r.querySelector("[data-action]");
     }, id, { timeout: API_REFLECTS_MAX });
+  });
+});
+
+test("the wallboard plots keep the history of the 1 s queue frames on a page left open", { timeout: 90_000 }, async () => {
+  assert.ok(observer, "the first test's page is open");
+  await withOpenPage("dashboard", observer, async (page) => {
+    // One point per `queues` frame since the page opened (a minute or so by now).
+    const points = () => page.evaluate(() => document.querySelector(".queue[data-queue=sales] svg.plot polyline.depth")
+      ?.getAttribute("points").trim().split(/\s+/).length ?? 0);
+    await until("the sales plot to hold 30 one-second points", async () => (await points()) >= 30, LIVE_CHANGE_MAX * 2);
+    assert.match(await page.textContent("#conn"), /live/);
+    await shot(page, "dashboard");
   });
 });
