@@ -200,6 +200,31 @@ test("values change live over the WebSocket without a reload", { timeout: 90_000
   });
 });
 
+test("the page reconnects when its WebSocket drops and resyncs from a fresh snapshot", { timeout: 90_000 }, async () => {
+  await withPage("reconnect", { width: 1280, height: 800 }, async (page) => {
+    // Every /v1/live socket passes through the test, which can cut the page's side.
+    const sockets = [];
+    await page.routeWebSocket(/\/v1\/live/, (ws) => {
+      ws.connectToServer();
+      sockets.push(ws);
+    });
+    await signIn(page, adminToken);
+    assert.equal(sockets.length, 1);
+    await page.waitForFunction(() => document.body.dataset.snapshots === "1");
+    await sockets[0].close({ code: 4000, reason: "test cut" });
+    await page.waitForFunction(() => /reconnecting|connecting/.test(document.getElementById("conn").textContent), null, { timeout: API_REFLECTS_MAX });
+    // Backoff starts at about half a second; the new socket gets a new snapshot.
+    await page.waitForFunction(() => document.body.dataset.snapshots === "2", null, { timeout: API_REFLECTS_MAX });
+    assert.equal(sockets.length, 2);
+    await page.waitForFunction(() => document.getElementById("conn").textContent === "live", null, { timeout: API_REFLECTS_MAX });
+    // Still the whole board, still live.
+    assert.equal(await page.locator("tr[data-operator]").count(), 6);
+    // Frames keep coming on the new socket (queue summaries every second).
+    const seq = Number(await page.evaluate(() => document.body.dataset.seq));
+    await page.waitForFunction((n) => Number(document.body.dataset.seq) > n, seq, { timeout: API_REFLECTS_MAX });
+  });
+});
+
 test("one click reassigns a waiting call to the other queue", { timeout: 120_000 }, async () => {
   await withPage("reassign", { width: 1600, height: 1000 }, async (page) => {
     await signIn(page, adminToken);

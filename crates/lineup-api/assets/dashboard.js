@@ -141,7 +141,7 @@ function showConn(text) {
 function onMessage(m) {
   state.lastFrameAt = Date.now();
   if (m.now_ms) state.offsetMs = m.now_ms - Date.now();
-  if (m.seq) state.lastSeq = m.seq;
+  if (m.seq) document.body.dataset.seq = state.lastSeq = m.seq;
   switch (m.type) {
     case "snapshot":
       // Forget everything held; history (plots) survives a resync.
@@ -162,6 +162,7 @@ function onMessage(m) {
       state.inSnapshot = false;
       state.socket?.healthy();
       document.body.dataset.ready = "1";
+      document.body.dataset.snapshots = String(Number(document.body.dataset.snapshots || 0) + 1);
       mark("queues", "agents", "calls", "cluster");
       break;
     case "operator":
