@@ -387,6 +387,7 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     }
     println!("  dashboard: {}/  (sign in with the admin token {})", api_urls[&1], tokens.admin);
     println!("  viewer token (wallboard, no actions): {}", tokens.viewer);
+    println!("  widget token (caller widget: {}/widget?call=<id>&token=…): {}", api_urls[&1], tokens.widget);
 
     // Stasis() fails for an application nobody is connected for: wait until every site's
     // driver has its events socket up before anyone dials.
