@@ -243,15 +243,58 @@ impl AriEvent {
         value
     }
 
-    /// The identity of the event regardless of which application's copy this is.
-    fn dedup_key(&self) -> String {
-        let mut value = self.to_value();
-        if let Some(object) = value.as_object_mut() {
-            object.remove("application");
+    /// The identity of the event regardless of which application's copy this is: a 128-bit
+    /// digest of everything but the application, hashed while serializing (no JSON tree
+    /// or string is built: this runs for every event a site receives). Every map in an
+    /// event is a `BTreeMap`, so equal events serialize, and hash, identically.
+    fn dedup_key(&self) -> DedupKey {
+        let mut writer = DigestWriter::default();
+        if serde_json::to_writer(&mut writer, &(&self.timestamp, &self.asterisk_id, &self.kind)).is_err() {
+            // Unserializable is impossible for these types; fall back to the debug form.
+            writer = DigestWriter::default();
+            let _ = std::io::Write::write_all(&mut writer, format!("{self:?}").as_bytes());
         }
-        // serde_json's Map is ordered by key (no `preserve_order` feature), so equal events
-        // give equal strings.
-        value.to_string()
+        writer.finish()
+    }
+}
+
+/// An event's identity for deduplication (see `AriEvent::dedup_key`).
+type DedupKey = (u64, u64);
+
+/// Two independent SipHash streams over the bytes written (fixed keys: deterministic).
+struct DigestWriter {
+    low: std::collections::hash_map::DefaultHasher,
+    high: std::collections::hash_map::DefaultHasher,
+}
+
+impl Default for DigestWriter {
+    fn default() -> DigestWriter {
+        use std::hash::Hasher;
+        let (mut low, mut high) =
+            (std::collections::hash_map::DefaultHasher::new(), std::collections::hash_map::DefaultHasher::new());
+        low.write_u8(0x4c);
+        high.write_u8(0x68);
+        DigestWriter { low, high }
+    }
+}
+
+impl DigestWriter {
+    fn finish(&self) -> DedupKey {
+        use std::hash::Hasher;
+        (self.low.finish(), self.high.finish())
+    }
+}
+
+impl std::io::Write for DigestWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        use std::hash::Hasher;
+        self.low.write(bytes);
+        self.high.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -263,8 +306,8 @@ impl AriEvent {
 /// that must act on each event once even over at-least-once delivery.
 #[derive(Debug, Default)]
 pub struct EventDeduplicator {
-    recent: VecDeque<String>,
-    applications_by_key: HashMap<String, Vec<String>>,
+    recent: VecDeque<DedupKey>,
+    applications_by_key: HashMap<DedupKey, Vec<String>>,
     duplicates_dropped: u64,
 }
 
@@ -313,13 +356,13 @@ impl EventDeduplicator {
         true
     }
 
-    fn remember(&mut self, key: String, application: &str) {
+    fn remember(&mut self, key: DedupKey, application: &str) {
         if self.recent.len() == DEDUP_WINDOW_EVENTS {
             if let Some(oldest) = self.recent.pop_front() {
                 self.applications_by_key.remove(&oldest);
             }
         }
-        self.recent.push_back(key.clone());
+        self.recent.push_back(key);
         self.applications_by_key.insert(key, vec![application.to_string()]);
         debug_assert!(self.recent.len() <= DEDUP_WINDOW_EVENTS);
     }

@@ -28,7 +28,7 @@ use crate::stats::Stats;
 use crate::{codec, CoreError};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// Most callers waiting across all queues at once.
 pub const TOTAL_WAITING_MAX_CALLS: usize = 1_000_000;
@@ -36,6 +36,8 @@ pub const TOTAL_WAITING_MAX_CALLS: usize = 1_000_000;
 pub const DEDUP_WINDOW_PER_ORIGIN_COMMANDS: usize = 4_096;
 /// Origins remembered; the least recently active one is forgotten beyond this.
 pub const DEDUP_ORIGINS_MAX: usize = 1_024;
+/// Ended call ids remembered so that none is queued twice (~40 bytes each in a snapshot).
+pub const ENDED_CALLS_REMEMBERED_MAX: usize = 20_000;
 /// A proposer's clock may run at most this far ahead of the leader's last Tick; beyond it
 /// the command's time is clamped, so one site with a fast clock cannot expire everyone's timers.
 pub const COMMAND_CLOCK_LEAD_MAX_MS: u64 = 2_000;
@@ -104,6 +106,11 @@ struct State {
     now_ms: u64,
     last_tick_ms: u64,
     last_applied_index: u64,
+    /// The most recently ended calls, oldest first (at most `ENDED_CALLS_REMEMBERED_MAX`): a
+    /// call id that ended is never queued again, so a caller reaches exactly one outcome
+    /// even when a site re-announces a channel whose call already ended (a site restarted
+    /// while its caller heard the callback confirmation, a very late StasisStart).
+    ended_calls: VecDeque<CallId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -142,6 +149,8 @@ struct Indexes {
     call_timers: BTreeSet<(u64, Timer)>,
     operator_wakes: BTreeSet<(u64, OperatorId)>,
     waiting_total: usize,
+    /// The ids in `State::ended_calls`, for lookup (hash map: looked up, never iterated).
+    ended_calls: HashSet<CallId>,
 }
 
 /// Per-apply scratch; empty between applies.
@@ -629,7 +638,7 @@ impl Routing {
         if self.s.lost_sites.contains(&e.site) {
             return Err(CoreError::SiteDown(e.site));
         }
-        if self.idx.call_numbers.contains_key(&e.call) {
+        if self.idx.call_numbers.contains_key(&e.call) || self.idx.ended_calls.contains(&e.call) {
             return Err(CoreError::DuplicateCall(e.call.clone()));
         }
         let queue = self.s.queues.get(&e.queue).ok_or_else(|| CoreError::UnknownQueue(e.queue.clone()))?;
@@ -1970,7 +1979,19 @@ impl Routing {
 
     /// Ends a call (already out of the indexes): dialplan exit if the caller is on the line,
     /// the history record, and the final projection.
+    fn remember_ended(&mut self, id: &CallId) {
+        if self.s.ended_calls.len() == ENDED_CALLS_REMEMBERED_MAX {
+            if let Some(oldest) = self.s.ended_calls.pop_front() {
+                self.idx.ended_calls.remove(&oldest);
+            }
+        }
+        self.s.ended_calls.push_back(id.clone());
+        self.idx.ended_calls.insert(id.clone());
+        debug_assert!(self.s.ended_calls.len() <= ENDED_CALLS_REMEMBERED_MAX);
+    }
+
     fn end_call(&mut self, call: Call, outcome: Outcome, handle_ms: Option<u64>) {
+        self.remember_ended(&call.id);
         let now = self.s.now_ms;
         let returns_to_dialplan = matches!(
             outcome,
@@ -2185,6 +2206,7 @@ impl Routing {
         for id in ids {
             self.index_operator(&id, true);
         }
+        self.idx.ended_calls = self.s.ended_calls.iter().cloned().collect();
         // Rebuilding is not a release of capacity.
         self.scratch.dirty_queues.clear();
     }

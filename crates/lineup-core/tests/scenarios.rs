@@ -712,6 +712,37 @@ fn duplicate_commands_return_the_first_result_and_do_nothing() {
 }
 
 #[test]
+fn a_call_that_ended_is_never_queued_again_even_after_a_restore() {
+    // A site that restarts while its caller hears the callback confirmation (or a very
+    // late StasisStart) announces the channel again: the call must not get a second outcome.
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.enqueue("c1", "sales", SITE_A);
+    h.ok(CommandBody::Abandoned { call: id("c1") });
+    let again = |h: &mut Harness| {
+        h.apply(CommandBody::Enqueue(Enqueue {
+            call: id("c1"),
+            queue: QueueId::new("sales"),
+            gate: None,
+            priority: None,
+            caller_number: "1".into(),
+            caller_name: "x".into(),
+            site: SITE_A,
+            channel: Some("ch".into()),
+            skills: Default::default(),
+            callback_number: None,
+        }))
+    };
+    let (result, effects) = again(&mut h);
+    assert_eq!(result, Err(CoreError::DuplicateCall(id("c1"))));
+    assert!(effects.is_empty());
+    h.routing = Routing::restore(&h.routing.snapshot_bytes()).unwrap();
+    let (result, _) = again(&mut h);
+    assert_eq!(result, Err(CoreError::DuplicateCall(id("c1"))), "the window survives a snapshot");
+    assert_eq!(h.routing.call_count(), 0);
+}
+
+#[test]
 fn snapshot_restores_identical_future_behaviour() {
     let mut h = Harness::new();
     h.queue(QueueConfig {

@@ -1561,7 +1561,7 @@ impl SiteController {
             }
         };
         match purpose {
-            Purpose::Enqueue { channel } => self.on_enqueued(&channel, result),
+            Purpose::Enqueue { channel } => self.on_enqueued(&channel, result, routing),
             Purpose::Login { channel } => self.on_login_committed(&channel, result, routing),
             Purpose::Logout { channel } => {
                 if matches!(result, Ok(Response::Done)) {
@@ -1607,12 +1607,40 @@ impl SiteController {
         }
     }
 
-    fn on_enqueued(&mut self, ch: &ChannelId, result: lineup_core::CommandResult) {
+    fn on_enqueued(&mut self, ch: &ChannelId, result: lineup_core::CommandResult, routing: &Routing) {
         let Some(leg) = self.callers.get_mut(ch) else { return };
         if leg.state == CallerState::Leaving {
             return;
         }
+        // The call is already queued: this entry was re-announced by a reconcile that read a
+        // view not yet caught up (a restart replays its log before it hears the leader), so
+        // the caller is in line already. (A call that ended is refused too, and is not live.)
+        use lineup_core::CallStatus;
+        let existing = match &result {
+            Err(CoreError::DuplicateCall(call)) if *call == leg.call => routing.call_view(call).map(|v| v.status),
+            _ => None,
+        };
         match result {
+            _ if matches!(
+                existing,
+                Some(CallStatus::CallbackWaiting | CallStatus::CallbackOffered | CallStatus::CallbackConnected)
+            ) =>
+            {
+                // The caller took a callback and heard it confirmed; this is the leftover line.
+                leg.state = CallerState::Leaving;
+                self.ari(AriRequest::Hangup(ch.clone(), HangupReason::Normal));
+            }
+            _ if matches!(existing, Some(CallStatus::Waiting | CallStatus::Offered | CallStatus::Connected)) => {
+                self.counters.channels_adopted += 1;
+                if leg.state == CallerState::Entering {
+                    leg.state = CallerState::Waiting;
+                }
+                if leg.hung_up {
+                    let call = leg.call.clone();
+                    self.report(CommandBody::Abandoned { call });
+                    self.forget_caller(ch);
+                }
+            }
             Ok(Response::Enqueued { exit: None, .. }) => {
                 if leg.state == CallerState::Entering {
                     leg.state = CallerState::Waiting;
@@ -1729,8 +1757,28 @@ impl SiteController {
         gone.dedup();
         for ch in gone {
             self.on_channel_gone(&ch);
+            // Asterisk no longer has the channel, so no later event will finish it: a caller
+            // now leaving is forgotten here (an entering one waits for its Enqueue result).
+            if self.callers.get(&ch).is_some_and(|leg| matches!(leg.state, CallerState::Leaving)) {
+                self.forget_caller(&ch);
+            }
         }
         self.logins.retain(|ch, _| live.contains_key(ch));
+        // A caller to be hung up after a last prompt (the callback confirmation) whose
+        // PlaybackFinished may have been lost with the connection: hang up now rather than
+        // leave the caller in silence (they already heard that the promise is kept).
+        let closing: Vec<ChannelId> = self
+            .callers
+            .iter()
+            .filter(|(ch, leg)| leg.hangup_after.is_some() && live.contains_key(*ch))
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        for ch in closing {
+            if let Some(leg) = self.callers.get_mut(&ch) {
+                leg.hangup_after = None;
+            }
+            self.ari(AriRequest::Hangup(ch, HangupReason::Normal));
+        }
 
         // 2. Bridges that completed while we were not listening.
         let bridging: Vec<(BridgeId, ChannelId, ChannelId)> = self
@@ -1867,6 +1915,11 @@ impl SiteController {
             }
         }
 
+        // 3b. Callbacks this site was placing or had connected (the operator is here and
+        //     the callee leg is ours): nobody else reports how they end, so they are adopted
+        //     or finished here, never left to the dialplan as unknown channels.
+        self.adopt_callbacks(&live, &bridged, routing);
+
         // 4. Channels in our application that the cluster never heard of entered while we
         //    were away: their dialplan arguments are still on the channel.
         for (id, ch) in &live {
@@ -1888,6 +1941,120 @@ impl SiteController {
             {
                 self.counters.channels_adopted += 1;
                 self.on_stasis_start(&application, args, ch.clone(), routing);
+            }
+        }
+    }
+
+    /// After a restart: the callbacks committed to an operator of this site whose execution
+    /// this process does not hold. A connected callback with both parties in its bridge is
+    /// adopted (either side's hangup then ends it as usual); one whose party left while we
+    /// were away is completed and tidied; one still being set up cannot be resumed (its
+    /// ringing legs belong to the lost process), so its legs are hung up and the offer is
+    /// failed, which gives the promise its place back without spending an attempt.
+    fn adopt_callbacks(
+        &mut self,
+        live: &BTreeMap<ChannelId, lineup_ari::Channel>,
+        bridged: &BTreeMap<BridgeId, Vec<ChannelId>>,
+        routing: &Routing,
+    ) {
+        use lineup_core::CallStatus;
+        let callbacks: Vec<lineup_core::CallView> = routing
+            .calls()
+            .filter(|v| matches!(v.status, CallStatus::CallbackOffered | CallStatus::CallbackConnected))
+            .collect();
+        for view in callbacks {
+            let (Some(fence), Some(operator)) = (view.fence, view.operator.clone()) else { continue };
+            let call = view.call.clone();
+            if self.offers.contains_key(&(call.clone(), fence)) {
+                continue;
+            }
+            let Some(operator_view) = routing.operator_view(&operator) else { continue };
+            if operator_view.site != Some(self.cfg.site) {
+                continue;
+            }
+            let mode = routing.operator_config(&operator).map_or(OperatorMode::Persistent, |c| c.mode);
+            let callee = channel(&self.offer_leg_id("cb", &call, fence));
+            let bridge = BridgeId::new(self.offer_leg_id("call", &call, fence)).ok();
+            let operator_leg = match mode {
+                OperatorMode::Persistent => operator_view.channel.as_deref().and_then(channel),
+                OperatorMode::Ring => channel(&self.offer_leg_id("ring", &call, fence)),
+            };
+            let (Some(callee), Some(bridge), Some(operator_leg)) = (callee, bridge, operator_leg) else { continue };
+            let members = bridged.get(&bridge);
+            let callee_in = members.is_some_and(|m| m.contains(&callee));
+            let operator_in = members.is_some_and(|m| m.contains(&operator_leg));
+            self.counters.channels_adopted += 1;
+            self.call_fences.insert(call.clone(), fence);
+            self.operator_fences.insert(operator.clone(), fence);
+            if live.contains_key(&callee) {
+                self.ring_legs.insert(callee.clone(), (call.clone(), fence));
+            }
+            if mode == OperatorMode::Ring && live.contains_key(&operator_leg) {
+                self.ring_legs.insert(operator_leg.clone(), (call.clone(), fence));
+            }
+            if let Some(leg) = self.operators.get_mut(&operator) {
+                leg.busy_with = Some(fence);
+            }
+            self.offers.insert(
+                (call.clone(), fence),
+                OfferExec {
+                    // The number is only needed to dial, and an adopted callback is never redialled.
+                    kind: ExecKind::Callback { number: String::new() },
+                    call: call.clone(),
+                    operator: operator.clone(),
+                    fence,
+                    caller_channel: callee.clone(),
+                    operator_channel: operator_leg.clone(),
+                    mode,
+                    bridge: bridge.clone(),
+                    stage: OfferStage::Connected,
+                    caller_in: callee_in,
+                    operator_in,
+                    whisper: None,
+                    whisper_playback: None,
+                },
+            );
+            let both_in = callee_in && operator_in;
+            match view.status {
+                CallStatus::CallbackConnected if both_in => {}
+                CallStatus::CallbackOffered if both_in => {
+                    // Connected while we were away: report it as the bridge event would have.
+                    self.counters.bridges_connected += 1;
+                    self.propose(
+                        CommandBody::CallbackResult { call, operator, fence, answered: true },
+                        Purpose::Report,
+                    );
+                }
+                CallStatus::CallbackConnected => {
+                    let by = if live.contains_key(&callee) { HungUpBy::Operator } else { HungUpBy::Caller };
+                    self.report(CommandBody::Completed { call: call.clone(), fence, by });
+                    self.end_connected_offer(&call, fence, by);
+                }
+                _ => {
+                    self.offers.remove(&(call.clone(), fence));
+                    self.ring_legs.remove(&callee);
+                    if live.contains_key(&callee) {
+                        self.ari(AriRequest::Hangup(callee.clone(), HangupReason::Normal));
+                    }
+                    if mode == OperatorMode::Ring {
+                        self.ring_legs.remove(&operator_leg);
+                        if live.contains_key(&operator_leg) {
+                            self.ari(AriRequest::Hangup(operator_leg.clone(), HangupReason::Normal));
+                        }
+                    }
+                    if members.is_some() {
+                        self.ari(AriRequest::DestroyBridge(bridge));
+                    }
+                    if let Some(leg) = self.operators.get_mut(&operator) {
+                        leg.busy_with = None;
+                        let holding = leg.holding.clone();
+                        let in_holding = bridged.get(&holding).is_some_and(|m| m.contains(&operator_leg));
+                        if mode == OperatorMode::Persistent && !in_holding && live.contains_key(&operator_leg) {
+                            self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![operator_leg] });
+                        }
+                    }
+                    self.report(CommandBody::OfferFailed { call, operator, fence, reason: OfferFailure::BridgeFailed });
+                }
             }
         }
     }
