@@ -5,6 +5,20 @@ use serde::Serialize;
 /// Milliseconds since the Unix epoch at virtual time zero (a fixed date: no wall clock).
 pub const EPOCH_MS: u64 = 1_795_400_000_000;
 
+/// Names of the fault kinds, by bit.
+pub const FAULT_KIND_NAMES: [&str; 9] = [
+    "partition",
+    "one-way",
+    "swizzle-clog",
+    "crash",
+    "leader-pause",
+    "ari-drop",
+    "loss-burst",
+    "effect-redelivery",
+    "leader-crash",
+];
+pub const FAULT_KINDS_ALL: u32 = (1 << FAULT_KIND_NAMES.len()) - 1;
+
 /// A deliberately broken behaviour, switched on only by the planted-bug tests, to prove the
 /// checkers notice (mutation testing of the simulator itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -141,6 +155,8 @@ pub struct SimConfig {
     /// the faults stop and the run heals and drains.
     pub ops: u64,
     pub faults: bool,
+    /// Which fault kinds may be drawn (bit k = kind k of `Sim::fault`; see FAULT_KIND_NAMES).
+    pub fault_kinds: u32,
     pub bug: PlantedBug,
     pub workload: Workload,
     /// Keep a human-readable trace (for the file written on failure).
@@ -153,12 +169,30 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// M/M/c through the whole federation: no faults, one queue, FIFO, no abandons.
+    pub fn mmc(seed: u64, arrivals_per_hour: f64, aht_ms: f64, operators_per_site: usize, calls: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            sites: 3,
+            // Each answered call commits Enqueue, Connected and Completed.
+            ops: calls * 3,
+            faults: false,
+            fault_kinds: 0,
+            bug: PlantedBug::None,
+            workload: Workload::mmc(arrivals_per_hour, aht_ms, operators_per_site, 3),
+            trace: false,
+            stop_at_first_violation: true,
+            stats_after_ms: 1_800_000,
+        }
+    }
+
     pub fn chaos(seed: u64, ops: u64) -> SimConfig {
         SimConfig {
             seed,
             sites: 3,
             ops,
             faults: true,
+            fault_kinds: FAULT_KINDS_ALL,
             bug: PlantedBug::None,
             workload: Workload::chaos(),
             trace: false,

@@ -31,6 +31,12 @@ enum Cmd {
         /// Plant a bug to test the checkers: skip-fence-check, no-dedup-table, ack-before-commit.
         #[arg(long, default_value = "none")]
         plant: String,
+        /// No caller accepts a callback (narrows a failure down).
+        #[arg(long)]
+        no_callbacks: bool,
+        /// Bit mask of fault kinds (bit k: kind k of FAULT_KIND_NAMES); default all.
+        #[arg(long, default_value_t = lineup_sim::config::FAULT_KINDS_ALL)]
+        fault_kinds: u32,
         /// Worker threads (each seed stays single-threaded and deterministic).
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -63,9 +69,19 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Cmd::Run { seeds, first_seed, ops, no_faults, plant, threads, trace_dir, json } => {
+        Cmd::Run { seeds, first_seed, ops, no_faults, plant, no_callbacks, fault_kinds, threads, trace_dir, json } => {
             let Some(bug) = PlantedBug::parse(&plant) else { bail!("unknown --plant {plant}") };
-            let spec = SweepSpec { seeds, first_seed, ops, faults: !no_faults, bug, threads, trace_dir };
+            let spec = SweepSpec {
+                seeds,
+                first_seed,
+                ops,
+                faults: !no_faults,
+                bug,
+                callbacks: !no_callbacks,
+                fault_kinds,
+                threads,
+                trace_dir: Some(trace_dir),
+            };
             let summary = sweep(&spec);
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -58,7 +58,7 @@ pub const RUN_VIRTUAL_MAX_MS: u64 = 48 * 3_600_000;
 /// Effect batches a site remembers for the redelivery fault.
 pub const REDELIVERY_WINDOW_BATCHES: usize = 32;
 /// Trace lines kept (the tail is written on failure).
-pub const TRACE_LINES_MAX: usize = 2_000_000;
+pub const TRACE_LINES_MAX: usize = 300_000;
 pub const VIOLATIONS_KEPT_MAX: usize = 20;
 /// Fake PIN for every simulated operator.
 const PIN: &str = "2468";
@@ -137,7 +137,9 @@ impl Ev {
 struct Scheduled {
     at_ms: u64,
     seq: u64,
-    ev: Ev,
+    /// Boxed: events are large (ARI events, log entries) and the heap moves its items on
+    /// every push and pop.
+    ev: Box<Ev>,
 }
 
 impl PartialEq for Scheduled {
@@ -412,7 +414,7 @@ impl Sim {
 
     fn push(&mut self, at_ms: u64, ev: Ev) {
         self.seq += 1;
-        self.heap.push(Scheduled { at_ms: at_ms.max(self.now_ms), seq: self.seq, ev });
+        self.heap.push(Scheduled { at_ms: at_ms.max(self.now_ms), seq: self.seq, ev: Box::new(ev) });
     }
 
     fn abs_ms(&self) -> u64 {
@@ -446,7 +448,7 @@ impl Sim {
             self.events += 1;
             self.hash.u64(item.at_ms);
             self.hash.u64(item.ev.tag());
-            self.handle(item.ev);
+            self.handle(*item.ev);
             self.route_world_outputs();
             self.step_checks();
             if self.checker.stop() {
@@ -1037,6 +1039,9 @@ impl Sim {
         let n = self.cfg.sites;
         let d = &mut self.fault_dice;
         let kind = d.pick(9);
+        if self.cfg.fault_kinds & (1 << kind) == 0 {
+            return;
+        }
         let victim = d.pick(n);
         let len = 1_000 + d.exponential_ms(6_000.0).min(30_000);
         match kind {

@@ -22,9 +22,13 @@ pub struct SweepSpec {
     pub ops: u64,
     pub faults: bool,
     pub bug: PlantedBug,
+    /// Callers may accept callbacks (on by default; off narrows a failure down).
+    pub callbacks: bool,
+    /// Which fault kinds may be drawn (bit k = `FAULT_KIND_NAMES[k]`).
+    pub fault_kinds: u32,
     pub threads: usize,
-    /// Where failing seeds' traces go.
-    pub trace_dir: PathBuf,
+    /// Where failing seeds' traces go (replayed with the trace on); `None` writes none.
+    pub trace_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,8 +59,15 @@ pub struct SweepSummary {
 }
 
 /// The one-line command that replays a seed.
-pub fn reproduce_command(seed: u64, ops: u64, faults: bool, bug: PlantedBug) -> String {
+pub fn reproduce_command(spec: &SweepSpec, seed: u64) -> String {
+    let (ops, faults, bug) = (spec.ops, spec.faults, spec.bug);
     let mut cmd = format!("cargo run -p lineup-sim --release -- run --seeds 1 --first-seed {seed} --ops {ops}");
+    if !spec.callbacks {
+        cmd.push_str(" --no-callbacks");
+    }
+    if spec.fault_kinds != crate::config::FAULT_KINDS_ALL {
+        cmd.push_str(&format!(" --fault-kinds {}", spec.fault_kinds));
+    }
     if !faults {
         cmd.push_str(" --no-faults");
     }
@@ -70,6 +81,10 @@ pub fn config_for(spec: &SweepSpec, seed: u64) -> SimConfig {
     let mut cfg = SimConfig::chaos(seed, spec.ops);
     cfg.faults = spec.faults;
     cfg.bug = spec.bug;
+    cfg.fault_kinds = spec.fault_kinds;
+    if !spec.callbacks {
+        cfg.workload.callback_takers = 0.0;
+    }
     cfg
 }
 
@@ -132,11 +147,11 @@ pub fn sweep(spec: &SweepSpec) -> SweepSummary {
         add(&mut summary.coverage, &r.coverage, &mut summary.seeds_with);
         if !r.violations.is_empty() {
             summary.violations += r.violations.len() as u64;
-            let trace_file = write_trace(spec, r.seed);
+            let trace_file = spec.trace_dir.as_deref().and_then(|dir| write_trace(spec, dir, r.seed));
             summary.failures.push(SeedFailure {
                 seed: r.seed,
                 violations: r.violations.clone(),
-                reproduce: reproduce_command(r.seed, spec.ops, spec.faults, spec.bug),
+                reproduce: reproduce_command(spec, r.seed),
                 trace_file,
             });
         }
@@ -150,21 +165,17 @@ pub fn sweep(spec: &SweepSpec) -> SweepSummary {
 }
 
 /// Replays a seed with the trace on (same seed, same run) and writes it out.
-fn write_trace(spec: &SweepSpec, seed: u64) -> Option<String> {
+fn write_trace(spec: &SweepSpec, dir: &Path, seed: u64) -> Option<String> {
     let mut cfg = config_for(spec, seed);
     cfg.trace = true;
     let (report, trace) = crate::run_seed(cfg);
-    let path = spec.trace_dir.join(format!("lineup-sim-seed-{seed}.trace"));
-    let mut text = format!(
-        "# {}\n# violations: {:?}\n",
-        reproduce_command(seed, spec.ops, spec.faults, spec.bug),
-        report.violations
-    );
+    let path = dir.join(format!("lineup-sim-seed-{seed}.trace"));
+    let mut text = format!("# {}\n# violations: {:?}\n", reproduce_command(spec, seed), report.violations);
     for line in trace {
         text.push_str(&line);
         text.push('\n');
     }
-    std::fs::create_dir_all(&spec.trace_dir).ok()?;
+    std::fs::create_dir_all(dir).ok()?;
     std::fs::write(&path, text).ok()?;
     Some(display(&path))
 }
