@@ -1620,6 +1620,8 @@ impl SiteController {
             Err(CoreError::DuplicateCall(call)) if *call == leg.call => routing.call_view(call).map(|v| v.status),
             _ => None,
         };
+        let already_in_line =
+            matches!(existing, Some(CallStatus::Waiting | CallStatus::Offered | CallStatus::Connected));
         match result {
             _ if matches!(
                 existing,
@@ -1630,18 +1632,10 @@ impl SiteController {
                 leg.state = CallerState::Leaving;
                 self.ari(AriRequest::Hangup(ch.clone(), HangupReason::Normal));
             }
-            _ if matches!(existing, Some(CallStatus::Waiting | CallStatus::Offered | CallStatus::Connected)) => {
-                self.counters.channels_adopted += 1;
-                if leg.state == CallerState::Entering {
-                    leg.state = CallerState::Waiting;
+            result if already_in_line || matches!(result, Ok(Response::Enqueued { exit: None, .. })) => {
+                if already_in_line {
+                    self.counters.channels_adopted += 1;
                 }
-                if leg.hung_up {
-                    let call = leg.call.clone();
-                    self.report(CommandBody::Abandoned { call });
-                    self.forget_caller(ch);
-                }
-            }
-            Ok(Response::Enqueued { exit: None, .. }) => {
                 if leg.state == CallerState::Entering {
                     leg.state = CallerState::Waiting;
                 }
@@ -1983,9 +1977,30 @@ impl SiteController {
             let members = bridged.get(&bridge);
             let callee_in = members.is_some_and(|m| m.contains(&callee));
             let operator_in = members.is_some_and(|m| m.contains(&operator_leg));
+            let both_in = callee_in && operator_in;
             self.counters.channels_adopted += 1;
             self.call_fences.insert(call.clone(), fence);
             self.operator_fences.insert(operator.clone(), fence);
+            if view.status == CallStatus::CallbackOffered && !both_in {
+                // Half-built: hang up what we placed, put the operator back, fail the offer.
+                if live.contains_key(&callee) {
+                    self.ari(AriRequest::Hangup(callee, HangupReason::Normal));
+                }
+                if mode == OperatorMode::Ring && live.contains_key(&operator_leg) {
+                    self.ari(AriRequest::Hangup(operator_leg.clone(), HangupReason::Normal));
+                }
+                if members.is_some() {
+                    self.ari(AriRequest::DestroyBridge(bridge));
+                }
+                if let Some(holding) = self.operators.get(&operator).map(|leg| leg.holding.clone()) {
+                    let in_holding = bridged.get(&holding).is_some_and(|m| m.contains(&operator_leg));
+                    if mode == OperatorMode::Persistent && !in_holding && live.contains_key(&operator_leg) {
+                        self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![operator_leg] });
+                    }
+                }
+                self.report(CommandBody::OfferFailed { call, operator, fence, reason: OfferFailure::BridgeFailed });
+                continue;
+            }
             if live.contains_key(&callee) {
                 self.ring_legs.insert(callee.clone(), (call.clone(), fence));
             }
@@ -2004,9 +2019,9 @@ impl SiteController {
                     operator: operator.clone(),
                     fence,
                     caller_channel: callee.clone(),
-                    operator_channel: operator_leg.clone(),
+                    operator_channel: operator_leg,
                     mode,
-                    bridge: bridge.clone(),
+                    bridge,
                     stage: OfferStage::Connected,
                     caller_in: callee_in,
                     operator_in,
@@ -2014,10 +2029,9 @@ impl SiteController {
                     whisper_playback: None,
                 },
             );
-            let both_in = callee_in && operator_in;
-            match view.status {
-                CallStatus::CallbackConnected if both_in => {}
-                CallStatus::CallbackOffered if both_in => {
+            match (view.status, both_in) {
+                (CallStatus::CallbackConnected, true) => {}
+                (_, true) => {
                     // Connected while we were away: report it as the bridge event would have.
                     self.counters.bridges_connected += 1;
                     self.propose(
@@ -2025,35 +2039,11 @@ impl SiteController {
                         Purpose::Report,
                     );
                 }
-                CallStatus::CallbackConnected => {
+                (_, false) => {
+                    // Connected, and a party left while we were away.
                     let by = if live.contains_key(&callee) { HungUpBy::Operator } else { HungUpBy::Caller };
                     self.report(CommandBody::Completed { call: call.clone(), fence, by });
                     self.end_connected_offer(&call, fence, by);
-                }
-                _ => {
-                    self.offers.remove(&(call.clone(), fence));
-                    self.ring_legs.remove(&callee);
-                    if live.contains_key(&callee) {
-                        self.ari(AriRequest::Hangup(callee.clone(), HangupReason::Normal));
-                    }
-                    if mode == OperatorMode::Ring {
-                        self.ring_legs.remove(&operator_leg);
-                        if live.contains_key(&operator_leg) {
-                            self.ari(AriRequest::Hangup(operator_leg.clone(), HangupReason::Normal));
-                        }
-                    }
-                    if members.is_some() {
-                        self.ari(AriRequest::DestroyBridge(bridge));
-                    }
-                    if let Some(leg) = self.operators.get_mut(&operator) {
-                        leg.busy_with = None;
-                        let holding = leg.holding.clone();
-                        let in_holding = bridged.get(&holding).is_some_and(|m| m.contains(&operator_leg));
-                        if mode == OperatorMode::Persistent && !in_holding && live.contains_key(&operator_leg) {
-                            self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![operator_leg] });
-                        }
-                    }
-                    self.report(CommandBody::OfferFailed { call, operator, fence, reason: OfferFailure::BridgeFailed });
                 }
             }
         }
