@@ -1629,8 +1629,14 @@ impl SiteController {
             ) =>
             {
                 // The caller took a callback and heard it confirmed; this is the leftover line.
-                leg.state = CallerState::Leaving;
-                self.ari(AriRequest::Hangup(ch.clone(), HangupReason::Normal));
+                if leg.hung_up {
+                    // Already gone (its StasisEnd came while this Enqueue was in flight), so
+                    // no further event will end the leg: forget it now.
+                    self.forget_caller(ch);
+                } else {
+                    leg.state = CallerState::Leaving;
+                    self.ari(AriRequest::Hangup(ch.clone(), HangupReason::Normal));
+                }
             }
             result if already_in_line || matches!(result, Ok(Response::Enqueued { exit: None, .. })) => {
                 if already_in_line {

@@ -291,6 +291,68 @@ fn caller_takes_a_callback_keeps_its_place_and_is_called_back_when_an_operator_f
     assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
 }
 
+/// A restarted site reconciles against its node's replayed view, which may not know a
+/// caller yet: it re-announces the caller, who meanwhile took a callback and hangs up after
+/// the confirmation. The refused Enqueue (the call is a callback promise now) must leave the
+/// site tracking nothing: the StasisEnd came while the Enqueue was in flight.
+#[test]
+fn a_restart_that_re_announces_a_caller_who_took_a_callback_and_left_tracks_nothing() {
+    use lineup_site::{Action, Input, SiteConfig, SiteController};
+    let mut rig = Rig::new();
+    rig.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        callback_offer_above_eta_ms: Some(60_000),
+        default_handle_ms: 300_000,
+        ..Default::default()
+    });
+    rig.gate("main", "sales", None);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    let first = rig.caller("busy", "5000", Some(60_000));
+    let first_call = rig.call_id(&first);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&first_call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    // What a node that has not caught up would show: the queue, but not the next caller.
+    let stale = rig.routing.clone();
+    let keys =
+        vec![ScriptedKeys { at_ms: 12_000, digits: "1".into() }, ScriptedKeys { at_ms: 20_000, digits: "1".into() }];
+    let ch = rig.dial("patient", "+15557770000", "5000", "lineup-gates", None, keys);
+    let call = rig.call_id(&ch);
+    let promised = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::CallbackWaiting));
+    assert!(rig.run_until(30_000, promised), "promise committed");
+    assert!(rig.audio(&ch).is_some(), "still on the line for the confirmation");
+
+    // The site restarts and reconciles against the stale view: it re-announces the caller.
+    let mut fresh = SiteController::new(SiteConfig::new(SITE, 50_000_000));
+    let now = rig.now_ms();
+    let channels = rig.world.list_channels(BOX).expect("channels");
+    let bridges = rig.world.list_bridges(BOX).expect("bridges");
+    let actions = fresh.handle(now, Input::Reconcile { channels, bridges }, &stale);
+    let enqueue = actions.iter().find_map(|a| match a {
+        Action::Propose { token, command } if matches!(&command.body, CommandBody::Enqueue(e) if e.call == call) => {
+            Some((*token, command.clone()))
+        }
+        _ => None,
+    });
+    let (token, command) = enqueue.expect("the stale view makes the site announce the caller again");
+    // The connected first caller is adopted too.
+    let tracked_before = fresh.tracked_callers();
+    // The caller hangs up while that Enqueue is in flight.
+    rig.world.hangup_channel(BOX, ch.as_str(), 16).expect("hangup");
+    for output in rig.world.drain_outputs() {
+        if output.box_index == BOX {
+            fresh.handle(now, Input::Ari(output.event), &stale);
+        }
+    }
+    // The leader refuses the duplicate: the call is a callback promise now.
+    let result = rig.commit(&command);
+    assert!(matches!(result, Err(CoreError::DuplicateCall(_))), "{result:?}");
+    fresh.handle(now, Input::Proposed { token, result: Ok(result) }, &rig.routing);
+    assert_eq!(fresh.tracked_callers(), tracked_before - 1, "the leg that left is forgotten");
+    assert!(matches!(rig.routing.call_view(&call).map(|v| v.status), Some(CallStatus::CallbackWaiting)));
+}
+
 #[test]
 fn an_unanswered_callback_is_retried_then_fails_explicitly() {
     let mut rig = Rig::new();

@@ -114,7 +114,7 @@ impl Rig {
         self.commit(&cmd)
     }
 
-    fn commit(&mut self, cmd: &Command) -> CommandResult {
+    pub fn commit(&mut self, cmd: &Command) -> CommandResult {
         self.index += 1;
         let applied = self.routing.apply(self.index, cmd);
         self.routing.check_invariants().expect("core invariants");
