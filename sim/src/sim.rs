@@ -847,6 +847,7 @@ impl Sim {
                 self.push(self.now_ms + PROPOSE_TIMEOUT_MS, Ev::ProposeTimeout { site, gen, id });
                 self.propose_on(site, command);
             }
+            Action::Reconcile => self.reconcile(site),
             Action::VerifyPin { token, pin, phc } => {
                 let input = Input::PinVerified { token, ok: phc == fake_phc(&pin) };
                 self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input });

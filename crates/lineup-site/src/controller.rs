@@ -15,7 +15,7 @@ use lineup_core::{
     CallId, Command, CommandBody, CommandId, CoreError, Effect, Enqueue, GateId, HungUpBy, Offer, OfferFailure,
     OperatorId, OperatorMode, Outcome, QueueId, Response, Routing, SiteId,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Digits a caller may key to leave the queue, unless configured otherwise.
 pub const DEFAULT_EXIT_KEYS: &str = "0";
@@ -47,6 +47,19 @@ pub const CALLBACK_RING_TIMEOUT_MS: u64 = 30_000;
 /// Most tracked channels (callers, operators, logins); beyond it new callers go straight back
 /// to the dialplan with LINEUP_RESULT=FAILED.
 pub const SITE_CHANNELS_MAX: usize = 50_000;
+/// Channels whose end (StasisEnd, ChannelDestroyed) this site saw since its last reconcile,
+/// most recent kept. A reconnect's channel list can be older than events handled before it,
+/// and must not bring those channels back; a reconnect takes seconds, so a few thousand
+/// ends is far more than can fall in that window.
+pub const ENDED_CHANNELS_REMEMBERED_MAX: usize = 4_096;
+/// A trunk call from the caller's site can arrive before this site has applied the Offer
+/// it serves (the caller's site may learn of the commit first, and a call setup can be
+/// faster than replication): it is held this long for the Offer before being refused.
+pub const EARLY_TRUNK_WAIT_MS: u64 = 5_000;
+/// Most trunk calls held for their Offer at once; beyond it they are refused at once.
+pub const EARLY_TRUNK_LEGS_MAX: usize = 1_024;
+/// Least time between two reconciles the controller asks for itself (see `Action::Reconcile`).
+pub const ORPHAN_RECONCILE_INTERVAL_MS: u64 = 5_000;
 
 #[derive(Debug, Clone)]
 pub struct SiteConfig {
@@ -101,6 +114,9 @@ pub struct SiteCounters {
     pub reconciles: u64,
     pub channels_adopted: u64,
     pub events_duplicated: u64,
+    /// Reconciles this controller asked for because the cluster spoke of a caller it did
+    /// not track.
+    pub orphan_reconciles: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +287,10 @@ enum Pending {
         call: CallId,
         fence: u64,
     },
+    /// A request about one channel: a 404 means Asterisk no longer has it.
+    AriChannel {
+        channel: ChannelId,
+    },
     AriOther,
     Pin {
         channel: ChannelId,
@@ -295,6 +315,16 @@ enum Purpose {
         call: CallId,
         fence: u64,
     },
+    /// A callback's callee answered and is bridged with the operator.
+    CallbackAnswered {
+        call: CallId,
+        fence: u64,
+    },
+    /// A half-built callback was taken down after a restart (`OfferFailed`).
+    CallbackTakenDown {
+        call: CallId,
+        fence: u64,
+    },
     /// Nothing to do with the result (Abandoned, Completed, RingNoAnswer, ...).
     Report,
 }
@@ -316,6 +346,8 @@ pub struct SiteController {
     ring_legs: BTreeMap<ChannelId, (CallId, u64)>,
     /// Offers to an operator here for a caller at another site, waiting for its trunk leg.
     awaiting_trunk: BTreeMap<CallId, Offer>,
+    /// Trunk calls that came before their Offer: call → (inbound leg, refuse after).
+    early_trunks: BTreeMap<CallId, (ChannelId, u64)>,
     /// Highest fence executed per call and per operator (site-side fencing).
     call_fences: BTreeMap<CallId, u64>,
     operator_fences: BTreeMap<OperatorId, u64>,
@@ -328,6 +360,11 @@ pub struct SiteController {
     /// drops them, and this drops any that reach the controller another way, and redeliveries
     /// of one event (a repeated DTMF event would key a digit twice).
     dedup: EventDeduplicator,
+    /// See `ENDED_CHANNELS_REMEMBERED_MAX`; cleared by each reconcile.
+    ended_channels: VecDeque<ChannelId>,
+    ended_channel_set: BTreeSet<ChannelId>,
+    /// When this controller last asked for a reconcile itself.
+    orphan_reconcile_at_ms: Option<u64>,
     out: Vec<Action>,
 }
 
@@ -363,6 +400,7 @@ impl SiteController {
             offers: BTreeMap::new(),
             ring_legs: BTreeMap::new(),
             awaiting_trunk: BTreeMap::new(),
+            early_trunks: BTreeMap::new(),
             call_fences: BTreeMap::new(),
             operator_fences: BTreeMap::new(),
             playbacks: BTreeMap::new(),
@@ -370,6 +408,9 @@ impl SiteController {
             parked: BTreeMap::new(),
             counters: SiteCounters::default(),
             dedup: EventDeduplicator::new(),
+            ended_channels: VecDeque::new(),
+            ended_channel_set: BTreeSet::new(),
+            orphan_reconcile_at_ms: None,
             out: Vec::new(),
         }
     }
@@ -470,7 +511,13 @@ impl SiteController {
 
     fn ari(&mut self, request: AriRequest) {
         let token = self.token();
-        self.pending.insert(token, Pending::AriOther);
+        let pending = match request.channel() {
+            Some(channel) if !matches!(request, AriRequest::Originate(_)) => {
+                Pending::AriChannel { channel: channel.clone() }
+            }
+            _ => Pending::AriOther,
+        };
+        self.pending.insert(token, pending);
         self.out.push(Action::Ari { token, request });
     }
 
@@ -511,6 +558,10 @@ impl SiteController {
         }
         match event.kind {
             EventKind::StasisStart { args, channel, .. } => {
+                // Back in Stasis (the dialplan sent it here again): it is live once more.
+                if self.ended_channel_set.remove(&channel.id) {
+                    self.ended_channels.retain(|c| c != &channel.id);
+                }
                 self.on_stasis_start(&event.application, args, channel, routing)
             }
             EventKind::ChannelDtmfReceived { digit, channel, .. } => {
@@ -518,9 +569,11 @@ impl SiteController {
                     self.on_dtmf(&channel.id, d, routing);
                 }
             }
-            EventKind::StasisEnd { channel }
-            | EventKind::ChannelHangupRequest { channel, .. }
-            | EventKind::ChannelDestroyed { channel, .. } => self.on_channel_gone(&channel.id),
+            EventKind::StasisEnd { channel } | EventKind::ChannelDestroyed { channel, .. } => {
+                self.remember_ended(&channel.id);
+                self.on_channel_gone(&channel.id)
+            }
+            EventKind::ChannelHangupRequest { channel, .. } => self.on_channel_gone(&channel.id),
             EventKind::ChannelEnteredBridge { bridge, channel: Some(channel) } => {
                 self.on_entered_bridge(&bridge.id, &channel.id)
             }
@@ -719,6 +772,7 @@ impl SiteController {
     }
 
     fn on_channel_gone(&mut self, ch: &ChannelId) {
+        self.early_trunks.retain(|_, (inbound, _)| inbound != ch);
         if let Some(leg) = self.callers.get_mut(ch) {
             let call = leg.call.clone();
             match leg.state.clone() {
@@ -840,7 +894,7 @@ impl SiteController {
             if let ExecKind::Callback { .. } = exec.kind {
                 self.propose(
                     CommandBody::CallbackResult { call: call.clone(), operator, fence, answered: true },
-                    Purpose::Report,
+                    Purpose::CallbackAnswered { call, fence },
                 );
                 return;
             }
@@ -922,7 +976,7 @@ impl SiteController {
         match effect {
             Effect::Announce { channel, announcement, .. } => {
                 let Some(ch) = self::channel(&channel) else { return };
-                let Some(leg) = self.callers.get(&ch) else { return };
+                let Some(leg) = self.callers.get(&ch) else { return self.untracked_caller() };
                 // Effects of the Enqueue can arrive before its result: Entering counts as waiting.
                 let waiting = matches!(leg.state, CallerState::Entering | CallerState::Waiting);
                 if !waiting || leg.hung_up || leg.playback.is_some() {
@@ -935,7 +989,7 @@ impl SiteController {
             }
             Effect::OfferCallback { channel, .. } => {
                 let Some(ch) = self::channel(&channel) else { return };
-                let Some(leg) = self.callers.get_mut(&ch) else { return };
+                let Some(leg) = self.callers.get_mut(&ch) else { return self.untracked_caller() };
                 if !matches!(leg.state, CallerState::Entering | CallerState::Waiting) || leg.hung_up {
                     return;
                 }
@@ -995,6 +1049,32 @@ impl SiteController {
         self.continue_with(ch, outcome.dialplan_result(), extra);
     }
 
+    /// The cluster speaks of a caller of this site that this controller does not track: its
+    /// leg was forgotten or never seen (events lost; an Enqueue whose outcome was unknown
+    /// committed after all), so nobody would ever report how the call ends. Ask Asterisk
+    /// (a reconcile adopts the caller if still there, or reports that it left), at most
+    /// once per `ORPHAN_RECONCILE_INTERVAL_MS`.
+    fn untracked_caller(&mut self) {
+        if self.orphan_reconcile_at_ms.is_some_and(|at| self.now_ms < at + ORPHAN_RECONCILE_INTERVAL_MS) {
+            return;
+        }
+        self.orphan_reconcile_at_ms = Some(self.now_ms);
+        self.counters.orphan_reconciles += 1;
+        self.out.push(Action::Reconcile);
+    }
+
+    fn remember_ended(&mut self, ch: &ChannelId) {
+        if !self.ended_channel_set.insert(ch.clone()) {
+            return;
+        }
+        self.ended_channels.push_back(ch.clone());
+        if self.ended_channels.len() > ENDED_CHANNELS_REMEMBERED_MAX {
+            if let Some(oldest) = self.ended_channels.pop_front() {
+                self.ended_channel_set.remove(&oldest);
+            }
+        }
+    }
+
     fn forget_caller(&mut self, ch: &ChannelId) {
         if let Some(leg) = self.callers.remove(ch) {
             self.call_channels.remove(&leg.call);
@@ -1026,13 +1106,21 @@ impl SiteController {
             return;
         }
         if operator_here && !caller_here {
-            // Wait for the caller's site to call us on the trunk (`Stasis(lineup,xfer=CALL)`).
-            self.awaiting_trunk.insert(offer.call.clone(), offer);
+            // Wait for the caller's site to call us on the trunk (`Stasis(lineup,xfer=CALL)`),
+            // unless its call came first.
+            let call = offer.call.clone();
+            self.awaiting_trunk.insert(call.clone(), offer);
+            if let Some((inbound, _)) = self.early_trunks.remove(&call) {
+                self.trunk_leg_arrived(&call, inbound);
+            }
             return;
         }
         let Some(caller_channel) = offer.caller_channel.as_deref().and_then(channel) else {
             return; // callbacks (no caller leg) are dialled from DialCallback
         };
+        if !self.callers.contains_key(&caller_channel) {
+            return self.untracked_caller();
+        }
         // The offer may arrive before the Enqueue's own result (same apply): Entering is fine.
         let caller_ok = self
             .callers
@@ -1129,6 +1217,9 @@ impl SiteController {
     /// the trunk call once the operator is in its bridge; then this half bridges the caller.
     fn trunk_out(&mut self, offer: Offer) {
         let Some(caller_channel) = offer.caller_channel.as_deref().and_then(channel) else { return };
+        if !self.callers.contains_key(&caller_channel) {
+            return self.untracked_caller();
+        }
         let caller_ok = self
             .callers
             .get(&caller_channel)
@@ -1186,9 +1277,19 @@ impl SiteController {
     /// Operator here, caller at another site: its trunk call arrived.
     fn trunk_leg_arrived(&mut self, call: &CallId, inbound: ChannelId) {
         let Some(offer) = self.awaiting_trunk.remove(call) else {
-            // No live offer for it (cancelled, stale, or not ours): refuse the call.
-            self.counters.offers_fenced_out += 1;
-            self.ari(AriRequest::Hangup(inbound, HangupReason::Normal));
+            // No offer for it here yet: its Offer may still be on the way (see
+            // EARLY_TRUNK_WAIT_MS). A newer call for the same caller replaces an older one.
+            if self.early_trunks.len() < EARLY_TRUNK_LEGS_MAX || self.early_trunks.contains_key(call) {
+                let deadline = self.now_ms + EARLY_TRUNK_WAIT_MS;
+                if let Some((older, _)) = self.early_trunks.insert(call.clone(), (inbound.clone(), deadline)) {
+                    if older != inbound {
+                        self.ari(AriRequest::Hangup(older, HangupReason::Normal));
+                    }
+                }
+            } else {
+                self.counters.offers_fenced_out += 1;
+                self.ari(AriRequest::Hangup(inbound, HangupReason::Normal));
+            }
             return;
         };
         let Ok(bridge) = BridgeId::new(self.offer_leg_id("call", &offer.call, offer.fence)) else { return };
@@ -1595,6 +1696,25 @@ impl SiteController {
                     }
                 }
             }
+            Purpose::CallbackAnswered { call, fence } => {
+                // The core had moved the promise on (this site dialled on an offer that was
+                // already taken back, e.g. while it lagged): the number may now be called by
+                // another site, so take this attempt down at once.
+                if matches!(&result, Err(CoreError::StaleFence { current, .. }) if *current != Some(fence)) {
+                    if let Some(exec) = self.offers.remove(&(call, fence)) {
+                        self.undo_offer(exec);
+                    }
+                }
+            }
+            Purpose::CallbackTakenDown { call, fence } => {
+                // The half-built callback this site took down (after a restart, its view not
+                // caught up) had in fact connected under this very offer (a refusal naming
+                // the same fence as current): its legs are gone now, so the call ends here,
+                // or the promise stays connected for ever.
+                if matches!(&result, Err(CoreError::StaleFence { current, .. }) if *current == Some(fence)) {
+                    self.report(CommandBody::Completed { call, fence, by: HungUpBy::Operator });
+                }
+            }
             Purpose::Report => {
                 // The caller is gone, but the core moved the call on to another offer (the
                 // Connected came too late): say the caller left, or the call waits forever.
@@ -1680,6 +1800,19 @@ impl SiteController {
         let Some(pending) = self.pending.remove(&token) else { return };
         let Err(failure) = result else { return };
         self.counters.ari_failures += 1;
+        if let (Pending::AriChannel { channel }, AriFailure::Gone(_)) = (&pending, &failure) {
+            // Asterisk no longer has this caller's channel (its last events were lost, or a
+            // stale channel list brought it back): end the leg as its hangup would, and
+            // forget it, since no event about it will come.
+            if self.callers.contains_key(channel) {
+                let channel = channel.clone();
+                self.on_channel_gone(&channel);
+                if self.callers.get(&channel).is_some_and(|leg| leg.state == CallerState::Leaving) {
+                    self.forget_caller(&channel);
+                }
+            }
+            return;
+        }
         if let Pending::AriOffer { call, fence } = pending {
             let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
             if exec.stage == OfferStage::Connected {
@@ -1696,6 +1829,15 @@ impl SiteController {
 
     fn on_tick(&mut self, routing: &Routing) {
         let now = self.now_ms;
+        // Trunk calls whose Offer never came (cancelled, stale, or not ours): refuse them.
+        let expired: Vec<CallId> =
+            self.early_trunks.iter().filter(|(_, (_, deadline))| *deadline <= now).map(|(c, _)| c.clone()).collect();
+        for call in expired {
+            if let Some((inbound, _)) = self.early_trunks.remove(&call) {
+                self.counters.offers_fenced_out += 1;
+                self.ari(AriRequest::Hangup(inbound, HangupReason::Normal));
+            }
+        }
         let due: Vec<u64> = self
             .pending
             .iter()
@@ -1739,7 +1881,14 @@ impl SiteController {
     fn reconcile(&mut self, channels: Vec<lineup_ari::Channel>, bridges: Vec<lineup_ari::Bridge>, routing: &Routing) {
         self.counters.reconciles += 1;
         self.dedup.clear(); // a new events connection starts a new stream
-        let live: BTreeMap<ChannelId, lineup_ari::Channel> = channels.into_iter().map(|c| (c.id.clone(), c)).collect();
+                            // A channel whose end was already handled is gone, whatever the (older) list says.
+        let live: BTreeMap<ChannelId, lineup_ari::Channel> = channels
+            .into_iter()
+            .filter(|c| !self.ended_channel_set.contains(&c.id))
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        self.ended_channels.clear();
+        self.ended_channel_set.clear();
         let bridged: BTreeMap<BridgeId, Vec<ChannelId>> = bridges.into_iter().map(|b| (b.id, b.channels)).collect();
 
         // 1. Whatever we track that Asterisk no longer has is gone.
@@ -1764,6 +1913,7 @@ impl SiteController {
             }
         }
         self.logins.retain(|ch, _| live.contains_key(ch));
+        self.early_trunks.retain(|_, (inbound, _)| live.contains_key(inbound));
         // A caller to be hung up after a last prompt (the callback confirmation) whose
         // PlaybackFinished may have been lost with the connection: hang up now rather than
         // leave the caller in silence (they already heard that the promise is kept).
@@ -1834,7 +1984,9 @@ impl SiteController {
             if self.callers.contains_key(&ch) {
                 continue;
             }
-            if !live.contains_key(&ch) {
+            // Only a channel still in Stasis is ours: one sent back to the dialplan has left
+            // the queue as surely as one that hung up.
+            if !live.get(&ch).is_some_and(|c| c.dialplan.app_name == "Stasis") {
                 // The caller left while we were away.
                 let body = match (view.status, view.fence) {
                     (lineup_core::CallStatus::Connected, Some(fence)) => {
@@ -1927,6 +2079,7 @@ impl SiteController {
                 || self.operator_channels.contains_key(id)
                 || self.ring_legs.contains_key(id)
                 || self.logins.contains_key(id)
+                || self.early_trunks.values().any(|(inbound, _)| inbound == id)
                 || self.offers.values().any(|e| &e.caller_channel == id || &e.operator_channel == id);
             if known || ch.dialplan.app_name != "Stasis" {
                 continue;
@@ -2004,7 +2157,15 @@ impl SiteController {
                         self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![operator_leg] });
                     }
                 }
-                self.report(CommandBody::OfferFailed { call, operator, fence, reason: OfferFailure::BridgeFailed });
+                self.propose(
+                    CommandBody::OfferFailed {
+                        call: call.clone(),
+                        operator,
+                        fence,
+                        reason: OfferFailure::BridgeFailed,
+                    },
+                    Purpose::CallbackTakenDown { call, fence },
+                );
                 continue;
             }
             if live.contains_key(&callee) {
@@ -2041,8 +2202,8 @@ impl SiteController {
                     // Connected while we were away: report it as the bridge event would have.
                     self.counters.bridges_connected += 1;
                     self.propose(
-                        CommandBody::CallbackResult { call, operator, fence, answered: true },
-                        Purpose::Report,
+                        CommandBody::CallbackResult { call: call.clone(), operator, fence, answered: true },
+                        Purpose::CallbackAnswered { call: call.clone(), fence },
                     );
                 }
                 (_, false) => {

@@ -154,6 +154,11 @@ where
                         let _ = results.send(Input::Proposed { token, result }).await;
                     });
                 }
+                Action::Reconcile => {
+                    if let Some(input) = reconcile_input(&*ari).await {
+                        local.push_back(input);
+                    }
+                }
                 Action::VerifyPin { token, pin, phc } => {
                     let results = results_tx.clone();
                     tokio::spawn(async move {

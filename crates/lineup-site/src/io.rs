@@ -75,6 +75,11 @@ pub enum Action {
     /// Verify a PIN against an argon2 PHC string off the async runtime; answer with
     /// `Input::PinVerified { token, .. }`.
     VerifyPin { token: u64, pin: String, phc: String },
+    /// List what Asterisk holds (channels, bridges) and answer with `Input::Reconcile`. The
+    /// controller asks when the cluster speaks of one of its callers it does not track (a
+    /// leg whose last events were lost): only Asterisk can say whether that caller is still
+    /// there.
+    Reconcile,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -231,6 +231,38 @@ fn caller_at_site_one_is_answered_by_a_persistent_operator_at_site_two_over_the_
     assert!(rig.audio_at(lineup_pbx_sim::BoxIndex(1), &op_leg).is_some(), "operator leg still up");
 }
 
+/// The caller's site can apply an Offer before the operator's site does, and its trunk
+/// call can then arrive at the operator's site before the Offer: the operator's site holds
+/// the call until the Offer comes instead of refusing it (which cost the caller a whole
+/// offer timeout).
+#[test]
+fn a_trunk_call_that_arrives_before_its_offer_is_held_and_connected() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2001", "9999", OperatorMode::Persistent, &["sales"]);
+    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2001", "2001", "9999");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2001") == OperatorStatus::Available));
+    rig.lagging[1] = true;
+    let caller = rig.caller("kim", "5000", Some(45_000));
+    let call = rig.call_id(&caller);
+    // The trunk call reaches site 2, which has not applied the Offer yet.
+    let trunked = |r: &Rig| {
+        let channels = r.world.list_channels(lineup_pbx_sim::BoxIndex(1)).expect("channels");
+        channels.iter().any(|c| c.dialplan.app_data.contains("xfer="))
+    };
+    assert!(rig.run_until(2_000, trunked), "trunk call placed");
+    rig.run_for(1_000);
+    rig.catch_up();
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(3_000, connected), "connected on the held trunk call, well within an offer timeout");
+    match rig.audio(&caller) {
+        Some(AudioPath::Connected { parties }) => {
+            assert!(parties.iter().any(|(b, name)| b.0 == 1 && name.contains("desk-2001")), "{parties:?}")
+        }
+        other => panic!("caller hears {other:?}"),
+    }
+}
+
 #[test]
 fn caller_at_site_one_is_answered_by_a_ring_mode_operator_at_site_two() {
     let mut rig = Rig::federation(2);

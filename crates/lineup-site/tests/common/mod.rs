@@ -41,6 +41,10 @@ pub struct Rig {
     pub duplicate_events: bool,
     /// The next N bridge additions answer 500 without doing anything.
     pub fail_add_channels: u32,
+    /// Sites whose node lags: committed effects for them wait in `lagging_effects` until
+    /// `catch_up` (another site may act on an entry first, as across a WAN).
+    pub lagging: Vec<bool>,
+    lagging_effects: VecDeque<(usize, Input)>,
 }
 
 impl Rig {
@@ -93,6 +97,8 @@ impl Rig {
             deaf: vec![false; sites],
             duplicate_events: false,
             fail_add_channels: 0,
+            lagging: vec![false; sites],
+            lagging_effects: VecDeque::new(),
         };
         rig.admin(CommandBody::Tick { now_ms: EPOCH_MS }).expect("tick");
         rig
@@ -121,7 +127,12 @@ impl Rig {
         self.effects.extend(applied.effects.iter().cloned());
         // Every site sees every committed entry in log order and keeps what is for it.
         for site in 0..self.sites.len() {
-            self.inputs.push_back((site, Input::Effects { log_index: self.index, effects: applied.effects.clone() }));
+            let input = Input::Effects { log_index: self.index, effects: applied.effects.clone() };
+            if self.lagging[site] {
+                self.lagging_effects.push_back((site, input));
+            } else {
+                self.inputs.push_back((site, input));
+            }
         }
         applied.result
     }
@@ -248,6 +259,12 @@ impl Rig {
         panic!("rig did not settle within {STEPS_MAX} steps");
     }
 
+    /// Lagging sites catch up: their held effects are delivered, in log order.
+    pub fn catch_up(&mut self) {
+        self.lagging.iter_mut().for_each(|l| *l = false);
+        self.inputs.extend(self.lagging_effects.drain(..));
+    }
+
     /// Runs for a stretch of virtual time.
     pub fn run_for(&mut self, ms: u64) {
         self.run_until(ms, |_| false);
@@ -280,6 +297,11 @@ impl Rig {
             Action::Propose { token, command } => {
                 let result = self.commit(&command);
                 self.inputs.push_back((site, Input::Proposed { token, result: Ok(result) }));
+            }
+            Action::Reconcile => {
+                let channels = self.world.list_channels(BoxIndex(site)).expect("channels");
+                let bridges = self.world.list_bridges(BoxIndex(site)).expect("bridges");
+                self.inputs.push_back((site, Input::Reconcile { channels, bridges }));
             }
             Action::VerifyPin { token, pin, phc } => {
                 self.inputs.push_back((site, Input::PinVerified { token, ok: phc == fake_phc(&pin) }));
