@@ -122,6 +122,18 @@ impl Workload {
         }
     }
 
+    /// One FIFO queue with exponential talk and nothing else: the shape Erlang C describes.
+    pub fn is_mmc(&self) -> bool {
+        self.gates.len() == 1
+            && self.patience_mean_ms.is_none()
+            && self.callback_takers == 0.0
+            && self.ring_mode_share == 0.0
+            && self.break_every_ms.is_none()
+            && self.wrap_up_ms == 0
+            && self.callback_offer_above_eta_ms.is_none()
+            && self.announce_every_ms.is_none()
+    }
+
     /// M/M/c: one queue, one gate, FIFO, exponential talk, no abandons, no callbacks, no
     /// breaks, no wrap-up, everyone persistent. `operators` are spread over the sites.
     pub fn mmc(arrivals_per_hour: f64, aht_ms: f64, operators_per_site: usize, sites: usize) -> Workload {
@@ -169,20 +181,20 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// M/M/c through the whole federation: no faults, one queue, FIFO, no abandons.
-    pub fn mmc(seed: u64, arrivals_per_hour: f64, aht_ms: f64, operators_per_site: usize, calls: u64) -> SimConfig {
+    /// M/M/c through the whole federation: no faults, one queue, FIFO, no abandons;
+    /// `ops` committed client operations, waits counted after `stats_after_ms`.
+    pub fn mmc(seed: u64, sites: usize, workload: Workload, ops: u64, stats_after_ms: u64) -> SimConfig {
         SimConfig {
             seed,
-            sites: 3,
-            // Each answered call commits Enqueue, Connected and Completed.
-            ops: calls * 3,
+            sites,
+            ops,
             faults: false,
             fault_kinds: 0,
             bug: PlantedBug::None,
-            workload: Workload::mmc(arrivals_per_hour, aht_ms, operators_per_site, 3),
+            workload,
             trace: false,
             stop_at_first_violation: true,
-            stats_after_ms: 1_800_000,
+            stats_after_ms,
         }
     }
 

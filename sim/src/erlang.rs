@@ -56,6 +56,25 @@ pub fn operators_needed(arrivals_per_hour: f64, aht_s: f64, target: f64, t_s: f6
         .unwrap_or(start + STAFFING_SEARCH_EXTRA_MAX)
 }
 
+/// Waits in an ideal M/M/c queue fed the same callers: `c` operators, one FIFO line, no
+/// overhead anywhere (Kiefer–Wolfowitz: each caller in arrival order takes the operator who
+/// frees first). `callers` are `(arrival_ms, talk_ms)` in arrival order; the waits come back
+/// in the same order. With talk times fixed per caller, which idle operator takes a call does
+/// not change any wait, so this is the exact reference for a sample path of the simulator.
+pub fn fifo_waits_ms(servers: usize, callers: &[(u64, u64)]) -> Vec<u64> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut free_at: BinaryHeap<Reverse<u64>> = (0..servers.max(1)).map(|_| Reverse(0)).collect();
+    let mut waits = Vec::with_capacity(callers.len());
+    for &(arrival_ms, talk_ms) in callers {
+        let Reverse(free) = free_at.pop().unwrap_or(Reverse(0));
+        let start = free.max(arrival_ms);
+        free_at.push(Reverse(start + talk_ms));
+        waits.push(start - arrival_ms);
+    }
+    waits
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SitePlan {
     pub arrivals_per_hour: f64,
@@ -209,6 +228,30 @@ mod tests {
         let c = operators_needed(360.0, 240.0, 0.8, 20.0);
         assert!(service_level(c, a, 240.0, 20.0) >= 0.8);
         assert!(service_level(c - 1, a, 240.0, 20.0) < 0.8);
+    }
+
+    /// The reference queue against the formulas over a long run (two million callers from a
+    /// fixed seed): this pins both, so the simulator's M/M/c test can compare against either.
+    #[test]
+    fn the_ideal_fifo_queue_matches_erlang_c_over_a_long_run() {
+        let (servers, aht_s, load) = (12usize, 120.0, 0.85);
+        let a = load * servers as f64;
+        let arrivals_per_s = a / aht_s;
+        let mut dice = crate::rng::Dice::new(7);
+        let mut at_ms = 0u64;
+        let callers: Vec<(u64, u64)> = (0..2_000_000)
+            .map(|_| {
+                at_ms += dice.exponential_ms(1_000.0 / arrivals_per_s);
+                (at_ms, dice.exponential_ms(aht_s * 1_000.0))
+            })
+            .collect();
+        let waits = fifo_waits_ms(servers, &callers);
+        let counted = &waits[10_000..];
+        let asa = counted.iter().sum::<u64>() as f64 / counted.len() as f64 / 1_000.0;
+        let sl = counted.iter().filter(|w| **w <= 20_000).count() as f64 / counted.len() as f64;
+        let (want_asa, want_sl) = (asa_s(servers as u32, a, aht_s), service_level(servers as u32, a, aht_s, 20.0));
+        assert!((asa / want_asa - 1.0).abs() < 0.03, "ASA {asa:.3} s vs Erlang C {want_asa:.3} s");
+        assert!((sl / want_sl - 1.0).abs() < 0.02, "SL {sl:.4} vs Erlang C {want_sl:.4}");
     }
 
     #[test]

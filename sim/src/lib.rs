@@ -7,7 +7,9 @@
 //! - [`check`]: invariant checkers I1–I8.
 //! - [`config`]: run configuration, workloads, planted bugs.
 //! - [`sweep`]: many seeds, the JSON report, reproduce commands and trace files.
-//! - [`erlang`]: Erlang C, the staffing planner and its SVG plot.
+//! - [`erlang`]: Erlang C, the ideal M/M/c reference queue, the staffing planner and its
+//!   SVG plot.
+//! - [`validate`]: M/M/c through the federation against Erlang C (control variates).
 //! - [`rng`]: the seeded dice and the trace hash.
 
 pub mod check;
@@ -17,6 +19,7 @@ pub mod raft;
 pub mod rng;
 pub mod sim;
 pub mod sweep;
+pub mod validate;
 
 pub use config::{PlantedBug, SimConfig, Workload};
 pub use sim::{Coverage, RunReport, Sim};

@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use lineup_sim::erlang;
 use lineup_sim::sweep::{sweep, SweepSpec};
+use lineup_sim::validate::{validate_mmc, Figures, MmcSpec};
 use lineup_sim::PlantedBug;
 use std::path::PathBuf;
 
@@ -44,6 +45,38 @@ enum Cmd {
         #[arg(long, default_value = "target/lineup-sim-traces")]
         trace_dir: PathBuf,
         /// Print the JSON summary (otherwise a short text summary).
+        #[arg(long)]
+        json: bool,
+    },
+    /// M/M/c traffic through the whole federation (no faults) against Erlang C: ASA and
+    /// service level, raw and control-variate estimates; exit code 1 beyond --tolerance.
+    Validate {
+        #[arg(long, default_value_t = 3)]
+        sites: usize,
+        #[arg(long, default_value_t = 4)]
+        operators_per_site: usize,
+        /// Utilisation (arrivals × AHT / operators), below 1.
+        #[arg(long, default_value_t = 0.85)]
+        load: f64,
+        #[arg(long, default_value_t = 120.0)]
+        aht_s: f64,
+        #[arg(long, default_value_t = 5_000)]
+        calls_per_seed: u64,
+        #[arg(long, default_value_t = 4)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Callers who entered in the first this many seconds are not counted.
+        #[arg(long, default_value_t = 1_800)]
+        warm_up_s: u64,
+        /// Write each seed's trace (its last lines) here.
+        #[arg(long)]
+        trace_dir: Option<PathBuf>,
+        /// Largest relative error of the estimate against Erlang C (0.05: 5 %).
+        #[arg(long, default_value_t = 0.05)]
+        tolerance: f64,
         #[arg(long)]
         json: bool,
     },
@@ -105,6 +138,68 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             if summary.violations > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Validate {
+            sites,
+            operators_per_site,
+            load,
+            aht_s,
+            calls_per_seed,
+            seeds,
+            first_seed,
+            threads,
+            warm_up_s,
+            trace_dir,
+            tolerance,
+            json,
+        } => {
+            if !(load > 0.0 && load < 1.0 && aht_s > 0.0 && sites > 0 && operators_per_site > 0) {
+                bail!("need 0 < --load < 1, a positive AHT, sites and operators");
+            }
+            let spec = MmcSpec {
+                sites,
+                operators_per_site,
+                load,
+                aht_s,
+                calls_per_seed,
+                seeds,
+                first_seed,
+                threads,
+                warm_up_ms: warm_up_s * 1_000,
+                trace_dir,
+            };
+            let v = validate_mmc(&spec);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "M/M/{}: {:.0} calls/h, AHT {:.0} s, load {:.2}; {} calls counted over {} seeds ({} events, {} ms)",
+                    v.operators, v.arrivals_per_hour, aht_s, load, v.calls, seeds, v.events, v.wall_ms
+                );
+                let row = |name: &str, f: &Figures| {
+                    println!("  {name:<28} ASA {:7.2} s   SL(20 s) {:6.2} %", f.asa_s, f.service_level * 100.0)
+                };
+                row("Erlang C", &v.erlang_c);
+                row("federation (raw)", &v.simulated);
+                row("ideal queue, same callers", &v.ideal_same_callers);
+                row("federation (estimate)", &v.estimate);
+                println!(
+                    "  estimate vs Erlang C: ASA {:+.2} %, SL {:+.2} % (raw {:+.2} %, {:+.2} %); {} violations",
+                    v.asa_relative_error * 100.0,
+                    v.service_level_relative_error * 100.0,
+                    v.raw_asa_relative_error * 100.0,
+                    v.raw_service_level_relative_error * 100.0,
+                    v.violations
+                );
+                if let Some(first) = &v.first_violation {
+                    println!("  {first}");
+                }
+            }
+            let within = v.asa_relative_error.abs() <= tolerance && v.service_level_relative_error.abs() <= tolerance;
+            if v.violations > 0 || v.calls == 0 || !within {
                 std::process::exit(1);
             }
             Ok(())

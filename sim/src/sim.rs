@@ -18,6 +18,7 @@ use std::rc::Rc;
 
 use crate::check::{self, Checker};
 use crate::config::{PlantedBug, SimConfig, EPOCH_MS};
+use crate::erlang;
 use crate::raft::{self, AppliedEntry, Msg, Node, Out, RaftTiming};
 use crate::rng::{Dice, TraceHash};
 
@@ -43,6 +44,8 @@ pub const FAULT_GAP_MEAN_MS: f64 = 12_000.0;
 pub const CHECK_EVERY_MS: u64 = 30_000;
 /// After the heal: a leader and every node caught up within this bound (I7).
 pub const LIVENESS_BOUND_MS: u64 = 15_000;
+/// The service level's answer time (the 80/20 convention: answered within 20 s).
+pub const SERVICE_LEVEL_ANSWER_MS: u64 = 20_000;
 /// After the heal: every caller gone within this bound (I2, I4 "none stuck").
 pub const DRAIN_BOUND_MS: u64 = 1_800_000;
 /// A waiting caller and an idle eligible operator may coexist this long after the heal.
@@ -183,6 +186,9 @@ struct CallerRec {
     call: CallId,
     taker: bool,
     entered_ms: u64,
+    /// How long this caller talks once connected (drawn at arrival, so the M/M/c reference
+    /// queue can be fed the same sample path).
+    talk_ms: u64,
 }
 
 struct OperatorRec {
@@ -227,6 +233,18 @@ pub struct CallStats {
     pub within_20s: u64,
 }
 
+/// The same callers (arrival times and talk times) through an ideal M/M/c queue with the
+/// run's operators: what the federation's waits are compared with, call for call. Only for
+/// M/M/c workloads (`Workload::is_mmc`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MmcReference {
+    pub operators: usize,
+    /// The same calls as `CallStats::answered_waits` (entered after the warm-up).
+    pub calls: u64,
+    pub wait_sum_ms: u64,
+    pub within_20s: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub seed: u64,
@@ -237,6 +255,7 @@ pub struct RunReport {
     pub violations: Vec<String>,
     pub coverage: Coverage,
     pub calls: CallStats,
+    pub mmc_reference: Option<MmcReference>,
     pub bug: PlantedBug,
 }
 
@@ -799,10 +818,9 @@ impl Sim {
             match effect {
                 Effect::CallChanged(view) if view.status == CallStatus::Connected => {
                     if self.checker.mark_connected(&view.call) {
-                        if let Some(&caller) = self.caller_by_call.get(&view.call) {
-                            let w = &self.cfg.workload;
-                            let cap = (w.aht_ms * w.handle_cap_factor) as u64;
-                            let talk = self.load_dice.exponential_ms(w.aht_ms).min(cap);
+                        let caller = self.caller_by_call.get(&view.call).copied();
+                        if let Some((caller, rec)) = caller.and_then(|c| Some((c, self.callers.get(&c)?))) {
+                            let talk = rec.talk_ms;
                             self.push(self.now_ms + talk, Ev::Hangup { caller });
                         }
                     }
@@ -931,6 +949,7 @@ impl Sim {
             }
             pick -= g.share;
         }
+        let talk = self.load_dice.exponential_ms(w.aht_ms).min((w.aht_ms * w.handle_cap_factor) as u64);
         let taker = self.load_dice.chance(w.callback_takers);
         let patience = w.patience_mean_ms.map(|m| self.load_dice.exponential_ms(m).min(w.patience_max_ms));
         let n = self.next_caller;
@@ -939,7 +958,6 @@ impl Sim {
         if taker {
             // The callback rings this number at the operator's site, whichever that is.
             let no_answer = self.load_dice.chance(w.callback_no_answer);
-            let talk = self.load_dice.exponential_ms(w.aht_ms).min((w.aht_ms * w.handle_cap_factor) as u64);
             let behaviour = PhoneBehaviour {
                 answer_after_ms: if no_answer { None } else { Some(3_000) },
                 hang_up_after_answer_ms: Some(talk),
@@ -963,7 +981,7 @@ impl Sim {
         };
         let call = self.sites[site].ctl.call_id_for(&channel);
         self.caller_by_call.insert(call.clone(), n);
-        self.callers.insert(n, CallerRec { site, channel, call, taker, entered_ms: self.now_ms });
+        self.callers.insert(n, CallerRec { site, channel, call, taker, entered_ms: self.now_ms, talk_ms: talk });
         self.checker.calls.calls += 1;
         if let Some(p) = patience {
             self.push(self.now_ms + p, Ev::Abandon { caller: n });
@@ -1324,15 +1342,28 @@ impl Sim {
             self.coverage.fenced_offers += s.ctl.counters.offers_fenced_out;
         }
         let mut calls = self.checker.calls.clone();
-        for rec in self.callers.values() {
+        let mmc = self.cfg.workload.is_mmc();
+        // Callers are numbered in arrival order, so this is the reference queue's input.
+        let path: Vec<(u64, u64)> =
+            if mmc { self.callers.values().map(|rec| (rec.entered_ms, rec.talk_ms)).collect() } else { vec![] };
+        let reference_waits = erlang::fifo_waits_ms(self.operators.len(), &path);
+        let mut reference = MmcReference { operators: self.operators.len(), ..Default::default() };
+        for (i, rec) in self.callers.values().enumerate() {
             if rec.entered_ms < self.cfg.stats_after_ms {
                 continue;
             }
             if let Some(wait) = self.checker.answered_wait(&rec.call) {
                 calls.answered_waits += 1;
                 calls.wait_sum_ms += wait;
-                if wait <= 20_000 {
+                if wait <= SERVICE_LEVEL_ANSWER_MS {
                     calls.within_20s += 1;
+                }
+                if let Some(&ideal) = reference_waits.get(i) {
+                    reference.calls += 1;
+                    reference.wait_sum_ms += ideal;
+                    if ideal <= SERVICE_LEVEL_ANSWER_MS {
+                        reference.within_20s += 1;
+                    }
                 }
             }
         }
@@ -1345,6 +1376,7 @@ impl Sim {
             violations: self.checker.violations.clone(),
             coverage: self.coverage.clone(),
             calls,
+            mmc_reference: mmc.then_some(reference),
             bug: self.cfg.bug,
         };
         (report, self.trace.into_iter().collect())

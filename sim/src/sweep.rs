@@ -112,26 +112,39 @@ fn add(total: &mut Coverage, c: &Coverage, seeds: &mut Coverage) {
     );
 }
 
-/// Runs the seeds; a failing seed is run again with tracing on and its trace written.
-pub fn sweep(spec: &SweepSpec) -> SweepSummary {
-    let started = std::time::Instant::now();
-    let next = AtomicU64::new(0);
-    let reports: Mutex<Vec<RunReport>> = Mutex::new(Vec::new());
-    let threads = spec.threads.clamp(1, SWEEP_THREADS_MAX);
+/// Runs one configuration per seed on up to `threads` workers (each seed single-threaded);
+/// the reports (with their traces, empty unless the configuration keeps one) come back
+/// sorted by seed.
+pub fn run_seeds(
+    seeds: std::ops::Range<u64>,
+    threads: usize,
+    config: impl Fn(u64) -> SimConfig + Sync,
+) -> Vec<(RunReport, Vec<String>)> {
+    let next = AtomicU64::new(seeds.start);
+    let runs: Mutex<Vec<(RunReport, Vec<String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..threads {
+        for _ in 0..threads.clamp(1, SWEEP_THREADS_MAX) {
             scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= spec.seeds {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= seeds.end {
                     return;
                 }
-                let (report, _) = crate::run_seed(config_for(spec, spec.first_seed + k));
-                reports.lock().unwrap_or_else(|p| p.into_inner()).push(report);
+                let run = crate::run_seed(config(seed));
+                runs.lock().unwrap_or_else(|p| p.into_inner()).push(run);
             });
         }
     });
-    let mut reports = reports.into_inner().unwrap_or_else(|p| p.into_inner());
-    reports.sort_by_key(|r| r.seed);
+    let mut runs = runs.into_inner().unwrap_or_else(|p| p.into_inner());
+    runs.sort_by_key(|(r, _)| r.seed);
+    runs
+}
+
+/// Runs the seeds; a failing seed is run again with tracing on and its trace written.
+pub fn sweep(spec: &SweepSpec) -> SweepSummary {
+    let started = std::time::Instant::now();
+    let seeds = spec.first_seed..spec.first_seed + spec.seeds;
+    let reports: Vec<RunReport> =
+        run_seeds(seeds, spec.threads, |seed| config_for(spec, seed)).into_iter().map(|(r, _)| r).collect();
     let mut summary = SweepSummary {
         seeds: spec.seeds,
         first_seed: spec.first_seed,

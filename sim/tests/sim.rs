@@ -1,5 +1,6 @@
-//! The simulator's own tests: determinism, a quick fault sweep, planted bugs caught. Every
-//! run is virtual time; nothing sleeps. (The 200-seed CI sweep runs in scripts/test.)
+//! The simulator's own tests: determinism, a quick fault sweep, planted bugs caught, M/M/c
+//! against Erlang C. Every run is virtual time; nothing sleeps. (The 200-seed CI sweep runs
+//! in scripts/test.)
 
 use lineup_sim::config::{SimConfig, FAULT_KINDS_ALL};
 use lineup_sim::sweep::{sweep, SweepSpec};
@@ -72,4 +73,48 @@ fn a_core_without_its_duplicate_table_is_caught() {
 fn a_leader_that_applies_before_commit_is_caught() {
     let found = caught(PlantedBug::AckBeforeCommit);
     assert!(!found.is_empty(), "no violation in {PLANTED_SEEDS_MAX} seeds");
+}
+
+/// Must-have 6: M/M/c traffic (one FIFO queue, exponential talk, no faults, no abandons)
+/// through the whole federation against Erlang C. The compared figures are the control-
+/// variate estimates (Erlang C + federation − ideal queue on the same callers; see
+/// `lineup_sim::validate`): the raw averages of 6,000 callers at 85 % load scatter by
+/// ±30 % around Erlang C from seed to seed, as any M/M/c sample does.
+#[test]
+fn m_m_c_through_the_federation_matches_erlang_c_within_five_percent() {
+    use lineup_sim::validate::{validate_mmc, MmcSpec};
+    let spec = MmcSpec {
+        sites: 3,
+        operators_per_site: 4,
+        load: 0.85,
+        aht_s: 120.0,
+        calls_per_seed: 3_000,
+        seeds: 2,
+        first_seed: 0,
+        threads: 2,
+        warm_up_ms: 1_800_000,
+        trace_dir: None,
+    };
+    let v = validate_mmc(&spec);
+    assert_eq!(v.violations, 0, "{:?}", v.first_violation);
+    assert!(v.calls >= 5_000, "only {} callers counted", v.calls);
+    assert!(
+        v.asa_relative_error.abs() <= 0.05,
+        "ASA {:.2} s against Erlang C {:.2} s (raw {:.2} s, ideal queue on the same callers {:.2} s)",
+        v.estimate.asa_s,
+        v.erlang_c.asa_s,
+        v.simulated.asa_s,
+        v.ideal_same_callers.asa_s
+    );
+    assert!(
+        v.service_level_relative_error.abs() <= 0.05,
+        "SL {:.4} against Erlang C {:.4} (raw {:.4}, ideal {:.4})",
+        v.estimate.service_level,
+        v.erlang_c.service_level,
+        v.simulated.service_level,
+        v.ideal_same_callers.service_level
+    );
+    // What Lineup adds over an ideal queue (network, commits, bridging) stays small: the
+    // federation answers the same callers at most a second later on average.
+    assert!((v.simulated.asa_s - v.ideal_same_callers.asa_s).abs() < 1.0, "{v:?}");
 }
