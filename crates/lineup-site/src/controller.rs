@@ -1880,8 +1880,9 @@ impl SiteController {
     /// caller (bridge ids are derived from fences, so a repeat would be refused anyway).
     fn reconcile(&mut self, channels: Vec<lineup_ari::Channel>, bridges: Vec<lineup_ari::Bridge>, routing: &Routing) {
         self.counters.reconciles += 1;
-        self.dedup.clear(); // a new events connection starts a new stream
-                            // A channel whose end was already handled is gone, whatever the (older) list says.
+        // A new events connection starts a new stream.
+        self.dedup.clear();
+        // A channel whose end was already handled is gone, whatever the (older) list says.
         let live: BTreeMap<ChannelId, lineup_ari::Channel> = channels
             .into_iter()
             .filter(|c| !self.ended_channel_set.contains(&c.id))
