@@ -44,7 +44,7 @@ mod tests {
     fn a_pin_hash_verifies_and_bad_pins_are_refused() {
         let phc = hash_pin("4321").unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        use argon2::password_hash::{phc::PasswordHash, PasswordVerifier};
         let parsed = PasswordHash::new(&phc).unwrap();
         assert!(argon2::Argon2::default().verify_password(b"4321", &parsed).is_ok());
         assert!(argon2::Argon2::default().verify_password(b"4322", &parsed).is_err());
