@@ -18,6 +18,10 @@ pub const FAULT_KIND_NAMES: [&str; 9] = [
     "leader-crash",
 ];
 pub const FAULT_KINDS_ALL: u32 = (1 << FAULT_KIND_NAMES.len()) - 1;
+/// Virtual-time guard: a run that has not reached its ops by then stops (a violation).
+pub const RUN_VIRTUAL_MAX_MS: u64 = 48 * 3_600_000;
+/// Committed client operations per answered M/M/c call: Enqueue, Connected, Completed.
+pub const MMC_OPS_PER_CALL: u64 = 3;
 
 /// A deliberately broken behaviour, switched on only by the planted-bug tests, to prove the
 /// checkers notice (mutation testing of the simulator itself).
@@ -178,12 +182,20 @@ pub struct SimConfig {
     /// Calls that entered before this virtual time are left out of the wait statistics
     /// (M/M/c warm-up).
     pub stats_after_ms: u64,
+    /// Virtual-time guard: a run that has not reached its ops by then stops with an I7
+    /// violation (`RUN_VIRTUAL_MAX_MS`, or longer for long M/M/c runs).
+    pub virtual_max_ms: u64,
 }
 
 impl SimConfig {
     /// M/M/c through the whole federation: no faults, one queue, FIFO, no abandons;
     /// `ops` committed client operations, waits counted after `stats_after_ms`.
     pub fn mmc(seed: u64, sites: usize, workload: Workload, ops: u64, stats_after_ms: u64) -> SimConfig {
+        // Arrivals alone take calls / λ; allow twice that (Poisson scatter, the drain).
+        let arrivals_per_hour = workload.arrivals_per_hour_per_site * sites as f64;
+        let calls = ops.div_ceil(MMC_OPS_PER_CALL) as f64;
+        let arrivals_ms = if arrivals_per_hour > 0.0 { calls / arrivals_per_hour * 3_600_000.0 } else { 0.0 };
+        let virtual_max_ms = RUN_VIRTUAL_MAX_MS.max((2.0 * arrivals_ms).min(u64::MAX as f64 / 2.0) as u64);
         SimConfig {
             seed,
             sites,
@@ -195,6 +207,7 @@ impl SimConfig {
             trace: false,
             stop_at_first_violation: true,
             stats_after_ms,
+            virtual_max_ms,
         }
     }
 
@@ -210,6 +223,7 @@ impl SimConfig {
             trace: false,
             stop_at_first_violation: true,
             stats_after_ms: 0,
+            virtual_max_ms: RUN_VIRTUAL_MAX_MS,
         }
     }
 }

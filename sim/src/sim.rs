@@ -56,8 +56,6 @@ pub const CARE_EVERY_MS: u64 = 20_000;
 pub const EVENTS_PENDING_MAX: usize = 200_000;
 pub const LOG_ENTRIES_MAX: usize = 20_000;
 pub const SITE_PENDING_PROPOSALS_MAX: usize = 5_000;
-/// Virtual-time guard: a run that has not reached its ops by then stops (a violation).
-pub const RUN_VIRTUAL_MAX_MS: u64 = 48 * 3_600_000;
 /// Effect batches a site remembers for the redelivery fault.
 pub const REDELIVERY_WINDOW_BATCHES: usize = 32;
 /// Trace lines kept (the tail is written on failure).
@@ -1274,7 +1272,7 @@ impl Sim {
                     .violation(self.now_ms, format!("I2 callers still in the system after the drain bound: {left}"));
                 self.done = true;
             }
-        } else if self.now_ms > RUN_VIRTUAL_MAX_MS {
+        } else if self.now_ms > self.cfg.virtual_max_ms {
             self.checker.violation(self.now_ms, format!("I7 only {} ops by the virtual time limit", self.ops));
             self.done = true;
         }

@@ -16,7 +16,7 @@
 
 use serde::Serialize;
 
-use crate::config::{SimConfig, Workload};
+use crate::config::{SimConfig, Workload, MMC_OPS_PER_CALL};
 use crate::erlang;
 use crate::sim::SERVICE_LEVEL_ANSWER_MS;
 use crate::sweep::run_seeds;
@@ -76,8 +76,7 @@ pub fn config_for(spec: &MmcSpec, seed: u64) -> SimConfig {
     let operators = spec.sites * spec.operators_per_site;
     let arrivals_per_hour = spec.load * operators as f64 * 3_600.0 / spec.aht_s;
     let workload = Workload::mmc(arrivals_per_hour, spec.aht_s * 1_000.0, spec.operators_per_site, spec.sites);
-    // Each answered call commits Enqueue, Connected and Completed.
-    SimConfig::mmc(seed, spec.sites, workload, spec.calls_per_seed * 3, spec.warm_up_ms)
+    SimConfig::mmc(seed, spec.sites, workload, spec.calls_per_seed * MMC_OPS_PER_CALL, spec.warm_up_ms)
 }
 
 pub fn validate_mmc(spec: &MmcSpec) -> MmcValidation {

@@ -113,6 +113,25 @@ struct State {
     ended_calls: VecDeque<CallId>,
 }
 
+impl State {
+    /// A copy of everything but the dedup windows and the ended-call memory.
+    fn without_id_memories(&self) -> State {
+        State {
+            queues: self.queues.clone(),
+            gates: self.gates.clone(),
+            operators: self.operators.clone(),
+            schedules: self.schedules.clone(),
+            lost_sites: self.lost_sites.clone(),
+            calls: self.calls.clone(),
+            dedup: BTreeMap::new(),
+            now_ms: self.now_ms,
+            last_tick_ms: self.last_tick_ms,
+            last_applied_index: self.last_applied_index,
+            ended_calls: VecDeque::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     MaxWait(u64),
@@ -2466,8 +2485,15 @@ impl Routing {
                 }
             }
         }
-        let mut rebuilt = self.clone();
+        // Rebuild from a copy without the id memories (dedup windows, ended calls): no index
+        // is derived from them but the ended-call set, and copying them made every check cost
+        // as much as tens of thousands of remembered ids.
+        let mut rebuilt =
+            Routing { s: self.s.without_id_memories(), idx: Indexes::default(), scratch: Scratch::default() };
         rebuilt.rebuild_indexes();
+        if self.idx.ended_calls.len() != self.s.ended_calls.len() {
+            return Err("the ended-call set differs from the ended-call list".into());
+        }
         for (id, idx) in &self.idx.queues {
             let r = &rebuilt.idx.queues[id];
             let ours: Vec<_> = idx.order.iter().collect();
