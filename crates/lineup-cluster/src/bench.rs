@@ -2,8 +2,12 @@
 //! the UDP relay for a WAN round trip, measuring what issue 3 asks for.
 //!
 //! - `commits_per_sec`: `Tick` commands submitted at the leader with many in flight.
-//! - `enqueue_to_offer_ms_*`: from submitting an Enqueue at one site (an operator already
-//!   waiting at another) until the Enqueue, and so its Offer, is applied at every site.
+//! - `enqueue_to_offer_ms_*`: from submitting an Enqueue at a site (an operator already
+//!   waiting at the last site) until the Enqueue, and so its Offer, is applied at every
+//!   site. Samples enter at every site in turn, as callers do, and are also reported split
+//!   by whether the entering site led at the time: a write entering at a follower is
+//!   forwarded to the leader first, which costs half a round trip more, and both are bound
+//!   below by Raft itself (see docs/BENCHMARKS.md).
 //! - `leader_kill_to_offer_ms`: from stopping the leader until an Enqueue submitted at a
 //!   surviving site is applied, with its Offer, at every surviving site.
 
@@ -63,6 +67,10 @@ pub struct BenchReport {
     pub commits_per_sec: f64,
     pub enqueue_to_offer_ms_p50: f64,
     pub enqueue_to_offer_ms_p99: f64,
+    /// The samples that entered at the leader's site (None if there were none).
+    pub enqueue_at_leader_to_offer_ms_p50: Option<f64>,
+    /// The samples that entered at a follower's site, forwarded to the leader.
+    pub enqueue_at_follower_to_offer_ms_p50: Option<f64>,
     pub leader_kill_to_offer_ms: f64,
 }
 
@@ -243,16 +251,27 @@ pub async fn run_cluster_bench(options: BenchOptions) -> Result<BenchReport, Clu
     }
     let commits_per_sec = committed as f64 / started.elapsed().as_secs_f64();
 
-    // Enqueue at the first site, operator waiting at the last one.
-    let first = *sites.keys().next().ok_or_else(|| bench_err("sites", "none"))?;
-    let last = *sites.keys().last().ok_or_else(|| bench_err("sites", "none"))?;
+    // Enqueue at each site in turn, operator waiting at the last one.
+    let site_ids: Vec<u64> = sites.keys().copied().collect();
+    let last = *site_ids.last().ok_or_else(|| bench_err("sites", "none"))?;
     let mut samples = Vec::with_capacity(options.offer_samples);
+    let (mut at_leader, mut at_follower) = (Vec::new(), Vec::new());
     for i in 0..options.offer_samples {
         add_operator(&sites[&last].node, &format!("op{i}"), last).await?;
-        let caller_node = sites[&first].node.clone();
-        samples.push(time_enqueue_to_offer(&sites, &caller_node, format!("call{i}"), Instant::now()).await?);
+        let caller_node = sites[&site_ids[i % site_ids.len()]].node.clone();
+        let leads = caller_node.raft().metrics().borrow().current_leader == Some(caller_node.site());
+        let elapsed_ms = time_enqueue_to_offer(&sites, &caller_node, format!("call{i}"), Instant::now()).await?;
+        samples.push(elapsed_ms);
+        if leads {
+            at_leader.push(elapsed_ms);
+        } else {
+            at_follower.push(elapsed_ms);
+        }
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
+    for sorted in [&mut samples, &mut at_leader, &mut at_follower] {
+        sorted.sort_by(|a, b| a.total_cmp(b));
+    }
+    let median = |sorted: &[f64]| (!sorted.is_empty()).then(|| percentile(sorted, 50.0));
 
     // Failover: an operator waits at a surviving site; stop the leader; enqueue there.
     let leader_kill_to_offer_ms = if options.nodes > 1 {
@@ -296,6 +315,8 @@ pub async fn run_cluster_bench(options: BenchOptions) -> Result<BenchReport, Clu
         commits_per_sec,
         enqueue_to_offer_ms_p50: percentile(&samples, 50.0),
         enqueue_to_offer_ms_p99: percentile(&samples, 99.0),
+        enqueue_at_leader_to_offer_ms_p50: median(&at_leader),
+        enqueue_at_follower_to_offer_ms_p50: median(&at_follower),
         leader_kill_to_offer_ms,
     })
 }
@@ -327,6 +348,9 @@ mod tests {
         assert!(report.commits_per_sec > 0.0);
         assert!(report.enqueue_to_offer_ms_p50 > 0.0);
         assert!(report.enqueue_to_offer_ms_p99 >= report.enqueue_to_offer_ms_p50);
+        // Ten samples over three sites in turn: some entered at the leader, some did not.
+        assert!(report.enqueue_at_leader_to_offer_ms_p50.is_some_and(|ms| ms > 0.0));
+        assert!(report.enqueue_at_follower_to_offer_ms_p50.is_some_and(|ms| ms > 0.0));
         assert!(report.leader_kill_to_offer_ms > 0.0);
     }
 }
