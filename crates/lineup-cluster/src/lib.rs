@@ -16,10 +16,14 @@ pub mod log_store;
 pub mod node;
 pub mod relay;
 pub mod rpc;
+pub mod runtime;
 pub mod state_machine;
 pub mod transport;
 
 pub use error::ClusterError;
 
-pub use node::{AppliedCommand, AppliedSink, ClusterNode, ClusterTiming, NodeConfig, SiteEffect};
+pub use node::{
+    AppliedCommand, AppliedSink, ClusterNode, ClusterTiming, NodeConfig, NodeStorage, SiteEffect, StateEvent,
+    StateHook, WallClock,
+};
 pub use rpc::Committed;

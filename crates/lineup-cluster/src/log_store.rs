@@ -10,6 +10,10 @@
 //! once (group commit): under load one fsync covers many appends, which is what makes the
 //! log fast, and the async runtime never waits on disk.
 //!
+//! [`RedbLogStore::inline`] is the other mode, for an in-memory database under the
+//! deterministic simulator: each operation commits on the calling task before the call
+//! returns. No second thread means nothing races the simulator's paused clock.
+//!
 //! Durability contract (what openraft requires of a `RaftLogStorage`):
 //! - `save_vote` returns only after the vote is committed (redb's default
 //!   `Durability::Immediate` makes a returned commit durable);
@@ -54,6 +58,18 @@ const STORED_VALUE_MAX_BYTES: usize = codec::DECODE_LIMIT_BYTES;
 /// the returned handle.
 pub fn open_database(path: &Path) -> Result<Arc<Database>, ClusterError> {
     let db = Database::create(path).map_err(|e| ClusterError::Storage(e.to_string()))?;
+    create_tables(db)
+}
+
+/// A fresh in-memory database for one node (see [`crate::node::NodeStorage::Memory`]).
+pub fn memory_database() -> Result<Arc<Database>, ClusterError> {
+    let db = redb::Builder::new()
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+    create_tables(db)
+}
+
+fn create_tables(db: Database) -> Result<Arc<Database>, ClusterError> {
     // Create both tables up front so read transactions never meet a missing table.
     let tx = db.begin_write().map_err(|e| ClusterError::Storage(e.to_string()))?;
     {
@@ -125,7 +141,8 @@ type Overlay<C> = BTreeMap<u64, (u64, <C as RaftTypeConfig>::Entry)>;
 struct Shared<C: RaftTypeConfig> {
     db: Arc<Database>,
     overlay: Mutex<Overlay<C>>,
-    queue: mpsc::Sender<WriteOp<C>>,
+    /// The writer thread's queue; `None` in inline mode.
+    queue: Option<mpsc::Sender<WriteOp<C>>>,
     next_seq: std::sync::atomic::AtomicU64,
 }
 
@@ -168,7 +185,7 @@ where
         let shared = Arc::new(Shared {
             db: db.clone(),
             overlay: Mutex::new(BTreeMap::new()),
-            queue,
+            queue: Some(queue),
             next_seq: std::sync::atomic::AtomicU64::new(1),
         });
         let overlay = Arc::downgrade(&shared);
@@ -180,6 +197,18 @@ where
             })
             .expect("spawning the log writer thread");
         (Self { shared }, WriterFinished(finished_rx))
+    }
+
+    /// A store whose writes commit on the calling task, before the call returns (see the
+    /// module notes: for in-memory databases under the simulator).
+    pub fn inline(db: Arc<Database>) -> Self {
+        let shared = Arc::new(Shared {
+            db,
+            overlay: Mutex::new(BTreeMap::new()),
+            queue: None,
+            next_seq: std::sync::atomic::AtomicU64::new(1),
+        });
+        Self { shared }
     }
 
     fn overlay(&self) -> std::sync::MutexGuard<'_, Overlay<C>> {
@@ -197,7 +226,13 @@ where
     }
 
     async fn enqueue(&self, op: WriteOp<C>) -> Result<(), redb::Error> {
-        self.shared.queue.send(op).await.map_err(|_| redb::Error::Corrupted("log writer has stopped".into()))
+        match &self.shared.queue {
+            Some(queue) => queue.send(op).await.map_err(|_| redb::Error::Corrupted("log writer has stopped".into())),
+            None => {
+                commit_batch(&self.shared.db, vec![op], Some(&*self.shared));
+                Ok(())
+            }
+        }
     }
 
     /// Queues `op` (built around a completion sender) and waits for its commit.
@@ -228,31 +263,37 @@ where
                 Err(_) => break,
             }
         }
-        let result = write_batch(&db, &batch).map_err(|e| e.to_string());
-        let committed_seq = batch
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Append { seq, .. } => Some(*seq),
-                _ => None,
-            })
-            .max();
-        if let (Ok(()), Some(committed_seq), Some(shared)) = (&result, committed_seq, shared.upgrade()) {
-            shared.overlay.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (seq, _)| *seq > committed_seq);
-        }
-        for op in batch {
-            let answer = result.clone();
-            match op {
-                WriteOp::Append { callback, .. } => {
-                    callback.log_io_completed(answer.map_err(std::io::Error::other));
-                }
-                WriteOp::Meta { done, .. } => {
-                    if let Some(done) = done {
-                        let _ = done.send(answer);
-                    }
-                }
-                WriteOp::Truncate { done, .. } | WriteOp::Purge { done, .. } => {
+        commit_batch(&db, batch, shared.upgrade().as_deref());
+    }
+}
+
+/// Commits `batch` in one transaction, forgets the committed appends from the overlay and
+/// answers every operation.
+fn commit_batch<C: RaftTypeConfig>(db: &Database, batch: Vec<WriteOp<C>>, shared: Option<&Shared<C>>) {
+    let result = write_batch(db, &batch).map_err(|e| e.to_string());
+    let committed_seq = batch
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Append { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .max();
+    if let (Ok(()), Some(committed_seq), Some(shared)) = (&result, committed_seq, shared) {
+        shared.overlay.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (seq, _)| *seq > committed_seq);
+    }
+    for op in batch {
+        let answer = result.clone();
+        match op {
+            WriteOp::Append { callback, .. } => {
+                callback.log_io_completed(answer.map_err(std::io::Error::other));
+            }
+            WriteOp::Meta { done, .. } => {
+                if let Some(done) = done {
                     let _ = done.send(answer);
                 }
+            }
+            WriteOp::Truncate { done, .. } | WriteOp::Purge { done, .. } => {
+                let _ = done.send(answer);
             }
         }
     }

@@ -54,6 +54,7 @@ openraft::declare_raft_types!(
         R = Option<Vec<Applied>>,
         NodeId = u64,
         Node = BasicNode,
+        AsyncRuntime = crate::runtime::LineupRuntime,
 );
 
 pub type LineupRaftHandle = openraft::Raft<LineupRaft>;
@@ -126,12 +127,75 @@ impl Default for ClusterTiming {
     }
 }
 
+/// Where a node keeps its log, vote and snapshot.
+#[derive(Clone)]
+pub enum NodeStorage {
+    /// A redb file in this directory (created if missing), written by a group-commit
+    /// thread: every real node.
+    Dir(PathBuf),
+    /// An in-memory redb database (see [`memory_database`]) that the caller keeps across
+    /// restarts of the node, written on the calling task: the deterministic simulator,
+    /// where no thread may race the paused clock. Nothing survives the process.
+    Memory(Arc<redb::Database>),
+}
+
+impl std::fmt::Debug for NodeStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeStorage::Dir(dir) => f.debug_tuple("Dir").field(dir).finish(),
+            NodeStorage::Memory(_) => f.write_str("Memory"),
+        }
+    }
+}
+
+/// The wall clock a node stamps its own commands with (`Tick`, `SiteLost`, proposals).
+#[derive(Debug, Clone, Copy)]
+pub enum WallClock {
+    /// The system clock: every real node.
+    System,
+    /// `unix_ms` at tokio's `instant`, advancing with tokio's clock: under a paused tokio
+    /// clock this is the simulator's virtual time, the same for every node of a run.
+    Tokio { unix_ms: u64, instant: Instant },
+}
+
+impl WallClock {
+    pub fn now_unix_ms(&self) -> u64 {
+        match self {
+            WallClock::System => now_unix_ms(),
+            WallClock::Tokio { unix_ms, instant } => {
+                unix_ms + Instant::now().saturating_duration_since(*instant).as_millis() as u64
+            }
+        }
+    }
+}
+
+/// What a [`StateHook`] is told, with the state as it is right then.
+pub enum StateEvent<'a> {
+    /// One command applied (the state right after it).
+    Applied { apply_index: u64, command: &'a Command, applied: &'a Applied, routing: &'a Routing },
+    /// The state was replaced by a snapshot: at start, or installed from the leader (the
+    /// effects of the entries it covers are never published here).
+    Restored { routing: &'a Routing },
+}
+
+/// Called inside the state machine, after each applied command and each restore (the
+/// simulator's checkers; it must be quick and must not block).
+#[derive(Clone)]
+pub struct StateHook(pub Arc<dyn Fn(StateEvent<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for StateHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateHook")
+    }
+}
+
 /// How to start a node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub site: u64,
-    /// Where this node's redb file lives (created if missing).
-    pub data_dir: PathBuf,
+    pub storage: NodeStorage,
+    pub clock: WallClock,
+    pub state_hook: Option<StateHook>,
     pub timing: ClusterTiming,
     /// Snapshot after this many log entries (then compact the log).
     pub snapshot_logs_since_last: u64,
@@ -157,7 +221,9 @@ impl NodeConfig {
     pub fn new(site: u64, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             site,
-            data_dir: data_dir.into(),
+            storage: NodeStorage::Dir(data_dir.into()),
+            clock: WallClock::System,
+            state_hook: None,
             timing: ClusterTiming::default(),
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
@@ -196,6 +262,7 @@ pub struct SiteState {
     site: SiteId,
     effects: broadcast::Sender<SiteEffect>,
     applied_sink: Option<AppliedSink>,
+    state_hook: Option<StateHook>,
 }
 
 impl SiteState {
@@ -213,6 +280,9 @@ impl ReplicatedState for SiteState {
         for (position, command) in batch.commands.iter().enumerate() {
             let apply_index = apply_index(log_index, position);
             let applied = self.routing.apply(apply_index, command);
+            if let Some(hook) = &self.state_hook {
+                (hook.0)(StateEvent::Applied { apply_index, command, applied: &applied, routing: &self.routing });
+            }
             for effect in applied.effects.iter().filter(|e| e.is_for(self.site)) {
                 // No subscriber is fine: the effect is also in the committed log.
                 let _ = self.effects.send(SiteEffect { apply_index, effect: effect.clone() });
@@ -236,6 +306,9 @@ impl ReplicatedState for SiteState {
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
         self.routing = Routing::restore(bytes)?;
+        if let Some(hook) = &self.state_hook {
+            (hook.0)(StateEvent::Restored { routing: &self.routing });
+        }
         Ok(())
     }
 }
@@ -472,6 +545,7 @@ pub struct ClusterNode<T: PeerTransport> {
     next_serial: AtomicU64,
     background: Mutex<Vec<JoinHandle<()>>>,
     proposer: Proposer,
+    clock: WallClock,
     log_writer: Mutex<Option<WriterFinished>>,
 }
 
@@ -487,8 +561,14 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// starts the leader's Tick/SiteLost duty. The node joins a cluster when a leader adds
     /// it, or forms one with [`ClusterNode::bootstrap`].
     pub async fn start(config: NodeConfig, transport: T) -> Result<Arc<Self>, ClusterError> {
-        std::fs::create_dir_all(&config.data_dir)?;
-        let db = open_database(&config.data_dir.join("raft.redb"))?;
+        let db = match &config.storage {
+            NodeStorage::Dir(dir) => {
+                std::fs::create_dir_all(dir)?;
+                open_database(&dir.join("raft.redb"))?
+            }
+            NodeStorage::Memory(db) => db.clone(),
+        };
+        let inline_io = matches!(config.storage, NodeStorage::Memory(_));
         let incarnation = crate::log_store::next_incarnation(&db)?;
         let (effects, _) = broadcast::channel(EFFECT_STREAM_CAPACITY);
         let state = SiteState {
@@ -496,9 +576,16 @@ impl<T: PeerTransport> ClusterNode<T> {
             site: SiteId(config.site),
             effects: effects.clone(),
             applied_sink: config.applied_sink.clone(),
+            state_hook: config.state_hook.clone(),
         };
-        let store = Store::open(db.clone(), state).map_err(|e| ClusterError::Storage(e.to_string()))?;
-        let (log_store, log_writer) = RedbLogStore::<LineupRaft>::with_writer(db);
+        let store = if inline_io { Store::open_inline(db.clone(), state) } else { Store::open(db.clone(), state) }
+            .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        let (log_store, log_writer) = if inline_io {
+            (RedbLogStore::<LineupRaft>::inline(db), None)
+        } else {
+            let (store, writer) = RedbLogStore::<LineupRaft>::with_writer(db);
+            (store, Some(writer))
+        };
         let transport = Arc::new(transport);
         let contact = PeerContact::default();
         let network = PeerNetworkFactory { transport: transport.clone(), contact: contact.clone() };
@@ -519,7 +606,8 @@ impl<T: PeerTransport> ClusterNode<T> {
             next_serial: AtomicU64::new(1),
             background: Mutex::new(vec![proposer_task]),
             proposer,
-            log_writer: Mutex::new(Some(log_writer)),
+            clock: config.clock,
+            log_writer: Mutex::new(log_writer),
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
@@ -617,7 +705,7 @@ impl<T: PeerTransport> ClusterNode<T> {
 
     /// Proposes `body` with a fresh id from this node, stamped with the wall clock.
     pub async fn propose(&self, body: CommandBody) -> Result<Committed, ClusterError> {
-        let command = Command { id: self.next_command_id(), at_ms: now_unix_ms(), body };
+        let command = Command { id: self.next_command_id(), at_ms: self.clock.now_unix_ms(), body };
         self.submit(command).await
     }
 
@@ -806,7 +894,7 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
         let write_timeout = quorum_window;
         if last_tick.is_none_or(|at| now.duration_since(at) >= tick_every) {
             last_tick = Some(now);
-            let now_ms = now_unix_ms();
+            let now_ms = node.clock.now_unix_ms();
             let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
             if let Ok(Err(e)) = tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
                 tracing::debug!(site = node.site, error = ?e, "tick not committed");
@@ -824,7 +912,7 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
                 continue;
             };
             tracing::info!(site = node.site, peer = site, kind = body.kind(), "member health change");
-            let command = Command { id: node.next_command_id(), at_ms: now_unix_ms(), body };
+            let command = Command { id: node.next_command_id(), at_ms: node.clock.now_unix_ms(), body };
             let _ = tokio::time::timeout(write_timeout, node.propose_as_leader(command)).await;
         }
     }

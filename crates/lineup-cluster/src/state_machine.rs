@@ -64,6 +64,9 @@ struct Shared<C: RaftTypeConfig, S> {
     db: Mutex<Option<Arc<Database>>>,
     /// Makes snapshot ids unique within this process run (two snapshots at the same log id).
     snapshot_serial: AtomicU64,
+    /// Write snapshots on the calling task instead of a blocking-pool thread (in-memory
+    /// databases under the simulator: no thread may race its paused clock).
+    inline_io: bool,
 }
 
 /// openraft's `RaftStateMachine` (and snapshot builder) over a [`ReplicatedState`]. Clones
@@ -94,7 +97,17 @@ where
 {
     /// Builds the store over `app` (an empty state) and restores the latest snapshot from
     /// `db`, if there is one.
-    pub fn open(db: Arc<Database>, mut app: S) -> Result<Self, StorageError<C::NodeId>> {
+    pub fn open(db: Arc<Database>, app: S) -> Result<Self, StorageError<C::NodeId>> {
+        Self::open_mode(db, app, false)
+    }
+
+    /// Like [`StateMachineStore::open`], writing snapshots on the calling task (for an
+    /// in-memory database under the deterministic simulator).
+    pub fn open_inline(db: Arc<Database>, app: S) -> Result<Self, StorageError<C::NodeId>> {
+        Self::open_mode(db, app, true)
+    }
+
+    fn open_mode(db: Arc<Database>, mut app: S, inline_io: bool) -> Result<Self, StorageError<C::NodeId>> {
         let stored = read_stored_snapshot::<C>(&db)?;
         let (last_applied, membership) = match &stored {
             Some(snapshot) => {
@@ -109,6 +122,7 @@ where
                 state: RwLock::new(state),
                 db: Mutex::new(Some(db)),
                 snapshot_serial: AtomicU64::new(0),
+                inline_io,
             }),
         })
     }
@@ -140,15 +154,19 @@ where
         let bytes = codec::encode_versioned(&stored)
             .map_err(|e| StorageError::from(StorageIOError::write_snapshot(Some(signature.clone()), &e)))?;
         let db = self.database()?;
-        let joined = tokio::task::spawn_blocking(move || {
+        let write = move || {
             let tx = db.begin_write()?;
             tx.open_table(SNAPSHOT_TABLE)?.insert(SNAPSHOT_KEY, bytes.as_slice())?;
             tx.commit()?;
             Ok::<(), redb::Error>(())
-        })
-        .await;
-        let result =
-            joined.unwrap_or_else(|join| Err(redb::Error::Corrupted(format!("snapshot writer failed: {join}"))));
+        };
+        let result = if self.shared.inline_io {
+            write()
+        } else {
+            tokio::task::spawn_blocking(write)
+                .await
+                .unwrap_or_else(|join| Err(redb::Error::Corrupted(format!("snapshot writer failed: {join}"))))
+        };
         result.map_err(|e| StorageIOError::write_snapshot(Some(signature), &e).into())
     }
 }
