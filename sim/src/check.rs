@@ -24,7 +24,7 @@ use lineup_core::{Applied, CallId, CallStatus, CommandBody, Effect, OperatorId, 
 use lineup_pbx_sim::{AudioPath, BoxIndex, PbxWorld};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::raft::{AppliedEntry, Node};
+use crate::raft::AppliedEntry;
 use crate::sim::{changes_audio, CallStats, VIOLATIONS_KEPT_MAX};
 
 fn is_caller_name(name: &str) -> bool {
@@ -339,8 +339,15 @@ pub fn starvation(routing: &Routing, checker: &mut Checker, now_ms: u64, bound_m
     }
 }
 
+/// A node at the end of a run: its applied log index, its core's self-check, its state.
+pub struct NodeEnd {
+    pub applied: u64,
+    pub invariants: Result<(), String>,
+    pub state: Vec<u8>,
+}
+
 /// After the drain: nothing is left anywhere, and every node agrees.
-pub fn final_checks(world: &PbxWorld, nodes: &[Node], checker: &mut Checker, sites: usize) {
+pub fn final_checks(world: &PbxWorld, nodes: &[NodeEnd], checker: &mut Checker, sites: usize) {
     let now = world.now_ms();
     for site in 0..sites {
         let Ok(channels) = world.list_channels(BoxIndex(site)) else { continue };
@@ -363,17 +370,17 @@ pub fn final_checks(world: &PbxWorld, nodes: &[Node], checker: &mut Checker, sit
     let top = nodes.iter().map(|n| n.applied).max().unwrap_or(0);
     let mut reference: Option<Vec<u8>> = None;
     for (i, node) in nodes.iter().enumerate() {
-        if let Err(e) = node.routing.check_invariants() {
+        if let Err(e) = &node.invariants {
             checker.violation(now, format!("I1 core self-check on node {i} at the end: {e}"));
         }
         if node.applied != top {
             continue;
         }
-        let bytes = node.routing.snapshot_bytes();
+        let bytes = &node.state;
         match &reference {
-            Some(r) if *r != bytes => checker.violation(now, format!("I5 node {i}'s state differs at index {top}")),
+            Some(r) if r != bytes => checker.violation(now, format!("I5 node {i}'s state differs at index {top}")),
             Some(_) => {}
-            None => reference = Some(bytes),
+            None => reference = Some(bytes.clone()),
         }
     }
 }

@@ -61,6 +61,36 @@ impl PlantedBug {
     }
 }
 
+/// What replicates the routing core between the simulated sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Replication {
+    /// The simulator's own deterministic Raft model (`raft.rs`): fast enough for the big
+    /// sweeps, and the home of the replication-level planted bugs.
+    #[default]
+    Model,
+    /// lineup-cluster's `ClusterNode` (openraft 0.9) over the in-memory transport in a
+    /// paused-clock runtime (`real.rs`): the production replication, slower.
+    Openraft,
+}
+
+impl Replication {
+    pub fn parse(s: &str) -> Option<Replication> {
+        match s {
+            "model" => Some(Replication::Model),
+            "openraft" => Some(Replication::Openraft),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Replication::Model => "model",
+            Replication::Openraft => "openraft",
+        }
+    }
+}
+
 /// One entry into a queue at every site: a dialplan extension of `deploy/asterisk`.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateMix {
@@ -174,6 +204,7 @@ pub struct SimConfig {
     /// Which fault kinds may be drawn (bit k = kind k of `Sim::fault`; see FAULT_KIND_NAMES).
     pub fault_kinds: u32,
     pub bug: PlantedBug,
+    pub replication: Replication,
     pub workload: Workload,
     /// Keep a human-readable trace (for the file written on failure).
     pub trace: bool,
@@ -203,6 +234,7 @@ impl SimConfig {
             faults: false,
             fault_kinds: 0,
             bug: PlantedBug::None,
+            replication: Replication::Model,
             workload,
             trace: false,
             stop_at_first_violation: true,
@@ -219,6 +251,7 @@ impl SimConfig {
             faults: true,
             fault_kinds: FAULT_KINDS_ALL,
             bug: PlantedBug::None,
+            replication: Replication::Model,
             workload: Workload::chaos(),
             trace: false,
             stop_at_first_violation: true,

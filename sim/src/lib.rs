@@ -4,6 +4,8 @@
 //! - [`sim`]: the federation in virtual time (stand-in boxes, real site controllers,
 //!   replication nodes holding the real core), workload, faults, the event loop.
 //! - [`raft`]: the deterministic Raft replication model that feeds the real core.
+//! - [`real`]: the production replication instead (lineup-cluster's openraft nodes over
+//!   the in-memory transport, in a paused-clock tokio runtime).
 //! - [`check`]: invariant checkers I1–I8.
 //! - [`config`]: run configuration, workloads, planted bugs.
 //! - [`sweep`]: many seeds, the JSON report, reproduce commands and trace files.
@@ -16,6 +18,7 @@ pub mod check;
 pub mod config;
 pub mod erlang;
 pub mod raft;
+pub mod real;
 pub mod rng;
 pub mod sim;
 pub mod sweep;

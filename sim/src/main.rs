@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use lineup_sim::config::Replication;
 use lineup_sim::erlang;
 use lineup_sim::sweep::{sweep, SweepSpec};
 use lineup_sim::validate::{validate_mmc, Figures, MmcSpec};
@@ -32,6 +33,10 @@ enum Cmd {
         /// Plant a bug to test the checkers: skip-fence-check, no-dedup-table, ack-before-commit.
         #[arg(long, default_value = "none")]
         plant: String,
+        /// What replicates the core: `model` (the simulator's Raft model, fast) or
+        /// `openraft` (lineup-cluster's real nodes over the in-memory transport).
+        #[arg(long, default_value = "model")]
+        replication: String,
         /// No caller accepts a callback (narrows a failure down).
         #[arg(long)]
         no_callbacks: bool,
@@ -102,14 +107,35 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Cmd::Run { seeds, first_seed, ops, no_faults, plant, no_callbacks, fault_kinds, threads, trace_dir, json } => {
+        Cmd::Run {
+            seeds,
+            first_seed,
+            ops,
+            no_faults,
+            plant,
+            replication,
+            no_callbacks,
+            fault_kinds,
+            threads,
+            trace_dir,
+            json,
+        } => {
             let Some(bug) = PlantedBug::parse(&plant) else { bail!("unknown --plant {plant}") };
+            let Some(replication) = Replication::parse(&replication) else {
+                bail!("unknown --replication {replication} (model or openraft)")
+            };
+            if replication == Replication::Openraft
+                && matches!(bug, PlantedBug::NoDedupTable | PlantedBug::AckBeforeCommit)
+            {
+                bail!("--plant {} lives in the Raft model; use --replication model", bug.name());
+            }
             let spec = SweepSpec {
                 seeds,
                 first_seed,
                 ops,
                 faults: !no_faults,
                 bug,
+                replication,
                 callbacks: !no_callbacks,
                 fault_kinds,
                 threads,

@@ -191,7 +191,7 @@ pub struct Node {
     first_applier: Rc<Cell<u64>>,
 }
 
-fn entry_digest(term: u64, index: u64, commands: &[Command], applied: &[Applied]) -> u64 {
+pub(crate) fn entry_digest(term: u64, index: u64, commands: &[Command], applied: &[Applied]) -> u64 {
     let mut h = TraceHash::default();
     h.u64(index);
     h.u64(term);

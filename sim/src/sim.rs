@@ -1,7 +1,8 @@
 //! The whole federation in virtual time, on one thread: the Asterisk stand-in's model
 //! (`PbxWorld`, one box per site, joined by trunks), one real `SiteController` per site, one
-//! replication node (`raft::Node`, holding a real `Routing`) per site, simulated callers and
-//! operators, a faulty network, and the checkers.
+//! replication node per site holding a real `Routing` (the Raft model, `raft::Node`, or
+//! with `Replication::Openraft` lineup-cluster's `ClusterNode`, see `real.rs`), simulated
+//! callers and operators, a faulty network, and the checkers.
 //!
 //! One loop pops the earliest event (virtual ms, then insertion order), lets the stand-in's
 //! own timers run up to that instant, handles the event, and runs the per-step checks. All
@@ -16,10 +17,11 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::rc::Rc;
 
-use crate::check::{self, Checker};
-use crate::config::{PlantedBug, SimConfig, EPOCH_MS};
+use crate::check::{self, Checker, NodeEnd};
+use crate::config::{PlantedBug, Replication, SimConfig, EPOCH_MS};
 use crate::erlang;
 use crate::raft::{self, AppliedEntry, Msg, Node, Out, RaftTiming};
+use crate::real::{Observed, RealCluster};
 use crate::rng::{Dice, TraceHash};
 
 /// The leader proposes `Tick` this often (the core's timer resolution in the sim).
@@ -61,6 +63,9 @@ pub const REDELIVERY_WINDOW_BATCHES: usize = 32;
 /// Trace lines kept (the tail is written on failure).
 pub const TRACE_LINES_MAX: usize = 300_000;
 pub const VIOLATIONS_KEPT_MAX: usize = 20;
+/// With real nodes: the longest the cluster runs ahead of the simulator's own events, so
+/// what it applies reaches the sites within this much virtual time.
+pub const REAL_SLICE_MS: u64 = 5;
 /// Fake PIN for every simulated operator.
 const PIN: &str = "2468";
 
@@ -264,7 +269,15 @@ pub struct Sim {
     heap: BinaryHeap<Scheduled>,
     world: PbxWorld,
     sites: Vec<SiteRt>,
+    /// The Raft model's nodes (empty with real nodes).
     nodes: Vec<Node>,
+    /// The production nodes instead (`Replication::Openraft`).
+    real: Option<RealCluster>,
+    /// Real nodes: (term, node) leaders already reported to the checker.
+    leaders_seen: BTreeSet<(u64, usize)>,
+    /// Real nodes: the highest log index each node has applied (re-applications after a
+    /// restart are replays).
+    applied_high: Vec<u64>,
     node_gen: Vec<u64>,
     timing: RaftTiming,
     // randomness, one stream per concern
@@ -344,12 +357,22 @@ impl Sim {
         let bootstrap = Rc::new(bootstrap_commands(&cfg, &operators));
         let timing = RaftTiming::default();
         let first_applier = Rc::new(std::cell::Cell::new(0));
-        let nodes: Vec<Node> = (0..n)
-            .map(|i| {
-                let bug = cfg.bug == PlantedBug::AckBeforeCommit;
-                Node::new(i, n, timing, bootstrap.clone(), bug, first_applier.clone())
-            })
-            .collect();
+        let (real, real_failure) = match cfg.replication {
+            Replication::Model => (None, None),
+            Replication::Openraft => match RealCluster::new(cfg.seed, n, cfg.faults, &bootstrap) {
+                Ok(real) => (Some(real), None),
+                Err(e) => (None, Some(e)),
+            },
+        };
+        let nodes: Vec<Node> = match cfg.replication {
+            Replication::Openraft => Vec::new(),
+            Replication::Model => (0..n)
+                .map(|i| {
+                    let bug = cfg.bug == PlantedBug::AckBeforeCommit;
+                    Node::new(i, n, timing, bootstrap.clone(), bug, first_applier.clone())
+                })
+                .collect(),
+        };
         let sites = (0..n).map(|i| SiteRt::new(new_controller(&cfg, i, 0), 0)).collect();
         let mut sim = Sim {
             faults_on: cfg.faults,
@@ -359,6 +382,9 @@ impl Sim {
             world,
             sites,
             nodes,
+            real,
+            leaders_seen: BTreeSet::new(),
+            applied_high: vec![0; n],
             node_gen: vec![0; n],
             timing,
             net_dice: root.fork(2),
@@ -387,6 +413,11 @@ impl Sim {
             dedup_breaker: 0,
             cfg,
         };
+        if let Some(e) = real_failure {
+            sim.checker.violation(0, format!("I7 the openraft cluster did not form: {e}"));
+            sim.done = true;
+            return sim;
+        }
         sim.start();
         sim
     }
@@ -395,11 +426,16 @@ impl Sim {
         if self.cfg.faults {
             self.loss = 0.01;
             self.duplicate = 0.01;
+            if let Some(real) = &mut self.real {
+                real.set_loss(1, 1);
+            }
         }
-        for i in 0..self.nodes.len() {
-            self.nodes[i].reset_election(0, &mut self.raft_dice);
-            let at = self.nodes[i].election_deadline_ms;
-            self.push(at, Ev::Election { node: i, gen: 0 });
+        for i in 0..self.cfg.sites {
+            if self.real.is_none() {
+                self.nodes[i].reset_election(0, &mut self.raft_dice);
+                let at = self.nodes[i].election_deadline_ms;
+                self.push(at, Ev::Election { node: i, gen: 0 });
+            }
             self.push(SITE_TICK_MS, Ev::SiteTick { site: i });
             let first = self.load_dice.exponential_ms(self.arrival_mean_ms());
             self.push(5_000 + first, Ev::Arrival { site: i });
@@ -453,6 +489,27 @@ impl Sim {
         while !self.done {
             let next_ev = self.heap.peek().map(|s| s.at_ms).unwrap_or(u64::MAX);
             let next_world = self.world.next_timer_due_ms().unwrap_or(u64::MAX);
+            if let Some(real) = &self.real {
+                // The real cluster runs up to the next event, a slice at a time, and what it
+                // applied is taken in before the event.
+                let target = next_ev.min(next_world).min(self.now_ms + REAL_SLICE_MS);
+                real.advance_to(target);
+                if target > self.now_ms {
+                    self.now_ms = target;
+                    self.world.advance_to(self.now_ms);
+                }
+                if self.absorb_real(None) {
+                    self.route_world_outputs();
+                    self.step_checks();
+                    if self.checker.stop() {
+                        break;
+                    }
+                    continue;
+                }
+                if target < next_ev.min(next_world) {
+                    continue;
+                }
+            }
             if next_world <= next_ev && next_world != u64::MAX {
                 self.now_ms = self.now_ms.max(next_world);
                 self.world.advance_to(self.now_ms);
@@ -571,7 +628,11 @@ impl Sim {
                     return;
                 }
                 let now = self.abs_ms();
-                let actions = self.sites[site].ctl.handle(now, input, &self.nodes[site].routing);
+                let ctl = &mut self.sites[site].ctl;
+                let actions = match &self.real {
+                    Some(real) => real.read(site, |routing| ctl.handle(now, input, routing)),
+                    None => ctl.handle(now, input, &self.nodes[site].routing),
+                };
                 for action in actions {
                     self.execute(site, action);
                 }
@@ -648,7 +709,7 @@ impl Sim {
             Ev::Heal(h) => self.heal_one(h),
             Ev::Clog((a, b)) => {
                 if self.faults_on {
-                    self.blocked[a][b] = true;
+                    self.block(&[(a, b)]);
                 }
             }
             Ev::Check => {
@@ -688,6 +749,10 @@ impl Sim {
     }
 
     fn propose_on(&mut self, site: usize, mut command: Command) {
+        if let Some(real) = &self.real {
+            real.propose(site, command);
+            return;
+        }
         if self.cfg.bug == PlantedBug::NoDedupTable && self.nodes[site].is_leader() && !self.seen_ids.insert(command.id)
         {
             self.dedup_breaker += 1;
@@ -892,7 +957,7 @@ impl Sim {
         }
         let Some(waiter) = self.sites[site].pending.remove(&id) else { return };
         // An unknown outcome is read back, never assumed (DESIGN decision 5).
-        let known = self.nodes[site].routing.result_of(&id);
+        let known = self.read(site, |routing| routing.result_of(&id));
         match waiter {
             Waiter::Site { gen, token } => {
                 let result = known.ok_or_else(|| ProposeFailure::NotCommitted("timed out".into()));
@@ -1017,7 +1082,8 @@ impl Sim {
             if !self.sites[site].up || self.now_ms < self.operators[op].login_until_ms {
                 continue;
             }
-            let Some(view) = self.nodes[site].routing.operator_view(&self.operators[op].id) else { continue };
+            let id = &self.operators[op].id;
+            let Some(view) = self.read(site, |routing| routing.operator_view(id)) else { continue };
             match view.status {
                 OperatorStatus::Offline => self.login(op),
                 OperatorStatus::Break { reason } if reason != "coffee" || !self.operators[op].on_break => {
@@ -1108,8 +1174,16 @@ impl Sim {
             }
             4 => {
                 // The leader stops the world for a while (GC, SIGSTOP).
-                if let Some(leader) = (0..n).find(|i| self.nodes[*i].is_leader() && self.sites[*i].up) {
+                if let Some(leader) = (0..n).find(|i| self.is_leader(*i) && self.sites[*i].up) {
                     self.sites[leader].paused_until_ms = self.now_ms + len;
+                    if let Some(real) = &mut self.real {
+                        // A real node cannot be frozen inside the shared runtime: its links
+                        // are held instead (nothing in or out until it resumes).
+                        for other in (0..n).filter(|o| *o != leader) {
+                            real.cut(leader, other);
+                            real.cut(other, leader);
+                        }
+                    }
                     self.coverage.leader_pauses += 1;
                     self.push(self.now_ms + len, Ev::Heal(Heal::Unpause(leader)));
                 }
@@ -1124,6 +1198,9 @@ impl Sim {
             6 => {
                 self.loss = 0.2;
                 self.duplicate = 0.05;
+                if let Some(real) = &mut self.real {
+                    real.set_loss(20, 5);
+                }
                 self.push(self.now_ms + len, Ev::Heal(Heal::Loss));
             }
             7 => {
@@ -1141,7 +1218,7 @@ impl Sim {
             _ => {
                 // Crash the leader specifically (the most interesting victim).
                 let down = self.sites.iter().filter(|s| !s.up).count();
-                if let Some(leader) = (0..n).find(|i| self.nodes[*i].is_leader() && self.sites[*i].up) {
+                if let Some(leader) = (0..n).find(|i| self.is_leader(*i) && self.sites[*i].up) {
                     if (down + 1) * 2 < n + 1 {
                         self.crash(leader);
                         self.push(self.now_ms + len, Ev::Heal(Heal::Restart(leader)));
@@ -1156,12 +1233,18 @@ impl Sim {
     fn block(&mut self, links: &[(usize, usize)]) {
         for (a, b) in links {
             self.blocked[*a][*b] = true;
+            if let Some(real) = &mut self.real {
+                real.cut(*a, *b);
+            }
         }
     }
 
     fn crash(&mut self, node: usize) {
         self.coverage.crashes += 1;
-        self.nodes[node].crash();
+        match &self.real {
+            Some(real) => real.crash(node),
+            None => self.nodes[node].crash(),
+        }
         self.node_gen[node] += 1;
         let s = &mut self.sites[node];
         s.up = false;
@@ -1180,6 +1263,16 @@ impl Sim {
         self.last_restart_ms = self.now_ms;
         let gen = self.sites[node].gen;
         self.sites[node] = SiteRt::new(new_controller(&self.cfg, node, gen), gen);
+        if let Some(real) = &mut self.real {
+            if let Err(e) = real.restart(node) {
+                self.checker.violation(self.now_ms, format!("I7 node {node} did not restart: {e}"));
+                return;
+            }
+            // Its own snapshot restore at start is not an install from the leader.
+            self.absorb_real(Some(node));
+            self.reconcile(node);
+            return;
+        }
         let mut out = Out::default();
         let now = self.abs_ms();
         self.nodes[node].restart(now, &mut self.raft_dice, &mut out);
@@ -1195,10 +1288,21 @@ impl Sim {
             Heal::Links(links) => {
                 for (a, b) in links {
                     self.blocked[a][b] = false;
+                    if let Some(real) = &mut self.real {
+                        real.mend(a, b);
+                    }
                 }
             }
             Heal::Restart(node) => self.restart(node),
-            Heal::Unpause(node) => self.sites[node].paused_until_ms = 0,
+            Heal::Unpause(node) => {
+                self.sites[node].paused_until_ms = 0;
+                if let Some(real) = &mut self.real {
+                    for other in (0..self.cfg.sites).filter(|o| *o != node) {
+                        real.mend(node, other);
+                        real.mend(other, node);
+                    }
+                }
+            }
             Heal::Hear(site) => {
                 if self.sites[site].deaf {
                     self.sites[site].deaf = false;
@@ -1210,6 +1314,9 @@ impl Sim {
                 if self.faults_on {
                     self.loss = 0.01;
                     self.duplicate = 0.01;
+                    if let Some(real) = &mut self.real {
+                        real.set_loss(1, 1);
+                    }
                 }
             }
         }
@@ -1225,6 +1332,10 @@ impl Sim {
         self.duplicate = 0.0;
         for row in &mut self.blocked {
             row.iter_mut().for_each(|b| *b = false);
+        }
+        if let Some(real) = &mut self.real {
+            real.mend_all();
+            real.set_loss(0, 0);
         }
         for i in 0..self.cfg.sites {
             self.sites[i].paused_until_ms = 0;
@@ -1261,7 +1372,7 @@ impl Sim {
             if drained && self.now_ms >= healed + LIVENESS_BOUND_MS {
                 self.done = true;
             } else if self.now_ms > healed + DRAIN_BOUND_MS {
-                let mut left = self.checker.leftovers(&self.nodes[0].routing);
+                let mut left = self.read(0, |routing| self.checker.leftovers(routing));
                 for (i, s) in self.sites.iter().enumerate() {
                     let chans: Vec<String> = s.ctl.tracked_caller_channels().take(4).map(|c| c.to_string()).collect();
                     if !chans.is_empty() {
@@ -1283,14 +1394,18 @@ impl Sim {
     }
 
     fn periodic_checks(&mut self) {
-        for (i, node) in self.nodes.iter().enumerate() {
-            if node.log_len() > LOG_ENTRIES_MAX {
-                self.checker.violation(self.now_ms, format!("I8 node {i} holds {} log entries", node.log_len()));
+        for i in 0..self.cfg.sites {
+            let log_len = match &self.real {
+                Some(real) => real.view(i).log_entries as usize,
+                None => self.nodes[i].log_len(),
+            };
+            if log_len > LOG_ENTRIES_MAX {
+                self.checker.violation(self.now_ms, format!("I8 node {i} holds {log_len} log entries"));
             }
             if !self.sites[i].up {
                 continue;
             }
-            if let Err(e) = node.routing.check_invariants() {
+            if let Err(e) = self.read(i, |routing| routing.check_invariants()) {
                 self.checker.violation(self.now_ms, format!("I1 core self-check on node {i}: {e}"));
             }
         }
@@ -1299,34 +1414,141 @@ impl Sim {
         }
         if let Some(healed) = self.healed_at_ms {
             if self.now_ms >= healed + LIVENESS_BOUND_MS {
-                if let Some(leader) = (0..self.cfg.sites).find(|i| self.nodes[*i].is_leader()) {
-                    check::starvation(&self.nodes[leader].routing, &mut self.checker, self.now_ms, STARVATION_BOUND_MS);
+                if let Some(leader) = (0..self.cfg.sites).find(|i| self.is_leader(*i)) {
+                    let (checker, now) = (&mut self.checker, self.now_ms);
+                    match &self.real {
+                        Some(real) => real.read(leader, |r| check::starvation(r, checker, now, STARVATION_BOUND_MS)),
+                        None => check::starvation(&self.nodes[leader].routing, checker, now, STARVATION_BOUND_MS),
+                    }
                 }
             }
         }
     }
 
     fn liveness_check(&mut self) {
-        let leaders: Vec<usize> = (0..self.cfg.sites).filter(|i| self.nodes[*i].is_leader()).collect();
+        let leaders: Vec<usize> = (0..self.cfg.sites).filter(|i| self.is_leader(*i)).collect();
         let Some(&leader) = leaders.first() else {
             self.checker.violation(self.now_ms, format!("I7 no leader {LIVENESS_BOUND_MS} ms after the heal"));
             return;
         };
-        let commit = self.nodes[leader].commit;
-        for (i, node) in self.nodes.iter().enumerate() {
+        // The model knows its commit index; with real nodes the leader's applied index
+        // stands for it (openraft applies on the leader as soon as it commits).
+        let applied: Vec<u64> = (0..self.cfg.sites)
+            .map(|i| match &self.real {
+                Some(real) => real.view(i).last_applied,
+                None => self.nodes[i].applied,
+            })
+            .collect();
+        let commit = match &self.real {
+            Some(_) => applied[leader],
+            None => self.nodes[leader].commit,
+        };
+        for (i, applied) in applied.into_iter().enumerate() {
             // Allow the entries of the last few heartbeats to be in flight.
-            if node.applied + 8 < commit {
+            if applied + 8 < commit {
                 self.checker.violation(
                     self.now_ms,
-                    format!("I7 node {i} applied {} of {commit} {LIVENESS_BOUND_MS} ms after the heal", node.applied),
+                    format!("I7 node {i} applied {applied} of {commit} {LIVENESS_BOUND_MS} ms after the heal"),
                 );
             }
         }
     }
 
+    // ------------------------------------------------------------------ node access
+
+    /// Reads node `node`'s applied state (the model's or the real node's).
+    fn read<R>(&self, node: usize, read: impl FnOnce(&Routing) -> R) -> R {
+        match &self.real {
+            Some(real) => real.read(node, read),
+            None => read(&self.nodes[node].routing),
+        }
+    }
+
+    fn is_leader(&self, node: usize) -> bool {
+        match &self.real {
+            Some(real) => self.sites[node].up && real.view(node).leader,
+            None => self.nodes[node].is_leader(),
+        }
+    }
+
+    /// Takes in what the real nodes applied and restored since the last call, and the
+    /// leaders they report; returns whether anything was applied or restored. A restore on
+    /// `starting` is that node's own snapshot at start, not an install from the leader.
+    fn absorb_real(&mut self, starting: Option<usize>) -> bool {
+        let Some(real) = &self.real else { return false };
+        let observed = real.drain();
+        if real.overflowed() > 0 {
+            self.checker.violation(self.now_ms, format!("I8 {} observations lost (bound)", real.overflowed()));
+        }
+        let views: Vec<crate::real::RaftView> = (0..self.cfg.sites).map(|i| real.view(i)).collect();
+        for (i, view) in views.iter().enumerate() {
+            if view.leader && self.sites[i].up && self.leaders_seen.insert((view.term, i)) {
+                self.coverage.leader_changes += 1;
+                self.checker.leader_elected(self.now_ms, view.term, i);
+            }
+        }
+        let any = !observed.is_empty();
+        // Commands of one entry arrive together (one apply call): group them back.
+        let mut entry: Option<(usize, u64, Vec<Command>, Vec<Applied>, Vec<String>)> = None;
+        for item in observed {
+            match item {
+                Observed::Applied(record) => {
+                    let log_index = record.apply_index / raft::ENTRY_COMMANDS_MAX;
+                    let same = entry.as_ref().is_some_and(|(n, l, ..)| *n == record.node && *l == log_index);
+                    if !same {
+                        if let Some(done) = entry.take() {
+                            self.real_entry_applied(done);
+                        }
+                        entry = Some((record.node, log_index, Vec::new(), Vec::new(), Vec::new()));
+                    }
+                    if let Some((_, _, commands, applied, issues)) = entry.as_mut() {
+                        commands.push(record.command);
+                        applied.push(record.applied);
+                        issues.extend(record.order_issue);
+                    }
+                }
+                Observed::Restored { node } => {
+                    if let Some(done) = entry.take() {
+                        self.real_entry_applied(done);
+                    }
+                    if starting != Some(node) && self.sites[node].up {
+                        self.coverage.snapshots_installed += 1;
+                        // The entries the snapshot covers never reach this site as effects.
+                        self.reconcile(node);
+                    }
+                }
+            }
+        }
+        if let Some(done) = entry.take() {
+            self.real_entry_applied(done);
+        }
+        any
+    }
+
+    fn real_entry_applied(&mut self, entry: (usize, u64, Vec<Command>, Vec<Applied>, Vec<String>)) {
+        let (node, log_index, commands, applied, order_issues) = entry;
+        // The term is not visible inside apply; index, commands and results identify the entry.
+        let digest = raft::entry_digest(0, log_index, &commands, &applied);
+        let replay = log_index <= self.applied_high[node];
+        self.applied_high[node] = self.applied_high[node].max(log_index);
+        let entry =
+            AppliedEntry { log_index, term: 0, commands: Rc::new(commands), applied, digest, replay, order_issues };
+        self.on_applied(node, entry);
+    }
+
     fn finish(mut self) -> (RunReport, Vec<String>) {
         if !self.checker.stop() {
-            check::final_checks(&self.world, &self.nodes, &mut self.checker, self.cfg.sites);
+            let ends: Vec<NodeEnd> = (0..self.cfg.sites)
+                .map(|i| NodeEnd {
+                    applied: match &self.real {
+                        Some(real) => real.view(i).last_applied,
+                        None => self.nodes[i].applied,
+                    },
+                    invariants: self.read(i, |routing| routing.check_invariants()),
+                    state: self.read(i, |routing| routing.snapshot_bytes()),
+                })
+                .collect();
+            check::final_checks(&self.world, &ends, &mut self.checker, self.cfg.sites);
             for (i, s) in self.sites.iter().enumerate() {
                 if s.ctl.tracked_callers() > 0 {
                     self.checker.violation(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::config::{PlantedBug, SimConfig};
+use crate::config::{PlantedBug, Replication, SimConfig};
 use crate::sim::{Coverage, RunReport};
 
 /// Worker threads at most (the CI machine has two cores).
@@ -22,6 +22,7 @@ pub struct SweepSpec {
     pub ops: u64,
     pub faults: bool,
     pub bug: PlantedBug,
+    pub replication: Replication,
     /// Callers may accept callbacks (on by default; off narrows a failure down).
     pub callbacks: bool,
     /// Which fault kinds may be drawn (bit k = `FAULT_KIND_NAMES[k]`).
@@ -74,6 +75,9 @@ pub fn reproduce_command(spec: &SweepSpec, seed: u64) -> String {
     if bug != PlantedBug::None {
         cmd.push_str(&format!(" --plant {}", bug.name()));
     }
+    if spec.replication != Replication::Model {
+        cmd.push_str(&format!(" --replication {}", spec.replication.name()));
+    }
     cmd
 }
 
@@ -81,6 +85,7 @@ pub fn config_for(spec: &SweepSpec, seed: u64) -> SimConfig {
     let mut cfg = SimConfig::chaos(seed, spec.ops);
     cfg.faults = spec.faults;
     cfg.bug = spec.bug;
+    cfg.replication = spec.replication;
     cfg.fault_kinds = spec.fault_kinds;
     if !spec.callbacks {
         cfg.workload.callback_takers = 0.0;

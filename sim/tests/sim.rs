@@ -2,7 +2,7 @@
 //! against Erlang C. Every run is virtual time; nothing sleeps. (The 200-seed CI sweep runs
 //! in scripts/test.)
 
-use lineup_sim::config::{SimConfig, FAULT_KINDS_ALL};
+use lineup_sim::config::{Replication, SimConfig, FAULT_KINDS_ALL};
 use lineup_sim::sweep::{sweep, SweepSpec};
 use lineup_sim::{run_seed, PlantedBug};
 
@@ -13,6 +13,7 @@ fn spec(seeds: u64, first_seed: u64, ops: u64, bug: PlantedBug) -> SweepSpec {
         ops,
         faults: true,
         bug,
+        replication: Replication::Model,
         callbacks: true,
         fault_kinds: FAULT_KINDS_ALL,
         threads: 2,
