@@ -34,8 +34,8 @@ pub const BOOTSTRAP_MS: u64 = 20_000;
 pub const OBSERVED_PENDING_MAX: usize = 200_000;
 /// Snapshot after this many entries in the simulation (production: 10,000), so runs of a
 /// few thousand operations exercise snapshots and InstallSnapshot.
-pub const SIM_SNAPSHOT_LOGS_SINCE_LAST: u64 = 400;
-pub const SIM_LOGS_KEPT_AFTER_SNAPSHOT: u64 = 100;
+pub const SIM_SNAPSHOT_LOGS_SINCE_LAST: u64 = 200;
+pub const SIM_LOGS_KEPT_AFTER_SNAPSHOT: u64 = 10;
 /// One-way delay between sites (the same WAN as the model's).
 pub const WAN_DELAY_MIN_MS: u64 = 5;
 pub const WAN_DELAY_MAX_MS: u64 = 40;

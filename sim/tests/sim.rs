@@ -58,6 +58,31 @@ fn caught(bug: PlantedBug) -> Vec<String> {
     s.failures.iter().flat_map(|f| f.violations.iter().take(1).cloned()).collect()
 }
 
+/// Must-have 1 with the production replication: lineup-cluster's openraft nodes under the
+/// same workload, faults and checkers, reproducible from the seed.
+#[test]
+fn real_openraft_nodes_survive_the_faults_and_replay_from_the_seed() {
+    let run = |seed| {
+        let mut cfg = SimConfig::chaos(seed, 1_000);
+        cfg.replication = Replication::Openraft;
+        cfg.stop_at_first_violation = false;
+        run_seed(cfg).0
+    };
+    let (a, b) = (run(11), run(11));
+    assert_eq!(a.violations, Vec::<String>::new());
+    assert!(a.ops >= 1_000 && a.coverage.leader_changes > 1 && a.coverage.crashes > 0, "{a:?}");
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert_eq!((a.ops, a.events, a.virtual_ms), (b.ops, b.events, b.virtual_ms));
+}
+
+#[test]
+fn sites_without_the_fence_check_are_caught_over_real_openraft_nodes() {
+    let mut spec = spec(PLANTED_SEEDS_MAX, 1_000, 1_500, PlantedBug::SkipFenceCheck);
+    spec.replication = Replication::Openraft;
+    let s = sweep(&spec);
+    assert!(s.violations > 0, "no violation in {PLANTED_SEEDS_MAX} seeds");
+}
+
 #[test]
 fn sites_without_the_fence_check_are_caught() {
     let found = caught(PlantedBug::SkipFenceCheck);
