@@ -6,7 +6,7 @@ use serde::Serialize;
 pub const EPOCH_MS: u64 = 1_795_400_000_000;
 
 /// Names of the fault kinds, by bit.
-pub const FAULT_KIND_NAMES: [&str; 9] = [
+pub const FAULT_KIND_NAMES: [&str; 10] = [
     "partition",
     "one-way",
     "swizzle-clog",
@@ -16,6 +16,8 @@ pub const FAULT_KIND_NAMES: [&str; 9] = [
     "loss-burst",
     "effect-redelivery",
     "leader-crash",
+    // Real nodes only (the history pipeline runs in their runtime).
+    "database-outage",
 ];
 pub const FAULT_KINDS_ALL: u32 = (1 << FAULT_KIND_NAMES.len()) - 1;
 /// Virtual-time guard: a run that has not reached its ops by then stops (a violation).
@@ -38,6 +40,9 @@ pub enum PlantedBug {
     /// The leader applies entries (and its site acts on them) when it appends them, before
     /// a majority holds them.
     AckBeforeCommit,
+    /// The history database acknowledges deliveries during an outage without keeping them
+    /// (real nodes only: the history pipeline runs with them).
+    LossyDatabase,
 }
 
 impl PlantedBug {
@@ -47,6 +52,7 @@ impl PlantedBug {
             "skip-fence-check" => Some(PlantedBug::SkipFenceCheck),
             "no-dedup-table" => Some(PlantedBug::NoDedupTable),
             "ack-before-commit" => Some(PlantedBug::AckBeforeCommit),
+            "lossy-database" => Some(PlantedBug::LossyDatabase),
             _ => None,
         }
     }
@@ -57,6 +63,7 @@ impl PlantedBug {
             PlantedBug::SkipFenceCheck => "skip-fence-check",
             PlantedBug::NoDedupTable => "no-dedup-table",
             PlantedBug::AckBeforeCommit => "ack-before-commit",
+            PlantedBug::LossyDatabase => "lossy-database",
         }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`raft`]: the deterministic Raft replication model that feeds the real core.
 //! - [`real`]: the production replication instead (lineup-cluster's openraft nodes over
 //!   the in-memory transport, in a paused-clock tokio runtime).
+//! - [`history`]: with real nodes, each site's production outbox drained into a simulated
+//!   history database that can go down; history must converge after the heal.
 //! - [`check`]: invariant checkers I1–I8.
 //! - [`config`]: run configuration, workloads, planted bugs.
 //! - [`sweep`]: many seeds, the JSON report, reproduce commands and trace files.
@@ -17,6 +19,7 @@
 pub mod check;
 pub mod config;
 pub mod erlang;
+pub mod history;
 pub mod raft;
 pub mod real;
 pub mod rng;

@@ -30,7 +30,8 @@ enum Cmd {
         /// No fault injection (clean network, no crashes).
         #[arg(long)]
         no_faults: bool,
-        /// Plant a bug to test the checkers: skip-fence-check, no-dedup-table, ack-before-commit.
+        /// Plant a bug to test the checkers: skip-fence-check, no-dedup-table, ack-before-commit,
+        /// lossy-database (openraft replication only).
         #[arg(long, default_value = "none")]
         plant: String,
         /// What replicates the core: `model` (the simulator's Raft model, fast) or
@@ -128,6 +129,9 @@ fn main() -> anyhow::Result<()> {
                 && matches!(bug, PlantedBug::NoDedupTable | PlantedBug::AckBeforeCommit)
             {
                 bail!("--plant {} lives in the Raft model; use --replication model", bug.name());
+            }
+            if replication == Replication::Model && bug == PlantedBug::LossyDatabase {
+                bail!("--plant lossy-database needs the history pipeline; use --replication openraft");
             }
             let spec = SweepSpec {
                 seeds,

@@ -188,6 +188,12 @@ impl RealCluster {
         self.rt.block_on(ClusterNode::start(config, transport)).map_err(|e| format!("start node {node}: {e}"))
     }
 
+    /// Runs `f` inside the runtime's context (to spawn tasks from outside it).
+    pub fn in_runtime<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = self.rt.enter();
+        f()
+    }
+
     /// Runs the cluster until `at_ms` of simulation time.
     pub fn advance_to(&self, at_ms: u64) {
         let deadline = self.zero + Duration::from_millis(at_ms);

@@ -20,6 +20,7 @@ use std::rc::Rc;
 use crate::check::{self, Checker, NodeEnd};
 use crate::config::{PlantedBug, Replication, SimConfig, EPOCH_MS};
 use crate::erlang;
+use crate::history::SiteHistory;
 use crate::raft::{self, AppliedEntry, Msg, Node, Out, RaftTiming};
 use crate::real::{Observed, RealCluster};
 use crate::rng::{Dice, TraceHash};
@@ -66,6 +67,9 @@ pub const VIOLATIONS_KEPT_MAX: usize = 20;
 /// With real nodes: the longest the cluster runs ahead of the simulator's own events, so
 /// what it applies reaches the sites within this much virtual time.
 pub const REAL_SLICE_MS: u64 = 5;
+/// With real nodes, after the run: the history drainers get this long (their longest retry
+/// delay and then some) before history must have converged.
+pub const HISTORY_SETTLE_MS: u64 = 15_000;
 /// Fake PIN for every simulated operator.
 const PIN: &str = "2468";
 
@@ -108,6 +112,7 @@ enum Heal {
     Unpause(usize),
     Hear(usize),
     Loss,
+    Database(usize),
 }
 
 impl Ev {
@@ -218,6 +223,9 @@ pub struct Coverage {
     pub effect_redeliveries: u64,
     pub proposals_retried: u64,
     pub forwards_dropped: u64,
+    pub database_outages: u64,
+    /// History rows the sites' databases hold at the end (real nodes), all checked.
+    pub history_rows: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -278,6 +286,8 @@ pub struct Sim {
     /// Real nodes: the highest log index each node has applied (re-applications after a
     /// restart are replays).
     applied_high: Vec<u64>,
+    /// Real nodes: each site's history side (outbox, drainer, simulated database).
+    histories: Vec<SiteHistory>,
     node_gen: Vec<u64>,
     timing: RaftTiming,
     // randomness, one stream per concern
@@ -357,12 +367,23 @@ impl Sim {
         let bootstrap = Rc::new(bootstrap_commands(&cfg, &operators));
         let timing = RaftTiming::default();
         let first_applier = Rc::new(std::cell::Cell::new(0));
-        let (real, real_failure) = match cfg.replication {
-            Replication::Model => (None, None),
-            Replication::Openraft => match RealCluster::new(cfg.seed, n, cfg.faults, &bootstrap) {
-                Ok(real) => (Some(real), None),
-                Err(e) => (None, Some(e)),
-            },
+        let (real, histories, real_failure) = match cfg.replication {
+            Replication::Model => (None, Vec::new(), None),
+            Replication::Openraft => {
+                let lossy = cfg.bug == PlantedBug::LossyDatabase;
+                let started = RealCluster::new(cfg.seed, n, cfg.faults, &bootstrap).and_then(|real| {
+                    let histories = real.in_runtime(|| {
+                        (0..n)
+                            .map(|i| SiteHistory::new(cfg.seed.wrapping_mul(31) + i as u64, lossy))
+                            .collect::<Result<Vec<_>, _>>()
+                    })?;
+                    Ok((real, histories))
+                });
+                match started {
+                    Ok((real, histories)) => (Some(real), histories, None),
+                    Err(e) => (None, Vec::new(), Some(e)),
+                }
+            }
         };
         let nodes: Vec<Node> = match cfg.replication {
             Replication::Openraft => Vec::new(),
@@ -385,6 +406,7 @@ impl Sim {
             real,
             leaders_seen: BTreeSet::new(),
             applied_high: vec![0; n],
+            histories,
             node_gen: vec![0; n],
             timing,
             net_dice: root.fork(2),
@@ -1121,7 +1143,9 @@ impl Sim {
     fn fault(&mut self) {
         let n = self.cfg.sites;
         let d = &mut self.fault_dice;
-        let kind = d.pick(9);
+        // Database outages need the history pipeline, which runs with real nodes only; the
+        // model's runs keep their draws.
+        let kind = d.pick(if self.real.is_some() { 10 } else { 9 });
         if self.cfg.fault_kinds & (1 << kind) == 0 {
             return;
         }
@@ -1215,6 +1239,12 @@ impl Sim {
                     self.coverage.effect_redeliveries += 1;
                 }
             }
+            9 => {
+                // The site's history database stops answering (a PostgreSQL outage).
+                self.histories[victim].database.set_up(false);
+                self.coverage.database_outages += 1;
+                self.push(self.now_ms + len, Ev::Heal(Heal::Database(victim)));
+            }
             _ => {
                 // Crash the leader specifically (the most interesting victim).
                 let down = self.sites.iter().filter(|s| !s.up).count();
@@ -1242,7 +1272,10 @@ impl Sim {
     fn crash(&mut self, node: usize) {
         self.coverage.crashes += 1;
         match &self.real {
-            Some(real) => real.crash(node),
+            Some(real) => {
+                real.crash(node);
+                self.histories[node].crash();
+            }
             None => self.nodes[node].crash(),
         }
         self.node_gen[node] += 1;
@@ -1264,7 +1297,8 @@ impl Sim {
         let gen = self.sites[node].gen;
         self.sites[node] = SiteRt::new(new_controller(&self.cfg, node, gen), gen);
         if let Some(real) = &mut self.real {
-            if let Err(e) = real.restart(node) {
+            let history = &mut self.histories[node];
+            if let Err(e) = real.restart(node).and_then(|()| real.in_runtime(|| history.open())) {
                 self.checker.violation(self.now_ms, format!("I7 node {node} did not restart: {e}"));
                 return;
             }
@@ -1310,6 +1344,7 @@ impl Sim {
                     self.reconcile(site);
                 }
             }
+            Heal::Database(site) => self.histories[site].database.set_up(true),
             Heal::Loss => {
                 if self.faults_on {
                     self.loss = 0.01;
@@ -1336,6 +1371,9 @@ impl Sim {
         if let Some(real) = &mut self.real {
             real.mend_all();
             real.set_loss(0, 0);
+        }
+        for history in &self.histories {
+            history.database.set_up(true);
         }
         for i in 0..self.cfg.sites {
             self.sites[i].paused_until_ms = 0;
@@ -1493,6 +1531,13 @@ impl Sim {
         for item in observed {
             match item {
                 Observed::Applied(record) => {
+                    // The site's history gets its effects as the applied sink hands them over.
+                    let site_id = SiteId(record.node as u64 + 1);
+                    let for_site: Vec<Effect> =
+                        record.applied.effects.iter().filter(|e| e.is_for(site_id)).cloned().collect();
+                    if !for_site.is_empty() {
+                        self.histories[record.node].submit(record.apply_index, for_site);
+                    }
                     let log_index = record.apply_index / raft::ENTRY_COMMANDS_MAX;
                     let same = entry.as_ref().is_some_and(|(n, l, ..)| *n == record.node && *l == log_index);
                     if !same {
@@ -1549,6 +1594,19 @@ impl Sim {
                 })
                 .collect();
             check::final_checks(&self.world, &ends, &mut self.checker, self.cfg.sites);
+            if let Some(real) = &self.real {
+                real.advance_to(self.now_ms + HISTORY_SETTLE_MS);
+                for (i, history) in self.histories.iter().enumerate() {
+                    self.coverage.history_rows += history.rows() as u64;
+                    let problems = history.divergence();
+                    if !problems.is_empty() {
+                        self.checker.violation(
+                            self.now_ms,
+                            format!("I2 site {}'s history has not converged after the drain: {problems:?}", i + 1),
+                        );
+                    }
+                }
+            }
             for (i, s) in self.sites.iter().enumerate() {
                 if s.ctl.tracked_callers() > 0 {
                     self.checker.violation(

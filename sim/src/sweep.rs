@@ -113,7 +113,9 @@ fn add(total: &mut Coverage, c: &Coverage, seeds: &mut Coverage) {
         snapshots_installed,
         effect_redeliveries,
         proposals_retried,
-        forwards_dropped
+        forwards_dropped,
+        database_outages,
+        history_rows
     );
 }
 

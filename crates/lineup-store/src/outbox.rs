@@ -38,6 +38,14 @@
 //! [`DRAIN_RETRY_MAX_MS`]); sinks are idempotent by log index, so a delivery repeated after a
 //! crash writes nothing twice.
 //!
+//! # Inline mode, for the simulator
+//!
+//! [`Outbox::open_inline`] keeps the file in memory, writes each submit before it returns
+//! (no writer thread), lets drainers read and write the file on their own task (no blocking
+//! pool) and draws retry jitter from a seed: under the simulator's paused tokio clock no
+//! other thread may run, or a seed would not replay. Cursors, deletion and the replay
+//! guard are the same code.
+//!
 //! # Restarts
 //!
 //! The outbox remembers the highest index it accepted; after a restart the node re-applies
@@ -120,7 +128,7 @@ struct Pending {
 }
 
 struct Shared {
-    db: Database,
+    db: Arc<Database>,
     pending: Mutex<Pending>,
     wake_writer: Condvar,
     /// Held across each commit of new entries, taken while holding `pending`, so commits
@@ -134,6 +142,10 @@ struct Shared {
     /// Entries the writer took from the queue and has not committed yet (set under the
     /// `pending` lock, cleared after the commit), so lag never hides them.
     in_flight: AtomicUsize,
+    /// Inline mode (module docs): no writer thread, no blocking pool, seeded jitter.
+    inline: bool,
+    /// The inline mode's jitter generator state (xorshift).
+    jitter_state: Mutex<u64>,
     /// Error of the last failed local write while the writer retries it. Its own lock (and
     /// `closing`): the writer must not take `pending` while holding `commit_order`.
     write_error: Mutex<Option<String>>,
@@ -200,6 +212,22 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// A retry delay in [base/2, base]: from the clock's nanoseconds, or in inline mode from
+    /// the seeded generator.
+    fn jittered(&self, base_ms: u64) -> Duration {
+        if !self.inline {
+            return jittered(base_ms);
+        }
+        let mut state = lock(&self.jitter_state);
+        let mut x = *state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *state = x;
+        let half = base_ms / 2;
+        Duration::from_millis(half + x % (base_ms - half + 1))
     }
 
     fn read_after(&self, cursor: u64, max: usize) -> Result<Vec<AppliedEntry>, StoreError> {
@@ -273,11 +301,32 @@ impl Outbox {
         sinks: &[&str],
         pending_capacity_entries: usize,
     ) -> Result<Self, StoreError> {
+        let db = Arc::new(Database::create(path.as_ref())?);
+        Self::open_database(db, sinks, pending_capacity_entries, None)
+    }
+
+    /// An outbox in inline mode (module docs) over `db`, an in-memory database the caller
+    /// keeps across restarts ([`Outbox::memory_database`]); retry jitter is drawn from
+    /// `jitter_seed`. For the deterministic simulator.
+    pub fn open_inline(db: Arc<Database>, sinks: &[&str], jitter_seed: u64) -> Result<Self, StoreError> {
+        Self::open_database(db, sinks, 1, Some(jitter_seed))
+    }
+
+    /// A fresh in-memory database for [`Outbox::open_inline`].
+    pub fn memory_database() -> Result<Arc<Database>, StoreError> {
+        Ok(Arc::new(redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?))
+    }
+
+    fn open_database(
+        db: Arc<Database>,
+        sinks: &[&str],
+        pending_capacity_entries: usize,
+        inline_jitter_seed: Option<u64>,
+    ) -> Result<Self, StoreError> {
         let pending_capacity_entries = pending_capacity_entries.clamp(1, OUTBOX_PENDING_MAX_ENTRIES);
         if sinks.is_empty() || sinks.len() > OUTBOX_SINKS_MAX {
             return Err(StoreError::Outbox(format!("an outbox needs 1 to {OUTBOX_SINKS_MAX} sinks")));
         }
-        let db = Database::create(path.as_ref())?;
         let (accepted_through, newest) = {
             let tx = db.begin_write()?;
             let found = {
@@ -300,9 +349,15 @@ impl Outbox {
             synchronous_writes: AtomicU64::new(0),
             pending_capacity_entries,
             in_flight: AtomicUsize::new(0),
+            inline: inline_jitter_seed.is_some(),
+            // xorshift must not start at zero.
+            jitter_state: Mutex::new(inline_jitter_seed.unwrap_or(0) | 1),
             write_error: Mutex::new(None),
             closing: AtomicBool::new(false),
         });
+        if shared.inline {
+            return Ok(Self { shared, writer: None });
+        }
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("lineup-outbox-writer".into())
@@ -325,7 +380,7 @@ impl Outbox {
         if !effects.iter().any(is_history_effect) {
             return Ok(Submitted::NothingToKeep);
         }
-        if pending.queue.len() < self.shared.pending_capacity_entries {
+        if !self.shared.inline && pending.queue.len() < self.shared.pending_capacity_entries {
             pending.queue.push_back((log_index, effects));
             pending.accepted_through = log_index;
             drop(pending);
@@ -339,6 +394,9 @@ impl Outbox {
         match self.shared.write_entries(&batch) {
             Ok(()) => {
                 pending.accepted_through = log_index;
+                if self.shared.inline {
+                    return Ok(Submitted::Queued);
+                }
                 self.shared.synchronous_writes.fetch_add(1, Ordering::Relaxed);
                 Ok(Submitted::WrittenSynchronously)
             }
@@ -470,6 +528,9 @@ impl DrainerRun {
         f: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let shared = self.shared.clone();
+        if shared.inline {
+            return f(&shared);
+        }
         tokio::task::spawn_blocking(move || f(&shared))
             .await
             .map_err(|e| StoreError::Outbox(format!("outbox task failed: {e}")))?
@@ -497,7 +558,7 @@ impl DrainerRun {
                 Ok(batch) => batch,
                 Err(e) => {
                     self.failed(&e);
-                    if self.pause(jittered(retry_ms)).await {
+                    if self.pause(self.shared.jittered(retry_ms)).await {
                         return;
                     }
                     retry_ms = (retry_ms * 2).min(DRAIN_RETRY_MAX_MS);
@@ -533,7 +594,7 @@ impl DrainerRun {
                 }
                 Err(e) => {
                     self.failed(&e);
-                    if self.pause(jittered(retry_ms)).await {
+                    if self.pause(self.shared.jittered(retry_ms)).await {
                         return;
                     }
                     retry_ms = (retry_ms * 2).min(DRAIN_RETRY_MAX_MS);
