@@ -6,7 +6,7 @@ use serde::Serialize;
 pub const EPOCH_MS: u64 = 1_795_400_000_000;
 
 /// Names of the fault kinds, by bit.
-pub const FAULT_KIND_NAMES: [&str; 10] = [
+pub const FAULT_KIND_NAMES: [&str; 11] = [
     "partition",
     "one-way",
     "swizzle-clog",
@@ -16,8 +16,9 @@ pub const FAULT_KIND_NAMES: [&str; 10] = [
     "loss-burst",
     "effect-redelivery",
     "leader-crash",
-    // Real nodes only (the history pipeline runs in their runtime).
+    // Real nodes only (the history pipeline and the projection run in their runtime).
     "database-outage",
+    "redis-outage",
 ];
 pub const FAULT_KINDS_ALL: u32 = (1 << FAULT_KIND_NAMES.len()) - 1;
 /// Virtual-time guard: a run that has not reached its ops by then stops (a violation).
@@ -43,6 +44,8 @@ pub enum PlantedBug {
     /// The history database acknowledges deliveries during an outage without keeping them
     /// (real nodes only: the history pipeline runs with them).
     LossyDatabase,
+    /// Redis acknowledges writes during an outage without keeping them (real nodes only).
+    LossyRedis,
 }
 
 impl PlantedBug {
@@ -53,6 +56,7 @@ impl PlantedBug {
             "no-dedup-table" => Some(PlantedBug::NoDedupTable),
             "ack-before-commit" => Some(PlantedBug::AckBeforeCommit),
             "lossy-database" => Some(PlantedBug::LossyDatabase),
+            "lossy-redis" => Some(PlantedBug::LossyRedis),
             _ => None,
         }
     }
@@ -64,6 +68,7 @@ impl PlantedBug {
             PlantedBug::NoDedupTable => "no-dedup-table",
             PlantedBug::AckBeforeCommit => "ack-before-commit",
             PlantedBug::LossyDatabase => "lossy-database",
+            PlantedBug::LossyRedis => "lossy-redis",
         }
     }
 }

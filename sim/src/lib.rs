@@ -8,6 +8,8 @@
 //!   the in-memory transport, in a paused-clock tokio runtime).
 //! - [`history`]: with real nodes, each site's production outbox drained into a simulated
 //!   history database that can go down; history must converge after the heal.
+//! - [`projection`]: with real nodes, each site's production Redis projection over an
+//!   in-memory Redis that can go down; it must converge to a fresh rebuild after the heal.
 //! - [`check`]: invariant checkers I1–I8.
 //! - [`config`]: run configuration, workloads, planted bugs.
 //! - [`sweep`]: many seeds, the JSON report, reproduce commands and trace files.
@@ -20,6 +22,7 @@ pub mod check;
 pub mod config;
 pub mod erlang;
 pub mod history;
+pub mod projection;
 pub mod raft;
 pub mod real;
 pub mod rng;

@@ -31,7 +31,7 @@ enum Cmd {
         #[arg(long)]
         no_faults: bool,
         /// Plant a bug to test the checkers: skip-fence-check, no-dedup-table, ack-before-commit,
-        /// lossy-database (openraft replication only).
+        /// lossy-database, lossy-redis (openraft replication only).
         #[arg(long, default_value = "none")]
         plant: String,
         /// What replicates the core: `model` (the simulator's Raft model, fast) or
@@ -130,8 +130,8 @@ fn main() -> anyhow::Result<()> {
             {
                 bail!("--plant {} lives in the Raft model; use --replication model", bug.name());
             }
-            if replication == Replication::Model && bug == PlantedBug::LossyDatabase {
-                bail!("--plant lossy-database needs the history pipeline; use --replication openraft");
+            if replication == Replication::Model && matches!(bug, PlantedBug::LossyDatabase | PlantedBug::LossyRedis) {
+                bail!("--plant {} needs the history and projection side; use --replication openraft", bug.name());
             }
             let spec = SweepSpec {
                 seeds,

@@ -194,6 +194,12 @@ impl RealCluster {
         f()
     }
 
+    /// Runs `future` to completion in the runtime (the cluster runs meanwhile, at the
+    /// current virtual time unless the future waits on a timer).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+
     /// Runs the cluster until `at_ms` of simulation time.
     pub fn advance_to(&self, at_ms: u64) {
         let deadline = self.zero + Duration::from_millis(at_ms);
@@ -208,6 +214,12 @@ impl RealCluster {
     /// Observations lost to the buffer bound (an I8 violation when not zero).
     pub fn overflowed(&self) -> u64 {
         self.shared.overflow.load(Ordering::Relaxed)
+    }
+
+    /// What the site's Redis projection rebuilds from: the node's current state.
+    pub fn state_source(&self, node: usize) -> lineup_store::StateSource {
+        let node = self.nodes[node].clone();
+        Arc::new(move || node.read_stale(lineup_store::ProjectionState::from_routing))
     }
 
     pub fn read<R>(&self, node: usize, read: impl FnOnce(&Routing) -> R) -> R {

@@ -21,6 +21,7 @@ use crate::check::{self, Checker, NodeEnd};
 use crate::config::{PlantedBug, Replication, SimConfig, EPOCH_MS};
 use crate::erlang;
 use crate::history::SiteHistory;
+use crate::projection::{self as live, SiteProjection};
 use crate::raft::{self, AppliedEntry, Msg, Node, Out, RaftTiming};
 use crate::real::{Observed, RealCluster};
 use crate::rng::{Dice, TraceHash};
@@ -70,6 +71,11 @@ pub const REAL_SLICE_MS: u64 = 5;
 /// With real nodes, after the run: the history drainers get this long (their longest retry
 /// delay and then some) before history must have converged.
 pub const HISTORY_SETTLE_MS: u64 = 15_000;
+/// Then the reference projections get this long to rebuild before the comparison.
+pub const REFERENCE_REBUILD_MS: u64 = 1_000;
+/// Slice of the settle phase (what the nodes apply meanwhile still reaches history and
+/// the projections).
+const SETTLE_SLICE_MS: u64 = 100;
 /// Fake PIN for every simulated operator.
 const PIN: &str = "2468";
 
@@ -113,6 +119,7 @@ enum Heal {
     Hear(usize),
     Loss,
     Database(usize),
+    Redis(usize),
 }
 
 impl Ev {
@@ -226,6 +233,9 @@ pub struct Coverage {
     pub database_outages: u64,
     /// History rows the sites' databases hold at the end (real nodes), all checked.
     pub history_rows: u64,
+    pub redis_outages: u64,
+    /// Keys the sites' Redis instances hold at the end (real nodes), all checked.
+    pub redis_keys: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -288,6 +298,8 @@ pub struct Sim {
     applied_high: Vec<u64>,
     /// Real nodes: each site's history side (outbox, drainer, simulated database).
     histories: Vec<SiteHistory>,
+    /// Real nodes: each site's Redis projection.
+    projections: Vec<SiteProjection>,
     node_gen: Vec<u64>,
     timing: RaftTiming,
     // randomness, one stream per concern
@@ -367,8 +379,8 @@ impl Sim {
         let bootstrap = Rc::new(bootstrap_commands(&cfg, &operators));
         let timing = RaftTiming::default();
         let first_applier = Rc::new(std::cell::Cell::new(0));
-        let (real, histories, real_failure) = match cfg.replication {
-            Replication::Model => (None, Vec::new(), None),
+        let (real, histories, projections, real_failure) = match cfg.replication {
+            Replication::Model => (None, Vec::new(), Vec::new(), None),
             Replication::Openraft => {
                 let lossy = cfg.bug == PlantedBug::LossyDatabase;
                 let started = RealCluster::new(cfg.seed, n, cfg.faults, &bootstrap).and_then(|real| {
@@ -377,11 +389,21 @@ impl Sim {
                             .map(|i| SiteHistory::new(cfg.seed.wrapping_mul(31) + i as u64, lossy))
                             .collect::<Result<Vec<_>, _>>()
                     })?;
-                    Ok((real, histories))
+                    let projections = real.in_runtime(|| {
+                        (0..n)
+                            .map(|i| {
+                                let mut projection = SiteProjection::new(cfg.seed.wrapping_mul(37) + i as u64);
+                                projection.redis.set_lossy(cfg.bug == PlantedBug::LossyRedis);
+                                projection.start(real.state_source(i));
+                                projection
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    Ok((real, histories, projections))
                 });
                 match started {
-                    Ok((real, histories)) => (Some(real), histories, None),
-                    Err(e) => (None, Vec::new(), Some(e)),
+                    Ok((real, histories, projections)) => (Some(real), histories, projections, None),
+                    Err(e) => (None, Vec::new(), Vec::new(), Some(e)),
                 }
             }
         };
@@ -407,6 +429,7 @@ impl Sim {
             leaders_seen: BTreeSet::new(),
             applied_high: vec![0; n],
             histories,
+            projections,
             node_gen: vec![0; n],
             timing,
             net_dice: root.fork(2),
@@ -1145,7 +1168,7 @@ impl Sim {
         let d = &mut self.fault_dice;
         // Database outages need the history pipeline, which runs with real nodes only; the
         // model's runs keep their draws.
-        let kind = d.pick(if self.real.is_some() { 10 } else { 9 });
+        let kind = d.pick(if self.real.is_some() { 11 } else { 9 });
         if self.cfg.fault_kinds & (1 << kind) == 0 {
             return;
         }
@@ -1245,6 +1268,12 @@ impl Sim {
                 self.coverage.database_outages += 1;
                 self.push(self.now_ms + len, Ev::Heal(Heal::Database(victim)));
             }
+            10 => {
+                // The site's Redis stops answering.
+                self.projections[victim].redis.set_up(false);
+                self.coverage.redis_outages += 1;
+                self.push(self.now_ms + len, Ev::Heal(Heal::Redis(victim)));
+            }
             _ => {
                 // Crash the leader specifically (the most interesting victim).
                 let down = self.sites.iter().filter(|s| !s.up).count();
@@ -1275,6 +1304,9 @@ impl Sim {
             Some(real) => {
                 real.crash(node);
                 self.histories[node].crash();
+                if let Some(projection) = self.projections[node].crash() {
+                    real.block_on(projection.stop());
+                }
             }
             None => self.nodes[node].crash(),
         }
@@ -1302,6 +1334,8 @@ impl Sim {
                 self.checker.violation(self.now_ms, format!("I7 node {node} did not restart: {e}"));
                 return;
             }
+            let projection = &mut self.projections[node];
+            real.in_runtime(|| projection.start(real.state_source(node)));
             // Its own snapshot restore at start is not an install from the leader.
             self.absorb_real(Some(node));
             self.reconcile(node);
@@ -1345,6 +1379,7 @@ impl Sim {
                 }
             }
             Heal::Database(site) => self.histories[site].database.set_up(true),
+            Heal::Redis(site) => self.projections[site].redis.set_up(true),
             Heal::Loss => {
                 if self.faults_on {
                     self.loss = 0.01;
@@ -1374,6 +1409,9 @@ impl Sim {
         }
         for history in &self.histories {
             history.database.set_up(true);
+        }
+        for projection in &self.projections {
+            projection.redis.set_up(true);
         }
         for i in 0..self.cfg.sites {
             self.sites[i].paused_until_ms = 0;
@@ -1531,13 +1569,7 @@ impl Sim {
         for item in observed {
             match item {
                 Observed::Applied(record) => {
-                    // The site's history gets its effects as the applied sink hands them over.
-                    let site_id = SiteId(record.node as u64 + 1);
-                    let for_site: Vec<Effect> =
-                        record.applied.effects.iter().filter(|e| e.is_for(site_id)).cloned().collect();
-                    if !for_site.is_empty() {
-                        self.histories[record.node].submit(record.apply_index, for_site);
-                    }
+                    feed_stores(&mut self.histories, &self.projections, &record);
                     let log_index = record.apply_index / raft::ENTRY_COMMANDS_MAX;
                     let same = entry.as_ref().is_some_and(|(n, l, ..)| *n == record.node && *l == log_index);
                     if !same {
@@ -1570,6 +1602,53 @@ impl Sim {
         any
     }
 
+    /// With real nodes, after the drain: history and the Redis projections get time to
+    /// catch up (what the nodes apply meanwhile still reaches them), then every site's
+    /// database must hold exactly its history and every site's Redis must equal a fresh
+    /// rebuild from its node's state.
+    fn stores_converge(&mut self) {
+        let Some(real) = &self.real else { return };
+        let settled_ms = self.now_ms + HISTORY_SETTLE_MS;
+        let mut at_ms = self.now_ms;
+        while at_ms < settled_ms {
+            at_ms = (at_ms + SETTLE_SLICE_MS).min(settled_ms);
+            real.advance_to(at_ms);
+            for item in real.drain() {
+                if let Observed::Applied(record) = item {
+                    feed_stores(&mut self.histories, &self.projections, &record);
+                }
+            }
+        }
+        let references: Vec<live::ReferenceBuild> =
+            (0..self.cfg.sites).map(|i| real.in_runtime(|| real.read(i, live::reference))).collect();
+        real.advance_to(settled_ms + REFERENCE_REBUILD_MS);
+        for (i, history) in self.histories.iter().enumerate() {
+            self.coverage.history_rows += history.rows() as u64;
+            let problems = history.divergence();
+            if !problems.is_empty() {
+                self.checker.violation(
+                    self.now_ms,
+                    format!("I2 site {}'s history has not converged after the drain: {problems:?}", i + 1),
+                );
+            }
+        }
+        for (i, (projection, reference)) in self.projections.iter().zip(&references).enumerate() {
+            self.coverage.redis_keys += projection.redis.key_count() as u64;
+            let problems = reference.differences(&projection.redis);
+            if !problems.is_empty() {
+                let shown: Vec<&String> = problems.iter().take(3).collect();
+                self.checker.violation(
+                    self.now_ms,
+                    format!(
+                        "I2 site {}'s Redis projection has not converged after the drain ({} keys differ): {shown:?}",
+                        i + 1,
+                        problems.len()
+                    ),
+                );
+            }
+        }
+    }
+
     fn real_entry_applied(&mut self, entry: (usize, u64, Vec<Command>, Vec<Applied>, Vec<String>)) {
         let (node, log_index, commands, applied, order_issues) = entry;
         // The term is not visible inside apply; index, commands and results identify the entry.
@@ -1594,19 +1673,7 @@ impl Sim {
                 })
                 .collect();
             check::final_checks(&self.world, &ends, &mut self.checker, self.cfg.sites);
-            if let Some(real) = &self.real {
-                real.advance_to(self.now_ms + HISTORY_SETTLE_MS);
-                for (i, history) in self.histories.iter().enumerate() {
-                    self.coverage.history_rows += history.rows() as u64;
-                    let problems = history.divergence();
-                    if !problems.is_empty() {
-                        self.checker.violation(
-                            self.now_ms,
-                            format!("I2 site {}'s history has not converged after the drain: {problems:?}", i + 1),
-                        );
-                    }
-                }
-            }
+            self.stores_converge();
             for (i, s) in self.sites.iter().enumerate() {
                 if s.ctl.tracked_callers() > 0 {
                     self.checker.violation(
@@ -1658,6 +1725,21 @@ impl Sim {
             bug: self.cfg.bug,
         };
         (report, self.trace.into_iter().collect())
+    }
+}
+
+/// One applied command reaches its site's history outbox and Redis projection as the
+/// production node hands it over (effects for that site; a config change rebuilds the
+/// projection's memberships).
+fn feed_stores(histories: &mut [SiteHistory], projections: &[SiteProjection], record: &crate::real::Record) {
+    let site_id = SiteId(record.node as u64 + 1);
+    let for_site: Vec<Effect> = record.applied.effects.iter().filter(|e| e.is_for(site_id)).cloned().collect();
+    if !for_site.is_empty() {
+        projections[record.node].submit(record.apply_index, &for_site);
+        histories[record.node].submit(record.apply_index, for_site);
+    }
+    if matches!(record.command.body, CommandBody::ApplyConfig(_)) {
+        projections[record.node].request_rebuild();
     }
 }
 

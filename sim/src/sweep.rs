@@ -115,7 +115,9 @@ fn add(total: &mut Coverage, c: &Coverage, seeds: &mut Coverage) {
         proposals_retried,
         forwards_dropped,
         database_outages,
-        history_rows
+        history_rows,
+        redis_outages,
+        redis_keys
     );
 }
 

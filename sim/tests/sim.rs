@@ -72,6 +72,7 @@ fn real_openraft_nodes_survive_the_faults_and_replay_from_the_seed() {
     assert_eq!(a.violations, Vec::<String>::new());
     assert!(a.ops >= 1_000 && a.coverage.leader_changes > 1 && a.coverage.crashes > 0, "{a:?}");
     assert!(a.coverage.database_outages > 0 && a.coverage.history_rows > 0, "{:?}", a.coverage);
+    assert!(a.coverage.redis_outages > 0 && a.coverage.redis_keys > 0, "{:?}", a.coverage);
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!((a.ops, a.events, a.virtual_ms), (b.ops, b.events, b.virtual_ms));
 }
@@ -93,6 +94,17 @@ fn a_history_database_that_loses_writes_in_an_outage_is_caught() {
     let s = sweep(&spec);
     let first = s.failures.first().and_then(|f| f.violations.first()).cloned().unwrap_or_default();
     assert!(first.contains("history has not converged"), "{first:?}");
+}
+
+/// Must-have 2's Redis outages: a Redis that acknowledges writes it cannot keep during an
+/// outage leaves the projection stale, and the convergence check says so.
+#[test]
+fn a_redis_that_loses_writes_in_an_outage_is_caught() {
+    let mut spec = spec(PLANTED_SEEDS_MAX, 1_000, 1_500, PlantedBug::LossyRedis);
+    spec.replication = Replication::Openraft;
+    let s = sweep(&spec);
+    let first = s.failures.first().and_then(|f| f.violations.first()).cloned().unwrap_or_default();
+    assert!(first.contains("Redis projection has not converged"), "{first:?}");
 }
 
 #[test]

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lineup_core::{CallId, CallStatus, CallView, Effect, OperatorId, OperatorStatus, OperatorView, QueueId, Routing};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, Notify};
 
 use crate::error::StoreError;
@@ -132,6 +132,22 @@ impl RedisProjection {
             .set_number_of_retries(REDIS_RECONNECT_RETRIES)
             .set_max_delay(Duration::from_millis(REBUILD_RETRY_MAX_MS));
         let connection = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        Ok(Self::start_with_connection(connection, config.key_prefix, source, None))
+    }
+
+    /// Starts the projection task over any Redis connection: [`RedisProjection::start`]
+    /// passes a reconnecting manager; the simulator passes an in-memory Redis that a fault
+    /// can take down, and a `jitter_seed` so rebuild retries draw their delays from it
+    /// (otherwise they come from the clock's nanoseconds).
+    pub fn start_with_connection<C>(
+        connection: C,
+        key_prefix: String,
+        source: StateSource,
+        jitter_seed: Option<u64>,
+    ) -> Self
+    where
+        C: ConnectionLike + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(PROJECTION_CHANNEL_CAPACITY_ENTRIES);
         let shared = Arc::new(Shared {
             needs_rebuild: AtomicBool::new(true),
@@ -141,14 +157,16 @@ impl RedisProjection {
         let stop = Arc::new(Notify::new());
         let task = Task {
             connection,
-            keys: Keys { prefix: config.key_prefix },
+            keys: Keys { prefix: key_prefix },
             source,
             shared: shared.clone(),
             operators: BTreeMap::new(),
             calls: BTreeMap::new(),
+            // xorshift must not start at zero.
+            jitter_state: jitter_seed.map(|seed| seed | 1),
         };
         let task = tokio::spawn(task.run(rx, stop.clone()));
-        Ok(Self { tx, shared, stop, task })
+        Self { tx, shared, stop, task }
     }
 
     /// Hands over the effects of one applied entry. Never waits.
@@ -256,16 +274,27 @@ fn jittered(base_ms: u64) -> Duration {
     Duration::from_millis(half + (nanos ^ (nanos >> 7)) % (base_ms - half + 1))
 }
 
-struct Task {
-    connection: ConnectionManager,
+struct Task<C> {
+    connection: C,
     keys: Keys,
     source: StateSource,
     shared: Arc<Shared>,
     operators: BTreeMap<OperatorId, ProjectedOperator>,
     calls: BTreeMap<CallId, QueueId>,
+    /// Seeded retry jitter (the simulator); None: from the clock.
+    jitter_state: Option<u64>,
 }
 
-impl Task {
+impl<C: ConnectionLike + Send + 'static> Task<C> {
+    fn retry_delay(&mut self, base_ms: u64) -> Duration {
+        let Some(state) = self.jitter_state.as_mut() else { return jittered(base_ms) };
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let half = base_ms / 2;
+        Duration::from_millis(half + *state % (base_ms - half + 1))
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<(u64, Vec<Effect>)>, stop: Arc<Notify>) {
         let mut retry_ms = REBUILD_RETRY_MIN_MS;
         loop {
@@ -282,7 +311,7 @@ impl Task {
                     Err(e) => {
                         self.failed(&e);
                         tokio::select! {
-                            _ = tokio::time::sleep(jittered(retry_ms)) => {}
+                            _ = tokio::time::sleep(self.retry_delay(retry_ms)) => {}
                             _ = stop.notified() => return,
                         }
                         retry_ms = (retry_ms * 2).min(REBUILD_RETRY_MAX_MS);
