@@ -1590,6 +1590,10 @@ impl Sim {
                     }
                     if starting != Some(node) && self.sites[node].up {
                         self.coverage.snapshots_installed += 1;
+                        self.note(|| format!("node {node} installed a snapshot"));
+                        // As the production node does (lineup/src/node.rs): the entries the
+                        // snapshot covers never reach the projection.
+                        self.projections[node].request_rebuild();
                         // The entries the snapshot covers never reach this site as effects.
                         self.reconcile(node);
                     }

@@ -7,7 +7,7 @@ use crate::wiring::{feed_site, NodePort};
 use anyhow::Context;
 use lineup_ari::{Ari, AriConfig, AriEvents, HttpAri};
 use lineup_cluster::transport::quic::QuicTransport;
-use lineup_cluster::{AppliedCommand, ClusterNode, ClusterTiming, NodeConfig};
+use lineup_cluster::{AppliedCommand, ClusterNode, ClusterTiming, NodeConfig, StateEvent, StateHook};
 use lineup_core::RoutingConfigSet;
 use lineup_site::driver::run_site;
 use lineup_site::{SiteConfig, SiteController};
@@ -79,6 +79,16 @@ impl RunningNode {
         let mut config = NodeConfig::new(spec.site, spec.data_dir.join("raft"));
         config.timing = spec.timing.clone();
         config.applied_sink = Some(sink);
+        // A snapshot installed from the leader replaces the state without effects, so the
+        // Redis projection would keep what the covered entries changed: it rebuilds. (The
+        // restore at start needs nothing: the projection starts with a rebuild.)
+        let projection_to_rebuild: Arc<std::sync::OnceLock<Arc<RedisProjection>>> = Arc::default();
+        let hook_projection = Arc::clone(&projection_to_rebuild);
+        config.state_hook = Some(StateHook(Arc::new(move |event| {
+            if let (StateEvent::Restored { .. }, Some(projection)) = (event, hook_projection.get()) {
+                projection.request_rebuild();
+            }
+        })));
         let node = ClusterNode::start(config, spec.transport).await.context("start the cluster node")?;
         if let Some(members) = &spec.bootstrap {
             node.bootstrap(members).await.context("bootstrap the cluster")?;
@@ -92,6 +102,9 @@ impl RunningNode {
             }
             None => None,
         };
+        if let Some(projection) = &projection {
+            let _ = projection_to_rebuild.set(Arc::clone(projection));
+        }
         spawn_applied_writer(applied, Arc::clone(&history), projection.clone());
         spawn_config_mirror(Arc::clone(&node), Arc::clone(&history), projection.clone());
 
