@@ -220,14 +220,7 @@ impl Shared {
         if !self.inline {
             return jittered(base_ms);
         }
-        let mut state = lock(&self.jitter_state);
-        let mut x = *state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *state = x;
-        let half = base_ms / 2;
-        Duration::from_millis(half + x % (base_ms - half + 1))
+        seeded_jitter(&mut lock(&self.jitter_state), base_ms)
     }
 
     fn read_after(&self, cursor: u64, max: usize) -> Result<Vec<AppliedEntry>, StoreError> {
@@ -509,6 +502,16 @@ struct DrainerRun {
     cursor: u64,
     status: Arc<Mutex<DrainerStatus>>,
     stop: watch::Receiver<bool>,
+}
+
+/// A delay in [base/2, base] drawn from a xorshift generator `state` (never zero): the
+/// simulator's seeded retry jitter, here and in the projection.
+pub(crate) fn seeded_jitter(state: &mut u64, base_ms: u64) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let half = base_ms / 2;
+    Duration::from_millis(half + *state % (base_ms - half + 1))
 }
 
 /// A delay in [base/2, base] so drainers of several sites do not retry in step.

@@ -287,12 +287,10 @@ struct Task<C> {
 
 impl<C: ConnectionLike + Send + 'static> Task<C> {
     fn retry_delay(&mut self, base_ms: u64) -> Duration {
-        let Some(state) = self.jitter_state.as_mut() else { return jittered(base_ms) };
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        let half = base_ms / 2;
-        Duration::from_millis(half + *state % (base_ms - half + 1))
+        match self.jitter_state.as_mut() {
+            Some(state) => crate::outbox::seeded_jitter(state, base_ms),
+            None => jittered(base_ms),
+        }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<(u64, Vec<Effect>)>, stop: Arc<Notify>) {
