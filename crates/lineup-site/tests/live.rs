@@ -790,17 +790,20 @@ async fn a_gate_whisper_plays_to_the_operator_before_the_caller_is_bridged_over_
     let (caller, call) = rig.dial(1, "nina", "5559876", "5001", Some(30_000), vec![]);
     let cluster = Arc::clone(&rig.cluster);
     rig.wait("connected", |_| cluster.connected.lock().unwrap().contains(&call)).await;
+    // The stand-in's request log is filled by a recorder task, which may trail the commit.
+    let caller_added = |r: &RequestRecord| r.query.iter().any(|(_, v)| v.contains(caller.as_str()));
+    rig.wait_until("the caller's addChannel recorded", || {
+        rig.requests_to("POST", "/addChannel").iter().any(caller_added)
+    })
+    .await;
     let whisper = rig
         .requests_to("POST", "/play")
         .into_iter()
         .find(|r| r.query.iter().any(|(k, v)| k == "media" && v == "sound:queue-reporthold"))
         .expect("the whisper was played");
     assert!(!whisper.path.contains(caller.as_str()), "the whisper goes to the operator, not the caller");
-    let bridged = rig
-        .requests_to("POST", "/addChannel")
-        .into_iter()
-        .find(|r| r.query.iter().any(|(_, v)| v.contains(caller.as_str())))
-        .expect("the caller was bridged");
+    let bridged =
+        rig.requests_to("POST", "/addChannel").into_iter().find(caller_added).expect("the caller was bridged");
     assert!(whisper.received_at < bridged.received_at, "whisper first, then the bridge");
     assert!(rig.live.with_world(|w| w.phone_hangup(BoxIndex(0), &caller)));
     rig.wait("completed", |_| rig.outcome(&call).is_some()).await;
