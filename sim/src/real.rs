@@ -9,9 +9,10 @@
 //! no blocking pool); election timeouts come from `LineupRuntime`'s generator, seeded here;
 //! the transport's fault filters draw from their own seeded generator; nodes stamp their
 //! commands with the tokio clock (`WallClock::Tokio`). The one draw left to tokio is
-//! `select!`'s branch order, which openraft's replication backoff leaves unbiased; it is
-//! seeded when the build has `--cfg tokio_unstable` (`.cargo/config.toml`), and the CI
-//! replay compares trace hashes either way.
+//! `select!`'s branch order, which openraft's metric waits and replication backoff leave
+//! unbiased; it is seeded because the build has `--cfg tokio_unstable`
+//! (`.cargo/config.toml`). Without it, runs of one seed diverge where two branches are
+//! ready at once (seen in practice), which the CI replay would catch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
