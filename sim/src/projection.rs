@@ -199,9 +199,8 @@ impl ConnectionLike for SimRedis {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         let mut data = self.lock();
-        let answer = if !data.up && data.lossy {
-            let results = vec![Value::Okay; pipeline.len()];
-            Ok(if offset == pipeline.len() + 1 && count == 1 { vec![Value::Array(results)] } else { results })
+        let results = if !data.up && data.lossy {
+            Ok(vec![Value::Okay; pipeline.len()])
         } else if !data.up {
             Err(Self::down())
         } else {
@@ -210,16 +209,15 @@ impl ConnectionLike for SimRedis {
             let mut copy = Data { up: true, lossy: data.lossy, keys: data.keys.clone(), published: data.published };
             let results: Result<Vec<Value>, RedisError> =
                 pipeline.cmd_iter().map(|cmd| Self::execute(&mut copy, cmd)).collect();
-            results.map(|results| {
+            if results.is_ok() {
                 *data = copy;
-                if offset == pipeline.len() + 1 && count == 1 {
-                    vec![Value::Array(results)]
-                } else {
-                    results
-                }
-            })
+            }
+            results
         };
         drop(data);
+        // A transaction's answer is EXEC's one array; a plain pipeline's, one per command.
+        let transaction = offset == pipeline.len() + 1 && count == 1;
+        let answer = results.map(|results| if transaction { vec![Value::Array(results)] } else { results });
         Box::pin(async move { answer })
     }
 

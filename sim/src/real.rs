@@ -228,7 +228,9 @@ impl RealCluster {
     }
 
     pub fn view(&self, node: usize) -> RaftView {
-        let metrics = self.nodes[node].raft().metrics().borrow().clone();
+        // Borrowed, not cloned: this runs for every node after every slice.
+        let receiver = self.nodes[node].raft().metrics();
+        let metrics = receiver.borrow();
         let last = metrics.last_log_index.unwrap_or(0);
         let purged = metrics.purged.map(|id| id.index).unwrap_or(0);
         RaftView {

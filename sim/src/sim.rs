@@ -23,7 +23,7 @@ use crate::erlang;
 use crate::history::SiteHistory;
 use crate::projection::{self as live, SiteProjection};
 use crate::raft::{self, AppliedEntry, Msg, Node, Out, RaftTiming};
-use crate::real::{Observed, RealCluster};
+use crate::real::{Observed, RealCluster, Record};
 use crate::rng::{Dice, TraceHash};
 
 /// The leader proposes `Tick` this often (the core's timer resolution in the sim).
@@ -1568,43 +1568,42 @@ impl Sim {
         }
         let any = !observed.is_empty();
         // Commands of one entry arrive together (one apply call): group them back.
-        let mut entry: Option<(usize, u64, Vec<Command>, Vec<Applied>, Vec<String>)> = None;
+        // (node, log index, its commands' records)
+        let mut entry: Option<(usize, u64, Vec<Record>)> = None;
         for item in observed {
             match item {
                 Observed::Applied(record) => {
                     feed_stores(&mut self.histories, &self.projections, &record);
                     let log_index = record.apply_index / raft::ENTRY_COMMANDS_MAX;
-                    let same = entry.as_ref().is_some_and(|(n, l, ..)| *n == record.node && *l == log_index);
+                    let same = entry.as_ref().is_some_and(|(n, l, _)| *n == record.node && *l == log_index);
                     if !same {
-                        if let Some(done) = entry.take() {
-                            self.real_entry_applied(done);
+                        if let Some((node, log_index, records)) = entry.take() {
+                            self.real_entry_applied(node, log_index, records);
                         }
-                        entry = Some((record.node, log_index, Vec::new(), Vec::new(), Vec::new()));
+                        entry = Some((record.node, log_index, Vec::new()));
                     }
-                    if let Some((_, _, commands, applied, issues)) = entry.as_mut() {
-                        commands.push(record.command);
-                        applied.push(record.applied);
-                        issues.extend(record.order_issue);
+                    if let Some((_, _, records)) = entry.as_mut() {
+                        records.push(record);
                     }
                 }
                 Observed::Restored { node } => {
-                    if let Some(done) = entry.take() {
-                        self.real_entry_applied(done);
+                    if let Some((node, log_index, records)) = entry.take() {
+                        self.real_entry_applied(node, log_index, records);
                     }
                     if starting != Some(node) && self.sites[node].up {
                         self.coverage.snapshots_installed += 1;
                         self.note(|| format!("node {node} installed a snapshot"));
-                        // As the production node does (lineup/src/node.rs): the entries the
-                        // snapshot covers never reach the projection.
+                        // The entries the snapshot covers never reach this site as effects:
+                        // the projection rebuilds, as the production node has it do
+                        // (lineup/src/node.rs), and site control reconciles.
                         self.projections[node].request_rebuild();
-                        // The entries the snapshot covers never reach this site as effects.
                         self.reconcile(node);
                     }
                 }
             }
         }
-        if let Some(done) = entry.take() {
-            self.real_entry_applied(done);
+        if let Some((node, log_index, records)) = entry.take() {
+            self.real_entry_applied(node, log_index, records);
         }
         any
     }
@@ -1656,8 +1655,15 @@ impl Sim {
         }
     }
 
-    fn real_entry_applied(&mut self, entry: (usize, u64, Vec<Command>, Vec<Applied>, Vec<String>)) {
-        let (node, log_index, commands, applied, order_issues) = entry;
+    fn real_entry_applied(&mut self, node: usize, log_index: u64, records: Vec<Record>) {
+        let mut commands = Vec::with_capacity(records.len());
+        let mut applied = Vec::with_capacity(records.len());
+        let mut order_issues = Vec::new();
+        for record in records {
+            commands.push(record.command);
+            applied.push(record.applied);
+            order_issues.extend(record.order_issue);
+        }
         // The term is not visible inside apply; index, commands and results identify the entry.
         let digest = raft::entry_digest(0, log_index, &commands, &applied);
         let replay = log_index <= self.applied_high[node];
@@ -1738,7 +1744,7 @@ impl Sim {
 /// One applied command reaches its site's history outbox and Redis projection as the
 /// production node hands it over (effects for that site; a config change rebuilds the
 /// projection's memberships).
-fn feed_stores(histories: &mut [SiteHistory], projections: &[SiteProjection], record: &crate::real::Record) {
+fn feed_stores(histories: &mut [SiteHistory], projections: &[SiteProjection], record: &Record) {
     let site_id = SiteId(record.node as u64 + 1);
     let for_site: Vec<Effect> = record.applied.effects.iter().filter(|e| e.is_for(site_id)).cloned().collect();
     if !for_site.is_empty() {
