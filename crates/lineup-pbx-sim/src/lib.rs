@@ -35,6 +35,9 @@
 //! - `in_memory`: `InMemoryAri`, the `lineup_ari::Ari` trait over a `LiveWorld` with no
 //!   sockets (with tokio's paused clock, in virtual time).
 //! - `dialplan`: the `extensions.conf` subset the stand-in executes.
+//! - `standin` (and the `lineup-pbx-sim-server` binary): the boxes in a process of their own
+//!   with a control API and ground truth (operators in two calls, legs torn down by what),
+//!   for the real-process chaos harness `lineup-chaos`.
 //! - `sounds`: prompt lengths; `time`: Asterisk's timestamp format.
 
 pub mod dialplan;
@@ -43,6 +46,7 @@ pub mod in_memory;
 pub mod rest;
 pub mod server;
 pub mod sounds;
+pub mod standin;
 pub mod time;
 pub mod world;
 
@@ -50,8 +54,10 @@ pub use dialplan::Dialplan;
 pub use error::SimError;
 pub use in_memory::InMemoryAri;
 pub use rest::{handle_rest, RestParams, RestReply};
-pub use server::{serve_box, BoxServer, LiveWorld, RequestRecord, RestFault, RestFaultKind, SimCredentials};
+pub use server::{
+    serve_box, BoxServer, LiveWorld, RequestRecord, RestFault, RestFaultKind, SimCredentials, WorldObserver,
+};
 pub use world::{
-    federated_sites, AudioPath, BoxConfig, BoxIndex, EndedChannel, OriginateParams, PbxWorld, PhoneBehaviour,
+    federated_sites, AudioPath, BoxConfig, BoxIndex, EndedBy, EndedChannel, OriginateParams, PbxWorld, PhoneBehaviour,
     PhoneCall, ScriptedKeys, TrunkRoute, WorldOutput,
 };

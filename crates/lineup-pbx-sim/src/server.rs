@@ -61,7 +61,12 @@ struct LiveState {
     rest_faults: Vec<RestFault>,
     duplicated_event_boxes: Vec<BoxIndex>,
     reordered_event_boxes: Vec<BoxIndex>,
+    observer: Option<WorldObserver>,
 }
+
+/// Called with the world after every change (a request, a scripted action, fired timers),
+/// under the world's lock: it must be quick and must not call back into the `LiveWorld`.
+pub type WorldObserver = Box<dyn FnMut(&PbxWorld) + Send>;
 
 /// Most REST faults armed at once.
 pub const REST_FAULTS_MAX_COUNT: usize = 64;
@@ -134,6 +139,7 @@ impl LiveWorld {
                 rest_faults: Vec::new(),
                 duplicated_event_boxes: Vec::new(),
                 reordered_event_boxes: Vec::new(),
+                observer: None,
             }),
             wake: Notify::new(),
             requests: broadcast::channel(REQUEST_NOTIFICATIONS_CAPACITY_RECORDS).0,
@@ -203,6 +209,12 @@ impl LiveWorld {
         let id = state.next_subscriber_id;
         state.subscribers.push(Subscriber { id, box_index, applications, sender });
         Ok((id, receiver))
+    }
+
+    /// Sets the observer that sees the world after every change (the chaos stand-in's ground
+    /// truth: bridge memberships and channel teardowns at every step). Replaces any earlier one.
+    pub fn set_observer(&self, observer: WorldObserver) {
+        self.lock().observer = Some(observer);
     }
 
     /// Every request the HTTP faces of this world answer from now on.
@@ -312,6 +324,9 @@ fn deliver(state: &mut LiveState) {
                 state.world.unregister_application(subscriber.box_index, &application);
             }
         }
+    }
+    if let Some(observer) = state.observer.as_mut() {
+        observer(&state.world);
     }
 }
 

@@ -195,6 +195,24 @@ pub struct EndedChannel {
     pub channel: Channel,
     pub cause: i32,
     pub variables: BTreeMap<String, String>,
+    /// Who ended it. An observation for harnesses (the chaos harness tells a scripted hangup
+    /// from one sent over ARI); Asterisk's CDR has no such field.
+    pub ended_by: EndedBy,
+}
+
+/// What ended a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndedBy {
+    /// `DELETE /channels/{id}` over ARI.
+    Ari,
+    /// The scripted human on the phone hung up (`phone_hangup`, a call's patience).
+    Human,
+    /// The dialplan hung up (`Hangup()`, a missing extension, or the end of one).
+    Dialplan,
+    /// The other half of its Local pair or trunk call went away first.
+    Peer { box_index: BoxIndex, channel: String },
+    /// Dialing it failed (no answer, busy, unavailable, congestion).
+    DialFailed,
 }
 
 /// One event for one application of one box.
@@ -240,10 +258,12 @@ enum ControlCommand {
 enum HangupOrigin {
     /// `DELETE /channels/{id}` with this cause.
     Rest { cause: i32 },
-    /// The human hung up, or the dialplan did.
+    /// The dialplan hung up.
     Local { cause: i32 },
+    /// The scripted human hung up (reported to ARI exactly like `Local`).
+    Human { cause: i32 },
     /// The other half of a Local pair or trunk call went away.
-    Peer { cause: i32 },
+    Peer { cause: i32, from: ChannelRef },
     /// Dialing failed (no answer, unavailable): no hangup request is reported.
     DialFailed { cause: i32, dialstatus: &'static str },
 }
@@ -670,7 +690,7 @@ impl PbxWorld {
         if self.channel(&channel).is_none() {
             return false;
         }
-        self.hangup(&channel, HangupOrigin::Local { cause: 16 });
+        self.hangup(&channel, HangupOrigin::Human { cause: 16 });
         true
     }
 
@@ -746,6 +766,20 @@ impl PbxWorld {
     /// with this id), while it is among the last `ENDED_CHANNELS_PER_BOX_MAX_COUNT`.
     pub fn ended_channel(&self, box_index: BoxIndex, channel: &ChannelId) -> Option<EndedChannel> {
         self.boxes.get(box_index.0)?.ended.iter().rev().find(|ended| &ended.channel.id == channel).cloned()
+    }
+
+    /// The other half of `channel`'s Local pair or trunk call, and whether media flows to it
+    /// (the channel is answered). An observation for harnesses that follow a call's legs.
+    pub fn media_peer(&self, box_index: BoxIndex, channel: &ChannelId) -> Option<(BoxIndex, ChannelId, bool)> {
+        let record = self.channel(&ChannelRef { box_index, id: channel.to_string() })?;
+        let peer = record.media_peer.as_ref()?;
+        let id = ChannelId::new(peer.id.clone()).ok()?;
+        Some((peer.box_index, id, record.snapshot.state == ChannelState::Up))
+    }
+
+    /// The bridge `channel` is in, if any.
+    pub fn channel_bridge(&self, box_index: BoxIndex, channel: &ChannelId) -> Option<String> {
+        self.channel(&ChannelRef { box_index, id: channel.to_string() })?.bridge.clone()
     }
 
     /// Ids and names of the live channels of a box (for tests and the simulator).
@@ -968,8 +1002,16 @@ impl PbxWorld {
         let cause = match &origin {
             HangupOrigin::Rest { cause }
             | HangupOrigin::Local { cause }
-            | HangupOrigin::Peer { cause }
+            | HangupOrigin::Human { cause }
+            | HangupOrigin::Peer { cause, .. }
             | HangupOrigin::DialFailed { cause, .. } => *cause,
+        };
+        let ended_by = match &origin {
+            HangupOrigin::Rest { .. } => EndedBy::Ari,
+            HangupOrigin::Local { .. } => EndedBy::Dialplan,
+            HangupOrigin::Human { .. } => EndedBy::Human,
+            HangupOrigin::Peer { from, .. } => EndedBy::Peer { box_index: from.box_index, channel: from.id.clone() },
+            HangupOrigin::DialFailed { .. } => EndedBy::DialFailed,
         };
         match &origin {
             // ARI's soft hangup reports AST_SOFTHANGUP_EXPLICIT (32) as the cause (recorded).
@@ -982,7 +1024,7 @@ impl PbxWorld {
                     channel: snapshot,
                 },
             ),
-            HangupOrigin::Local { cause } => self.emit_for_channel(
+            HangupOrigin::Local { cause } | HangupOrigin::Human { cause } => self.emit_for_channel(
                 channel,
                 EventKind::ChannelHangupRequest {
                     cause: Some(*cause),
@@ -991,7 +1033,7 @@ impl PbxWorld {
                     channel: snapshot,
                 },
             ),
-            HangupOrigin::Peer { cause } => {
+            HangupOrigin::Peer { cause, .. } => {
                 self.emit_for_channel(
                     channel,
                     EventKind::ChannelHangupRequest {
@@ -1030,9 +1072,9 @@ impl PbxWorld {
         // A hangup while the channel is still being dialed cancels the dial.
         let dial_outcome = match origin {
             HangupOrigin::DialFailed { .. } => None,
-            HangupOrigin::Rest { .. } | HangupOrigin::Local { .. } => Some("CANCEL"),
+            HangupOrigin::Rest { .. } | HangupOrigin::Local { .. } | HangupOrigin::Human { .. } => Some("CANCEL"),
             // The dialed side (the far half of a Local pair, the far leg of a trunk) refused.
-            HangupOrigin::Peer { cause } => Some(match cause {
+            HangupOrigin::Peer { cause, .. } => Some(match cause {
                 17 => "BUSY",
                 18 | 19 => "NOANSWER",
                 34 => "CONGESTION",
@@ -1061,7 +1103,7 @@ impl PbxWorld {
         }
         self.leave_stasis(channel);
         if let Some(peer) = self.channel(channel).and_then(|record| record.media_peer.clone()) {
-            self.hangup(&peer, HangupOrigin::Peer { cause });
+            self.hangup(&peer, HangupOrigin::Peer { cause, from: channel.clone() });
         }
         // A Local half takes its partner's connected line as its caller when the pair tears
         // down, and an interrupted dialplan application is cleared (both recorded).
@@ -1094,7 +1136,12 @@ impl PbxWorld {
             if pbx.ended.len() >= ENDED_CHANNELS_PER_BOX_MAX_COUNT {
                 pbx.ended.pop_front();
             }
-            pbx.ended.push_back(EndedChannel { channel: record.snapshot, cause, variables: record.variables });
+            pbx.ended.push_back(EndedChannel {
+                channel: record.snapshot,
+                cause,
+                variables: record.variables,
+                ended_by,
+            });
         }
     }
 
@@ -1355,7 +1402,7 @@ impl PbxWorld {
                     self.hangup(&channel, HangupOrigin::DialFailed { cause: 19, dialstatus: "NOANSWER" });
                 }
             }
-            Timer::PhoneHangup { channel } => self.hangup(&channel, HangupOrigin::Local { cause: 16 }),
+            Timer::PhoneHangup { channel } => self.hangup(&channel, HangupOrigin::Human { cause: 16 }),
             Timer::PhoneKey { channel, digit } => self.dtmf_received(&channel, digit),
         }
     }
