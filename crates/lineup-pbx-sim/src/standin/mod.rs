@@ -9,9 +9,11 @@
 //! - `truth`: the sans-IO ground truth and the scripted humans' schedule.
 //! - `script`: carries out the scripted moves on time (hangups, patience, logins).
 //! - `control`: the control HTTP API.
+//! - `server_main`: the command line of the server process.
 
 pub mod control;
 pub mod script;
+pub mod server_main;
 pub mod truth;
 
 use crate::dialplan::Dialplan;

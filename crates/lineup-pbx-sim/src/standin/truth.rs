@@ -15,7 +15,7 @@
 
 use crate::world::{AudioPath, BoxIndex, EndedBy, PbxWorld};
 use lineup_ari::{BridgeKind, ChannelId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most scripted callers tracked; later ones are refused by `add_caller`.
@@ -35,7 +35,7 @@ pub const PIN_AFTER_DIAL_MS: u64 = 2_500;
 pub type Leg = (usize, String);
 
 /// Which human hangs up a connected call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     Caller,
@@ -44,21 +44,21 @@ pub enum Party {
 
 /// How a caller behaves: hangs up `talk_ms` after being connected (or lets the operator),
 /// gives up after `patience_ms` if never connected.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallerPlan {
     pub talk_ms: u64,
     pub hang_up_by: Party,
     pub patience_ms: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperatorMode {
     Persistent,
     Ring,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
     pub operator: String,
     pub operator_box: usize,
@@ -66,7 +66,7 @@ pub struct Connection {
 }
 
 /// One scripted caller, as the phones saw it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CallerTruth {
     /// `<site>-<channel>`, Lineup's call id (site = box + 1).
     pub call_id: String,
@@ -100,7 +100,7 @@ impl CallerTruth {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OperatorTruth {
     pub id: String,
     pub box_index: usize,
@@ -111,7 +111,7 @@ pub struct OperatorTruth {
     pub logins: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Incident {
     pub at_ms: u64,
     pub what: String,
@@ -143,7 +143,7 @@ pub enum ScriptAction {
 }
 
 /// What `/truth` answers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TruthReport {
     pub now_ms: u64,
     pub callers: Vec<CallerTruth>,
@@ -161,7 +161,7 @@ pub struct TruthReport {
 }
 
 /// The live state the harness times its faults by.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LiveState {
     pub now_ms: u64,
     pub engaged: Vec<LiveEngagement>,
@@ -169,13 +169,15 @@ pub struct LiveState {
     pub waiting: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LiveEngagement {
     pub call_id: String,
     pub caller_box: usize,
     pub operator: String,
     pub operator_box: usize,
     pub since_ms: u64,
+    /// When the script hangs up (since + the caller's talk time).
+    pub ends_at_ms: u64,
 }
 
 #[derive(Default)]
@@ -556,6 +558,7 @@ impl Truth {
                     operator: e.operator.clone(),
                     operator_box: e.operator_leg.0,
                     since_ms,
+                    ends_at_ms: since_ms + caller.plan.talk_ms,
                 })
             })
             .collect();

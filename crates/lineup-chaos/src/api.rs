@@ -1,0 +1,81 @@
+//! What the harness reads from the nodes' APIs: readiness, the leader, the leader's view of
+//! each member (for "heard again"), operator states.
+
+use crate::setup::VIEWER_TOKEN;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Bound on one API request.
+pub const API_REQUEST_TIMEOUT_MS: u64 = 2_000;
+/// Commands per Raft entry in lineup-cluster's apply index (`log_index × 256 + position`).
+pub const APPLY_INDEX_PER_ENTRY: u64 = 256;
+
+#[derive(Clone)]
+pub struct NodeApi {
+    http: reqwest::Client,
+}
+
+impl NodeApi {
+    pub fn new() -> anyhow::Result<NodeApi> {
+        let http = reqwest::Client::builder().timeout(Duration::from_millis(API_REQUEST_TIMEOUT_MS)).build()?;
+        Ok(NodeApi { http })
+    }
+
+    pub async fn ready(&self, api: &str) -> bool {
+        matches!(self.http.get(format!("{api}/readyz")).send().await, Ok(r) if r.status().is_success())
+    }
+
+    async fn get(&self, api: &str, path: &str) -> Option<Value> {
+        let response = self.http.get(format!("{api}{path}")).bearer_auth(VIEWER_TOKEN).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    pub async fn cluster(&self, api: &str) -> Option<Value> {
+        self.get(api, "/v1/cluster").await
+    }
+
+    /// The leader as `api`'s node knows it.
+    pub async fn leader(&self, api: &str) -> Option<u64> {
+        self.cluster(api).await?.get("leader")?.as_u64()
+    }
+
+    /// The leader's view: its committed Raft log index, and how many entries `member` has
+    /// matched (None until the leader has heard from it in this term).
+    pub async fn leader_view(&self, leader_api: &str, leader: u64, member: u64) -> Option<LeaderView> {
+        let cluster = self.cluster(leader_api).await?;
+        if cluster.get("leader")?.as_u64()? != leader {
+            return None;
+        }
+        let members = cluster.get("members")?.as_array()?;
+        let row = |site: u64| members.iter().find(|m| m.get("site").and_then(Value::as_u64) == Some(site));
+        let committed = row(leader)?.pointer("/health/raft/committed_index")?.as_u64()? / APPLY_INDEX_PER_ENTRY;
+        let lag = row(member).and_then(|m| m.get("lag_entries")).and_then(Value::as_u64);
+        Some(LeaderView { committed_log: committed, member_matched: lag.map(|lag| committed.saturating_sub(lag)) })
+    }
+
+    /// `(operator, state, site)` of every operator, as `api`'s node knows them.
+    pub async fn operators(&self, api: &str) -> Option<Vec<(String, String)>> {
+        let answer = self.get(api, "/v1/operators").await?;
+        let rows = answer.get("operators")?.as_array()?;
+        Some(
+            rows.iter()
+                .filter_map(|row| {
+                    let id = row.get("operator")?.as_str()?.to_string();
+                    let state = row.get("state")?.as_str()?.to_string();
+                    Some((id, state))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// See `NodeApi::leader_view`. `member_matched` is a lower bound: the leader's log may run
+/// ahead of its committed index by the entries in flight.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaderView {
+    pub committed_log: u64,
+    pub member_matched: Option<u64>,
+}

@@ -1,0 +1,306 @@
+//! The fault schedule of `--scenario restarts`, applied to the real processes: SIGTERM +
+//! start and kill -9 + start of the caller's node (local and cross-site calls), the
+//! operator's node and the leader, each while calls are connected through it, then a rolling
+//! restart of every node. Around each restart it measures how long after the node is ready
+//! the leader hears it again; around the leader's kill, how long a caller arriving at that
+//! moment waits to be answered.
+
+use crate::api::NodeApi;
+use crate::nodes::Nodes;
+use crate::setup::{OperatorSpec, GATE_VIP_EXTEN};
+use crate::standin::StandIn;
+use crate::wait::{elapsed_ms, poll};
+use crate::workload::plan;
+use lineup_pbx_sim::standin::truth::LiveEngagement;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a stopped node stays down before it is started again.
+pub const RESTART_DOWN_MS: u64 = 2_000;
+/// Bound on a started node becoming ready (`/readyz`).
+pub const READY_WAIT_MS: u64 = 30_000;
+/// Bound on the leader hearing a ready node again; the figure reported when it never does.
+pub const HEARD_WAIT_MS: u64 = 15_000;
+/// Bound on finding a call to aim a fault at.
+pub const TARGET_WAIT_MS: u64 = 20_000;
+/// A targeted call has been connected this long...
+pub const TARGET_CONNECTED_MIN_MS: u64 = 1_000;
+/// ...and stays up (by its script) at least this much longer: it spans the whole restart.
+pub const TARGET_REMAINING_MIN_MS: u64 = 8_000;
+/// Bound on an operator being available before the leader is killed.
+pub const AVAILABLE_OPERATOR_WAIT_MS: u64 = 30_000;
+/// Bound on the caller arriving at the leader's kill being answered; reported when never.
+pub const LEADER_KILL_ANSWER_WAIT_MS: u64 = 30_000;
+/// Talk time of that caller.
+const PROBE_TALK_MS: u64 = 5_000;
+const POLL_MS: u64 = 50;
+const ANSWER_POLL_MS: u64 = 20;
+/// Entries the leader must have from a restarted node beyond what existed at its stop
+/// (one more than could have been in flight then).
+const HEARD_ENTRIES_BEYOND_STOP: u64 = 2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Term,
+    Kill,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The node of a connected caller's site; `cross`: answered at another site.
+    CallerNode {
+        cross: bool,
+    },
+    /// The node of the operator's site of a connected cross-site call.
+    OperatorNode,
+    Leader,
+}
+
+pub const SCHEDULE: [(Stop, Target); 8] = [
+    (Stop::Term, Target::CallerNode { cross: false }),
+    (Stop::Term, Target::CallerNode { cross: true }),
+    (Stop::Term, Target::OperatorNode),
+    (Stop::Term, Target::Leader),
+    (Stop::Kill, Target::CallerNode { cross: false }),
+    (Stop::Kill, Target::CallerNode { cross: true }),
+    (Stop::Kill, Target::OperatorNode),
+    (Stop::Kill, Target::Leader),
+];
+
+/// What the faults did and measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FaultFigures {
+    pub restarts: u64,
+    pub kills: u64,
+    /// Per restart: `(what, ready after start ms, heard after ready ms)`; None: never.
+    pub restarts_detail: Vec<RestartRecord>,
+    pub leader_kill_to_answer_ms: Option<u64>,
+    /// Faults not applied (no call of the kind to aim at, no leader known) and why.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RestartRecord {
+    pub what: String,
+    pub site: u64,
+    pub ready_after_start_ms: Option<u64>,
+    pub heard_after_ready_ms: Option<u64>,
+}
+
+impl FaultFigures {
+    /// The worst restart-to-heard time; a node never heard counts as `HEARD_WAIT_MS`.
+    pub fn max_restart_to_heard_ms(&self) -> u64 {
+        self.restarts_detail.iter().map(|r| r.heard_after_ready_ms.unwrap_or(HEARD_WAIT_MS)).max().unwrap_or(0)
+    }
+}
+
+pub struct Chaos<'a> {
+    pub nodes: &'a mut Nodes,
+    pub api: NodeApi,
+    pub standin: Arc<StandIn>,
+    pub operators: Vec<OperatorSpec>,
+    pub figures: FaultFigures,
+    pub log: Vec<String>,
+}
+
+impl Chaos<'_> {
+    fn note(&mut self, line: String) {
+        eprintln!("lineup-chaos: {line}");
+        self.log.push(line);
+    }
+
+    /// Runs the whole schedule, the faults spread over `duration_ms` (back to back when a
+    /// fault takes longer than its share).
+    pub async fn run_restarts(&mut self, duration_ms: u64) {
+        let started = Instant::now();
+        let slot_ms = duration_ms / (SCHEDULE.len() as u64 + 1);
+        for (index, (stop, target)) in SCHEDULE.iter().enumerate() {
+            let slot_start = started + Duration::from_millis(slot_ms * index as u64);
+            tokio::time::sleep_until(slot_start).await;
+            self.fault(*stop, *target).await;
+        }
+        for site in self.nodes.sites() {
+            self.settle().await;
+            self.restart(site, Stop::Term, &format!("rolling restart of site {site}")).await;
+        }
+        tokio::time::sleep_until(started + Duration::from_millis(duration_ms)).await;
+    }
+
+    async fn fault(&mut self, stop: Stop, target: Target) {
+        self.settle().await;
+        let what = format!("{stop:?} of the {target:?}");
+        let site = match target {
+            Target::Leader => self.leader().await,
+            Target::CallerNode { cross } => self.target_call(Some(cross)).await.map(|e| e.caller_box as u64 + 1),
+            Target::OperatorNode => self.target_call(Some(true)).await.map(|e| e.operator_box as u64 + 1),
+        };
+        let Some(site) = site else {
+            self.note(format!("skipped {what}: nothing to aim at"));
+            self.figures.skipped.push(what);
+            return;
+        };
+        if (stop, target) == (Stop::Kill, Target::Leader) {
+            self.kill_leader_with_probe(site).await;
+        } else {
+            self.restart(site, stop, &format!("{what} (site {site})")).await;
+        }
+    }
+
+    /// Every node ready, bounded.
+    async fn settle(&mut self) {
+        for site in self.nodes.sites() {
+            let Ok(layout) = self.nodes.site(site) else { continue };
+            let api = layout.api_url();
+            let ready = poll(READY_WAIT_MS, POLL_MS, || async { self.api.ready(&api).await.then_some(()) }).await;
+            if ready.is_none() {
+                self.note(format!("site {site} not ready before the next fault"));
+            }
+        }
+    }
+
+    async fn leader(&self) -> Option<u64> {
+        for site in self.nodes.sites() {
+            let Ok(layout) = self.nodes.site(site) else { continue };
+            if let Some(leader) = self.api.leader(&layout.api_url()).await {
+                return Some(leader);
+            }
+        }
+        None
+    }
+
+    /// A connected call (local, or cross-site when `cross`) that spans the coming restart.
+    async fn target_call(&self, cross: Option<bool>) -> Option<LiveEngagement> {
+        poll(TARGET_WAIT_MS, POLL_MS, || async {
+            let state = self.standin.state().await.ok()?;
+            state
+                .engaged
+                .into_iter()
+                .filter(|e| cross.is_none_or(|cross| (e.caller_box != e.operator_box) == cross))
+                .filter(|e| state.now_ms.saturating_sub(e.since_ms) >= TARGET_CONNECTED_MIN_MS)
+                .find(|e| e.ends_at_ms.saturating_sub(state.now_ms) >= TARGET_REMAINING_MIN_MS)
+        })
+        .await
+    }
+
+    /// The leader's committed log index now (what a stopped node may have acknowledged).
+    async fn log_at_stop(&self, member: u64) -> Option<u64> {
+        let leader = self.leader().await?;
+        let api = self.nodes.site(leader).ok()?.api_url();
+        Some(self.api.leader_view(&api, leader, member).await?.committed_log)
+    }
+
+    async fn stop(&mut self, site: u64, stop: Stop) {
+        match stop {
+            Stop::Term => {
+                if let Ok(false) = self.nodes.terminate(site).await {
+                    self.note(format!("site {site} did not exit on SIGTERM in time; killed"));
+                }
+            }
+            Stop::Kill => {
+                let _ = self.nodes.kill(site);
+            }
+        }
+    }
+
+    /// Stops `site`, keeps it down `RESTART_DOWN_MS`, starts it and measures.
+    async fn restart(&mut self, site: u64, stop: Stop, what: &str) {
+        let log_at_stop = self.log_at_stop(site).await;
+        let down_since = Instant::now();
+        self.stop(site, stop).await;
+        self.note(format!("{what}: stopped"));
+        tokio::time::sleep_until(down_since + Duration::from_millis(RESTART_DOWN_MS)).await;
+        self.bring_back(site, stop, what, log_at_stop).await;
+    }
+
+    async fn bring_back(&mut self, site: u64, stop: Stop, what: &str, log_at_stop: Option<u64>) {
+        if let Err(error) = self.nodes.start(site) {
+            self.note(format!("{what}: could not start site {site}: {error:#}"));
+            return;
+        }
+        match stop {
+            Stop::Term => self.figures.restarts += 1,
+            Stop::Kill => self.figures.kills += 1,
+        }
+        let started = Instant::now();
+        let Ok(api) = self.nodes.site(site).map(|s| s.api_url()) else { return };
+        let ready = poll(READY_WAIT_MS, POLL_MS, || async { self.api.ready(&api).await.then_some(()) }).await;
+        let ready_after_start_ms = ready.map(|_| elapsed_ms(started));
+        let heard_after_ready_ms = match (ready, log_at_stop) {
+            (Some(()), Some(log)) => self.heard(site, log).await,
+            _ => None,
+        };
+        self.note(format!(
+            "{what}: ready {ready_after_start_ms:?} ms after start, heard by the leader {heard_after_ready_ms:?} ms after ready"
+        ));
+        let record = RestartRecord { what: what.to_string(), site, ready_after_start_ms, heard_after_ready_ms };
+        self.figures.restarts_detail.push(record);
+    }
+
+    /// Ms from now (the node just became ready) until the leader has entries from `site`
+    /// beyond what existed when it stopped.
+    async fn heard(&self, site: u64, log_at_stop: u64) -> Option<u64> {
+        let ready_at = Instant::now();
+        let wanted = log_at_stop + HEARD_ENTRIES_BEYOND_STOP;
+        poll(HEARD_WAIT_MS, POLL_MS, || async {
+            let leader = self.leader().await?;
+            let api = self.nodes.site(leader).ok()?.api_url();
+            let view = self.api.leader_view(&api, leader, site).await?;
+            (view.member_matched? >= wanted).then(|| elapsed_ms(ready_at))
+        })
+        .await
+    }
+
+    /// kill -9 of the leader while an operator is free at another site; a caller arriving
+    /// there at that moment must be answered quickly (the write follows the new leader).
+    async fn kill_leader_with_probe(&mut self, leader: u64) {
+        let what = format!("Kill of the Leader (site {leader})");
+        let free = self.available_operator_elsewhere(leader).await;
+        let log_at_stop = self.log_at_stop(leader).await;
+        let killed_at = Instant::now();
+        self.stop(leader, Stop::Kill).await;
+        self.note(format!("{what}: killed; operator free elsewhere: {free:?}"));
+        if let Some(site) = free {
+            self.figures.leader_kill_to_answer_ms = Some(self.probe_answer(site, killed_at).await);
+        } else {
+            self.figures.skipped.push(format!("{what}: answer probe (no operator free at another site)"));
+        }
+        tokio::time::sleep_until(killed_at + Duration::from_millis(RESTART_DOWN_MS)).await;
+        self.bring_back(leader, Stop::Kill, &what, log_at_stop).await;
+    }
+
+    /// A site other than `leader` with an available operator.
+    async fn available_operator_elsewhere(&self, leader: u64) -> Option<u64> {
+        let api = self.nodes.site(if leader == 1 { 2 } else { 1 }).ok()?.api_url();
+        poll(AVAILABLE_OPERATOR_WAIT_MS, POLL_MS, || async {
+            let states = self.api.operators(&api).await?;
+            states.iter().filter(|(_, state)| state == "available").find_map(|(id, _)| {
+                let site = self.operators.iter().find(|o| &o.id == id)?.site;
+                (site != leader).then_some(site)
+            })
+        })
+        .await
+    }
+
+    /// Places a VIP caller at `site` and waits until it is connected; ms since `since`
+    /// (`LEADER_KILL_ANSWER_WAIT_MS` when never).
+    async fn probe_answer(&mut self, site: u64, since: Instant) -> u64 {
+        let number = format!("+1555{:07}", 9_000_000 + site);
+        let placed = self.standin.place_caller(site as usize - 1, GATE_VIP_EXTEN, &number, plan(PROBE_TALK_MS, false));
+        let call_id = match placed.await {
+            Ok(call_id) => call_id,
+            Err(error) => {
+                self.note(format!("leader kill probe: placing the caller failed: {error:#}"));
+                return LEADER_KILL_ANSWER_WAIT_MS;
+            }
+        };
+        let answered = poll(LEADER_KILL_ANSWER_WAIT_MS, ANSWER_POLL_MS, || async {
+            let state = self.standin.state().await.ok()?;
+            state.engaged.iter().any(|e| e.call_id == call_id).then(|| elapsed_ms(since))
+        })
+        .await;
+        self.note(format!("leader kill probe: caller {call_id} answered after {answered:?} ms"));
+        answered.unwrap_or(LEADER_KILL_ANSWER_WAIT_MS)
+    }
+}

@@ -1,0 +1,82 @@
+//! `lineup-chaos`: the real-process fault harness. Starts the stand-in Asterisk in a process
+//! of its own and N real `lineup run` nodes on loopback, drives callers and operators through
+//! the stand-in, restarts and kills the nodes during live calls, and checks the phones'
+//! ground truth and every site's history. Exit code 1 when a check fails.
+//!
+//! Code map: `setup` (certificates, node files, routing config), `procs` and `nodes` (child
+//! processes), `standin` (the stand-in process and its control API), `api` (the nodes'
+//! APIs), `workload` (callers), `faults` (the schedule and its measurements), `history`
+//! (SQLite), `checks` (figures and thresholds), `report`, `run` (the whole run in order).
+
+mod api;
+mod checks;
+mod dice;
+mod faults;
+mod history;
+mod nodes;
+mod procs;
+mod report;
+mod run;
+mod setup;
+mod standin;
+mod wait;
+mod workload;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Real-process fault harness for Lineup", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Serve the stand-in Asterisk (the harness starts itself in this mode).
+    StandIn(lineup_pbx_sim::standin::server_main::ServerArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// The fault schedule (`restarts`).
+    #[arg(long, default_value = "restarts")]
+    scenario: String,
+    /// Seconds of traffic with faults (the faults are spread over it; setup and drain add to it).
+    #[arg(long, default_value_t = 120)]
+    duration: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The `lineup` binary (default: beside this one).
+    #[arg(long)]
+    lineup_bin: Option<PathBuf>,
+    /// Seed of the workload (arrivals, talk times, who hangs up).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep the run directory (configs, logs, histories) even when every check passes.
+    #[arg(long)]
+    keep_dir: bool,
+    /// Number of sites.
+    #[arg(long, default_value_t = 3)]
+    sites: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.mode {
+        Some(Mode::StandIn(args)) => lineup_pbx_sim::standin::server_main::run(args).map(|()| true),
+        None => run::run(cli.run),
+    };
+    match outcome {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(error) => {
+            eprintln!("lineup-chaos: {error:#}");
+            std::process::exit(2);
+        }
+    }
+}

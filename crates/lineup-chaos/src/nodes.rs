@@ -1,0 +1,64 @@
+//! The `lineup run` processes, one per site: start, SIGTERM, kill -9.
+
+use crate::procs::Proc;
+use crate::setup::{Layout, SiteLayout, ARI_PASSWORD, ARI_PASSWORD_ENV};
+use anyhow::Context;
+use std::process::Command;
+
+pub struct Nodes {
+    pub layout: Layout,
+    procs: Vec<Option<Proc>>,
+}
+
+impl Nodes {
+    pub fn new(layout: Layout) -> Nodes {
+        let procs = layout.sites.iter().map(|_| None).collect();
+        Nodes { layout, procs }
+    }
+
+    pub fn site(&self, site: u64) -> anyhow::Result<&SiteLayout> {
+        self.layout.sites.iter().find(|s| s.site == site).with_context(|| format!("no site {site}"))
+    }
+
+    pub fn sites(&self) -> Vec<u64> {
+        self.layout.sites.iter().map(|s| s.site).collect()
+    }
+
+    fn slot(&mut self, site: u64) -> anyhow::Result<&mut Option<Proc>> {
+        let index = self.layout.sites.iter().position(|s| s.site == site).with_context(|| format!("no site {site}"))?;
+        Ok(&mut self.procs[index])
+    }
+
+    /// Starts `lineup run` for `site` (its log is appended to across restarts).
+    pub fn start(&mut self, site: u64) -> anyhow::Result<()> {
+        let layout = self.site(site)?.clone();
+        let mut command = Command::new(&self.layout.lineup_bin);
+        command.arg("run").arg("--config").arg(&layout.config).env(ARI_PASSWORD_ENV, ARI_PASSWORD);
+        let proc = Proc::spawn(&format!("lineup run (site {site})"), command, &layout.log)?;
+        *self.slot(site)? = Some(proc);
+        Ok(())
+    }
+
+    /// SIGTERM and wait (bounded) for the exit. True when it exited on its own.
+    pub async fn terminate(&mut self, site: u64) -> anyhow::Result<bool> {
+        let Some(mut proc) = self.slot(site)?.take() else { return Ok(true) };
+        Ok(proc.terminate().await)
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, site: u64) -> anyhow::Result<()> {
+        if let Some(mut proc) = self.slot(site)?.take() {
+            proc.kill();
+        }
+        Ok(())
+    }
+
+    /// Stops every node (SIGTERM, bounded).
+    pub async fn stop_all(&mut self) {
+        for proc in self.procs.iter_mut() {
+            if let Some(mut proc) = proc.take() {
+                proc.terminate().await;
+            }
+        }
+    }
+}

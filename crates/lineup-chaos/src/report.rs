@@ -1,0 +1,73 @@
+//! The run's report: figures, checks, the details behind failed checks, and a command that
+//! reproduces the run.
+
+use crate::checks::{Check, Figures, DETAILS_MAX_COUNT};
+use crate::faults::FaultFigures;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub duration_s: u64,
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub passed: bool,
+    pub checks: Vec<Check>,
+    pub restarts_detail: Vec<crate::faults::RestartRecord>,
+    pub skipped: Vec<String>,
+    pub double_bookings: Vec<String>,
+    pub drops: Vec<String>,
+    pub operator_leg_drops: Vec<String>,
+    pub wrong_outcomes: Vec<String>,
+    pub run_dir: String,
+    pub reproduce: String,
+}
+
+pub fn first(details: impl IntoIterator<Item = String>) -> Vec<String> {
+    details.into_iter().take(DETAILS_MAX_COUNT).collect()
+}
+
+impl Report {
+    pub fn faults(&mut self, faults: &FaultFigures) {
+        self.restarts_detail = faults.restarts_detail.clone();
+        self.skipped = faults.skipped.clone();
+    }
+
+    pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string_pretty(self)?);
+        } else {
+            self.print_text();
+        }
+        if !self.passed {
+            eprintln!("lineup-chaos: FAILED; run directory {}", self.run_dir);
+            eprintln!("reproduce: {}", self.reproduce);
+        }
+        Ok(())
+    }
+
+    fn print_text(&self) {
+        println!("lineup-chaos --scenario {} (seed {}, {} s)", self.scenario, self.seed, self.duration_s);
+        for check in &self.checks {
+            let mark = if check.ok { "ok  " } else { "FAIL" };
+            println!("  {mark} {:<26} {:>12}  (limit {})", check.name, check.value, check.limit);
+        }
+        println!(
+            "  calls {} answered {} restarts {} kills {}",
+            self.figures.calls, self.figures.answered, self.figures.restarts, self.figures.kills
+        );
+        for (title, lines) in [
+            ("double bookings", &self.double_bookings),
+            ("calls dropped", &self.drops),
+            ("operator legs dropped", &self.operator_leg_drops),
+            ("wrong outcomes", &self.wrong_outcomes),
+            ("skipped faults", &self.skipped),
+        ] {
+            if !lines.is_empty() {
+                println!("  {title}:");
+                lines.iter().for_each(|line| println!("    {line}"));
+            }
+        }
+    }
+}

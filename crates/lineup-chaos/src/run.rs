@@ -1,0 +1,221 @@
+//! One run, in order: set up, start, configure, log operators in, traffic with faults,
+//! drain, read histories, judge, stop.
+
+use crate::api::NodeApi;
+use crate::checks::{checks, figures};
+use crate::faults::Chaos;
+use crate::history::{read_calls, CallRows};
+use crate::nodes::Nodes;
+use crate::report::{first, Report};
+use crate::setup::{apply_routing, operators, prepare, write_node_configs, OperatorSpec, OPERATOR_PIN};
+use crate::standin::StandIn;
+use crate::wait::poll;
+use crate::workload::Workload;
+use crate::RunArgs;
+use anyhow::{bail, Context};
+use lineup_pbx_sim::standin::truth::TruthReport;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bound on the nodes becoming ready at first start.
+pub const FIRST_READY_WAIT_MS: u64 = 60_000;
+/// Bound on the routing config being accepted (a leader must exist).
+pub const CONFIG_APPLY_WAIT_MS: u64 = 30_000;
+/// Bound on every operator being logged in.
+pub const LOGIN_WAIT_MS: u64 = 45_000;
+/// Bound on every caller having hung up after the drain.
+pub const DRAIN_WAIT_MS: u64 = 45_000;
+/// Bound on every site's history holding every call.
+pub const HISTORY_WAIT_MS: u64 = 45_000;
+/// How long a ring-mode operator's phone rings before they answer.
+pub const RING_ANSWER_AFTER_MS: u64 = 2_000;
+const POLL_MS: u64 = 200;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn run_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("lineup-chaos-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn lineup_bin(args: &RunArgs) -> anyhow::Result<PathBuf> {
+    let bin = match &args.lineup_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?.with_file_name("lineup"),
+    };
+    anyhow::ensure!(bin.is_file(), "no lineup binary at {} (build it, or pass --lineup-bin)", bin.display());
+    Ok(bin)
+}
+
+pub fn reproduce_command(args: &RunArgs, lineup: &Path) -> String {
+    format!(
+        "lineup-chaos --scenario {} --duration {} --seed {} --sites {} --lineup-bin {} --keep-dir",
+        args.scenario,
+        args.duration,
+        args.seed,
+        args.sites,
+        lineup.display()
+    )
+}
+
+/// True when every check passed.
+pub fn run(args: RunArgs) -> anyhow::Result<bool> {
+    if args.scenario != "restarts" {
+        bail!("unknown scenario {:?} (known: restarts)", args.scenario);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let dir = run_dir()?;
+    let lineup = lineup_bin(&args)?;
+    let passed = runtime.block_on(run_in(&args, &dir, &lineup))?;
+    if passed && !args.keep_dir {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(passed)
+}
+
+async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<bool> {
+    let layout = prepare(dir, lineup, args.sites)?;
+    let dialplan = dir.join("extensions.conf");
+    std::fs::write(&dialplan, lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF)?;
+    let standin = Arc::new(StandIn::start(dir, args.sites, &dialplan).await?);
+    write_node_configs(&layout, &standin.ari_ports)?;
+    let mut nodes = Nodes::new(layout);
+    let api = NodeApi::new()?;
+    let result = drive(args, &mut nodes, &api, &standin, dir, lineup).await;
+    nodes.stop_all().await;
+    result
+}
+
+async fn start_nodes(nodes: &mut Nodes, api: &NodeApi) -> anyhow::Result<()> {
+    for site in nodes.sites() {
+        nodes.start(site)?;
+    }
+    for site in nodes.sites() {
+        let url = nodes.site(site)?.api_url();
+        let ready = poll(FIRST_READY_WAIT_MS, POLL_MS, || async { api.ready(&url).await.then_some(()) }).await;
+        let log = nodes.site(site)?.log.clone();
+        ready.with_context(|| format!("site {site} never became ready:\n{}", crate::procs::log_tail(&log, 30)))?;
+    }
+    Ok(())
+}
+
+async fn configure(nodes: &Nodes, api: &NodeApi, standin: &StandIn, operators: &[OperatorSpec]) -> anyhow::Result<()> {
+    let url = nodes.site(1)?.api_url();
+    let layout = nodes.layout.clone();
+    let mut last_error = String::new();
+    let applied = poll(CONFIG_APPLY_WAIT_MS, POLL_MS, || {
+        let result = apply_routing(&layout, &url, operators);
+        if let Err(error) = &result {
+            last_error = format!("{error:#}");
+        }
+        async move { result.ok() }
+    })
+    .await;
+    applied.with_context(|| format!("the routing config was never applied: {last_error}"))?;
+    for operator in operators {
+        let box_index = operator.site as usize - 1;
+        standin.add_operator(&operator.id, box_index, operator.ring, OPERATOR_PIN, RING_ANSWER_AFTER_MS).await?;
+    }
+    let all = operators.len();
+    let available = poll(LOGIN_WAIT_MS, POLL_MS, || async {
+        let states = api.operators(&url).await?;
+        (states.iter().filter(|(_, state)| state == "available").count() == all).then_some(())
+    })
+    .await;
+    available.context("not every operator became available after logging in")
+}
+
+async fn drive(
+    args: &RunArgs,
+    nodes: &mut Nodes,
+    api: &NodeApi,
+    standin: &Arc<StandIn>,
+    dir: &Path,
+    lineup: &Path,
+) -> anyhow::Result<bool> {
+    let operators = operators(args.sites);
+    start_nodes(nodes, api).await?;
+    configure(nodes, api, standin, &operators).await?;
+    eprintln!(
+        "lineup-chaos: {} sites ready, {} operators in; traffic and faults for {} s",
+        args.sites,
+        operators.len(),
+        args.duration
+    );
+    let workload = Workload::start(Arc::clone(standin), args.sites as usize, args.seed);
+    let mut chaos = Chaos {
+        nodes,
+        api: api.clone(),
+        standin: Arc::clone(standin),
+        operators,
+        figures: Default::default(),
+        log: Vec::new(),
+    };
+    chaos.run_restarts(args.duration * 1_000).await;
+    let faults = chaos.figures.clone();
+    eprintln!("lineup-chaos: {} callers placed; draining", workload.placed());
+    workload.stop().await;
+    let truth = drain(standin).await?;
+    let histories = read_histories(chaos.nodes, &truth).await;
+    let (figures, wrong) = figures(&truth, &histories, &faults);
+    let checks = checks(&figures);
+    let passed = checks.iter().all(|check| check.ok);
+    let mut report = Report {
+        scenario: args.scenario.clone(),
+        seed: args.seed,
+        duration_s: args.duration,
+        figures,
+        passed,
+        checks,
+        restarts_detail: Vec::new(),
+        skipped: Vec::new(),
+        double_bookings: first(truth.double_bookings.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
+        drops: first(truth.drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
+        operator_leg_drops: first(truth.operator_leg_drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
+        wrong_outcomes: first(wrong),
+        run_dir: dir.display().to_string(),
+        reproduce: reproduce_command(args, lineup),
+    };
+    report.faults(&faults);
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    report.print(args.json)?;
+    Ok(passed)
+}
+
+/// Everyone still on the line hangs up; waits (bounded) until every caller has ended.
+async fn drain(standin: &StandIn) -> anyhow::Result<TruthReport> {
+    let ended = poll(DRAIN_WAIT_MS, POLL_MS * 5, || async {
+        standin.drain().await.ok()?;
+        let truth = standin.truth().await.ok()?;
+        truth.callers.iter().all(|c| c.ended_at_ms.is_some()).then_some(truth)
+    })
+    .await;
+    match ended {
+        Some(truth) => Ok(truth),
+        None => standin.truth().await,
+    }
+}
+
+/// Every site's calls, once they hold a row for every call that reached Lineup (bounded).
+async fn read_histories(nodes: &Nodes, truth: &TruthReport) -> Vec<(u64, CallRows)> {
+    let wanted: Vec<&str> =
+        truth.callers.iter().filter(|c| c.entered_at_ms.is_some()).map(|c| c.call_id.as_str()).collect();
+    let mut histories = Vec::new();
+    for site in &nodes.layout.sites {
+        let path = site.history_db();
+        let complete = poll(HISTORY_WAIT_MS, POLL_MS, || async {
+            let rows = read_calls(&path).await.ok()?;
+            wanted.iter().all(|id| rows.contains_key(*id)).then_some(rows)
+        })
+        .await;
+        let rows = match complete {
+            Some(rows) => rows,
+            None => read_calls(&path).await.unwrap_or_default(),
+        };
+        histories.push((site.site, rows));
+    }
+    histories
+}

@@ -1,0 +1,240 @@
+//! The run directory: certificates (`lineup certs init/issue`), one node file per site
+//! (default cluster timings, SQLite history in the site's data directory), the routing
+//! config every site's operators are in, and the dialplan the stand-in boxes run.
+
+use anyhow::{bail, Context};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const ADMIN_TOKEN: &str = "chaos-admin-token-0123456789";
+pub const VIEWER_TOKEN: &str = "chaos-viewer-token-0123456789";
+pub const ARI_USER: &str = "lineup";
+/// The environment variable carrying the ARI password to the stand-in and the nodes.
+pub const ARI_PASSWORD_ENV: &str = "LINEUP_CHAOS_ARI_PASSWORD";
+pub const ARI_PASSWORD: &str = "chaos-ari-secret";
+/// Every operator's PIN (one argon2 hash serves them all).
+pub const OPERATOR_PIN: &str = "2468";
+/// Operators per site: `<site>101`, `<site>102` persistent, `<site>103` ring mode.
+pub const PERSISTENT_PER_SITE_COUNT: u64 = 2;
+pub const RING_PER_SITE_COUNT: u64 = 1;
+/// Gates of the deployed dialplan (`deploy/asterisk/extensions.conf`).
+pub const GATE_MAIN_EXTEN: &str = "5000";
+pub const GATE_VIP_EXTEN: &str = "5001";
+
+/// One site's files and ports.
+#[derive(Clone, Debug)]
+pub struct SiteLayout {
+    pub site: u64,
+    pub quic_port: u16,
+    pub api_port: u16,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl SiteLayout {
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    /// Where `lineup run` keeps its history by default.
+    pub fn history_db(&self) -> PathBuf {
+        self.data_dir.join("history.sqlite")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub dir: PathBuf,
+    pub lineup_bin: PathBuf,
+    pub sites: Vec<SiteLayout>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OperatorSpec {
+    pub id: String,
+    pub site: u64,
+    pub ring: bool,
+}
+
+pub fn operators(sites: u64) -> Vec<OperatorSpec> {
+    let mut list = Vec::new();
+    for site in 1..=sites {
+        for k in 1..=(PERSISTENT_PER_SITE_COUNT + RING_PER_SITE_COUNT) {
+            list.push(OperatorSpec { id: format!("{site}10{k}"), site, ring: k > PERSISTENT_PER_SITE_COUNT });
+        }
+    }
+    list
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn free_tcp_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Runs `lineup <args>`; its stdout, or an error with its stderr.
+pub fn run_lineup(bin: &Path, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
+    let mut command = Command::new(bin);
+    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("start {} {}", bin.display(), args.join(" ")))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("lineup {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Certificates and ports for `sites` sites under `dir`.
+pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64) -> anyhow::Result<Layout> {
+    let certs = dir.join("certs");
+    let certs_arg = certs.display().to_string();
+    run_lineup(lineup_bin, &["certs", "init", "--dir", &certs_arg], None)?;
+    let mut layouts = Vec::new();
+    for site in 1..=sites {
+        run_lineup(lineup_bin, &["certs", "issue", "--site", &site.to_string(), "--ca-dir", &certs_arg], None)?;
+        layouts.push(SiteLayout {
+            site,
+            quic_port: free_udp_port()?,
+            api_port: free_tcp_port()?,
+            config: dir.join(format!("site-{site}.toml")),
+            data_dir: dir.join(format!("site-{site}")),
+            log: dir.join(format!("site-{site}.log")),
+        });
+    }
+    Ok(Layout { dir: dir.to_path_buf(), lineup_bin: lineup_bin.to_path_buf(), sites: layouts })
+}
+
+/// Writes every site's node file, the site's ARI at `ari_ports[site - 1]`.
+pub fn write_node_configs(layout: &Layout, ari_ports: &[u16]) -> anyhow::Result<()> {
+    for site in &layout.sites {
+        let port = ari_ports.get(site.site as usize - 1).context("an ARI port per site")?;
+        std::fs::write(&site.config, node_toml(layout, site, *port))?;
+    }
+    Ok(())
+}
+
+fn node_toml(layout: &Layout, me: &SiteLayout, ari_port: u16) -> String {
+    let certs = layout.dir.join("certs").display().to_string();
+    let mut peers = String::new();
+    let mut trunks = String::new();
+    for other in layout.sites.iter().filter(|other| other.site != me.site) {
+        peers.push_str(&format!(
+            "[[cluster.peers]]\nsite = {}\naddress = \"127.0.0.1:{}\"\napi_url = \"{}\"\n\n",
+            other.site,
+            other.quic_port,
+            other.api_url()
+        ));
+        trunks.push_str(&format!("\"{0}\" = \"PJSIP/lineup-{{call}}@site-{0}\"\n", other.site));
+    }
+    format!(
+        r#"site = {site}
+data_dir = "{data}"
+
+[cluster]
+listen = "127.0.0.1:{quic}"
+ca_cert = "{certs}/ca.pem"
+cert = "{certs}/site-{site}.pem"
+key = "{certs}/site-{site}.key"
+bootstrap = true
+# Default timings: the issue's figures are for them.
+
+{peers}
+[ari]
+url = "http://127.0.0.1:{ari_port}/ari"
+username = "{ARI_USER}"
+password_env = "{ARI_PASSWORD_ENV}"
+
+[calls]
+callback_endpoint = "PJSIP/{{number}}"
+
+[calls.trunk_endpoints]
+{trunks}
+[history]
+queue_log = "{data}/queue_log"
+
+[api]
+listen = "127.0.0.1:{api}"
+
+[[api.tokens]]
+name = "admin"
+role = "admin"
+token = "{ADMIN_TOKEN}"
+
+[[api.tokens]]
+name = "wallboard"
+role = "viewer"
+token = "{VIEWER_TOKEN}"
+
+[log]
+format = "json"
+level = "info,openraft=warn"
+"#,
+        site = me.site,
+        data = me.data_dir.display(),
+        quic = me.quic_port,
+        api = me.api_port,
+    )
+}
+
+/// The routing config: queues `sales` (gates `main`, `vip`) and `support` (gate `web`) as
+/// the deployed dialplan names them; every operator in `sales`. Missed rings never put an
+/// operator on break (the workload stays steady; missed rings are not what is measured).
+pub fn routing_toml(pin_hash: &str, operators: &[OperatorSpec]) -> String {
+    let mut text = String::from(
+        r#"[[queues]]
+id = "sales"
+name = "Sales"
+wrap_up_ms = 1000
+ring_timeout_ms = 15000
+misses_before_break = 0
+
+[[queues]]
+id = "support"
+name = "Support"
+misses_before_break = 0
+
+[[gates]]
+id = "main"
+queue = "sales"
+
+[[gates]]
+id = "vip"
+queue = "sales"
+priority = 1
+
+[[gates]]
+id = "web"
+queue = "support"
+"#,
+    );
+    for operator in operators {
+        let mode = if operator.ring {
+            format!("mode = \"ring\"\nendpoint = \"PJSIP/phone-{}\"\n", operator.id)
+        } else {
+            "mode = \"persistent\"\n".to_string()
+        };
+        text.push_str(&format!(
+            "\n[[operators]]\nid = \"{id}\"\nname = \"Operator {id}\"\nsite = {site}\npin_hash = \"{pin_hash}\"\n{mode}memberships = {{ sales = 0 }}\n",
+            id = operator.id,
+            site = operator.site,
+        ));
+    }
+    text
+}
+
+/// Hashes the PIN and applies the routing config through `api`.
+pub fn apply_routing(layout: &Layout, api: &str, operators: &[OperatorSpec]) -> anyhow::Result<()> {
+    let pin_hash = run_lineup(&layout.lineup_bin, &["operator", "pin"], Some(&format!("{OPERATOR_PIN}\n")))?;
+    let path = layout.dir.join("routing.toml");
+    std::fs::write(&path, routing_toml(pin_hash.trim(), operators))?;
+    let file = path.display().to_string();
+    run_lineup(&layout.lineup_bin, &["config", "apply", &file, "--api", api, "--token", ADMIN_TOKEN], None)?;
+    Ok(())
+}
