@@ -50,6 +50,11 @@ pub enum OfferFailure {
     OperatorUnreachable,
     /// The bridge or originate failed for another reason: counts as a miss.
     BridgeFailed,
+    /// The trunk call to the operator's site was refused or failed before it rang the
+    /// operator (`cause` is the Q.850 hangup cause): not the operator's miss.
+    TrunkFailed { cause: u16 },
+    /// A restarted site took down an offer it was half-way through: not the operator's miss.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,15 +174,24 @@ pub enum CommandBody {
     Tick {
         now_ms: u64,
     },
+    /// The site is declared gone (an admin's `lineup cluster declare-lost`, or silent for
+    /// the long `site_lost_after_ms`): its calls end and its operators are logged out.
     SiteLost {
         site: SiteId,
     },
+    /// The site answers again: it is neither unreachable nor lost any more.
     SiteBack {
         site: SiteId,
     },
     /// Replace the whole routing configuration at once (`lineup config apply`): validated as
     /// a set, then applied all or nothing. Appended last so older entries decode unchanged.
     ApplyConfig(Box<crate::config_set::RoutingConfigSet>),
+    /// The leader has not heard the site for a while. Its calls go on (its Asterisk carries
+    /// them); nothing is offered across it until `SiteBack`. Appended last so older
+    /// entries decode unchanged.
+    SiteUnreachable {
+        site: SiteId,
+    },
 }
 
 impl CommandBody {
@@ -212,6 +226,7 @@ impl CommandBody {
             CommandBody::SiteLost { .. } => "site_lost",
             CommandBody::SiteBack { .. } => "site_back",
             CommandBody::ApplyConfig(_) => "apply_config",
+            CommandBody::SiteUnreachable { .. } => "site_unreachable",
         }
     }
 }

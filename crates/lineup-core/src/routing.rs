@@ -30,6 +30,9 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
+mod sites;
+pub use sites::UNREACHABLE_TIMER_RECHECK_MS;
+
 /// Most callers waiting across all queues at once.
 pub const TOTAL_WAITING_MAX_CALLS: usize = 1_000_000;
 /// Results remembered per origin for deduplication and read-back.
@@ -111,6 +114,9 @@ struct State {
     /// even when a site re-announces a channel whose call already ended (a site restarted
     /// while its caller heard the callback confirmation, a very late StasisStart).
     ended_calls: VecDeque<CallId>,
+    /// Sites the leader has not heard for a while, with the time it said so. Last in the
+    /// layout, so a snapshot written before it existed still restores (see `restore`).
+    unreachable_sites: BTreeMap<SiteId, u64>,
 }
 
 impl State {
@@ -128,6 +134,7 @@ impl State {
             last_tick_ms: self.last_tick_ms,
             last_applied_index: self.last_applied_index,
             ended_calls: VecDeque::new(),
+            unreachable_sites: self.unreachable_sites.clone(),
         }
     }
 }
@@ -371,10 +378,8 @@ impl Routing {
                 Ok(Response::Done)
             }
             CommandBody::SiteLost { site } => self.site_lost(*site),
-            CommandBody::SiteBack { site } => {
-                self.s.lost_sites.remove(site);
-                Ok(Response::Done)
-            }
+            CommandBody::SiteBack { site } => self.site_back(*site),
+            CommandBody::SiteUnreachable { site } => self.site_unreachable(*site),
             CommandBody::ApplyConfig(set) => self.apply_config(set),
         }
     }
@@ -947,6 +952,9 @@ impl Routing {
             c.next_announce_ms = None;
             c.next_periodic_ms = None;
         });
+        // A promise is offerable even when its caller's site is unreachable (the operator's
+        // site places the call).
+        self.scratch.dirty_calls.insert(no);
         let c = &self.s.calls[&no];
         let wait_ms = now.saturating_sub(c.joined_at_ms);
         let (queue, gate) = (c.queue.clone(), c.gate.clone());
@@ -1425,6 +1433,7 @@ impl Routing {
         match reason {
             OfferFailure::OperatorUnreachable => self.go_offline(operator),
             OfferFailure::BridgeFailed => self.release_after_offer(operator, true),
+            OfferFailure::TrunkFailed { .. } | OfferFailure::Interrupted => self.release_after_offer(operator, false),
         }
         Ok(Response::Done)
     }
@@ -1523,9 +1532,13 @@ impl Routing {
     // ----------------------------------------------------------------- sites
 
     fn site_lost(&mut self, site: SiteId) -> CommandResult {
-        if !self.s.lost_sites.insert(site) {
+        if self.s.lost_sites.contains(&site) {
             return Ok(Response::Done);
         }
+        // A lost site is no longer "unreachable": its operators become indexable again
+        // (they are logged out below) and its callers' timers run again.
+        self.set_site_unreachable(site, None);
+        self.s.lost_sites.insert(site);
         let nos: Vec<u64> = self.s.calls.keys().copied().collect();
         for no in nos {
             let Some(call) = self.s.calls.get(&no) else { continue };
@@ -1636,6 +1649,10 @@ impl Routing {
             return;
         }
         match timer {
+            Timer::MaxWait(no) if self.caller_site_unreachable(no) => {
+                // Its site cannot send the caller on, and the caller is still on its box.
+                self.with_call(no, |c| c.max_wait_due_ms = Some(now.saturating_add(UNREACHABLE_TIMER_RECHECK_MS)));
+            }
             Timer::MaxWait(no) => {
                 let call = &self.s.calls[&no];
                 let target = self.s.queues[&call.queue].config.timeout_target.clone();
@@ -1694,6 +1711,15 @@ impl Routing {
                 });
                 self.scratch.dirty_calls.insert(no);
             }
+            Timer::OfferDeadline(no) if self.offer_spans_unreachable_site(no) => {
+                // The silent site may be carrying the offer out right now; it reports when
+                // it is heard again. Until then the offer stands.
+                self.with_call(no, |c| {
+                    if let CallState::Offered { deadline_ms, .. } = &mut c.state {
+                        *deadline_ms = now.saturating_add(UNREACHABLE_TIMER_RECHECK_MS);
+                    }
+                });
+            }
             Timer::OfferDeadline(no) => {
                 let CallState::Offered { operator, .. } = self.s.calls[&no].state.clone() else { return };
                 if self.s.calls[&no].callback.is_some() {
@@ -1737,7 +1763,7 @@ impl Routing {
             .order
             .iter()
             .map(|(_, no)| no)
-            .filter(|no| self.s.calls[no].is_live_waiting())
+            .filter(|no| self.s.calls[no].is_live_waiting() && !self.caller_site_unreachable(*no))
             .collect();
         for no in leaving {
             let position = self.position_of_no(no).unwrap_or(0);
@@ -1855,7 +1881,7 @@ impl Routing {
     /// Can `op` (with `penalty` in the call's queue) take `call`? Membership, pull mode and
     /// caps are the caller's business; this checks the callback delay, skills and tiers.
     fn eligible(&self, op: &Operator, penalty: u8, call: &Call, respect_tiers: bool) -> bool {
-        if !call.callback_ready() {
+        if !call.callback_ready() || !self.call_reachable(call) {
             return false;
         }
         let queue = &self.s.queues[&call.queue].config;
@@ -1909,7 +1935,7 @@ impl Routing {
     /// idle, then one at the caller's site, then by id.
     fn best_operator_for(&self, no: u64) -> Option<OperatorId> {
         let call = self.s.calls.get(&no)?;
-        if !call.is_waiting() || !call.callback_ready() {
+        if !call.is_waiting() || !call.callback_ready() || !self.call_reachable(call) {
             return None;
         }
         let queue = self.s.queues.get(&call.queue)?;
@@ -2090,9 +2116,14 @@ impl Routing {
         // What the projection shows, without cloning the membership list twice.
         let visible = |op: &Operator| (op.status.clone(), op.site, op.channel.clone(), op.since_ms, op.wake_ms);
         let before = self.s.operators.get(id).map(visible);
+        let was_offerable = self.is_offerable_here(id);
         self.index_operator(id, false);
         f(self.s.operators.get_mut(id).expect("operator exists"));
         self.index_operator(id, true);
+        if !was_offerable && self.is_offerable_here(id) {
+            // E.g. a re-login moved it from an unreachable site to a reachable one.
+            self.scratch.dirty_operators.insert(id.clone());
+        }
         if before != self.s.operators.get(id).map(visible) {
             if let Some(view) = self.operator_view(id) {
                 self.scratch.out.push(Effect::OperatorChanged(view));
@@ -2176,8 +2207,18 @@ impl Routing {
         // Timer entries are not removed here: a stale entry is skipped when it comes due.
     }
 
+    /// Offerable, and not at an unreachable site: what the `available` index holds.
+    fn is_offerable_here(&self, id: &OperatorId) -> bool {
+        self.s
+            .operators
+            .get(id)
+            .is_some_and(|op| op.is_offerable() && !sites::site_in(&self.s.unreachable_sites, op.site))
+    }
+
     fn index_operator(&mut self, id: &OperatorId, add: bool) {
         let Some(op) = self.s.operators.get(id) else { return };
+        // An operator at an unreachable site is not offered from here (see sites.rs).
+        let offerable = self.is_offerable_here(id);
         for (queue, penalty) in &op.config.memberships {
             let Some(idx) = self.idx.queues.get_mut(queue) else { continue };
             let delta = |count: &mut u32, on: bool| {
@@ -2191,7 +2232,7 @@ impl Routing {
             };
             delta(&mut idx.logged_in, op.is_logged_in());
             delta(&mut idx.ready, op.is_ready());
-            if op.is_offerable() {
+            if offerable {
                 let entry = (*penalty, op.idle_since_ms, id.clone());
                 if add {
                     idx.available.insert(entry);
@@ -2239,7 +2280,13 @@ impl Routing {
 
     /// Restores a state written by [`Routing::snapshot_bytes`]; indexes are rebuilt.
     pub fn restore(bytes: &[u8]) -> Result<Routing, codec::CodecError> {
-        let s: State = codec::decode_versioned(bytes, codec::DECODE_LIMIT_BYTES)?;
+        let s: State = match codec::decode_versioned(bytes, codec::DECODE_LIMIT_BYTES) {
+            Ok(s) => s,
+            // Written before the unreachable-site set was added at the end of the layout.
+            Err(e) => codec::decode_versioned::<sites::StateWithoutUnreachable>(bytes, codec::DECODE_LIMIT_BYTES)
+                .map(State::from)
+                .map_err(|_| e)?,
+        };
         let mut routing = Routing { s, idx: Indexes::default(), scratch: Scratch::default() };
         routing.rebuild_indexes();
         Ok(routing)
@@ -2310,6 +2357,16 @@ impl Routing {
         let no = *self.idx.call_numbers.get(call)?;
         let position = self.position_of_no(no)?;
         Some((position, self.eta_ms(&self.s.calls[&no].queue, position)))
+    }
+
+    /// The offer this call is under right now, as its `Offer` effect carried it (a site
+    /// that restarted mid-offer picks it up from here).
+    pub fn current_offer(&self, call: &CallId) -> Option<Offer> {
+        let no = *self.idx.call_numbers.get(call)?;
+        match &self.s.calls[&no].state {
+            CallState::Offered { operator, fence, .. } => Some(self.offer_for(no, operator, *fence)),
+            _ => None,
+        }
     }
 
     pub fn call_view(&self, call: &CallId) -> Option<CallView> {

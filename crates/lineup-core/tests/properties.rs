@@ -44,6 +44,7 @@ enum Action {
     Pull { op: usize, pick: Option<usize> },
     Tick { dt_ms: u64 },
     SiteLost { site: u64 },
+    SiteUnreachable { site: u64 },
     SiteBack { site: u64 },
     Duplicate { pick: usize },
 }
@@ -73,7 +74,8 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (op.clone(), prop::option::of(pick.clone())).prop_map(|(op, pick)| Action::Pull { op, pick }),
         4 => (0u64..40_000).prop_map(|dt_ms| Action::Tick { dt_ms }),
         1 => site.clone().prop_map(|site| Action::SiteLost { site }),
-        1 => site.prop_map(|site| Action::SiteBack { site }),
+        2 => site.clone().prop_map(|site| Action::SiteUnreachable { site }),
+        2 => site.prop_map(|site| Action::SiteBack { site }),
         1 => pick.prop_map(|pick| Action::Duplicate { pick }),
     ]
 }
@@ -245,6 +247,7 @@ fn command_for(h: &Harness, action: &Action, calls_made: &mut u64) -> Option<Com
         },
         Action::Tick { dt_ms } => CommandBody::Tick { now_ms: h.now_ms + dt_ms },
         Action::SiteLost { site } => CommandBody::SiteLost { site: SiteId(*site) },
+        Action::SiteUnreachable { site } => CommandBody::SiteUnreachable { site: SiteId(*site) },
         Action::SiteBack { site } => CommandBody::SiteBack { site: SiteId(*site) },
         // Handled by the runner: it re-applies an exact earlier command.
         Action::Duplicate { .. } => return None,
@@ -257,6 +260,14 @@ fn reference_eligible(h: &Harness, op: &OperatorConfig, call: &CallView, call_sk
     let Some(queue) = h.routing.queue_config(&call.queue) else { return false };
     let Some(penalty) = op.memberships.get(&call.queue) else { return false };
     if queue.pull_only || call.not_before_ms.is_some_and(|t| t > h.routing.now_ms()) {
+        return false;
+    }
+    // Nothing is offered across an unreachable site (a callback promise has no caller leg).
+    let operator_site = h.routing.operator_view(&op.id).and_then(|v| v.site);
+    let promise = call.status == CallStatus::CallbackWaiting;
+    if operator_site.is_some_and(|s| h.routing.is_site_unreachable(s))
+        || (!promise && h.routing.is_site_unreachable(call.entry_site))
+    {
         return false;
     }
     let has = |skills: &BTreeMap<Skill, u8>| skills.iter().all(|(s, l)| op.skills.get(s).is_some_and(|have| have >= l));

@@ -517,6 +517,97 @@ fn site_lost_ends_its_callers_frees_offers_and_keeps_callback_promises() {
     h.enqueue("new-on-a", "sales", SITE_A);
 }
 
+/// The double booking seen on real Asterisk boxes: a silent caller's site was declared lost,
+/// which freed its connected operator at another site for a second caller while both boxes
+/// still carried the first call. Silence makes a site unreachable, which ends nothing.
+#[test]
+fn an_unreachable_site_keeps_its_calls_and_nothing_is_offered_across_it() {
+    let mut h = Harness::new();
+    h.queue(QueueConfig { id: QueueId::new("sales"), max_wait_ms: Some(300_000), ..Default::default() });
+    h.operator("b", SITE_B, &[("sales", 0)], &[]);
+    h.operator("b2", SITE_B, &[("sales", 0)], &[]);
+    h.operator("a", SITE_A, &[("sales", 0)], &[]);
+    h.login("b", SITE_B);
+    let (_, _, fence) = Harness::the_offer(&h.enqueue("talking", "sales", SITE_A));
+    h.connect("talking", "b", fence);
+    h.enqueue("on-a-waiting", "sales", SITE_A);
+    let (_, _, offer_to_a) = Harness::the_offer(&h.login("a", SITE_A));
+    h.enqueue("on-b-waiting", "sales", SITE_B);
+
+    h.ok(CommandBody::SiteUnreachable { site: SITE_A });
+    assert!(h.routing.is_site_unreachable(SITE_A));
+    assert_eq!(h.status("b"), OperatorStatus::Busy { call: id("talking"), fence });
+    // Nothing ends however long the silence, and the offer to a's operator stands.
+    let effects = h.advance(120_000);
+    assert!(h.outcomes().is_empty(), "silence ended calls: {:?}", h.outcomes());
+    assert!(matches!(h.status("a"), OperatorStatus::Offered { .. }));
+    Harness::no_offer(&effects);
+    // Nothing is offered across it: b2 at site B does not get site A's caller, only B's own.
+    let effects = h.login("b2", SITE_B);
+    assert_eq!(Harness::the_offer(&effects).0, "on-b-waiting");
+    h.routing.check_invariants().unwrap();
+
+    // The site is heard again: its timers run again (the offer it never answered is taken
+    // back), and its caller is offered again.
+    h.ok(CommandBody::SiteBack { site: SITE_A });
+    assert!(!h.routing.is_site_unreachable(SITE_A));
+    h.complete("talking", fence, HungUpBy::Caller);
+    let effects = h.advance(2_000);
+    assert!(!matches!(h.status("a"), OperatorStatus::Offered { fence, .. } if fence == offer_to_a));
+    assert_eq!(Harness::the_offer(&effects).0, "on-a-waiting");
+    h.routing.check_invariants().unwrap();
+}
+
+#[test]
+fn an_operator_at_an_unreachable_site_is_offered_nothing_until_it_is_back() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.operator("b", SITE_B, &[("sales", 0)], &[]);
+    h.login("b", SITE_B);
+    h.ok(CommandBody::SiteUnreachable { site: SITE_B });
+    Harness::no_offer(&h.enqueue("on-a", "sales", SITE_A));
+    assert_eq!(h.status("b"), OperatorStatus::Available);
+    let (_, effects) = h.ok(CommandBody::SiteBack { site: SITE_B });
+    assert_eq!(Harness::the_offer(&effects).0, "on-a");
+    // Unreachable is not lost: a new caller at an unreachable site is still admitted.
+    h.ok(CommandBody::SiteUnreachable { site: SITE_A });
+    let (r, _) = h.enqueue_full("new-on-a", "sales", None, None, SITE_A, &[]);
+    assert!(r.is_ok(), "{r:?}");
+    h.routing.check_invariants().unwrap();
+}
+
+#[test]
+fn a_refused_trunk_call_gives_the_caller_its_place_and_costs_the_operator_nothing() {
+    let mut h = Harness::new();
+    h.queue(QueueConfig { id: QueueId::new("sales"), misses_before_break: 1, ..Default::default() });
+    h.ring_operator("b", SITE_B, &[("sales", 0)]);
+    h.login("b", SITE_B);
+    let (_, _, fence) = Harness::the_offer(&h.enqueue("c1", "sales", SITE_A));
+    let (_, effects) = h.ok(CommandBody::OfferFailed {
+        call: id("c1"),
+        operator: OperatorId::new("b"),
+        fence,
+        reason: OfferFailure::TrunkFailed { cause: 34 },
+    });
+    // Offered again at once: not on break, no rest after a miss.
+    assert_eq!(Harness::the_offer(&effects).0, "c1");
+    assert!(!h.log_lines().iter().any(|l| l.contains("RINGNOANSWER")));
+}
+
+/// A snapshot written before the unreachable-site set existed still restores.
+#[test]
+fn a_snapshot_without_the_unreachable_set_restores() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.enqueue("c1", "sales", SITE_A);
+    let bytes = h.routing.snapshot_bytes();
+    // The old layout is the new one without its last field, an empty map (one zero byte).
+    assert_eq!(bytes.last(), Some(&0));
+    let old = &bytes[..bytes.len() - 1];
+    let restored = Routing::restore(old).unwrap();
+    assert_eq!(restored.snapshot_bytes(), bytes);
+}
+
 #[test]
 fn announcements_report_position_and_eta_rounded_up() {
     let mut h = Harness::new();

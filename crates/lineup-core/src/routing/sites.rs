@@ -1,0 +1,131 @@
+//! Site health as the routing core sees it.
+//!
+//! A site the leader cannot hear is **unreachable**, not gone: its Asterisk still carries
+//! its calls, and its node may be restarting or cut off by the WAN. So nothing is ended,
+//! freed or logged out because of silence. What changes is that nothing is offered across
+//! it: its waiting callers are not offered to anyone, its operators are not offered any
+//! caller, and timers whose action only that site could carry out (a caller's max wait, an
+//! offer's deadline) wait until it is heard again. Only `SiteLost` (an admin's declaration,
+//! or silence for the long `site_lost_after_ms`) ends its calls.
+
+use super::{CallState, Response, Routing, State};
+use crate::ids::{OperatorId, SiteId};
+use crate::model::Call;
+use crate::CommandResult;
+use std::collections::BTreeMap;
+
+/// A timer that a silent site would have to act on is looked at again after this long.
+pub const UNREACHABLE_TIMER_RECHECK_MS: u64 = 1_000;
+
+/// Is `site` (when there is one) in the unreachable set?
+pub(super) fn site_in(unreachable: &BTreeMap<SiteId, u64>, site: Option<SiteId>) -> bool {
+    site.is_some_and(|s| unreachable.contains_key(&s))
+}
+
+impl Routing {
+    pub(super) fn site_unreachable(&mut self, site: SiteId) -> CommandResult {
+        if !self.s.lost_sites.contains(&site) && !self.s.unreachable_sites.contains_key(&site) {
+            let now = self.s.now_ms;
+            self.set_site_unreachable(site, Some(now));
+        }
+        Ok(Response::Done)
+    }
+
+    pub(super) fn site_back(&mut self, site: SiteId) -> CommandResult {
+        self.s.lost_sites.remove(&site);
+        if self.s.unreachable_sites.contains_key(&site) {
+            self.set_site_unreachable(site, None);
+            // Its callers may be offered again.
+            let waiting: Vec<u64> =
+                self.s.calls.values().filter(|c| c.entry_site == site && c.is_waiting()).map(|c| c.no).collect();
+            self.scratch.dirty_calls.extend(waiting);
+        }
+        Ok(Response::Done)
+    }
+
+    /// Marks the site unreachable since `since_ms`, or reachable (None). The site's operators
+    /// leave or rejoin the offerable index, which depends on the set.
+    pub(super) fn set_site_unreachable(&mut self, site: SiteId, since_ms: Option<u64>) {
+        let at_site: Vec<OperatorId> =
+            self.s.operators.values().filter(|op| op.site == Some(site)).map(|op| op.config.id.clone()).collect();
+        for id in &at_site {
+            self.index_operator(id, false);
+        }
+        match since_ms {
+            Some(at) => self.s.unreachable_sites.insert(site, at),
+            None => self.s.unreachable_sites.remove(&site),
+        };
+        for id in at_site {
+            self.index_operator(&id, true);
+            self.scratch.dirty_operators.insert(id);
+        }
+    }
+
+    /// May this call be offered, as far as its caller's site goes? A callback promise has no
+    /// caller leg: the operator's site places the call, so it is always reachable.
+    pub(super) fn call_reachable(&self, call: &Call) -> bool {
+        call.callback.is_some() || !self.s.unreachable_sites.contains_key(&call.entry_site)
+    }
+
+    /// Is the site holding this live caller's leg unreachable?
+    pub(super) fn caller_site_unreachable(&self, no: u64) -> bool {
+        self.s.calls.get(&no).is_some_and(|c| !self.call_reachable(c))
+    }
+
+    /// Does the current offer of this call involve a site that is unreachable?
+    pub(super) fn offer_spans_unreachable_site(&self, no: u64) -> bool {
+        let Some(call) = self.s.calls.get(&no) else { return false };
+        match &call.state {
+            CallState::Offered { operator_site, .. } => {
+                self.s.unreachable_sites.contains_key(operator_site) || !self.call_reachable(call)
+            }
+            _ => false,
+        }
+    }
+
+    /// Sites the leader has not heard for a while, with the core time it said so.
+    pub fn unreachable_sites(&self) -> impl Iterator<Item = (SiteId, u64)> + '_ {
+        self.s.unreachable_sites.iter().map(|(site, since)| (*site, *since))
+    }
+
+    pub fn is_site_unreachable(&self, site: SiteId) -> bool {
+        self.s.unreachable_sites.contains_key(&site)
+    }
+}
+
+/// The snapshot layout before `unreachable_sites` existed (same fields, in order, without
+/// it). `Routing::restore` falls back to it, so a node upgraded in place restores the
+/// snapshot its previous version wrote.
+#[derive(serde::Deserialize)]
+pub(super) struct StateWithoutUnreachable {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, super::OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+}
+
+impl From<StateWithoutUnreachable> for State {
+    fn from(old: StateWithoutUnreachable) -> State {
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            unreachable_sites: BTreeMap::new(),
+        }
+    }
+}
