@@ -12,6 +12,7 @@ pub mod bench;
 pub mod certs;
 mod error;
 pub mod frame;
+pub mod leader_duty;
 pub mod log_store;
 pub mod node;
 pub mod relay;

@@ -10,8 +10,10 @@
 //! - Writes from any site ([`ClusterNode::submit`]) go to the leader over the peer link; the
 //!   caller gets the committed result or a definite error. A timeout (unknown outcome) is
 //!   resolved by reading the result back by command id, never by a blind retry.
-//! - The leader proposes `Tick` every [`ClusterTiming::tick_interval_ms`], and `SiteLost` /
-//!   `SiteBack` when a member stops or resumes answering for [`ClusterTiming::site_lost_after_ms`].
+//! - The leader proposes `Tick` every [`ClusterTiming::tick_interval_ms`], and the members'
+//!   health ([`crate::leader_duty`]): `SiteUnreachable` when one has not answered for
+//!   [`ClusterTiming::site_unreachable_after_ms`], `SiteBack` when it answers again, and
+//!   `SiteLost` only after the long [`ClusterTiming::site_lost_after_ms`].
 
 use std::collections::{BTreeMap, BTreeSet};
 // The raft-types macro names `Cursor` unqualified for its default SnapshotData.
@@ -39,6 +41,7 @@ use tokio::time::Instant;
 
 use crate::batch::{apply_index, CommandBatch, Proposer, ENTRY_GATHER_BYTES};
 use crate::frame::{PEER_DECODE_LIMIT_BYTES, PEER_FRAME_MAX_BYTES};
+use crate::leader_duty::{decide, HealthThresholds, MemberHealth};
 use crate::log_store::{open_database, RedbLogStore, WriterFinished};
 use crate::rpc::{Committed, LeaderError, PeerRequest, PeerResponse};
 use crate::state_machine::{ReplicatedState, StateMachineStore};
@@ -72,9 +75,17 @@ pub const ELECTION_TIMEOUT_MIN_MS: u64 = 500;
 pub const ELECTION_TIMEOUT_MAX_MS: u64 = 900;
 /// The leader's clock rate into the routing core (`Tick`).
 pub const TICK_INTERVAL_MS: u64 = 1_000;
-/// A member that has not answered the leader for this long is declared lost (`SiteLost`),
-/// so its callers get their outcome.
-pub const SITE_LOST_AFTER_MS: u64 = 10_000;
+/// A member that has not answered the leader for this long is unreachable
+/// (`SiteUnreachable`): nothing is offered across it, its calls go on. Chosen with the peer
+/// transport: a live member answers every heartbeat ([`HEARTBEAT_INTERVAL_MS`]), a leader
+/// change takes under 2 s, and a restarted member greets its peers as it starts, so it is
+/// heard again well within this (see `transport::quic`).
+pub const SITE_UNREACHABLE_AFTER_MS: u64 = 3_000;
+/// A member silent for this long is declared lost (`SiteLost`): its calls end and its
+/// operators are logged out. Long on purpose: a silent node's Asterisk keeps carrying its
+/// calls, and a node that comes back reconciles them itself; an admin declares a site that
+/// is really gone sooner (`lineup cluster declare-lost`). 0 disables it.
+pub const SITE_LOST_AFTER_MS: u64 = 2 * 60 * 60 * 1_000;
 /// How long a client write may take before its outcome counts as unknown.
 pub const CLIENT_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Bound on a request a leader serves for a peer (forwarded write, read index).
@@ -102,6 +113,7 @@ const _: () =
     assert!(MAX_PAYLOAD_ENTRIES as usize * (ENTRY_GATHER_BYTES + COMMAND_MAX_BYTES) * 2 <= PEER_FRAME_MAX_BYTES);
 const _: () = assert!((SNAPSHOT_CHUNK_BYTES as usize) * 2 <= PEER_FRAME_MAX_BYTES);
 const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 <= ELECTION_TIMEOUT_MIN_MS);
+const _: () = assert!(ELECTION_TIMEOUT_MAX_MS * 3 <= SITE_UNREACHABLE_AFTER_MS);
 
 /// Timing of one node; defaults suit sites on a WAN. Tests shorten them.
 #[derive(Debug, Clone)]
@@ -110,6 +122,7 @@ pub struct ClusterTiming {
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
     pub tick_interval_ms: u64,
+    pub site_unreachable_after_ms: u64,
     pub site_lost_after_ms: u64,
     pub client_write_timeout_ms: u64,
 }
@@ -121,6 +134,7 @@ impl Default for ClusterTiming {
             election_timeout_min_ms: ELECTION_TIMEOUT_MIN_MS,
             election_timeout_max_ms: ELECTION_TIMEOUT_MAX_MS,
             tick_interval_ms: TICK_INTERVAL_MS,
+            site_unreachable_after_ms: SITE_UNREACHABLE_AFTER_MS,
             site_lost_after_ms: SITE_LOST_AFTER_MS,
             client_write_timeout_ms: CLIENT_WRITE_TIMEOUT_MS,
         }
@@ -611,11 +625,30 @@ impl<T: PeerTransport> ClusterNode<T> {
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
+        node.greet_members();
         Ok(node)
     }
 
     pub fn site(&self) -> u64 {
         self.site
+    }
+
+    /// Greets every other member known from the stored membership (a restart), so peers
+    /// holding a connection to our previous run replace it now rather than at its timeout.
+    fn greet_members(&self) {
+        let metrics = self.raft.metrics().borrow().clone();
+        let members: Vec<(u64, String)> = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.site)
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect();
+        let mut background = self.background.lock().unwrap_or_else(|p| p.into_inner());
+        for (peer, addr) in members {
+            let transport = self.transport.clone();
+            background.push(tokio::spawn(async move { transport.greet(peer, &addr).await }));
+        }
     }
 
     /// The openraft handle, for metrics and waits (`raft().wait(..)`).
@@ -730,12 +763,20 @@ impl<T: PeerTransport> ClusterNode<T> {
                     Err(_) => Err(ClusterError::Timeout { site: leader, timeout_ms: timeout.as_millis() as u64 }),
                 }
             } else {
-                match call_peer(&*self.transport, leader, &addr, &PeerRequest::ClientWrite(command.clone()), timeout)
-                    .await
-                {
-                    Ok(PeerResponse::ClientWrite(answer)) => Ok(answer),
-                    Ok(other) => Err(ClusterError::PeerRefused(format!("unexpected answer to a write: {other:?}"))),
-                    Err(e) => Err(e),
+                let request = PeerRequest::ClientWrite(command.clone());
+                let forward = call_peer(&*self.transport, leader, &addr, &request, timeout);
+                // A leader that died (kill -9, a cut link) may leave its connection looking
+                // alive until the timeout: as soon as another leader is known, stop waiting
+                // for this one and resolve the outcome with the new leader instead.
+                tokio::select! {
+                    answer = forward => match answer {
+                        Ok(PeerResponse::ClientWrite(answer)) => Ok(answer),
+                        Ok(other) => Err(ClusterError::PeerRefused(format!("unexpected answer to a write: {other:?}"))),
+                        Err(e) => Err(e),
+                    },
+                    true = self.leader_changed_from(leader, timeout) => {
+                        Err(ClusterError::ConnectionLost { site: leader, reason: "another leader took over".into() })
+                    }
                 }
             };
             match sent {
@@ -774,6 +815,15 @@ impl<T: PeerTransport> ClusterNode<T> {
     async fn propose_as_leader(&self, command: Command) -> Result<Committed, LeaderError> {
         let size = codec::encode_versioned(&command).map_err(|e| LeaderError::Refused(e.to_string()))?.len();
         self.proposer.propose(command, size).await
+    }
+
+    /// True once another leader than `old` is known; false if none is within `timeout`.
+    async fn leader_changed_from(&self, old: u64, timeout: Duration) -> bool {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(move |m| m.current_leader.is_some_and(|l| l != old), "another leader")
+            .await
+            .is_ok()
     }
 
     /// Waits (bounded) until the known leader is someone other than `old`.
@@ -838,8 +888,8 @@ impl<T: PeerTransport> ClusterNode<T> {
 }
 
 /// The leader's periodic duty, run every heartbeat interval: propose `Tick` every tick
-/// interval, `SiteLost`/`SiteBack` for members that stop or resume answering, and go quiet
-/// when cut off from a quorum. Holds only a weak reference, so it ends with the node.
+/// interval, the members' health ([`crate::leader_duty::decide`]), and go quiet when cut off
+/// from a quorum. Holds only a weak reference, so it ends with the node.
 ///
 /// Going quiet: openraft 0.9 keeps a leader that can send but not hear (a one-way
 /// partition) in office, and its heartbeats and replication retries keep resetting the
@@ -848,12 +898,15 @@ impl<T: PeerTransport> ClusterNode<T> {
 /// send, see [`PeerHealth::quiet`]) and stops proposing; the majority elects a new leader,
 /// and the quiet one steps down as soon as it hears the new term.
 async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, contact: PeerContact) {
-    let (period, tick_every, quorum_window, lost_after) = match node.upgrade() {
+    let (period, tick_every, quorum_window, thresholds) = match node.upgrade() {
         Some(node) => (
             Duration::from_millis(node.timing.heartbeat_interval_ms),
             Duration::from_millis(node.timing.tick_interval_ms),
             Duration::from_millis(node.timing.election_timeout_max_ms),
-            Duration::from_millis(node.timing.site_lost_after_ms),
+            HealthThresholds {
+                unreachable_after_ms: node.timing.site_unreachable_after_ms,
+                lost_after_ms: node.timing.site_lost_after_ms,
+            },
         ),
         None => return,
     };
@@ -900,18 +953,19 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
                 tracing::debug!(site = node.site, error = ?e, "tick not committed");
             }
         }
-        for site in peers {
-            // Silence counts from when we became leader: a new leader has heard nobody yet.
-            let silent_for = now.duration_since(last_contact.get(&site).copied().unwrap_or(since));
-            let lost = node.read_stale(|r| r.is_site_lost(SiteId(site)));
-            let body = if silent_for >= lost_after && !lost {
-                CommandBody::SiteLost { site: SiteId(site) }
-            } else if silent_for < lost_after && lost && last_contact.contains_key(&site) {
-                CommandBody::SiteBack { site: SiteId(site) }
-            } else {
-                continue;
-            };
-            tracing::info!(site = node.site, peer = site, kind = body.kind(), "member health change");
+        let members: BTreeMap<u64, MemberHealth> = peers
+            .iter()
+            .map(|site| {
+                // Silence counts from when we became leader: a new leader has heard nobody yet.
+                let heard_at = last_contact.get(site).copied();
+                let silent_for_ms = now.duration_since(heard_at.unwrap_or(since)).as_millis() as u64;
+                let (unreachable, lost) =
+                    node.read_stale(|r| (r.is_site_unreachable(SiteId(*site)), r.is_site_lost(SiteId(*site))));
+                (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost })
+            })
+            .collect();
+        for body in decide(&members, thresholds) {
+            tracing::info!(site = node.site, kind = body.kind(), "member health change");
             let command = Command { id: node.next_command_id(), at_ms: node.clock.now_unix_ms(), body };
             let _ = tokio::time::timeout(write_timeout, node.propose_as_leader(command)).await;
         }

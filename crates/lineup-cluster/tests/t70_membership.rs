@@ -55,10 +55,14 @@ async fn five_sites_bootstrap_and_commit() {
     }
 }
 
+/// A silent site is unreachable first: its caller keeps waiting (its Asterisk still carries
+/// the call). Only the long limit declares it lost, which gives the caller its outcome; once
+/// it answers again it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_sites_callers_get_their_outcome_and_the_site_comes_back() {
+async fn a_silent_site_is_unreachable_then_lost_and_comes_back() {
     let cluster = memory_cluster("site-lost", &[1, 2, 3], |mut config| {
-        config.timing.site_lost_after_ms = 1_000;
+        config.timing.site_unreachable_after_ms = 500;
+        config.timing.site_lost_after_ms = 3_000;
         config
     })
     .await;
@@ -79,6 +83,10 @@ async fn a_lost_sites_callers_get_their_outcome_and_the_site_comes_back() {
     drop(lost);
 
     let survivor = cluster.nodes[&leader].clone();
+    await_state(&survivor, "site unreachable", move |r| r.is_site_unreachable(SiteId(lost_site))).await;
+    let call = survivor.read_stale(|r| r.call_view(&CallId::new("stranded")));
+    assert_eq!(call.map(|c| c.status), Some(CallStatus::Waiting), "silence ends no call");
+
     await_state(&survivor, "site declared lost", move |r| r.is_site_lost(SiteId(lost_site))).await;
     let call = survivor.read_stale(|r| r.call_view(&CallId::new("stranded")));
     assert!(
@@ -90,8 +98,10 @@ async fn a_lost_sites_callers_get_their_outcome_and_the_site_comes_back() {
         ClusterNode::start(node_config(&cluster.dir, lost_site, fast_timing()), cluster.network.transport(lost_site))
             .await
             .unwrap();
-    await_state(&survivor, "site back", move |r| !r.is_site_lost(SiteId(lost_site))).await;
-    await_state(&back, "restarted site sees itself back", move |r| !r.is_site_lost(SiteId(lost_site))).await;
+    let back_everywhere =
+        move |r: &lineup_core::Routing| !r.is_site_lost(SiteId(lost_site)) && !r.is_site_unreachable(SiteId(lost_site));
+    await_state(&survivor, "site back", back_everywhere).await;
+    await_state(&back, "restarted site sees itself back", back_everywhere).await;
 
     back.shutdown().await;
     for node in cluster.nodes.values() {

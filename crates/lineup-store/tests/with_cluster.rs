@@ -34,7 +34,8 @@ async fn a_cluster_nodes_effect_stream_reaches_history_queue_log_and_redis() {
         election_timeout_min_ms: 300,
         election_timeout_max_ms: 600,
         tick_interval_ms: 200,
-        site_lost_after_ms: 3_000,
+        site_unreachable_after_ms: 3_000,
+        site_lost_after_ms: 60_000,
         client_write_timeout_ms: 2_000,
     };
     let network = MemoryNetwork::new(7);

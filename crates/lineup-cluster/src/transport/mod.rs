@@ -42,6 +42,14 @@ pub trait PeerTransport: Send + Sync + 'static {
         request: Vec<u8>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Vec<u8>, ClusterError>> + Send;
+
+    /// Makes contact with a peer as this node starts, so a peer that still holds a
+    /// connection to our previous run learns at once that we restarted (see `quic`).
+    /// Best effort; transports without connections do nothing.
+    fn greet(&self, target: u64, target_addr: &str) -> impl Future<Output = ()> + Send {
+        let _ = (target, target_addr);
+        async {}
+    }
 }
 
 /// A tiny deterministic PRNG (SplitMix64) for fault filters and backoff jitter. Not for

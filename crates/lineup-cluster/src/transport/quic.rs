@@ -6,12 +6,18 @@
 //!   certificate names another site is refused by TLS itself.
 //! - The dialler's first stream carries a hello frame with its site id; the listener checks
 //!   that the client certificate names that site and closes the connection otherwise. The
-//!   authenticated id is what the [`PeerHandler`] sees as `from`.
+//!   authenticated id is what the [`PeerHandler`] sees as `from`. The hello also carries
+//!   the dialler's incarnation (a random id per process start).
+//! - A restarted peer is heard at once: it greets every member as it starts
+//!   ([`PeerTransport::greet`]), and a hello from a new incarnation of a peer makes us drop
+//!   our own connection to it and redial without backoff. Without this, a connection to a
+//!   peer killed without a goodbye (`kill -9`, power loss) looks alive until the idle
+//!   timeout, and a peer that said goodbye is redialled only after the backoff.
 //! - Each request uses its own bidirectional stream: one length-prefixed frame each way
 //!   ([`crate::frame`]), size-checked before reading. One connection per peer is reused by
 //!   all requests; a broken connection is re-dialled with jittered exponential backoff.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,8 +34,11 @@ use crate::ClusterError;
 /// ALPN protocol id; bump the suffix on an incompatible wire change.
 pub const ALPN_PROTOCOL: &[u8] = b"lineup/1";
 /// Hello frame layout version (first byte of the hello).
-const HELLO_VERSION: u8 = 1;
-const HELLO_BYTES: usize = 1 + 8;
+const HELLO_VERSION: u8 = 2;
+/// Version 1 had no incarnation; still accepted from peers running an older build.
+const HELLO_VERSION_WITHOUT_INCARNATION: u8 = 1;
+const HELLO_BYTES: usize = 1 + 8 + 8;
+const HELLO_V1_BYTES: usize = 1 + 8;
 const HELLO_ACCEPTED: &[u8] = b"ok";
 
 /// Concurrent request streams a peer may have open on one connection.
@@ -40,6 +49,10 @@ pub const PEER_IDLE_TIMEOUT_MS: u64 = 10_000;
 pub const PEER_KEEP_ALIVE_MS: u64 = 2_000;
 /// Time allowed for the QUIC+TLS handshake and the hello exchange.
 pub const PEER_CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// RTT assumed before the first sample: QUIC's 333 ms default makes a handshake whose first
+/// packet met a peer still starting wait ~1 s for the retransmission; WAN sites are well
+/// under this, and the estimate adapts after the first sample.
+pub const PEER_INITIAL_RTT_MS: u64 = 100;
 /// First reconnect delay after a failed dial; doubles per failure up to the maximum.
 pub const RECONNECT_BACKOFF_BASE_MS: u64 = 100;
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 5_000;
@@ -48,6 +61,8 @@ pub const RECONNECT_BACKOFF_MAX_MS: u64 = 5_000;
 const CLOSE_REFUSED: u32 = 1;
 const CLOSE_SHUTDOWN: u32 = 2;
 const STREAM_BAD_FRAME: u32 = 3;
+/// Our connection to a peer that has restarted since it was made.
+const CLOSE_REPLACED: u32 = 4;
 
 /// Installs ring as the process-wide rustls crypto provider. Our own configs name ring
 /// explicitly, so this only matters for other rustls users in the process; call it at every
@@ -69,6 +84,7 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
     let idle = quinn::IdleTimeout::try_from(Duration::from_millis(PEER_IDLE_TIMEOUT_MS))
         .expect("the idle timeout constant fits QUIC's varint");
     config.max_idle_timeout(Some(idle));
+    config.initial_rtt(Duration::from_millis(PEER_INITIAL_RTT_MS));
     Arc::new(config)
 }
 
@@ -113,13 +129,42 @@ struct PeerLink {
     next_dial_at: Option<Instant>,
 }
 
+/// What the listening side learns from hellos, shared with the dialling side.
+#[derive(Default)]
+struct PeerIncarnations {
+    /// The last incarnation each peer greeted us with.
+    seen: Mutex<BTreeMap<u64, u64>>,
+    /// Peers that restarted since our connection to them was made: the next request drops
+    /// that connection and dials at once.
+    restarted: Mutex<BTreeSet<u64>>,
+}
+
+impl PeerIncarnations {
+    /// Records a hello; a peer we had not heard from, or one with a new incarnation, may
+    /// have restarted since we dialled it.
+    fn greeted(&self, site: u64, incarnation: Option<u64>) {
+        let Some(incarnation) = incarnation else { return };
+        let previous = self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(site, incarnation);
+        if previous != Some(incarnation) {
+            self.restarted.lock().unwrap_or_else(|p| p.into_inner()).insert(site);
+        }
+    }
+
+    fn take_restarted(&self, site: u64) -> bool {
+        self.restarted.lock().unwrap_or_else(|p| p.into_inner()).remove(&site)
+    }
+}
+
 /// A site's QUIC endpoint: it listens for peers and dials them.
 pub struct QuicTransport {
     site: u64,
+    /// Random per process start, sent in every hello.
+    incarnation: u64,
     endpoint: quinn::Endpoint,
     /// One entry per peer ever dialled; each behind its own async lock so concurrent
     /// requests to a peer share one dial.
     links: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<PeerLink>>>>,
+    incarnations: Arc<PeerIncarnations>,
     jitter: Mutex<SplitMix64>,
 }
 
@@ -130,11 +175,14 @@ impl QuicTransport {
         install_crypto_provider();
         let mut endpoint = quinn::Endpoint::server(server_config(identity)?, listen)?;
         endpoint.set_default_client_config(client_config(identity)?);
+        let mut jitter = SplitMix64::from_entropy();
         Ok(Self {
             site: identity.site,
+            incarnation: jitter.next_u64(),
             endpoint,
             links: Mutex::new(BTreeMap::new()),
-            jitter: Mutex::new(SplitMix64::from_entropy()),
+            incarnations: Arc::new(PeerIncarnations::default()),
+            jitter: Mutex::new(jitter),
         })
     }
 
@@ -181,6 +229,13 @@ impl QuicTransport {
     async fn connection(&self, target: u64, target_addr: &str) -> Result<quinn::Connection, ClusterError> {
         let link = self.link(target);
         let mut link = link.lock().await;
+        if self.incarnations.take_restarted(target) {
+            if let Some(old) = link.connection.take() {
+                old.close(CLOSE_REPLACED.into(), b"you restarted");
+            }
+            link.consecutive_failures = 0;
+            link.next_dial_at = None;
+        }
         if let Some(connection) = &link.connection {
             match connection.close_reason() {
                 None => return Ok(connection.clone()),
@@ -239,6 +294,7 @@ impl QuicTransport {
         let mut hello = Vec::with_capacity(HELLO_BYTES);
         hello.push(HELLO_VERSION);
         hello.extend_from_slice(&self.site.to_le_bytes());
+        hello.extend_from_slice(&self.incarnation.to_le_bytes());
         write_frame(&mut send, &hello, HELLO_BYTES).await?;
         let _ = send.finish();
         match read_frame(&mut recv, HELLO_ACCEPTED.len()).await {
@@ -274,11 +330,19 @@ impl Drop for QuicTransport {
 impl PeerTransport for QuicTransport {
     fn serve(&self, handler: Arc<dyn PeerHandler>) {
         let endpoint = self.endpoint.clone();
+        let incarnations = self.incarnations.clone();
         tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
-                tokio::spawn(serve_connection(incoming, handler.clone()));
+                tokio::spawn(serve_connection(incoming, handler.clone(), incarnations.clone()));
             }
         });
+    }
+
+    async fn greet(&self, target: u64, target_addr: &str) {
+        let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS);
+        if let Ok(Err(e)) = tokio::time::timeout(timeout, self.connection(target, target_addr)).await {
+            tracing::debug!(peer = target, error = %e, "could not greet peer");
+        }
     }
 
     async fn call(
@@ -303,14 +367,21 @@ impl PeerTransport for QuicTransport {
     }
 }
 
-/// The site a connected peer authenticated as, from its hello and certificate.
-fn authenticate(connection: &quinn::Connection, hello: &[u8]) -> Result<u64, ClusterError> {
-    if hello.len() != HELLO_BYTES || hello[0] != HELLO_VERSION {
-        return Err(ClusterError::PeerRefused("malformed hello".into()));
+/// Site id and incarnation (None from an older build) read from a hello.
+fn parse_hello(hello: &[u8]) -> Option<(u64, Option<u64>)> {
+    let word = |at: usize| hello.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    match (hello.first(), hello.len()) {
+        (Some(&HELLO_VERSION), HELLO_BYTES) => Some((word(1)?, Some(word(9)?))),
+        (Some(&HELLO_VERSION_WITHOUT_INCARNATION), HELLO_V1_BYTES) => Some((word(1)?, None)),
+        _ => None,
     }
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&hello[1..]);
-    let claimed = u64::from_le_bytes(id);
+}
+
+/// The site a connected peer authenticated as (from its hello and certificate), and the
+/// incarnation it greeted with.
+fn authenticate(connection: &quinn::Connection, hello: &[u8]) -> Result<(u64, Option<u64>), ClusterError> {
+    let (claimed, incarnation) =
+        parse_hello(hello).ok_or_else(|| ClusterError::PeerRefused("malformed hello".into()))?;
     let identity =
         connection.peer_identity().ok_or_else(|| ClusterError::PeerRefused("no client certificate".into()))?;
     let chain = identity
@@ -318,10 +389,14 @@ fn authenticate(connection: &quinn::Connection, hello: &[u8]) -> Result<u64, Clu
         .map_err(|_| ClusterError::PeerRefused("unexpected peer identity type".into()))?;
     let leaf = chain.first().ok_or_else(|| ClusterError::PeerRefused("empty client certificate chain".into()))?;
     verify_certificate_names_site(leaf, claimed)?;
-    Ok(claimed)
+    Ok((claimed, incarnation))
 }
 
-async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn PeerHandler>) {
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    handler: Arc<dyn PeerHandler>,
+    incarnations: Arc<PeerIncarnations>,
+) {
     // The handshake fails here for a client without a certificate chained to our CA.
     let connection = match incoming.await {
         Ok(connection) => connection,
@@ -332,7 +407,10 @@ async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn PeerHandle
     };
     let from =
         match tokio::time::timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS), accept_hello(&connection)).await {
-            Ok(Ok(site)) => site,
+            Ok(Ok((site, incarnation))) => {
+                incarnations.greeted(site, incarnation);
+                site
+            }
             Ok(Err(e)) => {
                 tracing::warn!(remote = %connection.remote_address(), error = %e, "peer refused");
                 connection.close(CLOSE_REFUSED.into(), e.to_string().as_bytes());
@@ -349,13 +427,13 @@ async fn serve_connection(incoming: quinn::Incoming, handler: Arc<dyn PeerHandle
     }
 }
 
-async fn accept_hello(connection: &quinn::Connection) -> Result<u64, ClusterError> {
+async fn accept_hello(connection: &quinn::Connection) -> Result<(u64, Option<u64>), ClusterError> {
     let (mut send, mut recv) = connection.accept_bi().await.map_err(|e| ClusterError::PeerRefused(e.to_string()))?;
     let hello = read_frame(&mut recv, HELLO_BYTES).await?;
-    let site = authenticate(connection, &hello)?;
+    let greeting = authenticate(connection, &hello)?;
     write_frame(&mut send, HELLO_ACCEPTED, HELLO_ACCEPTED.len()).await?;
     let _ = send.finish();
-    Ok(site)
+    Ok(greeting)
 }
 
 async fn serve_stream(
@@ -483,6 +561,7 @@ mod tests {
         let (mut send, mut recv) = connection.open_bi().await.unwrap();
         let mut hello = vec![HELLO_VERSION];
         hello.extend_from_slice(&claimed_site.to_le_bytes());
+        hello.extend_from_slice(&7u64.to_le_bytes());
         write_frame(&mut send, &hello, HELLO_BYTES).await.unwrap();
         send.finish().unwrap();
         let _ = read_frame(&mut recv, HELLO_ACCEPTED.len()).await;

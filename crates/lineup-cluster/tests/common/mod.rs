@@ -26,9 +26,10 @@ pub fn fast_timing() -> ClusterTiming {
         election_timeout_min_ms: 300,
         election_timeout_max_ms: 600,
         tick_interval_ms: 200,
-        // Longer than any test here runs: a loaded CI machine must not declare a slow site
-        // lost mid-test. Tests that exercise SiteLost set their own (t70).
-        site_lost_after_ms: 30_000,
+        // Longer than any test here runs: a loaded CI machine must not call a slow site
+        // unreachable or lost mid-test. Tests that exercise them set their own (t70).
+        site_unreachable_after_ms: 30_000,
+        site_lost_after_ms: 60_000,
         client_write_timeout_ms: 2_000,
     }
 }
