@@ -17,6 +17,8 @@ use lineup_core::{
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod adopt_trunk_in;
+
 /// Digits a caller may key to leave the queue, unless configured otherwise.
 pub const DEFAULT_EXIT_KEYS: &str = "0";
 /// Key that accepts a callback offer, and then confirms the number.
@@ -58,6 +60,11 @@ pub const ENDED_CHANNELS_REMEMBERED_MAX: usize = 4_096;
 pub const EARLY_TRUNK_WAIT_MS: u64 = 5_000;
 /// Most trunk calls held for their Offer at once; beyond it they are refused at once.
 pub const EARLY_TRUNK_LEGS_MAX: usize = 1_024;
+/// Q.850 causes with which the operator's site itself ends an unanswered trunk call (16
+/// normal clearing: it took the offer down and reports why; 19 no answer: the ring ran
+/// out). Any other cause is a refusal or a failure on the way, which the caller's site
+/// reports at once.
+pub const FAR_SITE_REPORTS_CAUSES: [i32; 2] = [16, 19];
 /// Least time between two reconciles the controller asks for itself (see `Action::Reconcile`).
 pub const ORPHAN_RECONCILE_INTERVAL_MS: u64 = 5_000;
 
@@ -569,11 +576,15 @@ impl SiteController {
                     self.on_dtmf(&channel.id, d, routing);
                 }
             }
-            EventKind::StasisEnd { channel } | EventKind::ChannelDestroyed { channel, .. } => {
+            EventKind::StasisEnd { channel } => {
                 self.remember_ended(&channel.id);
-                self.on_channel_gone(&channel.id)
+                self.on_channel_gone(&channel.id, None)
             }
-            EventKind::ChannelHangupRequest { channel, .. } => self.on_channel_gone(&channel.id),
+            EventKind::ChannelDestroyed { channel, cause, .. } => {
+                self.remember_ended(&channel.id);
+                self.on_channel_gone(&channel.id, Some(cause))
+            }
+            EventKind::ChannelHangupRequest { channel, cause, .. } => self.on_channel_gone(&channel.id, cause),
             EventKind::ChannelEnteredBridge { bridge, channel: Some(channel) } => {
                 self.on_entered_bridge(&bridge.id, &channel.id)
             }
@@ -771,7 +782,9 @@ impl SiteController {
         self.propose(CommandBody::RequestCallback { call, number }, Purpose::Callback { channel: ch.clone() });
     }
 
-    fn on_channel_gone(&mut self, ch: &ChannelId) {
+    /// A channel hung up or left Stasis; `cause` is the Q.850 hangup cause when the event
+    /// carried one.
+    fn on_channel_gone(&mut self, ch: &ChannelId, cause: Option<i32>) {
         self.early_trunks.retain(|_, (inbound, _)| inbound != ch);
         if let Some(leg) = self.callers.get_mut(ch) {
             let call = leg.call.clone();
@@ -816,10 +829,22 @@ impl SiteController {
                 return;
             }
             if exec.stage == OfferStage::Ringing && exec.kind == ExecKind::TrunkOut {
-                // The operator's site ended the trunk call unanswered; it reports why (or
-                // the core's offer deadline does). Just put the caller back on hold.
-                let exec = self.offers.remove(&(call, fence)).expect("present");
+                // Ended unanswered. Cleared normally (or unanswered) by the operator's site,
+                // which then reports why itself; refused or failed on the way (the far box
+                // has no Lineup node running, the trunk is down or congested), reported here
+                // at once so the caller is offered again and the operator is not charged.
+                let operator = exec.operator.clone();
+                let exec = self.offers.remove(&(call.clone(), fence)).expect("present");
                 self.undo_offer(exec);
+                if let Some(cause) = cause.filter(|c| !FAR_SITE_REPORTS_CAUSES.contains(c)) {
+                    let cause = u16::try_from(cause).unwrap_or(0);
+                    self.report(CommandBody::OfferFailed {
+                        call,
+                        operator,
+                        fence,
+                        reason: OfferFailure::TrunkFailed { cause },
+                    });
+                }
             } else if exec.stage == OfferStage::Ringing {
                 // Never answered: the operator missed the offer.
                 let operator = exec.operator.clone();
@@ -1806,7 +1831,7 @@ impl SiteController {
             // forget it, since no event about it will come.
             if self.callers.contains_key(channel) {
                 let channel = channel.clone();
-                self.on_channel_gone(&channel);
+                self.on_channel_gone(&channel, None);
                 if self.callers.get(&channel).is_some_and(|leg| leg.state == CallerState::Leaving) {
                     self.forget_caller(&channel);
                 }
@@ -1819,8 +1844,10 @@ impl SiteController {
                 return;
             }
             let operator = exec.operator.clone();
-            let reason = match (&failure, exec.mode, &exec.stage) {
-                (AriFailure::Gone(_), OperatorMode::Ring, OfferStage::Ringing) => OfferFailure::OperatorUnreachable,
+            let reason = match (&failure, &exec.kind, exec.mode, &exec.stage) {
+                // The trunk call to the operator's site could not be placed: not the operator's miss.
+                (_, ExecKind::TrunkOut, _, OfferStage::Ringing) => OfferFailure::TrunkFailed { cause: 0 },
+                (AriFailure::Gone(_), _, OperatorMode::Ring, OfferStage::Ringing) => OfferFailure::OperatorUnreachable,
                 _ => OfferFailure::BridgeFailed,
             };
             self.fail_offer(&call, fence, &operator, reason);
@@ -1835,7 +1862,8 @@ impl SiteController {
         for call in expired {
             if let Some((inbound, _)) = self.early_trunks.remove(&call) {
                 self.counters.offers_fenced_out += 1;
-                self.ari(AriRequest::Hangup(inbound, HangupReason::Normal));
+                // Not "normal clearing": the caller's site reads a refusal and reports it.
+                self.ari(AriRequest::Hangup(inbound, HangupReason::Congestion));
             }
         }
         let due: Vec<u64> = self
@@ -1906,7 +1934,7 @@ impl SiteController {
         gone.sort();
         gone.dedup();
         for ch in gone {
-            self.on_channel_gone(&ch);
+            self.on_channel_gone(&ch, None);
             // Asterisk no longer has the channel, so no later event will finish it: a caller
             // now leaving is forgotten here (an entering one waits for its Enqueue result).
             if self.callers.get(&ch).is_some_and(|leg| matches!(leg.state, CallerState::Leaving)) {
@@ -2072,6 +2100,9 @@ impl SiteController {
         //     the callee leg is ours): nobody else reports how they end, so they are adopted
         //     or finished here, never left to the dialplan as unknown channels.
         self.adopt_callbacks(&live, &bridged, routing);
+
+        // 3c. The operator's half of cross-site calls (their trunk legs came from elsewhere).
+        self.adopt_trunk_ins(&live, &bridged, routing);
 
         // 4. Channels in our application that the cluster never heard of entered while we
         //    were away: their dialplan arguments are still on the channel.
