@@ -106,7 +106,10 @@ pub struct Chaos<'a> {
 }
 
 impl Chaos<'_> {
-    fn note(&mut self, line: String) {
+    /// Logs a step with the stand-in's clock (the truth's times are on it).
+    async fn note(&mut self, line: String) {
+        let at_ms = self.standin.state().await.map(|state| state.now_ms).unwrap_or_default();
+        let line = format!("@{at_ms} ms {line}");
         eprintln!("lineup-chaos: {line}");
         self.log.push(line);
     }
@@ -137,7 +140,7 @@ impl Chaos<'_> {
             Target::OperatorNode => self.target_call(Some(true)).await.map(|e| e.operator_box as u64 + 1),
         };
         let Some(site) = site else {
-            self.note(format!("skipped {what}: nothing to aim at"));
+            self.note(format!("skipped {what}: nothing to aim at")).await;
             self.figures.skipped.push(what);
             return;
         };
@@ -155,7 +158,7 @@ impl Chaos<'_> {
             let api = layout.api_url();
             let ready = poll(READY_WAIT_MS, POLL_MS, || async { self.api.ready(&api).await.then_some(()) }).await;
             if ready.is_none() {
-                self.note(format!("site {site} not ready before the next fault"));
+                self.note(format!("site {site} not ready before the next fault")).await;
             }
         }
     }
@@ -195,7 +198,7 @@ impl Chaos<'_> {
         match stop {
             Stop::Term => {
                 if let Ok(false) = self.nodes.terminate(site).await {
-                    self.note(format!("site {site} did not exit on SIGTERM in time; killed"));
+                    self.note(format!("site {site} did not exit on SIGTERM in time; killed")).await;
                 }
             }
             Stop::Kill => {
@@ -209,14 +212,14 @@ impl Chaos<'_> {
         let log_at_stop = self.log_at_stop(site).await;
         let down_since = Instant::now();
         self.stop(site, stop).await;
-        self.note(format!("{what}: stopped"));
+        self.note(format!("{what}: stopped")).await;
         tokio::time::sleep_until(down_since + Duration::from_millis(RESTART_DOWN_MS)).await;
         self.bring_back(site, stop, what, log_at_stop).await;
     }
 
     async fn bring_back(&mut self, site: u64, stop: Stop, what: &str, log_at_stop: Option<u64>) {
         if let Err(error) = self.nodes.start(site) {
-            self.note(format!("{what}: could not start site {site}: {error:#}"));
+            self.note(format!("{what}: could not start site {site}: {error:#}")).await;
             return;
         }
         match stop {
@@ -233,7 +236,7 @@ impl Chaos<'_> {
         };
         self.note(format!(
             "{what}: ready {ready_after_start_ms:?} ms after start, heard by the leader {heard_after_ready_ms:?} ms after ready"
-        ));
+        )).await;
         let record = RestartRecord { what: what.to_string(), site, ready_after_start_ms, heard_after_ready_ms };
         self.figures.restarts_detail.push(record);
     }
@@ -260,7 +263,7 @@ impl Chaos<'_> {
         let log_at_stop = self.log_at_stop(leader).await;
         let killed_at = Instant::now();
         self.stop(leader, Stop::Kill).await;
-        self.note(format!("{what}: killed; operator free elsewhere: {free:?}"));
+        self.note(format!("{what}: killed; operator free elsewhere: {free:?}")).await;
         if let Some(site) = free {
             self.figures.leader_kill_to_answer_ms = Some(self.probe_answer(site, killed_at).await);
         } else {
@@ -291,7 +294,7 @@ impl Chaos<'_> {
         let call_id = match placed.await {
             Ok(call_id) => call_id,
             Err(error) => {
-                self.note(format!("leader kill probe: placing the caller failed: {error:#}"));
+                self.note(format!("leader kill probe: placing the caller failed: {error:#}")).await;
                 return LEADER_KILL_ANSWER_WAIT_MS;
             }
         };
@@ -300,7 +303,7 @@ impl Chaos<'_> {
             state.engaged.iter().any(|e| e.call_id == call_id).then(|| elapsed_ms(since))
         })
         .await;
-        self.note(format!("leader kill probe: caller {call_id} answered after {answered:?} ms"));
+        self.note(format!("leader kill probe: caller {call_id} answered after {answered:?} ms")).await;
         answered.unwrap_or(LEADER_KILL_ANSWER_WAIT_MS)
     }
 }

@@ -159,6 +159,7 @@ async fn drive(
     eprintln!("lineup-chaos: {} callers placed; draining", workload.placed());
     workload.stop().await;
     let truth = drain(standin).await?;
+    std::fs::write(dir.join("truth.json"), serde_json::to_string_pretty(&truth)?)?;
     let histories = read_histories(chaos.nodes, &truth).await;
     let (figures, wrong) = figures(&truth, &histories, &faults);
     let checks = checks(&figures);

@@ -125,11 +125,12 @@ fn node_toml(layout: &Layout, me: &SiteLayout, ari_port: u16) -> String {
     let mut peers = String::new();
     let mut trunks = String::new();
     for other in layout.sites.iter().filter(|other| other.site != me.site) {
+        // No `api_url`: with it, each node's GET /v1/cluster asks its peers' /v1/cluster, which
+        // ask theirs in turn, until a 1 s timeout per peer; the leader's answer then takes ~2 s,
+        // too coarse to time "heard again", and the chain loads the nodes under test.
         peers.push_str(&format!(
-            "[[cluster.peers]]\nsite = {}\naddress = \"127.0.0.1:{}\"\napi_url = \"{}\"\n\n",
-            other.site,
-            other.quic_port,
-            other.api_url()
+            "[[cluster.peers]]\nsite = {}\naddress = \"127.0.0.1:{}\"\n\n",
+            other.site, other.quic_port
         ));
         trunks.push_str(&format!("\"{0}\" = \"PJSIP/lineup-{{call}}@site-{0}\"\n", other.site));
     }

@@ -135,6 +135,7 @@ async fn add_operator(State(control): State<Control>, Json(request): Json<Operat
             mode: request.mode,
             pin: request.pin.clone(),
             login_leg: None,
+            login_taken: false,
             logins: 0,
         });
         log_in(world, &mut truth, &request.id)

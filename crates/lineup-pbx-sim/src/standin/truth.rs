@@ -108,6 +108,10 @@ pub struct OperatorTruth {
     pub pin: String,
     /// A persistent operator's current login leg.
     pub login_leg: Option<String>,
+    /// That leg has been in a bridge (the node took the login); only then does its end
+    /// count as a logout by a fault.
+    #[serde(default)]
+    pub login_taken: bool,
     pub logins: u64,
 }
 
@@ -268,6 +272,7 @@ impl Truth {
             record.logins += 1;
             if record.mode == OperatorMode::Persistent {
                 record.login_leg = leg;
+                record.login_taken = false;
             }
         }
     }
@@ -320,12 +325,18 @@ impl Truth {
     pub fn observe(&mut self, world: &PbxWorld) {
         self.now_ms = world.now_ms();
         let current = live_channels(world);
-        let gone: Vec<(Leg, String)> = self
+        let mut gone: Vec<(Leg, String)> = self
             .live
             .iter()
             .filter(|(leg, _)| !current.contains_key(*leg))
             .map(|(l, n)| (l.clone(), n.clone()))
             .collect();
+        // A caller the dialplan hung up inside the step that placed it was never seen live.
+        for (leg, _) in self.callers.iter().filter(|(leg, c)| c.ended_at_ms.is_none() && !current.contains_key(*leg)) {
+            if !self.live.contains_key(leg) {
+                gone.push((leg.clone(), "caller".into()));
+            }
+        }
         let by_name: BTreeMap<(usize, String), Leg> =
             current.iter().map(|(leg, name)| ((leg.0, name.clone()), leg.clone())).collect();
         self.live = current;
@@ -344,7 +355,15 @@ impl Truth {
         self.settle_engagements(world, &parties, &ended);
         self.check_double_booking();
         self.settle_ended_callers(&ended);
+        self.note_logins_taken(world);
         self.settle_operator_legs(&ended);
+    }
+
+    fn note_logins_taken(&mut self, world: &PbxWorld) {
+        for operator in self.operators.values_mut().filter(|o| !o.login_taken) {
+            let Some(leg) = operator.login_leg.clone().map(|id| (operator.box_index, id)) else { continue };
+            operator.login_taken = bridge_of(world, &leg).is_some();
+        }
     }
 
     /// For every live caller: the operator legs it hears now.
@@ -434,11 +453,12 @@ impl Truth {
                 self.engagements.push(engagement);
                 continue;
             }
-            self.engagement_ended(&engagement, ended);
+            let scene = describe_scene(world, &engagement);
+            self.engagement_ended(&engagement, ended, scene);
         }
     }
 
-    fn engagement_ended(&mut self, engagement: &Engagement, ended: &BTreeMap<Leg, String>) {
+    fn engagement_ended(&mut self, engagement: &Engagement, ended: &BTreeMap<Leg, String>, scene: String) {
         let scripted =
             self.scripted.get(&engagement.caller).or_else(|| self.scripted.get(&engagement.operator_leg)).copied();
         let now_ms = self.now_ms;
@@ -450,7 +470,7 @@ impl Truth {
             None => {
                 let torn: Vec<&String> = ended.values().collect();
                 let what = format!(
-                    "call {} with operator {} broke without a scripted hangup; torn down now: {:?}",
+                    "call {} with operator {} broke without a scripted hangup; torn down now: {:?}; {scene}",
                     caller.call_id, engagement.operator, torn
                 );
                 if caller.dropped.is_none() {
@@ -518,7 +538,7 @@ impl Truth {
             let Some(description) = ended.get(&leg) else { continue };
             operator.login_leg = None;
             relogins.push(operator.id.clone());
-            if !self.scripted.contains_key(&leg) {
+            if operator.login_taken && !self.scripted.contains_key(&leg) {
                 self.operator_legs_dropped += 1;
                 let what = format!("operator {} logged out by a teardown: {description}", operator.id);
                 push_incident(&mut self.operator_leg_drops, now_ms, what);
@@ -577,6 +597,21 @@ fn describe_end(ended_by: &EndedBy) -> String {
         EndedBy::Peer { box_index, channel } => format!("peer (box {} channel {channel})", box_index.0),
         other => ended_kind(other).to_string(),
     }
+}
+
+/// Where the caller and the operator leg are now, for an incident's details.
+fn describe_scene(world: &PbxWorld, engagement: &Engagement) -> String {
+    let describe = |leg: &Leg| match world.get_channel(BoxIndex(leg.0), &leg.1) {
+        Err(_) => "gone".to_string(),
+        Ok(channel) => {
+            let bridge = bridge_of(world, leg).and_then(|b| world.get_bridge(BoxIndex(b.0), &b.1).ok());
+            let bridge =
+                bridge.map(|b| format!("{:?} bridge {} with {} channels", b.bridge_type, b.id, b.channels.len()));
+            let place = format!("{}({})", channel.dialplan.app_name, channel.dialplan.app_data);
+            format!("{:?}, at {place}, {}", channel.state, bridge.unwrap_or_else(|| "in no bridge".into()))
+        }
+    };
+    format!("caller: {}; operator leg: {}", describe(&engagement.caller), describe(&engagement.operator_leg))
 }
 
 fn channel_id(id: &str) -> ChannelId {
