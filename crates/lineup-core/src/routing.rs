@@ -49,6 +49,9 @@ pub const COMMAND_CLOCK_LEAD_MAX_MS: u64 = 2_000;
 pub const OFFER_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// Slack on top of the ring timeout for trunk set-up before the core takes a ring-mode offer back.
 pub const OFFER_RING_GRACE_MS: u64 = 5_000;
+/// After a trunk call to an operator's site failed (refused, congested, no node there), the
+/// operator is not offered again for this long. Not a miss: it never counts toward a break.
+pub const TRUNK_FAILURE_REST_MS: u64 = 2_000;
 /// How long the operator's site may take to reach a callback number before the core gives up.
 pub const CALLBACK_DIAL_TIMEOUT_MS: u64 = 90_000;
 /// Longest E.164 number (digits, without the `+`).
@@ -1433,7 +1436,14 @@ impl Routing {
         match reason {
             OfferFailure::OperatorUnreachable => self.go_offline(operator),
             OfferFailure::BridgeFailed => self.release_after_offer(operator, true),
-            OfferFailure::TrunkFailed { .. } | OfferFailure::Interrupted => self.release_after_offer(operator, false),
+            OfferFailure::TrunkFailed { .. } => {
+                // Not a miss; but the same trunk would likely fail again at once, so the
+                // operator rests briefly instead of being offered across it in a tight loop.
+                self.release_after_offer(operator, false);
+                let wake_at = self.s.now_ms.saturating_add(TRUNK_FAILURE_REST_MS);
+                self.with_operator(operator, |op| op.wake_ms = Some(wake_at));
+            }
+            OfferFailure::Interrupted => self.release_after_offer(operator, false),
         }
         Ok(Response::Done)
     }

@@ -589,9 +589,13 @@ fn a_refused_trunk_call_gives_the_caller_its_place_and_costs_the_operator_nothin
         fence,
         reason: OfferFailure::TrunkFailed { cause: 34 },
     });
-    // Offered again at once: not on break, no rest after a miss.
-    assert_eq!(Harness::the_offer(&effects).0, "c1");
+    // Not a miss (no break, nothing in the log), but a short rest so the same failing trunk
+    // is not tried again in a tight loop; then offered again.
+    Harness::no_offer(&effects);
+    assert_eq!(h.status("b"), OperatorStatus::Available);
     assert!(!h.log_lines().iter().any(|l| l.contains("RINGNOANSWER")));
+    let effects = h.advance(routing::TRUNK_FAILURE_REST_MS);
+    assert_eq!(Harness::the_offer(&effects).0, "c1");
 }
 
 /// A snapshot written before the unreachable-site set existed still restores.

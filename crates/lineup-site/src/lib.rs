@@ -25,5 +25,7 @@ pub mod driver;
 mod io;
 pub mod prompts;
 
-pub use controller::{SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, LOGIN_ATTEMPTS_MAX};
+pub use controller::{
+    SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX,
+};
 pub use io::{Action, AriFailure, AriRequest, Input, ProposeFailure};

@@ -263,6 +263,66 @@ fn a_trunk_call_that_arrives_before_its_offer_is_held_and_connected() {
     }
 }
 
+/// Seen on real boxes: the operator's site restarted during a cross-site call, took the
+/// live trunk leg for a new arrival, refused it after the early-trunk wait, and the call was
+/// cut and booked as completed by the operator. A restart adopts the trunk leg instead.
+#[test]
+fn a_restart_of_the_operators_site_during_a_cross_site_call_keeps_the_call() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2001", "9999", OperatorMode::Persistent, &["sales"]);
+    let op_leg = rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2001", "2001", "9999");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2001") == OperatorStatus::Available));
+    let caller = rig.caller("kim", "5000", Some(45_000));
+    let call = rig.call_id(&caller);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(30_000, connected), "connected across sites");
+
+    rig.deaf[1] = true;
+    rig.run_for(2_000);
+    rig.restart(1);
+    // Longer than a refused trunk call would take (EARLY_TRUNK_WAIT_MS).
+    rig.run_for(lineup_site::EARLY_TRUNK_WAIT_MS + 5_000);
+    assert!(connected(&rig), "still connected after the restart: {:?}", rig.outcome(&call));
+    assert!(matches!(rig.audio(&caller), Some(AudioPath::Connected { .. })), "caller still talks");
+    assert!(rig.site_at(1).counters.channels_adopted >= 2, "{:?}", rig.site_at(1).counters);
+
+    // The caller hangs up when done: one true outcome, the operator back in holding.
+    assert!(rig.run_until(60_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    assert!(rig.run_until(10_000, |r| r.operator_status("2001") == OperatorStatus::Available));
+    assert!(rig.audio_at(lineup_pbx_sim::BoxIndex(1), &op_leg).is_some(), "operator leg still up");
+}
+
+/// A trunk call that the far box refuses (its node is down, so `Stasis` fails there and
+/// the dialplan hangs up with congestion) is reported at once by the caller's site: the
+/// caller keeps its place and the operator is not charged a missed ring.
+#[test]
+fn a_refused_trunk_call_is_reported_at_once_and_not_charged_to_the_operator() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2002", "8888", OperatorMode::Ring, &["sales"]);
+    rig.phone_at(lineup_pbx_sim::BoxIndex(1), "phone-2002", PhoneBehaviour::default());
+    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2002", "2002", "8888");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2002") == OperatorStatus::Available));
+    // Site 2's node goes away: its application is gone from its box.
+    rig.deaf[1] = true;
+    rig.world.unregister_application(lineup_pbx_sim::BoxIndex(1), "lineup");
+    let caller = rig.caller("lee", "5000", None);
+    let call = rig.call_id(&caller);
+    let offered = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered));
+    assert!(rig.run_until(5_000, offered));
+    let offered_at = rig.now_ms();
+    let back = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Waiting));
+    assert!(rig.run_until(5_000, back), "the refusal is reported");
+    // Well before the ring timeout plus grace (20 s) would have taken the offer back.
+    assert!(rig.now_ms() - offered_at < 2_000, "reported after {} ms", rig.now_ms() - offered_at);
+    let missed = rig.effects.iter().any(|e| matches!(e, Effect::QueueLog(l) if l.verb == QueueLogVerb::RingNoAnswer));
+    assert!(!missed, "the operator was charged a missed ring");
+    let audio = rig.audio(&caller);
+    assert!(audio.is_some() && !matches!(audio, Some(AudioPath::Connected { .. })), "caller hears {audio:?}");
+}
+
 #[test]
 fn caller_at_site_one_is_answered_by_a_ring_mode_operator_at_site_two() {
     let mut rig = Rig::federation(2);

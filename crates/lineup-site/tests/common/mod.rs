@@ -109,6 +109,11 @@ impl Rig {
         &self.sites[0]
     }
 
+    /// The controller of site `index + 1`.
+    pub fn site_at(&self, index: usize) -> &SiteController {
+        &self.sites[index]
+    }
+
     pub fn now_ms(&self) -> u64 {
         EPOCH_MS + self.world.now_ms()
     }
@@ -399,6 +404,9 @@ impl Rig {
         let old = &self.sites[site];
         let mut cfg = SiteConfig::new(old.site(), 1_000_000 * (self.serial + 1));
         cfg.callback_endpoint = Some("PJSIP/{number}".into());
+        for j in (0..self.sites.len()).filter(|j| *j != site) {
+            cfg.trunk_endpoints.insert(SiteId(j as u64 + 1), format!("PJSIP/lineup-{{call}}@site-{}", j + 1));
+        }
         self.sites[site] = SiteController::new(cfg);
         self.inputs.retain(|(s, _)| *s != site);
         self.reconnect(site);
