@@ -9,7 +9,8 @@
 //!   caller channel is left and no site tracks a caller.
 //! - I3: when an offer is made, no waiting caller eligible for that operator has an earlier
 //!   order key (checked right after the command that made it, on the first node to apply
-//!   it). Explicit exceptions: callback promises still inside their retry delay.
+//!   it). Explicit exceptions: callback promises still inside their retry delay, and callers
+//!   of a site that is unreachable (nothing is offered across it).
 //! - I4: every committed callback promise ends (served, or failed after bounded attempts).
 //! - I5: at most one leader per term; every node applies the same entry (digest of commands,
 //!   results and offers) at every index; snapshots taken at one index are byte-identical;
@@ -268,6 +269,11 @@ pub fn order_check(routing: &Routing, applied: &Applied) -> Option<String> {
         let Some(cfg) = routing.operator_config(operator) else { continue };
         for w in &waiting {
             if !cfg.memberships.contains_key(&w.queue) || (w.priority, w.order_seq) >= key {
+                continue;
+            }
+            if !w.callback && routing.is_site_unreachable(w.entry_site) {
+                // Exception: nothing is offered across an unreachable site; its callers wait
+                // (keeping their place) until it is heard again.
                 continue;
             }
             if w.callback && routing.call_view(&w.call).is_some_and(|v| v.not_before_ms.is_some()) {
