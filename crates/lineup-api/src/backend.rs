@@ -103,6 +103,36 @@ pub struct MemberStatus {
     pub lag_entries: Option<u64>,
     /// The member's own health report, where this node knows it.
     pub health: Option<Health>,
+    /// What the replicated routing state says of the site: `up`, `unreachable` (silent: its
+    /// calls go on, nothing is offered across it) or `lost` (declared gone).
+    #[serde(default)]
+    pub site_state: SiteState,
+    /// Since when (Unix ms, the cluster's clock) the site has been unreachable.
+    #[serde(default)]
+    pub unreachable_since_ms: Option<u64>,
+}
+
+/// A site as the routing state sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteState {
+    #[default]
+    Up,
+    Unreachable,
+    Lost,
+}
+
+impl SiteState {
+    /// The site's state and, when unreachable, since when.
+    pub fn of(routing: &lineup_core::Routing, site: SiteId) -> (SiteState, Option<u64>) {
+        if routing.is_site_lost(site) {
+            return (SiteState::Lost, None);
+        }
+        match routing.unreachable_sites().find(|(s, _)| *s == site) {
+            Some((_, since)) => (SiteState::Unreachable, Some(since)),
+            None => (SiteState::Up, None),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -114,8 +114,22 @@ fn seconds(ms: u64) -> String {
 pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
     use lineup_core::stats::Stats;
     let health = state.backend.health();
-    let (queues, operators) = state.backend.read(|r| (crate::views::queue_rows(r), crate::views::operator_rows(r)));
+    let (queues, operators, unreachable) = state.backend.read(|r| {
+        let now_ms = r.now_ms();
+        let unreachable: Vec<(String, u64)> =
+            r.unreachable_sites().map(|(site, since)| (site.0.to_string(), now_ms.saturating_sub(since))).collect();
+        (crate::views::queue_rows(r), crate::views::operator_rows(r), unreachable)
+    });
     let mut t = Text(String::with_capacity(4096));
+
+    t.family(
+        "lineup_site_unreachable_seconds",
+        "gauge",
+        "How long the cluster has not heard a site (present only while it is unreachable).",
+    );
+    for (site, for_ms) in &unreachable {
+        t.sample("lineup_site_unreachable_seconds", &[("site", site.as_str())], seconds(*for_ms));
+    }
 
     t.family("lineup_queue_waiting_calls", "gauge", "Callers waiting on the line in the queue.");
     for q in &queues {

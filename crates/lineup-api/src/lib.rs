@@ -37,7 +37,7 @@ pub mod views;
 
 pub use backend::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
-    RaftHealth, RaftRole,
+    RaftHealth, RaftRole, SiteState,
 };
 pub use bench::{ApiBenchOptions, ApiBenchReport};
 pub use config::{ApiConfig, ApiToken, Role};
@@ -115,6 +115,7 @@ impl<B: ApiBackend> Routes<B> {
             .get("/v1/cluster", rest::get_cluster::<B>)
             .post("/v1/cluster/members", rest::add_member::<B>)
             .delete("/v1/cluster/members/{site}", rest::remove_member::<B>)
+            .post("/v1/cluster/members/{site}/lost", rest::declare_lost::<B>)
             .post("/v1/operators/{id}/state", rest::set_operator_state::<B>)
             .post("/v1/operators/{id}/logout", rest::logout_operator::<B>)
             .post("/v1/operators/{id}/pull", rest::pull::<B>)

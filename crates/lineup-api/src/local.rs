@@ -144,6 +144,7 @@ impl ApiBackend for LocalBackend {
 
     fn cluster(&self) -> impl std::future::Future<Output = ClusterStatus> + Send {
         let health = self.health();
+        let (site_state, unreachable_since_ms) = self.read(|r| crate::backend::SiteState::of(r, self.site));
         std::future::ready(ClusterStatus {
             leader: Some(self.site),
             term: 1,
@@ -153,6 +154,8 @@ impl ApiBackend for LocalBackend {
                 reachable: Some(true),
                 lag_entries: Some(0),
                 health: Some(health),
+                site_state,
+                unreachable_since_ms,
             }],
         })
     }

@@ -414,6 +414,27 @@ pub async fn remove_member<B: ApiBackend>(
     Ok(Json(s.backend.cluster().await))
 }
 
+/// Declares a site gone (`lineup cluster declare-lost`): its calls end and its operators are
+/// logged out. For a site that is really gone; a silent site is only unreachable, and its
+/// calls go on. Refused (before anything is proposed) for a site that is not a member or is
+/// lost already.
+pub async fn declare_lost<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Admin>,
+    Path(site): Path<u64>,
+) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
+    let site = lineup_core::SiteId(site);
+    let cluster = s.backend.cluster().await;
+    if !cluster.members.iter().any(|m| m.site == site) {
+        return Err(ApiError::Invalid { field: "site".into(), reason: format!("site {site} is not a member") });
+    }
+    if s.backend.read(|r| r.is_site_lost(site)) {
+        return Err(ApiError::Invalid { field: "site".into(), reason: format!("site {site} is already lost") });
+    }
+    submit(&*s.backend, CommandBody::SiteLost { site }).await?;
+    Ok(Json(s.backend.cluster().await))
+}
+
 // ------------------------------------------------------------------------------ actions
 
 #[derive(Serialize)]

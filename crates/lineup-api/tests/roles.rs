@@ -53,6 +53,27 @@ async fn membership_changes_are_admin_only_checked_and_refused_without_a_cluster
     rig.stop().await;
 }
 
+/// Declaring a site lost is an admin's explicit act, checked before anything is proposed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_a_site_lost_is_admin_only_and_checked() {
+    let rig = Rig::start().await;
+    let (status, body) = rig.call("get", "/v1/cluster", Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{body}");
+    let site = body["members"][0]["site"].as_u64().unwrap();
+    assert_eq!(body["members"][0]["site_state"], "up", "{body}");
+    let lost = format!("/v1/cluster/members/{site}/lost");
+    let (status, body) = rig.call("post", &lost, Some(SUPERVISOR), None).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = rig.call("post", "/v1/cluster/members/99/lost", Some(ADMIN), None).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("site")), "{body}");
+    let (status, body) = rig.call("post", &lost, Some(ADMIN), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["members"][0]["site_state"], "lost", "{body}");
+    let (status, body) = rig.call("post", &lost, Some(ADMIN), None).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("site")), "already lost: {body}");
+    rig.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_gets_403_on_every_write_and_nothing_changes() {
     let rig = Rig::start().await;

@@ -4,7 +4,7 @@
 use crate::node::{EdgeHealth as NodeEdges, Node, RunningNode};
 use lineup_api::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
-    RaftHealth, RaftRole,
+    RaftHealth, RaftRole, SiteState,
 };
 use lineup_cluster::batch::ENTRY_COMMANDS_MAX;
 use lineup_cluster::ClusterError;
@@ -157,12 +157,15 @@ impl ApiBackend for NodeBackend {
             };
             let health = if site == self.node.site() { Some(self.health()) } else { self.peer_health(site).await };
             let reachable = reachable.or(health.as_ref().map(|_| true));
+            let (site_state, unreachable_since_ms) = self.node.read_stale(|r| SiteState::of(r, SiteId(site)));
             members.push(MemberStatus {
                 site: SiteId(site),
                 voter: voters.contains(&site),
                 reachable,
                 lag_entries,
                 health,
+                site_state,
+                unreachable_since_ms,
             });
         }
         members.sort_by_key(|m| m.site);

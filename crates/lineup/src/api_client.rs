@@ -59,6 +59,14 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: ApiTarget,
     },
+    /// Declare a site gone: its calls end and its operators are logged out. Only for a site
+    /// that is really gone; a silent site is unreachable and its calls go on without this.
+    DeclareLost {
+        #[arg(long)]
+        site: u64,
+        #[command(flatten)]
+        target: ApiTarget,
+    },
 }
 
 pub fn cluster(command: &ClusterCommand) -> anyhow::Result<()> {
@@ -80,6 +88,14 @@ pub fn cluster(command: &ClusterCommand) -> anyhow::Result<()> {
                     target,
                     api.http.delete(format!("{}/v1/cluster/members/{site}", api.base)),
                     format!("site {site} removed"),
+                )
+            }
+            ClusterCommand::DeclareLost { site, target } => {
+                let api = Api::new(target)?;
+                (
+                    target,
+                    api.http.post(format!("{}/v1/cluster/members/{site}/lost", api.base)),
+                    format!("site {site} declared lost"),
                 )
             }
         };
@@ -240,17 +256,30 @@ fn list(v: &Value, key: &str) -> Vec<Value> {
 }
 
 /// Members, leader, lag and each site's edges.
+/// `up`, `lost`, or `unreachable` with how long, from a member row.
+fn site_state(member: &Value) -> String {
+    let state = text(&member["site_state"]);
+    match member["unreachable_since_ms"].as_u64() {
+        Some(since) if state == "unreachable" => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            format!("unreach {}s", (now as u64).saturating_sub(since) / 1_000)
+        }
+        _ => state,
+    }
+}
+
 fn render_cluster(cluster: &Value) -> String {
     let mut out = String::new();
     out.push_str(&format!("leader: site {}  term {}\n", text(&cluster["leader"]), text(&cluster["term"])));
-    out.push_str("SITE  VOTER  REACHABLE  LAG  ARI    REDIS  DATABASE\n");
+    out.push_str("SITE  VOTER  STATE        REACHABLE  LAG  ARI    REDIS  DATABASE\n");
     for m in list(cluster, "members") {
         let health = &m["health"];
         let edge = |e: &Value| if e.is_null() { "-".to_string() } else { text(&e["ok"]) };
         out.push_str(&format!(
-            "{:<5} {:<6} {:<10} {:<4} {:<6} {:<6} {}\n",
+            "{:<5} {:<6} {:<12} {:<10} {:<4} {:<6} {:<6} {}\n",
             text(&m["site"]),
             text(&m["voter"]),
+            site_state(&m),
             text(&m["reachable"]),
             text(&m["lag_entries"]),
             text(&health["ari_connected"]),
