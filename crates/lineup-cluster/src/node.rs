@@ -86,6 +86,10 @@ pub const SITE_UNREACHABLE_AFTER_MS: u64 = 3_000;
 /// calls, and a node that comes back reconciles them itself; an admin declares a site that
 /// is really gone sooner (`lineup cluster declare-lost`). 0 disables it.
 pub const SITE_LOST_AFTER_MS: u64 = 2 * 60 * 60 * 1_000;
+/// Replication to a member that was unreachable is retried after this long.
+pub const PEER_UNREACHABLE_RETRY_MS: u64 = 100;
+/// Bound on waiting for the stored membership to load before greeting the members.
+pub const GREET_MEMBERSHIP_WAIT_MS: u64 = 5_000;
 /// How long a client write may take before its outcome counts as unknown.
 pub const CLIENT_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Bound on a request a leader serves for a peer (forwarded write, read index).
@@ -418,6 +422,13 @@ impl<T: PeerTransport> PeerClient<T> {
 }
 
 impl<T: PeerTransport> RaftNetwork<LineupRaft> for PeerClient<T> {
+    /// openraft's default waits 500 ms between retries to an unreachable member; the
+    /// transport already backs off its own dials, and a member that comes back should be
+    /// replicated to within a heartbeat or so.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(PEER_UNREACHABLE_RETRY_MS)))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<LineupRaft>,
@@ -636,19 +647,31 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// Greets every other member known from the stored membership (a restart), so peers
     /// holding a connection to our previous run replace it now rather than at its timeout.
     fn greet_members(&self) {
-        let metrics = self.raft.metrics().borrow().clone();
-        let members: Vec<(u64, String)> = metrics
-            .membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != self.site)
-            .map(|(id, node)| (*id, node.addr.clone()))
-            .collect();
-        let mut background = self.background.lock().unwrap_or_else(|p| p.into_inner());
-        for (peer, addr) in members {
-            let transport = self.transport.clone();
-            background.push(tokio::spawn(async move { transport.greet(peer, &addr).await }));
-        }
+        let (raft, transport, site) = (self.raft.clone(), self.transport.clone(), self.site);
+        let greeting = tokio::spawn(async move {
+            // Raft publishes the stored membership once its core has loaded it; a node that
+            // never had one (a new site) has nobody to greet.
+            let wait = Duration::from_millis(GREET_MEMBERSHIP_WAIT_MS);
+            let loaded = raft
+                .wait(Some(wait))
+                .metrics(|m| m.membership_config.membership().nodes().count() > 0, "membership")
+                .await;
+            let Ok(metrics) = loaded else { return };
+            let members: Vec<(u64, String)> = metrics
+                .membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != site)
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect();
+            let mut greetings = tokio::task::JoinSet::new();
+            for (peer, addr) in members {
+                let transport = transport.clone();
+                greetings.spawn(async move { transport.greet(peer, &addr).await });
+            }
+            while greetings.join_next().await.is_some() {}
+        });
+        self.background.lock().unwrap_or_else(|p| p.into_inner()).push(greeting);
     }
 
     /// The openraft handle, for metrics and waits (`raft().wait(..)`).

@@ -153,10 +153,19 @@ impl PeerIncarnations {
     fn take_restarted(&self, site: u64) -> bool {
         self.restarted.lock().unwrap_or_else(|p| p.into_inner()).remove(&site)
     }
+
+    fn is_restarted(&self, site: u64) -> bool {
+        self.restarted.lock().unwrap_or_else(|p| p.into_inner()).contains(&site)
+    }
 }
 
 /// A site's QUIC endpoint: it listens for peers and dials them.
 pub struct QuicTransport {
+    /// Shared with dials running in their own tasks (see [`QuicTransport::call`]).
+    inner: Arc<QuicInner>,
+}
+
+struct QuicInner {
     site: u64,
     /// Random per process start, sent in every hello.
     incarnation: u64,
@@ -176,23 +185,24 @@ impl QuicTransport {
         let mut endpoint = quinn::Endpoint::server(server_config(identity)?, listen)?;
         endpoint.set_default_client_config(client_config(identity)?);
         let mut jitter = SplitMix64::from_entropy();
-        Ok(Self {
+        let inner = QuicInner {
             site: identity.site,
             incarnation: jitter.next_u64(),
             endpoint,
             links: Mutex::new(BTreeMap::new()),
             incarnations: Arc::new(PeerIncarnations::default()),
             jitter: Mutex::new(jitter),
-        })
+        };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, ClusterError> {
-        Ok(self.endpoint.local_addr()?)
+        Ok(self.inner.endpoint.local_addr()?)
     }
 
     /// Closes every connection and stops accepting.
     pub fn close(&self) {
-        self.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        self.inner.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
     }
 
     /// Closes every connection and waits (bounded by the idle timeout) until the peers
@@ -200,9 +210,45 @@ impl QuicTransport {
     /// handle on this transport is dropped.
     pub async fn shutdown(&self) {
         self.close();
-        let _ = tokio::time::timeout(Duration::from_millis(PEER_IDLE_TIMEOUT_MS), self.endpoint.wait_idle()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(PEER_IDLE_TIMEOUT_MS), self.inner.endpoint.wait_idle()).await;
     }
 
+    /// The connection to `target` if one is up and nobody is dialling or replacing it.
+    fn live_connection(&self, target: u64) -> Option<quinn::Connection> {
+        if self.inner.incarnations.is_restarted(target) {
+            return None;
+        }
+        let link = self.inner.link(target);
+        let link = link.try_lock().ok()?;
+        link.connection.clone().filter(|c| c.close_reason().is_none())
+    }
+
+    /// The connection to `target`, dialling in a task of its own when there is none: the
+    /// dial runs to its own timeout even if this request gives up first, so a handshake
+    /// slower than one heartbeat's budget still completes and the next request uses it.
+    async fn connection_by(
+        &self,
+        target: u64,
+        target_addr: &str,
+        deadline: Instant,
+    ) -> Result<quinn::Connection, ClusterError> {
+        if let Some(connection) = self.live_connection(target) {
+            return Ok(connection);
+        }
+        let inner = self.inner.clone();
+        let addr = target_addr.to_owned();
+        let dial = tokio::spawn(async move { inner.connection(target, &addr).await });
+        let unreachable = |reason: &str| ClusterError::Unreachable { site: target, reason: reason.into() };
+        match tokio::time::timeout_at(deadline, dial).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(_)) => Err(unreachable("the dial task failed")),
+            Err(_) => Err(unreachable("connect did not finish in time")),
+        }
+    }
+}
+
+impl QuicInner {
     fn link(&self, target: u64) -> Arc<tokio::sync::Mutex<PeerLink>> {
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links
@@ -329,8 +375,8 @@ impl Drop for QuicTransport {
 
 impl PeerTransport for QuicTransport {
     fn serve(&self, handler: Arc<dyn PeerHandler>) {
-        let endpoint = self.endpoint.clone();
-        let incarnations = self.incarnations.clone();
+        let endpoint = self.inner.endpoint.clone();
+        let incarnations = self.inner.incarnations.clone();
         tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
                 tokio::spawn(serve_connection(incoming, handler.clone(), incarnations.clone()));
@@ -340,7 +386,7 @@ impl PeerTransport for QuicTransport {
 
     async fn greet(&self, target: u64, target_addr: &str) {
         let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS);
-        if let Ok(Err(e)) = tokio::time::timeout(timeout, self.connection(target, target_addr)).await {
+        if let Ok(Err(e)) = tokio::time::timeout(timeout, self.inner.connection(target, target_addr)).await {
             tracing::debug!(peer = target, error = %e, "could not greet peer");
         }
     }
@@ -356,11 +402,8 @@ impl PeerTransport for QuicTransport {
             return Err(ClusterError::Frame(format!("request of {} bytes exceeds the frame limit", request.len())));
         }
         let deadline = Instant::now() + timeout;
-        let connection =
-            tokio::time::timeout_at(deadline, self.connection(target, target_addr)).await.map_err(|_| {
-                ClusterError::Unreachable { site: target, reason: "connect did not finish in time".into() }
-            })??;
-        match tokio::time::timeout_at(deadline, Self::exchange(&connection, &request)).await {
+        let connection = self.connection_by(target, target_addr, deadline).await?;
+        match tokio::time::timeout_at(deadline, QuicInner::exchange(&connection, &request)).await {
             Ok(result) => result.map_err(|e| e.for_site(target)),
             Err(_) => Err(ClusterError::Timeout { site: target, timeout_ms: timeout.as_millis() as u64 }),
         }
@@ -514,7 +557,7 @@ mod tests {
             assert_eq!(&answer[..8], &1u64.to_le_bytes(), "the server saw the authenticated sender");
         }
         assert_eq!(seen.load(Ordering::SeqCst), 16);
-        let links = one.links.lock().unwrap();
+        let links = one.inner.links.lock().unwrap();
         let link = links.get(&2).unwrap().try_lock().unwrap();
         let connection = link.connection.as_ref().unwrap();
         assert_eq!(link.consecutive_failures, 0);
@@ -618,12 +661,12 @@ mod tests {
         assert!(read_frame(&mut recv, PEER_FRAME_MAX_BYTES).await.is_err());
 
         // Garbage inside a well-formed frame: the handler refuses it with an answer.
-        let garbage = QuicTransport::exchange(&connection, &[0xFF; 64]).await.unwrap();
+        let garbage = QuicInner::exchange(&connection, &[0xFF; 64]).await.unwrap();
         assert!(String::from_utf8(garbage).unwrap().starts_with("refused"));
 
         // The connection still serves good requests.
         let good = codec::encode_versioned(&(5u64, String::from("sales"))).unwrap();
-        let answer = QuicTransport::exchange(&connection, &good).await.unwrap();
+        let answer = QuicInner::exchange(&connection, &good).await.unwrap();
         assert_eq!(answer, b"ok 5 sales");
         assert!(connection.close_reason().is_none());
     }
