@@ -273,14 +273,16 @@ impl Chaos<'_> {
         self.bring_back(leader, Stop::Kill, &what, log_at_stop).await;
     }
 
-    /// A site other than `leader` with an available operator.
+    /// A site other than `leader` with an available persistent-mode operator.
     async fn available_operator_elsewhere(&self, leader: u64) -> Option<u64> {
         let api = self.nodes.site(if leader == 1 { 2 } else { 1 }).ok()?.api_url();
         poll(AVAILABLE_OPERATOR_WAIT_MS, POLL_MS, || async {
             let states = self.api.operators(&api).await?;
+            // A persistent operator: its offer bridges at once, so the figure is Lineup's
+            // failover and not a ring-mode phone's scripted answer delay.
             states.iter().filter(|(_, state)| state == "available").find_map(|(id, _)| {
-                let site = self.operators.iter().find(|o| &o.id == id)?.site;
-                (site != leader).then_some(site)
+                let operator = self.operators.iter().find(|o| &o.id == id)?;
+                (operator.site != leader && !operator.ring).then_some(operator.site)
             })
         })
         .await

@@ -25,6 +25,13 @@ pub const APPLIED_SINK_CAPACITY_COMMANDS: usize = 65_536;
 pub const CONFIG_MIRROR_CHECK_INTERVAL_MS: u64 = 1_000;
 /// How often ARI's REST side is probed for the health report.
 pub const ARI_PROBE_INTERVAL_MS: u64 = 5_000;
+/// Bound on waiting for the node to catch up with the cluster before site control starts
+/// (see `catch_up_with_cluster`).
+pub const SITE_START_CATCH_UP_WAIT_MS: u64 = 10_000;
+/// Linearizable reads tried within that bound (each is bounded by the write timeout).
+pub const SITE_START_CATCH_UP_ATTEMPTS_MAX: u32 = 20;
+/// Pause after a read that failed at once (no leader known yet).
+pub const SITE_START_CATCH_UP_RETRY_MS: u64 = 250;
 
 pub type Node = ClusterNode<QuicTransport>;
 
@@ -112,14 +119,14 @@ impl RunningNode {
         let ari = Arc::new(HttpAri::new(&spec.ari).context("ARI client")?);
         let edges = Arc::new(EdgeHealth::default());
         spawn_ari_probe(Arc::clone(&ari), spec.ari.applications.first().cloned(), Arc::clone(&edges), shutdown.clone());
-        let driver = tokio::spawn(run_site(
-            SiteController::new(spec.site_config),
-            ari,
-            AriEvents::connect(&spec.ari).context("ARI events")?,
-            feed_site(&node),
-            Arc::new(NodePort(Arc::clone(&node))),
-            shutdown,
-        ));
+        let events = AriEvents::connect(&spec.ari).context("ARI events")?;
+        let feed = feed_site(&node);
+        let caught_up = Arc::clone(&node);
+        let port = Arc::new(NodePort(Arc::clone(&node)));
+        let driver = tokio::spawn(async move {
+            catch_up_with_cluster(&caught_up).await;
+            run_site(SiteController::new(spec.site_config), ari, events, feed, port, shutdown).await
+        });
         Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, stop })
     }
 
@@ -196,4 +203,28 @@ fn spawn_ari_probe(
             }
         }
     });
+}
+
+/// Waits (bounded) until this node has applied everything the cluster had committed when
+/// it started. A restarted node replays its own log before it hears the leader; site
+/// control reconciling against that older view would take a call whose bridge is already
+/// up for a waiting one and carry out its offer again, breaking the call. Without a
+/// quorum within the bound, site control starts on the local view.
+async fn catch_up_with_cluster<T: lineup_cluster::transport::PeerTransport>(node: &ClusterNode<T>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(SITE_START_CATCH_UP_WAIT_MS);
+    for _ in 0..SITE_START_CATCH_UP_ATTEMPTS_MAX {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, node.read_linearizable(|_| ())).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "not caught up with the cluster yet");
+                tokio::time::sleep(Duration::from_millis(SITE_START_CATCH_UP_RETRY_MS)).await;
+            }
+            Err(_) => break,
+        }
+    }
+    tracing::warn!("site control starts before catching up with the cluster (no quorum heard)");
 }
