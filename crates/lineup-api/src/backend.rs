@@ -170,6 +170,12 @@ pub trait ApiBackend: Send + Sync + 'static {
     /// backend's own timeouts).
     fn cluster(&self) -> impl Future<Output = ClusterStatus> + Send;
 
+    /// Like [`ApiBackend::cluster`] but without asking peers: what a peer asks for, so one
+    /// request never sets off a chain of requests between the nodes.
+    fn cluster_local(&self) -> impl Future<Output = ClusterStatus> + Send {
+        self.cluster()
+    }
+
     /// Adds a site to the Raft group (a learner until it has caught up, then a voter). Only
     /// the leader can; elsewhere the error names the leader. A backend without a cluster
     /// answers Unavailable.

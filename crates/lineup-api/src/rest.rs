@@ -371,8 +371,22 @@ pub async fn get_call<B: ApiBackend>(
     s.backend.read(|r| views::call_row(r, &call)).map(Json).ok_or(ApiError::NotFound { what: format!("call {call}") })
 }
 
-pub async fn get_cluster<B: ApiBackend>(State(s): St<B>, _caller: Caller<Read>) -> Json<crate::backend::ClusterStatus> {
-    Json(s.backend.cluster().await)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterQuery {
+    /// `false`: this node's own knowledge only, without asking peers (what peers ask for).
+    pub peers: Option<bool>,
+}
+
+pub async fn get_cluster<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<Read>,
+    Query(query): Query<ClusterQuery>,
+) -> Json<crate::backend::ClusterStatus> {
+    match query.peers {
+        Some(false) => Json(s.backend.cluster_local().await),
+        _ => Json(s.backend.cluster().await),
+    }
 }
 
 #[derive(Deserialize)]

@@ -61,6 +61,9 @@ async fn declaring_a_site_lost_is_admin_only_and_checked() {
     assert_eq!(status, 200, "{body}");
     let site = body["members"][0]["site"].as_u64().unwrap();
     assert_eq!(body["members"][0]["site_state"], "up", "{body}");
+    // What a peer asks for: this node's own view, the same members.
+    let (status, local) = rig.call("get", "/v1/cluster?peers=false", Some(ADMIN), None).await;
+    assert_eq!((status, &local["members"]), (200, &body["members"]), "{local}");
     let lost = format!("/v1/cluster/members/{site}/lost");
     let (status, body) = rig.call("post", &lost, Some(SUPERVISOR), None).await;
     assert_eq!(status, 403, "{body}");

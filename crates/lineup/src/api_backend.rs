@@ -138,38 +138,11 @@ impl ApiBackend for NodeBackend {
     }
 
     async fn cluster(&self) -> ClusterStatus {
-        let metrics = self.node.raft().metrics().borrow().clone();
-        let membership = metrics.membership_config.membership().clone();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let last_log = metrics.last_log_index.unwrap_or(0);
-        let replication = metrics.replication.clone();
-        let mut members = Vec::new();
-        for (site, _node) in membership.nodes() {
-            let site = *site;
-            let (reachable, lag_entries) = match (&replication, site == self.node.site()) {
-                (_, true) => (Some(true), Some(0)),
-                (Some(rep), false) => match rep.get(&site) {
-                    Some(Some(matched)) => (Some(true), Some(last_log.saturating_sub(matched.index))),
-                    Some(None) => (Some(false), None),
-                    None => (None, None),
-                },
-                (None, false) => (None, None),
-            };
-            let health = if site == self.node.site() { Some(self.health()) } else { self.peer_health(site).await };
-            let reachable = reachable.or(health.as_ref().map(|_| true));
-            let (site_state, unreachable_since_ms) = self.node.read_stale(|r| SiteState::of(r, SiteId(site)));
-            members.push(MemberStatus {
-                site: SiteId(site),
-                voter: voters.contains(&site),
-                reachable,
-                lag_entries,
-                health,
-                site_state,
-                unreachable_since_ms,
-            });
-        }
-        members.sort_by_key(|m| m.site);
-        ClusterStatus { leader: metrics.current_leader.map(SiteId), term: metrics.current_term, members }
+        self.cluster_status(true).await
+    }
+
+    async fn cluster_local(&self) -> ClusterStatus {
+        self.cluster_status(false).await
     }
 
     async fn add_member(&self, site: SiteId, address: String) -> Result<(), BackendError> {
@@ -198,11 +171,53 @@ impl NodeBackend {
 }
 
 impl NodeBackend {
+    /// Members, leader and term; the peers' own health reports when `ask_peers`.
+    async fn cluster_status(&self, ask_peers: bool) -> ClusterStatus {
+        let metrics = self.node.raft().metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let last_log = metrics.last_log_index.unwrap_or(0);
+        let replication = metrics.replication.clone();
+        let mut members = Vec::new();
+        for (site, _node) in membership.nodes() {
+            let site = *site;
+            let (reachable, lag_entries) = match (&replication, site == self.node.site()) {
+                (_, true) => (Some(true), Some(0)),
+                (Some(rep), false) => match rep.get(&site) {
+                    Some(Some(matched)) => (Some(true), Some(last_log.saturating_sub(matched.index))),
+                    Some(None) => (Some(false), None),
+                    None => (None, None),
+                },
+                (None, false) => (None, None),
+            };
+            let health = match (site == self.node.site(), ask_peers) {
+                (true, _) => Some(self.health()),
+                (false, true) => self.peer_health(site).await,
+                (false, false) => None,
+            };
+            let reachable = reachable.or(health.as_ref().map(|_| true));
+            let (site_state, unreachable_since_ms) = self.node.read_stale(|r| SiteState::of(r, SiteId(site)));
+            members.push(MemberStatus {
+                site: SiteId(site),
+                voter: voters.contains(&site),
+                reachable,
+                lag_entries,
+                health,
+                site_state,
+                unreachable_since_ms,
+            });
+        }
+        members.sort_by_key(|m| m.site);
+        ClusterStatus { leader: metrics.current_leader.map(SiteId), term: metrics.current_term, members }
+    }
+
     /// A peer's own health report, from its API's cluster view (where it describes itself).
     async fn peer_health(&self, site: u64) -> Option<Health> {
         let base = self.peer_apis.get(&site)?;
         let token = self.peer_token.as_ref()?;
-        let url = format!("{}/v1/cluster", base.trim_end_matches('/'));
+        // Only the peer's own view: a peer that asked its peers in turn would set off a chain
+        // of requests between the nodes for every status read.
+        let url = format!("{}/v1/cluster?peers=false", base.trim_end_matches('/'));
         let response = self.http.get(url).bearer_auth(token).send().await.ok()?;
         let status: ClusterStatus = response.json().await.ok()?;
         status.members.into_iter().find(|m| m.site == SiteId(site)).and_then(|m| m.health)
