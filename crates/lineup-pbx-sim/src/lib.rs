@@ -34,7 +34,9 @@
 //!   the bridge request with it).
 //! - `in_memory`: `InMemoryAri`, the `lineup_ari::Ari` trait over a `LiveWorld` with no
 //!   sockets (with tokio's paused clock, in virtual time).
-//! - `dialplan`: the `extensions.conf` subset the stand-in executes.
+//! - `dialplan`: the `extensions.conf` subset the stand-in executes (labels, `Goto`,
+//!   `GotoIf`, hold music, Stasis with `STASISSTATUS`); `expression`: `${...}` substitution
+//!   and the `$[...]` expressions it evaluates.
 //! - `standin` (and the `lineup-pbx-sim-server` binary): the boxes in a process of their own
 //!   with a control API and ground truth (operators in two calls, legs torn down by what),
 //!   for the real-process chaos harness `lineup-chaos`.
@@ -42,6 +44,7 @@
 
 pub mod dialplan;
 pub mod error;
+pub mod expression;
 pub mod in_memory;
 pub mod rest;
 pub mod server;

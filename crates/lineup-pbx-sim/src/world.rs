@@ -6,8 +6,9 @@
 //! `drain_outputs()`. The same `PbxWorld` is driven by the deterministic simulator directly
 //! and by `server::LiveWorld` behind the HTTP + WebSocket face.
 
-use crate::dialplan::{substitute_exten, Dialplan};
+use crate::dialplan::{split_goto_if, Dialplan, GotoTarget};
 use crate::error::SimError;
+use crate::expression::{self, condition_is_true, leading_integer};
 use crate::sounds::media_duration_ms;
 use crate::time::format_timestamp;
 use lineup_ari::model::{cause_text, parse_caller_id};
@@ -246,6 +247,30 @@ enum Moh {
     Paused(String),
 }
 
+/// Where the dialplan goes after one step.
+enum StepFlow {
+    /// On at the next priority, now.
+    Next,
+    /// On at this location, now (a Goto).
+    Jump { context: String, exten: String, priority: i64 },
+    /// Not now: the channel waits (a timer, Stasis) or is gone.
+    Stop,
+}
+
+/// A variable as the dialplan reads it on `record`: the channel's location, its caller id,
+/// or a channel variable.
+fn dialplan_variable(record: &ChannelRecord, name: &str) -> Option<String> {
+    let location = &record.snapshot.dialplan;
+    match name {
+        "EXTEN" => Some(location.exten.clone()),
+        "CONTEXT" => Some(location.context.clone()),
+        "PRIORITY" => Some(location.priority.to_string()),
+        "CALLERID(num)" => Some(record.snapshot.caller.number.clone()),
+        "CALLERID(name)" => Some(record.snapshot.caller.name.clone()),
+        _ => record.variables.get(name).cloned(),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum ControlCommand {
     Play(String),
@@ -342,6 +367,7 @@ enum Timer {
     ControlDone { channel: ChannelRef },
     DtmfReceived { channel: ChannelRef, digit: char },
     DialplanResume { channel: ChannelRef, priority: i64 },
+    MusicOnHoldDone { channel: ChannelRef, priority: i64 },
     PhoneRinging { channel: ChannelRef },
     PhoneAnswer { channel: ChannelRef },
     RingTimeout { channel: ChannelRef },
@@ -795,6 +821,7 @@ impl PbxWorld {
     // ----- dialplan ------------------------------------------------------------------------
 
     fn run_dialplan(&mut self, channel: &ChannelRef) {
+        // Bounded: a dialplan that loops without waiting stops here instead of spinning.
         for _ in 0..DIALPLAN_STEPS_PER_RUN_MAX_COUNT {
             let Some(record) = self.channel(channel) else { return };
             if record.hanging_up || record.stasis_app.is_some() {
@@ -813,7 +840,9 @@ impl PbxWorld {
                 return;
             };
             let application = step.application.clone();
-            let data = substitute_exten(&step.data, &location.exten);
+            // As in Asterisk, the application sees its data with variables and expressions
+            // substituted.
+            let data = expression::substitute(&step.data, &|name| dialplan_variable(record, name));
             if let Some(record) = self.channel_mut(channel) {
                 record.snapshot.dialplan.app_name = application.clone();
                 record.snapshot.dialplan.app_data = data.clone();
@@ -827,54 +856,152 @@ impl PbxWorld {
                     channel: snapshot,
                 },
             );
-            match application.as_str() {
-                "Answer" => {
-                    self.answer_channel(channel);
-                    let priority = location.priority + 1;
-                    self.schedule(
-                        DIALPLAN_ANSWER_SETTLE_MS,
-                        Timer::DialplanResume { channel: channel.clone(), priority },
-                    );
-                    return;
-                }
-                "Wait" => {
-                    let seconds: f64 = data.trim().parse().unwrap_or(0.0);
-                    let delay_ms = (seconds.max(0.0) * 1000.0) as u64;
-                    self.schedule(
-                        delay_ms,
-                        Timer::DialplanResume { channel: channel.clone(), priority: location.priority + 1 },
-                    );
-                    if let Some(record) = self.channel_mut(channel) {
-                        record.in_dialplan_application = true;
-                    }
-                    return;
-                }
-                "Stasis" => {
-                    let (application, args) = split_stasis_app_data(&data);
-                    if self.boxes[channel.box_index.0].applications.contains(&application) {
-                        self.enter_stasis(channel, application, args);
-                        return;
-                    }
-                    self.set_variable_internal(channel, "STASISSTATUS", "FAILED");
-                }
-                "Set" => {
-                    if let Some((name, value)) = data.split_once('=') {
-                        self.set_variable_internal(channel, name.trim(), value);
-                    }
-                }
-                "Hangup" => {
-                    let cause = data.trim().parse().unwrap_or(16);
-                    self.hangup(channel, HangupOrigin::Local { cause });
-                    return;
-                }
-                // Other applications (NoOp, Verbose, ...) have no modelled effect.
-                _ => {}
-            }
+            let next = match self.run_step(channel, &location, &application, &data) {
+                StepFlow::Next => (location.context, location.exten, location.priority + 1),
+                StepFlow::Jump { context, exten, priority } => (context, exten, priority),
+                StepFlow::Stop => return,
+            };
             match self.channel_mut(channel) {
-                Some(record) if !record.hanging_up => record.snapshot.dialplan.priority += 1,
+                Some(record) if !record.hanging_up => {
+                    let (context, exten, priority) = next;
+                    record.snapshot.dialplan.context = context;
+                    record.snapshot.dialplan.exten = exten;
+                    record.snapshot.dialplan.priority = priority;
+                }
                 _ => return,
             }
         }
+    }
+
+    /// Runs one application with its substituted data.
+    fn run_step(
+        &mut self,
+        channel: &ChannelRef,
+        location: &DialplanLocation,
+        application: &str,
+        data: &str,
+    ) -> StepFlow {
+        match application {
+            "Answer" => {
+                // Answering an answered channel returns at once (no media settle to wait for).
+                if self.channel(channel).is_some_and(|record| record.snapshot.state == ChannelState::Up) {
+                    return StepFlow::Next;
+                }
+                self.answer_channel(channel);
+                let priority = location.priority + 1;
+                self.schedule(DIALPLAN_ANSWER_SETTLE_MS, Timer::DialplanResume { channel: channel.clone(), priority });
+                StepFlow::Stop
+            }
+            "Wait" => {
+                let seconds: f64 = data.trim().parse().unwrap_or(0.0);
+                let delay_ms = (seconds.max(0.0) * 1000.0) as u64;
+                self.schedule(
+                    delay_ms,
+                    Timer::DialplanResume { channel: channel.clone(), priority: location.priority + 1 },
+                );
+                if let Some(record) = self.channel_mut(channel) {
+                    record.in_dialplan_application = true;
+                }
+                StepFlow::Stop
+            }
+            "MusicOnHold" => {
+                self.dialplan_music_on_hold(channel, location.priority + 1, data);
+                StepFlow::Stop
+            }
+            "Stasis" => {
+                let (application, args) = split_stasis_app_data(data);
+                if self.boxes[channel.box_index.0].applications.contains(&application) {
+                    self.enter_stasis(channel, application, args);
+                    return StepFlow::Stop;
+                }
+                self.set_variable_internal(channel, "STASISSTATUS", "FAILED");
+                StepFlow::Next
+            }
+            "Set" => {
+                if let Some((name, value)) = data.split_once('=') {
+                    self.set_variable_internal(channel, name.trim(), value);
+                }
+                StepFlow::Next
+            }
+            "Goto" => self.goto(channel, location, data),
+            "GotoIf" => {
+                // Without a `?` Asterisk ignores the GotoIf and goes on.
+                let Some((condition, if_true, if_false)) = split_goto_if(data) else { return StepFlow::Next };
+                let destination = if condition_is_true(condition) { if_true } else { if_false };
+                if destination.is_empty() {
+                    return StepFlow::Next;
+                }
+                self.goto(channel, location, destination)
+            }
+            "Hangup" => {
+                let cause = data.trim().parse().unwrap_or(16);
+                self.hangup(channel, HangupOrigin::Local { cause });
+                StepFlow::Stop
+            }
+            // Other applications (NoOp, Verbose, Queue, Playback, ...) have no modelled effect.
+            _ => StepFlow::Next,
+        }
+    }
+
+    /// `Goto([[context,]exten,]priority)`: a destination that names no existing priority
+    /// or label ends the call, as the failed application does in Asterisk. A jump to an
+    /// extension that does not exist is taken, and `run_dialplan` then hangs up.
+    fn goto(&mut self, channel: &ChannelRef, location: &DialplanLocation, target: &str) -> StepFlow {
+        match self.goto_destination(channel.box_index, location, target) {
+            Some((context, exten, priority)) => StepFlow::Jump { context, exten, priority },
+            None => {
+                self.hangup(channel, HangupOrigin::Local { cause: 16 });
+                StepFlow::Stop
+            }
+        }
+    }
+
+    fn goto_destination(
+        &self,
+        box_index: BoxIndex,
+        location: &DialplanLocation,
+        target: &str,
+    ) -> Option<(String, String, i64)> {
+        let target = GotoTarget::parse(target)?;
+        let context = target.context.unwrap_or_else(|| location.context.clone());
+        let exten = target.exten.unwrap_or_else(|| location.exten.clone());
+        let priority = match target.priority.parse::<i64>() {
+            Ok(number) => (number >= 1).then_some(number)?,
+            Err(_) => {
+                self.boxes[box_index.0].config.dialplan.find(&context, &exten)?.label_priority(&target.priority)?
+            }
+        };
+        Some((context, exten, priority))
+    }
+
+    /// `MusicOnHold(class[,duration])`: hold music of `class` (`default` when empty) for
+    /// `duration` whole seconds, then the next priority; without a positive duration, until
+    /// the channel hangs up (Asterisk reads the duration with `%d`).
+    fn dialplan_music_on_hold(&mut self, channel: &ChannelRef, next_priority: i64, data: &str) {
+        let (class, duration) = data.split_once(',').unwrap_or((data, ""));
+        let class = match class.trim() {
+            "" => "default",
+            class => class,
+        };
+        let Some(record) = self.channel_mut(channel) else { return };
+        record.moh = Moh::Playing(class.to_string());
+        record.in_dialplan_application = true;
+        if let Some(seconds) = leading_integer(duration.trim()).filter(|seconds| *seconds > 0) {
+            let delay_ms = u64::try_from(seconds).unwrap_or(0).saturating_mul(1000);
+            self.schedule(delay_ms, Timer::MusicOnHoldDone { channel: channel.clone(), priority: next_priority });
+        }
+    }
+
+    /// A dialplan application that held the channel is over: go on at `priority`, unless
+    /// the channel has left the dialplan meanwhile.
+    fn resume_dialplan(&mut self, channel: &ChannelRef, priority: i64) {
+        let Some(record) = self.channel_mut(channel) else { return };
+        if record.stasis_app.is_some() || record.hanging_up {
+            return;
+        }
+        record.in_dialplan_application = false;
+        record.snapshot.dialplan.priority = priority;
+        self.run_dialplan(channel);
     }
 
     fn enter_stasis(&mut self, channel: &ChannelRef, application: String, args: Vec<String>) {
@@ -1362,14 +1489,12 @@ impl PbxWorld {
             Timer::PlaybackItemDone { box_index, playback } => self.playback_item_done(box_index, &playback),
             Timer::ControlDone { channel } => self.control_done(&channel),
             Timer::DtmfReceived { channel, digit } => self.dtmf_received(&channel, digit),
-            Timer::DialplanResume { channel, priority } => {
-                let waiting = self.channel(&channel).map(|r| r.stasis_app.is_none() && !r.hanging_up).unwrap_or(false);
-                if waiting {
-                    if let Some(record) = self.channel_mut(&channel) {
-                        record.snapshot.dialplan.priority = priority;
-                    }
-                    self.run_dialplan(&channel);
+            Timer::DialplanResume { channel, priority } => self.resume_dialplan(&channel, priority),
+            Timer::MusicOnHoldDone { channel, priority } => {
+                if let Some(record) = self.channel_mut(&channel) {
+                    record.moh = Moh::Off;
                 }
+                self.resume_dialplan(&channel, priority);
             }
             Timer::PhoneRinging { channel } => {
                 let ringing = self.channel(&channel).map(|r| r.dialing.is_some()).unwrap_or(false);

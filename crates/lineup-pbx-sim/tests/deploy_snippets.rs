@@ -1,15 +1,28 @@
 //! The Asterisk snippets in `deploy/asterisk/` against the code: every `Stasis(...)` argument
-//! list parses with the same parser site control uses, every kind of entry is there, and the
-//! trunk and phone examples keep media on Asterisk.
+//! list parses with the same parser site control uses, every kind of entry is there, every
+//! caller and operator entry (there and in the demo's dialplan) waits out a node restart,
+//! and the trunk and phone examples keep media on Asterisk.
 
 use lineup_ari::stasis_args::{parse_stasis_entry, split_stasis_app_data, StasisEntry};
+use lineup_ari::{CallerId, EventKind};
 use lineup_pbx_sim::dialplan::{pattern_matches, substitute_exten, Dialplan};
+use lineup_pbx_sim::world::DIALPLAN_ANSWER_SETTLE_MS;
+use lineup_pbx_sim::{AudioPath, BoxConfig, BoxIndex, EndedBy, PbxWorld, PhoneCall};
 
 const EXTENSIONS_CONF: &str = include_str!("../../../deploy/asterisk/extensions.conf");
 const PJSIP_TRUNK_CONF: &str = include_str!("../../../deploy/asterisk/pjsip-trunk.conf");
 const IAX_TRUNK_CONF: &str = include_str!("../../../deploy/asterisk/iax-trunk.conf");
 const ARI_CONF: &str = include_str!("../../../deploy/asterisk/ari.conf");
 const HTTP_CONF: &str = include_str!("../../../deploy/asterisk/http.conf");
+const DEMO_EXTENSIONS_CONF: &str = include_str!("../../../deploy/demo/extensions.conf");
+/// The contexts people and phones dial into (the trunk entry must fail at once instead).
+const ENTRY_CONTEXTS: [&str; 2] = ["lineup-gates", "lineup-operators"];
+/// A node restart takes 2-7 s; an entry must wait at least this long for it.
+const NODE_RESTART_MAX_MS: u64 = 7_000;
+/// And give up within this (about 30 s of retries, then the local fallback).
+const ENTRY_WAIT_MAX_MS: u64 = 31_000;
+/// Hold music between two tries.
+const RETRY_PAUSE_MS: u64 = 2_000;
 
 /// An extension that `pattern` matches, to expand `${EXTEN:n}` with.
 fn example_exten(pattern: &str) -> String {
@@ -72,6 +85,68 @@ fn every_stasis_entry_in_the_dialplan_parses() {
     assert!(with_priority >= 1, "a gate with a priority");
     assert!(logins_with_id >= 1 && logins_by_prompt >= 1, "both login forms");
     assert_eq!(trunk_legs, 1, "one cross-site trunk entry");
+}
+
+/// One box running `text`, no Lineup node connected, and a phone that has just dialled
+/// `exten` in `context`.
+fn entry_world(text: &str, exten: &str, context: &str) -> (PbxWorld, lineup_ari::ChannelId) {
+    let config = BoxConfig {
+        name: "site-a".into(),
+        asterisk_id: "02:fc:00:00:00:0a".into(),
+        dialplan: Dialplan::parse(text).unwrap(),
+        trunks: vec![],
+    };
+    let mut world = PbxWorld::new(1_795_325_224_000, vec![config]).unwrap();
+    let call = PhoneCall {
+        phone: "alice".into(),
+        caller: CallerId { name: "Alice".into(), number: "5551234".into() },
+        context: context.into(),
+        exten: exten.into(),
+        patience_ms: None,
+        keys: vec![],
+    };
+    let channel = world.place_call(BoxIndex(0), call).unwrap();
+    (world, channel)
+}
+
+/// Every extension of the entry contexts of `text`, as an extension a phone would dial.
+fn entry_extensions(text: &str) -> Vec<(String, String)> {
+    let dialplan = Dialplan::parse(text).unwrap();
+    let mut entries: Vec<(String, String)> = dialplan
+        .steps()
+        .filter(|(context, _, priority, _)| ENTRY_CONTEXTS.contains(context) && *priority == 1)
+        .map(|(context, pattern, _, _)| (context.to_string(), example_exten(pattern)))
+        .collect();
+    entries.dedup();
+    entries
+}
+
+#[test]
+fn every_entry_waits_out_a_node_restart_then_falls_back() {
+    for (file, text) in [("deploy/asterisk", EXTENSIONS_CONF), ("deploy/demo", DEMO_EXTENSIONS_CONF)] {
+        let entries = entry_extensions(text);
+        assert!(entries.len() >= 3, "{file}: {entries:?}");
+        for (context, exten) in entries {
+            let what = format!("{file} {context},{exten}");
+            // The node comes back within a restart: the caller enters Stasis, after music.
+            let (mut world, channel) = entry_world(text, &exten, &context);
+            world.advance_to(world.now_ms() + DIALPLAN_ANSWER_SETTLE_MS);
+            let held = world.audio_path(BoxIndex(0), &channel);
+            assert_eq!(held, Some(AudioPath::MusicOnHold { class: "default".into() }), "{what}");
+            world.advance_to(world.now_ms() + NODE_RESTART_MAX_MS);
+            world.register_application(BoxIndex(0), "lineup");
+            world.register_application(BoxIndex(0), "lineup-login");
+            world.advance_to(world.now_ms() + RETRY_PAUSE_MS);
+            let entered = world.drain_outputs().iter().any(|o| matches!(o.event.kind, EventKind::StasisStart { .. }));
+            assert!(entered, "{what}: never entered Stasis once the node was back");
+            // The node stays down: the call ends in the dialplan's fallback, within the bound.
+            let (mut world, channel) = entry_world(text, &exten, &context);
+            world.advance_to(world.now_ms() + ENTRY_WAIT_MAX_MS);
+            let ended = world.ended_channel(BoxIndex(0), &channel).unwrap_or_else(|| panic!("{what}: still waiting"));
+            assert_eq!(ended.ended_by, EndedBy::Dialplan, "{what}");
+            assert_eq!(ended.variables.get("STASISSTATUS").map(String::as_str), Some("FAILED"), "{what}");
+        }
+    }
 }
 
 #[test]

@@ -252,7 +252,8 @@ fn continue_hands_the_caller_back_to_the_dialplan_with_a_result() {
     harness.advance(1);
     // The subscription ends with StasisEnd: nothing after it reaches the application.
     assert_eq!(harness.types(), ["PlaybackFinished", "StasisEnd"]);
-    // 5000's next priorities are GotoIf (no modelled effect) and Hangup(): the call ends.
+    // Back in 5000 with STASISSTATUS=SUCCESS and LINEUP_RESULT=FULL: neither GotoIf jumps
+    // (no retry, no overflow), and Hangup() ends the call.
     assert!(harness.world.get_channel(SITE, caller.as_str()).is_err());
 }
 
