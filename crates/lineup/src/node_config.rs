@@ -54,6 +54,14 @@ pub struct ClusterSection {
     pub election_timeout_min_ms: Option<u64>,
     #[serde(default)]
     pub election_timeout_max_ms: Option<u64>,
+    /// Silence after which a member is unreachable (nothing offered across it; its calls go
+    /// on). Keep it at least three election timeouts.
+    #[serde(default)]
+    pub site_unreachable_after_ms: Option<u64>,
+    /// Silence after which a member is declared lost (its calls end, its operators are logged
+    /// out); 0 = never (only `lineup cluster declare-lost`).
+    #[serde(default)]
+    pub site_lost_after_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

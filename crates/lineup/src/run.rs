@@ -66,6 +66,12 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
     if let Some(ms) = file.cluster.election_timeout_max_ms {
         timing.election_timeout_max_ms = ms;
     }
+    if let Some(ms) = file.cluster.site_unreachable_after_ms {
+        timing.site_unreachable_after_ms = ms;
+    }
+    if let Some(ms) = file.cluster.site_lost_after_ms {
+        timing.site_lost_after_ms = ms;
+    }
     let applications = file
         .ari
         .applications
