@@ -36,6 +36,32 @@ fn is_operator_name(name: &str) -> bool {
     name.starts_with("PJSIP/desk-") || name.starts_with("PJSIP/phone-")
 }
 
+/// The operator id in an operator channel's name (`PJSIP/desk-3001-00000001`: `3001`).
+fn operator_of_channel(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("PJSIP/desk-").or_else(|| name.strip_prefix("PJSIP/phone-"))?;
+    Some(rest.rsplit_once('-').map_or(rest, |(id, _)| id))
+}
+
+/// The callers a channel hears in the stand-in (through bridges and trunks).
+fn callers_heard(world: &PbxWorld, site: usize, channel: &ChannelId) -> Vec<String> {
+    match world.audio_path(BoxIndex(site), channel) {
+        Some(AudioPath::Connected { parties }) => {
+            parties.into_iter().map(|(_, name)| name).filter(|name| is_caller_name(name)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The operators a channel hears in the stand-in.
+fn operators_heard(world: &PbxWorld, site: usize, channel: &ChannelId) -> Vec<String> {
+    match world.audio_path(BoxIndex(site), channel) {
+        Some(AudioPath::Connected { parties }) => {
+            parties.into_iter().map(|(_, name)| name).filter(|name| is_operator_name(name)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 pub struct Checker {
     stop_first: bool,
     pub violations: Vec<String>,
@@ -51,6 +77,13 @@ pub struct Checker {
     promised: BTreeMap<CallId, u64>,
     waits: BTreeMap<CallId, u64>,
     operator_channels: BTreeSet<(usize, ChannelId)>,
+    /// The same channels by operator id (desk and ring-mode phone legs).
+    operator_legs: BTreeMap<String, BTreeSet<(usize, ChannelId)>>,
+    /// Offers the core cancelled, by call (until the call ends): see
+    /// `Coverage::double_bookings_after_cancel`.
+    cancelled_offers: BTreeMap<CallId, BTreeSet<OperatorId>>,
+    /// Double bookings of that known kind seen so far.
+    pub double_bookings_after_cancel: u64,
     callers_in_stasis: BTreeSet<(usize, ChannelId)>,
     bridges_changed: bool,
     starving_since: BTreeMap<String, u64>,
@@ -74,6 +107,9 @@ impl Checker {
             promised: BTreeMap::new(),
             waits: BTreeMap::new(),
             operator_channels: BTreeSet::new(),
+            operator_legs: BTreeMap::new(),
+            cancelled_offers: BTreeMap::new(),
+            double_bookings_after_cancel: 0,
             callers_in_stasis: BTreeSet::new(),
             bridges_changed: false,
             starving_since: BTreeMap::new(),
@@ -165,6 +201,7 @@ impl Checker {
                     if self.enqueued.contains(&record.call) {
                         self.open_calls -= 1;
                     }
+                    self.cancelled_offers.remove(&record.call);
                     match &record.outcome {
                         lineup_core::Outcome::Completed { .. } => self.calls.completed += 1,
                         lineup_core::Outcome::Abandoned => self.calls.abandoned += 1,
@@ -174,6 +211,9 @@ impl Checker {
                     if record.handle_ms.is_some() && record.callback_number.is_none() {
                         self.waits.insert(record.call.clone(), record.wait_ms);
                     }
+                }
+                Effect::CancelOffer { call, operator, .. } => {
+                    self.cancelled_offers.entry(call.clone()).or_default().insert(operator.clone());
                 }
                 Effect::CallChanged(view) if view.status == CallStatus::CallbackWaiting => {
                     if !self.promised.contains_key(&view.call) {
@@ -205,6 +245,9 @@ impl Checker {
             EventKind::StasisStart { channel, .. } => {
                 if is_operator_name(&channel.name) {
                     self.operator_channels.insert((site, channel.id.clone()));
+                    if let Some(id) = operator_of_channel(&channel.name) {
+                        self.operator_legs.entry(id.to_string()).or_default().insert((site, channel.id.clone()));
+                    }
                 } else if is_caller_name(&channel.name) {
                     self.callers_in_stasis.insert((site, channel.id.clone()));
                 }
@@ -214,6 +257,14 @@ impl Checker {
             }
             EventKind::ChannelDestroyed { channel, .. } => {
                 self.operator_channels.remove(&(site, channel.id.clone()));
+                if let Some(id) = operator_of_channel(&channel.name) {
+                    if let Some(legs) = self.operator_legs.get_mut(id) {
+                        legs.remove(&(site, channel.id.clone()));
+                        if legs.is_empty() {
+                            self.operator_legs.remove(id);
+                        }
+                    }
+                }
                 self.callers_in_stasis.remove(&(site, channel.id.clone()));
             }
             _ => {}
@@ -315,6 +366,76 @@ pub fn ground_truth_i1(world: &PbxWorld, checker: &mut Checker, now_ms: u64) {
             }
         }
     }
+    for p in problems {
+        checker.violation(now_ms, p);
+    }
+}
+
+/// I1 and I2 against the phones, when an applied command's effects are first seen: an
+/// operator offered a caller while the stand-in still has them talking to another (a
+/// double booking, even where the stand-in would then move their channel quietly from one
+/// bridge to the other), and a call booked ended while its caller still talks to an
+/// operator (a wrong outcome: the cluster ended a call that both boxes still carry).
+/// `caller_leg` finds a call's caller channel (site, channel), `call_of` the call of a
+/// caller channel's name.
+///
+/// One kind of double booking is known and open, so it is counted
+/// (`double_bookings_after_cancel`) rather than reported: the core cancels an offer whose
+/// deadline passed while the sites had already bridged it (their `Connected` not yet
+/// committed, e.g. behind a partition); lineup-site keeps a bridged offer through a
+/// `CancelOffer` ("a cancel never ends a connected call"), so caller and operator talk on
+/// while the core offers both again. Every other double booking is an I1 violation.
+pub fn effects_against_phones(
+    world: &PbxWorld,
+    checker: &mut Checker,
+    now_ms: u64,
+    applied: &Applied,
+    caller_leg: impl Fn(&CallId) -> Option<(usize, ChannelId)>,
+    call_of: impl Fn(&str) -> Option<CallId>,
+) {
+    let mut problems = Vec::new();
+    let mut known = 0;
+    for effect in &applied.effects {
+        match effect {
+            Effect::Offer(o) | Effect::DialCallback(o) => {
+                let offered = caller_leg(&o.call).and_then(|(site, channel)| {
+                    world.list_channels(BoxIndex(site)).ok()?.into_iter().find(|c| c.id == channel).map(|c| c.name)
+                });
+                let Some(legs) = checker.operator_legs.get(o.operator.as_str()) else { continue };
+                for (site, channel) in legs {
+                    let others: Vec<String> = callers_heard(world, *site, channel)
+                        .into_iter()
+                        .filter(|c| Some(c) != offered.as_ref())
+                        .collect();
+                    let after_cancel = |name: &String| {
+                        let call = call_of(name);
+                        let cancelled = call.and_then(|call| checker.cancelled_offers.get(&call));
+                        cancelled.is_some_and(|operators| operators.contains(&o.operator))
+                    };
+                    if !others.is_empty() && others.iter().all(after_cancel) {
+                        known += 1;
+                    } else if !others.is_empty() {
+                        problems.push(format!(
+                            "I1 operator {} was offered {} while their channel {site}/{channel} still talks to {others:?} in the stand-in (double booked)",
+                            o.operator, o.call
+                        ));
+                    }
+                }
+            }
+            Effect::CallEnded(record) => {
+                let Some((site, channel)) = caller_leg(&record.call) else { continue };
+                let operators = operators_heard(world, site, &channel);
+                if !operators.is_empty() {
+                    problems.push(format!(
+                        "I2 call {} was booked {:?} while its caller {site}/{channel} still talks to {operators:?} in the stand-in",
+                        record.call, record.outcome
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    checker.double_bookings_after_cancel += known;
     for p in problems {
         checker.violation(now_ms, p);
     }

@@ -1,12 +1,14 @@
 //! What a run simulates: federation size, workload, faults, planted bugs.
 
+use lineup_cluster::leader_duty::HealthThresholds;
+use lineup_cluster::node::{SITE_LOST_AFTER_MS, SITE_UNREACHABLE_AFTER_MS};
 use serde::Serialize;
 
 /// Milliseconds since the Unix epoch at virtual time zero (a fixed date: no wall clock).
 pub const EPOCH_MS: u64 = 1_795_400_000_000;
 
 /// Names of the fault kinds, by bit.
-pub const FAULT_KIND_NAMES: [&str; 11] = [
+pub const FAULT_KIND_NAMES: [&str; 13] = [
     "partition",
     "one-way",
     "swizzle-clog",
@@ -19,7 +21,13 @@ pub const FAULT_KIND_NAMES: [&str; 11] = [
     // Real nodes only (the history pipeline and the projection run in their runtime).
     "database-outage",
     "redis-outage",
+    // Drawn on their own stream (`Sim::long_fault`), so adding them left the draws of the
+    // kinds above unchanged: a run without them replays the traces from before they existed.
+    "long-outage",
+    "slow-reconnect",
 ];
+/// The first kind of the long faults' own stream.
+pub const LONG_FAULT_KIND_FIRST: usize = 11;
 pub const FAULT_KINDS_ALL: u32 = (1 << FAULT_KIND_NAMES.len()) - 1;
 /// Virtual-time guard: a run that has not reached its ops by then stops (a violation).
 pub const RUN_VIRTUAL_MAX_MS: u64 = 48 * 3_600_000;
@@ -228,6 +236,11 @@ pub struct SimConfig {
     /// Virtual-time guard: a run that has not reached its ops by then stops with an I7
     /// violation (`RUN_VIRTUAL_MAX_MS`, or longer for long M/M/c runs).
     pub virtual_max_ms: u64,
+    /// The leader's health thresholds (lineup-cluster's `ClusterTiming` for real nodes, the
+    /// model's leader duty otherwise): silence makes a member unreachable after the first,
+    /// lost after the second (0: never).
+    pub site_unreachable_after_ms: u64,
+    pub site_lost_after_ms: u64,
 }
 
 impl SimConfig {
@@ -252,6 +265,15 @@ impl SimConfig {
             stop_at_first_violation: true,
             stats_after_ms,
             virtual_max_ms,
+            site_unreachable_after_ms: SITE_UNREACHABLE_AFTER_MS,
+            site_lost_after_ms: SITE_LOST_AFTER_MS,
+        }
+    }
+
+    pub fn health_thresholds(&self) -> HealthThresholds {
+        HealthThresholds {
+            unreachable_after_ms: self.site_unreachable_after_ms,
+            lost_after_ms: self.site_lost_after_ms,
         }
     }
 
@@ -269,6 +291,8 @@ impl SimConfig {
             stop_at_first_violation: true,
             stats_after_ms: 0,
             virtual_max_ms: RUN_VIRTUAL_MAX_MS,
+            site_unreachable_after_ms: SITE_UNREACHABLE_AFTER_MS,
+            site_lost_after_ms: SITE_LOST_AFTER_MS,
         }
     }
 }

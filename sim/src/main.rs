@@ -47,6 +47,13 @@ enum Cmd {
         /// Worker threads (each seed stays single-threaded and deterministic).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// The leader declares a silent member unreachable after this long.
+        #[arg(long, default_value_t = lineup_cluster::node::SITE_UNREACHABLE_AFTER_MS)]
+        site_unreachable_after_ms: u64,
+        /// The leader declares a silent member lost (ending its calls) after this long; 0:
+        /// never. 10000 is what Lineup did before unreachable sites existed.
+        #[arg(long, default_value_t = lineup_cluster::node::SITE_LOST_AFTER_MS)]
+        site_lost_after_ms: u64,
         /// Where traces of failing seeds are written.
         #[arg(long, default_value = "target/lineup-sim-traces")]
         trace_dir: PathBuf,
@@ -118,6 +125,8 @@ fn main() -> anyhow::Result<()> {
             no_callbacks,
             fault_kinds,
             threads,
+            site_unreachable_after_ms,
+            site_lost_after_ms,
             trace_dir,
             json,
         } => {
@@ -143,6 +152,8 @@ fn main() -> anyhow::Result<()> {
                 callbacks: !no_callbacks,
                 fault_kinds,
                 threads,
+                site_unreachable_after_ms,
+                site_lost_after_ms,
                 trace_dir: Some(trace_dir),
             };
             let summary = sweep(&spec);

@@ -18,8 +18,10 @@
 //! The model is sans-IO: a handler returns messages to send and entries applied; the
 //! simulator owns the network, disks and clocks.
 
-use lineup_core::{Applied, Command, CommandBody, CommandId, Routing};
+use lineup_cluster::leader_duty::{decide, HealthThresholds, MemberHealth};
+use lineup_core::{Applied, Command, CommandBody, CommandId, Routing, SiteId};
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::rng::{Dice, TraceHash};
@@ -186,6 +188,10 @@ pub struct Node {
     /// An append to acknowledge once synced: (leader, term, verified index).
     ack: Option<(usize, u64, u64)>,
     duty_serial: u64,
+    /// When this process last heard each peer (virtual ms; None: not since it started),
+    /// and since when it leads: the leader duty's view of its members' health.
+    heard_at_ms: Vec<Option<u64>>,
+    leader_since_ms: u64,
     /// Highest index any node has applied (shared): the node that goes beyond it runs the
     /// I3 order check, so each command is checked once, against the state it saw.
     first_applier: Rc<Cell<u64>>,
@@ -245,6 +251,8 @@ impl Node {
             batch: Vec::new(),
             ack: None,
             duty_serial: 0,
+            heard_at_ms: vec![None; n],
+            leader_since_ms: 0,
             first_applier,
         };
         let mut out = Out::default();
@@ -327,11 +335,18 @@ impl Node {
             ));
         }
         if self.n == 1 {
-            self.become_leader(out);
+            self.become_leader(now_ms, out);
         }
     }
 
-    fn become_leader(&mut self, out: &mut Out) {
+    /// A message from `peer` arrived (any message: the production leader counts every
+    /// successful exchange as contact).
+    pub fn heard(&mut self, peer: usize, now_ms: u64) {
+        self.heard_at_ms[peer] = Some(now_ms);
+    }
+
+    fn become_leader(&mut self, now_ms: u64, out: &mut Out) {
+        self.leader_since_ms = now_ms;
         let last = self.last_index();
         let mut matched = vec![0; self.n];
         matched[self.id] = self.synced;
@@ -343,18 +358,47 @@ impl Node {
         self.broadcast(false, out);
     }
 
-    /// The leader's clock duty: a Tick proposal.
-    pub fn tick_duty(&mut self, now_ms: u64, out: &mut Out) {
+    /// The leader's duty: a Tick proposal, then the members' health as lineup-cluster's
+    /// leader decides it (`leader_duty::decide`), from when this node last heard each peer.
+    pub fn tick_duty(&mut self, now_ms: u64, thresholds: HealthThresholds, out: &mut Out) {
         if !self.is_leader() {
             return;
         }
+        self.duty_proposal(now_ms, CommandBody::Tick { now_ms }, out);
+        for body in decide(&self.members_health(now_ms), thresholds) {
+            self.duty_proposal(now_ms, body, out);
+        }
+    }
+
+    fn duty_proposal(&mut self, now_ms: u64, body: CommandBody, out: &mut Out) {
         self.duty_serial += 1;
         let id = CommandId {
             origin: LEADER_DUTY_ORIGIN_BASE + self.id as u64,
             serial: (self.term << 32) | self.duty_serial,
         };
-        self.batch.push(Command { id, at_ms: now_ms, body: CommandBody::Tick { now_ms } });
+        self.batch.push(Command { id, at_ms: now_ms, body });
         out.want_flush = true;
+    }
+
+    /// Each peer's health as the production leader duty computes it: silence counts from
+    /// the last contact, or from taking office if that was later (a new leader has heard
+    /// nobody yet); the site's state is this node's applied view.
+    fn members_health(&self, now_ms: u64) -> BTreeMap<u64, MemberHealth> {
+        (0..self.n)
+            .filter(|p| *p != self.id)
+            .map(|peer| {
+                let site = SiteId(peer as u64 + 1);
+                let heard_at = self.heard_at_ms[peer];
+                let since = heard_at.map_or(self.leader_since_ms, |at| at.max(self.leader_since_ms));
+                let health = MemberHealth {
+                    silent_for_ms: now_ms.saturating_sub(since),
+                    heard: heard_at.is_some(),
+                    unreachable: self.routing.is_site_unreachable(site),
+                    lost: self.routing.is_site_lost(site),
+                };
+                (site.0, health)
+            })
+            .collect()
     }
 
     /// A proposal from this node's own site (or a client at it).
@@ -565,7 +609,7 @@ impl Node {
                 if let Role::Candidate { votes } = &mut self.role {
                     *votes |= 1 << from;
                     if votes.count_ones() as usize > self.n / 2 {
-                        self.become_leader(out);
+                        self.become_leader(now_ms, out);
                     }
                 }
             }
@@ -713,6 +757,7 @@ impl Node {
 
     /// The process dies: volatile state and the unsynced log suffix are gone.
     pub fn crash(&mut self) {
+        self.heard_at_ms.iter_mut().for_each(|at| *at = None);
         let keep = self.synced.saturating_sub(self.snap_index) as usize;
         self.log.truncate(keep);
         self.role = Role::Follower;

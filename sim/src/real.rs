@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lineup_cluster::leader_duty::HealthThresholds;
 use lineup_cluster::log_store::memory_database;
 use lineup_cluster::transport::memory::{Filter, FilterId, Links, MemoryNetwork, MemoryTransport};
 use lineup_cluster::{ClusterNode, ClusterTiming, NodeConfig, NodeStorage, StateEvent, StateHook, WallClock};
@@ -99,6 +100,8 @@ pub struct RealCluster {
     timing: ClusterTiming,
     cuts: BTreeMap<(usize, usize), FilterId>,
     lossy: Vec<FilterId>,
+    /// Per site: the filters of a slow reconnect's lossy spell.
+    site_lossy: BTreeMap<usize, Vec<FilterId>>,
 }
 
 fn site_id(node: usize) -> u64 {
@@ -108,7 +111,13 @@ fn site_id(node: usize) -> u64 {
 impl RealCluster {
     /// Starts `sites` nodes, forms the cluster and commits `bootstrap`; the simulation's
     /// time zero is [`BOOTSTRAP_MS`] after the start.
-    pub fn new(seed: u64, sites: usize, faults: bool, bootstrap: &[Command]) -> Result<RealCluster, String> {
+    pub fn new(
+        seed: u64,
+        sites: usize,
+        faults: bool,
+        thresholds: HealthThresholds,
+        bootstrap: &[Command],
+    ) -> Result<RealCluster, String> {
         lineup_cluster::runtime::seed_election_rng(seed ^ 0x5eed_e1ec_7105);
         let mut builder = tokio::runtime::Builder::new_current_thread();
         builder.enable_time().start_paused(true);
@@ -132,9 +141,14 @@ impl RealCluster {
             dbs: Vec::new(),
             shared: Arc::new(Shared::default()),
             zero,
-            timing: ClusterTiming::default(),
+            timing: ClusterTiming {
+                site_unreachable_after_ms: thresholds.unreachable_after_ms,
+                site_lost_after_ms: thresholds.lost_after_ms,
+                ..ClusterTiming::default()
+            },
             cuts: BTreeMap::new(),
             lossy: Vec::new(),
+            site_lossy: BTreeMap::new(),
         };
         for node in 0..sites {
             let db = memory_database().map_err(|e| e.to_string())?;
@@ -285,6 +299,11 @@ impl RealCluster {
         for (_, id) in std::mem::take(&mut self.cuts) {
             self.net.remove_filter(id);
         }
+        for (_, ids) in std::mem::take(&mut self.site_lossy) {
+            for id in ids {
+                self.net.remove_filter(id);
+            }
+        }
     }
 
     /// Every message is dropped with `drop_percent`, and a request duplicated with
@@ -298,6 +317,23 @@ impl RealCluster {
         }
         if duplicate_percent > 0 {
             self.lossy.push(self.net.add_filter(Filter::Duplicate { links: Links::All, percent: duplicate_percent }));
+        }
+    }
+}
+
+impl RealCluster {
+    /// Messages from and to `node` are dropped with `drop_percent` (0: its spell ends).
+    pub fn set_site_loss(&mut self, node: usize, drop_percent: u8) {
+        for id in self.site_lossy.remove(&node).unwrap_or_default() {
+            self.net.remove_filter(id);
+        }
+        if drop_percent > 0 {
+            let site = site_id(node);
+            let ids = [Links::From(site), Links::To(site)]
+                .into_iter()
+                .map(|links| self.net.add_filter(Filter::Drop { links, percent: drop_percent }))
+                .collect();
+            self.site_lossy.insert(node, ids);
         }
     }
 }

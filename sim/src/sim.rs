@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::rc::Rc;
 
 use crate::check::{self, Checker, NodeEnd};
-use crate::config::{PlantedBug, Replication, SimConfig, EPOCH_MS};
+use crate::config::{PlantedBug, Replication, SimConfig, EPOCH_MS, FAULT_KIND_NAMES, LONG_FAULT_KIND_FIRST};
 use crate::erlang;
 use crate::history::SiteHistory;
 use crate::projection::{self as live, SiteProjection};
@@ -44,6 +44,29 @@ pub const NET_DELAY_MIN_MS: u64 = 5;
 pub const NET_DELAY_MAX_MS: u64 = 40;
 /// Mean gap between faults in the fault phase.
 pub const FAULT_GAP_MEAN_MS: f64 = 12_000.0;
+/// Mean gap between long faults (long outages, slow reconnects), drawn on their own stream.
+pub const LONG_FAULT_GAP_MEAN_MS: f64 = 45_000.0;
+/// The first long fault comes after the operators have logged in and calls connected.
+pub const LONG_FAULT_FIRST_AFTER_MS: u64 = 30_000;
+/// A long outage outlasts the unreachable threshold by at least this much, and by up to
+/// this span more.
+pub const LONG_OUTAGE_PAST_UNREACHABLE_MIN_MS: u64 = 1_000;
+pub const LONG_OUTAGE_SPAN_MS: u64 = 25_000;
+/// Share of long outages that outlast the lost threshold (when the run's threshold is
+/// within reach, see `LONG_OUTAGE_MAX_MS`), by up to `LONG_OUTAGE_PAST_LOST_MAX_MS`.
+pub const LONG_OUTAGE_PAST_LOST_SHARE: f64 = 0.4;
+pub const LONG_OUTAGE_PAST_LOST_MIN_MS: u64 = 1_000;
+pub const LONG_OUTAGE_PAST_LOST_MAX_MS: u64 = 15_000;
+/// No outage lasts longer: a lost threshold above it (the default 2 h) is never outlasted.
+pub const LONG_OUTAGE_MAX_MS: u64 = 120_000;
+/// A slow reconnect: the node is down this long (mean, capped), then once restarted its
+/// links stay cut, or drop this share of messages, for the reconnect time.
+pub const SLOW_RECONNECT_DOWN_MEAN_MS: f64 = 4_000.0;
+pub const SLOW_RECONNECT_DOWN_MAX_MS: u64 = 20_000;
+pub const SLOW_RECONNECT_MIN_MS: u64 = 1_000;
+pub const SLOW_RECONNECT_MAX_MS: u64 = 12_000;
+pub const SLOW_RECONNECT_LOSSY_SHARE: f64 = 0.3;
+pub const SLOW_RECONNECT_LOSS_PERCENT: u8 = 90;
 /// Expensive checks (core self-check on every node, starvation) run this often.
 pub const CHECK_EVERY_MS: u64 = 30_000;
 /// After the heal: a leader and every node caught up within this bound (I7).
@@ -108,6 +131,7 @@ enum Ev {
     Clog((usize, usize)),
     Check,
     EndOfHeal,
+    LongFault,
 }
 
 /// A fault's own end.
@@ -120,6 +144,15 @@ enum Heal {
     Loss,
     Database(usize),
     Redis(usize),
+    /// A slow reconnect's restart: the node starts with its links cut (or lossy) for
+    /// `cut_for_ms`.
+    SlowRestart {
+        node: usize,
+        cut_for_ms: u64,
+        lossy: bool,
+    },
+    /// The end of a slow reconnect's lossy spell.
+    SiteLoss(usize),
 }
 
 impl Ev {
@@ -148,6 +181,7 @@ impl Ev {
             Ev::Check => 21,
             Ev::EndOfHeal => 22,
             Ev::Clog(_) => 23,
+            Ev::LongFault => 24,
         }
     }
 }
@@ -236,6 +270,24 @@ pub struct Coverage {
     pub redis_outages: u64,
     /// Keys the sites' Redis instances hold at the end (real nodes), all checked.
     pub redis_keys: u64,
+    /// Nodes down past the unreachable threshold (`long-outage`), and of those past the
+    /// run's lost threshold.
+    pub long_outages: u64,
+    pub outages_past_site_lost: u64,
+    /// Nodes restarted with their links cut or lossy for a while (`slow-reconnect`).
+    pub slow_reconnects: u64,
+    /// Calls connected when a long outage or slow reconnect took a node down: with both
+    /// legs at its site, and with one leg there and one at another site.
+    pub calls_connected_at_an_outage: u64,
+    pub calls_connected_across_an_outage: u64,
+    /// I1 double bookings of the one known open kind, counted rather than reported (see
+    /// `check::effects_against_phones`): an offer cancelled by the core after the sites
+    /// bridged it.
+    pub double_bookings_after_cancel: u64,
+    /// The leader's health commands committed (first application).
+    pub sites_unreachable: u64,
+    pub sites_back: u64,
+    pub sites_lost: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -307,9 +359,14 @@ pub struct Sim {
     raft_dice: Dice,
     load_dice: Dice,
     fault_dice: Dice,
+    /// The long faults' own stream (so adding them left the other faults' draws as they were).
+    long_dice: Dice,
     // network
     blocked: Vec<Vec<bool>>,
     loss: f64,
+    /// Per site: the share of its messages (either way) dropped in a slow reconnect's lossy
+    /// spell (0: none, and then no draw is made).
+    site_loss: Vec<f64>,
     duplicate: f64,
     // workload
     callers: BTreeMap<u64, CallerRec>,
@@ -383,7 +440,8 @@ impl Sim {
             Replication::Model => (None, Vec::new(), Vec::new(), None),
             Replication::Openraft => {
                 let lossy = cfg.bug == PlantedBug::LossyDatabase;
-                let started = RealCluster::new(cfg.seed, n, cfg.faults, &bootstrap).and_then(|real| {
+                let thresholds = cfg.health_thresholds();
+                let started = RealCluster::new(cfg.seed, n, cfg.faults, thresholds, &bootstrap).and_then(|real| {
                     let histories = real.in_runtime(|| {
                         (0..n)
                             .map(|i| SiteHistory::new(cfg.seed.wrapping_mul(31) + i as u64, lossy))
@@ -435,9 +493,11 @@ impl Sim {
             net_dice: root.fork(2),
             raft_dice: root.fork(3),
             fault_dice: root.fork(4),
+            long_dice: root.fork(5),
             load_dice,
             blocked: vec![vec![false; n]; n],
             loss: 0.0,
+            site_loss: vec![0.0; n],
             duplicate: 0.0,
             callers: BTreeMap::new(),
             caller_by_call: BTreeMap::new(),
@@ -504,6 +564,16 @@ impl Sim {
             let at = 10_000 + self.fault_dice.exponential_ms(FAULT_GAP_MEAN_MS);
             self.push(at, Ev::Fault);
         }
+        if self.cfg.faults && self.long_faults_on() {
+            let at = LONG_FAULT_FIRST_AFTER_MS + self.long_dice.exponential_ms(LONG_FAULT_GAP_MEAN_MS);
+            self.push(at, Ev::LongFault);
+        }
+    }
+
+    /// Whether any long fault kind is enabled (none: their stream is never scheduled, and
+    /// the run is the one from before they existed).
+    fn long_faults_on(&self) -> bool {
+        (LONG_FAULT_KIND_FIRST..FAULT_KIND_NAMES.len()).any(|k| self.cfg.fault_kinds & (1 << k) != 0)
     }
 
     fn arrival_mean_ms(&self) -> f64 {
@@ -593,6 +663,7 @@ impl Sim {
                 let msg = self.maybe_break_dedup(to, msg);
                 let mut out = Out::default();
                 let now = self.abs_ms();
+                self.nodes[to].heard(from, now);
                 self.nodes[to].handle(now, msg, &mut self.raft_dice, &mut out);
                 self.after_node(to, out);
             }
@@ -635,7 +706,7 @@ impl Sim {
                 }
                 let mut out = Out::default();
                 let now = self.abs_ms();
-                self.nodes[node].tick_duty(now, &mut out);
+                self.nodes[node].tick_duty(now, self.cfg.health_thresholds(), &mut out);
                 self.after_node(node, out);
                 self.push(self.now_ms + TICK_MS, Ev::TickDuty { node, term, gen });
             }
@@ -751,6 +822,13 @@ impl Sim {
                     self.push(at, Ev::Fault);
                 }
             }
+            Ev::LongFault => {
+                if self.faults_on {
+                    self.long_fault();
+                    let at = self.now_ms + self.long_dice.exponential_ms(LONG_FAULT_GAP_MEAN_MS);
+                    self.push(at, Ev::LongFault);
+                }
+            }
             Ev::Heal(h) => self.heal_one(h),
             Ev::Clog((a, b)) => {
                 if self.faults_on {
@@ -862,6 +940,10 @@ impl Sim {
         if self.blocked[from][to] || self.net_dice.chance(self.loss) {
             return;
         }
+        let spell = self.site_loss[from].max(self.site_loss[to]);
+        if spell > 0.0 && self.net_dice.chance(spell) {
+            return;
+        }
         let delay = if self.cfg.faults {
             self.net_dice.range(NET_DELAY_MIN_MS, NET_DELAY_MAX_MS)
         } else {
@@ -884,6 +966,20 @@ impl Sim {
                     self.ops += 1;
                 }
                 self.observe(cmd, applied);
+                let callers = (&self.callers, &self.caller_by_call);
+                let caller_leg = |call: &CallId| {
+                    let rec = callers.0.get(callers.1.get(call)?)?;
+                    Some((rec.site, rec.channel.clone()))
+                };
+                let call_of = |name: &str| callers.0.get(&caller_of_channel_name(name)?).map(|rec| rec.call.clone());
+                check::effects_against_phones(
+                    &self.world,
+                    &mut self.checker,
+                    self.now_ms,
+                    applied,
+                    caller_leg,
+                    call_of,
+                );
             }
             if self.ops >= self.cfg.ops && self.healed_at_ms.is_none() {
                 self.heal_all();
@@ -951,7 +1047,12 @@ impl Sim {
                 _ => {}
             }
         }
-        let _ = cmd;
+        match cmd.body {
+            CommandBody::SiteUnreachable { .. } => self.coverage.sites_unreachable += 1,
+            CommandBody::SiteBack { .. } => self.coverage.sites_back += 1,
+            CommandBody::SiteLost { .. } => self.coverage.sites_lost += 1,
+            _ => {}
+        }
     }
 
     fn execute(&mut self, site: usize, action: Action) {
@@ -1289,6 +1390,87 @@ impl Sim {
         self.note(|| format!("fault kind {kind_copy} victim {victim} for {len} ms"));
     }
 
+    /// A long fault, from its own stream: a node (node and site control; its box keeps
+    /// carrying its calls) down past the unreachable threshold and sometimes past the lost
+    /// one (`long-outage`), or restarted with its links cut or lossy for a while before it
+    /// is heard (`slow-reconnect`). The victim is preferably a site with connected calls,
+    /// local or across sites. Every draw is made whatever the state, so the stream stays
+    /// aligned from seed to seed.
+    fn long_fault(&mut self) {
+        let n = self.cfg.sites;
+        let d = &mut self.long_dice;
+        let kind = LONG_FAULT_KIND_FIRST + d.pick(FAULT_KIND_NAMES.len() - LONG_FAULT_KIND_FIRST);
+        let pick = d.next();
+        let past_lost = d.chance(LONG_OUTAGE_PAST_LOST_SHARE);
+        let unit = d.unit();
+        let down_ms = d.exponential_ms(SLOW_RECONNECT_DOWN_MEAN_MS).min(SLOW_RECONNECT_DOWN_MAX_MS);
+        let cut_for_ms = d.range(SLOW_RECONNECT_MIN_MS, SLOW_RECONNECT_MAX_MS);
+        let lossy = d.chance(SLOW_RECONNECT_LOSSY_SHARE);
+        if self.cfg.fault_kinds & (1 << kind) == 0 {
+            return;
+        }
+        // A majority stays up: otherwise this fault waits for the next draw.
+        let up: Vec<usize> = (0..n).filter(|i| self.sites[*i].up).collect();
+        if (n - up.len() + 1) * 2 >= n + 1 {
+            return;
+        }
+        let connected = self.connected_calls_by_site();
+        let busy: Vec<usize> = up.iter().copied().filter(|i| connected[*i].0 + connected[*i].1 > 0).collect();
+        let among = if busy.is_empty() { &up } else { &busy };
+        let victim = among[(pick % among.len() as u64) as usize];
+        self.coverage.calls_connected_at_an_outage += connected[victim].0;
+        self.coverage.calls_connected_across_an_outage += connected[victim].1;
+        let (unreachable, lost) = (self.cfg.site_unreachable_after_ms, self.cfg.site_lost_after_ms);
+        if kind == LONG_FAULT_KIND_FIRST {
+            let len = long_outage_ms(unreachable, lost, past_lost, unit);
+            self.coverage.long_outages += 1;
+            if lost > 0 && len >= lost {
+                self.coverage.outages_past_site_lost += 1;
+            }
+            self.crash(victim);
+            self.push(self.now_ms + len, Ev::Heal(Heal::Restart(victim)));
+            self.note(|| format!("long outage of node {victim} for {len} ms, {connected:?} calls connected"));
+        } else {
+            self.coverage.slow_reconnects += 1;
+            self.crash(victim);
+            self.push(self.now_ms + down_ms, Ev::Heal(Heal::SlowRestart { node: victim, cut_for_ms, lossy }));
+            self.note(|| {
+                format!(
+                    "slow reconnect of node {victim}: down {down_ms} ms, then unheard {cut_for_ms} ms (lossy {lossy})"
+                )
+            });
+        }
+    }
+
+    /// Per site: connected calls with both legs there, and with one leg there and the
+    /// other at another site (from the most advanced live node's view).
+    fn connected_calls_by_site(&self) -> Vec<(u64, u64)> {
+        let n = self.cfg.sites;
+        let mut counts = vec![(0, 0); n];
+        let Some(reader) = (0..n).find(|i| self.is_leader(*i)).or_else(|| (0..n).find(|i| self.sites[*i].up)) else {
+            return counts;
+        };
+        let legs: Vec<(usize, usize)> = self.read(reader, |routing| {
+            routing
+                .calls()
+                .filter(|c| c.status == CallStatus::Connected)
+                .filter_map(|c| {
+                    let operator_site = routing.operator_config(c.operator.as_ref()?)?.site;
+                    Some((c.entry_site.0 as usize - 1, operator_site.0 as usize - 1))
+                })
+                .collect()
+        });
+        for (caller_site, operator_site) in legs {
+            if caller_site == operator_site {
+                counts[caller_site].0 += 1;
+            } else {
+                counts[caller_site].1 += 1;
+                counts[operator_site].1 += 1;
+            }
+        }
+        counts
+    }
+
     fn block(&mut self, links: &[(usize, usize)]) {
         for (a, b) in links {
             self.blocked[*a][*b] = true;
@@ -1362,6 +1544,29 @@ impl Sim {
                 }
             }
             Heal::Restart(node) => self.restart(node),
+            Heal::SlowRestart { node, cut_for_ms, lossy } => {
+                if self.faults_on && !self.sites[node].up {
+                    if lossy {
+                        self.site_loss[node] = f64::from(SLOW_RECONNECT_LOSS_PERCENT) / 100.0;
+                        if let Some(real) = &mut self.real {
+                            real.set_site_loss(node, SLOW_RECONNECT_LOSS_PERCENT);
+                        }
+                        self.push(self.now_ms + cut_for_ms, Ev::Heal(Heal::SiteLoss(node)));
+                    } else {
+                        let links: Vec<(usize, usize)> =
+                            (0..self.cfg.sites).filter(|o| *o != node).flat_map(|o| [(node, o), (o, node)]).collect();
+                        self.block(&links);
+                        self.push(self.now_ms + cut_for_ms, Ev::Heal(Heal::Links(links)));
+                    }
+                }
+                self.restart(node);
+            }
+            Heal::SiteLoss(node) => {
+                self.site_loss[node] = 0.0;
+                if let Some(real) = &mut self.real {
+                    real.set_site_loss(node, 0);
+                }
+            }
             Heal::Unpause(node) => {
                 self.sites[node].paused_until_ms = 0;
                 if let Some(real) = &mut self.real {
@@ -1400,6 +1605,7 @@ impl Sim {
         self.healed_at_ms = Some(self.now_ms);
         self.loss = 0.0;
         self.duplicate = 0.0;
+        self.site_loss.iter_mut().for_each(|l| *l = 0.0);
         for row in &mut self.blocked {
             row.iter_mut().for_each(|b| *b = false);
         }
@@ -1699,6 +1905,7 @@ impl Sim {
         for s in &self.sites {
             self.coverage.fenced_offers += s.ctl.counters.offers_fenced_out;
         }
+        self.coverage.double_bookings_after_cancel = self.checker.double_bookings_after_cancel;
         let mut calls = self.checker.calls.clone();
         let mmc = self.cfg.workload.is_mmc();
         // Callers are numbered in arrival order, so this is the reference queue's input.
@@ -1739,6 +1946,31 @@ impl Sim {
         };
         (report, self.trace.into_iter().collect())
     }
+}
+
+/// The simulated caller behind a caller channel's name: `PJSIP/c12-…` (their own leg) or
+/// `PJSIP/+15550000012-…` (a callback to their number).
+fn caller_of_channel_name(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix("PJSIP/c").or_else(|| name.strip_prefix("PJSIP/+1555"))?;
+    rest.split('-').next()?.parse().ok()
+}
+
+/// How long a long outage lasts: past the unreachable threshold, and with `past_lost` past
+/// the lost threshold too when that is within `LONG_OUTAGE_MAX_MS` (otherwise short of
+/// it). `unit` (in [0, 1)) places it in its range, so one draw serves every threshold.
+fn long_outage_ms(unreachable_ms: u64, lost_ms: u64, past_lost: bool, unit: f64) -> u64 {
+    let lost_in_reach = lost_ms > 0 && lost_ms + LONG_OUTAGE_PAST_LOST_MAX_MS <= LONG_OUTAGE_MAX_MS;
+    if past_lost && lost_in_reach {
+        let span = LONG_OUTAGE_PAST_LOST_MAX_MS - LONG_OUTAGE_PAST_LOST_MIN_MS;
+        return lost_ms + LONG_OUTAGE_PAST_LOST_MIN_MS + (unit * span as f64) as u64;
+    }
+    let low = unreachable_ms + LONG_OUTAGE_PAST_UNREACHABLE_MIN_MS;
+    let mut len = low + (unit * LONG_OUTAGE_SPAN_MS as f64) as u64;
+    if lost_in_reach {
+        // Short of the lost threshold, however close the two thresholds are.
+        len = len.min(lost_ms.saturating_sub(LONG_OUTAGE_PAST_UNREACHABLE_MIN_MS).max(low));
+    }
+    len.min(LONG_OUTAGE_MAX_MS)
 }
 
 /// One applied command reaches its site's history outbox and Redis projection as the

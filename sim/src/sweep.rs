@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use crate::config::{PlantedBug, Replication, SimConfig};
 use crate::sim::{Coverage, RunReport};
+use lineup_cluster::node::{SITE_LOST_AFTER_MS, SITE_UNREACHABLE_AFTER_MS};
 
 /// Worker threads at most (the CI machine has two cores).
 pub const SWEEP_THREADS_MAX: usize = 64;
@@ -28,6 +29,9 @@ pub struct SweepSpec {
     /// Which fault kinds may be drawn (bit k = `FAULT_KIND_NAMES[k]`).
     pub fault_kinds: u32,
     pub threads: usize,
+    /// The leader's health thresholds (`SimConfig::site_unreachable_after_ms`, ...).
+    pub site_unreachable_after_ms: u64,
+    pub site_lost_after_ms: u64,
     /// Where failing seeds' traces go (replayed with the trace on); `None` writes none.
     pub trace_dir: Option<PathBuf>,
 }
@@ -78,6 +82,12 @@ pub fn reproduce_command(spec: &SweepSpec, seed: u64) -> String {
     if spec.replication != Replication::Model {
         cmd.push_str(&format!(" --replication {}", spec.replication.name()));
     }
+    if spec.site_unreachable_after_ms != SITE_UNREACHABLE_AFTER_MS {
+        cmd.push_str(&format!(" --site-unreachable-after-ms {}", spec.site_unreachable_after_ms));
+    }
+    if spec.site_lost_after_ms != SITE_LOST_AFTER_MS {
+        cmd.push_str(&format!(" --site-lost-after-ms {}", spec.site_lost_after_ms));
+    }
     cmd
 }
 
@@ -87,6 +97,8 @@ pub fn config_for(spec: &SweepSpec, seed: u64) -> SimConfig {
     cfg.bug = spec.bug;
     cfg.replication = spec.replication;
     cfg.fault_kinds = spec.fault_kinds;
+    cfg.site_unreachable_after_ms = spec.site_unreachable_after_ms;
+    cfg.site_lost_after_ms = spec.site_lost_after_ms;
     if !spec.callbacks {
         cfg.workload.callback_takers = 0.0;
     }
@@ -117,7 +129,16 @@ fn add(total: &mut Coverage, c: &Coverage, seeds: &mut Coverage) {
         database_outages,
         history_rows,
         redis_outages,
-        redis_keys
+        redis_keys,
+        long_outages,
+        outages_past_site_lost,
+        slow_reconnects,
+        calls_connected_at_an_outage,
+        calls_connected_across_an_outage,
+        double_bookings_after_cancel,
+        sites_unreachable,
+        sites_back,
+        sites_lost
     );
 }
 

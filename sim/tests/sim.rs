@@ -2,6 +2,7 @@
 //! against Erlang C. Every run is virtual time; nothing sleeps. (The 200-seed CI sweep runs
 //! in scripts/test.)
 
+use lineup_cluster::node::{SITE_LOST_AFTER_MS, SITE_UNREACHABLE_AFTER_MS};
 use lineup_sim::config::{Replication, SimConfig, FAULT_KINDS_ALL};
 use lineup_sim::sweep::{sweep, SweepSpec};
 use lineup_sim::{run_seed, PlantedBug};
@@ -17,6 +18,8 @@ fn spec(seeds: u64, first_seed: u64, ops: u64, bug: PlantedBug) -> SweepSpec {
         callbacks: true,
         fault_kinds: FAULT_KINDS_ALL,
         threads: 2,
+        site_unreachable_after_ms: SITE_UNREACHABLE_AFTER_MS,
+        site_lost_after_ms: SITE_LOST_AFTER_MS,
         // A failure prints its reproduce command; the trace replay is for the CLI.
         trace_dir: None,
     }
@@ -167,4 +170,52 @@ fn m_m_c_through_the_federation_matches_erlang_c_within_five_percent() {
     // What Lineup adds over an ideal queue (network, commits, bridging) stays small: the
     // federation answers the same callers at most a second later on average.
     assert!((v.simulated.asa_s - v.ideal_same_callers.asa_s).abs() < 1.0, "{v:?}");
+}
+
+/// What the leader did before unreachable sites existed: a member silent for 10 s was
+/// declared lost, which ended its calls and freed its operators.
+const OLD_SITE_LOST_AFTER_MS: u64 = 10_000;
+const OLD_SITE_UNREACHABLE_AFTER_MS: u64 = 3_000;
+
+/// One seed with long outages during connected local and cross-site calls, under the old
+/// 10 s lost threshold and under the defaults (all violations kept, not just the first).
+fn outage_seed(replication: Replication, seed: u64, ops: u64, old_thresholds: bool) -> lineup_sim::RunReport {
+    let mut cfg = SimConfig::chaos(seed, ops);
+    cfg.replication = replication;
+    cfg.stop_at_first_violation = false;
+    if old_thresholds {
+        cfg.site_lost_after_ms = OLD_SITE_LOST_AFTER_MS;
+        cfg.site_unreachable_after_ms = OLD_SITE_UNREACHABLE_AFTER_MS;
+    }
+    run_seed(cfg).0
+}
+
+/// Issue 15's double booking, in both replication modes: with the old 10 s lost threshold a
+/// node down past it has its live calls booked `completed/site_lost` while both boxes still
+/// carry them (I2), and the operators so freed are offered a second caller while still
+/// talking to the first (I1). With the defaults the same seed, same faults, is clean: the
+/// silent site is only unreachable, its calls go on.
+fn the_old_site_lost_threshold_double_books_and_the_defaults_do_not(replication: Replication, seed: u64, ops: u64) {
+    let old = outage_seed(replication, seed, ops, true);
+    assert!(old.coverage.long_outages > 0 && old.coverage.sites_lost > 0, "{:?}", old.coverage);
+    let double_booked = old.violations.iter().find(|v| v.contains("I1 operator") && v.contains("double booked"));
+    let wrong_outcome =
+        old.violations.iter().find(|v| v.contains("was booked Completed { by: SiteLost } while its caller"));
+    assert!(double_booked.is_some() && wrong_outcome.is_some(), "{:#?}", old.violations);
+
+    let now = outage_seed(replication, seed, ops, false);
+    assert_eq!(now.violations, Vec::<String>::new());
+    let c = &now.coverage;
+    assert!(c.long_outages > 0 && c.calls_connected_across_an_outage > 0, "{c:?}");
+    assert!(c.sites_unreachable > 0 && c.sites_back > 0 && c.sites_lost == 0, "{c:?}");
+}
+
+#[test]
+fn the_old_site_lost_threshold_double_books_in_the_model_and_the_defaults_do_not() {
+    the_old_site_lost_threshold_double_books_and_the_defaults_do_not(Replication::Model, 3, 1_500);
+}
+
+#[test]
+fn the_old_site_lost_threshold_double_books_over_real_openraft_nodes_and_the_defaults_do_not() {
+    the_old_site_lost_threshold_double_books_and_the_defaults_do_not(Replication::Openraft, 2, 1_000);
 }
