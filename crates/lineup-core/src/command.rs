@@ -192,6 +192,14 @@ pub enum CommandBody {
     SiteUnreachable {
         site: SiteId,
     },
+    /// From the operator's site: its side of a connected cross-site call ended (the operator
+    /// hung up, or the trunk call went away) and the caller's site has not reported it. The
+    /// operator is freed; the outcome waits for the caller's site.
+    OperatorLegEnded {
+        call: CallId,
+        operator: OperatorId,
+        fence: u64,
+    },
 }
 
 impl CommandBody {
@@ -227,6 +235,7 @@ impl CommandBody {
             CommandBody::SiteBack { .. } => "site_back",
             CommandBody::ApplyConfig(_) => "apply_config",
             CommandBody::SiteUnreachable { .. } => "site_unreachable",
+            CommandBody::OperatorLegEnded { .. } => "operator_leg_ended",
         }
     }
 }

@@ -117,9 +117,9 @@ struct State {
     /// even when a site re-announces a channel whose call already ended (a site restarted
     /// while its caller heard the callback confirmation, a very late StasisStart).
     ended_calls: VecDeque<CallId>,
-    /// Sites the leader has not heard for a while, with the time it said so. Last in the
-    /// layout, so a snapshot written before it existed still restores (see `restore`).
-    unreachable_sites: BTreeMap<SiteId, u64>,
+    /// Unreachable sites and the calls their silence left half-settled (see sites.rs). Last
+    /// in the layout, so a snapshot written before it existed still restores (`restore`).
+    outages: sites::Outages,
 }
 
 impl State {
@@ -137,7 +137,7 @@ impl State {
             last_tick_ms: self.last_tick_ms,
             last_applied_index: self.last_applied_index,
             ended_calls: VecDeque::new(),
-            unreachable_sites: self.unreachable_sites.clone(),
+            outages: self.outages.clone(),
         }
     }
 }
@@ -383,6 +383,7 @@ impl Routing {
             CommandBody::SiteLost { site } => self.site_lost(*site),
             CommandBody::SiteBack { site } => self.site_back(*site),
             CommandBody::SiteUnreachable { site } => self.site_unreachable(*site),
+            CommandBody::OperatorLegEnded { call, operator, fence } => self.operator_leg_ended(call, operator, *fence),
             CommandBody::ApplyConfig(set) => self.apply_config(set),
         }
     }
@@ -1476,7 +1477,10 @@ impl Routing {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: Some(current) });
         }
         let now = self.s.now_ms;
-        let talk_ms = now.saturating_sub(since_ms);
+        // An operator released by its own site talked until then, however late the caller's
+        // site reports.
+        let released_at_ms = self.s.outages.released_calls.get(&no).copied();
+        let talk_ms = released_at_ms.unwrap_or(now).saturating_sub(since_ms);
         let (verb, data) = match &outcome {
             Outcome::Transferred { target } => (
                 QueueLogVerb::BlindTransfer,
@@ -1499,7 +1503,9 @@ impl Routing {
             s.total_handle_ms += talk_ms;
         });
         self.end_call(call, outcome, Some(talk_ms));
-        self.after_call(&operator, &queue_id);
+        if released_at_ms.is_none() {
+            self.after_call(&operator, &queue_id);
+        }
         Ok(Response::Done)
     }
 
@@ -2108,6 +2114,7 @@ impl Routing {
     }
 
     fn take_call(&mut self, no: u64) -> Call {
+        self.s.outages.released_calls.remove(&no);
         self.index_call(no, false);
         let call = self.s.calls.remove(&no).expect("call exists");
         self.idx.call_numbers.remove(&call.id);
@@ -2222,7 +2229,7 @@ impl Routing {
         self.s
             .operators
             .get(id)
-            .is_some_and(|op| op.is_offerable() && !sites::site_in(&self.s.unreachable_sites, op.site))
+            .is_some_and(|op| op.is_offerable() && !sites::site_in(&self.s.outages.unreachable_sites, op.site))
     }
 
     fn index_operator(&mut self, id: &OperatorId, add: bool) {
@@ -2526,6 +2533,14 @@ impl Routing {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut operators_in_offers: BTreeMap<&OperatorId, &CallId> = BTreeMap::new();
         for call in self.s.calls.values() {
+            if self.s.outages.released_calls.contains_key(&call.no) {
+                // Its operator was released by its own site; see sites.rs.
+                if !matches!(call.state, CallState::Connected { operator_site, .. } if operator_site != call.entry_site)
+                {
+                    return Err(format!("released call {} is not a connected cross-site call", call.id));
+                }
+                continue;
+            }
             let (operator, fence, busy) = match &call.state {
                 CallState::Waiting => continue,
                 CallState::Offered { operator, fence, .. } => (operator, *fence, false),

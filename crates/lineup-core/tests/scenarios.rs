@@ -598,6 +598,54 @@ fn a_refused_trunk_call_gives_the_caller_its_place_and_costs_the_operator_nothin
     assert_eq!(Harness::the_offer(&effects).0, "c1");
 }
 
+/// The caller's site is silent; the operator hangs up at their own site, which frees them
+/// there. The outcome waits for the caller's site, which reports it when it is back.
+#[test]
+fn an_operator_released_by_its_own_site_takes_calls_while_the_callers_site_is_silent() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.operator("b", SITE_B, &[("sales", 0)], &[]);
+    h.login("b", SITE_B);
+    let (_, _, fence) = Harness::the_offer(&h.enqueue("across", "sales", SITE_A));
+    h.connect("across", "b", fence);
+    h.ok(CommandBody::SiteUnreachable { site: SITE_A });
+    h.advance(30_000);
+    let release =
+        |call: &str, fence| CommandBody::OperatorLegEnded { call: id(call), operator: OperatorId::new("b"), fence };
+    assert!(h.apply(release("across", fence + 1)).0.is_err(), "a stale fence is refused");
+    h.ok(release("across", fence));
+    assert_eq!(h.status("b"), OperatorStatus::Available);
+    assert!(h.apply(release("across", fence)).0.is_err(), "released once");
+    assert_eq!(h.outcome_of("across"), None, "the outcome waits for the caller's site");
+    // b takes the next caller at its own site meanwhile.
+    let (_, _, next_fence) = Harness::the_offer(&h.enqueue("local-b", "sales", SITE_B));
+    h.connect("local-b", "b", next_fence);
+    h.routing.check_invariants().unwrap();
+    h.advance(60_000);
+
+    // The caller's site is back and reports the end it saw; b's current call is untouched.
+    h.ok(CommandBody::SiteBack { site: SITE_A });
+    h.complete("across", fence, HungUpBy::Operator);
+    assert_eq!(h.outcome_of("across"), Some(Outcome::Completed { by: HungUpBy::Operator }));
+    assert_eq!(h.status("b"), OperatorStatus::Busy { call: id("local-b"), fence: next_fence });
+    // Talk time ends at the release, not when the caller's site reported 60 s later.
+    assert!(h.log_lines().iter().any(|l| l.contains("|across|sales|b|COMPLETEAGENT|") && l.contains("|30|")));
+    h.routing.check_invariants().unwrap();
+}
+
+#[test]
+fn only_the_operators_half_of_a_cross_site_call_is_released() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.operator("b", SITE_B, &[("sales", 0)], &[]);
+    h.login("b", SITE_B);
+    let (_, _, fence) = Harness::the_offer(&h.enqueue("local", "sales", SITE_B));
+    h.connect("local", "b", fence);
+    let released = h.apply(CommandBody::OperatorLegEnded { call: id("local"), operator: OperatorId::new("b"), fence });
+    assert!(released.0.is_err(), "a local call is ended by the site that holds both legs");
+    assert_eq!(h.status("b"), OperatorStatus::Busy { call: id("local"), fence });
+}
+
 /// A snapshot written before the unreachable-site set existed still restores.
 #[test]
 fn a_snapshot_without_the_unreachable_set_restores() {
@@ -605,9 +653,9 @@ fn a_snapshot_without_the_unreachable_set_restores() {
     h.simple_queue("sales");
     h.enqueue("c1", "sales", SITE_A);
     let bytes = h.routing.snapshot_bytes();
-    // The old layout is the new one without its last field, an empty map (one zero byte).
-    assert_eq!(bytes.last(), Some(&0));
-    let old = &bytes[..bytes.len() - 1];
+    // The old layout is the new one without its last field, two empty maps (two zero bytes).
+    assert!(bytes.ends_with(&[0, 0]));
+    let old = &bytes[..bytes.len() - 2];
     let restored = Routing::restore(old).unwrap();
     assert_eq!(restored.snapshot_bytes(), bytes);
 }

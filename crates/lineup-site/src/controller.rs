@@ -60,6 +60,10 @@ pub const ENDED_CHANNELS_REMEMBERED_MAX: usize = 4_096;
 pub const EARLY_TRUNK_WAIT_MS: u64 = 5_000;
 /// Most trunk calls held for their Offer at once; beyond it they are refused at once.
 pub const EARLY_TRUNK_LEGS_MAX: usize = 1_024;
+/// After its side of a connected cross-site call ended, the operator's site waits this long
+/// for the caller's site to report the end; if the call is still connected then (the
+/// caller's site is silent), it frees its operator itself (`OperatorLegEnded`).
+pub const OPERATOR_RELEASE_GRACE_MS: u64 = 2_000;
 /// Q.850 causes with which the operator's site itself ends an unanswered trunk call (16
 /// normal clearing: it took the offer down and reports why; 19 no answer: the ring ran
 /// out). Any other cause is a refusal or a failure on the way, which the caller's site
@@ -355,6 +359,9 @@ pub struct SiteController {
     awaiting_trunk: BTreeMap<CallId, Offer>,
     /// Trunk calls that came before their Offer: call → (inbound leg, refuse after).
     early_trunks: BTreeMap<CallId, (ChannelId, u64)>,
+    /// Connected cross-site calls whose operator side ended here: (call, fence) → (operator,
+    /// release at). See `OPERATOR_RELEASE_GRACE_MS`.
+    releases_due: BTreeMap<(CallId, u64), (OperatorId, u64)>,
     /// Highest fence executed per call and per operator (site-side fencing).
     call_fences: BTreeMap<CallId, u64>,
     operator_fences: BTreeMap<OperatorId, u64>,
@@ -408,6 +415,7 @@ impl SiteController {
             ring_legs: BTreeMap::new(),
             awaiting_trunk: BTreeMap::new(),
             early_trunks: BTreeMap::new(),
+            releases_due: BTreeMap::new(),
             call_fences: BTreeMap::new(),
             operator_fences: BTreeMap::new(),
             playbacks: BTreeMap::new(),
@@ -1612,6 +1620,10 @@ impl SiteController {
     /// Tidies up after a connected call ended on either side.
     fn end_connected_offer(&mut self, call: &CallId, fence: u64, by: HungUpBy) {
         let Some(exec) = self.offers.remove(&(call.clone(), fence)) else { return };
+        if exec.kind == ExecKind::TrunkIn && self.releases_due.len() < EARLY_TRUNK_LEGS_MAX {
+            let due = self.now_ms + OPERATOR_RELEASE_GRACE_MS;
+            self.releases_due.insert((call.clone(), fence), (exec.operator.clone(), due));
+        }
         match (exec.mode, by) {
             (OperatorMode::Ring, HungUpBy::Caller) => {
                 self.ring_legs.remove(&exec.operator_channel);
@@ -1856,6 +1868,7 @@ impl SiteController {
 
     fn on_tick(&mut self, routing: &Routing) {
         let now = self.now_ms;
+        self.release_operators_due(routing);
         // Trunk calls whose Offer never came (cancelled, stale, or not ours): refuse them.
         let expired: Vec<CallId> =
             self.early_trunks.iter().filter(|(_, (_, deadline))| *deadline <= now).map(|(c, _)| c.clone()).collect();
@@ -1898,6 +1911,25 @@ impl SiteController {
             .collect();
         for ch in expired {
             self.finish_digits(&ch, routing);
+        }
+    }
+
+    /// Frees this site's operators of cross-site calls that ended here but that the caller's
+    /// site has not reported (it is silent: restarting, or cut off).
+    fn release_operators_due(&mut self, routing: &Routing) {
+        let now = self.now_ms;
+        let due: Vec<(CallId, u64)> =
+            self.releases_due.iter().filter(|(_, (_, at))| *at <= now).map(|(k, _)| k.clone()).collect();
+        for (call, fence) in due {
+            let Some((operator, _)) = self.releases_due.remove(&(call.clone(), fence)) else { continue };
+            let still_connected = routing.call_view(&call).is_some_and(|v| {
+                v.status == lineup_core::CallStatus::Connected
+                    && v.fence == Some(fence)
+                    && v.operator.as_ref() == Some(&operator)
+            });
+            if still_connected {
+                self.report(CommandBody::OperatorLegEnded { call, operator, fence });
+            }
         }
     }
 

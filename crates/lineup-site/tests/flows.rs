@@ -294,6 +294,34 @@ fn a_restart_of_the_operators_site_during_a_cross_site_call_keeps_the_call() {
     assert!(rig.audio_at(lineup_pbx_sim::BoxIndex(1), &op_leg).is_some(), "operator leg still up");
 }
 
+/// The caller's site is silent (its events are lost) when the operator at the other site
+/// hangs up: the operator's own site frees the operator after a short grace, and the call's
+/// outcome is booked when the caller's site is heard again, with the true `by`.
+#[test]
+fn the_operators_site_frees_its_operator_while_the_callers_site_is_silent() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2002", "8888", OperatorMode::Ring, &["sales"]);
+    let hangs_up =
+        PhoneBehaviour { answer_after_ms: Some(1_000), hang_up_after_answer_ms: Some(8_000), ..Default::default() };
+    rig.phone_at(lineup_pbx_sim::BoxIndex(1), "phone-2002", hangs_up);
+    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2002", "2002", "8888");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2002") == OperatorStatus::Available));
+    let caller = rig.caller("lee", "5000", None);
+    let call = rig.call_id(&caller);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(30_000, connected));
+
+    rig.deaf[0] = true;
+    let freed = |r: &Rig| !matches!(r.operator_status("2002"), OperatorStatus::Busy { .. });
+    assert!(rig.run_until(20_000, freed), "the operator's site freed its operator");
+    assert_eq!(rig.outcome(&call), None, "the outcome waits for the caller's site");
+
+    rig.reconnect(0);
+    assert!(rig.run_until(10_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Operator }));
+}
+
 /// A trunk call that the far box refuses (its node is down, so `Stasis` fails there and
 /// the dialplan hangs up with congestion) is reported at once by the caller's site: the
 /// caller keeps its place and the operator is not charged a missed ring.

@@ -9,13 +9,26 @@
 //! or silence for the long `site_lost_after_ms`) ends its calls.
 
 use super::{CallState, Response, Routing, State};
-use crate::ids::{OperatorId, SiteId};
+use crate::ids::{CallId, OperatorId, SiteId};
 use crate::model::Call;
 use crate::CommandResult;
+use crate::CoreError;
 use std::collections::BTreeMap;
 
 /// A timer that a silent site would have to act on is looked at again after this long.
 pub const UNREACHABLE_TIMER_RECHECK_MS: u64 = 1_000;
+
+/// What silence leaves behind, replicated with the rest of the state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Outages {
+    /// Sites the leader has not heard for a while, with the core time it said so.
+    pub(super) unreachable_sites: BTreeMap<SiteId, u64>,
+    /// Connected cross-site calls whose operator's side ended and whose operator its own site
+    /// released (`OperatorLegEnded`) before the caller's site reported the end: call number →
+    /// when. The call's outcome waits for the caller's site (or `SiteLost`); its operator
+    /// takes other calls meanwhile.
+    pub(super) released_calls: BTreeMap<u64, u64>,
+}
 
 /// Is `site` (when there is one) in the unreachable set?
 pub(super) fn site_in(unreachable: &BTreeMap<SiteId, u64>, site: Option<SiteId>) -> bool {
@@ -24,16 +37,38 @@ pub(super) fn site_in(unreachable: &BTreeMap<SiteId, u64>, site: Option<SiteId>)
 
 impl Routing {
     pub(super) fn site_unreachable(&mut self, site: SiteId) -> CommandResult {
-        if !self.s.lost_sites.contains(&site) && !self.s.unreachable_sites.contains_key(&site) {
+        if !self.s.lost_sites.contains(&site) && !self.s.outages.unreachable_sites.contains_key(&site) {
             let now = self.s.now_ms;
             self.set_site_unreachable(site, Some(now));
         }
         Ok(Response::Done)
     }
 
+    /// The operator's site says its side of a connected cross-site call has ended (the
+    /// operator hung up, or the trunk call went away) while the caller's site has not
+    /// reported: the operator is freed now, the call's outcome waits for the caller's site.
+    pub(super) fn operator_leg_ended(&mut self, id: &CallId, operator: &OperatorId, fence: u64) -> CommandResult {
+        let no = self.call_no(id)?;
+        let call = &self.s.calls[&no];
+        let CallState::Connected { operator: holder, fence: current, operator_site, .. } = &call.state else {
+            return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: call.offer_fence() });
+        };
+        if *current != fence || holder != operator {
+            return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: Some(*current) });
+        }
+        if *operator_site == call.entry_site || self.s.outages.released_calls.contains_key(&no) {
+            return Err(super::invalid("only the operator's half of a cross-site call is released", id.to_string()));
+        }
+        let queue = call.queue.clone();
+        let now = self.s.now_ms;
+        self.s.outages.released_calls.insert(no, now);
+        self.after_call(operator, &queue);
+        Ok(Response::Done)
+    }
+
     pub(super) fn site_back(&mut self, site: SiteId) -> CommandResult {
         self.s.lost_sites.remove(&site);
-        if self.s.unreachable_sites.contains_key(&site) {
+        if self.s.outages.unreachable_sites.contains_key(&site) {
             self.set_site_unreachable(site, None);
             // Its callers may be offered again.
             let waiting: Vec<u64> =
@@ -52,8 +87,8 @@ impl Routing {
             self.index_operator(id, false);
         }
         match since_ms {
-            Some(at) => self.s.unreachable_sites.insert(site, at),
-            None => self.s.unreachable_sites.remove(&site),
+            Some(at) => self.s.outages.unreachable_sites.insert(site, at),
+            None => self.s.outages.unreachable_sites.remove(&site),
         };
         for id in at_site {
             self.index_operator(&id, true);
@@ -64,7 +99,7 @@ impl Routing {
     /// May this call be offered, as far as its caller's site goes? A callback promise has no
     /// caller leg: the operator's site places the call, so it is always reachable.
     pub(super) fn call_reachable(&self, call: &Call) -> bool {
-        call.callback.is_some() || !self.s.unreachable_sites.contains_key(&call.entry_site)
+        call.callback.is_some() || !self.s.outages.unreachable_sites.contains_key(&call.entry_site)
     }
 
     /// Is the site holding this live caller's leg unreachable?
@@ -77,7 +112,7 @@ impl Routing {
         let Some(call) = self.s.calls.get(&no) else { return false };
         match &call.state {
             CallState::Offered { operator_site, .. } => {
-                self.s.unreachable_sites.contains_key(operator_site) || !self.call_reachable(call)
+                self.s.outages.unreachable_sites.contains_key(operator_site) || !self.call_reachable(call)
             }
             _ => false,
         }
@@ -85,11 +120,11 @@ impl Routing {
 
     /// Sites the leader has not heard for a while, with the core time it said so.
     pub fn unreachable_sites(&self) -> impl Iterator<Item = (SiteId, u64)> + '_ {
-        self.s.unreachable_sites.iter().map(|(site, since)| (*site, *since))
+        self.s.outages.unreachable_sites.iter().map(|(site, since)| (*site, *since))
     }
 
     pub fn is_site_unreachable(&self, site: SiteId) -> bool {
-        self.s.unreachable_sites.contains_key(&site)
+        self.s.outages.unreachable_sites.contains_key(&site)
     }
 }
 
@@ -125,7 +160,7 @@ impl From<StateWithoutUnreachable> for State {
             last_tick_ms: old.last_tick_ms,
             last_applied_index: old.last_applied_index,
             ended_calls: old.ended_calls,
-            unreachable_sites: BTreeMap::new(),
+            outages: Outages::default(),
         }
     }
 }

@@ -162,8 +162,11 @@ impl SiteController {
             (_, None) => {}
         }
         if found.bridge_exists {
-            self.ari(AriRequest::DestroyBridge(found.bridge));
+            self.ari(AriRequest::DestroyBridge(found.bridge.clone()));
         }
+        // Our side is over: if the caller's site does not report the end, free the operator.
+        let due = self.now_ms + super::OPERATOR_RELEASE_GRACE_MS;
+        self.releases_due.insert((found.call, found.fence), (found.operator, due));
     }
 
     /// Offered and both legs are in the call bridge: what remains is what the bridge event
