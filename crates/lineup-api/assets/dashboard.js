@@ -404,6 +404,18 @@ function health(edge, detail) {
   return h("td", { class: edge.ok ? "ok" : "bad", title: edge.detail || detail }, (edge.ok ? "✓ ok" : "✗ down") + lag);
 }
 
+/// The routing state's view of a site: up; unreachable (its calls go on, nothing is
+/// offered across it) with how long; or lost (declared gone).
+function siteState(m) {
+  if (m.site_state === "unreachable") {
+    const since = m.unreachable_since_ms;
+    const text = since ? `unreachable ${duration(Math.max(0, serverNow() - since))}` : "unreachable";
+    return h("td", { class: "bad", title: "silent: its calls go on, nothing is offered across it" }, text);
+  }
+  if (m.site_state === "lost") return h("td", { class: "bad", title: "declared gone" }, "lost");
+  return h("td", { class: "ok" }, "up");
+}
+
 function renderCluster() {
   const c = state.cluster;
   $("cluster-summary").textContent = c ? `leader ${c.leader ? "site " + c.leader : "none"} · term ${c.term} · seen from site ${state.site ?? "?"}` : "";
@@ -415,6 +427,7 @@ function renderCluster() {
       h("td", { class: m.site === c.leader ? "ok" : c.leader == null ? "bad" : "" }, raft, m.voter ? "" : " (learner)"),
       h("td", { class: `n ${m.lag_entries > 100 ? "warn" : ""}` }, m.lag_entries ?? "–"),
       h("td", { class: m.reachable === false ? "bad" : m.reachable ? "ok" : "dim" }, m.reachable == null ? "?" : m.reachable ? "✓" : "✗"),
+      siteState(m),
       hl ? h("td", { class: hl.ari_connected ? "ok" : "bad" }, hl.ari_connected ? "✓ ok" : "✗ down") : h("td", { class: "dim" }, "?"),
       health(hl ? hl.redis : undefined),
       health(hl ? hl.database : undefined));
