@@ -587,20 +587,22 @@ async fn timeout_full_and_closed_send_callers_back_to_the_dialplan_with_lineup_r
     rig.wait("first caller waiting", |r| r.position(&timed_out) == Some(1)).await;
     let (refused, full) = rig.caller(1, "ivan", None, vec![]);
     let (after_hours, closed) = rig.dial(1, "judy", "5551234", "5002", None, vec![]);
+    // The deployed dialplan sends TIMEOUT to its overflow context and hangs the others up.
     let cases = [
-        (waits, timed_out, Outcome::TimedOut, "TIMEOUT", "5000"),
-        (refused, full, Outcome::Full, "FULL", "5000"),
-        (after_hours, closed, Outcome::Closed, "CLOSED", "5002"),
+        (waits, timed_out, Outcome::TimedOut, "TIMEOUT", ("lineup-overflow", "s")),
+        (refused, full, Outcome::Full, "FULL", ("lineup-gates", "5000")),
+        (after_hours, closed, Outcome::Closed, "CLOSED", ("lineup-gates", "5002")),
     ];
-    for (channel, call, outcome, result, exten) in cases {
+    for (channel, call, outcome, result, (context, exten)) in cases {
         rig.wait("call ended", |_| rig.outcome(&call).is_some()).await;
         assert_eq!(rig.outcome(&call), Some(outcome));
-        // Back in the dialplan with LINEUP_RESULT set; the deployed dialplan then hangs up.
+        // Back in the dialplan with LINEUP_RESULT set (not retried: Stasis succeeded).
         rig.wait_until("the dialplan ran on and hung up", || rig.ended(1, &channel).is_some()).await;
         let ended = rig.ended(1, &channel).unwrap();
         assert_eq!(ended.variables.get("LINEUP_RESULT").map(String::as_str), Some(result), "{ended:?}");
+        assert_eq!(ended.variables.get("LINEUP_TRIES").map(String::as_str), Some("0"), "{ended:?}");
         let place = &ended.channel.dialplan;
-        assert_eq!((place.context.as_str(), place.exten.as_str()), ("lineup-gates", exten), "{ended:?}");
+        assert_eq!((place.context.as_str(), place.exten.as_str()), (context, exten), "{ended:?}");
         assert!(place.priority > 1 && place.app_name == "Hangup", "continued past Stasis: {place:?}");
         // The recorder task may still be filing the request the world already acted on.
         let continues = || rig.requests_to("POST", &format!("/channels/{channel}/continue")).len();
