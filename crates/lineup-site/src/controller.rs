@@ -18,6 +18,7 @@ use lineup_core::{
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod adopt_trunk_in;
+mod take_down;
 
 /// Digits a caller may key to leave the queue, unless configured otherwise.
 pub const DEFAULT_EXIT_KEYS: &str = "0";
@@ -2111,17 +2112,7 @@ impl SiteController {
                     );
                 }
                 (lineup_core::CallStatus::Offered, Some(fence), Some(operator)) => {
-                    // Half-built: take it down and give the caller its place back.
-                    if let Some(b) = bridge.filter(|b| bridged.contains_key(b)) {
-                        self.ari(AriRequest::DestroyBridge(b));
-                    }
-                    self.start_moh(&ch);
-                    self.report(CommandBody::OfferFailed {
-                        call: view.call.clone(),
-                        operator,
-                        fence,
-                        reason: OfferFailure::BridgeFailed,
-                    });
+                    self.take_down_half_built_offer(&view.call, &operator, fence, &ch, &live, &bridged, routing);
                 }
                 (lineup_core::CallStatus::Waiting, _, _) => self.start_moh(&ch),
                 _ => {}
