@@ -3,10 +3,10 @@
 //! short traffic phase (the whole schedule still runs: every fault, then a rolling restart).
 //!
 //! Asserted: nobody double booked, every outcome right, no operator's leg dropped, and no
-//! call that reached Lineup dropped by a fault. Printed but not yet asserted (still open):
-//! callers who arrive while their box's node is down are hung up by the dialplan (they need
-//! a bounded retry into Stasis), a restarted node is heard within 1 s, a caller is answered
-//! within 2.5 s of the leader's kill.
+//! call dropped by a fault — neither one in Lineup's hands nor a caller who arrived while
+//! their box's node was down (the deployed dialplan holds them with music and retries
+//! Stasis until the node is back). Printed but not yet asserted (still open): a restarted
+//! node is heard within 1 s, a caller is answered within 2.5 s of the leader's kill.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -14,6 +14,9 @@ use std::process::Command;
 
 /// Seconds of traffic with faults in CI (the faults run back to back when they take longer).
 const CI_DURATION_S: u64 = 30;
+/// Report figures that must be 0.
+const MUST_BE_ZERO: [&str; 5] =
+    ["outcomes_wrong", "double_booked", "operator_legs_dropped", "calls_dropped_by_fault", "faults_skipped"];
 
 /// The `lineup` binary: `LINEUP_CHAOS_LINEUP_BIN`, else beside this package's binary in the
 /// target directory (built with the workspace).
@@ -25,7 +28,7 @@ fn lineup_bin() -> PathBuf {
 }
 
 #[test]
-fn restarts_and_kills_during_live_calls_book_nobody_twice_and_drop_no_call_in_hand() {
+fn restarts_and_kills_during_live_calls_book_nobody_twice_and_drop_no_call() {
     let lineup = lineup_bin();
     assert!(lineup.is_file(), "no lineup binary at {} (cargo build -p lineup)", lineup.display());
     let output = Command::new(env!("CARGO_BIN_EXE_lineup-chaos"))
@@ -42,23 +45,11 @@ fn restarts_and_kills_during_live_calls_book_nobody_twice_and_drop_no_call_in_ha
     assert!(figure("calls") > 0 && figure("answered") > 0, "no traffic\n{shown}");
     assert_eq!(figure("restarts"), 7, "four SIGTERM restarts and a rolling restart of three\n{shown}");
     assert_eq!(figure("kills"), 4, "kill -9 of the caller's nodes, the operator's and the leader\n{shown}");
-    for zero in ["outcomes_wrong", "double_booked", "operator_legs_dropped", "faults_skipped"] {
+    for zero in MUST_BE_ZERO {
         assert_eq!(figure(zero), 0, "{zero}\n{shown}");
     }
-    // Every drop is a caller the dialplan hung up while its node was down, before Lineup
-    // ever had it; none was a call in Lineup's hands.
-    let drops = report["drops"].as_array().unwrap_or_else(|| panic!("drops missing\n{shown}"));
-    // The report lists the first 20; CI's short run has fewer, so every drop is seen.
-    assert!(figure("calls_dropped_by_fault") <= 20, "{shown}");
-    assert_eq!(drops.len() as u64, figure("calls_dropped_by_fault"), "{shown}");
-    for drop in drops {
-        let what = drop.as_str().unwrap_or_default();
-        assert!(what.contains("before reaching Lineup"), "a call in Lineup's hands was dropped: {what}\n{shown}");
-    }
     eprintln!(
-        "open figures: calls_dropped_by_fault {} (callers arriving while their node was down), \
-         max_restart_to_heard_ms {}, leader_kill_to_answer_ms {}",
-        figure("calls_dropped_by_fault"),
+        "open figures: max_restart_to_heard_ms {}, leader_kill_to_answer_ms {}",
         figure("max_restart_to_heard_ms"),
         figure("leader_kill_to_answer_ms")
     );
