@@ -453,10 +453,12 @@ pub fn starvation(routing: &Routing, checker: &mut Checker, now_ms: u64, bound_m
                 checker.violation(
                     now_ms,
                     format!(
-                        "I7 queue {q}: {} waiting beside {} available operators for {} ms",
+                        "I7 queue {q}: {} waiting beside {} available operators for {} ms (unreachable sites {:?}, waiting {:?})",
                         s.waiting,
                         s.available,
-                        now_ms - since
+                        now_ms - since,
+                        routing.unreachable_sites().collect::<Vec<_>>(),
+                        routing.waiting_calls().iter().take(4).map(|w| (w.call.to_string(), w.entry_site, w.callback)).collect::<Vec<_>>()
                     ),
                 );
             }
