@@ -875,6 +875,12 @@ impl Routing {
     fn abandoned(&mut self, id: &CallId) -> CommandResult {
         let no = self.call_no(id)?;
         let call = &self.s.calls[&no];
+        if call.callback.is_some() && !matches!(call.state, CallState::Waiting) {
+            // The first leg of a caller who took a callback hangs up after the confirmation,
+            // while the callback is already being placed or is connected: the promise no
+            // longer has that leg, and its callback goes on.
+            return Err(invalid("the callback is being served; its first leg has left", id.to_string()));
+        }
         match &call.state {
             CallState::Connected { fence, .. } => {
                 // The site saw the caller hang up after the bridge: that is a completion.

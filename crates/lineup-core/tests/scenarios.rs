@@ -646,6 +646,32 @@ fn only_the_operators_half_of_a_cross_site_call_is_released() {
     assert_eq!(h.status("b"), OperatorStatus::Busy { call: id("local"), fence });
 }
 
+/// Found by the simulator: a caller took a callback, the callback was placed and connected
+/// while the caller's first leg still heard the confirmation, then that leg hung up. Its
+/// Abandoned ended the connected callback and freed the operator, who was offered another
+/// caller while still talking to the callee.
+#[test]
+fn the_first_leg_hanging_up_never_ends_a_callback_promise() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.operator("a", SITE_A, &[("sales", 0)], &[]);
+    h.enqueue("promise", "sales", SITE_A);
+    h.ok(CommandBody::RequestCallback { call: id("promise"), number: "5550100".into() });
+    let effects = h.login("a", SITE_A);
+    let offer = Harness::offers(&effects).pop().expect("the callback is dialled");
+    h.ok(CommandBody::CallbackResult {
+        call: id("promise"),
+        operator: OperatorId::new("a"),
+        fence: offer.fence,
+        answered: true,
+    });
+    let (refused, effects) = h.apply(CommandBody::Abandoned { call: id("promise") });
+    assert!(refused.is_err() && effects.is_empty(), "{refused:?}");
+    assert_eq!(h.status("a"), OperatorStatus::Busy { call: id("promise"), fence: offer.fence });
+    assert_eq!(h.outcome_of("promise"), None);
+    h.routing.check_invariants().unwrap();
+}
+
 /// A snapshot written before the unreachable-site set existed still restores.
 #[test]
 fn a_snapshot_without_the_unreachable_set_restores() {

@@ -1558,16 +1558,16 @@ impl SiteController {
             self.awaiting_trunk.remove(call);
         }
         let Some(exec) = self.offers.remove(&(call.clone(), fence)) else { return };
-        if exec.stage == OfferStage::Connected {
-            // A cancel never ends a connected call; put it back (its end comes from hangups).
-            self.offers.insert((call.clone(), fence), exec);
-            return;
-        }
+        // Even a bridged offer is taken down: the core cancels an offer only while it is
+        // not connected (its deadline passed before the sites' Connected was committed, held
+        // up by a partition or a restart), and from then on it offers the caller and the
+        // operator to others. Talking on would book the operator twice. The caller keeps its
+        // place and is offered again at once.
         self.undo_offer(exec);
     }
 
-    /// Tears down a half-built offer: ring leg hung up, bridge destroyed, caller back on hold
-    /// music, persistent operator back in the holding bridge.
+    /// Tears down an offer's execution (half-built or bridged): ring leg hung up, bridge
+    /// destroyed, caller back on hold music, persistent operator back in the holding bridge.
     fn undo_offer(&mut self, exec: OfferExec) {
         match exec.mode {
             OperatorMode::Ring => {
@@ -1593,7 +1593,9 @@ impl SiteController {
             self.ari(AriRequest::Hangup(exec.caller_channel.clone(), HangupReason::Normal));
         }
         if let Some(leg) = self.callers.get_mut(&exec.caller_channel) {
-            if leg.state == (CallerState::Offered { fence: exec.fence }) {
+            let this_offer = leg.state == (CallerState::Offered { fence: exec.fence })
+                || leg.state == (CallerState::Connected { fence: exec.fence });
+            if this_offer {
                 leg.state = CallerState::Waiting;
                 self.start_moh(&exec.caller_channel);
             }

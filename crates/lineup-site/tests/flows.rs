@@ -559,6 +559,37 @@ fn a_restarted_site_adopts_its_operator_and_callers_and_serves_them() {
     }
 }
 
+/// Found by the simulator: the core took an offer back at its deadline while the site had
+/// already bridged it (its Connected held up, here by a site cut off from the leader). The
+/// site kept the bridge ("a cancel never ends a connected call") while the core offered the
+/// caller and the operator to others: a double booking. The site now takes it down.
+#[test]
+fn a_bridged_offer_the_core_took_back_is_taken_down() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    rig.unheard[0] = true;
+    let caller = rig.caller("nina", "5000", Some(300_000));
+    // The Enqueue is proposed by the cut-off site: commit it for the test, as the leader would
+    // have before the cut.
+    assert!(rig.run_until(5_000, |r| !r.unheard_proposals.is_empty()));
+    let enqueue = rig.unheard_proposals.remove(0);
+    rig.commit(&enqueue).expect("enqueued");
+    let call = rig.call_id(&caller);
+    let talking = |r: &Rig| matches!(r.audio(&caller), Some(AudioPath::Connected { .. }));
+    assert!(rig.run_until(5_000, talking), "bridged, its Connected held up");
+    assert_eq!(rig.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered));
+
+    // The deadline passes: the core takes the offer back; the site must follow.
+    let taken_back = |r: &Rig| r.routing.call_view(&call).is_some_and(|v| v.status == CallStatus::Waiting);
+    assert!(rig.run_until(routing::OFFER_CONNECT_TIMEOUT_MS + 2_000, taken_back));
+    rig.run_for(1_000);
+    assert!(!talking(&rig), "still bridged after the core took the offer back: {:?}", rig.audio(&caller));
+    assert!(matches!(rig.audio(&caller), Some(AudioPath::MusicOnHold { .. })), "{:?}", rig.audio(&caller));
+}
+
 fn one_operator_one_caller(rig: &mut Rig) -> (lineup_ari::ChannelId, lineup_ari::ChannelId, CallId) {
     sales(rig);
     rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);

@@ -37,6 +37,9 @@ pub struct Rig {
     next_tick_ms: u64,
     /// Sites whose events socket is down: their ARI events are lost, as on a real drop.
     pub deaf: Vec<bool>,
+    /// Sites whose proposals never reach the leader (kept here, never committed).
+    pub unheard: Vec<bool>,
+    pub unheard_proposals: Vec<Command>,
     /// Deliver every ARI event twice (as with two subscribed applications, undeduplicated).
     pub duplicate_events: bool,
     /// The next N bridge additions answer 500 without doing anything.
@@ -95,6 +98,8 @@ impl Rig {
             ari_log: Vec::new(),
             next_tick_ms: 0,
             deaf: vec![false; sites],
+            unheard: vec![false; sites],
+            unheard_proposals: Vec::new(),
             duplicate_events: false,
             fail_add_channels: 0,
             lagging: vec![false; sites],
@@ -299,6 +304,11 @@ impl Rig {
 
     fn execute(&mut self, site: usize, action: Action) {
         match action {
+            Action::Propose { command, .. } if self.unheard[site] => {
+                // The site's node is cut off from the leader: nothing it proposes commits, and
+                // its own retries are lost too.
+                self.unheard_proposals.push(command);
+            }
             Action::Propose { token, command } => {
                 let result = self.commit(&command);
                 self.inputs.push_back((site, Input::Proposed { token, result: Ok(result) }));
