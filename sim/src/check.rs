@@ -379,12 +379,13 @@ pub fn ground_truth_i1(world: &PbxWorld, checker: &mut Checker, now_ms: u64) {
 /// `caller_leg` finds a call's caller channel (site, channel), `call_of` the call of a
 /// caller channel's name.
 ///
-/// One kind of double booking is known and open, so it is counted
-/// (`double_bookings_after_cancel`) rather than reported: the core cancels an offer whose
-/// deadline passed while the sites had already bridged it (their `Connected` not yet
-/// committed, e.g. behind a partition); lineup-site keeps a bridged offer through a
-/// `CancelOffer` ("a cancel never ends a connected call"), so caller and operator talk on
-/// while the core offers both again. Every other double booking is an I1 violation.
+/// One case is counted (`double_bookings_after_cancel`) rather than reported: the
+/// operator's previous offer was voided by the core (its deadline passed while the sites'
+/// `Connected` was held up, e.g. behind a partition) and its bridge is still up when the new
+/// offer is applied. The operator's site takes that bridge down when it applies the
+/// `CancelOffer`, which comes before the new offer in log order, so the phones agree again;
+/// this check, run at apply time, cannot see that yet. Every other double booking is an I1
+/// violation.
 pub fn effects_against_phones(
     world: &PbxWorld,
     checker: &mut Checker,
