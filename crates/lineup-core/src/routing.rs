@@ -45,10 +45,14 @@ pub const ENDED_CALLS_REMEMBERED_MAX: usize = 20_000;
 /// the command's time is clamped, so one site with a fast clock cannot expire everyone's timers.
 pub const COMMAND_CLOCK_LEAD_MAX_MS: u64 = 2_000;
 /// A persistent operator's bridge is instant; if the site has not confirmed by then, the
-/// offer is taken back (counts as a miss).
-pub const OFFER_CONNECT_TIMEOUT_MS: u64 = 10_000;
-/// Slack on top of the ring timeout for trunk set-up before the core takes a ring-mode offer back.
-pub const OFFER_RING_GRACE_MS: u64 = 5_000;
+/// offer is taken back (counts as a miss). Sites report their failures themselves, so this
+/// only catches an offer a site lost track of; it is long because taking back an offer
+/// whose bridge is up (its Connected held up by a leader change or a restarting site) cuts
+/// a conversation that has begun.
+pub const OFFER_CONNECT_TIMEOUT_MS: u64 = 30_000;
+/// Slack on top of the ring timeout before the core takes a ring-mode offer back (trunk
+/// set-up, and a Connected held up as above).
+pub const OFFER_RING_GRACE_MS: u64 = 15_000;
 /// After a trunk call to an operator's site failed (refused, congested, no node there), the
 /// operator is not offered again for this long. Not a miss: it never counts toward a break.
 pub const TRUNK_FAILURE_REST_MS: u64 = 2_000;

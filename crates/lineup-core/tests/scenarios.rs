@@ -411,7 +411,7 @@ fn ring_mode_misses_rest_the_operator_then_put_it_on_break() {
     let effects = h.advance(5_000);
     let (_, _, fence2) = Harness::the_offer(&effects);
     assert!(fence2 > offer.fence);
-    let effects = h.advance(15_000 + 5_000);
+    let effects = h.advance(15_000 + routing::OFFER_RING_GRACE_MS);
     assert!(effects.iter().any(|e| matches!(e, Effect::CancelOffer { .. })));
     assert_eq!(h.status("r"), OperatorStatus::Break { reason: "missed-offers".into() });
     assert!(h.log_lines().iter().filter(|l| l.contains("RINGNOANSWER")).count() == 2);

@@ -25,6 +25,8 @@ pub const APPLIED_SINK_CAPACITY_COMMANDS: usize = 65_536;
 pub const CONFIG_MIRROR_CHECK_INTERVAL_MS: u64 = 1_000;
 /// How often ARI's REST side is probed for the health report.
 pub const ARI_PROBE_INTERVAL_MS: u64 = 5_000;
+/// Probe period while ARI is not reachable (at start, and during an outage).
+pub const ARI_PROBE_RETRY_MS: u64 = 250;
 /// Bound on waiting for the node to catch up with the cluster before site control starts
 /// (see `catch_up_with_cluster`).
 pub const SITE_START_CATCH_UP_WAIT_MS: u64 = 10_000;
@@ -190,10 +192,10 @@ fn spawn_ari_probe(
 ) {
     let Some(application) = application else { return };
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_millis(ARI_PROBE_INTERVAL_MS));
+        let mut pause = Duration::ZERO;
         loop {
             tokio::select! {
-                _ = interval.tick() => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.changed() => return,
             }
             let ok = ari.get_application(&application).await.is_ok();
@@ -201,6 +203,11 @@ fn spawn_ari_probe(
             if !ok {
                 edges.ari_probes_failed.fetch_add(1, Ordering::Relaxed);
             }
+            // Not reachable yet (at start the application exists only once the events
+            // socket has subscribed it): look again soon, so readiness follows within a
+            // fraction of a second rather than a whole interval.
+            let pause_ms = if ok { ARI_PROBE_INTERVAL_MS } else { ARI_PROBE_RETRY_MS };
+            pause = Duration::from_millis(pause_ms);
         }
     });
 }
