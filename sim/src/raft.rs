@@ -385,9 +385,13 @@ impl Node {
     /// nobody yet); the site's state is this node's applied view.
     fn members_health(&self, now_ms: u64) -> BTreeMap<u64, MemberHealth> {
         (0..self.n)
-            .filter(|p| *p != self.id)
             .map(|peer| {
                 let site = SiteId(peer as u64 + 1);
+                if peer == self.id {
+                    // The leader hears itself (as lineup-cluster's leader duty does).
+                    let (unreachable, lost) = (self.routing.is_site_unreachable(site), self.routing.is_site_lost(site));
+                    return (site.0, MemberHealth::leader_itself(unreachable, lost));
+                }
                 let heard_at = self.heard_at_ms[peer];
                 let since = heard_at.map_or(self.leader_since_ms, |at| at.max(self.leader_since_ms));
                 let health = MemberHealth {

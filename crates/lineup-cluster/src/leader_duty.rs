@@ -23,6 +23,14 @@ pub struct MemberHealth {
     pub lost: bool,
 }
 
+impl MemberHealth {
+    /// The leader's own site: always heard. A site marked unreachable by an earlier leader
+    /// that now leads is back.
+    pub fn leader_itself(unreachable: bool, lost: bool) -> MemberHealth {
+        MemberHealth { silent_for_ms: 0, heard: true, unreachable, lost }
+    }
+}
+
 /// The two thresholds, chosen together with the peer transport's timeouts (see
 /// [`crate::node::SITE_UNREACHABLE_AFTER_MS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +100,14 @@ mod tests {
         // Not heard since this leader took office: silence, not a return.
         let unheard = MemberHealth { silent_for_ms: 100, heard: false, unreachable: true, lost: false };
         assert_eq!(one(unheard, T), None);
+    }
+
+    /// Found by the simulator: a site marked unreachable that then became leader never
+    /// proposed SiteBack for itself (it only judged its peers), so its callers starved.
+    #[test]
+    fn a_leader_marked_unreachable_brings_itself_back() {
+        assert_eq!(one(MemberHealth::leader_itself(true, false), T), Some(CommandBody::SiteBack { site: SiteId(2) }));
+        assert_eq!(one(MemberHealth::leader_itself(false, false), T), None);
     }
 
     #[test]

@@ -976,7 +976,7 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
                 tracing::debug!(site = node.site, error = ?e, "tick not committed");
             }
         }
-        let members: BTreeMap<u64, MemberHealth> = peers
+        let mut members: BTreeMap<u64, MemberHealth> = peers
             .iter()
             .map(|site| {
                 // Silence counts from when we became leader: a new leader has heard nobody yet.
@@ -987,6 +987,11 @@ async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, co
                 (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost })
             })
             .collect();
+        // The leader hears itself: a site marked unreachable by an earlier leader that now
+        // leads must be brought back, or its callers and operators wait forever.
+        let (unreachable, lost) =
+            node.read_stale(|r| (r.is_site_unreachable(SiteId(node.site)), r.is_site_lost(SiteId(node.site))));
+        members.insert(node.site, MemberHealth::leader_itself(unreachable, lost));
         for body in decide(&members, thresholds) {
             tracing::info!(site = node.site, kind = body.kind(), "member health change");
             let command = Command { id: node.next_command_id(), at_ms: node.clock.now_unix_ms(), body };
