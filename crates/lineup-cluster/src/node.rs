@@ -86,8 +86,6 @@ pub const SITE_UNREACHABLE_AFTER_MS: u64 = 3_000;
 /// calls, and a node that comes back reconciles them itself; an admin declares a site that
 /// is really gone sooner (`lineup cluster declare-lost`). 0 disables it.
 pub const SITE_LOST_AFTER_MS: u64 = 2 * 60 * 60 * 1_000;
-/// Replication to a member that was unreachable is retried after this long.
-pub const PEER_UNREACHABLE_RETRY_MS: u64 = 100;
 /// Bound on waiting for the stored membership to load before greeting the members.
 pub const GREET_MEMBERSHIP_WAIT_MS: u64 = 5_000;
 /// How long a client write may take before its outcome counts as unknown.
@@ -422,13 +420,6 @@ impl<T: PeerTransport> PeerClient<T> {
 }
 
 impl<T: PeerTransport> RaftNetwork<LineupRaft> for PeerClient<T> {
-    /// openraft's default waits 500 ms between retries to an unreachable member; the
-    /// transport already backs off its own dials, and a member that comes back should be
-    /// replicated to within a heartbeat or so.
-    fn backoff(&self) -> openraft::network::Backoff {
-        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(PEER_UNREACHABLE_RETRY_MS)))
-    }
-
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<LineupRaft>,
