@@ -61,6 +61,8 @@ pub const ENDED_CHANNELS_REMEMBERED_MAX: usize = 4_096;
 pub const EARLY_TRUNK_WAIT_MS: u64 = 5_000;
 /// Most trunk calls held for their Offer at once; beyond it they are refused at once.
 pub const EARLY_TRUNK_LEGS_MAX: usize = 1_024;
+/// Operator releases waiting for their grace at once (see `OPERATOR_RELEASE_GRACE_MS`).
+pub const RELEASES_DUE_MAX: usize = 1_024;
 /// After its side of a connected cross-site call ended, the operator's site waits this long
 /// for the caller's site to report the end; if the call is still connected then (the
 /// caller's site is silent), it frees its operator itself (`OperatorLegEnded`).
@@ -385,6 +387,14 @@ pub struct SiteController {
 
 fn channel(id: &str) -> Option<ChannelId> {
     ChannelId::new(id).ok()
+}
+
+/// The application and arguments a channel in Stasis entered with, from its dialplan place
+/// (`Stasis(lineup,queue=sales)` shows as app data `lineup,queue=sales`).
+fn stasis_app_and_args(ch: &lineup_ari::Channel) -> (String, Vec<String>) {
+    let mut parts = ch.dialplan.app_data.split(',').map(str::to_string);
+    let application = parts.next().unwrap_or_default();
+    (application, parts.collect())
 }
 
 /// `"Name" <number>` of the caller, shown on the operator's phone.
@@ -1623,9 +1633,8 @@ impl SiteController {
     /// Tidies up after a connected call ended on either side.
     fn end_connected_offer(&mut self, call: &CallId, fence: u64, by: HungUpBy) {
         let Some(exec) = self.offers.remove(&(call.clone(), fence)) else { return };
-        if exec.kind == ExecKind::TrunkIn && self.releases_due.len() < EARLY_TRUNK_LEGS_MAX {
-            let due = self.now_ms + OPERATOR_RELEASE_GRACE_MS;
-            self.releases_due.insert((call.clone(), fence), (exec.operator.clone(), due));
+        if exec.kind == ExecKind::TrunkIn {
+            self.release_after_grace(call, fence, &exec.operator);
         }
         match (exec.mode, by) {
             (OperatorMode::Ring, HungUpBy::Caller) => {
@@ -1917,6 +1926,15 @@ impl SiteController {
         }
     }
 
+    /// Our side of a connected cross-site call is over: if the caller's site has not reported
+    /// its end after the grace, free the operator (see `release_operators_due`).
+    fn release_after_grace(&mut self, call: &CallId, fence: u64, operator: &OperatorId) {
+        if self.releases_due.len() < RELEASES_DUE_MAX {
+            let due = self.now_ms + OPERATOR_RELEASE_GRACE_MS;
+            self.releases_due.insert((call.clone(), fence), (operator.clone(), due));
+        }
+    }
+
     /// Frees this site's operators of cross-site calls that ended here but that the caller's
     /// site has not reported (it is silent: restarting, or cut off).
     fn release_operators_due(&mut self, routing: &Routing) {
@@ -2141,9 +2159,7 @@ impl SiteController {
             if known || ch.dialplan.app_name != "Stasis" {
                 continue;
             }
-            let mut parts = ch.dialplan.app_data.split(',').map(str::to_string);
-            let application = parts.next().unwrap_or_default();
-            let args: Vec<String> = parts.collect();
+            let (application, args) = stasis_app_and_args(ch);
             // (A login restarts at its first prompt.) Its StasisStart may still be on the way;
             // handling it later is a no-op because the channel is tracked by then.
             if application == lineup_ari::stasis_args::CALLER_APPLICATION

@@ -2,7 +2,7 @@
 //! and its trunk call arrived here). Without this, a restarted operator's site would treat
 //! the live trunk leg as a new arrival and refuse it, cutting off a connected call.
 
-use super::{channel, ExecKind, OfferExec, OfferStage, OperatorLeg, Purpose, SiteController};
+use super::{channel, stasis_app_and_args, ExecKind, OfferExec, OfferStage, OperatorLeg, Purpose, SiteController};
 use crate::io::AriRequest;
 use lineup_ari::{parse_stasis_entry, BridgeId, ChannelId, HangupReason, StasisEntry};
 use lineup_core::{CallId, CallStatus, CallView, CommandBody, OfferFailure, OperatorId, OperatorMode, Routing};
@@ -164,9 +164,7 @@ impl SiteController {
         if found.bridge_exists {
             self.ari(AriRequest::DestroyBridge(found.bridge.clone()));
         }
-        // Our side is over: if the caller's site does not report the end, free the operator.
-        let due = self.now_ms + super::OPERATOR_RELEASE_GRACE_MS;
-        self.releases_due.insert((found.call, found.fence), (found.operator, due));
+        self.release_after_grace(&found.call, found.fence, &found.operator);
     }
 
     /// Offered and both legs are in the call bridge: what remains is what the bridge event
@@ -224,9 +222,7 @@ fn trunk_legs_by_call(live: &BTreeMap<ChannelId, lineup_ari::Channel>) -> BTreeM
         if ch.dialplan.app_name != "Stasis" {
             continue;
         }
-        let mut parts = ch.dialplan.app_data.split(',').map(str::to_string);
-        let application = parts.next().unwrap_or_default();
-        let args: Vec<String> = parts.collect();
+        let (application, args) = stasis_app_and_args(ch);
         if let Ok(StasisEntry::TrunkLeg { call }) = parse_stasis_entry(&application, &args) {
             legs.insert(call, id.clone());
         }
