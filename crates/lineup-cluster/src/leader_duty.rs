@@ -6,10 +6,20 @@
 //! `site_lost_after_ms` of silence is it declared lost (`SiteLost`), which ends its calls
 //! and logs its operators out. Heard again within the unreachable threshold, it is back
 //! (`SiteBack`).
+//!
+//! `leader_duty` is the async loop that runs it on the leader, with the Tick and the
+//! going-quiet rule.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use lineup_core::{CommandBody, SiteId};
+use lineup_core::{Command, CommandBody, SiteId};
+use openraft::ServerState;
+use tokio::time::Instant;
+
+use crate::node::{ClusterNode, PeerContact};
+use crate::transport::PeerTransport;
 
 /// What the leader knows about one member right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +68,96 @@ fn decide_one(site: SiteId, h: MemberHealth, t: HealthThresholds) -> Option<Comm
         return Some(CommandBody::SiteBack { site });
     }
     None
+}
+
+/// The leader's periodic duty, run every heartbeat interval: propose `Tick` every tick
+/// interval, the members' health ([`crate::leader_duty::decide`]), and go quiet when cut off
+/// from a quorum. Holds only a weak reference, so it ends with the node.
+///
+/// Going quiet: openraft 0.9 keeps a leader that can send but not hear (a one-way
+/// partition) in office, and its heartbeats and replication retries keep resetting the
+/// majority's election timers, so nobody else can lead. A leader that has heard from no
+/// quorum for an election timeout therefore stops replicating (its peer clients refuse to
+/// send, see `PeerHealth::quiet`) and stops proposing; the majority elects a new leader,
+/// and the quiet one steps down as soon as it hears the new term.
+pub(crate) async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, contact: PeerContact) {
+    let (period, tick_every, quorum_window, thresholds) = match node.upgrade() {
+        Some(node) => (
+            Duration::from_millis(node.timing.heartbeat_interval_ms),
+            Duration::from_millis(node.timing.tick_interval_ms),
+            Duration::from_millis(node.timing.election_timeout_max_ms),
+            HealthThresholds {
+                unreachable_after_ms: node.timing.site_unreachable_after_ms,
+                lost_after_ms: node.timing.site_lost_after_ms,
+            },
+        ),
+        None => return,
+    };
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leader_since: Option<Instant> = None;
+    let mut last_tick: Option<Instant> = None;
+    loop {
+        interval.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let metrics = node.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            leader_since = None;
+            contact.quiet.store(false, Ordering::Relaxed);
+            continue;
+        }
+        if contact.quiet.load(Ordering::Relaxed) {
+            continue;
+        }
+        let now = Instant::now();
+        let since = *leader_since.get_or_insert(now);
+        let membership = metrics.membership_config.membership().clone();
+        let peers: Vec<u64> = membership.voter_ids().filter(|s| *s != node.site).collect();
+        let last_contact: BTreeMap<u64, Instant> = {
+            let contact = contact.last_contact.lock().unwrap_or_else(|p| p.into_inner());
+            peers.iter().filter_map(|s| contact.get(s).map(|at| (*s, (*at).max(since)))).collect()
+        };
+        let heard_recently = last_contact.values().filter(|at| now.duration_since(**at) < quorum_window).count();
+        let voters = peers.len() + 1;
+        let has_quorum = now.duration_since(since) < quorum_window || (heard_recently + 1) * 2 > voters;
+        if !has_quorum {
+            tracing::warn!(site = node.site, "leader hears no quorum; going quiet so the majority can elect");
+            contact.quiet.store(true, Ordering::Relaxed);
+            continue;
+        }
+        // Bounded by the quorum window: a proposal stuck behind a partition must not keep
+        // this loop from noticing the lost quorum and going quiet.
+        let write_timeout = quorum_window;
+        if last_tick.is_none_or(|at| now.duration_since(at) >= tick_every) {
+            last_tick = Some(now);
+            let now_ms = node.clock.now_unix_ms();
+            let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
+            if let Ok(Err(e)) = tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
+                tracing::debug!(site = node.site, error = ?e, "tick not committed");
+            }
+        }
+        let mut members: BTreeMap<u64, MemberHealth> = peers
+            .iter()
+            .map(|site| {
+                // Silence counts from when we became leader: a new leader has heard nobody yet.
+                let heard_at = last_contact.get(site).copied();
+                let silent_for_ms = now.duration_since(heard_at.unwrap_or(since)).as_millis() as u64;
+                let (unreachable, lost) =
+                    node.read_stale(|r| (r.is_site_unreachable(SiteId(*site)), r.is_site_lost(SiteId(*site))));
+                (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost })
+            })
+            .collect();
+        // The leader hears itself: a site marked unreachable by an earlier leader that now
+        // leads must be brought back, or its callers and operators wait forever.
+        let (unreachable, lost) =
+            node.read_stale(|r| (r.is_site_unreachable(SiteId(node.site)), r.is_site_lost(SiteId(node.site))));
+        members.insert(node.site, MemberHealth::leader_itself(unreachable, lost));
+        for body in decide(&members, thresholds) {
+            tracing::info!(site = node.site, kind = body.kind(), "member health change");
+            let command = Command { id: node.next_command_id(), at_ms: node.clock.now_unix_ms(), body };
+            let _ = tokio::time::timeout(write_timeout, node.propose_as_leader(command)).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,14 +34,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, Config, SnapshotPolicy};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::batch::{apply_index, CommandBatch, Proposer, ENTRY_GATHER_BYTES};
 use crate::frame::{PEER_DECODE_LIMIT_BYTES, PEER_FRAME_MAX_BYTES};
-use crate::leader_duty::{decide, HealthThresholds, MemberHealth};
+use crate::leader_duty::leader_duty;
 use crate::log_store::{open_database, RedbLogStore, WriterFinished};
 use crate::rpc::{Committed, LeaderError, PeerRequest, PeerResponse};
 use crate::state_machine::{ReplicatedState, StateMachineStore};
@@ -336,14 +336,14 @@ fn now_unix_ms() -> u64 {
 /// What the leader knows about reaching its peers: the last successful exchange with each
 /// (for SiteLost and quorum checks), and whether it has gone quiet (see [`leader_duty`]).
 #[derive(Default)]
-struct PeerHealth {
-    last_contact: Mutex<BTreeMap<u64, Instant>>,
+pub(crate) struct PeerHealth {
+    pub(crate) last_contact: Mutex<BTreeMap<u64, Instant>>,
     /// Set while this node is a leader that hears no quorum: it then sends no log
     /// replication or heartbeats, so the sites that can still form a majority elect a leader.
-    quiet: std::sync::atomic::AtomicBool,
+    pub(crate) quiet: std::sync::atomic::AtomicBool,
 }
 
-type PeerContact = Arc<PeerHealth>;
+pub(crate) type PeerContact = Arc<PeerHealth>;
 
 fn note_contact(contact: &PeerContact, site: u64) {
     contact.last_contact.lock().unwrap_or_else(|p| p.into_inner()).insert(site, Instant::now());
@@ -550,18 +550,18 @@ async fn read_index_as_leader(raft: &LineupRaftHandle) -> Result<u64, LeaderErro
 
 /// A running node. Cheap to share behind an `Arc`.
 pub struct ClusterNode<T: PeerTransport> {
-    site: u64,
-    raft: LineupRaftHandle,
+    pub(crate) site: u64,
+    pub(crate) raft: LineupRaftHandle,
     store: Store,
     transport: Arc<T>,
     effects: broadcast::Sender<SiteEffect>,
-    timing: ClusterTiming,
+    pub(crate) timing: ClusterTiming,
     /// Command ids this node assigns: origin is unique per node run (see [`origin_for`]).
     origin: u64,
     next_serial: AtomicU64,
     background: Mutex<Vec<JoinHandle<()>>>,
     proposer: Proposer,
-    clock: WallClock,
+    pub(crate) clock: WallClock,
     log_writer: Mutex<Option<WriterFinished>>,
 }
 
@@ -826,7 +826,7 @@ impl<T: PeerTransport> ClusterNode<T> {
     }
 
     /// Proposes through this node's own Raft (it must be the leader).
-    async fn propose_as_leader(&self, command: Command) -> Result<Committed, LeaderError> {
+    pub(crate) async fn propose_as_leader(&self, command: Command) -> Result<Committed, LeaderError> {
         let size = codec::encode_versioned(&command).map_err(|e| LeaderError::Refused(e.to_string()))?.len();
         self.proposer.propose(command, size).await
     }
@@ -897,96 +897,6 @@ impl<T: PeerTransport> ClusterNode<T> {
         if let Some(log_writer) = log_writer {
             // The writer ends once Raft has dropped the log store, releasing the file.
             let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_WAIT_MS), log_writer.wait()).await;
-        }
-    }
-}
-
-/// The leader's periodic duty, run every heartbeat interval: propose `Tick` every tick
-/// interval, the members' health ([`crate::leader_duty::decide`]), and go quiet when cut off
-/// from a quorum. Holds only a weak reference, so it ends with the node.
-///
-/// Going quiet: openraft 0.9 keeps a leader that can send but not hear (a one-way
-/// partition) in office, and its heartbeats and replication retries keep resetting the
-/// majority's election timers, so nobody else can lead. A leader that has heard from no
-/// quorum for an election timeout therefore stops replicating (its peer clients refuse to
-/// send, see [`PeerHealth::quiet`]) and stops proposing; the majority elects a new leader,
-/// and the quiet one steps down as soon as it hears the new term.
-async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, contact: PeerContact) {
-    let (period, tick_every, quorum_window, thresholds) = match node.upgrade() {
-        Some(node) => (
-            Duration::from_millis(node.timing.heartbeat_interval_ms),
-            Duration::from_millis(node.timing.tick_interval_ms),
-            Duration::from_millis(node.timing.election_timeout_max_ms),
-            HealthThresholds {
-                unreachable_after_ms: node.timing.site_unreachable_after_ms,
-                lost_after_ms: node.timing.site_lost_after_ms,
-            },
-        ),
-        None => return,
-    };
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut leader_since: Option<Instant> = None;
-    let mut last_tick: Option<Instant> = None;
-    loop {
-        interval.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        let metrics = node.raft.metrics().borrow().clone();
-        if metrics.state != ServerState::Leader {
-            leader_since = None;
-            contact.quiet.store(false, Ordering::Relaxed);
-            continue;
-        }
-        if contact.quiet.load(Ordering::Relaxed) {
-            continue;
-        }
-        let now = Instant::now();
-        let since = *leader_since.get_or_insert(now);
-        let membership = metrics.membership_config.membership().clone();
-        let peers: Vec<u64> = membership.voter_ids().filter(|s| *s != node.site).collect();
-        let last_contact: BTreeMap<u64, Instant> = {
-            let contact = contact.last_contact.lock().unwrap_or_else(|p| p.into_inner());
-            peers.iter().filter_map(|s| contact.get(s).map(|at| (*s, (*at).max(since)))).collect()
-        };
-        let heard_recently = last_contact.values().filter(|at| now.duration_since(**at) < quorum_window).count();
-        let voters = peers.len() + 1;
-        let has_quorum = now.duration_since(since) < quorum_window || (heard_recently + 1) * 2 > voters;
-        if !has_quorum {
-            tracing::warn!(site = node.site, "leader hears no quorum; going quiet so the majority can elect");
-            contact.quiet.store(true, Ordering::Relaxed);
-            continue;
-        }
-        // Bounded by the quorum window: a proposal stuck behind a partition must not keep
-        // this loop from noticing the lost quorum and going quiet.
-        let write_timeout = quorum_window;
-        if last_tick.is_none_or(|at| now.duration_since(at) >= tick_every) {
-            last_tick = Some(now);
-            let now_ms = node.clock.now_unix_ms();
-            let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
-            if let Ok(Err(e)) = tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
-                tracing::debug!(site = node.site, error = ?e, "tick not committed");
-            }
-        }
-        let mut members: BTreeMap<u64, MemberHealth> = peers
-            .iter()
-            .map(|site| {
-                // Silence counts from when we became leader: a new leader has heard nobody yet.
-                let heard_at = last_contact.get(site).copied();
-                let silent_for_ms = now.duration_since(heard_at.unwrap_or(since)).as_millis() as u64;
-                let (unreachable, lost) =
-                    node.read_stale(|r| (r.is_site_unreachable(SiteId(*site)), r.is_site_lost(SiteId(*site))));
-                (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost })
-            })
-            .collect();
-        // The leader hears itself: a site marked unreachable by an earlier leader that now
-        // leads must be brought back, or its callers and operators wait forever.
-        let (unreachable, lost) =
-            node.read_stale(|r| (r.is_site_unreachable(SiteId(node.site)), r.is_site_lost(SiteId(node.site))));
-        members.insert(node.site, MemberHealth::leader_itself(unreachable, lost));
-        for body in decide(&members, thresholds) {
-            tracing::info!(site = node.site, kind = body.kind(), "member health change");
-            let command = Command { id: node.next_command_id(), at_ms: node.clock.now_unix_ms(), body };
-            let _ = tokio::time::timeout(write_timeout, node.propose_as_leader(command)).await;
         }
     }
 }
