@@ -417,6 +417,18 @@ mod tests {
         assert_eq!(events[0].application, "lineup");
     }
 
+    /// Asterisk 22 names the second half of a Local channel originated with `channelId=X` as
+    /// `X;2` (core_unreal.c); its events must reach the controller, not be dropped.
+    #[test]
+    fn events_of_a_local_channels_second_half_parse() {
+        let mut record = recorded_events()[0].to_value();
+        record["channel"]["id"] = "cb-2-1764980000.17;2".into();
+        record["channel"]["name"] = "Local/100@callbacks-00000001;2".into();
+        let event = AriEvent::from_value(record).unwrap();
+        let EventKind::StasisStart { channel, .. } = &event.kind else { panic!("StasisStart") };
+        assert_eq!(channel.id.as_str(), "cb-2-1764980000.17;2");
+    }
+
     #[test]
     fn unknown_events_are_tolerated() {
         let event =

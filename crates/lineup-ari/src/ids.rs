@@ -15,9 +15,30 @@ fn is_id_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-')
 }
 
+/// A channel id may also hold `;`: Asterisk names the second half of a Local channel
+/// originated with `channelId=X` (and no `otherChannelId`) `X;2`. A `;` is an ordinary
+/// character in a URL path segment and Asterisk's HTTP server passes it through unchanged.
+fn is_channel_id_byte(byte: u8) -> bool {
+    is_id_byte(byte) || byte == b';'
+}
+
 /// Checks the strict id charset: `[A-Za-z0-9._-]`, 1..=`ID_LENGTH_MAX_BYTES` bytes, and not
 /// `.` or `..` (they would change the meaning of a URL path).
 pub fn validate_id(what: &'static str, value: &str) -> Result<(), AriError> {
+    validate_id_with(what, value, is_id_byte, "only A-Z a-z 0-9 . _ - are allowed")
+}
+
+/// Checks a channel id: the strict id charset plus `;` (see `is_channel_id_byte`).
+pub fn validate_channel_id(what: &'static str, value: &str) -> Result<(), AriError> {
+    validate_id_with(what, value, is_channel_id_byte, "only A-Z a-z 0-9 . _ - ; are allowed")
+}
+
+fn validate_id_with(
+    what: &'static str,
+    value: &str,
+    allowed: fn(u8) -> bool,
+    charset: &'static str,
+) -> Result<(), AriError> {
     let invalid =
         |reason| AriError::InvalidInput { what, value: value.chars().take(ID_LENGTH_MAX_BYTES).collect(), reason };
     if value.is_empty() {
@@ -29,14 +50,17 @@ pub fn validate_id(what: &'static str, value: &str) -> Result<(), AriError> {
     if value == "." || value == ".." {
         return Err(invalid("a path segment"));
     }
-    if !value.bytes().all(is_id_byte) {
-        return Err(invalid("only A-Z a-z 0-9 . _ - are allowed"));
+    if !value.bytes().all(allowed) {
+        return Err(invalid(charset));
     }
     Ok(())
 }
 
 macro_rules! validated_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        validated_id!($(#[$doc])* $name, $what, validate_id);
+    };
+    ($(#[$doc:meta])* $name:ident, $what:literal, $validate:ident) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
@@ -45,7 +69,7 @@ macro_rules! validated_id {
         impl $name {
             pub fn new(value: impl Into<String>) -> Result<Self, AriError> {
                 let value = value.into();
-                validate_id($what, &value)?;
+                $validate($what, &value)?;
                 Ok(Self(value))
             }
 
@@ -77,9 +101,11 @@ macro_rules! validated_id {
 }
 
 validated_id!(
-    /// A channel's uniqueid, Asterisk's (`1795325224.1`) or one Lineup chose with `channelId`.
+    /// A channel's uniqueid: Asterisk's (`1795325224.1`), one Lineup chose with `channelId`,
+    /// or the `;2` half of a Local channel Lineup originated (`cb-2-7;2`).
     ChannelId,
-    "channel id"
+    "channel id",
+    validate_channel_id
 );
 validated_id!(
     /// A bridge id; Lineup chooses them deterministically from the call id.
@@ -181,6 +207,14 @@ mod tests {
         assert!(ChannelId::new("1795325224.1").is_ok());
         assert!(BridgeId::new("30e608b3-048c-4f00-9d17-625d2f92e285").is_ok());
         assert!(ApplicationName::new("lineup-login").is_ok());
+    }
+
+    #[test]
+    fn channel_ids_accept_the_second_half_of_a_local_channel() {
+        assert!(ChannelId::new("cb-2-1764980000.17;2").is_ok());
+        assert!(BridgeId::new("call;2").is_err(), "only channel ids carry ';'");
+        let parsed: ChannelId = serde_json::from_str("\"cb-2-7;2\"").unwrap();
+        assert_eq!(parsed.as_str(), "cb-2-7;2");
     }
 
     #[test]
