@@ -178,7 +178,7 @@ fn every_pjsip_endpoint_keeps_media_on_asterisk() {
             "endpoint {endpoint} must set direct_media = no"
         );
     }
-    let trunk_context = entries.iter().find(|(s, k, _)| s == "site-b" && k == "context").map(|(_, _, v)| v.as_str());
+    let trunk_context = entries.iter().find(|(s, k, _)| s == "site-2" && k == "context").map(|(_, _, v)| v.as_str());
     assert_eq!(trunk_context, Some("from-lineup"));
 }
 
@@ -187,6 +187,22 @@ fn the_iax_trunk_keeps_media_on_asterisk() {
     let entries = ini_entries(IAX_TRUNK_CONF);
     assert!(entries.iter().any(|(_, key, value)| key == "transfer" && value == "no"));
     assert!(entries.iter().any(|(_, key, value)| key == "context" && value == "from-lineup"));
+}
+
+/// With a secret per pair of sites the dialling box must name itself, or the far box cannot
+/// pick the secret and hangs up at once (seen on Asterisk 22): every IAX2 trunk stanza has a
+/// `username`, and it is this box's own name, not the far site's.
+#[test]
+fn every_iax_trunk_names_the_dialling_site() {
+    let entries = ini_entries(IAX_TRUNK_CONF);
+    let stanzas: std::collections::BTreeSet<&str> = entries.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert!(stanzas.len() >= 2, "a trunk to each other site");
+    for stanza in stanzas {
+        let username = entries.iter().find(|(s, k, _)| s == stanza && k == "username").map(|(_, _, v)| v.as_str());
+        let username = username.unwrap_or_else(|| panic!("[{stanza}] has no username"));
+        assert_ne!(username, stanza, "[{stanza}]: username is this box's name, not the far site's");
+        assert!(username.starts_with("site-"), "[{stanza}]: trunks are named site-N on every box");
+    }
 }
 
 #[test]

@@ -252,6 +252,62 @@ skills = { english = 80 }
         load_routing(&ConfigText::from_string("routing.toml", text))
     }
 
+    const EXAMPLE_ROUTING: &str = include_str!("../../../deploy/examples/routing.toml");
+    const EXAMPLE_DIALPLAN: &str = include_str!("../../../deploy/asterisk/extensions.conf");
+    const EXAMPLE_SITES: [&str; 3] = [
+        include_str!("../../../deploy/examples/site-1.toml"),
+        include_str!("../../../deploy/examples/site-2.toml"),
+        include_str!("../../../deploy/examples/site-3.toml"),
+    ];
+
+    /// The shipped example is a complete deployment: its routing config loads, every caller
+    /// entry of the shipped dialplan names a queue and one of that queue's gates, and every
+    /// gate is entered from the dialplan.
+    #[test]
+    fn the_example_routing_config_matches_the_shipped_dialplan() {
+        use lineup_ari::stasis_args::{parse_stasis_entry, split_stasis_app_data, StasisEntry};
+        let set = load(EXAMPLE_ROUTING).unwrap_or_else(|e| panic!("{e}"));
+        let dialplan = lineup_pbx_sim::Dialplan::parse(EXAMPLE_DIALPLAN).unwrap();
+        let mut entered = std::collections::BTreeSet::new();
+        for (context, pattern, _, step) in dialplan.steps() {
+            let (application, args) = split_stasis_app_data(&step.data);
+            if step.application != "Stasis" || application != "lineup" {
+                continue;
+            }
+            let Ok(StasisEntry::Caller { queue, gate, .. }) = parse_stasis_entry(&application, &args) else { continue };
+            assert!(set.queues.iter().any(|q| q.id.as_str() == queue), "{context},{pattern}: no queue {queue}");
+            let gate = gate.unwrap_or_else(|| panic!("{context},{pattern}: every example entry names its gate"));
+            let owner = set.gates.iter().find(|g| g.id.as_str() == gate).map(|g| g.queue.as_str());
+            assert_eq!(owner, Some(queue.as_str()), "{context},{pattern}: gate {gate} is not a gate of {queue}");
+            entered.insert(gate);
+        }
+        let gates: std::collections::BTreeSet<String> = set.gates.iter().map(|g| g.id.to_string()).collect();
+        assert_eq!(entered, gates, "every example gate has its entry in extensions.conf");
+    }
+
+    /// The example's operators sit at the example's sites, and each site's trunks are named
+    /// `site-N` as in deploy/asterisk's trunk snippets.
+    #[test]
+    fn the_example_sites_and_trunks_line_up() {
+        let set = load(EXAMPLE_ROUTING).unwrap();
+        let mut sites = std::collections::BTreeSet::new();
+        for text in EXAMPLE_SITES {
+            let node: toml::Value = toml::from_str(text).unwrap();
+            let site = node["site"].as_integer().unwrap() as u64;
+            sites.insert(site);
+            let trunks = node["calls"]["trunk_endpoints"].as_table().unwrap();
+            assert_eq!(trunks.len(), 2, "site {site}: a trunk to each other site");
+            for (other, endpoint) in trunks {
+                let endpoint = endpoint.as_str().unwrap();
+                assert!(endpoint.ends_with(&format!("@site-{other}")), "site {site}: {endpoint}");
+            }
+        }
+        for operator in &set.operators {
+            assert!(sites.contains(&operator.site.0), "operator {} at site {}", operator.id, operator.site.0);
+            assert!(operator.pin_hash.starts_with("$argon2id$"), "operator {} has a real hash", operator.id);
+        }
+    }
+
     #[test]
     fn a_good_file_loads_and_exports_to_an_equal_set() {
         let set = load(GOOD).unwrap();
