@@ -1,5 +1,8 @@
-//! Asterisk's stock sounds for queue announcements and operator login (core sounds package:
-//! queue-*, agent-*, digits/*), composed the way app_queue and app_agent_pool say them.
+//! What callers and operators hear. Queue announcements and operator login use Asterisk's
+//! stock English sounds (core sounds package: queue-*, agent-*, digits/*), composed the way
+//! app_queue and app_agent_pool say them. The callback flow has no stock sounds: its prompts
+//! (`lineup-callback-*`) ship in deploy/asterisk/sounds (words in prompts.txt there, generated
+//! by its generate.sh) and are installed beside the stock sounds.
 
 use lineup_ari::Media;
 use lineup_core::Announcement;
@@ -16,18 +19,41 @@ pub const SOUND_AGENT_PASS: &str = "agent-pass";
 pub const SOUND_AGENT_INCORRECT: &str = "agent-incorrect";
 pub const SOUND_AGENT_LOGIN_OK: &str = "agent-loginok";
 pub const SOUND_AGENT_LOGGED_OFF: &str = "agent-loggedoff";
-/// Not a stock sound: shipped in deploy/asterisk/sounds ("Press 1 to be called back").
+/// Not a stock sound: shipped in deploy/asterisk/sounds ("To be called back instead of
+/// waiting, press 1. You keep your place in line.").
 pub const SOUND_CALLBACK_OFFER: &str = "lineup-callback-offer";
-/// Not a stock sound: "We will call you back. Goodbye."
+/// Not a stock sound: "Thank you. We will call you back. Goodbye."
 pub const SOUND_CALLBACK_CONFIRMED: &str = "lineup-callback-confirmed";
 /// Not a stock sound: "We will call you back on" (the number follows, digit by digit).
 pub const SOUND_CALLBACK_NUMBER_IS: &str = "lineup-callback-number-is";
 /// Not a stock sound: "Press 1 to confirm, 2 to enter another number."
 pub const SOUND_CALLBACK_CONFIRM_KEYS: &str = "lineup-callback-confirm-keys";
-/// Not a stock sound: "Enter the number to call, then press the pound key."
+/// Not a stock sound: "Please enter the number to call, then press the pound key."
 pub const SOUND_CALLBACK_ENTER_NUMBER: &str = "lineup-callback-enter-number";
 /// Not a stock sound: "That number is not valid."
 pub const SOUND_CALLBACK_INVALID: &str = "lineup-callback-invalid";
+
+/// Every sound Lineup plays by name (configured announcements and whispers aside).
+pub const ALL_SOUNDS: &[&str] = &[
+    SOUND_YOU_ARE_NEXT,
+    SOUND_THERE_ARE,
+    SOUND_CALLS_WAITING,
+    SOUND_HOLD_TIME,
+    SOUND_MINUTES,
+    SOUND_LESS_THAN,
+    SOUND_THANK_YOU,
+    SOUND_AGENT_USER,
+    SOUND_AGENT_PASS,
+    SOUND_AGENT_INCORRECT,
+    SOUND_AGENT_LOGIN_OK,
+    SOUND_AGENT_LOGGED_OFF,
+    SOUND_CALLBACK_OFFER,
+    SOUND_CALLBACK_CONFIRMED,
+    SOUND_CALLBACK_NUMBER_IS,
+    SOUND_CALLBACK_CONFIRM_KEYS,
+    SOUND_CALLBACK_ENTER_NUMBER,
+    SOUND_CALLBACK_INVALID,
+];
 
 /// Time allowed for a prompt to play before a digit-entry silence timer starts counting.
 pub const PROMPT_ALLOWANCE_MS: u64 = 4_000;
@@ -66,6 +92,18 @@ pub fn announcement_media(announcement: &Announcement) -> Vec<Media> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real Asterisk fails a playback whose file it does not have, and the caller hears
+    /// nothing: every prompt must be a stock English sound or one deploy/asterisk/sounds ships.
+    #[test]
+    fn every_prompt_exists_on_a_fresh_asterisk_with_the_shipped_sounds() {
+        for sound in ALL_SOUNDS {
+            assert!(lineup_pbx_sim::sounds::media_exists(&format!("sound:{sound}")), "{sound} cannot be played");
+        }
+        for shipped in lineup_pbx_sim::sounds::lineup_prompt_names() {
+            assert!(ALL_SOUNDS.contains(&shipped), "{shipped} is shipped but never played");
+        }
+    }
 
     #[test]
     fn position_and_minutes_rounded_up() {
