@@ -133,10 +133,13 @@ impl RunningNode {
     }
 
     /// Stops site control, then the cluster node.
-    pub async fn shutdown(self) {
+    /// Stops the site driver and the node; answers the site controller's counters when the
+    /// driver stopped within the bound.
+    pub async fn shutdown(self) -> Option<lineup_site::SiteCounters> {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.driver).await;
+        let counters = tokio::time::timeout(Duration::from_secs(5), self.driver).await.ok().and_then(Result::ok);
         self.node.shutdown().await;
+        counters
     }
 }
 

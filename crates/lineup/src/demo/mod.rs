@@ -1,0 +1,471 @@
+//! `lineup demo`: three sites in one process — three Raft nodes over real QUIC on loopback,
+//! three Asterisk stand-ins joined by trunks and served over real ARI HTTP + WebSocket, a site
+//! driver per site — with simulated callers (Poisson arrivals per gate, a VIP class, abandons,
+//! callback takers) and operators (PIN login, both modes, wrap-up, breaks).
+//!
+//! `cast` is who takes part (config, operators, tokens), `humans` what the simulated people
+//! do, `observe` the checker over every node's effects, `report` the status line and summary;
+//! this file starts everything, runs the traffic and drains it.
+
+mod cast;
+mod humans;
+mod observe;
+mod report;
+
+use crate::api_backend::start_api;
+use crate::node::{NodeSpec, RunningNode};
+use anyhow::Context;
+use cast::{routing_config, DemoTokens};
+use humans::Dice;
+use lineup_ari::{ApplicationName, AriConfig};
+use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
+use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
+use lineup_cluster::{ClusterNode, ClusterTiming};
+use lineup_core::*;
+use lineup_pbx_sim::{serve_box, BoxConfig, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials, TrunkRoute};
+use lineup_site::SiteConfig;
+use observe::Observed;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SITES: [u64; 3] = [1, 2, 3];
+/// How long the end of the demo waits for every call to reach its outcome.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How often the status line is refreshed on a terminal.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often it is printed when the output is not a terminal (a log, CI).
+const STATUS_INTERVAL_LOGGED: Duration = Duration::from_secs(10);
+/// Most rounds of hanging up whoever is still in the system at the end.
+const DRAIN_ROUNDS_MAX: u32 = 60;
+const DEMO_DIALPLAN: &str = include_str!("../../../../deploy/demo/extensions.conf");
+
+type Node = ClusterNode<QuicTransport>;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Port of site 1's API and dashboard (another free port is used when it is taken).
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Write a JSON summary here at the end.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// Caller arrivals per minute, over all sites and gates.
+    #[arg(long, default_value_t = 24.0)]
+    calls_per_minute: f64,
+    /// Seed of the simulated callers and operators.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep the data directory (each site's Raft log, SQLite history and queue_log) at the
+    /// end instead of deleting it; its path is printed at the start.
+    #[arg(long)]
+    keep_data: bool,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+/// Everything the demo started.
+struct Federation {
+    live: Arc<LiveWorld>,
+    /// The stand-ins' ARI servers; they stop when dropped.
+    servers: Vec<lineup_pbx_sim::BoxServer>,
+    running: BTreeMap<u64, RunningNode>,
+    /// Each site's QUIC address.
+    addrs: BTreeMap<u64, String>,
+}
+
+impl Federation {
+    fn nodes(&self) -> BTreeMap<u64, Arc<Node>> {
+        self.running.iter().map(|(site, r)| (*site, Arc::clone(&r.node))).collect()
+    }
+}
+
+async fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    install_crypto_provider();
+    let data_dir = std::env::temp_dir().join(format!("lineup-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let federation = start_federation(&data_dir).await?;
+    let tokens = DemoTokens::new(args.seed);
+    let (stop_api, api_shutdown) = tokio::sync::watch::channel(false);
+    let api_urls = start_apis(&federation.running, args.api_port, &tokens, api_shutdown).await?;
+    let nodes = federation.nodes();
+    let observed = observe(&nodes);
+    let first = Arc::clone(&nodes[&1]);
+    write_routing_config(&first).await?;
+    print_banner(&federation, &api_urls, &tokens, &data_dir, args.keep_data);
+    wait_for_ari_registration(&federation.live).await?;
+
+    let mut dice = Dice::new(args.seed);
+    humans::log_operators_in(&federation.live, &mut dice)?;
+    let started = tokio::time::Instant::now();
+    let placed = run_traffic(args, &federation.live, &nodes, &observed, &mut dice).await?;
+
+    println!("lineup demo: stopping arrivals and draining");
+    let drained = tokio::time::timeout(DRAIN_LIMIT, drain(&first, &federation.live)).await.unwrap_or(false);
+    wait_until_nodes_applied(&nodes, first.applied_index()).await;
+    let history_drained = wait_for_history(&federation.running).await;
+    let mut summary = report::summarize(&nodes, &observed, started.elapsed(), drained, placed);
+    summary.history_drained = history_drained;
+    let queue_log = data_dir.join("site-1").join("queue_log");
+    summary.queue_log_lines_site_1 = std::fs::read_to_string(queue_log).map(|t| t.lines().count() as u64).unwrap_or(0);
+    summary.dashboard_url = format!("{}/", api_urls[&1]);
+    summary.api_queues = api_queue_count(&api_urls[&1], &tokens.viewer).await;
+    summary.data_dir = data_dir.display().to_string();
+
+    // The history outboxes are drained (checked above); the process exits with them.
+    let _ = stop_api.send(true);
+    drop((nodes, first));
+    let Federation { running, servers, .. } = federation;
+    for (site, node) in running {
+        if let Some(counters) = node.shutdown().await {
+            summary.set_refused_at_entry(site, counters.callers_invalid);
+        }
+    }
+    drop(servers);
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if !args.keep_data {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    anyhow::ensure!(summary.invariant_violations == 0, "invariant violations: {:?}", summary.violations);
+    Ok(())
+}
+
+/// Three Raft nodes over QUIC on loopback (mutual TLS against a fresh cluster CA), three
+/// Asterisk stand-ins joined by PJSIP trunks and served over ARI, and each site assembled the
+/// way `lineup run` assembles it.
+async fn start_federation(data_dir: &std::path::Path) -> anyhow::Result<Federation> {
+    let ca = generate_ca()?;
+    let mut transports = BTreeMap::new();
+    let mut addrs = BTreeMap::new();
+    for site in SITES {
+        let identity = SiteIdentity::from_material(&issue_site_material(&ca, site)?)?;
+        let transport = QuicTransport::bind(&identity, "127.0.0.1:0".parse()?)?;
+        addrs.insert(site, transport.local_addr()?.to_string());
+        transports.insert(site, transport);
+    }
+    let live = LiveWorld::start(PbxWorld::new(now_ms(), stand_in_boxes()?)?);
+    let mut servers = Vec::new();
+    let mut running = BTreeMap::new();
+    for (i, (site, transport)) in transports.into_iter().enumerate() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let credentials = SimCredentials { username: "lineup".into(), password: format!("demo-{site}") };
+        let server = serve_box(Arc::clone(&live), BoxIndex(i), listener, credentials).await?;
+        let spec = site_spec(site, &server.base_url(), transport, &addrs, data_dir)?;
+        servers.push(server);
+        running.insert(site, RunningNode::start(spec).await?);
+    }
+    Ok(Federation { live, servers, running, addrs })
+}
+
+/// The three stand-in boxes, each with the demo dialplan and a trunk to the other two.
+fn stand_in_boxes() -> anyhow::Result<Vec<BoxConfig>> {
+    let dialplan = Dialplan::parse(DEMO_DIALPLAN)?;
+    let names: Vec<String> = SITES.iter().map(|s| format!("site-{s}")).collect();
+    let trunks_from = |i: usize| {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(j, other)| TrunkRoute {
+                technology: "PJSIP".into(),
+                trunk: other.clone(),
+                target: BoxIndex(j),
+                context: "from-lineup".into(),
+            })
+            .collect()
+    };
+    Ok(names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| BoxConfig {
+            name: name.clone(),
+            asterisk_id: format!("02:fc:00:00:00:{:02x}", i + 1),
+            dialplan: dialplan.clone(),
+            trunks: trunks_from(i),
+        })
+        .collect())
+}
+
+/// One site's node: its stand-in's ARI, trunks to the others, SQLite history and a queue_log.
+fn site_spec(
+    site: u64,
+    ari_url: &str,
+    transport: QuicTransport,
+    addrs: &BTreeMap<u64, String>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<NodeSpec> {
+    let ari = AriConfig {
+        base_url: ari_url.to_string(),
+        username: "lineup".into(),
+        password: format!("demo-{site}"),
+        applications: vec![ApplicationName::new("lineup")?, ApplicationName::new("lineup-login")?],
+        request_timeout_ms: 5_000,
+    };
+    let mut site_config = SiteConfig::new(SiteId(site), now_ms() * 1_000);
+    for other in SITES.iter().filter(|o| **o != site) {
+        site_config.trunk_endpoints.insert(SiteId(*other), format!("PJSIP/lineup-{{call}}@site-{other}"));
+    }
+    site_config.callback_endpoint = Some("PJSIP/{number}".into());
+    let dir = data_dir.join(format!("site-{site}"));
+    // Loopback, so LAN-like timing; real sites keep the WAN defaults.
+    let timing = ClusterTiming {
+        heartbeat_interval_ms: 100,
+        election_timeout_min_ms: 500,
+        election_timeout_max_ms: 1_000,
+        ..ClusterTiming::default()
+    };
+    Ok(NodeSpec {
+        site,
+        data_dir: dir.clone(),
+        transport,
+        bootstrap: Some(addrs.clone()),
+        timing,
+        ari,
+        site_config,
+        database_url: format!("sqlite://{}", dir.join("history.sqlite").display()),
+        queue_log: Some(dir.join("queue_log")),
+        redis: None,
+    })
+}
+
+/// Every site serves the API and the dashboard; site 1 on `api_port` when it is free.
+async fn start_apis(
+    running: &BTreeMap<u64, RunningNode>,
+    api_port: u16,
+    tokens: &DemoTokens,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut api_urls = BTreeMap::new();
+    for (site, node) in running {
+        let wanted = if *site == 1 { api_port } else { 0 };
+        let mut address = std::net::SocketAddr::from(([127, 0, 0, 1], wanted));
+        if wanted != 0 && std::net::TcpListener::bind(address).is_err() {
+            address.set_port(0);
+        }
+        let bound = start_api(node, address, tokens.api_config(), BTreeMap::new(), shutdown.clone()).await?;
+        api_urls.insert(*site, format!("http://{bound}"));
+    }
+    Ok(api_urls)
+}
+
+/// Records every effect each node publishes, for the checker.
+fn observe(nodes: &BTreeMap<u64, Arc<Node>>) -> Arc<Mutex<Observed>> {
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    for (site, node) in nodes {
+        let (site, mut effects, observed) = (*site, node.subscribe_effects(), Arc::clone(&observed));
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let received = effects.recv().await;
+                let mut observed = observed.lock().unwrap_or_else(|p| p.into_inner());
+                match received {
+                    Ok(e) => observed.record(site, e.apply_index, e.effect),
+                    Err(RecvError::Lagged(skipped)) => observed.skipped += skipped,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+    observed
+}
+
+/// Waits for a leader, then writes the routing config through Raft.
+async fn write_routing_config(first: &Node) -> anyhow::Result<()> {
+    let config_written = async {
+        for _attempt in 0..100 {
+            match first.propose(CommandBody::ApplyConfig(Box::new(routing_config()))).await {
+                Ok(committed) => {
+                    return committed.result.map(|_| ()).map_err(|e| anyhow::anyhow!("config refused: {e}"))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Err(anyhow::anyhow!("no leader elected to take the routing config"))
+    };
+    tokio::time::timeout(Duration::from_secs(20), config_written).await.context("writing the routing config")?
+}
+
+fn print_banner(
+    federation: &Federation,
+    api_urls: &BTreeMap<u64, String>,
+    tokens: &DemoTokens,
+    data_dir: &std::path::Path,
+    keep_data: bool,
+) {
+    println!(
+        "lineup demo: 3 sites (Raft over QUIC on {}), 3 Asterisk stand-ins:",
+        federation.addrs.values().cloned().collect::<Vec<_>>().join(", ")
+    );
+    for (site, server) in SITES.iter().zip(&federation.servers) {
+        println!("  site-{site}: ARI at {}", server.base_url());
+    }
+    for (site, url) in api_urls {
+        println!("  site-{site}: API at {url}/v1/");
+    }
+    println!("  dashboard: {}/  (sign in with the admin token {})", api_urls[&1], tokens.admin);
+    println!("  viewer token (wallboard, no actions): {}", tokens.viewer);
+    println!("  widget token (caller widget: {}/widget?call=<id>&token=…): {}", api_urls[&1], tokens.widget);
+    let fate = if keep_data { "kept at exit" } else { "deleted at exit; --keep-data keeps it" };
+    println!("  data (Raft log, SQLite history, queue_log per site): {} ({fate})", data_dir.display());
+}
+
+/// Stasis() fails for an application nobody is connected for: waits until every site's
+/// driver has its events socket up before anyone dials.
+async fn wait_for_ari_registration(live: &LiveWorld) -> anyhow::Result<()> {
+    let registered = async {
+        loop {
+            let ready = (0..SITES.len()).all(|i| {
+                live.with_world(|w| {
+                    w.list_applications(BoxIndex(i))
+                        .map(|apps| ["lineup", "lineup-login"].iter().all(|a| apps.iter().any(|x| x.name == *a)))
+                        .unwrap_or(false)
+                })
+            });
+            if ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), registered).await.context("site drivers did not connect to ARI")
+}
+
+/// Places callers (Poisson arrivals) and sends operators on breaks until the duration ends or
+/// Ctrl-C; refreshes the status line. Answers how many callers were placed.
+async fn run_traffic(
+    args: &DemoArgs,
+    live: &LiveWorld,
+    nodes: &BTreeMap<u64, Arc<Node>>,
+    observed: &Mutex<Observed>,
+    dice: &mut Dice,
+) -> anyhow::Result<u64> {
+    let started = tokio::time::Instant::now();
+    let deadline = args.duration.map(|s| started + Duration::from_secs(s));
+    let on_terminal = std::io::stdout().is_terminal();
+    let status_every = if on_terminal { STATUS_INTERVAL } else { STATUS_INTERVAL_LOGGED };
+    let mean_gap_s = 60.0 / args.calls_per_minute.max(0.1);
+    let mut next_call = started + Duration::from_secs_f64(dice.exponential(mean_gap_s));
+    let mut next_status = started + status_every;
+    let mut next_break = started + Duration::from_secs(45);
+    let mut placed = 0u64;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let wake = [Some(next_call), Some(next_status), Some(next_break), deadline].into_iter().flatten().min();
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = tokio::time::sleep_until(wake.unwrap_or(next_status)) => {}
+        }
+        let now = tokio::time::Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if now >= next_call {
+            placed += 1;
+            humans::place_caller(live, dice, placed)?;
+            next_call = now + Duration::from_secs_f64(dice.exponential(mean_gap_s));
+        }
+        if now >= next_break {
+            humans::send_someone_on_break(nodes, dice);
+            next_break = now + Duration::from_secs(dice.range(40, 80));
+        }
+        if now >= next_status {
+            print_status(&report::status_line(&nodes[&1], observed, started.elapsed()), on_terminal);
+            next_status = now + status_every;
+        }
+    }
+    if on_terminal {
+        println!();
+    }
+    Ok(placed)
+}
+
+/// On a terminal the status line is rewritten in place; in a log each one is a line.
+fn print_status(line: &str, on_terminal: bool) {
+    if on_terminal {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\r\x1b[2K{line}");
+        let _ = out.flush();
+    } else {
+        println!("{line}");
+    }
+}
+
+/// No new callers; everyone still waiting hangs up and callback promises are withdrawn.
+/// Answers whether the system emptied.
+async fn drain(first: &Node, live: &LiveWorld) -> bool {
+    for _round in 0..DRAIN_ROUNDS_MAX {
+        let calls: Vec<CallView> = first.read_stale(|r| r.calls().collect());
+        if calls.is_empty() {
+            return true;
+        }
+        for call in calls {
+            let channel = first.read_stale(|r| r.call_channel(&call.call).map(str::to_string));
+            let site_box = BoxIndex(call.entry_site.0 as usize - 1);
+            match channel {
+                Some(ch) => {
+                    if let Ok(id) = lineup_ari::ChannelId::new(ch) {
+                        live.with_world(|w| w.phone_hangup(site_box, &id));
+                    }
+                }
+                None if call.status == CallStatus::CallbackWaiting => {
+                    let _ = first.propose(CommandBody::Abandoned { call: call.call.clone() }).await;
+                }
+                None => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
+
+/// Lets every node apply the same log before they are compared.
+async fn wait_until_nodes_applied(nodes: &BTreeMap<u64, Arc<Node>>, target: u64) {
+    for node in nodes.values() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while node.applied_index() < target {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+}
+
+/// Waits (bounded) until every site's history outbox reached its SQLite file and queue_log.
+async fn wait_for_history(running: &BTreeMap<u64, RunningNode>) -> bool {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let pending: u64 = running.values().filter_map(|r| r.history.health().ok()).map(|h| h.lag.entries).sum();
+            if pending == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Reads the queues back through site 1's API, as the dashboard does.
+async fn api_queue_count(base: &str, token: &str) -> u64 {
+    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(5)).build() else { return 0 };
+    let Ok(response) = client.get(format!("{base}/v1/queues")).bearer_auth(token).send().await else { return 0 };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    body.get("queues").and_then(|q| q.as_array()).map(|q| q.len() as u64).unwrap_or(0)
+}
