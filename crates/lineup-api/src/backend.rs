@@ -153,6 +153,19 @@ pub trait ApiBackend: Send + Sync + 'static {
     /// it may hold the state machine's lock.
     fn read<R>(&self, f: impl FnOnce(&Routing) -> R) -> R;
 
+    /// Reads the replica after everything the cluster committed before the call is applied
+    /// here (a linearizable read), so a write acknowledged by any node is seen. Costs a
+    /// round trip to the leader; for answers that must not be stale (a config export right
+    /// after an apply). A backend without a cluster reads its own state.
+    fn read_latest<R, F>(&self, f: F) -> impl Future<Output = Result<R, BackendError>> + Send
+    where
+        R: Send,
+        F: FnOnce(&Routing) -> R + Send,
+    {
+        let answer = self.read(f);
+        async move { Ok(answer) }
+    }
+
     /// Proposes a command and resolves when it is committed and applied: `Ok(Ok(_))`
     /// accepted, `Ok(Err(CoreError))` refused by the routing core (nothing changed), `Err`
     /// not committed or outcome unknown.

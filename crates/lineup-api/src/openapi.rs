@@ -53,7 +53,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/metrics", "Prometheus text exposition.", Access::Viewer, None, "text"),
     op("get", "/v1/openapi.json", "This document.", Access::Public, None, "Object"),
     op("get", "/v1/me", "The caller's token holder and role (the dashboard hides actions the role may not take).", Access::Widget, None, "Me"),
-    op("get", "/v1/config", "The whole routing config (PIN hashes redacted below admin).", Access::Viewer, None, "RoutingConfigSet"),
+    op("get", "/v1/config", "The whole routing config (PIN hashes redacted below admin). A linearizable read: it shows every apply acknowledged by any node (`?stale=true`: this node's copy, without asking the leader).", Access::Viewer, None, "RoutingConfigSet"),
     op("put", "/v1/config", "Replace the whole routing config (`?dry_run=true`: the diff only). Validated, then one ApplyConfig command.", Access::Admin, Some("RoutingConfigSet"), "ConfigApplied"),
     op("get", "/v1/config/queues/{id}", "One queue's config.", Access::Viewer, None, "QueueConfig"),
     op("put", "/v1/config/queues/{id}", "Create or replace a queue (path id = body id).", Access::Admin, Some("QueueConfig"), "ObjectApplied"),
@@ -149,6 +149,9 @@ fn operation(o: &Operation) -> Value {
     if o.path == "/v1/config" && o.method == "put" {
         parameters
             .push(json!({ "name": "dry_run", "in": "query", "required": false, "schema": { "type": "boolean" } }));
+    }
+    if o.path == "/v1/config" && o.method == "get" {
+        parameters.push(json!({ "name": "stale", "in": "query", "required": false, "schema": { "type": "boolean" } }));
     }
     if o.websocket {
         parameters.push(json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Bearer token, for browsers (they cannot set headers on an upgrade)." }));

@@ -107,8 +107,25 @@ fn redact_for(role: Role, set: RoutingConfigSet) -> RoutingConfigSet {
     }
 }
 
-pub async fn get_config<B: ApiBackend>(State(s): St<B>, caller: Caller<Read>) -> Json<RoutingConfigSet> {
-    Json(redact_for(caller.role, s.backend.read(|r| r.config_set())))
+#[derive(Deserialize)]
+pub struct ConfigRead {
+    /// `true`: this node's own copy, without asking the leader (works without a quorum, may
+    /// miss the latest apply).
+    #[serde(default)]
+    stale: bool,
+}
+
+/// The routing config in force. By default a linearizable read, so an export from any node
+/// right after `PUT /v1/config` shows what was applied; `?stale=true` reads this node's copy
+/// (for a node cut off from the quorum).
+pub async fn get_config<B: ApiBackend>(
+    State(s): St<B>,
+    caller: Caller<Read>,
+    Query(q): Query<ConfigRead>,
+) -> Result<Json<RoutingConfigSet>, ApiError> {
+    let set =
+        if q.stale { s.backend.read(|r| r.config_set()) } else { s.backend.read_latest(|r| r.config_set()).await? };
+    Ok(Json(redact_for(caller.role, set)))
 }
 
 /// A PIN hash sent back as [`REDACTED_PIN_HASH`] keeps the operator's current hash (what the

@@ -107,6 +107,14 @@ impl ApiBackend for NodeBackend {
         self.node.read_stale(f)
     }
 
+    async fn read_latest<R, F>(&self, f: F) -> Result<R, BackendError>
+    where
+        R: Send,
+        F: FnOnce(&Routing) -> R + Send,
+    {
+        self.node.read_linearizable(f).await.map_err(backend_error)
+    }
+
     async fn submit(&self, body: CommandBody) -> Result<CommandResult, BackendError> {
         self.node.propose(body).await.map(|committed| committed.result).map_err(backend_error)
     }

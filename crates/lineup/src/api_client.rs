@@ -187,6 +187,7 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 // Checked here first, so a mistake is reported against the file's lines.
                 let set = load_routing(&text)?;
                 let api = Api::new(target)?;
+                warn_about_sites_outside_the_cluster(&api, &set).await;
                 let url = format!("{}/v1/config", api.base);
                 let preview = api.send(api.http.put(format!("{url}?dry_run=true")).json(&set)).await?;
                 let changes = match preview {
@@ -199,7 +200,8 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 }
                 match api.send(api.http.put(url).json(&set)).await? {
                     Ok(_) => {
-                        println!("applied: {} change(s) replicated to every site", changes.len());
+                        // Committed by a majority; exports read linearizably, so every node shows it now.
+                        println!("applied: {} change(s), committed by the cluster", changes.len());
                         Ok(())
                     }
                     Err((status, body)) => Err(refusal(&text, status, &body)),
@@ -207,6 +209,35 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// Operators assigned to a site that is not a member of the cluster cannot log in until it
+/// joins: allowed (a site being added), but said.
+async fn warn_about_sites_outside_the_cluster(api: &Api, set: &RoutingConfigSet) {
+    let Ok(cluster) = api.get("/v1/cluster?peers=false").await else { return };
+    let members: std::collections::BTreeSet<u64> =
+        list(&cluster, "members").iter().filter_map(|m| m.get("site")?.as_u64()).collect();
+    if members.is_empty() {
+        return;
+    }
+    for line in sites_outside_the_cluster(set, &members) {
+        eprintln!("warning: {line}");
+    }
+}
+
+fn sites_outside_the_cluster(set: &RoutingConfigSet, members: &std::collections::BTreeSet<u64>) -> Vec<String> {
+    let names = members.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    set.operators
+        .iter()
+        .filter(|o| !members.contains(&o.site.0))
+        .map(|o| {
+            format!(
+                "operator {} is assigned to site {}, which is not a member of the cluster (members: {names}); \
+                 they cannot log in until that site joins",
+                o.id, o.site.0
+            )
+        })
+        .collect()
 }
 
 /// A refusal from the node, located in the file when it names an object and field (the
@@ -325,6 +356,23 @@ fn render_status(cluster: &Value, queues: &Value, operators: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn operators_at_sites_outside_the_cluster_are_named() {
+        let mut set = RoutingConfigSet::default();
+        let mut operator =
+            lineup_core::OperatorConfig { id: lineup_core::OperatorId::new("4001"), ..Default::default() };
+        operator.site = lineup_core::SiteId(4);
+        set.operators.push(operator.clone());
+        operator.id = lineup_core::OperatorId::new("1001");
+        operator.site = lineup_core::SiteId(1);
+        set.operators.push(operator);
+        let warnings = sites_outside_the_cluster(&set, &[1, 2, 3].into_iter().collect());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("operator 4001 is assigned to site 4") && warnings[0].contains("members: 1, 2, 3")
+        );
+    }
 
     #[test]
     fn status_shows_members_queues_and_operators() {

@@ -260,6 +260,14 @@ impl NodeSettings {
         if let Some(p) = file.cluster.peers.iter().find(|p| !seen.insert(p.site)) {
             return Err(text.field_error("cluster.peers", &format!("site {} listed twice", p.site)));
         }
+        for (i, peer) in file.cluster.peers.iter().enumerate() {
+            if let Err(problem) = check_host_port(&peer.address) {
+                return Err(text.field_error(&format!("cluster.peers[{i}].address"), &problem));
+            }
+        }
+        if let Some(Err(problem)) = file.cluster.advertise.as_deref().map(check_host_port) {
+            return Err(text.field_error("cluster.advertise", &problem));
+        }
         if file.cluster.bootstrap && ![0, 2, 4].contains(&file.cluster.peers.len()) {
             return Err(text.field_error("cluster.bootstrap", "a founding cluster has 1, 3 or 5 sites"));
         }
@@ -311,6 +319,20 @@ impl NodeSettings {
 /// Shortest API token accepted (guessable tokens are refused at load).
 pub const API_TOKEN_MIN_BYTES: usize = 16;
 
+/// A peer's QUIC address must be `host:port` (a name or an IP, and the UDP port): without
+/// the port the node would only fail later, when the first dial cannot be made.
+fn check_host_port(address: &str) -> Result<(), String> {
+    let expected = "expected host:port, e.g. 10.0.2.10:7401 or site-2.example.net:7401";
+    let Some((host, port)) = address.rsplit_once(':') else { return Err(format!("no port; {expected}")) };
+    if host.is_empty() || (host.ends_with(':') && !host.starts_with('[')) {
+        return Err(expected.to_string());
+    }
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("`{port}` is not a port; {expected}")),
+        Ok(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +357,22 @@ mod tests {
         assert_eq!(settings.tokens.len(), 2);
         let debug = format!("{settings:?}");
         assert!(!debug.contains("secret-ari") && !debug.contains("admin-token"), "secrets never reach a log line");
+    }
+
+    #[test]
+    fn a_peer_address_without_a_port_is_refused_at_load() {
+        let example =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        for bad in ["10.0.2.10", "site-2.example.net", "10.0.2.10:", "10.0.2.10:99999", ":7401", "fe80::1"] {
+            let text = example.replace("address = \"10.0.2.10:7401\"", &format!("address = \"{bad}\""));
+            let e = load(&text).unwrap_err();
+            assert_eq!(e.field, "cluster.peers[0].address", "{bad}: {e}");
+            assert!(e.message.contains("host:port"), "{bad}: {e}");
+        }
+        for good in ["site-2.example.net:7401", "[fe80::1]:7401"] {
+            let text = example.replace("address = \"10.0.2.10:7401\"", &format!("address = \"{good}\""));
+            assert!(load(&text).is_ok(), "{good}");
+        }
     }
 
     #[test]
