@@ -563,6 +563,9 @@ pub struct ClusterNode<T: PeerTransport> {
     proposer: Proposer,
     pub(crate) clock: WallClock,
     log_writer: Mutex<Option<WriterFinished>>,
+    /// The node had a Raft log or vote on disk when it started: it is already in a cluster,
+    /// and `bootstrap` does nothing (openraft would refuse and log the refusal as an error).
+    stored_raft_state_at_start: bool,
 }
 
 /// The origin of commands proposed by `site` during run number `incarnation`. A new run
@@ -602,6 +605,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             let (store, writer) = RedbLogStore::<LineupRaft>::with_writer(db);
             (store, Some(writer))
         };
+        let stored_raft_state_at_start = stored_raft_state(&log_store).await?;
         let transport = Arc::new(transport);
         let contact = PeerContact::default();
         let network = PeerNetworkFactory { transport: transport.clone(), contact: contact.clone() };
@@ -624,6 +628,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             proposer,
             clock: config.clock,
             log_writer: Mutex::new(log_writer),
+            stored_raft_state_at_start,
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
@@ -678,6 +683,9 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// site with the same members (1, 3 or 5); a site that is already part of a cluster
     /// ignores it.
     pub async fn bootstrap(&self, members: &BTreeMap<u64, String>) -> Result<(), ClusterError> {
+        if self.stored_raft_state_at_start {
+            return Ok(());
+        }
         let nodes: BTreeMap<u64, BasicNode> =
             members.iter().map(|(site, addr)| (*site, BasicNode::new(addr.clone()))).collect();
         match self.raft.initialize(nodes).await {
@@ -898,5 +906,33 @@ impl<T: PeerTransport> ClusterNode<T> {
             // The writer ends once Raft has dropped the log store, releasing the file.
             let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_WAIT_MS), log_writer.wait()).await;
         }
+    }
+}
+
+/// Whether a node's stored Raft state shows it is already part of a cluster (it has a log or
+/// has voted in a term), so forming a new one must not be attempted.
+fn already_in_a_cluster(last_log_index: Option<u64>, vote_term: u64) -> bool {
+    last_log_index.is_some() || vote_term > 0
+}
+
+/// Reads the stored log end and vote before Raft starts: is this node already in a cluster?
+async fn stored_raft_state(log_store: &RedbLogStore<LineupRaft>) -> Result<bool, ClusterError> {
+    use openraft::storage::RaftLogStorage;
+    let mut probe = log_store.clone();
+    let log = probe.get_log_state().await.map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let vote = probe.read_vote().await.map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let vote_term = vote.map(|v| v.leader_id().get_term()).unwrap_or(0);
+    Ok(already_in_a_cluster(log.last_log_id.map(|id| id.index), vote_term))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_with_raft_state_does_not_form_a_new_cluster() {
+        assert!(!already_in_a_cluster(None, 0), "a fresh node forms the cluster");
+        assert!(already_in_a_cluster(Some(0), 0), "the initial membership entry is a log");
+        assert!(already_in_a_cluster(None, 3), "it voted");
     }
 }

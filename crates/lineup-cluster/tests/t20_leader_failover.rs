@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 const WORKERS: usize = 3;
 const COMMANDS_PER_WORKER: usize = 40;
 const ACKS_BEFORE_KILL: usize = 15;
+/// A worker's tries per command before it gives up on it (about 5 s at the pause below).
+const SUBMIT_ATTEMPTS_MAX: usize = 100;
+const SUBMIT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_under_load_loses_nothing_and_restarts_from_disk() {
@@ -50,11 +53,21 @@ async fn leader_killed_under_load_loses_nothing_and_restarts_from_disk() {
                     at_ms: 0,
                     body: enqueue(&format!("w{worker}-{i}"), "sales", node.site()),
                 };
-                // During the failover some writes fail definitely or stay unknown; only
-                // acknowledged ones are checked.
-                if let Ok(committed) = node.submit(command.clone()).await {
-                    if committed.result.is_ok() {
-                        acked_tx.send(command.id).await.unwrap();
+                // During the failover a write fails or its outcome stays unknown. A client
+                // sends the same command again (same id: the core applies it at most once)
+                // until it is acknowledged or it gives up; only acknowledged ones are checked.
+                // Without retries the workers could burn through every command against the
+                // dead leader before a new one is elected, and nothing would be acknowledged
+                // after the failover.
+                for _attempt in 0..SUBMIT_ATTEMPTS_MAX {
+                    match node.submit(command.clone()).await {
+                        Ok(committed) => {
+                            if committed.result.is_ok() {
+                                acked_tx.send(command.id).await.unwrap();
+                            }
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(SUBMIT_RETRY_PAUSE).await,
                     }
                 }
             }
