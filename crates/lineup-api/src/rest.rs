@@ -558,7 +558,7 @@ pub async fn reassign<B: ApiBackend>(
     JsonBody(req): JsonBody<ReassignRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
     if s.backend.read(|r| r.queue_config(&req.queue).is_none()) {
-        return Err(ApiError::Invalid { field: "queue".into(), reason: format!("no queue named {:?}", req.queue) });
+        return Err(ApiError::Invalid { field: "queue".into(), reason: format!("no queue named `{}`", req.queue) });
     }
     let body = CommandBody::Reassign { call: CallId::new(id), queue: req.queue, keep_age: req.keep_age };
     submit(&*s.backend, body).await.map(done)

@@ -29,7 +29,7 @@ pub enum ClusterError {
     Raft(String),
     #[error("no leader known after waiting {waited_ms} ms (no quorum reachable?)")]
     NoLeader { waited_ms: u64 },
-    #[error("site {site} is not the leader (leader: {leader:?})")]
+    #[error("site {site} is not the leader ({})", leader.map_or("no leader known".to_string(), |l| format!("the leader is site {l}")))]
     NotLeader { site: u64, leader: Option<u64> },
     #[error("leader {site} failed the request: {reason}")]
     LeaderFailed { site: u64, reason: String },

@@ -46,7 +46,7 @@ impl ConfigKind {
 
 /// A problem with one field of one object, precise enough to point at a line in a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{} {id:?}, field {field}: {reason}", kind.section())]
+#[error("{} `{id}`, field {field}: {reason}", kind.section())]
 pub struct ConfigProblem {
     pub kind: ConfigKind,
     pub id: String,
@@ -167,7 +167,7 @@ impl RoutingConfigSet {
             q.validate().map_err(|e| from_core(Queue, id, e))?;
             if let Some(s) = &q.schedule {
                 if !schedules.contains(s) {
-                    return Err(problem(Queue, id, "schedule", format!("no schedule named {s:?}")));
+                    return Err(problem(Queue, id, "schedule", format!("no schedule named `{s}`")));
                 }
             }
             for (field, target) in [
@@ -178,7 +178,7 @@ impl RoutingConfigSet {
             ] {
                 if let Target::Queue { queue, .. } = target {
                     if !queues.contains(queue) {
-                        return Err(problem(Queue, id, field, format!("no queue named {queue:?}")));
+                        return Err(problem(Queue, id, field, format!("no queue named `{queue}`")));
                     }
                     if queue == &q.id {
                         return Err(problem(Queue, id, field, "a queue cannot overflow into itself"));
@@ -191,7 +191,7 @@ impl RoutingConfigSet {
             let id = g.id.as_str();
             g.validate().map_err(|e| from_core(Gate, id, e))?;
             if !queues.contains(&g.queue) {
-                return Err(problem(Gate, id, "queue", format!("no queue named {:?}", g.queue)));
+                return Err(problem(Gate, id, "queue", format!("no queue named `{}`", g.queue)));
             }
             if !gates.insert(&g.id) {
                 return Err(problem(Gate, id, "id", "defined twice"));
@@ -202,7 +202,7 @@ impl RoutingConfigSet {
             let id = o.id.as_str();
             o.validate().map_err(|e| from_core(Operator, id, e))?;
             if let Some(q) = o.memberships.keys().find(|q| !queues.contains(q)) {
-                return Err(problem(Operator, id, "memberships", format!("no queue named {q:?}")));
+                return Err(problem(Operator, id, "memberships", format!("no queue named `{q}`")));
             }
             if !operators.insert(&o.id) {
                 return Err(problem(Operator, id, "id", "defined twice"));

@@ -20,7 +20,7 @@ pub enum CoreError {
     DuplicateCall(CallId),
     #[error("operator {0} is not logged in")]
     OperatorNotLoggedIn(OperatorId),
-    #[error("stale fence {got} for call {call} (current offer has fence {current:?})")]
+    #[error("stale fence {got} for call {call} ({})", current.map_or("no current offer".to_string(), |f| format!("current offer has fence {f}")))]
     StaleFence { call: CallId, got: u64, current: Option<u64> },
     #[error("{what}: {detail}")]
     InvalidState { what: String, detail: String },

@@ -75,8 +75,25 @@ enum BenchTarget {
     Api(api_bench::ApiBenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// A failed command prints its error and the chain of causes as sentences (never Rust's
+/// Debug form, never a backtrace: those are for bugs, and a user's mistake is not one) and
+/// exits with status 1.
+fn main() -> std::process::ExitCode {
+    match run_command(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", user_message(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error` and its causes, outermost first, joined by ": ".
+fn user_message(error: &anyhow::Error) -> String {
+    format!("{error:#}")
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Operator { what } => operator::operator(&what),

@@ -38,6 +38,8 @@ fn demo_answers_calls_at_every_site_with_no_violation() {
     assert_eq!(sites.len(), 3);
     for site in sites {
         assert!(site["answered"].as_u64().unwrap() > 0, "a site answered nothing: {summary:#}");
+        // Every demo extension names a queue and one of its gates: nobody is refused at the door.
+        assert_eq!(site["refused_at_entry"], 0, "callers refused as INVALID: {summary:#}");
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("dashboard: http://127.0.0.1:"), "the dashboard URL is printed:\n{stdout}");
