@@ -463,6 +463,7 @@ struct NodeHandler {
     raft: LineupRaftHandle,
     store: Store,
     proposer: Proposer,
+    health: HealthSource,
 }
 
 pub(crate) fn leader_error<E>(e: RaftError<u64, E>) -> LeaderError
@@ -490,7 +491,9 @@ impl NodeHandler {
             PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
             PeerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
             PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
-            PeerRequest::ClientWrite(_) | PeerRequest::ReadIndex | PeerRequest::ResultOf(_) => Some(from),
+            PeerRequest::ClientWrite(_) | PeerRequest::ReadIndex | PeerRequest::ResultOf(_) | PeerRequest::Health => {
+                Some(from)
+            }
         };
         if claimed != Some(from) {
             return PeerResponse::Refused(format!("site {from} sent a message in the name of {claimed:?}"));
@@ -513,14 +516,19 @@ impl NodeHandler {
                     Err(e) => Err(e),
                 })
             }
+            PeerRequest::Health => PeerResponse::Health(self.health.report()),
         }
     }
 }
 
 impl PeerHandler for NodeHandler {
     fn handle(&self, from: u64, request: Vec<u8>) -> ResponseFuture {
-        let handler =
-            NodeHandler { raft: self.raft.clone(), store: self.store.clone(), proposer: self.proposer.clone() };
+        let handler = NodeHandler {
+            raft: self.raft.clone(),
+            store: self.store.clone(),
+            proposer: self.proposer.clone(),
+            health: self.health.clone(),
+        };
         Box::pin(async move {
             let answer = handler.answer(from, request).await;
             codec::encode_versioned(&answer).unwrap_or_else(|e| {
@@ -548,6 +556,29 @@ async fn read_index_as_leader(raft: &LineupRaftHandle) -> Result<u64, LeaderErro
     }
 }
 
+/// Largest health report a node sends or accepts (a few hundred bytes in practice).
+pub const HEALTH_REPORT_MAX_BYTES: usize = 64 * 1024;
+
+/// The function that makes this node's health report, set by the binary once its parts run.
+#[derive(Clone, Default)]
+struct HealthSource(Arc<std::sync::RwLock<Option<Arc<dyn Fn() -> Vec<u8> + Send + Sync>>>>);
+
+impl HealthSource {
+    fn set(&self, report: Arc<dyn Fn() -> Vec<u8> + Send + Sync>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+
+    /// The report now; empty without a source or when it is over the size limit.
+    fn report(&self) -> Vec<u8> {
+        let source = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let report = source.map(|make| make()).unwrap_or_default();
+        if report.len() > HEALTH_REPORT_MAX_BYTES {
+            return Vec::new();
+        }
+        report
+    }
+}
+
 /// A running node. Cheap to share behind an `Arc`.
 pub struct ClusterNode<T: PeerTransport> {
     pub(crate) site: u64,
@@ -566,6 +597,8 @@ pub struct ClusterNode<T: PeerTransport> {
     /// The node had a Raft log or vote on disk when it started: it is already in a cluster,
     /// and `bootstrap` does nothing (openraft would refuse and log the refusal as an error).
     stored_raft_state_at_start: bool,
+    /// What this node answers when a peer asks for its health.
+    health: HealthSource,
 }
 
 /// The origin of commands proposed by `site` during run number `incarnation`. A new run
@@ -614,7 +647,13 @@ impl<T: PeerTransport> ClusterNode<T> {
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let (proposer, proposer_task) = Proposer::start(raft.clone());
-        transport.serve(Arc::new(NodeHandler { raft: raft.clone(), store: store.clone(), proposer: proposer.clone() }));
+        let health = HealthSource::default();
+        transport.serve(Arc::new(NodeHandler {
+            raft: raft.clone(),
+            store: store.clone(),
+            proposer: proposer.clone(),
+            health: health.clone(),
+        }));
         let node = Arc::new(Self {
             site: config.site,
             raft,
@@ -629,6 +668,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             clock: config.clock,
             log_writer: Mutex::new(log_writer),
             stored_raft_state_at_start,
+            health,
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
@@ -692,6 +732,31 @@ impl<T: PeerTransport> ClusterNode<T> {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(ClusterError::Raft(e.to_string())),
+        }
+    }
+
+    /// Sets what this node answers when a peer asks for its health (`peer_health`): the
+    /// binary's report, encoded by the binary. Until set, peers get an empty report.
+    pub fn set_health_report(&self, report: impl Fn() -> Vec<u8> + Send + Sync + 'static) {
+        self.health.set(Arc::new(report));
+    }
+
+    /// Asks member `site` for its health report over the cluster link (mutual TLS; no API
+    /// token involved). `Ok(empty)` when the peer has no report source; an error when it
+    /// cannot be asked within `timeout`. Reports over `HEALTH_REPORT_MAX_BYTES` are refused.
+    pub async fn peer_health(&self, site: u64, timeout: Duration) -> Result<Vec<u8>, ClusterError> {
+        let addr = {
+            let metrics = self.raft.metrics().borrow().clone();
+            metrics.membership_config.membership().get_node(&site).map(|n| n.addr.clone())
+        };
+        let addr = addr.ok_or_else(|| ClusterError::PeerRefused(format!("site {site} is not a member")))?;
+        match call_peer(&*self.transport, site, &addr, &PeerRequest::Health, timeout).await? {
+            PeerResponse::Health(report) if report.len() <= HEALTH_REPORT_MAX_BYTES => Ok(report),
+            PeerResponse::Health(report) => {
+                Err(ClusterError::PeerRefused(format!("a health report of {} bytes is too large", report.len())))
+            }
+            PeerResponse::Refused(reason) => Err(ClusterError::PeerRefused(reason)),
+            _ => Err(ClusterError::PeerRefused("unexpected answer to a health request".into())),
         }
     }
 

@@ -24,6 +24,9 @@ pub enum PeerRequest {
     ReadIndex,
     /// The committed result of a command, read linearizably (resolves unknown outcomes).
     ResultOf(CommandId),
+    /// The peer's own health report (ARI, history, Redis), for status pages: asked over this
+    /// mutually authenticated link so no API token ever travels to a peer.
+    Health,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,6 +40,9 @@ pub enum PeerResponse {
     /// The request could not be decoded, or its claimed sender is not the authenticated
     /// peer. Nothing was done.
     Refused(String),
+    /// The answering node's health report, as its binary encodes it (opaque here; empty when
+    /// the node has no report source).
+    Health(Vec<u8>),
 }
 
 /// Why a site that was asked to act as leader did not.

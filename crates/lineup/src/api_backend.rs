@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 /// Effects waiting between the node's broadcast and the API's live hub.
 pub const API_EFFECTS_CAPACITY: usize = 16_384;
-/// How long the cluster panel waits for a peer's health report.
+/// How long the cluster panel waits for a peer's health report (asked over the cluster link).
 pub const PEER_HEALTH_TIMEOUT_MS: u64 = 1_000;
 
 pub struct NodeBackend {
@@ -26,15 +26,12 @@ pub struct NodeBackend {
     projection: Option<Arc<RedisProjection>>,
     edges: Arc<NodeEdges>,
     effects: broadcast::Sender<AppliedEffect>,
-    /// Peer site → API base URL (for per-site health in the cluster panel).
+    /// Peer site → API base URL, to tell where membership changes go.
     peer_apis: BTreeMap<u64, String>,
-    /// A reading token for peers' APIs (sites usually share their tokens).
-    peer_token: Option<String>,
-    http: reqwest::Client,
 }
 
 impl NodeBackend {
-    pub fn new(running: &RunningNode, peer_apis: BTreeMap<u64, String>, peer_token: Option<String>) -> Arc<Self> {
+    pub fn new(running: &RunningNode, peer_apis: BTreeMap<u64, String>) -> Arc<Self> {
         let (effects, _) = broadcast::channel(API_EFFECTS_CAPACITY);
         // Re-publish the node's effect stream in the API's type; a lag on either side shows
         // up as `Lagged` at the API's reader, which resynchronises from a fresh read.
@@ -53,20 +50,20 @@ impl NodeBackend {
                 }
             }
         });
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(PEER_HEALTH_TIMEOUT_MS))
-            .build()
-            .unwrap_or_default();
-        Arc::new(Self {
+        let backend = Arc::new(Self {
             node: Arc::clone(&running.node),
             history: Arc::clone(&running.history),
             projection: running.projection.clone(),
             edges: Arc::clone(&running.edges),
             effects,
             peer_apis,
-            peer_token,
-            http,
-        })
+        });
+        // Peers ask for this node's health over the cluster link (see `peer_health`).
+        let reporter = Arc::downgrade(&backend);
+        running.node.set_health_report(move || {
+            reporter.upgrade().and_then(|backend| serde_json::to_vec(&backend.health()).ok()).unwrap_or_default()
+        });
+        backend
     }
 
     fn raft_health(&self) -> RaftHealth {
@@ -219,16 +216,18 @@ impl NodeBackend {
         ClusterStatus { leader: metrics.current_leader.map(SiteId), term: metrics.current_term, members }
     }
 
-    /// A peer's own health report, from its API's cluster view (where it describes itself).
+    /// A peer's own health report, asked over the cluster link (mutual TLS): no API token
+    /// is sent to a peer, and a peer needs no `api_url` for its health to show here.
     async fn peer_health(&self, site: u64) -> Option<Health> {
-        let base = self.peer_apis.get(&site)?;
-        let token = self.peer_token.as_ref()?;
-        // Only the peer's own view: a peer that asked its peers in turn would set off a chain
-        // of requests between the nodes for every status read.
-        let url = format!("{}/v1/cluster?peers=false", base.trim_end_matches('/'));
-        let response = self.http.get(url).bearer_auth(token).send().await.ok()?;
-        let status: ClusterStatus = response.json().await.ok()?;
-        status.members.into_iter().find(|m| m.site == SiteId(site)).and_then(|m| m.health)
+        let timeout = Duration::from_millis(PEER_HEALTH_TIMEOUT_MS);
+        let report = match self.node.peer_health(site, timeout).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::debug!(site, %error, "no health report from the peer");
+                return None;
+            }
+        };
+        serde_json::from_slice(&report).ok()
     }
 }
 
@@ -242,8 +241,7 @@ pub async fn start_api(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
-    let peer_token = config.tokens.iter().find(|t| t.role != lineup_api::Role::Widget).map(|t| t.token.clone());
-    let backend = NodeBackend::new(running, peer_apis, peer_token);
+    let backend = NodeBackend::new(running, peer_apis);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind the API on {listen}"))?;
     let address = listener.local_addr()?;
     config.validate().context("[api] settings")?;

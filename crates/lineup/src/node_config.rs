@@ -41,7 +41,8 @@ pub struct ClusterSection {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// The other sites: id → QUIC address (and API URL for `lineup status`).
+    /// The other sites: id → QUIC address (and API URL, named when a membership change is
+    /// sent to a node that does not lead).
     #[serde(default)]
     pub peers: Vec<PeerSection>,
     /// Form a new cluster of this site and its peers at first start (run with the same peer
@@ -69,6 +70,7 @@ pub struct ClusterSection {
 pub struct PeerSection {
     pub site: u64,
     pub address: String,
+    /// Only to tell an admin where to send membership changes; never called by this node.
     #[serde(default)]
     pub api_url: Option<String>,
 }

@@ -152,10 +152,8 @@ fn node_toml(
     // Founders know each other; the joining site knows the founders.
     for other in SITES.iter().filter(|s| **s != site) {
         let j = *other as usize - 1;
-        peers.push_str(&format!(
-            "[[cluster.peers]]\nsite = {other}\naddress = \"127.0.0.1:{}\"\napi_url = \"http://127.0.0.1:{}\"\n\n",
-            quic[j], api[j]
-        ));
+        // No api_url: peers' health travels over the cluster link, never with an API token.
+        peers.push_str(&format!("[[cluster.peers]]\nsite = {other}\naddress = \"127.0.0.1:{}\"\n\n", quic[j]));
     }
     let trunks: String = SITES
         .iter()
@@ -611,6 +609,17 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
         }
     }
     assert!(ended >= 2, "the WebSocket delivered both call endings");
+
+    // Any node shows every member's own health (ARI, history), asked over the cluster link.
+    wait_for(|| async {
+        let cluster = fed.get(2, "/v1/cluster", VIEWER_TOKEN).await?;
+        let members = cluster["members"].as_array()?;
+        let reported = members.iter().filter(|m| m["health"]["ari_connected"] == true).count();
+        let with_database = members.iter().filter(|m| m["health"]["database"].is_object()).count();
+        (reported == SITES.len() && with_database == SITES.len()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("gave up waiting for: every member's health at site 2\n{}", fed.logs()));
 
     // A fourth site joins at run time: its node starts without bootstrap, then the leader
     // adds it (learner, then voter) and it receives the whole state.
