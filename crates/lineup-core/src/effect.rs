@@ -252,7 +252,7 @@ impl QueueLogVerb {
 }
 
 /// One queue_log line, with every data field already computed (history never recomputes
-/// state). `queue`/`gate` are kept apart; writers join them as `queue/gate` (seed 004).
+/// state). `queue` and `gate` are kept apart; `to_line` says where each goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueLogEntry {
     pub at_ms: u64,
@@ -267,12 +267,21 @@ pub struct QueueLogEntry {
 
 impl QueueLogEntry {
     /// The Asterisk flat-file line: `epoch|callid|queue|agent|EVENT|data...`.
+    ///
+    /// The queue field is the queue alone, as app_queue writes it, so tools that read
+    /// Asterisk's queue_log group a queue's calls and its members' ADDMEMBER/PAUSE lines
+    /// together. The gate goes where app_queue writes `Queue()`'s URL argument, which Lineup
+    /// has no use for: ENTERQUEUE's first data field (`…|ENTERQUEUE|web|+15551234|1`).
     pub fn to_line(&self) -> String {
-        let queue = match (&self.queue, &self.gate) {
-            (Some(q), Some(g)) => format!("{q}/{g}"),
-            (Some(q), None) => q.to_string(),
-            _ => "NONE".to_string(),
-        };
+        let queue = self.queue.as_ref().map_or_else(|| "NONE".to_string(), |q| q.to_string());
+        let mut data = self.data.clone();
+        if let (QueueLogVerb::EnterQueue, Some(gate)) = (self.verb, &self.gate) {
+            match data.first_mut() {
+                Some(url) if url.is_empty() => *url = gate.to_string(),
+                Some(_) => {}
+                None => data.push(gate.to_string()),
+            }
+        }
         let mut line = format!(
             "{}|{}|{}|{}|{}|",
             self.at_ms / 1000,
@@ -281,7 +290,7 @@ impl QueueLogEntry {
             self.agent.as_ref().map_or("NONE", |a| a.as_str()),
             self.verb.as_str()
         );
-        line.push_str(&self.data.iter().map(|d| d.replace('|', "_")).collect::<Vec<_>>().join("|"));
+        line.push_str(&data.iter().map(|d| d.replace('|', "_")).collect::<Vec<_>>().join("|"));
         line
     }
 }
@@ -381,7 +390,10 @@ mod tests {
             verb: QueueLogVerb::EnterQueue,
             data: vec!["".into(), "5551234".into(), "1".into()],
         };
-        assert_eq!(e.to_line(), "1732250000|a-1732250000.42|sales/web|NONE|ENTERQUEUE||5551234|1");
+        // Queue alone in the queue field; the gate where app_queue writes Queue()'s URL.
+        assert_eq!(e.to_line(), "1732250000|a-1732250000.42|sales|NONE|ENTERQUEUE|web|5551234|1");
+        let connect = QueueLogEntry { verb: QueueLogVerb::Connect, data: vec!["12".into()], ..e.clone() };
+        assert_eq!(connect.to_line(), "1732250000|a-1732250000.42|sales|NONE|CONNECT|12");
         let pause = QueueLogEntry {
             at_ms: 5_000,
             call: None,

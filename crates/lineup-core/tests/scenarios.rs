@@ -80,7 +80,7 @@ fn gates_share_one_order_carry_whisper_and_keep_their_own_stats() {
     let web = h.routing.gate_summary(&GateId::new("web")).unwrap();
     let phone = h.routing.gate_summary(&GateId::new("phone")).unwrap();
     assert_eq!((web.stats.offered, phone.stats.offered, phone.stats.answered), (1, 1, 1));
-    assert!(h.log_lines().iter().any(|l| l.contains("|w1|sales/web|NONE|ENTERQUEUE|")));
+    assert!(h.log_lines().iter().any(|l| l.contains("|w1|sales|NONE|ENTERQUEUE|web|")));
     // A gate of another queue is refused.
     h.simple_queue("support");
     let (r, _) = h.enqueue_full("x", "support", Some("web"), None, SITE_A, &[]);

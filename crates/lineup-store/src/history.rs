@@ -866,7 +866,7 @@ mod tests {
             data: ["1", "2", "3", "4", "5", "6|7"].iter().map(|s| s.to_string()).collect(),
         };
         let c = queue_log_columns(&entry);
-        assert_eq!((c.callid.as_str(), c.queuename.as_str(), c.agent.as_str()), ("a-1.42", "sales/web", "alice"));
+        assert_eq!((c.callid.as_str(), c.queuename.as_str(), c.agent.as_str()), ("a-1.42", "sales", "alice"));
         assert_eq!(c.event, "BLINDTRANSFER");
         assert_eq!(c.data, ["1", "2", "3", "4", "5|6_7"].map(String::from));
 

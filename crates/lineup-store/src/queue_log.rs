@@ -1,6 +1,7 @@
 //! The Asterisk queue_log flat file (`epoch|callid|queue|agent|EVENT|data...`), written
 //! from committed `QueueLog` effects with [`QueueLogEntry::to_line`], so existing queue_log
-//! reporting tools read it unchanged (`queue/gate` in the queue field when a gate is set).
+//! reporting tools read it unchanged (the queue alone in the queue field; a gate in
+//! ENTERQUEUE's first data field, where app_queue writes `Queue()`'s URL).
 //!
 //! Exactly once across restarts: after appending an entry's lines and syncing the file, the
 //! writer records `(last log index, file length)` in a sidecar (`<file>.lineup-index`,

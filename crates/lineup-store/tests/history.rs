@@ -66,7 +66,10 @@ async fn rows_match_effects(store: &HistoryStore) {
         );
         assert_eq!([&row.data1, &row.data2, &row.data3, &row.data4, &row.data5], c.data.each_ref());
     }
-    assert!(rows.iter().any(|r| r.queuename == "sales/web" && r.event == "ENTERQUEUE"), "gate joined to the queue");
+    assert!(
+        rows.iter().any(|r| r.queuename == "sales" && r.event == "ENTERQUEUE" && r.data1 == "web"),
+        "the queue alone in queuename, the gate in ENTERQUEUE's first data field"
+    );
     assert_eq!(rows.iter().filter(|r| r.event == "CONNECT").count(), 2);
 
     // Operator events and the sessions derived from them.

@@ -562,7 +562,10 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
         let file_connects =
             file.lines().filter(|l| l.contains("|CONNECT|") && (l.contains(&call_1) || l.contains(&call_2))).count();
         assert_eq!(file_connects, 2, "site {site}: queue_log file\n{file}");
-        assert!(file.lines().any(|l| l.contains(&format!("|{call_1}|sales/main|"))), "gate in the queue field\n{file}");
+        assert!(
+            file.lines().any(|l| l.contains(&format!("|{call_1}|sales|NONE|ENTERQUEUE|main|"))),
+            "gate in ENTERQUEUE\n{file}"
+        );
     }
 
     // Redis caught up: the operator is listed as available for sales again.
