@@ -32,6 +32,7 @@ mod invariants;
 mod offers;
 mod operator_transitions;
 mod operators;
+mod reachability;
 mod reads;
 mod records;
 mod refusals;

@@ -1,8 +1,9 @@
 //! Every change of a call after it joined: offered, offer over, connected, missed, a failed
-//! callback attempt, leaving the line.
+//! callback attempt, finished, leaving the line.
 
 use super::records::secs;
 use super::{Routing, CALLBACK_DIAL_TIMEOUT_MS, OFFER_CONNECT_TIMEOUT_MS, OFFER_RING_GRACE_MS};
+use crate::command::HungUpBy;
 use crate::config::OperatorMode;
 use crate::effect::{Effect, OperatorStatus, Outcome, QueueLogVerb};
 use crate::ids::OperatorId;
@@ -151,5 +152,46 @@ impl Routing {
             _ => {}
         });
         self.end_call(call, outcome, None);
+    }
+
+    /// A connected call ended with `outcome`: its closing queue_log line, the handle time,
+    /// and its operator freed (unless its own site released it already).
+    pub(super) fn finish_connected(&mut self, no: u64, outcome: Outcome) {
+        let call = &self.s.calls[&no];
+        let CallState::Connected { operator, since_ms, wait_ms, .. } = call.state.clone() else {
+            debug_assert!(false, "finishing call {} which is not connected", call.id);
+            return;
+        };
+        let call_id = call.id.clone();
+        let now = self.s.now_ms;
+        // An operator released by its own site talked until then, however late the caller's
+        // site reports.
+        let released_at_ms = self.s.outages.released_calls.get(&no).copied();
+        let talk_ms = released_at_ms.unwrap_or(now).saturating_sub(since_ms);
+        let (verb, data) = match &outcome {
+            Outcome::Transferred { target } => (
+                QueueLogVerb::BlindTransfer,
+                vec![target.clone(), String::new(), secs(wait_ms), secs(talk_ms), call.orig_position.to_string()],
+            ),
+            Outcome::Completed { by: HungUpBy::Operator } => {
+                (QueueLogVerb::CompleteAgent, vec![secs(wait_ms), secs(talk_ms), call.orig_position.to_string()])
+            }
+            _ => (QueueLogVerb::CompleteCaller, vec![secs(wait_ms), secs(talk_ms), call.orig_position.to_string()]),
+        };
+        let (queue_id, gate) = (call.queue.clone(), call.gate.clone());
+        self.log(Some(call_id), Some(queue_id.clone()), gate, Some(operator.clone()), verb, data);
+        let wrap_up_ms = self.s.queues[&queue_id].config.wrap_up_ms;
+        let call = self.take_call(no);
+        if let Some(q) = self.s.queues.get_mut(&queue_id) {
+            q.handle_times.push(talk_ms + wrap_up_ms);
+        }
+        self.bump_stats(&queue_id, call.gate.as_ref(), |s| {
+            s.handled += 1;
+            s.total_handle_ms += talk_ms;
+        });
+        self.end_call(call, outcome, Some(talk_ms));
+        if released_at_ms.is_none() {
+            self.after_call(&operator, &queue_id);
+        }
     }
 }

@@ -116,10 +116,10 @@ impl Routing {
             return Err(invalid("the callback is being served; its first leg has left", id.to_string()));
         }
         match &call.state {
-            CallState::Connected { fence, .. } => {
+            CallState::Connected { .. } => {
                 // The site saw the caller hang up after the bridge: that is a completion.
-                let fence = *fence;
-                self.completed(id, fence, Outcome::Completed { by: HungUpBy::Caller })
+                self.finish_connected(no, Outcome::Completed { by: HungUpBy::Caller });
+                Ok(Response::Done)
             }
             CallState::Offered { operator, since_ms, .. } => {
                 let (operator, since_ms) = (operator.clone(), *since_ms);

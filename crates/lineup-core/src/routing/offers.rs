@@ -1,11 +1,10 @@
 //! What sites report about an offer: connected, failed, not answered, a callback's result,
 //! and the end of a connected call.
 
-use super::records::secs;
 use super::refusals::invalid;
 use super::{CommandResult, Response, Routing, TRUNK_FAILURE_REST_MS};
-use crate::command::{HungUpBy, OfferFailure};
-use crate::effect::{Outcome, QueueLogVerb};
+use crate::command::OfferFailure;
+use crate::effect::Outcome;
 use crate::ids::{CallId, OperatorId};
 use crate::model::CallState;
 use crate::CoreError;
@@ -67,42 +66,13 @@ impl Routing {
     pub(super) fn completed(&mut self, id: &CallId, fence: u64, outcome: Outcome) -> CommandResult {
         let no = self.call_no(id)?;
         let call = &self.s.calls[&no];
-        let CallState::Connected { operator, fence: current, since_ms, wait_ms, .. } = call.state.clone() else {
+        let CallState::Connected { fence: current, .. } = call.state else {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: call.offer_fence() });
         };
         if current != fence {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: Some(current) });
         }
-        let now = self.s.now_ms;
-        // An operator released by its own site talked until then, however late the caller's
-        // site reports.
-        let released_at_ms = self.s.outages.released_calls.get(&no).copied();
-        let talk_ms = released_at_ms.unwrap_or(now).saturating_sub(since_ms);
-        let (verb, data) = match &outcome {
-            Outcome::Transferred { target } => (
-                QueueLogVerb::BlindTransfer,
-                vec![target.clone(), String::new(), secs(wait_ms), secs(talk_ms), call.orig_position.to_string()],
-            ),
-            Outcome::Completed { by: HungUpBy::Operator } => {
-                (QueueLogVerb::CompleteAgent, vec![secs(wait_ms), secs(talk_ms), call.orig_position.to_string()])
-            }
-            _ => (QueueLogVerb::CompleteCaller, vec![secs(wait_ms), secs(talk_ms), call.orig_position.to_string()]),
-        };
-        let (queue_id, gate) = (call.queue.clone(), call.gate.clone());
-        self.log(Some(id.clone()), Some(queue_id.clone()), gate, Some(operator.clone()), verb, data);
-        let wrap_up_ms = self.s.queues[&queue_id].config.wrap_up_ms;
-        let call = self.take_call(no);
-        if let Some(q) = self.s.queues.get_mut(&queue_id) {
-            q.handle_times.push(talk_ms + wrap_up_ms);
-        }
-        self.bump_stats(&queue_id, call.gate.as_ref(), |s| {
-            s.handled += 1;
-            s.total_handle_ms += talk_ms;
-        });
-        self.end_call(call, outcome, Some(talk_ms));
-        if released_at_ms.is_none() {
-            self.after_call(&operator, &queue_id);
-        }
+        self.finish_connected(no, outcome);
         Ok(Response::Done)
     }
 

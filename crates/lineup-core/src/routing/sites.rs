@@ -13,7 +13,7 @@ use super::{CommandResult, Response, Routing};
 use crate::command::HungUpBy;
 use crate::effect::{Outcome, QueueLogVerb};
 use crate::ids::{CallId, OperatorId, SiteId};
-use crate::model::{Call, CallState};
+use crate::model::CallState;
 use crate::CoreError;
 
 /// A timer that a silent site would have to act on is looked at again after this long.
@@ -91,10 +91,9 @@ impl Routing {
                         self.return_to_queue(no);
                     }
                 }
-                CallState::Connected { fence, operator_site, .. } => {
+                CallState::Connected { operator_site, .. } => {
                     if caller_lost || operator_site == site {
-                        let id = call.id.clone();
-                        self.completed(&id, fence, Outcome::Completed { by: HungUpBy::SiteLost })?;
+                        self.finish_connected(no, Outcome::Completed { by: HungUpBy::SiteLost });
                     }
                 }
             }
@@ -127,28 +126,6 @@ impl Routing {
         for id in at_site {
             self.index_operator(&id, true);
             self.scratch.dirty_operators.insert(id);
-        }
-    }
-
-    /// May this call be offered, as far as its caller's site goes? A callback promise has no
-    /// caller leg: the operator's site places the call, so it is always reachable.
-    pub(super) fn call_reachable(&self, call: &Call) -> bool {
-        call.callback.is_some() || !self.s.outages.unreachable_sites.contains_key(&call.entry_site)
-    }
-
-    /// Is the site holding this live caller's leg unreachable?
-    pub(super) fn caller_site_unreachable(&self, no: u64) -> bool {
-        self.s.calls.get(&no).is_some_and(|c| !self.call_reachable(c))
-    }
-
-    /// Does the current offer of this call involve a site that is unreachable?
-    pub(super) fn offer_spans_unreachable_site(&self, no: u64) -> bool {
-        let Some(call) = self.s.calls.get(&no) else { return false };
-        match &call.state {
-            CallState::Offered { operator_site, .. } => {
-                self.s.outages.unreachable_sites.contains_key(operator_site) || !self.call_reachable(call)
-            }
-            _ => false,
         }
     }
 
