@@ -7,45 +7,39 @@ use super::{CommandResult, Response, Routing, TOTAL_WAITING_MAX_CALLS};
 use crate::command::{Enqueue, HungUpBy};
 use crate::config::validate_text;
 use crate::effect::{Outcome, QueueLogVerb};
-use crate::ids::{CallId, QueueId};
+use crate::ids::{CallId, QueueId, Skill};
 use crate::model::{Call, CallState, CallbackPromise};
 use crate::order::{OrderKey, ORDER_SEQ_MAX};
 use crate::CoreError;
+use std::collections::BTreeMap;
 
 impl Routing {
     pub(super) fn enqueue(&mut self, index: u64, e: &Enqueue) -> CommandResult {
-        e.call.validate().map_err(|err| CoreError::InvalidField { field: "call".into(), reason: err.to_string() })?;
-        if let Some(ch) = &e.channel {
-            validate_id_field("channel", ch)?;
-        }
-        validate_text("caller_number", &e.caller_number)?;
-        validate_text("caller_name", &e.caller_name)?;
-        if let Some(n) = &e.callback_number {
-            validate_callback_number(n)?;
-        }
-        if e.channel.is_none() && e.callback_number.is_none() {
-            return Err(CoreError::InvalidField {
-                field: "channel".into(),
-                reason: "an entry needs a caller channel or a callback number".into(),
-            });
-        }
-        for (skill, level) in &e.skills {
-            skill
-                .validate()
-                .map_err(|err| CoreError::InvalidField { field: "skills".into(), reason: err.to_string() })?;
-            if *level > crate::config::SKILL_LEVEL_MAX {
-                return Err(CoreError::InvalidField {
-                    field: "skills".into(),
-                    reason: format!("level {level} above 100"),
-                });
-            }
-        }
+        check_entry_fields(e)?;
         if self.s.lost_sites.contains(&e.site) {
             return Err(CoreError::SiteDown(e.site));
         }
         if self.idx.call_numbers.contains_key(&e.call) || self.idx.ended_calls.contains(&e.call) {
             return Err(CoreError::DuplicateCall(e.call.clone()));
         }
+        let (priority, extra_skills) = self.entry_priority_and_skills(e)?;
+        if index > ORDER_SEQ_MAX {
+            return Err(CoreError::LogIndexTooLarge(index));
+        }
+        if self.idx.waiting_total >= TOTAL_WAITING_MAX_CALLS {
+            return Err(CoreError::TooManyCalls { limit: TOTAL_WAITING_MAX_CALLS });
+        }
+        let call = self.new_call(index, e, priority, extra_skills);
+        let (queue, position, exit) = self.admit(call, e.queue.clone());
+        // Where decided: a caller either joined a line or left with an outcome.
+        debug_assert_eq!(position.is_some(), exit.is_none(), "call {} both joined and left", e.call);
+        let eta_ms = position.and_then(|p| self.eta_ms(&queue, p));
+        Ok(Response::Enqueued { queue, position, eta_ms, exit })
+    }
+
+    /// The call's priority (the entry's, else its gate's, else its queue's) and the skills it
+    /// needs beyond its queue's (the entry's, raised to its gate's).
+    fn entry_priority_and_skills(&self, e: &Enqueue) -> Result<(u8, BTreeMap<Skill, u8>), CoreError> {
         let queue = self.s.queues.get(&e.queue).ok_or_else(|| CoreError::UnknownQueue(e.queue.clone()))?;
         let mut extra_skills = e.skills.clone();
         let mut priority = queue.config.default_priority;
@@ -64,15 +58,14 @@ impl Routing {
                 *l = (*l).max(*level);
             }
         }
-        let priority = e.priority.unwrap_or(priority);
-        if index > ORDER_SEQ_MAX {
-            return Err(CoreError::LogIndexTooLarge(index));
-        }
-        if self.idx.waiting_total >= TOTAL_WAITING_MAX_CALLS {
-            return Err(CoreError::TooManyCalls { limit: TOTAL_WAITING_MAX_CALLS });
-        }
+        Ok((e.priority.unwrap_or(priority), extra_skills))
+    }
+
+    /// A new call, not yet in any line; its number and order are the entry's log index.
+    fn new_call(&self, index: u64, e: &Enqueue, priority: u8, extra_skills: BTreeMap<Skill, u8>) -> Call {
         let now = self.s.now_ms;
-        let call = Call {
+        let callback_max_attempts = self.s.queues[&e.queue].config.callback_max_attempts;
+        Call {
             no: index,
             id: e.call.clone(),
             queue: e.queue.clone(),
@@ -90,7 +83,7 @@ impl Routing {
             state: CallState::Waiting,
             callback: e.callback_number.as_ref().map(|n| CallbackPromise {
                 number: n.clone(),
-                attempts_left: queue.config.callback_max_attempts,
+                attempts_left: callback_max_attempts,
                 attempts_made: 0,
                 ready_at_ms: None,
             }),
@@ -100,10 +93,7 @@ impl Routing {
             next_periodic_ms: None,
             periodic_index: 0,
             callback_offered: false,
-        };
-        let (queue, position, exit) = self.admit(call, e.queue.clone());
-        let eta_ms = position.and_then(|p| self.eta_ms(&queue, p));
-        Ok(Response::Enqueued { queue, position, eta_ms, exit })
+        }
     }
 
     pub(super) fn abandoned(&mut self, id: &CallId) -> CommandResult {
@@ -229,4 +219,30 @@ impl Routing {
         self.scratch.dirty_calls.insert(no);
         Ok(Response::Done)
     }
+}
+
+/// The entry's own fields, before anything is looked up.
+fn check_entry_fields(e: &Enqueue) -> Result<(), CoreError> {
+    e.call.validate().map_err(|err| CoreError::InvalidField { field: "call".into(), reason: err.to_string() })?;
+    if let Some(ch) = &e.channel {
+        validate_id_field("channel", ch)?;
+    }
+    validate_text("caller_number", &e.caller_number)?;
+    validate_text("caller_name", &e.caller_name)?;
+    if let Some(n) = &e.callback_number {
+        validate_callback_number(n)?;
+    }
+    if e.channel.is_none() && e.callback_number.is_none() {
+        return Err(CoreError::InvalidField {
+            field: "channel".into(),
+            reason: "an entry needs a caller channel or a callback number".into(),
+        });
+    }
+    for (skill, level) in &e.skills {
+        skill.validate().map_err(|err| CoreError::InvalidField { field: "skills".into(), reason: err.to_string() })?;
+        if *level > crate::config::SKILL_LEVEL_MAX {
+            return Err(CoreError::InvalidField { field: "skills".into(), reason: format!("level {level} above 100") });
+        }
+    }
+    Ok(())
 }

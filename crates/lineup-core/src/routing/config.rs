@@ -4,7 +4,7 @@
 use super::refusals::invalid;
 use super::{CommandResult, Response, Routing};
 use crate::config::{GateConfig, OperatorConfig, QueueConfig, ScheduleConfig};
-use crate::config_set::RoutingConfigSet;
+use crate::config_set::{ChangeAction, ConfigChange, ConfigKind, ConfigProblem, RoutingConfigSet, REDACTED_PIN_HASH};
 use crate::effect::{OperatorStatus, QueueLogVerb};
 use crate::ids::{GateId, OperatorId, QueueId, ScheduleId};
 use crate::model::{Gate, Operator, Queue};
@@ -16,39 +16,51 @@ impl Routing {
     /// Replaces the whole configuration, all or nothing: every check that a single put or
     /// delete would make runs first, against the set as a whole, so no step below can fail.
     pub(super) fn apply_config(&mut self, wanted: &RoutingConfigSet) -> CommandResult {
-        use crate::config_set::{ChangeAction, ConfigKind, ConfigProblem, REDACTED_PIN_HASH};
-        let refuse = |kind: ConfigKind, id: &str, field: &str, reason: String| {
-            Err(CoreError::InvalidConfig(ConfigProblem { kind, id: id.into(), field: field.into(), reason }))
-        };
         let current = self.config_set();
         let mut wanted = wanted.clone().normalized();
+        self.keep_redacted_pins(&mut wanted)?;
+        wanted.validate().map_err(CoreError::InvalidConfig)?;
+        let changes = wanted.diff_from(&current);
+        self.check_changes_allowed(&wanted, &changes)?;
+        self.carry_out_changes(&wanted, &changes)?;
+        debug_assert_eq!(self.config_set(), wanted);
+        Ok(Response::Done)
+    }
+
+    /// A redacted PIN hash (what a non-admin export shows) keeps the operator's current one.
+    fn keep_redacted_pins(&self, wanted: &mut RoutingConfigSet) -> Result<(), CoreError> {
         for o in &mut wanted.operators {
             if o.pin_hash == REDACTED_PIN_HASH {
                 match self.s.operators.get(&o.id) {
                     Some(existing) => o.pin_hash = existing.config.pin_hash.clone(),
                     None => {
-                        return refuse(
+                        return Err(refuse(
                             ConfigKind::Operator,
                             o.id.as_str(),
                             "pin_hash",
                             "a redacted hash can only keep an existing operator's PIN".into(),
-                        )
+                        ))
                     }
                 }
             }
         }
-        wanted.validate().map_err(CoreError::InvalidConfig)?;
-        let changes = wanted.diff_from(&current);
-        for change in &changes {
+        Ok(())
+    }
+
+    /// The checks of single deletes and puts that depend on live state (calls in a removed
+    /// queue, a logged-in operator removed or switched between persistent and ring mode).
+    fn check_changes_allowed(&self, wanted: &RoutingConfigSet, changes: &[ConfigChange]) -> Result<(), CoreError> {
+        for change in changes {
             match (change.action, change.kind) {
                 (ChangeAction::Removed, ConfigKind::Queue) => {
                     if let Some(call) = self.s.calls.values().find(|c| c.queue.as_str() == change.id) {
-                        return refuse(ConfigKind::Queue, &change.id, "id", format!("call {} is still in it", call.id));
+                        let reason = format!("call {} is still in it", call.id);
+                        return Err(refuse(ConfigKind::Queue, &change.id, "id", reason));
                     }
                 }
                 (ChangeAction::Removed, ConfigKind::Operator) => {
                     if self.s.operators.values().any(|o| o.config.id.as_str() == change.id && o.is_logged_in()) {
-                        return refuse(ConfigKind::Operator, &change.id, "id", "still logged in".into());
+                        return Err(refuse(ConfigKind::Operator, &change.id, "id", "still logged in".into()));
                     }
                 }
                 (ChangeAction::Changed, ConfigKind::Operator) => {
@@ -56,22 +68,26 @@ impl Routing {
                     let old = self.s.operators.values().find(|o| o.config.id.as_str() == change.id);
                     if let (Some(new), Some(old)) = (new, old) {
                         if old.is_logged_in() && old.config.mode != new.mode {
-                            return refuse(
+                            return Err(refuse(
                                 ConfigKind::Operator,
                                 &change.id,
                                 "mode",
                                 "log the operator out before changing persistent/ring mode".into(),
-                            );
+                            ));
                         }
                     }
                 }
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// Puts in dependency order, then deletes in reverse dependency order; all pre-checked.
+    fn carry_out_changes(&mut self, wanted: &RoutingConfigSet, changes: &[ConfigChange]) -> Result<(), CoreError> {
         let wanted_now = |kind: ConfigKind, id: &str| {
             changes.iter().any(|c| c.kind == kind && c.id == id && c.action != ChangeAction::Removed)
         };
-        // Puts in dependency order, then deletes in reverse dependency order.
         for s in wanted.schedules.iter().filter(|s| wanted_now(ConfigKind::Schedule, s.id.as_str())) {
             self.put_schedule(s)?;
         }
@@ -96,8 +112,7 @@ impl Routing {
                 removed?;
             }
         }
-        debug_assert_eq!(self.config_set(), wanted);
-        Ok(Response::Done)
+        Ok(())
     }
 
     pub(super) fn put_queue(&mut self, cfg: &QueueConfig) -> CommandResult {
@@ -245,4 +260,9 @@ impl Routing {
         self.s.schedules.remove(id);
         Ok(Response::Done)
     }
+}
+
+/// A configuration set refused, naming the kind, id and field at fault.
+fn refuse(kind: ConfigKind, id: &str, field: &str, reason: String) -> CoreError {
+    CoreError::InvalidConfig(ConfigProblem { kind, id: id.into(), field: field.into(), reason })
 }

@@ -74,80 +74,100 @@ impl Routing {
         }
     }
 
+    /// Adds the call to (or removes it from) its queue's indexes, by its current state.
     pub(super) fn index_call(&mut self, no: u64, add: bool) {
         let call = &self.s.calls[&no];
-        let Some(idx) = self.idx.queues.get_mut(&call.queue) else { return };
+        if !self.idx.queues.contains_key(&call.queue) {
+            return;
+        }
         match &call.state {
-            CallState::Waiting => {
-                if add {
-                    idx.order.insert(call.key, no);
-                } else {
-                    idx.order.remove(call.key);
-                }
-                if call.callback.is_none() {
-                    let entry = (call.joined_at_ms, no);
-                    if add {
-                        idx.live_by_joined.insert(entry);
-                    } else {
-                        idx.live_by_joined.remove(&entry);
-                    }
-                    if let Some(g) = &call.gate {
-                        let set = self.idx.gate_waiting.entry(g.clone()).or_default();
-                        if add {
-                            set.insert(entry);
-                        } else {
-                            set.remove(&entry);
-                            if set.is_empty() {
-                                self.idx.gate_waiting.remove(g);
-                            }
-                        }
-                    }
-                } else if add {
-                    idx.callbacks_waiting += 1;
-                } else {
-                    idx.callbacks_waiting -= 1;
-                }
-                if add {
-                    self.idx.waiting_total += 1;
-                } else {
-                    self.idx.waiting_total -= 1;
-                }
-            }
-            CallState::Offered { .. } | CallState::Connected { .. } => {
-                if add {
-                    idx.active += 1;
-                } else {
-                    idx.active -= 1;
-                    if self.s.queues.get(&call.queue).is_some_and(|q| q.config.max_busy_operators.is_some()) {
-                        self.scratch.dirty_queues.insert(call.queue.clone());
-                    }
-                }
-            }
+            CallState::Waiting => self.index_waiting_call(no, add),
+            CallState::Offered { .. } | CallState::Connected { .. } => self.index_active_call(no, add),
         }
         if add {
-            let timers = [
-                (call.max_wait_due_ms, Timer::MaxWait(no)),
-                (call.next_widen_ms, Timer::Widen(no)),
-                (call.next_announce_ms, Timer::Announce(no)),
-                (call.next_periodic_ms, Timer::Periodic(no)),
-                (call.callback.as_ref().and_then(|c| c.ready_at_ms), Timer::CallbackReady(no)),
-                (
-                    match &call.state {
-                        CallState::Offered { deadline_ms, .. } => Some(*deadline_ms),
-                        _ => None,
-                    },
-                    Timer::OfferDeadline(no),
-                ),
-            ];
-            for (at, timer) in timers {
-                if let Some(at) = at {
-                    if self.timer_due(timer) == Some(at) {
-                        self.idx.call_timers.insert((at, timer));
+            self.index_call_timers(no);
+        }
+        // Timer entries are not removed here: a stale entry is skipped when it comes due.
+    }
+
+    /// A waiting call: its place in line, its wait (live callers) or the callback count.
+    fn index_waiting_call(&mut self, no: u64, add: bool) {
+        let call = &self.s.calls[&no];
+        let idx = self.idx.queues.get_mut(&call.queue).expect("index_call checked the queue index");
+        if add {
+            idx.order.insert(call.key, no);
+        } else {
+            idx.order.remove(call.key);
+        }
+        if call.callback.is_none() {
+            let entry = (call.joined_at_ms, no);
+            if add {
+                idx.live_by_joined.insert(entry);
+            } else {
+                idx.live_by_joined.remove(&entry);
+            }
+            if let Some(g) = &call.gate {
+                let set = self.idx.gate_waiting.entry(g.clone()).or_default();
+                if add {
+                    set.insert(entry);
+                } else {
+                    set.remove(&entry);
+                    if set.is_empty() {
+                        self.idx.gate_waiting.remove(g);
                     }
                 }
             }
+        } else if add {
+            idx.callbacks_waiting += 1;
+        } else {
+            idx.callbacks_waiting -= 1;
         }
-        // Timer entries are not removed here: a stale entry is skipped when it comes due.
+        if add {
+            self.idx.waiting_total += 1;
+        } else {
+            self.idx.waiting_total -= 1;
+        }
+    }
+
+    /// An offered or connected call counts toward its queue's cap; one leaving a capped
+    /// queue frees a place there.
+    fn index_active_call(&mut self, no: u64, add: bool) {
+        let call = &self.s.calls[&no];
+        let idx = self.idx.queues.get_mut(&call.queue).expect("index_call checked the queue index");
+        if add {
+            idx.active += 1;
+        } else {
+            idx.active -= 1;
+            if self.s.queues.get(&call.queue).is_some_and(|q| q.config.max_busy_operators.is_some()) {
+                self.scratch.dirty_queues.insert(call.queue.clone());
+            }
+        }
+    }
+
+    /// The call's deadlines that are due as the call now stands.
+    fn index_call_timers(&mut self, no: u64) {
+        let call = &self.s.calls[&no];
+        let timers = [
+            (call.max_wait_due_ms, Timer::MaxWait(no)),
+            (call.next_widen_ms, Timer::Widen(no)),
+            (call.next_announce_ms, Timer::Announce(no)),
+            (call.next_periodic_ms, Timer::Periodic(no)),
+            (call.callback.as_ref().and_then(|c| c.ready_at_ms), Timer::CallbackReady(no)),
+            (
+                match &call.state {
+                    CallState::Offered { deadline_ms, .. } => Some(*deadline_ms),
+                    _ => None,
+                },
+                Timer::OfferDeadline(no),
+            ),
+        ];
+        for (at, timer) in timers {
+            if let Some(at) = at {
+                if self.timer_due(timer) == Some(at) {
+                    self.idx.call_timers.insert((at, timer));
+                }
+            }
+        }
     }
 
     /// Offerable, and not at an unreachable site: what the `available` index holds.

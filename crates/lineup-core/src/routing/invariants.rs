@@ -12,6 +12,13 @@ impl Routing {
     /// sides with the same fence, no operator or caller is in two, indexes match a rebuild.
     /// Used by tests and the simulator after every step.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_offers_held_by_both_sides()?;
+        self.check_indexes_match_a_rebuild()
+    }
+
+    /// Every offer and connection is held by the call and its operator with the same fence,
+    /// and no operator holds two calls.
+    fn check_offers_held_by_both_sides(&self) -> Result<(), String> {
         let mut operators_in_offers: BTreeMap<&OperatorId, &CallId> = BTreeMap::new();
         for call in self.s.calls.values() {
             if self.s.outages.released_calls.contains_key(&call.no) {
@@ -48,6 +55,11 @@ impl Routing {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The derived indexes equal those rebuilt from the state.
+    fn check_indexes_match_a_rebuild(&self) -> Result<(), String> {
         // Rebuild from a copy without the id memories (dedup windows, ended calls): no index
         // is derived from them but the ended-call set, and copying them made every check cost
         // as much as tens of thousands of remembered ids.

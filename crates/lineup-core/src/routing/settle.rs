@@ -3,7 +3,7 @@
 
 use super::{Routing, SETTLE_OFFERS_MAX};
 use crate::ids::{OperatorId, QueueId};
-use crate::model::{Call, Operator};
+use crate::model::{Call, CallState, Operator};
 use crate::order::OrderKey;
 use std::cmp::Reverse;
 
@@ -12,7 +12,17 @@ impl Routing {
     /// its globally first eligible caller, which may be older than any new caller), then
     /// callers in global order (each takes its best operator), then queues whose cap freed.
     pub(super) fn settle(&mut self) {
-        let mut offers = 0usize;
+        let offers = self.settle_dirty_operators(0);
+        let offers = self.settle_dirty_calls(offers);
+        self.settle_dirty_queues(offers);
+        // Offers never make anything else eligible, so one pass reaches quiescence.
+        self.scratch.dirty_calls.clear();
+        self.scratch.dirty_operators.clear();
+    }
+
+    /// Each dirty operator, longest idle first, is served its globally first eligible
+    /// caller. Returns the number of offers made so far.
+    fn settle_dirty_operators(&mut self, mut offers: usize) -> usize {
         let mut ops: Vec<(u64, OperatorId)> = std::mem::take(&mut self.scratch.dirty_operators)
             .into_iter()
             .filter_map(|id| self.s.operators.get(&id).map(|op| (op.idle_since_ms, id)))
@@ -37,13 +47,18 @@ impl Routing {
                             || self.s.operators.get(other).and_then(|o| self.best_call_for(o, false)) == Some(no)
                     })
                     .unwrap_or_else(|| id.clone());
-                self.make_offer(no, &chosen);
+                self.offer_pair(no, &chosen);
                 offers += 1;
                 if chosen == id {
                     break;
                 }
             }
         }
+        offers
+    }
+
+    /// Each dirty caller, in global order, is offered to its best available operator.
+    fn settle_dirty_calls(&mut self, mut offers: usize) -> usize {
         let mut calls: Vec<((Reverse<u8>, OrderKey), u64)> = std::mem::take(&mut self.scratch.dirty_calls)
             .into_iter()
             .filter_map(|no| {
@@ -55,20 +70,32 @@ impl Routing {
         calls.sort();
         for (_, no) in calls {
             if let Some(op) = self.best_operator_for(no) {
-                self.make_offer(no, &op);
+                self.offer_pair(no, &op);
                 offers += 1;
             }
         }
+        offers
+    }
+
+    /// Queues whose cap freed a place pair callers in line order until none can be paired.
+    fn settle_dirty_queues(&mut self, mut offers: usize) {
         for q in std::mem::take(&mut self.scratch.dirty_queues) {
             while offers < SETTLE_OFFERS_MAX {
                 let Some((no, op)) = self.first_pair_in(&q) else { break };
-                self.make_offer(no, &op);
+                self.offer_pair(no, &op);
                 offers += 1;
             }
         }
-        // Offers never make anything else eligible, so one pass reaches quiescence.
-        self.scratch.dirty_calls.clear();
-        self.scratch.dirty_operators.clear();
+    }
+
+    /// Offers a pair matching chose. The pair was chosen from the indexes (a waiting caller,
+    /// an offerable operator), so the offer is always made.
+    fn offer_pair(&mut self, no: u64, operator: &OperatorId) {
+        self.make_offer(no, operator);
+        debug_assert!(
+            matches!(&self.s.calls[&no].state, CallState::Offered { operator: o, .. } if o == operator),
+            "matching chose call {no} for operator {operator}, but no offer was made"
+        );
     }
 
     pub(super) fn is_capped(&self, queue: &QueueId) -> bool {

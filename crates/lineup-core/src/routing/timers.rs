@@ -52,6 +52,7 @@ impl Routing {
         }
     }
 
+    /// Acts on one due timer of a call.
     pub(super) fn fire(&mut self, timer: Timer) {
         let now = self.s.now_ms;
         // An earlier timer in this tick may have ended or changed the call.
@@ -63,23 +64,7 @@ impl Routing {
                 // Its site cannot send the caller on, and the caller is still on its box.
                 self.with_call(no, |c| c.max_wait_due_ms = Some(now.saturating_add(UNREACHABLE_TIMER_RECHECK_MS)));
             }
-            Timer::MaxWait(no) => {
-                let call = &self.s.calls[&no];
-                let target = self.s.queues[&call.queue].config.timeout_target.clone();
-                let position = self.position_of_no(no).unwrap_or(0);
-                let call = self.take_call(no);
-                let wait_ms = now.saturating_sub(call.joined_at_ms);
-                self.log(
-                    Some(call.id.clone()),
-                    Some(call.queue.clone()),
-                    call.gate.clone(),
-                    None,
-                    QueueLogVerb::ExitWithTimeout,
-                    vec![position.to_string(), call.orig_position.to_string(), secs(wait_ms)],
-                );
-                self.bump_stats(&call.queue.clone(), call.gate.as_ref(), |s| s.timed_out += 1);
-                self.follow_target(call, Outcome::TimedOut, target);
-            }
+            Timer::MaxWait(no) => self.max_wait_reached(no),
             Timer::Widen(no) => {
                 let call = &self.s.calls[&no];
                 let cfg = &self.s.queues[&call.queue].config;
@@ -94,25 +79,7 @@ impl Routing {
                 self.with_call(no, |c| c.next_announce_ms = every.map(|e| now.saturating_add(e)));
                 self.announce_position(no, true);
             }
-            Timer::Periodic(no) => {
-                let call = &self.s.calls[&no];
-                let cfg = &self.s.queues[&call.queue].config;
-                let every = cfg.periodic_every_ms;
-                if let (Some(channel), false) = (call.channel.clone(), cfg.periodic_messages.is_empty()) {
-                    let sound =
-                        cfg.periodic_messages[call.periodic_index as usize % cfg.periodic_messages.len()].clone();
-                    self.scratch.out.push(Effect::Announce {
-                        call: call.id.clone(),
-                        site: call.entry_site,
-                        channel,
-                        announcement: Announcement::Message { sound },
-                    });
-                }
-                self.with_call(no, |c| {
-                    c.periodic_index = c.periodic_index.wrapping_add(1);
-                    c.next_periodic_ms = every.map(|e| now.saturating_add(e));
-                });
-            }
+            Timer::Periodic(no) => self.play_periodic_message(no),
             Timer::CallbackReady(no) => {
                 self.with_call(no, |c| {
                     if let Some(cb) = c.callback.as_mut() {
@@ -139,6 +106,47 @@ impl Routing {
                 }
             }
         }
+    }
+
+    /// A caller waited the queue's longest: out of line, on to the queue's timeout target.
+    fn max_wait_reached(&mut self, no: u64) {
+        let now = self.s.now_ms;
+        let call = &self.s.calls[&no];
+        let target = self.s.queues[&call.queue].config.timeout_target.clone();
+        let position = self.position_of_no(no).unwrap_or(0);
+        let call = self.take_call(no);
+        let wait_ms = now.saturating_sub(call.joined_at_ms);
+        self.log(
+            Some(call.id.clone()),
+            Some(call.queue.clone()),
+            call.gate.clone(),
+            None,
+            QueueLogVerb::ExitWithTimeout,
+            vec![position.to_string(), call.orig_position.to_string(), secs(wait_ms)],
+        );
+        self.bump_stats(&call.queue.clone(), call.gate.as_ref(), |s| s.timed_out += 1);
+        self.follow_target(call, Outcome::TimedOut, target);
+    }
+
+    /// The queue's next periodic message to a caller on the line, in turn.
+    fn play_periodic_message(&mut self, no: u64) {
+        let now = self.s.now_ms;
+        let call = &self.s.calls[&no];
+        let cfg = &self.s.queues[&call.queue].config;
+        let every = cfg.periodic_every_ms;
+        if let (Some(channel), false) = (call.channel.clone(), cfg.periodic_messages.is_empty()) {
+            let sound = cfg.periodic_messages[call.periodic_index as usize % cfg.periodic_messages.len()].clone();
+            self.scratch.out.push(Effect::Announce {
+                call: call.id.clone(),
+                site: call.entry_site,
+                channel,
+                announcement: Announcement::Message { sound },
+            });
+        }
+        self.with_call(no, |c| {
+            c.periodic_index = c.periodic_index.wrapping_add(1);
+            c.next_periodic_ms = every.map(|e| now.saturating_add(e));
+        });
     }
 
     pub(super) fn wake_operator(&mut self, id: &OperatorId) {
