@@ -153,6 +153,9 @@ impl Routing {
         let result = self.dispatch(log_index, &cmd.body);
         if result.is_ok() {
             self.settle();
+            // Quiescence: nothing is left dirty for the next apply.
+            debug_assert!(self.scratch.dirty_calls.is_empty() && self.scratch.dirty_operators.is_empty());
+            debug_assert!(self.scratch.dirty_queues.is_empty());
         } else {
             // Refused: nothing changed, not even the clock.
             (self.s.now_ms, self.s.last_tick_ms) = clock_before;
@@ -187,6 +190,7 @@ impl Routing {
         while window.results.len() > DEDUP_WINDOW_PER_ORIGIN_COMMANDS {
             window.results.pop_first();
         }
+        debug_assert!(self.s.dedup.len() <= DEDUP_ORIGINS_MAX);
     }
 
     fn dispatch(&mut self, index: u64, body: &CommandBody) -> CommandResult {

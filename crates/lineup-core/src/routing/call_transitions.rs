@@ -64,7 +64,12 @@ impl Routing {
     pub(super) fn connect(&mut self, no: u64) {
         let now = self.s.now_ms;
         let call = &self.s.calls[&no];
-        let CallState::Offered { operator, fence, operator_site, since_ms, .. } = call.state.clone() else { return };
+        let CallState::Offered { operator, fence, operator_site, since_ms, .. } = call.state.clone() else {
+            debug_assert!(false, "connecting call {} which is not offered", call.id);
+            return;
+        };
+        // Where acted on: the site confirmed the offer both sides hold.
+        debug_assert_eq!(self.s.operators[&operator].status, OperatorStatus::Offered { call: call.id.clone(), fence });
         let wait_ms = now.saturating_sub(call.joined_at_ms);
         let ring_s = secs(now.saturating_sub(since_ms));
         let member = self.s.operators[&operator].channel.clone().unwrap_or_else(|| operator.to_string());
@@ -136,6 +141,8 @@ impl Routing {
     /// A waiting (or just withdrawn) caller leaves the queue with `outcome`; logs
     /// `verb|[first]|pos|origpos|waittime` and ends the call.
     pub(super) fn leave_waiting(&mut self, no: u64, outcome: Outcome, verb: QueueLogVerb, first: Option<String>) {
+        // A connected call ends through `finish_connected`, never by leaving the line.
+        debug_assert!(!matches!(self.s.calls[&no].state, CallState::Connected { .. }));
         // An offered caller is at the front of the line.
         let position = self.position_of_no(no).unwrap_or(1);
         let call = self.take_call(no);

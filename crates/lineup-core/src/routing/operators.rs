@@ -154,6 +154,8 @@ impl Routing {
         // Pulling is explicit: a rest after a missed offer does not stop it.
         self.with_operator(id, |op| op.wake_ms = None);
         self.make_offer(no, id);
+        // Where acted on: the call was checked pullable, so the offer was made under this fence.
+        debug_assert_eq!(self.s.calls[&no].offer_fence(), Some(index));
         Ok(Response::Pulled { call: self.s.calls[&no].id.clone(), fence: index })
     }
 }

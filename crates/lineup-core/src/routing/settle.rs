@@ -177,6 +177,7 @@ impl Routing {
                 break; // past the group of equally good operators
             }
             let op = &self.s.operators[id];
+            debug_assert!(op.is_offerable(), "operator {id} is in the available index but not offerable");
             if !self.eligible(op, *penalty, call, false) {
                 continue;
             }

@@ -108,6 +108,9 @@ impl Routing {
         for id in lost_operators {
             self.go_offline(&id);
         }
+        // Where acted on: nothing of the lost site is left but callback promises.
+        debug_assert!(!self.s.operators.values().any(|op| op.is_logged_in() && op.site == Some(site)));
+        debug_assert!(!self.s.calls.values().any(|c| c.callback.is_none() && c.entry_site == site));
         Ok(Response::Done)
     }
 
