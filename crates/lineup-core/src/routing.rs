@@ -19,10 +19,11 @@ use crate::CoreError;
 use serde::{Deserialize, Serialize};
 use state::{Indexes, Scratch, State};
 
-// Layers, each calling only those below it: `apply` and `dispatch` here; command handlers
-// (config, callers, operators, offers, sites, timers) and `settle`; the transitions
-// (admission, call_transitions, operator_transitions); the bookkeeping that keeps indexes
-// true and writes records (index, records); projections (views) over the data (state).
+// Layers, each calling only those below it: `apply` and `dispatch` here; the command
+// handlers (config, callers, operators, offers, sites, timers); matching (settle); the
+// transitions (admission, call_transitions, operator_transitions); invariants and snapshot;
+// the bookkeeping that keeps indexes true and writes records (index, records, refusals);
+// reads of the state (reachability, reads, views); the data (state).
 mod admission;
 mod call_transitions;
 mod callers;

@@ -75,7 +75,7 @@ impl Routing {
     }
 
     /// Adds the call to (or removes it from) its queue's indexes, by its current state.
-    pub(super) fn index_call(&mut self, no: u64, add: bool) {
+    fn index_call(&mut self, no: u64, add: bool) {
         let call = &self.s.calls[&no];
         if !self.idx.queues.contains_key(&call.queue) {
             return;
@@ -171,7 +171,7 @@ impl Routing {
     }
 
     /// Offerable, and not at an unreachable site: what the `available` index holds.
-    pub(super) fn is_offerable_here(&self, id: &OperatorId) -> bool {
+    fn is_offerable_here(&self, id: &OperatorId) -> bool {
         self.s.operators.get(id).is_some_and(|op| op.is_offerable() && !self.s.outages.is_unreachable(op.site))
     }
 
@@ -206,7 +206,7 @@ impl Routing {
         }
     }
 
-    pub(super) fn emit_call_view(&mut self, no: u64) {
+    fn emit_call_view(&mut self, no: u64) {
         if let Some(view) = self.call_view_of(no) {
             self.scratch.out.push(Effect::CallChanged(view));
         }

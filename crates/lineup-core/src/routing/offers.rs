@@ -11,7 +11,7 @@ use crate::CoreError;
 
 impl Routing {
     /// Checks that `fence` is the current offer of `call` to `operator`.
-    pub(super) fn offered_call(&self, id: &CallId, operator: &OperatorId, fence: u64) -> Result<u64, CoreError> {
+    fn offered_call(&self, id: &CallId, operator: &OperatorId, fence: u64) -> Result<u64, CoreError> {
         let no = self.call_no(id)?;
         match &self.s.calls[&no].state {
             CallState::Offered { operator: o, fence: f, .. } if o == operator && *f == fence => Ok(no),

@@ -98,7 +98,7 @@ impl Routing {
         self.scratch.dirty_operators.insert(id.clone());
     }
 
-    pub(super) fn miss_rules_for(&self, id: &OperatorId) -> (u8, u64) {
+    fn miss_rules_for(&self, id: &OperatorId) -> (u8, u64) {
         let defaults = QueueConfig::default();
         let op = &self.s.operators[id];
         // Strictest rules among the operator's queues.

@@ -49,9 +49,9 @@ impl Routing {
         }
     }
 
-    /// Ends a call (already out of the indexes): dialplan exit if the caller is on the line,
-    /// the history record, and the final projection.
-    pub(super) fn remember_ended(&mut self, id: &CallId) {
+    /// Remembers an ended call's id (the oldest is forgotten beyond the bound), so that it is
+    /// never queued again.
+    fn remember_ended(&mut self, id: &CallId) {
         if self.s.ended_calls.len() == ENDED_CALLS_REMEMBERED_MAX {
             if let Some(oldest) = self.s.ended_calls.pop_front() {
                 self.idx.ended_calls.remove(&oldest);
@@ -62,6 +62,8 @@ impl Routing {
         debug_assert!(self.s.ended_calls.len() <= ENDED_CALLS_REMEMBERED_MAX);
     }
 
+    /// Ends a call (already out of the indexes): dialplan exit if the caller is on the line,
+    /// the history record, and the final projection.
     pub(super) fn end_call(&mut self, call: Call, outcome: Outcome, handle_ms: Option<u64>) {
         self.remember_ended(&call.id);
         let now = self.s.now_ms;

@@ -158,7 +158,7 @@ impl Routing {
 
     /// The best available operator for a waiting caller: lowest penalty tier, then longest
     /// idle, then one at the caller's site, then by id.
-    pub(super) fn best_operator_for(&self, no: u64) -> Option<OperatorId> {
+    fn best_operator_for(&self, no: u64) -> Option<OperatorId> {
         let call = self.s.calls.get(&no)?;
         if !call.is_waiting() || !call.callback_ready() || !self.call_reachable(call) {
             return None;
@@ -193,7 +193,7 @@ impl Routing {
     }
 
     /// First (caller, operator) pair in a queue, scanning callers in line order.
-    pub(super) fn first_pair_in(&self, queue: &QueueId) -> Option<(u64, OperatorId)> {
+    fn first_pair_in(&self, queue: &QueueId) -> Option<(u64, OperatorId)> {
         let idx = self.idx.queues.get(queue)?;
         if idx.available.is_empty() || self.is_capped(queue) {
             return None;

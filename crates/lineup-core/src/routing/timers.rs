@@ -53,7 +53,7 @@ impl Routing {
     }
 
     /// Acts on one due timer of a call.
-    pub(super) fn fire(&mut self, timer: Timer) {
+    fn fire(&mut self, timer: Timer) {
         let now = self.s.now_ms;
         // An earlier timer in this tick may have ended or changed the call.
         if self.timer_due(timer).is_none_or(|at| at > now) {
@@ -149,7 +149,7 @@ impl Routing {
         });
     }
 
-    pub(super) fn wake_operator(&mut self, id: &OperatorId) {
+    fn wake_operator(&mut self, id: &OperatorId) {
         let Some(op) = self.s.operators.get(id) else { return };
         match op.status {
             OperatorStatus::WrapUp { .. } => self.go_available(id, true),
@@ -162,7 +162,7 @@ impl Routing {
         }
     }
 
-    pub(super) fn leave_when_empty(&mut self, queue: &QueueId) {
+    fn leave_when_empty(&mut self, queue: &QueueId) {
         let cfg = &self.s.queues[queue].config;
         if !self.is_empty_by(queue, cfg.leave_when_empty) {
             return;
@@ -191,7 +191,7 @@ impl Routing {
         }
     }
 
-    pub(super) fn check_alarms(&mut self, queue_id: &QueueId) {
+    fn check_alarms(&mut self, queue_id: &QueueId) {
         let now = self.s.now_ms;
         let idx = &self.idx.queues[queue_id];
         let longest = idx.live_by_joined.first().map_or(0, |(joined, _)| now.saturating_sub(*joined));
