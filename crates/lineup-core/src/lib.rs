@@ -7,7 +7,7 @@
 //!
 //! Code map:
 //! - [`command`]: the log entry type (config changes, call and operator events, Tick, sites).
-//! - [`routing`]: apply, matching, timers, reads, invariant self-check.
+//! - [`routing`]: apply and its handlers, matching, timers, reads, invariant self-check.
 //! - [`model`]: the persisted state (what a snapshot holds).
 //! - [`order`]: the global order key and the O(log n) position index.
 //! - [`effect`]: what apply asks sites to do, projections, history (queue_log) records.

@@ -1,5 +1,5 @@
 //! The persisted model: what a snapshot holds. Indexes derived from it live in
-//! `routing::Indexes` and are rebuilt on restore.
+//! `routing/state.rs` (`Indexes`) and are rebuilt on restore.
 
 use crate::config::{GateConfig, OperatorConfig, QueueConfig};
 use crate::effect::OperatorStatus;

@@ -8,32 +8,16 @@
 //! offer's deadline) wait until it is heard again. Only `SiteLost` (an admin's declaration,
 //! or silence for the long `site_lost_after_ms`) ends its calls.
 
-use super::{CallState, Response, Routing, State};
+use super::refusals::invalid;
+use super::{CommandResult, Response, Routing};
+use crate::command::HungUpBy;
+use crate::effect::{Outcome, QueueLogVerb};
 use crate::ids::{CallId, OperatorId, SiteId};
-use crate::model::Call;
-use crate::CommandResult;
+use crate::model::CallState;
 use crate::CoreError;
-use std::collections::BTreeMap;
 
 /// A timer that a silent site would have to act on is looked at again after this long.
 pub const UNREACHABLE_TIMER_RECHECK_MS: u64 = 1_000;
-
-/// What silence leaves behind, replicated with the rest of the state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(super) struct Outages {
-    /// Sites the leader has not heard for a while, with the core time it said so.
-    pub(super) unreachable_sites: BTreeMap<SiteId, u64>,
-    /// Connected cross-site calls whose operator's side ended and whose operator its own site
-    /// released (`OperatorLegEnded`) before the caller's site reported the end: call number →
-    /// when. The call's outcome waits for the caller's site (or `SiteLost`); its operator
-    /// takes other calls meanwhile.
-    pub(super) released_calls: BTreeMap<u64, u64>,
-}
-
-/// Is `site` (when there is one) in the unreachable set?
-pub(super) fn site_in(unreachable: &BTreeMap<SiteId, u64>, site: Option<SiteId>) -> bool {
-    site.is_some_and(|s| unreachable.contains_key(&s))
-}
 
 impl Routing {
     pub(super) fn site_unreachable(&mut self, site: SiteId) -> CommandResult {
@@ -57,7 +41,7 @@ impl Routing {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: Some(*current) });
         }
         if *operator_site == call.entry_site || self.s.outages.released_calls.contains_key(&no) {
-            return Err(super::invalid("only the operator's half of a cross-site call is released", id.to_string()));
+            return Err(invalid("only the operator's half of a cross-site call is released", id.to_string()));
         }
         let queue = call.queue.clone();
         let now = self.s.now_ms;
@@ -78,9 +62,61 @@ impl Routing {
         Ok(Response::Done)
     }
 
+    pub(super) fn site_lost(&mut self, site: SiteId) -> CommandResult {
+        if self.s.lost_sites.contains(&site) {
+            return Ok(Response::Done);
+        }
+        // A lost site is no longer "unreachable": its operators become indexable again
+        // (they are logged out below) and its callers' timers run again.
+        self.set_site_unreachable(site, None);
+        self.s.lost_sites.insert(site);
+        let nos: Vec<u64> = self.s.calls.keys().copied().collect();
+        for no in nos {
+            let Some(call) = self.s.calls.get(&no) else { continue };
+            let caller_lost = call.callback.is_none() && call.entry_site == site;
+            match call.state.clone() {
+                CallState::Waiting if caller_lost => {
+                    self.leave_waiting(no, Outcome::SiteLost, QueueLogVerb::SiteLost, None);
+                }
+                CallState::Waiting => {}
+                CallState::Offered { operator, operator_site, .. } => {
+                    if caller_lost {
+                        self.cancel_offer(no);
+                        if operator_site != site {
+                            self.release_after_offer(&operator, false);
+                        }
+                        self.leave_waiting(no, Outcome::SiteLost, QueueLogVerb::SiteLost, None);
+                    } else if operator_site == site {
+                        self.cancel_offer(no);
+                        self.return_to_queue(no);
+                    }
+                }
+                CallState::Connected { operator_site, .. } => {
+                    if caller_lost || operator_site == site {
+                        self.finish_connected(no, Outcome::Completed { by: HungUpBy::SiteLost });
+                    }
+                }
+            }
+        }
+        let lost_operators: Vec<OperatorId> = self
+            .s
+            .operators
+            .values()
+            .filter(|op| op.is_logged_in() && op.site == Some(site))
+            .map(|op| op.config.id.clone())
+            .collect();
+        for id in lost_operators {
+            self.go_offline(&id);
+        }
+        // Where acted on: nothing of the lost site is left but callback promises.
+        debug_assert!(!self.s.operators.values().any(|op| op.is_logged_in() && op.site == Some(site)));
+        debug_assert!(!self.s.calls.values().any(|c| c.callback.is_none() && c.entry_site == site));
+        Ok(Response::Done)
+    }
+
     /// Marks the site unreachable since `since_ms`, or reachable (None). The site's operators
     /// leave or rejoin the offerable index, which depends on the set.
-    pub(super) fn set_site_unreachable(&mut self, site: SiteId, since_ms: Option<u64>) {
+    fn set_site_unreachable(&mut self, site: SiteId, since_ms: Option<u64>) {
         let at_site: Vec<OperatorId> =
             self.s.operators.values().filter(|op| op.site == Some(site)).map(|op| op.config.id.clone()).collect();
         for id in &at_site {
@@ -96,28 +132,6 @@ impl Routing {
         }
     }
 
-    /// May this call be offered, as far as its caller's site goes? A callback promise has no
-    /// caller leg: the operator's site places the call, so it is always reachable.
-    pub(super) fn call_reachable(&self, call: &Call) -> bool {
-        call.callback.is_some() || !self.s.outages.unreachable_sites.contains_key(&call.entry_site)
-    }
-
-    /// Is the site holding this live caller's leg unreachable?
-    pub(super) fn caller_site_unreachable(&self, no: u64) -> bool {
-        self.s.calls.get(&no).is_some_and(|c| !self.call_reachable(c))
-    }
-
-    /// Does the current offer of this call involve a site that is unreachable?
-    pub(super) fn offer_spans_unreachable_site(&self, no: u64) -> bool {
-        let Some(call) = self.s.calls.get(&no) else { return false };
-        match &call.state {
-            CallState::Offered { operator_site, .. } => {
-                self.s.outages.unreachable_sites.contains_key(operator_site) || !self.call_reachable(call)
-            }
-            _ => false,
-        }
-    }
-
     /// Sites the leader has not heard for a while, with the core time it said so.
     pub fn unreachable_sites(&self) -> impl Iterator<Item = (SiteId, u64)> + '_ {
         self.s.outages.unreachable_sites.iter().map(|(site, since)| (*site, *since))
@@ -125,42 +139,5 @@ impl Routing {
 
     pub fn is_site_unreachable(&self, site: SiteId) -> bool {
         self.s.outages.unreachable_sites.contains_key(&site)
-    }
-}
-
-/// The snapshot layout before `unreachable_sites` existed (same fields, in order, without
-/// it). `Routing::restore` falls back to it, so a node upgraded in place restores the
-/// snapshot its previous version wrote.
-#[derive(serde::Deserialize)]
-pub(super) struct StateWithoutUnreachable {
-    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
-    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
-    operators: BTreeMap<OperatorId, crate::model::Operator>,
-    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
-    lost_sites: std::collections::BTreeSet<SiteId>,
-    calls: BTreeMap<u64, Call>,
-    dedup: BTreeMap<u64, super::OriginWindow>,
-    now_ms: u64,
-    last_tick_ms: u64,
-    last_applied_index: u64,
-    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
-}
-
-impl From<StateWithoutUnreachable> for State {
-    fn from(old: StateWithoutUnreachable) -> State {
-        State {
-            queues: old.queues,
-            gates: old.gates,
-            operators: old.operators,
-            schedules: old.schedules,
-            lost_sites: old.lost_sites,
-            calls: old.calls,
-            dedup: old.dedup,
-            now_ms: old.now_ms,
-            last_tick_ms: old.last_tick_ms,
-            last_applied_index: old.last_applied_index,
-            ended_calls: old.ended_calls,
-            outages: Outages::default(),
-        }
     }
 }

@@ -1,0 +1,90 @@
+//! The state cross-checked against itself (tests and the simulator run it after every step).
+
+use super::state::{Indexes, Scratch};
+use super::Routing;
+use crate::effect::OperatorStatus;
+use crate::ids::{CallId, OperatorId};
+use crate::model::CallState;
+use std::collections::BTreeMap;
+
+impl Routing {
+    /// Cross-checks the state against itself: every offer and connection is held by both
+    /// sides with the same fence, no operator or caller is in two, indexes match a rebuild.
+    /// Used by tests and the simulator after every step.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_offers_held_by_both_sides()?;
+        self.check_indexes_match_a_rebuild()
+    }
+
+    /// Every offer and connection is held by the call and its operator with the same fence,
+    /// and no operator holds two calls.
+    fn check_offers_held_by_both_sides(&self) -> Result<(), String> {
+        let mut operators_in_offers: BTreeMap<&OperatorId, &CallId> = BTreeMap::new();
+        for call in self.s.calls.values() {
+            if self.s.outages.released_calls.contains_key(&call.no) {
+                // Its operator was released by its own site; see sites.rs.
+                if !matches!(call.state, CallState::Connected { operator_site, .. } if operator_site != call.entry_site)
+                {
+                    return Err(format!("released call {} is not a connected cross-site call", call.id));
+                }
+                continue;
+            }
+            let (operator, fence, busy) = match &call.state {
+                CallState::Waiting => continue,
+                CallState::Offered { operator, fence, .. } => (operator, *fence, false),
+                CallState::Connected { operator, fence, .. } => (operator, *fence, true),
+            };
+            if let Some(other) = operators_in_offers.insert(operator, &call.id) {
+                return Err(format!("operator {operator} holds calls {other} and {}", call.id));
+            }
+            let op =
+                self.s.operators.get(operator).ok_or_else(|| format!("call {} held by unknown operator", call.id))?;
+            let expected = if busy {
+                OperatorStatus::Busy { call: call.id.clone(), fence }
+            } else {
+                OperatorStatus::Offered { call: call.id.clone(), fence }
+            };
+            if op.status != expected {
+                return Err(format!("call {} is {:?} but operator {operator} is {:?}", call.id, call.state, op.status));
+            }
+        }
+        for op in self.s.operators.values() {
+            if let OperatorStatus::Offered { call, .. } | OperatorStatus::Busy { call, .. } = &op.status {
+                if operators_in_offers.get(&op.config.id) != Some(&call) {
+                    return Err(format!("operator {} claims call {call} which does not claim it", op.config.id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The derived indexes equal those rebuilt from the state.
+    fn check_indexes_match_a_rebuild(&self) -> Result<(), String> {
+        // Rebuild from a copy without the id memories (dedup windows, ended calls): no index
+        // is derived from them but the ended-call set, and copying them made every check cost
+        // as much as tens of thousands of remembered ids.
+        let mut rebuilt =
+            Routing { s: self.s.without_id_memories(), idx: Indexes::default(), scratch: Scratch::default() };
+        rebuilt.rebuild_indexes();
+        if self.idx.ended_calls.len() != self.s.ended_calls.len() {
+            return Err("the ended-call set differs from the ended-call list".into());
+        }
+        for (id, idx) in &self.idx.queues {
+            let r = &rebuilt.idx.queues[id];
+            let ours: Vec<_> = idx.order.iter().collect();
+            let theirs: Vec<_> = r.order.iter().collect();
+            if ours != theirs
+                || idx.available != r.available
+                || idx.live_by_joined != r.live_by_joined
+                || (idx.logged_in, idx.ready, idx.active, idx.callbacks_waiting)
+                    != (r.logged_in, r.ready, r.active, r.callbacks_waiting)
+            {
+                return Err(format!("index of queue {id} differs from a rebuild"));
+            }
+        }
+        if self.idx.waiting_total != rebuilt.idx.waiting_total || self.idx.call_numbers != rebuilt.idx.call_numbers {
+            return Err("call indexes differ from a rebuild".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! Operator commands: log in and out, break and available, and pull a call.
+
+use super::refusals::{invalid, validate_id_field};
+use super::{CommandResult, Response, Routing};
+use crate::command::RequestedState;
+use crate::config::{validate_text, OperatorMode};
+use crate::effect::{OperatorStatus, QueueLogVerb};
+use crate::ids::{CallId, OperatorId, SiteId};
+use crate::CoreError;
+
+impl Routing {
+    pub(super) fn login(&mut self, id: &OperatorId, site: SiteId, channel: &Option<String>) -> CommandResult {
+        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        if self.s.lost_sites.contains(&site) {
+            return Err(CoreError::SiteDown(site));
+        }
+        if let Some(ch) = channel {
+            validate_id_field("channel", ch)?;
+        }
+        if op.config.mode == OperatorMode::Persistent && channel.is_none() {
+            return Err(CoreError::InvalidField {
+                field: "channel".into(),
+                reason: "a persistent operator logs in with the channel that stays on the line".into(),
+            });
+        }
+        let now = self.s.now_ms;
+        match &op.status {
+            OperatorStatus::Offline => {}
+            OperatorStatus::Offered { .. } | OperatorStatus::Busy { .. } => {
+                return Err(invalid("operator is on a call", id.to_string()));
+            }
+            _ => {
+                // Logging in again (new holding channel after a reconnect): keep the state.
+                self.with_operator(id, |op| {
+                    op.site = Some(site);
+                    op.channel = channel.clone();
+                });
+                return Ok(Response::Done);
+            }
+        }
+        self.with_operator(id, |op| {
+            op.status = OperatorStatus::Available;
+            op.site = Some(site);
+            op.channel = channel.clone();
+            op.since_ms = now;
+            op.idle_since_ms = now;
+            op.logged_in_at_ms = now;
+            op.misses = 0;
+            op.wake_ms = None;
+            op.after_call = None;
+        });
+        let op = &self.s.operators[id];
+        let login_channel = channel.clone().unwrap_or_else(|| op.config.endpoint.clone().unwrap_or_default());
+        self.log(None, None, None, Some(id.clone()), QueueLogVerb::AgentLogin, vec![login_channel]);
+        for q in self.s.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
+            self.log(None, Some(q), None, Some(id.clone()), QueueLogVerb::AddMember, vec![String::new()]);
+        }
+        self.scratch.dirty_operators.insert(id.clone());
+        Ok(Response::Done)
+    }
+
+    pub(super) fn logout(&mut self, id: &OperatorId) -> CommandResult {
+        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        match &op.status {
+            OperatorStatus::Offline => Err(CoreError::OperatorNotLoggedIn(id.clone())),
+            OperatorStatus::Busy { .. } => {
+                self.with_operator(id, |op| op.after_call = Some(RequestedState::Offline));
+                Ok(Response::AfterCurrentCall)
+            }
+            OperatorStatus::Offered { call, .. } => {
+                let no = self.call_no(call)?;
+                self.cancel_offer(no);
+                self.return_to_queue(no);
+                self.go_offline(id);
+                Ok(Response::Done)
+            }
+            _ => {
+                self.go_offline(id);
+                Ok(Response::Done)
+            }
+        }
+    }
+
+    pub(super) fn operator_state(&mut self, id: &OperatorId, requested: &RequestedState) -> CommandResult {
+        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        if let RequestedState::Break { reason } = requested {
+            validate_text("reason", reason)?;
+        }
+        if matches!(requested, RequestedState::Offline) {
+            return self.logout(id);
+        }
+        let status = op.status.clone();
+        match (status, requested) {
+            (OperatorStatus::Offline, _) => Err(CoreError::OperatorNotLoggedIn(id.clone())),
+            (OperatorStatus::Busy { .. }, RequestedState::Available) => {
+                self.with_operator(id, |op| op.after_call = None);
+                Ok(Response::Done)
+            }
+            (OperatorStatus::Busy { .. }, other) => {
+                let other = other.clone();
+                self.with_operator(id, |op| op.after_call = Some(other));
+                Ok(Response::AfterCurrentCall)
+            }
+            (OperatorStatus::Offered { .. }, RequestedState::Available) => {
+                Err(invalid("operator has an offer in progress", id.to_string()))
+            }
+            (OperatorStatus::Offered { call, .. }, RequestedState::Break { reason }) => {
+                let no = self.call_no(&call)?;
+                self.cancel_offer(no);
+                self.return_to_queue(no);
+                self.go_break(id, reason);
+                Ok(Response::Done)
+            }
+            (OperatorStatus::Break { .. }, RequestedState::Available)
+            | (OperatorStatus::WrapUp { .. }, RequestedState::Available)
+            | (OperatorStatus::Available, RequestedState::Available) => {
+                self.go_available(id, true);
+                Ok(Response::Done)
+            }
+            (_, RequestedState::Break { reason }) => {
+                self.go_break(id, reason);
+                Ok(Response::Done)
+            }
+            (_, RequestedState::Offline) => unreachable!("handled above"),
+        }
+    }
+
+    pub(super) fn pull(&mut self, index: u64, id: &OperatorId, named: Option<&CallId>) -> CommandResult {
+        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        if !matches!(op.status, OperatorStatus::Available) {
+            return Err(invalid("only an available operator can pull a call", id.to_string()));
+        }
+        let no = match named {
+            Some(call_id) => {
+                let no = self.call_no(call_id)?;
+                let call = &self.s.calls[&no];
+                if !call.is_waiting() {
+                    return Err(invalid("call is not waiting", call_id.to_string()));
+                }
+                let penalty =
+                    op.config.memberships.get(&call.queue).ok_or_else(|| {
+                        invalid("operator is not a member of the call's queue", call.queue.to_string())
+                    })?;
+                if self.is_capped(&call.queue) || !self.eligible(op, *penalty, call, false) {
+                    return Err(invalid(
+                        "operator cannot take this call (skills, cap or callback delay)",
+                        call_id.to_string(),
+                    ));
+                }
+                no
+            }
+            None => self.best_call_for(op, true).ok_or_else(|| CoreError::NothingToPull(id.clone()))?,
+        };
+        // Pulling is explicit: a rest after a missed offer does not stop it.
+        self.with_operator(id, |op| op.wake_ms = None);
+        self.make_offer(no, id);
+        // Where acted on: the call was checked pullable, so the offer was made under this fence.
+        debug_assert_eq!(self.s.calls[&no].offer_fence(), Some(index));
+        Ok(Response::Pulled { call: self.s.calls[&no].id.clone(), fence: index })
+    }
+}

@@ -1,0 +1,219 @@
+//! The Tick command: due call timers and operator wake-ups, leave-when-empty and alarms.
+
+use super::records::secs;
+use super::sites::UNREACHABLE_TIMER_RECHECK_MS;
+use super::state::Timer;
+use super::Routing;
+use crate::effect::{AlarmKind, Announcement, Effect, OperatorStatus, Outcome, QueueLogVerb};
+use crate::ids::{OperatorId, QueueId};
+use crate::model::CallState;
+use std::collections::BTreeSet;
+
+impl Routing {
+    pub(super) fn tick(&mut self) {
+        let now = self.s.now_ms;
+        // Wake-ups whose entity still has that deadline, in order of the entity's own
+        // deadline: stale entries never act and never reorder anything, so a node restored
+        // from a snapshot (which has no stale entries) does exactly the same.
+        let mut due: BTreeSet<(u64, Timer)> = BTreeSet::new();
+        while let Some(&(at, timer)) = self.idx.call_timers.first() {
+            if at > now {
+                break;
+            }
+            self.idx.call_timers.pop_first();
+            if let Some(actual) = self.timer_due(timer) {
+                if actual <= now {
+                    due.insert((actual, timer));
+                }
+            }
+        }
+        let mut wakes: BTreeSet<(u64, OperatorId)> = BTreeSet::new();
+        while let Some((at, _)) = self.idx.operator_wakes.first() {
+            if *at > now {
+                break;
+            }
+            let (_, id) = self.idx.operator_wakes.pop_first().expect("checked non-empty");
+            if let Some(actual) = self.s.operators.get(&id).and_then(|op| op.wake_ms) {
+                if actual <= now {
+                    wakes.insert((actual, id));
+                }
+            }
+        }
+        for (_, id) in wakes {
+            self.wake_operator(&id);
+        }
+        for (_, timer) in due {
+            self.fire(timer);
+        }
+        let queue_ids: Vec<QueueId> = self.s.queues.keys().cloned().collect();
+        for q in &queue_ids {
+            self.leave_when_empty(q);
+            self.check_alarms(q);
+        }
+    }
+
+    /// Acts on one due timer of a call.
+    fn fire(&mut self, timer: Timer) {
+        let now = self.s.now_ms;
+        // An earlier timer in this tick may have ended or changed the call.
+        if self.timer_due(timer).is_none_or(|at| at > now) {
+            return;
+        }
+        match timer {
+            Timer::MaxWait(no) if self.caller_site_unreachable(no) => {
+                // Its site cannot send the caller on, and the caller is still on its box.
+                self.with_call(no, |c| c.max_wait_due_ms = Some(now.saturating_add(UNREACHABLE_TIMER_RECHECK_MS)));
+            }
+            Timer::MaxWait(no) => self.max_wait_reached(no),
+            Timer::Widen(no) => {
+                let call = &self.s.calls[&no];
+                let cfg = &self.s.queues[&call.queue].config;
+                let next = cfg
+                    .next_widening_after(now.saturating_sub(call.joined_at_ms))
+                    .map(|after| call.joined_at_ms.saturating_add(after));
+                self.with_call(no, |c| c.next_widen_ms = next);
+                self.scratch.dirty_calls.insert(no);
+            }
+            Timer::Announce(no) => {
+                let every = self.s.queues[&self.s.calls[&no].queue].config.announce_every_ms;
+                self.with_call(no, |c| c.next_announce_ms = every.map(|e| now.saturating_add(e)));
+                self.announce_position(no, true);
+            }
+            Timer::Periodic(no) => self.play_periodic_message(no),
+            Timer::CallbackReady(no) => {
+                self.with_call(no, |c| {
+                    if let Some(cb) = c.callback.as_mut() {
+                        cb.ready_at_ms = None;
+                    }
+                });
+                self.scratch.dirty_calls.insert(no);
+            }
+            Timer::OfferDeadline(no) if self.offer_spans_unreachable_site(no) => {
+                // The silent site may be carrying the offer out right now; it reports when
+                // it is heard again. Until then the offer stands.
+                self.with_call(no, |c| {
+                    if let CallState::Offered { deadline_ms, .. } = &mut c.state {
+                        *deadline_ms = now.saturating_add(UNREACHABLE_TIMER_RECHECK_MS);
+                    }
+                });
+            }
+            Timer::OfferDeadline(no) => {
+                let CallState::Offered { operator, .. } = self.s.calls[&no].state.clone() else { return };
+                if self.s.calls[&no].callback.is_some() {
+                    self.callback_attempt_failed(no, &operator);
+                } else {
+                    self.missed(no, &operator);
+                }
+            }
+        }
+    }
+
+    /// A caller waited the queue's longest: out of line, on to the queue's timeout target.
+    fn max_wait_reached(&mut self, no: u64) {
+        let now = self.s.now_ms;
+        let call = &self.s.calls[&no];
+        let target = self.s.queues[&call.queue].config.timeout_target.clone();
+        let position = self.position_of_no(no).unwrap_or(0);
+        let call = self.take_call(no);
+        let wait_ms = now.saturating_sub(call.joined_at_ms);
+        self.log(
+            Some(call.id.clone()),
+            Some(call.queue.clone()),
+            call.gate.clone(),
+            None,
+            QueueLogVerb::ExitWithTimeout,
+            vec![position.to_string(), call.orig_position.to_string(), secs(wait_ms)],
+        );
+        self.bump_stats(&call.queue.clone(), call.gate.as_ref(), |s| s.timed_out += 1);
+        self.follow_target(call, Outcome::TimedOut, target);
+    }
+
+    /// The queue's next periodic message to a caller on the line, in turn.
+    fn play_periodic_message(&mut self, no: u64) {
+        let now = self.s.now_ms;
+        let call = &self.s.calls[&no];
+        let cfg = &self.s.queues[&call.queue].config;
+        let every = cfg.periodic_every_ms;
+        if let (Some(channel), false) = (call.channel.clone(), cfg.periodic_messages.is_empty()) {
+            let sound = cfg.periodic_messages[call.periodic_index as usize % cfg.periodic_messages.len()].clone();
+            self.scratch.out.push(Effect::Announce {
+                call: call.id.clone(),
+                site: call.entry_site,
+                channel,
+                announcement: Announcement::Message { sound },
+            });
+        }
+        self.with_call(no, |c| {
+            c.periodic_index = c.periodic_index.wrapping_add(1);
+            c.next_periodic_ms = every.map(|e| now.saturating_add(e));
+        });
+    }
+
+    fn wake_operator(&mut self, id: &OperatorId) {
+        let Some(op) = self.s.operators.get(id) else { return };
+        match op.status {
+            OperatorStatus::WrapUp { .. } => self.go_available(id, true),
+            OperatorStatus::Available => {
+                // End of the rest after a missed offer.
+                self.with_operator(id, |op| op.wake_ms = None);
+                self.scratch.dirty_operators.insert(id.clone());
+            }
+            _ => self.with_operator(id, |op| op.wake_ms = None),
+        }
+    }
+
+    fn leave_when_empty(&mut self, queue: &QueueId) {
+        let cfg = &self.s.queues[queue].config;
+        if !self.is_empty_by(queue, cfg.leave_when_empty) {
+            return;
+        }
+        let target = cfg.empty_target.clone();
+        let leaving: Vec<u64> = self.idx.queues[queue]
+            .order
+            .iter()
+            .map(|(_, no)| no)
+            .filter(|no| self.s.calls[no].is_live_waiting() && !self.caller_site_unreachable(*no))
+            .collect();
+        for no in leaving {
+            let position = self.position_of_no(no).unwrap_or(0);
+            let call = self.take_call(no);
+            let wait_ms = self.s.now_ms.saturating_sub(call.joined_at_ms);
+            self.log(
+                Some(call.id.clone()),
+                Some(call.queue.clone()),
+                call.gate.clone(),
+                None,
+                QueueLogVerb::ExitEmpty,
+                vec![position.to_string(), call.orig_position.to_string(), secs(wait_ms)],
+            );
+            self.bump_stats(queue, call.gate.as_ref(), |s| s.empty += 1);
+            self.follow_target(call, Outcome::Empty, target.clone());
+        }
+    }
+
+    fn check_alarms(&mut self, queue_id: &QueueId) {
+        let now = self.s.now_ms;
+        let idx = &self.idx.queues[queue_id];
+        let longest = idx.live_by_joined.first().map_or(0, |(joined, _)| now.saturating_sub(*joined));
+        let depth = idx.order.len() as u64;
+        let q = self.s.queues.get_mut(queue_id).expect("queue exists");
+        let mut raised = Vec::new();
+        if let Some(threshold) = q.config.alarm_longest_wait_ms {
+            let over = longest >= threshold;
+            if over != q.alarm_longest_wait_raised {
+                q.alarm_longest_wait_raised = over;
+                raised.push((AlarmKind::LongestWait, over, longest, threshold));
+            }
+        }
+        if let Some(threshold) = q.config.alarm_depth {
+            let over = depth >= u64::from(threshold);
+            if over != q.alarm_depth_raised {
+                q.alarm_depth_raised = over;
+                raised.push((AlarmKind::Depth, over, depth, u64::from(threshold)));
+            }
+        }
+        for (kind, raised, value, threshold) in raised {
+            self.scratch.out.push(Effect::Alarm { queue: queue_id.clone(), kind, raised, value, threshold });
+        }
+    }
+}
