@@ -5,22 +5,15 @@
 //! requests. It never waits: every request is an action whose result comes back as input.
 //! The driver must execute `Action::Ari` requests in the order given (one at a time).
 
-use self::config::{PROPOSE_RETRIES_MAX, PROPOSE_RETRY_DELAY_MS};
-use self::legs::{
-    channel, CallbackEntry, CallerLeg, CallerState, ExecKind, LoginSession, LoginStage, OfferExec, OfferStage,
-    OperatorLeg,
-};
+use self::legs::{channel, CallerLeg, CallerState, LoginSession, OfferExec, OperatorLeg};
 use self::output::{Pending, Purpose};
-use crate::io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
-use crate::prompts;
-use lineup_ari::{ChannelId, EventDeduplicator, HangupReason, Media, PlaybackId};
-use lineup_core::{
-    CallId, CommandBody, CoreError, Effect, HungUpBy, Offer, OfferFailure, OperatorId, OperatorMode, Response, Routing,
-    SiteId,
-};
+use crate::io::{Action, AriFailure, Input, ProposeFailure};
+use lineup_ari::{ChannelId, EventDeduplicator, PlaybackId};
+use lineup_core::{CallId, CommandBody, CommandResult, Effect, Offer, OperatorId, Routing, SiteId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod adopt_callback;
+mod adopt_caller;
 mod adopt_trunk_in;
 mod callback;
 mod caller;
@@ -157,33 +150,11 @@ impl SiteController {
         match effect {
             Effect::Announce { channel, announcement, .. } => {
                 let Some(ch) = self::channel(&channel) else { return };
-                let Some(leg) = self.callers.get(&ch) else { return self.untracked_caller() };
-                // Effects of the Enqueue can arrive before its result: Entering counts as waiting.
-                let waiting = matches!(leg.state, CallerState::Entering | CallerState::Waiting);
-                if !waiting || leg.hung_up || leg.playback.is_some() {
-                    return; // never stack prompts; the next announcement comes soon enough
-                }
-                let playback = self.play(&ch, prompts::announcement_media(&announcement));
-                if let Some(leg) = self.callers.get_mut(&ch) {
-                    leg.playback = playback;
-                }
+                self.on_announce(&ch, &announcement);
             }
             Effect::OfferCallback { channel, .. } => {
                 let Some(ch) = self::channel(&channel) else { return };
-                let Some(leg) = self.callers.get_mut(&ch) else { return self.untracked_caller() };
-                if !matches!(leg.state, CallerState::Entering | CallerState::Waiting) || leg.hung_up {
-                    return;
-                }
-                leg.callback_offered = true;
-                let prompt = vec![Media::Sound(prompts::SOUND_CALLBACK_OFFER.into())];
-                if leg.playback.is_some() {
-                    leg.queued_prompt = Some(prompt); // right after the position announcement
-                } else {
-                    let playback = self.play(&ch, prompt);
-                    if let Some(leg) = self.callers.get_mut(&ch) {
-                        leg.playback = playback;
-                    }
-                }
+                self.on_callback_offered(&ch);
             }
             Effect::Exit { channel, outcome, .. } => {
                 let Some(ch) = self::channel(&channel) else { return };
@@ -199,100 +170,18 @@ impl SiteController {
         }
     }
 
-    fn on_proposed(
-        &mut self,
-        token: u64,
-        result: Result<lineup_core::CommandResult, ProposeFailure>,
-        routing: &Routing,
-    ) {
-        let Some(Pending::Proposal { command, purpose, attempts, .. }) = self.pending.remove(&token) else { return };
-        if !matches!(result, Err(ProposeFailure::NotCommitted(_)) if attempts < PROPOSE_RETRIES_MAX) {
-            for (body, purpose) in self.parked.remove(&token).unwrap_or_default() {
-                self.propose(body, purpose);
-            }
-        }
-        let result = match result {
-            Ok(r) => r,
-            Err(ProposeFailure::NotCommitted(_)) if attempts < PROPOSE_RETRIES_MAX => {
-                self.counters.proposals_retried += 1;
-                self.pending.insert(
-                    token,
-                    Pending::Proposal {
-                        command,
-                        purpose,
-                        attempts: attempts + 1,
-                        retry_at_ms: Some(self.now_ms + PROPOSE_RETRY_DELAY_MS),
-                    },
-                );
-                return;
-            }
-            Err(ProposeFailure::NotCommitted(reason)) => {
-                Err(CoreError::InvalidState { what: "not committed".into(), detail: reason })
-            }
-        };
+    /// A proposal's result goes to the part that proposed it, by its purpose.
+    fn on_proposed(&mut self, token: u64, result: Result<CommandResult, ProposeFailure>, routing: &Routing) {
+        let Some((command, purpose, result)) = self.settle_proposal(token, result) else { return };
         match purpose {
             Purpose::Enqueue { channel } => self.on_enqueued(&channel, result, routing),
             Purpose::Login { channel } => self.on_login_committed(&channel, result, routing),
-            Purpose::Logout { channel } => {
-                if matches!(result, Ok(Response::Done)) {
-                    // Offline now (a busy operator goes offline after the call instead).
-                    if let Some(operator) = self.logins.get(&channel).and_then(|s| s.operator.clone()) {
-                        self.release_operator_legs(&operator, None);
-                    }
-                }
-                let playback = self.play(&channel, vec![Media::Sound(prompts::SOUND_AGENT_LOGGED_OFF.into())]);
-                if let Some(s) = self.logins.get_mut(&channel) {
-                    s.stage = LoginStage::Closing;
-                    s.playback = playback;
-                }
-            }
-            Purpose::Callback { channel } => {
-                if result.is_ok() {
-                    // Committed before the caller hears the confirmation.
-                    let playback = self.play(&channel, vec![Media::Sound(prompts::SOUND_CALLBACK_CONFIRMED.into())]);
-                    if let Some(leg) = self.callers.get_mut(&channel) {
-                        leg.state = CallerState::Leaving;
-                        leg.playback = playback.clone();
-                        leg.hangup_after = playback;
-                    }
-                }
-            }
-            Purpose::Connected { call, fence } => {
-                if matches!(result, Err(CoreError::StaleFence { .. })) {
-                    // The core took the offer back before the bridge came up: tear it down.
-                    if let Some(exec) = self.offers.remove(&(call, fence)) {
-                        self.undo_offer(exec);
-                    }
-                }
-            }
-            Purpose::CallbackAnswered { call, fence } => {
-                // The core had moved the promise on (this site dialled on an offer that was
-                // already taken back, e.g. while it lagged): the number may now be called by
-                // another site, so take this attempt down at once.
-                if matches!(&result, Err(CoreError::StaleFence { current, .. }) if *current != Some(fence)) {
-                    if let Some(exec) = self.offers.remove(&(call, fence)) {
-                        self.undo_offer(exec);
-                    }
-                }
-            }
-            Purpose::CallbackTakenDown { call, fence } => {
-                // The half-built callback this site took down (after a restart, its view not
-                // caught up) had in fact connected under this very offer (a refusal naming
-                // the same fence as current): its legs are gone now, so the call ends here,
-                // or the promise stays connected for ever.
-                if matches!(&result, Err(CoreError::StaleFence { current, .. }) if *current == Some(fence)) {
-                    self.report(CommandBody::Completed { call, fence, by: HungUpBy::Operator });
-                }
-            }
-            Purpose::Report => {
-                // The caller is gone, but the core moved the call on to another offer (the
-                // Connected came too late): say the caller left, or the call waits forever.
-                if let (CommandBody::Completed { call, by: HungUpBy::Caller, .. }, Err(CoreError::StaleFence { .. })) =
-                    (&command.body, &result)
-                {
-                    self.report(CommandBody::Abandoned { call: call.clone() });
-                }
-            }
+            Purpose::Logout { channel } => self.on_logout_committed(&channel, &result),
+            Purpose::Callback { channel } => self.on_callback_committed(&channel, &result),
+            Purpose::Connected { call, fence } => self.on_connected_result(call, fence, &result),
+            Purpose::CallbackAnswered { call, fence } => self.on_callback_answered_result(call, fence, &result),
+            Purpose::CallbackTakenDown { call, fence } => self.on_callback_taken_down_result(call, fence, &result),
+            Purpose::Report => self.on_report_result(&command, &result),
         }
     }
 
@@ -314,66 +203,15 @@ impl SiteController {
             return;
         }
         if let Pending::AriOffer { call, fence } = pending {
-            let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
-            if exec.stage == OfferStage::Connected {
-                return;
-            }
-            let operator = exec.operator.clone();
-            let reason = match (&failure, &exec.kind, exec.mode, &exec.stage) {
-                // The trunk call to the operator's site could not be placed: not the operator's miss.
-                (_, ExecKind::TrunkOut, _, OfferStage::Ringing) => OfferFailure::TrunkFailed { cause: 0 },
-                (AriFailure::Gone(_), _, OperatorMode::Ring, OfferStage::Ringing) => OfferFailure::OperatorUnreachable,
-                _ => OfferFailure::BridgeFailed,
-            };
-            self.fail_offer(&call, fence, &operator, reason);
+            self.offer_request_failed(call, fence, &failure);
         }
     }
 
     fn on_tick(&mut self, routing: &Routing) {
-        let now = self.now_ms;
         self.release_operators_due(routing);
-        // Trunk calls whose Offer never came (cancelled, stale, or not ours): refuse them.
-        let expired: Vec<CallId> =
-            self.early_trunks.iter().filter(|(_, (_, deadline))| *deadline <= now).map(|(c, _)| c.clone()).collect();
-        for call in expired {
-            if let Some((inbound, _)) = self.early_trunks.remove(&call) {
-                self.counters.offers_fenced_out += 1;
-                // Not "normal clearing": the caller's site reads a refusal and reports it.
-                self.ari(AriRequest::Hangup(inbound, HangupReason::Congestion));
-            }
-        }
-        let due: Vec<u64> = self
-            .pending
-            .iter()
-            .filter_map(|(t, p)| match p {
-                Pending::Proposal { retry_at_ms: Some(at), .. } if *at <= now => Some(*t),
-                _ => None,
-            })
-            .collect();
-        for token in due {
-            if let Some(Pending::Proposal { command, retry_at_ms, .. }) = self.pending.get_mut(&token) {
-                *retry_at_ms = None;
-                let command = command.clone();
-                self.out.push(Action::Propose { token, command });
-            }
-        }
-        let keyed_out: Vec<ChannelId> = self
-            .callers
-            .iter()
-            .filter(|(_, l)| matches!(l.callback_entry, Some(CallbackEntry::Keying { deadline_ms, .. }) if deadline_ms <= now))
-            .map(|(c, _)| c.clone())
-            .collect();
-        for ch in keyed_out {
-            self.finish_keying(&ch);
-        }
-        let expired: Vec<ChannelId> = self
-            .logins
-            .iter()
-            .filter(|(_, s)| s.deadline_ms.is_some_and(|d| d <= now))
-            .map(|(c, _)| c.clone())
-            .collect();
-        for ch in expired {
-            self.finish_digits(&ch, routing);
-        }
+        self.refuse_expired_early_trunks();
+        self.resend_due_proposals();
+        self.end_timed_out_keying();
+        self.end_timed_out_digits(routing);
     }
 }

@@ -1,8 +1,8 @@
 //! Executing an offer: the site-side fence check, ringing and originating legs, the whisper,
 //! both legs into the call bridge, and taking an execution down or ending a connected call.
 
+use super::config::{OPERATOR_RELEASE_GRACE_MS, RELEASES_DUE_MAX};
 use super::legs::{CallerState, ExecKind, OfferExec, OfferStage};
-use super::offer::ring_timeout_s;
 use super::output::Purpose;
 use super::SiteController;
 use crate::io::AriRequest;
@@ -11,6 +11,16 @@ use lineup_ari::{
     OriginateTarget,
 };
 use lineup_core::{CallId, CommandBody, HungUpBy, Offer, OfferFailure, OperatorId, OperatorMode};
+
+/// `"Name" <number>` of the caller, shown on the operator's phone.
+pub(super) fn caller_id_of(offer: &Offer) -> Option<String> {
+    Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number))
+}
+
+/// The queue's ring timeout in whole seconds (ARI's unit), at least one.
+pub(super) fn ring_timeout_s(offer: &Offer) -> i32 {
+    offer.ring_timeout_ms.div_ceil(1000).max(1) as i32
+}
 
 impl SiteController {
     /// Site-side fence check: an effect older than one already executed for this call or
@@ -26,6 +36,50 @@ impl SiteController {
         self.call_fences.insert(call.clone(), fence);
         self.operator_fences.insert(operator.clone(), fence);
         true
+    }
+
+    /// Records an offer's execution under `(call, fence)`. Only an offer whose fence went
+    /// through `fence_is_fresh` is executed.
+    pub(super) fn insert_exec(&mut self, exec: OfferExec) {
+        debug_assert!(self.call_fences.contains_key(&exec.call), "{} executed unfenced", exec.call);
+        debug_assert!(self.operator_fences.contains_key(&exec.operator), "{} executed unfenced", exec.operator);
+        self.offers.insert((exec.call.clone(), exec.fence), exec);
+    }
+
+    pub(super) fn report_offer_failed(&mut self, offer: &Offer, reason: OfferFailure) {
+        self.report(CommandBody::OfferFailed {
+            call: offer.call.clone(),
+            operator: offer.operator.clone(),
+            fence: offer.fence,
+            reason,
+        });
+    }
+
+    /// The call bridge of one offer (`mixing,dtmf_events`: keys still reach the controller).
+    fn create_call_bridge(&mut self, bridge: BridgeId, call: &CallId, fence: u64) {
+        self.ari_for_offer(
+            AriRequest::CreateBridge(CreateBridgeRequest {
+                bridge_id: bridge,
+                bridge_type: BridgeType::MixingDtmfEvents,
+                name: Some(call.to_string()),
+            }),
+            call,
+            fence,
+        );
+    }
+
+    /// A persistent operator's offer, its execution recorded: the call bridge is created, the
+    /// operator's leg leaves its holding bridge, and connecting starts.
+    pub(super) fn bridge_persistent_operator(&mut self, offer: &Offer, operator_channel: ChannelId, bridge: BridgeId) {
+        let holding = self.operators.get_mut(&offer.operator).map(|l| {
+            l.busy_with = Some(offer.fence);
+            l.holding.clone()
+        });
+        self.create_call_bridge(bridge, &offer.call, offer.fence);
+        if let Some(holding) = holding {
+            self.ari(AriRequest::RemoveChannels { bridge: holding, channels: vec![operator_channel] });
+        }
+        self.start_connecting(&offer.call, offer.fence);
     }
 
     pub(super) fn on_entered_bridge(&mut self, bridge: &BridgeId, ch: &ChannelId) {
@@ -118,20 +172,12 @@ impl SiteController {
                 self.ari(AriRequest::RemoveChannels { bridge: holding, channels: vec![op_channel] });
             }
         }
-        self.ari_for_offer(
-            AriRequest::CreateBridge(CreateBridgeRequest {
-                bridge_id: bridge,
-                bridge_type: BridgeType::MixingDtmfEvents,
-                name: Some(call.to_string()),
-            }),
-            call,
-            fence,
-        );
+        self.create_call_bridge(bridge, call, fence);
         self.start_connecting(call, fence);
     }
 
     /// Whisper to the operator first (if the gate has one), then add both legs.
-    pub(super) fn start_connecting(&mut self, call: &CallId, fence: u64) {
+    fn start_connecting(&mut self, call: &CallId, fence: u64) {
         let Some(exec) = self.offers.get(&(call.clone(), fence)).cloned() else { return };
         if exec.kind == ExecKind::Local || exec.kind == ExecKind::TrunkOut {
             self.ari(AriRequest::StopMoh(exec.caller_channel.clone()));
@@ -260,5 +306,41 @@ impl SiteController {
             }
         }
         self.ari(AriRequest::DestroyBridge(exec.bridge));
+    }
+
+    /// The whisper to the operator ended: both legs go into the call bridge.
+    pub(super) fn whisper_finished(&mut self, key: (CallId, u64)) {
+        let Some(exec) = self.offers.get_mut(&key) else { return };
+        debug_assert_eq!(exec.stage, OfferStage::Whisper);
+        exec.whisper_playback = None;
+        exec.stage = OfferStage::Bridging;
+        let (bridge, caller, op, call, fence) = (
+            exec.bridge.clone(),
+            exec.caller_channel.clone(),
+            exec.operator_channel.clone(),
+            exec.call.clone(),
+            exec.fence,
+        );
+        self.ari_for_offer(AriRequest::AddChannels { bridge, channels: vec![caller, op] }, &call, fence);
+    }
+
+    /// The core refused this site's `Connected` as stale: it took the offer back before the
+    /// bridge came up, so the bridge is taken down.
+    pub(super) fn on_connected_result(&mut self, call: CallId, fence: u64, result: &lineup_core::CommandResult) {
+        if matches!(result, Err(lineup_core::CoreError::StaleFence { .. })) {
+            if let Some(exec) = self.offers.remove(&(call, fence)) {
+                self.undo_offer(exec);
+            }
+        }
+    }
+
+    /// Our side of a connected cross-site call is over: if the caller's site has not reported
+    /// its end after the grace, free the operator (see `release_operators_due`).
+    pub(super) fn release_after_grace(&mut self, call: &CallId, fence: u64, operator: &OperatorId) {
+        if self.releases_due.len() < RELEASES_DUE_MAX {
+            let due = self.now_ms + OPERATOR_RELEASE_GRACE_MS;
+            self.releases_due.insert((call.clone(), fence), (operator.clone(), due));
+        }
+        debug_assert!(self.releases_due.len() <= RELEASES_DUE_MAX);
     }
 }

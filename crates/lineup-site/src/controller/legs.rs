@@ -38,6 +38,34 @@ pub(super) struct CallerLeg {
     pub(super) callback_entry: Option<CallbackEntry>,
 }
 
+impl CallerLeg {
+    pub(super) fn new(call: CallId, number: String, state: CallerState) -> Self {
+        Self {
+            call,
+            number,
+            state,
+            playback: None,
+            callback_offered: false,
+            hung_up: false,
+            hangup_after: None,
+            queued_prompt: None,
+            callback_entry: None,
+        }
+    }
+
+    /// Still waiting in line (an offer may come before the Enqueue's own result: Entering
+    /// counts) and not hung up: an offer can be executed for it.
+    pub(super) fn can_be_offered(&self) -> bool {
+        matches!(self.state, CallerState::Entering | CallerState::Waiting) && !self.hung_up
+    }
+
+    /// The caller's part of an offer begins: only from waiting in line.
+    pub(super) fn mark_offered(&mut self, fence: u64) {
+        debug_assert!(self.can_be_offered(), "offered while {:?}", self.state);
+        self.state = CallerState::Offered { fence };
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum CallbackEntry {
     /// "We will call you back on <number>: 1 to confirm, 2 for another number."

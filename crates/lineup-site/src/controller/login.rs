@@ -2,15 +2,108 @@
 //! logout, and the persistent operator legs held in holding bridges.
 
 use super::config::{DIGITS_MAX, DIGIT_TIMEOUT_MS, LOCKOUT_FAILURES_MAX, LOCKOUT_WINDOW_MS, LOGIN_ATTEMPTS_MAX};
-use super::legs::{LoginStage, OperatorLeg};
+use super::legs::{LoginSession, LoginStage, OfferStage, OperatorLeg};
 use super::output::{Pending, Purpose};
 use super::SiteController;
 use crate::io::{Action, AriRequest};
 use crate::prompts;
-use lineup_ari::{BridgeId, BridgeType, ChannelId, CreateBridgeRequest, HangupReason, Media};
-use lineup_core::{CommandBody, OperatorId, OperatorMode, Routing};
+use lineup_ari::{BridgeId, BridgeType, ChannelId, CreateBridgeRequest, HangupReason, Media, PlaybackId};
+use lineup_core::{CommandBody, OfferFailure, OperatorId, OperatorMode, Response, Routing};
 
 impl SiteController {
+    /// A login call entered the login application: answered, asked for the operator id, or
+    /// for the PIN when the dialplan names the operator.
+    pub(super) fn login_entered(&mut self, id: ChannelId, operator: Option<String>) {
+        let from_dialplan = operator.is_some();
+        let operator = operator.map(OperatorId::new);
+        self.ari(AriRequest::Answer(id.clone()));
+        let prompt = if operator.is_some() { prompts::SOUND_AGENT_PASS } else { prompts::SOUND_AGENT_USER };
+        let playback = self.play(&id, vec![Media::Sound(prompt.into())]);
+        self.logins.insert(
+            id,
+            LoginSession {
+                operator,
+                operator_from_dialplan: from_dialplan,
+                stage: if from_dialplan { LoginStage::AskPin } else { LoginStage::AskId },
+                digits: String::new(),
+                deadline_ms: None,
+                attempts: 0,
+                playback,
+            },
+        );
+    }
+
+    /// A login prompt ended: hang up after the last one, or start timing the digit entry.
+    pub(super) fn login_playback_finished(&mut self, ch: ChannelId, playback: &PlaybackId) {
+        let Some(session) = self.logins.get_mut(&ch) else { return };
+        if session.playback.as_ref() != Some(playback) {
+            return;
+        }
+        session.playback = None;
+        match session.stage {
+            LoginStage::Closing | LoginStage::RingDone => {
+                self.logins.remove(&ch);
+                self.ari(AriRequest::Hangup(ch, HangupReason::Normal));
+            }
+            LoginStage::AskId | LoginStage::AskPin => {
+                session.deadline_ms = Some(self.now_ms + DIGIT_TIMEOUT_MS);
+            }
+            _ => {}
+        }
+    }
+
+    /// Login calls whose digit entry ended by silence.
+    pub(super) fn end_timed_out_digits(&mut self, routing: &Routing) {
+        let now = self.now_ms;
+        let expired: Vec<ChannelId> = self
+            .logins
+            .iter()
+            .filter(|(_, s)| s.deadline_ms.is_some_and(|d| d <= now))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for ch in expired {
+            self.finish_digits(&ch, routing);
+        }
+    }
+
+    /// The logout by `#` committed (or was refused): the operator's legs here are released
+    /// if it is offline now, and the login call hears that it is logged off.
+    pub(super) fn on_logout_committed(&mut self, channel: &ChannelId, result: &lineup_core::CommandResult) {
+        if matches!(result, Ok(Response::Done)) {
+            // Offline now (a busy operator goes offline after the call instead).
+            if let Some(operator) = self.logins.get(channel).and_then(|s| s.operator.clone()) {
+                self.release_operator_legs(&operator, None);
+            }
+        }
+        let playback = self.play(channel, vec![Media::Sound(prompts::SOUND_AGENT_LOGGED_OFF.into())]);
+        if let Some(s) = self.logins.get_mut(channel) {
+            s.stage = LoginStage::Closing;
+            s.playback = playback;
+        }
+    }
+
+    /// A persistent operator's leg is gone: its offer ends or fails, its holding bridge goes,
+    /// and it is logged out.
+    pub(super) fn operator_leg_gone(&mut self, ch: &ChannelId, operator: OperatorId) {
+        let busy = self.operators.get(&operator).and_then(|l| l.busy_with);
+        if let Some(fence) = busy {
+            if let Some(call) = self.offers.keys().find(|(_, f)| *f == fence).map(|(c, _)| c.clone()) {
+                let stage = self.offers[&(call.clone(), fence)].stage.clone();
+                if stage == OfferStage::Connected {
+                    self.operator_hung_up(&call, fence);
+                } else {
+                    self.fail_offer(&call, fence, &operator, OfferFailure::OperatorUnreachable);
+                }
+            }
+        }
+        if let Some(leg) = self.operators.remove(&operator) {
+            self.ari(AriRequest::DestroyBridge(leg.holding));
+        }
+        self.operator_channels.remove(ch);
+        self.logins.remove(ch);
+        self.report(CommandBody::OperatorLogout { operator });
+    }
+
     /// Logged out from elsewhere (a supervisor, the API, a login at another site): a
     /// persistent leg held here has nothing left to wait for, so it is hung up. A leg still
     /// in its own login dialogue is left to it (a `#` logout plays agent-loggedoff first).
@@ -46,10 +139,11 @@ impl SiteController {
         if session.digits.len() < DIGITS_MAX && digit.is_ascii_digit() {
             session.digits.push(digit);
         }
+        debug_assert!(session.digits.len() <= DIGITS_MAX);
         session.deadline_ms = Some(self.now_ms + DIGIT_TIMEOUT_MS);
     }
 
-    pub(super) fn finish_digits(&mut self, ch: &ChannelId, routing: &Routing) {
+    fn finish_digits(&mut self, ch: &ChannelId, routing: &Routing) {
         let Some(session) = self.logins.get_mut(ch) else { return };
         session.deadline_ms = None;
         let digits = std::mem::take(&mut session.digits);
@@ -120,6 +214,7 @@ impl SiteController {
         }
         let Some(session) = self.logins.get_mut(ch) else { return };
         session.attempts += 1;
+        debug_assert!(session.attempts <= LOGIN_ATTEMPTS_MAX, "a login call is closed at its last try");
         if session.attempts >= LOGIN_ATTEMPTS_MAX {
             session.stage = LoginStage::Closing;
             let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_INCORRECT.into())]);
@@ -144,7 +239,7 @@ impl SiteController {
     /// Lets go of `operator`'s persistent legs here other than `keep` and hangs them up: after
     /// a logout nothing is kept in Stasis for nobody (app_agent_pool's logoff hangs the agent
     /// up too), and an older leg's later hangup must not log out the operator's newer session.
-    pub(super) fn release_operator_legs(&mut self, operator: &OperatorId, keep: Option<&ChannelId>) {
+    fn release_operator_legs(&mut self, operator: &OperatorId, keep: Option<&ChannelId>) {
         let stale: Vec<ChannelId> = self
             .operator_channels
             .iter()

@@ -1,21 +1,12 @@
 //! Committed offers: which half of a connect this site performs, a same-site offer's legs,
-//! and cancellation.
+//! cancellation, and how the end of an offer's leg or a failed request of it is reported.
 
-use super::legs::{channel, CallerState, ExecKind, OfferExec, OfferStage};
+use super::connect::{caller_id_of, ring_timeout_s};
+use super::legs::{channel, ExecKind, OfferExec, OfferStage};
 use super::SiteController;
-use crate::io::AriRequest;
-use lineup_ari::{BridgeId, BridgeType, CreateBridgeRequest, Endpoint};
+use crate::io::AriFailure;
+use lineup_ari::{BridgeId, ChannelId, Endpoint};
 use lineup_core::{CallId, CommandBody, Offer, OfferFailure, OperatorMode, Routing};
-
-/// `"Name" <number>` of the caller, shown on the operator's phone.
-pub(super) fn caller_id_of(offer: &Offer) -> Option<String> {
-    Some(format!("\"{}\" <{}>", offer.caller_name, offer.caller_number))
-}
-
-/// The queue's ring timeout in whole seconds (ARI's unit), at least one.
-pub(super) fn ring_timeout_s(offer: &Offer) -> i32 {
-    offer.ring_timeout_ms.div_ceil(1000).max(1) as i32
-}
 
 impl SiteController {
     pub(super) fn on_offer(&mut self, offer: Offer, routing: &Routing) {
@@ -28,111 +19,78 @@ impl SiteController {
             return;
         }
         if operator_here && !caller_here {
-            // Wait for the caller's site to call us on the trunk (`Stasis(lineup,xfer=CALL)`),
-            // unless its call came first.
-            let call = offer.call.clone();
-            self.awaiting_trunk.insert(call.clone(), offer);
-            if let Some((inbound, _)) = self.early_trunks.remove(&call) {
-                self.trunk_leg_arrived(&call, inbound);
-            }
+            self.await_trunk_leg(offer);
             return;
         }
+        let _ = routing;
+        self.offer_here(offer);
+    }
+
+    /// Caller and operator are both at this site.
+    fn offer_here(&mut self, offer: Offer) {
         let Some(caller_channel) = offer.caller_channel.as_deref().and_then(channel) else {
             return; // callbacks (no caller leg) are dialled from DialCallback
         };
-        if !self.callers.contains_key(&caller_channel) {
-            return self.untracked_caller();
-        }
-        // The offer may arrive before the Enqueue's own result (same apply): Entering is fine.
-        let caller_ok = self
-            .callers
-            .get(&caller_channel)
-            .is_some_and(|l| matches!(l.state, CallerState::Entering | CallerState::Waiting) && !l.hung_up);
-        if !caller_ok {
+        let Some(leg) = self.callers.get(&caller_channel) else { return self.untracked_caller() };
+        if !leg.can_be_offered() {
             // The caller already left; its Abandoned is on the way and will cancel the offer.
             return;
         }
         let Ok(bridge) = BridgeId::new(self.offer_leg_id("call", &offer.call, offer.fence)) else { return };
         self.counters.offers_executed += 1;
         if let Some(leg) = self.callers.get_mut(&caller_channel) {
-            leg.state = CallerState::Offered { fence: offer.fence };
+            leg.mark_offered(offer.fence);
         }
-        let _ = routing;
         match offer.mode {
-            OperatorMode::Persistent => {
-                let Some(op_channel) = offer.operator_channel.as_deref().and_then(channel) else {
-                    self.report(CommandBody::OfferFailed {
-                        call: offer.call,
-                        operator: offer.operator,
-                        fence: offer.fence,
-                        reason: OfferFailure::OperatorUnreachable,
-                    });
-                    return;
-                };
-                let holding = self.operators.get_mut(&offer.operator).map(|l| {
-                    l.busy_with = Some(offer.fence);
-                    l.holding.clone()
-                });
-                let exec = OfferExec::new(
-                    ExecKind::Local,
-                    &offer,
-                    caller_channel.clone(),
-                    op_channel.clone(),
-                    offer.mode,
-                    bridge.clone(),
-                    OfferStage::Bridging,
-                    offer.whisper.clone(),
-                );
-                self.offers.insert((offer.call.clone(), offer.fence), exec);
-                self.ari_for_offer(
-                    AriRequest::CreateBridge(CreateBridgeRequest {
-                        bridge_id: bridge.clone(),
-                        bridge_type: BridgeType::MixingDtmfEvents,
-                        name: Some(offer.call.to_string()),
-                    }),
-                    &offer.call,
-                    offer.fence,
-                );
-                if let Some(holding) = holding {
-                    self.ari(AriRequest::RemoveChannels { bridge: holding, channels: vec![op_channel.clone()] });
-                }
-                self.start_connecting(&offer.call, offer.fence);
-            }
-            OperatorMode::Ring => {
-                let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else {
-                    self.report(CommandBody::OfferFailed {
-                        call: offer.call,
-                        operator: offer.operator,
-                        fence: offer.fence,
-                        reason: OfferFailure::OperatorUnreachable,
-                    });
-                    return;
-                };
-                let Some(ring_leg) = channel(&self.offer_leg_id("ring", &offer.call, offer.fence)) else { return };
-                self.ring_legs.insert(ring_leg.clone(), (offer.call.clone(), offer.fence));
-                self.offers.insert(
-                    (offer.call.clone(), offer.fence),
-                    OfferExec::new(
-                        ExecKind::Local,
-                        &offer,
-                        caller_channel,
-                        ring_leg.clone(),
-                        offer.mode,
-                        bridge,
-                        OfferStage::Ringing,
-                        offer.whisper.clone(),
-                    ),
-                );
-                self.originate_into_app(
-                    endpoint,
-                    ring_leg,
-                    caller_id_of(&offer),
-                    ring_timeout_s(&offer),
-                    &offer.call,
-                    offer.fence,
-                );
-            }
+            OperatorMode::Persistent => self.offer_persistent_here(offer, caller_channel, bridge),
+            OperatorMode::Ring => self.offer_ring_here(offer, caller_channel, bridge),
         }
+    }
+
+    /// A persistent operator here: out of its holding bridge and into the call bridge.
+    fn offer_persistent_here(&mut self, offer: Offer, caller_channel: ChannelId, bridge: BridgeId) {
+        let Some(op_channel) = offer.operator_channel.as_deref().and_then(channel) else {
+            return self.report_offer_failed(&offer, OfferFailure::OperatorUnreachable);
+        };
+        let exec = OfferExec::new(
+            ExecKind::Local,
+            &offer,
+            caller_channel,
+            op_channel.clone(),
+            offer.mode,
+            bridge.clone(),
+            OfferStage::Bridging,
+            offer.whisper.clone(),
+        );
+        self.insert_exec(exec);
+        self.bridge_persistent_operator(&offer, op_channel, bridge);
+    }
+
+    /// A ring-mode operator here: its phone rings; its answer connects.
+    fn offer_ring_here(&mut self, offer: Offer, caller_channel: ChannelId, bridge: BridgeId) {
+        let Some(endpoint) = offer.endpoint.as_deref().and_then(|e| Endpoint::new(e).ok()) else {
+            return self.report_offer_failed(&offer, OfferFailure::OperatorUnreachable);
+        };
+        let Some(ring_leg) = channel(&self.offer_leg_id("ring", &offer.call, offer.fence)) else { return };
+        self.ring_legs.insert(ring_leg.clone(), (offer.call.clone(), offer.fence));
+        self.insert_exec(OfferExec::new(
+            ExecKind::Local,
+            &offer,
+            caller_channel,
+            ring_leg.clone(),
+            offer.mode,
+            bridge,
+            OfferStage::Ringing,
+            offer.whisper.clone(),
+        ));
+        self.originate_into_app(
+            endpoint,
+            ring_leg,
+            caller_id_of(&offer),
+            ring_timeout_s(&offer),
+            &offer.call,
+            offer.fence,
+        );
     }
 
     pub(super) fn on_cancel(&mut self, call: &CallId, fence: u64) {
@@ -146,5 +104,41 @@ impl SiteController {
         // operator to others. Talking on would book the operator twice. The caller keeps its
         // place and is offered again at once.
         self.undo_offer(exec);
+    }
+
+    /// A ring leg or outgoing trunk leg of a (non-callback) offer ended.
+    pub(super) fn offer_leg_gone(&mut self, call: CallId, fence: u64, cause: Option<i32>) {
+        let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
+        let operator = exec.operator.clone();
+        if exec.stage == OfferStage::Ringing && exec.kind == ExecKind::TrunkOut {
+            self.trunk_out_unanswered(call, fence, operator, cause);
+        } else if exec.stage == OfferStage::Ringing {
+            // Never answered: the operator missed the offer.
+            let exec = self.offers.remove(&(call.clone(), fence)).expect("present");
+            self.undo_offer(exec);
+            self.report(CommandBody::RingNoAnswer { call, operator, fence });
+        } else if exec.stage == OfferStage::Connected {
+            self.operator_hung_up(&call, fence);
+        } else {
+            self.fail_offer(&call, fence, &operator, OfferFailure::BridgeFailed);
+        }
+    }
+
+    /// An ARI request of an offer failed: unless already connected, the offer is taken down
+    /// and reported failed, with the reason that does not charge the operator for the site's
+    /// or the trunk's fault.
+    pub(super) fn offer_request_failed(&mut self, call: CallId, fence: u64, failure: &AriFailure) {
+        let Some(exec) = self.offers.get(&(call.clone(), fence)) else { return };
+        if exec.stage == OfferStage::Connected {
+            return;
+        }
+        let operator = exec.operator.clone();
+        let reason = match (failure, &exec.kind, exec.mode, &exec.stage) {
+            // The trunk call to the operator's site could not be placed: not the operator's miss.
+            (_, ExecKind::TrunkOut, _, OfferStage::Ringing) => OfferFailure::TrunkFailed { cause: 0 },
+            (AriFailure::Gone(_), _, OperatorMode::Ring, OfferStage::Ringing) => OfferFailure::OperatorUnreachable,
+            _ => OfferFailure::BridgeFailed,
+        };
+        self.fail_offer(&call, fence, &operator, reason);
     }
 }
