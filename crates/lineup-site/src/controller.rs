@@ -4,6 +4,9 @@
 //! bridges and playbacks, turns ARI events into commands, and committed effects into ARI
 //! requests. It never waits: every request is an action whose result comes back as input.
 //! The driver must execute `Action::Ari` requests in the order given (one at a time).
+//!
+//! This file holds the state and routes each input to the part that owns it; the parts are
+//! the files under `controller/`, each adding to the one `impl SiteController`.
 
 use self::legs::{channel, CallerLeg, CallerState, LoginSession, OfferExec, OperatorLeg};
 use self::output::{Pending, Purpose};
