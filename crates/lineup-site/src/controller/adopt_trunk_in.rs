@@ -2,7 +2,9 @@
 //! and its trunk call arrived here). Without this, a restarted operator's site would treat
 //! the live trunk leg as a new arrival and refuse it, cutting off a connected call.
 
-use super::{channel, stasis_app_and_args, ExecKind, OfferExec, OfferStage, OperatorLeg, Purpose, SiteController};
+use super::legs::{channel, stasis_app_and_args, ExecKind, OfferExec, OfferStage, OperatorLeg};
+use super::output::Purpose;
+use super::SiteController;
 use crate::io::AriRequest;
 use lineup_ari::{parse_stasis_entry, BridgeId, ChannelId, HangupReason, StasisEntry};
 use lineup_core::{CallId, CallStatus, CallView, CommandBody, OfferFailure, OperatorId, OperatorMode, Routing};

@@ -2,7 +2,8 @@
 //! through. Its ringing legs belong to that process and cannot be resumed, so everything
 //! it started is undone and the caller gets its place back, without charging the operator.
 
-use super::{channel, SiteController};
+use super::legs::channel;
+use super::SiteController;
 use crate::io::AriRequest;
 use lineup_ari::{BridgeId, ChannelId, HangupReason};
 use lineup_core::{CallId, CommandBody, OfferFailure, OperatorId, OperatorMode, Routing};

@@ -1,0 +1,117 @@
+//! What a site controller is configured with, the limits it keeps, and what it counts.
+
+use lineup_core::SiteId;
+use std::collections::BTreeMap;
+
+/// Digits a caller may key to leave the queue, unless configured otherwise.
+pub const DEFAULT_EXIT_KEYS: &str = "0";
+/// Key that accepts a callback offer, and then confirms the number.
+pub const CALLBACK_ACCEPT_KEY: char = '1';
+/// Key that asks to enter another number than the caller id.
+pub const CALLBACK_OTHER_NUMBER_KEY: char = '2';
+/// Callback numbers keyed by a caller: E.164 allows at most 15 digits.
+pub const CALLBACK_DIGITS_MAX: usize = 15;
+pub const CALLBACK_DIGITS_MIN: usize = 3;
+/// Silence after which a digit entry (operator id, PIN) ends.
+pub const DIGIT_TIMEOUT_MS: u64 = 5_000;
+/// Longest digit entry kept (operator id or PIN).
+pub const DIGITS_MAX: usize = 16;
+/// PIN tries per login call before hanging up.
+pub const LOGIN_ATTEMPTS_MAX: u8 = 3;
+/// Failed PINs per operator within `LOCKOUT_WINDOW_MS` that lock the operator out.
+pub const LOCKOUT_FAILURES_MAX: usize = 5;
+pub const LOCKOUT_WINDOW_MS: u64 = 15 * 60_000;
+/// A proposal that definitely did not commit is retried this many times (same command id,
+/// so a late duplicate is harmless), this far apart.
+pub const PROPOSE_RETRIES_MAX: u32 = 20;
+pub const PROPOSE_RETRY_DELAY_MS: u64 = 500;
+/// Extra time an outgoing trunk call is given beyond the ring timeout, for the far site to
+/// set up its half.
+pub const TRUNK_SETUP_GRACE_MS: u64 = 5_000;
+/// How long a callback rings the promised number before counting as a failed attempt.
+pub const CALLBACK_RING_TIMEOUT_MS: u64 = 30_000;
+/// Most tracked channels (callers, operators, logins); beyond it new callers go straight back
+/// to the dialplan with LINEUP_RESULT=FAILED.
+pub const SITE_CHANNELS_MAX: usize = 50_000;
+/// Channels whose end (StasisEnd, ChannelDestroyed) this site saw since its last reconcile,
+/// most recent kept. A reconnect's channel list can be older than events handled before it,
+/// and must not bring those channels back; a reconnect takes seconds, so a few thousand
+/// ends is far more than can fall in that window.
+pub const ENDED_CHANNELS_REMEMBERED_MAX: usize = 4_096;
+/// A trunk call from the caller's site can arrive before this site has applied the Offer
+/// it serves (the caller's site may learn of the commit first, and a call setup can be
+/// faster than replication): it is held this long for the Offer before being refused.
+pub const EARLY_TRUNK_WAIT_MS: u64 = 5_000;
+/// Most trunk calls held for their Offer at once; beyond it they are refused at once.
+pub const EARLY_TRUNK_LEGS_MAX: usize = 1_024;
+/// Operator releases waiting for their grace at once (see `OPERATOR_RELEASE_GRACE_MS`).
+pub const RELEASES_DUE_MAX: usize = 1_024;
+/// After its side of a connected cross-site call ended, the operator's site waits this long
+/// for the caller's site to report the end; if the call is still connected then (the
+/// caller's site is silent), it frees its operator itself (`OperatorLegEnded`).
+pub const OPERATOR_RELEASE_GRACE_MS: u64 = 2_000;
+/// Q.850 causes with which the operator's site itself ends an unanswered trunk call (16
+/// normal clearing: it took the offer down and reports why; 19 no answer: the ring ran
+/// out). Any other cause is a refusal or a failure on the way, which the caller's site
+/// reports at once.
+pub const FAR_SITE_REPORTS_CAUSES: [i32; 2] = [16, 19];
+/// Least time between two reconciles the controller asks for itself (see `Action::Reconcile`).
+pub const ORPHAN_RECONCILE_INTERVAL_MS: u64 = 5_000;
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub site: SiteId,
+    /// `CommandId::origin` of this site's proposals.
+    pub origin: u64,
+    /// First serial; pick something that grows across restarts (boot time in µs), so a
+    /// restarted site never reuses a serial still in the cluster's dedup window.
+    pub serial_base: u64,
+    pub moh_class: Option<String>,
+    pub exit_keys: String,
+    /// Dial string template per remote site for cross-site connects; `{call}` is replaced by
+    /// the call id, e.g. `PJSIP/lineup-{call}@site-b` or `IAX2/site-b/lineup-{call}`.
+    pub trunk_endpoints: BTreeMap<SiteId, String>,
+    /// Dial string template for callbacks; `{number}` is replaced by the promised number
+    /// (already validated by the core: digits with an optional leading `+`), e.g.
+    /// `PJSIP/{number}@carrier`. Without it this site's operators cannot serve callbacks.
+    pub callback_endpoint: Option<String>,
+    /// Test seam, always true outside the simulator: lineup-sim's planted-bug test turns the
+    /// site-side fence check off to prove its checkers notice stale offers being executed.
+    pub fence_check: bool,
+}
+
+impl SiteConfig {
+    pub fn new(site: SiteId, serial_base: u64) -> Self {
+        Self {
+            site,
+            origin: site.0,
+            serial_base,
+            moh_class: None,
+            exit_keys: DEFAULT_EXIT_KEYS.to_string(),
+            trunk_endpoints: BTreeMap::new(),
+            callback_endpoint: None,
+            fence_check: true,
+        }
+    }
+}
+
+/// What the controller counted (for metrics and the simulator's coverage).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteCounters {
+    pub callers_entered: u64,
+    pub callers_invalid: u64,
+    pub offers_executed: u64,
+    pub offers_fenced_out: u64,
+    pub bridges_connected: u64,
+    pub proposals_retried: u64,
+    pub ari_failures: u64,
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+    pub events_ignored: u64,
+    pub reconciles: u64,
+    pub channels_adopted: u64,
+    pub events_duplicated: u64,
+    /// Reconciles this controller asked for because the cluster spoke of a caller it did
+    /// not track.
+    pub orphan_reconciles: u64,
+}
