@@ -19,24 +19,18 @@
 //! simulator owns the network, disks and clocks.
 
 use lineup_cluster::leader_duty::{decide, HealthThresholds, MemberHealth};
-use lineup_core::{Applied, Command, CommandBody, CommandId, Routing, SiteId};
+use lineup_core::{Command, CommandBody, CommandId, Routing, SiteId};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use crate::applied::{apply_index, entry_digest, AppliedEntry, ENTRY_COMMANDS_MAX};
 use crate::rng::{Dice, TraceHash};
 
-/// Commands in one entry at most, and the apply-index stride (lineup-cluster's
-/// `batch::ENTRY_COMMANDS_MAX`; it is part of the log format, so it is copied, not varied).
-pub const ENTRY_COMMANDS_MAX: u64 = 256;
 /// Origin of the leader's own duty proposals (Tick): above every site origin.
 pub const LEADER_DUTY_ORIGIN_BASE: u64 = 900;
 /// Hops a forwarded proposal may take before it is dropped (the proposer retries).
 pub const FORWARD_HOPS_MAX: u8 = 2;
-
-pub fn apply_index(log_index: u64, position: usize) -> u64 {
-    log_index * ENTRY_COMMANDS_MAX + position as u64
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RaftTiming {
@@ -130,22 +124,6 @@ pub enum Role {
     Leader { next: Vec<u64>, matched: Vec<u64> },
 }
 
-/// One applied entry, as the simulator needs it: results for proposers, effects for the
-/// site, and the digest the I5 checker compares across nodes.
-#[derive(Debug)]
-pub struct AppliedEntry {
-    pub log_index: u64,
-    pub term: u64,
-    pub commands: Rc<Vec<Command>>,
-    pub applied: Vec<Applied>,
-    pub digest: u64,
-    /// Re-applied from the durable snapshot after a restart (the site does not get these
-    /// effects again: its fresh controller reconciles instead).
-    pub replay: bool,
-    /// I3 findings, checked right after each command on the first node to apply it.
-    pub order_issues: Vec<String>,
-}
-
 /// What one handler call produced.
 #[derive(Debug, Default)]
 pub struct Out {
@@ -195,28 +173,6 @@ pub struct Node {
     /// Highest index any node has applied (shared): the node that goes beyond it runs the
     /// I3 order check, so each command is checked once, against the state it saw.
     first_applier: Rc<Cell<u64>>,
-}
-
-pub(crate) fn entry_digest(term: u64, index: u64, commands: &[Command], applied: &[Applied]) -> u64 {
-    let mut h = TraceHash::default();
-    h.u64(index);
-    h.u64(term);
-    for (c, a) in commands.iter().zip(applied) {
-        h.u64(c.id.origin);
-        h.u64(c.id.serial);
-        h.u64(c.at_ms);
-        h.str(c.body.kind());
-        h.u64(a.result.is_ok() as u64);
-        h.u64(a.effects.len() as u64);
-        for e in &a.effects {
-            if let lineup_core::Effect::Offer(o) | lineup_core::Effect::DialCallback(o) = e {
-                h.str(o.call.as_str());
-                h.str(o.operator.as_str());
-                h.u64(o.fence);
-            }
-        }
-    }
-    h.0
 }
 
 impl Node {
