@@ -25,8 +25,11 @@ use lineup_core::{Applied, CallId, CallStatus, CommandBody, Effect, OperatorId, 
 use lineup_pbx_sim::{AudioPath, BoxIndex, PbxWorld};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::raft::AppliedEntry;
-use crate::sim::{changes_audio, CallStats, VIOLATIONS_KEPT_MAX};
+use crate::applied::AppliedEntry;
+use crate::report::CallStats;
+
+/// Violations a run keeps (the count goes on).
+pub const VIOLATIONS_KEPT_MAX: usize = 20;
 
 fn is_caller_name(name: &str) -> bool {
     name.starts_with("PJSIP/c") || name.starts_with("PJSIP/+")
@@ -513,4 +516,15 @@ pub fn final_checks(world: &PbxWorld, nodes: &[NodeEnd], checker: &mut Checker, 
             None => reference = Some(bytes.clone()),
         }
     }
+}
+
+/// Whether a stand-in event can change who hears whom (the ground-truth I1 scan runs then).
+pub fn changes_audio(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ChannelEnteredBridge { .. }
+            | EventKind::ChannelLeftBridge { .. }
+            | EventKind::ChannelStateChange { .. }
+            | EventKind::ChannelDestroyed { .. }
+    )
 }

@@ -19,147 +19,21 @@
 //! simulator owns the network, disks and clocks.
 
 use lineup_cluster::leader_duty::{decide, HealthThresholds, MemberHealth};
-use lineup_core::{Applied, Command, CommandBody, CommandId, Routing, SiteId};
+use lineup_core::{Command, CommandBody, CommandId, Routing, SiteId};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use crate::applied::{apply_index, entry_digest, AppliedEntry, ENTRY_COMMANDS_MAX};
 use crate::rng::{Dice, TraceHash};
 
-/// Commands in one entry at most, and the apply-index stride (lineup-cluster's
-/// `batch::ENTRY_COMMANDS_MAX`; it is part of the log format, so it is copied, not varied).
-pub const ENTRY_COMMANDS_MAX: u64 = 256;
+mod messages;
+pub use messages::{Entry, Msg, Out, RaftTiming, Role};
+
 /// Origin of the leader's own duty proposals (Tick): above every site origin.
 pub const LEADER_DUTY_ORIGIN_BASE: u64 = 900;
 /// Hops a forwarded proposal may take before it is dropped (the proposer retries).
 pub const FORWARD_HOPS_MAX: u8 = 2;
-
-pub fn apply_index(log_index: u64, position: usize) -> u64 {
-    log_index * ENTRY_COMMANDS_MAX + position as u64
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct RaftTiming {
-    pub heartbeat_ms: u64,
-    pub election_min_ms: u64,
-    pub election_max_ms: u64,
-    pub entries_per_append_max: usize,
-    /// Every node snapshots when its applied index is a multiple of this, so snapshots of
-    /// different nodes at one index can be compared byte for byte.
-    pub snapshot_every_entries: u64,
-}
-
-impl Default for RaftTiming {
-    fn default() -> Self {
-        RaftTiming {
-            heartbeat_ms: 100,
-            election_min_ms: 600,
-            election_max_ms: 1_200,
-            entries_per_append_max: 64,
-            snapshot_every_entries: 1_024,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub term: u64,
-    pub commands: Rc<Vec<Command>>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Msg {
-    Append {
-        term: u64,
-        leader: usize,
-        prev_index: u64,
-        prev_term: u64,
-        entries: Vec<Entry>,
-        commit: u64,
-    },
-    /// `index`: on success the highest index known to match the leader; on failure a hint
-    /// where to resume.
-    AppendResp {
-        term: u64,
-        from: usize,
-        ok: bool,
-        index: u64,
-    },
-    Vote {
-        term: u64,
-        candidate: usize,
-        last_index: u64,
-        last_term: u64,
-    },
-    VoteResp {
-        term: u64,
-        from: usize,
-        granted: bool,
-    },
-    Snapshot {
-        term: u64,
-        leader: usize,
-        index: u64,
-        snap_term: u64,
-        data: Rc<Vec<u8>>,
-    },
-    /// A client proposal on its way to the leader.
-    Forward {
-        command: Command,
-        hops: u8,
-    },
-}
-
-impl Msg {
-    pub fn kind(&self) -> u64 {
-        match self {
-            Msg::Append { .. } => 1,
-            Msg::AppendResp { .. } => 2,
-            Msg::Vote { .. } => 3,
-            Msg::VoteResp { .. } => 4,
-            Msg::Snapshot { .. } => 5,
-            Msg::Forward { .. } => 6,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    Follower,
-    Candidate { votes: u64 },
-    Leader { next: Vec<u64>, matched: Vec<u64> },
-}
-
-/// One applied entry, as the simulator needs it: results for proposers, effects for the
-/// site, and the digest the I5 checker compares across nodes.
-#[derive(Debug)]
-pub struct AppliedEntry {
-    pub log_index: u64,
-    pub term: u64,
-    pub commands: Rc<Vec<Command>>,
-    pub applied: Vec<Applied>,
-    pub digest: u64,
-    /// Re-applied from the durable snapshot after a restart (the site does not get these
-    /// effects again: its fresh controller reconciles instead).
-    pub replay: bool,
-    /// I3 findings, checked right after each command on the first node to apply it.
-    pub order_issues: Vec<String>,
-}
-
-/// What one handler call produced.
-#[derive(Debug, Default)]
-pub struct Out {
-    pub msgs: Vec<(usize, Msg)>,
-    pub applied: Vec<AppliedEntry>,
-    pub want_sync: bool,
-    pub want_flush: bool,
-    pub became_leader: Option<u64>,
-    /// (applied index, hash of the snapshot bytes)
-    pub snapshots: Vec<(u64, u64)>,
-    pub installed_snapshot: bool,
-    pub forwards_dropped: u64,
-    pub violations: Vec<String>,
-}
 
 pub struct Node {
     pub id: usize,
@@ -195,28 +69,6 @@ pub struct Node {
     /// Highest index any node has applied (shared): the node that goes beyond it runs the
     /// I3 order check, so each command is checked once, against the state it saw.
     first_applier: Rc<Cell<u64>>,
-}
-
-pub(crate) fn entry_digest(term: u64, index: u64, commands: &[Command], applied: &[Applied]) -> u64 {
-    let mut h = TraceHash::default();
-    h.u64(index);
-    h.u64(term);
-    for (c, a) in commands.iter().zip(applied) {
-        h.u64(c.id.origin);
-        h.u64(c.id.serial);
-        h.u64(c.at_ms);
-        h.str(c.body.kind());
-        h.u64(a.result.is_ok() as u64);
-        h.u64(a.effects.len() as u64);
-        for e in &a.effects {
-            if let lineup_core::Effect::Offer(o) | lineup_core::Effect::DialCallback(o) = e {
-                h.str(o.call.as_str());
-                h.str(o.operator.as_str());
-                h.u64(o.fence);
-            }
-        }
-    }
-    h.0
 }
 
 impl Node {
@@ -594,84 +446,110 @@ impl Node {
         match msg {
             Msg::Forward { command, hops } => self.on_forward(command, hops, out),
             Msg::Vote { term, candidate, last_index, last_term } => {
-                let up_to_date = (last_term, last_index) >= (self.last_term(), self.last_index());
-                let granted = term == self.term
-                    && up_to_date
-                    && self.voted_for.is_none_or(|v| v == candidate)
-                    && !self.is_leader();
-                if granted {
-                    // The vote is persisted before the answer leaves (modelled as synchronous).
-                    self.voted_for = Some(candidate);
-                    self.reset_election(now_ms, dice);
-                }
-                out.msgs.push((candidate, Msg::VoteResp { term: self.term, from: self.id, granted }));
+                self.on_vote(now_ms, term, candidate, (last_index, last_term), dice, out)
             }
-            Msg::VoteResp { term, from, granted } => {
-                if term != self.term || !granted {
-                    return;
-                }
-                if let Role::Candidate { votes } = &mut self.role {
-                    *votes |= 1 << from;
-                    if votes.count_ones() as usize > self.n / 2 {
-                        self.become_leader(now_ms, out);
-                    }
-                }
-            }
+            Msg::VoteResp { term, from, granted } => self.on_vote_resp(now_ms, term, from, granted, out),
             Msg::Append { term, leader, prev_index, prev_term, entries, commit } => {
                 self.on_append(now_ms, term, leader, prev_index, prev_term, entries, commit, dice, out)
             }
-            Msg::AppendResp { term, from, ok, index } => {
-                if term != self.term {
-                    return;
-                }
-                let Role::Leader { next, matched } = &mut self.role else { return };
-                if ok {
-                    matched[from] = matched[from].max(index);
-                    next[from] = next[from].max(index + 1);
-                    self.advance_commit(out);
-                } else {
-                    next[from] = next[from].min(index + 1).max(1);
-                }
-                self.send_append(from, false, out);
-            }
+            Msg::AppendResp { term, from, ok, index } => self.on_append_resp(term, from, ok, index, out),
             Msg::Snapshot { term, leader, index, snap_term, data } => {
-                if term < self.term {
-                    out.msgs.push((
-                        leader,
-                        Msg::AppendResp { term: self.term, from: self.id, ok: false, index: self.commit },
-                    ));
-                    return;
-                }
-                self.role = Role::Follower;
-                self.leader_hint = Some(leader);
-                self.reset_election(now_ms, dice);
-                if index > self.commit {
-                    match Routing::restore(&data) {
-                        Ok(routing) => self.routing = routing,
-                        Err(e) => {
-                            out.violations.push(format!("I5 node {} cannot restore a snapshot: {e}", self.id));
-                            return;
-                        }
-                    }
-                    if self.term_at(index) == Some(snap_term) {
-                        let keep_from = (index - self.snap_index) as usize;
-                        self.log.drain(..keep_from.min(self.log.len()));
-                    } else {
-                        self.log.clear();
-                    }
-                    self.snap_index = index;
-                    self.snap_term = snap_term;
-                    self.snap_data = data;
-                    self.commit = index;
-                    self.applied = index;
-                    self.synced = self.synced.max(index);
-                    self.durable_commit = index;
-                    out.installed_snapshot = true;
-                }
-                out.msgs
-                    .push((leader, Msg::AppendResp { term: self.term, from: self.id, ok: true, index: self.commit }));
+                self.on_snapshot(now_ms, term, leader, (index, snap_term, data), dice, out)
             }
         }
+    }
+
+    /// A candidate asks for this node's vote; `last` is its log's (last index, last term).
+    fn on_vote(&mut self, now_ms: u64, term: u64, candidate: usize, last: (u64, u64), dice: &mut Dice, out: &mut Out) {
+        let (last_index, last_term) = last;
+        let up_to_date = (last_term, last_index) >= (self.last_term(), self.last_index());
+        let granted =
+            term == self.term && up_to_date && self.voted_for.is_none_or(|v| v == candidate) && !self.is_leader();
+        if granted {
+            // The vote is persisted before the answer leaves (modelled as synchronous).
+            self.voted_for = Some(candidate);
+            self.reset_election(now_ms, dice);
+        }
+        out.msgs.push((candidate, Msg::VoteResp { term: self.term, from: self.id, granted }));
+    }
+
+    fn on_vote_resp(&mut self, now_ms: u64, term: u64, from: usize, granted: bool, out: &mut Out) {
+        if term != self.term || !granted {
+            return;
+        }
+        if let Role::Candidate { votes } = &mut self.role {
+            *votes |= 1 << from;
+            if votes.count_ones() as usize > self.n / 2 {
+                self.become_leader(now_ms, out);
+            }
+        }
+    }
+
+    fn on_append_resp(&mut self, term: u64, from: usize, ok: bool, index: u64, out: &mut Out) {
+        if term != self.term {
+            return;
+        }
+        let Role::Leader { next, matched } = &mut self.role else { return };
+        if ok {
+            matched[from] = matched[from].max(index);
+            next[from] = next[from].max(index + 1);
+            self.advance_commit(out);
+        } else {
+            next[from] = next[from].min(index + 1).max(1);
+        }
+        self.send_append(from, false, out);
+    }
+
+    /// The leader sends its snapshot `(index, its term, its bytes)` to a follower behind
+    /// its compaction point.
+    fn on_snapshot(
+        &mut self,
+        now_ms: u64,
+        term: u64,
+        leader: usize,
+        snapshot: (u64, u64, Rc<Vec<u8>>),
+        dice: &mut Dice,
+        out: &mut Out,
+    ) {
+        if term < self.term {
+            out.msgs.push((leader, Msg::AppendResp { term: self.term, from: self.id, ok: false, index: self.commit }));
+            return;
+        }
+        self.role = Role::Follower;
+        self.leader_hint = Some(leader);
+        self.reset_election(now_ms, dice);
+        let (index, snap_term, data) = snapshot;
+        if index > self.commit && !self.install_snapshot(index, snap_term, data, out) {
+            return;
+        }
+        out.msgs.push((leader, Msg::AppendResp { term: self.term, from: self.id, ok: true, index: self.commit }));
+    }
+
+    /// Replaces the state with the snapshot and keeps the log past it if it matches;
+    /// false (a violation) if the snapshot cannot be restored.
+    fn install_snapshot(&mut self, index: u64, snap_term: u64, data: Rc<Vec<u8>>, out: &mut Out) -> bool {
+        match Routing::restore(&data) {
+            Ok(routing) => self.routing = routing,
+            Err(e) => {
+                out.violations.push(format!("I5 node {} cannot restore a snapshot: {e}", self.id));
+                return false;
+            }
+        }
+        if self.term_at(index) == Some(snap_term) {
+            let keep_from = (index - self.snap_index) as usize;
+            self.log.drain(..keep_from.min(self.log.len()));
+        } else {
+            self.log.clear();
+        }
+        self.snap_index = index;
+        self.snap_term = snap_term;
+        self.snap_data = data;
+        self.commit = index;
+        self.applied = index;
+        self.synced = self.synced.max(index);
+        self.durable_commit = index;
+        out.installed_snapshot = true;
+        true
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -680,9 +558,9 @@ impl Node {
         now_ms: u64,
         term: u64,
         leader: usize,
-        mut prev_index: u64,
-        mut prev_term: u64,
-        mut entries: Vec<Entry>,
+        prev_index: u64,
+        prev_term: u64,
+        entries: Vec<Entry>,
         commit: u64,
         dice: &mut Dice,
         out: &mut Out,
@@ -701,13 +579,33 @@ impl Node {
         self.role = Role::Follower;
         self.leader_hint = Some(leader);
         self.reset_election(now_ms, dice);
+        let Some((prev_index, entries)) = self.attach_point(term, leader, (prev_index, prev_term), entries, out) else {
+            return;
+        };
+        let Some(changed) = self.append_entries(prev_index, &entries, out) else { return };
+        let verified = prev_index + entries.len() as u64;
+        self.commit_and_ack(term, leader, commit.min(verified), verified, changed, out);
+    }
+
+    /// Where the leader's entries attach to this log (`prev` is the leader's (index, term)
+    /// before them): past this node's snapshot, after a matching entry. None when they do
+    /// not attach (the leader is answered).
+    fn attach_point(
+        &self,
+        term: u64,
+        leader: usize,
+        prev: (u64, u64),
+        mut entries: Vec<Entry>,
+        out: &mut Out,
+    ) -> Option<(u64, Vec<Entry>)> {
+        let (mut prev_index, mut prev_term) = prev;
         if prev_index < self.snap_index {
             // Entries up to our snapshot are committed and already in it.
             let skip = (self.snap_index - prev_index) as usize;
             if skip >= entries.len() {
                 let verified = prev_index + entries.len() as u64;
                 out.msgs.push((leader, Msg::AppendResp { term, from: self.id, ok: true, index: verified }));
-                return;
+                return None;
             }
             entries.drain(..skip);
             prev_index = self.snap_index;
@@ -715,14 +613,20 @@ impl Node {
         }
         if prev_index > self.last_index() {
             out.msgs.push((leader, Msg::AppendResp { term, from: self.id, ok: false, index: self.last_index() }));
-            return;
+            return None;
         }
         if self.term_at(prev_index) != Some(prev_term) {
             // The committed prefix matches the leader's log (leader completeness).
             let hint = self.commit.min(prev_index.saturating_sub(1));
             out.msgs.push((leader, Msg::AppendResp { term, from: self.id, ok: false, index: hint }));
-            return;
+            return None;
         }
+        Some((prev_index, entries))
+    }
+
+    /// Appends the entries after `prev_index`, truncating a conflicting suffix; whether the
+    /// log changed, None (a violation) if a committed entry would be overwritten.
+    fn append_entries(&mut self, prev_index: u64, entries: &[Entry], out: &mut Out) -> Option<bool> {
         let mut changed = false;
         for (k, e) in entries.iter().enumerate() {
             let index = prev_index + 1 + k as u64;
@@ -735,7 +639,7 @@ impl Node {
                         "I5 node {} asked to overwrite committed entry {index} (commit {})",
                         self.id, self.commit
                     ));
-                    return;
+                    return None;
                 }
                 self.log.truncate((index - self.snap_index - 1) as usize);
                 self.synced = self.synced.min(index - 1);
@@ -743,8 +647,20 @@ impl Node {
             self.log.push(e.clone());
             changed = true;
         }
-        let verified = prev_index + entries.len() as u64;
-        let new_commit = commit.min(verified);
+        Some(changed)
+    }
+
+    /// Commits up to `new_commit` and acknowledges `verified` to the leader: at once, or
+    /// after the sync if the log changed or is not yet synced that far.
+    fn commit_and_ack(
+        &mut self,
+        term: u64,
+        leader: usize,
+        new_commit: u64,
+        verified: u64,
+        changed: bool,
+        out: &mut Out,
+    ) {
         if new_commit > self.commit {
             self.commit = new_commit;
             self.apply(out, false);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::config::{PlantedBug, Replication, SimConfig};
-use crate::sim::{Coverage, RunReport};
+use crate::report::{Coverage, RunReport};
 use lineup_cluster::node::{SITE_LOST_AFTER_MS, SITE_UNREACHABLE_AFTER_MS};
 
 /// Worker threads at most (the CI machine has two cores).
