@@ -2,7 +2,7 @@
 //! another box, and ringing phones.
 
 use super::ari::OriginateParams;
-use super::config::{BoxIndex, TrunkRoute};
+use super::config::{BoxIndex, PhoneBehaviour, TrunkRoute};
 use super::records::{ChannelRef, ChannelRole, DialState, HangupOrigin};
 use super::timers::Timer;
 use super::{PbxWorld, ORIGINATE_DIAL_DELAY_MS};
@@ -172,55 +172,94 @@ impl PbxWorld {
             },
         );
         match role {
-            ChannelRole::Trunk => {
-                let Some((route, exten)) = self.find_trunk(channel.box_index, &technology, dialstring) else { return };
-                let source_name = self.boxes[channel.box_index.0].config.name.clone();
-                let name = self.technology_channel_name(route.target, &technology, &source_name);
-                let location = DialplanLocation {
-                    context: route.context.clone(),
-                    exten,
-                    priority: 1,
-                    app_name: String::new(),
-                    app_data: String::new(),
-                };
-                let inbound = match self.create_channel_record(
-                    route.target,
-                    None,
-                    name,
-                    ChannelState::Ring,
-                    caller,
-                    location,
-                    ChannelRole::Trunk,
-                ) {
-                    Ok(inbound) => inbound,
-                    Err(_) => {
-                        self.hangup(channel, HangupOrigin::DialFailed { cause: 34, dialstatus: "CONGESTION" });
-                        return;
-                    }
-                };
-                self.channel_mut(channel).expect("live").media_peer = Some(inbound.clone());
-                self.channel_mut(&inbound).expect("created").media_peer = Some(channel.clone());
-                self.schedule(timeout_s.saturating_mul(1000), Timer::RingTimeout { channel: channel.clone() });
-                self.run_dialplan(&inbound);
-            }
-            ChannelRole::Phone { resource, behaviour } => {
-                if !self.boxes[channel.box_index.0].phones.contains_key(&resource) {
-                    self.hangup(channel, HangupOrigin::DialFailed { cause: 20, dialstatus: "CHANUNAVAIL" });
-                    return;
-                }
-                if behaviour.busy {
-                    self.hangup(channel, HangupOrigin::DialFailed { cause: 17, dialstatus: "BUSY" });
-                    return;
-                }
-                self.schedule(0, Timer::PhoneRinging { channel: channel.clone() });
-                if let Some(answer_after_ms) = behaviour.answer_after_ms {
-                    if answer_after_ms < timeout_s.saturating_mul(1000) {
-                        self.schedule(answer_after_ms, Timer::PhoneAnswer { channel: channel.clone() });
-                    }
-                }
-                self.schedule(timeout_s.saturating_mul(1000), Timer::RingTimeout { channel: channel.clone() });
-            }
+            ChannelRole::Trunk => self.dial_trunk(channel, &technology, dialstring, timeout_s, caller),
+            ChannelRole::Phone { resource, behaviour } => self.ring_phone(channel, &resource, &behaviour, timeout_s),
             ChannelRole::Local => {}
         }
+    }
+
+    /// A trunk call: the inbound leg appears at the target box and runs its dialplan there.
+    fn dial_trunk(
+        &mut self,
+        channel: &ChannelRef,
+        technology: &str,
+        dialstring: &str,
+        timeout_s: u64,
+        caller: CallerId,
+    ) {
+        let Some((route, exten)) = self.find_trunk(channel.box_index, technology, dialstring) else { return };
+        let source_name = self.boxes[channel.box_index.0].config.name.clone();
+        let name = self.technology_channel_name(route.target, technology, &source_name);
+        let location = DialplanLocation {
+            context: route.context.clone(),
+            exten,
+            priority: 1,
+            app_name: String::new(),
+            app_data: String::new(),
+        };
+        let inbound = match self.create_channel_record(
+            route.target,
+            None,
+            name,
+            ChannelState::Ring,
+            caller,
+            location,
+            ChannelRole::Trunk,
+        ) {
+            Ok(inbound) => inbound,
+            Err(_) => {
+                self.hangup(channel, HangupOrigin::DialFailed { cause: 34, dialstatus: "CONGESTION" });
+                return;
+            }
+        };
+        self.channel_mut(channel).expect("live").media_peer = Some(inbound.clone());
+        self.channel_mut(&inbound).expect("created").media_peer = Some(channel.clone());
+        self.schedule(timeout_s.saturating_mul(1000), Timer::RingTimeout { channel: channel.clone() });
+        self.run_dialplan(&inbound);
+    }
+
+    /// A phone: refused when unknown or busy, else it rings and its human answers on script.
+    fn ring_phone(&mut self, channel: &ChannelRef, resource: &str, behaviour: &PhoneBehaviour, timeout_s: u64) {
+        if !self.boxes[channel.box_index.0].phones.contains_key(resource) {
+            self.hangup(channel, HangupOrigin::DialFailed { cause: 20, dialstatus: "CHANUNAVAIL" });
+            return;
+        }
+        if behaviour.busy {
+            self.hangup(channel, HangupOrigin::DialFailed { cause: 17, dialstatus: "BUSY" });
+            return;
+        }
+        self.schedule(0, Timer::PhoneRinging { channel: channel.clone() });
+        if let Some(answer_after_ms) = behaviour.answer_after_ms {
+            if answer_after_ms < timeout_s.saturating_mul(1000) {
+                self.schedule(answer_after_ms, Timer::PhoneAnswer { channel: channel.clone() });
+            }
+        }
+        self.schedule(timeout_s.saturating_mul(1000), Timer::RingTimeout { channel: channel.clone() });
+    }
+
+    /// Whether `channel` is still being dialed (not answered, not failed, not gone).
+    pub(super) fn is_being_dialed(&self, channel: &ChannelRef) -> bool {
+        self.channel(channel).map(|r| r.dialing.is_some()).unwrap_or(false)
+    }
+
+    /// A dialed phone starts ringing: its state, and `Dial` with `RINGING`.
+    pub(super) fn phone_ringing(&mut self, channel: &ChannelRef) {
+        if !self.is_being_dialed(channel) {
+            return;
+        }
+        self.set_state(channel, ChannelState::Ringing);
+        let record = self.channel(channel).expect("live");
+        let dialstring = record.dialing.as_ref().map(|d| d.dialstring.clone());
+        let peer = record.snapshot.clone();
+        self.emit_for_channel(
+            channel,
+            EventKind::Dial {
+                peer,
+                dialstatus: "RINGING".into(),
+                caller: None,
+                dialstring,
+                forward: Some(String::new()),
+            },
+        );
     }
 }

@@ -3,7 +3,7 @@
 use super::config::BoxIndex;
 use super::records::{ChannelRef, HangupOrigin, Moh};
 use super::{PbxWorld, TIMERS_MAX_COUNT};
-use lineup_ari::{CallerId, ChannelState, EventKind};
+use lineup_ari::CallerId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Timer {
@@ -49,34 +49,14 @@ impl PbxWorld {
                 }
                 self.resume_dialplan(&channel, priority);
             }
-            Timer::PhoneRinging { channel } => {
-                let ringing = self.channel(&channel).map(|r| r.dialing.is_some()).unwrap_or(false);
-                if ringing {
-                    self.set_state(&channel, ChannelState::Ringing);
-                    let record = self.channel(&channel).expect("live");
-                    let dialstring = record.dialing.as_ref().map(|d| d.dialstring.clone());
-                    let peer = record.snapshot.clone();
-                    self.emit_for_channel(
-                        &channel,
-                        EventKind::Dial {
-                            peer,
-                            dialstatus: "RINGING".into(),
-                            caller: None,
-                            dialstring,
-                            forward: Some(String::new()),
-                        },
-                    );
-                }
-            }
+            Timer::PhoneRinging { channel } => self.phone_ringing(&channel),
             Timer::PhoneAnswer { channel } => {
-                let ringing = self.channel(&channel).map(|r| r.dialing.is_some()).unwrap_or(false);
-                if ringing {
+                if self.is_being_dialed(&channel) {
                     self.dialed_channel_answered(&channel);
                 }
             }
             Timer::RingTimeout { channel } => {
-                let ringing = self.channel(&channel).map(|r| r.dialing.is_some()).unwrap_or(false);
-                if ringing {
+                if self.is_being_dialed(&channel) {
                     self.hangup(&channel, HangupOrigin::DialFailed { cause: 19, dialstatus: "NOANSWER" });
                 }
             }
