@@ -208,9 +208,10 @@ fn callback_event_args(log_index: u64, seq: usize, e: &QueueLogEntry) -> Option<
     ])
 }
 
-/// Is this effect something history records? (The outbox keeps only these.)
+/// Is this effect something history records? [`Effect::is_history`], under the name the
+/// simulator's history model imports.
 pub fn is_history_effect(effect: &Effect) -> bool {
-    matches!(effect, Effect::CallEnded(_) | Effect::QueueLog(_) | Effect::OperatorChanged(_))
+    effect.is_history()
 }
 
 impl HistoryStore {
