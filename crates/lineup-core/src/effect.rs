@@ -373,6 +373,11 @@ impl Effect {
                 | Effect::Exit { .. }
         )
     }
+
+    /// True for effects the history store records (the history outbox keeps only these).
+    pub fn is_history(&self) -> bool {
+        matches!(self, Effect::CallEnded(_) | Effect::QueueLog(_) | Effect::OperatorChanged(_))
+    }
 }
 
 #[cfg(test)]

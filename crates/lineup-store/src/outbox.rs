@@ -64,7 +64,6 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use tokio::sync::watch;
 
 use crate::error::StoreError;
-use crate::history::is_history_effect;
 
 /// Entries queued in memory for the writer thread before submit writes them itself.
 pub const OUTBOX_PENDING_MAX_ENTRIES: usize = 4_096;
@@ -370,7 +369,7 @@ impl Outbox {
         if log_index <= pending.accepted_through {
             return Ok(Submitted::AlreadyAccepted);
         }
-        if !effects.iter().any(is_history_effect) {
+        if !effects.iter().any(Effect::is_history) {
             return Ok(Submitted::NothingToKeep);
         }
         if !self.shared.inline && pending.queue.len() < self.shared.pending_capacity_entries {

@@ -142,7 +142,7 @@ async fn drainer_pointed_at_a_dead_port_then_the_real_server_delivers_everything
         (lag.pending == 0).then_some(lag)
     })
     .await;
-    let kept = h.entries.iter().filter(|(_, e)| e.iter().any(lineup_store::history::is_history_effect)).count();
+    let kept = h.entries.iter().filter(|(_, e)| e.iter().any(Effect::is_history)).count();
     assert_eq!(lag.entries, kept as u64, "{lag:?}");
     drainer.stop().await;
 
