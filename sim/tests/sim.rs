@@ -55,9 +55,17 @@ const SWEEP_SEEDS: u64 = 16;
 const SWEEP_OPS: u64 = 3_000;
 /// A planted bug must be reported within this many seeds.
 const PLANTED_SEEDS_MAX: u64 = 12;
+/// A core without its duplicate table shows only when a re-proposed command lands twice in
+/// a way the checkers see; since the callback prompts play their real lengths (4–6 s, not a
+/// 1.5 s default) that is about 1 seed in 30 (seeds 1026 and 1047 of 1000–1059).
+const DEDUP_PLANTED_SEEDS_MAX: u64 = 40;
 
 fn caught(bug: PlantedBug) -> Vec<String> {
-    let s = sweep(&spec(PLANTED_SEEDS_MAX, 1_000, SWEEP_OPS, bug));
+    caught_within(bug, PLANTED_SEEDS_MAX)
+}
+
+fn caught_within(bug: PlantedBug, seeds: u64) -> Vec<String> {
+    let s = sweep(&spec(seeds, 1_000, SWEEP_OPS, bug));
     s.failures.iter().flat_map(|f| f.violations.iter().take(1).cloned()).collect()
 }
 
@@ -125,8 +133,8 @@ fn sites_without_the_fence_check_are_caught() {
 
 #[test]
 fn a_core_without_its_duplicate_table_is_caught() {
-    let found = caught(PlantedBug::NoDedupTable);
-    assert!(!found.is_empty(), "no violation in {PLANTED_SEEDS_MAX} seeds");
+    let found = caught_within(PlantedBug::NoDedupTable, DEDUP_PLANTED_SEEDS_MAX);
+    assert!(!found.is_empty(), "no violation in {DEDUP_PLANTED_SEEDS_MAX} seeds");
 }
 
 #[test]

@@ -515,3 +515,50 @@ fn federated_sites_reach_each_other_over_trunks() {
     assert_eq!(args, ["xfer=c5"]);
     assert!(channel.name.starts_with("PJSIP/site-b-"), "{}", channel.name);
 }
+
+/// Seen on Asterisk 22: a sound the box does not have is accepted, starts, and finishes at once
+/// with state `failed`; an earlier missing item only moves the playback on. The stand-in used
+/// to play any unknown name for 1.5 s, so a prompt that did not exist went unnoticed.
+#[test]
+fn a_sound_the_box_does_not_have_fails_at_once() {
+    let mut harness = Harness::new();
+    let caller = harness.answered_caller();
+    harness.world.play(SITE, caller.as_str(), None, &["sound:lineup-no-such-prompt".into()]).unwrap();
+    harness.advance(0);
+    let finished: Vec<PlaybackState> = harness
+        .take()
+        .iter()
+        .filter_map(|o| match &o.event.kind {
+            EventKind::PlaybackFinished { playback } => Some(playback.state.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, [PlaybackState::Failed]);
+
+    let media = ["sound:lineup-no-such-prompt".to_string(), "sound:lineup-callback-offer".to_string()];
+    harness.world.play(SITE, caller.as_str(), None, &media).unwrap();
+    harness.advance(0);
+    assert_eq!(harness.types(), ["PlaybackStarted", "PlaybackContinuing", "PlaybackStarted"]);
+    harness.advance(6_117);
+    let events = harness.take();
+    let EventKind::PlaybackFinished { playback } = &events.last().unwrap().event.kind else { panic!("finished") };
+    assert_eq!(playback.state, PlaybackState::Done, "the shipped prompt played for its length");
+}
+
+/// Seen on Asterisk 22: originating a Local channel with only a `channelId` X names the second
+/// half `X;2`.
+#[test]
+fn the_second_half_of_a_local_channel_is_named_after_the_first() {
+    let mut harness = Harness::new();
+    let local = OriginateParams {
+        endpoint: "Local/5000@lineup-gates".into(),
+        channel_id: Some(ChannelId::new("cb-2-17").unwrap()),
+        context: Some("lineup-overflow".into()),
+        extension: Some("s".into()),
+        ..OriginateParams::default()
+    };
+    let first = harness.world.originate(SITE, &local).unwrap();
+    assert_eq!(first.id.as_str(), "cb-2-17");
+    let ids: Vec<String> = harness.world.list_channels(SITE).unwrap().into_iter().map(|c| c.id.to_string()).collect();
+    assert!(ids.contains(&"cb-2-17;2".to_string()), "{ids:?}");
+}

@@ -6,7 +6,7 @@ use super::config::{BoxIndex, PhoneBehaviour, TrunkRoute};
 use super::records::{ChannelRef, ChannelRole, DialState, HangupOrigin};
 use super::timers::Timer;
 use super::{PbxWorld, ORIGINATE_DIAL_DELAY_MS};
-use lineup_ari::{AriError, CallerId, Channel, ChannelState, DialplanLocation, EventKind};
+use lineup_ari::{AriError, CallerId, Channel, ChannelId, ChannelState, DialplanLocation, EventKind};
 
 impl PbxWorld {
     fn prepare_originated(&mut self, channel: &ChannelRef, request: &OriginateParams) {
@@ -49,9 +49,16 @@ impl PbxWorld {
             ChannelRole::Local,
         )?;
         let second_location = DialplanLocation { app_name: String::new(), app_data: String::new(), ..location };
+        // Asterisk (core_unreal.c): given a channelId X and no otherChannelId, the second
+        // half is X;2.
+        let second_id = match (&request.other_channel_id, &request.channel_id) {
+            (Some(other), _) => Some(other.clone()),
+            (None, Some(first)) => Some(ChannelId::new(format!("{first};2"))?),
+            (None, None) => None,
+        };
         let second = match self.create_channel_record(
             box_index,
-            request.other_channel_id.as_ref(),
+            second_id.as_ref(),
             format!("Local/{resource}-{sequence:08x};2"),
             ChannelState::Ring,
             caller,

@@ -8,7 +8,17 @@ use super::timers::Timer;
 use super::{
     not_found, PbxWorld, CONTROL_QUEUE_MAX_COMMANDS, DTMF_COMMAND_SPAN_MS, DTMF_DURATION_MS, DTMF_RECEIVED_OFFSET_MS,
 };
-use crate::sounds::media_duration_ms;
+use crate::sounds::{media_duration_ms, media_exists};
+
+/// How long one item of a playback lasts here: a sound the box does not have fails at once,
+/// as on Asterisk ("File … does not exist in any format"); anything else plays its length.
+fn item_duration_ms(media_uri: &str) -> u64 {
+    if media_exists(media_uri) {
+        media_duration_ms(media_uri)
+    } else {
+        0
+    }
+}
 use lineup_ari::{AriError, EventKind, Playback, PlaybackId, PlaybackState};
 
 impl PbxWorld {
@@ -88,7 +98,7 @@ impl PbxWorld {
         let Some(record) = self.boxes[box_index.0].playbacks.get_mut(playback) else { return false };
         record.snapshot.state = PlaybackState::Playing;
         let snapshot = record.snapshot.clone();
-        let duration = media_duration_ms(&record.media[0]);
+        let duration = item_duration_ms(&record.media[0]);
         if let Some(channel_record) = self.channel_mut(channel) {
             channel_record.control_busy = true;
             channel_record.current_playback = Some(playback.to_string());
@@ -112,19 +122,23 @@ impl PbxWorld {
             record.snapshot.next_media_uri = record.media.get(record.index + 1).cloned();
             record.snapshot.state = PlaybackState::Playing;
             let started = record.snapshot.clone();
-            let duration = media_duration_ms(&record.media[record.index]);
+            let duration = item_duration_ms(&record.media[record.index]);
             self.emit_for_channel(&channel, EventKind::PlaybackContinuing { playback: continuing });
             self.emit_for_channel(&channel, EventKind::PlaybackStarted { playback: started });
             self.schedule(duration, Timer::PlaybackItemDone { box_index, playback: playback.to_string() });
             return;
         }
-        self.finish_playback(box_index, playback);
+        // Asterisk ends a playback whose last item could not be played as `failed`; an
+        // earlier missing item only moves it on to the next (Continuing).
+        let last_failed = !media_exists(&record.media[record.index]);
+        let state = if last_failed { PlaybackState::Failed } else { PlaybackState::Done };
+        self.finish_playback(box_index, playback, state);
         self.control_done(&channel);
     }
 
-    fn finish_playback(&mut self, box_index: BoxIndex, playback: &str) {
+    fn finish_playback(&mut self, box_index: BoxIndex, playback: &str, state: PlaybackState) {
         let Some(mut record) = self.boxes[box_index.0].playbacks.remove(playback) else { return };
-        record.snapshot.state = PlaybackState::Done;
+        record.snapshot.state = state;
         let channel = ChannelRef { box_index, id: record.channel.clone() };
         if let Some(channel_record) = self.channel_mut(&channel) {
             if channel_record.current_playback.as_deref() == Some(playback) {
@@ -136,7 +150,7 @@ impl PbxWorld {
 
     pub(super) fn stop_current_playback(&mut self, channel: &ChannelRef) {
         let Some(playback) = self.channel(channel).and_then(|record| record.current_playback.clone()) else { return };
-        self.finish_playback(channel.box_index, &playback);
+        self.finish_playback(channel.box_index, &playback, PlaybackState::Done);
         if let Some(record) = self.channel_mut(channel) {
             record.control_busy = false;
         }
@@ -233,7 +247,7 @@ impl PbxWorld {
         let channel = ChannelRef { box_index, id: record.channel.clone() };
         let playing = self.channel(&channel).and_then(|r| r.current_playback.as_deref()) == Some(id);
         if playing {
-            self.finish_playback(box_index, id);
+            self.finish_playback(box_index, id, PlaybackState::Done);
             self.control_done(&channel);
         } else {
             self.boxes[box_index.0].playbacks.remove(id);
