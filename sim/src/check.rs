@@ -1,4 +1,4 @@
-//! The invariant checkers (reliability-anchors §3.2). Ground truth is the stand-in's view
+//! The invariant checkers. Ground truth is the stand-in's view
 //! (who hears whom, which channels are left); the committed log is checked against itself
 //! across nodes.
 //!

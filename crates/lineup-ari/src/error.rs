@@ -41,7 +41,7 @@ pub enum AriError {
     #[error("ARI unexpected status {status}: {message}")]
     UnexpectedStatus { status: u16, message: String },
     /// No answer within the deadline. The outcome is unknown: read state back, do not retry
-    /// blindly (DESIGN decision 5).
+    /// blindly (the request may have been carried out).
     #[error("ARI {operation} timed out after {timeout_ms} ms")]
     Timeout { operation: &'static str, timeout_ms: u64 },
     /// The connection failed before an HTTP answer arrived.

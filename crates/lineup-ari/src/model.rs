@@ -323,7 +323,8 @@ pub fn cause_text(cause: i32) -> &'static str {
 }
 
 /// `type` of a bridge create. Order matters in Asterisk: `mixing,dtmf_events` clears the
-/// native capability, `dtmf_events,mixing` adds it back (tech-facts 2.4), so only fixed
+/// native capability, `dtmf_events,mixing` adds it back (res_stasis.c parses the flags in
+/// order), so only fixed
 /// spellings are offered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BridgeType {

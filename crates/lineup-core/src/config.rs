@@ -143,7 +143,7 @@ impl Default for QueueConfig {
 pub struct GateConfig {
     pub id: GateId,
     pub queue: QueueId,
-    /// Played to the operator before the caller is connected (seed 004).
+    /// Played to the operator before the caller is connected.
     pub whisper: Option<String>,
     pub priority: Option<u8>,
     pub required_skills: BTreeMap<Skill, u8>,

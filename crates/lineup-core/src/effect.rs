@@ -71,7 +71,7 @@ pub struct Offer {
     /// Dial string, in ring mode.
     pub endpoint: Option<String>,
     pub ring_timeout_ms: u64,
-    /// Gate whisper to play to the operator before connecting (seed 004).
+    /// Gate whisper to play to the operator before connecting.
     pub whisper: Option<String>,
     /// For a callback promise: the number the operator's site dials.
     pub callback_number: Option<String>,
@@ -186,8 +186,9 @@ pub struct CallRecord {
     pub callback_attempts: u8,
 }
 
-/// Asterisk queue_log verbs (acd-landscape §4.3) plus Wazo-style extensions for the refusals
-/// upstream app_queue does not log (FULL, CLOSED, JOINEMPTY).
+/// Asterisk queue_log verbs, as app_queue writes them, plus the refusals upstream app_queue
+/// does not log (FULL, CLOSED, JOINEMPTY, as Wazo's patched app_queue writes them) and
+/// Lineup's own events (REASSIGN, CALLBACKREQUEST, CALLBACKFAILED, SITELOST).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QueueLogVerb {
     EnterQueue,

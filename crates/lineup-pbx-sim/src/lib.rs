@@ -1,7 +1,8 @@
 //! `lineup-pbx-sim`: the Asterisk stand-in. CI has no Asterisk, so Lineup's call control is
 //! tested against this model of one, which follows a recording of a real Asterisk 22.
 //!
-//! Role: one model, two faces (DESIGN decision 8).
+//! Role: one model, two faces — the same world drives the in-process tests and, behind real
+//! HTTP and WebSocket, the processes of the demo and the chaos harness.
 //! - `PbxWorld` is sans-IO: boxes (one per site), channels, Local pairs, trunks between
 //!   boxes, bridges, playbacks with realistic durations, DTMF queued behind a playing prompt,
 //!   hold music, hangup causes, and scripted humans (callers with patience and keys,

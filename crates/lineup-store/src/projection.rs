@@ -1,4 +1,5 @@
-//! The Redis live projection (DESIGN decision 3): per-site, optional, never routing truth.
+//! The Redis live projection: per-site, optional, never routing truth (routing decides from
+//! the replicated log alone; Redis only mirrors it for other programs to read).
 //!
 //! Keys, all under a configurable prefix `P`:
 //! - `P operator:<id>:queue` — set of the queues a logged-in operator serves;
