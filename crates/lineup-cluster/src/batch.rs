@@ -17,8 +17,8 @@ use lineup_core::{Applied, Command};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::node::{leader_error, LineupRaftHandle};
-use crate::rpc::{Committed, LeaderError};
+use crate::raft_types::LineupRaftHandle;
+use crate::rpc::{leader_error, Committed, LeaderError};
 
 /// Commands in one Raft entry at most; also the stride of apply indexes.
 pub const ENTRY_COMMANDS_MAX: u64 = 256;

@@ -3,14 +3,15 @@
 //! each a versioned codec envelope inside one transport frame.
 
 use lineup_core::{Applied, Command, CommandId, CommandResult, Effect};
-use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::error::{ForwardToLeader, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
+use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
-use crate::node::LineupRaft;
+use crate::raft_types::LineupRaft;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
@@ -56,6 +57,20 @@ pub enum LeaderError {
     /// unless the message is about a lost leadership after proposing (then the outcome is
     /// resolved by read-back).
     Failed(String),
+}
+
+/// What a Raft refusal means to the site that asked this one to act as leader.
+pub(crate) fn leader_error<E>(e: RaftError<u64, E>) -> LeaderError
+where
+    E: std::error::Error + openraft::TryAsRef<ForwardToLeader<u64, BasicNode>>,
+{
+    match e.forward_to_leader::<BasicNode>() {
+        Some(forward) => LeaderError::NotLeader {
+            leader: forward.leader_id,
+            leader_addr: forward.leader_node.as_ref().map(|n| n.addr.clone()),
+        },
+        None => LeaderError::Failed(e.to_string()),
+    }
 }
 
 /// A committed command's outcome, as returned to the proposer.
