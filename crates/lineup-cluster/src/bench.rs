@@ -83,8 +83,8 @@ fn wait() -> Duration {
     Duration::from_millis(BENCH_WAIT_MS)
 }
 
-fn bench_err(what: &str, e: impl std::fmt::Display) -> ClusterError {
-    ClusterError::Raft(format!("bench: {what}: {e}"))
+fn bench_err(what: &str, e: impl Into<crate::error::ErrorSource>) -> ClusterError {
+    ClusterError::raft(format!("bench: {what}"), e)
 }
 
 async fn start_sites(options: &BenchOptions) -> Result<BTreeMap<u64, BenchSite>, ClusterError> {
@@ -219,7 +219,10 @@ async fn time_enqueue_to_offer(
 /// Runs the benchmark and returns its figures. Needs a multi-threaded tokio runtime.
 pub async fn run_cluster_bench(options: BenchOptions) -> Result<BenchReport, ClusterError> {
     if ![1, 3, 5].contains(&options.nodes) {
-        return Err(ClusterError::Config(format!("bench runs 1, 3 or 5 sites, not {}", options.nodes)));
+        return Err(ClusterError::Config {
+            what: format!("bench runs 1, 3 or 5 sites, not {}", options.nodes),
+            source: None,
+        });
     }
     let _ = std::fs::remove_dir_all(&options.data_dir);
     let mut sites = start_sites(&options).await?;

@@ -113,7 +113,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         let raft_config = Arc::new(config.raft_config()?);
         let raft = openraft::Raft::new(config.site, raft_config, network, log_store, store.clone())
             .await
-            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+            .map_err(|e| ClusterError::raft("starting raft", e))?;
         let (proposer, proposer_task) = Proposer::start(raft.clone());
         let health = HealthSource::default();
         transport.serve(Arc::new(NodeHandler {
@@ -199,7 +199,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         match self.raft.initialize(nodes).await {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
-            Err(e) => Err(ClusterError::Raft(e.to_string())),
+            Err(e) => Err(ClusterError::raft("forming the cluster", e)),
         }
     }
 
@@ -274,7 +274,7 @@ impl<T: PeerTransport> ClusterNode<T> {
 
     /// Builds a snapshot now (the log before it is then compacted per the config).
     pub async fn trigger_snapshot(&self) -> Result<(), ClusterError> {
-        self.raft.trigger().snapshot().await.map_err(|e| ClusterError::Raft(e.to_string()))
+        self.raft.trigger().snapshot().await.map_err(|e| ClusterError::raft("triggering a snapshot", e))
     }
 
     /// Stops Raft and the leader duty. The transport stays with the caller.
@@ -314,7 +314,7 @@ fn open_stores(
     state: SiteState,
 ) -> Result<(Store, RedbLogStore<LineupRaft>, Option<WriterFinished>), ClusterError> {
     let store = if inline_io { Store::open_inline(db.clone(), state) } else { Store::open(db.clone(), state) }
-        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        .map_err(|e| ClusterError::storage("opening the state machine", e))?;
     if inline_io {
         return Ok((store, RedbLogStore::<LineupRaft>::inline(db), None));
     }
@@ -332,8 +332,8 @@ fn already_in_a_cluster(last_log_index: Option<u64>, vote_term: u64) -> bool {
 async fn stored_raft_state(log_store: &RedbLogStore<LineupRaft>) -> Result<bool, ClusterError> {
     use openraft::storage::RaftLogStorage;
     let mut probe = log_store.clone();
-    let log = probe.get_log_state().await.map_err(|e| ClusterError::Storage(e.to_string()))?;
-    let vote = probe.read_vote().await.map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let log = probe.get_log_state().await.map_err(|e| ClusterError::storage("reading the stored log state", e))?;
+    let vote = probe.read_vote().await.map_err(|e| ClusterError::storage("reading the stored vote", e))?;
     let vote_term = vote.map(|v| v.leader_id().get_term()).unwrap_or(0);
     Ok(already_in_a_cluster(log.last_log_id.map(|id| id.index), vote_term))
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lineup_core::codec;
 use lineup_core::{Command, CommandBody, CommandId, CommandResult, Routing};
+use openraft::metrics::WaitError;
 
 use super::config::{CLIENT_WRITE_ATTEMPTS_MAX, COMMAND_MAX_BYTES};
 use super::network::call_peer;
@@ -25,7 +26,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             .wait(Some(timeout))
             .applied_index_at_least(Some(index), "linearizable read")
             .await
-            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+            .map_err(|e| read_wait_error(index, timeout, e))?;
         Ok(self.read_stale(read))
     }
 
@@ -161,4 +162,15 @@ impl<T: PeerTransport> ClusterNode<T> {
     pub async fn result_of(&self, id: CommandId) -> Result<Option<CommandResult>, ClusterError> {
         self.read_linearizable(|routing| routing.result_of(&id)).await
     }
+}
+
+/// Why this node did not get to apply up to a linearizable read's index.
+fn read_wait_error(index: u64, timeout: Duration, e: WaitError) -> ClusterError {
+    let what = match e {
+        WaitError::Timeout(..) => {
+            format!("this node did not apply up to the read index {index} within {} ms", timeout.as_millis())
+        }
+        WaitError::ShuttingDown => "the node is shutting down".to_string(),
+    };
+    ClusterError::raft(what, e)
 }

@@ -180,7 +180,7 @@ impl NodeConfig {
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             ..Config::default()
         };
-        config.validate().map_err(|e| ClusterError::Config(e.to_string()))
+        config.validate().map_err(|e| ClusterError::config("raft timing and snapshot settings", e))
     }
 }
 
