@@ -46,6 +46,23 @@ pub enum PeerResponse {
     Health(Vec<u8>),
 }
 
+impl PeerResponse {
+    /// The answer's kind, for messages about an answer that did not fit the request (its
+    /// Debug form would dump whole log entries).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            PeerResponse::AppendEntries(_) => "AppendEntries",
+            PeerResponse::Vote(_) => "Vote",
+            PeerResponse::InstallSnapshot(_) => "InstallSnapshot",
+            PeerResponse::ClientWrite(_) => "ClientWrite",
+            PeerResponse::ReadIndex(_) => "ReadIndex",
+            PeerResponse::ResultOf(_) => "ResultOf",
+            PeerResponse::Refused(_) => "Refused",
+            PeerResponse::Health(_) => "Health",
+        }
+    }
+}
+
 /// Why a site that was asked to act as leader did not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LeaderError {

@@ -41,7 +41,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         }
         match call_peer(&*self.transport, leader, &addr, &PeerRequest::ReadIndex, timeout).await? {
             PeerResponse::ReadIndex(answer) => answer.map_err(|e| ClusterError::from_leader(leader, e)),
-            other => Err(ClusterError::PeerRefused(format!("unexpected answer to ReadIndex: {other:?}"))),
+            other => Err(ClusterError::PeerRefused(format!("unexpected answer to ReadIndex: {}", other.kind()))),
         }
     }
 
@@ -93,7 +93,7 @@ impl<T: PeerTransport> ClusterNode<T> {
                 tokio::select! {
                     answer = forward => match answer {
                         Ok(PeerResponse::ClientWrite(answer)) => Ok(answer),
-                        Ok(other) => Err(ClusterError::PeerRefused(format!("unexpected answer to a write: {other:?}"))),
+                        Ok(other) => Err(ClusterError::PeerRefused(format!("unexpected answer to a write: {}", other.kind()))),
                         Err(e) => Err(e),
                     },
                     true = self.leader_changed_from(leader, timeout) => {

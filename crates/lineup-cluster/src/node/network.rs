@@ -88,7 +88,7 @@ fn rpc_error<E: std::error::Error>(e: ClusterError) -> RPCError<u64, BasicNode, 
 fn unexpected<E: std::error::Error>(answer: PeerResponse) -> RPCError<u64, BasicNode, E> {
     let reason = match answer {
         PeerResponse::Refused(reason) => reason,
-        other => format!("unexpected answer {other:?}"),
+        other => format!("unexpected answer {}", other.kind()),
     };
     RPCError::Network(NetworkError::new(&ClusterError::PeerRefused(reason)))
 }

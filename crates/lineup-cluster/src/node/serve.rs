@@ -41,7 +41,8 @@ impl NodeHandler {
             }
         };
         if claimed != Some(from) {
-            return PeerResponse::Refused(format!("site {from} sent a message in the name of {claimed:?}"));
+            let claimed = claimed.map_or("no site".to_string(), |site| format!("site {site}"));
+            return PeerResponse::Refused(format!("site {from} sent a message in the name of {claimed}"));
         }
         match request {
             PeerRequest::AppendEntries(rpc) => PeerResponse::AppendEntries(self.raft.append_entries(rpc).await),
