@@ -24,6 +24,7 @@ mod client;
 mod config;
 pub mod leader_duty;
 mod network;
+mod proposer;
 mod serve;
 mod site_state;
 
@@ -38,7 +39,6 @@ use openraft::{BasicNode, ChangeMembers};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::batch::Proposer;
 use crate::log_store::{open_database, RedbLogStore, WriterFinished};
 use crate::rpc::{leader_error, PeerRequest, PeerResponse};
 use crate::transport::PeerTransport;
@@ -46,6 +46,7 @@ use crate::ClusterError;
 use leader_duty::leader_duty;
 use network::call_peer;
 pub(crate) use network::PeerContact;
+use proposer::Proposer;
 use serve::{HealthSource, NodeHandler};
 use site_state::Store;
 

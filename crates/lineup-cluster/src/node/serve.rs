@@ -9,8 +9,8 @@ use openraft::error::CheckIsLeaderError;
 use openraft::BasicNode;
 
 use super::config::{COMMAND_MAX_BYTES, LEADER_REQUEST_TIMEOUT_MS};
+use super::proposer::Proposer;
 use super::site_state::Store;
-use crate::batch::Proposer;
 use crate::frame::PEER_DECODE_LIMIT_BYTES;
 use crate::raft_types::LineupRaftHandle;
 use crate::rpc::{leader_error, LeaderError, PeerRequest, PeerResponse};
