@@ -21,7 +21,7 @@ pub mod runtime;
 pub mod state_machine;
 pub mod transport;
 
-pub use error::ClusterError;
+pub use error::{ClusterError, ErrorSource};
 pub use node::leader_duty;
 
 pub use node::{
