@@ -83,8 +83,8 @@ fn wait() -> Duration {
     Duration::from_millis(BENCH_WAIT_MS)
 }
 
-fn bench_err(what: &str, e: impl std::fmt::Display) -> ClusterError {
-    ClusterError::Raft(format!("bench: {what}: {e}"))
+fn bench_err(what: &str, e: impl Into<crate::error::ErrorSource>) -> ClusterError {
+    ClusterError::raft(format!("bench: {what}"), e)
 }
 
 async fn start_sites(options: &BenchOptions) -> Result<BTreeMap<u64, BenchSite>, ClusterError> {
@@ -219,15 +219,42 @@ async fn time_enqueue_to_offer(
 /// Runs the benchmark and returns its figures. Needs a multi-threaded tokio runtime.
 pub async fn run_cluster_bench(options: BenchOptions) -> Result<BenchReport, ClusterError> {
     if ![1, 3, 5].contains(&options.nodes) {
-        return Err(ClusterError::Config(format!("bench runs 1, 3 or 5 sites, not {}", options.nodes)));
+        return Err(ClusterError::Config {
+            what: format!("bench runs 1, 3 or 5 sites, not {}", options.nodes),
+            source: None,
+        });
     }
     let _ = std::fs::remove_dir_all(&options.data_dir);
     let mut sites = start_sites(&options).await?;
     let leader = leader_of(&sites).await?;
     let leader_node = sites[&leader].node.clone();
     leader_node.propose(CommandBody::PutQueue(QueueConfig { id: QueueId::new("bench"), ..Default::default() })).await?;
+    let (committed, commits_per_sec) = measure_throughput(&leader_node, &options).await;
+    let offers = measure_enqueue_to_offer(&sites, options.offer_samples).await?;
+    let median = |sorted: &[f64]| (!sorted.is_empty()).then(|| percentile(sorted, 50.0));
+    let leader_kill_to_offer_ms = if options.nodes > 1 { measure_failover(&mut sites).await? } else { 0.0 };
+    for site in sites.values() {
+        site.node.shutdown().await;
+        site.node.transport().shutdown().await;
+    }
+    drop(sites);
+    let _ = std::fs::remove_dir_all(&options.data_dir);
+    Ok(BenchReport {
+        nodes: options.nodes,
+        rtt_ms: options.rtt_ms,
+        commands: committed,
+        commits_per_sec,
+        enqueue_to_offer_ms_p50: percentile(&offers.all, 50.0),
+        enqueue_to_offer_ms_p99: percentile(&offers.all, 99.0),
+        enqueue_at_leader_to_offer_ms_p50: median(&offers.at_leader),
+        enqueue_at_follower_to_offer_ms_p50: median(&offers.at_follower),
+        leader_kill_to_offer_ms,
+    })
+}
 
-    // Throughput.
+/// Proposes `options.commands` Ticks at the leader, `options.in_flight` at a time: the
+/// commands committed and the commits per second.
+async fn measure_throughput(leader_node: &Arc<ClusterNode<QuicTransport>>, options: &BenchOptions) -> (usize, f64) {
     let started = Instant::now();
     let mut in_flight = tokio::task::JoinSet::new();
     let mut committed = 0usize;
@@ -249,76 +276,69 @@ pub async fn run_cluster_bench(options: BenchOptions) -> Result<BenchReport, Clu
     while let Some(done) = in_flight.join_next().await {
         committed += usize::from(matches!(done, Ok(Ok(_))));
     }
-    let commits_per_sec = committed as f64 / started.elapsed().as_secs_f64();
+    (committed, committed as f64 / started.elapsed().as_secs_f64())
+}
 
-    // Enqueue at each site in turn, operator waiting at the last one.
+/// Enqueue→offer samples in milliseconds, each sorted: all, and split by whether the
+/// caller's site led at the time.
+struct OfferSamples {
+    all: Vec<f64>,
+    at_leader: Vec<f64>,
+    at_follower: Vec<f64>,
+}
+
+/// Enqueues at each site in turn, an operator waiting at the last one.
+async fn measure_enqueue_to_offer(
+    sites: &BTreeMap<u64, BenchSite>,
+    samples: usize,
+) -> Result<OfferSamples, ClusterError> {
     let site_ids: Vec<u64> = sites.keys().copied().collect();
     let last = *site_ids.last().ok_or_else(|| bench_err("sites", "none"))?;
-    let mut samples = Vec::with_capacity(options.offer_samples);
-    let (mut at_leader, mut at_follower) = (Vec::new(), Vec::new());
-    for i in 0..options.offer_samples {
+    let mut offers = OfferSamples { all: Vec::with_capacity(samples), at_leader: Vec::new(), at_follower: Vec::new() };
+    for i in 0..samples {
         add_operator(&sites[&last].node, &format!("op{i}"), last).await?;
         let caller_node = sites[&site_ids[i % site_ids.len()]].node.clone();
         let leads = caller_node.raft().metrics().borrow().current_leader == Some(caller_node.site());
-        let elapsed_ms = time_enqueue_to_offer(&sites, &caller_node, format!("call{i}"), Instant::now()).await?;
-        samples.push(elapsed_ms);
+        let elapsed_ms = time_enqueue_to_offer(sites, &caller_node, format!("call{i}"), Instant::now()).await?;
+        offers.all.push(elapsed_ms);
         if leads {
-            at_leader.push(elapsed_ms);
+            offers.at_leader.push(elapsed_ms);
         } else {
-            at_follower.push(elapsed_ms);
+            offers.at_follower.push(elapsed_ms);
         }
     }
-    for sorted in [&mut samples, &mut at_leader, &mut at_follower] {
+    for sorted in [&mut offers.all, &mut offers.at_leader, &mut offers.at_follower] {
         sorted.sort_by(|a, b| a.total_cmp(b));
     }
-    let median = |sorted: &[f64]| (!sorted.is_empty()).then(|| percentile(sorted, 50.0));
+    Ok(offers)
+}
 
-    // Failover: an operator waits at a surviving site; stop the leader; enqueue there.
-    let leader_kill_to_offer_ms = if options.nodes > 1 {
-        // Leadership may have moved under load: kill whoever leads now.
-        let leader = leader_of(&sites).await?;
-        sites[&leader]
-            .node
-            .raft()
-            .wait(Some(wait()))
-            .state(openraft::ServerState::Leader, "bench leader confirmed")
-            .await
-            .map_err(|e| bench_err("leader", e))?;
-        let survivor = *sites.keys().find(|s| **s != leader).ok_or_else(|| bench_err("sites", "none"))?;
-        add_operator(&sites[&survivor].node, "failover-op", survivor).await?;
-        let killed = sites.remove(&leader).ok_or_else(|| bench_err("sites", "leader gone"))?;
-        // The leader's links die first (as in a crash); its process winds down meanwhile.
-        let killed_at = Instant::now();
-        killed.node.transport().close();
-        let winding_down = tokio::spawn(async move {
-            killed.node.shutdown().await;
-            killed.node.transport().shutdown().await;
-        });
-        let survivor_node = sites[&survivor].node.clone();
-        let elapsed_ms = time_enqueue_to_offer(&sites, &survivor_node, "failover-call".into(), killed_at).await?;
-        let _ = winding_down.await;
-        elapsed_ms
-    } else {
-        0.0
-    };
-
-    for site in sites.values() {
-        site.node.shutdown().await;
-        site.node.transport().shutdown().await;
-    }
-    drop(sites);
-    let _ = std::fs::remove_dir_all(&options.data_dir);
-    Ok(BenchReport {
-        nodes: options.nodes,
-        rtt_ms: options.rtt_ms,
-        commands: committed,
-        commits_per_sec,
-        enqueue_to_offer_ms_p50: percentile(&samples, 50.0),
-        enqueue_to_offer_ms_p99: percentile(&samples, 99.0),
-        enqueue_at_leader_to_offer_ms_p50: median(&at_leader),
-        enqueue_at_follower_to_offer_ms_p50: median(&at_follower),
-        leader_kill_to_offer_ms,
-    })
+/// Failover: an operator waits at a surviving site; the leader is stopped (and removed from
+/// `sites`); the time until an Enqueue at the survivor is offered everywhere left.
+async fn measure_failover(sites: &mut BTreeMap<u64, BenchSite>) -> Result<f64, ClusterError> {
+    // Leadership may have moved under load: kill whoever leads now.
+    let leader = leader_of(sites).await?;
+    sites[&leader]
+        .node
+        .raft()
+        .wait(Some(wait()))
+        .state(openraft::ServerState::Leader, "bench leader confirmed")
+        .await
+        .map_err(|e| bench_err("leader", e))?;
+    let survivor = *sites.keys().find(|s| **s != leader).ok_or_else(|| bench_err("sites", "none"))?;
+    add_operator(&sites[&survivor].node, "failover-op", survivor).await?;
+    let killed = sites.remove(&leader).ok_or_else(|| bench_err("sites", "leader gone"))?;
+    // The leader's links die first (as in a crash); its process winds down meanwhile.
+    let killed_at = Instant::now();
+    killed.node.transport().close();
+    let winding_down = tokio::spawn(async move {
+        killed.node.shutdown().await;
+        killed.node.transport().shutdown().await;
+    });
+    let survivor_node = sites[&survivor].node.clone();
+    let elapsed_ms = time_enqueue_to_offer(sites, &survivor_node, "failover-call".into(), killed_at).await?;
+    let _ = winding_down.await;
+    Ok(elapsed_ms)
 }
 
 #[cfg(test)]

@@ -1,12 +1,21 @@
 use lineup_core::codec::CodecError;
 
+/// The failure underneath a [`ClusterError`] that wraps one (redb's, openraft's), kept so
+/// a report can print the whole chain of causes.
+pub type ErrorSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong in the cluster layer. Peer input never panics the node: a
 /// bad frame becomes [`ClusterError::Frame`] or [`ClusterError::Codec`] and the stream or
 /// connection that carried it is dropped.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("storage: {0}")]
-    Storage(String),
+    /// The node's redb file or openraft's storage failed; `what` says at which step.
+    #[error("storage: {what}")]
+    Storage {
+        what: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
     #[error("codec: {0}")]
     Codec(#[from] CodecError),
     #[error("certificate: {0}")]
@@ -23,10 +32,20 @@ pub enum ClusterError {
     ConnectionLost { site: u64, reason: String },
     #[error("peer refused: {0}")]
     PeerRefused(String),
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("raft: {0}")]
-    Raft(String),
+    /// The node's configuration was refused; `what` says which part.
+    #[error("configuration: {what}")]
+    Config {
+        what: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
+    /// openraft failed or refused; `what` says what was being done.
+    #[error("raft: {what}")]
+    Raft {
+        what: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
     #[error("no leader known after waiting {waited_ms} ms (no quorum reachable?)")]
     NoLeader { waited_ms: u64 },
     #[error("site {site} is not the leader ({})", leader.map_or("no leader known".to_string(), |l| format!("the leader is site {l}")))]
@@ -42,6 +61,18 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
+    pub(crate) fn storage(what: impl Into<String>, source: impl Into<ErrorSource>) -> Self {
+        ClusterError::Storage { what: what.into(), source: Some(source.into()) }
+    }
+
+    pub(crate) fn config(what: impl Into<String>, source: impl Into<ErrorSource>) -> Self {
+        ClusterError::Config { what: what.into(), source: Some(source.into()) }
+    }
+
+    pub(crate) fn raft(what: impl Into<String>, source: impl Into<ErrorSource>) -> Self {
+        ClusterError::Raft { what: what.into(), source: Some(source.into()) }
+    }
+
     /// Names the peer in a transport error raised below the layer that knew it.
     pub(crate) fn for_site(self, target: u64) -> Self {
         match self {
@@ -58,5 +89,21 @@ impl ClusterError {
             crate::rpc::LeaderError::Failed(reason) => ClusterError::LeaderFailed { site, reason },
             crate::rpc::LeaderError::Refused(reason) => ClusterError::PeerRefused(reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_wrapped_failure_stays_in_the_chain_and_out_of_the_message() {
+        let cause = std::io::Error::other("disk on fire");
+        let e = ClusterError::storage("opening raft.redb", cause);
+        assert_eq!(e.to_string(), "storage: opening raft.redb");
+        let source = e.source().expect("the cause is kept as the source");
+        assert_eq!(source.to_string(), "disk on fire");
     }
 }

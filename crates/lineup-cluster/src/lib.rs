@@ -12,16 +12,17 @@ pub mod bench;
 pub mod certs;
 mod error;
 pub mod frame;
-pub mod leader_duty;
 pub mod log_store;
 pub mod node;
+pub mod raft_types;
 pub mod relay;
 pub mod rpc;
 pub mod runtime;
 pub mod state_machine;
 pub mod transport;
 
-pub use error::ClusterError;
+pub use error::{ClusterError, ErrorSource};
+pub use node::leader_duty;
 
 pub use node::{
     AppliedCommand, AppliedSink, ClusterNode, ClusterTiming, NodeConfig, NodeStorage, SiteEffect, StateEvent,

@@ -57,7 +57,7 @@ const STORED_VALUE_MAX_BYTES: usize = codec::DECODE_LIMIT_BYTES;
 /// Opens (or creates) the node's redb file. Both the log store and the state machine share
 /// the returned handle.
 pub fn open_database(path: &Path) -> Result<Arc<Database>, ClusterError> {
-    let db = Database::create(path).map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let db = Database::create(path).map_err(|e| ClusterError::storage(format!("opening {}", path.display()), e))?;
     create_tables(db)
 }
 
@@ -65,19 +65,20 @@ pub fn open_database(path: &Path) -> Result<Arc<Database>, ClusterError> {
 pub fn memory_database() -> Result<Arc<Database>, ClusterError> {
     let db = redb::Builder::new()
         .create_with_backend(redb::backends::InMemoryBackend::new())
-        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        .map_err(|e| ClusterError::storage("creating the in-memory database", e))?;
     create_tables(db)
 }
 
 fn create_tables(db: Database) -> Result<Arc<Database>, ClusterError> {
     // Create both tables up front so read transactions never meet a missing table.
-    let tx = db.begin_write().map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let tx = db.begin_write().map_err(|e| ClusterError::storage("creating the tables", e))?;
     {
-        tx.open_table(LOG_TABLE).map_err(|e| ClusterError::Storage(e.to_string()))?;
-        tx.open_table(META_TABLE).map_err(|e| ClusterError::Storage(e.to_string()))?;
-        tx.open_table(crate::state_machine::SNAPSHOT_TABLE).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        tx.open_table(LOG_TABLE).map_err(|e| ClusterError::storage("creating the log table", e))?;
+        tx.open_table(META_TABLE).map_err(|e| ClusterError::storage("creating the meta table", e))?;
+        tx.open_table(crate::state_machine::SNAPSHOT_TABLE)
+            .map_err(|e| ClusterError::storage("creating the snapshot table", e))?;
     }
-    tx.commit().map_err(|e| ClusterError::Storage(e.to_string()))?;
+    tx.commit().map_err(|e| ClusterError::storage("creating the tables", e))?;
     Ok(Arc::new(db))
 }
 
@@ -86,7 +87,7 @@ const META_INCARNATION: &str = "incarnation";
 /// Counts this node's runs: returns 1 on the first start, then one more per start, durably.
 /// Command ids proposed by a run use it, so a restarted node never reuses an id.
 pub fn next_incarnation(db: &Database) -> Result<u32, ClusterError> {
-    let storage = |e: redb::Error| ClusterError::Storage(e.to_string());
+    let storage = |e: redb::Error| ClusterError::storage("counting this run", e);
     let tx = db.begin_write().map_err(|e| storage(e.into()))?;
     let next = {
         let mut table = tx.open_table(META_TABLE).map_err(|e| storage(e.into()))?;
@@ -94,8 +95,9 @@ pub fn next_incarnation(db: &Database) -> Result<u32, ClusterError> {
             Some(bytes) => codec::decode_versioned(bytes.value(), STORED_VALUE_MAX_BYTES)?,
             None => 0,
         };
-        let next =
-            previous.checked_add(1).ok_or_else(|| ClusterError::Storage("incarnation counter exhausted".into()))?;
+        let next = previous
+            .checked_add(1)
+            .ok_or_else(|| ClusterError::Storage { what: "incarnation counter exhausted".into(), source: None })?;
         let bytes = codec::encode_versioned(&next)?;
         table.insert(META_INCARNATION, bytes.as_slice()).map_err(|e| storage(e.into()))?;
         next

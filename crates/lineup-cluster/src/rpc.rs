@@ -3,14 +3,15 @@
 //! each a versioned codec envelope inside one transport frame.
 
 use lineup_core::{Applied, Command, CommandId, CommandResult, Effect};
-use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::error::{ForwardToLeader, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
+use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
-use crate::node::LineupRaft;
+use crate::raft_types::LineupRaft;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
@@ -45,6 +46,23 @@ pub enum PeerResponse {
     Health(Vec<u8>),
 }
 
+impl PeerResponse {
+    /// The answer's kind, for messages about an answer that did not fit the request (its
+    /// Debug form would dump whole log entries).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            PeerResponse::AppendEntries(_) => "AppendEntries",
+            PeerResponse::Vote(_) => "Vote",
+            PeerResponse::InstallSnapshot(_) => "InstallSnapshot",
+            PeerResponse::ClientWrite(_) => "ClientWrite",
+            PeerResponse::ReadIndex(_) => "ReadIndex",
+            PeerResponse::ResultOf(_) => "ResultOf",
+            PeerResponse::Refused(_) => "Refused",
+            PeerResponse::Health(_) => "Health",
+        }
+    }
+}
+
 /// Why a site that was asked to act as leader did not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LeaderError {
@@ -56,6 +74,20 @@ pub enum LeaderError {
     /// unless the message is about a lost leadership after proposing (then the outcome is
     /// resolved by read-back).
     Failed(String),
+}
+
+/// What a Raft refusal means to the site that asked this one to act as leader.
+pub(crate) fn leader_error<E>(e: RaftError<u64, E>) -> LeaderError
+where
+    E: std::error::Error + openraft::TryAsRef<ForwardToLeader<u64, BasicNode>>,
+{
+    match e.forward_to_leader::<BasicNode>() {
+        Some(forward) => LeaderError::NotLeader {
+            leader: forward.leader_id,
+            leader_addr: forward.leader_node.as_ref().map(|n| n.addr.clone()),
+        },
+        None => LeaderError::Failed(e.to_string()),
+    }
 }
 
 /// A committed command's outcome, as returned to the proposer.

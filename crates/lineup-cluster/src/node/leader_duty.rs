@@ -18,7 +18,7 @@ use lineup_core::{Command, CommandBody, SiteId};
 use openraft::ServerState;
 use tokio::time::Instant;
 
-use crate::node::{ClusterNode, PeerContact};
+use super::{ClusterNode, PeerContact};
 use crate::transport::PeerTransport;
 
 /// What the leader knows about one member right now.
@@ -81,19 +81,8 @@ fn decide_one(site: SiteId, h: MemberHealth, t: HealthThresholds) -> Option<Comm
 /// send, see `PeerHealth::quiet`) and stops proposing; the majority elects a new leader,
 /// and the quiet one steps down as soon as it hears the new term.
 pub(crate) async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, contact: PeerContact) {
-    let (period, tick_every, quorum_window, thresholds) = match node.upgrade() {
-        Some(node) => (
-            Duration::from_millis(node.timing.heartbeat_interval_ms),
-            Duration::from_millis(node.timing.tick_interval_ms),
-            Duration::from_millis(node.timing.election_timeout_max_ms),
-            HealthThresholds {
-                unreachable_after_ms: node.timing.site_unreachable_after_ms,
-                lost_after_ms: node.timing.site_lost_after_ms,
-            },
-        ),
-        None => return,
-    };
-    let mut interval = tokio::time::interval(period);
+    let Some(timing) = node.upgrade().map(|node| DutyTiming::of(&node)) else { return };
+    let mut interval = tokio::time::interval(timing.period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader_since: Option<Instant> = None;
     let mut last_tick: Option<Instant> = None;
@@ -113,51 +102,104 @@ pub(crate) async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterN
         let since = *leader_since.get_or_insert(now);
         let membership = metrics.membership_config.membership().clone();
         let peers: Vec<u64> = membership.voter_ids().filter(|s| *s != node.site).collect();
-        let last_contact: BTreeMap<u64, Instant> = {
-            let contact = contact.last_contact.lock().unwrap_or_else(|p| p.into_inner());
-            peers.iter().filter_map(|s| contact.get(s).map(|at| (*s, (*at).max(since)))).collect()
-        };
-        let heard_recently = last_contact.values().filter(|at| now.duration_since(**at) < quorum_window).count();
-        let voters = peers.len() + 1;
-        let has_quorum = now.duration_since(since) < quorum_window || (heard_recently + 1) * 2 > voters;
-        if !has_quorum {
+        let last_contact = last_contact_since(&contact, &peers, since);
+        if !hears_quorum(now, since, &last_contact, peers.len() + 1, timing.quorum_window) {
             tracing::warn!(site = node.site, "leader hears no quorum; going quiet so the majority can elect");
             contact.quiet.store(true, Ordering::Relaxed);
             continue;
         }
         // Bounded by the quorum window: a proposal stuck behind a partition must not keep
         // this loop from noticing the lost quorum and going quiet.
-        let write_timeout = quorum_window;
-        if last_tick.is_none_or(|at| now.duration_since(at) >= tick_every) {
+        let write_timeout = timing.quorum_window;
+        if last_tick.is_none_or(|at| now.duration_since(at) >= timing.tick_every) {
             last_tick = Some(now);
-            let now_ms = node.clock.now_unix_ms();
-            let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
-            if let Ok(Err(e)) = tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
-                tracing::debug!(site = node.site, error = ?e, "tick not committed");
-            }
+            propose_tick(&node, write_timeout).await;
         }
-        let mut members: BTreeMap<u64, MemberHealth> = peers
-            .iter()
-            .map(|site| {
-                // Silence counts from when we became leader: a new leader has heard nobody yet.
-                let heard_at = last_contact.get(site).copied();
-                let silent_for_ms = now.duration_since(heard_at.unwrap_or(since)).as_millis() as u64;
-                let (unreachable, lost) =
-                    node.read_stale(|r| (r.is_site_unreachable(SiteId(*site)), r.is_site_lost(SiteId(*site))));
-                (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost })
-            })
-            .collect();
-        // The leader hears itself: a site marked unreachable by an earlier leader that now
-        // leads must be brought back, or its callers and operators wait forever.
-        let (unreachable, lost) =
-            node.read_stale(|r| (r.is_site_unreachable(SiteId(node.site)), r.is_site_lost(SiteId(node.site))));
-        members.insert(node.site, MemberHealth::leader_itself(unreachable, lost));
-        for body in decide(&members, thresholds) {
+        let members = members_health(&node, &peers, &last_contact, now, since);
+        for body in decide(&members, timing.thresholds) {
             tracing::info!(site = node.site, kind = body.kind(), "member health change");
             let command = Command { id: node.next_command_id(), at_ms: node.clock.now_unix_ms(), body };
             let _ = tokio::time::timeout(write_timeout, node.propose_as_leader(command)).await;
         }
     }
+}
+
+/// The duty's periods and thresholds, read once from the node's timing.
+struct DutyTiming {
+    period: Duration,
+    tick_every: Duration,
+    quorum_window: Duration,
+    thresholds: HealthThresholds,
+}
+
+impl DutyTiming {
+    fn of<T: PeerTransport>(node: &ClusterNode<T>) -> Self {
+        Self {
+            period: Duration::from_millis(node.timing.heartbeat_interval_ms),
+            tick_every: Duration::from_millis(node.timing.tick_interval_ms),
+            quorum_window: Duration::from_millis(node.timing.election_timeout_max_ms),
+            thresholds: HealthThresholds {
+                unreachable_after_ms: node.timing.site_unreachable_after_ms,
+                lost_after_ms: node.timing.site_lost_after_ms,
+            },
+        }
+    }
+}
+
+/// When the leader last heard each of `peers`, counted from no earlier than `since` (when it
+/// became leader); a peer never heard is absent.
+fn last_contact_since(contact: &PeerContact, peers: &[u64], since: Instant) -> BTreeMap<u64, Instant> {
+    let contact = contact.last_contact.lock().unwrap_or_else(|p| p.into_inner());
+    peers.iter().filter_map(|s| contact.get(s).map(|at| (*s, (*at).max(since)))).collect()
+}
+
+/// Whether the leader still hears a quorum of `voters` (itself included) within `window`;
+/// a leader younger than the window is given the benefit of the doubt.
+fn hears_quorum(
+    now: Instant,
+    since: Instant,
+    last_contact: &BTreeMap<u64, Instant>,
+    voters: usize,
+    window: Duration,
+) -> bool {
+    let heard_recently = last_contact.values().filter(|at| now.duration_since(**at) < window).count();
+    now.duration_since(since) < window || (heard_recently + 1) * 2 > voters
+}
+
+/// Proposes `Tick` stamped with the node's wall clock, waiting at most `write_timeout`.
+async fn propose_tick<T: PeerTransport>(node: &ClusterNode<T>, write_timeout: Duration) {
+    let now_ms = node.clock.now_unix_ms();
+    let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
+    if let Ok(Err(e)) = tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
+        tracing::debug!(site = node.site, error = ?e, "tick not committed");
+    }
+}
+
+/// What the leader knows about every voter, itself included, for [`decide`].
+fn members_health<T: PeerTransport>(
+    node: &ClusterNode<T>,
+    peers: &[u64],
+    last_contact: &BTreeMap<u64, Instant>,
+    now: Instant,
+    since: Instant,
+) -> BTreeMap<u64, MemberHealth> {
+    let mut members: BTreeMap<u64, MemberHealth> = peers
+        .iter()
+        .map(|site| {
+            // Silence counts from when we became leader: a new leader has heard nobody yet.
+            let heard_at = last_contact.get(site).copied();
+            let silent_for_ms = now.duration_since(heard_at.unwrap_or(since)).as_millis() as u64;
+            let (unreachable, lost) =
+                node.read_stale(|r| (r.is_site_unreachable(SiteId(*site)), r.is_site_lost(SiteId(*site))));
+            (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost })
+        })
+        .collect();
+    // The leader hears itself: a site marked unreachable by an earlier leader that now
+    // leads must be brought back, or its callers and operators wait forever.
+    let (unreachable, lost) =
+        node.read_stale(|r| (r.is_site_unreachable(SiteId(node.site)), r.is_site_lost(SiteId(node.site))));
+    members.insert(node.site, MemberHealth::leader_itself(unreachable, lost));
+    members
 }
 
 #[cfg(test)]

@@ -1,0 +1,126 @@
+//! What this node answers its peers: Raft RPCs, and the writes, read indexes, result
+//! read-backs and health reports that other sites ask of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lineup_core::codec;
+use openraft::error::CheckIsLeaderError;
+use openraft::BasicNode;
+
+use super::config::{COMMAND_MAX_BYTES, LEADER_REQUEST_TIMEOUT_MS};
+use super::proposer::Proposer;
+use super::site_state::Store;
+use crate::frame::PEER_DECODE_LIMIT_BYTES;
+use crate::raft_types::LineupRaftHandle;
+use crate::rpc::{leader_error, LeaderError, PeerRequest, PeerResponse};
+use crate::transport::{PeerHandler, ResponseFuture};
+
+/// Serves peers' requests on this node.
+pub(super) struct NodeHandler {
+    pub(super) raft: LineupRaftHandle,
+    pub(super) store: Store,
+    pub(super) proposer: Proposer,
+    pub(super) health: HealthSource,
+}
+
+impl NodeHandler {
+    async fn answer(&self, from: u64, request: Vec<u8>) -> PeerResponse {
+        let request: PeerRequest = match codec::decode_versioned_bounded::<_, PEER_DECODE_LIMIT_BYTES>(&request) {
+            Ok(request) => request,
+            Err(e) => return PeerResponse::Refused(format!("undecodable request: {e}")),
+        };
+        // A Raft message names its sender in its vote; it must be the authenticated peer,
+        // or a site with a valid certificate could speak for another.
+        let claimed = match &request {
+            PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
+            PeerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
+            PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
+            PeerRequest::ClientWrite(_) | PeerRequest::ReadIndex | PeerRequest::ResultOf(_) | PeerRequest::Health => {
+                Some(from)
+            }
+        };
+        if claimed != Some(from) {
+            let claimed = claimed.map_or("no site".to_string(), |site| format!("site {site}"));
+            return PeerResponse::Refused(format!("site {from} sent a message in the name of {claimed}"));
+        }
+        match request {
+            PeerRequest::AppendEntries(rpc) => PeerResponse::AppendEntries(self.raft.append_entries(rpc).await),
+            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::InstallSnapshot(rpc) => PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await),
+            PeerRequest::ClientWrite(command) => PeerResponse::ClientWrite(match codec::encode_versioned(&command) {
+                Ok(bytes) if bytes.len() <= COMMAND_MAX_BYTES => {
+                    bounded(self.proposer.propose(command, bytes.len())).await
+                }
+                Ok(bytes) => Err(LeaderError::Refused(format!("command of {} bytes is too large", bytes.len()))),
+                Err(e) => Err(LeaderError::Refused(e.to_string())),
+            }),
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(bounded(read_index_as_leader(&self.raft)).await),
+            PeerRequest::ResultOf(id) => {
+                PeerResponse::ResultOf(match bounded(read_index_as_leader(&self.raft)).await {
+                    Ok(_) => Ok(self.store.read().app.routing().result_of(&id)),
+                    Err(e) => Err(e),
+                })
+            }
+            PeerRequest::Health => PeerResponse::Health(self.health.report()),
+        }
+    }
+}
+
+impl PeerHandler for NodeHandler {
+    fn handle(&self, from: u64, request: Vec<u8>) -> ResponseFuture {
+        let handler = NodeHandler {
+            raft: self.raft.clone(),
+            store: self.store.clone(),
+            proposer: self.proposer.clone(),
+            health: self.health.clone(),
+        };
+        Box::pin(async move {
+            let answer = handler.answer(from, request).await;
+            codec::encode_versioned(&answer).unwrap_or_else(|e| {
+                // Only an unencodable openraft type could get here; answer with a refusal.
+                let refusal = PeerResponse::Refused(format!("could not encode the answer: {e}"));
+                codec::encode_versioned(&refusal).unwrap_or_default()
+            })
+        })
+    }
+}
+
+/// Bounds a leader-side request served for a peer: a leader cut off from its quorum would
+/// otherwise hold the request (and its task) forever.
+async fn bounded<V>(request: impl std::future::Future<Output = Result<V, LeaderError>>) -> Result<V, LeaderError> {
+    match tokio::time::timeout(Duration::from_millis(LEADER_REQUEST_TIMEOUT_MS), request).await {
+        Ok(answer) => answer,
+        Err(_) => Err(LeaderError::Failed(format!("not done within {LEADER_REQUEST_TIMEOUT_MS} ms"))),
+    }
+}
+
+pub(super) async fn read_index_as_leader(raft: &LineupRaftHandle) -> Result<u64, LeaderError> {
+    match raft.ensure_linearizable().await {
+        Ok(read_log_id) => Ok(read_log_id.map(|id| id.index).unwrap_or(0)),
+        Err(e) => Err(leader_error::<CheckIsLeaderError<u64, BasicNode>>(e)),
+    }
+}
+
+/// Largest health report a node sends or accepts (a few hundred bytes in practice).
+pub const HEALTH_REPORT_MAX_BYTES: usize = 64 * 1024;
+
+/// The function that makes this node's health report, set by the binary once its parts run.
+#[derive(Clone, Default)]
+pub(super) struct HealthSource(Arc<std::sync::RwLock<Option<Arc<dyn Fn() -> Vec<u8> + Send + Sync>>>>);
+
+impl HealthSource {
+    pub(super) fn set(&self, report: Arc<dyn Fn() -> Vec<u8> + Send + Sync>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+
+    /// The report now; empty without a source or when it is over the size limit.
+    pub(super) fn report(&self) -> Vec<u8> {
+        let source = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let report = source.map(|make| make()).unwrap_or_default();
+        if report.len() > HEALTH_REPORT_MAX_BYTES {
+            return Vec::new();
+        }
+        report
+    }
+}
