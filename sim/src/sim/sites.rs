@@ -43,6 +43,7 @@ pub(crate) struct SiteRt {
     pub(crate) deaf: bool,
     pub(crate) paused_until_ms: u64,
     pub(crate) pending: BTreeMap<CommandId, Waiter>,
+    /// Effects recently fed to it, by apply index, for redelivery.
     pub(crate) recent_effects: VecDeque<(u64, Vec<Effect>)>,
 }
 
