@@ -7,14 +7,6 @@ use std::rc::Rc;
 
 use crate::rng::TraceHash;
 
-/// Commands in one entry at most, and the apply-index stride (lineup-cluster's
-/// `batch::ENTRY_COMMANDS_MAX`; it is part of the log format, so it is copied, not varied).
-pub const ENTRY_COMMANDS_MAX: u64 = 256;
-/// The apply index of the command at `position` in entry `log_index`.
-pub fn apply_index(log_index: u64, position: usize) -> u64 {
-    log_index * ENTRY_COMMANDS_MAX + position as u64
-}
-
 /// One applied entry, as the simulator needs it: results for proposers, effects for the
 /// site, and the digest the I5 checker compares across nodes.
 #[derive(Debug)]

@@ -13,18 +13,18 @@
 //! commit only of current-term entries on a majority, durability (an append is acknowledged
 //! only after its sync; a crash loses the unsynced suffix), snapshots with log compaction
 //! and InstallSnapshot for followers behind the compaction point, and lineup-cluster's
-//! batching (up to 256 commands per entry, apply index `log_index * 256 + position`).
+//! batching (up to 256 commands per entry, apply index `ApplyIndex::new(log_index, position)`).
 //!
 //! The model is sans-IO: a handler returns messages to send and entries applied; the
 //! simulator owns the network, disks and clocks.
 
 use lineup_cluster::leader_duty::{decide, HealthThresholds, MemberHealth};
-use lineup_core::{Command, CommandBody, CommandId, Routing, SiteId};
+use lineup_core::{ApplyIndex, Command, CommandBody, CommandId, Routing, SiteId};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::applied::{apply_index, entry_digest, AppliedEntry, ENTRY_COMMANDS_MAX};
+use crate::applied::{entry_digest, AppliedEntry};
 use crate::rng::{Dice, TraceHash};
 
 mod messages;
@@ -282,7 +282,7 @@ impl Node {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        for chunk in batch.chunks(ENTRY_COMMANDS_MAX as usize) {
+        for chunk in batch.chunks(ApplyIndex::STRIDE as usize) {
             self.append_local(chunk.to_vec(), out);
         }
         self.broadcast(false, out);
@@ -388,7 +388,7 @@ impl Node {
             let mut order_issues = Vec::new();
             let mut applied = Vec::with_capacity(entry.commands.len());
             for (pos, cmd) in entry.commands.iter().enumerate() {
-                let a = self.routing.apply(apply_index(index, pos), cmd);
+                let a = self.routing.apply(ApplyIndex::new(index, pos).get(), cmd);
                 if check_order {
                     if let Some(issue) = crate::check::order_check(&self.routing, &a) {
                         order_issues.push(issue);

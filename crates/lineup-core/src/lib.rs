@@ -1,7 +1,7 @@
 //! lineup-core: the sans-IO routing engine.
 //!
 //! One deterministic state machine that every site runs as its Raft state machine:
-//! `Routing::apply(log_index, &Command) -> Applied { result, effects }`. No clock, no
+//! `Routing::apply(apply_index, &Command) -> Applied { result, effects }`. No clock, no
 //! randomness, no IO, no async: time arrives in commands, timers are `Tick` commands, and
 //! every output path iterates ordered maps, so all nodes compute byte-identical effects.
 //!
@@ -14,7 +14,9 @@
 //! - [`config_set`]: the whole configuration as one document (apply, export, diff).
 //! - [`config`], [`schedule`], [`stats`], [`ids`]: settings, opening hours, counters, names.
 //! - [`codec`]: the one module that knows the wire/disk encoding.
+//! - [`apply_index`]: the apply index (Raft log index × 256 + position in the entry).
 
+pub mod apply_index;
 pub mod codec;
 pub mod command;
 pub mod config;
@@ -28,6 +30,7 @@ pub mod routing;
 pub mod schedule;
 pub mod stats;
 
+pub use apply_index::ApplyIndex;
 pub use command::{Command, CommandBody, CommandId, Enqueue, HungUpBy, OfferFailure, RequestedState};
 pub use config::{
     CivilDate, EmptyRule, GateConfig, OpeningHours, OperatorConfig, OperatorMode, QueueConfig, ScheduleConfig, Target,

@@ -1,4 +1,4 @@
-//! The state machine: `Routing::apply(log_index, command) -> effects`.
+//! The state machine: `Routing::apply(apply_index, command) -> effects`.
 //!
 //! Apply is pure: no clock (time arrives in commands), no randomness, no IO, and every output
 //! path iterates ordered maps, so every node computes byte-identical effects from the same log.
@@ -124,9 +124,9 @@ impl Routing {
         Self::default()
     }
 
-    /// Applies one committed command. `log_index` is its Raft log index (the order key of an
-    /// Enqueue, the fence of any offer it makes).
-    pub fn apply(&mut self, log_index: u64, cmd: &Command) -> Applied {
+    /// Applies one committed command. `apply_index` is its [`crate::ApplyIndex`] (the order
+    /// key of an Enqueue, the fence of any offer it makes); it only ever grows.
+    pub fn apply(&mut self, apply_index: u64, cmd: &Command) -> Applied {
         if let Some(previous) = self.result_of(&cmd.id) {
             return Applied { result: previous, effects: Vec::new() };
         }
@@ -139,7 +139,7 @@ impl Routing {
             }
         }
         debug_assert!(self.scratch.out.is_empty() && self.scratch.dirty_calls.is_empty());
-        self.scratch.index = log_index;
+        self.scratch.index = apply_index;
         let clock_before = (self.s.now_ms, self.s.last_tick_ms);
         match &cmd.body {
             CommandBody::Tick { now_ms } => {
@@ -151,7 +151,7 @@ impl Routing {
                 self.s.now_ms = self.s.now_ms.max(cmd.at_ms.min(ceiling));
             }
         }
-        let result = self.dispatch(log_index, &cmd.body);
+        let result = self.dispatch(apply_index, &cmd.body);
         if result.is_ok() {
             self.settle();
             // Quiescence: nothing is left dirty for the next apply.
@@ -166,8 +166,8 @@ impl Routing {
             self.scratch.dirty_operators.clear();
             self.scratch.dirty_queues.clear();
         }
-        self.s.last_applied_index = self.s.last_applied_index.max(log_index);
-        self.remember(cmd.id, log_index, &result);
+        self.s.last_applied_index = self.s.last_applied_index.max(apply_index);
+        self.remember(cmd.id, apply_index, &result);
         Applied { result, effects: std::mem::take(&mut self.scratch.out) }
     }
 

@@ -59,6 +59,9 @@ pub struct SiteController {
     /// Highest fence executed per call and per operator (site-side fencing).
     call_fences: BTreeMap<CallId, u64>,
     operator_fences: BTreeMap<OperatorId, u64>,
+    /// Planted bug, only settable with the `planted-bugs` feature (lineup-sim's checker
+    /// test): the site-side fence check is skipped.
+    skip_fence_check: bool,
     playbacks: BTreeMap<PlaybackId, ChannelId>,
     pin_failures: BTreeMap<OperatorId, Vec<u64>>,
     /// Proposals waiting for an earlier proposal's result (by its token).
@@ -98,6 +101,7 @@ impl SiteController {
             releases_due: BTreeMap::new(),
             call_fences: BTreeMap::new(),
             operator_fences: BTreeMap::new(),
+            skip_fence_check: false,
             playbacks: BTreeMap::new(),
             pin_failures: BTreeMap::new(),
             parked: BTreeMap::new(),

@@ -37,8 +37,8 @@ pub trait ClusterPort: Send + Sync + 'static {
 /// What the cluster side feeds the driver.
 #[derive(Debug, Clone)]
 pub enum ClusterFeed {
-    /// Effects addressed to this site, with the log index that produced them.
-    Effects { log_index: u64, effects: Vec<Effect> },
+    /// Effects addressed to this site, with the apply index of the command that produced them.
+    Effects { apply_index: u64, effects: Vec<Effect> },
     /// The effect stream had a gap (a slow reader was overtaken): reconcile.
     Gap,
 }
@@ -129,7 +129,7 @@ where
                     None => break,
                 },
                 Some(item) = feed.recv() => match item {
-                    ClusterFeed::Effects { log_index, effects } => Input::Effects { log_index, effects },
+                    ClusterFeed::Effects { apply_index, effects } => Input::Effects { apply_index, effects },
                     ClusterFeed::Gap => match reconcile_input(&*ari).await {
                         Some(input) => input,
                         None => continue,

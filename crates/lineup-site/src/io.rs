@@ -86,9 +86,10 @@ pub enum Action {
 pub enum Input {
     /// An event from this site's Asterisk (already deduplicated by the events stream).
     Ari(AriEvent),
-    /// Effects committed by the cluster and addressed to this site, with their log index.
+    /// Effects committed by the cluster and addressed to this site, with the apply index
+    /// ([`lineup_core::ApplyIndex`]) of the command that produced them.
     Effects {
-        log_index: u64,
+        apply_index: u64,
         effects: Vec<lineup_core::Effect>,
     },
     /// The committed result of a proposal (or a definite failure to commit).

@@ -64,7 +64,7 @@ impl LocalCluster {
         let feeds = self.feeds.lock().unwrap().clone();
         for (site, feed) in &feeds {
             let mine: Vec<Effect> = effects.iter().filter(|e| e.is_for(*site)).cloned().collect();
-            let _ = feed.send(ClusterFeed::Effects { log_index: index, effects: mine }).await;
+            let _ = feed.send(ClusterFeed::Effects { apply_index: index, effects: mine }).await;
         }
         self.commits.send_replace(index);
         result

@@ -1,6 +1,6 @@
 //! Whole applied entries from a stream of single effects.
 //!
-//! History rows are keyed by (log index, position in the entry), and the outbox and the
+//! History rows are keyed by (apply index, position in the entry), and the outbox and the
 //! sinks skip an index once they have it, so they must be handed each entry whole. A node
 //! that only has a per-effect stream (lineup-cluster's `subscribe_effects`, in log order)
 //! plus its applied index reassembles entries with an [`EntryAssembler`]:
@@ -8,10 +8,10 @@
 //! ```text
 //! loop {
 //!     let first = effects.recv().await;          // wait for activity
-//!     assembler.push(first.log_index, first.effect);
+//!     assembler.push(first.apply_index, first.effect);
 //!     let applied = node.applied_index();         // 1. read the applied index …
 //!     while let Ok(e) = effects.try_recv() {      // 2. … then drain until empty
-//!         assembler.push(e.log_index, e.effect);
+//!         assembler.push(e.apply_index, e.effect);
 //!     }
 //!     for (index, effects) in assembler.take_complete(applied) {
 //!         projection.submit(index, &effects);
@@ -24,9 +24,10 @@
 //! ```
 //!
 //! The indexes must be the ones the effects carry. lineup-cluster applies several commands
-//! per Raft entry and tags effects with *apply indexes* (`log index × ENTRY_COMMANDS_MAX +
-//! position`) while `applied_index()` is a Raft log index, so the node passes the last apply
-//! index of the applied entry: `(applied_index() + 1) × ENTRY_COMMANDS_MAX − 1`
+//! per Raft entry and tags effects with *apply indexes* (`lineup_core::ApplyIndex`: Raft log
+//! index × `ApplyIndex::STRIDE` + position) while `applied_index()` is a Raft log index, so
+//! the node passes the last apply index of the applied entry:
+//! `ApplyIndex::last_of(applied_index())`
 //! (tests/with_cluster.rs runs exactly this loop against a real node).
 //!
 //! Why this is exact: an entry's effects are all sent while it is applied, and the applied
@@ -58,9 +59,9 @@ impl EntryAssembler {
     }
 
     /// Adds the next effect of the stream.
-    pub fn push(&mut self, log_index: u64, effect: Effect) {
-        if log_index > self.completed_through {
-            self.open.entry(log_index).or_default().push(effect);
+    pub fn push(&mut self, apply_index: u64, effect: Effect) {
+        if apply_index > self.completed_through {
+            self.open.entry(apply_index).or_default().push(effect);
         }
     }
 

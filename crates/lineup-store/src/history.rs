@@ -3,7 +3,8 @@
 //!
 //! History is written from committed effects, batch by batch, each batch in one transaction
 //! that also advances `history_watermark`. Anything at or below the watermark is skipped,
-//! and every row's key is `(log_index, seq)` with `seq` the effect's position in its entry,
+//! and every row's key is `(log_index, seq)` (the column `log_index` holds the apply index)
+//! with `seq` the effect's position in its entry,
 //! so replaying a batch (after a crash, or from a second site writing to the same database)
 //! adds no row.
 //!

@@ -361,20 +361,20 @@ impl Outbox {
     /// Hands over one applied entry. Never waits on the database; see the module docs for
     /// what happens when the in-memory queue is full. Entries must come in increasing log
     /// order (gaps are fine); anything at or below an accepted index is ignored.
-    pub fn submit(&self, log_index: u64, effects: Vec<Effect>) -> Result<Submitted, StoreError> {
+    pub fn submit(&self, apply_index: u64, effects: Vec<Effect>) -> Result<Submitted, StoreError> {
         let mut pending = lock(&self.shared.pending);
         if pending.closed {
             return Err(StoreError::OutboxClosed);
         }
-        if log_index <= pending.accepted_through {
+        if apply_index <= pending.accepted_through {
             return Ok(Submitted::AlreadyAccepted);
         }
         if !effects.iter().any(Effect::is_history) {
             return Ok(Submitted::NothingToKeep);
         }
         if !self.shared.inline && pending.queue.len() < self.shared.pending_capacity_entries {
-            pending.queue.push_back((log_index, effects));
-            pending.accepted_through = log_index;
+            pending.queue.push_back((apply_index, effects));
+            pending.accepted_through = apply_index;
             drop(pending);
             self.shared.wake_writer.notify_one();
             return Ok(Submitted::Queued);
@@ -382,10 +382,10 @@ impl Outbox {
         // Full: write everything queued plus this entry now, in order (module docs).
         let _order = lock(&self.shared.commit_order);
         let mut batch: Vec<AppliedEntry> = pending.queue.drain(..).collect();
-        batch.push((log_index, effects));
+        batch.push((apply_index, effects));
         match self.shared.write_entries(&batch) {
             Ok(()) => {
-                pending.accepted_through = log_index;
+                pending.accepted_through = apply_index;
                 if self.shared.inline {
                     return Ok(Submitted::Queued);
                 }

@@ -71,8 +71,8 @@ impl HistoryPipeline {
     }
 
     /// Hands over one applied entry (see [`Outbox::submit`]: never waits on the database).
-    pub fn submit(&self, log_index: u64, effects: Vec<Effect>) -> Result<Submitted, StoreError> {
-        self.outbox.submit(log_index, effects)
+    pub fn submit(&self, apply_index: u64, effects: Vec<Effect>) -> Result<Submitted, StoreError> {
+        self.outbox.submit(apply_index, effects)
     }
 
     /// Mirrors the routing configuration for SQL reports (call after config changes; an

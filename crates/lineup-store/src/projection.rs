@@ -63,10 +63,10 @@ pub struct ProjectionConfig {
     pub key_prefix: String,
 }
 
-/// What the projection shows, read from the routing state at one log index.
+/// What the projection shows, read from the routing state at one apply index.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProjectionState {
-    pub log_index: u64,
+    pub apply_index: u64,
     pub operators: Vec<OperatorView>,
     pub calls: Vec<CallView>,
 }
@@ -74,7 +74,7 @@ pub struct ProjectionState {
 impl ProjectionState {
     pub fn from_routing(routing: &Routing) -> Self {
         Self {
-            log_index: routing.last_applied_index(),
+            apply_index: routing.last_applied_index(),
             operators: routing.operators().collect(),
             calls: routing.calls().collect(),
         }
@@ -171,12 +171,12 @@ impl RedisProjection {
     }
 
     /// Hands over the effects of one applied entry. Never waits.
-    pub fn submit(&self, log_index: u64, effects: &[Effect]) {
+    pub fn submit(&self, apply_index: u64, effects: &[Effect]) {
         let projected: Vec<Effect> = effects.iter().filter(|e| is_projection_effect(e)).cloned().collect();
         if projected.is_empty() {
             return;
         }
-        if self.tx.try_send((log_index, projected)).is_err() {
+        if self.tx.try_send((apply_index, projected)).is_err() {
             self.shared.health().dropped_entries += 1;
             self.shared.needs_rebuild.store(true, Ordering::Release);
             self.shared.wake.notify_one();
@@ -495,9 +495,9 @@ impl<C: ConnectionLike + Send + 'static> Task<C> {
         for c in &state.calls {
             self.project_call(&mut pipe, c);
         }
-        self.publish(&mut pipe, serde_json::json!({ "index": state.log_index, "rebuilt": true }));
+        self.publish(&mut pipe, serde_json::json!({ "index": state.apply_index, "rebuilt": true }));
         pipe.query_async::<()>(&mut self.connection).await?;
-        Ok(state.log_index)
+        Ok(state.apply_index)
     }
 }
 

@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use lineup_cluster::batch::ENTRY_COMMANDS_MAX;
 use lineup_cluster::transport::memory::MemoryNetwork;
 use lineup_cluster::{ClusterNode, ClusterTiming, NodeConfig};
-use lineup_core::{CallId, CommandBody, Effect, HungUpBy, OperatorId, QueueConfig, QueueId};
+use lineup_core::{ApplyIndex, CallId, CommandBody, Effect, HungUpBy, OperatorId, QueueConfig, QueueId};
 use lineup_store::assembler::ASSEMBLER_OPEN_RECHECK_MS;
 use lineup_store::{
     EntryAssembler, HistoryPipeline, HistoryPipelineConfig, HistoryStore, ProjectionConfig, ProjectionState,
@@ -79,7 +78,7 @@ async fn a_cluster_nodes_effect_stream_reaches_history_queue_log_and_redis() {
                 }
                 _ = stop_rx.changed() => return,
             }
-            let applied_through = (feed_node.applied_index() + 1) * ENTRY_COMMANDS_MAX - 1;
+            let applied_through = ApplyIndex::last_of(feed_node.applied_index()).get();
             while let Ok(e) = effects.try_recv() {
                 assembler.push(e.apply_index, e.effect);
             }

@@ -38,7 +38,7 @@ pub fn feed_site<T: PeerTransport + 'static>(node: &Arc<ClusterNode<T>>) -> mpsc
     tokio::spawn(async move {
         loop {
             let item = match effects.recv().await {
-                Ok(e) => ClusterFeed::Effects { log_index: e.apply_index, effects: vec![e.effect] },
+                Ok(e) => ClusterFeed::Effects { apply_index: e.apply_index, effects: vec![e.effect] },
                 Err(broadcast::error::RecvError::Lagged(_)) => ClusterFeed::Gap,
                 Err(broadcast::error::RecvError::Closed) => return,
             };

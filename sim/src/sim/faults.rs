@@ -172,8 +172,8 @@ impl<R: Replication> Sim<R> {
         if self.sites[victim].up {
             let gen = self.sites[victim].gen;
             let batches: Vec<(u64, Vec<Effect>)> = self.sites[victim].recent_effects.iter().cloned().collect();
-            for (log_index, effects) in batches {
-                let input = Input::Effects { log_index, effects };
+            for (apply_index, effects) in batches {
+                let input = Input::Effects { apply_index, effects };
                 self.push(self.now_ms, Ev::Site { site: victim, gen, input });
             }
             self.coverage.effect_redeliveries += 1;

@@ -4,7 +4,7 @@
 //! also runs its history side and its Redis projection, fed from its node's apply stream;
 //! after the drain both must converge.
 
-use lineup_core::{Command, CommandBody, Effect, Routing, SiteId};
+use lineup_core::{ApplyIndex, Command, CommandBody, Effect, Routing, SiteId};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
@@ -253,7 +253,7 @@ impl Sim<Openraft> {
             match item {
                 Observed::Applied(record) => {
                     self.repl.feed_stores(&record);
-                    let log_index = record.apply_index / applied::ENTRY_COMMANDS_MAX;
+                    let log_index = ApplyIndex::from_raw(record.apply_index).raft_log_index();
                     let same = entry.as_ref().is_some_and(|(n, l, _)| *n == record.node && *l == log_index);
                     if !same {
                         if let Some((node, log_index, records)) = entry.take() {

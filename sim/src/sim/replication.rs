@@ -4,7 +4,7 @@
 //! which run in their own paused-clock runtime — and what the federation does with each
 //! entry a node applies.
 
-use lineup_core::{Command, CommandBody, Effect, Routing, SiteId};
+use lineup_core::{ApplyIndex, Command, CommandBody, Effect, Routing, SiteId};
 use lineup_site::Input;
 use std::rc::Rc;
 
@@ -12,7 +12,7 @@ use super::events::Ev;
 use super::sites::{Waiter, REDELIVERY_WINDOW_BATCHES};
 use super::workload::caller_of_channel_name;
 use super::Sim;
-use crate::applied::{self, AppliedEntry};
+use crate::applied::AppliedEntry;
 use crate::check;
 use crate::config::SimConfig;
 use crate::rng::Dice;
@@ -157,13 +157,13 @@ impl<R: Replication> Sim<R> {
             if effects.is_empty() {
                 continue;
             }
-            let log_index = applied::apply_index(entry.log_index, pos);
+            let apply_index = ApplyIndex::new(entry.log_index, pos).get();
             let recent = &mut self.sites[node].recent_effects;
             if recent.len() >= REDELIVERY_WINDOW_BATCHES {
                 recent.pop_front();
             }
-            recent.push_back((log_index, effects.clone()));
-            self.push(self.now_ms, Ev::Site { site: node, gen, input: Input::Effects { log_index, effects } });
+            recent.push_back((apply_index, effects.clone()));
+            self.push(self.now_ms, Ev::Site { site: node, gen, input: Input::Effects { apply_index, effects } });
         }
     }
 }

@@ -43,6 +43,7 @@ pub(crate) struct SiteRt {
     pub(crate) deaf: bool,
     pub(crate) paused_until_ms: u64,
     pub(crate) pending: BTreeMap<CommandId, Waiter>,
+    /// Effects recently fed to it, by apply index, for redelivery.
     pub(crate) recent_effects: VecDeque<(u64, Vec<Effect>)>,
 }
 
@@ -67,8 +68,11 @@ pub(crate) fn new_controller(cfg: &SimConfig, site: usize, gen: u64) -> SiteCont
     for j in (0..cfg.sites).filter(|j| *j != site) {
         sc.trunk_endpoints.insert(SiteId(j as u64 + 1), format!("PJSIP/lineup-{{call}}@site-{}", j + 1));
     }
-    sc.fence_check = cfg.bug != PlantedBug::SkipFenceCheck;
-    SiteController::new(sc)
+    let mut controller = SiteController::new(sc);
+    if cfg.bug == PlantedBug::SkipFenceCheck {
+        controller.plant_skipped_fence_check();
+    }
+    controller
 }
 
 impl<R: Replication> Sim<R> {

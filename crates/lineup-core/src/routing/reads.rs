@@ -58,6 +58,7 @@ impl Routing {
         self.s.now_ms
     }
 
+    /// The highest apply index applied so far (see [`crate::ApplyIndex`]).
     pub fn last_applied_index(&self) -> u64 {
         self.s.last_applied_index
     }

@@ -75,9 +75,6 @@ pub struct SiteConfig {
     /// (already validated by the core: digits with an optional leading `+`), e.g.
     /// `PJSIP/{number}@carrier`. Without it this site's operators cannot serve callbacks.
     pub callback_endpoint: Option<String>,
-    /// Test seam, always true outside the simulator: lineup-sim's planted-bug test turns the
-    /// site-side fence check off to prove its checkers notice stale offers being executed.
-    pub fence_check: bool,
 }
 
 impl SiteConfig {
@@ -90,7 +87,6 @@ impl SiteConfig {
             exit_keys: DEFAULT_EXIT_KEYS.to_string(),
             trunk_endpoints: BTreeMap::new(),
             callback_endpoint: None,
-            fence_check: true,
         }
     }
 }

@@ -23,10 +23,19 @@ pub(super) fn ring_timeout_s(offer: &Offer) -> i32 {
 }
 
 impl SiteController {
+    /// Test seam for lineup-sim's planted-bug run: turns the site-side fence check off, to
+    /// prove the simulator's checkers notice stale offers being executed. Not part of the
+    /// site's configuration; production builds do not enable the feature.
+    #[cfg(feature = "planted-bugs")]
+    #[doc(hidden)]
+    pub fn plant_skipped_fence_check(&mut self) {
+        self.skip_fence_check = true;
+    }
+
     /// Site-side fence check: an effect older than one already executed for this call or
     /// operator is refused (the other half of the core's "where decided" check).
     pub(super) fn fence_is_fresh(&mut self, call: &CallId, operator: &OperatorId, fence: u64) -> bool {
-        let stale = self.cfg.fence_check
+        let stale = !self.skip_fence_check
             && (self.call_fences.get(call).is_some_and(|f| *f >= fence)
                 || self.operator_fences.get(operator).is_some_and(|f| *f >= fence));
         if stale {

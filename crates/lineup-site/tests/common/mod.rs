@@ -137,7 +137,7 @@ impl Rig {
         self.effects.extend(applied.effects.iter().cloned());
         // Every site sees every committed entry in log order and keeps what is for it.
         for site in 0..self.sites.len() {
-            let input = Input::Effects { log_index: self.index, effects: applied.effects.clone() };
+            let input = Input::Effects { apply_index: self.index, effects: applied.effects.clone() };
             if self.lagging[site] {
                 self.lagging_effects.push_back((site, input));
             } else {

@@ -51,8 +51,8 @@ fn mode_name(mode: OperatorMode) -> &'static str {
 /// The routing configuration as mirrored for SQL reports (PIN hashes removed).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConfigMirror {
-    /// The log index the configuration was read at.
-    pub log_index: u64,
+    /// The apply index the configuration was read at.
+    pub apply_index: u64,
     pub queues: Vec<QueueConfig>,
     pub gates: Vec<GateConfig>,
     pub operators: Vec<OperatorConfig>,
@@ -61,7 +61,7 @@ pub struct ConfigMirror {
 impl ConfigMirror {
     pub fn from_routing(routing: &Routing) -> Self {
         Self {
-            log_index: routing.last_applied_index(),
+            apply_index: routing.last_applied_index(),
             queues: routing.queue_configs().cloned().collect(),
             gates: routing.gate_configs().cloned().collect(),
             operators: routing
@@ -80,7 +80,7 @@ impl ConfigMirror {
 impl HistoryStore {
     /// Replaces the config mirror tables with `config` in one transaction.
     pub async fn mirror_config(&self, config: &ConfigMirror) -> Result<(), StoreError> {
-        let at = Arg::Int(int(config.log_index));
+        let at = Arg::Int(int(config.apply_index));
         let mut tx = self.begin().await?;
         for statement in &CLEAR_CONFIG {
             tx.execute(statement, &[]).await?;

@@ -91,10 +91,10 @@ fn hung_up_by_name(by: HungUpBy) -> &'static str {
     }
 }
 
-fn call_args(log_index: u64, seq: usize, r: &CallRecord) -> Vec<Arg> {
+fn call_args(apply_index: u64, seq: usize, r: &CallRecord) -> Vec<Arg> {
     let (outcome, detail) = outcome_columns(&r.outcome);
     vec![
-        Arg::Int(int(log_index)),
+        Arg::Int(int(apply_index)),
         Arg::Int(int(seq as u64)),
         Arg::Text(r.call.to_string()),
         Arg::Text(r.queue.to_string()),
@@ -116,14 +116,14 @@ fn call_args(log_index: u64, seq: usize, r: &CallRecord) -> Vec<Arg> {
     ]
 }
 
-fn operator_event_args(log_index: u64, seq: usize, v: &OperatorView) -> Vec<Arg> {
+fn operator_event_args(apply_index: u64, seq: usize, v: &OperatorView) -> Vec<Arg> {
     let (reason, call) = match &v.status {
         OperatorStatus::Break { reason } => (Some(reason.clone()), None),
         OperatorStatus::Offered { call, .. } | OperatorStatus::Busy { call, .. } => (None, Some(call.to_string())),
         OperatorStatus::Offline | OperatorStatus::Available | OperatorStatus::WrapUp { .. } => (None, None),
     };
     vec![
-        Arg::Int(int(log_index)),
+        Arg::Int(int(apply_index)),
         Arg::Int(int(seq as u64)),
         Arg::Text(v.operator.to_string()),
         Arg::Text(v.status.name().to_string()),
@@ -168,10 +168,10 @@ pub struct QueueLogColumns {
     pub data: [String; QUEUE_LOG_DATA_COLUMNS],
 }
 
-fn queue_log_args(log_index: u64, seq: usize, e: &QueueLogEntry) -> Vec<Arg> {
+fn queue_log_args(apply_index: u64, seq: usize, e: &QueueLogEntry) -> Vec<Arg> {
     let c = queue_log_columns(e);
     let mut args = vec![
-        Arg::Int(int(log_index)),
+        Arg::Int(int(apply_index)),
         Arg::Int(int(seq as u64)),
         Arg::Int(int(e.at_ms)),
         Arg::Text(c.callid),
@@ -185,7 +185,7 @@ fn queue_log_args(log_index: u64, seq: usize, e: &QueueLogEntry) -> Vec<Arg> {
 
 /// CALLBACKREQUEST data is `number|position|origpos|wait_s`; CALLBACKFAILED is
 /// `attempts_left`, with the operator as agent (see lineup-core's routing).
-fn callback_event_args(log_index: u64, seq: usize, e: &QueueLogEntry) -> Option<Vec<Arg>> {
+fn callback_event_args(apply_index: u64, seq: usize, e: &QueueLogEntry) -> Option<Vec<Arg>> {
     let field = |i: usize| e.data.get(i).cloned();
     let number = |i: usize| field(i).and_then(|s| s.parse::<i64>().ok());
     let (event, number_text, position, attempts_left) = match e.verb {
@@ -194,7 +194,7 @@ fn callback_event_args(log_index: u64, seq: usize, e: &QueueLogEntry) -> Option<
         _ => return None,
     };
     Some(vec![
-        Arg::Int(int(log_index)),
+        Arg::Int(int(apply_index)),
         Arg::Int(int(seq as u64)),
         Arg::Text(e.call.as_ref().map_or_else(|| "NONE".to_string(), ToString::to_string)),
         Arg::Text(e.queue.as_ref().map_or_else(|| "NONE".to_string(), ToString::to_string)),
@@ -228,21 +228,23 @@ impl HistoryStore {
         let mut tx = self.begin().await?;
         let watermark = u64::try_from(tx.fetch_i64(&SELECT_WATERMARK).await?).unwrap_or(0);
         let mut outcome = BatchOutcome { watermark, ..BatchOutcome::default() };
-        for (log_index, effects) in entries {
-            if *log_index <= watermark {
+        for (apply_index, effects) in entries {
+            if *apply_index <= watermark {
                 outcome.entries_skipped += 1;
                 continue;
             }
             outcome.entries_written += 1;
             for (seq, effect) in effects.iter().enumerate() {
                 outcome.rows_inserted += match effect {
-                    Effect::CallEnded(record) => tx.execute(&INSERT_CALL, &call_args(*log_index, seq, record)).await?,
+                    Effect::CallEnded(record) => {
+                        tx.execute(&INSERT_CALL, &call_args(*apply_index, seq, record)).await?
+                    }
                     Effect::OperatorChanged(view) => {
-                        tx.execute(&INSERT_OPERATOR_EVENT, &operator_event_args(*log_index, seq, view)).await?
+                        tx.execute(&INSERT_OPERATOR_EVENT, &operator_event_args(*apply_index, seq, view)).await?
                     }
                     Effect::QueueLog(entry) => {
-                        let mut rows = tx.execute(&INSERT_QUEUE_LOG, &queue_log_args(*log_index, seq, entry)).await?;
-                        if let Some(args) = callback_event_args(*log_index, seq, entry) {
+                        let mut rows = tx.execute(&INSERT_QUEUE_LOG, &queue_log_args(*apply_index, seq, entry)).await?;
+                        if let Some(args) = callback_event_args(*apply_index, seq, entry) {
                             rows += tx.execute(&INSERT_CALLBACK_EVENT, &args).await?;
                         }
                         rows
@@ -250,7 +252,7 @@ impl HistoryStore {
                     _ => 0,
                 };
             }
-            outcome.watermark = *log_index;
+            outcome.watermark = *apply_index;
         }
         if outcome.watermark > watermark {
             tx.execute(&UPDATE_WATERMARK, &[Arg::Int(int(outcome.watermark))]).await?;

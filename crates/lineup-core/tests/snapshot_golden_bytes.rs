@@ -1,0 +1,98 @@
+//! The routing state snapshot encoding is pinned: these bytes are what a node writes as its
+//! Raft snapshot and sends to a peer catching up. If this test fails, the snapshot format
+//! changed: bump `codec::FORMAT_VERSION` and keep `Routing::restore` reading the old layout
+//! (as it does for the state before the unreachable-site set) instead of editing the bytes.
+
+use lineup_core::*;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A queue, a logged-in operator talking to one caller, and a second caller waiting.
+fn sample_routing() -> Routing {
+    let at_ms = 1_795_419_000_000;
+    let enqueue = |call: &str, channel: &str| {
+        CommandBody::Enqueue(Enqueue {
+            call: CallId::new(call),
+            queue: QueueId::new("sales"),
+            gate: None,
+            priority: None,
+            caller_number: "5551234".into(),
+            caller_name: "Alice".into(),
+            site: SiteId(1),
+            channel: Some(channel.into()),
+            skills: Default::default(),
+            callback_number: None,
+        })
+    };
+    let bodies = vec![
+        CommandBody::Tick { now_ms: at_ms },
+        CommandBody::PutQueue(QueueConfig { id: QueueId::new("sales"), ..Default::default() }),
+        CommandBody::PutOperator(OperatorConfig {
+            id: OperatorId::new("bob"),
+            name: "Bob".into(),
+            site: SiteId(1),
+            mode: OperatorMode::Persistent,
+            memberships: [(QueueId::new("sales"), 1)].into_iter().collect(),
+            ..Default::default()
+        }),
+        CommandBody::OperatorLogin {
+            operator: OperatorId::new("bob"),
+            site: SiteId(1),
+            channel: Some("op-bob".into()),
+        },
+        enqueue("a-1795325224.1", "1795325224.1"),
+        CommandBody::Connected {
+            call: CallId::new("a-1795325224.1"),
+            operator: OperatorId::new("bob"),
+            // The offer's fence: the apply index of the Enqueue (entry 3, position 0).
+            fence: ApplyIndex::new(3, 0).get(),
+        },
+        enqueue("a-1795325224.2", "1795325224.2"),
+    ];
+    let mut routing = Routing::new();
+    for (serial, body) in (1..).zip(bodies) {
+        let cmd = Command { id: CommandId { origin: 2, serial }, at_ms, body };
+        // Two commands per Raft entry, as if lineup-cluster had batched them.
+        let index = ApplyIndex::new(1 + (serial - 1) / 2, ((serial - 1) % 2) as usize);
+        let applied = routing.apply(index.get(), &cmd);
+        applied.result.unwrap_or_else(|e| panic!("{} refused: {e}", cmd.body.kind()));
+    }
+    routing.check_invariants().unwrap();
+    routing
+}
+
+/// Version 01, then the state's fields in declaration order (queues, gates, operators, ...).
+const GOLDEN: &str = concat!(
+    "01010573616c65730573616c6573000500000000fbe80300000000000003fcc0d4010000fb983a03fb881300fb204e00",
+    "00000000000000fc20bf020002010100000000000000000000000000000000000103626f6203626f6203426f62010000",
+    "0000010573616c657301030e612d313739353332353232342e31fb0003010101066f702d626f62fdc0cc4f07a2010000",
+    "fdc0cc4f07a2010000fdc0cc4f07a2010000000000000002fb0003fb00030e612d313739353332353232342e31057361",
+    "6c65730005fb0003073535353132333405416c69636501010c313739353332353232342e3100fdc0cc4f07a2010000fd",
+    "c0cc4f07a201000001000203626f62fb000301fdc0cc4f07a20100000000000000000000fb0004fb00040e612d313739",
+    "353332353232342e320573616c65730005fb0004073535353132333405416c69636501010c313739353332353232342e",
+    "3200fdc0cc4f07a2010000fdc0cc4f07a201000001000000000000000000010207010000020000030000040000050001",
+    "0573616c6573010101fc20bf0200000600000700010573616c6573010101fc20bf020000fb0004fdc0cc4f07a2010000",
+    "fdc0cc4f07a2010000fb0004000000",
+);
+
+#[test]
+fn routing_snapshot_encoding_is_pinned() {
+    let bytes = sample_routing().snapshot_bytes();
+    assert_eq!(hex(&bytes), GOLDEN, "the routing snapshot encoding changed");
+}
+
+#[test]
+fn pinned_snapshot_restores_to_the_same_state() {
+    let original = sample_routing();
+    let bytes = original.snapshot_bytes();
+    let restored = Routing::restore(&bytes).unwrap();
+    restored.check_invariants().unwrap();
+    // The encoding is deterministic (ordered maps only), so equal bytes mean an equal state.
+    assert_eq!(restored.snapshot_bytes(), bytes);
+    assert_eq!(restored.last_applied_index(), original.last_applied_index());
+    assert_eq!(restored.now_ms(), original.now_ms());
+    let bob = OperatorId::new("bob");
+    assert_eq!(restored.operator_view(&bob).map(|v| v.status), original.operator_view(&bob).map(|v| v.status));
+}
