@@ -92,7 +92,20 @@ fn backend_error(e: ClusterError) -> BackendError {
         ClusterError::OutcomeUnknown { .. } | ClusterError::Timeout { .. } => BackendErrorKind::OutcomeUnknown,
         _ => BackendErrorKind::Unavailable,
     };
-    BackendError { kind, detail: e.to_string() }
+    BackendError { kind, detail: with_causes(&e) }
+}
+
+/// An error and its causes, outermost first, joined by ": " (the cluster's errors keep the
+/// storage or Raft error they came from as their source).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 impl ApiBackend for NodeBackend {
