@@ -237,7 +237,7 @@ mod tests {
         let (servers, aht_s, load) = (12usize, 120.0, 0.85);
         let a = load * servers as f64;
         let arrivals_per_s = a / aht_s;
-        let mut dice = crate::rng::Dice::new(7);
+        let mut dice = crate::rng::Dice::from_seed(7);
         let mut at_ms = 0u64;
         let callers: Vec<(u64, u64)> = (0..2_000_000)
             .map(|_| {

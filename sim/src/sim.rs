@@ -126,7 +126,7 @@ impl<R: Replication> Sim<R> {
     /// Builds the federation and schedules its first events; a replication that cannot
     /// form ends the run at once, with its report.
     fn new(cfg: SimConfig) -> Result<Sim<R>, (RunReport, Vec<String>)> {
-        let mut root = Dice::new(cfg.seed);
+        let mut root = Dice::from_seed(cfg.seed);
         let n = cfg.sites;
         let world = build_world(n);
         let mut load_dice = root.fork(1);

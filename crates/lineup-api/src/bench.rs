@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use lineup_core::{
     CallId, CommandBody, Enqueue, OperatorConfig, QueueConfig, QueueId, RoutingConfigSet, SiteId, PRIORITY_NORMAL,
 };
+use lineup_util::percentile;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -225,14 +226,6 @@ async fn client(
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 /// Runs the benchmark. Needs a multi-thread tokio runtime.
 pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
     let fd_limit = fd_soft_limit();
@@ -336,8 +329,8 @@ pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
         operators: options.operators,
         deltas: options.deltas,
         samples: samples.len(),
-        delta_latency_ms_p50: percentile(&samples, 50.0),
-        delta_latency_ms_p99: percentile(&samples, 99.0),
+        delta_latency_ms_p50: percentile(&samples, 0.50),
+        delta_latency_ms_p99: percentile(&samples, 0.99),
         delta_latency_ms_max: samples.last().copied().unwrap_or(0.0),
         connect_all_ms,
         snapshot_bytes,

@@ -6,7 +6,6 @@ use crate::config::AriConfig;
 use crate::error::AriError;
 use crate::event::{AriEvent, EventDeduplicator, EventKind, EVENT_SIZE_MAX_BYTES};
 use futures_util::StreamExt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,12 +147,7 @@ impl ReconnectBackoff {
 
     /// A delay in `[ceiling/2, ceiling]`, then doubles the ceiling up to the maximum.
     pub fn next_delay_ms(&mut self) -> u64 {
-        // xorshift64: plenty for jitter, and keeps `rand` out of the tree.
-        self.random_state ^= self.random_state << 13;
-        self.random_state ^= self.random_state >> 7;
-        self.random_state ^= self.random_state << 17;
-        let half = self.ceiling_ms / 2;
-        let delay = half + self.random_state % (self.ceiling_ms - half + 1);
+        let delay = lineup_util::jitter::seeded_jitter_ms(&mut self.random_state, self.ceiling_ms);
         self.ceiling_ms = (self.ceiling_ms * 2).min(RECONNECT_BACKOFF_MAX_MS);
         debug_assert!(delay <= RECONNECT_BACKOFF_MAX_MS);
         delay
@@ -164,10 +158,6 @@ impl ReconnectBackoff {
     }
 }
 
-fn random_seed() -> u64 {
-    std::collections::hash_map::RandomState::new().build_hasher().finish()
-}
-
 type ClientRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
 
 /// Runs until the consumer drops its receiver; each pass is one connection.
@@ -176,7 +166,7 @@ async fn run_connection_loop(
     sender: mpsc::Sender<EventStreamItem>,
     stats: Arc<EventStreamStats>,
 ) {
-    let mut backoff = ReconnectBackoff::new(random_seed());
+    let mut backoff = ReconnectBackoff::new(lineup_util::entropy_seed());
     let mut dedup = EventDeduplicator::new();
     let socket_config = WebSocketConfig::default()
         .max_message_size(Some(EVENT_SIZE_MAX_BYTES))

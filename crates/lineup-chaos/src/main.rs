@@ -10,7 +10,6 @@
 
 mod api;
 mod checks;
-mod dice;
 mod faults;
 mod history;
 mod nodes;

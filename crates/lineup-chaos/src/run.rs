@@ -14,6 +14,7 @@ use crate::workload::Workload;
 use crate::RunArgs;
 use anyhow::{bail, Context};
 use lineup_pbx_sim::standin::truth::TruthReport;
+use lineup_util::now_ms;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,10 +31,6 @@ pub const HISTORY_WAIT_MS: u64 = 45_000;
 /// How long a ring-mode operator's phone rings before they answer.
 pub const RING_ANSWER_AFTER_MS: u64 = 2_000;
 const POLL_MS: u64 = 200;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 fn run_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("lineup-chaos-{}-{}", std::process::id(), now_ms()));

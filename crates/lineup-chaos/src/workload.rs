@@ -1,9 +1,9 @@
 //! Callers arriving throughout, at every site: Poisson arrivals, each caller with a talk
 //! time long enough to span a restart, hanging up themselves or letting the operator do it.
 
-use crate::dice::Dice;
 use crate::setup::GATE_MAIN_EXTEN;
 use crate::standin::StandIn;
+use lineup_util::SplitMix64;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,7 +40,7 @@ impl Workload {
         let placed = Arc::new(AtomicU64::new(0));
         let (stop_flag, count) = (Arc::clone(&stop), Arc::clone(&placed));
         let task = tokio::spawn(async move {
-            let mut dice = Dice::new(seed);
+            let mut dice = SplitMix64::new(seed);
             for n in 0..CALLERS_MAX_COUNT {
                 let gap_ms = dice.exponential(MEAN_ARRIVAL_GAP_MS) as u64;
                 tokio::time::sleep(Duration::from_millis(gap_ms)).await;

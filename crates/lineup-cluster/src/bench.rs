@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use lineup_core::{
     CallId, CommandBody, Enqueue, OperatorConfig, OperatorId, OperatorMode, QueueConfig, QueueId, SiteId,
 };
+use lineup_util::percentile;
 use serde::Serialize;
 
 use crate::certs::{generate_ca, issue_site_material, SiteIdentity};
@@ -144,14 +145,6 @@ async fn await_applied_everywhere(sites: &BTreeMap<u64, BenchSite>, index: u64) 
     Ok(())
 }
 
-fn percentile(sorted_ms: &[f64], percent: f64) -> f64 {
-    if sorted_ms.is_empty() {
-        return 0.0;
-    }
-    let rank = ((percent / 100.0) * (sorted_ms.len() - 1) as f64).round() as usize;
-    sorted_ms[rank.min(sorted_ms.len() - 1)]
-}
-
 fn enqueue(call: String, site: u64) -> CommandBody {
     CommandBody::Enqueue(Enqueue {
         call: CallId::new(call.clone()),
@@ -231,7 +224,7 @@ pub async fn run_cluster_bench(options: BenchOptions) -> Result<BenchReport, Clu
     leader_node.propose(CommandBody::PutQueue(QueueConfig { id: QueueId::new("bench"), ..Default::default() })).await?;
     let (committed, commits_per_sec) = measure_throughput(&leader_node, &options).await;
     let offers = measure_enqueue_to_offer(&sites, options.offer_samples).await?;
-    let median = |sorted: &[f64]| (!sorted.is_empty()).then(|| percentile(sorted, 50.0));
+    let median = |sorted: &[f64]| (!sorted.is_empty()).then(|| percentile(sorted, 0.50));
     let leader_kill_to_offer_ms = if options.nodes > 1 { measure_failover(&mut sites).await? } else { 0.0 };
     for site in sites.values() {
         site.node.shutdown().await;
@@ -244,8 +237,8 @@ pub async fn run_cluster_bench(options: BenchOptions) -> Result<BenchReport, Clu
         rtt_ms: options.rtt_ms,
         commands: committed,
         commits_per_sec,
-        enqueue_to_offer_ms_p50: percentile(&offers.all, 50.0),
-        enqueue_to_offer_ms_p99: percentile(&offers.all, 99.0),
+        enqueue_to_offer_ms_p50: percentile(&offers.all, 0.50),
+        enqueue_to_offer_ms_p99: percentile(&offers.all, 0.99),
         enqueue_at_leader_to_offer_ms_p50: median(&offers.at_leader),
         enqueue_at_follower_to_offer_ms_p50: median(&offers.at_follower),
         leader_kill_to_offer_ms,
@@ -266,11 +259,7 @@ async fn measure_throughput(leader_node: &Arc<ClusterNode<QuicTransport>>, optio
         }
         let node = leader_node.clone();
         in_flight.spawn(async move {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            node.propose(CommandBody::Tick { now_ms }).await
+            node.propose(CommandBody::Tick { now_ms: lineup_util::now_ms() }).await
         });
     }
     while let Some(done) = in_flight.join_next().await {
@@ -344,14 +333,6 @@ async fn measure_failover(sites: &mut BTreeMap<u64, BenchSite>) -> Result<f64, C
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_pick_ranks() {
-        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&samples, 50.0), 51.0);
-        assert_eq!(percentile(&samples, 99.0), 99.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_small_benchmark_reports_every_figure() {

@@ -11,10 +11,11 @@ use crate::controller::{SiteController, SiteCounters};
 use crate::io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
 use lineup_ari::{Ari, AriError, AriEvents, EventStreamItem};
 use lineup_core::{Command, CommandResult, Effect, Routing};
+use lineup_util::now_ms;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// How often the controller is ticked (digit timeouts, proposal retries).
@@ -41,10 +42,6 @@ pub enum ClusterFeed {
     Effects { apply_index: u64, effects: Vec<Effect> },
     /// The effect stream had a gap (a slow reader was overtaken): reconcile.
     Gap,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn failure(error: AriError) -> AriFailure {

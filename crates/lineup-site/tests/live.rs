@@ -10,6 +10,7 @@ use lineup_pbx_sim::{
 };
 use lineup_site::driver::{run_site, ClusterFeed, ClusterPort};
 use lineup_site::{ProposeFailure, SiteConfig, SiteController, SiteCounters};
+use lineup_util::now_ms;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -87,10 +88,6 @@ impl ClusterPort for LocalCluster {
     fn read<R>(&self, read: impl FnOnce(&Routing) -> R) -> R {
         read(&self.state.lock().unwrap().0)
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 /// A PHC string with the smallest argon2id cost: verification reads the cost from the

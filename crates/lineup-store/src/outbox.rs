@@ -57,9 +57,10 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lineup_core::{codec, Effect};
+use lineup_util::jitter;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tokio::sync::watch;
 
@@ -506,22 +507,12 @@ struct DrainerRun {
 /// A delay in [base/2, base] drawn from a xorshift generator `state` (never zero): the
 /// simulator's seeded retry jitter, here and in the projection.
 pub(crate) fn seeded_jitter(state: &mut u64, base_ms: u64) -> Duration {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    let half = base_ms / 2;
-    Duration::from_millis(half + *state % (base_ms - half + 1))
+    Duration::from_millis(jitter::seeded_jitter_ms(state, base_ms))
 }
 
 /// A delay in [base/2, base] so drainers of several sites do not retry in step.
-fn jittered(base_ms: u64) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos()));
-    let mut x = nanos ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    let half = base_ms / 2;
-    Duration::from_millis(half + x % (base_ms - half + 1))
+pub(crate) fn jittered(base_ms: u64) -> Duration {
+    Duration::from_millis(jitter::clock_jitter_ms(base_ms))
 }
 
 impl DrainerRun {

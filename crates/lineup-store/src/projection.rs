@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lineup_core::{CallId, CallStatus, CallView, Effect, OperatorId, OperatorStatus, OperatorView, QueueId, Routing};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -269,12 +269,6 @@ pub fn order_score(priority: u8, order_seq: u64) -> f64 {
     (u64::from(priority) * ORDER_SCORE_PRIORITY_STRIDE + order_seq.min(ORDER_SCORE_PRIORITY_STRIDE - 1)) as f64
 }
 
-fn jittered(base_ms: u64) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos()));
-    let half = base_ms / 2;
-    Duration::from_millis(half + (nanos ^ (nanos >> 7)) % (base_ms - half + 1))
-}
-
 struct Task<C> {
     connection: C,
     keys: Keys,
@@ -290,7 +284,7 @@ impl<C: ConnectionLike + Send + 'static> Task<C> {
     fn retry_delay(&mut self, base_ms: u64) -> Duration {
         match self.jitter_state.as_mut() {
             Some(state) => crate::outbox::seeded_jitter(state, base_ms),
-            None => jittered(base_ms),
+            None => crate::outbox::jittered(base_ms),
         }
     }
 

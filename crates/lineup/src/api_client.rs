@@ -292,8 +292,7 @@ fn site_state(member: &Value) -> String {
     let state = text(&member["site_state"]);
     match member["unreachable_since_ms"].as_u64() {
         Some(since) if state == "unreachable" => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-            format!("unreach {}s", (now as u64).saturating_sub(since) / 1_000)
+            format!("unreach {}s", lineup_util::now_ms().saturating_sub(since) / 1_000)
         }
         _ => state,
     }

@@ -5,6 +5,7 @@ use lineup_core::{
     CallId, Command, CommandBody, CommandId, Effect, Enqueue, HungUpBy, OperatorConfig, OperatorId, QueueConfig,
     QueueId, Routing, SiteId,
 };
+use lineup_util::percentile;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -91,12 +92,6 @@ fn offer_of(effects: &[Effect]) -> Option<(CallId, OperatorId, u64)> {
         Effect::Offer(o) => Some((o.call.clone(), o.operator.clone(), o.fence)),
         _ => None,
     })
-}
-
-fn percentile(samples: &mut [u64], p: f64) -> u64 {
-    samples.sort_unstable();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples.get(i).copied().unwrap_or(0)
 }
 
 /// Tiny deterministic generator for picking samples (no randomness crate needed).
@@ -237,18 +232,21 @@ pub fn core(args: &CoreBenchArgs) -> anyhow::Result<()> {
     let snapshot_restore_ms = t.elapsed().as_millis() as u64;
     anyhow::ensure!(restored.waiting_count() == d.routing.waiting_count(), "restore lost calls");
 
+    for samples in [&mut enqueue_offer, &mut enqueue, &mut complete_to_offer, &mut position] {
+        samples.sort_unstable();
+    }
     let report = CoreBenchReport {
         waiting_calls: args.waiting,
         queues: args.queues,
         operators: args.operators,
-        enqueue_offer_ns_p50: percentile(&mut enqueue_offer, 0.50),
-        enqueue_offer_ns_p99: percentile(&mut enqueue_offer, 0.99),
-        enqueue_ns_p50: percentile(&mut enqueue, 0.50),
-        enqueue_ns_p99: percentile(&mut enqueue, 0.99),
-        complete_to_offer_ns_p50: percentile(&mut complete_to_offer, 0.50),
-        complete_to_offer_ns_p99: percentile(&mut complete_to_offer, 0.99),
-        position_ns_p50: percentile(&mut position, 0.50),
-        position_ns_p99: percentile(&mut position, 0.99),
+        enqueue_offer_ns_p50: percentile(&enqueue_offer, 0.50),
+        enqueue_offer_ns_p99: percentile(&enqueue_offer, 0.99),
+        enqueue_ns_p50: percentile(&enqueue, 0.50),
+        enqueue_ns_p99: percentile(&enqueue, 0.99),
+        complete_to_offer_ns_p50: percentile(&complete_to_offer, 0.50),
+        complete_to_offer_ns_p99: percentile(&complete_to_offer, 0.99),
+        position_ns_p50: percentile(&position, 0.50),
+        position_ns_p99: percentile(&position, 0.99),
         bytes_per_waiting_call,
         snapshot_bytes_per_waiting_call: snapshot.len() as u64 / args.waiting.max(1),
         snapshot_encode_ms,

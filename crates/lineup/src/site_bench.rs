@@ -13,6 +13,7 @@ use lineup_core::*;
 use lineup_pbx_sim::{serve_box, BoxConfig, BoxIndex, Dialplan, LiveWorld, PbxWorld, PhoneCall, SimCredentials};
 use lineup_site::driver::run_site;
 use lineup_site::{SiteConfig, SiteController};
+use lineup_util::{now_ms, percentile};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,16 +46,6 @@ struct SiteBenchReport {
     /// next check 500 ms); a 500 ms Redis poll waits 250 ms on average.
     app_queue_recheck_mean_ms: f64,
     redis_poll_500ms_mean_ms: f64,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples.get(i).copied().unwrap_or(0.0)
 }
 
 /// Waits (bounded) until `done` holds on the node's applied state, re-checking on every
@@ -228,11 +219,12 @@ async fn run(args: &SiteBenchArgs) -> anyhow::Result<SiteBenchReport> {
     let _ = tokio::time::timeout(STEP_LIMIT, driver).await;
     node.shutdown().await;
     let _ = std::fs::remove_dir_all(&data_dir);
+    pickups.sort_by(|a, b| a.total_cmp(b));
     Ok(SiteBenchReport {
         samples: pickups.len(),
-        pickup_ms_p50: percentile(&mut pickups, 0.50),
-        pickup_ms_p99: percentile(&mut pickups, 0.99),
-        pickup_ms_max: percentile(&mut pickups, 1.0),
+        pickup_ms_p50: percentile(&pickups, 0.50),
+        pickup_ms_p99: percentile(&pickups, 0.99),
+        pickup_ms_max: percentile(&pickups, 1.0),
         app_queue_recheck_mean_ms: 500.0,
         redis_poll_500ms_mean_ms: 250.0,
     })

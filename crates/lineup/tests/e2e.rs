@@ -17,6 +17,7 @@ use lineup_ari::{CallerId, ChannelId};
 use lineup_pbx_sim::{
     federated_sites, serve_box, AudioPath, BoxIndex, BoxServer, LiveWorld, PhoneCall, SimCredentials,
 };
+use lineup_util::now_ms;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,10 +38,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 fn lineup() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lineup"))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A free loopback port (bound, then released) for the node to bind itself.

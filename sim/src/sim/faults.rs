@@ -202,7 +202,7 @@ impl<R: Replication> Sim<R> {
         let n = self.cfg.sites;
         let d = &mut self.long_dice;
         let kind = LONG_FAULT_KIND_FIRST + d.pick(FAULT_KIND_NAMES.len() - LONG_FAULT_KIND_FIRST);
-        let pick = d.next();
+        let pick = d.next_u64();
         let past_lost = d.chance(LONG_OUTAGE_PAST_LOST_SHARE);
         let unit = d.unit();
         let down_ms = d.exponential_ms(SLOW_RECONNECT_DOWN_MEAN_MS).min(SLOW_RECONNECT_DOWN_MAX_MS);

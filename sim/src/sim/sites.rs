@@ -2,10 +2,11 @@
 //! (ARI events, effects, proposal results, ticks), the actions it takes (proposals through
 //! its node, PIN checks, ARI requests executed against the stand-in) and its reconciles.
 
-use lineup_ari::{AriError, ChannelId, HangupReason, Media};
+use lineup_ari::AriError;
 use lineup_core::{Command, CommandId, Effect, SiteId};
-use lineup_pbx_sim::{BoxIndex, OriginateParams, PbxWorld};
+use lineup_pbx_sim::BoxIndex;
 use lineup_site::{Action, AriFailure, AriRequest, Input, ProposeFailure, SiteConfig, SiteController};
+use lineup_testkit::execute_ari;
 use std::collections::{BTreeMap, VecDeque};
 
 use super::events::Ev;
@@ -131,7 +132,7 @@ impl<R: Replication> Sim<R> {
 
     /// An ARI request against the stand-in; its reply comes back after the ARI latency.
     fn ari_request(&mut self, site: usize, gen: u64, token: u64, request: AriRequest) {
-        let result = ari(&mut self.world, BoxIndex(site), &request).map_err(|e| match e {
+        let result = execute_ari(&mut self.world, BoxIndex(site), &request).map_err(|e| match e {
             AriError::NotFound { message } => AriFailure::Gone(message),
             other => AriFailure::Failed(other.to_string()),
         });
@@ -192,69 +193,5 @@ impl<R: Replication> Sim<R> {
             let gen = self.sites[site].gen;
             self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input: Input::Ari(output.event) });
         }
-    }
-}
-
-/// Executes one ARI request against the stand-in (the REST face, without HTTP).
-fn ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Result<(), AriError> {
-    let ids = |channels: &[ChannelId]| channels.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>();
-    match request {
-        AriRequest::Answer(c) => w.answer(at, c.as_str()),
-        AriRequest::Hangup(c, reason) => {
-            let cause = if *reason == HangupReason::Normal { 16 } else { 17 };
-            match w.hangup_channel(at, c.as_str(), cause) {
-                Err(AriError::NotFound { .. }) => Ok(()),
-                other => other,
-            }
-        }
-        AriRequest::StartMoh { channel, class } => w.start_moh(at, channel.as_str(), class.as_deref()),
-        AriRequest::StopMoh(c) => w.stop_moh(at, c.as_str()),
-        AriRequest::Play { channel, playback, media } => {
-            let uris: Vec<String> = media.iter().map(Media::to_string).collect();
-            w.play(at, channel.as_str(), Some(playback), &uris).map(|_| ())
-        }
-        AriRequest::StopPlayback(p) => w.stop_playback(at, p.as_str()),
-        AriRequest::Originate(o) => w.originate(at, &originate_params(o)).map(|_| ()),
-        AriRequest::CreateBridge(b) => {
-            w.create_bridge(at, Some(b.bridge_type.as_str()), Some(b.bridge_id.as_str()), b.name.as_deref()).map(|_| ())
-        }
-        AriRequest::AddChannels { bridge, channels } => w.add_channels(at, bridge.as_str(), &ids(channels)),
-        AriRequest::RemoveChannels { bridge, channels } => w.remove_channels(at, bridge.as_str(), &ids(channels)),
-        AriRequest::DestroyBridge(b) => w.destroy_bridge(at, b.as_str()),
-        AriRequest::Continue { channel, variables, target } => {
-            for (name, value) in variables {
-                w.set_variable(at, channel.as_str(), name, value)?;
-            }
-            w.continue_in_dialplan(
-                at,
-                channel.as_str(),
-                target.context.clone(),
-                target.extension.clone(),
-                target.priority,
-            )
-        }
-    }
-}
-
-/// The stand-in's originate parameters for an ARI originate.
-fn originate_params(o: &lineup_ari::OriginateRequest) -> OriginateParams {
-    let (app, app_args) = match &o.target {
-        lineup_ari::OriginateTarget::Application { app, app_args } => {
-            (Some(app.as_str().to_string()), app_args.clone())
-        }
-        lineup_ari::OriginateTarget::Dialplan { .. } => (None, vec![]),
-    };
-    OriginateParams {
-        endpoint: o.endpoint.as_str().to_string(),
-        app,
-        app_args,
-        context: None,
-        extension: None,
-        priority: None,
-        channel_id: o.channel_id.clone(),
-        other_channel_id: None,
-        caller_id: o.caller_id.clone(),
-        timeout_s: o.timeout_s.map(i64::from),
-        variables: o.variables.clone(),
     }
 }

@@ -52,39 +52,5 @@ pub trait PeerTransport: Send + Sync + 'static {
     }
 }
 
-/// A tiny deterministic PRNG (SplitMix64) for fault filters and backoff jitter. Not for
-/// anything security related.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// A seed that differs between processes and calls (for jitter in production).
-    pub fn from_entropy() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(std::process::id() as u64);
-        Self(hasher.finish())
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (`bound` > 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound.max(1)
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance_percent(&mut self, percent: u8) -> bool {
-        self.below(100) < u64::from(percent)
-    }
-}
+/// The generator for fault filters and backoff jitter.
+pub use lineup_util::SplitMix64;

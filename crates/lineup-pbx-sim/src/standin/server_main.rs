@@ -6,6 +6,7 @@ use super::{serve, StandInConfig};
 use crate::dialplan::Dialplan;
 use crate::server::SimCredentials;
 use anyhow::Context;
+use lineup_util::now_ms;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -23,10 +24,6 @@ pub struct ServerArgs {
     /// Where to write the chosen ports (`{"control": port, "ari": [port, ...]}`), once serving.
     #[arg(long)]
     pub ports_file: PathBuf,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Serves on loopback until the process is ended (SIGTERM or SIGKILL).

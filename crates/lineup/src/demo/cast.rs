@@ -1,9 +1,9 @@
 //! Who is in the demo: its queues, gates and operators (the routing config it applies), and
 //! the API tokens of one run.
 
-use super::humans::Dice;
 use lineup_api::{ApiConfig, ApiToken, Role};
 use lineup_core::*;
+use lineup_util::{now_ms, SplitMix64};
 
 pub(super) struct DemoOperator {
     pub id: &'static str,
@@ -116,8 +116,8 @@ pub(super) struct DemoTokens {
 impl DemoTokens {
     pub fn new(seed: u64) -> Self {
         // Loopback only and gone with the process; unpredictable enough across runs.
-        let mut dice = Dice::new(seed ^ super::now_ms() ^ u64::from(std::process::id()) << 32);
-        let mut token = |role: &str| format!("demo-{role}-{:016x}{:016x}", dice.next(), dice.next());
+        let mut dice = SplitMix64::new(seed ^ now_ms() ^ u64::from(std::process::id()) << 32);
+        let mut token = |role: &str| format!("demo-{role}-{:016x}{:016x}", dice.next_u64(), dice.next_u64());
         Self { admin: token("admin"), viewer: token("viewer"), widget: token("widget") }
     }
 

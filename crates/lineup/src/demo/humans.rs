@@ -6,41 +6,16 @@ use lineup_ari::CallerId;
 use lineup_cluster::ClusterNode;
 use lineup_core::*;
 use lineup_pbx_sim::{BoxIndex, LiveWorld, PhoneBehaviour, PhoneCall, ScriptedKeys};
+use lineup_util::SplitMix64;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a supervisor's break lasts before the operator comes back on their own.
 const BREAK_DURATION: Duration = Duration::from_secs(20);
 
-/// A small deterministic generator for the simulated humans (splitmix64).
-pub(super) struct Dice(u64);
-
-impl Dice {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn range(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
-    /// Exponential with the given mean (Poisson inter-arrival times).
-    pub fn exponential(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.unit()).ln()
-    }
-}
-
 /// Every operator dials the login code with their PIN; ring-mode phones answer after a few
 /// seconds and hang up after a while.
-pub(super) fn log_operators_in(live: &LiveWorld, dice: &mut Dice) -> anyhow::Result<()> {
+pub(super) fn log_operators_in(live: &LiveWorld, dice: &mut SplitMix64) -> anyhow::Result<()> {
     for (k, op) in OPERATORS.iter().enumerate() {
         let box_index = BoxIndex(op.site as usize - 1);
         if op.mode == OperatorMode::Ring {
@@ -78,7 +53,7 @@ fn extension_for(roll: f64) -> &'static str {
 }
 
 /// One caller arrives at a random site; one in five presses 1 for a callback and answers it.
-pub(super) fn place_caller(live: &LiveWorld, dice: &mut Dice, n: u64) -> anyhow::Result<()> {
+pub(super) fn place_caller(live: &LiveWorld, dice: &mut SplitMix64, n: u64) -> anyhow::Result<()> {
     let site = dice.range(0, super::SITES.len() as u64 - 1) as usize;
     let exten = extension_for(dice.unit());
     let number = format!("+1555{:07}", 1_000_000 + n);
@@ -107,8 +82,10 @@ pub(super) fn place_caller(live: &LiveWorld, dice: &mut Dice, n: u64) -> anyhow:
 }
 
 /// A supervisor sends a random operator on a short break; they come back on their own.
-pub(super) fn send_someone_on_break<T>(nodes: &std::collections::BTreeMap<u64, Arc<ClusterNode<T>>>, dice: &mut Dice)
-where
+pub(super) fn send_someone_on_break<T>(
+    nodes: &std::collections::BTreeMap<u64, Arc<ClusterNode<T>>>,
+    dice: &mut SplitMix64,
+) where
     T: lineup_cluster::transport::PeerTransport + 'static,
 {
     let op = &OPERATORS[dice.range(0, OPERATORS.len() as u64 - 1) as usize];

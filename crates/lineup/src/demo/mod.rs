@@ -16,7 +16,6 @@ use crate::api_backend::start_api;
 use crate::node::{NodeSpec, RunningNode};
 use anyhow::Context;
 use cast::{routing_config, DemoTokens};
-use humans::Dice;
 use lineup_ari::{ApplicationName, AriConfig};
 use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
@@ -24,6 +23,7 @@ use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
 use lineup_pbx_sim::{serve_box, BoxConfig, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials, TrunkRoute};
 use lineup_site::SiteConfig;
+use lineup_util::{now_ms, SplitMix64};
 use observe::Observed;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -67,10 +67,6 @@ pub struct DemoArgs {
     keep_data: bool,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))
@@ -107,7 +103,7 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     print_banner(&federation, &api_urls, &tokens, &data_dir, args.keep_data);
     wait_for_ari_registration(&federation.live).await?;
 
-    let mut dice = Dice::new(args.seed);
+    let mut dice = SplitMix64::new(args.seed);
     humans::log_operators_in(&federation.live, &mut dice)?;
     let started = tokio::time::Instant::now();
     let placed = run_traffic(args, &federation.live, &nodes, &observed, &mut dice).await?;
@@ -353,7 +349,7 @@ async fn run_traffic(
     live: &LiveWorld,
     nodes: &BTreeMap<u64, Arc<Node>>,
     observed: &Mutex<Observed>,
-    dice: &mut Dice,
+    dice: &mut SplitMix64,
 ) -> anyhow::Result<u64> {
     let started = tokio::time::Instant::now();
     let deadline = args.duration.map(|s| started + Duration::from_secs(s));

@@ -1,0 +1,69 @@
+//! Executes a site controller's ARI requests against the stand-in's world, without HTTP.
+
+use lineup_ari::{AriError, ChannelId, HangupReason, Media};
+use lineup_pbx_sim::{BoxIndex, OriginateParams, PbxWorld};
+use lineup_site::AriRequest;
+
+/// Executes one ARI request against the stand-in (the REST face, without HTTP).
+pub fn execute_ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Result<(), AriError> {
+    let ids = |channels: &[ChannelId]| channels.iter().map(|c| c.as_str().to_string()).collect::<Vec<_>>();
+    match request {
+        AriRequest::Answer(c) => w.answer(at, c.as_str()),
+        AriRequest::Hangup(c, reason) => {
+            let cause = if *reason == HangupReason::Normal { 16 } else { 17 };
+            match w.hangup_channel(at, c.as_str(), cause) {
+                Err(AriError::NotFound { .. }) => Ok(()),
+                other => other,
+            }
+        }
+        AriRequest::StartMoh { channel, class } => w.start_moh(at, channel.as_str(), class.as_deref()),
+        AriRequest::StopMoh(c) => w.stop_moh(at, c.as_str()),
+        AriRequest::Play { channel, playback, media } => {
+            let uris: Vec<String> = media.iter().map(Media::to_string).collect();
+            w.play(at, channel.as_str(), Some(playback), &uris).map(|_| ())
+        }
+        AriRequest::StopPlayback(p) => w.stop_playback(at, p.as_str()),
+        AriRequest::Originate(o) => w.originate(at, &originate_params(o)).map(|_| ()),
+        AriRequest::CreateBridge(b) => {
+            w.create_bridge(at, Some(b.bridge_type.as_str()), Some(b.bridge_id.as_str()), b.name.as_deref()).map(|_| ())
+        }
+        AriRequest::AddChannels { bridge, channels } => w.add_channels(at, bridge.as_str(), &ids(channels)),
+        AriRequest::RemoveChannels { bridge, channels } => w.remove_channels(at, bridge.as_str(), &ids(channels)),
+        AriRequest::DestroyBridge(b) => w.destroy_bridge(at, b.as_str()),
+        AriRequest::Continue { channel, variables, target } => {
+            for (name, value) in variables {
+                w.set_variable(at, channel.as_str(), name, value)?;
+            }
+            w.continue_in_dialplan(
+                at,
+                channel.as_str(),
+                target.context.clone(),
+                target.extension.clone(),
+                target.priority,
+            )
+        }
+    }
+}
+
+/// The stand-in's originate parameters for an ARI originate.
+fn originate_params(o: &lineup_ari::OriginateRequest) -> OriginateParams {
+    let (app, app_args) = match &o.target {
+        lineup_ari::OriginateTarget::Application { app, app_args } => {
+            (Some(app.as_str().to_string()), app_args.clone())
+        }
+        lineup_ari::OriginateTarget::Dialplan { .. } => (None, vec![]),
+    };
+    OriginateParams {
+        endpoint: o.endpoint.as_str().to_string(),
+        app,
+        app_args,
+        context: None,
+        extension: None,
+        priority: None,
+        channel_id: o.channel_id.clone(),
+        other_channel_id: None,
+        caller_id: o.caller_id.clone(),
+        timeout_s: o.timeout_s.map(i64::from),
+        variables: o.variables.clone(),
+    }
+}
