@@ -218,11 +218,11 @@ impl Checker {
                 Effect::CancelOffer { call, operator, .. } => {
                     self.cancelled_offers.entry(call.clone()).or_default().insert(operator.clone());
                 }
-                Effect::CallChanged(view) if view.status == CallStatus::CallbackWaiting => {
-                    if !self.promised.contains_key(&view.call) {
-                        self.promised.insert(view.call.clone(), now_ms);
-                        self.calls.callbacks_promised += 1;
-                    }
+                Effect::CallChanged(view)
+                    if view.status == CallStatus::CallbackWaiting && !self.promised.contains_key(&view.call) =>
+                {
+                    self.promised.insert(view.call.clone(), now_ms);
+                    self.calls.callbacks_promised += 1;
                 }
                 _ => {}
             }

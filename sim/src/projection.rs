@@ -138,7 +138,7 @@ impl SimRedis {
             }
             "SCAN" => {
                 // SCAN 0 MATCH <escaped prefix>* COUNT n: everything in one round.
-                let pattern = args.iter().skip_while(|a| a.to_ascii_uppercase() != "MATCH").nth(1).cloned();
+                let pattern = args.iter().skip_while(|a| !a.eq_ignore_ascii_case("MATCH")).nth(1).cloned();
                 let prefix = pattern.map(|p| unescape_glob_prefix(&p)).unwrap_or_default();
                 let keys: Vec<Value> = data
                     .keys

@@ -89,9 +89,10 @@ pub fn parse_stasis_entry(application: &str, args: &[String]) -> Result<StasisEn
             let queue = lookup(&pairs, "queue").ok_or_else(|| invalid(args, "queue= is required"))?;
             let priority = match lookup(&pairs, "priority") {
                 None => None,
+                // Parsing as u8 is the range check: 0..=PRIORITY_MAX.
                 Some(text) => match text.parse::<u8>() {
-                    Ok(priority) if priority <= PRIORITY_MAX => Some(priority),
-                    _ => return Err(invalid(args, "priority must be 0..=PRIORITY_MAX")),
+                    Ok(priority) => Some(priority),
+                    Err(_) => return Err(invalid(args, format!("priority must be a number from 0 to {PRIORITY_MAX}"))),
                 },
             };
             Ok(StasisEntry::Caller {

@@ -47,7 +47,8 @@ async fn canned_http_server(status_line: &'static str, body: &'static str) -> (u
 
 #[tokio::test]
 async fn http_statuses_map_to_typed_errors_with_asterisk_messages() {
-    let cases: [(&str, fn(&AriError) -> bool); 5] = [
+    type Case = (&'static str, fn(&AriError) -> bool);
+    let cases: [Case; 5] = [
         ("404 Not Found", |e| matches!(e, AriError::NotFound { message } if message == "Channel not found")),
         ("409 Conflict", |e| matches!(e, AriError::Conflict { .. })),
         ("412 Precondition Failed", |e| matches!(e, AriError::PreconditionFailed { .. })),

@@ -20,7 +20,10 @@ fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
     std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("open {}", path.display()))
 }
 
+// The chaos harness (a test tool, never shipped) signals and parents real processes: two
+// libc calls, each with its SAFETY note.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -56,6 +59,7 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    #[allow(unsafe_code)]
     fn signal(&self, signal: i32) {
         let Ok(pid) = i32::try_from(self.pid()) else { return };
         // SAFETY: kill(2) on our own child's pid; it has not been reaped (we hold the Child).

@@ -258,9 +258,7 @@ async fn measure_throughput(leader_node: &Arc<ClusterNode<QuicTransport>>, optio
             }
         }
         let node = leader_node.clone();
-        in_flight.spawn(async move {
-            node.propose(CommandBody::Tick { now_ms: lineup_util::now_ms() }).await
-        });
+        in_flight.spawn(async move { node.propose(CommandBody::Tick { now_ms: lineup_util::now_ms() }).await });
     }
     while let Some(done) = in_flight.join_next().await {
         committed += usize::from(matches!(done, Ok(Ok(_))));

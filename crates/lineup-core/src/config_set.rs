@@ -117,7 +117,7 @@ fn diff_kind<K: Ord + Clone + ToString, T: Serialize + PartialEq>(
     }
 }
 
-fn by_id<'a, K: Ord + Clone, T>(items: &'a [T], id: impl Fn(&T) -> &K) -> BTreeMap<K, &'a T> {
+fn by_id<K: Ord + Clone, T>(items: &[T], id: impl Fn(&T) -> &K) -> BTreeMap<K, &T> {
     items.iter().map(|c| (id(c).clone(), c)).collect()
 }
 

@@ -380,11 +380,9 @@ impl Checker {
                         }
                     }
                 }
-                Effect::CancelOffer { call, operator, .. } => {
-                    if self.by_operator.get(operator) == Some(call) {
-                        self.by_operator.remove(operator);
-                        self.by_call.remove(call);
-                    }
+                Effect::CancelOffer { call, operator, .. } if self.by_operator.get(operator) == Some(call) => {
+                    self.by_operator.remove(operator);
+                    self.by_call.remove(call);
                 }
                 Effect::CallEnded(r) => {
                     *self.ended.entry(r.call.clone()).or_default() += 1;

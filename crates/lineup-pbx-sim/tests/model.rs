@@ -338,7 +338,8 @@ fn malformed_rest_requests_get_error_answers_not_panics() {
     let mut harness = Harness::new();
     let caller = harness.answered_caller();
     let path = format!("/channels/{caller}");
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         ("GET", "/nothing".into(), vec![]),
         ("POST", "/channels".into(), vec![]),
         ("POST", "/channels".into(), vec![("endpoint", "nope")]),
@@ -529,7 +530,7 @@ fn a_sound_the_box_does_not_have_fails_at_once() {
         .take()
         .iter()
         .filter_map(|o| match &o.event.kind {
-            EventKind::PlaybackFinished { playback } => Some(playback.state.clone()),
+            EventKind::PlaybackFinished { playback } => Some(playback.state),
             _ => None,
         })
         .collect();

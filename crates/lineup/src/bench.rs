@@ -80,7 +80,7 @@ impl Driver {
             priority: None,
             caller_number: "+33123456789".into(),
             caller_name: "Bench Caller".into(),
-            site: SiteId(1 + (1 % 3)),
+            site: SiteId(1 + 1),
             skills: Default::default(),
             callback_number: None,
         })

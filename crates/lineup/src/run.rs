@@ -76,7 +76,7 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
         .ari
         .applications
         .iter()
-        .map(|a| ApplicationName::new(a))
+        .map(ApplicationName::new)
         .collect::<Result<Vec<_>, _>>()
         .context("ari.applications")?;
     let ari = AriConfig {

@@ -213,7 +213,7 @@ impl<R: Replication> Sim<R> {
         }
         // A majority stays up: otherwise this fault waits for the next draw.
         let up: Vec<usize> = (0..n).filter(|i| self.sites[*i].up).collect();
-        if (n - up.len() + 1) * 2 >= n + 1 {
+        if (n - up.len() + 1) * 2 > n {
             return;
         }
         let connected = self.connected_calls_by_site();

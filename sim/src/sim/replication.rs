@@ -138,11 +138,9 @@ impl<R: Replication> Sim<R> {
     /// Results for proposals waiting at this site (read from this node's own apply).
     fn answer_waiters(&mut self, node: usize, entry: &AppliedEntry) {
         for (cmd, applied) in entry.commands.iter().zip(&entry.applied) {
-            if let Some(waiter) = self.sites[node].pending.remove(&cmd.id) {
-                if let Waiter::Site { gen, token } = waiter {
-                    let input = Input::Proposed { token, result: Ok(applied.result.clone()) };
-                    self.push(self.now_ms, Ev::Site { site: node, gen, input });
-                }
+            if let Some(Waiter::Site { gen, token }) = self.sites[node].pending.remove(&cmd.id) {
+                let input = Input::Proposed { token, result: Ok(applied.result.clone()) };
+                self.push(self.now_ms, Ev::Site { site: node, gen, input });
             }
         }
     }

@@ -105,12 +105,15 @@ pub(super) async fn read_index_as_leader(raft: &LineupRaftHandle) -> Result<u64,
 /// Largest health report a node sends or accepts (a few hundred bytes in practice).
 pub const HEALTH_REPORT_MAX_BYTES: usize = 64 * 1024;
 
+/// Makes this node's health report (encoded by the binary).
+pub(super) type MakeHealthReport = Arc<dyn Fn() -> Vec<u8> + Send + Sync>;
+
 /// The function that makes this node's health report, set by the binary once its parts run.
 #[derive(Clone, Default)]
-pub(super) struct HealthSource(Arc<std::sync::RwLock<Option<Arc<dyn Fn() -> Vec<u8> + Send + Sync>>>>);
+pub(super) struct HealthSource(Arc<std::sync::RwLock<Option<MakeHealthReport>>>);
 
 impl HealthSource {
-    pub(super) fn set(&self, report: Arc<dyn Fn() -> Vec<u8> + Send + Sync>) {
+    pub(super) fn set(&self, report: MakeHealthReport) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(report);
     }
 

@@ -58,10 +58,10 @@ impl Routing {
                         return Err(refuse(ConfigKind::Queue, &change.id, "id", reason));
                     }
                 }
-                (ChangeAction::Removed, ConfigKind::Operator) => {
-                    if self.s.operators.values().any(|o| o.config.id.as_str() == change.id && o.is_logged_in()) {
-                        return Err(refuse(ConfigKind::Operator, &change.id, "id", "still logged in".into()));
-                    }
+                (ChangeAction::Removed, ConfigKind::Operator)
+                    if self.s.operators.values().any(|o| o.config.id.as_str() == change.id && o.is_logged_in()) =>
+                {
+                    return Err(refuse(ConfigKind::Operator, &change.id, "id", "still logged in".into()));
                 }
                 (ChangeAction::Changed, ConfigKind::Operator) => {
                     let new = wanted.operators.iter().find(|o| o.id.as_str() == change.id);

@@ -187,7 +187,7 @@ impl Routing {
                 ));
             }
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|a| a.0);
         all.into_iter().map(|(_, w)| w).collect()
     }
 }

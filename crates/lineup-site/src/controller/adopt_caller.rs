@@ -26,7 +26,7 @@ impl SiteController {
             if self.callers.contains_key(&ch) {
                 continue;
             }
-            if !live.get(&ch).is_some_and(|c| c.dialplan.app_name == "Stasis") {
+            if live.get(&ch).is_none_or(|c| c.dialplan.app_name != "Stasis") {
                 self.report_caller_left(&view);
                 continue;
             }

@@ -48,8 +48,7 @@ pub(super) fn pin_of(operator: &str) -> String {
 /// The demo's routing config. Its gates are the ones deploy/demo/extensions.conf names (a
 /// test checks every `Stasis(...)` line there against it).
 pub(super) fn routing_config() -> RoutingConfigSet {
-    let mut set = RoutingConfigSet::default();
-    set.queues = vec![
+    let queues = vec![
         QueueConfig {
             id: QueueId::new("sales"),
             name: "Sales".into(),
@@ -75,7 +74,7 @@ pub(super) fn routing_config() -> RoutingConfigSet {
             ..Default::default()
         },
     ];
-    set.gates = vec![
+    let gates = vec![
         GateConfig { id: GateId::new("web"), queue: QueueId::new("sales"), ..Default::default() },
         GateConfig {
             id: GateId::new("phone"),
@@ -85,8 +84,8 @@ pub(super) fn routing_config() -> RoutingConfigSet {
         },
         GateConfig { id: GateId::new("support-phone"), queue: QueueId::new("support"), ..Default::default() },
     ];
-    set.operators = OPERATORS.iter().map(operator_config).collect();
-    set
+    let operators = OPERATORS.iter().map(operator_config).collect();
+    RoutingConfigSet { queues, gates, operators, ..Default::default() }
 }
 
 fn operator_config(op: &DemoOperator) -> OperatorConfig {

@@ -97,10 +97,8 @@ pub(super) fn replay(observed: &Observed) -> Replay {
         match effect {
             Effect::Offer(o) | Effect::DialCallback(o) => holds.offer(&o.call, &o.operator, &mut replay.violations),
             Effect::CancelOffer { call, operator, .. } => holds.cancel(call, operator),
-            Effect::CallChanged(v) => {
-                if seen.insert(v.call.clone()) {
-                    *replay.entered.entry(v.entry_site.0).or_default() += 1;
-                }
+            Effect::CallChanged(v) if seen.insert(v.call.clone()) => {
+                *replay.entered.entry(v.entry_site.0).or_default() += 1;
             }
             Effect::CallEnded(r) => {
                 *ended.entry(r.call.clone()).or_default() += 1;
