@@ -91,6 +91,11 @@ pub struct Health {
     /// History (outbox → PostgreSQL/SQLite); None when not configured.
     pub database: Option<EdgeHealth>,
     pub raft: RaftHealth,
+    /// Callers this site's Asterisk sent into Lineup that were handed back at the door with
+    /// `LINEUP_RESULT=INVALID` (a queue or gate the routing config does not have), since the
+    /// node started.
+    #[serde(default)]
+    pub callers_refused_at_entry: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -233,6 +233,12 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
 
     t.family("lineup_ari_connected", "gauge", "1 while the ARI connection is up.");
     t.sample("lineup_ari_connected", &[], u8::from(health.ari_connected));
+    t.family(
+        "lineup_site_callers_refused_total",
+        "counter",
+        "Callers handed back at the door with LINEUP_RESULT=INVALID (a queue or gate the routing config does not have).",
+    );
+    t.sample("lineup_site_callers_refused_total", &[], health.callers_refused_at_entry);
     t.family("lineup_redis_ok", "gauge", "1 while the Redis projection is current (absent when not configured).");
     if let Some(r) = &health.redis {
         t.sample("lineup_redis_ok", &[], u8::from(r.ok));

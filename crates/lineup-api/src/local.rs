@@ -139,6 +139,7 @@ impl ApiBackend for LocalBackend {
                 // The only member: always in contact with itself.
                 leader_contact_age_ms: Some(0),
             },
+            callers_refused_at_entry: 0,
         }
     }
 

@@ -88,7 +88,8 @@ pub fn verify_pin(pin: &str, phc: &str) -> bool {
 }
 
 /// Runs the site until `shutdown` turns true or the events stream ends; returns the
-/// controller's counters.
+/// controller's counters. `counters` carries them live (for health and metrics), updated
+/// after every input that changed them.
 pub async fn run_site<A, C>(
     mut controller: SiteController,
     ari: Arc<A>,
@@ -96,6 +97,7 @@ pub async fn run_site<A, C>(
     mut feed: mpsc::Receiver<ClusterFeed>,
     cluster: Arc<C>,
     mut shutdown: watch::Receiver<bool>,
+    counters: watch::Sender<SiteCounters>,
 ) -> SiteCounters
 where
     A: Ari + 'static,
@@ -137,6 +139,13 @@ where
         };
         tracing::trace!(?input, "site input");
         let actions = cluster.read(|routing| controller.handle(now_ms(), input, routing));
+        counters.send_if_modified(|published| {
+            let changed = *published != controller.counters;
+            if changed {
+                published.clone_from(&controller.counters);
+            }
+            changed
+        });
         tracing::trace!(?actions, "site actions");
         for action in actions.into_iter().take(ACTIONS_PER_INPUT_MAX) {
             match action {

@@ -131,6 +131,7 @@ fn spawn_site(
         site_config.trunk_endpoints.insert(SiteId(other), format!("PJSIP/lineup-{{call}}@site-{other}"));
     }
     let (stop, shutdown) = watch::channel(false);
+    let (counters, _) = watch::channel(SiteCounters::default());
     let handle = tokio::spawn(run_site(
         SiteController::new(site_config),
         Arc::new(HttpAri::new(config).unwrap()),
@@ -138,6 +139,7 @@ fn spawn_site(
         feed,
         Arc::clone(cluster),
         shutdown,
+        counters,
     ));
     (handle, stop)
 }

@@ -28,6 +28,7 @@ pub struct NodeBackend {
     effects: broadcast::Sender<AppliedEffect>,
     /// Peer site → API base URL, to tell where membership changes go.
     peer_apis: BTreeMap<u64, String>,
+    site_counters: tokio::sync::watch::Receiver<lineup_site::SiteCounters>,
 }
 
 impl NodeBackend {
@@ -57,6 +58,7 @@ impl NodeBackend {
             edges: Arc::clone(&running.edges),
             effects,
             peer_apis,
+            site_counters: running.site_counters.clone(),
         });
         // Peers ask for this node's health over the cluster link (see `peer_health`).
         let reporter = Arc::downgrade(&backend);
@@ -152,6 +154,7 @@ impl ApiBackend for NodeBackend {
             redis,
             database: Some(database),
             raft: self.raft_health(),
+            callers_refused_at_entry: self.site_counters.borrow().callers_invalid,
         }
     }
 

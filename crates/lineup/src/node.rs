@@ -68,6 +68,8 @@ pub struct RunningNode {
     pub projection: Option<Arc<RedisProjection>>,
     pub edges: Arc<EdgeHealth>,
     pub driver: tokio::task::JoinHandle<lineup_site::SiteCounters>,
+    /// The site controller's counters, live.
+    pub site_counters: watch::Receiver<lineup_site::SiteCounters>,
     stop: watch::Sender<bool>,
 }
 
@@ -125,14 +127,15 @@ impl RunningNode {
         let feed = feed_site(&node);
         let caught_up = Arc::clone(&node);
         let port = Arc::new(NodePort(Arc::clone(&node)));
+        let (counters, site_counters) = watch::channel(lineup_site::SiteCounters::default());
         let driver = tokio::spawn(async move {
             catch_up_with_cluster(&caught_up).await;
-            run_site(SiteController::new(spec.site_config), ari, events, feed, port, shutdown).await
+            let controller = SiteController::new(spec.site_config);
+            run_site(controller, ari, events, feed, port, shutdown, counters).await
         });
-        Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, stop })
+        Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, site_counters, stop })
     }
 
-    /// Stops site control, then the cluster node.
     /// Stops the site driver and the node; answers the site controller's counters when the
     /// driver stopped within the bound.
     pub async fn shutdown(self) -> Option<lineup_site::SiteCounters> {

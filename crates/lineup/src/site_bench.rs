@@ -145,6 +145,7 @@ async fn run(args: &SiteBenchArgs) -> anyhow::Result<SiteBenchReport> {
         feed_site(&node),
         Arc::new(NodePort(Arc::clone(&node))),
         shutdown,
+        watch::channel(lineup_site::SiteCounters::default()).0,
     ));
     let operator = OperatorId::new(OPERATOR);
     let status = |r: &Routing| r.operator_view(&operator).map(|v| v.status);
