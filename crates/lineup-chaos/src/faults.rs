@@ -87,6 +87,10 @@ pub struct RestartRecord {
     pub site: u64,
     pub ready_after_start_ms: Option<u64>,
     pub heard_after_ready_ms: Option<u64>,
+    /// When the node was stopped and when it was ready again (Unix ms, the stand-in's clock):
+    /// the site saw no ARI event in between.
+    pub down_from_unix_ms: u64,
+    pub ready_at_unix_ms: Option<u64>,
 }
 
 impl FaultFigures {
@@ -211,13 +215,21 @@ impl Chaos<'_> {
     async fn restart(&mut self, site: u64, stop: Stop, what: &str) {
         let log_at_stop = self.log_at_stop(site).await;
         let down_since = Instant::now();
+        let down_from_unix_ms = lineup_util::now_ms();
         self.stop(site, stop).await;
         self.note(format!("{what}: stopped")).await;
         tokio::time::sleep_until(down_since + Duration::from_millis(RESTART_DOWN_MS)).await;
-        self.bring_back(site, stop, what, log_at_stop).await;
+        self.bring_back(site, stop, what, log_at_stop, down_from_unix_ms).await;
     }
 
-    async fn bring_back(&mut self, site: u64, stop: Stop, what: &str, log_at_stop: Option<u64>) {
+    async fn bring_back(
+        &mut self,
+        site: u64,
+        stop: Stop,
+        what: &str,
+        log_at_stop: Option<u64>,
+        down_from_unix_ms: u64,
+    ) {
         if let Err(error) = self.nodes.start(site) {
             self.note(format!("{what}: could not start site {site}: {error:#}")).await;
             return;
@@ -230,6 +242,7 @@ impl Chaos<'_> {
         let Ok(api) = self.nodes.site(site).map(|s| s.api_url()) else { return };
         let ready = poll(READY_WAIT_MS, POLL_MS, || async { self.api.ready(&api).await.then_some(()) }).await;
         let ready_after_start_ms = ready.map(|_| elapsed_ms(started));
+        let ready_at_unix_ms = ready.map(|_| lineup_util::now_ms());
         let heard_after_ready_ms = match (ready, log_at_stop) {
             (Some(()), Some(log)) => self.heard(site, log).await,
             _ => None,
@@ -237,7 +250,14 @@ impl Chaos<'_> {
         self.note(format!(
             "{what}: ready {ready_after_start_ms:?} ms after start, heard by the leader {heard_after_ready_ms:?} ms after ready"
         )).await;
-        let record = RestartRecord { what: what.to_string(), site, ready_after_start_ms, heard_after_ready_ms };
+        let record = RestartRecord {
+            what: what.to_string(),
+            site,
+            ready_after_start_ms,
+            heard_after_ready_ms,
+            down_from_unix_ms,
+            ready_at_unix_ms,
+        };
         self.figures.restarts_detail.push(record);
     }
 
@@ -262,6 +282,7 @@ impl Chaos<'_> {
         let free = self.available_operator_elsewhere(leader).await;
         let log_at_stop = self.log_at_stop(leader).await;
         let killed_at = Instant::now();
+        let down_from_unix_ms = lineup_util::now_ms();
         self.stop(leader, Stop::Kill).await;
         self.note(format!("{what}: killed; operator free elsewhere: {free:?}")).await;
         if let Some(site) = free {
@@ -270,7 +291,7 @@ impl Chaos<'_> {
             self.figures.skipped.push(format!("{what}: answer probe (no operator free at another site)"));
         }
         tokio::time::sleep_until(killed_at + Duration::from_millis(RESTART_DOWN_MS)).await;
-        self.bring_back(leader, Stop::Kill, &what, log_at_stop).await;
+        self.bring_back(leader, Stop::Kill, &what, log_at_stop, down_from_unix_ms).await;
     }
 
     /// A site other than `leader` with an available persistent-mode operator.
