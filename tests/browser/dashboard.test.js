@@ -351,13 +351,16 @@ test("supervisor actions: break with a reason, available, log out", { timeout: 1
   await withPage("operator-actions", { width: 1600, height: 1000 }, async (page) => {
     await signIn(page, adminToken);
     const operatorState = async (id) => (await apiGet("/v1/operators")).body.operators.find((o) => o.operator === id);
-    // An operator free right now, so each action takes effect at once (one offered a call
-    // between the read and the click may be refused or held: then another is tried).
+    // An operator not on a call right now (available or in wrap-up), so a break takes effect
+    // at once (one who took a call between the read and the click goes on break only after
+    // it: then another is tried). The demo runs its operators near full load, so a free one
+    // may not come for a minute; wrap-up comes every call.
     let id, row;
     for (let attempt = 1; attempt <= 3 && !id; attempt++) {
-      const candidate = await until("an available operator", async () => {
+      const candidate = await until("an operator available or in wrap-up", async () => {
         const { body } = await apiGet("/v1/operators");
-        return body.operators.find((o) => o.state === "available" && o.break_reason == null)?.operator;
+        const free = (o) => (o.state === "available" || o.state === "wrap_up") && o.break_reason == null;
+        return body.operators.find(free)?.operator;
       }, WAITING_CALL_MAX);
       row = `tr[data-operator="${candidate}"]`;
       await page.click(`${row} button[data-action=break]`, { timeout: PAGE_READY_MAX });
