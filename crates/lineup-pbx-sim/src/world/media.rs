@@ -9,6 +9,7 @@ use super::{
     not_found, PbxWorld, CONTROL_QUEUE_MAX_COMMANDS, DTMF_COMMAND_SPAN_MS, DTMF_DURATION_MS, DTMF_RECEIVED_OFFSET_MS,
 };
 use crate::sounds::{media_duration_ms, media_exists};
+use lineup_ari::{AriError, EventKind, Playback, PlaybackId, PlaybackState};
 
 /// How long one item of a playback lasts here: a sound the box does not have fails at once,
 /// as on Asterisk ("File … does not exist in any format"); anything else plays its length.
@@ -19,7 +20,6 @@ fn item_duration_ms(media_uri: &str) -> u64 {
         0
     }
 }
-use lineup_ari::{AriError, EventKind, Playback, PlaybackId, PlaybackState};
 
 impl PbxWorld {
     pub(super) fn enqueue_control(&mut self, channel: &ChannelRef, command: ControlCommand) -> Result<(), AriError> {
