@@ -1017,3 +1017,28 @@ fn a_whole_config_set_applies_all_or_nothing_and_reads_back_equal() {
     assert_eq!(h.routing.queue_config(&QueueId::new("sales")).unwrap().name, "Renamed");
     h.routing.check_invariants().unwrap();
 }
+
+/// A caller on the second half of a Local channel originated with `channelId=X` enters Stasis
+/// as `X;2` (seen on Asterisk 22): it queues like any other; any other `;` is refused.
+#[test]
+fn a_caller_on_a_local_channel_half_queues() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    let enqueue = |call: &str, channel: &str| {
+        CommandBody::Enqueue(Enqueue {
+            call: CallId::new(call),
+            queue: QueueId::new("sales"),
+            gate: None,
+            priority: None,
+            caller_number: "5551234".into(),
+            caller_name: "Caller".into(),
+            site: SITE_A,
+            channel: Some(channel.into()),
+            skills: Default::default(),
+            callback_number: None,
+        })
+    };
+    h.apply(enqueue("local", "test-caller-7;2")).0.unwrap();
+    assert!(h.apply(enqueue("odd", "test;caller")).0.is_err());
+    assert_eq!(h.routing.position(&CallId::new("local")), Some(1));
+}

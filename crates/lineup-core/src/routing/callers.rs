@@ -2,7 +2,7 @@
 //! supervisor's reassign and priority change.
 
 use super::records::secs;
-use super::refusals::{invalid, validate_callback_number, validate_id_field};
+use super::refusals::{invalid, validate_callback_number, validate_channel_field};
 use super::{CommandResult, Response, Routing, TOTAL_WAITING_MAX_CALLS};
 use crate::command::{Enqueue, HungUpBy};
 use crate::config::validate_text;
@@ -225,7 +225,7 @@ impl Routing {
 fn check_entry_fields(e: &Enqueue) -> Result<(), CoreError> {
     e.call.validate().map_err(|err| CoreError::InvalidField { field: "call".into(), reason: err.to_string() })?;
     if let Some(ch) = &e.channel {
-        validate_id_field("channel", ch)?;
+        validate_channel_field("channel", ch)?;
     }
     validate_text("caller_number", &e.caller_number)?;
     validate_text("caller_name", &e.caller_name)?;

@@ -1,6 +1,6 @@
 //! Operator commands: log in and out, break and available, and pull a call.
 
-use super::refusals::{invalid, validate_id_field};
+use super::refusals::{invalid, validate_channel_field};
 use super::{CommandResult, Response, Routing};
 use crate::command::RequestedState;
 use crate::config::{validate_text, OperatorMode};
@@ -15,7 +15,7 @@ impl Routing {
             return Err(CoreError::SiteDown(site));
         }
         if let Some(ch) = channel {
-            validate_id_field("channel", ch)?;
+            validate_channel_field("channel", ch)?;
         }
         if op.config.mode == OperatorMode::Persistent && channel.is_none() {
             return Err(CoreError::InvalidField {
