@@ -21,7 +21,8 @@ use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
-use lineup_pbx_sim::{serve_box, BoxConfig, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials, TrunkRoute};
+use lineup_pbx_sim::standin::federated_boxes;
+use lineup_pbx_sim::{serve_box, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials};
 use lineup_site::SiteConfig;
 use lineup_util::{now_ms, SplitMix64};
 use observe::Observed;
@@ -155,7 +156,9 @@ async fn start_federation(data_dir: &std::path::Path) -> anyhow::Result<Federati
         addrs.insert(site, transport.local_addr()?.to_string());
         transports.insert(site, transport);
     }
-    let live = LiveWorld::start(PbxWorld::new(now_ms(), stand_in_boxes()?)?);
+    // Three boxes named site-1..3 with the demo dialplan and a PJSIP trunk to each other.
+    let boxes = federated_boxes(SITES.len(), &Dialplan::parse(DEMO_DIALPLAN)?);
+    let live = LiveWorld::start(PbxWorld::new(now_ms(), boxes)?);
     let mut servers = Vec::new();
     let mut running = BTreeMap::new();
     for (i, (site, transport)) in transports.into_iter().enumerate() {
@@ -167,35 +170,6 @@ async fn start_federation(data_dir: &std::path::Path) -> anyhow::Result<Federati
         running.insert(site, RunningNode::start(spec).await?);
     }
     Ok(Federation { live, servers, running, addrs })
-}
-
-/// The three stand-in boxes, each with the demo dialplan and a trunk to the other two.
-fn stand_in_boxes() -> anyhow::Result<Vec<BoxConfig>> {
-    let dialplan = Dialplan::parse(DEMO_DIALPLAN)?;
-    let names: Vec<String> = SITES.iter().map(|s| format!("site-{s}")).collect();
-    let trunks_from = |i: usize| {
-        names
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(j, other)| TrunkRoute {
-                technology: "PJSIP".into(),
-                trunk: other.clone(),
-                target: BoxIndex(j),
-                context: "from-lineup".into(),
-            })
-            .collect()
-    };
-    Ok(names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| BoxConfig {
-            name: name.clone(),
-            asterisk_id: format!("02:fc:00:00:00:{:02x}", i + 1),
-            dialplan: dialplan.clone(),
-            trunks: trunks_from(i),
-        })
-        .collect())
 }
 
 /// One site's node: its stand-in's ARI, trunks to the others, SQLite history and a queue_log.
