@@ -200,6 +200,20 @@ pub enum CommandBody {
         operator: OperatorId,
         fence: u64,
     },
+    /// A PIN login from a phone: `OperatorLogin` plus the call the operator logged in from,
+    /// for queue_log. Appended last so older entries decode unchanged; `OperatorLogin` stays
+    /// for logins that come from no phone call.
+    OperatorLoginFrom {
+        operator: OperatorId,
+        site: SiteId,
+        channel: Option<String>,
+        login: crate::model::LoginChannel,
+    },
+    /// A site's PIN check failed for this operator: counted towards the lockout every site
+    /// reads (`Routing::pin_locked_out`). Appended last so older entries decode unchanged.
+    PinRejected {
+        operator: OperatorId,
+    },
 }
 
 impl CommandBody {
@@ -236,6 +250,8 @@ impl CommandBody {
             CommandBody::ApplyConfig(_) => "apply_config",
             CommandBody::SiteUnreachable { .. } => "site_unreachable",
             CommandBody::OperatorLegEnded { .. } => "operator_leg_ended",
+            CommandBody::OperatorLoginFrom { .. } => "operator_login_from",
+            CommandBody::PinRejected { .. } => "pin_rejected",
         }
     }
 }

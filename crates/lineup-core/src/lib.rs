@@ -43,5 +43,6 @@ pub use effect::{
 };
 pub use error::CoreError;
 pub use ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId, Skill};
+pub use model::LoginChannel;
 pub use order::{OrderKey, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_VIP};
 pub use routing::{Applied, CommandResult, GateSummary, QueueSummary, Response, Routing, WaitingCall};

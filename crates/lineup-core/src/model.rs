@@ -18,6 +18,17 @@ pub struct Queue {
     pub alarm_depth_raised: bool,
 }
 
+/// The phone call an operator logged in from (the PIN login call). queue_log's AGENTLOGIN
+/// and AGENTLOGOFF lines carry it as app_agent_pool writes them: its unique id in the
+/// call-id field, its channel name (`PJSIP/100-0000002a`) as the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginChannel {
+    /// The channel's unique id (ARI's channel id for a call that entered Stasis itself).
+    pub uniqueid: String,
+    /// The channel's name, as Asterisk shows it.
+    pub name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gate {
     pub config: GateConfig,

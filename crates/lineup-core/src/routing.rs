@@ -33,6 +33,7 @@ mod invariants;
 mod offers;
 mod operator_transitions;
 mod operators;
+mod pin_lockout;
 mod reachability;
 mod reads;
 mod records;
@@ -74,6 +75,10 @@ pub const TRUNK_FAILURE_REST_MS: u64 = 2_000;
 pub const CALLBACK_DIAL_TIMEOUT_MS: u64 = 90_000;
 /// Longest E.164 number (digits, without the `+`).
 pub const CALLBACK_NUMBER_MAX_DIGITS: usize = 15;
+/// Wrong PINs for one operator within `PIN_LOCKOUT_WINDOW_MS`, at any site, that lock the
+/// operator out of logging in by phone until the oldest of them leaves the window.
+pub const PIN_LOCKOUT_FAILURES_MAX: usize = 5;
+pub const PIN_LOCKOUT_WINDOW_MS: u64 = 15 * 60_000;
 /// Shortest callback number accepted (internal extensions included).
 pub const CALLBACK_NUMBER_MIN_DIGITS: usize = 3;
 /// Bound on offers made by one settle pass (a safety net; one pass never needs more than
@@ -205,7 +210,11 @@ impl Routing {
             CommandBody::PutSchedule(cfg) => self.put_schedule(cfg),
             CommandBody::DeleteSchedule { schedule } => self.delete_schedule(schedule),
             CommandBody::Enqueue(e) => self.enqueue(index, e),
-            CommandBody::OperatorLogin { operator, site, channel } => self.login(operator, *site, channel),
+            CommandBody::OperatorLogin { operator, site, channel } => self.login(operator, *site, channel, None),
+            CommandBody::OperatorLoginFrom { operator, site, channel, login } => {
+                self.login(operator, *site, channel, Some(login))
+            }
+            CommandBody::PinRejected { operator } => self.pin_rejected(operator),
             CommandBody::OperatorLogout { operator } => self.logout(operator),
             CommandBody::OperatorState { operator, state } => self.operator_state(operator, state),
             CommandBody::Connected { call, operator, fence } => self.connected(call, operator, *fence),

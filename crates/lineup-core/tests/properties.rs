@@ -25,28 +25,92 @@ const OPERATORS: usize = 5;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Enqueue { queue: usize, priority: u8, skill: Option<usize>, site: u64, callback: bool },
-    Login { op: usize, site: u64 },
-    Logout { op: usize },
-    Break { op: usize },
-    Available { op: usize },
-    Connect { pick: usize },
-    StaleConnect { pick: usize },
-    FailOffer { pick: usize, unreachable: bool },
-    NoAnswer { pick: usize },
-    Complete { pick: usize, by_operator: bool },
-    Abandon { pick: usize },
-    ExitKey { pick: usize },
-    Callback { pick: usize },
-    CallbackResult { pick: usize, answered: bool },
-    Reassign { pick: usize, queue: usize, keep_age: bool },
-    ChangePriority { pick: usize, priority: u8 },
-    Pull { op: usize, pick: Option<usize> },
-    Tick { dt_ms: u64 },
-    SiteLost { site: u64 },
-    SiteUnreachable { site: u64 },
-    SiteBack { site: u64 },
-    Duplicate { pick: usize },
+    Enqueue {
+        queue: usize,
+        priority: u8,
+        skill: Option<usize>,
+        site: u64,
+        callback: bool,
+    },
+    Login {
+        op: usize,
+        site: u64,
+    },
+    /// A PIN login from a phone call (kept for queue_log until the logoff).
+    PinLogin {
+        op: usize,
+        site: u64,
+    },
+    PinRejected {
+        op: usize,
+    },
+    Logout {
+        op: usize,
+    },
+    Break {
+        op: usize,
+    },
+    Available {
+        op: usize,
+    },
+    Connect {
+        pick: usize,
+    },
+    StaleConnect {
+        pick: usize,
+    },
+    FailOffer {
+        pick: usize,
+        unreachable: bool,
+    },
+    NoAnswer {
+        pick: usize,
+    },
+    Complete {
+        pick: usize,
+        by_operator: bool,
+    },
+    Abandon {
+        pick: usize,
+    },
+    ExitKey {
+        pick: usize,
+    },
+    Callback {
+        pick: usize,
+    },
+    CallbackResult {
+        pick: usize,
+        answered: bool,
+    },
+    Reassign {
+        pick: usize,
+        queue: usize,
+        keep_age: bool,
+    },
+    ChangePriority {
+        pick: usize,
+        priority: u8,
+    },
+    Pull {
+        op: usize,
+        pick: Option<usize>,
+    },
+    Tick {
+        dt_ms: u64,
+    },
+    SiteLost {
+        site: u64,
+    },
+    SiteUnreachable {
+        site: u64,
+    },
+    SiteBack {
+        site: u64,
+    },
+    Duplicate {
+        pick: usize,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -57,6 +121,8 @@ fn action() -> impl Strategy<Value = Action> {
         6 => (0..QUEUES.len(), prop::sample::select(vec![0u8, 5, 10]), prop::option::of(0..SKILLS.len()), site.clone(), prop::bool::weighted(0.1))
             .prop_map(|(queue, priority, skill, site, callback)| Action::Enqueue { queue, priority, skill, site, callback }),
         3 => (op.clone(), site.clone()).prop_map(|(op, site)| Action::Login { op, site }),
+        1 => (op.clone(), site.clone()).prop_map(|(op, site)| Action::PinLogin { op, site }),
+        1 => op.clone().prop_map(|op| Action::PinRejected { op }),
         1 => op.clone().prop_map(|op| Action::Logout { op }),
         1 => op.clone().prop_map(|op| Action::Break { op }),
         2 => op.clone().prop_map(|op| Action::Available { op }),
@@ -182,6 +248,17 @@ fn command_for(h: &Harness, action: &Action, calls_made: &mut u64) -> Option<Com
                 channel: (!ring).then(|| format!("hold-{op}")),
             }
         }
+        Action::PinLogin { op, site } => {
+            let ring = h.routing.operator_config(&op_name(*op))?.mode == OperatorMode::Ring;
+            let login = LoginChannel { uniqueid: format!("login-{op}"), name: format!("PJSIP/{op}-0000000{site}") };
+            CommandBody::OperatorLoginFrom {
+                operator: op_name(*op),
+                site: SiteId(*site),
+                channel: (!ring).then(|| format!("hold-{op}")),
+                login,
+            }
+        }
+        Action::PinRejected { op } => CommandBody::PinRejected { operator: op_name(*op) },
         Action::Logout { op } => CommandBody::OperatorLogout { operator: op_name(*op) },
         Action::Break { op } => CommandBody::OperatorState {
             operator: op_name(*op),

@@ -63,7 +63,6 @@ pub struct SiteController {
     /// test): the site-side fence check is skipped.
     skip_fence_check: bool,
     playbacks: BTreeMap<PlaybackId, ChannelId>,
-    pin_failures: BTreeMap<OperatorId, Vec<u64>>,
     /// Proposals waiting for an earlier proposal's result (by its token).
     parked: BTreeMap<u64, Vec<(CommandBody, Purpose)>>,
     pub counters: SiteCounters,
@@ -103,7 +102,6 @@ impl SiteController {
             operator_fences: BTreeMap::new(),
             skip_fence_check: false,
             playbacks: BTreeMap::new(),
-            pin_failures: BTreeMap::new(),
             parked: BTreeMap::new(),
             counters: SiteCounters::default(),
             dedup: EventDeduplicator::new(),

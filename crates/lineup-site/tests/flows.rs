@@ -711,31 +711,6 @@ fn a_caller_keys_another_callback_number_and_a_bad_one_is_refused() {
 }
 
 #[test]
-fn repeated_wrong_pins_lock_the_operator_out_even_with_the_right_pin() {
-    let mut rig = Rig::new();
-    sales(&mut rig);
-    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
-    let wrong = |at_ms: u64| ScriptedKeys { at_ms, digits: "0000#".into() };
-    // First call: three wrong PINs, then the line is hung up.
-    let first = rig.dial(
-        "desk-1001",
-        "1001",
-        "*551001",
-        "lineup-operators",
-        None,
-        vec![wrong(3_000), wrong(9_000), wrong(15_000)],
-    );
-    assert!(rig.run_until(40_000, |r| r.audio(&first).is_none()));
-    // Second call: two more wrong PINs make five, then the right one is refused too.
-    let keys = vec![wrong(3_000), wrong(9_000), ScriptedKeys { at_ms: 15_000, digits: "4321#".into() }];
-    let second = rig.dial("desk-1001", "1001", "*551001", "lineup-operators", None, keys);
-    assert!(rig.run_until(40_000, |r| r.audio(&second).is_none()));
-    assert_eq!(rig.operator_status("1001"), OperatorStatus::Offline, "locked out");
-    assert_eq!(rig.site().counters.logins_ok, 0);
-    assert_eq!(rig.site().counters.logins_failed, 6);
-}
-
-#[test]
 fn a_socket_drop_during_a_connected_call_is_reconciled_into_a_completion() {
     let mut rig = Rig::new();
     let (_, caller, call) = one_operator_one_caller(&mut rig);

@@ -237,6 +237,7 @@ impl Routing {
             return Err(CoreError::InUse { what: "operator".into(), id: id.to_string(), detail: "logged in".into() });
         }
         self.s.operators.remove(id);
+        self.forget_pin_failures(id);
         Ok(Response::Done)
     }
 

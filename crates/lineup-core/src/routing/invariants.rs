@@ -13,7 +13,32 @@ impl Routing {
     /// Used by tests and the simulator after every step.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_offers_held_by_both_sides()?;
+        self.check_login_channels_belong_to_logged_in_operators()?;
+        self.check_pin_failures_are_bounded()?;
         self.check_indexes_match_a_rebuild()
+    }
+
+    /// Wrong PINs are kept only for configured operators, at most the lockout's count each.
+    fn check_pin_failures_are_bounded(&self) -> Result<(), String> {
+        for (id, times) in &self.s.phone_logins.pin_failures {
+            if !self.s.operators.contains_key(id) || times.is_empty() {
+                return Err(format!("wrong PINs kept for operator {id} who is not configured, or none"));
+            }
+            if times.len() > super::PIN_LOCKOUT_FAILURES_MAX {
+                return Err(format!("{} wrong PINs kept for operator {id}", times.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A login call is remembered only while its operator is logged in (AGENTLOGOFF forgets it).
+    fn check_login_channels_belong_to_logged_in_operators(&self) -> Result<(), String> {
+        for id in self.s.phone_logins.calls.keys() {
+            if !self.s.operators.get(id).is_some_and(|op| op.is_logged_in()) {
+                return Err(format!("login channel kept for operator {id}, who is not logged in"));
+            }
+        }
+        Ok(())
     }
 
     /// Every offer and connection is held by the call and its operator with the same fence,

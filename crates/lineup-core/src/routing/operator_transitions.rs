@@ -5,18 +5,23 @@ use super::Routing;
 use crate::command::RequestedState;
 use crate::config::QueueConfig;
 use crate::effect::{OperatorStatus, QueueLogVerb};
-use crate::ids::{OperatorId, QueueId};
+use crate::ids::{CallId, OperatorId, QueueId};
 
 impl Routing {
     pub(super) fn go_offline(&mut self, id: &OperatorId) {
         let now = self.s.now_ms;
         let op = &self.s.operators[id];
         let login_s = secs(now.saturating_sub(op.logged_in_at_ms));
-        let channel = op.channel.clone().or_else(|| op.config.endpoint.clone()).unwrap_or_default();
+        let device = op.channel.clone().or_else(|| op.config.endpoint.clone()).unwrap_or_default();
         for q in op.config.memberships.keys().cloned().collect::<Vec<_>>() {
             self.log(None, Some(q), None, Some(id.clone()), QueueLogVerb::RemoveMember, vec![]);
         }
-        self.log(None, None, None, Some(id.clone()), QueueLogVerb::AgentLogoff, vec![channel, login_s]);
+        // As app_agent_pool writes it: the login call's unique id and channel name.
+        let (login_call, channel) = match self.s.phone_logins.calls.remove(id) {
+            Some(login) => (Some(CallId::new(&login.uniqueid)), login.name),
+            None => (None, device),
+        };
+        self.log(login_call, None, None, Some(id.clone()), QueueLogVerb::AgentLogoff, vec![channel, login_s]);
         self.with_operator(id, |op| {
             op.status = OperatorStatus::Offline;
             op.site = None;

@@ -1,21 +1,32 @@
 //! Operator commands: log in and out, break and available, and pull a call.
 
-use super::refusals::{invalid, validate_channel_field};
+use super::refusals::{invalid, validate_channel_field, validate_login_channel};
 use super::{CommandResult, Response, Routing};
 use crate::command::RequestedState;
 use crate::config::{validate_text, OperatorMode};
 use crate::effect::{OperatorStatus, QueueLogVerb};
 use crate::ids::{CallId, OperatorId, SiteId};
+use crate::model::LoginChannel;
 use crate::CoreError;
 
 impl Routing {
-    pub(super) fn login(&mut self, id: &OperatorId, site: SiteId, channel: &Option<String>) -> CommandResult {
+    /// `login` is the phone call the operator logged in from (a PIN login), if any.
+    pub(super) fn login(
+        &mut self,
+        id: &OperatorId,
+        site: SiteId,
+        channel: &Option<String>,
+        login: Option<&LoginChannel>,
+    ) -> CommandResult {
         let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         if self.s.lost_sites.contains(&site) {
             return Err(CoreError::SiteDown(site));
         }
         if let Some(ch) = channel {
             validate_channel_field("channel", ch)?;
+        }
+        if let Some(login) = login {
+            validate_login_channel(login)?;
         }
         if op.config.mode == OperatorMode::Persistent && channel.is_none() {
             return Err(CoreError::InvalidField {
@@ -35,6 +46,10 @@ impl Routing {
                     op.site = Some(site);
                     op.channel = channel.clone();
                 });
+                if let Some(login) = login {
+                    self.s.phone_logins.calls.insert(id.clone(), login.clone());
+                }
+                self.forget_pin_failures(id);
                 return Ok(Response::Done);
             }
         }
@@ -49,14 +64,31 @@ impl Routing {
             op.wake_ms = None;
             op.after_call = None;
         });
-        let op = &self.s.operators[id];
-        let login_channel = channel.clone().unwrap_or_else(|| op.config.endpoint.clone().unwrap_or_default());
-        self.log(None, None, None, Some(id.clone()), QueueLogVerb::AgentLogin, vec![login_channel]);
+        self.forget_pin_failures(id);
+        self.log_agent_login(id, channel, login);
         for q in self.s.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
             self.log(None, Some(q), None, Some(id.clone()), QueueLogVerb::AddMember, vec![String::new()]);
         }
         self.scratch.dirty_operators.insert(id.clone());
         Ok(Response::Done)
+    }
+
+    /// AGENTLOGIN as app_agent_pool writes it (the login call's unique id and channel name),
+    /// or with the device when the login came from no phone call.
+    fn log_agent_login(&mut self, id: &OperatorId, channel: &Option<String>, login: Option<&LoginChannel>) {
+        match login {
+            Some(login) => {
+                self.s.phone_logins.calls.insert(id.clone(), login.clone());
+                let (uniqueid, name) = (CallId::new(&login.uniqueid), login.name.clone());
+                self.log(Some(uniqueid), None, None, Some(id.clone()), QueueLogVerb::AgentLogin, vec![name]);
+            }
+            None => {
+                self.s.phone_logins.calls.remove(id);
+                let op = &self.s.operators[id];
+                let device = channel.clone().unwrap_or_else(|| op.config.endpoint.clone().unwrap_or_default());
+                self.log(None, None, None, Some(id.clone()), QueueLogVerb::AgentLogin, vec![device]);
+            }
+        }
     }
 
     pub(super) fn logout(&mut self, id: &OperatorId) -> CommandResult {

@@ -46,6 +46,16 @@ pub(super) fn validate_channel_field(field: &'static str, channel: &str) -> Resu
     validate_id_field(field, base)
 }
 
+/// The phone call a PIN login came from: a channel id, and a name fit for a queue_log
+/// field (no `|`, no control character, bounded).
+pub(super) fn validate_login_channel(login: &crate::model::LoginChannel) -> Result<(), CoreError> {
+    validate_channel_field("login.uniqueid", &login.uniqueid)?;
+    if login.name.is_empty() {
+        return Err(CoreError::InvalidField { field: "login.name".into(), reason: "empty".into() });
+    }
+    crate::config::validate_text("login.name", &login.name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

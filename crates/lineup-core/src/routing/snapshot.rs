@@ -1,6 +1,10 @@
-//! The state as a Raft snapshot: encode, and restore (with the older layout).
+//! The state as a Raft snapshot: encode, and restore (with the older layouts).
+//!
+//! New state goes at the end of `State`; each older layout stays here as a struct of the
+//! fields it had, so a node upgraded in place restores the snapshot its previous version
+//! wrote. `restore` tries the newest layout first.
 
-use super::state::{Indexes, OriginWindow, Outages, Scratch, State};
+use super::state::{Indexes, OriginWindow, Outages, PhoneLogins, Scratch, State};
 use super::Routing;
 use crate::codec;
 use crate::ids::{OperatorId, SiteId};
@@ -13,12 +17,14 @@ impl Routing {
         codec::encode_versioned(&self.s).expect("routing state always encodes")
     }
 
-    /// Restores a state written by [`Routing::snapshot_bytes`]; indexes are rebuilt.
+    /// Restores a state written by [`Routing::snapshot_bytes`] of this or an older version;
+    /// indexes are rebuilt.
     pub fn restore(bytes: &[u8]) -> Result<Routing, codec::CodecError> {
-        let s: State = match codec::decode_versioned(bytes, codec::DECODE_LIMIT_BYTES) {
+        let limit = codec::DECODE_LIMIT_BYTES;
+        let s: State = match codec::decode_versioned(bytes, limit) {
             Ok(s) => s,
-            // Written before the unreachable-site set was added at the end of the layout.
-            Err(e) => codec::decode_versioned::<StateWithoutUnreachable>(bytes, codec::DECODE_LIMIT_BYTES)
+            Err(e) => codec::decode_versioned::<StateWithoutPhoneLogins>(bytes, limit)
+                .or_else(|_| codec::decode_versioned::<StateWithoutUnreachable>(bytes, limit).map(Into::into))
                 .map(State::from)
                 .map_err(|_| e)?,
         };
@@ -28,9 +34,44 @@ impl Routing {
     }
 }
 
-/// The snapshot layout before `unreachable_sites` existed (same fields, in order, without
-/// it). `Routing::restore` falls back to it, so a node upgraded in place restores the
-/// snapshot its previous version wrote.
+/// The snapshot layout before `phone_logins` existed (every field before it, in order).
+#[derive(serde::Deserialize)]
+pub(super) struct StateWithoutPhoneLogins {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+    outages: Outages,
+}
+
+impl From<StateWithoutPhoneLogins> for State {
+    fn from(old: StateWithoutPhoneLogins) -> State {
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            outages: old.outages,
+            phone_logins: PhoneLogins::default(),
+        }
+    }
+}
+
+/// The snapshot layout before `outages` (the unreachable-site set) existed.
 #[derive(serde::Deserialize)]
 pub(super) struct StateWithoutUnreachable {
     queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
@@ -46,9 +87,9 @@ pub(super) struct StateWithoutUnreachable {
     ended_calls: std::collections::VecDeque<crate::ids::CallId>,
 }
 
-impl From<StateWithoutUnreachable> for State {
-    fn from(old: StateWithoutUnreachable) -> State {
-        State {
+impl From<StateWithoutUnreachable> for StateWithoutPhoneLogins {
+    fn from(old: StateWithoutUnreachable) -> StateWithoutPhoneLogins {
+        StateWithoutPhoneLogins {
             queues: old.queues,
             gates: old.gates,
             operators: old.operators,

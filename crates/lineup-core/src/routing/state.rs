@@ -5,7 +5,7 @@ use super::CommandResult;
 use crate::config::ScheduleConfig;
 use crate::effect::Effect;
 use crate::ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId};
-use crate::model::{Call, Gate, Operator, Queue};
+use crate::model::{Call, Gate, LoginChannel, Operator, Queue};
 use crate::order::OrderTree;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -38,6 +38,21 @@ pub(super) struct State {
     /// Unreachable sites and the calls their silence left half-settled (see sites.rs). Last
     /// in the layout, so a snapshot written before it existed still restores (`restore`).
     pub(super) outages: Outages,
+    /// Operators' phone logins (see operators.rs). Last in the layout, so a snapshot written
+    /// before it existed still restores (`restore`).
+    pub(super) phone_logins: PhoneLogins,
+}
+
+/// What the core keeps about operators' logins by phone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PhoneLogins {
+    /// The call each operator logged in from by PIN (only those who did), for queue_log's
+    /// AGENTLOGIN/AGENTLOGOFF; forgotten at logoff.
+    pub(super) calls: BTreeMap<OperatorId, LoginChannel>,
+    /// Recent wrong PINs per operator, core times oldest first (at most
+    /// `PIN_LOCKOUT_FAILURES_MAX`). Replicated, so a lockout holds at every site and across
+    /// restarts; cleared by a login.
+    pub(super) pin_failures: BTreeMap<OperatorId, VecDeque<u64>>,
 }
 
 impl State {
@@ -56,6 +71,7 @@ impl State {
             last_applied_index: self.last_applied_index,
             ended_calls: VecDeque::new(),
             outages: self.outages.clone(),
+            phone_logins: self.phone_logins.clone(),
         }
     }
 }

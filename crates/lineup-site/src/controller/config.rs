@@ -18,9 +18,6 @@ pub const DIGIT_TIMEOUT_MS: u64 = 5_000;
 pub const DIGITS_MAX: usize = 16;
 /// PIN tries per login call before hanging up.
 pub const LOGIN_ATTEMPTS_MAX: u8 = 3;
-/// Failed PINs per operator within `LOCKOUT_WINDOW_MS` that lock the operator out.
-pub const LOCKOUT_FAILURES_MAX: usize = 5;
-pub const LOCKOUT_WINDOW_MS: u64 = 15 * 60_000;
 /// A proposal that definitely did not commit is retried this many times (same command id,
 /// so a late duplicate is harmless), this far apart.
 pub const PROPOSE_RETRIES_MAX: u32 = 20;

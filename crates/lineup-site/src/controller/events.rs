@@ -64,7 +64,7 @@ impl SiteController {
         }
         match parse_stasis_entry(application, &args) {
             Ok(StasisEntry::Caller { queue, gate, priority }) => self.caller_entered(ch, queue, gate, priority),
-            Ok(StasisEntry::OperatorLogin { operator }) => self.login_entered(id, operator),
+            Ok(StasisEntry::OperatorLogin { operator }) => self.login_entered(id, ch.name, operator),
             Ok(StasisEntry::TrunkLeg { call }) => self.trunk_leg_arrived(&CallId::new(call), id),
             Err(_) => {
                 // A bad entry goes back to the dialplan: no caller is ever left in Stasis.

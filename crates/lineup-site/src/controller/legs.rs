@@ -177,6 +177,8 @@ pub(super) struct LoginSession {
     pub(super) deadline_ms: Option<u64>,
     pub(super) attempts: u8,
     pub(super) playback: Option<PlaybackId>,
+    /// The login call's channel name (`PJSIP/100-0000002a`), for queue_log's AGENTLOGIN.
+    pub(super) channel_name: String,
 }
 
 pub(super) fn channel(id: &str) -> Option<ChannelId> {

@@ -1,19 +1,19 @@
 //! Operator login by phone: operator id and PIN digits, the delegated PIN check, lockout,
 //! logout, and the persistent operator legs held in holding bridges.
 
-use super::config::{DIGITS_MAX, DIGIT_TIMEOUT_MS, LOCKOUT_FAILURES_MAX, LOCKOUT_WINDOW_MS, LOGIN_ATTEMPTS_MAX};
+use super::config::{DIGITS_MAX, DIGIT_TIMEOUT_MS, LOGIN_ATTEMPTS_MAX};
 use super::legs::{LoginSession, LoginStage, OfferStage, OperatorLeg};
 use super::output::{Pending, Purpose};
 use super::SiteController;
 use crate::io::{Action, AriRequest};
 use crate::prompts;
 use lineup_ari::{BridgeId, BridgeType, ChannelId, CreateBridgeRequest, HangupReason, Media, PlaybackId};
-use lineup_core::{CommandBody, OfferFailure, OperatorId, OperatorMode, Response, Routing};
+use lineup_core::{CommandBody, LoginChannel, OfferFailure, OperatorId, OperatorMode, Response, Routing};
 
 impl SiteController {
     /// A login call entered the login application: answered, asked for the operator id, or
     /// for the PIN when the dialplan names the operator.
-    pub(super) fn login_entered(&mut self, id: ChannelId, operator: Option<String>) {
+    pub(super) fn login_entered(&mut self, id: ChannelId, channel_name: String, operator: Option<String>) {
         let from_dialplan = operator.is_some();
         let operator = operator.map(OperatorId::new);
         self.ari(AriRequest::Answer(id.clone()));
@@ -29,6 +29,7 @@ impl SiteController {
                 deadline_ms: None,
                 attempts: 0,
                 playback,
+                channel_name,
             },
         );
     }
@@ -164,13 +165,12 @@ impl SiteController {
                     if routing.operator_config(&operator).is_some() {
                         self.propose(CommandBody::OperatorLogout { operator }, Purpose::Logout { channel: ch.clone() });
                     } else {
-                        self.login_failed(ch, &operator);
+                        self.login_failed(ch);
                     }
                     return;
                 }
-                let locked = self.pin_failures.get(&operator).is_some_and(|times| {
-                    times.iter().filter(|t| **t + LOCKOUT_WINDOW_MS > self.now_ms).count() >= LOCKOUT_FAILURES_MAX
-                });
+                // The lockout is replicated: wrong PINs at any site count.
+                let locked = routing.pin_locked_out(&operator);
                 match routing.operator_config(&operator) {
                     Some(cfg) if !locked && !cfg.pin_hash.is_empty() => {
                         session.stage = LoginStage::Verifying;
@@ -178,7 +178,7 @@ impl SiteController {
                         self.pending.insert(token, Pending::Pin { channel: ch.clone() });
                         self.out.push(Action::VerifyPin { token, pin: digits, phc: cfg.pin_hash.clone() });
                     }
-                    _ => self.login_failed(ch, &operator),
+                    _ => self.login_failed(ch),
                 }
             }
             _ => {}
@@ -190,28 +190,32 @@ impl SiteController {
         let Some(session) = self.logins.get_mut(&channel) else { return };
         let Some(operator) = session.operator.clone() else { return };
         if !ok {
-            self.login_failed(&channel, &operator);
+            // Only a configured operator's PIN was checked: the count stays bounded.
+            self.propose(CommandBody::PinRejected { operator: operator.clone() }, Purpose::Report);
+            self.login_failed(&channel);
             return;
         }
         let Some(cfg) = routing.operator_config(&operator) else {
-            self.login_failed(&channel, &operator);
+            self.login_failed(&channel);
             return;
         };
         session.stage = LoginStage::Committing;
         let leg = (cfg.mode == OperatorMode::Persistent).then(|| channel.as_str().to_string());
-        self.propose(
-            CommandBody::OperatorLogin { operator, site: self.cfg.site, channel: leg },
-            Purpose::Login { channel },
-        );
+        let site = self.cfg.site;
+        // Asterisk names every channel; a nameless one (never seen) logs in without it.
+        let body = match session.channel_name.as_str() {
+            "" => CommandBody::OperatorLogin { operator, site, channel: leg },
+            name => {
+                let login = LoginChannel { uniqueid: channel.as_str().to_string(), name: name.to_string() };
+                CommandBody::OperatorLoginFrom { operator, site, channel: leg, login }
+            }
+        };
+        self.propose(body, Purpose::Login { channel });
     }
 
-    fn login_failed(&mut self, ch: &ChannelId, operator: &OperatorId) {
+    /// A wrong PIN, an unknown operator or a locked-out one: counted, and the caller hears it.
+    fn login_failed(&mut self, ch: &ChannelId) {
         self.counters.logins_failed += 1;
-        self.pin_failures.entry(operator.clone()).or_default().push(self.now_ms);
-        let now = self.now_ms;
-        if let Some(times) = self.pin_failures.get_mut(operator) {
-            times.retain(|t| t + LOCKOUT_WINDOW_MS > now);
-        }
         let Some(session) = self.logins.get_mut(ch) else { return };
         session.attempts += 1;
         debug_assert!(session.attempts <= LOGIN_ATTEMPTS_MAX, "a login call is closed at its last try");
@@ -270,7 +274,6 @@ impl SiteController {
             return;
         }
         self.counters.logins_ok += 1;
-        self.pin_failures.remove(&operator);
         let persistent = routing.operator_config(&operator).is_some_and(|c| c.mode == OperatorMode::Persistent);
         if persistent {
             // The leg stays on the line in a holding bridge between calls.
