@@ -10,6 +10,7 @@
 //! - [`config`]: `ApiConfig`, tokens and roles, the `Origin` check.
 //! - `auth`: `Caller<Need>` extractors (refused before the body is read).
 //! - `rest`: config, live state, supervisor and widget handlers; `JsonBody` with limits.
+//! - `callback_policy`: `GET`/`PUT /v1/config/callback-policy`.
 //! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
@@ -26,6 +27,7 @@ pub mod assets;
 mod auth;
 pub mod backend;
 pub mod bench;
+mod callback_policy;
 pub mod config;
 mod error;
 mod health;
@@ -104,6 +106,8 @@ impl<B: ApiBackend> Routes<B> {
             .get("/v1/me", rest::get_me::<B>)
             .get("/v1/config", rest::get_config::<B>)
             .put("/v1/config", rest::put_config::<B>)
+            .get("/v1/config/callback-policy", callback_policy::get_callback_policy::<B>)
+            .put("/v1/config/callback-policy", callback_policy::put_callback_policy::<B>)
             .config_object::<QueueConfig>("/v1/config/queues/{id}")
             .config_object::<GateConfig>("/v1/config/gates/{id}")
             .config_object::<OperatorConfig>("/v1/config/operators/{id}")

@@ -24,7 +24,7 @@ pub const OBJECT_BODY_MAX_BYTES: usize = 64 * 1024;
 /// Largest body of an action (state, reassign, priority, pull, callback).
 pub const ACTION_BODY_MAX_BYTES: usize = 4 * 1024;
 
-type St<B> = State<Arc<AppState<B>>>;
+pub(crate) type St<B> = State<Arc<AppState<B>>>;
 
 /// A JSON body read with a size limit; errors name the JSON path of the bad field.
 pub struct JsonBody<T, const LIMIT_BYTES: usize>(pub T);
@@ -81,7 +81,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-async fn submit<B: ApiBackend>(backend: &B, body: CommandBody) -> Result<Response, ApiError> {
+pub(crate) async fn submit<B: ApiBackend>(backend: &B, body: CommandBody) -> Result<Response, ApiError> {
     backend.submit(body).await?.map_err(ApiError::from_core)
 }
 
@@ -608,11 +608,14 @@ pub async fn request_callback<B: ApiBackend>(
     JsonBody(req): JsonBody<CallbackRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
     let body = CommandBody::RequestCallback { call: CallId::new(id), number: req.number };
-    submit(&*s.backend, body).await.map(done).map_err(|e| match e {
+    match submit(&*s.backend, body).await {
+        // Denied by the callback policy: on record, and the caller keeps waiting.
+        Ok(Response::CallbackDenied { reason }) => Err(ApiError::Invalid { field: "number".into(), reason }),
+        Ok(response) => Ok(done(response)),
         // The core names its own field; the body calls it `number`.
-        ApiError::Invalid { field, reason } if field == "callback_number" => {
-            ApiError::Invalid { field: "number".into(), reason }
+        Err(ApiError::Invalid { field, reason }) if field == "callback_number" => {
+            Err(ApiError::Invalid { field: "number".into(), reason })
         }
-        other => other,
-    })
+        Err(other) => Err(other),
+    }
 }

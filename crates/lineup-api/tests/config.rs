@@ -190,3 +190,35 @@ async fn bad_bodies_are_400_or_422_and_oversized_413() {
     let _: Value = rig.get("/healthz", ADMIN).await;
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_policy_is_read_replaced_by_an_admin_and_enforced() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    let policy = rig.get("/v1/config/callback-policy", VIEWER).await;
+    assert!(policy["denied_numbers"].as_array().unwrap().contains(&json!("911")), "{policy}");
+    // Emergency numbers are denied by default: 422, and the caller keeps waiting.
+    rig.enqueue("c1", "sales", None);
+    let (status, answer) = rig.post("/v1/calls/c1/callback", ADMIN, json!({ "number": "911" })).await;
+    assert_eq!((status, answer["field"].clone()), (422, json!("number")), "{answer}");
+    assert_eq!(rig.get("/v1/calls/c1/position", ADMIN).await["status"], "waiting");
+
+    let national = json!({ "allowed_patterns": ["_33ZXXXXXXXX"] });
+    let (status, _) = rig.call("put", "/v1/config/callback-policy", Some(VIEWER), Some(&national.to_string())).await;
+    assert_eq!(status, 403);
+    let (status, answer) =
+        rig.call("put", "/v1/config/callback-policy", Some(ADMIN), Some(&national.to_string())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(rig.get("/v1/config/callback-policy", VIEWER).await["allowed_patterns"], json!(["_33ZXXXXXXXX"]));
+    let (status, _) = rig.post("/v1/calls/c1/callback", ADMIN, json!({ "number": "+15551234567" })).await;
+    assert_eq!(status, 422, "outside the allow-list");
+    let (status, answer) = rig.post("/v1/calls/c1/callback", ADMIN, json!({ "number": "+33142685300" })).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A malformed policy is refused, naming the field, and changes nothing.
+    let bad = json!({ "allowed_patterns": ["33["] }).to_string();
+    let (status, answer) = rig.call("put", "/v1/config/callback-policy", Some(ADMIN), Some(&bad)).await;
+    assert_eq!((status, answer["field"].clone()), (422, json!("callback_policy.allowed_patterns")), "{answer}");
+    assert_eq!(rig.get("/v1/config/callback-policy", VIEWER).await["allowed_patterns"], json!(["_33ZXXXXXXXX"]));
+    rig.stop().await;
+}

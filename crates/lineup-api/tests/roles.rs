@@ -10,6 +10,7 @@ use serde_json::json;
 fn body_for(path: &str) -> Option<String> {
     let body = match path {
         "/v1/config" => serde_json::to_value(base_config()).unwrap(),
+        "/v1/config/callback-policy" => json!({ "allowed_patterns": ["_1NXXNXXXXXX"] }),
         "/v1/config/queues/{id}" => json!({ "id": "sales" }),
         "/v1/config/gates/{id}" => json!({ "id": "web", "queue": "sales" }),
         "/v1/config/operators/{id}" => json!({ "id": "alice" }),

@@ -214,6 +214,9 @@ pub enum CommandBody {
     PinRejected {
         operator: OperatorId,
     },
+    /// Replace the callback destination policy (part of the routing config). Appended last
+    /// so older entries decode unchanged.
+    PutCallbackPolicy(crate::callback_policy::CallbackPolicy),
 }
 
 impl CommandBody {
@@ -252,6 +255,7 @@ impl CommandBody {
             CommandBody::OperatorLegEnded { .. } => "operator_leg_ended",
             CommandBody::OperatorLoginFrom { .. } => "operator_login_from",
             CommandBody::PinRejected { .. } => "pin_rejected",
+            CommandBody::PutCallbackPolicy(_) => "put_callback_policy",
         }
     }
 }

@@ -188,7 +188,7 @@ pub struct CallRecord {
 
 /// Asterisk queue_log verbs, as app_queue writes them, plus the refusals upstream app_queue
 /// does not log (FULL, CLOSED, JOINEMPTY, as Wazo's patched app_queue writes them) and
-/// Lineup's own events (REASSIGN, CALLBACKREQUEST, CALLBACKFAILED, SITELOST).
+/// Lineup's own events (REASSIGN, CALLBACKREQUEST, CALLBACKFAILED, SITELOST, CALLBACKDENIED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum QueueLogVerb {
     EnterQueue,
@@ -219,6 +219,8 @@ pub enum QueueLogVerb {
     CallbackFailed,
     /// Lineup: the caller's site was lost while it waited.
     SiteLost,
+    /// Lineup: the callback policy denied the number a caller asked to be called back on.
+    CallbackDenied,
 }
 
 impl QueueLogVerb {
@@ -248,6 +250,7 @@ impl QueueLogVerb {
             QueueLogVerb::CallbackRequest => "CALLBACKREQUEST",
             QueueLogVerb::CallbackFailed => "CALLBACKFAILED",
             QueueLogVerb::SiteLost => "SITELOST",
+            QueueLogVerb::CallbackDenied => "CALLBACKDENIED",
         }
     }
 }

@@ -17,6 +17,7 @@
 //! - [`apply_index`]: the apply index (Raft log index × 256 + position in the entry).
 
 pub mod apply_index;
+pub mod callback_policy;
 pub mod codec;
 pub mod command;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod schedule;
 pub mod stats;
 
 pub use apply_index::ApplyIndex;
+pub use callback_policy::{CallbackPolicy, PolicyRefusal};
 pub use command::{Command, CommandBody, CommandId, Enqueue, HungUpBy, OfferFailure, RequestedState};
 pub use config::{
     CivilDate, EmptyRule, GateConfig, OpeningHours, OperatorConfig, OperatorMode, QueueConfig, ScheduleConfig, Target,

@@ -107,6 +107,11 @@ pub enum Response {
     },
     /// Accepted; takes effect when the operator's current call ends.
     AfterCurrentCall,
+    /// The callback policy denies the number: the caller keeps waiting on the line, and the
+    /// attempt is on record (queue_log CALLBACKDENIED). Appended last: results are stored.
+    CallbackDenied {
+        reason: String,
+    },
 }
 
 /// Result and effects of one applied command.
@@ -215,6 +220,7 @@ impl Routing {
                 self.login(operator, *site, channel, Some(login))
             }
             CommandBody::PinRejected { operator } => self.pin_rejected(operator),
+            CommandBody::PutCallbackPolicy(policy) => self.put_callback_policy(policy),
             CommandBody::OperatorLogout { operator } => self.logout(operator),
             CommandBody::OperatorState { operator, state } => self.operator_state(operator, state),
             CommandBody::Connected { call, operator, fence } => self.connected(call, operator, *fence),

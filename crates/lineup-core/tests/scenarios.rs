@@ -677,13 +677,18 @@ fn the_first_leg_hanging_up_never_ends_a_callback_promise() {
 fn a_snapshot_without_the_unreachable_set_restores() {
     let mut h = Harness::new();
     h.simple_queue("sales");
+    let empty_policy = CallbackPolicy { allowed_patterns: vec![], denied_numbers: vec![], denied_prefixes: vec![] };
+    h.ok(CommandBody::PutCallbackPolicy(empty_policy));
     h.enqueue("c1", "sales", SITE_A);
     let bytes = h.routing.snapshot_bytes();
-    // The old layout is the new one without its last field, two empty maps (two zero bytes).
-    assert!(bytes.ends_with(&[0, 0]));
-    let old = &bytes[..bytes.len() - 2];
+    // The old layout is the new one without its last three fields: the outages, the phone
+    // logins (two empty maps each) and the callback policy (three empty lists).
+    assert!(bytes.ends_with(&[0; 7]));
+    let old = &bytes[..bytes.len() - 7];
     let restored = Routing::restore(old).unwrap();
-    assert_eq!(restored.snapshot_bytes(), bytes);
+    restored.check_invariants().unwrap();
+    assert_eq!(restored.position(&CallId::new("c1")), Some(1));
+    assert_eq!(restored.callback_policy(), &CallbackPolicy::default(), "the default policy, not none");
 }
 
 #[test]

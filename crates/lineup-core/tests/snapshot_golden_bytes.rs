@@ -11,8 +11,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A queue, a logged-in operator talking to one caller, and a second caller waiting. Bob
 /// logged in by PIN from a phone call (`OperatorLoginFrom`) or, as versions before the login
-/// call was kept did, without one (`OperatorLogin`).
-fn sample_routing(bob_login: CommandBody) -> Routing {
+/// call was kept did, without one (`OperatorLogin`); then a callback policy may be set.
+fn sample_routing(bob_login: CommandBody, policy: Option<CallbackPolicy>) -> Routing {
     let at_ms = 1_795_419_000_000;
     let enqueue = |call: &str, channel: &str| {
         CommandBody::Enqueue(Enqueue {
@@ -49,6 +49,7 @@ fn sample_routing(bob_login: CommandBody) -> Routing {
         },
         enqueue("a-1795325224.2", "1795325224.2"),
     ];
+    let bodies = bodies.into_iter().chain(policy.map(CommandBody::PutCallbackPolicy));
     let mut routing = Routing::new();
     for (serial, body) in (1..).zip(bodies) {
         let cmd = Command { id: CommandId { origin: 2, serial }, at_ms, body };
@@ -70,6 +71,14 @@ fn pin_login() -> CommandBody {
     }
 }
 
+fn small_policy() -> CallbackPolicy {
+    CallbackPolicy {
+        allowed_patterns: vec!["_1NXXNXXXXXX".into()],
+        denied_numbers: vec!["911".into()],
+        denied_prefixes: vec!["1900".into()],
+    }
+}
+
 fn login_without_a_call() -> CommandBody {
     CommandBody::OperatorLogin { operator: OperatorId::new("bob"), site: SiteId(1), channel: Some("op-bob".into()) }
 }
@@ -83,11 +92,10 @@ const GOLDEN: &str = concat!(
     "6c65730005fb0003073535353132333405416c69636501010c313739353332353232342e3100fdc0cc4f07a2010000fd",
     "c0cc4f07a201000001000203626f62fb000301fdc0cc4f07a20100000000000000000000fb0004fb00040e612d313739",
     "353332353232342e320573616c65730005fb0004073535353132333405416c69636501010c313739353332353232342e",
-    "3200fdc0cc4f07a2010000fdc0cc4f07a201000001000000000000000000010207010000020000030000040000050001",
-    "0573616c6573010101fc20bf0200000600000700010573616c6573010101fc20bf020000fb0004fdc0cc4f07a2010000",
-    "fdc0cc4f07a2010000fb0004000000",
-    // phone_logins: bob's login call, no wrong PINs
-    "0103626f62066f702d626f6212504a5349502f3130302d303030303030326100",
+    "3200fdc0cc4f07a2010000fdc0cc4f07a201000001000000000000000000010208010000020000030000040000050001",
+    "0573616c6573010101fc20bf0200000600000700010573616c6573010101fc20bf020000080000fb0104fdc0cc4f07a2",
+    "010000fdc0cc4f07a2010000fb01040000000103626f62066f702d626f6212504a5349502f3130302d30303030303032",
+    "6100010c5f314e58584e5858585858580103393131010431393030",
 );
 
 /// What the version before `phone_logins` wrote for the same state (Bob logged in
@@ -107,13 +115,13 @@ const GOLDEN_BEFORE_PHONE_LOGINS: &str = concat!(
 
 #[test]
 fn routing_snapshot_encoding_is_pinned() {
-    let bytes = sample_routing(pin_login()).snapshot_bytes();
+    let bytes = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
     assert_eq!(hex(&bytes), GOLDEN, "the routing snapshot encoding changed");
 }
 
 #[test]
 fn pinned_snapshot_restores_to_the_same_state() {
-    let original = sample_routing(pin_login());
+    let original = sample_routing(pin_login(), Some(small_policy()));
     let bytes = original.snapshot_bytes();
     let restored = Routing::restore(&bytes).unwrap();
     restored.check_invariants().unwrap();
@@ -134,5 +142,5 @@ fn a_snapshot_from_before_phone_logins_restores() {
     let restored = Routing::restore(&old_bytes).unwrap();
     restored.check_invariants().unwrap();
     // The same state as this version builds from the same commands, with no login call kept.
-    assert_eq!(restored.snapshot_bytes(), sample_routing(login_without_a_call()).snapshot_bytes());
+    assert_eq!(restored.snapshot_bytes(), sample_routing(login_without_a_call(), None).snapshot_bytes());
 }

@@ -3,7 +3,7 @@
 
 use crate::config_file::{load_routing, routing_problem, routing_to_toml, ConfigText};
 use anyhow::Context;
-use lineup_core::{ConfigChange, ConfigProblem, RoutingConfigSet};
+use lineup_core::{CallbackPolicy, ConfigChange, ConfigProblem, RoutingConfigSet};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -179,13 +179,15 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 let api = Api::new(target)?;
                 let set: RoutingConfigSet =
                     serde_json::from_value(api.get("/v1/config").await?).context("the node's config answer")?;
-                print!("{}", routing_to_toml(&set)?);
+                let policy: CallbackPolicy = serde_json::from_value(api.get(CALLBACK_POLICY_PATH).await?)
+                    .context("the node's callback policy answer")?;
+                print!("{}", routing_to_toml(&set, Some(&policy))?);
                 Ok(())
             }
             ConfigCommand::Apply { file, target, dry_run } => {
                 let text = ConfigText::read(file)?;
                 // Checked here first, so a mistake is reported against the file's lines.
-                let set = load_routing(&text)?;
+                let (set, policy) = load_routing(&text)?;
                 let api = Api::new(target)?;
                 warn_about_sites_outside_the_cluster(&api, &set).await;
                 let url = format!("{}/v1/config", api.base);
@@ -195,20 +197,44 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                     Err((status, body)) => return Err(refusal(&text, status, &body)),
                 };
                 print_changes(&changes);
-                if *dry_run || changes.is_empty() {
+                let policy_changed = policy_change(&api, policy.as_ref()).await?;
+                if *dry_run || (changes.is_empty() && policy_changed.is_none()) {
                     return Ok(());
                 }
-                match api.send(api.http.put(url).json(&set)).await? {
-                    Ok(_) => {
-                        // Committed by a majority; exports read linearizably, so every node shows it now.
-                        println!("applied: {} change(s), committed by the cluster", changes.len());
-                        Ok(())
+                let applied = changes.len() + usize::from(policy_changed.is_some());
+                if !changes.is_empty() {
+                    if let Err((status, body)) = api.send(api.http.put(url).json(&set)).await? {
+                        return Err(refusal(&text, status, &body));
                     }
-                    Err((status, body)) => Err(refusal(&text, status, &body)),
                 }
+                // The policy stands apart from the objects (nothing refers to it), so it is
+                // its own command, after the set.
+                if let Some(policy) = policy_changed {
+                    let url = format!("{}{CALLBACK_POLICY_PATH}", api.base);
+                    if let Err((status, body)) = api.send(api.http.put(url).json(&policy)).await? {
+                        anyhow::bail!("the callback policy was refused ({status}): {}", describe(&body));
+                    }
+                }
+                // Committed by a majority; exports read linearizably, so every node shows it now.
+                println!("applied: {applied} change(s), committed by the cluster");
+                Ok(())
             }
         }
     })
+}
+
+const CALLBACK_POLICY_PATH: &str = "/v1/config/callback-policy";
+
+/// The file's callback policy when it differs from the cluster's (and says so).
+async fn policy_change(api: &Api, policy: Option<&CallbackPolicy>) -> anyhow::Result<Option<CallbackPolicy>> {
+    let Some(policy) = policy else { return Ok(None) };
+    let current: CallbackPolicy =
+        serde_json::from_value(api.get(CALLBACK_POLICY_PATH).await?).context("the node's callback policy answer")?;
+    if current == *policy {
+        return Ok(None);
+    }
+    println!("~ callback_policy");
+    Ok(Some(policy.clone()))
 }
 
 /// Operators assigned to a site that is not a member of the cluster cannot log in until it

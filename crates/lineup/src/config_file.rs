@@ -3,7 +3,9 @@
 //! type errors with a byte span), and a spanned parse of the same text locates the field that
 //! a later semantic check (the core's validation) complains about.
 
-use lineup_core::{ConfigProblem, RoutingConfigSet};
+use lineup_core::{
+    CallbackPolicy, ConfigProblem, CoreError, GateConfig, OperatorConfig, QueueConfig, RoutingConfigSet, ScheduleConfig,
+};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -195,12 +197,38 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Reads and validates a routing config file (queues, gates, operators, schedules).
-pub fn load_routing(text: &ConfigText) -> Result<RoutingConfigSet, ConfigFileError> {
-    let set: RoutingConfigSet = text.parse()?;
+/// A routing config file: the config set, and the callback policy when the file has one.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingFile {
+    pub schedules: Vec<ScheduleConfig>,
+    pub queues: Vec<QueueConfig>,
+    pub gates: Vec<GateConfig>,
+    pub operators: Vec<OperatorConfig>,
+    /// `[callback_policy]`; absent leaves the cluster's policy as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_policy: Option<CallbackPolicy>,
+}
+
+/// Reads and validates a routing config file (queues, gates, operators, schedules, and the
+/// callback policy when there is one).
+pub fn load_routing(text: &ConfigText) -> Result<(RoutingConfigSet, Option<CallbackPolicy>), ConfigFileError> {
+    let file: RoutingFile = text.parse()?;
+    let set = RoutingConfigSet {
+        schedules: file.schedules,
+        queues: file.queues,
+        gates: file.gates,
+        operators: file.operators,
+    };
     let set = set.normalized();
     set.validate().map_err(|problem| routing_problem(text, &problem))?;
-    Ok(set)
+    if let Some(policy) = &file.callback_policy {
+        policy.validate().map_err(|e| match e {
+            CoreError::InvalidField { field, reason } => text.field_error(&field, &reason),
+            other => text.field_error("callback_policy", &other.to_string()),
+        })?;
+    }
+    Ok((set, file.callback_policy))
 }
 
 /// Locates a problem the core (or a node) reported about a set read from `text`.
@@ -210,8 +238,15 @@ pub fn routing_problem(text: &ConfigText, problem: &ConfigProblem) -> ConfigFile
 }
 
 /// The routing config as a TOML document (`lineup config export`).
-pub fn routing_to_toml(set: &RoutingConfigSet) -> Result<String, toml::ser::Error> {
-    let body = toml::to_string_pretty(set)?;
+pub fn routing_to_toml(set: &RoutingConfigSet, policy: Option<&CallbackPolicy>) -> Result<String, toml::ser::Error> {
+    let file = RoutingFile {
+        schedules: set.schedules.clone(),
+        queues: set.queues.clone(),
+        gates: set.gates.clone(),
+        operators: set.operators.clone(),
+        callback_policy: policy.cloned(),
+    };
+    let body = toml::to_string_pretty(&file)?;
     Ok(format!(
         "# Lineup routing config: apply with `lineup config apply FILE`.\n# Times are in milliseconds, \
          skill levels 0-100, priorities 0 (first) to 255.\n\n{body}"
@@ -249,6 +284,10 @@ skills = { english = 80 }
 "#;
 
     fn load(text: &str) -> Result<RoutingConfigSet, ConfigFileError> {
+        load_with_policy(text).map(|(set, _)| set)
+    }
+
+    fn load_with_policy(text: &str) -> Result<(RoutingConfigSet, Option<CallbackPolicy>), ConfigFileError> {
         load_routing(&ConfigText::from_string("routing.toml", text))
     }
 
@@ -312,7 +351,7 @@ skills = { english = 80 }
     fn a_good_file_loads_and_exports_to_an_equal_set() {
         let set = load(GOOD).unwrap();
         assert_eq!(set.queues.len(), 2);
-        let exported = routing_to_toml(&set).unwrap();
+        let exported = routing_to_toml(&set, None).unwrap();
         assert_eq!(load(&exported).unwrap(), set);
     }
 
@@ -352,6 +391,22 @@ skills = { english = 80 }
         assert_eq!(e.field, "operators[id=1101].endpoint", "{e}");
         let line = bad.lines().position(|l| l.contains("id = \"1101\"")).unwrap() + 1;
         assert_eq!(e.line, Some(line), "{e}");
+    }
+
+    #[test]
+    fn a_callback_policy_loads_exports_and_a_bad_pattern_names_its_line() {
+        let with_policy = format!("{GOOD}\n[callback_policy]\nallowed_patterns = [\"_33ZXXXXXXXX\"]\n");
+        let (set, policy) = load_with_policy(&with_policy).unwrap();
+        let policy = policy.expect("the file has a policy");
+        assert_eq!(policy.allowed_patterns, vec!["_33ZXXXXXXXX".to_string()]);
+        assert_eq!(policy.denied_numbers, CallbackPolicy::default().denied_numbers, "absent lists keep the defaults");
+        let exported = routing_to_toml(&set, Some(&policy)).unwrap();
+        assert_eq!(load_with_policy(&exported).unwrap(), (set, Some(policy)));
+        assert_eq!(load_with_policy(GOOD).unwrap().1, None, "no section: the cluster's policy stays");
+        let bad = with_policy.replace("_33ZXXXXXXXX", "33[");
+        let e = load_with_policy(&bad).unwrap_err();
+        assert_eq!(e.field, "callback_policy.allowed_patterns", "{e}");
+        assert_eq!(e.line, Some(bad.lines().position(|l| l.contains("33[")).unwrap() + 1), "{e}");
     }
 
     #[test]

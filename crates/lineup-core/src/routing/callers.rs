@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 impl Routing {
     pub(super) fn enqueue(&mut self, index: u64, e: &Enqueue) -> CommandResult {
-        check_entry_fields(e)?;
+        check_entry_fields(e, &self.s.callback_policy)?;
         if self.s.lost_sites.contains(&e.site) {
             return Err(CoreError::SiteDown(e.site));
         }
@@ -150,6 +150,12 @@ impl Routing {
         if !self.s.calls[&no].is_live_waiting() {
             return Err(invalid("call is not waiting on the line", id.to_string()));
         }
+        if let Err(refusal) = self.s.callback_policy.check(number) {
+            // On record, and the caller waits on: the site says the number cannot be used.
+            let data = vec![number.to_string(), refusal.to_string()];
+            self.log_call(no, None, QueueLogVerb::CallbackDenied, data);
+            return Ok(Response::CallbackDenied { reason: refusal.to_string() });
+        }
         let position = self.position_of_no(no).unwrap_or(0);
         let attempts = self.s.queues[&self.s.calls[&no].queue].config.callback_max_attempts;
         let now = self.s.now_ms;
@@ -222,7 +228,7 @@ impl Routing {
 }
 
 /// The entry's own fields, before anything is looked up.
-fn check_entry_fields(e: &Enqueue) -> Result<(), CoreError> {
+fn check_entry_fields(e: &Enqueue, policy: &crate::callback_policy::CallbackPolicy) -> Result<(), CoreError> {
     e.call.validate().map_err(|err| CoreError::InvalidField { field: "call".into(), reason: err.to_string() })?;
     if let Some(ch) = &e.channel {
         validate_channel_field("channel", ch)?;
@@ -231,6 +237,10 @@ fn check_entry_fields(e: &Enqueue) -> Result<(), CoreError> {
     validate_text("caller_name", &e.caller_name)?;
     if let Some(n) = &e.callback_number {
         validate_callback_number(n)?;
+        policy.check(n).map_err(|refusal| CoreError::InvalidField {
+            field: "callback_number".into(),
+            reason: refusal.to_string(),
+        })?;
     }
     if e.channel.is_none() && e.callback_number.is_none() {
         return Err(CoreError::InvalidField {

@@ -241,6 +241,12 @@ impl Routing {
         Ok(Response::Done)
     }
 
+    pub(super) fn put_callback_policy(&mut self, policy: &crate::callback_policy::CallbackPolicy) -> CommandResult {
+        policy.validate()?;
+        self.s.callback_policy = policy.clone();
+        Ok(Response::Done)
+    }
+
     pub(super) fn put_schedule(&mut self, cfg: &ScheduleConfig) -> CommandResult {
         crate::schedule::validate(cfg)?;
         self.s.schedules.insert(cfg.id.clone(), cfg.clone());

@@ -92,6 +92,11 @@ impl Routing {
     }
 
     /// The whole configuration as one document, lists sorted by id.
+    /// Which numbers a callback may dial.
+    pub fn callback_policy(&self) -> &crate::callback_policy::CallbackPolicy {
+        &self.s.callback_policy
+    }
+
     pub fn config_set(&self) -> RoutingConfigSet {
         RoutingConfigSet {
             schedules: self.schedule_configs().cloned().collect(),

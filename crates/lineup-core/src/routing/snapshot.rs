@@ -34,7 +34,7 @@ impl Routing {
     }
 }
 
-/// The snapshot layout before `phone_logins` existed (every field before it, in order).
+/// The snapshot layout before `phone_logins` and `callback_policy` existed (every field before it, in order).
 #[derive(serde::Deserialize)]
 pub(super) struct StateWithoutPhoneLogins {
     queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
@@ -67,6 +67,8 @@ impl From<StateWithoutPhoneLogins> for State {
             ended_calls: old.ended_calls,
             outages: old.outages,
             phone_logins: PhoneLogins::default(),
+            // Older versions dialled any number: the default denies emergency and premium ones.
+            callback_policy: crate::callback_policy::CallbackPolicy::default(),
         }
     }
 }

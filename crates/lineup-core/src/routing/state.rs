@@ -41,6 +41,8 @@ pub(super) struct State {
     /// Operators' phone logins (see operators.rs). Last in the layout, so a snapshot written
     /// before it existed still restores (`restore`).
     pub(super) phone_logins: PhoneLogins,
+    /// Which numbers a callback may dial (part of the routing config).
+    pub(super) callback_policy: crate::callback_policy::CallbackPolicy,
 }
 
 /// What the core keeps about operators' logins by phone.
@@ -72,6 +74,7 @@ impl State {
             ended_calls: VecDeque::new(),
             outages: self.outages.clone(),
             phone_logins: self.phone_logins.clone(),
+            callback_policy: self.callback_policy.clone(),
         }
     }
 }

@@ -332,14 +332,22 @@ impl SiteController {
 
     /// The callback promise committed: the caller hears it confirmed, then is hung up.
     pub(super) fn on_callback_committed(&mut self, ch: &ChannelId, result: &lineup_core::CommandResult) {
-        if result.is_ok() {
-            // Committed before the caller hears the confirmation.
-            let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_CALLBACK_CONFIRMED.into())]);
-            if let Some(leg) = self.callers.get_mut(ch) {
-                leg.state = CallerState::Leaving;
-                leg.playback = playback.clone();
-                leg.hangup_after = playback;
+        match result {
+            Ok(Response::CallbackAccepted { .. }) => {
+                // Committed before the caller hears the confirmation.
+                let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_CALLBACK_CONFIRMED.into())]);
+                if let Some(leg) = self.callers.get_mut(ch) {
+                    leg.state = CallerState::Leaving;
+                    leg.playback = playback.clone();
+                    leg.hangup_after = playback;
+                }
             }
+            // The callback policy denies the number, or the core found it invalid: the caller
+            // hears so and waits on in its place (pressing 1 again starts over).
+            Ok(Response::CallbackDenied { .. }) | Err(CoreError::InvalidField { .. }) => {
+                self.callback_prompt(ch, None, vec![Media::Sound(prompts::SOUND_CALLBACK_INVALID.into())]);
+            }
+            _ => {}
         }
     }
 }
