@@ -20,12 +20,23 @@ pub(crate) enum MintFailure {
 }
 
 /// The minted tokens: digest → the call it opens.
-#[derive(Default)]
 pub(crate) struct WidgetTokens {
     by_digest: Mutex<HashMap<[u8; SHA256_BYTES], CallId>>,
+    /// [`WIDGET_TOKENS_MAX`] outside tests.
+    max: usize,
+}
+
+impl Default for WidgetTokens {
+    fn default() -> Self {
+        Self::with_max(WIDGET_TOKENS_MAX)
+    }
 }
 
 impl WidgetTokens {
+    fn with_max(max: usize) -> Self {
+        Self { by_digest: Mutex::default(), max }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; SHA256_BYTES], CallId>> {
         // A panic while holding the lock leaves the map whole (single inserts and removes).
         self.by_digest.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -35,11 +46,11 @@ impl WidgetTokens {
     /// tokens of calls that ended.
     pub(crate) fn mint(&self, call: &CallId, sweep: impl FnOnce(&Self)) -> Result<String, MintFailure> {
         let token = new_token().map_err(MintFailure::Random)?;
-        if self.lock().len() >= WIDGET_TOKENS_MAX {
+        if self.lock().len() >= self.max {
             sweep(self);
         }
         let mut map = self.lock();
-        if map.len() >= WIDGET_TOKENS_MAX {
+        if map.len() >= self.max {
             return Err(MintFailure::Full);
         }
         map.insert(sha256(&token), call.clone());
@@ -86,5 +97,19 @@ mod tests {
         assert_eq!((store.call_of(&token_a), store.len()), (None, 1));
         store.forget(&token_b);
         assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn a_full_store_sweeps_ended_calls_then_refuses() {
+        let store = WidgetTokens::with_max(2);
+        let (a, b, c) = (CallId::new("a"), CallId::new("b"), CallId::new("c"));
+        store.mint(&a, |_| panic!("not full yet")).unwrap();
+        store.mint(&b, |_| panic!("not full yet")).unwrap();
+        // Full: a ended, so the sweep makes room for c.
+        store.mint(&c, |s| s.retain_live(|call| call != &a)).unwrap();
+        assert_eq!(store.len(), 2);
+        // Full of live calls: refused, and nothing is added.
+        assert!(matches!(store.mint(&a, |s| s.retain_live(|_| true)), Err(MintFailure::Full)));
+        assert_eq!(store.len(), 2);
     }
 }
