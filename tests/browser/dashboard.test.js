@@ -39,7 +39,7 @@ const FLAGS = [
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
 
-let demo, demoExited, base, adminToken, viewerToken, browser;
+let demo, demoExited, base, adminToken, viewerToken, frontendToken, browser;
 
 function log(...args) {
   console.log("[browser-tests]", ...args);
@@ -65,6 +65,16 @@ async function until(what, probe, maxMs) {
 async function apiGet(p, token = adminToken) {
   const res = await fetch(base + p.replace(/^\//, ""), { headers: { Authorization: `Bearer ${token}` } });
   return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/// The widget link for one call, minted as the web front end would (its frontend token).
+async function widgetLink(call) {
+  const res = await fetch(`${base}v1/calls/${encodeURIComponent(call)}/widget-token`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${frontendToken}` },
+  });
+  const body = await res.json().catch(() => null);
+  return { status: res.status, body, url: body?.url ? base + body.url.replace(/^\//, "") : null };
 }
 
 /// Waiting calls in a queue, by position (from the API, as an admin).
@@ -125,9 +135,10 @@ before(async () => {
   const started = await until("the demo to print its dashboard address and tokens", () => {
     const dash = stdout.match(/dashboard: (http:\/\/\S+?\/)\s+\(sign in with the admin token (\S+?)\)/);
     const viewer = stdout.match(/viewer token \(wallboard, no actions\): (\S+)/);
-    return dash && viewer && { base: dash[1], admin: dash[2], viewer: viewer[1] };
+    const frontend = stdout.match(/frontend token \(mints a caller's widget link: .*?\): (\S+)/);
+    return dash && viewer && frontend && { base: dash[1], admin: dash[2], viewer: viewer[1], frontend: frontend[1] };
   }, DEMO_START_MAX);
-  ({ base, admin: adminToken, viewer: viewerToken } = started);
+  ({ base, admin: adminToken, viewer: viewerToken, frontend: frontendToken } = started);
   log("demo dashboard at", base);
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: 30_000 });
 });
@@ -276,6 +287,10 @@ test("a viewer token shows the same board with no action buttons, and signs out"
     await page.fill("#token", "not-a-real-token-0123456789");
     await page.click("#signin button[type=submit]");
     await page.waitForFunction(() => /Unknown token/.test(document.getElementById("signin-error").textContent));
+    // A frontend token only mints widget links: it cannot open the dashboard.
+    await page.fill("#token", frontendToken);
+    await page.click("#signin button[type=submit]");
+    await page.waitForFunction(() => /cannot open the dashboard/.test(document.getElementById("signin-error").textContent));
   });
 });
 
@@ -288,9 +303,11 @@ test("the caller widget shows a position that then decreases", { timeout: 240_00
         const calls = await waitingIn("sales");
         return calls.find((c) => c.position >= 2);
       }, WAITING_CALL_MAX);
-      // The demo prints no widget token; the widget routes take any role but the viewer's
-      // callback, so an admin token stands in (a supervisor acting for the caller).
-      await page.goto(`${base}widget?call=${encodeURIComponent(call.call)}&token=${encodeURIComponent(adminToken)}`);
+      // The link a web front end hands the caller: a token for this call only.
+      const link = await widgetLink(call.call);
+      if (link.status === 404) continue; // the caller left between the read and the mint
+      assert.equal(link.status, 200, JSON.stringify(link.body));
+      await page.goto(link.url);
       const shown = await page.waitForFunction(() => {
         const n = Number(document.getElementById("position").textContent);
         return document.body.dataset.status === "waiting" && Number.isInteger(n) && n > 0 ? n : document.body.dataset.status && -1;
@@ -318,7 +335,13 @@ test("the widget's 'call me back instead' validates the number and keeps the cal
     for (let attempt = 0; attempt < 3; attempt++) {
       const calls = await until("a waiting call in sales", async () => (await waitingIn("sales")).at(-1), WAITING_CALL_MAX);
       const call = calls.call;
-      await page.goto(`${base}widget?call=${encodeURIComponent(call)}&token=${encodeURIComponent(adminToken)}`);
+      const link = await widgetLink(call);
+      if (link.status === 404) continue; // the caller left between the read and the mint
+      assert.equal(link.status, 200, JSON.stringify(link.body));
+      // The token opens only this call: another call's position is refused.
+      const other = (await waitingIn("sales")).find((c) => c.call !== call);
+      if (other) assert.equal((await apiGet(`/v1/calls/${encodeURIComponent(other.call)}/position`, link.body.token)).status, 403);
+      await page.goto(link.url);
       await page.waitForFunction(() => document.body.dataset.status, null, { timeout: PAGE_READY_MAX });
       if (await page.isHidden("#callback")) continue; // taken by an operator meanwhile
       await page.fill("#number", "12ab");

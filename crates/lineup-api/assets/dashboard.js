@@ -69,12 +69,13 @@ async function signIn(token) {
     me = await api("/v1/me", { token });
   } catch (e) {
     session.token = "";
-    showSignIn(e instanceof ApiError && e.status === 401 ? "Unknown token." : `Cannot reach the node: ${e.message}`);
-    return false;
-  }
-  if (me.role === "widget") {
-    session.token = "";
-    showSignIn("A widget token opens only the caller widget.");
+    const status = e instanceof ApiError ? e.status : 0;
+    showSignIn(
+      status === 401 ? "Unknown token."
+        // Frontend tokens (they only mint widget links) and a caller's widget token.
+        : status === 403 ? "This token cannot open the dashboard."
+        : `Cannot reach the node: ${e.message}`,
+    );
     return false;
   }
   session.token = token;

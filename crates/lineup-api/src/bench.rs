@@ -241,7 +241,7 @@ pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let config = ApiConfig {
-        tokens: vec![ApiToken { name: "bench".into(), token: BENCH_TOKEN.into(), role: Role::Viewer }],
+        tokens: vec![ApiToken::plain("bench", BENCH_TOKEN, Role::Viewer)],
         // Room for a burst per client; the measured deltas are spaced out.
         ..ApiConfig::default()
     };

@@ -2,8 +2,9 @@
 //! and the `Origin` check for WebSocket upgrades.
 
 use crate::error::ApiError;
+use crate::secret::{constant_time_eq, sha256, SHA256_BYTES};
 use axum::http::HeaderMap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Shortest token accepted (a guessable token is a configuration error).
 pub const API_TOKEN_MIN_BYTES: usize = 16;
@@ -16,36 +17,86 @@ pub const LIVE_BUFFER_FRAMES: usize = 1_024;
 /// How often queue summaries (waits and ETAs move with time) are pushed to live clients.
 pub const SUMMARY_INTERVAL_MS: u64 = 1_000;
 
-/// What a token may do. `Admin > Supervisor > Viewer`; `Widget` only reaches the widget
-/// endpoints (a call's position, its live feed, a callback request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// What a configured token may do. `Admin > Supervisor > Viewer`; `Frontend` stands apart:
+/// it only mints per-call widget tokens (`POST /v1/calls/{id}/widget-token`) for the web
+/// front end that hands a caller the widget link, and reads nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    Widget,
+    Frontend,
     Viewer,
     Supervisor,
     Admin,
 }
 
+/// The roles a node config may name.
+pub const ROLE_NAMES: [&str; 4] = ["admin", "supervisor", "viewer", "frontend"];
+
+/// Why a config's `role = "widget"` is refused: the shared widget token could read and act
+/// on every call, so callers' widgets now get a token for their own call only.
+pub const WIDGET_ROLE_GONE: &str = "the shared `widget` role is gone (it reached every call): a caller's widget \
+     gets a token for its own call from POST /v1/calls/{id}/widget-token, minted by a token of role frontend, \
+     supervisor or admin";
+
 impl Role {
     pub fn name(self) -> &'static str {
         match self {
-            Role::Widget => "widget",
+            Role::Frontend => "frontend",
             Role::Viewer => "viewer",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
         }
     }
+
+    /// The role a config names; the error says what is allowed instead.
+    pub fn from_name(name: &str) -> Result<Role, String> {
+        match name {
+            "admin" => Ok(Role::Admin),
+            "supervisor" => Ok(Role::Supervisor),
+            "viewer" => Ok(Role::Viewer),
+            "frontend" => Ok(Role::Frontend),
+            "widget" => Err(WIDGET_ROLE_GONE.to_string()),
+            _ => Err(format!("must be one of {}", ROLE_NAMES.join(", "))),
+        }
+    }
 }
 
-/// One bearer token. `Debug` never prints the token.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// How a configured token is known: the token itself, or only its SHA-256 digest (so the
+/// node config need not hold the secret).
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSecret {
+    Plain(String),
+    Sha256([u8; SHA256_BYTES]),
+}
+
+impl TokenSecret {
+    fn digest(&self) -> [u8; SHA256_BYTES] {
+        match self {
+            TokenSecret::Plain(token) => sha256(token),
+            TokenSecret::Sha256(digest) => *digest,
+        }
+    }
+}
+
+/// One bearer token. `Debug` never prints the token nor its digest.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken {
     /// Who holds it (for logs; never the token itself).
     pub name: String,
-    pub token: String,
+    pub secret: TokenSecret,
     pub role: Role,
+}
+
+impl ApiToken {
+    /// A token given as itself.
+    pub fn plain(name: impl Into<String>, token: impl Into<String>, role: Role) -> Self {
+        Self { name: name.into(), secret: TokenSecret::Plain(token.into()), role }
+    }
+
+    /// A token known only by its SHA-256 digest.
+    pub fn hashed(name: impl Into<String>, digest: [u8; SHA256_BYTES], role: Role) -> Self {
+        Self { name: name.into(), secret: TokenSecret::Sha256(digest), role }
+    }
 }
 
 impl std::fmt::Debug for ApiToken {
@@ -59,8 +110,7 @@ impl std::fmt::Debug for ApiToken {
 }
 
 /// The API's settings (the node config's `[api]` section).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     pub tokens: Vec<ApiToken>,
     /// Origins (`https://wall.example.com`) allowed to open WebSockets besides the page's
@@ -91,16 +141,18 @@ impl ApiConfig {
             return bad("tokens".into(), "too many tokens");
         }
         for (i, t) in self.tokens.iter().enumerate() {
-            if t.token.len() < API_TOKEN_MIN_BYTES || t.token.len() > API_TOKEN_MAX_BYTES {
-                return bad(
-                    format!("tokens[{i}].token"),
-                    &format!("must be {API_TOKEN_MIN_BYTES} to {API_TOKEN_MAX_BYTES} bytes"),
-                );
+            if let TokenSecret::Plain(token) = &t.secret {
+                if token.len() < API_TOKEN_MIN_BYTES || token.len() > API_TOKEN_MAX_BYTES {
+                    return bad(
+                        format!("tokens[{i}].token"),
+                        &format!("must be {API_TOKEN_MIN_BYTES} to {API_TOKEN_MAX_BYTES} bytes"),
+                    );
+                }
+                if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return bad(format!("tokens[{i}].token"), "must be printable ASCII without spaces");
+                }
             }
-            if !t.token.bytes().all(|b| b.is_ascii_graphic()) {
-                return bad(format!("tokens[{i}].token"), "must be printable ASCII without spaces");
-            }
-            if self.tokens[..i].iter().any(|o| o.token == t.token) {
+            if self.tokens[..i].iter().any(|o| o.secret.digest() == t.secret.digest()) {
                 return bad(format!("tokens[{i}].token"), "the same token is listed twice");
             }
         }
@@ -125,25 +177,21 @@ impl ApiConfig {
     }
 
     /// The index in [`ApiConfig::tokens`] of the token `presented` matches (compared as in
-    /// [`ApiConfig::role_of`]: every token, in constant time).
+    /// [`ApiConfig::role_of`]: every token, in constant time; a hashed token by its digest).
     pub fn holder_of(&self, presented: &str) -> Option<usize> {
+        let digest = sha256(presented);
         let mut found = None;
         for (i, t) in self.tokens.iter().enumerate() {
-            if constant_time_eq(t.token.as_bytes(), presented.as_bytes()) {
+            let equal = match &t.secret {
+                TokenSecret::Plain(token) => constant_time_eq(token.as_bytes(), presented.as_bytes()),
+                TokenSecret::Sha256(stored) => constant_time_eq(stored, &digest),
+            };
+            if equal {
                 found = Some(i);
             }
         }
         found
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // Length is not secret (tokens are long and random); contents are.
-    let mut diff = (a.len() != b.len()) as u8;
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    diff == 0
 }
 
 /// The bearer token of a request: the `Authorization` header, or (`allow_query`, WebSocket
@@ -177,29 +225,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn constant_time_eq_matches_only_equal_bytes() {
-        assert!(constant_time_eq(b"abcdef", b"abcdef"));
-        assert!(!constant_time_eq(b"abcdef", b"abcdeg"));
-        assert!(!constant_time_eq(b"abcdef", b"abcde"));
-        assert!(!constant_time_eq(b"", b"a"));
-        assert!(constant_time_eq(b"", b""));
-    }
-
-    #[test]
     fn debug_hides_the_token() {
-        let t = ApiToken { name: "wall".into(), token: "s3cret-s3cret-s3cret".into(), role: Role::Viewer };
+        let t = ApiToken::plain("wall", "s3cret-s3cret-s3cret", Role::Viewer);
         assert!(!format!("{t:?}").contains("s3cret"));
     }
 
     #[test]
     fn validate_names_the_field() {
-        let config = ApiConfig {
-            tokens: vec![ApiToken { name: "x".into(), token: "short".into(), role: Role::Admin }],
-            ..ApiConfig::default()
-        };
+        let config = ApiConfig { tokens: vec![ApiToken::plain("x", "short", Role::Admin)], ..ApiConfig::default() };
         match config.validate() {
             Err(ApiError::Config { field, .. }) => assert_eq!(field, "tokens[0].token"),
             other => panic!("expected a config error, got {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod hashed_tests {
+    use super::*;
+
+    #[test]
+    fn a_hashed_token_is_found_by_its_digest() {
+        let config = ApiConfig {
+            tokens: vec![
+                ApiToken::plain("a", "plain-token-0123456789", Role::Admin),
+                ApiToken::hashed("b", sha256("hashed-token-0123456789"), Role::Viewer),
+            ],
+            ..ApiConfig::default()
+        };
+        assert!(config.validate().is_ok());
+        assert_eq!(config.role_of("hashed-token-0123456789"), Some(Role::Viewer));
+        assert_eq!(config.role_of("plain-token-0123456789"), Some(Role::Admin));
+        assert_eq!(config.role_of("hashed-token-012345678"), None);
+    }
+
+    #[test]
+    fn the_widget_role_is_refused_naming_the_new_way() {
+        let problem = Role::from_name("widget").unwrap_err();
+        assert!(problem.contains("/v1/calls/{id}/widget-token") && problem.contains("frontend"), "{problem}");
+        assert_eq!(Role::from_name("frontend"), Ok(Role::Frontend));
     }
 }

@@ -38,6 +38,12 @@ pub enum ApiError {
     Refused(CoreError),
     #[error("backend: {0}")]
     Backend(#[from] BackendError),
+    /// Too many widget tokens of calls still going (503).
+    #[error("too many widget tokens ({max}) for calls still going; try again when calls end")]
+    WidgetTokensFull { max: usize },
+    /// The operating system's random source failed (500).
+    #[error("OS random source: {0}")]
+    Random(String),
     /// The benchmark could not run (fd limit, connection failures).
     #[error("benchmark: {0}")]
     Bench(String),
@@ -46,7 +52,10 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            ApiError::WidgetTokensFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::OriginRefused { .. } => StatusCode::FORBIDDEN,
             ApiError::BadBody { .. } => StatusCode::BAD_REQUEST,
@@ -63,7 +72,8 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) => "internal",
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) => "internal",
+            ApiError::WidgetTokensFull { .. } => "unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::OriginRefused { .. } => "origin_refused",

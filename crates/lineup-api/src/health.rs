@@ -262,6 +262,8 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
     t.sample("lineup_api_live_snapshots_total", &[], c.snapshots_sent.load(Ordering::Relaxed));
     t.family("lineup_api_live_resyncs_total", "counter", "Snapshots sent to clients that fell behind.");
     t.sample("lineup_api_live_resyncs_total", &[], c.resyncs.load(Ordering::Relaxed));
+    t.family("lineup_api_widget_tokens", "gauge", "Per-call widget tokens held (swept as their calls end).");
+    t.sample("lineup_api_widget_tokens", &[], state.widget_tokens.len());
     t.0
 }
 

@@ -8,7 +8,10 @@
 //! - [`backend`]: the `ApiBackend` trait, health and cluster status shapes.
 //! - [`local`]: `LocalBackend` (tests, benchmark, dashboard work).
 //! - [`config`]: `ApiConfig`, tokens and roles, the `Origin` check.
-//! - `auth`: `Caller<Need>` extractors (refused before the body is read).
+//! - [`secret`]: tokens from the OS random source, SHA-256 digests, constant-time equality.
+//! - `auth`: `Caller<Need>` and per-call `CallAccess<Need>` extractors (refused before the
+//!   body is read).
+//! - `widget_tokens`: per-call widget tokens, bounded, keyed by digest, swept as calls end.
 //! - `rest`: config, live state, supervisor and widget handlers; `JsonBody` with limits.
 //! - `callback_policy`: `GET`/`PUT /v1/config/callback-policy`.
 //! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
@@ -35,18 +38,21 @@ mod live;
 pub mod local;
 pub mod openapi;
 mod rest;
+pub mod secret;
 pub mod views;
+mod widget_tokens;
 
 pub use backend::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
     RaftHealth, RaftRole, SiteState,
 };
 pub use bench::{ApiBenchOptions, ApiBenchReport};
-pub use config::{ApiConfig, ApiToken, Role};
+pub use config::{ApiConfig, ApiToken, Role, TokenSecret};
 pub use error::ApiError;
 pub use health::{readiness, Readiness, READY_APPLY_LAG_MAX_ENTRIES, READY_LEADER_CONTACT_MAX_MS};
 pub use live::{LiveCounters, CLUSTER_REFRESH_INTERVAL_MS, SNAPSHOT_ROWS_PER_MESSAGE};
 pub use rest::{ACTION_BODY_MAX_BYTES, CONFIG_BODY_MAX_BYTES, OBJECT_BODY_MAX_BYTES};
+pub use widget_tokens::WIDGET_TOKENS_MAX;
 
 use axum::handler::Handler;
 use axum::Router;
@@ -61,6 +67,8 @@ pub(crate) struct AppState<B> {
     pub(crate) backend: Arc<B>,
     pub(crate) config: ApiConfig,
     pub(crate) hub: Arc<live::LiveHub>,
+    /// Per-call widget tokens minted by this process.
+    pub(crate) widget_tokens: Arc<widget_tokens::WidgetTokens>,
     /// Flips to true on shutdown: WebSocket tasks close so the server can drain.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -125,6 +133,7 @@ impl<B: ApiBackend> Routes<B> {
             .post("/v1/operators/{id}/pull", rest::pull::<B>)
             .post("/v1/calls/{id}/reassign", rest::reassign::<B>)
             .post("/v1/calls/{id}/priority", rest::change_priority::<B>)
+            .post("/v1/calls/{id}/widget-token", rest::mint_widget_token::<B>)
             .get("/v1/calls/{id}/position", rest::get_position::<B>)
             .post("/v1/calls/{id}/callback", rest::request_callback::<B>)
             .get("/v1/calls/{id}/live", live::call_live::<B>)
@@ -145,7 +154,7 @@ pub fn api_routes() -> Vec<(&'static str, &'static str)> {
 /// use lineup_api::{local::LocalBackend, ApiConfig, ApiToken, Role};
 /// let backend = std::sync::Arc::new(LocalBackend::new(lineup_core::SiteId(1), 1_700_000_000_000));
 /// let config = ApiConfig {
-///     tokens: vec![ApiToken { name: "ops".into(), token: "a-long-random-admin-token".into(), role: Role::Admin }],
+///     tokens: vec![ApiToken::plain("ops", "a-long-random-admin-token", Role::Admin)],
 ///     ..ApiConfig::default()
 /// };
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -161,13 +170,15 @@ pub async fn serve<B: ApiBackend>(
     config.validate()?;
     let (stop, stopped) = watch::channel(false);
     let hub = Arc::new(live::LiveHub::new(config.live_buffer_frames));
+    let widget_tokens = Arc::new(widget_tokens::WidgetTokens::default());
     let hub_task = tokio::spawn(live::run_hub(
         Arc::clone(&backend),
         Arc::clone(&hub),
+        Arc::clone(&widget_tokens),
         config.summary_interval_ms,
         stopped.clone(),
     ));
-    let state = Arc::new(AppState { backend, config, hub, shutdown: stopped });
+    let state = Arc::new(AppState { backend, config, hub, widget_tokens, shutdown: stopped });
     let app = Routes::<B>::new().router.merge(assets::router()).with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

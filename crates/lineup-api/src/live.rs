@@ -23,12 +23,13 @@
 //!   kind, raised, value, threshold}, `queues` {queues} (periodic), `cluster` {cluster}.
 //! - A call's status `ended` is never sent as `call`: `call_ended` removes it.
 
-use crate::auth::{Caller, ReadWs, WidgetWs};
+use crate::auth::{CallAccess, Caller, ReadWs, WidgetReadWs};
 use crate::backend::ClusterStatus;
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
+use crate::widget_tokens::WidgetTokens;
 use crate::{ApiBackend, AppState};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use lineup_core::{AlarmKind, CallId, CallRecord, Effect, OperatorStatus, QueueId, Routing, SiteId};
 use serde::Serialize;
@@ -320,6 +321,7 @@ fn directory_fingerprint(r: &Routing) -> u64 {
 pub(crate) async fn run_hub<B: ApiBackend>(
     backend: Arc<B>,
     hub: Arc<LiveHub>,
+    widget_tokens: Arc<WidgetTokens>,
     summary_interval_ms: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -339,6 +341,8 @@ pub(crate) async fn run_hub<B: ApiBackend>(
                 Err(RecvError::Closed) => break,
             },
             _ = summary.tick() => {
+                // Widget tokens die with their call; sweep them with the summaries.
+                backend.read(|r| widget_tokens.retain_live(|c| views::call_is_live(r, c)));
                 let (index, now_ms, queues, fingerprint) = backend.read(|r| {
                     (r.last_applied_index(), r.now_ms(), views::queue_rows(r), directory_fingerprint(r))
                 });
@@ -525,11 +529,10 @@ struct EndedMessage<'a> {
 /// whenever any of those change, then `{"type":"ended"}` and a close when the call is gone.
 pub async fn call_live<B: ApiBackend>(
     State(state): State<Arc<AppState<B>>>,
-    _caller: Caller<WidgetWs>,
-    Path(id): Path<String>,
+    access: CallAccess<WidgetReadWs>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    configure(ws).on_upgrade(move |socket| call_client(socket, state, CallId::new(id)))
+    configure(ws).on_upgrade(move |socket| call_client(socket, state, access.call))
 }
 
 async fn call_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B>>, call: CallId) {

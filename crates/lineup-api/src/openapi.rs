@@ -11,10 +11,12 @@ pub enum Access {
     Viewer,
     Supervisor,
     Admin,
-    /// Widget tokens or any other role.
+    /// That call's own widget token, or viewers and above.
     Widget,
-    /// Widget tokens, supervisors and admins (a viewer changes nothing).
+    /// That call's own widget token, supervisors and admins (a viewer changes nothing).
     WidgetAct,
+    /// Frontend, supervisor or admin tokens: mints a call's widget token.
+    MintWidget,
 }
 
 /// One documented operation.
@@ -52,7 +54,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/readyz", "Ready to route (503 when not); says when degraded (Redis or history down).", Access::Public, None, "Readiness"),
     op("get", "/metrics", "Prometheus text exposition.", Access::Viewer, None, "text"),
     op("get", "/v1/openapi.json", "This document.", Access::Public, None, "Object"),
-    op("get", "/v1/me", "The caller's token holder and role (the dashboard hides actions the role may not take).", Access::Widget, None, "Me"),
+    op("get", "/v1/me", "The caller's token holder and role (the dashboard hides actions the role may not take).", Access::Viewer, None, "Me"),
     op("get", "/v1/config", "The whole routing config (PIN hashes redacted below admin). A linearizable read: it shows every apply acknowledged by any node (`?stale=true`: this node's copy, without asking the leader).", Access::Viewer, None, "RoutingConfigSet"),
     op("put", "/v1/config", "Replace the whole routing config (`?dry_run=true`: the diff only). Validated, then one ApplyConfig command.", Access::Admin, Some("RoutingConfigSet"), "ConfigApplied"),
     op("get", "/v1/config/callback-policy", "Which numbers a callback may dial (a linearizable read).", Access::Viewer, None, "CallbackPolicy"),
@@ -82,6 +84,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/operators/{id}/pull", "The operator takes the named waiting call, or its next eligible one.", Access::Supervisor, Some("PullRequest"), "ActionDone"),
     op("post", "/v1/calls/{id}/reassign", "Move a waiting call to another queue (keep_age keeps its place by arrival; default true).", Access::Supervisor, Some("ReassignRequest"), "ActionDone"),
     op("post", "/v1/calls/{id}/priority", "Change a waiting call's priority (lower is served first).", Access::Supervisor, Some("PriorityRequest"), "ActionDone"),
+    op("post", "/v1/calls/{id}/widget-token", "Mint a token for this call's caller widget (128 random bits, hex): it reads only this call's position and live feed and requests only its callback, and dies when the call ends. `url` is the widget page on this node (`/widget?call=…&token=…`). Tokens live in this node's API process only. 404 when the call does not exist or has ended; 503 when too many tokens of calls still going are held.", Access::MintWidget, None, "WidgetLink"),
     op("get", "/v1/calls/{id}/position", "A waiting call's position, ETA and status (caller widget).", Access::Widget, None, "PositionView"),
     op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::WidgetAct, Some("CallbackRequest"), "ActionDone"),
     ws("/v1/calls/{id}/live", "WebSocket: `position` messages whenever position, ETA or status change; `ended` then close.", Access::Widget, "PositionView"),
@@ -136,8 +139,9 @@ fn operation(o: &Operation) -> Value {
         Access::Viewer => "viewer, supervisor or admin",
         Access::Supervisor => "supervisor or admin",
         Access::Admin => "admin",
-        Access::Widget => "any role, including widget",
-        Access::WidgetAct => "widget, supervisor or admin",
+        Access::Widget => "this call's widget token, viewer, supervisor or admin",
+        Access::WidgetAct => "this call's widget token, supervisor or admin",
+        Access::MintWidget => "frontend, supervisor or admin",
     };
     let mut value = json!({
         "summary": o.summary,
@@ -178,9 +182,9 @@ fn schemas() -> Value {
     let id = json!({ "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$" });
     let int = json!({ "type": "integer", "minimum": 0 });
     let opt_int = json!({ "type": ["integer", "null"], "minimum": 0 });
-    json!({
+    let mut schemas = json!({
         "Error": object(json!({ "error": { "type": "string" }, "code": { "type": "string" }, "field": { "type": "string" }, "kind": { "type": "string" }, "id": { "type": "string" } })),
-        "Me": object(json!({ "name": { "type": "string" }, "role": { "enum": ["widget", "viewer", "supervisor", "admin"] } })),
+        "Me": object(json!({ "name": { "type": "string" }, "role": { "enum": ["viewer", "supervisor", "admin"] } })),
         "Status": object(json!({ "status": { "type": "string" } })),
         "Object": { "type": "object" },
         "Readiness": object(json!({ "ready": { "type": "boolean" }, "degraded": { "type": "boolean" }, "degraded_edges": { "type": "array", "items": { "type": "string" } }, "problems": { "type": "array", "items": { "type": "string" } }, "site": int, "raft_role": { "type": "string" }, "leader": opt_int })),
@@ -194,7 +198,6 @@ fn schemas() -> Value {
         "GateConfig": { "type": "object", "properties": { "id": id, "queue": id, "whisper": { "type": ["string", "null"] }, "priority": opt_int, "required_skills": { "type": "object" } }, "required": ["id", "queue"] },
         "OperatorConfig": { "type": "object", "properties": { "id": id, "name": { "type": "string" }, "site": int, "pin_hash": { "type": "string" }, "mode": { "enum": ["persistent", "ring"] }, "endpoint": { "type": ["string", "null"] }, "skills": { "type": "object" }, "memberships": { "type": "object", "additionalProperties": int } }, "required": ["id"] },
         "ScheduleConfig": { "type": "object", "properties": { "id": id, "time_zone": { "type": "string" }, "weekly": { "type": "array" }, "holidays": { "type": "array" } }, "required": ["id", "time_zone", "weekly"] },
-        "CallbackPolicy": { "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false },
         "ConfigChange": object(json!({ "action": { "enum": ["added", "changed", "removed"] }, "kind": { "enum": ["schedule", "queue", "gate", "operator"] }, "id": { "type": "string" }, "fields": { "type": "array", "items": { "type": "string" } } })),
         "ConfigApplied": object(json!({ "dry_run": { "type": "boolean" }, "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
         "ObjectApplied": object(json!({ "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
@@ -213,9 +216,13 @@ fn schemas() -> Value {
         "PriorityRequest": { "type": "object", "properties": { "priority": { "type": "integer", "minimum": 0, "maximum": 255 } }, "required": ["priority"], "additionalProperties": false },
         "CallbackRequest": { "type": "object", "properties": { "number": { "type": "string", "pattern": "^\\+?[0-9]{3,15}$" } }, "required": ["number"], "additionalProperties": false },
         "ActionDone": object(json!({ "ok": { "type": "boolean" }, "response": { "description": "lineup_core::Response, e.g. \"Done\" or {\"Pulled\": {call, fence}}" } })),
+        "WidgetLink": object(json!({ "token": { "type": "string", "pattern": "^[0-9a-f]{32}$" }, "url": { "type": "string", "description": "Relative to the node's base address." } })),
         "PositionView": object(json!({ "type": { "enum": ["position", "ended"] }, "call": id, "status": { "type": "string" }, "queue": id, "position": opt_int, "eta_ms": opt_int })),
         "LiveMessage": { "type": "object", "description": "See the crate documentation of lineup_api::live for every message type.", "properties": { "type": { "enum": ["snapshot", "snapshot_operators", "snapshot_calls", "snapshot_end", "operator", "call", "call_ended", "alarm", "queues", "cluster"] }, "seq": int, "index": int, "now_ms": int }, "required": ["type", "seq"] },
-    })
+    });
+    // Separate from the literal above, which is at serde_json's macro recursion limit.
+    schemas["CallbackPolicy"] = json!({ "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false });
+    schemas
 }
 
 /// The whole document.

@@ -1,10 +1,11 @@
 //! REST handlers: config, live state, supervisor actions, the caller widget. Every write is
 //! one `ApiBackend::submit`; nothing is changed when a body is refused.
 
-use crate::auth::{Admin, Caller, Read, Supervise, Widget, WidgetAct};
+use crate::auth::{Admin, CallAccess, Caller, MintWidget, Read, Supervise, WidgetAct, WidgetRead};
 use crate::config::Role;
 use crate::error::ApiError;
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
+use crate::widget_tokens::{MintFailure, WidgetTokens, WIDGET_TOKENS_MAX};
 use crate::{ApiBackend, AppState};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::Json;
@@ -350,7 +351,7 @@ pub struct Me {
     pub role: Role,
 }
 
-pub async fn get_me<B: ApiBackend>(State(s): St<B>, caller: Caller<Widget>) -> Json<Me> {
+pub async fn get_me<B: ApiBackend>(State(s): St<B>, caller: Caller<Read>) -> Json<Me> {
     let name = s.config.tokens.get(caller.holder).map(|t| t.name.clone()).unwrap_or_default();
     Json(Me { name, role: caller.role })
 }
@@ -584,10 +585,9 @@ pub async fn change_priority<B: ApiBackend>(
 
 pub async fn get_position<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Widget>,
-    Path(id): Path<String>,
+    access: CallAccess<WidgetRead>,
 ) -> Result<Json<PositionView>, ApiError> {
-    let call = CallId::new(id);
+    let call = access.call;
     s.backend
         .read(|r| views::position_view(r, &call))
         .map(Json)
@@ -603,11 +603,10 @@ pub struct CallbackRequest {
 
 pub async fn request_callback<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<WidgetAct>,
-    Path(id): Path<String>,
+    access: CallAccess<WidgetAct>,
     JsonBody(req): JsonBody<CallbackRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
-    let body = CommandBody::RequestCallback { call: CallId::new(id), number: req.number };
+    let body = CommandBody::RequestCallback { call: access.call, number: req.number };
     match submit(&*s.backend, body).await {
         // Denied by the callback policy: on record, and the caller keeps waiting.
         Ok(Response::CallbackDenied { reason }) => Err(ApiError::Invalid { field: "number".into(), reason }),
@@ -617,5 +616,57 @@ pub async fn request_callback<B: ApiBackend>(
             Err(ApiError::Invalid { field: "number".into(), reason })
         }
         Err(other) => Err(other),
+    }
+}
+
+/// A minted widget token and the link to hand the caller.
+#[derive(Serialize)]
+pub struct WidgetLink {
+    /// Good only for this call's position, live feed and callback request, while it lasts.
+    pub token: String,
+    /// The widget page on this node, relative to its base address: `/widget?call=…&token=…`.
+    pub url: String,
+}
+
+/// `POST /v1/calls/{id}/widget-token`: a fresh token for one waiting caller's widget.
+pub async fn mint_widget_token<B: ApiBackend>(
+    State(s): St<B>,
+    _caller: Caller<MintWidget>,
+    Path(id): Path<String>,
+) -> Result<Json<WidgetLink>, ApiError> {
+    let call = CallId::new(id);
+    let not_found = || ApiError::NotFound { what: format!("call {call}") };
+    if !s.backend.read(|r| views::call_is_live(r, &call)) {
+        return Err(not_found());
+    }
+    let sweep = |store: &WidgetTokens| s.backend.read(|r| store.retain_live(|c| views::call_is_live(r, c)));
+    let token = s.widget_tokens.mint(&call, sweep).map_err(|failure| match failure {
+        MintFailure::Full => ApiError::WidgetTokensFull { max: WIDGET_TOKENS_MAX },
+        MintFailure::Random(e) => ApiError::Random(e.to_string()),
+    })?;
+    let url = format!("/widget?call={}&token={token}", percent_encode(call.as_str()));
+    Ok(Json(WidgetLink { token, url }))
+}
+
+/// A query value with everything but unreserved characters percent-encoded (call ids are
+/// unreserved characters today; the link stays right if that ever widens).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_encode_keeps_unreserved_and_escapes_the_rest() {
+        assert_eq!(super::percent_encode("c-1.2_x~"), "c-1.2_x~");
+        assert_eq!(super::percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
     }
 }

@@ -208,3 +208,9 @@ pub fn position_view(r: &Routing, id: &CallId) -> Option<PositionView> {
     let (position, eta_ms) = r.call_position(id).map_or((None, None), |(p, e)| (Some(p), e));
     Some(PositionView { call: view.call, status: view.status, queue: view.queue, position, eta_ms })
 }
+
+/// Whether a call is still going (known to the routing state and without a final outcome):
+/// a widget token lasts exactly as long.
+pub fn call_is_live(r: &Routing, id: &CallId) -> bool {
+    r.call_view(id).is_some_and(|view| view.status != CallStatus::Ended)
+}

@@ -143,7 +143,7 @@ async fn websocket_origin_is_checked() {
     let same_origin = format!("http://{}", rig.addr);
     assert!(rig.ws(&path, Some(&same_origin)).await.is_ok());
     assert!(rig.ws(&path, None).await.is_ok(), "no Origin: not a browser");
-    let widget = format!("/v1/calls/c1/live?token={WIDGET}");
+    let widget = format!("/v1/calls/c1/live?token={VIEWER}");
     assert_eq!(rig.ws(&widget, Some("http://127.0.0.1:1")).await.err(), Some(403));
     rig.stop().await;
 }
@@ -155,21 +155,25 @@ async fn widget_position_decreases_as_calls_ahead_are_served() {
     for call in ["c1", "c2", "c3"] {
         rig.enqueue(call, "sales", Some("web"));
     }
-    let mut ws = rig.ws(&format!("/v1/calls/c3/live?token={WIDGET}"), None).await.unwrap();
+    let widget = rig.widget_token("c3").await;
+    let mut ws = rig.ws(&format!("/v1/calls/c3/live?token={widget}"), None).await.unwrap();
     let first = ws.next_json().await;
     assert_eq!((first["type"].as_str(), first["position"].as_u64()), (Some("position"), Some(3)), "{first}");
-    assert_eq!(rig.get("/v1/calls/c3/position", WIDGET).await["position"], 3);
+    assert_eq!(rig.get("/v1/calls/c3/position", &widget).await["position"], 3);
     rig.login("alice");
     let m = ws.next_json().await;
     assert_eq!(m["position"], 2, "{m}");
     assert!(m["eta_ms"].as_u64().is_some(), "{m}");
     rig.login("bob");
     assert_eq!(ws.next_json().await["position"], 1);
-    assert_eq!(rig.get("/v1/calls/c3/position", WIDGET).await["position"], 1);
+    assert_eq!(rig.get("/v1/calls/c3/position", &widget).await["position"], 1);
     let r = rig.backend.apply(CommandBody::Abandoned { call: CallId::new("c3") });
     assert!(r.is_ok());
     assert_eq!(ws.next_json().await["type"], "ended");
-    let (status, _) = rig.call("get", "/v1/calls/c3/position", Some(WIDGET), None).await;
+    let (status, _) = rig.call("get", "/v1/calls/c3/position", Some(ADMIN), None).await;
     assert_eq!(status, 404);
+    // The call's widget token died with it.
+    let (status, _) = rig.call("get", "/v1/calls/c3/position", Some(&widget), None).await;
+    assert_eq!(status, 401);
     rig.stop().await;
 }

@@ -1,5 +1,5 @@
-//! Roles: a viewer changes nothing, a widget token reaches only the widget routes, no token
-//! reaches nothing but health and the document.
+//! Roles: a viewer changes nothing, a frontend token only mints widget tokens, no token
+//! reaches nothing but health and the document. (Per-call widget tokens: `widget_tokens.rs`.)
 
 mod common;
 
@@ -106,29 +106,28 @@ async fn viewer_gets_403_on_every_write_and_nothing_changes() {
     rig.stop().await;
 }
 
+/// A frontend token mints widget tokens and does nothing else: no live state, no call's
+/// position, no action.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn widget_token_reaches_only_widget_routes() {
+async fn frontend_token_only_mints_widget_tokens() {
     let rig = Rig::start().await;
     apply_base_config(&rig);
     rig.enqueue("c1", "sales", Some("web"));
-    let widget_routes = ["/v1/me", "/v1/calls/{id}/position", "/v1/calls/{id}/callback", "/v1/calls/{id}/live"];
     let public = ["/healthz", "/readyz", "/v1/openapi.json"];
+    let mut refused = 0;
     for (method, path) in lineup_api::api_routes() {
-        if widget_routes.contains(&path) || public.contains(&path) {
+        if path == "/v1/calls/{id}/widget-token" || public.contains(&path) {
             continue;
         }
-        let (status, body) = rig.call(method, &concrete(path), Some(WIDGET), body_for(path).as_deref()).await;
-        assert_eq!(status, 403, "{method} {path} as widget: {body}");
+        let (status, body) = rig.call(method, &concrete(path), Some(FRONTEND), body_for(path).as_deref()).await;
+        assert_eq!(status, 403, "{method} {path} as frontend: {body}");
+        refused += 1;
     }
-    let position = rig.get("/v1/calls/c1/position", WIDGET).await;
-    assert_eq!(position["position"], 1);
-    assert_eq!(position["status"], "waiting");
-    // The widget's live feed; /v1/live is refused to it.
-    assert!(rig.ws("/v1/calls/c1/live?token=widget-token-0123456789", None).await.is_ok());
-    assert_eq!(rig.ws("/v1/live?token=widget-token-0123456789", None).await.err(), Some(403));
-    let (status, body) = rig.post("/v1/calls/c1/callback", WIDGET, json!({ "number": "+15550100" })).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(rig.get("/v1/calls/c1/position", WIDGET).await["status"], "callback_waiting");
+    assert!(refused >= 30, "only {refused} routes checked");
+    assert_eq!(rig.ws(&format!("/v1/live?token={FRONTEND}"), None).await.err(), Some(403));
+    assert_eq!(rig.ws(&format!("/v1/calls/c1/live?token={FRONTEND}"), None).await.err(), Some(403));
+    let link = rig.mint("c1").await;
+    assert!(link["token"].is_string() && link["url"].is_string(), "{link}");
     rig.stop().await;
 }
 
@@ -166,16 +165,15 @@ async fn config_reads_redact_pin_hashes_below_admin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn me_names_the_token_holder_and_role_and_never_the_token() {
     let rig = Rig::start().await;
-    for (token, name, role) in [
-        (ADMIN, "admin", "admin"),
-        (SUPERVISOR, "sup", "supervisor"),
-        (VIEWER, "wall", "viewer"),
-        (WIDGET, "web", "widget"),
-    ] {
+    for (token, name, role) in
+        [(ADMIN, "admin", "admin"), (SUPERVISOR, "sup", "supervisor"), (VIEWER, "wall", "viewer")]
+    {
         let (status, body) = rig.call("get", "/v1/me", Some(token), None).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body, json!({ "name": name, "role": role }));
     }
+    let (status, _) = rig.call("get", "/v1/me", Some(FRONTEND), None).await;
+    assert_eq!(status, 403, "a frontend token reads nothing, not even who it is");
     let (status, _) = rig.call("get", "/v1/me", None, None).await;
     assert_eq!(status, 401);
     let (status, _) = rig.call("get", "/v1/me", Some("not-a-token-0123456789"), None).await;

@@ -13,6 +13,7 @@ mod node_config;
 mod operator;
 mod run;
 mod site_bench;
+mod token;
 mod wiring;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,11 @@ enum Command {
     Operator {
         #[command(subcommand)]
         what: operator::OperatorCommand,
+    },
+    /// API tokens: make a new one (and the hash a node config may hold instead).
+    Token {
+        #[command(subcommand)]
+        what: token::TokenCommand,
     },
     /// Three sites in one process: Raft over QUIC on loopback, three Asterisk stand-ins
     /// joined by trunks, simulated callers and operators.
@@ -97,6 +103,7 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Operator { what } => operator::operator(&what),
+        Command::Token { what } => token::token(&what),
         Command::Config { what } => api_client::config(&what),
         Command::Status(args) => api_client::status(&args),
         Command::Cluster { what } => api_client::cluster(&what),

@@ -4,6 +4,8 @@
 //! environment variable the file names; they are never logged (hand-written Debug).
 
 use crate::config_file::{ConfigFileError, ConfigText};
+use lineup_api::secret::parse_sha256_hex;
+use lineup_api::{ApiToken, Role};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -163,12 +165,16 @@ pub struct ApiSection {
 #[serde(deny_unknown_fields)]
 pub struct TokenSection {
     pub name: String,
-    /// admin, supervisor, viewer or widget.
+    /// admin, supervisor, viewer or frontend.
     pub role: String,
     #[serde(default)]
     pub token: Option<String>,
     #[serde(default)]
     pub token_env: Option<String>,
+    /// The token's SHA-256 as 64 hex digits (`lineup token new` prints both), so the file
+    /// need not hold the token itself.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
 }
 
 impl fmt::Debug for TokenSection {
@@ -230,14 +236,14 @@ pub struct NodeSettings {
     pub file: NodeFile,
     pub ari_password: String,
     pub database_url: String,
-    /// (name, role, token)
-    pub tokens: Vec<(String, String, String)>,
+    /// API tokens (their `Debug` hides the secret).
+    pub tokens: Vec<ApiToken>,
 }
 
 impl fmt::Debug for NodeSettings {
     // Hand-written: the resolved secrets must never reach a log line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tokens: Vec<(&str, &str)> = self.tokens.iter().map(|(n, r, _)| (n.as_str(), r.as_str())).collect();
+        let tokens: Vec<(&str, &str)> = self.tokens.iter().map(|t| (t.name.as_str(), t.role.name())).collect();
         let database = self.database_url.split('@').next_back().unwrap_or_default();
         f.debug_struct("NodeSettings")
             .field("file", &self.file)
@@ -246,8 +252,6 @@ impl fmt::Debug for NodeSettings {
             .finish_non_exhaustive()
     }
 }
-
-pub const API_ROLES: [&str; 4] = ["admin", "supervisor", "viewer", "widget"];
 
 impl NodeSettings {
     pub fn load(text: &ConfigText) -> Result<Self, ConfigFileError> {
@@ -298,28 +302,46 @@ impl NodeSettings {
         if !["pretty", "json"].contains(&file.log.format.as_str()) {
             return Err(text.field_error("log.format", "pretty or json"));
         }
-        let mut tokens = Vec::new();
-        for (i, t) in file.api.tokens.iter().enumerate() {
-            let field = format!("api.tokens[{i}]");
-            if !API_ROLES.contains(&t.role.as_str()) {
-                return Err(text.field_error(&format!("{field}.role"), "admin, supervisor, viewer or widget"));
-            }
-            let token = secret(text, &format!("{field}.token"), &t.token, &t.token_env)?
-                .ok_or_else(|| text.field_error(&format!("{field}.token"), "missing (give token or token_env)"))?;
-            if token.len() < API_TOKEN_MIN_BYTES {
-                return Err(text.field_error(
-                    &format!("{field}.token"),
-                    &format!("shorter than {API_TOKEN_MIN_BYTES} characters"),
-                ));
-            }
-            tokens.push((t.name.clone(), t.role.clone(), token));
-        }
+        let tokens = file
+            .api
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| api_token(text, &format!("api.tokens[{i}]"), t))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { file, ari_password, database_url, tokens })
     }
 }
 
 /// Shortest API token accepted (guessable tokens are refused at load).
 pub const API_TOKEN_MIN_BYTES: usize = 16;
+
+/// One `[[api.tokens]]` entry: its role, and the token given inline, from the environment
+/// or as its SHA-256 (exactly one of the three).
+fn api_token(text: &ConfigText, field: &str, t: &TokenSection) -> Result<ApiToken, ConfigFileError> {
+    let role = Role::from_name(&t.role).map_err(|problem| text.field_error(&format!("{field}.role"), &problem))?;
+    let plain = secret(text, &format!("{field}.token"), &t.token, &t.token_env)?;
+    match (plain, &t.token_sha256) {
+        (Some(_), Some(_)) => {
+            Err(text.field_error(&format!("{field}.token_sha256"), "give the token or its hash, not both"))
+        }
+        (None, Some(hex)) => match parse_sha256_hex(hex) {
+            Some(digest) => Ok(ApiToken::hashed(&t.name, digest, role)),
+            None => Err(text.field_error(
+                &format!("{field}.token_sha256"),
+                "must be 64 hex digits (the SHA-256 that `lineup token new` prints)",
+            )),
+        },
+        (Some(token), None) if token.len() < API_TOKEN_MIN_BYTES => {
+            Err(text.field_error(&format!("{field}.token"), &format!("shorter than {API_TOKEN_MIN_BYTES} characters")))
+        }
+        (Some(token), None) => Ok(ApiToken::plain(&t.name, token, role)),
+        (None, None) => Err(text.field_error(
+            &format!("{field}.token"),
+            "missing (give token, token_env or token_sha256; `lineup token new` makes one)",
+        )),
+    }
+}
 
 /// A peer's QUIC address must be `host:port` (a name or an IP, and the UDP port): without
 /// the port the node would only fail later, when the first dial cannot be made.
@@ -356,7 +378,7 @@ mod tests {
         assert_eq!(settings.file.site, 1);
         assert_eq!(settings.ari_password, "secret-ari");
         assert_eq!(settings.file.cluster.peers.len(), 2);
-        assert_eq!(settings.tokens.len(), 2);
+        assert_eq!(settings.tokens.len(), 3);
         let debug = format!("{settings:?}");
         assert!(!debug.contains("secret-ari") && !debug.contains("admin-token"), "secrets never reach a log line");
     }
@@ -392,5 +414,30 @@ mod tests {
         let e = load(&text).unwrap_err();
         assert_eq!(e.field, "ari.password", "{e}");
         assert!(e.line.is_some() && e.message.contains("LINEUP_TEST_UNSET_VAR"), "{e}");
+    }
+
+    fn with_token(entry: &str) -> String {
+        let example =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        format!("{example}\n[[api.tokens]]\nname = \"extra\"\n{entry}\n")
+    }
+
+    #[test]
+    fn a_token_given_by_its_hash_loads_and_matches_only_its_token() {
+        let token = "a-token-known-only-by-hash";
+        let entry = format!("role = \"viewer\"\ntoken_sha256 = \"{}\"", lineup_api::secret::sha256_hex(token));
+        let settings = load(&with_token(&entry)).unwrap();
+        let config = lineup_api::ApiConfig { tokens: settings.tokens, ..Default::default() };
+        assert_eq!(config.role_of(token), Some(Role::Viewer));
+        assert_eq!(config.role_of("a-token-known-only-by-hasH"), None);
+        let e = load(&with_token("role = \"viewer\"\ntoken_sha256 = \"abc\"")).unwrap_err();
+        assert!(e.field.ends_with(".token_sha256") && e.message.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn the_shared_widget_role_is_refused_naming_the_new_way() {
+        let e = load(&with_token("role = \"widget\"\ntoken = \"widget-token-0123456789\"")).unwrap_err();
+        assert!(e.field.ends_with(".role"), "{e}");
+        assert!(e.message.contains("/v1/calls/{id}/widget-token") && e.message.contains("frontend"), "{e}");
     }
 }

@@ -5,7 +5,7 @@ use crate::config_file::ConfigText;
 use crate::node::{NodeSpec, RunningNode};
 use crate::node_config::NodeSettings;
 use anyhow::Context;
-use lineup_api::{ApiConfig, ApiToken, Role};
+use lineup_api::ApiConfig;
 use lineup_ari::{ApplicationName, AriConfig};
 use lineup_cluster::certs::{load_site, SiteFiles, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
@@ -135,23 +135,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The `[api]` section as the API takes it (roles were checked when the file was loaded).
+/// The `[api]` section as the API takes it (tokens and roles were checked when the file was
+/// loaded).
 pub fn api_config(settings: &NodeSettings) -> anyhow::Result<ApiConfig> {
-    let tokens = settings
-        .tokens
-        .iter()
-        .map(|(name, role, token)| {
-            let role = match role.as_str() {
-                "admin" => Role::Admin,
-                "supervisor" => Role::Supervisor,
-                "viewer" => Role::Viewer,
-                "widget" => Role::Widget,
-                other => anyhow::bail!("api token {name}: unknown role {other}"),
-            };
-            Ok(ApiToken { name: name.clone(), token: token.clone(), role })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(ApiConfig { tokens, allowed_origins: settings.file.api.allowed_origins.clone(), ..ApiConfig::default() })
+    Ok(ApiConfig {
+        tokens: settings.tokens.clone(),
+        allowed_origins: settings.file.api.allowed_origins.clone(),
+        ..ApiConfig::default()
+    })
 }
 
 async fn wait_for_stop_signal() {

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 pub const ADMIN: &str = "admin-token-0123456789";
 pub const SUPERVISOR: &str = "supervisor-token-0123456789";
 pub const VIEWER: &str = "viewer-token-0123456789";
-pub const WIDGET: &str = "widget-token-0123456789";
+pub const FRONTEND: &str = "frontend-token-0123456789";
 pub const T0_MS: u64 = 1_700_000_000_000;
 /// Bound on any wait for the server to reflect something.
 pub const WAIT_MAX_MS: u64 = 10_000;
@@ -31,10 +31,10 @@ pub fn tokens() -> Vec<ApiToken> {
         ("admin", ADMIN, Role::Admin),
         ("sup", SUPERVISOR, Role::Supervisor),
         ("wall", VIEWER, Role::Viewer),
-        ("web", WIDGET, Role::Widget),
+        ("web", FRONTEND, Role::Frontend),
     ]
     .into_iter()
-    .map(|(name, token, role)| ApiToken { name: name.into(), token: token.into(), role })
+    .map(|(name, token, role)| ApiToken::plain(name, token, role))
     .collect()
 }
 
@@ -51,8 +51,9 @@ impl Rig {
         Self::start_with(ApiConfig::default()).await
     }
 
+    /// Serves `config` with [`tokens`] added to its own.
     pub async fn start_with(mut config: ApiConfig) -> Rig {
-        config.tokens = tokens();
+        config.tokens.splice(0..0, tokens());
         let backend = Arc::new(LocalBackend::new(SiteId(1), T0_MS));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -113,6 +114,18 @@ impl Rig {
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         self.call("post", path, Some(token), Some(&body.to_string())).await
+    }
+
+    /// Mints a widget token for `call` with the frontend token; returns `{token, url}`.
+    pub async fn mint(&self, call: &str) -> Value {
+        let (status, body) = self.call("post", &format!("/v1/calls/{call}/widget-token"), Some(FRONTEND), None).await;
+        assert_eq!(status, 200, "mint for {call}: {body}");
+        body
+    }
+
+    /// Mints a widget token for `call` and returns the token alone.
+    pub async fn widget_token(&self, call: &str) -> String {
+        self.mint(call).await["token"].as_str().expect("a token").to_string()
     }
 
     pub async fn stop(mut self) {

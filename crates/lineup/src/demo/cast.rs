@@ -1,9 +1,9 @@
 //! Who is in the demo: its queues, gates and operators (the routing config it applies), and
 //! the API tokens of one run.
 
+use lineup_api::secret::new_token;
 use lineup_api::{ApiConfig, ApiToken, Role};
 use lineup_core::*;
-use lineup_util::{now_ms, SplitMix64};
 
 pub(super) struct DemoOperator {
     pub id: &'static str,
@@ -105,28 +105,30 @@ fn operator_config(op: &DemoOperator) -> OperatorConfig {
     }
 }
 
-/// API tokens for one demo run: printed at start, good only while it runs.
+/// API tokens for one demo run: printed at start, good only while it runs. Each is 128 bits
+/// from the OS random source, so none can be worked out from another.
 pub(super) struct DemoTokens {
     pub admin: String,
     pub viewer: String,
-    pub widget: String,
+    /// Mints caller widget tokens (`POST /v1/calls/{id}/widget-token`), nothing else.
+    pub frontend: String,
 }
 
 impl DemoTokens {
-    pub fn new(seed: u64) -> Self {
-        // Loopback only and gone with the process; unpredictable enough across runs.
-        let mut dice = SplitMix64::new(seed ^ now_ms() ^ u64::from(std::process::id()) << 32);
-        let mut token = |role: &str| format!("demo-{role}-{:016x}{:016x}", dice.next_u64(), dice.next_u64());
-        Self { admin: token("admin"), viewer: token("viewer"), widget: token("widget") }
+    pub fn new() -> anyhow::Result<Self> {
+        let token = |role: &str| -> anyhow::Result<String> {
+            let random = new_token().map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+            Ok(format!("demo-{role}-{random}"))
+        };
+        Ok(Self { admin: token("admin")?, viewer: token("viewer")?, frontend: token("frontend")? })
     }
 
     pub fn api_config(&self) -> ApiConfig {
-        let token = |name: &str, token: &str, role| ApiToken { name: name.into(), token: token.into(), role };
         ApiConfig {
             tokens: vec![
-                token("demo-admin", &self.admin, Role::Admin),
-                token("demo-viewer", &self.viewer, Role::Viewer),
-                token("demo-widget", &self.widget, Role::Widget),
+                ApiToken::plain("demo-admin", &self.admin, Role::Admin),
+                ApiToken::plain("demo-viewer", &self.viewer, Role::Viewer),
+                ApiToken::plain("demo-frontend", &self.frontend, Role::Frontend),
             ],
             ..ApiConfig::default()
         }

@@ -94,7 +94,7 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let data_dir = std::env::temp_dir().join(format!("lineup-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let federation = start_federation(&data_dir).await?;
-    let tokens = DemoTokens::new(args.seed);
+    let tokens = DemoTokens::new()?;
     let (stop_api, api_shutdown) = tokio::sync::watch::channel(false);
     let api_urls = start_apis(&federation.running, args.api_port, &tokens, api_shutdown).await?;
     let nodes = federation.nodes();
@@ -290,7 +290,10 @@ fn print_banner(
     }
     println!("  dashboard: {}/  (sign in with the admin token {})", api_urls[&1], tokens.admin);
     println!("  viewer token (wallboard, no actions): {}", tokens.viewer);
-    println!("  widget token (caller widget: {}/widget?call=<id>&token=…): {}", api_urls[&1], tokens.widget);
+    println!(
+        "  frontend token (mints a caller's widget link: POST {}/v1/calls/<id>/widget-token): {}",
+        api_urls[&1], tokens.frontend
+    );
     let fate = if keep_data { "kept at exit" } else { "deleted at exit; --keep-data keeps it" };
     println!("  data (Raft log, SQLite history, queue_log per site): {} ({fate})", data_dir.display());
 }
