@@ -22,8 +22,11 @@ use tokio::sync::{mpsc, watch};
 pub const SITE_TICK_INTERVAL_MS: u64 = 100;
 /// Results of proposals and PIN checks waiting to be handled.
 pub const DRIVER_RESULTS_CAPACITY: usize = 4_096;
-/// Most actions executed from one input before the driver checks other inputs again.
+/// Most actions executed in one turn before the driver takes another input; the rest wait
+/// in order (a reconcile of a busy box asks for thousands).
 pub const ACTIONS_PER_INPUT_MAX: usize = 1_024;
+/// Backlog of actions beyond which the driver takes no new input until it is worked down.
+pub const PENDING_ACTIONS_MAX: usize = 64 * ACTIONS_PER_INPUT_MAX;
 
 /// The cluster as site control sees it.
 pub trait ClusterPort: Send + Sync + 'static {
@@ -107,9 +110,15 @@ where
     let mut tick = tokio::time::interval(Duration::from_millis(SITE_TICK_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut local: VecDeque<Input> = VecDeque::new();
+    // Actions not yet executed, in order: at most `ACTIONS_PER_INPUT_MAX` run per turn, other
+    // inputs are taken in between, and none is ever dropped.
+    let mut pending: VecDeque<Action> = VecDeque::new();
     loop {
         let input = if let Some(input) = local.pop_front() {
-            input
+            Some(input)
+        } else if pending.len() >= PENDING_ACTIONS_MAX {
+            // Back-pressure: no new input until the backlog is worked down.
+            None
         } else {
             tokio::select! {
                 biased;
@@ -117,65 +126,87 @@ where
                     if changed.is_err() || *shutdown.borrow() { break; }
                     continue;
                 }
-                Some(result) = results_rx.recv() => result,
+                Some(result) = results_rx.recv() => Some(result),
                 item = events.next() => match item {
-                    Some(EventStreamItem::Event(event)) => Input::Ari(event),
+                    Some(EventStreamItem::Event(event)) => Some(Input::Ari(event)),
                     Some(EventStreamItem::Connected { .. }) => match reconcile_input(&*ari).await {
-                        Some(input) => input,
+                        Some(input) => Some(input),
                         None => continue,
                     },
                     Some(EventStreamItem::Disconnected { .. }) => continue,
                     None => break,
                 },
                 Some(item) = feed.recv() => match item {
-                    ClusterFeed::Effects { apply_index, effects } => Input::Effects { apply_index, effects },
+                    ClusterFeed::Effects { apply_index, effects } => Some(Input::Effects { apply_index, effects }),
                     ClusterFeed::Gap => match reconcile_input(&*ari).await {
-                        Some(input) => input,
+                        Some(input) => Some(input),
                         None => continue,
                     },
                 },
-                _ = tick.tick() => Input::Tick,
+                _ = tick.tick() => Some(Input::Tick),
+                // Nothing else is ready: work on the backlog.
+                _ = std::future::ready(()), if !pending.is_empty() => None,
             }
         };
-        tracing::trace!(?input, "site input");
-        let actions = cluster.read(|routing| controller.handle(now_ms(), input, routing));
-        counters.send_if_modified(|published| {
-            let changed = *published != controller.counters;
-            if changed {
-                published.clone_from(&controller.counters);
-            }
-            changed
-        });
-        tracing::trace!(?actions, "site actions");
-        for action in actions.into_iter().take(ACTIONS_PER_INPUT_MAX) {
-            match action {
-                Action::Ari { token, request } => {
-                    let result = execute_ari(&*ari, &request).await;
-                    local.push_back(Input::AriDone { token, result });
-                }
-                Action::Propose { token, command } => {
-                    let (cluster, results) = (Arc::clone(&cluster), results_tx.clone());
-                    tokio::spawn(async move {
-                        let result = cluster.submit(command).await;
-                        let _ = results.send(Input::Proposed { token, result }).await;
-                    });
-                }
-                Action::Reconcile => {
-                    if let Some(input) = reconcile_input(&*ari).await {
-                        local.push_back(input);
-                    }
-                }
-                Action::VerifyPin { token, pin, phc } => {
-                    let results = results_tx.clone();
-                    tokio::spawn(async move {
-                        let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &phc)).await.unwrap_or(false);
-                        let _ = results.send(Input::PinVerified { token, ok }).await;
-                    });
-                }
-            }
+        if let Some(input) = input {
+            tracing::trace!(?input, "site input");
+            let actions = cluster.read(|routing| controller.handle(now_ms(), input, routing));
+            publish_counters(&counters, &controller);
+            tracing::trace!(?actions, "site actions");
+            pending.extend(actions);
+        }
+        let turn = pending.len().min(ACTIONS_PER_INPUT_MAX);
+        for action in pending.drain(..turn) {
+            execute_action(action, &ari, &cluster, &results_tx, &mut local).await;
         }
     }
     controller.counters.clone()
+}
+
+fn publish_counters(counters: &watch::Sender<SiteCounters>, controller: &SiteController) {
+    counters.send_if_modified(|published| {
+        let changed = *published != controller.counters;
+        if changed {
+            published.clone_from(&controller.counters);
+        }
+        changed
+    });
+}
+
+/// Executes one action: ARI requests in order on this task (their results come back as
+/// inputs), proposals and PIN checks on their own tasks.
+async fn execute_action<A: Ari + 'static, C: ClusterPort>(
+    action: Action,
+    ari: &Arc<A>,
+    cluster: &Arc<C>,
+    results_tx: &mpsc::Sender<Input>,
+    local: &mut VecDeque<Input>,
+) {
+    match action {
+        Action::Ari { token, request } => {
+            let result = execute_ari(&**ari, &request).await;
+            local.push_back(Input::AriDone { token, result });
+        }
+        Action::Propose { token, command } => {
+            let (cluster, results) = (Arc::clone(cluster), results_tx.clone());
+            tokio::spawn(async move {
+                let result = cluster.submit(command).await;
+                let _ = results.send(Input::Proposed { token, result }).await;
+            });
+        }
+        Action::Reconcile => {
+            if let Some(input) = reconcile_input(&**ari).await {
+                local.push_back(input);
+            }
+        }
+        Action::VerifyPin { token, pin, phc } => {
+            let results = results_tx.clone();
+            tokio::spawn(async move {
+                let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &phc)).await.unwrap_or(false);
+                let _ = results.send(Input::PinVerified { token, ok }).await;
+            });
+        }
+    }
 }
 
 async fn reconcile_input<A: Ari>(ari: &A) -> Option<Input> {
