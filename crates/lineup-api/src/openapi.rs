@@ -152,6 +152,10 @@ fn operation(o: &Operation) -> Value {
     if o.path.contains("{id}") {
         parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
     }
+    if o.path.contains("{site}") {
+        let site = json!({ "type": "integer", "minimum": 1 });
+        parameters.push(json!({ "name": "site", "in": "path", "required": true, "schema": site }));
+    }
     if o.path == "/v1/config" && o.method == "put" {
         parameters
             .push(json!({ "name": "dry_run", "in": "query", "required": false, "schema": { "type": "boolean" } }));

@@ -32,3 +32,22 @@ fn every_schema_reference_resolves() {
         assert!(schemas.contains_key(name), "dangling schema reference {name}");
     }
 }
+
+/// Every `{name}` in a path is declared as a path parameter of each of its operations (a
+/// validator refuses the document otherwise, and generated clients cannot fill it in).
+#[test]
+fn every_path_template_parameter_is_declared() {
+    let document = lineup_api::openapi::document();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let names: Vec<&str> = path.split('{').skip(1).filter_map(|rest| rest.split('}').next()).collect();
+        for (method, operation) in item.as_object().unwrap() {
+            let declared: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .map(|list| list.iter().filter(|p| p["in"] == "path").filter_map(|p| p["name"].as_str()).collect())
+                .unwrap_or_default();
+            for name in &names {
+                assert!(declared.contains(name), "{method} {path} does not declare its path parameter {name}");
+            }
+        }
+    }
+}
