@@ -32,6 +32,9 @@ pub enum BackendErrorKind {
     /// No answer in time and no result to read back: the command may or may not have been
     /// applied. The client reads state before retrying.
     OutcomeUnknown,
+    /// Only the leader does this (membership changes): nothing was done here; the detail
+    /// names the leader's API when it is known.
+    NotLeader,
 }
 
 impl std::fmt::Display for BackendError {
@@ -39,6 +42,7 @@ impl std::fmt::Display for BackendError {
         let kind = match self.kind {
             BackendErrorKind::Unavailable => "unavailable",
             BackendErrorKind::OutcomeUnknown => "outcome unknown",
+            BackendErrorKind::NotLeader => "not the leader",
         };
         write!(f, "{kind}: {}", self.detail)
     }

@@ -66,6 +66,8 @@ impl ApiError {
             ApiError::Backend(e) => match e.kind {
                 BackendErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 BackendErrorKind::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+                // The request reached a node that cannot do it: send it to the one named.
+                BackendErrorKind::NotLeader => StatusCode::MISDIRECTED_REQUEST,
             },
         }
     }
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::Backend(e) => match e.kind {
                 BackendErrorKind::Unavailable => "unavailable",
                 BackendErrorKind::OutcomeUnknown => "outcome_unknown",
+                BackendErrorKind::NotLeader => "not_leader",
             },
         }
     }

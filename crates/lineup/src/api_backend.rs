@@ -179,13 +179,15 @@ impl NodeBackend {
     /// Membership changes are the leader's: a follower's answer says where to send them.
     fn membership_error(&self, e: ClusterError) -> BackendError {
         if let ClusterError::NotLeader { leader, .. } = &e {
-            let detail = match leader.and_then(|l| self.peer_apis.get(&l).map(|api| (l, api))) {
-                Some((l, api)) => format!("site {l} leads the cluster: send membership changes to its API at {api}"),
-                None => {
-                    format!("this site does not lead the cluster (leader: {leader:?}); send it to the leader's API")
+            let detail = match (leader, leader.and_then(|l| self.peer_apis.get(&l))) {
+                (Some(l), Some(api)) => {
+                    format!("site {l} leads the cluster: send membership changes to its API at {api}")
                 }
+                (Some(l), None) => format!("site {l} leads the cluster: send membership changes to its API"),
+                (None, _) => "no leader is known right now: try again shortly".to_string(),
             };
-            return BackendError { kind: BackendErrorKind::Unavailable, detail };
+            let kind = if leader.is_some() { BackendErrorKind::NotLeader } else { BackendErrorKind::Unavailable };
+            return BackendError { kind, detail };
         }
         backend_error(e)
     }
