@@ -81,8 +81,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Proposes `body` unless this node's replica already shows the routing core would refuse
+/// it: such a refusal is answered as apply would answer it and never reaches the Raft log.
 async fn submit<B: ApiBackend>(backend: &B, body: CommandBody) -> Result<Response, ApiError> {
+    check(backend, &body)?;
     backend.submit(body).await?.map_err(ApiError::from_core)
+}
+
+/// The core's own refusal of `body` against this node's replica (a stale read: apply still
+/// decides what passes here).
+fn check<B: ApiBackend>(backend: &B, body: &CommandBody) -> Result<(), ApiError> {
+    backend.read(|r| r.check_command(body)).map_err(ApiError::from_core)
 }
 
 // ------------------------------------------------------------------------------ config
@@ -158,9 +167,13 @@ pub async fn put_config<B: ApiBackend>(
     resolve_redacted(&mut resolved, &current)?;
     resolved.validate().map_err(ApiError::ConfigRefused)?;
     let changes = resolved.diff_from(&current);
-    if !q.dry_run {
-        // The set as sent: the core resolves redacted hashes against the state it applies to.
-        submit(&*s.backend, CommandBody::ApplyConfig(Box::new(set))).await?;
+    // The set as sent: the core resolves redacted hashes against the state it applies to.
+    let body = CommandBody::ApplyConfig(Box::new(set));
+    if q.dry_run {
+        // A dry run answers what apply would: live-state refusals too (calls in a removed queue).
+        check(&*s.backend, &body)?;
+    } else {
+        submit(&*s.backend, body).await?;
     }
     Ok(Json(ConfigApplied { dry_run: q.dry_run, changes }))
 }
