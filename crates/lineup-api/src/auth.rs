@@ -1,6 +1,7 @@
 //! Authorization as extractors: a handler names what it needs in its arguments
 //! (`Caller<Supervise>`), and the request is refused before its body is even read.
 
+use crate::client_limits::client_address;
 use crate::config::{origin_allowed, presented_token, Role};
 use crate::error::ApiError;
 use crate::{ApiBackend, AppState};
@@ -99,7 +100,7 @@ impl<B: ApiBackend, N: Need> FromRequestParts<Arc<AppState<B>>> for Caller<N> {
             None
         };
         let token = presented_token(&parts.headers, query.as_deref()).ok_or(ApiError::Unauthorized)?;
-        let holder = state.config.holder_of(token).ok_or(ApiError::Unauthorized)?;
+        let holder = authenticate(state, parts, token)?;
         let role = state.config.tokens[holder].role;
         let allowed = if role == Role::Widget { N::WIDGET_ALLOWED } else { role >= N::MIN };
         if !allowed {
@@ -116,4 +117,28 @@ impl<B: ApiBackend, N: Need> FromRequestParts<Arc<AppState<B>>> for Caller<N> {
         }
         Ok(Caller { role, holder, _need: PhantomData })
     }
+}
+
+/// The holder of `token`, under the limits: an address that presented too many wrong tokens
+/// is refused before its token is even compared (a right one too, so guessing is slow); a
+/// wrong token counts against its address; a right one against the token's own rate.
+fn authenticate<B: ApiBackend>(state: &AppState<B>, parts: &Parts, token: &str) -> Result<usize, ApiError> {
+    let address = client_address(&parts.extensions);
+    if let Some(address) = address {
+        state.limits.auth_throttled(address).map_err(|refused| ApiError::RateLimited {
+            who: "this client address after failed authentication",
+            retry_after_ms: refused.retry_after_ms,
+        })?;
+    }
+    let Some(holder) = state.config.holder_of(token) else {
+        if let Some(address) = address {
+            state.limits.auth_failed(address);
+        }
+        return Err(ApiError::Unauthorized);
+    };
+    state
+        .limits
+        .admit_token(holder)
+        .map_err(|refused| ApiError::RateLimited { who: "this token", retry_after_ms: refused.retry_after_ms })?;
+    Ok(holder)
 }

@@ -26,13 +26,17 @@ pub mod assets;
 mod auth;
 pub mod backend;
 pub mod bench;
+mod client_limits;
 pub mod config;
 mod error;
 mod health;
+pub mod limits;
 mod live;
 pub mod local;
 pub mod openapi;
+pub mod rate_limit;
 mod rest;
+mod server;
 pub mod views;
 
 pub use backend::{
@@ -43,6 +47,7 @@ pub use bench::{ApiBenchOptions, ApiBenchReport};
 pub use config::{ApiConfig, ApiToken, Role};
 pub use error::ApiError;
 pub use health::{readiness, Readiness, READY_APPLY_LAG_MAX_ENTRIES, READY_LEADER_CONTACT_MAX_MS};
+pub use limits::ApiLimits;
 pub use live::{LiveCounters, CLUSTER_REFRESH_INTERVAL_MS, SNAPSHOT_ROWS_PER_MESSAGE};
 pub use rest::{ACTION_BODY_MAX_BYTES, CONFIG_BODY_MAX_BYTES, OBJECT_BODY_MAX_BYTES};
 
@@ -61,6 +66,10 @@ pub(crate) struct AppState<B> {
     pub(crate) hub: Arc<live::LiveHub>,
     /// Flips to true on shutdown: WebSocket tasks close so the server can drain.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Request rates and failed authentications per client.
+    pub(crate) limits: client_limits::ClientLimits,
+    /// Open WebSockets, in all and per token.
+    pub(crate) websockets: Arc<client_limits::WebSocketSlots>,
 }
 
 type Shared<B> = Arc<AppState<B>>;
@@ -163,14 +172,22 @@ pub async fn serve<B: ApiBackend>(
         config.summary_interval_ms,
         stopped.clone(),
     ));
-    let state = Arc::new(AppState { backend, config, hub, shutdown: stopped });
-    let app = Routes::<B>::new().router.merge(assets::router()).with_state(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await;
+    let limits = config.limits.clone();
+    let state = Arc::new(AppState {
+        limits: client_limits::ClientLimits::new(&limits, config.tokens.len()),
+        websockets: Arc::new(client_limits::WebSocketSlots::new(&limits, config.tokens.len())),
+        backend,
+        config,
+        hub,
+        shutdown: stopped.clone(),
+    });
+    let by_address = axum::middleware::from_fn_with_state(Arc::clone(&state), client_limits::limit_by_address::<B>);
+    let app = Routes::<B>::new().router.merge(assets::router()).layer(by_address).with_state(state);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    server::serve_connections(listener, app, limits, stopped).await;
     hub_task.abort();
-    result.map_err(ApiError::Io)
+    Ok(())
 }

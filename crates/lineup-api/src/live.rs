@@ -25,6 +25,8 @@
 
 use crate::auth::{Caller, ReadWs, WidgetWs};
 use crate::backend::ClusterStatus;
+use crate::client_limits::{SlotRefused, WebSocketSlot};
+use crate::error::{ApiError, WEBSOCKETS_IN_ALL, WEBSOCKETS_OF_TOKEN};
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
 use crate::{ApiBackend, AppState};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -411,12 +413,24 @@ fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(LIVE_CLIENT_MESSAGE_MAX_BYTES)
 }
 
+/// A place for one more WebSocket of the caller's token, or the refusal to answer with.
+fn websocket_slot<B: ApiBackend>(state: &AppState<B>, holder: usize) -> Result<WebSocketSlot, ApiError> {
+    state.websockets.take(holder).map_err(|refused| match refused {
+        SlotRefused::Token { limit } => ApiError::TooManyWebSockets { scope: WEBSOCKETS_OF_TOKEN, limit },
+        SlotRefused::Total { limit } => ApiError::TooManyWebSockets { scope: WEBSOCKETS_IN_ALL, limit },
+    })
+}
+
 pub async fn live<B: ApiBackend>(
     State(state): State<Arc<AppState<B>>>,
-    _caller: Caller<ReadWs>,
+    caller: Caller<ReadWs>,
     ws: WebSocketUpgrade,
-) -> Response {
-    configure(ws).on_upgrade(move |socket| live_client(socket, state))
+) -> Result<Response, ApiError> {
+    let slot = websocket_slot(&state, caller.holder)?;
+    Ok(configure(ws).on_upgrade(move |socket| async move {
+        live_client(socket, state).await;
+        drop(slot);
+    }))
 }
 
 /// What a client's snapshot covers: frames at or below these are not sent after it.
@@ -525,11 +539,15 @@ struct EndedMessage<'a> {
 /// whenever any of those change, then `{"type":"ended"}` and a close when the call is gone.
 pub async fn call_live<B: ApiBackend>(
     State(state): State<Arc<AppState<B>>>,
-    _caller: Caller<WidgetWs>,
+    caller: Caller<WidgetWs>,
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
-) -> Response {
-    configure(ws).on_upgrade(move |socket| call_client(socket, state, CallId::new(id)))
+) -> Result<Response, ApiError> {
+    let slot = websocket_slot(&state, caller.holder)?;
+    Ok(configure(ws).on_upgrade(move |socket| async move {
+        call_client(socket, state, CallId::new(id)).await;
+        drop(slot);
+    }))
 }
 
 async fn call_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B>>, call: CallId) {

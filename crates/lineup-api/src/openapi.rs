@@ -106,12 +106,19 @@ fn operation(o: &Operation) -> Value {
             json!({ "description": "Switching protocols; JSON text messages follow.", "content": { "application/json": { "schema": schema_ref(o.answer) } } }),
         );
         responses.insert("403".into(), error_response("Role not allowed, or Origin not allowed."));
+        responses.insert("429".into(), error_response("Too many open WebSockets for this token."));
+        responses.insert("503".into(), error_response("Too many open WebSockets on this server."));
     } else {
         responses.insert(
             "200".into(),
             json!({ "description": "OK", "content": { content_type: { "schema": schema_ref(o.answer) } } }),
         );
     }
+    // Every route, pages and health included, counts against its client address's rate.
+    responses.insert(
+        "429".into(),
+        error_response("A rate limit (per client address or token), or this address presented too many wrong tokens; `Retry-After` says when to try again."),
+    );
     if o.access != Access::Public {
         responses.insert("401".into(), error_response("Missing or unknown bearer token."));
         responses.insert("403".into(), error_response("The token's role may not do this."));
@@ -119,6 +126,7 @@ fn operation(o: &Operation) -> Value {
     if o.body.is_some() {
         responses.insert("400".into(), error_response("Not JSON."));
         responses.insert("413".into(), error_response("Body over the limit."));
+        responses.insert("408".into(), error_response("The body did not arrive within the body read timeout."));
         responses.insert("422".into(), error_response("Valid JSON, invalid content; `field` names the field."));
     }
     if o.path.contains("{id}") {
@@ -227,7 +235,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Lineup node API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "REST and WebSocket API of one Lineup node: routing config, live state across every site, supervisor actions, the caller widget, health and metrics. Errors are {error, code, field?}.",
+            "description": "REST and WebSocket API of one Lineup node: routing config, live state across every site, supervisor actions, the caller widget, health and metrics. Errors are {error, code, field?}. Requests are rate-limited per client address and per token (429 with Retry-After), and an address that presents too many wrong tokens is answered 429 until its window ends; a connection over the server's cap is answered 503 and closed, and one whose request head does not arrive in time is closed.",
         },
         "paths": paths,
         "components": {

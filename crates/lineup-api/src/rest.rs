@@ -29,10 +29,12 @@ type St<B> = State<Arc<AppState<B>>>;
 /// A JSON body read with a size limit; errors name the JSON path of the bad field.
 pub struct JsonBody<T, const LIMIT_BYTES: usize>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned, const LIMIT_BYTES: usize> FromRequest<S> for JsonBody<T, LIMIT_BYTES> {
+impl<B: ApiBackend, T: DeserializeOwned, const LIMIT_BYTES: usize> FromRequest<Arc<AppState<B>>>
+    for JsonBody<T, LIMIT_BYTES>
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &Arc<AppState<B>>) -> Result<Self, ApiError> {
         let too_large = ApiError::TooLarge { limit_bytes: LIMIT_BYTES };
         let declared = req
             .headers()
@@ -42,7 +44,12 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT_BYTES: usize> FromRequest<
         if declared.is_some_and(|len| len > LIMIT_BYTES as u64) {
             return Err(too_large);
         }
-        let bytes = axum::body::to_bytes(req.into_body(), LIMIT_BYTES).await.map_err(|_| too_large)?;
+        let limit_ms = state.config.limits.body_read_timeout_ms;
+        let read = axum::body::to_bytes(req.into_body(), LIMIT_BYTES);
+        let bytes = tokio::time::timeout(std::time::Duration::from_millis(limit_ms), read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout { limit_ms })?
+            .map_err(|_| too_large)?;
         parse_json(&bytes).map(JsonBody)
     }
 }
