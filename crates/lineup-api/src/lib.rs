@@ -8,7 +8,12 @@
 //! - [`backend`]: the `ApiBackend` trait, health and cluster status shapes.
 //! - [`local`]: `LocalBackend` (tests, benchmark, dashboard work).
 //! - [`config`]: `ApiConfig`, tokens and roles, the `Origin` check.
-//! - `auth`: `Caller<Need>` extractors (refused before the body is read).
+//! - `auth`: `Caller<Need>` extractors (refused before the body is read; the failed
+//!   authentication throttle and the per-token rate).
+//! - `server`: the accept loop (connection cap, header and idle timeouts, client address).
+//! - [`limits`]: the named limits and `ApiLimits`; [`rate_limit`]: token buckets and the
+//!   failure throttle driven by `now_ms`; `client_limits`: both on the server's clock, the
+//!   per-address middleware, and the WebSocket slots.
 //! - `rest`: config, live state, supervisor and widget handlers; `JsonBody` with limits.
 //! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
@@ -20,7 +25,8 @@
 //! Invariants (as absences): no handler writes state except through
 //! [`ApiBackend::submit`]; no write is attempted before the caller's role is checked and
 //! the body parsed and validated; no token is logged or printed by `Debug`; no channel is
-//! unbounded; no live frame is serialized per client.
+//! unbounded; no live frame is serialized per client; no client goes unbounded (rate,
+//! wrong tokens, connections, WebSockets, header, body and idle time).
 
 pub mod assets;
 mod auth;

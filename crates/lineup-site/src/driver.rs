@@ -9,7 +9,7 @@
 
 use crate::controller::{SiteController, SiteCounters};
 use crate::io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
-use lineup_ari::{Ari, AriError, AriEvents, EventStreamItem};
+use lineup_ari::{Ari, AriError, AriEvent, AriEvents, EventKind, EventStreamItem};
 use lineup_core::{Command, CommandResult, Effect, Routing};
 use lineup_util::now_ms;
 use std::collections::VecDeque;
@@ -137,7 +137,7 @@ where
                 _ = tick.tick() => Input::Tick,
             }
         };
-        tracing::trace!(?input, "site input");
+        trace_input(&input);
         let actions = cluster.read(|routing| controller.handle(now_ms(), input, routing));
         counters.send_if_modified(|published| {
             let changed = *published != controller.counters;
@@ -168,7 +168,9 @@ where
                 Action::VerifyPin { token, pin, phc } => {
                     let results = results_tx.clone();
                     tokio::spawn(async move {
-                        let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &phc)).await.unwrap_or(false);
+                        let ok = tokio::task::spawn_blocking(move || verify_pin(pin.digits(), phc.phc()))
+                            .await
+                            .unwrap_or(false);
                         let _ = results.send(Input::PinVerified { token, ok }).await;
                     });
                 }
@@ -176,6 +178,17 @@ where
         }
     }
     controller.counters.clone()
+}
+
+/// Logs an input at trace level; a keyed digit may be one of a PIN's, so a DTMF event is
+/// logged without it.
+fn trace_input(input: &Input) {
+    match input {
+        Input::Ari(AriEvent { kind: EventKind::ChannelDtmfReceived { channel, .. }, .. }) => {
+            tracing::trace!(channel = ?channel.id, "site input: a DTMF digit (not shown)");
+        }
+        _ => tracing::trace!(?input, "site input"),
+    }
 }
 
 async fn reconcile_input<A: Ari>(ari: &A) -> Option<Input> {
