@@ -73,7 +73,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/calls/{id}", "One call.", Access::Viewer, None, "CallRow"),
     op("get", "/v1/cluster", "Members, leader, term, lag and per-site health.", Access::Viewer, None, "ClusterStatus"),
     op("post", "/v1/cluster/members", "Add a site to the Raft group (learner until caught up, then voter). Leader only: elsewhere 503 names the leader.", Access::Admin, Some("MemberRequest"), "ClusterStatus"),
-    op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only).", Access::Admin, None, "ClusterStatus"),
+    op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only); 422 for a site that is not a member.", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/cluster/members/{site}/lost", "Declare a site gone: its calls end and its operators are logged out (a silent site is only unreachable).", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/operators/{id}/state", "Set an operator's state: available, break (with reason) or offline.", Access::Supervisor, Some("StateRequest"), "ActionDone"),
     op("post", "/v1/operators/{id}/logout", "Log an operator out (after the current call if busy).", Access::Supervisor, None, "ActionDone"),

@@ -461,7 +461,12 @@ pub async fn remove_member<B: ApiBackend>(
     _caller: Caller<Admin>,
     Path(site): Path<u64>,
 ) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
-    s.backend.remove_member(lineup_core::SiteId(site)).await.map_err(ApiError::Backend)?;
+    let site = lineup_core::SiteId(site);
+    // Refused before a membership change is proposed.
+    if !s.backend.cluster_local().await.members.iter().any(|m| m.site == site) {
+        return Err(ApiError::Invalid { field: "site".into(), reason: format!("site {site} is not a member") });
+    }
+    s.backend.remove_member(site).await.map_err(ApiError::Backend)?;
     Ok(Json(s.backend.cluster().await))
 }
 
