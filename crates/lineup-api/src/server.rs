@@ -42,7 +42,11 @@ pub(crate) async fn serve_connections(
     while !*stop.borrow() {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stop.changed() => continue,
+            changed = stop.changed() => match changed {
+                Ok(()) => continue,
+                // The switch is gone: nothing can stop the server any more, so stop now.
+                Err(_) => break,
+            },
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
