@@ -6,6 +6,7 @@
 //! minted by `POST /v1/calls/{id}/widget-token`. A widget token passes only
 //! [`CallAccess`] for its own call while the call lasts; every [`Caller`] route refuses it.
 
+use crate::client_limits::client_address;
 use crate::config::{origin_allowed, presented_token, Role};
 use crate::error::ApiError;
 use crate::{ApiBackend, AppState};
@@ -76,6 +77,8 @@ pub struct Caller<N: Need> {
 /// `N`, or that call's own widget token while the call lasts.
 pub struct CallAccess<N: Need> {
     pub call: CallId,
+    /// The configured token's index; `None` for the call's own widget token.
+    pub holder: Option<usize>,
     _need: PhantomData<N>,
 }
 
@@ -112,11 +115,9 @@ impl<B: ApiBackend, N: Need> FromRequestParts<Arc<AppState<B>>> for Caller<N> {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<B>>) -> Result<Self, ApiError> {
         let token = token_of::<N>(parts)?;
-        let Some(holder) = state.config.holder_of(&token) else {
-            return match state.widget_tokens.call_of(&token) {
-                Some(_) => Err(ApiError::Forbidden { role: WIDGET_TOKEN_ROLE, action: N::ACTION }),
-                None => Err(ApiError::Unauthorized),
-            };
+        let holder = match authenticate(state, parts, &token)? {
+            Some(holder) => holder,
+            None => return Err(ApiError::Forbidden { role: WIDGET_TOKEN_ROLE, action: N::ACTION }),
         };
         let role = state.config.tokens[holder].role;
         check_role::<N>(role)?;
@@ -134,7 +135,8 @@ impl<B: ApiBackend, N: Need> FromRequestParts<Arc<AppState<B>>> for CallAccess<N
             .await
             .map_err(|_| ApiError::NotFound { what: "call".into() })?;
         let call = CallId::new(id);
-        if let Some(holder) = state.config.holder_of(&token) {
+        let holder = authenticate(state, parts, &token)?;
+        if let Some(holder) = holder {
             check_role::<N>(state.config.tokens[holder].role)?;
         } else {
             let granted = state.widget_tokens.call_of(&token).ok_or(ApiError::Unauthorized)?;
@@ -148,6 +150,34 @@ impl<B: ApiBackend, N: Need> FromRequestParts<Arc<AppState<B>>> for CallAccess<N
             }
         }
         check_origin::<B, N>(parts, state)?;
-        Ok(CallAccess { call, _need: PhantomData })
+        Ok(CallAccess { call, holder, _need: PhantomData })
     }
+}
+
+/// The holder of `token`, under the limits: an address that presented too many wrong tokens
+/// is refused before its token is even compared (a right one too, so guessing is slow); a
+/// wrong token counts against its address; a right one against the token's own rate.
+/// `None`: not a configured token but a live call's widget token (the route decides).
+fn authenticate<B: ApiBackend>(state: &AppState<B>, parts: &Parts, token: &str) -> Result<Option<usize>, ApiError> {
+    let address = client_address(&parts.extensions);
+    if let Some(address) = address {
+        state.limits.auth_throttled(address).map_err(|refused| ApiError::RateLimited {
+            who: "this client address after failed authentication",
+            retry_after_ms: refused.retry_after_ms,
+        })?;
+    }
+    let Some(holder) = state.config.holder_of(token) else {
+        if state.widget_tokens.call_of(token).is_some() {
+            return Ok(None);
+        }
+        if let Some(address) = address {
+            state.limits.auth_failed(address);
+        }
+        return Err(ApiError::Unauthorized);
+    };
+    state
+        .limits
+        .admit_token(holder)
+        .map_err(|refused| ApiError::RateLimited { who: "this token", retry_after_ms: refused.retry_after_ms })?;
+    Ok(Some(holder))
 }

@@ -227,6 +227,20 @@ async fn client(
 }
 
 /// Runs the benchmark. Needs a multi-thread tokio runtime.
+/// The benchmark's clients all come from loopback with one token: the per-address and
+/// per-token limits are raised to let every one of them connect at once.
+fn bench_limits(clients: usize) -> crate::ApiLimits {
+    let clients_u32 = u32::try_from(clients).unwrap_or(u32::MAX).max(1);
+    crate::ApiLimits {
+        request_burst_per_address: clients_u32.saturating_mul(2),
+        request_burst_per_token: clients_u32.saturating_mul(2),
+        connections_max: clients.saturating_mul(2).max(1),
+        websockets_max: clients.max(1),
+        websockets_per_token_max: clients.max(1),
+        ..crate::ApiLimits::default()
+    }
+}
+
 pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
     let fd_limit = fd_soft_limit();
     let needed = options.clients as u64 * 2 + BENCH_SPARE_FDS;
@@ -243,6 +257,7 @@ pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
     let config = ApiConfig {
         tokens: vec![ApiToken::plain("bench", BENCH_TOKEN, Role::Viewer)],
         // Room for a burst per client; the measured deltas are spaced out.
+        limits: bench_limits(options.clients),
         ..ApiConfig::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

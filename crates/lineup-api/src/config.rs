@@ -2,6 +2,7 @@
 //! and the `Origin` check for WebSocket upgrades.
 
 use crate::error::ApiError;
+use crate::limits::ApiLimits;
 use crate::secret::{constant_time_eq, sha256, SHA256_BYTES};
 use axum::http::HeaderMap;
 use serde::Serialize;
@@ -120,6 +121,9 @@ pub struct ApiConfig {
     pub live_buffer_frames: usize,
     /// See [`SUMMARY_INTERVAL_MS`].
     pub summary_interval_ms: u64,
+    /// Rates, caps and timeouts applied to clients (defaults: the constants in
+    /// [`crate::limits`]).
+    pub limits: ApiLimits,
 }
 
 impl Default for ApiConfig {
@@ -129,6 +133,7 @@ impl Default for ApiConfig {
             allowed_origins: Vec::new(),
             live_buffer_frames: LIVE_BUFFER_FRAMES,
             summary_interval_ms: SUMMARY_INTERVAL_MS,
+            limits: ApiLimits::default(),
         }
     }
 }
@@ -166,6 +171,9 @@ impl ApiConfig {
         }
         if self.summary_interval_ms < 10 {
             return bad("summary_interval_ms".into(), "must be at least 10");
+        }
+        if let Some(name) = self.limits.first_zero() {
+            return bad(format!("limits.{name}"), "must be at least 1");
         }
         Ok(())
     }

@@ -44,6 +44,16 @@ pub enum ApiError {
     /// The operating system's random source failed (500).
     #[error("OS random source: {0}")]
     Random(String),
+    /// A request rate limit or the throttle after failed authentication (429, with
+    /// `Retry-After`); `who` names what is limited ("this client address", "this token").
+    #[error("too many requests from {who}; try again in {} s", retry_after_secs(*retry_after_ms))]
+    RateLimited { who: &'static str, retry_after_ms: u64 },
+    /// A WebSocket over a cap: the token's (429) or the server's in all (503).
+    #[error("too many open WebSockets {scope} (at most {limit})")]
+    TooManyWebSockets { scope: &'static str, limit: usize },
+    /// The body did not arrive in time (408).
+    #[error("the request body did not arrive within {limit_ms} ms")]
+    BodyTimeout { limit_ms: u64 },
     /// The benchmark could not run (fd limit, connection failures).
     #[error("benchmark: {0}")]
     Bench(String),
@@ -63,6 +73,10 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::ConfigRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Refused(_) => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyWebSockets { scope, .. } if *scope == WEBSOCKETS_IN_ALL => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyWebSockets { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Backend(e) => match e.kind {
                 BackendErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 BackendErrorKind::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
@@ -84,6 +98,9 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::ConfigRefused(_) => "invalid",
             ApiError::NotFound { .. } => "not_found",
             ApiError::Refused(_) => "refused",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyWebSockets { .. } => "too_many_websockets",
+            ApiError::BodyTimeout { .. } => "body_timeout",
             ApiError::Backend(e) => match e.kind {
                 BackendErrorKind::Unavailable => "unavailable",
                 BackendErrorKind::OutcomeUnknown => "outcome_unknown",
@@ -126,6 +143,20 @@ impl IntoResponse for ApiError {
         if status.is_server_error() && !matches!(self, ApiError::Backend(_)) {
             tracing::warn!(error = %self, "api request failed");
         }
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after_ms, .. } = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs(retry_after_ms).into());
+        }
+        response
     }
+}
+
+/// The scope of [`ApiError::TooManyWebSockets`] when the server's cap in all is reached.
+pub(crate) const WEBSOCKETS_IN_ALL: &str = "on this server";
+/// The scope of [`ApiError::TooManyWebSockets`] when the token's cap is reached.
+pub(crate) const WEBSOCKETS_OF_TOKEN: &str = "for this token";
+
+/// `Retry-After` is in whole seconds: rounded up, at least 1.
+fn retry_after_secs(retry_after_ms: u64) -> u64 {
+    retry_after_ms.div_ceil(1_000).max(1)
 }

@@ -10,8 +10,12 @@
 //! - [`config`]: `ApiConfig`, tokens and roles, the `Origin` check.
 //! - [`secret`]: tokens from the OS random source, SHA-256 digests, constant-time equality.
 //! - `auth`: `Caller<Need>` and per-call `CallAccess<Need>` extractors (refused before the
-//!   body is read).
+//!   body is read; the failed authentication throttle and the per-token rate).
 //! - `widget_tokens`: per-call widget tokens, bounded, keyed by digest, swept as calls end.
+//! - `server`: the accept loop (connection cap, header and idle timeouts, client address).
+//! - [`limits`]: the named limits and `ApiLimits`; [`rate_limit`]: token buckets and the
+//!   failure throttle driven by `now_ms`; `client_limits`: both on the server's clock, the
+//!   per-address middleware, and the WebSocket slots.
 //! - `rest`: config, live state, supervisor and widget handlers; `JsonBody` with limits.
 //! - `callback_policy`: `GET`/`PUT /v1/config/callback-policy`.
 //! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
@@ -24,21 +28,26 @@
 //! Invariants (as absences): no handler writes state except through
 //! [`ApiBackend::submit`]; no write is attempted before the caller's role is checked and
 //! the body parsed and validated; no token is logged or printed by `Debug`; no channel is
-//! unbounded; no live frame is serialized per client.
+//! unbounded; no live frame is serialized per client; no client goes unbounded (rate,
+//! wrong tokens, connections, WebSockets, header, body and idle time).
 
 pub mod assets;
 mod auth;
 pub mod backend;
 pub mod bench;
 mod callback_policy;
+mod client_limits;
 pub mod config;
 mod error;
 mod health;
+pub mod limits;
 mod live;
 pub mod local;
 pub mod openapi;
+pub mod rate_limit;
 mod rest;
 pub mod secret;
+mod server;
 pub mod views;
 mod widget_tokens;
 
@@ -50,6 +59,7 @@ pub use bench::{ApiBenchOptions, ApiBenchReport};
 pub use config::{ApiConfig, ApiToken, Role, TokenSecret};
 pub use error::ApiError;
 pub use health::{readiness, Readiness, READY_APPLY_LAG_MAX_ENTRIES, READY_LEADER_CONTACT_MAX_MS};
+pub use limits::ApiLimits;
 pub use live::{LiveCounters, CLUSTER_REFRESH_INTERVAL_MS, SNAPSHOT_ROWS_PER_MESSAGE};
 pub use rest::{ACTION_BODY_MAX_BYTES, CONFIG_BODY_MAX_BYTES, OBJECT_BODY_MAX_BYTES};
 pub use widget_tokens::WIDGET_TOKENS_MAX;
@@ -71,6 +81,10 @@ pub(crate) struct AppState<B> {
     pub(crate) widget_tokens: Arc<widget_tokens::WidgetTokens>,
     /// Flips to true on shutdown: WebSocket tasks close so the server can drain.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Request rates and failed authentications per client.
+    pub(crate) limits: client_limits::ClientLimits,
+    /// Open WebSockets, in all and per token.
+    pub(crate) websockets: Arc<client_limits::WebSocketSlots>,
 }
 
 type Shared<B> = Arc<AppState<B>>;
@@ -178,14 +192,23 @@ pub async fn serve<B: ApiBackend>(
         config.summary_interval_ms,
         stopped.clone(),
     ));
-    let state = Arc::new(AppState { backend, config, hub, widget_tokens, shutdown: stopped });
-    let app = Routes::<B>::new().router.merge(assets::router()).with_state(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await;
+    let limits = config.limits.clone();
+    let state = Arc::new(AppState {
+        limits: client_limits::ClientLimits::new(&limits, config.tokens.len()),
+        websockets: Arc::new(client_limits::WebSocketSlots::new(&limits, config.tokens.len())),
+        backend,
+        config,
+        hub,
+        widget_tokens,
+        shutdown: stopped.clone(),
+    });
+    let by_address = axum::middleware::from_fn_with_state(Arc::clone(&state), client_limits::limit_by_address::<B>);
+    let app = Routes::<B>::new().router.merge(assets::router()).layer(by_address).with_state(state);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    server::serve_connections(listener, app, limits, stopped).await;
     hub_task.abort();
-    result.map_err(ApiError::Io)
+    Ok(())
 }

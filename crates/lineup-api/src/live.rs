@@ -25,6 +25,8 @@
 
 use crate::auth::{CallAccess, Caller, ReadWs, WidgetReadWs};
 use crate::backend::ClusterStatus;
+use crate::client_limits::{SlotRefused, WebSocketSlot};
+use crate::error::{ApiError, WEBSOCKETS_IN_ALL, WEBSOCKETS_OF_TOKEN};
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
 use crate::widget_tokens::WidgetTokens;
 use crate::{ApiBackend, AppState};
@@ -415,12 +417,26 @@ fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(LIVE_CLIENT_MESSAGE_MAX_BYTES)
 }
 
+/// A place for one more WebSocket of the caller's token, or the refusal to answer with.
+/// A WebSocket slot under the caps: a configured token's own and the total (a call's widget
+/// token, `None`, counts towards the total only).
+fn websocket_slot<B: ApiBackend>(state: &AppState<B>, holder: Option<usize>) -> Result<WebSocketSlot, ApiError> {
+    state.websockets.take(holder).map_err(|refused| match refused {
+        SlotRefused::Token { limit } => ApiError::TooManyWebSockets { scope: WEBSOCKETS_OF_TOKEN, limit },
+        SlotRefused::Total { limit } => ApiError::TooManyWebSockets { scope: WEBSOCKETS_IN_ALL, limit },
+    })
+}
+
 pub async fn live<B: ApiBackend>(
     State(state): State<Arc<AppState<B>>>,
-    _caller: Caller<ReadWs>,
+    caller: Caller<ReadWs>,
     ws: WebSocketUpgrade,
-) -> Response {
-    configure(ws).on_upgrade(move |socket| live_client(socket, state))
+) -> Result<Response, ApiError> {
+    let slot = websocket_slot(&state, Some(caller.holder))?;
+    Ok(configure(ws).on_upgrade(move |socket| async move {
+        live_client(socket, state).await;
+        drop(slot);
+    }))
 }
 
 /// What a client's snapshot covers: frames at or below these are not sent after it.
@@ -531,8 +547,12 @@ pub async fn call_live<B: ApiBackend>(
     State(state): State<Arc<AppState<B>>>,
     access: CallAccess<WidgetReadWs>,
     ws: WebSocketUpgrade,
-) -> Response {
-    configure(ws).on_upgrade(move |socket| call_client(socket, state, access.call))
+) -> Result<Response, ApiError> {
+    let slot = websocket_slot(&state, access.holder)?;
+    Ok(configure(ws).on_upgrade(move |socket| async move {
+        call_client(socket, state, access.call).await;
+        drop(slot);
+    }))
 }
 
 async fn call_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B>>, call: CallId) {

@@ -77,7 +77,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/calls/{id}", "One call.", Access::Viewer, None, "CallRow"),
     op("get", "/v1/cluster", "Members, leader, term, lag and per-site health.", Access::Viewer, None, "ClusterStatus"),
     op("post", "/v1/cluster/members", "Add a site to the Raft group (learner until caught up, then voter). Leader only: elsewhere 503 names the leader.", Access::Admin, Some("MemberRequest"), "ClusterStatus"),
-    op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only).", Access::Admin, None, "ClusterStatus"),
+    op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only); 422 for a site that is not a member.", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/cluster/members/{site}/lost", "Declare a site gone: its calls end and its operators are logged out (a silent site is only unreachable).", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/operators/{id}/state", "Set an operator's state: available, break (with reason) or offline.", Access::Supervisor, Some("StateRequest"), "ActionDone"),
     op("post", "/v1/operators/{id}/logout", "Log an operator out (after the current call if busy).", Access::Supervisor, None, "ActionDone"),
@@ -111,12 +111,19 @@ fn operation(o: &Operation) -> Value {
             json!({ "description": "Switching protocols; JSON text messages follow.", "content": { "application/json": { "schema": schema_ref(o.answer) } } }),
         );
         responses.insert("403".into(), error_response("Role not allowed, or Origin not allowed."));
+        responses.insert("429".into(), error_response("Too many open WebSockets for this token."));
+        responses.insert("503".into(), error_response("Too many open WebSockets on this server."));
     } else {
         responses.insert(
             "200".into(),
             json!({ "description": "OK", "content": { content_type: { "schema": schema_ref(o.answer) } } }),
         );
     }
+    // Every route, pages and health included, counts against its client address's rate.
+    responses.insert(
+        "429".into(),
+        error_response("A rate limit (per client address or token), or this address presented too many wrong tokens; `Retry-After` says when to try again."),
+    );
     if o.access != Access::Public {
         responses.insert("401".into(), error_response("Missing or unknown bearer token."));
         responses.insert("403".into(), error_response("The token's role may not do this."));
@@ -124,6 +131,7 @@ fn operation(o: &Operation) -> Value {
     if o.body.is_some() {
         responses.insert("400".into(), error_response("Not JSON."));
         responses.insert("413".into(), error_response("Body over the limit."));
+        responses.insert("408".into(), error_response("The body did not arrive within the body read timeout."));
         responses.insert("422".into(), error_response("Valid JSON, invalid content; `field` names the field."));
     }
     if o.path.contains("{id}") {
@@ -241,7 +249,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Lineup node API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "REST and WebSocket API of one Lineup node: routing config, live state across every site, supervisor actions, the caller widget, health and metrics. Errors are {error, code, field?}.",
+            "description": "REST and WebSocket API of one Lineup node: routing config, live state across every site, supervisor actions, the caller widget, health and metrics. Errors are {error, code, field?}. Requests are rate-limited per client address and per token (429 with Retry-After), and an address that presents too many wrong tokens is answered 429 until its window ends; a connection over the server's cap is answered 503 and closed, and one whose request head does not arrive in time is closed.",
         },
         "paths": paths,
         "components": {

@@ -30,10 +30,12 @@ pub(crate) type St<B> = State<Arc<AppState<B>>>;
 /// A JSON body read with a size limit; errors name the JSON path of the bad field.
 pub struct JsonBody<T, const LIMIT_BYTES: usize>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned, const LIMIT_BYTES: usize> FromRequest<S> for JsonBody<T, LIMIT_BYTES> {
+impl<B: ApiBackend, T: DeserializeOwned, const LIMIT_BYTES: usize> FromRequest<Arc<AppState<B>>>
+    for JsonBody<T, LIMIT_BYTES>
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &Arc<AppState<B>>) -> Result<Self, ApiError> {
         let too_large = ApiError::TooLarge { limit_bytes: LIMIT_BYTES };
         let declared = req
             .headers()
@@ -43,7 +45,12 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT_BYTES: usize> FromRequest<
         if declared.is_some_and(|len| len > LIMIT_BYTES as u64) {
             return Err(too_large);
         }
-        let bytes = axum::body::to_bytes(req.into_body(), LIMIT_BYTES).await.map_err(|_| too_large)?;
+        let limit_ms = state.config.limits.body_read_timeout_ms;
+        let read = axum::body::to_bytes(req.into_body(), LIMIT_BYTES);
+        let bytes = tokio::time::timeout(std::time::Duration::from_millis(limit_ms), read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout { limit_ms })?
+            .map_err(|_| too_large)?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -82,8 +89,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Proposes `body` unless this node's replica already shows the routing core would refuse
+/// it: such a refusal is answered as apply would answer it and never reaches the Raft log.
 pub(crate) async fn submit<B: ApiBackend>(backend: &B, body: CommandBody) -> Result<Response, ApiError> {
+    check(backend, &body)?;
     backend.submit(body).await?.map_err(ApiError::from_core)
+}
+
+/// The core's own refusal of `body` against this node's replica (a stale read: apply still
+/// decides what passes here).
+fn check<B: ApiBackend>(backend: &B, body: &CommandBody) -> Result<(), ApiError> {
+    backend.read(|r| r.check_command(body)).map_err(ApiError::from_core)
 }
 
 // ------------------------------------------------------------------------------ config
@@ -159,9 +175,13 @@ pub async fn put_config<B: ApiBackend>(
     resolve_redacted(&mut resolved, &current)?;
     resolved.validate().map_err(ApiError::ConfigRefused)?;
     let changes = resolved.diff_from(&current);
-    if !q.dry_run {
-        // The set as sent: the core resolves redacted hashes against the state it applies to.
-        submit(&*s.backend, CommandBody::ApplyConfig(Box::new(set))).await?;
+    // The set as sent: the core resolves redacted hashes against the state it applies to.
+    let body = CommandBody::ApplyConfig(Box::new(set));
+    if q.dry_run {
+        // A dry run answers what apply would: live-state refusals too (calls in a removed queue).
+        check(&*s.backend, &body)?;
+    } else {
+        submit(&*s.backend, body).await?;
     }
     Ok(Json(ConfigApplied { dry_run: q.dry_run, changes }))
 }
@@ -442,7 +462,12 @@ pub async fn remove_member<B: ApiBackend>(
     _caller: Caller<Admin>,
     Path(site): Path<u64>,
 ) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
-    s.backend.remove_member(lineup_core::SiteId(site)).await.map_err(ApiError::Backend)?;
+    let site = lineup_core::SiteId(site);
+    // Refused before a membership change is proposed.
+    if !s.backend.cluster_local().await.members.iter().any(|m| m.site == site) {
+        return Err(ApiError::Invalid { field: "site".into(), reason: format!("site {site} is not a member") });
+    }
+    s.backend.remove_member(site).await.map_err(ApiError::Backend)?;
     Ok(Json(s.backend.cluster().await))
 }
 

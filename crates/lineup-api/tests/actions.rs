@@ -101,3 +101,30 @@ async fn supervisor_sets_operator_state_logs_out_and_pulls() {
     assert_eq!(state_of(&rig.get("/v1/operators", VIEWER).await, "carol"), "offered");
     rig.stop().await;
 }
+
+/// Refused writes are answered from the local replica with the core's own refusal and never
+/// proposed: the apply index (the Raft log's, on a node) does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_writes_are_answered_without_being_proposed() {
+    const REFUSED_WRITES: usize = 60;
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    rig.login("alice");
+    rig.enqueue("c1", "sales", None);
+    assert_eq!(rig.get("/v1/calls/c1", VIEWER).await["status"], "offered", "c1 is with alice, not waiting");
+    let index_before = rig.backend.next_apply_index();
+    for i in 0..REFUSED_WRITES {
+        let (path, body, expected) = match i % 4 {
+            0 => ("/v1/calls/c1/callback", json!({ "number": "5551234" }), (409, "refused")),
+            1 => ("/v1/calls/nobody/callback", json!({ "number": "5551234" }), (404, "not_found")),
+            2 => ("/v1/operators/bob/logout", json!({}), (409, "refused")),
+            _ => ("/v1/calls/c1/priority", json!({ "priority": 1 }), (409, "refused")),
+        };
+        let (status, answer) = rig.post(path, SUPERVISOR, body).await;
+        assert_eq!((status, answer["code"].as_str().unwrap_or("")), expected, "{path}: {answer}");
+    }
+    let (status, body) = rig.call("delete", "/v1/config/operators/alice", Some(ADMIN), None).await;
+    assert_eq!(status, 409, "a logged-in operator stays: {body}");
+    assert_eq!(rig.backend.next_apply_index(), index_before, "a refused write was proposed");
+    rig.stop().await;
+}

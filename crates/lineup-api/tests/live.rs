@@ -40,7 +40,12 @@ async fn converge(rig: &Rig, ws: &mut Ws, model: &mut LiveModel) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_deltas_agree_with_rest() {
-    let rig = Rig::start_with(lineup_api::ApiConfig { summary_interval_ms: 50, ..Default::default() }).await;
+    let rig = Rig::start_with(lineup_api::ApiConfig {
+        summary_interval_ms: 50,
+        limits: polling_limits(),
+        ..Default::default()
+    })
+    .await;
     apply_base_config(&rig);
     rig.login("alice");
     rig.enqueue("c1", "sales", Some("web"));
@@ -91,7 +96,12 @@ async fn snapshot_then_deltas_agree_with_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_client_gets_a_fresh_snapshot() {
-    let rig = Rig::start_with(lineup_api::ApiConfig { live_buffer_frames: 16, ..Default::default() }).await;
+    let rig = Rig::start_with(lineup_api::ApiConfig {
+        live_buffer_frames: 16,
+        limits: polling_limits(),
+        ..Default::default()
+    })
+    .await;
     apply_base_config(&rig);
     for i in 0..20 {
         rig.enqueue(&format!("c{i}"), "sales", None);

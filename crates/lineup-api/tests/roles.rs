@@ -50,6 +50,8 @@ async fn membership_changes_are_admin_only_checked_and_refused_without_a_cluster
     let (status, body) = rig.call("post", "/v1/cluster/members", Some(ADMIN), Some(&add)).await;
     assert_eq!(status, 503, "{body}");
     let (status, body) = rig.call("delete", "/v1/cluster/members/4", Some(ADMIN), None).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("site")), "not a member: {body}");
+    let (status, body) = rig.call("delete", "/v1/cluster/members/1", Some(ADMIN), None).await;
     assert_eq!(status, 503, "{body}");
     rig.stop().await;
 }

@@ -204,6 +204,52 @@ impl Routing {
         debug_assert!(self.s.dedup.len() <= DEDUP_ORIGINS_MAX);
     }
 
+    /// The refusal applying `body` to this state would answer, decided without changing
+    /// anything, by the same checks the handlers run first: a client of the API is answered
+    /// from a local read, and a command refused here is never proposed. Covers the commands
+    /// a supervisor, an admin or the caller widget sends; the commands only sites propose
+    /// (entries, offer reports, ticks, site health) answer `Ok` and are left to apply.
+    /// Apply still decides: the state may change before the command is applied.
+    pub fn check_command(&self, body: &CommandBody) -> Result<(), CoreError> {
+        match body {
+            CommandBody::PutQueue(cfg) => self.check_put_queue(cfg),
+            CommandBody::DeleteQueue { queue } => self.check_delete_queue(queue),
+            CommandBody::PutGate(cfg) => self.check_put_gate(cfg),
+            CommandBody::DeleteGate { gate } => self.check_delete_gate(gate),
+            CommandBody::PutOperator(cfg) => self.check_put_operator(cfg),
+            CommandBody::DeleteOperator { operator } => self.check_delete_operator(operator),
+            CommandBody::PutSchedule(cfg) => crate::schedule::validate(cfg),
+            CommandBody::DeleteSchedule { schedule } => self.check_delete_schedule(schedule),
+            CommandBody::ApplyConfig(set) => self.check_apply_config(set).map(|_| ()),
+            CommandBody::OperatorLogout { operator } => self.check_logout(operator),
+            CommandBody::OperatorState { operator, state } => self.check_operator_state(operator, state),
+            CommandBody::Pull { operator, call } => self.check_pull(operator, call.as_ref()).map(|_| ()),
+            CommandBody::Reassign { call, queue, .. } => self.check_reassign(call, queue).map(|_| ()),
+            CommandBody::ChangePriority { call, .. } => self.check_change_priority(call).map(|_| ()),
+            CommandBody::RequestCallback { call, number } => self.check_request_callback(call, number).map(|_| ()),
+            CommandBody::PutCallbackPolicy(policy) => policy.validate(),
+            // Never refused (an admin's declaration of a lost site, already lost or not).
+            CommandBody::SiteLost { .. } => Ok(()),
+            // Named one by one, so a new command is placed on one side or the other.
+            CommandBody::Enqueue(_)
+            | CommandBody::OperatorLogin { .. }
+            | CommandBody::Connected { .. }
+            | CommandBody::OfferFailed { .. }
+            | CommandBody::RingNoAnswer { .. }
+            | CommandBody::Completed { .. }
+            | CommandBody::Transferred { .. }
+            | CommandBody::Abandoned { .. }
+            | CommandBody::ExitWithKey { .. }
+            | CommandBody::CallbackResult { .. }
+            | CommandBody::Tick { .. }
+            | CommandBody::SiteBack { .. }
+            | CommandBody::SiteUnreachable { .. }
+            | CommandBody::OperatorLegEnded { .. }
+            | CommandBody::OperatorLoginFrom { .. }
+            | CommandBody::PinRejected { .. } => Ok(()),
+        }
+    }
+
     fn dispatch(&mut self, index: u64, body: &CommandBody) -> CommandResult {
         match body {
             CommandBody::PutQueue(cfg) => self.put_queue(cfg),

@@ -9,7 +9,7 @@
 
 use crate::controller::{SiteController, SiteCounters};
 use crate::io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
-use lineup_ari::{Ari, AriError, AriEvents, EventStreamItem};
+use lineup_ari::{Ari, AriError, AriEvent, AriEvents, EventKind, EventStreamItem};
 use lineup_core::{Command, CommandResult, Effect, Routing};
 use lineup_util::now_ms;
 use std::collections::VecDeque;
@@ -149,7 +149,7 @@ where
             }
         };
         if let Some(input) = input {
-            tracing::trace!(?input, "site input");
+            trace_input(&input);
             let actions = cluster.read(|routing| controller.handle(now_ms(), input, routing));
             publish_counters(&counters, &controller);
             tracing::trace!(?actions, "site actions");
@@ -202,10 +202,22 @@ async fn execute_action<A: Ari + 'static, C: ClusterPort>(
         Action::VerifyPin { token, pin, phc } => {
             let results = results_tx.clone();
             tokio::spawn(async move {
-                let ok = tokio::task::spawn_blocking(move || verify_pin(&pin, &phc)).await.unwrap_or(false);
+                let ok =
+                    tokio::task::spawn_blocking(move || verify_pin(pin.digits(), phc.phc())).await.unwrap_or(false);
                 let _ = results.send(Input::PinVerified { token, ok }).await;
             });
         }
+    }
+}
+
+/// Logs an input at trace level; a keyed digit may be one of a PIN's, so a DTMF event is
+/// logged without it.
+fn trace_input(input: &Input) {
+    match input {
+        Input::Ari(AriEvent { kind: EventKind::ChannelDtmfReceived { channel, .. }, .. }) => {
+            tracing::trace!(channel = ?channel.id, "site input: a DTMF digit (not shown)");
+        }
+        _ => tracing::trace!(?input, "site input"),
     }
 }
 

@@ -2,6 +2,7 @@
 //! a driver (async, over `lineup_ari::Ari` and the cluster) or the simulator executes the
 //! actions and feeds results and events back as inputs.
 
+use crate::pin::{Pin, PinHash};
 use lineup_ari::{
     AriEvent, BridgeId, ChannelId, ContinueTarget, CreateBridgeRequest, HangupReason, Media, OriginateRequest,
     PlaybackId,
@@ -73,8 +74,8 @@ pub enum Action {
     /// Send a request to Asterisk; answer with `Input::AriDone { token, .. }`.
     Ari { token: u64, request: AriRequest },
     /// Verify a PIN against an argon2 PHC string off the async runtime; answer with
-    /// `Input::PinVerified { token, .. }`.
-    VerifyPin { token: u64, pin: String, phc: String },
+    /// `Input::PinVerified { token, .. }`. Neither is shown by `Debug`.
+    VerifyPin { token: u64, pin: Pin, phc: PinHash },
     /// List what Asterisk holds (channels, bridges) and answer with `Input::Reconcile`. The
     /// controller asks when the cluster speaks of one of its callers it does not track (a
     /// leg whose last events were lost): only Asterisk can say whether that caller is still

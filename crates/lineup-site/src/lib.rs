@@ -23,9 +23,11 @@
 mod controller;
 pub mod driver;
 mod io;
+mod pin;
 pub mod prompts;
 
 pub use controller::{
     SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX,
 };
 pub use io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
+pub use pin::{Pin, PinHash};

@@ -1188,3 +1188,44 @@ async fn a_supervisor_logout_hangs_up_the_persistent_operators_line_over_real_ar
     assert_eq!(rig.outcome(&call), Some(Outcome::Abandoned));
     rig.stop().await;
 }
+
+/// Every trace-level log line of this process, from now on, into a shared buffer.
+fn capture_trace_logs() -> Arc<Mutex<Vec<u8>>> {
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&logs);
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || Capture(Arc::clone(&sink)))
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only test here that sets a subscriber");
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_keyed_at_login_never_reaches_the_logs_over_real_ari() {
+    // Long enough that no timestamp or id in the logs contains it by chance.
+    const PIN: &str = "86420975";
+    let logs = capture_trace_logs();
+    let rig = LiveRig::start(1).await;
+    rig.sales().await;
+    rig.operator("1001", 1, OperatorMode::Persistent, PIN).await;
+    // Waits until the login is committed (the site may stop before it counts it).
+    rig.login("1001", 1, PIN).await;
+    let counters = rig.stop().await;
+    assert_eq!(counters[0].logins_failed, 0);
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logs.contains("Pin(****)"), "the PIN check was traced (the capture works)");
+    assert!(!logs.contains(PIN), "the PIN reached the logs");
+    assert!(!logs.contains("$argon2id$"), "the PIN's hash reached the logs");
+    assert!(!logs.contains("ChannelDtmfReceived {"), "a keyed digit reached the logs");
+}

@@ -123,7 +123,7 @@ impl<R: Replication> Sim<R> {
             }
             Action::Reconcile => self.reconcile(site),
             Action::VerifyPin { token, pin, phc } => {
-                let input = Input::PinVerified { token, ok: phc == fake_phc(&pin) };
+                let input = Input::PinVerified { token, ok: phc.phc() == fake_phc(pin.digits()) };
                 self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input });
             }
             Action::Ari { token, request } => self.ari_request(site, gen, token, request),

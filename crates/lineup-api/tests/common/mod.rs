@@ -26,6 +26,16 @@ pub const T0_MS: u64 = 1_700_000_000_000;
 /// Bound on any wait for the server to reflect something.
 pub const WAIT_MAX_MS: u64 = 10_000;
 
+/// For tests that poll REST in a loop until the live feed agrees: request rates that such a
+/// loop cannot reach (the rate limits have tests of their own).
+pub fn polling_limits() -> lineup_api::ApiLimits {
+    lineup_api::ApiLimits {
+        request_burst_per_address: 1_000_000,
+        request_burst_per_token: 1_000_000,
+        ..lineup_api::ApiLimits::default()
+    }
+}
+
 pub fn tokens() -> Vec<ApiToken> {
     [
         ("admin", ADMIN, Role::Admin),

@@ -144,12 +144,18 @@ impl Routing {
         Ok(Response::Done)
     }
 
-    pub(super) fn request_callback(&mut self, id: &CallId, number: &str) -> CommandResult {
+    /// What `request_callback` refuses, decided without changing anything; else the call.
+    pub(super) fn check_request_callback(&self, id: &CallId, number: &str) -> Result<u64, CoreError> {
         validate_callback_number(number)?;
         let no = self.call_no(id)?;
         if !self.s.calls[&no].is_live_waiting() {
             return Err(invalid("call is not waiting on the line", id.to_string()));
         }
+        Ok(no)
+    }
+
+    pub(super) fn request_callback(&mut self, id: &CallId, number: &str) -> CommandResult {
+        let no = self.check_request_callback(id, number)?;
         if let Err(refusal) = self.s.callback_policy.check(number) {
             // On record, and the caller waits on: the site says the number cannot be used.
             let data = vec![number.to_string(), refusal.to_string()];
@@ -183,7 +189,8 @@ impl Routing {
         Ok(Response::CallbackAccepted { position })
     }
 
-    pub(super) fn reassign(&mut self, index: u64, id: &CallId, to: &QueueId, keep_age: bool) -> CommandResult {
+    /// What `reassign` refuses, decided without changing anything; else the call.
+    pub(super) fn check_reassign(&self, id: &CallId, to: &QueueId) -> Result<u64, CoreError> {
         let no = self.call_no(id)?;
         if !self.s.queues.contains_key(to) {
             return Err(CoreError::UnknownQueue(to.clone()));
@@ -195,6 +202,11 @@ impl Routing {
         if &call.queue == to {
             return Err(invalid("call is already in that queue", to.to_string()));
         }
+        Ok(no)
+    }
+
+    pub(super) fn reassign(&mut self, index: u64, id: &CallId, to: &QueueId, keep_age: bool) -> CommandResult {
+        let no = self.check_reassign(id, to)?;
         let position = self.position_of_no(no).unwrap_or(0);
         let mut call = self.take_call(no);
         let wait_ms = self.s.now_ms.saturating_sub(call.joined_at_ms);
@@ -216,11 +228,17 @@ impl Routing {
         Ok(Response::Enqueued { queue: to.clone(), position: self.position_of_no(no), eta_ms: None, exit: None })
     }
 
-    pub(super) fn change_priority(&mut self, id: &CallId, priority: u8) -> CommandResult {
+    /// What `change_priority` refuses, decided without changing anything; else the call.
+    pub(super) fn check_change_priority(&self, id: &CallId) -> Result<u64, CoreError> {
         let no = self.call_no(id)?;
         if !self.s.calls[&no].is_waiting() {
             return Err(invalid("only a waiting call's priority can change", id.to_string()));
         }
+        Ok(no)
+    }
+
+    pub(super) fn change_priority(&mut self, id: &CallId, priority: u8) -> CommandResult {
+        let no = self.check_change_priority(id)?;
         self.with_call(no, |c| c.key.priority = priority);
         self.scratch.dirty_calls.insert(no);
         Ok(Response::Done)

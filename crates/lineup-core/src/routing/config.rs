@@ -16,15 +16,25 @@ impl Routing {
     /// Replaces the whole configuration, all or nothing: every check that a single put or
     /// delete would make runs first, against the set as a whole, so no step below can fail.
     pub(super) fn apply_config(&mut self, wanted: &RoutingConfigSet) -> CommandResult {
+        let (wanted, changes) = self.check_apply_config(wanted)?;
+        self.carry_out_changes(&wanted, &changes)?;
+        debug_assert_eq!(self.config_set(), wanted);
+        Ok(Response::Done)
+    }
+
+    /// What `apply_config` refuses, decided without changing anything; else the set to put
+    /// in force (normalized, redacted hashes resolved) and its changes from the current one.
+    pub(super) fn check_apply_config(
+        &self,
+        wanted: &RoutingConfigSet,
+    ) -> Result<(RoutingConfigSet, Vec<ConfigChange>), CoreError> {
         let current = self.config_set();
         let mut wanted = wanted.clone().normalized();
         self.keep_redacted_pins(&mut wanted)?;
         wanted.validate().map_err(CoreError::InvalidConfig)?;
         let changes = wanted.diff_from(&current);
         self.check_changes_allowed(&wanted, &changes)?;
-        self.carry_out_changes(&wanted, &changes)?;
-        debug_assert_eq!(self.config_set(), wanted);
-        Ok(Response::Done)
+        Ok((wanted, changes))
     }
 
     /// A redacted PIN hash (what a non-admin export shows) keeps the operator's current one.
@@ -115,13 +125,16 @@ impl Routing {
         Ok(())
     }
 
-    pub(super) fn put_queue(&mut self, cfg: &QueueConfig) -> CommandResult {
+    pub(super) fn check_put_queue(&self, cfg: &QueueConfig) -> Result<(), CoreError> {
         cfg.validate()?;
-        if let Some(s) = &cfg.schedule {
-            if !self.s.schedules.contains_key(s) {
-                return Err(CoreError::UnknownSchedule(s.clone()));
-            }
+        match &cfg.schedule {
+            Some(s) if !self.s.schedules.contains_key(s) => Err(CoreError::UnknownSchedule(s.clone())),
+            _ => Ok(()),
         }
+    }
+
+    pub(super) fn put_queue(&mut self, cfg: &QueueConfig) -> CommandResult {
+        self.check_put_queue(cfg)?;
         let queue = self.s.queues.entry(cfg.id.clone()).or_insert_with(|| Queue {
             config: cfg.clone(),
             stats: Stats::default(),
@@ -143,7 +156,7 @@ impl Routing {
         Ok(Response::Done)
     }
 
-    pub(super) fn delete_queue(&mut self, id: &QueueId) -> CommandResult {
+    pub(super) fn check_delete_queue(&self, id: &QueueId) -> Result<(), CoreError> {
         if !self.s.queues.contains_key(id) {
             return Err(CoreError::UnknownQueue(id.clone()));
         }
@@ -161,32 +174,58 @@ impl Routing {
                 detail: format!("gate {} leads into it", gate.config.id),
             });
         }
+        Ok(())
+    }
+
+    pub(super) fn delete_queue(&mut self, id: &QueueId) -> CommandResult {
+        self.check_delete_queue(id)?;
         self.s.queues.remove(id);
         self.rebuild_indexes();
         Ok(Response::Done)
     }
 
-    pub(super) fn put_gate(&mut self, cfg: &GateConfig) -> CommandResult {
+    pub(super) fn check_put_gate(&self, cfg: &GateConfig) -> Result<(), CoreError> {
         cfg.validate()?;
         if !self.s.queues.contains_key(&cfg.queue) {
             return Err(CoreError::UnknownQueue(cfg.queue.clone()));
         }
+        Ok(())
+    }
+
+    pub(super) fn put_gate(&mut self, cfg: &GateConfig) -> CommandResult {
+        self.check_put_gate(cfg)?;
         let gate =
             self.s.gates.entry(cfg.id.clone()).or_insert_with(|| Gate { config: cfg.clone(), stats: Stats::default() });
         gate.config = cfg.clone();
         Ok(Response::Done)
     }
 
-    pub(super) fn delete_gate(&mut self, id: &GateId) -> CommandResult {
-        if self.s.gates.remove(id).is_none() {
-            return Err(CoreError::UnknownGate(id.clone()));
+    pub(super) fn check_delete_gate(&self, id: &GateId) -> Result<(), CoreError> {
+        match self.s.gates.contains_key(id) {
+            true => Ok(()),
+            false => Err(CoreError::UnknownGate(id.clone())),
         }
+    }
+
+    pub(super) fn delete_gate(&mut self, id: &GateId) -> CommandResult {
+        self.check_delete_gate(id)?;
+        self.s.gates.remove(id);
         // Calls keep their gate name for history; only the gate's counters go.
         Ok(Response::Done)
     }
 
-    pub(super) fn put_operator(&mut self, cfg: &OperatorConfig) -> CommandResult {
+    pub(super) fn check_put_operator(&self, cfg: &OperatorConfig) -> Result<(), CoreError> {
         cfg.validate()?;
+        match self.s.operators.get(&cfg.id) {
+            Some(existing) if existing.is_logged_in() && existing.config.mode != cfg.mode => {
+                Err(invalid("operator is logged in", "log out before changing persistent/ring mode"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn put_operator(&mut self, cfg: &OperatorConfig) -> CommandResult {
+        self.check_put_operator(cfg)?;
         let Some(existing) = self.s.operators.get(&cfg.id) else {
             self.s.operators.insert(
                 cfg.id.clone(),
@@ -205,9 +244,6 @@ impl Routing {
             );
             return Ok(Response::Done);
         };
-        if existing.is_logged_in() && existing.config.mode != cfg.mode {
-            return Err(invalid("operator is logged in", "log out before changing persistent/ring mode"));
-        }
         let logged_in = existing.is_logged_in();
         let old_queues: BTreeSet<QueueId> = existing.config.memberships.keys().cloned().collect();
         let new_queues: BTreeSet<QueueId> = cfg.memberships.keys().cloned().collect();
@@ -231,11 +267,16 @@ impl Routing {
         Ok(Response::Done)
     }
 
-    pub(super) fn delete_operator(&mut self, id: &OperatorId) -> CommandResult {
+    pub(super) fn check_delete_operator(&self, id: &OperatorId) -> Result<(), CoreError> {
         let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         if op.is_logged_in() {
             return Err(CoreError::InUse { what: "operator".into(), id: id.to_string(), detail: "logged in".into() });
         }
+        Ok(())
+    }
+
+    pub(super) fn delete_operator(&mut self, id: &OperatorId) -> CommandResult {
+        self.check_delete_operator(id)?;
         self.s.operators.remove(id);
         self.forget_pin_failures(id);
         Ok(Response::Done)
@@ -253,7 +294,7 @@ impl Routing {
         Ok(Response::Done)
     }
 
-    pub(super) fn delete_schedule(&mut self, id: &ScheduleId) -> CommandResult {
+    pub(super) fn check_delete_schedule(&self, id: &ScheduleId) -> Result<(), CoreError> {
         if !self.s.schedules.contains_key(id) {
             return Err(CoreError::UnknownSchedule(id.clone()));
         }
@@ -264,6 +305,11 @@ impl Routing {
                 detail: format!("queue {} uses it", q.config.id),
             });
         }
+        Ok(())
+    }
+
+    pub(super) fn delete_schedule(&mut self, id: &ScheduleId) -> CommandResult {
+        self.check_delete_schedule(id)?;
         self.s.schedules.remove(id);
         Ok(Response::Done)
     }

@@ -91,8 +91,18 @@ impl Routing {
         }
     }
 
-    pub(super) fn logout(&mut self, id: &OperatorId) -> CommandResult {
+    /// What `logout` refuses, decided without changing anything.
+    pub(super) fn check_logout(&self, id: &OperatorId) -> Result<(), CoreError> {
         let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        match op.status {
+            OperatorStatus::Offline => Err(CoreError::OperatorNotLoggedIn(id.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn logout(&mut self, id: &OperatorId) -> CommandResult {
+        self.check_logout(id)?;
+        let op = &self.s.operators[id];
         match &op.status {
             OperatorStatus::Offline => Err(CoreError::OperatorNotLoggedIn(id.clone())),
             OperatorStatus::Busy { .. } => {
@@ -113,15 +123,28 @@ impl Routing {
         }
     }
 
-    pub(super) fn operator_state(&mut self, id: &OperatorId, requested: &RequestedState) -> CommandResult {
+    /// What `operator_state` refuses, decided without changing anything.
+    pub(super) fn check_operator_state(&self, id: &OperatorId, requested: &RequestedState) -> Result<(), CoreError> {
         let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         if let RequestedState::Break { reason } = requested {
             validate_text("reason", reason)?;
         }
+        match (&op.status, requested) {
+            (_, RequestedState::Offline) => self.check_logout(id),
+            (OperatorStatus::Offline, _) => Err(CoreError::OperatorNotLoggedIn(id.clone())),
+            (OperatorStatus::Offered { .. }, RequestedState::Available) => {
+                Err(invalid("operator has an offer in progress", id.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn operator_state(&mut self, id: &OperatorId, requested: &RequestedState) -> CommandResult {
+        self.check_operator_state(id, requested)?;
         if matches!(requested, RequestedState::Offline) {
             return self.logout(id);
         }
-        let status = op.status.clone();
+        let status = self.s.operators[id].status.clone();
         match (status, requested) {
             (OperatorStatus::Offline, _) => Err(CoreError::OperatorNotLoggedIn(id.clone())),
             (OperatorStatus::Busy { .. }, RequestedState::Available) => {
@@ -158,6 +181,17 @@ impl Routing {
     }
 
     pub(super) fn pull(&mut self, index: u64, id: &OperatorId, named: Option<&CallId>) -> CommandResult {
+        let no = self.check_pull(id, named)?;
+        // Pulling is explicit: a rest after a missed offer does not stop it.
+        self.with_operator(id, |op| op.wake_ms = None);
+        self.make_offer(no, id);
+        // Where acted on: the call was checked pullable, so the offer was made under this fence.
+        debug_assert_eq!(self.s.calls[&no].offer_fence(), Some(index));
+        Ok(Response::Pulled { call: self.s.calls[&no].id.clone(), fence: index })
+    }
+
+    /// What `pull` refuses, decided without changing anything; else the call to offer.
+    pub(super) fn check_pull(&self, id: &OperatorId, named: Option<&CallId>) -> Result<u64, CoreError> {
         let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         if !matches!(op.status, OperatorStatus::Available) {
             return Err(invalid("only an available operator can pull a call", id.to_string()));
@@ -183,11 +217,6 @@ impl Routing {
             }
             None => self.best_call_for(op, true).ok_or_else(|| CoreError::NothingToPull(id.clone()))?,
         };
-        // Pulling is explicit: a rest after a missed offer does not stop it.
-        self.with_operator(id, |op| op.wake_ms = None);
-        self.make_offer(no, id);
-        // Where acted on: the call was checked pullable, so the offer was made under this fence.
-        debug_assert_eq!(self.s.calls[&no].offer_fence(), Some(index));
-        Ok(Response::Pulled { call: self.s.calls[&no].id.clone(), fence: index })
+        Ok(no)
     }
 }

@@ -50,7 +50,12 @@ impl Harness {
             self.apply_cmd(&tick).0.expect("a Tick is never refused");
         }
         self.index += 1;
+        let checked = self.routing.check_command(&cmd.body);
+        let fresh = self.routing.result_of(&cmd.id).is_none();
         let applied = self.routing.apply(self.index, cmd);
+        if fresh {
+            assert_check_agrees(&cmd.body, &checked, &applied.result);
+        }
         self.routing.check_invariants().unwrap_or_else(|e| panic!("invariant broken after {:?}: {e}", cmd.body));
         self.effects.extend(applied.effects.iter().cloned());
         (applied.result, applied.effects)
@@ -204,5 +209,35 @@ impl Harness {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// `Routing::check_command` refuses exactly what apply refuses, with the same error, for the
+/// commands the API proposes; for the others it may only refuse what apply refuses.
+fn assert_check_agrees(body: &CommandBody, checked: &Result<(), CoreError>, applied: &CommandResult) {
+    if let Err(refusal) = checked {
+        assert_eq!(applied.as_ref().err(), Some(refusal), "check refused {body:?} but apply answered {applied:?}");
+    }
+    let from_api = matches!(
+        body,
+        CommandBody::PutQueue(_)
+            | CommandBody::DeleteQueue { .. }
+            | CommandBody::PutGate(_)
+            | CommandBody::DeleteGate { .. }
+            | CommandBody::PutOperator(_)
+            | CommandBody::DeleteOperator { .. }
+            | CommandBody::PutSchedule(_)
+            | CommandBody::DeleteSchedule { .. }
+            | CommandBody::ApplyConfig(_)
+            | CommandBody::OperatorLogout { .. }
+            | CommandBody::OperatorState { .. }
+            | CommandBody::Pull { .. }
+            | CommandBody::Reassign { .. }
+            | CommandBody::ChangePriority { .. }
+            | CommandBody::RequestCallback { .. }
+            | CommandBody::SiteLost { .. }
+    );
+    if from_api {
+        assert_eq!(checked.as_ref().err(), applied.as_ref().err(), "check and apply disagree on {body:?}");
     }
 }

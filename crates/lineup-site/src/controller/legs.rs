@@ -166,7 +166,7 @@ pub(super) enum LoginStage {
     Holding,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct LoginSession {
     /// Known from the dialplan (`operator=ID`) or keyed in.
     pub(super) operator: Option<OperatorId>,
@@ -179,6 +179,21 @@ pub(super) struct LoginSession {
     pub(super) playback: Option<PlaybackId>,
     /// The login call's channel name (`PJSIP/100-0000002a`), for queue_log's AGENTLOGIN.
     pub(super) channel_name: String,
+}
+
+/// The digits keyed so far may be a PIN's: `Debug` shows only how many there are.
+impl std::fmt::Debug for LoginSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginSession")
+            .field("operator", &self.operator)
+            .field("operator_from_dialplan", &self.operator_from_dialplan)
+            .field("stage", &self.stage)
+            .field("digits_keyed", &self.digits.len())
+            .field("deadline_ms", &self.deadline_ms)
+            .field("attempts", &self.attempts)
+            .field("playback", &self.playback)
+            .finish()
+    }
 }
 
 pub(super) fn channel(id: &str) -> Option<ChannelId> {

@@ -6,6 +6,7 @@ use super::legs::{LoginSession, LoginStage, OfferStage, OperatorLeg};
 use super::output::{Pending, Purpose};
 use super::SiteController;
 use crate::io::{Action, AriRequest};
+use crate::pin::{Pin, PinHash};
 use crate::prompts;
 use lineup_ari::{BridgeId, BridgeType, ChannelId, CreateBridgeRequest, HangupReason, Media, PlaybackId};
 use lineup_core::{CommandBody, LoginChannel, OfferFailure, OperatorId, OperatorMode, Response, Routing};
@@ -176,7 +177,8 @@ impl SiteController {
                         session.stage = LoginStage::Verifying;
                         let token = self.token();
                         self.pending.insert(token, Pending::Pin { channel: ch.clone() });
-                        self.out.push(Action::VerifyPin { token, pin: digits, phc: cfg.pin_hash.clone() });
+                        let (pin, phc) = (Pin::new(digits), PinHash::new(cfg.pin_hash.clone()));
+                        self.out.push(Action::VerifyPin { token, pin, phc });
                     }
                     _ => self.login_failed(ch),
                 }

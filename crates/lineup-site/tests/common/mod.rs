@@ -318,7 +318,7 @@ impl Rig {
                 self.inputs.push_back((site, Input::Reconcile { channels, bridges }));
             }
             Action::VerifyPin { token, pin, phc } => {
-                self.inputs.push_back((site, Input::PinVerified { token, ok: phc == fake_phc(&pin) }));
+                self.inputs.push_back((site, Input::PinVerified { token, ok: phc.phc() == fake_phc(pin.digits()) }));
             }
             Action::Ari { token, request } => {
                 self.ari_log.push(request.clone());
