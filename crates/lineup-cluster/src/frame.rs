@@ -22,6 +22,9 @@ pub const PEER_DECODE_LIMIT_BYTES: usize = 2 * PEER_FRAME_MAX_BYTES;
 /// Bytes of the length prefix.
 pub const FRAME_HEADER_BYTES: usize = 4;
 
+/// Capacity reserved up front for a frame's body; beyond it the buffer grows as bytes come.
+pub const FRAME_READ_CHUNK_BYTES: usize = 64 * 1024;
+
 /// Writes one frame. Refuses a body over `max_bytes` (we never send what the peer must
 /// refuse).
 pub async fn write_frame<W: AsyncWrite + Unpin>(
@@ -46,11 +49,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_bytes: usize) 
     if len > max_bytes {
         return Err(ClusterError::Frame(format!("frame of {len} bytes exceeds the limit of {max_bytes} bytes")));
     }
-    let mut body = vec![0u8; len];
-    reader
-        .read_exact(&mut body)
+    // The buffer grows with the bytes that really arrive: a peer that declares 8 MiB and
+    // sends ten bytes costs ten bytes (and a chunk), not 8 MiB per stream.
+    let mut body = Vec::with_capacity(len.min(FRAME_READ_CHUNK_BYTES));
+    let read = reader
+        .take(len as u64)
+        .read_to_end(&mut body)
         .await
         .map_err(|e| ClusterError::Frame(format!("truncated frame body (declared {len} bytes): {e}")))?;
+    if read < len {
+        return Err(ClusterError::Frame(format!("truncated frame body (declared {len} bytes, got {read})")));
+    }
     Ok(body)
 }
 
@@ -77,6 +86,22 @@ mod tests {
         let mut out = Vec::new();
         assert!(write_frame(&mut out, &[0u8; 17], 16).await.is_err());
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_declares_more_than_it_sends_is_truncated_and_a_large_one_arrives_whole() {
+        let mut wire = (PEER_FRAME_MAX_BYTES as u32).to_be_bytes().to_vec();
+        wire.extend_from_slice(b"ten bytes!");
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.write_all(&wire).await.unwrap();
+        drop(client);
+        let err = read_frame(&mut server, PEER_FRAME_MAX_BYTES).await.unwrap_err();
+        assert!(matches!(err, ClusterError::Frame(ref m) if m.contains("got 10")), "{err}");
+        // A whole frame larger than the first chunk still arrives intact.
+        let big = vec![7u8; 3 * FRAME_READ_CHUNK_BYTES + 5];
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &big, PEER_FRAME_MAX_BYTES).await.unwrap();
+        assert_eq!(read_frame(&mut wire.as_slice(), PEER_FRAME_MAX_BYTES).await.unwrap(), big);
     }
 
     #[tokio::test]
