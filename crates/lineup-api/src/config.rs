@@ -211,8 +211,13 @@ pub(crate) fn presented_token<'a>(headers: &'a HeaderMap, query_token: Option<&'
     query_token
 }
 
+/// The scheme the API is served with (plain HTTP; a TLS-terminating proxy in front lists
+/// its own origin in `allowed_origins`).
+pub const SERVED_SCHEME: &str = "http";
+
 /// Whether a WebSocket upgrade's `Origin` may connect: absent (not a browser), the same
-/// origin as the request's `Host`, or listed in `allowed_origins`.
+/// origin as the request's `Host` (scheme included: a page served over another scheme is
+/// another origin), or listed in `allowed_origins`.
 pub(crate) fn origin_allowed(config: &ApiConfig, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
         return true;
@@ -224,7 +229,7 @@ pub(crate) fn origin_allowed(config: &ApiConfig, headers: &HeaderMap) -> bool {
         return true;
     }
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+    let origin_host = origin.strip_prefix(SERVED_SCHEME).and_then(|rest| rest.strip_prefix("://"));
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 

@@ -152,6 +152,9 @@ async fn websocket_origin_is_checked() {
     assert!(rig.ws(&path, Some("https://wall.example.com")).await.is_ok());
     let same_origin = format!("http://{}", rig.addr);
     assert!(rig.ws(&path, Some(&same_origin)).await.is_ok());
+    // The same host over another scheme is another origin.
+    let other_scheme = format!("https://{}", rig.addr);
+    assert_eq!(rig.ws(&path, Some(&other_scheme)).await.err(), Some(403));
     assert!(rig.ws(&path, None).await.is_ok(), "no Origin: not a browser");
     let widget = format!("/v1/calls/c1/live?token={VIEWER}");
     assert_eq!(rig.ws(&widget, Some("http://127.0.0.1:1")).await.err(), Some(403));
