@@ -7,7 +7,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::clock_rules::{clock_alarm, needs_peer_clocks, peer_verdict, tick_ms, ClockAnchor, PeerClocks};
+use super::clock_rules::{
+    clock_alarm, needs_peer_clocks, peer_verdict, tick_ms, ClockAnchor, PeerClocks, CLOCK_AGREEMENT_MS,
+};
 use super::network::call_peer;
 use super::ClusterNode;
 use crate::rpc::{PeerRequest, PeerResponse};
@@ -99,16 +101,15 @@ impl LeaderClock {
             return self.kept_verdict.unwrap_or(PeerClocks::Unknown);
         }
         self.asked_at = Some(now);
-        let answers = ask_wall_clocks(node, peers).await;
-        let verdict = peer_verdict(&answers, peers.len() + 1);
+        let verdict = ask_wall_clocks(node, peers).await;
         self.kept_verdict = (verdict != PeerClocks::Agree).then_some(verdict);
         verdict
     }
 }
 
-/// Asks every peer for its wall clock at once; answers `(our wall clock when it answered,
-/// theirs)` for each that answered in time.
-async fn ask_wall_clocks<T: PeerTransport>(node: &Arc<ClusterNode<T>>, peers: &[u64]) -> Vec<(u64, u64)> {
+/// Asks every peer for its wall clock at once, and answers the verdict as soon as it is
+/// decided (a new leader must not wait for a dead peer's timeout before its first Tick).
+async fn ask_wall_clocks<T: PeerTransport>(node: &Arc<ClusterNode<T>>, peers: &[u64]) -> PeerClocks {
     let membership = node.raft.metrics().borrow().membership_config.membership().clone();
     let mut asks = JoinSet::new();
     for site in peers {
@@ -123,9 +124,16 @@ async fn ask_wall_clocks<T: PeerTransport>(node: &Arc<ClusterNode<T>>, peers: &[
             }
         });
     }
+    let voters = peers.len() + 1;
     let mut answers = Vec::with_capacity(peers.len());
     while let Some(joined) = asks.join_next().await {
         answers.extend(joined.ok().flatten());
+        let agreeing = answers.iter().filter(|(ours, theirs)| ours.abs_diff(*theirs) <= CLOCK_AGREEMENT_MS).count();
+        let still_possible = agreeing + 1 + asks.len();
+        if (agreeing + 1) * 2 > voters || still_possible * 2 <= voters {
+            break;
+        }
     }
-    answers
+    // Dropping the set aborts the asks still out.
+    peer_verdict(&answers, voters)
 }
