@@ -53,11 +53,15 @@ impl LeaderClock {
         } else {
             PeerClocks::Unknown
         };
-        let now_ms = tick_ms(wall_ms, shared_now_ms, anchor, peers_say);
+        // The anchor keeps the leader's own course: commands stamped by a fast proposer may
+        // have pushed the shared clock ahead of it (bounded by the core), and anchoring on
+        // that would let such pushes accumulate Tick after Tick.
+        let course_ms = tick_ms(wall_ms, 0, anchor, peers_say);
+        let now_ms = course_ms.max(shared_now_ms);
         let id = node.next_command_id();
         let tick = lineup_core::Command { id, at_ms: now_ms, body: lineup_core::CommandBody::Tick { now_ms } };
         match tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
-            Ok(Ok(_)) => self.anchor = Some((now_ms, now)),
+            Ok(Ok(_)) => self.anchor = Some((course_ms, now)),
             Ok(Err(e)) => tracing::debug!(site = node.site, error = ?e, "tick not committed"),
             Err(_) => tracing::debug!(site = node.site, "tick not committed in time"),
         }
