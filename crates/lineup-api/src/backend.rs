@@ -100,6 +100,10 @@ pub struct Health {
     /// node started.
     #[serde(default)]
     pub callers_refused_at_entry: u64,
+    /// Set while this node leads with a wall clock far off the cluster's shared clock (the
+    /// shared clock keeps real time regardless; the node's NTP needs a look).
+    #[serde(default)]
+    pub clock_alarm: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

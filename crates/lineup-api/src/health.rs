@@ -29,7 +29,11 @@ pub struct Readiness {
     pub ready: bool,
     /// Ready, but an optional edge (Redis, history database) is down: routing is unaffected.
     pub degraded: bool,
+    /// `redis`, `database`, or `clock` (see `clock_alarm`).
     pub degraded_edges: Vec<&'static str>,
+    /// Why this node's wall clock is not trusted, while it leads with one far off the
+    /// cluster's clock. Routing is unaffected (the cluster's clock keeps real time).
+    pub clock_alarm: Option<String>,
     /// Why the node is not ready (empty when ready).
     pub problems: Vec<String>,
     pub site: lineup_core::SiteId,
@@ -63,10 +67,14 @@ pub fn readiness(h: &Health) -> Readiness {
     if h.database.as_ref().is_some_and(|d| !d.ok) {
         degraded_edges.push("database");
     }
+    if h.clock_alarm.is_some() {
+        degraded_edges.push("clock");
+    }
     Readiness {
         ready: problems.is_empty(),
         degraded: !degraded_edges.is_empty(),
         degraded_edges,
+        clock_alarm: h.clock_alarm.clone(),
         problems,
         site: h.site,
         raft_role: h.raft.role,
@@ -269,4 +277,37 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
 
 pub async fn metrics<B: ApiBackend>(State(s): State<Arc<AppState<B>>>, _caller: Caller<Read>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render_metrics(&s)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::RaftHealth;
+
+    #[test]
+    fn a_clock_alarm_degrades_but_keeps_the_node_ready() {
+        let raft = RaftHealth {
+            role: RaftRole::Leader,
+            term: 3,
+            leader: Some(lineup_core::SiteId(1)),
+            committed_index: 10,
+            applied_index: 10,
+            leader_contact_age_ms: Some(0),
+        };
+        let alarm = "this leader's wall clock is 10800000 ms off the cluster's clock".to_string();
+        let health = Health {
+            site: lineup_core::SiteId(1),
+            ari_connected: true,
+            redis: None,
+            database: None,
+            raft,
+            callers_refused_at_entry: 0,
+            clock_alarm: Some(alarm.clone()),
+        };
+        let r = readiness(&health);
+        assert!(r.ready && r.degraded, "{r:?}");
+        assert_eq!(r.degraded_edges, vec!["clock"]);
+        assert_eq!(r.clock_alarm, Some(alarm));
+        assert!(!readiness(&Health { clock_alarm: None, ..health }).degraded);
+    }
 }

@@ -140,6 +140,7 @@ impl ApiBackend for LocalBackend {
                 leader_contact_age_ms: Some(0),
             },
             callers_refused_at_entry: 0,
+            clock_alarm: None,
         }
     }
 

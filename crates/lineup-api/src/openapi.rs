@@ -199,7 +199,7 @@ fn schemas() -> Value {
         "Me": object(json!({ "name": { "type": "string" }, "role": { "enum": ["viewer", "supervisor", "admin"] } })),
         "Status": object(json!({ "status": { "type": "string" } })),
         "Object": { "type": "object" },
-        "Readiness": object(json!({ "ready": { "type": "boolean" }, "degraded": { "type": "boolean" }, "degraded_edges": { "type": "array", "items": { "type": "string" } }, "problems": { "type": "array", "items": { "type": "string" } }, "site": int, "raft_role": { "type": "string" }, "leader": opt_int })),
+        "Readiness": object(json!({ "ready": { "type": "boolean" }, "degraded": { "type": "boolean" }, "degraded_edges": { "type": "array", "items": { "type": "string" } }, "clock_alarm": { "type": ["string", "null"] }, "problems": { "type": "array", "items": { "type": "string" } }, "site": int, "raft_role": { "type": "string" }, "leader": opt_int })),
         "RoutingConfigSet": object(json!({
             "schedules": { "type": "array", "items": schema_ref("ScheduleConfig") },
             "queues": { "type": "array", "items": schema_ref("QueueConfig") },

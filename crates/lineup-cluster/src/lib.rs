@@ -22,6 +22,7 @@ pub mod state_machine;
 pub mod transport;
 
 pub use error::{ClusterError, ErrorSource};
+pub use node::clock_rules;
 pub use node::leader_duty;
 
 pub use node::{

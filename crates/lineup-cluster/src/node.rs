@@ -21,7 +21,9 @@
 //! membership and stale reads.
 
 mod client;
+pub mod clock_rules;
 mod config;
+mod leader_clock;
 pub mod leader_duty;
 mod network;
 mod proposer;
@@ -82,6 +84,8 @@ pub struct ClusterNode<T: PeerTransport> {
     stored_raft_state_at_start: bool,
     /// What this node answers when a peer asks for its health.
     health: HealthSource,
+    /// Set while this node leads with a wall clock far off the shared clock.
+    clock_alarm: Mutex<Option<String>>,
 }
 
 /// The origin of commands proposed by `site` during run number `incarnation`. A new run
@@ -122,6 +126,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             store: store.clone(),
             proposer: proposer.clone(),
             health: health.clone(),
+            clock: config.clock,
         }));
         let node = Arc::new(Self {
             site: config.site,
@@ -138,6 +143,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             log_writer: Mutex::new(log_writer),
             stored_raft_state_at_start,
             health,
+            clock_alarm: Mutex::new(None),
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
@@ -202,6 +208,17 @@ impl<T: PeerTransport> ClusterNode<T> {
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(ClusterError::raft("forming the cluster", e)),
         }
+    }
+
+    /// Why this node's wall clock is not to be trusted, while it leads with a wall clock
+    /// more than [`clock_rules::CLOCK_AGREEMENT_MS`] off the shared clock (the shared clock
+    /// keeps real time regardless). For the health report.
+    pub fn clock_alarm(&self) -> Option<String> {
+        self.clock_alarm.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_clock_alarm(&self, alarm: Option<String>) {
+        *self.clock_alarm.lock().unwrap_or_else(|p| p.into_inner()) = alarm;
     }
 
     /// Sets what this node answers when a peer asks for its health (`peer_health`): the

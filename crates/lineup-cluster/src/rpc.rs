@@ -28,6 +28,9 @@ pub enum PeerRequest {
     /// The peer's own health report (ARI, history, Redis), for status pages: asked over this
     /// mutually authenticated link so no API token ever travels to a peer.
     Health,
+    /// The peer's wall clock, for a leader whose own is outside the shared clock's slew
+    /// (appended last: peer frames are bincode, and older nodes must keep decoding).
+    WallClock,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,6 +47,8 @@ pub enum PeerResponse {
     /// The answering node's health report, as its binary encodes it (opaque here; empty when
     /// the node has no report source).
     Health(Vec<u8>),
+    /// The answering node's wall clock, Unix milliseconds.
+    WallClock(u64),
 }
 
 impl PeerResponse {
@@ -59,6 +64,7 @@ impl PeerResponse {
             PeerResponse::ResultOf(_) => "ResultOf",
             PeerResponse::Refused(_) => "Refused",
             PeerResponse::Health(_) => "Health",
+            PeerResponse::WallClock(_) => "WallClock",
         }
     }
 }

@@ -79,6 +79,11 @@ pub struct SiteController {
 }
 
 impl SiteController {
+    /// The serial the next proposal will get; every serial handed out so far is below it.
+    pub fn next_serial(&self) -> u64 {
+        self.next_serial
+    }
+
     pub fn new(cfg: SiteConfig) -> Self {
         let next_serial = cfg.serial_base;
         Self {

@@ -36,6 +36,10 @@ pub trait ClusterPort: Send + Sync + 'static {
     fn submit(&self, command: Command) -> impl Future<Output = Result<CommandResult, ProposeFailure>> + Send;
     /// Reads the applied routing state (stale reads are fine for call control).
     fn read<R>(&self, read: impl FnOnce(&Routing) -> R) -> R;
+    /// Called with the controller's next serial before any proposal with a lower serial is
+    /// submitted, so a port can persist a high-water mark first (serials must grow across
+    /// restarts even when the wall clock goes back). Nothing by default.
+    fn cover_serials_below(&self, _next_serial: u64) {}
 }
 
 /// What the cluster side feeds the driver.
@@ -153,6 +157,8 @@ where
             let actions = cluster.read(|routing| controller.handle(now_ms(), input, routing));
             publish_counters(&counters, &controller);
             tracing::trace!(?actions, "site actions");
+            // Serials this step used are covered by the persisted floor before any is sent.
+            cluster.cover_serials_below(controller.next_serial());
             pending.extend(actions);
         }
         let turn = pending.len().min(ACTIONS_PER_INPUT_MAX);

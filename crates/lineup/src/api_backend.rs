@@ -155,6 +155,7 @@ impl ApiBackend for NodeBackend {
             database: Some(database),
             raft: self.raft_health(),
             callers_refused_at_entry: self.site_counters.borrow().callers_invalid,
+            clock_alarm: self.node.clock_alarm(),
         }
     }
 

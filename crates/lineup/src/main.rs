@@ -12,6 +12,7 @@ mod node;
 mod node_config;
 mod operator;
 mod run;
+mod serial_floor;
 mod site_bench;
 mod token;
 mod wiring;

@@ -3,6 +3,7 @@
 //! reports. `lineup run` starts one; `lineup demo` starts three in one process. Wiring only:
 //! no routing decision is made here.
 
+use crate::serial_floor::{SerialFloor, SerialReservingPort};
 use crate::wiring::{feed_site, NodePort};
 use anyhow::Context;
 use lineup_ari::{Ari, AriConfig, AriEvents, HttpAri};
@@ -15,7 +16,7 @@ use lineup_store::{ConfigMirror, HistoryPipeline, HistoryPipelineConfig, Project
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -126,11 +127,18 @@ impl RunningNode {
         let events = AriEvents::connect(&spec.ari).context("ARI events")?;
         let feed = feed_site(&node);
         let caught_up = Arc::clone(&node);
-        let port = Arc::new(NodePort(Arc::clone(&node)));
+        // The configured serial base (the boot time) is only a lower bound: the stored mark
+        // keeps serials growing when the clock went back since the last run.
+        let (serial_floor, first_serial) =
+            SerialFloor::open(&spec.data_dir, spec.site_config.serial_base).context("open the command serial mark")?;
+        let mut site_config = spec.site_config;
+        site_config.serial_base = first_serial;
+        let port =
+            Arc::new(SerialReservingPort { inner: NodePort(Arc::clone(&node)), floor: Mutex::new(serial_floor) });
         let (counters, site_counters) = watch::channel(lineup_site::SiteCounters::default());
         let driver = tokio::spawn(async move {
             catch_up_with_cluster(&caught_up).await;
-            let controller = SiteController::new(spec.site_config);
+            let controller = SiteController::new(site_config);
             run_site(controller, ari, events, feed, port, shutdown, counters).await
         });
         Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, site_counters, stop })

@@ -86,7 +86,8 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
         applications,
         request_timeout_ms: file.ari.request_timeout_ms,
     };
-    // Serials must grow across restarts (see SiteConfig::serial_base): boot time in µs.
+    // Serials must grow across restarts: boot time in µs, raised to the serial mark stored
+    // in the data directory when the node starts (see `serial_floor`).
     let mut site_config = SiteConfig::new(SiteId(file.site), now_us());
     for (site, template) in &file.calls.trunk_endpoints {
         let site: u64 = site.parse().context("calls.trunk_endpoints keys are site ids")?;

@@ -18,6 +18,7 @@ use lineup_core::{Command, CommandBody, SiteId};
 use openraft::ServerState;
 use tokio::time::Instant;
 
+use super::leader_clock::LeaderClock;
 use super::{ClusterNode, PeerContact};
 use crate::transport::PeerTransport;
 
@@ -86,12 +87,15 @@ pub(crate) async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterN
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader_since: Option<Instant> = None;
     let mut last_tick: Option<Instant> = None;
+    let mut leader_clock = LeaderClock::default();
     loop {
         interval.tick().await;
         let Some(node) = node.upgrade() else { return };
         let metrics = node.raft.metrics().borrow().clone();
         if metrics.state != ServerState::Leader {
             leader_since = None;
+            leader_clock = LeaderClock::default();
+            node.set_clock_alarm(None);
             contact.quiet.store(false, Ordering::Relaxed);
             continue;
         }
@@ -113,7 +117,7 @@ pub(crate) async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterN
         let write_timeout = timing.quorum_window;
         if last_tick.is_none_or(|at| now.duration_since(at) >= timing.tick_every) {
             last_tick = Some(now);
-            propose_tick(&node, write_timeout).await;
+            leader_clock.propose_tick(&node, &peers, write_timeout).await;
         }
         let members = members_health(&node, &peers, &last_contact, now, since);
         for body in decide(&members, timing.thresholds) {
@@ -164,15 +168,6 @@ fn hears_quorum(
 ) -> bool {
     let heard_recently = last_contact.values().filter(|at| now.duration_since(**at) < window).count();
     now.duration_since(since) < window || (heard_recently + 1) * 2 > voters
-}
-
-/// Proposes `Tick` stamped with the node's wall clock, waiting at most `write_timeout`.
-async fn propose_tick<T: PeerTransport>(node: &ClusterNode<T>, write_timeout: Duration) {
-    let now_ms = node.clock.now_unix_ms();
-    let tick = Command { id: node.next_command_id(), at_ms: now_ms, body: CommandBody::Tick { now_ms } };
-    if let Ok(Err(e)) = tokio::time::timeout(write_timeout, node.propose_as_leader(tick)).await {
-        tracing::debug!(site = node.site, error = ?e, "tick not committed");
-    }
 }
 
 /// What the leader knows about every voter, itself included, for [`decide`].

@@ -8,7 +8,7 @@ use lineup_core::codec;
 use openraft::error::CheckIsLeaderError;
 use openraft::BasicNode;
 
-use super::config::{COMMAND_MAX_BYTES, LEADER_REQUEST_TIMEOUT_MS};
+use super::config::{WallClock, COMMAND_MAX_BYTES, LEADER_REQUEST_TIMEOUT_MS};
 use super::proposer::Proposer;
 use super::site_state::Store;
 use crate::frame::PEER_DECODE_LIMIT_BYTES;
@@ -22,6 +22,7 @@ pub(super) struct NodeHandler {
     pub(super) store: Store,
     pub(super) proposer: Proposer,
     pub(super) health: HealthSource,
+    pub(super) clock: WallClock,
 }
 
 impl NodeHandler {
@@ -36,9 +37,11 @@ impl NodeHandler {
             PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
             PeerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
             PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
-            PeerRequest::ClientWrite(_) | PeerRequest::ReadIndex | PeerRequest::ResultOf(_) | PeerRequest::Health => {
-                Some(from)
-            }
+            PeerRequest::ClientWrite(_)
+            | PeerRequest::ReadIndex
+            | PeerRequest::ResultOf(_)
+            | PeerRequest::Health
+            | PeerRequest::WallClock => Some(from),
         };
         if claimed != Some(from) {
             let claimed = claimed.map_or("no site".to_string(), |site| format!("site {site}"));
@@ -63,6 +66,7 @@ impl NodeHandler {
                 })
             }
             PeerRequest::Health => PeerResponse::Health(self.health.report()),
+            PeerRequest::WallClock => PeerResponse::WallClock(self.clock.now_unix_ms()),
         }
     }
 }
@@ -74,6 +78,7 @@ impl PeerHandler for NodeHandler {
             store: self.store.clone(),
             proposer: self.proposer.clone(),
             health: self.health.clone(),
+            clock: self.clock,
         };
         Box::pin(async move {
             let answer = handler.answer(from, request).await;

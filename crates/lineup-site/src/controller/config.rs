@@ -60,8 +60,9 @@ pub struct SiteConfig {
     pub site: SiteId,
     /// `CommandId::origin` of this site's proposals.
     pub origin: u64,
-    /// First serial; pick something that grows across restarts (boot time in µs), so a
-    /// restarted site never reuses a serial still in the cluster's dedup window.
+    /// First serial; it must grow across restarts, so a restarted site never reuses a serial
+    /// still in the cluster's dedup window. The node passes the larger of its boot time in µs
+    /// and the serial mark stored in its data directory (a clock set back cannot reuse one).
     pub serial_base: u64,
     pub moh_class: Option<String>,
     pub exit_keys: String,
