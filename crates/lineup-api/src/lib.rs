@@ -163,8 +163,7 @@ pub async fn serve<B: ApiBackend>(
         config.summary_interval_ms,
         stopped.clone(),
     ));
-    let state = Arc::new(AppState { backend, config, hub, shutdown: stopped });
-    let app = Routes::<B>::new().router.merge(assets::router()).with_state(state);
+    let app = app(backend, config, hub, stopped);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -173,4 +172,27 @@ pub async fn serve<B: ApiBackend>(
         .await;
     hub_task.abort();
     result.map_err(ApiError::Io)
+}
+
+/// The API's routes over `backend`, to be called in process (`tower::ServiceExt::oneshot`),
+/// as the fuzz targets do. No hub task runs: `/v1/live` sends snapshots but no deltas; use
+/// [`serve`] for a node. `shutdown` flipping to true closes open WebSockets.
+pub fn router<B: ApiBackend>(
+    backend: Arc<B>,
+    config: ApiConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Router, ApiError> {
+    config.validate()?;
+    let hub = Arc::new(live::LiveHub::new(config.live_buffer_frames));
+    Ok(app(backend, config, hub, shutdown))
+}
+
+fn app<B: ApiBackend>(
+    backend: Arc<B>,
+    config: ApiConfig,
+    hub: Arc<live::LiveHub>,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
+    let state = Arc::new(AppState { backend, config, hub, shutdown });
+    Routes::<B>::new().router.merge(assets::router()).with_state(state)
 }
