@@ -123,7 +123,7 @@ fn send(request: Request<Body>) {
 fn path_part(input: &mut ByteReader<'_>) -> String {
     match input.u8() % 4 {
         0 => input.text(PART_MAX_BYTES),
-        choice => IDS[usize::from(choice + input.u8()) % IDS.len()].to_string(),
+        choice => IDS[(usize::from(choice) + usize::from(input.u8())) % IDS.len()].to_string(),
     }
 }
 
