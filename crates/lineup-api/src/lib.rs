@@ -193,17 +193,7 @@ pub async fn serve<B: ApiBackend>(
         stopped.clone(),
     ));
     let limits = config.limits.clone();
-    let state = Arc::new(AppState {
-        limits: client_limits::ClientLimits::new(&limits, config.tokens.len()),
-        websockets: Arc::new(client_limits::WebSocketSlots::new(&limits, config.tokens.len())),
-        backend,
-        config,
-        hub,
-        widget_tokens,
-        shutdown: stopped.clone(),
-    });
-    let by_address = axum::middleware::from_fn_with_state(Arc::clone(&state), client_limits::limit_by_address::<B>);
-    let app = Routes::<B>::new().router.merge(assets::router()).layer(by_address).with_state(state);
+    let app = app(backend, config, hub, widget_tokens, stopped.clone());
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -211,4 +201,40 @@ pub async fn serve<B: ApiBackend>(
     server::serve_connections(listener, app, limits, stopped).await;
     hub_task.abort();
     Ok(())
+}
+
+/// The API's routes over `backend`, to be called in process (`tower::ServiceExt::oneshot`),
+/// as the fuzz targets do. No hub task runs: `/v1/live` sends snapshots but no deltas; use
+/// [`serve`] for a node. `shutdown` flipping to true closes open WebSockets.
+pub fn router<B: ApiBackend>(
+    backend: Arc<B>,
+    config: ApiConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Router, ApiError> {
+    config.validate()?;
+    let hub = Arc::new(live::LiveHub::new(config.live_buffer_frames));
+    let widget_tokens = Arc::new(widget_tokens::WidgetTokens::default());
+    Ok(app(backend, config, hub, widget_tokens, shutdown))
+}
+
+/// The routes with their state and the per-address limits, as `serve` and `router` use them.
+fn app<B: ApiBackend>(
+    backend: Arc<B>,
+    config: ApiConfig,
+    hub: Arc<live::LiveHub>,
+    widget_tokens: Arc<widget_tokens::WidgetTokens>,
+    shutdown: watch::Receiver<bool>,
+) -> Router {
+    let limits = config.limits.clone();
+    let state = Arc::new(AppState {
+        limits: client_limits::ClientLimits::new(&limits, config.tokens.len()),
+        websockets: Arc::new(client_limits::WebSocketSlots::new(&limits, config.tokens.len())),
+        backend,
+        config,
+        hub,
+        widget_tokens,
+        shutdown,
+    });
+    let by_address = axum::middleware::from_fn_with_state(Arc::clone(&state), client_limits::limit_by_address::<B>);
+    Routes::<B>::new().router.merge(assets::router()).layer(by_address).with_state(state)
 }

@@ -44,6 +44,33 @@ impl fmt::Debug for HttpAri {
 
 type Query = Vec<(&'static str, String)>;
 
+/// What an answer from Asterisk says: the body of a 2xx answer, or the typed error of any
+/// other status (ARI's `{"message": ...}` if the body has one, else the body itself,
+/// shortened). The body is at most [`RESPONSE_SIZE_MAX_BYTES`] long.
+pub fn read_answer(status: u16, bytes: &[u8]) -> Result<String, AriError> {
+    if bytes.len() > RESPONSE_SIZE_MAX_BYTES {
+        return Err(AriError::MessageTooLarge { size_bytes: bytes.len(), limit_bytes: RESPONSE_SIZE_MAX_BYTES });
+    }
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    if (200..300).contains(&status) {
+        return Ok(text);
+    }
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|value| value.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or(text)
+        .chars()
+        .take(ERROR_MESSAGE_LENGTH_MAX_BYTES)
+        .collect();
+    Err(AriError::from_status(status, message))
+}
+
+/// The typed value of a 2xx answer's body (a `Channel`, a list of bridges, ...).
+pub fn decode_answer<T: DeserializeOwned>(operation: &'static str, text: &str) -> Result<T, AriError> {
+    serde_json::from_str(text)
+        .map_err(|error| AriError::MalformedJson { context: operation, detail: error.to_string() })
+}
+
 fn validate_app_args(args: &[String]) -> Result<String, AriError> {
     for argument in args {
         let allowed = |b: u8| b.is_ascii_alphanumeric() || b"=_.-".contains(&b);
@@ -123,23 +150,12 @@ impl HttpAri {
             Ok(Err(error)) => return Err(AriError::Transport { operation, detail: error.to_string() }),
             Ok(Ok(answer)) => answer,
         };
-        if bytes.len() > RESPONSE_SIZE_MAX_BYTES {
-            return Err(AriError::MessageTooLarge { size_bytes: bytes.len(), limit_bytes: RESPONSE_SIZE_MAX_BYTES });
+        let answer = read_answer(status, &bytes);
+        match &answer {
+            Ok(_) => tracing::debug!(operation, status, "ari request done"),
+            Err(error) => tracing::debug!(operation, status, %error, "ari request refused"),
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        if (200..300).contains(&status) {
-            tracing::debug!(operation, status, "ari request done");
-            return Ok(text);
-        }
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|value| value.get("message").and_then(|m| m.as_str()).map(str::to_string))
-            .unwrap_or(text)
-            .chars()
-            .take(ERROR_MESSAGE_LENGTH_MAX_BYTES)
-            .collect();
-        tracing::debug!(operation, status, %message, "ari request refused");
-        Err(AriError::from_status(status, message))
+        answer
     }
 
     async fn send_for<T: DeserializeOwned>(
@@ -151,8 +167,7 @@ impl HttpAri {
         body: Option<serde_json::Value>,
     ) -> Result<T, AriError> {
         let text = self.send(operation, method, path, query, body).await?;
-        serde_json::from_str(&text)
-            .map_err(|error| AriError::MalformedJson { context: operation, detail: error.to_string() })
+        decode_answer(operation, &text)
     }
 
     async fn send_void(
@@ -382,5 +397,23 @@ impl Ari for HttpAri {
 
     async fn get_application(&self, application: &ApplicationName) -> Result<Application, AriError> {
         self.send_for("get application", Method::GET, &format!("/applications/{application}"), vec![], None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_its_body_or_the_typed_refusal() {
+        assert!(matches!(read_answer(200, b"{}"), Ok(ref body) if body == "{}"));
+        let gone = read_answer(404, br#"{"message":"Channel not found"}"#);
+        assert!(matches!(gone, Err(AriError::NotFound { ref message }) if message == "Channel not found"));
+        let long = vec![b'x'; 2 * ERROR_MESSAGE_LENGTH_MAX_BYTES];
+        let Err(AriError::ServerError { message }) = read_answer(500, &long) else { panic!("a 500") };
+        assert_eq!(message.len(), ERROR_MESSAGE_LENGTH_MAX_BYTES);
+        let huge = vec![b' '; RESPONSE_SIZE_MAX_BYTES + 1];
+        assert!(matches!(read_answer(200, &huge), Err(AriError::MessageTooLarge { .. })));
+        assert!(matches!(decode_answer::<Channel>("get channel", "[1"), Err(AriError::MalformedJson { .. })));
     }
 }

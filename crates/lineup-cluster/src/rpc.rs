@@ -2,7 +2,7 @@
 //! the leader (forwarded writes, read index, result read-back). One request, one response,
 //! each a versioned codec envelope inside one transport frame.
 
-use lineup_core::{Applied, Command, CommandId, CommandResult, Effect};
+use lineup_core::{codec, Applied, Command, CommandId, CommandResult, Effect};
 use openraft::error::{ForwardToLeader, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -11,6 +11,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
+use crate::frame::PEER_DECODE_LIMIT_BYTES;
 use crate::raft_types::LineupRaft;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,6 +32,30 @@ pub enum PeerRequest {
     /// The peer's wall clock, for a leader whose own is outside the shared clock's slew
     /// (appended last: peer frames are bincode, and older nodes must keep decoding).
     WallClock,
+}
+
+/// Decodes a request that the transport authenticated as coming from site `from`, or says
+/// why it is refused: undecodable, or a Raft message in the name of another site (a site
+/// with a valid certificate must not speak for another).
+pub fn admit_request(from: u64, bytes: &[u8]) -> Result<PeerRequest, String> {
+    let request: PeerRequest = codec::decode_versioned_bounded::<_, PEER_DECODE_LIMIT_BYTES>(bytes)
+        .map_err(|e| format!("undecodable request: {e}"))?;
+    // A Raft message names its sender in its vote.
+    let claimed = match &request {
+        PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
+        PeerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
+        PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
+        PeerRequest::ClientWrite(_)
+        | PeerRequest::ReadIndex
+        | PeerRequest::ResultOf(_)
+        | PeerRequest::Health
+        | PeerRequest::WallClock => Some(from),
+    };
+    if claimed != Some(from) {
+        let claimed = claimed.map_or("no site".to_string(), |site| format!("site {site}"));
+        return Err(format!("site {from} sent a message in the name of {claimed}"));
+    }
+    Ok(request)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -112,5 +137,21 @@ pub struct Committed {
 impl Committed {
     pub(crate) fn from_applied(apply_index: u64, applied: Applied) -> Self {
         Self { apply_index: Some(apply_index), result: applied.result, effects: applied.effects }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_admitted_only_when_it_decodes() {
+        let health = codec::encode_versioned(&PeerRequest::Health).unwrap();
+        assert!(matches!(admit_request(2, &health), Ok(PeerRequest::Health)));
+        assert!(admit_request(2, &[]).unwrap_err().contains("undecodable"));
+        assert!(admit_request(2, &health[..0]).is_err());
+        let mut wrong_version = health.clone();
+        wrong_version[0] = codec::FORMAT_VERSION.wrapping_add(1);
+        assert!(admit_request(2, &wrong_version).unwrap_err().contains("undecodable"));
     }
 }

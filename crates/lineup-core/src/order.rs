@@ -5,6 +5,10 @@
 //! Each queue keeps its waiting calls in an [`OrderTree`], an order-statistic treap, so the
 //! position of any caller is one O(log n) walk. Node priorities are a hash of the key, so
 //! the tree's shape is a pure function of its contents: no randomness, same on every node.
+//!
+//! Several calls can share one key: callers that overflow into a queue in the same apply
+//! (a Tick timing several out) all take that apply's index. The tree is therefore keyed by
+//! (key, call number): equal keys keep every call, in call-number order (their arrival).
 
 use serde::{Deserialize, Serialize};
 
@@ -37,17 +41,23 @@ impl OrderKey {
 
 const NIL: u32 = u32::MAX;
 
+/// A tree entry's place: the packed [`OrderKey`] above the value (the call number).
+type Slot = u128;
+
+fn slot(key: OrderKey, value: u64) -> Slot {
+    (Slot::from(key.packed()) << 64) | Slot::from(value)
+}
+
 #[derive(Debug, Clone)]
 struct Node {
-    key: u64,
-    value: u64,
+    key: Slot,
     heap_priority: u32,
     left: u32,
     right: u32,
     size: u32,
 }
 
-/// Order-statistic treap keyed by packed [`OrderKey`] with a `u64` value (the call number).
+/// Order-statistic treap of (packed [`OrderKey`], `u64` value: the call number) entries.
 #[derive(Debug, Clone)]
 pub struct OrderTree {
     nodes: Vec<Node>,
@@ -61,7 +71,8 @@ impl Default for OrderTree {
     }
 }
 
-fn mix(mut x: u64) -> u32 {
+fn mix(slot: Slot) -> u32 {
+    let mut x = (slot >> 64) as u64 ^ (slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     // splitmix64 finaliser: a fixed function of the key, so shapes are reproducible.
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -92,7 +103,7 @@ impl OrderTree {
     }
 
     /// Splits `n` into (keys < key, keys >= key).
-    fn split(&mut self, n: u32, key: u64) -> (u32, u32) {
+    fn split(&mut self, n: u32, key: Slot) -> (u32, u32) {
         if n == NIL {
             return (NIL, NIL);
         }
@@ -130,13 +141,14 @@ impl OrderTree {
         }
     }
 
-    /// Inserts `key`; returns false (and changes nothing) if it is already present.
+    /// Inserts `key` with `value`; returns false (and changes nothing) if that pair is
+    /// already present.
     pub fn insert(&mut self, key: OrderKey, value: u64) -> bool {
-        let k = key.packed();
-        if self.get(key).is_some() {
+        let k = slot(key, value);
+        if self.contains(key, value) {
             return false;
         }
-        let node = Node { key: k, value, heap_priority: mix(k), left: NIL, right: NIL, size: 1 };
+        let node = Node { key: k, heap_priority: mix(k), left: NIL, right: NIL, size: 1 };
         let id = match self.free.pop() {
             Some(id) => {
                 self.nodes[id as usize] = node;
@@ -153,14 +165,18 @@ impl OrderTree {
         true
     }
 
-    /// Removes `key`, returning its value.
-    pub fn remove(&mut self, key: OrderKey) -> Option<u64> {
-        let k = key.packed();
-        self.get(key)?;
+    /// Removes `key` with `value`; false if that pair is not present.
+    pub fn remove(&mut self, key: OrderKey, value: u64) -> bool {
+        let k = slot(key, value);
+        if !self.contains(key, value) {
+            return false;
+        }
         let (l, r) = self.split(self.root, k);
-        let (m, r2) = self.split(r, k + 1);
+        let (m, r2) = match k.checked_add(1) {
+            Some(next) => self.split(r, next),
+            None => (r, NIL),
+        };
         debug_assert!(m != NIL && self.size(m) == 1);
-        let value = self.nodes[m as usize].value;
         self.free.push(m);
         self.root = self.merge(l, r2);
         if self.root == NIL {
@@ -168,26 +184,16 @@ impl OrderTree {
             self.nodes.clear();
             self.free.clear();
         }
-        Some(value)
+        true
     }
 
-    pub fn get(&self, key: OrderKey) -> Option<u64> {
-        let k = key.packed();
-        let mut n = self.root;
-        while n != NIL {
-            let node = &self.nodes[n as usize];
-            match k.cmp(&node.key) {
-                std::cmp::Ordering::Less => n = node.left,
-                std::cmp::Ordering::Greater => n = node.right,
-                std::cmp::Ordering::Equal => return Some(node.value),
-            }
-        }
-        None
+    pub fn contains(&self, key: OrderKey, value: u64) -> bool {
+        self.rank(key, value).is_some()
     }
 
-    /// 1-based position of `key` (number of keys <= key), if present.
-    pub fn rank(&self, key: OrderKey) -> Option<usize> {
-        let k = key.packed();
+    /// 1-based position of `key` with `value` (number of entries at or before it), if present.
+    pub fn rank(&self, key: OrderKey, value: u64) -> Option<usize> {
+        let k = slot(key, value);
         let mut n = self.root;
         let mut before = 0usize;
         while n != NIL {
@@ -235,7 +241,7 @@ impl Iterator for OrderIter<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         let n = self.stack.pop()?;
         let node = &self.tree.nodes[n as usize];
-        let item = (OrderKey::unpack(node.key), node.value);
+        let item = (OrderKey::unpack((node.key >> 64) as u64), node.key as u64);
         let right = node.right;
         self.push_left(right);
         Some(item)
@@ -246,7 +252,7 @@ impl Iterator for OrderIter<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
+    use std::collections::BTreeSet;
 
     #[test]
     fn priority_sorts_before_arrival() {
@@ -257,35 +263,51 @@ mod tests {
         t.insert(OrderKey { priority: PRIORITY_NORMAL, seq: 5 }, 5);
         let values: Vec<u64> = t.iter().map(|(_, v)| v).collect();
         assert_eq!(values, vec![9, 1, 5, 2]);
-        assert_eq!(t.rank(OrderKey { priority: PRIORITY_NORMAL, seq: 5 }), Some(3));
-        assert_eq!(t.rank(OrderKey { priority: PRIORITY_NORMAL, seq: 6 }), None);
-        assert!(!t.insert(OrderKey { priority: PRIORITY_NORMAL, seq: 5 }, 77));
-        assert_eq!(t.remove(OrderKey { priority: PRIORITY_VIP, seq: 9 }), Some(9));
-        assert_eq!(t.rank(OrderKey { priority: PRIORITY_NORMAL, seq: 5 }), Some(2));
+        assert_eq!(t.rank(OrderKey { priority: PRIORITY_NORMAL, seq: 5 }, 5), Some(3));
+        assert_eq!(t.rank(OrderKey { priority: PRIORITY_NORMAL, seq: 6 }, 6), None);
+        assert!(!t.insert(OrderKey { priority: PRIORITY_NORMAL, seq: 5 }, 5));
+        assert!(t.remove(OrderKey { priority: PRIORITY_VIP, seq: 9 }, 9));
+        assert!(!t.remove(OrderKey { priority: PRIORITY_VIP, seq: 9 }, 9));
+        assert_eq!(t.rank(OrderKey { priority: PRIORITY_NORMAL, seq: 5 }, 5), Some(2));
+    }
+
+    #[test]
+    fn calls_sharing_a_key_all_keep_their_place_in_call_order() {
+        // Two callers overflowing in one apply take the same key.
+        let shared = OrderKey { priority: PRIORITY_LOW, seq: 17_920 };
+        let mut t = OrderTree::default();
+        assert!(t.insert(shared, 14));
+        assert!(t.insert(shared, 13));
+        assert!(t.insert(OrderKey { priority: PRIORITY_VIP, seq: 16_640 }, 3));
+        assert_eq!(t.iter().map(|(_, v)| v).collect::<Vec<_>>(), vec![3, 13, 14]);
+        assert!(t.remove(shared, 13));
+        assert_eq!(t.rank(shared, 14), Some(2));
+        assert_eq!(t.len(), 2);
+        assert!(t.insert(OrderKey { priority: u8::MAX, seq: ORDER_SEQ_MAX }, u64::MAX));
+        assert!(t.remove(OrderKey { priority: u8::MAX, seq: ORDER_SEQ_MAX }, u64::MAX));
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
-        /// The treap agrees with a BTreeMap reference on contents, order and rank.
+        /// The treap agrees with a BTreeSet reference on contents, order and rank.
         #[test]
-        fn matches_reference(ops in proptest::collection::vec((any::<bool>(), 0u8..4, 0u64..64), 0..200)) {
+        fn matches_reference(ops in proptest::collection::vec((any::<bool>(), 0u8..4, 0u64..64, 0u64..4), 0..200)) {
             let mut tree = OrderTree::default();
-            let mut reference = BTreeMap::new();
-            for (insert, priority, seq) in ops {
+            let mut reference = BTreeSet::new();
+            for (insert, priority, seq, value) in ops {
                 let key = OrderKey { priority, seq };
                 if insert {
-                    prop_assert_eq!(tree.insert(key, seq * 10), !reference.contains_key(&key));
-                    reference.entry(key).or_insert(seq * 10);
+                    prop_assert_eq!(tree.insert(key, value), reference.insert((key, value)));
                 } else {
-                    prop_assert_eq!(tree.remove(key), reference.remove(&key));
+                    prop_assert_eq!(tree.remove(key, value), reference.remove(&(key, value)));
                 }
                 prop_assert_eq!(tree.len(), reference.len());
             }
             let got: Vec<_> = tree.iter().collect();
-            let want: Vec<_> = reference.iter().map(|(k, v)| (*k, *v)).collect();
+            let want: Vec<_> = reference.iter().copied().collect();
             prop_assert_eq!(&got, &want);
-            for (i, (k, _)) in want.iter().enumerate() {
-                prop_assert_eq!(tree.rank(*k), Some(i + 1));
+            for (i, (k, v)) in want.iter().enumerate() {
+                prop_assert_eq!(tree.rank(*k, *v), Some(i + 1));
             }
         }
     }

@@ -219,6 +219,30 @@ fn timeout_overflows_into_the_next_queue_keeping_age() {
 }
 
 #[test]
+fn callers_timing_out_together_all_wait_in_the_overflow_queue() {
+    // Found by fuzzing (core_commands): callers moved in one apply without keeping their
+    // order take that apply's index as their place, all the same key; each must still be
+    // in line, in arrival order.
+    let mut h = Harness::new();
+    h.queue(QueueConfig {
+        id: QueueId::new("sales"),
+        max_wait_ms: Some(60_000),
+        timeout_target: Target::Queue { queue: QueueId::new("overflow"), keep_order: false },
+        ..Default::default()
+    });
+    h.simple_queue("overflow");
+    h.enqueue("first", "sales", SITE_A);
+    h.enqueue("second", "sales", SITE_B);
+    h.advance(60_000);
+    assert_eq!(h.routing.position(&id("first")), Some(1));
+    assert_eq!(h.routing.position(&id("second")), Some(2));
+    h.operator("alice", SITE_A, &[("overflow", 0)], &[]);
+    let (call, operator, _) = Harness::the_offer(&h.login("alice", SITE_A));
+    assert_eq!((call.as_str(), operator.as_str()), ("first", "alice"));
+    assert_eq!(h.routing.position(&id("second")), Some(1));
+}
+
+#[test]
 fn full_and_join_empty_refuse_at_entry_and_leave_empty_clears_the_queue() {
     let mut h = Harness::new();
     h.queue(QueueConfig {

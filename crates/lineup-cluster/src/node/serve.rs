@@ -11,9 +11,8 @@ use openraft::BasicNode;
 use super::config::{WallClock, COMMAND_MAX_BYTES, LEADER_REQUEST_TIMEOUT_MS};
 use super::proposer::Proposer;
 use super::site_state::Store;
-use crate::frame::PEER_DECODE_LIMIT_BYTES;
 use crate::raft_types::LineupRaftHandle;
-use crate::rpc::{leader_error, LeaderError, PeerRequest, PeerResponse};
+use crate::rpc::{admit_request, leader_error, LeaderError, PeerRequest, PeerResponse};
 use crate::transport::{PeerHandler, ResponseFuture};
 
 /// Serves peers' requests on this node.
@@ -27,26 +26,10 @@ pub(super) struct NodeHandler {
 
 impl NodeHandler {
     async fn answer(&self, from: u64, request: Vec<u8>) -> PeerResponse {
-        let request: PeerRequest = match codec::decode_versioned_bounded::<_, PEER_DECODE_LIMIT_BYTES>(&request) {
+        let request = match admit_request(from, &request) {
             Ok(request) => request,
-            Err(e) => return PeerResponse::Refused(format!("undecodable request: {e}")),
+            Err(refusal) => return PeerResponse::Refused(refusal),
         };
-        // A Raft message names its sender in its vote; it must be the authenticated peer,
-        // or a site with a valid certificate could speak for another.
-        let claimed = match &request {
-            PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
-            PeerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
-            PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
-            PeerRequest::ClientWrite(_)
-            | PeerRequest::ReadIndex
-            | PeerRequest::ResultOf(_)
-            | PeerRequest::Health
-            | PeerRequest::WallClock => Some(from),
-        };
-        if claimed != Some(from) {
-            let claimed = claimed.map_or("no site".to_string(), |site| format!("site {site}"));
-            return PeerResponse::Refused(format!("site {from} sent a message in the name of {claimed}"));
-        }
         match request {
             PeerRequest::AppendEntries(rpc) => PeerResponse::AppendEntries(self.raft.append_entries(rpc).await),
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),

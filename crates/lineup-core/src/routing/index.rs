@@ -97,7 +97,7 @@ impl Routing {
         if add {
             idx.order.insert(call.key, no);
         } else {
-            idx.order.remove(call.key);
+            idx.order.remove(call.key, no);
         }
         if call.callback.is_none() {
             let entry = (call.joined_at_ms, no);

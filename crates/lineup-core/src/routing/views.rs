@@ -17,7 +17,7 @@ impl Routing {
         if !call.is_waiting() {
             return None;
         }
-        self.idx.queues.get(&call.queue)?.order.rank(call.key).map(|r| r as u32)
+        self.idx.queues.get(&call.queue)?.order.rank(call.key, call.no).map(|r| r as u32)
     }
 
     /// ceil(position / staffed operators) × rolling average handle time (rounded up).
