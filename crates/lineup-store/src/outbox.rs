@@ -279,6 +279,16 @@ pub struct Outbox {
     writer: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Opens the redb file. redb 4.5 panics on some damaged files instead of returning an error
+/// (found by fuzzing: one changed byte in the allocator state); a damaged outbox must stop
+/// the node with a clear error, never a panic.
+fn create_database(path: &Path) -> Result<Database, StoreError> {
+    match std::panic::catch_unwind(|| Database::create(path)) {
+        Ok(opened) => Ok(opened?),
+        Err(_) => Err(StoreError::Outbox(format!("{} is damaged: its database could not be read", path.display()))),
+    }
+}
+
 impl Outbox {
     /// Opens (or creates) the outbox file. `sinks` names every sink that drains it: an entry
     /// is deleted only once all of them have it.
@@ -294,7 +304,7 @@ impl Outbox {
         sinks: &[&str],
         pending_capacity_entries: usize,
     ) -> Result<Self, StoreError> {
-        let db = Arc::new(Database::create(path.as_ref())?);
+        let db = Arc::new(create_database(path.as_ref())?);
         Self::open_database(db, sinks, pending_capacity_entries, None)
     }
 
