@@ -8,22 +8,7 @@ use lineup_pbx_sim::ScriptedKeys;
 
 #[test]
 fn a_caller_who_keys_an_emergency_number_hears_it_refused_and_keeps_its_place() {
-    let mut rig = Rig::new();
-    rig.queue(QueueConfig {
-        id: QueueId::new("sales"),
-        callback_offer_above_eta_ms: Some(1_000),
-        default_handle_ms: 300_000,
-        ..Default::default()
-    });
-    rig.gate("main", "sales", None);
-    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
-    rig.login_call("desk-1001", "1001", "4321");
-    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
-    // The operator is busy, so the queue has an ETA (and offers callbacks).
-    let first = rig.caller("busy", "5000", Some(180_000));
-    let first_call = rig.call_id(&first);
-    let connected = |r: &Rig| matches!(r.routing.call_view(&first_call).map(|v| v.status), Some(CallStatus::Connected));
-    assert!(rig.run_until(20_000, connected));
+    let mut rig = Rig::callbacks_offered_behind_a_busy_operator(180_000);
     // A withheld caller id: "1" goes straight to keying; 911 is denied; then "1" and a
     // number the policy allows.
     let keys = vec![

@@ -55,6 +55,28 @@ impl Rig {
     }
 
     /// `sites` boxes joined by PJSIP trunks named `site-<n>`, each with its site controller.
+    /// Queue `sales` (gate `main`) whose only operator, 1001, is talking to a caller who
+    /// hangs up after `busy_patience_ms`: the queue has an ETA, so it offers callbacks.
+    pub fn callbacks_offered_behind_a_busy_operator(busy_patience_ms: u64) -> Rig {
+        let mut rig = Rig::new();
+        rig.queue(QueueConfig {
+            id: QueueId::new("sales"),
+            callback_offer_above_eta_ms: Some(1_000),
+            default_handle_ms: 300_000,
+            ..Default::default()
+        });
+        rig.gate("main", "sales", None);
+        rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+        rig.login_call("desk-1001", "1001", "4321");
+        assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+        let first = rig.caller("busy", "5000", Some(busy_patience_ms));
+        let first_call = rig.call_id(&first);
+        let connected =
+            |r: &Rig| matches!(r.routing.call_view(&first_call).map(|v| v.status), Some(CallStatus::Connected));
+        assert!(rig.run_until(20_000, connected));
+        rig
+    }
+
     pub fn federation(sites: usize) -> Rig {
         let dialplan = Dialplan::parse(include_str!("../../../../deploy/asterisk/extensions.conf"))
             .expect("deploy dialplan parses");
