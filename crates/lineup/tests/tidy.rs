@@ -103,6 +103,9 @@ fn every_path_the_docs_name_exists() {
     files_under(&root.join("docs"), ".md", &mut docs);
     files_under(&root.join("deploy"), ".md", &mut docs);
     files_under(&root.join("migrations"), ".md", &mut docs);
+    // A design proposal names the files it will add; the docs of what exists must not.
+    let proposals = root.join("docs/rfcs");
+    docs.retain(|doc| !doc.starts_with(&proposals));
     let mut checked = 0;
     let mut dangling = Vec::new();
     for doc in &docs {
