@@ -7,7 +7,8 @@
 
 use crate::api::NodeApi;
 use crate::nodes::Nodes;
-use crate::setup::{OperatorSpec, GATE_VIP_EXTEN};
+use crate::run::RING_ANSWER_AFTER_MS;
+use crate::setup::{probe_operator, GATE_PROBE_EXTEN, OPERATOR_PIN};
 use crate::standin::StandIn;
 use crate::wait::{elapsed_ms, poll};
 use crate::workload::plan;
@@ -29,7 +30,7 @@ pub const TARGET_WAIT_MS: u64 = 20_000;
 pub const TARGET_CONNECTED_MIN_MS: u64 = 1_000;
 /// ...and stays up (by its script) at least this much longer: it spans the whole restart.
 pub const TARGET_REMAINING_MIN_MS: u64 = 8_000;
-/// Bound on an operator being available before the leader is killed.
+/// Bound on the probe operator being logged in and available before the leader is killed.
 pub const AVAILABLE_OPERATOR_WAIT_MS: u64 = 30_000;
 /// Bound on the caller arriving at the leader's kill being answered; reported when never.
 pub const LEADER_KILL_ANSWER_WAIT_MS: u64 = 30_000;
@@ -104,7 +105,6 @@ pub struct Chaos<'a> {
     pub nodes: &'a mut Nodes,
     pub api: NodeApi,
     pub standin: Arc<StandIn>,
-    pub operators: Vec<OperatorSpec>,
     pub figures: FaultFigures,
     pub log: Vec<String>,
 }
@@ -279,7 +279,19 @@ impl Chaos<'_> {
     /// there at that moment must be answered quickly (the write follows the new leader).
     async fn kill_leader_with_probe(&mut self, leader: u64) {
         let what = format!("Kill of the Leader (site {leader})");
-        let free = self.available_operator_elsewhere(leader).await;
+        let free = match self.free_probe_operator(leader).await {
+            Ok(site) => Some(site),
+            Err(why) => {
+                self.note(format!("{what}: no answer probe: {why}")).await;
+                None
+            }
+        };
+        // The login took a few seconds: kill whoever leads now, unless that is the probe's site.
+        let leader = match self.leader().await {
+            Some(now) if Some(now) != free => now,
+            _ => leader,
+        };
+        let what = format!("Kill of the Leader (site {leader})");
         let log_at_stop = self.log_at_stop(leader).await;
         let killed_at = Instant::now();
         let down_from_unix_ms = lineup_util::now_ms();
@@ -288,32 +300,37 @@ impl Chaos<'_> {
         if let Some(site) = free {
             self.figures.leader_kill_to_answer_ms = Some(self.probe_answer(site, killed_at).await);
         } else {
-            self.figures.skipped.push(format!("{what}: answer probe (no operator free at another site)"));
+            self.figures.skipped.push(format!("{what}: answer probe (no probe operator free at another site)"));
         }
         tokio::time::sleep_until(killed_at + Duration::from_millis(RESTART_DOWN_MS)).await;
         self.bring_back(leader, Stop::Kill, &what, log_at_stop, down_from_unix_ms).await;
     }
 
-    /// A site other than `leader` with an available persistent-mode operator.
-    async fn available_operator_elsewhere(&self, leader: u64) -> Option<u64> {
-        let api = self.nodes.site(if leader == 1 { 2 } else { 1 }).ok()?.api_url();
-        poll(AVAILABLE_OPERATOR_WAIT_MS, POLL_MS, || async {
+    /// Logs in the probe operator of a site other than `leader` (see `probe_operator`) and
+    /// waits until it is available; that site, or why not.
+    async fn free_probe_operator(&self, leader: u64) -> Result<u64, String> {
+        let site = self.nodes.sites().into_iter().find(|site| *site != leader).ok_or("no other site")?;
+        let api = self.nodes.site(site).map_err(|e| format!("{e:#}"))?.api_url();
+        let operator = probe_operator(site);
+        // A persistent operator: its offer bridges at once, so the figure is Lineup's failover
+        // and not a ring-mode phone's scripted answer delay.
+        let login =
+            self.standin.add_operator(&operator.id, site as usize - 1, false, OPERATOR_PIN, RING_ANSWER_AFTER_MS);
+        login.await.map_err(|e| format!("logging in operator {}: {e:#}", operator.id))?;
+        let available = poll(AVAILABLE_OPERATOR_WAIT_MS, POLL_MS, || async {
             let states = self.api.operators(&api).await?;
-            // A persistent operator: its offer bridges at once, so the figure is Lineup's
-            // failover and not a ring-mode phone's scripted answer delay.
-            states.iter().filter(|(_, state)| state == "available").find_map(|(id, _)| {
-                let operator = self.operators.iter().find(|o| &o.id == id)?;
-                (operator.site != leader && !operator.ring).then_some(operator.site)
-            })
-        })
-        .await
+            states.iter().any(|(id, state)| *id == operator.id && state == "available").then_some(site)
+        });
+        let wait = AVAILABLE_OPERATOR_WAIT_MS;
+        available.await.ok_or_else(|| format!("operator {} not available within {wait} ms", operator.id))
     }
 
-    /// Places a VIP caller at `site` and waits until it is connected; ms since `since`
-    /// (`LEADER_KILL_ANSWER_WAIT_MS` when never).
+    /// Places the probe's caller at `site` (gate `web`, the probe operator's queue) and waits
+    /// until it is connected; ms since `since` (`LEADER_KILL_ANSWER_WAIT_MS` when never).
     async fn probe_answer(&mut self, site: u64, since: Instant) -> u64 {
         let number = format!("+1555{:07}", 9_000_000 + site);
-        let placed = self.standin.place_caller(site as usize - 1, GATE_VIP_EXTEN, &number, plan(PROBE_TALK_MS, false));
+        let placed =
+            self.standin.place_caller(site as usize - 1, GATE_PROBE_EXTEN, &number, plan(PROBE_TALK_MS, false));
         let call_id = match placed.await {
             Ok(call_id) => call_id,
             Err(error) => {

@@ -143,14 +143,8 @@ async fn drive(
         args.duration
     );
     let workload = Workload::start(Arc::clone(standin), args.sites as usize, args.seed);
-    let mut chaos = Chaos {
-        nodes,
-        api: api.clone(),
-        standin: Arc::clone(standin),
-        operators,
-        figures: Default::default(),
-        log: Vec::new(),
-    };
+    let mut chaos =
+        Chaos { nodes, api: api.clone(), standin: Arc::clone(standin), figures: Default::default(), log: Vec::new() };
     chaos.run_restarts(args.duration * 1_000).await;
     let faults = chaos.figures.clone();
     eprintln!("lineup-chaos: {} callers placed; draining", workload.placed());

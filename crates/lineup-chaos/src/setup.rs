@@ -20,7 +20,8 @@ pub const PERSISTENT_PER_SITE_COUNT: u64 = 2;
 pub const RING_PER_SITE_COUNT: u64 = 1;
 /// Gates of the deployed dialplan (`deploy/asterisk/extensions.conf`).
 pub const GATE_MAIN_EXTEN: &str = "5000";
-pub const GATE_VIP_EXTEN: &str = "5001";
+/// Gate `web` (queue `support`): no traffic, only the leader-kill probe's caller.
+pub const GATE_PROBE_EXTEN: &str = "5002";
 
 /// One site's files and ports.
 #[derive(Clone, Debug)]
@@ -58,6 +59,15 @@ pub struct OperatorSpec {
     pub ring: bool,
 }
 
+/// The persistent operator of `site` in `support` only, logged in just before the leader's
+/// kill at a site other than the leader's: the only one the probe's caller can get, always
+/// free then (the sales operators are usually all busy), so the figure measures failover
+/// and not waiting for an operator to finish a call.
+pub fn probe_operator(site: u64) -> OperatorSpec {
+    OperatorSpec { id: format!("{site}109"), site, ring: false }
+}
+
+/// The operators taking traffic (all in `sales`), logged in at the start.
 pub fn operators(sites: u64) -> Vec<OperatorSpec> {
     let mut list = Vec::new();
     for site in 1..=sites {
@@ -185,9 +195,10 @@ level = "info,openraft=warn"
 }
 
 /// The routing config: queues `sales` (gates `main`, `vip`) and `support` (gate `web`) as
-/// the deployed dialplan names them; every operator in `sales`. Missed rings never put an
-/// operator on break (the workload stays steady; missed rings are not what is measured).
-pub fn routing_toml(pin_hash: &str, operators: &[OperatorSpec]) -> String {
+/// the deployed dialplan names them; `operators` in `sales`, every site's probe operator in
+/// `support`. Missed rings never put an operator on break (the workload stays steady;
+/// missed rings are not what is measured).
+pub fn routing_toml(pin_hash: &str, operators: &[OperatorSpec], sites: u64) -> String {
     let mut text = String::from(
         r#"[[queues]]
 id = "sales"
@@ -216,25 +227,32 @@ queue = "support"
 "#,
     );
     for operator in operators {
-        let mode = if operator.ring {
-            format!("mode = \"ring\"\nendpoint = \"PJSIP/phone-{}\"\n", operator.id)
-        } else {
-            "mode = \"persistent\"\n".to_string()
-        };
-        text.push_str(&format!(
-            "\n[[operators]]\nid = \"{id}\"\nname = \"Operator {id}\"\nsite = {site}\npin_hash = \"{pin_hash}\"\n{mode}memberships = {{ sales = 0 }}\n",
-            id = operator.id,
-            site = operator.site,
-        ));
+        text.push_str(&operator_toml(pin_hash, operator, "sales"));
+    }
+    for site in 1..=sites {
+        text.push_str(&operator_toml(pin_hash, &probe_operator(site), "support"));
     }
     text
+}
+
+fn operator_toml(pin_hash: &str, operator: &OperatorSpec, queue: &str) -> String {
+    let mode = if operator.ring {
+        format!("mode = \"ring\"\nendpoint = \"PJSIP/phone-{}\"\n", operator.id)
+    } else {
+        "mode = \"persistent\"\n".to_string()
+    };
+    format!(
+        "\n[[operators]]\nid = \"{id}\"\nname = \"Operator {id}\"\nsite = {site}\npin_hash = \"{pin_hash}\"\n{mode}memberships = {{ {queue} = 0 }}\n",
+        id = operator.id,
+        site = operator.site,
+    )
 }
 
 /// Hashes the PIN and applies the routing config through `api`.
 pub fn apply_routing(layout: &Layout, api: &str, operators: &[OperatorSpec]) -> anyhow::Result<()> {
     let pin_hash = run_lineup(&layout.lineup_bin, &["operator", "pin"], Some(&format!("{OPERATOR_PIN}\n")))?;
     let path = layout.dir.join("routing.toml");
-    std::fs::write(&path, routing_toml(pin_hash.trim(), operators))?;
+    std::fs::write(&path, routing_toml(pin_hash.trim(), operators, layout.sites.len() as u64))?;
     let file = path.display().to_string();
     run_lineup(&layout.lineup_bin, &["config", "apply", &file, "--api", api, "--token", ADMIN_TOKEN], None)?;
     Ok(())

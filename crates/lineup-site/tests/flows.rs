@@ -711,6 +711,26 @@ fn a_socket_drop_during_a_connected_call_is_reconciled_into_a_completion() {
     assert!(rig.run_until(5_000, |r| r.operator_status("1001") == OperatorStatus::Available), "operator back");
 }
 
+/// Seen in the real-process fault harness: a caller hung up right as its restarted site
+/// reconciled, after the site read the channels and before it read the bridges. The site saw
+/// the caller live but out of its call bridge, took that for the operator's hangup and booked
+/// the call completed by the operator. Only the caller's own hangup takes it out of a bridge
+/// the operator is still in.
+#[test]
+fn a_caller_hanging_up_between_a_restarts_channel_and_bridge_reads_is_completed_by_the_caller() {
+    let mut rig = Rig::new();
+    let (_, caller, call) = one_operator_one_caller(&mut rig);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    rig.deaf[0] = true;
+    rig.run_for(1_000);
+    rig.restart_with(0, |world| assert!(world.phone_hangup(BOX, &caller)));
+    assert!(rig.run_until(5_000, |r| r.outcome(&call).is_some()));
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    assert!(rig.run_until(5_000, |r| r.operator_status("1001") == OperatorStatus::Available), "operator back");
+    assert!(rig.world.list_bridges(BOX).unwrap().iter().all(|b| !b.id.as_str().starts_with("call-")), "bridge gone");
+}
+
 #[test]
 fn a_caller_offered_during_its_entry_announcement_is_connected_at_once() {
     let mut rig = Rig::new();

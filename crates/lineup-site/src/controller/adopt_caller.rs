@@ -57,8 +57,15 @@ impl SiteController {
     ) {
         self.counters.channels_adopted += 1;
         let bridge = view.fence.and_then(|f| BridgeId::new(self.offer_leg_id("call", &view.call, f)).ok());
-        let in_bridge = bridge.as_ref().and_then(|b| bridged.get(b)).is_some_and(|m| m.contains(&ch) && m.len() >= 2);
+        let members = bridge.as_ref().and_then(|b| bridged.get(b));
+        let in_bridge = members.is_some_and(|m| m.contains(&ch) && m.len() >= 2);
+        // Out of a call bridge the other party is still in: only the caller's own hangup does
+        // that (the operator's ends leave the caller in it), under way as the channels were
+        // read and done by the time the bridges were.
+        let hanging_up =
+            view.status == CallStatus::Connected && members.is_some_and(|m| !m.contains(&ch) && !m.is_empty());
         let state = match (view.status, view.fence) {
+            (CallStatus::Connected, Some(fence)) if hanging_up => CallerState::Connected { fence },
             (CallStatus::Connected, Some(_)) if !in_bridge => CallerState::Leaving,
             (CallStatus::Connected, Some(fence)) => CallerState::Connected { fence },
             // Both legs are in: connected, as on ChannelEnteredBridge (Connected proposed below).
@@ -67,12 +74,15 @@ impl SiteController {
         };
         self.callers.insert(ch.clone(), CallerLeg::new(view.call.clone(), String::new(), state));
         self.call_channels.insert(view.call.clone(), ch.clone());
-        if in_bridge {
+        if in_bridge || hanging_up {
             if let (Some(fence), Some(operator), Some(bridge)) = (view.fence, view.operator.clone(), bridge.clone()) {
                 self.adopt_call_bridge(&view.call, &operator, fence, &ch, bridge, bridged, routing);
             }
         }
         match (view.status, view.fence, view.operator.clone()) {
+            // Ended as on the caller's hangup event: completed by the caller, the operator
+            // freed. The caller's own end events, still to come, then only forget it.
+            (CallStatus::Connected, Some(_), _) if hanging_up => self.caller_gone(&ch),
             (CallStatus::Connected, Some(fence), _) if !in_bridge => {
                 self.complete_call_ended_meanwhile(&view.call, fence, &ch, bridge, bridged)
             }

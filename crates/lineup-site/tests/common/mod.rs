@@ -366,14 +366,27 @@ impl Rig {
     /// The events socket of `site` comes back: the controller reconciles against what the
     /// box holds now.
     pub fn reconnect(&mut self, site: usize) {
+        self.reconnect_with(site, |_| {});
+    }
+
+    /// As `reconnect`, with `between_lists` run on the box after the controller read the
+    /// channels and before it reads the bridges (two requests, so anything can happen in
+    /// between); the events it causes arrive after the reconcile, as on the socket.
+    pub fn reconnect_with(&mut self, site: usize, between_lists: impl FnOnce(&mut PbxWorld)) {
         self.deaf[site] = false;
         let channels = self.world.list_channels(BoxIndex(site)).expect("channels");
+        between_lists(&mut self.world);
         let bridges = self.world.list_bridges(BoxIndex(site)).expect("bridges");
         self.inputs.push_back((site, Input::Reconcile { channels, bridges }));
     }
 
     /// The site's process restarts: a fresh controller (new serial range), then reconcile.
     pub fn restart(&mut self, site: usize) {
+        self.restart_with(site, |_| {});
+    }
+
+    /// As `restart`, reconciling with `reconnect_with`.
+    pub fn restart_with(&mut self, site: usize, between_lists: impl FnOnce(&mut PbxWorld)) {
         let old = &self.sites[site];
         let mut cfg = SiteConfig::new(old.site(), 1_000_000 * (self.serial + 1));
         cfg.callback_endpoint = Some("PJSIP/{number}".into());
@@ -382,7 +395,7 @@ impl Rig {
         }
         self.sites[site] = SiteController::new(cfg);
         self.inputs.retain(|(s, _)| *s != site);
-        self.reconnect(site);
+        self.reconnect_with(site, between_lists);
     }
 
     pub fn call_id(&self, channel: &ChannelId) -> CallId {
