@@ -1,9 +1,10 @@
 //! API settings and authentication: bearer tokens with roles, compared in constant time,
-//! and the `Origin` check for WebSocket upgrades.
+//! TLS, and the `Origin` check for WebSocket upgrades.
 
 use crate::error::ApiError;
 use crate::limits::ApiLimits;
 use crate::secret::{constant_time_eq, sha256, SHA256_BYTES};
+use crate::tls::ApiTls;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
@@ -124,6 +125,8 @@ pub struct ApiConfig {
     /// Rates, caps and timeouts applied to clients (defaults: the constants in
     /// [`crate::limits`]).
     pub limits: ApiLimits,
+    /// When set, the API serves only HTTPS (and `wss` for the WebSockets).
+    pub tls: Option<ApiTls>,
 }
 
 impl Default for ApiConfig {
@@ -134,6 +137,7 @@ impl Default for ApiConfig {
             live_buffer_frames: LIVE_BUFFER_FRAMES,
             summary_interval_ms: SUMMARY_INTERVAL_MS,
             limits: ApiLimits::default(),
+            tls: None,
         }
     }
 }
@@ -211,9 +215,17 @@ pub(crate) fn presented_token<'a>(headers: &'a HeaderMap, query_token: Option<&'
     query_token
 }
 
-/// The scheme the API is served with (plain HTTP; a TLS-terminating proxy in front lists
-/// its own origin in `allowed_origins`).
-pub const SERVED_SCHEME: &str = "http";
+impl ApiConfig {
+    /// The scheme the API is served with: `https` with [`ApiConfig::tls`], else `http` (a
+    /// TLS-terminating proxy in front lists its own origin in `allowed_origins`).
+    pub fn served_scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
 
 /// Whether a WebSocket upgrade's `Origin` may connect: absent (not a browser), the same
 /// origin as the request's `Host` (scheme included: a page served over another scheme is
@@ -229,7 +241,7 @@ pub(crate) fn origin_allowed(config: &ApiConfig, headers: &HeaderMap) -> bool {
         return true;
     }
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin.strip_prefix(SERVED_SCHEME).and_then(|rest| rest.strip_prefix("://"));
+    let origin_host = origin.strip_prefix(config.served_scheme()).and_then(|rest| rest.strip_prefix("://"));
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 

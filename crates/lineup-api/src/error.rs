@@ -57,12 +57,15 @@ pub enum ApiError {
     /// The benchmark could not run (fd limit, connection failures).
     #[error("benchmark: {0}")]
     Bench(String),
+    /// A certificate, key or CA file for the API's TLS that cannot be used (at start-up).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) => {
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) | ApiError::Tls(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             ApiError::WidgetTokensFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -88,7 +91,9 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) => "internal",
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) | ApiError::Tls(_) => {
+                "internal"
+            }
             ApiError::WidgetTokensFull { .. } => "unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",

@@ -12,7 +12,10 @@
 //! - `auth`: `Caller<Need>` and per-call `CallAccess<Need>` extractors (refused before the
 //!   body is read; the failed authentication throttle and the per-token rate).
 //! - `widget_tokens`: per-call widget tokens, bounded, keyed by digest, swept as calls end.
-//! - `server`: the accept loop (connection cap, header and idle timeouts, client address).
+//! - `server`: the accept loop (connection cap, TLS handshake, header and idle timeouts,
+//!   client address).
+//! - [`tls`]: `ApiTls` (rustls with ring, from PEM files), the handshake under its timeout,
+//!   and the client config that trusts a given CA file.
 //! - [`limits`]: the named limits and `ApiLimits`; [`rate_limit`]: token buckets and the
 //!   failure throttle driven by `now_ms`; `client_limits`: both on the server's clock, the
 //!   per-address middleware, and the WebSocket slots.
@@ -48,6 +51,7 @@ pub mod rate_limit;
 mod rest;
 pub mod secret;
 mod server;
+pub mod tls;
 pub mod views;
 mod widget_tokens;
 
@@ -62,6 +66,7 @@ pub use health::{readiness, Readiness, READY_APPLY_LAG_MAX_ENTRIES, READY_LEADER
 pub use limits::ApiLimits;
 pub use live::{LiveCounters, CLUSTER_REFRESH_INTERVAL_MS, SNAPSHOT_ROWS_PER_MESSAGE};
 pub use rest::{ACTION_BODY_MAX_BYTES, CONFIG_BODY_MAX_BYTES, OBJECT_BODY_MAX_BYTES};
+pub use tls::ApiTls;
 pub use widget_tokens::WIDGET_TOKENS_MAX;
 
 use axum::handler::Handler;
@@ -161,7 +166,8 @@ pub fn api_routes() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Serves the API (and the pages in [`assets`]) on `listener` until `shutdown` resolves;
-/// then open WebSockets are closed and in-flight requests finish.
+/// then open WebSockets are closed and in-flight requests finish. With
+/// [`ApiConfig::tls`] set, every connection is HTTPS (`wss` for WebSockets).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), lineup_api::ApiError> {
@@ -193,12 +199,13 @@ pub async fn serve<B: ApiBackend>(
         stopped.clone(),
     ));
     let limits = config.limits.clone();
+    let tls = config.tls.as_ref().map(tls::ApiTls::acceptor);
     let app = app(backend, config, hub, widget_tokens, stopped.clone());
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
-    server::serve_connections(listener, app, limits, stopped).await;
+    server::serve_connections(listener, app, limits, tls, stopped).await;
     hub_task.abort();
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The API's limits on its clients, named: request rates per client address and per token,
 //! the throttle after failed authentication, caps on connections and WebSockets, and the
-//! HTTP timeouts. [`ApiLimits`] carries them (the defaults are the constants below) so the
-//! benchmark and tests can set their own.
+//! HTTP and TLS handshake timeouts. [`ApiLimits`] carries them (the defaults are the
+//! constants below) so the benchmark and tests can set their own.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,10 @@ pub const BODY_READ_TIMEOUT_MS: u64 = 10_000;
 /// A kept-alive connection with no request in progress and no byte either way for this long
 /// is closed.
 pub const KEEP_ALIVE_IDLE_TIMEOUT_MS: u64 = 5_000;
+/// With TLS on, an accepted connection must finish its TLS handshake within this long of
+/// being accepted; otherwise it is closed. It holds its place under [`CONNECTIONS_MAX`]
+/// meanwhile. The header and idle timeouts start after the handshake.
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// On shutdown, how long open connections are given to finish before the server returns.
 pub const SHUTDOWN_DRAIN_MAX_MS: u64 = 5_000;
 
@@ -56,6 +60,7 @@ pub struct ApiLimits {
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
     pub keep_alive_idle_timeout_ms: u64,
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for ApiLimits {
@@ -73,6 +78,7 @@ impl Default for ApiLimits {
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
             body_read_timeout_ms: BODY_READ_TIMEOUT_MS,
             keep_alive_idle_timeout_ms: KEEP_ALIVE_IDLE_TIMEOUT_MS,
+            tls_handshake_timeout_ms: TLS_HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -80,7 +86,7 @@ impl Default for ApiLimits {
 impl ApiLimits {
     /// The name of the first limit that is zero (every limit must let something through).
     pub(crate) fn first_zero(&self) -> Option<&'static str> {
-        let values: [(&'static str, u64); 12] = [
+        let values: [(&'static str, u64); 13] = [
             ("requests_per_address_per_second", self.requests_per_address_per_second.into()),
             ("request_burst_per_address", self.request_burst_per_address.into()),
             ("requests_per_token_per_second", self.requests_per_token_per_second.into()),
@@ -93,6 +99,7 @@ impl ApiLimits {
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("body_read_timeout_ms", self.body_read_timeout_ms),
             ("keep_alive_idle_timeout_ms", self.keep_alive_idle_timeout_ms),
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
         ];
         values.iter().find(|(_, v)| *v == 0).map(|(name, _)| *name)
     }

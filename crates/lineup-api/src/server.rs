@@ -2,9 +2,12 @@
 //! [`ApiLimits`]: at most `connections_max` open connections (one more is answered 503 and
 //! closed), a request head read within `header_read_timeout_ms`, and a kept-alive
 //! connection closed after `keep_alive_idle_timeout_ms` with no request and no byte. Each
-//! request carries its client's address as `ConnectInfo<SocketAddr>`.
+//! request carries its client's address as `ConnectInfo<SocketAddr>`. With TLS, each
+//! connection first finishes its handshake within `tls_handshake_timeout_ms`, holding its
+//! place under the cap meanwhile; the header and idle timeouts start after it.
 
 use crate::limits::{ApiLimits, SHUTDOWN_DRAIN_MAX_MS};
+use crate::tls;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -20,13 +23,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 /// After an accept error (out of file descriptors), the loop pauses this long before the
 /// next accept instead of spinning.
 pub const ACCEPT_ERROR_PAUSE_MS: u64 = 100;
 
-/// What a connection over the cap is told before it is closed.
+/// What a plain-HTTP connection over the cap is told before it is closed (a TLS one is
+/// closed without a word: it expects a handshake, not these bytes).
 const OVER_CAPACITY_ANSWER: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -36,6 +41,7 @@ pub(crate) async fn serve_connections(
     listener: TcpListener,
     app: Router,
     limits: ApiLimits,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.connections_max));
@@ -57,11 +63,14 @@ pub(crate) async fn serve_connections(
             }
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            // Best effort: the socket buffer of a new connection has room for these bytes.
-            let _ = stream.try_write(OVER_CAPACITY_ANSWER);
+            if tls.is_none() {
+                // Best effort: the socket buffer of a new connection has room for these bytes.
+                let _ = stream.try_write(OVER_CAPACITY_ANSWER);
+            }
             continue;
         };
-        tokio::spawn(serve_connection(stream, peer, app.clone(), limits.clone(), permit, stop.clone()));
+        let connection = Connection { peer, app: app.clone(), limits: limits.clone(), stop: stop.clone() };
+        tokio::spawn(serve_connection(stream, connection, tls.clone(), permit));
     }
     drop(listener);
     let all = u32::try_from(limits.connections_max).unwrap_or(u32::MAX);
@@ -71,16 +80,46 @@ pub(crate) async fn serve_connections(
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// What one accepted connection is served with.
+struct Connection {
     peer: SocketAddr,
     app: Router,
     limits: ApiLimits,
+    stop: watch::Receiver<bool>,
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    connection: Connection,
+    tls: Option<TlsAcceptor>,
     permit: OwnedSemaphorePermit,
-    mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(TrackedStream { inner: stream, activity: Arc::clone(&activity), _permit: permit });
+    let tracked = TrackedStream { inner: stream, activity: Arc::clone(&activity), _permit: permit };
+    match tls {
+        None => serve_http(tracked, connection, activity).await,
+        Some(acceptor) => {
+            let timeout_ms = connection.limits.tls_handshake_timeout_ms;
+            let mut stop = connection.stop.clone();
+            // On shutdown a connection still shaking hands is dropped: it has no request yet.
+            let handshake = tokio::select! {
+                stream = tls::handshake(&acceptor, tracked, timeout_ms, connection.peer) => stream,
+                _ = stop.changed() => None,
+            };
+            if let Some(stream) = handshake {
+                serve_http(stream, connection, activity).await;
+            }
+        }
+    }
+}
+
+/// HTTP/1 (and WebSocket upgrades) over `stream`, plain or TLS, until it ends or is idle.
+async fn serve_http<S>(stream: S, connection: Connection, activity: Arc<Activity>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Connection { peer, app, limits, mut stop } = connection;
+    let io = TokioIo::new(stream);
     let requests = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));

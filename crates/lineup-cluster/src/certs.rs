@@ -70,7 +70,7 @@ pub struct SiteFiles {
     pub key: PathBuf,
 }
 
-fn cert_err(context: &str, e: impl std::fmt::Display) -> ClusterError {
+pub(crate) fn cert_err(context: &str, e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Certificate(format!("{context}: {e}"))
 }
 
@@ -80,7 +80,7 @@ fn seconds_since_epoch() -> Result<u64, ClusterError> {
 }
 
 /// Sets `not_before` (backdated by [`CLOCK_SKEW_ALLOWANCE_DAYS`]) and `not_after`.
-fn set_validity(params: &mut CertificateParams, validity_days: u64) -> Result<(), ClusterError> {
+pub(crate) fn set_validity(params: &mut CertificateParams, validity_days: u64) -> Result<(), ClusterError> {
     let now_s = seconds_since_epoch()?;
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     let start_s = now_s.saturating_sub(CLOCK_SKEW_ALLOWANCE_DAYS * SECONDS_PER_DAY);
@@ -91,7 +91,7 @@ fn set_validity(params: &mut CertificateParams, validity_days: u64) -> Result<()
 
 /// The CA's parameters. Deterministic apart from validity, so [`issue_site_material`] can
 /// rebuild the issuer (name, key identifier method, key usages) from the CA key alone.
-fn ca_params() -> Result<CertificateParams, ClusterError> {
+pub(crate) fn ca_params() -> Result<CertificateParams, ClusterError> {
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| cert_err("ca params", e))?;
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, CA_COMMON_NAME);
@@ -176,11 +176,11 @@ pub fn load_site(ca_cert: &Path, files: &SiteFiles, site: u64) -> Result<SiteMat
     })
 }
 
-fn read_file(path: &Path) -> Result<String, ClusterError> {
+pub(crate) fn read_file(path: &Path) -> Result<String, ClusterError> {
     fs::read_to_string(path).map_err(|e| cert_err(&format!("read {}", path.display()), e))
 }
 
-fn write_new_file(path: &Path, contents: &str, private: bool) -> Result<(), ClusterError> {
+pub(crate) fn write_new_file(path: &Path, contents: &str, private: bool) -> Result<(), ClusterError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -247,7 +247,10 @@ pub fn verify_certificate_names_site(cert: &CertificateDer<'_>, site: u64) -> Re
         .map_err(|e| ClusterError::PeerRefused(format!("certificate does not name site {site}: {e}")))
 }
 
-fn verify_chains_to_ca(cert: &CertificateDer<'_>, roots: &rustls::RootCertStore) -> Result<(), ClusterError> {
+pub(crate) fn verify_chains_to_ca(
+    cert: &CertificateDer<'_>,
+    roots: &rustls::RootCertStore,
+) -> Result<(), ClusterError> {
     let parsed = rustls::server::ParsedCertificate::try_from(cert).map_err(|e| cert_err("parse certificate", e))?;
     let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
     rustls::client::verify_server_cert_signed_by_trust_anchor(&parsed, roots, &[], UnixTime::now(), algorithms.all)

@@ -3,13 +3,15 @@
 //! See docs/ARCHITECTURE.md for the code map. Only this crate knows openraft and quinn.
 //!
 //! Start here: [`node::ClusterNode`] (start, bootstrap, propose/submit, effects, reads,
-//! membership), [`certs`] (cluster CA and site certificates), [`transport::quic`] and
+//! membership), [`certs`] (cluster CA and site certificates), [`certs_api`] (API server
+//! certificates from the same CA), [`transport::quic`] and
 //! [`transport::memory`] (the production transport and the fault seam), [`relay`] (WAN
 //! conditions for real QUIC), [`bench::run_cluster_bench`].
 
 pub mod batch;
 pub mod bench;
 pub mod certs;
+pub mod certs_api;
 mod error;
 pub mod frame;
 pub mod log_store;

@@ -1,24 +1,30 @@
-//! CLI commands that talk to a running node's API: `lineup config apply|export` and
-//! `lineup status`. Any node will do: writes go through Raft from wherever they enter.
+//! CLI commands that talk to a running node's API: `lineup config apply|export`,
+//! `lineup cluster ...` and `lineup status`, over http or https (`api_http`). Any node will
+//! do: writes go through Raft from wherever they enter.
 
+use crate::api_http::HttpClient;
 use crate::config_file::{load_routing, routing_problem, routing_to_toml, ConfigText};
 use anyhow::Context;
+use hyper::Method;
 use lineup_core::{CallbackPolicy, ConfigChange, ConfigProblem, RoutingConfigSet};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Deadline of one API request from the CLI.
 pub const CLI_REQUEST_TIMEOUT_MS: u64 = 15_000;
 
 #[derive(clap::Args, Clone)]
 pub struct ApiTarget {
-    /// A node's API, e.g. http://127.0.0.1:8080
+    /// A node's API, e.g. http://127.0.0.1:8080 or https://site-1.example.net:8443
     #[arg(long, env = "LINEUP_API", default_value = "http://127.0.0.1:8080")]
     api: String,
     /// An API token (admin to apply; any role to read).
     #[arg(long, env = "LINEUP_TOKEN", hide_env_values = true)]
     token: String,
+    /// For an https:// API (required there): the PEM of the CA that signed the node's API
+    /// certificate, e.g. the cluster's ca.pem. The only CA trusted.
+    #[arg(long, env = "LINEUP_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -72,34 +78,23 @@ pub enum ClusterCommand {
 pub fn cluster(command: &ClusterCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let (target, request, what) = match command {
+        let (target, method, path, body, what) = match command {
             ClusterCommand::AddSite { site, address, target } => {
-                let api = Api::new(target)?;
                 let body = serde_json::json!({ "site": site, "address": address });
-                (
-                    target,
-                    api.http.post(format!("{}/v1/cluster/members", api.base)).json(&body),
-                    format!("site {site} added"),
-                )
+                (target, Method::POST, "/v1/cluster/members".to_string(), Some(body), format!("site {site} added"))
             }
             ClusterCommand::RemoveSite { site, target } => {
-                let api = Api::new(target)?;
-                (
-                    target,
-                    api.http.delete(format!("{}/v1/cluster/members/{site}", api.base)),
-                    format!("site {site} removed"),
-                )
+                (target, Method::DELETE, format!("/v1/cluster/members/{site}"), None, format!("site {site} removed"))
             }
-            ClusterCommand::DeclareLost { site, target } => {
-                let api = Api::new(target)?;
-                (
-                    target,
-                    api.http.post(format!("{}/v1/cluster/members/{site}/lost", api.base)),
-                    format!("site {site} declared lost"),
-                )
-            }
+            ClusterCommand::DeclareLost { site, target } => (
+                target,
+                Method::POST,
+                format!("/v1/cluster/members/{site}/lost"),
+                None,
+                format!("site {site} declared lost"),
+            ),
         };
-        match Api::new(target)?.send(request).await? {
+        match Api::new(target)?.send(method, &path, body).await? {
             Ok(cluster) => {
                 println!("{what}");
                 print!("{}", render_cluster(&cluster));
@@ -122,24 +117,32 @@ pub struct StatusArgs {
 struct Api {
     base: String,
     token: String,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl Api {
     fn new(target: &ApiTarget) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_millis(CLI_REQUEST_TIMEOUT_MS)).build()?;
+        let http = HttpClient::new(&target.api, target.ca_file.as_deref(), CLI_REQUEST_TIMEOUT_MS)?;
         Ok(Self { base: target.api.trim_end_matches('/').to_string(), token: target.token.clone(), http })
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Result<Value, (u16, Value)>> {
-        let response = request.bearer_auth(&self.token).send().await.with_context(|| format!("reach {}", self.base))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        Ok(if status.is_success() { Ok(body) } else { Err((status.as_u16(), body)) })
+    /// `method path` with a JSON `body`: the answer's JSON when it succeeded, else its
+    /// status and JSON (Null when not JSON).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Result<Value, (u16, Value)>> {
+        let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
+        let answer =
+            self.http.request(method, path, &self.token, body).await.with_context(|| format!("reach {}", self.base))?;
+        let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        Ok(if (200..300).contains(&answer.status) { Ok(body) } else { Err((answer.status, body)) })
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        match self.send(self.http.get(format!("{}{path}", self.base))).await? {
+        match self.send(Method::GET, path, None).await? {
             Ok(v) => Ok(v),
             Err((status, body)) => anyhow::bail!("GET {path}: {status}: {}", describe(&body)),
         }
@@ -190,8 +193,8 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 let (set, policy) = load_routing(&text)?;
                 let api = Api::new(target)?;
                 warn_about_sites_outside_the_cluster(&api, &set).await;
-                let url = format!("{}/v1/config", api.base);
-                let preview = api.send(api.http.put(format!("{url}?dry_run=true")).json(&set)).await?;
+                let set_json = serde_json::to_value(&set)?;
+                let preview = api.send(Method::PUT, "/v1/config?dry_run=true", Some(set_json.clone())).await?;
                 let changes = match preview {
                     Ok(body) => changes_of(&body),
                     Err((status, body)) => return Err(refusal(&text, status, &body)),
@@ -203,15 +206,15 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 }
                 let applied = changes.len() + usize::from(policy_changed.is_some());
                 if !changes.is_empty() {
-                    if let Err((status, body)) = api.send(api.http.put(url).json(&set)).await? {
+                    if let Err((status, body)) = api.send(Method::PUT, "/v1/config", Some(set_json)).await? {
                         return Err(refusal(&text, status, &body));
                     }
                 }
                 // The policy stands apart from the objects (nothing refers to it), so it is
                 // its own command, after the set.
                 if let Some(policy) = policy_changed {
-                    let url = format!("{}{CALLBACK_POLICY_PATH}", api.base);
-                    if let Err((status, body)) = api.send(api.http.put(url).json(&policy)).await? {
+                    let policy = serde_json::to_value(&policy)?;
+                    if let Err((status, body)) = api.send(Method::PUT, CALLBACK_POLICY_PATH, Some(policy)).await? {
                         anyhow::bail!("the callback policy was refused ({status}): {}", describe(&body));
                     }
                 }

@@ -21,6 +21,22 @@ pub enum CertsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Issue a certificate for a node's HTTPS API, signed by the cluster CA (`<name>.pem`,
+    /// `<name>.key`); clients trust the CA's ca.pem (`--ca-file`).
+    Api {
+        /// The files' name, e.g. api-site-1.
+        #[arg(long)]
+        name: String,
+        /// A host name or IP address clients use to reach the API (repeat for more).
+        #[arg(long = "san", required = true)]
+        sans: Vec<String>,
+        /// Where the CA lives.
+        #[arg(long, default_value = "certs")]
+        ca_dir: PathBuf,
+        /// Where to write the files (defaults to the CA directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 pub fn certs(command: &CertsCommand) -> anyhow::Result<()> {
@@ -32,6 +48,11 @@ pub fn certs(command: &CertsCommand) -> anyhow::Result<()> {
         CertsCommand::Issue { site, ca_dir, out } => {
             let files = lineup_cluster::certs::issue_site(ca_dir, *site, out.as_ref().unwrap_or(ca_dir))?;
             println!("site {site}: {} and {}", files.cert.display(), files.key.display());
+        }
+        CertsCommand::Api { name, sans, ca_dir, out } => {
+            let files = lineup_cluster::certs_api::issue_api(ca_dir, name, sans, out.as_ref().unwrap_or(ca_dir))?;
+            println!("API certificate for {}: {} and {}", sans.join(", "), files.cert.display(), files.key.display());
+            println!("set [api] tls = {{ cert = \"{}\", key = \"{}\" }}", files.cert.display(), files.key.display());
         }
     }
     Ok(())

@@ -4,6 +4,7 @@ mod alloc_count;
 mod api_backend;
 mod api_bench;
 mod api_client;
+mod api_http;
 mod bench;
 mod cli_cluster;
 mod config_file;

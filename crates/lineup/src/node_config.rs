@@ -159,6 +159,21 @@ pub struct ApiSection {
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub tokens: Vec<TokenSection>,
+    /// Serve HTTPS only (and `wss` for the WebSockets) with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<ApiTlsSection>,
+}
+
+/// `[api] tls = { cert = "…", key = "…" }`: PEM files, from `lineup certs api` or the
+/// operator's own CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTlsSection {
+    /// The certificate chain, the API's own certificate first; it must name the host names
+    /// or addresses clients use.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
 }
 
 #[derive(Clone, Deserialize)]
@@ -379,6 +394,8 @@ mod tests {
         assert_eq!(settings.ari_password, "secret-ari");
         assert_eq!(settings.file.cluster.peers.len(), 2);
         assert_eq!(settings.tokens.len(), 3);
+        let tls = settings.file.api.tls.as_ref().expect("the example serves HTTPS");
+        assert_eq!(tls.cert, PathBuf::from("/etc/lineup/certs/api-site-1.pem"));
         let debug = format!("{settings:?}");
         assert!(!debug.contains("secret-ari") && !debug.contains("admin-token"), "secrets never reach a log line");
     }

@@ -5,7 +5,7 @@ use crate::config_file::ConfigText;
 use crate::node::{NodeSpec, RunningNode};
 use crate::node_config::NodeSettings;
 use anyhow::Context;
-use lineup_api::ApiConfig;
+use lineup_api::{ApiConfig, ApiTls};
 use lineup_ari::{ApplicationName, AriConfig};
 use lineup_cluster::certs::{load_site, SiteFiles, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
@@ -118,6 +118,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let settings = NodeSettings::load(&text)?;
     init_logging(&settings.file.log.format, &settings.file.log.level)?;
     install_crypto_provider();
+    // Read the API's certificate and key first: a bad file stops the node before it starts.
+    let config = api_config(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let spec = node_spec(&settings)?;
@@ -125,9 +127,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let (stop_api, api_shutdown) = tokio::sync::watch::channel(false);
         let peer_apis =
             settings.file.cluster.peers.iter().filter_map(|p| p.api_url.clone().map(|u| (p.site, u))).collect();
-        let api =
-            start_api(&running, settings.file.api.listen, api_config(&settings)?, peer_apis, api_shutdown).await?;
-        tracing::info!(site = running.site, api = %api, "lineup node running");
+        let scheme = config.served_scheme();
+        let api = start_api(&running, settings.file.api.listen, config, peer_apis, api_shutdown).await?;
+        tracing::info!(site = running.site, api = %format!("{scheme}://{api}"), "lineup node running");
         wait_for_stop_signal().await;
         tracing::info!("stopping");
         let _ = stop_api.send(true);
@@ -139,9 +141,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 /// The `[api]` section as the API takes it (tokens and roles were checked when the file was
 /// loaded).
 pub fn api_config(settings: &NodeSettings) -> anyhow::Result<ApiConfig> {
+    let tls = match &settings.file.api.tls {
+        Some(files) => Some(ApiTls::from_pem_files(&files.cert, &files.key).context("api.tls")?),
+        None => None,
+    };
     Ok(ApiConfig {
         tokens: settings.tokens.clone(),
         allowed_origins: settings.file.api.allowed_origins.clone(),
+        tls,
         ..ApiConfig::default()
     })
 }
