@@ -14,6 +14,7 @@ mod error;
 pub mod frame;
 pub mod log_store;
 pub mod node;
+pub mod origin;
 pub mod raft_types;
 pub mod relay;
 pub mod rpc;
