@@ -85,7 +85,7 @@ impl Default for ApiLimits {
 
 impl ApiLimits {
     /// The name of the first limit that is zero (every limit must let something through).
-    pub(crate) fn first_zero(&self) -> Option<&'static str> {
+    pub fn first_zero(&self) -> Option<&'static str> {
         let values: [(&'static str, u64); 13] = [
             ("requests_per_address_per_second", self.requests_per_address_per_second.into()),
             ("request_burst_per_address", self.request_burst_per_address.into()),

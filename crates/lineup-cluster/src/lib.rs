@@ -16,6 +16,7 @@ mod error;
 pub mod frame;
 pub mod log_store;
 pub mod node;
+pub mod origin;
 pub mod raft_types;
 pub mod relay;
 pub mod rpc;

@@ -88,12 +88,7 @@ pub struct ClusterNode<T: PeerTransport> {
     clock_alarm: Mutex<Option<String>>,
 }
 
-/// The origin of commands proposed by `site` during run number `incarnation`. A new run
-/// never reuses an old run's (origin, serial), so the core's dedup cannot mistake a new
-/// command for an old one.
-pub fn origin_for(site: u64, incarnation: u32) -> u64 {
-    (site << 32) | u64::from(incarnation)
-}
+pub use crate::origin::origin_for;
 
 impl<T: PeerTransport> ClusterNode<T> {
     /// Opens (or creates) the node's storage, starts Raft, serves peers on `transport` and

@@ -12,6 +12,7 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::PEER_DECODE_LIMIT_BYTES;
+use crate::origin::site_of_origin;
 use crate::raft_types::LineupRaft;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,11 +46,9 @@ pub fn admit_request(from: u64, bytes: &[u8]) -> Result<PeerRequest, String> {
         PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
         PeerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
         PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
-        PeerRequest::ClientWrite(_)
-        | PeerRequest::ReadIndex
-        | PeerRequest::ResultOf(_)
-        | PeerRequest::Health
-        | PeerRequest::WallClock => Some(from),
+        // A forwarded write names its site in its command id.
+        PeerRequest::ClientWrite(command) => Some(site_of_origin(command.id.origin)),
+        PeerRequest::ReadIndex | PeerRequest::ResultOf(_) | PeerRequest::Health | PeerRequest::WallClock => Some(from),
     };
     if claimed != Some(from) {
         let claimed = claimed.map_or("no site".to_string(), |site| format!("site {site}"));
@@ -153,5 +152,23 @@ mod tests {
         let mut wrong_version = health.clone();
         wrong_version[0] = codec::FORMAT_VERSION.wrapping_add(1);
         assert!(admit_request(2, &wrong_version).unwrap_err().contains("undecodable"));
+    }
+
+    fn client_write(origin: u64) -> Vec<u8> {
+        let command = Command {
+            id: CommandId { origin, serial: 1 },
+            at_ms: 0,
+            body: lineup_core::CommandBody::SiteBack { site: lineup_core::SiteId(origin) },
+        };
+        codec::encode_versioned(&PeerRequest::ClientWrite(command)).unwrap()
+    }
+
+    #[test]
+    fn a_peer_forwards_only_writes_of_its_own_site() {
+        assert!(matches!(admit_request(2, &client_write(2)), Ok(PeerRequest::ClientWrite(_))));
+        assert!(admit_request(2, &client_write(crate::origin::origin_for(2, 7))).is_ok());
+        let refused = admit_request(2, &client_write(3)).unwrap_err();
+        assert_eq!(refused, "site 2 sent a message in the name of site 3");
+        assert!(admit_request(2, &client_write(crate::origin::origin_for(3, 1))).is_err());
     }
 }

@@ -14,6 +14,7 @@ mod node_config;
 mod operator;
 mod run;
 mod serial_floor;
+mod service;
 mod site_bench;
 mod token;
 mod wiring;

@@ -5,7 +5,7 @@
 
 use crate::config_file::{ConfigFileError, ConfigText};
 use lineup_api::secret::parse_sha256_hex;
-use lineup_api::{ApiToken, Role};
+use lineup_api::{ApiLimits, ApiToken, Role};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -162,6 +162,10 @@ pub struct ApiSection {
     /// Serve HTTPS only (and `wss` for the WebSockets) with this certificate and key.
     #[serde(default)]
     pub tls: Option<ApiTlsSection>,
+    /// `[api.limits]`: request rates, the failed-authentication throttle, connection and
+    /// WebSocket caps, HTTP timeouts; each omitted field keeps its default.
+    #[serde(default)]
+    pub limits: ApiLimits,
 }
 
 /// `[api] tls = { cert = "…", key = "…" }`: PEM files, from `lineup certs api` or the
@@ -317,6 +321,9 @@ impl NodeSettings {
         if !["pretty", "json"].contains(&file.log.format.as_str()) {
             return Err(text.field_error("log.format", "pretty or json"));
         }
+        if let Some(name) = file.api.limits.first_zero() {
+            return Err(text.field_error(&format!("api.limits.{name}"), "must be at least 1"));
+        }
         let tokens = file
             .api
             .tokens
@@ -449,6 +456,22 @@ mod tests {
         assert_eq!(config.role_of("a-token-known-only-by-hasH"), None);
         let e = load(&with_token("role = \"viewer\"\ntoken_sha256 = \"abc\"")).unwrap_err();
         assert!(e.field.ends_with(".token_sha256") && e.message.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn api_limits_come_from_the_file_and_a_zero_is_refused() {
+        let example =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        assert_eq!(load(&example).unwrap().file.api.limits, ApiLimits::default(), "the example shows the defaults");
+        let example = example.split("[api.limits]").next().unwrap().to_string() + "\n[log]\nformat = \"json\"\n";
+        let text = format!("{example}\n[api.limits]\nconnections_max = 300\nheader_read_timeout_ms = 2000\n");
+        let limits = load(&text).unwrap().file.api.limits;
+        assert_eq!((limits.connections_max, limits.header_read_timeout_ms), (300, 2_000));
+        assert_eq!(limits.websockets_max, ApiLimits::default().websockets_max, "omitted fields keep their default");
+        let e = load(&format!("{example}\n[api.limits]\nwebsockets_max = 0\n")).unwrap_err();
+        assert_eq!(e.field, "api.limits.websockets_max", "{e}");
+        let e = load(&format!("{example}\n[api.limits]\nconections_max = 5\n")).unwrap_err();
+        assert!(e.message.contains("conections_max"), "a misspelt limit is named: {e}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `lineup run --config site.toml`: one site's node until SIGINT/SIGTERM.
 
-use crate::api_backend::start_api;
+use crate::api_backend::{start_api, NodeBackend};
 use crate::config_file::ConfigText;
 use crate::node::{NodeSpec, RunningNode};
 use crate::node_config::NodeSettings;
+use crate::service::{self, Notifier};
 use anyhow::Context;
 use lineup_api::{ApiConfig, ApiTls};
 use lineup_ari::{ApplicationName, AriConfig};
@@ -14,7 +15,7 @@ use lineup_core::SiteId;
 use lineup_site::SiteConfig;
 use lineup_store::ProjectionConfig;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -23,12 +24,23 @@ pub struct RunArgs {
     config: PathBuf,
 }
 
-/// Sets up `tracing` output: `pretty` for people, `json` for log shippers.
-pub fn init_logging(format: &str, filter: &str) -> anyhow::Result<()> {
+/// Changes the log filter of a running node (SIGHUP reloads `log.level`).
+pub type LogFilterHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Sets up `tracing` output: `pretty` for people, `json` for log shippers. The filter can be
+/// replaced later through the returned handle.
+pub fn init_logging(format: &str, filter: &str) -> anyhow::Result<LogFilterHandle> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(filter).context("log.level is not a valid filter")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let installed = if format == "json" { builder.json().try_init() } else { builder.try_init() };
-    installed.map_err(|e| anyhow::anyhow!("logging: {e}"))
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let installed =
+        if format == "json" { registry.with(output.json()).try_init() } else { registry.with(output).try_init() };
+    installed.map_err(|e| anyhow::anyhow!("logging: {e}"))?;
+    Ok(handle)
 }
 
 fn now_us() -> u64 {
@@ -116,7 +128,7 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let text = ConfigText::read(&args.config)?;
     let settings = NodeSettings::load(&text)?;
-    init_logging(&settings.file.log.format, &settings.file.log.level)?;
+    let log_filter = init_logging(&settings.file.log.format, &settings.file.log.level)?;
     install_crypto_provider();
     // Read the API's certificate and key first: a bad file stops the node before it starts.
     let config = api_config(&settings)?;
@@ -130,12 +142,37 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let scheme = config.served_scheme();
         let api = start_api(&running, settings.file.api.listen, config, peer_apis, api_shutdown).await?;
         tracing::info!(site = running.site, api = %format!("{scheme}://{api}"), "lineup node running");
-        wait_for_stop_signal().await;
+        let notifier = Notifier::from_env();
+        let supervisor =
+            tokio::spawn(service::supervise(NodeBackend::new(&running, BTreeMap::new()), notifier.clone()));
+        wait_for_stop_signal(|| reload(&args.config, &log_filter, &notifier)).await;
         tracing::info!("stopping");
+        notifier.notify("STOPPING=1");
+        supervisor.abort();
         let _ = stop_api.send(true);
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// SIGHUP: reads the node file again and applies what can change while the node runs
+/// (`log.level`). A file that no longer loads changes nothing; the error is logged.
+fn reload(config: &Path, log_filter: &LogFilterHandle, notifier: &Notifier) {
+    notifier.notify("RELOADING=1");
+    match reload_log_level(config, log_filter) {
+        Ok(level) => tracing::info!(%level, "reloaded the node file: log.level applied; other changes need a restart"),
+        Err(error) => tracing::error!(error = %format!("{error:#}"), "reload refused; nothing changed"),
+    }
+    notifier.notify("READY=1");
+}
+
+fn reload_log_level(config: &Path, log_filter: &LogFilterHandle) -> anyhow::Result<String> {
+    let text = ConfigText::read(config)?;
+    let settings = NodeSettings::load(&text)?;
+    let level = settings.file.log.level;
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).context("log.level is not a valid filter")?;
+    log_filter.reload(filter).context("replace the log filter")?;
+    Ok(level)
 }
 
 /// The `[api]` section as the API takes it (tokens and roles were checked when the file was
@@ -149,25 +186,23 @@ pub fn api_config(settings: &NodeSettings) -> anyhow::Result<ApiConfig> {
         tokens: settings.tokens.clone(),
         allowed_origins: settings.file.api.allowed_origins.clone(),
         tls,
+        limits: settings.file.api.limits.clone(),
         ..ApiConfig::default()
     })
 }
 
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+/// Waits for SIGINT or SIGTERM; each SIGHUP in the meantime calls `on_hangup`.
+async fn wait_for_stop_signal(on_hangup: impl Fn()) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hangup.recv() => on_hangup(),
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

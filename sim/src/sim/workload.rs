@@ -4,6 +4,7 @@
 //! and how they react to what was committed.
 
 use lineup_ari::{CallerId, ChannelId};
+use lineup_cluster::origin::origin_for;
 use lineup_core::*;
 use lineup_pbx_sim::{BoxIndex, PhoneBehaviour, PhoneCall};
 
@@ -18,6 +19,11 @@ use crate::rng::Dice;
 pub const CARE_EVERY_MS: u64 = 20_000;
 /// Fake PIN for every simulated operator.
 const PIN: &str = "2468";
+/// Run numbers of the simulated admin's config and of the API clients' writes: command
+/// origins name the site that proposes them (peers refuse a forwarded write in another
+/// site's name), and these run numbers are far above any node's own.
+const CONFIG_ORIGIN_INCARNATION: u32 = u32::MAX;
+const CLIENT_ORIGIN_INCARNATION: u32 = u32::MAX - 1;
 
 /// The PIN hash the bootstrap configures and the sites' PIN check compares with.
 pub(crate) fn fake_phc(pin: &str) -> String {
@@ -113,7 +119,11 @@ pub(crate) fn bootstrap_commands(cfg: &SimConfig, operators: &[OperatorRec]) -> 
     bodies
         .into_iter()
         .enumerate()
-        .map(|(k, body)| Command { id: CommandId { origin: 999, serial: k as u64 + 1 }, at_ms: EPOCH_MS, body })
+        .map(|(k, body)| Command {
+            id: CommandId { origin: origin_for(1, CONFIG_ORIGIN_INCARNATION), serial: k as u64 + 1 },
+            at_ms: EPOCH_MS,
+            body,
+        })
         .collect()
 }
 
@@ -307,7 +317,10 @@ impl<R: Replication> Sim<R> {
         }
         self.client_serial += 1;
         let command = Command {
-            id: CommandId { origin: 800 + site as u64, serial: self.client_serial },
+            id: CommandId {
+                origin: origin_for(site as u64 + 1, CLIENT_ORIGIN_INCARNATION),
+                serial: self.client_serial,
+            },
             at_ms: self.abs_ms(),
             body: CommandBody::OperatorState { operator: self.operators[op].id.clone(), state },
         };
