@@ -83,3 +83,18 @@ fn token_names_that_cannot_name_an_actor_are_refused_at_start() {
         }
     }
 }
+
+/// A supervisor asking a callback for a caller is a supervisor's write: audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_acting_for_a_caller_is_audited() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    rig.enqueue("c1", "sales", None);
+    let (status, body) = rig.post("/v1/calls/c1/callback", SUPERVISOR, json!({ "number": "5551234" })).await;
+    assert_eq!(status, 200, "{body}");
+    let rows = rig.get("/v1/audit", ADMIN).await;
+    let expected = ("sup".into(), "supervisor".into(), "request_callback".into(), "call:c1".into());
+    let got: Vec<_> = summary(&rows).into_iter().map(|(a, r, act, t, _)| (a, r, act, t)).collect();
+    assert_eq!(got, [expected], "{rows}");
+    rig.stop().await;
+}
