@@ -215,6 +215,21 @@ pub trait ApiBackend: Send + Sync + 'static {
         let _ = site;
         async { Err(no_membership()) }
     }
+
+    /// Audited writes matching `query`, newest first, at most `query.limit` of them. A
+    /// backend that keeps no audit trail (no history database) answers Unavailable.
+    fn audit(
+        &self,
+        query: crate::audit::AuditQuery,
+    ) -> impl Future<Output = Result<Vec<crate::audit::AuditEntry>, BackendError>> + Send {
+        let _ = query;
+        async {
+            Err(BackendError {
+                kind: BackendErrorKind::Unavailable,
+                detail: "this node keeps no audit trail: it has no history database".into(),
+            })
+        }
+    }
 }
 
 fn no_membership() -> BackendError {

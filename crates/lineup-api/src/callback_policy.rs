@@ -3,7 +3,7 @@
 
 use crate::auth::{Admin, Caller, Read};
 use crate::error::ApiError;
-use crate::rest::{submit, JsonBody, St, OBJECT_BODY_MAX_BYTES};
+use crate::rest::{JsonBody, St, OBJECT_BODY_MAX_BYTES};
 use crate::ApiBackend;
 use axum::extract::State;
 use axum::Json;
@@ -18,11 +18,11 @@ pub async fn get_callback_policy<B: ApiBackend>(
 
 pub async fn put_callback_policy<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     JsonBody(policy): JsonBody<CallbackPolicy, OBJECT_BODY_MAX_BYTES>,
 ) -> Result<Json<CallbackPolicy>, ApiError> {
     // A malformed policy never reaches the log.
     policy.validate().map_err(ApiError::from_core)?;
-    submit(&*s.backend, CommandBody::PutCallbackPolicy(policy.clone())).await?;
+    crate::audit::submit_by(&s, Some(caller.holder), CommandBody::PutCallbackPolicy(policy.clone())).await?;
     Ok(Json(policy))
 }

@@ -150,6 +150,11 @@ impl ApiConfig {
             return bad("tokens".into(), "too many tokens");
         }
         for (i, t) in self.tokens.iter().enumerate() {
+            // The name is the actor of the token's writes in the audit trail (and the log).
+            if lineup_core::audit::validate_actor_name(&t.name).is_err() {
+                let max = lineup_core::AUDIT_ACTOR_NAME_MAX_BYTES;
+                return bad(format!("tokens[{i}].name"), &format!("must be 1 to {max} bytes, no control characters"));
+            }
             if let TokenSecret::Plain(token) = &t.secret {
                 if token.len() < API_TOKEN_MIN_BYTES || token.len() > API_TOKEN_MAX_BYTES {
                     return bad(

@@ -21,6 +21,7 @@
 //!   per-address middleware, and the WebSocket slots.
 //! - `rest`: config, live state, supervisor and widget handlers; `JsonBody` with limits.
 //! - `callback_policy`: `GET`/`PUT /v1/config/callback-policy`.
+//! - [`audit`]: admin and supervisor writes wrapped with their token's name; `GET /v1/audit`.
 //! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
@@ -35,6 +36,7 @@
 //! wrong tokens, connections, WebSockets, header, body and idle time).
 
 pub mod assets;
+pub mod audit;
 mod auth;
 pub mod backend;
 pub mod bench;
@@ -143,6 +145,7 @@ impl<B: ApiBackend> Routes<B> {
             .get("/v1/operators", rest::get_operators::<B>)
             .get("/v1/calls", rest::get_calls::<B>)
             .get("/v1/calls/{id}", rest::get_call::<B>)
+            .get("/v1/audit", audit::get_audit::<B>)
             .get("/v1/cluster", rest::get_cluster::<B>)
             .post("/v1/cluster/members", rest::add_member::<B>)
             .delete("/v1/cluster/members/{site}", rest::remove_member::<B>)

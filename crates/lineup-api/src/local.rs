@@ -2,11 +2,14 @@
 //! are applied at once, at apply index `n × 256` (as lineup-cluster numbers a one-command
 //! entry), on a clock that only moves when [`LocalBackend::tick`] is called. Used by the
 //! tests, the API benchmark and dashboard work; a real node uses the cluster instead.
+//! Having no history database, it keeps the audit trail in a bounded in-memory ring fed by
+//! the `Audit` effects it applies ([`LOCAL_AUDIT_ROWS_MAX`] newest rows).
 
+use crate::audit::{AuditEntry, AuditQuery};
 use crate::backend::{
     ApiBackend, AppliedEffect, BackendError, ClusterStatus, EdgeHealth, Health, MemberStatus, RaftHealth, RaftRole,
 };
-use lineup_core::{Command, CommandBody, CommandId, CommandResult, Routing, SiteId};
+use lineup_core::{Command, CommandBody, CommandId, CommandResult, Effect, Routing, SiteId};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::broadcast;
 
@@ -15,6 +18,8 @@ pub const LOCAL_EFFECTS_CAPACITY: usize = 4_096;
 /// Apply indexes advance by this per command: lineup-cluster packs up to 256 commands in
 /// one Raft entry and numbers them `log_index × 256 + position`.
 pub const APPLY_INDEX_STRIDE: u64 = 256;
+/// Audit rows the in-memory ring keeps; the oldest is dropped beyond it.
+pub const LOCAL_AUDIT_ROWS_MAX: usize = 10_000;
 /// The command origin LocalBackend proposes under (a real node derives it from its site).
 pub const LOCAL_ORIGIN: u64 = 1;
 
@@ -24,6 +29,8 @@ struct LocalState {
     log_index: u64,
     serial: u64,
     now_ms: u64,
+    /// Audited writes, oldest first, at most [`LOCAL_AUDIT_ROWS_MAX`].
+    audit: std::collections::VecDeque<AuditEntry>,
 }
 
 /// One `Routing` behind a mutex; see the module documentation.
@@ -47,7 +54,7 @@ impl LocalBackend {
         let (effects, _) = broadcast::channel(LOCAL_EFFECTS_CAPACITY);
         let backend = Self {
             site,
-            state: Mutex::new(LocalState { routing, log_index, serial: 0, now_ms }),
+            state: Mutex::new(LocalState { routing, log_index, serial: 0, now_ms, audit: Default::default() }),
             effects,
             edges: Mutex::new((true, None, None)),
         };
@@ -71,6 +78,12 @@ impl LocalBackend {
         // Sent under the lock, so subscribers see effects in apply order even with
         // concurrent appliers. No receiver is not an error.
         for effect in applied.effects {
+            if let Effect::Audit(record) = &effect {
+                if s.audit.len() >= LOCAL_AUDIT_ROWS_MAX {
+                    s.audit.pop_front();
+                }
+                s.audit.push_back(AuditEntry::from_record(record));
+            }
             let _ = self.effects.send(AppliedEffect { apply_index, effect });
         }
         applied.result
@@ -120,6 +133,16 @@ impl ApiBackend for LocalBackend {
 
     fn subscribe(&self) -> broadcast::Receiver<AppliedEffect> {
         self.effects.subscribe()
+    }
+
+    fn audit(
+        &self,
+        query: AuditQuery,
+    ) -> impl std::future::Future<Output = Result<Vec<AuditEntry>, BackendError>> + Send {
+        let s = self.lock();
+        let rows: Vec<AuditEntry> =
+            s.audit.iter().rev().filter(|e| e.matches(&query)).take(query.limit).cloned().collect();
+        std::future::ready(Ok(rows))
     }
 
     fn health(&self) -> Health {

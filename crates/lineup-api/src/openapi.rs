@@ -79,6 +79,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/cluster/members", "Add a site to the Raft group (learner until caught up, then voter). Leader only: elsewhere 503 names the leader.", Access::Admin, Some("MemberRequest"), "ClusterStatus"),
     op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only); 422 for a site that is not a member.", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/cluster/members/{site}/lost", "Declare a site gone: its calls end and its operators are logged out (a silent site is only unreachable).", Access::Admin, None, "ClusterStatus"),
+    op("get", "/v1/audit", "Who made each accepted admin and supervisor write (the token's name), newest first: `from`/`to` (Unix ms, included), `actor` (a token name), `limit` (default 100, capped at 1000). Refused writes leave no row. 503 when the node keeps no audit trail (no history database); rows reach the history database shortly after the write is applied.", Access::Supervisor, None, "AuditEntries"),
     op("post", "/v1/operators/{id}/state", "Set an operator's state: available, break (with reason) or offline.", Access::Supervisor, Some("StateRequest"), "ActionDone"),
     op("post", "/v1/operators/{id}/logout", "Log an operator out (after the current call if busy).", Access::Supervisor, None, "ActionDone"),
     op("post", "/v1/operators/{id}/pull", "The operator takes the named waiting call, or its next eligible one.", Access::Supervisor, Some("PullRequest"), "ActionDone"),
@@ -171,6 +172,11 @@ fn operation(o: &Operation) -> Value {
     if o.path == "/v1/config" && o.method == "get" {
         parameters.push(json!({ "name": "stale", "in": "query", "required": false, "schema": { "type": "boolean" } }));
     }
+    if o.path == "/v1/audit" {
+        for (name, kind) in [("from", "integer"), ("to", "integer"), ("actor", "string"), ("limit", "integer")] {
+            parameters.push(json!({ "name": name, "in": "query", "required": false, "schema": { "type": kind } }));
+        }
+    }
     if o.websocket {
         parameters.push(json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Bearer token, for browsers (they cannot set headers on an upgrade)." }));
     }
@@ -232,6 +238,7 @@ fn schemas() -> Value {
         "PositionView": object(json!({ "type": { "enum": ["position", "ended"] }, "call": id, "status": { "type": "string" }, "queue": id, "position": opt_int, "eta_ms": opt_int })),
         "LiveMessage": { "type": "object", "description": "See the crate documentation of lineup_api::live for every message type.", "properties": { "type": { "enum": ["snapshot", "snapshot_operators", "snapshot_calls", "snapshot_end", "operator", "call", "call_ended", "alarm", "queues", "cluster"] }, "seq": int, "index": int, "now_ms": int }, "required": ["type", "seq"] },
     });
+    schemas["AuditEntries"] = json!({ "type": "array", "items": object(json!({ "at": { "type": "integer", "minimum": 0, "description": "Unix ms, the cluster's clock." }, "actor": { "type": "string" }, "role": { "enum": ["supervisor", "admin"] }, "action": { "type": "string" }, "target": { "type": "string", "description": "kind:id words, e.g. `call:c1 queue:support`; empty for whole-config writes." }, "outcome": { "type": "string" } })) });
     // Separate from the literal above, which is at serde_json's macro recursion limit.
     schemas["CallbackPolicy"] = json!({ "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false });
     schemas

@@ -166,7 +166,7 @@ fn resolve_redacted(set: &mut RoutingConfigSet, current: &RoutingConfigSet) -> R
 
 pub async fn put_config<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     Query(q): Query<DryRun>,
     JsonBody(set): JsonBody<RoutingConfigSet, CONFIG_BODY_MAX_BYTES>,
 ) -> Result<Json<ConfigApplied>, ApiError> {
@@ -181,7 +181,7 @@ pub async fn put_config<B: ApiBackend>(
         // A dry run answers what apply would: live-state refusals too (calls in a removed queue).
         check(&*s.backend, &body)?;
     } else {
-        submit(&*s.backend, body).await?;
+        crate::audit::submit_by(&s, Some(caller.holder), body).await?;
     }
     Ok(Json(ConfigApplied { dry_run: q.dry_run, changes }))
 }
@@ -294,7 +294,7 @@ pub struct ObjectApplied {
 
 pub async fn put_object<B: ApiBackend, T: ConfigObject>(
     State(s): St<B>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     Path(id): Path<String>,
     JsonBody(mut object): JsonBody<T, OBJECT_BODY_MAX_BYTES>,
 ) -> Result<Json<ObjectApplied>, ApiError> {
@@ -311,13 +311,13 @@ pub async fn put_object<B: ApiBackend, T: ConfigObject>(
     let candidate = candidate.normalized();
     candidate.validate().map_err(ApiError::ConfigRefused)?;
     let changes = candidate.diff_from(&current);
-    submit(&*s.backend, object.put()).await?;
+    crate::audit::submit_by(&s, Some(caller.holder), object.put()).await?;
     Ok(Json(ObjectApplied { changes }))
 }
 
 pub async fn delete_object<B: ApiBackend, T: ConfigObject>(
     State(s): St<B>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     Path(id): Path<String>,
 ) -> Result<Json<ObjectApplied>, ApiError> {
     let current = s.backend.read(|r| r.config_set());
@@ -335,7 +335,7 @@ pub async fn delete_object<B: ApiBackend, T: ConfigObject>(
         })
     })?;
     let changes = candidate.diff_from(&current);
-    submit(&*s.backend, T::delete(&id)).await?;
+    crate::audit::submit_by(&s, Some(caller.holder), T::delete(&id)).await?;
     Ok(Json(ObjectApplied { changes }))
 }
 
@@ -440,7 +440,7 @@ pub const MEMBER_ADDRESS_MAX_BYTES: usize = 256;
 
 pub async fn add_member<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     JsonBody(req): JsonBody<MemberRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
     let address_ok = !req.address.is_empty()
@@ -453,13 +453,16 @@ pub async fn add_member<B: ApiBackend>(
     if !address_ok {
         return Err(ApiError::Invalid { field: "address".into(), reason: "a host:port such as 10.0.4.10:7401".into() });
     }
+    // Membership is not in the routing log, so not in the audit table: the tracing log says who.
+    let actor = crate::audit::token_name(&s.config, caller.holder);
+    tracing::info!(actor, site = req.site, address = %req.address, "membership change: add a site");
     s.backend.add_member(lineup_core::SiteId(req.site), req.address).await.map_err(ApiError::Backend)?;
     Ok(Json(s.backend.cluster().await))
 }
 
 pub async fn remove_member<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     Path(site): Path<u64>,
 ) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
     let site = lineup_core::SiteId(site);
@@ -467,6 +470,8 @@ pub async fn remove_member<B: ApiBackend>(
     if !s.backend.cluster_local().await.members.iter().any(|m| m.site == site) {
         return Err(ApiError::Invalid { field: "site".into(), reason: format!("site {site} is not a member") });
     }
+    let actor = crate::audit::token_name(&s.config, caller.holder);
+    tracing::info!(actor, site = site.0, "membership change: remove a site");
     s.backend.remove_member(site).await.map_err(ApiError::Backend)?;
     Ok(Json(s.backend.cluster().await))
 }
@@ -477,7 +482,7 @@ pub async fn remove_member<B: ApiBackend>(
 /// lost already.
 pub async fn declare_lost<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     Path(site): Path<u64>,
 ) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
     let site = lineup_core::SiteId(site);
@@ -488,7 +493,7 @@ pub async fn declare_lost<B: ApiBackend>(
     if s.backend.read(|r| r.is_site_lost(site)) {
         return Err(ApiError::Invalid { field: "site".into(), reason: format!("site {site} is already lost") });
     }
-    submit(&*s.backend, CommandBody::SiteLost { site }).await?;
+    crate::audit::submit_by(&s, Some(caller.holder), CommandBody::SiteLost { site }).await?;
     Ok(Json(s.backend.cluster().await))
 }
 
@@ -522,7 +527,7 @@ pub struct StateRequest {
 
 pub async fn set_operator_state<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Supervise>,
+    caller: Caller<Supervise>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<StateRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
@@ -537,15 +542,23 @@ pub async fn set_operator_state<B: ApiBackend>(
             return Err(ApiError::Invalid { field: "reason".into(), reason: "only a break takes a reason".into() })
         }
     };
-    submit(&*s.backend, CommandBody::OperatorState { operator: OperatorId::new(id), state }).await.map(done)
+    crate::audit::submit_by(
+        &s,
+        Some(caller.holder),
+        CommandBody::OperatorState { operator: OperatorId::new(id), state },
+    )
+    .await
+    .map(done)
 }
 
 pub async fn logout_operator<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Supervise>,
+    caller: Caller<Supervise>,
     Path(id): Path<String>,
 ) -> Result<Json<ActionDone>, ApiError> {
-    submit(&*s.backend, CommandBody::OperatorLogout { operator: OperatorId::new(id) }).await.map(done)
+    crate::audit::submit_by(&s, Some(caller.holder), CommandBody::OperatorLogout { operator: OperatorId::new(id) })
+        .await
+        .map(done)
 }
 
 #[derive(Deserialize)]
@@ -557,11 +570,17 @@ pub struct PullRequest {
 
 pub async fn pull<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Supervise>,
+    caller: Caller<Supervise>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<PullRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
-    submit(&*s.backend, CommandBody::Pull { operator: OperatorId::new(id), call: req.call }).await.map(done)
+    crate::audit::submit_by(
+        &s,
+        Some(caller.holder),
+        CommandBody::Pull { operator: OperatorId::new(id), call: req.call },
+    )
+    .await
+    .map(done)
 }
 
 fn default_true() -> bool {
@@ -579,7 +598,7 @@ pub struct ReassignRequest {
 
 pub async fn reassign<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Supervise>,
+    caller: Caller<Supervise>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ReassignRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
@@ -587,7 +606,7 @@ pub async fn reassign<B: ApiBackend>(
         return Err(ApiError::Invalid { field: "queue".into(), reason: format!("no queue named `{}`", req.queue) });
     }
     let body = CommandBody::Reassign { call: CallId::new(id), queue: req.queue, keep_age: req.keep_age };
-    submit(&*s.backend, body).await.map(done)
+    crate::audit::submit_by(&s, Some(caller.holder), body).await.map(done)
 }
 
 #[derive(Deserialize)]
@@ -599,11 +618,17 @@ pub struct PriorityRequest {
 
 pub async fn change_priority<B: ApiBackend>(
     State(s): St<B>,
-    _caller: Caller<Supervise>,
+    caller: Caller<Supervise>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<PriorityRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
-    submit(&*s.backend, CommandBody::ChangePriority { call: CallId::new(id), priority: req.priority }).await.map(done)
+    crate::audit::submit_by(
+        &s,
+        Some(caller.holder),
+        CommandBody::ChangePriority { call: CallId::new(id), priority: req.priority },
+    )
+    .await
+    .map(done)
 }
 
 // ------------------------------------------------------------------------------ widget
@@ -632,7 +657,8 @@ pub async fn request_callback<B: ApiBackend>(
     JsonBody(req): JsonBody<CallbackRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
     let body = CommandBody::RequestCallback { call: access.call, number: req.number };
-    match submit(&*s.backend, body).await {
+    // A supervisor or an admin acting for a caller is audited; the caller's own token is not.
+    match crate::audit::submit_by(&s, access.holder, body).await {
         // Denied by the callback policy: on record, and the caller keeps waiting.
         Ok(Response::CallbackDenied { reason }) => Err(ApiError::Invalid { field: "number".into(), reason }),
         Ok(response) => Ok(done(response)),

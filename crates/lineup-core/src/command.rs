@@ -217,6 +217,13 @@ pub enum CommandBody {
     /// Replace the callback destination policy (part of the routing config). Appended last
     /// so older entries decode unchanged.
     PutCallbackPolicy(crate::callback_policy::CallbackPolicy),
+    /// A supervisor's or an admin's write with who made it: applied as `body` alone, plus one
+    /// `Effect::Audit` when accepted (see `crate::audit`). Nested wrapping is refused.
+    /// Appended last so older entries decode unchanged.
+    Audited {
+        actor: crate::audit::AuditActor,
+        body: Box<CommandBody>,
+    },
 }
 
 impl CommandBody {
@@ -256,6 +263,7 @@ impl CommandBody {
             CommandBody::OperatorLoginFrom { .. } => "operator_login_from",
             CommandBody::PinRejected { .. } => "pin_rejected",
             CommandBody::PutCallbackPolicy(_) => "put_callback_policy",
+            CommandBody::Audited { .. } => "audited",
         }
     }
 }

@@ -345,6 +345,9 @@ pub enum Effect {
     CallChanged(CallView),
     CallEnded(CallRecord),
     QueueLog(QueueLogEntry),
+    /// Who made an accepted supervisor's or admin's write (history's `audit` table).
+    /// Appended last: effects are stored in the history outbox.
+    Audit(crate::audit::AuditRecord),
 }
 
 impl Effect {
@@ -361,7 +364,8 @@ impl Effect {
             | Effect::OperatorChanged(_)
             | Effect::CallChanged(_)
             | Effect::CallEnded(_)
-            | Effect::QueueLog(_) => true,
+            | Effect::QueueLog(_)
+            | Effect::Audit(_) => true,
         }
     }
 
@@ -380,7 +384,7 @@ impl Effect {
 
     /// True for effects the history store records (the history outbox keeps only these).
     pub fn is_history(&self) -> bool {
-        matches!(self, Effect::CallEnded(_) | Effect::QueueLog(_) | Effect::OperatorChanged(_))
+        matches!(self, Effect::CallEnded(_) | Effect::QueueLog(_) | Effect::OperatorChanged(_) | Effect::Audit(_))
     }
 }
 

@@ -6,6 +6,7 @@
 //! every output path iterates ordered maps, so all nodes compute byte-identical effects.
 //!
 //! Code map:
+//! - [`audit`]: who made a supervisor's or admin's write (the `Audited` wrapper's checks).
 //! - [`command`]: the log entry type (config changes, call and operator events, Tick, sites).
 //! - [`routing`]: apply and its handlers, matching, timers, reads, invariant self-check.
 //! - [`model`]: the persisted state (what a snapshot holds).
@@ -17,6 +18,7 @@
 //! - [`apply_index`]: the apply index (Raft log index × 256 + position in the entry).
 
 pub mod apply_index;
+pub mod audit;
 pub mod callback_policy;
 pub mod codec;
 pub mod command;
@@ -32,6 +34,7 @@ pub mod schedule;
 pub mod stats;
 
 pub use apply_index::ApplyIndex;
+pub use audit::{AuditActor, AuditRecord, AuditRole, AUDIT_ACTOR_NAME_MAX_BYTES};
 pub use callback_policy::{CallbackPolicy, PolicyRefusal};
 pub use command::{Command, CommandBody, CommandId, Enqueue, HungUpBy, OfferFailure, RequestedState};
 pub use config::{

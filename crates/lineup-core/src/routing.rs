@@ -162,8 +162,12 @@ impl Routing {
             }
         }
         let result = self.dispatch(apply_index, &cmd.body);
-        if result.is_ok() {
+        if let Ok(response) = &result {
             self.settle();
+            if let CommandBody::Audited { actor, body } = &cmd.body {
+                let record = crate::audit::record(self.s.now_ms, actor, body, response);
+                self.scratch.out.push(Effect::Audit(record));
+            }
             // Quiescence: nothing is left dirty for the next apply.
             debug_assert!(self.scratch.dirty_calls.is_empty() && self.scratch.dirty_operators.is_empty());
             debug_assert!(self.scratch.dirty_queues.is_empty());
@@ -228,6 +232,10 @@ impl Routing {
             CommandBody::ChangePriority { call, .. } => self.check_change_priority(call).map(|_| ()),
             CommandBody::RequestCallback { call, number } => self.check_request_callback(call, number).map(|_| ()),
             CommandBody::PutCallbackPolicy(policy) => policy.validate(),
+            CommandBody::Audited { actor, body } => {
+                crate::audit::validate_audited(actor, body)?;
+                self.check_command(body)
+            }
             // Never refused (an admin's declaration of a lost site, already lost or not).
             CommandBody::SiteLost { .. } => Ok(()),
             // Named one by one, so a new command is placed on one side or the other.
@@ -297,6 +305,11 @@ impl Routing {
             CommandBody::SiteUnreachable { site } => self.site_unreachable(*site),
             CommandBody::OperatorLegEnded { call, operator, fence } => self.operator_leg_ended(call, operator, *fence),
             CommandBody::ApplyConfig(set) => self.apply_config(set),
+            // One level deep: `validate_audited` refuses a nested wrapper.
+            CommandBody::Audited { actor, body } => {
+                crate::audit::validate_audited(actor, body)?;
+                self.dispatch(index, body)
+            }
         }
     }
 }

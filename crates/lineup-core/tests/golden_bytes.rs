@@ -72,3 +72,43 @@ fn garbage_and_truncated_entries_are_refused() {
     // Version, origin 2, serial 1, at_ms 0, then a command variant tag far beyond the last one.
     assert!(decode_versioned::<Command>(&[1, 2, 1, 0, 0xfb, 0xff, 0xff], DECODE_LIMIT_BYTES).is_err());
 }
+
+fn audited_command() -> Command {
+    Command {
+        id: CommandId { origin: 2, serial: 4 },
+        at_ms: 1_795_419_002_000,
+        body: CommandBody::Audited {
+            actor: AuditActor { token_name: "ops".into(), role: AuditRole::Supervisor },
+            body: Box::new(CommandBody::ChangePriority { call: CallId::new("c1"), priority: 0 }),
+        },
+    }
+}
+
+fn audit_effect() -> Effect {
+    Effect::Audit(AuditRecord {
+        at_ms: 1_795_419_002_000,
+        actor: AuditActor { token_name: "ops".into(), role: AuditRole::Admin },
+        action: "change_priority".into(),
+        target: "call:c1".into(),
+        outcome: "done".into(),
+    })
+}
+
+/// Audited (variant 0x21) | actor: name 03 "ops", role 00 (supervisor) | ChangePriority
+/// (0x16) call 02 "c1" priority 00. The effect (the history outbox stores effects), in a
+/// one-element list: Audit (0x0b) | at_ms | name | role 01 (admin) | action | target | outcome.
+const AUDITED_GOLDEN: &str = "010204fd90d44f07a201000021036f7073001602633100";
+const AUDIT_EFFECT_GOLDEN: &str =
+    "01010bfd90d44f07a2010000036f7073010f6368616e67655f7072696f726974790763616c6c3a633104646f6e65";
+
+#[test]
+fn audited_entry_and_audit_effect_encodings_are_pinned() {
+    let command = audited_command();
+    let bytes = encode_versioned(&command).unwrap();
+    assert_eq!(hex(&bytes), AUDITED_GOLDEN);
+    assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+    let effects = vec![audit_effect()];
+    let bytes = encode_versioned(&effects).unwrap();
+    assert_eq!(hex(&bytes), AUDIT_EFFECT_GOLDEN);
+    assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
+}

@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 37] = [
+pub const API_ROUTES: [(&str, &str); 38] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -69,6 +69,7 @@ pub const API_ROUTES: [(&str, &str); 37] = [
     ("GET", "/v1/calls/{}/position"),
     ("POST", "/v1/calls/{}/callback"),
     ("POST", "/v1/calls/{}/widget-token"),
+    ("GET", "/v1/audit"),
 ];
 
 const IDS: [&str; 6] = ["sales", "web", "alice", "c1", "bob", "2"];

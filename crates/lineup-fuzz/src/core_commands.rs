@@ -7,9 +7,9 @@
 use crate::input::ByteReader;
 use crate::rigs::{check, STRIDE};
 use lineup_core::{
-    CallId, Command, CommandBody, CommandId, EmptyRule, Enqueue, GateConfig, GateId, HungUpBy, OfferFailure,
-    OperatorConfig, OperatorId, OperatorMode, QueueConfig, QueueId, RequestedState, Routing, SiteId, Skill, Target,
-    TierRule,
+    AuditActor, AuditRole, CallId, Command, CommandBody, CommandId, EmptyRule, Enqueue, GateConfig, GateId, HungUpBy,
+    OfferFailure, OperatorConfig, OperatorId, OperatorMode, QueueConfig, QueueId, RequestedState, Routing, SiteId,
+    Skill, Target, TierRule,
 };
 use std::collections::BTreeMap;
 
@@ -221,7 +221,30 @@ fn step(stream: &mut Stream, input: &mut ByteReader<'_>) {
         26 => return snapshot_round_trip(stream),
         _ => reconfigure(input),
     };
+    let body = if matches!(selector, 6 | 7 | 19..=21) { maybe_audited(body, input) } else { body };
     stream.apply(origin, at_ms, body);
+}
+
+/// A supervisor's action, now and then wrapped with who made it: good and bad actor names,
+/// and sometimes a nested wrapper (both refused).
+fn maybe_audited(body: CommandBody, input: &mut ByteReader<'_>) -> CommandBody {
+    if input.u8() % 4 != 0 {
+        return body;
+    }
+    let once = audited(body, input);
+    if input.u8() % 8 == 0 {
+        audited(once, input)
+    } else {
+        once
+    }
+}
+
+fn audited(body: CommandBody, input: &mut ByteReader<'_>) -> CommandBody {
+    let actor = AuditActor {
+        token_name: input.pick(&["ops", "sup", "", "a\nb"]).to_string(),
+        role: input.pick(&[AuditRole::Admin, AuditRole::Supervisor]),
+    };
+    CommandBody::Audited { actor, body: Box::new(body) }
 }
 
 fn enqueue(input: &mut ByteReader<'_>) -> CommandBody {

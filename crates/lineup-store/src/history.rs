@@ -14,14 +14,17 @@
 //! This file opens and migrates the store; the parts: `sql` (one statement in both dialects,
 //! bound values, transactions), `write` (history rows from committed effects, the watermark),
 //! `mirror` (the routing configuration mirrored for reports), `read` (rows read back for
-//! reports and tests), `sink` (the store as the outbox's history sink).
+//! reports and tests), `audit` (the audit trail read back), `sink` (the store as the
+//! outbox's history sink).
 
+mod audit;
 mod mirror;
 mod read;
 mod sink;
 mod sql;
 mod write;
 
+pub use audit::{AuditQuery, AuditRow};
 pub use mirror::ConfigMirror;
 pub use read::{CallRow, CallbackEventRow, OperatorEventRow, OperatorQueueRow, OperatorSessionRow, QueueLogRow};
 pub use sink::{ConfigFeed, HistorySink};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use lineup_core::Effect;
 
 use crate::error::StoreError;
-use crate::history::{ConfigFeed, ConfigMirror, HistorySink};
+use crate::history::{AuditQuery, AuditRow, ConfigFeed, ConfigMirror, HistorySink, HistoryStore};
 use crate::outbox::{Drainer, DrainerStatus, Outbox, OutboxLag, Submitted};
 use crate::queue_log::{QueueLogFile, QueueLogSink};
 use crate::{SINK_HISTORY, SINK_QUEUE_LOG};
@@ -48,6 +48,10 @@ pub struct HistoryPipeline {
     database: Drainer,
     queue_log: Option<Drainer>,
     config: ConfigFeed,
+    database_url: String,
+    /// The database for reads (the audit trail), opened on first use apart from the
+    /// drainer's connection, so a read never waits behind a history write.
+    reader: tokio::sync::OnceCell<HistoryStore>,
 }
 
 impl HistoryPipeline {
@@ -65,9 +69,10 @@ impl HistoryPipeline {
             }
             None => None,
         };
-        let (sink, feed) = HistorySink::new(config.database_url);
+        let (sink, feed) = HistorySink::new(config.database_url.clone());
         let database = outbox.spawn_drainer(SINK_HISTORY, sink)?;
-        Ok(Self { outbox, database, queue_log, config: feed })
+        let reader = tokio::sync::OnceCell::new();
+        Ok(Self { outbox, database, queue_log, config: feed, database_url: config.database_url, reader })
     }
 
     /// Hands over one applied entry (see [`Outbox::submit`]: never waits on the database).
@@ -79,6 +84,13 @@ impl HistoryPipeline {
     /// unchanged configuration is ignored).
     pub fn update_config(&self, config: ConfigMirror) {
         self.config.update(config);
+    }
+
+    /// Audit rows from the history database, newest first. Rows appear once the drainer has
+    /// delivered their entries (shortly after apply; later while the database is down).
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let store = self.reader.get_or_try_init(|| HistoryStore::open(&self.database_url)).await?;
+        store.audit(query).await
     }
 
     pub fn health(&self) -> Result<HistoryHealth, StoreError> {

@@ -2,6 +2,7 @@
 //! history pipeline, Redis projection and ARI probe). Wiring only.
 
 use crate::node::{EdgeHealth as NodeEdges, Node, RunningNode};
+use lineup_api::audit::{AuditEntry, AuditQuery};
 use lineup_api::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
     RaftHealth, RaftRole, SiteState,
@@ -173,6 +174,28 @@ impl ApiBackend for NodeBackend {
 
     async fn remove_member(&self, site: SiteId) -> Result<(), BackendError> {
         self.node.remove_site(site.0).await.map_err(|e| self.membership_error(e))
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, BackendError> {
+        let query = lineup_store::AuditQuery {
+            from_ms: query.from_ms,
+            to_ms: query.to_ms,
+            actor: query.actor,
+            limit: query.limit as u64,
+        };
+        let rows = self.history.audit(&query).await.map_err(|e| BackendError {
+            kind: BackendErrorKind::Unavailable,
+            detail: format!("the history database cannot be read: {}", with_causes(&e)),
+        })?;
+        let entry = |r: lineup_store::AuditRow| AuditEntry {
+            at: u64::try_from(r.at_ms).unwrap_or(0),
+            actor: r.actor,
+            role: r.role,
+            action: r.action,
+            target: r.target,
+            outcome: r.outcome,
+        };
+        Ok(rows.into_iter().map(entry).collect())
     }
 }
 

@@ -236,6 +236,7 @@ fn assert_check_agrees(body: &CommandBody, checked: &Result<(), CoreError>, appl
             | CommandBody::ChangePriority { .. }
             | CommandBody::RequestCallback { .. }
             | CommandBody::SiteLost { .. }
+            | CommandBody::Audited { .. }
     );
     if from_api {
         assert_eq!(checked.as_ref().err(), applied.as_ref().err(), "check and apply disagree on {body:?}");

@@ -1,7 +1,10 @@
 //! Writing history: the rows each committed effect adds (calls, operator events, callback
-//! events, the queue_log table) and the watermark that makes a replayed batch add nothing.
+//! events, the queue_log table, the audit trail) and the watermark that makes a replayed
+//! batch add nothing.
 
-use lineup_core::{CallRecord, Effect, HungUpBy, OperatorStatus, OperatorView, Outcome, QueueLogEntry, QueueLogVerb};
+use lineup_core::{
+    AuditRecord, CallRecord, Effect, HungUpBy, OperatorStatus, OperatorView, Outcome, QueueLogEntry, QueueLogVerb,
+};
 
 use super::sql::{int, Arg, Statement};
 use super::{HistoryStore, QUEUE_LOG_DATA_COLUMNS};
@@ -67,6 +70,26 @@ const INSERT_QUEUE_LOG: Statement = Statement {
              data3, data4, data5) VALUES (?1, ?2, strftime('%Y-%m-%d %H:%M:%f', ?3 / 1000.0, 'unixepoch'), ?3, ?4, \
              ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
 };
+
+const INSERT_AUDIT: Statement = Statement {
+    postgres: "INSERT INTO audit (log_index, seq, at_ms, actor, role, action, target, outcome) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    sqlite: "INSERT INTO audit (log_index, seq, at_ms, actor, role, action, target, outcome) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+};
+
+fn audit_args(apply_index: u64, seq: usize, r: &AuditRecord) -> Vec<Arg> {
+    vec![
+        Arg::Int(int(apply_index)),
+        Arg::Int(int(seq as u64)),
+        Arg::Int(int(r.at_ms)),
+        Arg::Text(r.actor.token_name.clone()),
+        Arg::Text(r.actor.role.name().to_string()),
+        Arg::Text(r.action.clone()),
+        Arg::Text(r.target.clone()),
+        Arg::Text(r.outcome.clone()),
+    ]
+}
 
 fn outcome_columns(outcome: &Outcome) -> (&'static str, Option<String>) {
     match outcome {
@@ -249,6 +272,7 @@ impl HistoryStore {
                         }
                         rows
                     }
+                    Effect::Audit(record) => tx.execute(&INSERT_AUDIT, &audit_args(*apply_index, seq, record)).await?,
                     _ => 0,
                 };
             }
