@@ -280,10 +280,21 @@ pub async fn start_api(
     listen: std::net::SocketAddr,
     config: lineup_api::ApiConfig,
     peer_apis: BTreeMap<u64, String>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    serve_api(NodeBackend::new(running, peer_apis), listen, config, shutdown).await
+}
+
+/// Like [`start_api`], over a backend the caller keeps (`lineup run` also reads its health
+/// for the service manager). One backend per node: the newest one made answers peers'
+/// health requests.
+pub async fn serve_api(
+    backend: Arc<NodeBackend>,
+    listen: std::net::SocketAddr,
+    config: lineup_api::ApiConfig,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
-    let backend = NodeBackend::new(running, peer_apis);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind the API on {listen}"))?;
     let address = listener.local_addr()?;
     config.validate().context("[api] settings")?;

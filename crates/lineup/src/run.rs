@@ -1,6 +1,6 @@
 //! `lineup run --config site.toml`: one site's node until SIGINT/SIGTERM.
 
-use crate::api_backend::{start_api, NodeBackend};
+use crate::api_backend::{serve_api, NodeBackend};
 use crate::config_file::ConfigText;
 use crate::node::{NodeSpec, RunningNode};
 use crate::node_config::NodeSettings;
@@ -16,6 +16,7 @@ use lineup_site::SiteConfig;
 use lineup_store::ProjectionConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -140,11 +141,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let peer_apis =
             settings.file.cluster.peers.iter().filter_map(|p| p.api_url.clone().map(|u| (p.site, u))).collect();
         let scheme = config.served_scheme();
-        let api = start_api(&running, settings.file.api.listen, config, peer_apis, api_shutdown).await?;
+        let backend = NodeBackend::new(&running, peer_apis);
+        let api = serve_api(Arc::clone(&backend), settings.file.api.listen, config, api_shutdown).await?;
         tracing::info!(site = running.site, api = %format!("{scheme}://{api}"), "lineup node running");
         let notifier = Notifier::from_env();
-        let supervisor =
-            tokio::spawn(service::supervise(NodeBackend::new(&running, BTreeMap::new()), notifier.clone()));
+        let supervisor = tokio::spawn(service::supervise(backend, notifier.clone()));
         wait_for_stop_signal(|| reload(&args.config, &log_filter, &notifier)).await;
         tracing::info!("stopping");
         notifier.notify("STOPPING=1");

@@ -324,6 +324,20 @@ impl Federation {
         response.json().await.ok()
     }
 
+    /// The Raft log's committed entries as `site` knows them (from its /metrics, where
+    /// indexes are apply indexes: log index x `APPLY_INDEX_STRIDE`).
+    async fn committed_entries(&self, site: u64) -> u64 {
+        let url = format!("{}/metrics", self.nodes[site as usize - 1].api);
+        let text = self.http.get(url).bearer_auth(VIEWER_TOKEN).send().await.expect("GET /metrics");
+        let text = text.text().await.expect("metrics text");
+        let index: u64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("lineup_raft_committed_index "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no lineup_raft_committed_index in /metrics:\n{text}"));
+        index / lineup_api::local::APPLY_INDEX_STRIDE
+    }
+
     async fn ready(&self, site: u64) -> bool {
         let url = format!("{}/readyz", self.nodes[site as usize - 1].api);
         matches!(self.http.get(url).send().await, Ok(r) if r.status().is_success())
@@ -366,6 +380,38 @@ impl Federation {
             }
         }
     }
+}
+
+/// Refused writes are answered from the node's own state and never reach the Raft log,
+/// at the leader and at followers alike (whose writes would be forwarded): while each
+/// founding node refuses its share, the log grows only by the leader's Ticks (one per
+/// `TICK_INTERVAL_MS`) and a few of the sites' own proposals, far fewer entries than the
+/// writes sent.
+async fn refused_writes_never_reach_the_log(fed: &Federation) {
+    const REFUSED_WRITES_PER_SITE: usize = 30;
+    /// Entries the sites may propose themselves meanwhile (operator wake-ups, health).
+    const OTHER_ENTRIES_SLACK: u64 = 10;
+    let sent = (REFUSED_WRITES_PER_SITE * SITES.len()) as u64;
+    let before = fed.committed_entries(1).await;
+    let started = std::time::Instant::now();
+    for site in SITES {
+        for i in 0..REFUSED_WRITES_PER_SITE {
+            let (path, body) = match i % 2 {
+                0 => (format!("/v1/calls/{site}-0.{i}/callback"), json!({ "number": "5551234" })),
+                _ => (format!("/v1/calls/{site}-0.{i}/priority"), json!({ "priority": 1 })),
+            };
+            let url = format!("{}{path}", fed.nodes[site as usize - 1].api);
+            let answer = fed.http.post(url).bearer_auth(ADMIN_TOKEN).json(&body).send().await.expect("POST");
+            assert_eq!(answer.status().as_u16(), 404, "{path} at site {site}: an unknown call");
+        }
+    }
+    let ticks = started.elapsed().as_millis() as u64 / lineup_cluster::node::TICK_INTERVAL_MS + 2;
+    let grown = fed.committed_entries(1).await.saturating_sub(before);
+    assert!(ticks + OTHER_ENTRIES_SLACK < sent, "the refusals took too long ({ticks} ticks) to tell anything");
+    assert!(
+        grown <= ticks + OTHER_ENTRIES_SLACK,
+        "{sent} refused writes, and the log grew by {grown} entries in {ticks} ticks: refusals were proposed"
+    );
 }
 
 fn call_id(site: u64, channel: &ChannelId) -> String {
@@ -616,6 +662,22 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
     })
     .await
     .unwrap_or_else(|| panic!("gave up waiting for: every member's health at site 2\n{}", fed.logs()));
+
+    refused_writes_never_reach_the_log(&fed).await;
+
+    // The config applied through the CLI with the admin token is in every site's audit
+    // trail (history database), under the token's name.
+    for site in SITES {
+        wait_for(|| async {
+            let audit = fed.get(site, "/v1/audit?actor=admin", ADMIN_TOKEN).await?;
+            let rows = audit.as_array()?;
+            rows.iter()
+                .any(|r| r["actor"] == "admin" && r["action"].as_str().is_some_and(|a| a.contains("config")))
+                .then_some(())
+        })
+        .await
+        .unwrap_or_else(|| panic!("site {site}'s audit trail never listed the admin's config apply\n{}", fed.logs()));
+    }
 
     // A fourth site joins at run time: its node starts without bootstrap, then the leader
     // adds it (learner, then voter) and it receives the whole state.
