@@ -11,24 +11,6 @@ use std::time::{Duration, Instant};
 const WIDGET_ROUTES: [&str; 3] = ["/v1/calls/{id}/position", "/v1/calls/{id}/callback", "/v1/calls/{id}/live"];
 const PUBLIC_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/v1/openapi.json"];
 
-fn body_for(path: &str) -> Option<String> {
-    let body = match path {
-        "/v1/config" => serde_json::to_value(base_config()).unwrap(),
-        "/v1/config/queues/{id}" => json!({ "id": "sales" }),
-        "/v1/config/gates/{id}" => json!({ "id": "web", "queue": "sales" }),
-        "/v1/config/operators/{id}" => json!({ "id": "alice" }),
-        "/v1/config/schedules/{id}" => json!({ "id": "sales", "time_zone": "UTC", "weekly": [] }),
-        "/v1/operators/{id}/state" => json!({ "state": "available" }),
-        "/v1/operators/{id}/pull" => json!({}),
-        "/v1/calls/{id}/reassign" => json!({ "queue": "support" }),
-        "/v1/calls/{id}/priority" => json!({ "priority": 0 }),
-        "/v1/calls/{id}/callback" => json!({ "number": "5550000" }),
-        "/v1/cluster/members" => json!({ "site": 4, "address": "10.0.4.10:7401" }),
-        _ => return None,
-    };
-    Some(body.to_string())
-}
-
 /// `path` with its own call `c1` (the token's call), operator alice, queue sales, site 4.
 fn concrete(path: &str, call: &str) -> String {
     let id = if path.contains("/operators/") {

@@ -10,7 +10,7 @@ use lineup_core::{
     CallId, CommandBody, Enqueue, GateConfig, GateId, OperatorConfig, OperatorId, QueueConfig, QueueId,
     RoutingConfigSet, SiteId,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -351,4 +351,24 @@ pub fn rest_call_states(body: &Value) -> BTreeMap<String, (String, String, u64)>
             )
         })
         .collect()
+}
+
+/// A body that parses for every write route, so a 403 is about the role, not the body.
+pub fn body_for(path: &str) -> Option<String> {
+    let body = match path {
+        "/v1/config" => serde_json::to_value(base_config()).unwrap(),
+        "/v1/config/callback-policy" => json!({ "allowed_patterns": ["_1NXXNXXXXXX"] }),
+        "/v1/config/queues/{id}" => json!({ "id": "sales" }),
+        "/v1/config/gates/{id}" => json!({ "id": "web", "queue": "sales" }),
+        "/v1/config/operators/{id}" => json!({ "id": "alice" }),
+        "/v1/config/schedules/{id}" => json!({ "id": "sales", "time_zone": "UTC", "weekly": [] }),
+        "/v1/operators/{id}/state" => json!({ "state": "available" }),
+        "/v1/operators/{id}/pull" => json!({}),
+        "/v1/calls/{id}/reassign" => json!({ "queue": "support" }),
+        "/v1/calls/{id}/priority" => json!({ "priority": 0 }),
+        "/v1/calls/{id}/callback" => json!({ "number": "5550000" }),
+        "/v1/cluster/members" => json!({ "site": 4, "address": "10.0.4.10:7401" }),
+        _ => return None,
+    };
+    Some(body.to_string())
 }
