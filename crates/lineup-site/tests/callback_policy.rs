@@ -8,7 +8,7 @@ use lineup_pbx_sim::ScriptedKeys;
 
 #[test]
 fn a_caller_who_keys_an_emergency_number_hears_it_refused_and_keeps_its_place() {
-    let mut rig = Rig::callbacks_offered_behind_a_busy_operator(180_000);
+    let mut rig = Rig::callbacks_offered_behind_a_busy_operator(1_000, 180_000);
     // A withheld caller id: "1" goes straight to keying; 911 is denied; then "1" and a
     // number the policy allows.
     let keys = vec![

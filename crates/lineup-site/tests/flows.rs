@@ -371,22 +371,8 @@ fn caller_at_site_one_is_answered_by_a_ring_mode_operator_at_site_two() {
 
 #[test]
 fn caller_takes_a_callback_keeps_its_place_and_is_called_back_when_an_operator_frees() {
-    let mut rig = Rig::new();
-    rig.queue(QueueConfig {
-        id: QueueId::new("sales"),
-        callback_offer_above_eta_ms: Some(60_000),
-        default_handle_ms: 300_000,
-        ..Default::default()
-    });
-    rig.gate("main", "sales", None);
-    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
-    rig.login_call("desk-1001", "1001", "4321");
-    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
     // The operator is busy with a first caller for 40 s.
-    let first = rig.caller("busy", "5000", Some(40_000));
-    let first_call = rig.call_id(&first);
-    let connected = |r: &Rig| matches!(r.routing.call_view(&first_call).map(|v| v.status), Some(CallStatus::Connected));
-    assert!(rig.run_until(20_000, connected));
+    let mut rig = Rig::callbacks_offered_behind_a_busy_operator(60_000, 40_000);
     // The second caller hears "press 1 to be called back" and presses 1.
     let answers =
         PhoneBehaviour { answer_after_ms: Some(2_000), hang_up_after_answer_ms: Some(15_000), ..Default::default() };
@@ -418,21 +404,7 @@ fn caller_takes_a_callback_keeps_its_place_and_is_called_back_when_an_operator_f
 #[test]
 fn a_restart_that_re_announces_a_caller_who_took_a_callback_and_left_tracks_nothing() {
     use lineup_site::{Action, Input, SiteConfig, SiteController};
-    let mut rig = Rig::new();
-    rig.queue(QueueConfig {
-        id: QueueId::new("sales"),
-        callback_offer_above_eta_ms: Some(60_000),
-        default_handle_ms: 300_000,
-        ..Default::default()
-    });
-    rig.gate("main", "sales", None);
-    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
-    rig.login_call("desk-1001", "1001", "4321");
-    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
-    let first = rig.caller("busy", "5000", Some(60_000));
-    let first_call = rig.call_id(&first);
-    let connected = |r: &Rig| matches!(r.routing.call_view(&first_call).map(|v| v.status), Some(CallStatus::Connected));
-    assert!(rig.run_until(20_000, connected));
+    let mut rig = Rig::callbacks_offered_behind_a_busy_operator(60_000, 60_000);
     // What a node that has not caught up would show: the queue, but not the next caller.
     let stale = rig.routing.clone();
     let keys =
@@ -673,7 +645,7 @@ fn dtmf_after_hangup_and_events_for_unknown_channels_are_ignored() {
 
 #[test]
 fn a_caller_keys_another_callback_number_and_a_bad_one_is_refused() {
-    let mut rig = Rig::callbacks_offered_behind_a_busy_operator(120_000);
+    let mut rig = Rig::callbacks_offered_behind_a_busy_operator(1_000, 120_000);
     // A withheld caller id: "1" goes straight to keying; a too-short number is refused, then
     // "1", "2" (another number) and a good one with "#".
     let keys = vec![

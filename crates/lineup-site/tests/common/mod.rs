@@ -56,12 +56,13 @@ impl Rig {
 
     /// `sites` boxes joined by PJSIP trunks named `site-<n>`, each with its site controller.
     /// Queue `sales` (gate `main`) whose only operator, 1001, is talking to a caller who
-    /// hangs up after `busy_patience_ms`: the queue has an ETA, so it offers callbacks.
-    pub fn callbacks_offered_behind_a_busy_operator(busy_patience_ms: u64) -> Rig {
+    /// hangs up after `busy_patience_ms`: the queue's ETA (5 min) is above
+    /// `callback_offer_above_eta_ms`, so it offers callbacks.
+    pub fn callbacks_offered_behind_a_busy_operator(callback_offer_above_eta_ms: u64, busy_patience_ms: u64) -> Rig {
         let mut rig = Rig::new();
         rig.queue(QueueConfig {
             id: QueueId::new("sales"),
-            callback_offer_above_eta_ms: Some(1_000),
+            callback_offer_above_eta_ms: Some(callback_offer_above_eta_ms),
             default_handle_ms: 300_000,
             ..Default::default()
         });
