@@ -3,6 +3,9 @@
 //! pings, RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1 at SIGTERM). systemd itself
 //! does not run here; the socket stands in for it.
 
+#[path = "../../lineup-store/tests/common/mod.rs"]
+mod store_common;
+
 use lineup_pbx_sim::{federated_sites, serve_box, BoxIndex, LiveWorld, SimCredentials};
 use lineup_util::now_ms;
 use std::os::unix::net::UnixDatagram;
@@ -10,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store_common::TempDir;
 
 /// The unit's `systemd-analyze security` exposure must stay at or below this (10 is fully
 /// exposed; systemd calls ≤ 2.9 "OK").
@@ -43,22 +47,6 @@ fn the_unit_is_hardened_to_an_exposure_of_at_most_2_5() {
     let unit_text = std::fs::read_to_string(&unit).expect("read the unit");
     assert!(unit_text.contains("Type=notify"), "the unit must wait for READY=1");
     assert!(unit_text.contains("WatchdogSec="), "the unit must run a watchdog");
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("lineup-service-{}-{}", std::process::id(), now_ms()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn lineup() -> Command {
