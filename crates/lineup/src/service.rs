@@ -15,6 +15,8 @@ use lineup_api::ApiBackend;
 
 /// How often the node checks whether it has become ready, until it has.
 pub const READINESS_POLL_INTERVAL_MS: u64 = 100;
+/// While starting, how often the service manager's status line says what the node waits for.
+pub const STARTING_STATUS_INTERVAL_MS: u64 = 1_000;
 /// The watchdog is fed this many times per `WatchdogSec` (systemd's advice: at least twice).
 pub const WATCHDOG_PINGS_PER_PERIOD: u64 = 2;
 /// Longest notify message sent (systemd reads one datagram; ours are a few dozen bytes).
@@ -104,7 +106,7 @@ pub async fn supervise(backend: Arc<NodeBackend>, notifier: Notifier) {
             tracing::info!(site = readiness.site.0, "ready: told the service manager");
             break;
         }
-        if waited_since.elapsed() >= Duration::from_secs(1) {
+        if waited_since.elapsed() >= Duration::from_millis(STARTING_STATUS_INTERVAL_MS) {
             notifier.notify(&format!("STATUS=starting: {}", readiness.problems.join("; ")));
             waited_since = tokio::time::Instant::now();
         }
