@@ -294,6 +294,43 @@ fn a_restart_of_the_operators_site_during_a_cross_site_call_keeps_the_call() {
     assert!(rig.audio_at(lineup_pbx_sim::BoxIndex(1), &op_leg).is_some(), "operator leg still up");
 }
 
+/// Seen in the real-process harness: a cross-site Offer committed while the caller's node
+/// was restarting. At ready its reconcile found the offer with nothing built and took it down
+/// (`Interrupted`); then the node's driver fed it the same Offer effect, which it executed:
+/// trunk dialled, both sides bridged, torn down 8 ms later by its own `OfferFailed`. A fence
+/// a reconcile took down is never executed afterwards.
+#[test]
+fn an_offer_taken_down_by_a_restarts_reconcile_is_not_executed_when_its_effect_arrives() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2001", "9999", OperatorMode::Persistent, &["sales"]);
+    let caller = rig.caller("kim", "5000", Some(120_000));
+    let call = rig.call_id(&caller);
+    assert!(rig.run_until(10_000, |r| r.routing.position(&call) == Some(1)), "caller waits");
+
+    // The caller's node goes down; the operator logs in at site 2 and is offered the caller.
+    rig.deaf[0] = true;
+    rig.lagging[0] = true;
+    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2001", "2001", "9999");
+    let offered = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered));
+    assert!(rig.run_until(20_000, offered), "offered while the caller's node is down");
+    let stale_fence = rig.routing.call_view(&call).and_then(|v| v.fence).expect("fence");
+
+    // Back: the reconcile runs first, then the driver feeds the effects it missed.
+    rig.restart(0);
+    rig.catch_up();
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(30_000, connected), "offered again under a new fence and connected");
+    let stale_trunk = format!("trunk-1-{stale_fence}-");
+    let dialled_stale = rig.ari_log.iter().any(|request| match request {
+        lineup_site::AriRequest::Originate(o) => o.channel_id.as_ref().is_some_and(|c| c.as_str().starts_with(&stale_trunk)),
+        _ => false,
+    });
+    assert!(!dialled_stale, "the taken-down offer (fence {stale_fence}) was dialled");
+    assert!(rig.site_at(0).counters.offers_fenced_out >= 1, "{:?}", rig.site_at(0).counters);
+    assert!(matches!(rig.audio(&caller), Some(AudioPath::Connected { .. })), "caller talks");
+}
+
 /// The caller's site is silent (its events are lost) when the operator at the other site
 /// hangs up: the operator's own site frees the operator after a short grace, and the call's
 /// outcome is booked when the caller's site is heard again, with the true `by`.

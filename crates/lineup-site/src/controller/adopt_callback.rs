@@ -46,8 +46,7 @@ impl SiteController {
         for view in callbacks {
             let Some(found) = self.find_callback(&view, bridged, routing) else { continue };
             self.counters.channels_adopted += 1;
-            self.call_fences.insert(found.call.clone(), found.fence);
-            self.operator_fences.insert(found.operator.clone(), found.fence);
+            self.fence_settled_by_reconcile(&found.call, &found.operator, found.fence);
             let both_in = found.callee_in && found.operator_in;
             if view.status == CallStatus::CallbackOffered && !both_in {
                 self.take_down_callback(found, live, bridged);

@@ -56,6 +56,9 @@ impl SiteController {
         routing: &Routing,
     ) {
         self.counters.channels_adopted += 1;
+        if let (Some(fence), Some(operator)) = (view.fence, view.operator.as_ref()) {
+            self.fence_settled_by_reconcile(&view.call, operator, fence);
+        }
         let bridge = view.fence.and_then(|f| BridgeId::new(self.offer_leg_id("call", &view.call, f)).ok());
         let members = bridge.as_ref().and_then(|b| bridged.get(b));
         let in_bridge = members.is_some_and(|m| m.contains(&ch) && m.len() >= 2);
@@ -152,8 +155,6 @@ impl SiteController {
                 }
             }
         }
-        self.call_fences.insert(call.clone(), fence);
-        self.operator_fences.insert(operator.clone(), fence);
         self.offers.insert(
             (call.clone(), fence),
             OfferExec {

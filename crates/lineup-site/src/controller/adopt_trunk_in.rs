@@ -52,8 +52,7 @@ impl SiteController {
                 continue;
             }
             self.counters.channels_adopted += 1;
-            self.call_fences.insert(found.call.clone(), found.fence);
-            self.operator_fences.insert(found.operator.clone(), found.fence);
+            self.fence_settled_by_reconcile(&found.call, &found.operator, found.fence);
             match view.status {
                 CallStatus::Connected => self.adopt_connected_trunk_in(found),
                 _ if found.trunk_in && found.operator_in => self.adopt_bridged_trunk_in(found),

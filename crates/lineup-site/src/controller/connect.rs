@@ -47,6 +47,16 @@ impl SiteController {
         true
     }
 
+    /// After a restart: an offer the reconcile found committed (adopted, finished or taken
+    /// down) is settled here; its Offer effect, fed again after the reconcile, must not be
+    /// executed a second time, so its fence counts as executed.
+    pub(super) fn fence_settled_by_reconcile(&mut self, call: &CallId, operator: &OperatorId, fence: u64) {
+        let call_fence = self.call_fences.entry(call.clone()).or_insert(fence);
+        *call_fence = (*call_fence).max(fence);
+        let operator_fence = self.operator_fences.entry(operator.clone()).or_insert(fence);
+        *operator_fence = (*operator_fence).max(fence);
+    }
+
     /// Records an offer's execution under `(call, fence)`. Only an offer whose fence went
     /// through `fence_is_fresh` is executed.
     pub(super) fn insert_exec(&mut self, exec: OfferExec) {
