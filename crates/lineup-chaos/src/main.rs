@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// Number of sites.
     #[arg(long, default_value_t = 3)]
     sites: u64,
+    /// The nodes' log filter (e.g. add `lineup_site=trace` to see every site input, the
+    /// channels and bridges each reconcile read among them).
+    #[arg(long, default_value = setup::NODE_LOG_LEVEL)]
+    log_level: String,
 }
 
 fn main() {

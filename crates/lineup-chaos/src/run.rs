@@ -78,7 +78,7 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     let dialplan = dir.join("extensions.conf");
     std::fs::write(&dialplan, lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF)?;
     let standin = Arc::new(StandIn::start(dir, args.sites, &dialplan).await?);
-    write_node_configs(&layout, &standin.ari_ports)?;
+    write_node_configs(&layout, &standin.ari_ports, &args.log_level)?;
     let mut nodes = Nodes::new(layout);
     let api = NodeApi::new()?;
     let result = drive(args, &mut nodes, &api, &standin, dir, lineup).await;

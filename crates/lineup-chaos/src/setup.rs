@@ -121,16 +121,19 @@ pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64) -> anyhow::Result<Layo
     Ok(Layout { dir: dir.to_path_buf(), lineup_bin: lineup_bin.to_path_buf(), sites: layouts })
 }
 
+/// The nodes' log filter unless `--log-level` says otherwise.
+pub const NODE_LOG_LEVEL: &str = "info,openraft=warn";
+
 /// Writes every site's node file, the site's ARI at `ari_ports[site - 1]`.
-pub fn write_node_configs(layout: &Layout, ari_ports: &[u16]) -> anyhow::Result<()> {
+pub fn write_node_configs(layout: &Layout, ari_ports: &[u16], log_level: &str) -> anyhow::Result<()> {
     for site in &layout.sites {
         let port = ari_ports.get(site.site as usize - 1).context("an ARI port per site")?;
-        std::fs::write(&site.config, node_toml(layout, site, *port))?;
+        std::fs::write(&site.config, node_toml(layout, site, *port, log_level))?;
     }
     Ok(())
 }
 
-fn node_toml(layout: &Layout, me: &SiteLayout, ari_port: u16) -> String {
+fn node_toml(layout: &Layout, me: &SiteLayout, ari_port: u16, log_level: &str) -> String {
     let certs = layout.dir.join("certs").display().to_string();
     let mut peers = String::new();
     let mut trunks = String::new();
@@ -185,7 +188,7 @@ token = "{VIEWER_TOKEN}"
 
 [log]
 format = "json"
-level = "info,openraft=warn"
+level = "{log_level}"
 "#,
         site = me.site,
         data = me.data_dir.display(),

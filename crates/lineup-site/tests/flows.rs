@@ -323,7 +323,9 @@ fn an_offer_taken_down_by_a_restarts_reconcile_is_not_executed_when_its_effect_a
     assert!(rig.run_until(30_000, connected), "offered again under a new fence and connected");
     let stale_trunk = format!("trunk-1-{stale_fence}-");
     let dialled_stale = rig.ari_log.iter().any(|request| match request {
-        lineup_site::AriRequest::Originate(o) => o.channel_id.as_ref().is_some_and(|c| c.as_str().starts_with(&stale_trunk)),
+        lineup_site::AriRequest::Originate(o) => {
+            o.channel_id.as_ref().is_some_and(|c| c.as_str().starts_with(&stale_trunk))
+        }
         _ => false,
     });
     assert!(!dialled_stale, "the taken-down offer (fence {stale_fence}) was dialled");
