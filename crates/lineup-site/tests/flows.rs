@@ -333,6 +333,46 @@ fn an_offer_taken_down_by_a_restarts_reconcile_is_not_executed_when_its_effect_a
     assert!(matches!(rig.audio(&caller), Some(AudioPath::Connected { .. })), "caller talks");
 }
 
+/// Seen in lineup-chaos's nemesis: one entry (the site back after a partition) offered two
+/// callers to two operators, so both offers carried the same fence. When one persistent
+/// operator hung up, the site looked the offer up by fence alone, ended the other call
+/// (booked as completed by its operator, its caller sent on in the dialplan) and left the
+/// right one connected to nobody. Offers are keyed by call and fence.
+#[test]
+fn an_operator_hanging_up_ends_their_own_call_when_two_offers_share_a_fence() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.admin(CommandBody::SiteUnreachable { site: SITE }).expect("unreachable");
+    let callers = [rig.caller("ann", "5000", None), rig.caller("bob", "5000", None)];
+    let calls = callers.clone().map(|c| rig.call_id(&c));
+    let mut legs = Vec::new();
+    for (id, pin) in [("1001", "4321"), ("1002", "8765")] {
+        rig.operator(id, pin, OperatorMode::Persistent, &["sales"]);
+        legs.push(rig.login_call(&format!("desk-{id}"), id, pin));
+        assert!(rig.run_until(20_000, |r| r.operator_status(id) == OperatorStatus::Available));
+    }
+    assert!(calls.iter().all(|c| rig.routing.position(c).is_some()), "both wait while the site is unreachable");
+
+    rig.admin(CommandBody::SiteBack { site: SITE }).expect("back");
+    let connected =
+        |r: &Rig, call: &CallId| matches!(r.routing.call_view(call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(10_000, |r| calls.iter().all(|c| connected(r, c))), "both connected");
+    let fences: Vec<Option<u64>> = calls.iter().map(|c| rig.routing.call_view(c).and_then(|v| v.fence)).collect();
+    assert_eq!(fences[0], fences[1], "one entry offered both");
+
+    // The operator of the call a lookup by fence alone would not find first hangs up: only
+    // that call ends, completed by the operator; the other goes on.
+    let (mine, other) = if calls[0] > calls[1] { (0, 1) } else { (1, 0) };
+    let operator = rig.routing.call_view(&calls[mine]).and_then(|v| v.operator).expect("operator");
+    let leg = if operator.as_str() == "1001" { &legs[0] } else { &legs[1] };
+    rig.world.hangup_channel(BOX, leg.as_str(), 16).expect("operator hangs up");
+    assert!(rig.run_until(10_000, |r| r.outcome(&calls[mine]).is_some()), "the operator's call ended");
+    assert_eq!(rig.outcome(&calls[mine]), Some(Outcome::Completed { by: HungUpBy::Operator }));
+    assert_eq!(rig.outcome(&calls[other]), None, "the other call goes on");
+    assert!(connected(&rig, &calls[other]));
+    assert!(matches!(rig.audio(&callers[other]), Some(AudioPath::Connected { .. })), "its caller still talks");
+}
+
 /// The caller's site is silent (its events are lost) when the operator at the other site
 /// hangs up: the operator's own site frees the operator after a short grace, and the call's
 /// outcome is booked when the caller's site is heard again, with the true `by`.

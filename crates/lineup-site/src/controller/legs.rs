@@ -148,7 +148,8 @@ impl OfferExec {
 #[derive(Debug, Clone)]
 pub(super) struct OperatorLeg {
     pub(super) holding: BridgeId,
-    /// The fence of the offer currently using this leg.
+    /// The fence of the offer currently using this leg (with the operator, it names one offer:
+    /// an entry that offers several callers gives them all its fence).
     pub(super) busy_with: Option<u64>,
 }
 

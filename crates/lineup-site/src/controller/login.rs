@@ -89,7 +89,9 @@ impl SiteController {
     pub(super) fn operator_leg_gone(&mut self, ch: &ChannelId, operator: OperatorId) {
         let busy = self.operators.get(&operator).and_then(|l| l.busy_with);
         if let Some(fence) = busy {
-            if let Some(call) = self.offers.keys().find(|(_, f)| *f == fence).map(|(c, _)| c.clone()) {
+            // One entry may offer several callers, all under its fence: the operator picks theirs.
+            let mine = self.offers.iter().find(|((_, f), exec)| *f == fence && exec.operator == operator);
+            if let Some(call) = mine.map(|((c, _), _)| c.clone()) {
                 let stage = self.offers[&(call.clone(), fence)].stage.clone();
                 if stage == OfferStage::Connected {
                     self.operator_hung_up(&call, fence);
