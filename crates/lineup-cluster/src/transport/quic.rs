@@ -15,7 +15,10 @@
 //!   timeout, and a peer that said goodbye is redialled only after the backoff.
 //! - Each request uses its own bidirectional stream: one length-prefixed frame each way
 //!   ([`crate::frame`]), size-checked before reading. One connection per peer is reused by
-//!   all requests; a broken connection is re-dialled with jittered exponential backoff.
+//!   all requests; a broken connection is re-dialled with jittered exponential backoff
+//!   (at most 1 s), cut short when the peer's own dial reaches us. A connection silent for
+//!   the idle timeout (3 s, the site-unreachable threshold) is dropped rather than nursed
+//!   back after a partition.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -43,19 +46,29 @@ const HELLO_ACCEPTED: &[u8] = b"ok";
 
 /// Concurrent request streams a peer may have open on one connection.
 pub const PEER_STREAMS_MAX: u32 = 256;
-/// A connection with no traffic (keep-alives included) for this long is dead.
-pub const PEER_IDLE_TIMEOUT_MS: u64 = 10_000;
-/// Keep-alive period; well under the idle timeout, so a quiet link stays up.
-pub const PEER_KEEP_ALIVE_MS: u64 = 2_000;
+/// A connection that received nothing (keep-alive acknowledgements included) for this long
+/// is dead, and the next request dials afresh. As long as the leader waits before calling a
+/// silent site unreachable: after a partition or a frozen process, a connection kept
+/// through the outage has its retransmission timer backed off to seconds and its congestion
+/// window spent on lost packets, so the first answers after the heal would wait for that
+/// timer; a new connection starts clean.
+pub const PEER_IDLE_TIMEOUT_MS: u64 = 3_000;
+/// Keep-alive period: several per idle timeout, so one lost probe never closes a live link.
+pub const PEER_KEEP_ALIVE_MS: u64 = 500;
 /// Time allowed for the QUIC+TLS handshake and the hello exchange.
 pub const PEER_CONNECT_TIMEOUT_MS: u64 = 3_000;
 /// RTT assumed before the first sample: QUIC's 333 ms default makes a handshake whose first
 /// packet met a peer still starting wait ~1 s for the retransmission; WAN sites are well
 /// under this, and the estimate adapts after the first sample.
 pub const PEER_INITIAL_RTT_MS: u64 = 100;
-/// First reconnect delay after a failed dial; doubles per failure up to the maximum.
+/// First reconnect delay after a failed dial; doubles per failure up to the maximum. The
+/// maximum is short: a dial is a few datagrams, and after a partition heals the first dial
+/// that gets through (from either side, see `PeerIncarnations::heard`) is when the peer is
+/// heard again.
 pub const RECONNECT_BACKOFF_BASE_MS: u64 = 100;
-pub const RECONNECT_BACKOFF_MAX_MS: u64 = 5_000;
+pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
+
+const _: () = assert!(PEER_KEEP_ALIVE_MS * 4 <= PEER_IDLE_TIMEOUT_MS);
 
 /// QUIC application error codes.
 const CLOSE_REFUSED: u32 = 1;
@@ -137,12 +150,16 @@ struct PeerIncarnations {
     /// Peers that restarted since our connection to them was made: the next request drops
     /// that connection and dials at once.
     restarted: Mutex<BTreeSet<u64>>,
+    /// Peers whose dial reached us since we last dialled them: they are reachable now (a
+    /// partition healed), so a backoff after our own failed dials is over.
+    heard: Mutex<BTreeSet<u64>>,
 }
 
 impl PeerIncarnations {
     /// Records a hello; a peer we had not heard from, or one with a new incarnation, may
     /// have restarted since we dialled it.
     fn greeted(&self, site: u64, incarnation: Option<u64>) {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).insert(site);
         let Some(incarnation) = incarnation else { return };
         let previous = self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(site, incarnation);
         if previous != Some(incarnation) {
@@ -152,6 +169,10 @@ impl PeerIncarnations {
 
     fn take_restarted(&self, site: u64) -> bool {
         self.restarted.lock().unwrap_or_else(|p| p.into_inner()).remove(&site)
+    }
+
+    fn take_heard(&self, site: u64) -> bool {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).remove(&site)
     }
 
     fn is_restarted(&self, site: u64) -> bool {
@@ -279,6 +300,10 @@ impl QuicInner {
             if let Some(old) = link.connection.take() {
                 old.close(CLOSE_REPLACED.into(), b"you restarted");
             }
+            link.consecutive_failures = 0;
+            link.next_dial_at = None;
+        }
+        if self.incarnations.take_heard(target) {
             link.consecutive_failures = 0;
             link.next_dial_at = None;
         }
