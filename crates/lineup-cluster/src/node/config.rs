@@ -66,8 +66,8 @@ const _: () =
 const _: () = assert!((SNAPSHOT_CHUNK_BYTES as usize) * 2 <= PEER_FRAME_MAX_BYTES);
 const _: () = assert!(HEARTBEAT_INTERVAL_MS * 3 <= ELECTION_TIMEOUT_MIN_MS);
 const _: () = assert!(ELECTION_TIMEOUT_MAX_MS * 3 <= SITE_UNREACHABLE_AFTER_MS);
-// A link silent long enough for its site to be unreachable is replaced, not nursed back.
-const _: () = assert!(crate::transport::quic::PEER_IDLE_TIMEOUT_MS <= SITE_UNREACHABLE_AFTER_MS);
+// A stalled link is redialled well before its site would be called unreachable.
+const _: () = assert!(crate::transport::quic::PEER_STALL_REDIAL_MS * 2 <= SITE_UNREACHABLE_AFTER_MS);
 
 /// Timing of one node; defaults suit sites on a WAN. Tests shorten them.
 #[derive(Debug, Clone)]

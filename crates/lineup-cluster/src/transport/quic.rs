@@ -16,9 +16,10 @@
 //! - Each request uses its own bidirectional stream: one length-prefixed frame each way
 //!   ([`crate::frame`]), size-checked before reading. One connection per peer is reused by
 //!   all requests; a broken connection is re-dialled with jittered exponential backoff
-//!   (at most 1 s), cut short when the peer's own dial reaches us. A connection silent for
-//!   the idle timeout (3 s, the site-unreachable threshold) is dropped rather than nursed
-//!   back after a partition.
+//!   (at most 1 s), cut short when the peer's own dial reaches us. A connection on which
+//!   requests time out and nothing was answered for a second gets a fresh one dialled
+//!   beside it (after a partition, the old one's retransmission timer has backed off to
+//!   seconds).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -46,15 +47,18 @@ const HELLO_ACCEPTED: &[u8] = b"ok";
 
 /// Concurrent request streams a peer may have open on one connection.
 pub const PEER_STREAMS_MAX: u32 = 256;
-/// A connection that received nothing (keep-alive acknowledgements included) for this long
-/// is dead, and the next request dials afresh. As long as the leader waits before calling a
-/// silent site unreachable: after a partition or a frozen process, a connection kept
-/// through the outage has its retransmission timer backed off to seconds and its congestion
-/// window spent on lost packets, so the first answers after the heal would wait for that
-/// timer; a new connection starts clean.
-pub const PEER_IDLE_TIMEOUT_MS: u64 = 3_000;
-/// Keep-alive period: several per idle timeout, so one lost probe never closes a live link.
-pub const PEER_KEEP_ALIVE_MS: u64 = 500;
+/// A connection with no traffic (keep-alives included) for this long is dead. Long enough
+/// that a peer frozen for a few seconds (a VM pause, SIGSTOP) keeps its connection, whose
+/// queued packets then flow the moment it runs again.
+pub const PEER_IDLE_TIMEOUT_MS: u64 = 10_000;
+/// Keep-alive period; well under the idle timeout, so a quiet link stays up.
+pub const PEER_KEEP_ALIVE_MS: u64 = 2_000;
+/// A connection on which requests time out and nothing has been answered for this long gets
+/// a fresh connection dialled beside it, which replaces it once up. Through a partition,
+/// the old connection's retransmission timer backs off to seconds and its congestion window
+/// is spent on lost packets, so after the heal its first answers would wait for that timer;
+/// a new connection starts clean.
+pub const PEER_STALL_REDIAL_MS: u64 = 1_000;
 /// Time allowed for the QUIC+TLS handshake and the hello exchange.
 pub const PEER_CONNECT_TIMEOUT_MS: u64 = 3_000;
 /// RTT assumed before the first sample: QUIC's 333 ms default makes a handshake whose first
@@ -69,6 +73,7 @@ pub const RECONNECT_BACKOFF_BASE_MS: u64 = 100;
 pub const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
 
 const _: () = assert!(PEER_KEEP_ALIVE_MS * 4 <= PEER_IDLE_TIMEOUT_MS);
+const _: () = assert!(PEER_STALL_REDIAL_MS < PEER_IDLE_TIMEOUT_MS);
 
 /// QUIC application error codes.
 const CLOSE_REFUSED: u32 = 1;
@@ -76,6 +81,8 @@ const CLOSE_SHUTDOWN: u32 = 2;
 const STREAM_BAD_FRAME: u32 = 3;
 /// Our connection to a peer that has restarted since it was made.
 const CLOSE_REPLACED: u32 = 4;
+/// We dialled a fresh connection because this one answered nothing for a while.
+const CLOSE_STALLED: u32 = 5;
 
 /// Installs ring as the process-wide rustls crypto provider. Our own configs name ring
 /// explicitly, so this only matters for other rustls users in the process; call it at every
@@ -196,6 +203,10 @@ struct QuicInner {
     links: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<PeerLink>>>>,
     incarnations: Arc<PeerIncarnations>,
     jitter: Mutex<SplitMix64>,
+    /// When each peer last answered a request (or was dialled): how long a link is quiet.
+    answered_at: Mutex<BTreeMap<u64, Instant>>,
+    /// Peers whose stalled connection is being replaced (one dial beside it at a time).
+    redialling: Mutex<BTreeSet<u64>>,
 }
 
 impl QuicTransport {
@@ -213,6 +224,8 @@ impl QuicTransport {
             links: Mutex::new(BTreeMap::new()),
             incarnations: Arc::new(PeerIncarnations::default()),
             jitter: Mutex::new(jitter),
+            answered_at: Mutex::new(BTreeMap::new()),
+            redialling: Mutex::new(BTreeSet::new()),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -269,7 +282,66 @@ impl QuicTransport {
     }
 }
 
+impl QuicTransport {
+    /// A request on `stalled` timed out: if `target` has answered nothing for
+    /// `PEER_STALL_REDIAL_MS`, a fresh connection is dialled beside it in a task of its own.
+    fn redial_if_stalled(&self, target: u64, target_addr: &str, stalled: &quinn::Connection) {
+        if self.inner.quiet_for(target) < Duration::from_millis(PEER_STALL_REDIAL_MS) {
+            return;
+        }
+        if !self.inner.redialling.lock().unwrap_or_else(|p| p.into_inner()).insert(target) {
+            return;
+        }
+        let inner = self.inner.clone();
+        let addr = target_addr.to_owned();
+        let stalled_id = stalled.stable_id();
+        tokio::spawn(async move {
+            inner.replace_stalled(target, &addr, stalled_id).await;
+            inner.redialling.lock().unwrap_or_else(|p| p.into_inner()).remove(&target);
+        });
+    }
+}
+
 impl QuicInner {
+    fn note_answer(&self, target: u64) {
+        self.answered_at.lock().unwrap_or_else(|p| p.into_inner()).insert(target, Instant::now());
+    }
+
+    /// How long `target` has answered nothing (forever if it never did).
+    fn quiet_for(&self, target: u64) -> Duration {
+        let answered = self.answered_at.lock().unwrap_or_else(|p| p.into_inner()).get(&target).copied();
+        answered.map_or(Duration::MAX, |at| at.elapsed())
+    }
+
+    /// Dials `target` and, once up, puts the new connection in place of the stalled one
+    /// (unless something replaced it meanwhile). A failed dial backs off as any other.
+    async fn replace_stalled(&self, target: u64, target_addr: &str, stalled_id: usize) {
+        let link = self.link(target);
+        let mut link = link.lock().await;
+        if link.connection.as_ref().map(quinn::Connection::stable_id) != Some(stalled_id) {
+            return;
+        }
+        if link.next_dial_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS);
+        match tokio::time::timeout(timeout, self.dial(target, target_addr)).await {
+            Ok(Ok(fresh)) => {
+                if let Some(old) = link.connection.replace(fresh) {
+                    old.close(CLOSE_STALLED.into(), b"replaced after a stall");
+                }
+                link.consecutive_failures = 0;
+                link.next_dial_at = None;
+                self.note_answer(target);
+                tracing::debug!(peer = target, "replaced a stalled connection");
+            }
+            _ => {
+                link.consecutive_failures = link.consecutive_failures.saturating_add(1);
+                link.next_dial_at = Some(Instant::now() + self.backoff(link.consecutive_failures));
+            }
+        }
+    }
+
     fn link(&self, target: u64) -> Arc<tokio::sync::Mutex<PeerLink>> {
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         links
@@ -341,6 +413,7 @@ impl QuicInner {
                 link.consecutive_failures = 0;
                 link.next_dial_at = None;
                 link.connection = Some(connection.clone());
+                self.note_answer(target);
                 Ok(connection)
             }
             Err(e) => {
@@ -429,8 +502,15 @@ impl PeerTransport for QuicTransport {
         let deadline = Instant::now() + timeout;
         let connection = self.connection_by(target, target_addr, deadline).await?;
         match tokio::time::timeout_at(deadline, QuicInner::exchange(&connection, &request)).await {
-            Ok(result) => result.map_err(|e| e.for_site(target)),
-            Err(_) => Err(ClusterError::Timeout { site: target, timeout_ms: timeout.as_millis() as u64 }),
+            Ok(Ok(answer)) => {
+                self.inner.note_answer(target);
+                Ok(answer)
+            }
+            Ok(Err(e)) => Err(e.for_site(target)),
+            Err(_) => {
+                self.redial_if_stalled(target, target_addr, &connection);
+                Err(ClusterError::Timeout { site: target, timeout_ms: timeout.as_millis() as u64 })
+            }
         }
     }
 }
