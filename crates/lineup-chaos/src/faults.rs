@@ -14,6 +14,7 @@ use crate::wait::{elapsed_ms, poll};
 use crate::workload::plan;
 use lineup_pbx_sim::standin::truth::LiveEngagement;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -78,6 +79,13 @@ pub struct FaultFigures {
     /// Per restart: `(what, ready after start ms, heard after ready ms)`; None: never.
     pub restarts_detail: Vec<RestartRecord>,
     pub leader_kill_to_answer_ms: Option<u64>,
+    /// How many faults of each kind were applied (`term`, `kill`, `pause`, `isolate`, ...).
+    pub faults: BTreeMap<String, u64>,
+    /// Pauses and partitions (`--scenario nemesis`), each with when the leader heard the site
+    /// again.
+    pub outages: Vec<OutageRecord>,
+    /// A caller placed after the last fault healed, answered after this many ms (nemesis).
+    pub after_faults_answer_ms: Option<u64>,
     /// Faults not applied (no call of the kind to aim at, no leader known) and why.
     pub skipped: Vec<String>,
 }
@@ -94,7 +102,30 @@ pub struct RestartRecord {
     pub ready_at_unix_ms: Option<u64>,
 }
 
+/// A pause or a partition of one site.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutageRecord {
+    pub what: String,
+    pub site: u64,
+    /// The site's node was frozen: it read no ARI event until it ran again.
+    pub paused: bool,
+    pub from_unix_ms: u64,
+    pub until_unix_ms: u64,
+    /// Ms from the heal (or SIGCONT) until the leader had new entries acknowledged by the
+    /// site; None: not within `HEARD_WAIT_MS`.
+    pub heard_after_heal_ms: Option<u64>,
+}
+
 impl FaultFigures {
+    pub fn count(&mut self, kind: &str) {
+        *self.faults.entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// The worst heal-to-heard time of the outages; one never heard counts as `HEARD_WAIT_MS`.
+    pub fn max_heal_to_heard_ms(&self) -> Option<u64> {
+        self.outages.iter().map(|o| o.heard_after_heal_ms.unwrap_or(HEARD_WAIT_MS)).max()
+    }
+
     /// The worst restart-to-heard time; a node never heard counts as `HEARD_WAIT_MS`.
     pub fn max_restart_to_heard_ms(&self) -> u64 {
         self.restarts_detail.iter().map(|r| r.heard_after_ready_ms.unwrap_or(HEARD_WAIT_MS)).max().unwrap_or(0)
@@ -111,7 +142,7 @@ pub struct Chaos<'a> {
 
 impl Chaos<'_> {
     /// Logs a step with the stand-in's clock (the truth's times are on it).
-    async fn note(&mut self, line: String) {
+    pub(crate) async fn note(&mut self, line: String) {
         let at_ms = self.standin.state().await.map(|state| state.now_ms).unwrap_or_default();
         let line = format!("@{at_ms} ms {line}");
         eprintln!("lineup-chaos: {line}");
@@ -138,12 +169,7 @@ impl Chaos<'_> {
     async fn fault(&mut self, stop: Stop, target: Target) {
         self.settle().await;
         let what = format!("{stop:?} of the {target:?}");
-        let site = match target {
-            Target::Leader => self.leader().await,
-            Target::CallerNode { cross } => self.target_call(Some(cross)).await.map(|e| e.caller_box as u64 + 1),
-            Target::OperatorNode => self.target_call(Some(true)).await.map(|e| e.operator_box as u64 + 1),
-        };
-        let Some(site) = site else {
+        let Some(site) = self.aim(target).await else {
             self.note(format!("skipped {what}: nothing to aim at")).await;
             self.figures.skipped.push(what);
             return;
@@ -155,8 +181,17 @@ impl Chaos<'_> {
         }
     }
 
+    /// The site a fault at `target` hits now, if there is one.
+    pub(crate) async fn aim(&self, target: Target) -> Option<u64> {
+        match target {
+            Target::Leader => self.leader().await,
+            Target::CallerNode { cross } => self.target_call(Some(cross)).await.map(|e| e.caller_box as u64 + 1),
+            Target::OperatorNode => self.target_call(Some(true)).await.map(|e| e.operator_box as u64 + 1),
+        }
+    }
+
     /// Every node ready, bounded.
-    async fn settle(&mut self) {
+    pub(crate) async fn settle(&mut self) {
         for site in self.nodes.sites() {
             let Ok(layout) = self.nodes.site(site) else { continue };
             let api = layout.api_url();
@@ -167,7 +202,7 @@ impl Chaos<'_> {
         }
     }
 
-    async fn leader(&self) -> Option<u64> {
+    pub(crate) async fn leader(&self) -> Option<u64> {
         for site in self.nodes.sites() {
             let Ok(layout) = self.nodes.site(site) else { continue };
             if let Some(leader) = self.api.leader(&layout.api_url()).await {
@@ -178,7 +213,7 @@ impl Chaos<'_> {
     }
 
     /// A connected call (local, or cross-site when `cross`) that spans the coming restart.
-    async fn target_call(&self, cross: Option<bool>) -> Option<LiveEngagement> {
+    pub(crate) async fn target_call(&self, cross: Option<bool>) -> Option<LiveEngagement> {
         poll(TARGET_WAIT_MS, POLL_MS, || async {
             let state = self.standin.state().await.ok()?;
             state
@@ -192,7 +227,7 @@ impl Chaos<'_> {
     }
 
     /// The leader's committed log index now (what a stopped node may have acknowledged).
-    async fn log_at_stop(&self, member: u64) -> Option<u64> {
+    pub(crate) async fn log_at_stop(&self, member: u64) -> Option<u64> {
         let leader = self.leader().await?;
         let api = self.nodes.site(leader).ok()?.api_url();
         Some(self.api.leader_view(&api, leader, member).await?.committed_log)
@@ -238,6 +273,7 @@ impl Chaos<'_> {
             Stop::Term => self.figures.restarts += 1,
             Stop::Kill => self.figures.kills += 1,
         }
+        self.figures.count(if stop == Stop::Term { "term" } else { "kill" });
         let started = Instant::now();
         let Ok(api) = self.nodes.site(site).map(|s| s.api_url()) else { return };
         let ready = poll(READY_WAIT_MS, POLL_MS, || async { self.api.ready(&api).await.then_some(()) }).await;
@@ -263,7 +299,7 @@ impl Chaos<'_> {
 
     /// Ms from now (the node just became ready) until the leader has entries from `site`
     /// beyond what existed when it stopped.
-    async fn heard(&self, site: u64, log_at_stop: u64) -> Option<u64> {
+    pub(crate) async fn heard(&self, site: u64, log_at_stop: u64) -> Option<u64> {
         let ready_at = Instant::now();
         let wanted = log_at_stop + HEARD_ENTRIES_BEYOND_STOP;
         poll(HEARD_WAIT_MS, POLL_MS, || async {
@@ -308,7 +344,7 @@ impl Chaos<'_> {
 
     /// Logs in the probe operator of a site other than `leader` (see `probe_operator`) and
     /// waits until it is available; that site, or why not.
-    async fn free_probe_operator(&self, leader: u64) -> Result<u64, String> {
+    pub(crate) async fn free_probe_operator(&self, leader: u64) -> Result<u64, String> {
         let site = self.nodes.sites().into_iter().find(|site| *site != leader).ok_or("no other site")?;
         let api = self.nodes.site(site).map_err(|e| format!("{e:#}"))?.api_url();
         let operator = probe_operator(site);
@@ -327,14 +363,14 @@ impl Chaos<'_> {
 
     /// Places the probe's caller at `site` (gate `web`, the probe operator's queue) and waits
     /// until it is connected; ms since `since` (`LEADER_KILL_ANSWER_WAIT_MS` when never).
-    async fn probe_answer(&mut self, site: u64, since: Instant) -> u64 {
+    pub(crate) async fn probe_answer(&mut self, site: u64, since: Instant) -> u64 {
         let number = format!("+1555{:07}", 9_000_000 + site);
         let placed =
             self.standin.place_caller(site as usize - 1, GATE_PROBE_EXTEN, &number, plan(PROBE_TALK_MS, false));
         let call_id = match placed.await {
             Ok(call_id) => call_id,
             Err(error) => {
-                self.note(format!("leader kill probe: placing the caller failed: {error:#}")).await;
+                self.note(format!("answer probe: placing the caller failed: {error:#}")).await;
                 return LEADER_KILL_ANSWER_WAIT_MS;
             }
         };
@@ -343,7 +379,7 @@ impl Chaos<'_> {
             state.engaged.iter().any(|e| e.call_id == call_id).then(|| elapsed_ms(since))
         })
         .await;
-        self.note(format!("leader kill probe: caller {call_id} answered after {answered:?} ms")).await;
+        self.note(format!("answer probe: caller {call_id} answered after {answered:?} ms")).await;
         answered.unwrap_or(LEADER_KILL_ANSWER_WAIT_MS)
     }
 }

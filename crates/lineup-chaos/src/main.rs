@@ -1,17 +1,20 @@
 //! `lineup-chaos`: the real-process fault harness. Starts the stand-in Asterisk in a process
 //! of its own and N real `lineup run` nodes on loopback, drives callers and operators through
-//! the stand-in, restarts and kills the nodes during live calls, and checks the phones'
-//! ground truth and every site's history. Exit code 1 when a check fails.
+//! the stand-in, restarts, kills, pauses or partitions the nodes during live calls, and checks
+//! the phones' ground truth and every site's history. Exit code 1 when a check fails.
 //!
 //! Code map: `setup` (certificates, node files, routing config), `procs` and `nodes` (child
 //! processes), `standin` (the stand-in process and its control API), `api` (the nodes'
-//! APIs), `workload` (callers), `faults` (the schedule and its measurements), `history`
+//! APIs), `workload` (callers), `faults` (the restarts schedule and its measurements),
+//! `nemesis` (pauses and partitions), `links` (a UDP relay per pair of nodes), `history`
 //! (SQLite), `checks` (figures and thresholds), `report`, `run` (the whole run in order).
 
 mod api;
 mod checks;
 mod faults;
 mod history;
+mod links;
+mod nemesis;
 mod nodes;
 mod procs;
 mod report;
@@ -39,11 +42,30 @@ enum Mode {
     StandIn(lineup_pbx_sim::standin::server_main::ServerArgs),
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// SIGTERM and kill -9 of the caller's node, the operator's node and the leader, each
+    /// during connected calls, then a rolling restart of every node.
+    Restarts,
+    /// Pauses (SIGSTOP) and partitions (symmetric, one-way, flapping) of the caller's node,
+    /// the operator's node and the leader during connected calls.
+    Nemesis,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Restarts => "restarts",
+            Scenario::Nemesis => "nemesis",
+        }
+    }
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
-    /// The fault schedule (`restarts`).
-    #[arg(long, default_value = "restarts")]
-    scenario: String,
+    /// The fault schedule.
+    #[arg(long, value_enum, default_value_t = Scenario::Restarts)]
+    scenario: Scenario,
     /// Seconds of traffic with faults (the faults are spread over it; setup and drain add to it).
     #[arg(long, default_value_t = 120)]
     duration: u64,

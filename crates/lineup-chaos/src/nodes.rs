@@ -1,4 +1,4 @@
-//! The `lineup run` processes, one per site: start, SIGTERM, kill -9.
+//! The `lineup run` processes, one per site: start, pause, SIGTERM, kill -9.
 
 use crate::procs::Proc;
 use crate::setup::{Layout, SiteLayout, ARI_PASSWORD, ARI_PASSWORD_ENV};
@@ -43,6 +43,17 @@ impl Nodes {
     pub async fn terminate(&mut self, site: u64) -> anyhow::Result<bool> {
         let Some(mut proc) = self.slot(site)?.take() else { return Ok(true) };
         Ok(proc.terminate().await)
+    }
+
+    /// SIGSTOP (`on`) or SIGCONT (`!on`) of the site's running node.
+    pub fn pause(&mut self, site: u64, on: bool) -> anyhow::Result<()> {
+        let proc = self.slot(site)?.as_ref().with_context(|| format!("site {site} is not running"))?;
+        if on {
+            proc.pause();
+        } else {
+            proc.resume();
+        }
+        Ok(())
     }
 
     /// kill -9.

@@ -1,5 +1,5 @@
-//! Child processes: started with their output in a log file, stopped by SIGTERM (bounded,
-//! then SIGKILL) or killed with SIGKILL, and always killed when dropped (also on a panic).
+//! Child processes: started with their output in a log file, paused (SIGSTOP/SIGCONT),
+//! stopped by SIGTERM (bounded, then SIGKILL) or killed with SIGKILL, and always killed when dropped (also on a panic).
 //! On Linux each child also gets SIGKILL if the harness itself dies.
 
 use anyhow::Context;
@@ -68,10 +68,23 @@ impl Proc {
         }
     }
 
+    /// SIGSTOP: the process is frozen (its sockets stay open, nothing it holds is read or
+    /// answered) until `resume`.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
     /// SIGTERM, then wait for the exit; SIGKILL after `TERM_EXIT_WAIT_MS`. True when the
     /// process exited on its own.
     pub async fn terminate(&mut self) -> bool {
         self.signal(libc::SIGTERM);
+        // A paused process acts on SIGTERM only once it runs again.
+        self.resume();
         let deadline = Instant::now() + Duration::from_millis(TERM_EXIT_WAIT_MS);
         while Instant::now() < deadline {
             if !self.running() {

@@ -15,6 +15,7 @@ pub struct Report {
     pub passed: bool,
     pub checks: Vec<Check>,
     pub restarts_detail: Vec<crate::faults::RestartRecord>,
+    pub outages_detail: Vec<crate::faults::OutageRecord>,
     pub skipped: Vec<String>,
     pub double_bookings: Vec<String>,
     pub drops: Vec<String>,
@@ -31,6 +32,7 @@ pub fn first(details: impl IntoIterator<Item = String>) -> Vec<String> {
 impl Report {
     pub fn faults(&mut self, faults: &FaultFigures) {
         self.restarts_detail = faults.restarts_detail.clone();
+        self.outages_detail = faults.outages.clone();
         self.skipped = faults.skipped.clone();
     }
 
@@ -53,10 +55,8 @@ impl Report {
             let mark = if check.ok { "ok  " } else { "FAIL" };
             println!("  {mark} {:<26} {:>12}  (limit {})", check.name, check.value, check.limit);
         }
-        println!(
-            "  calls {} answered {} restarts {} kills {}",
-            self.figures.calls, self.figures.answered, self.figures.restarts, self.figures.kills
-        );
+        let faults: Vec<String> = self.figures.faults.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+        println!("  calls {} answered {} faults: {}", self.figures.calls, self.figures.answered, faults.join(", "));
         for (title, lines) in [
             ("double bookings", &self.double_bookings),
             ("calls dropped", &self.drops),

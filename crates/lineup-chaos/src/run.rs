@@ -5,14 +5,15 @@ use crate::api::NodeApi;
 use crate::checks::{checks, figures};
 use crate::faults::Chaos;
 use crate::history::{read_calls, CallRows};
+use crate::links::Links;
 use crate::nodes::Nodes;
 use crate::report::{first, Report};
 use crate::setup::{apply_routing, operators, prepare, write_node_configs, OperatorSpec, OPERATOR_PIN};
 use crate::standin::StandIn;
 use crate::wait::poll;
 use crate::workload::Workload;
-use crate::RunArgs;
-use anyhow::{bail, Context};
+use crate::{RunArgs, Scenario};
+use anyhow::Context;
 use lineup_pbx_sim::standin::truth::TruthReport;
 use lineup_util::now_ms;
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ fn lineup_bin(args: &RunArgs) -> anyhow::Result<PathBuf> {
 pub fn reproduce_command(args: &RunArgs, lineup: &Path) -> String {
     format!(
         "lineup-chaos --scenario {} --duration {} --seed {} --sites {} --lineup-bin {} --keep-dir",
-        args.scenario,
+        args.scenario.name(),
         args.duration,
         args.seed,
         args.sites,
@@ -60,9 +61,6 @@ pub fn reproduce_command(args: &RunArgs, lineup: &Path) -> String {
 
 /// True when every check passed.
 pub fn run(args: RunArgs) -> anyhow::Result<bool> {
-    if args.scenario != "restarts" {
-        bail!("unknown scenario {:?} (known: restarts)", args.scenario);
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let dir = run_dir()?;
     let lineup = lineup_bin(&args)?;
@@ -78,10 +76,19 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     let dialplan = dir.join("extensions.conf");
     std::fs::write(&dialplan, lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF)?;
     let standin = Arc::new(StandIn::start(dir, args.sites, &dialplan).await?);
-    write_node_configs(&layout, &standin.ari_ports, &args.log_level)?;
+    // Partitions need a relay between every pair of nodes; restarts dial each other directly.
+    let links = match args.scenario {
+        Scenario::Nemesis => {
+            let ports: Vec<(u64, u16)> = layout.sites.iter().map(|s| (s.site, s.quic_port)).collect();
+            Some(Links::start(&ports).await?)
+        }
+        Scenario::Restarts => None,
+    };
+    let peer_addresses = links.as_ref().map(Links::addresses).unwrap_or_default();
+    write_node_configs(&layout, &standin.ari_ports, &args.log_level, &peer_addresses)?;
     let mut nodes = Nodes::new(layout);
     let api = NodeApi::new()?;
-    let result = drive(args, &mut nodes, &api, &standin, dir, lineup).await;
+    let result = drive(args, &mut nodes, &api, &standin, links.as_ref(), dir, lineup).await;
     nodes.stop_all().await;
     result
 }
@@ -130,6 +137,7 @@ async fn drive(
     nodes: &mut Nodes,
     api: &NodeApi,
     standin: &Arc<StandIn>,
+    links: Option<&Links>,
     dir: &Path,
     lineup: &Path,
 ) -> anyhow::Result<bool> {
@@ -145,7 +153,10 @@ async fn drive(
     let workload = Workload::start(Arc::clone(standin), args.sites as usize, args.seed);
     let mut chaos =
         Chaos { nodes, api: api.clone(), standin: Arc::clone(standin), figures: Default::default(), log: Vec::new() };
-    chaos.run_restarts(args.duration * 1_000).await;
+    match links {
+        Some(links) => chaos.run_nemesis(links, args.duration * 1_000).await,
+        None => chaos.run_restarts(args.duration * 1_000).await,
+    }
     let faults = chaos.figures.clone();
     eprintln!("lineup-chaos: {} callers placed; draining", workload.placed());
     workload.stop().await;
@@ -153,16 +164,17 @@ async fn drive(
     std::fs::write(dir.join("truth.json"), serde_json::to_string_pretty(&truth)?)?;
     let histories = read_histories(chaos.nodes, &truth).await;
     let (figures, wrong) = figures(&truth, &histories, &faults);
-    let checks = checks(&figures);
+    let checks = checks(&figures, args.scenario);
     let passed = checks.iter().all(|check| check.ok);
     let mut report = Report {
-        scenario: args.scenario.clone(),
+        scenario: args.scenario.name().to_string(),
         seed: args.seed,
         duration_s: args.duration,
         figures,
         passed,
         checks,
         restarts_detail: Vec::new(),
+        outages_detail: Vec::new(),
         skipped: Vec::new(),
         double_bookings: first(truth.double_bookings.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
         drops: first(truth.drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),

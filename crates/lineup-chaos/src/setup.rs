@@ -3,7 +3,9 @@
 //! config every site's operators are in, and the dialplan the stand-in boxes run.
 
 use anyhow::{bail, Context};
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -124,16 +126,30 @@ pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64) -> anyhow::Result<Layo
 /// The nodes' log filter unless `--log-level` says otherwise.
 pub const NODE_LOG_LEVEL: &str = "info,openraft=warn";
 
+/// Where site `from` dials site `to`, when not at `to`'s own QUIC port (a relay between them).
+pub type PeerAddresses = BTreeMap<(u64, u64), SocketAddr>;
+
 /// Writes every site's node file, the site's ARI at `ari_ports[site - 1]`.
-pub fn write_node_configs(layout: &Layout, ari_ports: &[u16], log_level: &str) -> anyhow::Result<()> {
+pub fn write_node_configs(
+    layout: &Layout,
+    ari_ports: &[u16],
+    log_level: &str,
+    peer_addresses: &PeerAddresses,
+) -> anyhow::Result<()> {
     for site in &layout.sites {
         let port = ari_ports.get(site.site as usize - 1).context("an ARI port per site")?;
-        std::fs::write(&site.config, node_toml(layout, site, *port, log_level))?;
+        std::fs::write(&site.config, node_toml(layout, site, *port, log_level, peer_addresses))?;
     }
     Ok(())
 }
 
-fn node_toml(layout: &Layout, me: &SiteLayout, ari_port: u16, log_level: &str) -> String {
+fn node_toml(
+    layout: &Layout,
+    me: &SiteLayout,
+    ari_port: u16,
+    log_level: &str,
+    peer_addresses: &PeerAddresses,
+) -> String {
     let certs = layout.dir.join("certs").display().to_string();
     let mut peers = String::new();
     let mut trunks = String::new();
@@ -141,10 +157,11 @@ fn node_toml(layout: &Layout, me: &SiteLayout, ari_port: u16, log_level: &str) -
         // No `api_url`: with it, each node's GET /v1/cluster asks its peers' /v1/cluster, which
         // ask theirs in turn, until a 1 s timeout per peer; the leader's answer then takes ~2 s,
         // too coarse to time "heard again", and the chain loads the nodes under test.
-        peers.push_str(&format!(
-            "[[cluster.peers]]\nsite = {}\naddress = \"127.0.0.1:{}\"\n\n",
-            other.site, other.quic_port
-        ));
+        let address = peer_addresses
+            .get(&(me.site, other.site))
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], other.quic_port)));
+        peers.push_str(&format!("[[cluster.peers]]\nsite = {}\naddress = \"{address}\"\n\n", other.site));
         trunks.push_str(&format!("\"{0}\" = \"PJSIP/lineup-{{call}}@site-{0}\"\n", other.site));
     }
     format!(

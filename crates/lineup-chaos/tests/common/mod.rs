@@ -1,0 +1,71 @@
+//! Runs `lineup-chaos` as CI does and hands back its JSON report.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The workload's seed when `LINEUP_CHAOS_SEED` is unset.
+const DEFAULT_SEED: &str = "1";
+
+/// The `lineup` binary: `LINEUP_CHAOS_LINEUP_BIN`, else beside this package's binary in the
+/// target directory (built with the workspace).
+fn lineup_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("LINEUP_CHAOS_LINEUP_BIN") {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(env!("CARGO_BIN_EXE_lineup-chaos")).with_file_name("lineup")
+}
+
+/// One run's report and, for failure messages, the report and the harness's log together.
+pub struct ChaosRun {
+    pub seed: String,
+    pub report: Value,
+    pub shown: String,
+}
+
+impl ChaosRun {
+    /// `lineup-chaos --scenario SCENARIO --duration DURATION_S --json`, the seed from
+    /// `LINEUP_CHAOS_SEED` (default 1).
+    pub fn run(scenario: &str, duration_s: u64) -> ChaosRun {
+        let lineup = lineup_bin();
+        let seed = std::env::var("LINEUP_CHAOS_SEED").unwrap_or_else(|_| DEFAULT_SEED.to_string());
+        assert!(lineup.is_file(), "no lineup binary at {} (cargo build -p lineup)", lineup.display());
+        let output = Command::new(env!("CARGO_BIN_EXE_lineup-chaos"))
+            .args(["--scenario", scenario, "--duration", &duration_s.to_string(), "--seed", &seed, "--json"])
+            .arg("--lineup-bin")
+            .arg(&lineup)
+            .output()
+            .expect("run lineup-chaos");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let report: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}); exit {:?}\n{stderr}", output.status.code()));
+        let shown = format!("{}\n{stderr}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        ChaosRun { seed, report, shown }
+    }
+
+    pub fn figure(&self, name: &str) -> u64 {
+        self.report[name].as_u64().unwrap_or_else(|| panic!("{name} missing\n{}", self.shown))
+    }
+
+    /// Every named figure is 0.
+    pub fn assert_zero(&self, names: &[&str]) {
+        for name in names {
+            assert_eq!(self.figure(name), 0, "{name} (seed {})\n{}", self.seed, self.shown);
+        }
+    }
+
+    /// Every named figure (ms) is below its limit.
+    pub fn assert_below_ms(&self, limits: &[(&str, u64)]) {
+        for (name, limit_ms) in limits {
+            let value = self.figure(name);
+            assert!(value < *limit_ms, "{name} {value} ms, limit {limit_ms} ms (seed {})\n{}", self.seed, self.shown);
+        }
+    }
+
+    /// No fault or probe was skipped.
+    pub fn assert_nothing_skipped(&self) {
+        let skipped = self.report["skipped"].as_array().is_some_and(Vec::is_empty);
+        assert!(skipped, "a fault or a probe was skipped\n{}", self.shown);
+    }
+}
