@@ -196,7 +196,7 @@ fn member_state(live: &Value) -> String {
     }
 }
 
-/// Waiting callers of `queue` by position: `1. c-17 +4930123 (wait 0:45, priority 5, site 1)`.
+/// Waiting callers of `queue` by position: `1. c-17 +4930123 "Ada" (wait 0:45, priority 5, site 1)`.
 fn callers_of(queue: &str, calls: &Value) -> Vec<String> {
     let mut waiting: Vec<Value> =
         list(calls, "calls").into_iter().filter(|c| text(&c["queue"]) == queue && c["position"].is_u64()).collect();
@@ -205,8 +205,12 @@ fn callers_of(queue: &str, calls: &Value) -> Vec<String> {
         .iter()
         .map(|c| {
             let callback = if c["callback"].as_bool() == Some(true) { ", callback" } else { "" };
+            let name = match c["caller_name"].as_str() {
+                Some(name) if !name.is_empty() => format!(" \"{name}\""),
+                _ => String::new(),
+            };
             format!(
-                "{}. {} {} (wait {}, priority {}, site {}{callback})",
+                "{}. {} {}{name} (wait {}, priority {}, site {}{callback})",
                 text(&c["position"]),
                 text(&c["call"]),
                 text(&c["caller_number"]),
@@ -244,7 +248,7 @@ mod tests {
             queues: json!({"queues": [{"queue": "sales", "waiting": 1, "service_level_permille": 955,
                 "stats": {"answered": 4, "abandoned": 1, "total_wait_ms": 48000, "handled": 2, "total_handle_ms": 190000}}]}),
             calls: json!({"calls": [{"call": "c-1", "queue": "sales", "position": 1, "caller_number": "+4930123",
-                "wait_ms": 65000, "priority": 2, "entry_site": 3, "callback": false},
+                "caller_name": "Ada", "wait_ms": 65000, "priority": 2, "entry_site": 3, "callback": false},
                 {"call": "c-2", "queue": "sales", "position": null, "status": "connected"}]}),
             operators: json!({"operators": [{"operator": "1101", "state": "break", "break_reason": "lunch",
                 "site": 1, "time_in_state_ms": 61000}]}),
@@ -261,7 +265,7 @@ mod tests {
         let bob = out.find("1102 Bob (home site 2, penalty 0) (offline)").expect("Bob first, lowest penalty");
         let alice = out.find("1101 Alice (site 1, penalty 1) (break: lunch for 1:01)").expect(&out);
         assert!(bob < alice, "{out}");
-        assert!(out.contains("1. c-1 +4930123 (wait 1:05, priority 2, site 3)"), "{out}");
+        assert!(out.contains("1. c-1 +4930123 \"Ada\" (wait 1:05, priority 2, site 3)"), "{out}");
         assert!(!out.contains("c-2") && !out.contains("support"), "{out}");
     }
 

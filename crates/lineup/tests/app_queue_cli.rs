@@ -127,14 +127,15 @@ fn floor() -> Node {
         site: SiteId(1),
         channel: Some("op-1101".into()),
     });
-    for (call, number, site) in [("c-1", "+4930111", 1), ("c-2", "+4930222", 2), ("c-3", "+4930333", 2)] {
+    let callers = [("c-1", "+4930111", "", 1), ("c-2", "+4930222", "Ada Lovelace", 2), ("c-3", "+4930333", "", 2)];
+    for (call, number, name, site) in callers {
         node.apply(CommandBody::Enqueue(Enqueue {
             call: CallId::new(call),
             queue: QueueId::new("sales"),
             gate: None,
             priority: None,
             caller_number: number.into(),
-            caller_name: String::new(),
+            caller_name: name.into(),
             site: SiteId(site),
             channel: Some(format!("chan-{call}")),
             skills: Default::default(),
@@ -155,7 +156,7 @@ fn queue_show_lists_settings_members_and_callers_across_sites() {
     assert!(sales.contains("'longest-idle by penalty' strategy") && sales.contains("within 30s"), "{sales}");
     assert!(out.contains("1101 Alice (site 1, penalty 0) (ringing for 0:05, call c-1)"), "{out}");
     assert!(out.contains("1102 Bob (home site 2, penalty 1) (offline)"), "{out}");
-    assert!(out.contains("1. c-2 +4930222 (wait 0:05, priority 5, site 2)"), "{out}");
+    assert!(out.contains("1. c-2 +4930222 \"Ada Lovelace\" (wait 0:05, priority 5, site 2)"), "{out}");
     assert!(out.contains("2. c-3 +4930333 (wait 0:05, priority 5, site 2)"), "{out}");
     assert!(out.contains("support (Support) has 0 calls") && out.contains("No members"), "{out}");
 
