@@ -117,3 +117,13 @@ async fn membership(target: &ApiTarget, operator: &str, queue: &str, penalty: Op
     api.write(Method::PUT, &path, Some(config), &what).await?;
     Ok(line)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_state_for_a_busy_operator_says_it_waits_for_the_call() {
+        let later = serde_json::json!({"ok": true, "response": "AfterCurrentCall"});
+        assert_eq!(super::deferred(&later), " when the current call ends");
+        assert_eq!(super::deferred(&serde_json::json!({"ok": true, "response": "Done"})), "");
+    }
+}

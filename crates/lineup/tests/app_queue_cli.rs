@@ -174,7 +174,8 @@ fn queue_show_lists_settings_members_and_callers_across_sites() {
 fn operators_pause_unpause_log_out_and_change_memberships() {
     let node = floor();
     let paused = succeeded(&node.lineup(&["operator", "pause", "1101", "--reason", "lunch"], SUPERVISOR));
-    assert!(paused.contains("operator 1101 on break (lunch)"), "{paused}");
+    assert_eq!(paused.trim(), "operator 1101 on break (lunch)");
+    assert_eq!(node.operator_state("1101"), "break");
 
     let added = succeeded(&node.lineup(&["operator", "add", "1102", "support", "--penalty", "2"], ADMIN));
     assert_eq!(added.trim(), "operator 1102 added to support at penalty 2");
@@ -189,6 +190,8 @@ fn operators_pause_unpause_log_out_and_change_memberships() {
     assert_eq!(memberships("1102").keys().map(QueueId::as_str).collect::<Vec<_>>(), ["support"]);
     let again = refused(&node.lineup(&["operator", "remove", "1102", "sales"], ADMIN));
     assert!(again.contains("operator 1102 is not a member of queue `sales`"), "{again}");
+    let no_queue = refused(&node.lineup(&["operator", "add", "1102", "salez"], ADMIN));
+    assert!(no_queue.contains("add 1102 to salez: refused (422)") && no_queue.contains("no queue named `salez`"));
     let supervisor_edit = refused(&node.lineup(&["operator", "add", "1102", "sales"], SUPERVISOR));
     assert!(supervisor_edit.contains("refused (403)") && supervisor_edit.contains("supervisor"), "{supervisor_edit}");
 
