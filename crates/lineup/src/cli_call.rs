@@ -9,7 +9,9 @@ use serde_json::json;
 pub enum CallCommand {
     /// Move a waiting caller to another queue (supervisor token).
     Move {
+        /// The call's id, as `lineup queue show` lists it.
         call: String,
+        /// The queue to move the caller to.
         queue: String,
         /// Join the new queue as a new arrival (by default the caller keeps their place by
         /// the time they first called).
@@ -20,7 +22,9 @@ pub enum CallCommand {
     },
     /// Change a waiting caller's priority: lower is served first (0 = VIP, 5 = normal).
     Priority {
+        /// The call's id, as `lineup queue show` lists it.
         call: String,
+        /// The new priority.
         priority: u8,
         #[command(flatten)]
         target: ApiTarget,

@@ -13,6 +13,7 @@ pub const PAUSE_REASON_DEFAULT: &str = "paused";
 pub enum OperatorAction {
     /// Put a logged-in operator on break (supervisor token); no offers until unpaused.
     Pause {
+        /// The operator's id, e.g. 1101.
         operator: String,
         /// The break reason shown on the dashboard.
         #[arg(long, default_value = PAUSE_REASON_DEFAULT)]
@@ -22,12 +23,14 @@ pub enum OperatorAction {
     },
     /// Make an operator on break available again (supervisor token).
     Unpause {
+        /// The operator's id, e.g. 1101.
         operator: String,
         #[command(flatten)]
         target: ApiTarget,
     },
     /// Log an operator out (supervisor token).
     Logout {
+        /// The operator's id, e.g. 1101.
         operator: String,
         #[command(flatten)]
         target: ApiTarget,
@@ -35,8 +38,12 @@ pub enum OperatorAction {
     /// Make an operator a member of a queue at a penalty tier (admin token: changes the
     /// routing config; 0 is first choice).
     Add {
+        /// The operator's id, e.g. 1101.
         operator: String,
+        /// The queue's id, e.g. sales.
         queue: String,
+        /// Penalty tier: 0 is first choice; lower tiers are offered callers first, and the
+        /// queue's tier rules say when higher ones may take them.
         #[arg(long, default_value_t = 0)]
         penalty: u8,
         #[command(flatten)]
@@ -44,7 +51,9 @@ pub enum OperatorAction {
     },
     /// Take an operator out of a queue (admin token: changes the routing config).
     Remove {
+        /// The operator's id, e.g. 1101.
         operator: String,
+        /// The queue's id, e.g. sales.
         queue: String,
         #[command(flatten)]
         target: ApiTarget,
