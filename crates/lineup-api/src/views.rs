@@ -76,6 +76,8 @@ pub struct CallRow {
     pub callback: bool,
     /// Present in REST answers and snapshots.
     pub caller_number: Option<String>,
+    /// Present in REST answers and snapshots (empty when the caller's channel gave none).
+    pub caller_name: Option<String>,
 }
 
 /// A call's place for the caller widget.
@@ -167,6 +169,7 @@ pub fn call_row_from_view(r: &Routing, v: CallView) -> CallRow {
         position: None,
         eta_ms: None,
         caller_number: None,
+        caller_name: None,
     }
 }
 
@@ -180,6 +183,7 @@ pub fn call_rows(r: &Routing) -> Vec<CallRow> {
         row.position = Some(w.position);
         row.eta_ms = r.eta_ms(&w.queue, w.position);
         row.caller_number = Some(w.caller_number);
+        row.caller_name = Some(w.caller_name);
         rows.push(row);
     }
     let waiting = rows.len();

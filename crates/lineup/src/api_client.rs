@@ -114,21 +114,21 @@ pub struct StatusArgs {
     json: bool,
 }
 
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: String,
     http: HttpClient,
 }
 
 impl Api {
-    fn new(target: &ApiTarget) -> anyhow::Result<Self> {
+    pub(crate) fn new(target: &ApiTarget) -> anyhow::Result<Self> {
         let http = HttpClient::new(&target.api, target.ca_file.as_deref(), CLI_REQUEST_TIMEOUT_MS)?;
         Ok(Self { base: target.api.trim_end_matches('/').to_string(), token: target.token.clone(), http })
     }
 
     /// `method path` with a JSON `body`: the answer's JSON when it succeeded, else its
     /// status and JSON (Null when not JSON).
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -141,7 +141,22 @@ impl Api {
         Ok(if (200..300).contains(&answer.status) { Ok(body) } else { Err((answer.status, body)) })
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    /// A write: the answer's JSON, or the node's refusal as a sentence (`what` names the
+    /// action, e.g. "pause operator 1101").
+    pub(crate) async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        what: &str,
+    ) -> anyhow::Result<Value> {
+        match self.send(method, path, body).await? {
+            Ok(v) => Ok(v),
+            Err((status, body)) => anyhow::bail!("{what}: refused ({status}): {}", describe(&body)),
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         match self.send(Method::GET, path, None).await? {
             Ok(v) => Ok(v),
             Err((status, body)) => anyhow::bail!("GET {path}: {status}: {}", describe(&body)),
@@ -149,7 +164,19 @@ impl Api {
     }
 }
 
-fn describe(body: &Value) -> String {
+/// Runs one CLI command's requests on a current-thread runtime.
+pub(crate) fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work)
+}
+
+/// `id` as a path segment: the identifier charset (letters, digits, `.`, `_`, `-`), so
+/// nothing typed can reach another route.
+pub(crate) fn path_id<'a>(what: &str, id: &'a str) -> anyhow::Result<&'a str> {
+    lineup_core::ids::validate_id(id).map_err(|e| anyhow::anyhow!("`{id}` is not a valid {what} id: {e}"))?;
+    Ok(id)
+}
+
+pub(crate) fn describe(body: &Value) -> String {
     body.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string())
 }
 
@@ -303,7 +330,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     })
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -311,7 +338,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn list(v: &Value, key: &str) -> Vec<Value> {
+pub(crate) fn list(v: &Value, key: &str) -> Vec<Value> {
     v.get(key).unwrap_or(v).as_array().cloned().unwrap_or_default()
 }
 

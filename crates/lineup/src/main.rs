@@ -6,7 +6,10 @@ mod api_bench;
 mod api_client;
 mod api_http;
 mod bench;
+mod cli_call;
 mod cli_cluster;
+mod cli_operator;
+mod cli_queue;
 mod config_file;
 mod demo;
 mod node;
@@ -47,7 +50,17 @@ enum Command {
     },
     /// Members, leader, lag, queues and operators, from any node's API.
     Status(api_client::StatusArgs),
-    /// Operators: hash a PIN for the routing config.
+    /// Queues as app_queue's `queue show` lists them, across all sites.
+    Queue {
+        #[command(subcommand)]
+        what: cli_queue::QueueCommand,
+    },
+    /// Waiting callers: move to another queue, change priority.
+    Call {
+        #[command(subcommand)]
+        what: cli_call::CallCommand,
+    },
+    /// Operators: hash a PIN; pause, unpause, log out; add to or remove from a queue.
     Operator {
         #[command(subcommand)]
         what: operator::OperatorCommand,
@@ -106,6 +119,8 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Operator { what } => operator::operator(&what),
+        Command::Queue { what } => cli_queue::queue(&what),
+        Command::Call { what } => cli_call::call(&what),
         Command::Token { what } => token::token(&what),
         Command::Config { what } => api_client::config(&what),
         Command::Status(args) => api_client::status(&args),

@@ -1,4 +1,5 @@
-//! `lineup operator pin`: the argon2 hash that goes into an operator's `pin_hash`.
+//! `lineup operator pin`: the argon2 hash that goes into an operator's `pin_hash`. The
+//! commands on live operators (`pause`, `add`, ...) are in `cli_operator`.
 
 use anyhow::Context;
 use std::io::BufRead;
@@ -12,6 +13,8 @@ pub enum OperatorCommand {
     /// Hash a PIN read from standard input (one line of digits), print the PHC string.
     /// Reading stdin keeps the PIN out of the process list and shell history.
     Pin,
+    #[command(flatten)]
+    Live(crate::cli_operator::OperatorAction),
 }
 
 pub fn operator(command: &OperatorCommand) -> anyhow::Result<()> {
@@ -22,6 +25,7 @@ pub fn operator(command: &OperatorCommand) -> anyhow::Result<()> {
             println!("{}", hash_pin(line.trim())?);
             Ok(())
         }
+        OperatorCommand::Live(action) => crate::cli_operator::operator_action(action),
     }
 }
 

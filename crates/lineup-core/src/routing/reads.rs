@@ -51,6 +51,8 @@ pub struct WaitingCall {
     pub wait_ms: u64,
     pub callback: bool,
     pub caller_number: String,
+    /// As the caller's channel gave it (empty when it gave none).
+    pub caller_name: String,
 }
 
 impl Routing {
@@ -188,6 +190,7 @@ impl Routing {
                         wait_ms: self.s.now_ms.saturating_sub(c.joined_at_ms),
                         callback: c.callback.is_some(),
                         caller_number: c.caller_number.clone(),
+                        caller_name: c.caller_name.clone(),
                     },
                 ));
             }
