@@ -314,19 +314,20 @@ impl QuicInner {
     }
 
     /// Dials `target` and, once up, puts the new connection in place of the stalled one
-    /// (unless something replaced it meanwhile). A failed dial backs off as any other.
+    /// (unless something replaced it meanwhile). The link is not held during the dial: a
+    /// restarted peer's greeting must be able to redial it at once (see `connection`). A
+    /// failed dial backs off as any other.
     async fn replace_stalled(&self, target: u64, target_addr: &str, stalled_id: usize) {
         let link = self.link(target);
-        let mut link = link.lock().await;
-        if link.connection.as_ref().map(quinn::Connection::stable_id) != Some(stalled_id) {
-            return;
-        }
-        if link.next_dial_at.is_some_and(|at| Instant::now() < at) {
+        if link.lock().await.next_dial_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS);
-        match tokio::time::timeout(timeout, self.dial(target, target_addr)).await {
-            Ok(Ok(fresh)) => {
+        let dialled = tokio::time::timeout(timeout, self.dial(target, target_addr)).await;
+        let mut link = link.lock().await;
+        let still_stalled = link.connection.as_ref().map(quinn::Connection::stable_id) == Some(stalled_id);
+        match dialled {
+            Ok(Ok(fresh)) if still_stalled => {
                 if let Some(old) = link.connection.replace(fresh) {
                     old.close(CLOSE_STALLED.into(), b"replaced after a stall");
                 }
@@ -335,10 +336,12 @@ impl QuicInner {
                 self.note_answer(target);
                 tracing::debug!(peer = target, "replaced a stalled connection");
             }
-            _ => {
+            Ok(Ok(fresh)) => fresh.close(CLOSE_REPLACED.into(), b"replaced meanwhile"),
+            _ if still_stalled => {
                 link.consecutive_failures = link.consecutive_failures.saturating_add(1);
                 link.next_dial_at = Some(Instant::now() + self.backoff(link.consecutive_failures));
             }
+            _ => {}
         }
     }
 
