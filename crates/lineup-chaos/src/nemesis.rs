@@ -1,9 +1,10 @@
 //! The fault schedule of `--scenario nemesis`, applied to the real processes while calls are
 //! live: SIGSTOP/SIGCONT of the leader and of a cross-site caller's node; a symmetric
 //! partition of a cross-site operator's node and of the leader; a one-way cut (a node that
-//! sends but hears nothing); a flapping link to the leader. After each heal it measures how
-//! long until the leader hears the site again; after the last, how long a new caller waits
-//! for a free operator (the federation is live again).
+//! sends but hears nothing); a flapping link to the leader; round after round for the
+//! run's duration. After each heal it measures how long until the leader hears the site
+//! again; after the last, how long a new caller waits for a free operator (the federation
+//! is live again).
 
 use crate::faults::{Chaos, OutageRecord, Target};
 use crate::links::{Cut, Links};
@@ -19,6 +20,8 @@ pub const PARTITION_MS: u64 = 8_000;
 pub const FLAP_HALF_PERIOD_MS: u64 = 500;
 /// ...for this long.
 pub const FLAP_MS: u64 = 6_000;
+/// Calm between two faults: calls connect again and the next fault finds one to aim at.
+pub const FAULT_GAP_MS: u64 = 2_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -55,18 +58,22 @@ pub const NEMESIS: [Fault; 6] = [
 ];
 
 impl Chaos<'_> {
-    /// Runs the whole schedule, the faults spread over `duration_ms` (back to back when a
-    /// fault takes longer than its share), then the liveness probe.
+    /// Runs the schedule in whole rounds, a gap between faults, until `duration_ms` has
+    /// passed (at least one round), then the liveness probe.
     pub async fn run_nemesis(&mut self, links: &Links, duration_ms: u64) {
         let started = Instant::now();
-        let slot_ms = duration_ms / (NEMESIS.len() as u64 + 1);
-        for (index, fault) in NEMESIS.iter().enumerate() {
-            tokio::time::sleep_until(started + Duration::from_millis(slot_ms * index as u64)).await;
-            self.nemesis_fault(links, *fault).await;
+        let deadline = started + Duration::from_millis(duration_ms);
+        loop {
+            for fault in NEMESIS {
+                self.nemesis_fault(links, fault).await;
+                tokio::time::sleep(Duration::from_millis(FAULT_GAP_MS)).await;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
         }
         self.settle().await;
         self.answer_after_faults().await;
-        tokio::time::sleep_until(started + Duration::from_millis(duration_ms)).await;
     }
 
     async fn nemesis_fault(&mut self, links: &Links, fault: Fault) {
