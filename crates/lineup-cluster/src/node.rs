@@ -14,6 +14,9 @@
 //!   health ([`mod@leader_duty`]): `SiteUnreachable` when one has not answered for
 //!   [`ClusterTiming::site_unreachable_after_ms`], `SiteBack` when it answers again, and
 //!   `SiteLost` only after the long [`ClusterTiming::site_lost_after_ms`].
+//! - Every member stands for election only while a quorum of voters answers it
+//!   (`stand_gate`: pre-vote as far as openraft 0.9 allows), so a member cut off raises no
+//!   term that would unseat the leader when the link heals.
 //!
 //! Layers: `config` (how a node starts), `site_state` (what Raft applies to), `network`
 //! (openraft's client side of the peer link), `serve` (what this node answers peers),
@@ -29,6 +32,7 @@ mod network;
 mod proposer;
 mod serve;
 mod site_state;
+mod stand_gate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,8 +144,9 @@ impl<T: PeerTransport> ClusterNode<T> {
             health,
             clock_alarm: Mutex::new(None),
         });
-        let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact));
-        node.background.lock().unwrap_or_else(|p| p.into_inner()).push(duty);
+        let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact.clone()));
+        let gate = tokio::spawn(stand_gate::stand_gate(Arc::downgrade(&node), contact));
+        node.background.lock().unwrap_or_else(|p| p.into_inner()).extend([duty, gate]);
         node.greet_members();
         Ok(node)
     }

@@ -63,6 +63,12 @@ impl ChaosRun {
         }
     }
 
+    /// Shows the named figures with the seed (nextest shows it with `--no-capture`).
+    pub fn print(&self, names: &[&str]) {
+        let shown: Vec<String> = names.iter().map(|name| format!("{name} {}", self.report[*name])).collect();
+        eprintln!("seed {}: {}", self.seed, shown.join(", "));
+    }
+
     /// No fault or probe was skipped.
     pub fn assert_nothing_skipped(&self) {
         let skipped = self.report["skipped"].as_array().is_some_and(Vec::is_empty);
