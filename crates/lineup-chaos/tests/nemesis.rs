@@ -28,6 +28,7 @@ fn pauses_and_partitions_during_live_calls_book_nobody_twice_and_keep_outcomes_t
     for (kind, count) in FAULTS {
         assert_eq!(run.report["faults"][kind].as_u64(), Some(count), "{kind} faults\n{}", run.shown);
     }
+    run.print(&["max_heal_to_heard_ms", "after_faults_answer_ms"]);
     run.assert_zero(&MUST_BE_ZERO);
     run.assert_nothing_skipped();
     run.assert_below_ms(&MUST_BE_BELOW_MS);
