@@ -5,8 +5,10 @@ mod api_backend;
 mod api_bench;
 mod api_client;
 mod api_http;
+mod api_reports;
 mod bench;
 mod cli_cluster;
+mod cli_report;
 mod config_file;
 mod demo;
 mod node;
@@ -17,6 +19,7 @@ mod serial_floor;
 mod service;
 mod site_bench;
 mod token;
+mod utc_time;
 mod wiring;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +50,12 @@ enum Command {
     },
     /// Members, leader, lag, queues and operators, from any node's API.
     Status(api_client::StatusArgs),
+    /// Interval reports from the history database (per queue or per operator), through any
+    /// node's API: a table, or CSV.
+    Report {
+        #[command(subcommand)]
+        what: cli_report::ReportCommand,
+    },
     /// Operators: hash a PIN for the routing config.
     Operator {
         #[command(subcommand)]
@@ -109,6 +118,7 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Token { what } => token::token(&what),
         Command::Config { what } => api_client::config(&what),
         Command::Status(args) => api_client::status(&args),
+        Command::Report { what } => cli_report::report(&what),
         Command::Cluster { what } => api_client::cluster(&what),
         Command::Demo(args) => demo::demo(&args),
         Command::Certs { what } => cli_cluster::certs(&what),
