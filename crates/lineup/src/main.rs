@@ -14,6 +14,7 @@ mod demo;
 mod node;
 mod node_config;
 mod operator;
+mod report_bench;
 mod run;
 mod serial_floor;
 mod service;
@@ -87,6 +88,8 @@ enum BenchTarget {
     Core(bench::CoreBenchArgs),
     /// Pickup latency through stand-in, ARI, site driver and a one-node cluster.
     Site(site_bench::SiteBenchArgs),
+    /// Interval reports over a day of calls in SQLite (and PostgreSQL with --postgres).
+    Reports(report_bench::ReportBenchArgs),
     /// Commits per second and enqueue→offer latency over real QUIC with fsync.
     Cluster(cli_cluster::ClusterBenchArgs),
     /// Delta latency and memory per client for WebSocket clients on /v1/live.
@@ -125,6 +128,7 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),
         Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
         Command::Bench { what: BenchTarget::Site(args) } => site_bench::site(&args),
+        Command::Bench { what: BenchTarget::Reports(args) } => report_bench::reports(&args),
         Command::Bench { what: BenchTarget::Api(args) } => api_bench::api(&args),
     }
 }
