@@ -30,6 +30,9 @@ pub struct ReportBenchArgs {
     /// An empty PostgreSQL database to fill as well (left filled).
     #[arg(long)]
     postgres: Option<String>,
+    /// The SQLite file to fill (kept); default a temporary one, removed after.
+    #[arg(long)]
+    sqlite: Option<std::path::PathBuf>,
     /// Print JSON only.
     #[arg(long)]
     json: bool,
@@ -169,7 +172,8 @@ pub fn reports(args: &ReportBenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let dir = std::env::temp_dir().join(format!("lineup-bench-reports-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let sqlite_url = format!("sqlite://{}", dir.join("history.sqlite").display());
+    let sqlite_path = args.sqlite.clone().unwrap_or_else(|| dir.join("history.sqlite"));
+    let sqlite_url = format!("sqlite://{}", sqlite_path.display());
     let measured = runtime.block_on(async {
         let sqlite = measure(&sqlite_url, args.calls).await?;
         let postgres = match &args.postgres {

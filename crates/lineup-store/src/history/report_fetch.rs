@@ -3,7 +3,7 @@
 //! answers on both dialects; each read is bounded, and a period holding more rows than the
 //! bound is refused rather than reported short.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::reports::{bad, ReportQuery, REPORT_CALLS_MAX, REPORT_OPERATOR_EVENTS_MAX};
 use super::sql::int;
@@ -147,6 +147,35 @@ pub(super) async fn operator_events(
         by_operator.entry(event.operator.clone()).or_default().push(event);
     }
     Ok(by_operator)
+}
+
+// A wrap-up is a `wrap_up` change right after the operator's `busy` change on a call; it
+// lasts until the operator's next change (none yet: not counted).
+const SELECT_WRAP_UPS: &str = "SELECT call_id, wrap_up_ms FROM ( \
+     SELECT status, LAG(status) OVER w AS previous_status, LAG(call_id) OVER w AS call_id, \
+     CAST(LEAD(at_ms) OVER w - at_ms AS BIGINT) AS wrap_up_ms \
+     FROM operator_events WHERE at_ms >= $1 AND at_ms < $2 \
+     WINDOW w AS (PARTITION BY operator ORDER BY log_index, seq)) spans \
+     WHERE status = 'wrap_up' AND previous_status = 'busy' AND call_id IS NOT NULL AND wrap_up_ms IS NOT NULL \
+     LIMIT $3";
+
+/// Wrap-up after each call (by call id) among the state changes in `[from_ms, until_ms)`.
+pub(super) async fn wrap_ups(
+    store: &HistoryStore,
+    from_ms: u64,
+    until_ms: u64,
+) -> Result<HashMap<String, u64>, StoreError> {
+    let limit = int(REPORT_OPERATOR_EVENTS_MAX as u64 + 1);
+    let rows: Vec<(String, i64)> = select!(store, (String, i64), SELECT_WRAP_UPS, int(from_ms), int(until_ms), limit);
+    if rows.len() > REPORT_OPERATOR_EVENTS_MAX {
+        let max = REPORT_OPERATOR_EVENTS_MAX;
+        return Err(bad(&format!("the period holds more than {max} wrap-ups: ask for a shorter one")));
+    }
+    let mut by_call: HashMap<String, u64> = HashMap::with_capacity(rows.len());
+    for (call, wrap_up_ms) in rows {
+        *by_call.entry(call).or_default() += ms(wrap_up_ms);
+    }
+    Ok(by_call)
 }
 
 #[derive(sqlx::FromRow)]

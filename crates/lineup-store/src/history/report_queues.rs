@@ -1,10 +1,9 @@
 //! Queue interval rows from ended calls: each call counts in the interval it entered, by
-//! how it ended; wrap-up is the `wrap_up` state that followed the operator's `busy` state
-//! on that call.
+//! how it ended; its wrap-up (`report_fetch::wrap_ups`) counts in AHT.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::report_fetch::{ReportCall, StatusEvent};
+use super::report_fetch::ReportCall;
 use super::reports::{
     bad, ratio, round, seconds, QueueReportRow, ReportQuery, REPORT_ROWS_MAX, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
 };
@@ -93,29 +92,6 @@ impl Tally {
     }
 }
 
-/// Wrap-up time after each call (by call id): a `wrap_up` state that follows the
-/// operator's `busy` state on the call, up to the next change.
-pub(super) fn wrap_ups(events: &BTreeMap<String, Vec<StatusEvent>>) -> HashMap<String, u64> {
-    let mut by_call: HashMap<String, u64> = HashMap::new();
-    for timeline in events.values() {
-        let mut last_call: Option<&String> = None;
-        for pair in timeline.windows(2) {
-            let (state, next) = (&pair[0], &pair[1]);
-            match state.status.as_str() {
-                "busy" => last_call = state.call_id.as_ref(),
-                "wrap_up" => {
-                    if let Some(call) = last_call.take() {
-                        let length = u64::try_from(next.at_ms - state.at_ms).unwrap_or(0);
-                        *by_call.entry(call.clone()).or_default() += length;
-                    }
-                }
-                _ => last_call = None,
-            }
-        }
-    }
-    by_call
-}
-
 /// Which queues get rows: the one asked for, else every mirrored queue and every queue
 /// with a call in the period.
 fn queues_reported(query: &ReportQuery, calls: &[ReportCall], thresholds: &BTreeMap<String, u64>) -> BTreeSet<String> {
@@ -135,7 +111,7 @@ pub(super) fn rows(
     intervals: u64,
     calls: &[ReportCall],
     thresholds: &BTreeMap<String, u64>,
-    events: &BTreeMap<String, Vec<StatusEvent>>,
+    wraps: &HashMap<String, u64>,
 ) -> Result<Vec<QueueReportRow>, StoreError> {
     let queues = queues_reported(query, calls, thresholds);
     let row_count = queues.len().saturating_mul(usize::try_from(intervals).unwrap_or(usize::MAX));
@@ -145,7 +121,6 @@ pub(super) fn rows(
     let threshold_of = |queue: &str| {
         query.service_level_ms.or_else(|| thresholds.get(queue).copied()).unwrap_or(SERVICE_LEVEL_THRESHOLD_DEFAULT_MS)
     };
-    let wraps = wrap_ups(events);
     let mut tallies: BTreeMap<(&str, u64), Tally> = BTreeMap::new();
     for call in calls.iter().filter(|c| query.contains(c.entered_at_ms) && queues.contains(&c.queue)) {
         let wrap_up_ms = wraps.get(&call.call_id).copied().unwrap_or(0);

@@ -209,7 +209,7 @@ impl HistoryStore {
         let wrap_ups = match answered_end_ms(&calls) {
             Some(end) => {
                 let until = end.saturating_add(REPORT_WRAP_UP_SEARCH_MS);
-                report_fetch::operator_events(self, query.from_ms, until, None).await?
+                report_fetch::wrap_ups(self, query.from_ms, until).await?
             }
             None => Default::default(),
         };
