@@ -230,6 +230,34 @@ pub trait ApiBackend: Send + Sync + 'static {
             })
         }
     }
+
+    /// Queue interval rows for `request` from the history database, by queue then interval.
+    /// Refusals of the request itself are `ApiError::Invalid`; a backend without a history
+    /// database answers Unavailable.
+    fn queue_report(
+        &self,
+        request: crate::reports::ReportRequest,
+    ) -> impl Future<Output = Result<Vec<crate::reports::QueueReportRow>, crate::ApiError>> + Send {
+        let _ = request;
+        async { Err(no_history().into()) }
+    }
+
+    /// Operator interval rows for `request`, by operator then interval (as
+    /// [`ApiBackend::queue_report`]).
+    fn operator_report(
+        &self,
+        request: crate::reports::ReportRequest,
+    ) -> impl Future<Output = Result<Vec<crate::reports::OperatorReportRow>, crate::ApiError>> + Send {
+        let _ = request;
+        async { Err(no_history().into()) }
+    }
+}
+
+fn no_history() -> BackendError {
+    BackendError {
+        kind: BackendErrorKind::Unavailable,
+        detail: "this node keeps no reports: it has no history database".into(),
+    }
 }
 
 fn no_membership() -> BackendError {

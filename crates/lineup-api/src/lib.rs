@@ -22,6 +22,8 @@
 //! - `rest`: config, live state, supervisor and widget handlers; `JsonBody` with limits.
 //! - `callback_policy`: `GET`/`PUT /v1/config/callback-policy`.
 //! - [`audit`]: admin and supervisor writes wrapped with their token's name; `GET /v1/audit`.
+//! - [`reports`]: `GET /v1/reports/queues` and `/v1/reports/operators` (interval reports
+//!   from the backend's history, JSON or CSV); [`report_csv`]: the CSV form.
 //! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
@@ -50,6 +52,8 @@ mod live;
 pub mod local;
 pub mod openapi;
 pub mod rate_limit;
+pub mod report_csv;
+pub mod reports;
 mod rest;
 pub mod secret;
 mod server;
@@ -146,6 +150,8 @@ impl<B: ApiBackend> Routes<B> {
             .get("/v1/calls", rest::get_calls::<B>)
             .get("/v1/calls/{id}", rest::get_call::<B>)
             .get("/v1/audit", audit::get_audit::<B>)
+            .get("/v1/reports/queues", reports::get_queue_report::<B>)
+            .get("/v1/reports/operators", reports::get_operator_report::<B>)
             .get("/v1/cluster", rest::get_cluster::<B>)
             .post("/v1/cluster/members", rest::add_member::<B>)
             .delete("/v1/cluster/members/{site}", rest::remove_member::<B>)

@@ -80,6 +80,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only); 422 for a site that is not a member.", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/cluster/members/{site}/lost", "Declare a site gone: its calls end and its operators are logged out (a silent site is only unreachable).", Access::Admin, None, "ClusterStatus"),
     op("get", "/v1/audit", "Who made each accepted admin and supervisor write (the token's name), newest first: `from`/`to` (Unix ms, included), `actor` (a token name), `limit` (default 100, capped at 1000). Refused writes leave no row. 503 when the node keeps no audit trail (no history database); rows reach the history database shortly after the write is applied.", Access::Supervisor, None, "AuditEntries"),
+    op("get", "/v1/reports/queues", "Interval report per queue from the history database: for `[from, to)` (Unix ms) in `interval`s (15m, 30m, 60m or day, counted from `from`; default 60m, at most 3000 intervals), optionally one `queue` and one `gate`: offered, answered, abandoned before and after the service-level threshold (each queue's configured one, or `service_level_ms` for all), timed out, full, closed, service level, ASA, AHT (talk + wrap-up), longest wait, callbacks. Calls count in the interval they entered. `format=csv` answers CSV (a header line of the same names). 422 for a bad period or parameter; 503 when the node has no history database.", Access::Supervisor, None, "QueueReport"),
+    op("get", "/v1/reports/operators", "Interval report per operator from the history database (parameters as `/v1/reports/queues`): calls taken (in the interval answered; only the `queue`/`gate` asked for), talk, wrap-up, break time by reason, available and logged-in time (split at interval edges), logins, occupancy. With `queue`: its members and whoever took one of its calls. `format=csv` answers CSV.", Access::Supervisor, None, "OperatorReport"),
     op("post", "/v1/operators/{id}/state", "Set an operator's state: available, break (with reason) or offline.", Access::Supervisor, Some("StateRequest"), "ActionDone"),
     op("post", "/v1/operators/{id}/logout", "Log an operator out (after the current call if busy).", Access::Supervisor, None, "ActionDone"),
     op("post", "/v1/operators/{id}/pull", "The operator takes the named waiting call, or its next eligible one.", Access::Supervisor, Some("PullRequest"), "ActionDone"),
@@ -138,6 +140,11 @@ fn operation(o: &Operation) -> Value {
     if o.path.contains("{id}") {
         responses.insert("404".into(), error_response("No such object."));
     }
+    if o.path.starts_with("/v1/reports/") {
+        responses["200"]["content"]["text/csv"] = json!({ "schema": { "type": "string" } });
+        responses.insert("422".into(), error_response("A bad period or parameter; `field` names it."));
+        responses.insert("503".into(), error_response("No history database on this node, or it cannot be read."));
+    }
     if o.method != "get" && o.access != Access::Public {
         responses.insert("409".into(), error_response("Refused by the routing core for a reason of state."));
         responses.insert("503".into(), error_response("Not committed (no leader or quorum); nothing changed."));
@@ -177,6 +184,9 @@ fn operation(o: &Operation) -> Value {
             parameters.push(json!({ "name": name, "in": "query", "required": false, "schema": { "type": kind } }));
         }
     }
+    if o.path.starts_with("/v1/reports/") {
+        parameters.extend(report_parameters());
+    }
     if o.websocket {
         parameters.push(json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Bearer token, for browsers (they cannot set headers on an upgrade)." }));
     }
@@ -189,6 +199,21 @@ fn operation(o: &Operation) -> Value {
     }
     value["security"] = if o.access == Access::Public { json!([]) } else { json!([{ "bearer": [] }]) };
     value
+}
+
+/// The query parameters of both report routes.
+fn report_parameters() -> Vec<Value> {
+    let query = |name: &str, required: bool, schema: Value| json!({ "name": name, "in": "query", "required": required, "schema": schema });
+    let id = json!({ "type": "string", "minLength": 1 });
+    vec![
+        query("from", true, json!({ "type": "integer", "minimum": 0 })),
+        query("to", true, json!({ "type": "integer", "minimum": 0 })),
+        query("interval", false, json!({ "enum": ["15m", "30m", "60m", "day"], "default": "60m" })),
+        query("queue", false, id.clone()),
+        query("gate", false, id),
+        query("service_level_ms", false, json!({ "type": "integer", "minimum": 0 })),
+        query("format", false, json!({ "enum": ["json", "csv"], "default": "json" })),
+    ]
 }
 
 fn object(properties: Value) -> Value {
@@ -239,9 +264,68 @@ fn schemas() -> Value {
         "LiveMessage": { "type": "object", "description": "See the crate documentation of lineup_api::live for every message type.", "properties": { "type": { "enum": ["snapshot", "snapshot_operators", "snapshot_calls", "snapshot_end", "operator", "call", "call_ended", "alarm", "queues", "cluster"] }, "seq": int, "index": int, "now_ms": int }, "required": ["type", "seq"] },
     });
     schemas["AuditEntries"] = json!({ "type": "array", "items": object(json!({ "at": { "type": "integer", "minimum": 0, "description": "Unix ms, the cluster's clock." }, "actor": { "type": "string" }, "role": { "enum": ["supervisor", "admin"] }, "action": { "type": "string" }, "target": { "type": "string", "description": "kind:id words, e.g. `call:c1 queue:support`; empty for whole-config writes." }, "outcome": { "type": "string" } })) });
+    schemas["QueueReport"] = report_schema(&[
+        ("queue", json!({ "type": "string" })),
+        ("gate", json!({ "type": ["string", "null"] })),
+        ("interval_start", json!({ "type": "integer", "minimum": 0, "description": "Unix ms." })),
+        ("offered", int.clone()),
+        ("answered", int.clone()),
+        ("answered_within_sl", int.clone()),
+        ("abandoned", int.clone()),
+        ("abandoned_before_sl", int.clone()),
+        ("abandoned_after_sl", int.clone()),
+        ("timed_out", int.clone()),
+        ("full", int.clone()),
+        ("closed", int.clone()),
+        ("other", int.clone()),
+        ("service_level_threshold_ms", int.clone()),
+        (
+            "service_level",
+            json!({ "type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "answered_within_sl / (offered - abandoned_before_sl)." }),
+        ),
+        ("asa_s", json!({ "type": ["number", "null"], "minimum": 0 })),
+        (
+            "aht_s",
+            json!({ "type": ["number", "null"], "minimum": 0, "description": "Talk + wrap-up per answered call." }),
+        ),
+        ("talk_s", json!({ "type": "number", "minimum": 0 })),
+        ("wrap_up_s", json!({ "type": "number", "minimum": 0 })),
+        ("longest_wait_s", json!({ "type": "number", "minimum": 0 })),
+        ("callbacks_promised", int.clone()),
+        ("callbacks_made", int.clone()),
+        ("callbacks_answered", int.clone()),
+    ]);
+    let seconds = json!({ "type": "number", "minimum": 0 });
+    schemas["OperatorReport"] = report_schema(&[
+        ("operator", json!({ "type": "string" })),
+        ("interval_start", json!({ "type": "integer", "minimum": 0, "description": "Unix ms." })),
+        ("calls_taken", int.clone()),
+        ("talk_s", seconds.clone()),
+        ("wrap_up_s", seconds.clone()),
+        ("break_s", seconds.clone()),
+        (
+            "breaks",
+            json!({ "type": "object", "additionalProperties": seconds.clone(), "description": "Break seconds by reason." }),
+        ),
+        ("available_s", seconds.clone()),
+        ("logged_in_s", seconds),
+        ("logins", int.clone()),
+        (
+            "occupancy",
+            json!({ "type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "(talk + wrap-up) / (logged in - break)." }),
+        ),
+    ]);
     // Separate from the literal above, which is at serde_json's macro recursion limit.
     schemas["CallbackPolicy"] = json!({ "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false });
     schemas
+}
+
+/// An array of report rows with every field required.
+fn report_schema(fields: &[(&str, Value)]) -> Value {
+    let properties: Map<String, Value> =
+        fields.iter().map(|(name, schema)| (name.to_string(), schema.clone())).collect();
+    let required: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+    json!({ "type": "array", "items": { "type": "object", "properties": properties, "required": required } })
 }
 
 /// The whole document.

@@ -13,6 +13,9 @@ pub enum StoreError {
     /// A batch handed to `write_batch` is not in increasing log order.
     #[error("history batch out of order: log index {index} after {previous}")]
     BatchOutOfOrder { previous: u64, index: u64 },
+    /// A report request the store refuses (an empty or too long period, too many rows).
+    #[error("report: {reason}")]
+    BadReport { reason: String },
     #[error("outbox file: {0}")]
     Outbox(String),
     /// An outbox entry on disk could not be decoded (a newer format, or damage).

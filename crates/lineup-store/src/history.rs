@@ -14,12 +14,18 @@
 //! This file opens and migrates the store; the parts: `sql` (one statement in both dialects,
 //! bound values, transactions), `write` (history rows from committed effects, the watermark),
 //! `mirror` (the routing configuration mirrored for reports), `read` (rows read back for
-//! reports and tests), `audit` (the audit trail read back), `sink` (the store as the
+//! reports and tests), `audit` (the audit trail read back), `reports` (interval reports:
+//! the request, the rows, limits), `report_fetch` (the rows they are computed from),
+//! `report_queues` and `report_operators` (the computation), `sink` (the store as the
 //! outbox's history sink).
 
 mod audit;
 mod mirror;
 mod read;
+mod report_fetch;
+mod report_operators;
+mod report_queues;
+mod reports;
 mod sink;
 mod sql;
 mod write;
@@ -27,6 +33,10 @@ mod write;
 pub use audit::{AuditQuery, AuditRow};
 pub use mirror::ConfigMirror;
 pub use read::{CallRow, CallbackEventRow, OperatorEventRow, OperatorQueueRow, OperatorSessionRow, QueueLogRow};
+pub use reports::{
+    OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery, REPORT_CALLS_MAX, REPORT_INTERVALS_MAX,
+    REPORT_OPERATOR_EVENTS_MAX, REPORT_ROWS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
+};
 pub use sink::{ConfigFeed, HistorySink};
 pub use write::{is_history_effect, queue_log_columns, BatchOutcome, QueueLogColumns};
 

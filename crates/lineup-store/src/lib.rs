@@ -28,7 +28,10 @@ pub mod queue_log;
 
 pub use assembler::EntryAssembler;
 pub use error::StoreError;
-pub use history::{AuditQuery, AuditRow, BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore};
+pub use history::{
+    AuditQuery, AuditRow, BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore,
+    OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery,
+};
 pub use outbox::{AppliedEntry, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};
 pub use pipeline::{HistoryHealth, HistoryPipeline, HistoryPipelineConfig};
 pub use projection::{ProjectionConfig, ProjectionHealth, ProjectionState, RedisProjection, StateSource};

@@ -49,7 +49,7 @@ pub struct HistoryPipeline {
     queue_log: Option<Drainer>,
     config: ConfigFeed,
     database_url: String,
-    /// The database for reads (the audit trail), opened on first use apart from the
+    /// The database for reads (the audit trail, reports), opened on first use apart from the
     /// drainer's connection, so a read never waits behind a history write.
     reader: tokio::sync::OnceCell<HistoryStore>,
 }
@@ -89,8 +89,12 @@ impl HistoryPipeline {
     /// Audit rows from the history database, newest first. Rows appear once the drainer has
     /// delivered their entries (shortly after apply; later while the database is down).
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let store = self.reader.get_or_try_init(|| HistoryStore::open(&self.database_url)).await?;
-        store.audit(query).await
+        self.reader().await?.audit(query).await
+    }
+
+    /// The database for reads (audit trail, reports), opened on first use.
+    pub async fn reader(&self) -> Result<&HistoryStore, StoreError> {
+        self.reader.get_or_try_init(|| HistoryStore::open(&self.database_url)).await
     }
 
     pub fn health(&self) -> Result<HistoryHealth, StoreError> {

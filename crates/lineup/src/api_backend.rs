@@ -3,9 +3,10 @@
 
 use crate::node::{EdgeHealth as NodeEdges, Node, RunningNode};
 use lineup_api::audit::{AuditEntry, AuditQuery};
+use lineup_api::reports::{OperatorReportRow, QueueReportRow, ReportRequest};
 use lineup_api::{
-    ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
-    RaftHealth, RaftRole, SiteState,
+    ApiBackend, ApiError, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health,
+    MemberStatus, RaftHealth, RaftRole, SiteState,
 };
 use lineup_cluster::batch::ENTRY_COMMANDS_MAX;
 use lineup_cluster::ClusterError;
@@ -100,7 +101,7 @@ fn backend_error(e: ClusterError) -> BackendError {
 
 /// An error and its causes, outermost first, joined by ": " (the cluster's errors keep the
 /// storage or Raft error they came from as their source).
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(inner) = cause {
@@ -196,6 +197,14 @@ impl ApiBackend for NodeBackend {
             outcome: r.outcome,
         };
         Ok(rows.into_iter().map(entry).collect())
+    }
+
+    async fn queue_report(&self, request: ReportRequest) -> Result<Vec<QueueReportRow>, ApiError> {
+        crate::api_reports::queue_report(&self.history, request).await
+    }
+
+    async fn operator_report(&self, request: ReportRequest) -> Result<Vec<OperatorReportRow>, ApiError> {
+        crate::api_reports::operator_report(&self.history, request).await
     }
 }
 

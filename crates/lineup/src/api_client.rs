@@ -17,14 +17,14 @@ pub const CLI_REQUEST_TIMEOUT_MS: u64 = 15_000;
 pub struct ApiTarget {
     /// A node's API, e.g. http://127.0.0.1:8080 or https://site-1.example.net:8443
     #[arg(long, env = "LINEUP_API", default_value = "http://127.0.0.1:8080")]
-    api: String,
+    pub(crate) api: String,
     /// An API token (admin to apply; any role to read).
     #[arg(long, env = "LINEUP_TOKEN", hide_env_values = true)]
-    token: String,
+    pub(crate) token: String,
     /// For an https:// API (required there): the PEM of the CA that signed the node's API
     /// certificate, e.g. the cluster's ca.pem. The only CA trusted.
     #[arg(long, env = "LINEUP_CA_FILE")]
-    ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]

@@ -5,21 +5,25 @@ mod api_backend;
 mod api_bench;
 mod api_client;
 mod api_http;
+mod api_reports;
 mod bench;
 mod cli_call;
 mod cli_cluster;
 mod cli_operator;
 mod cli_queue;
+mod cli_report;
 mod config_file;
 mod demo;
 mod node;
 mod node_config;
 mod operator;
+mod report_bench;
 mod run;
 mod serial_floor;
 mod service;
 mod site_bench;
 mod token;
+mod utc_time;
 mod wiring;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +64,12 @@ enum Command {
         #[command(subcommand)]
         what: cli_call::CallCommand,
     },
+    /// Interval reports from the history database (per queue or per operator), through any
+    /// node's API: a table, or CSV.
+    Report {
+        #[command(subcommand)]
+        what: cli_report::ReportCommand,
+    },
     /// Operators: hash a PIN; pause, unpause, log out; add to or remove from a queue.
     Operator {
         #[command(subcommand)]
@@ -91,6 +101,8 @@ enum BenchTarget {
     Core(bench::CoreBenchArgs),
     /// Pickup latency through stand-in, ARI, site driver and a one-node cluster.
     Site(site_bench::SiteBenchArgs),
+    /// Interval reports over a day of calls in SQLite (and PostgreSQL with --postgres).
+    Reports(report_bench::ReportBenchArgs),
     /// Commits per second and enqueue→offer latency over real QUIC with fsync.
     Cluster(cli_cluster::ClusterBenchArgs),
     /// Delta latency and memory per client for WebSocket clients on /v1/live.
@@ -124,12 +136,14 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Token { what } => token::token(&what),
         Command::Config { what } => api_client::config(&what),
         Command::Status(args) => api_client::status(&args),
+        Command::Report { what } => cli_report::report(&what),
         Command::Cluster { what } => api_client::cluster(&what),
         Command::Demo(args) => demo::demo(&args),
         Command::Certs { what } => cli_cluster::certs(&what),
         Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),
         Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
         Command::Bench { what: BenchTarget::Site(args) } => site_bench::site(&args),
+        Command::Bench { what: BenchTarget::Reports(args) } => report_bench::reports(&args),
         Command::Bench { what: BenchTarget::Api(args) } => api_bench::api(&args),
     }
 }

@@ -679,6 +679,24 @@ async fn three_processes_route_one_queue_and_history_survives_database_and_redis
         .unwrap_or_else(|| panic!("site {site}'s audit trail never listed the admin's config apply\n{}", fed.logs()));
     }
 
+    // The interval report from site 1's history counts the two answered calls, over REST
+    // and through `lineup report` (a table with one row per queue).
+    let from = now_ms().saturating_sub(3_600_000);
+    let to = now_ms() + 60_000;
+    let path = format!("/v1/reports/queues?from={from}&to={to}&interval=day");
+    wait_for(|| async {
+        let rows = fed.get(1, &path, ADMIN_TOKEN).await?;
+        let answered: u64 = rows.as_array()?.iter().filter_map(|r| r["answered"].as_u64()).sum();
+        (answered >= 2).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("site 1's queue report never counted the two answered calls\n{}", fed.logs()));
+    let (from, to) = (from.to_string(), to.to_string());
+    let api_1 = fed.nodes[0].api.clone();
+    let report = ["report", "queues", "--api", &api_1, "--token", ADMIN_TOKEN, "--from", &from, "--to", &to];
+    let table = run_ok(lineup().args(report).args(["--interval", "day"]), "lineup report queues");
+    assert!(table.starts_with("QUEUE") && table.lines().count() >= 2, "{table}");
+
     // A fourth site joins at run time: its node starts without bootstrap, then the leader
     // adds it (learner, then voter) and it receives the whole state.
     let leader = fed.get(1, "/v1/cluster", VIEWER_TOKEN).await.and_then(|c| c["leader"].as_u64()).expect("a leader");
