@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 38] = [
+pub const API_ROUTES: [(&str, &str); 40] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -70,6 +70,8 @@ pub const API_ROUTES: [(&str, &str); 38] = [
     ("POST", "/v1/calls/{}/callback"),
     ("POST", "/v1/calls/{}/widget-token"),
     ("GET", "/v1/audit"),
+    ("GET", "/v1/reports/queues"),
+    ("GET", "/v1/reports/operators"),
 ];
 
 const IDS: [&str; 6] = ["sales", "web", "alice", "c1", "bob", "2"];
