@@ -333,6 +333,33 @@ fn an_offer_taken_down_by_a_restarts_reconcile_is_not_executed_when_its_effect_a
     assert!(matches!(rig.audio(&caller), Some(AudioPath::Connected { .. })), "caller talks");
 }
 
+/// Seen with real processes (lineup-chaos restarts, trace logs): a persistent operator logged
+/// in by PIN while a caller waited. The entry that logged them in also offered them the
+/// caller, and its effects reached the site before the answer to its own login proposal:
+/// the offer bridged both, then the login's answer put the operator's leg in its holding
+/// bridge, out of the call. The caller heard silence until a restart booked the call
+/// completed. A login whose leg is already in a call leaves it there.
+#[test]
+fn an_operator_logging_in_while_a_caller_waits_stays_in_the_call_the_login_offered() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    let caller = rig.caller("kim", "5000", Some(120_000));
+    let call = rig.call_id(&caller);
+    assert!(rig.run_until(10_000, |r| r.routing.position(&call) == Some(1)), "caller waits");
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    let leg = rig.login_call("desk-1001", "1001", "4321");
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected), "the login's own entry offered the caller");
+    rig.run_for(5_000);
+    assert!(connected(&rig), "{:?}", rig.outcome(&call));
+    for (who, channel) in [("caller", &caller), ("operator", &leg)] {
+        match rig.audio(channel) {
+            Some(AudioPath::Connected { parties }) => assert_eq!(parties.len(), 1, "{who}: {parties:?}"),
+            other => panic!("the {who} hears {other:?}, not the other party"),
+        }
+    }
+}
+
 /// Seen in lineup-chaos's nemesis: one entry (the site back after a partition) offered two
 /// callers to two operators, so both offers carried the same fence. When one persistent
 /// operator hung up, the site looked the offer up by fence alone, ended the other call

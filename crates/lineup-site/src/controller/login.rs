@@ -279,10 +279,14 @@ impl SiteController {
         }
         self.counters.logins_ok += 1;
         let persistent = routing.operator_config(&operator).is_some_and(|c| c.mode == OperatorMode::Persistent);
+        // The entry that logged the operator in may also have offered them a waiting caller,
+        // and its effects may have come before this answer: that offer already took the leg.
+        let busy_with = self.offers.iter().find(|(_, e)| e.operator == operator && e.operator_channel == *ch);
+        let busy_with = busy_with.map(|((_, fence), _)| *fence);
         if persistent {
             // The leg stays on the line in a holding bridge between calls.
             let Ok(holding) = BridgeId::new(format!("hold-{}", operator.as_str())) else { return };
-            self.operators.insert(operator.clone(), OperatorLeg { holding: holding.clone(), busy_with: None });
+            self.operators.insert(operator.clone(), OperatorLeg { holding: holding.clone(), busy_with });
             self.operator_channels.insert(ch.clone(), operator.clone());
             // Logged in again on a new leg: the old one is done with.
             self.release_operator_legs(&operator, Some(ch));
@@ -291,9 +295,15 @@ impl SiteController {
                 bridge_type: BridgeType::Holding,
                 name: Some(operator.to_string()),
             }));
-            self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![ch.clone()] });
+            if busy_with.is_none() {
+                self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![ch.clone()] });
+            }
         }
-        let playback = self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_LOGIN_OK.into())]);
+        // Already talking to a caller: no prompt over the call.
+        let playback = match busy_with {
+            Some(_) => None,
+            None => self.play(ch, vec![Media::Sound(prompts::SOUND_AGENT_LOGIN_OK.into())]),
+        };
         if let Some(s) = self.logins.get_mut(ch) {
             s.playback = playback;
             // Ring mode: the login call ends after the prompt.
