@@ -3,6 +3,7 @@
 
 use crate::faults::FaultFigures;
 use crate::history::CallRows;
+use crate::order::order_violations;
 use crate::Scenario;
 use lineup_pbx_sim::standin::truth::{CallerTruth, TruthReport};
 use serde::Serialize;
@@ -30,6 +31,15 @@ pub struct Figures {
     pub calls_dropped_by_fault: u64,
     pub operator_legs_dropped: u64,
     pub calls_not_ended: u64,
+    /// Callers connected in calm times while one who entered clearly earlier still waited
+    /// (`order.rs`).
+    pub order_violations: u64,
+    /// Every site's history holds the same outcome rows, and every site's queue_log the same
+    /// lines.
+    pub history_converged: bool,
+    /// Everything above that broke a promise: wrong outcomes, double bookings, drops, calls
+    /// not ended, overtakings, and unconverged histories (1).
+    pub violations: u64,
     pub restarts: u64,
     pub kills: u64,
     pub max_restart_to_heard_ms: u64,
@@ -64,14 +74,14 @@ fn ended_unseen(caller: &CallerTruth, faults: &FaultFigures) -> bool {
         let from = r.down_from_unix_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS);
         r.site == site && from <= ended && r.ready_at_unix_ms.is_none_or(|ready| ended <= ready)
     });
-    // A frozen node may lose its events socket (the box drops a subscriber that falls
-    // behind) and then, too, finds both legs gone on its return.
-    let paused = faults
+    // A frozen node (the box may also drop a subscriber that falls behind) or one whose ARI
+    // socket was cut finds both legs gone on its return, too.
+    let blind = faults
         .outages
         .iter()
-        .filter(|o| o.paused && o.site == site)
+        .filter(|o| o.blind && o.site == site)
         .any(|o| o.from_unix_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS) <= ended && ended <= o.until_unix_ms);
-    restarted || paused
+    restarted || blind
 }
 
 /// Outcome problems of one call across the sites' histories, if any.
@@ -95,9 +105,17 @@ fn outcome_problem(caller: &CallerTruth, histories: &[(u64, CallRows)], faults: 
 }
 
 /// The figures and the details of every wrong outcome.
-pub fn figures(truth: &TruthReport, histories: &[(u64, CallRows)], faults: &FaultFigures) -> (Figures, Vec<String>) {
+pub fn figures(
+    truth: &TruthReport,
+    histories: &[(u64, CallRows)],
+    queue_logs_agree: bool,
+    faults: &FaultFigures,
+    sites: u64,
+) -> (Figures, Vec<String>, Vec<String>) {
     let wrong: Vec<String> = truth.callers.iter().filter_map(|c| outcome_problem(c, histories, faults)).collect();
-    let figures = Figures {
+    let overtakings = order_violations(&truth.callers, faults, sites);
+    let history_converged = queue_logs_agree && histories.windows(2).all(|pair| pair[0].1 == pair[1].1);
+    let mut figures = Figures {
         calls: truth.callers.len() as u64,
         answered: truth.callers.iter().filter(|c| !c.connections.is_empty()).count() as u64,
         outcomes_wrong: wrong.len() as u64,
@@ -105,6 +123,9 @@ pub fn figures(truth: &TruthReport, histories: &[(u64, CallRows)], faults: &Faul
         calls_dropped_by_fault: truth.calls_dropped,
         operator_legs_dropped: truth.operator_legs_dropped,
         calls_not_ended: truth.callers.iter().filter(|c| c.ended_at_ms.is_none()).count() as u64,
+        order_violations: overtakings.len() as u64,
+        history_converged,
+        violations: 0,
         restarts: faults.restarts,
         kills: faults.kills,
         max_restart_to_heard_ms: faults.max_restart_to_heard_ms(),
@@ -115,7 +136,14 @@ pub fn figures(truth: &TruthReport, histories: &[(u64, CallRows)], faults: &Faul
         faults_skipped: faults.skipped.len() as u64,
         teardowns: truth.teardowns.clone(),
     };
-    (figures, wrong)
+    figures.violations = figures.outcomes_wrong
+        + figures.double_booked
+        + figures.calls_dropped_by_fault
+        + figures.operator_legs_dropped
+        + figures.calls_not_ended
+        + figures.order_violations
+        + u64::from(!history_converged);
+    (figures, wrong, overtakings)
 }
 
 fn zero(name: &'static str, value: u64) -> Check {
@@ -136,7 +164,14 @@ pub fn checks(figures: &Figures, scenario: Scenario) -> Vec<Check> {
         zero("calls_dropped_by_fault", figures.calls_dropped_by_fault),
         zero("operator_legs_dropped", figures.operator_legs_dropped),
         zero("calls_not_ended", figures.calls_not_ended),
+        zero("order_violations", figures.order_violations),
         zero("faults_skipped", figures.faults_skipped),
+        Check {
+            name: "history_converged",
+            value: figures.history_converged.to_string(),
+            limit: "true".into(),
+            ok: figures.history_converged,
+        },
     ];
     match scenario {
         Scenario::Restarts => checks.extend([
@@ -147,6 +182,18 @@ pub fn checks(figures: &Figures, scenario: Scenario) -> Vec<Check> {
             below("max_heal_to_heard_ms", figures.max_heal_to_heard_ms, HEAL_TO_HEARD_LIMIT_MS),
             below("after_faults_answer_ms", figures.after_faults_answer_ms, AFTER_FAULTS_ANSWER_LIMIT_MS),
         ]),
+        Scenario::Random => {
+            // Only what the draw held: an outage's heal, a restart's return.
+            if figures.max_heal_to_heard_ms.is_some() {
+                checks.push(below("max_heal_to_heard_ms", figures.max_heal_to_heard_ms, HEAL_TO_HEARD_LIMIT_MS));
+            }
+            if figures.restarts + figures.kills > 0 {
+                let heard = Some(figures.max_restart_to_heard_ms);
+                checks.push(below("max_restart_to_heard_ms", heard, RESTART_TO_HEARD_LIMIT_MS));
+            }
+            let answer = figures.after_faults_answer_ms;
+            checks.push(below("after_faults_answer_ms", answer, AFTER_FAULTS_ANSWER_LIMIT_MS));
+        }
     }
     checks
 }

@@ -81,8 +81,8 @@ pub struct FaultFigures {
     pub leader_kill_to_answer_ms: Option<u64>,
     /// How many faults of each kind were applied (`term`, `kill`, `pause`, `isolate`, ...).
     pub faults: BTreeMap<String, u64>,
-    /// Pauses and partitions (`--scenario nemesis`), each with when the leader heard the site
-    /// again.
+    /// Pauses, partitions, clock skews and ARI cuts (`nemesis`, `random`), each with when the
+    /// leader heard the site again.
     pub outages: Vec<OutageRecord>,
     /// A caller placed after the last fault healed, answered after this many ms (nemesis).
     pub after_faults_answer_ms: Option<u64>,
@@ -107,8 +107,8 @@ pub struct RestartRecord {
 pub struct OutageRecord {
     pub what: String,
     pub site: u64,
-    /// The site's node was frozen: it read no ARI event until it ran again.
-    pub paused: bool,
+    /// The site's node read no ARI event while it lasted (frozen, or its events socket cut).
+    pub blind: bool,
     pub from_unix_ms: u64,
     pub until_unix_ms: u64,
     /// Ms from the heal (or SIGCONT) until the leader had new entries acknowledged by the
@@ -247,7 +247,7 @@ impl Chaos<'_> {
     }
 
     /// Stops `site`, keeps it down `RESTART_DOWN_MS`, starts it and measures.
-    async fn restart(&mut self, site: u64, stop: Stop, what: &str) {
+    pub(crate) async fn restart(&mut self, site: u64, stop: Stop, what: &str) {
         let log_at_stop = self.log_at_stop(site).await;
         let down_since = Instant::now();
         let down_from_unix_ms = lineup_util::now_ms();

@@ -1,4 +1,5 @@
-//! Every site's history (the `calls` table of its SQLite file, migrations/sqlite), read-only.
+//! Every site's history, read-only: the `calls` table of its SQLite file (migrations/sqlite)
+//! and its queue_log file.
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -26,4 +27,13 @@ pub async fn read_calls(path: &Path) -> anyhow::Result<CallRows> {
         calls.entry(call_id).or_default().push(OutcomeRow { outcome, detail });
     }
     Ok(calls)
+}
+
+/// The lines of the queue_log file at `path`, sorted (sites append in the order their
+/// pipelines drain, so only the set of lines is compared); empty when there is no file yet.
+pub fn read_queue_log(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
 }

@@ -10,12 +10,15 @@
 //! (SQLite), `checks` (figures and thresholds), `report`, `run` (the whole run in order).
 
 mod api;
+mod ari_links;
 mod checks;
+mod clocks;
 mod faults;
 mod history;
 mod links;
 mod nemesis;
 mod nodes;
+mod order;
 mod procs;
 mod report;
 mod run;
@@ -47,9 +50,13 @@ pub enum Scenario {
     /// SIGTERM and kill -9 of the caller's node, the operator's node and the leader, each
     /// during connected calls, then a rolling restart of every node.
     Restarts,
-    /// Pauses (SIGSTOP) and partitions (symmetric, one-way, flapping) of the caller's node,
-    /// the operator's node and the leader during connected calls.
+    /// Pauses (SIGSTOP), partitions (symmetric, one-way, flapping), wall-clock skews (hours
+    /// ahead, behind, and jumps) and ARI socket cuts of the caller's node, the operator's node
+    /// and the leader during connected calls, round after round.
     Nemesis,
+    /// Every fault kind (the nemesis's and the restarts' SIGTERM and kill -9) drawn from the
+    /// seed, one after another, at targets drawn from the seed.
+    Random,
 }
 
 impl Scenario {
@@ -57,6 +64,7 @@ impl Scenario {
         match self {
             Scenario::Restarts => "restarts",
             Scenario::Nemesis => "nemesis",
+            Scenario::Random => "random",
         }
     }
 }
@@ -75,7 +83,7 @@ pub struct RunArgs {
     /// The `lineup` binary (default: beside this one).
     #[arg(long)]
     lineup_bin: Option<PathBuf>,
-    /// Seed of the workload (arrivals, talk times, who hangs up).
+    /// Seed of the workload (arrivals, talk times, who hangs up) and of `random`'s faults.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Keep the run directory (configs, logs, histories) even when every check passes.

@@ -1,13 +1,17 @@
-//! The fault schedule of `--scenario nemesis`, applied to the real processes while calls are
-//! live: SIGSTOP/SIGCONT of the leader and of a cross-site caller's node; a symmetric
-//! partition of a cross-site operator's node and of the leader; a one-way cut (a node that
-//! sends but hears nothing); a flapping link to the leader; round after round for the
-//! run's duration. After each heal it measures how long until the leader hears the site
-//! again; after the last, how long a new caller waits for a free operator (the federation
-//! is live again).
+//! The fault schedules of `--scenario nemesis` and `--scenario random`, applied to the real
+//! processes while calls are live: SIGSTOP/SIGCONT of the leader and of a cross-site caller's
+//! node; a symmetric partition of a cross-site operator's node and of the leader; a one-way
+//! cut (a node that sends but hears nothing); a flapping link to the leader; a node's wall
+//! clock stepped hours ahead, then behind, then back; a node's ARI connections to its box cut.
+//! `nemesis` runs them round after round; `random` draws each fault and its target (the
+//! restarts' SIGTERM and kill -9 among them) from the seed. After each heal it measures how
+//! long until the leader hears the site again; after the last, how long a new caller waits
+//! for a free operator (the federation is live again).
 
-use crate::faults::{Chaos, OutageRecord, Target};
+use crate::ari_links::AriLinks;
+use crate::faults::{Chaos, OutageRecord, Stop, Target};
 use crate::links::{Cut, Links};
+use lineup_util::rng::SplitMix64;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -20,6 +24,15 @@ pub const PARTITION_MS: u64 = 8_000;
 pub const FLAP_HALF_PERIOD_MS: u64 = 500;
 /// ...for this long.
 pub const FLAP_MS: u64 = 6_000;
+/// A skewed clock runs this far ahead of true time...
+pub const SKEW_AHEAD_S: i64 = 2 * 3_600;
+/// ...then jumps this far behind it...
+pub const SKEW_BEHIND_S: i64 = -3 * 3_600;
+/// ...each for this long, then is right again.
+pub const SKEW_STEP_MS: u64 = 6_000;
+/// How long a node's ARI connections stay cut: past the node's reconnect backoff, so it
+/// reconnects into a box whose calls moved on without it.
+pub const ARI_CUT_MS: u64 = 5_000;
 /// Calm between two faults: calls connect again and the next fault finds one to aim at.
 pub const FAULT_GAP_MS: u64 = 2_000;
 
@@ -29,12 +42,17 @@ pub enum Fault {
     Isolate(Target),
     Deaf(Target),
     Flap(Target),
+    Skew(Target),
+    AriCut(Target),
+    /// SIGTERM or kill -9, down `RESTART_DOWN_MS`, started again (`random` only).
+    Restart(Stop, Target),
 }
 
 impl Fault {
     fn target(self) -> Target {
         match self {
             Fault::Pause(t) | Fault::Isolate(t) | Fault::Deaf(t) | Fault::Flap(t) => t,
+            Fault::Skew(t) | Fault::AriCut(t) | Fault::Restart(_, t) => t,
         }
     }
 
@@ -44,28 +62,70 @@ impl Fault {
             Fault::Isolate(_) => "isolate",
             Fault::Deaf(_) => "one_way",
             Fault::Flap(_) => "flap",
+            Fault::Skew(_) => "clock_skew",
+            Fault::AriCut(_) => "ari_cut",
+            Fault::Restart(Stop::Term, _) => "term",
+            Fault::Restart(Stop::Kill, _) => "kill",
         }
+    }
+
+    /// The node read no ARI event while it lasted (frozen, or its events socket cut), so on
+    /// its return it finds both legs of a call ended then gone, without knowing who hung up.
+    fn blinds(self) -> bool {
+        matches!(self, Fault::Pause(_) | Fault::AriCut(_))
     }
 }
 
-pub const NEMESIS: [Fault; 6] = [
+pub const NEMESIS: [Fault; 10] = [
     Fault::Pause(Target::Leader),
     Fault::Pause(Target::CallerNode { cross: true }),
     Fault::Isolate(Target::OperatorNode),
     Fault::Isolate(Target::Leader),
     Fault::Deaf(Target::CallerNode { cross: false }),
     Fault::Flap(Target::Leader),
+    Fault::Skew(Target::Leader),
+    Fault::Skew(Target::CallerNode { cross: true }),
+    Fault::AriCut(Target::CallerNode { cross: true }),
+    Fault::AriCut(Target::OperatorNode),
 ];
+
+/// The targets `random` draws from.
+const TARGETS: [Target; 4] =
+    [Target::Leader, Target::CallerNode { cross: true }, Target::CallerNode { cross: false }, Target::OperatorNode];
+
+/// One fault of a kind drawn from `rng`, at a target drawn from it.
+fn draw(rng: &mut SplitMix64) -> Fault {
+    let target = TARGETS[rng.pick(TARGETS.len())];
+    let kinds: [fn(Target) -> Fault; 8] = [
+        Fault::Pause,
+        Fault::Isolate,
+        Fault::Deaf,
+        Fault::Flap,
+        Fault::Skew,
+        Fault::AriCut,
+        |t| Fault::Restart(Stop::Term, t),
+        |t| Fault::Restart(Stop::Kill, t),
+    ];
+    kinds[rng.pick(kinds.len())](target)
+}
+
+/// The seams a fault is done through.
+/// The stream of `SplitMix64::fork` that draws `random`'s faults.
+const FAULT_STREAM: u64 = 0xFA17;
+
+pub struct Seams<'a> {
+    pub links: &'a Links,
+    pub ari: &'a AriLinks,
+}
 
 impl Chaos<'_> {
     /// Runs the schedule in whole rounds, a gap between faults, until `duration_ms` has
     /// passed (at least one round), then the liveness probe.
-    pub async fn run_nemesis(&mut self, links: &Links, duration_ms: u64) {
-        let started = Instant::now();
-        let deadline = started + Duration::from_millis(duration_ms);
+    pub async fn run_nemesis(&mut self, seams: &Seams<'_>, duration_ms: u64) {
+        let deadline = Instant::now() + Duration::from_millis(duration_ms);
         loop {
             for fault in NEMESIS {
-                self.nemesis_fault(links, fault).await;
+                self.nemesis_fault(seams, fault).await;
                 tokio::time::sleep(Duration::from_millis(FAULT_GAP_MS)).await;
             }
             if Instant::now() >= deadline {
@@ -76,7 +136,25 @@ impl Chaos<'_> {
         self.answer_after_faults().await;
     }
 
-    async fn nemesis_fault(&mut self, links: &Links, fault: Fault) {
+    /// Faults drawn from `seed`, one after another with a gap, until `duration_ms` has
+    /// passed (at least one), then the liveness probe.
+    pub async fn run_random(&mut self, seams: &Seams<'_>, duration_ms: u64, seed: u64) {
+        let deadline = Instant::now() + Duration::from_millis(duration_ms);
+        // Its own stream: the workload draws from the same seed.
+        let mut rng = SplitMix64::from_seed(seed).fork(FAULT_STREAM);
+        loop {
+            let fault = draw(&mut rng);
+            self.nemesis_fault(seams, fault).await;
+            tokio::time::sleep(Duration::from_millis(FAULT_GAP_MS)).await;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        self.settle().await;
+        self.answer_after_faults().await;
+    }
+
+    async fn nemesis_fault(&mut self, seams: &Seams<'_>, fault: Fault) {
         self.settle().await;
         let what = format!("{fault:?}");
         let Some(site) = self.aim(fault.target()).await else {
@@ -85,10 +163,15 @@ impl Chaos<'_> {
             return;
         };
         let what = format!("{what} (site {site})");
+        if let Fault::Restart(stop, _) = fault {
+            // Counted and measured as the restarts scenario's.
+            self.restart(site, stop, &what).await;
+            return;
+        }
         let log_at_cut = self.log_at_stop(site).await;
         let from_unix_ms = lineup_util::now_ms();
         self.note(format!("{what}: begins")).await;
-        if let Err(error) = self.apply(links, fault, site).await {
+        if let Err(error) = self.apply(seams, fault, site).await {
             self.note(format!("{what}: {error:#}")).await;
             self.figures.skipped.push(what);
             return;
@@ -100,13 +183,13 @@ impl Chaos<'_> {
             None => None,
         };
         self.note(format!("{what}: healed; heard by the leader {heard_after_heal_ms:?} ms after")).await;
-        let paused = matches!(fault, Fault::Pause(_));
-        let record = OutageRecord { what, site, paused, from_unix_ms, until_unix_ms, heard_after_heal_ms };
+        let blind = fault.blinds();
+        let record = OutageRecord { what, site, blind, from_unix_ms, until_unix_ms, heard_after_heal_ms };
         self.figures.outages.push(record);
     }
 
     /// Does the fault to `site` for its whole length, and undoes it.
-    async fn apply(&mut self, links: &Links, fault: Fault, site: u64) -> anyhow::Result<()> {
+    async fn apply(&mut self, seams: &Seams<'_>, fault: Fault, site: u64) -> anyhow::Result<()> {
         match fault {
             Fault::Pause(_) => {
                 self.nodes.pause(site, true)?;
@@ -114,23 +197,31 @@ impl Chaos<'_> {
                 self.nodes.pause(site, false)?;
             }
             Fault::Isolate(_) | Fault::Deaf(_) => {
-                links.cut(site, if matches!(fault, Fault::Deaf(_)) { Cut::Deaf } else { Cut::Isolated });
+                seams.links.cut(site, if matches!(fault, Fault::Deaf(_)) { Cut::Deaf } else { Cut::Isolated });
                 tokio::time::sleep(Duration::from_millis(PARTITION_MS)).await;
-                links.heal();
+                seams.links.heal();
             }
-            Fault::Flap(_) => {
-                for flip in 0..FLAP_MS / FLAP_HALF_PERIOD_MS {
-                    if flip % 2 == 0 {
-                        links.cut(site, Cut::Isolated);
-                    } else {
-                        links.heal();
-                    }
-                    tokio::time::sleep(Duration::from_millis(FLAP_HALF_PERIOD_MS)).await;
-                }
-                links.heal();
+            Fault::Flap(_) => flap(seams.links, site).await,
+            Fault::Skew(_) => self.skew(site).await?,
+            Fault::AriCut(_) => {
+                seams.ari.set_cut(site, true);
+                tokio::time::sleep(Duration::from_millis(ARI_CUT_MS)).await;
+                seams.ari.set_cut(site, false);
             }
+            Fault::Restart(..) => anyhow::bail!("a restart is not applied as an outage"),
         }
         Ok(())
+    }
+
+    /// The site's wall clock `SKEW_AHEAD_S` ahead, then `SKEW_BEHIND_S` behind, then right.
+    async fn skew(&mut self, site: u64) -> anyhow::Result<()> {
+        let clocks =
+            self.nodes.clocks.as_ref().ok_or_else(|| anyhow::anyhow!("no libfaketime: install Debian's faketime"))?;
+        clocks.set_offset(site, SKEW_AHEAD_S)?;
+        tokio::time::sleep(Duration::from_millis(SKEW_STEP_MS)).await;
+        clocks.set_offset(site, SKEW_BEHIND_S)?;
+        tokio::time::sleep(Duration::from_millis(SKEW_STEP_MS)).await;
+        clocks.set_offset(site, 0)
     }
 
     /// After every heal: a caller at a site other than the leader's, for that site's probe
@@ -148,4 +239,17 @@ impl Chaos<'_> {
             }
         }
     }
+}
+
+/// Cuts and heals `site`'s links every `FLAP_HALF_PERIOD_MS` for `FLAP_MS`, then heals.
+async fn flap(links: &Links, site: u64) {
+    for flip in 0..FLAP_MS / FLAP_HALF_PERIOD_MS {
+        if flip % 2 == 0 {
+            links.cut(site, Cut::Isolated);
+        } else {
+            links.heal();
+        }
+        tokio::time::sleep(Duration::from_millis(FLAP_HALF_PERIOD_MS)).await;
+    }
+    links.heal();
 }

@@ -1,5 +1,6 @@
 //! The `lineup run` processes, one per site: start, pause, SIGTERM, kill -9.
 
+use crate::clocks::Clocks;
 use crate::procs::Proc;
 use crate::setup::{Layout, SiteLayout, ARI_PASSWORD, ARI_PASSWORD_ENV};
 use anyhow::Context;
@@ -8,12 +9,14 @@ use std::process::Command;
 pub struct Nodes {
     pub layout: Layout,
     procs: Vec<Option<Proc>>,
+    /// Each node's wall-clock offset, when the scenario skews clocks.
+    pub clocks: Option<Clocks>,
 }
 
 impl Nodes {
     pub fn new(layout: Layout) -> Nodes {
         let procs = layout.sites.iter().map(|_| None).collect();
-        Nodes { layout, procs }
+        Nodes { layout, procs, clocks: None }
     }
 
     pub fn site(&self, site: u64) -> anyhow::Result<&SiteLayout> {
@@ -34,6 +37,9 @@ impl Nodes {
         let layout = self.site(site)?.clone();
         let mut command = Command::new(&self.layout.lineup_bin);
         command.arg("run").arg("--config").arg(&layout.config).env(ARI_PASSWORD_ENV, ARI_PASSWORD);
+        if let Some(clocks) = &self.clocks {
+            command.envs(clocks.env(site));
+        }
         let proc = Proc::spawn(&format!("lineup run (site {site})"), command, &layout.log)?;
         *self.slot(site)? = Some(proc);
         Ok(())

@@ -21,6 +21,7 @@ pub struct Report {
     pub drops: Vec<String>,
     pub operator_leg_drops: Vec<String>,
     pub wrong_outcomes: Vec<String>,
+    pub order_violations_detail: Vec<String>,
     pub run_dir: String,
     pub reproduce: String,
 }
@@ -62,6 +63,7 @@ impl Report {
             ("calls dropped", &self.drops),
             ("operator legs dropped", &self.operator_leg_drops),
             ("wrong outcomes", &self.wrong_outcomes),
+            ("callers overtaken", &self.order_violations_detail),
             ("skipped faults", &self.skipped),
         ] {
             if !lines.is_empty() {

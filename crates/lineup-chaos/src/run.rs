@@ -2,13 +2,16 @@
 //! drain, read histories, judge, stop.
 
 use crate::api::NodeApi;
+use crate::ari_links::AriLinks;
 use crate::checks::{checks, figures};
+use crate::clocks::Clocks;
 use crate::faults::Chaos;
-use crate::history::{read_calls, CallRows};
+use crate::history::{read_calls, read_queue_log, CallRows};
 use crate::links::Links;
+use crate::nemesis::Seams;
 use crate::nodes::Nodes;
 use crate::report::{first, Report};
-use crate::setup::{apply_routing, operators, prepare, write_node_configs, OperatorSpec, OPERATOR_PIN};
+use crate::setup::{apply_routing, operators, prepare, write_node_configs, Layout, OperatorSpec, OPERATOR_PIN};
 use crate::standin::StandIn;
 use crate::wait::poll;
 use crate::workload::Workload;
@@ -76,21 +79,35 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     let dialplan = dir.join("extensions.conf");
     std::fs::write(&dialplan, lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF)?;
     let standin = Arc::new(StandIn::start(dir, args.sites, &dialplan).await?);
-    // Partitions need a relay between every pair of nodes; restarts dial each other directly.
-    let links = match args.scenario {
-        Scenario::Nemesis => {
-            let ports: Vec<(u64, u16)> = layout.sites.iter().map(|s| (s.site, s.quic_port)).collect();
-            Some(Links::start(&ports).await?)
-        }
+    // Partitions need a relay between every pair of nodes, ARI cuts one between each node and
+    // its box, skews libfaketime; restarts dial directly and keep true clocks.
+    let seams = match args.scenario {
+        Scenario::Nemesis | Scenario::Random => Some(start_seams(&layout, &standin).await?),
         Scenario::Restarts => None,
     };
-    let peer_addresses = links.as_ref().map(Links::addresses).unwrap_or_default();
-    write_node_configs(&layout, &standin.ari_ports, &args.log_level, &peer_addresses)?;
+    let peer_addresses = seams.as_ref().map(|(links, _)| links.addresses()).unwrap_or_default();
+    let ari_ports = match &seams {
+        Some((_, ari)) => layout.sites.iter().filter_map(|s| ari.port(s.site)).collect(),
+        None => standin.ari_ports.clone(),
+    };
+    write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses)?;
     let mut nodes = Nodes::new(layout);
+    if seams.is_some() {
+        let data_dirs: Vec<(u64, &Path)> = nodes.layout.sites.iter().map(|s| (s.site, s.data_dir.as_path())).collect();
+        nodes.clocks = Clocks::prepare(&data_dirs)?;
+    }
     let api = NodeApi::new()?;
-    let result = drive(args, &mut nodes, &api, &standin, links.as_ref(), dir, lineup).await;
+    let seams = seams.as_ref().map(|(links, ari)| Seams { links, ari });
+    let result = drive(args, &mut nodes, &api, &standin, seams.as_ref(), dir, lineup).await;
     nodes.stop_all().await;
     result
+}
+
+/// The peer links' UDP relays and the ARI links' TCP relays.
+async fn start_seams(layout: &Layout, standin: &StandIn) -> anyhow::Result<(Links, AriLinks)> {
+    let quic: Vec<(u64, u16)> = layout.sites.iter().map(|s| (s.site, s.quic_port)).collect();
+    let boxes: Vec<(u64, u16)> = layout.sites.iter().map(|s| s.site).zip(standin.ari_ports.iter().copied()).collect();
+    Ok((Links::start(&quic).await?, AriLinks::start(&boxes).await?))
 }
 
 async fn start_nodes(nodes: &mut Nodes, api: &NodeApi) -> anyhow::Result<()> {
@@ -137,7 +154,7 @@ async fn drive(
     nodes: &mut Nodes,
     api: &NodeApi,
     standin: &Arc<StandIn>,
-    links: Option<&Links>,
+    seams: Option<&Seams<'_>>,
     dir: &Path,
     lineup: &Path,
 ) -> anyhow::Result<bool> {
@@ -153,9 +170,11 @@ async fn drive(
     let workload = Workload::start(Arc::clone(standin), args.sites as usize, args.seed);
     let mut chaos =
         Chaos { nodes, api: api.clone(), standin: Arc::clone(standin), figures: Default::default(), log: Vec::new() };
-    match links {
-        Some(links) => chaos.run_nemesis(links, args.duration * 1_000).await,
-        None => chaos.run_restarts(args.duration * 1_000).await,
+    let duration_ms = args.duration * 1_000;
+    match (args.scenario, seams) {
+        (Scenario::Nemesis, Some(seams)) => chaos.run_nemesis(seams, duration_ms).await,
+        (Scenario::Random, Some(seams)) => chaos.run_random(seams, duration_ms, args.seed).await,
+        _ => chaos.run_restarts(duration_ms).await,
     }
     let faults = chaos.figures.clone();
     eprintln!("lineup-chaos: {} callers placed; draining", workload.placed());
@@ -163,7 +182,8 @@ async fn drive(
     let truth = drain(standin).await?;
     std::fs::write(dir.join("truth.json"), serde_json::to_string_pretty(&truth)?)?;
     let histories = read_histories(chaos.nodes, &truth).await;
-    let (figures, wrong) = figures(&truth, &histories, &faults);
+    let queue_logs_agree = queue_logs_agree(chaos.nodes).await;
+    let (figures, wrong, overtakings) = figures(&truth, &histories, queue_logs_agree, &faults, args.sites);
     let checks = checks(&figures, args.scenario);
     let passed = checks.iter().all(|check| check.ok);
     let mut report = Report {
@@ -180,6 +200,7 @@ async fn drive(
         drops: first(truth.drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
         operator_leg_drops: first(truth.operator_leg_drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
         wrong_outcomes: first(wrong),
+        order_violations_detail: first(overtakings),
         run_dir: dir.display().to_string(),
         reproduce: reproduce_command(args, lineup),
     };
@@ -222,4 +243,15 @@ async fn read_histories(nodes: &Nodes, truth: &TruthReport) -> Vec<(u64, CallRow
         histories.push((site.site, rows));
     }
     histories
+}
+
+/// Whether every site's queue_log holds the same lines, waiting (bounded) for the sites'
+/// queue_log pipelines to catch up.
+async fn queue_logs_agree(nodes: &Nodes) -> bool {
+    let paths: Vec<PathBuf> = nodes.layout.sites.iter().map(|site| site.queue_log()).collect();
+    let agree = poll(HISTORY_WAIT_MS, POLL_MS, || async {
+        let logs: Vec<Vec<String>> = paths.iter().map(|path| read_queue_log(path)).collect();
+        logs.windows(2).all(|pair| pair[0] == pair[1]).then_some(())
+    });
+    agree.await.is_some()
 }

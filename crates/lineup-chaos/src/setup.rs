@@ -41,6 +41,11 @@ impl SiteLayout {
         format!("http://127.0.0.1:{}", self.api_port)
     }
 
+    /// The queue_log file the node file names.
+    pub fn queue_log(&self) -> PathBuf {
+        self.data_dir.join("queue_log")
+    }
+
     /// Where `lineup run` keeps its history by default.
     pub fn history_db(&self) -> PathBuf {
         self.data_dir.join("history.sqlite")

@@ -1,0 +1,113 @@
+//! The global order, judged from the phones: in calm times (no fault active, none healed
+//! within `CALM_AFTER_FAULT_MS`), no `sales` caller is connected while one who entered
+//! clearly earlier is still waiting for an operator. Every `sales` operator may take every
+//! `sales` caller (one queue, one gate priority, penalty 0, any site), so a later caller
+//! connected first is an overtaking — unless the earlier one was being offered to a
+//! ringing phone at that moment (`ORDER_GRACE_MS`).
+
+use crate::faults::FaultFigures;
+use crate::run::RING_ANSWER_AFTER_MS;
+use crate::setup::probe_operator;
+use lineup_pbx_sim::standin::truth::CallerTruth;
+
+/// Two callers entering at different boxes this close together may be logged in either
+/// order (each node proposes its own Enqueue): not an overtaking.
+pub const ORDER_SLACK_MS: u64 = 500;
+/// An earlier caller connected within this long after the later one was being offered
+/// already (a ring-mode phone answers after `RING_ANSWER_AFTER_MS`).
+pub const ORDER_GRACE_MS: u64 = RING_ANSWER_AFTER_MS + 1_000;
+/// After a fault heals, this long for the cluster to hear the site, mark it back and offer
+/// across it again; connections in it are not judged.
+pub const CALM_AFTER_FAULT_MS: u64 = 5_000;
+
+/// `[from, until]` Unix ms of every fault, widened by `CALM_AFTER_FAULT_MS` after its end.
+fn unsettled_windows(faults: &FaultFigures) -> Vec<(u64, u64)> {
+    let outages = faults.outages.iter().map(|o| (o.from_unix_ms, o.until_unix_ms));
+    let restarts = faults.restarts_detail.iter().map(|r| (r.down_from_unix_ms, r.ready_at_unix_ms.unwrap_or(u64::MAX)));
+    outages.chain(restarts).map(|(from, until)| (from, until.saturating_add(CALM_AFTER_FAULT_MS))).collect()
+}
+
+/// A caller of the workload (`sales`), not an answer probe (`support`, whose only operators
+/// are the probe operators).
+fn in_sales(caller: &CallerTruth, sites: u64) -> bool {
+    let probes: Vec<String> = (1..=sites).map(|site| probe_operator(site).id).collect();
+    caller.entered_at_ms.is_some() && caller.connections.first().is_none_or(|c| !probes.contains(&c.operator))
+}
+
+/// Whether `earlier` was still waiting, unoffered, when `later` was connected at `at_ms`.
+fn overtaken(earlier: &CallerTruth, later: &CallerTruth, at_ms: u64) -> bool {
+    let (Some(earlier_in), Some(later_in)) = (earlier.entered_at_ms, later.entered_at_ms) else { return false };
+    let waiting_since_long_before = earlier_in + ORDER_SLACK_MS <= later_in;
+    let still_waiting = earlier.connections.first().is_none_or(|c| c.at_ms > at_ms + ORDER_GRACE_MS)
+        && earlier.ended_at_ms.is_none_or(|ended| ended > at_ms + ORDER_GRACE_MS);
+    waiting_since_long_before && still_waiting
+}
+
+/// Every overtaking in calm times: "later overtook earlier at t".
+pub fn order_violations(callers: &[CallerTruth], faults: &FaultFigures, sites: u64) -> Vec<String> {
+    let windows = unsettled_windows(faults);
+    let sales: Vec<&CallerTruth> = callers.iter().filter(|c| in_sales(c, sites)).collect();
+    let mut violations = Vec::new();
+    for later in &sales {
+        let Some(at_ms) = later.connections.first().map(|c| c.at_ms) else { continue };
+        if windows.iter().any(|(from, until)| *from <= at_ms && at_ms <= *until) {
+            continue;
+        }
+        for earlier in sales.iter().filter(|earlier| overtaken(earlier, later, at_ms)) {
+            violations.push(format!("@{at_ms} ms {} connected while {} waited", later.call_id, earlier.call_id));
+        }
+    }
+    violations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lineup_pbx_sim::standin::truth::{CallerPlan, Connection, Party};
+
+    fn caller(call_id: &str, entered_at_ms: u64, connected_at_ms: Option<u64>) -> CallerTruth {
+        let connections = connected_at_ms
+            .map(|at_ms| vec![Connection { operator: "1001".into(), operator_box: 0, at_ms }])
+            .unwrap_or_default();
+        CallerTruth {
+            call_id: call_id.into(),
+            box_index: 0,
+            channel: call_id.into(),
+            plan: CallerPlan { talk_ms: 5_000, hang_up_by: Party::Caller, patience_ms: 60_000 },
+            placed_at_ms: entered_at_ms,
+            entered_at_ms: Some(entered_at_ms),
+            connections,
+            scripted_by: Some(Party::Caller),
+            ended_at_ms: Some(100_000),
+            ended_by: None,
+            dropped: None,
+        }
+    }
+
+    #[test]
+    fn a_later_caller_connected_while_an_earlier_one_waits_is_an_overtaking() {
+        let callers = [caller("1-a", 1_000, Some(30_000)), caller("1-b", 5_000, Some(10_000))];
+        let found = order_violations(&callers, &FaultFigures::default(), 3);
+        assert_eq!(found, vec!["@10000 ms 1-b connected while 1-a waited".to_string()]);
+    }
+
+    #[test]
+    fn near_simultaneous_arrivals_a_ringing_offer_and_fault_windows_are_not_judged() {
+        let close = [caller("1-a", 1_000, Some(30_000)), caller("1-b", 1_200, Some(10_000))];
+        assert!(order_violations(&close, &FaultFigures::default(), 3).is_empty());
+        let ringing = [caller("1-a", 1_000, Some(11_500)), caller("1-b", 5_000, Some(10_000))];
+        assert!(order_violations(&ringing, &FaultFigures::default(), 3).is_empty());
+        let mut faults = FaultFigures::default();
+        let outage = crate::faults::OutageRecord {
+            what: "Isolate".into(),
+            site: 1,
+            blind: false,
+            from_unix_ms: 2_000,
+            until_unix_ms: 6_000,
+            heard_after_heal_ms: Some(10),
+        };
+        faults.outages.push(outage);
+        let overtaken = [caller("1-a", 1_000, Some(30_000)), caller("1-b", 5_000, Some(10_000))];
+        assert!(order_violations(&overtaken, &faults, 3).is_empty(), "10,000 is within the calm-after of 6,000");
+    }
+}
