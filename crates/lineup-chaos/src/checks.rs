@@ -71,8 +71,8 @@ fn ended_unseen(caller: &CallerTruth, faults: &FaultFigures) -> bool {
     let Some(ended) = caller.ended_at_ms else { return false };
     let site = caller.box_index as u64 + 1;
     let restarted = faults.restarts_detail.iter().any(|r| {
-        let from = r.down_from_unix_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS);
-        r.site == site && from <= ended && r.ready_at_unix_ms.is_none_or(|ready| ended <= ready)
+        let from = r.down_from_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS);
+        r.site == site && from <= ended && r.ready_at_ms.is_none_or(|ready| ended <= ready)
     });
     // A frozen node (the box may also drop a subscriber that falls behind) or one whose ARI
     // socket was cut finds both legs gone on its return, too.
@@ -80,7 +80,7 @@ fn ended_unseen(caller: &CallerTruth, faults: &FaultFigures) -> bool {
         .outages
         .iter()
         .filter(|o| o.blind && o.site == site)
-        .any(|o| o.from_unix_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS) <= ended && ended <= o.until_unix_ms);
+        .any(|o| o.from_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS) <= ended && ended <= o.until_ms);
     restarted || blind
 }
 
@@ -226,8 +226,8 @@ mod tests {
             site: 3,
             ready_after_start_ms: Some(50),
             heard_after_ready_ms: Some(3),
-            down_from_unix_ms: from,
-            ready_at_unix_ms: Some(ready),
+            down_from_ms: from,
+            ready_at_ms: Some(ready),
         };
         FaultFigures { restarts_detail: vec![record], ..FaultFigures::default() }
     }

@@ -96,10 +96,10 @@ pub struct RestartRecord {
     pub site: u64,
     pub ready_after_start_ms: Option<u64>,
     pub heard_after_ready_ms: Option<u64>,
-    /// When the node was stopped and when it was ready again (Unix ms, the stand-in's clock):
-    /// the site saw no ARI event in between.
-    pub down_from_unix_ms: u64,
-    pub ready_at_unix_ms: Option<u64>,
+    /// When the node was stopped and when it was ready again (the stand-in's clock, on which
+    /// the truth's times are): the site saw no ARI event in between.
+    pub down_from_ms: u64,
+    pub ready_at_ms: Option<u64>,
 }
 
 /// A pause or a partition of one site.
@@ -109,8 +109,9 @@ pub struct OutageRecord {
     pub site: u64,
     /// The site's node read no ARI event while it lasted (frozen, or its events socket cut).
     pub blind: bool,
-    pub from_unix_ms: u64,
-    pub until_unix_ms: u64,
+    /// When it began and healed, on the stand-in's clock (as the truth's times).
+    pub from_ms: u64,
+    pub until_ms: u64,
     /// Ms from the heal (or SIGCONT) until the leader had new entries acknowledged by the
     /// site; None: not within `HEARD_WAIT_MS`.
     pub heard_after_heal_ms: Option<u64>,
@@ -141,9 +142,15 @@ pub struct Chaos<'a> {
 }
 
 impl Chaos<'_> {
+    /// The stand-in's clock now (ms since it started; the truth's times are on it), 0 when it
+    /// cannot be read.
+    pub(crate) async fn standin_now_ms(&self) -> u64 {
+        self.standin.state().await.map(|state| state.now_ms).unwrap_or_default()
+    }
+
     /// Logs a step with the stand-in's clock (the truth's times are on it).
     pub(crate) async fn note(&mut self, line: String) {
-        let at_ms = self.standin.state().await.map(|state| state.now_ms).unwrap_or_default();
+        let at_ms = self.standin_now_ms().await;
         let line = format!("@{at_ms} ms {line}");
         eprintln!("lineup-chaos: {line}");
         self.log.push(line);
@@ -250,21 +257,14 @@ impl Chaos<'_> {
     pub(crate) async fn restart(&mut self, site: u64, stop: Stop, what: &str) {
         let log_at_stop = self.log_at_stop(site).await;
         let down_since = Instant::now();
-        let down_from_unix_ms = lineup_util::now_ms();
+        let down_from_ms = self.standin_now_ms().await;
         self.stop(site, stop).await;
         self.note(format!("{what}: stopped")).await;
         tokio::time::sleep_until(down_since + Duration::from_millis(RESTART_DOWN_MS)).await;
-        self.bring_back(site, stop, what, log_at_stop, down_from_unix_ms).await;
+        self.bring_back(site, stop, what, log_at_stop, down_from_ms).await;
     }
 
-    async fn bring_back(
-        &mut self,
-        site: u64,
-        stop: Stop,
-        what: &str,
-        log_at_stop: Option<u64>,
-        down_from_unix_ms: u64,
-    ) {
+    async fn bring_back(&mut self, site: u64, stop: Stop, what: &str, log_at_stop: Option<u64>, down_from_ms: u64) {
         if let Err(error) = self.nodes.start(site) {
             self.note(format!("{what}: could not start site {site}: {error:#}")).await;
             return;
@@ -278,7 +278,10 @@ impl Chaos<'_> {
         let Ok(api) = self.nodes.site(site).map(|s| s.api_url()) else { return };
         let ready = poll(READY_WAIT_MS, POLL_MS, || async { self.api.ready(&api).await.then_some(()) }).await;
         let ready_after_start_ms = ready.map(|_| elapsed_ms(started));
-        let ready_at_unix_ms = ready.map(|_| lineup_util::now_ms());
+        let ready_at_ms = match ready {
+            Some(()) => Some(self.standin_now_ms().await),
+            None => None,
+        };
         let heard_after_ready_ms = match (ready, log_at_stop) {
             (Some(()), Some(log)) => self.heard(site, log).await,
             _ => None,
@@ -291,8 +294,8 @@ impl Chaos<'_> {
             site,
             ready_after_start_ms,
             heard_after_ready_ms,
-            down_from_unix_ms,
-            ready_at_unix_ms,
+            down_from_ms,
+            ready_at_ms,
         };
         self.figures.restarts_detail.push(record);
     }
@@ -330,7 +333,7 @@ impl Chaos<'_> {
         let what = format!("Kill of the Leader (site {leader})");
         let log_at_stop = self.log_at_stop(leader).await;
         let killed_at = Instant::now();
-        let down_from_unix_ms = lineup_util::now_ms();
+        let down_from_ms = self.standin_now_ms().await;
         self.stop(leader, Stop::Kill).await;
         self.note(format!("{what}: killed; operator free elsewhere: {free:?}")).await;
         if let Some(site) = free {
@@ -339,7 +342,7 @@ impl Chaos<'_> {
             self.figures.skipped.push(format!("{what}: answer probe (no probe operator free at another site)"));
         }
         tokio::time::sleep_until(killed_at + Duration::from_millis(RESTART_DOWN_MS)).await;
-        self.bring_back(leader, Stop::Kill, &what, log_at_stop, down_from_unix_ms).await;
+        self.bring_back(leader, Stop::Kill, &what, log_at_stop, down_from_ms).await;
     }
 
     /// Logs in the probe operator of a site other than `leader` (see `probe_operator`) and

@@ -169,14 +169,14 @@ impl Chaos<'_> {
             return;
         }
         let log_at_cut = self.log_at_stop(site).await;
-        let from_unix_ms = lineup_util::now_ms();
+        let from_ms = self.standin_now_ms().await;
         self.note(format!("{what}: begins")).await;
         if let Err(error) = self.apply(seams, fault, site).await {
             self.note(format!("{what}: {error:#}")).await;
             self.figures.skipped.push(what);
             return;
         }
-        let until_unix_ms = lineup_util::now_ms();
+        let until_ms = self.standin_now_ms().await;
         self.figures.count(fault.kind());
         let heard_after_heal_ms = match log_at_cut {
             Some(log) => self.heard(site, log).await,
@@ -184,7 +184,7 @@ impl Chaos<'_> {
         };
         self.note(format!("{what}: healed; heard by the leader {heard_after_heal_ms:?} ms after")).await;
         let blind = fault.blinds();
-        let record = OutageRecord { what, site, blind, from_unix_ms, until_unix_ms, heard_after_heal_ms };
+        let record = OutageRecord { what, site, blind, from_ms, until_ms, heard_after_heal_ms };
         self.figures.outages.push(record);
     }
 

@@ -22,8 +22,8 @@ pub const CALM_AFTER_FAULT_MS: u64 = 5_000;
 
 /// `[from, until]` Unix ms of every fault, widened by `CALM_AFTER_FAULT_MS` after its end.
 fn unsettled_windows(faults: &FaultFigures) -> Vec<(u64, u64)> {
-    let outages = faults.outages.iter().map(|o| (o.from_unix_ms, o.until_unix_ms));
-    let restarts = faults.restarts_detail.iter().map(|r| (r.down_from_unix_ms, r.ready_at_unix_ms.unwrap_or(u64::MAX)));
+    let outages = faults.outages.iter().map(|o| (o.from_ms, o.until_ms));
+    let restarts = faults.restarts_detail.iter().map(|r| (r.down_from_ms, r.ready_at_ms.unwrap_or(u64::MAX)));
     outages.chain(restarts).map(|(from, until)| (from, until.saturating_add(CALM_AFTER_FAULT_MS))).collect()
 }
 
@@ -102,8 +102,8 @@ mod tests {
             what: "Isolate".into(),
             site: 1,
             blind: false,
-            from_unix_ms: 2_000,
-            until_unix_ms: 6_000,
+            from_ms: 2_000,
+            until_ms: 6_000,
             heard_after_heal_ms: Some(10),
         };
         faults.outages.push(outage);
