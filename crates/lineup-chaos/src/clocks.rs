@@ -20,16 +20,15 @@ pub struct Clocks {
 }
 
 impl Clocks {
-    /// Clocks for `sites` (site, data directory), each at offset 0; None when libfaketime is
-    /// not installed.
-    pub fn prepare(sites: &[(u64, &Path)]) -> anyhow::Result<Option<Clocks>> {
+    /// Clocks for `sites`, each at offset 0, their files in the run directory `dir`; None
+    /// when libfaketime is not installed.
+    pub fn prepare(dir: &Path, sites: &[u64]) -> anyhow::Result<Option<Clocks>> {
         let Some(library) = LIBFAKETIME_PATHS.iter().map(PathBuf::from).find(|path| path.is_file()) else {
             return Ok(None);
         };
         let mut clocks = Clocks { library, files: BTreeMap::new() };
-        for (site, dir) in sites {
-            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-            clocks.files.insert(*site, dir.join("clock-offset"));
+        for site in sites {
+            clocks.files.insert(*site, dir.join(format!("site-{site}.clock-offset")));
             clocks.set_offset(*site, 0)?;
         }
         Ok(Some(clocks))

@@ -13,6 +13,7 @@ mod api;
 mod ari_links;
 mod checks;
 mod clocks;
+mod disks;
 mod faults;
 mod history;
 mod links;

@@ -9,6 +9,7 @@
 //! for a free operator (the federation is live again).
 
 use crate::ari_links::AriLinks;
+use crate::disks::DataDisks;
 use crate::faults::{Chaos, OutageRecord, Stop, Target};
 use crate::links::{Cut, Links};
 use lineup_util::rng::SplitMix64;
@@ -33,6 +34,9 @@ pub const SKEW_STEP_MS: u64 = 6_000;
 /// How long a node's ARI connections stay cut: past the node's reconnect backoff, so it
 /// reconnects into a box whose calls moved on without it.
 pub const ARI_CUT_MS: u64 = 5_000;
+/// How long a node's disk stays full: long enough for every writer (Raft log, history,
+/// queue_log) to hit it.
+pub const DISK_FULL_MS: u64 = 5_000;
 /// Calm between two faults: calls connect again and the next fault finds one to aim at.
 pub const FAULT_GAP_MS: u64 = 2_000;
 
@@ -44,6 +48,8 @@ pub enum Fault {
     Flap(Target),
     Skew(Target),
     AriCut(Target),
+    /// The node's data filesystem filled to the last byte for `DISK_FULL_MS`, then freed.
+    DiskFull(Target),
     /// SIGTERM or kill -9, down `RESTART_DOWN_MS`, started again (`random` only).
     Restart(Stop, Target),
 }
@@ -52,7 +58,7 @@ impl Fault {
     fn target(self) -> Target {
         match self {
             Fault::Pause(t) | Fault::Isolate(t) | Fault::Deaf(t) | Fault::Flap(t) => t,
-            Fault::Skew(t) | Fault::AriCut(t) | Fault::Restart(_, t) => t,
+            Fault::Skew(t) | Fault::AriCut(t) | Fault::DiskFull(t) | Fault::Restart(_, t) => t,
         }
     }
 
@@ -64,19 +70,21 @@ impl Fault {
             Fault::Flap(_) => "flap",
             Fault::Skew(_) => "clock_skew",
             Fault::AriCut(_) => "ari_cut",
+            Fault::DiskFull(_) => "disk_full",
             Fault::Restart(Stop::Term, _) => "term",
             Fault::Restart(Stop::Kill, _) => "kill",
         }
     }
 
-    /// The node read no ARI event while it lasted (frozen, or its events socket cut), so on
-    /// its return it finds both legs of a call ended then gone, without knowing who hung up.
+    /// The node read no ARI event while it lasted (frozen, its events socket cut, or exited
+    /// for want of disk and started again), so on its return it finds both legs of a call
+    /// ended then gone, without knowing who hung up.
     fn blinds(self) -> bool {
-        matches!(self, Fault::Pause(_) | Fault::AriCut(_))
+        matches!(self, Fault::Pause(_) | Fault::AriCut(_) | Fault::DiskFull(_))
     }
 }
 
-pub const NEMESIS: [Fault; 10] = [
+pub const NEMESIS: [Fault; 12] = [
     Fault::Pause(Target::Leader),
     Fault::Pause(Target::CallerNode { cross: true }),
     Fault::Isolate(Target::OperatorNode),
@@ -87,6 +95,8 @@ pub const NEMESIS: [Fault; 10] = [
     Fault::Skew(Target::CallerNode { cross: true }),
     Fault::AriCut(Target::CallerNode { cross: true }),
     Fault::AriCut(Target::OperatorNode),
+    Fault::DiskFull(Target::CallerNode { cross: true }),
+    Fault::DiskFull(Target::Leader),
 ];
 
 /// The targets `random` draws from.
@@ -96,13 +106,14 @@ const TARGETS: [Target; 4] =
 /// One fault of a kind drawn from `rng`, at a target drawn from it.
 fn draw(rng: &mut SplitMix64) -> Fault {
     let target = TARGETS[rng.pick(TARGETS.len())];
-    let kinds: [fn(Target) -> Fault; 8] = [
+    let kinds: [fn(Target) -> Fault; 9] = [
         Fault::Pause,
         Fault::Isolate,
         Fault::Deaf,
         Fault::Flap,
         Fault::Skew,
         Fault::AriCut,
+        Fault::DiskFull,
         |t| Fault::Restart(Stop::Term, t),
         |t| Fault::Restart(Stop::Kill, t),
     ];
@@ -116,6 +127,8 @@ const FAULT_STREAM: u64 = 0xFA17;
 pub struct Seams<'a> {
     pub links: &'a Links,
     pub ari: &'a AriLinks,
+    /// None when the data filesystems could not be mounted (why is in the string).
+    pub disks: Result<&'a DataDisks, &'a str>,
 }
 
 impl Chaos<'_> {
@@ -208,8 +221,29 @@ impl Chaos<'_> {
                 tokio::time::sleep(Duration::from_millis(ARI_CUT_MS)).await;
                 seams.ari.set_cut(site, false);
             }
+            Fault::DiskFull(_) => {
+                let disks = seams.disks.map_err(|why| anyhow::anyhow!("no data filesystem: {why}"))?;
+                let bytes = disks.fill(site)?;
+                self.note(format!("site {site}'s disk full ({bytes} bytes of filler)")).await;
+                tokio::time::sleep(Duration::from_millis(DISK_FULL_MS)).await;
+                disks.free(site)?;
+                self.revive_if_exited(site).await?;
+            }
             Fault::Restart(..) => anyhow::bail!("a restart is not applied as an outage"),
         }
+        Ok(())
+    }
+
+    /// Starts the site's node again if it exited (as systemd's `Restart=on-failure` would), and
+    /// counts it.
+    async fn revive_if_exited(&mut self, site: u64) -> anyhow::Result<()> {
+        if self.nodes.running(site) {
+            return Ok(());
+        }
+        self.note(format!("site {site}'s node had exited; started again")).await;
+        self.figures.count("node_exited");
+        self.nodes.start(site)?;
+        self.settle().await;
         Ok(())
     }
 

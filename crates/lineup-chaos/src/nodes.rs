@@ -45,6 +45,14 @@ impl Nodes {
         Ok(())
     }
 
+    /// Whether the site's node process is alive (it may have exited on its own).
+    pub fn running(&mut self, site: u64) -> bool {
+        match self.slot(site) {
+            Ok(Some(proc)) => proc.running(),
+            _ => false,
+        }
+    }
+
     /// SIGTERM and wait (bounded) for the exit. True when it exited on its own.
     pub async fn terminate(&mut self, site: u64) -> anyhow::Result<bool> {
         let Some(mut proc) = self.slot(site)?.take() else { return Ok(true) };

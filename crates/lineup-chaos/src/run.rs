@@ -5,6 +5,7 @@ use crate::api::NodeApi;
 use crate::ari_links::AriLinks;
 use crate::checks::{checks, figures};
 use crate::clocks::Clocks;
+use crate::disks::DataDisks;
 use crate::faults::Chaos;
 use crate::history::{read_calls, read_queue_log, CallRows};
 use crate::links::Links;
@@ -92,12 +93,14 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     };
     write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses)?;
     let mut nodes = Nodes::new(layout);
+    let mut disks = Err("not this scenario".to_string());
     if seams.is_some() {
+        nodes.clocks = Clocks::prepare(dir, &nodes.sites())?;
         let data_dirs: Vec<(u64, &Path)> = nodes.layout.sites.iter().map(|s| (s.site, s.data_dir.as_path())).collect();
-        nodes.clocks = Clocks::prepare(&data_dirs)?;
+        disks = DataDisks::mount(&data_dirs).map_err(|error| format!("{error:#}"));
     }
     let api = NodeApi::new()?;
-    let seams = seams.as_ref().map(|(links, ari)| Seams { links, ari });
+    let seams = seams.as_ref().map(|(links, ari)| Seams { links, ari, disks: disks.as_ref().map_err(String::as_str) });
     let result = drive(args, &mut nodes, &api, &standin, seams.as_ref(), dir, lineup).await;
     nodes.stop_all().await;
     result

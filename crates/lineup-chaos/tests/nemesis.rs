@@ -4,7 +4,8 @@
 //! cross-site operator's node and the leader cut off for 8 s; a node that sends but hears
 //! nothing for 8 s; a flapping link to the leader; the leader's and a cross-site caller's
 //! node's wall clock 2 h ahead, then 3 h behind; a cross-site caller's node's and an
-//! operator's node's ARI connections cut for 5 s.
+//! operator's node's ARI connections cut for 5 s; a cross-site caller's node's and the
+//! leader's disk full for 5 s (a node that exits of it is started again, as systemd would).
 //!
 //! Asserted: nobody double booked, no operator's leg dropped, every call ended, every site's
 //! history and queue_log the same, each site
@@ -25,8 +26,8 @@ const PRINTED: [&str; 4] =
 /// Report figures that must stay below a limit (ms): the harness's own thresholds.
 const MUST_BE_BELOW_MS: [(&str, u64); 2] = [("max_heal_to_heard_ms", 2_000), ("after_faults_answer_ms", 2_500)];
 /// Faults of each kind in the schedule.
-const FAULTS: [(&str, u64); 6] =
-    [("pause", 2), ("isolate", 2), ("one_way", 1), ("flap", 1), ("clock_skew", 2), ("ari_cut", 2)];
+const FAULTS: [(&str, u64); 7] =
+    [("pause", 2), ("isolate", 2), ("one_way", 1), ("flap", 1), ("clock_skew", 2), ("ari_cut", 2), ("disk_full", 2)];
 
 #[test]
 fn pauses_partitions_skews_and_ari_cuts_during_live_calls_book_nobody_twice() {
