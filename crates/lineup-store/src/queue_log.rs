@@ -8,7 +8,9 @@
 //! replaced atomically by rename). On open, a file longer than the recorded length holds
 //! lines of an entry whose sidecar update never happened: they are cut off and written
 //! again. A file shorter than recorded was rotated away (logrotate): writing continues at
-//! its end. The file is Lineup's own: nothing else may append to it.
+//! its end. The same repair runs before every append, so a batch that failed part way while
+//! the node runs (a full disk) is not written twice when the drainer retries it. The file is
+//! Lineup's own: nothing else may append to it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -99,6 +101,7 @@ impl QueueLogFile {
         if last == self.last_index {
             return Ok(());
         }
+        self.cut_unrecorded()?;
         if !text.is_empty() {
             self.file.write_all(text.as_bytes()).map_err(|e| io_error(&self.path, e))?;
             self.file.sync_data().map_err(|e| io_error(&self.path, e))?;
@@ -107,6 +110,20 @@ impl QueueLogFile {
         self.record(last, len_bytes)?;
         self.last_index = last;
         self.len_bytes = len_bytes;
+        Ok(())
+    }
+
+    /// An earlier append that failed part way (a full disk: lines written, the sidecar not)
+    /// left lines past the recorded length; they are cut off before the batch is written
+    /// again, as on open. A file found shorter was truncated by rotation: writing continues at
+    /// its end.
+    fn cut_unrecorded(&mut self) -> Result<(), StoreError> {
+        let actual = self.file.metadata().map_err(|e| io_error(&self.path, e))?.len();
+        if actual > self.len_bytes {
+            self.file.set_len(self.len_bytes).map_err(|e| io_error(&self.path, e))?;
+        } else {
+            self.len_bytes = actual;
+        }
         Ok(())
     }
 

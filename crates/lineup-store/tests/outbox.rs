@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use lineup_core::{Effect, QueueLogEntry, QueueLogVerb};
 use lineup_store::{
-    ConfigMirror, HistorySink, HistoryStore, Outbox, QueueLogFile, QueueLogSink, Submitted, SINK_HISTORY,
-    SINK_QUEUE_LOG,
+    queue_log::SIDECAR_SUFFIX, ConfigMirror, HistorySink, HistoryStore, Outbox, QueueLogFile, QueueLogSink, Submitted,
+    SINK_HISTORY, SINK_QUEUE_LOG,
 };
 
 /// Polls for longer than [`poll`]: a delivery attempt against a dead server may take a
@@ -253,6 +253,33 @@ fn queue_log_file_is_exactly_once_across_restarts_and_repairs_a_torn_append() {
     assert_eq!(file.last_index(), extra.0);
     file.append(std::slice::from_ref(&extra)).unwrap();
     assert!(file_lines(&path).is_empty());
+}
+
+/// A full disk while the node runs: the lines of a batch reached the file, but recording them
+/// in the sidecar failed (here its temporary file cannot be created). The drainer retries the
+/// same batch: the file must hold each line once, not the failed attempt's lines again.
+#[test]
+fn queue_log_append_retried_after_a_failed_record_writes_each_line_once() {
+    let dir = TempDir::new();
+    let path = dir.path("queue_log");
+    let mut h = Harness::new();
+    busy_morning(&mut h);
+    let expected: Vec<String> = h.queue_log().iter().map(|(_, _, e)| e.to_line()).collect();
+    let mut file = QueueLogFile::open(&path).unwrap();
+    file.append(&h.entries[..10]).unwrap();
+
+    let blocked_tmp = dir.path(&format!("queue_log{SIDECAR_SUFFIX}.tmp"));
+    std::fs::create_dir(&blocked_tmp).unwrap();
+    assert!(file.append(&h.entries).is_err(), "the sidecar could not be recorded");
+    assert!(file.append(&h.entries).is_err(), "nor on the first retry");
+    std::fs::remove_dir(&blocked_tmp).unwrap();
+
+    file.append(&h.entries).unwrap();
+    assert_eq!(file_lines(&path), expected, "each line once, in order");
+    drop(file);
+    let reopened = QueueLogFile::open(&path).unwrap();
+    assert_eq!(file_lines(&path), expected, "and a reopen finds nothing to repair");
+    assert_eq!(reopened.last_index(), h.entries.last().unwrap().0);
 }
 
 use std::io::Write;
