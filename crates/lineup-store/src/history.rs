@@ -71,6 +71,27 @@ pub const READ_MAX_ROWS: i64 = 100_000;
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
+/// Whether a SQLite connection coming back to the pool is outside any transaction, so it may
+/// serve the next caller; false closes it (closing rolls back and frees the write lock).
+///
+/// On a full disk SQLite may roll a failed statement's whole transaction back by itself;
+/// sqlx's own ROLLBACK then fails and its transaction count stays one too high, so a later
+/// failure leaves a real transaction open on a pooled connection. That connection would hold
+/// the write lock forever ("database is locked" for every other one) and take every later
+/// commit into a transaction that is never committed. A connection sqlx or SQLite believes
+/// inside a transaction is therefore never reused: SQLite's view is read by trying BEGIN.
+async fn sqlite_connection_reusable(connection: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if connection.is_in_transaction() {
+        return Ok(false);
+    }
+    if sqlx::query("BEGIN").execute(&mut *connection).await.is_err() {
+        return Ok(false);
+    }
+    sqlx::query("ROLLBACK").execute(&mut *connection).await?;
+    Ok(true)
+}
+
 /// Which SQL dialect a store speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -117,6 +138,7 @@ impl HistoryStore {
                     let pool = SqlitePoolOptions::new()
                         .max_connections(SQLITE_POOL_MAX_CONNECTIONS)
                         .acquire_timeout(acquire)
+                        .after_release(|connection, _| Box::pin(sqlite_connection_reusable(connection)))
                         .connect_with(options.clone())
                         .await?;
                     SQLITE_MIGRATOR.run(&pool).await?;
@@ -184,6 +206,43 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RELEASE_JUDGED_WAIT_MS: u64 = 2_000;
+    const RELEASE_POLL_MS: u64 = 10;
+
+    /// The state a full disk can leave behind: a pooled connection back in the pool with a
+    /// write transaction SQLite holds open and sqlx does not know of. The next batch must
+    /// still be written, and durably (seen by another opener).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_returned_inside_a_transaction_is_not_reused() {
+        let dir = std::env::temp_dir().join(format!("lineup-store-stuck-tx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("history.sqlite").display());
+        let store = HistoryStore::open(&url).await.unwrap();
+        let Backend::Sqlite(pool) = &store.backend else { panic!("a SQLite store") };
+        let mut stuck = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *stuck).await.unwrap();
+        sqlx::query("UPDATE history_watermark SET log_index = log_index WHERE id = 1")
+            .execute(&mut *stuck)
+            .await
+            .unwrap();
+        let open_connections = pool.size();
+        drop(stuck);
+        // The pool takes a released connection back on a task of its own: wait (bounded) for
+        // it to have been judged — closed, with the fix.
+        let judged_by = std::time::Instant::now() + Duration::from_millis(RELEASE_JUDGED_WAIT_MS);
+        while pool.size() >= open_connections && std::time::Instant::now() < judged_by {
+            tokio::time::sleep(Duration::from_millis(RELEASE_POLL_MS)).await;
+        }
+
+        let written = store.write_batch(&[(7, Vec::new())]).await;
+        assert!(written.is_ok(), "the batch after the stuck transaction: {written:?}");
+        let other = HistoryStore::open(&url).await.unwrap();
+        assert_eq!(other.watermark().await.unwrap(), 7, "committed, not swallowed by the open transaction");
+        store.close().await;
+        other.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn urls_lose_their_password_in_errors() {
