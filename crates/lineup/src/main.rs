@@ -1,11 +1,9 @@
 //! The `lineup` binary: command line and wiring only.
 
 mod alloc_count;
-mod api_backend;
 mod api_bench;
 mod api_client;
 mod api_http;
-mod api_reports;
 mod bench;
 mod cli_call;
 mod cli_cluster;
@@ -14,17 +12,14 @@ mod cli_queue;
 mod cli_report;
 mod config_file;
 mod demo;
-mod node;
 mod node_config;
 mod operator;
 mod report_bench;
 mod run;
-mod serial_floor;
 mod service;
 mod site_bench;
 mod token;
 mod utc_time;
-mod wiring;
 
 use clap::{Parser, Subcommand};
 

@@ -3,13 +3,13 @@
 //! with fsync on. Pickup = the operator becomes available (the command is proposed) → the
 //! stand-in receives the request adding the legs to the caller's bridge.
 
-use crate::wiring::{feed_site, NodePort};
 use anyhow::Context;
 use lineup_ari::{ApplicationName, AriConfig, AriEvents, CallerId, HttpAri};
 use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::{ClusterNode, NodeConfig};
 use lineup_core::*;
+use lineup_node::wiring::{feed_site, NodePort};
 use lineup_pbx_sim::{serve_box, BoxConfig, BoxIndex, Dialplan, LiveWorld, PbxWorld, PhoneCall, SimCredentials};
 use lineup_site::driver::run_site;
 use lineup_site::{SiteConfig, SiteController};

@@ -12,8 +12,6 @@ mod humans;
 mod observe;
 mod report;
 
-use crate::api_backend::start_api;
-use crate::node::{NodeSpec, RunningNode};
 use anyhow::Context;
 use cast::{routing_config, DemoTokens};
 use lineup_ari::{ApplicationName, AriConfig};
@@ -21,6 +19,7 @@ use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
+use lineup_node::{start_api, NodeSpec, RunningNode};
 use lineup_pbx_sim::standin::federated_boxes;
 use lineup_pbx_sim::{serve_box, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials};
 use lineup_site::SiteConfig;
