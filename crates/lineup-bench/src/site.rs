@@ -19,7 +19,7 @@ use lineup_site::{SiteConfig, SiteController};
 use lineup_util::{now_ms, percentile};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -101,7 +101,7 @@ async fn start_standin() -> Result<StandIn, BenchError> {
 }
 
 /// A one-node cluster on loopback QUIC, redb with fsync, in a fresh directory.
-async fn start_node(data_dir: &PathBuf) -> Result<Arc<Node>, BenchError> {
+async fn start_node(data_dir: &Path) -> Result<Arc<Node>, BenchError> {
     let _ = std::fs::remove_dir_all(data_dir);
     let ca = generate_ca()?;
     let identity = SiteIdentity::from_material(&issue_site_material(&ca, SITE.0)?)?;
