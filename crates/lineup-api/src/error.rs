@@ -54,9 +54,6 @@ pub enum ApiError {
     /// The body did not arrive in time (408).
     #[error("the request body did not arrive within {limit_ms} ms")]
     BodyTimeout { limit_ms: u64 },
-    /// The benchmark could not run (fd limit, connection failures).
-    #[error("benchmark: {0}")]
-    Bench(String),
     /// A certificate, key or CA file for the API's TLS that cannot be used (at start-up).
     #[error("TLS: {0}")]
     Tls(String),
@@ -65,7 +62,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) | ApiError::Tls(_) => {
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Random(_) | ApiError::Tls(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             ApiError::WidgetTokensFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -91,9 +88,7 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Bench(_) | ApiError::Random(_) | ApiError::Tls(_) => {
-                "internal"
-            }
+            ApiError::Config { .. } | ApiError::Io(_) | ApiError::Random(_) | ApiError::Tls(_) => "internal",
             ApiError::WidgetTokensFull { .. } => "unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",

@@ -28,7 +28,6 @@
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 //! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
 //! - [`assets`]: pages served at `/` and `/widget` from files embedded in the binary.
-//! - [`bench`]: `lineup bench api` (1,000 `/v1/live` clients, delta latency, memory).
 //! - [`views`]: the rows REST answers and live frames share.
 //!
 //! Invariants (as absences): no handler writes state except through
@@ -41,7 +40,6 @@ pub mod assets;
 pub mod audit;
 mod auth;
 pub mod backend;
-pub mod bench;
 mod callback_policy;
 mod client_limits;
 pub mod config;
@@ -65,7 +63,6 @@ pub use backend::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
     RaftHealth, RaftRole, SiteState,
 };
-pub use bench::{ApiBenchOptions, ApiBenchReport};
 pub use config::{ApiConfig, ApiToken, Role, TokenSecret};
 pub use error::ApiError;
 pub use health::{readiness, Readiness, READY_APPLY_LAG_MAX_ENTRIES, READY_LEADER_CONTACT_MAX_MS};

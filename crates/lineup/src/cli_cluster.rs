@@ -1,6 +1,5 @@
 //! `lineup certs ...` and `lineup bench cluster`: thin CLI over lineup-cluster.
 
-use lineup_cluster::bench::{run_cluster_bench, BenchOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
@@ -55,34 +54,5 @@ pub fn certs(command: &CertsCommand) -> anyhow::Result<()> {
             println!("set [api] tls = {{ cert = \"{}\", key = \"{}\" }}", files.cert.display(), files.key.display());
         }
     }
-    Ok(())
-}
-
-#[derive(clap::Args)]
-pub struct ClusterBenchArgs {
-    /// Sites (1, 3 or 5).
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
-    /// Round trip added between sites through the UDP relay (0: direct loopback).
-    #[arg(long, default_value_t = 0)]
-    rtt_ms: u64,
-    /// Commands in the throughput phase.
-    #[arg(long, default_value_t = 20_000)]
-    commands: usize,
-    /// Print JSON only.
-    #[arg(long)]
-    json: bool,
-}
-
-pub fn bench_cluster(args: &ClusterBenchArgs) -> anyhow::Result<()> {
-    lineup_cluster::transport::quic::install_crypto_provider();
-    let options =
-        BenchOptions { nodes: args.nodes, rtt_ms: args.rtt_ms, commands: args.commands, ..BenchOptions::default() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(run_cluster_bench(options))?;
-    if !args.json {
-        println!("lineup bench cluster: {} nodes over QUIC on loopback, fsync on", args.nodes);
-    }
-    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

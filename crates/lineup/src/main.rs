@@ -1,35 +1,28 @@
-//! The `lineup` binary: command line and wiring only.
+//! The `lineup` binary: command line and glue only. The node is assembled by lineup-node, the
+//! benchmarks are lineup-bench, the demo is lineup-demo.
 
-mod alloc_count;
-mod api_backend;
-mod api_bench;
 mod api_client;
 mod api_http;
-mod api_reports;
-mod bench;
+mod cli_bench;
 mod cli_call;
 mod cli_cluster;
+mod cli_demo;
 mod cli_operator;
 mod cli_queue;
 mod cli_report;
 mod config_file;
-mod demo;
-mod node;
 mod node_config;
 mod operator;
-mod report_bench;
 mod run;
-mod serial_floor;
 mod service;
-mod site_bench;
 mod token;
 mod utc_time;
-mod wiring;
 
 use clap::{Parser, Subcommand};
 
+/// Counts live heap bytes for the benchmarks' memory figures (`lineup bench core|api`).
 #[global_allocator]
-static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
+static ALLOCATOR: lineup_bench::CountingAllocator = lineup_bench::CountingAllocator;
 
 #[derive(Parser)]
 #[command(name = "lineup", version, about = "Multi-site call-queue router for Asterisk")]
@@ -82,7 +75,7 @@ enum Command {
     },
     /// Three sites in one process: Raft over QUIC on loopback, three Asterisk stand-ins
     /// joined by trunks, simulated callers and operators.
-    Demo(demo::DemoArgs),
+    Demo(cli_demo::DemoArgs),
     /// Cluster certificates (a CA, then one certificate per site).
     Certs {
         #[command(subcommand)]
@@ -91,22 +84,8 @@ enum Command {
     /// Measure a part of Lineup and print the figures.
     Bench {
         #[command(subcommand)]
-        what: BenchTarget,
+        what: cli_bench::BenchTarget,
     },
-}
-
-#[derive(Subcommand)]
-enum BenchTarget {
-    /// The routing core alone: apply latency, position lookups, memory per waiting call.
-    Core(bench::CoreBenchArgs),
-    /// Pickup latency through stand-in, ARI, site driver and a one-node cluster.
-    Site(site_bench::SiteBenchArgs),
-    /// Interval reports over a day of calls in SQLite (and PostgreSQL with --postgres).
-    Reports(report_bench::ReportBenchArgs),
-    /// Commits per second and enqueue→offer latency over real QUIC with fsync.
-    Cluster(cli_cluster::ClusterBenchArgs),
-    /// Delta latency and memory per client for WebSocket clients on /v1/live.
-    Api(api_bench::ApiBenchArgs),
 }
 
 /// A failed command prints its error and the chain of causes as sentences (never Rust's
@@ -138,12 +117,8 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => api_client::status(&args),
         Command::Report { what } => cli_report::report(&what),
         Command::Cluster { what } => api_client::cluster(&what),
-        Command::Demo(args) => demo::demo(&args),
+        Command::Demo(args) => cli_demo::demo(&args),
         Command::Certs { what } => cli_cluster::certs(&what),
-        Command::Bench { what: BenchTarget::Cluster(args) } => cli_cluster::bench_cluster(&args),
-        Command::Bench { what: BenchTarget::Core(args) } => bench::core(&args),
-        Command::Bench { what: BenchTarget::Site(args) } => site_bench::site(&args),
-        Command::Bench { what: BenchTarget::Reports(args) } => report_bench::reports(&args),
-        Command::Bench { what: BenchTarget::Api(args) } => api_bench::api(&args),
+        Command::Bench { what } => cli_bench::bench(&what),
     }
 }

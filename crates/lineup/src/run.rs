@@ -1,9 +1,7 @@
 //! `lineup run --config site.toml`: one site's node until SIGINT/SIGTERM.
 
-use crate::api_backend::{serve_api, NodeBackend};
 use crate::config_file::ConfigText;
-use crate::node::{NodeSpec, RunningNode};
-use crate::node_config::NodeSettings;
+use crate::node_config::{ClusterSection, NodeFile, NodeSettings};
 use crate::service::{self, Notifier};
 use anyhow::Context;
 use lineup_api::{ApiConfig, ApiTls};
@@ -12,6 +10,7 @@ use lineup_cluster::certs::{load_site, SiteFiles, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::ClusterTiming;
 use lineup_core::SiteId;
+use lineup_node::{serve_api, NodeBackend, NodeSpec, RunningNode};
 use lineup_site::SiteConfig;
 use lineup_store::ProjectionConfig;
 use std::collections::BTreeMap;
@@ -51,6 +50,33 @@ fn now_us() -> u64 {
 /// Turns the checked settings into a node spec (reads certificates, binds the QUIC port).
 pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
     let file = &settings.file;
+    let (transport, advertise) = cluster_transport(file)?;
+    let bootstrap = file.cluster.bootstrap.then(|| {
+        let mut members: BTreeMap<u64, String> =
+            file.cluster.peers.iter().map(|p| (p.site, p.address.clone())).collect();
+        members.insert(file.site, advertise);
+        members
+    });
+    let redis = file.redis.as_ref().map(|r| ProjectionConfig {
+        url: r.url.clone(),
+        key_prefix: r.key_prefix.clone().unwrap_or_else(|| format!("lineup:site-{}:", file.site)),
+    });
+    Ok(NodeSpec {
+        site: file.site,
+        data_dir: file.data_dir.clone(),
+        transport,
+        bootstrap,
+        timing: cluster_timing(&file.cluster),
+        ari: ari_config(settings)?,
+        site_config: site_config(file)?,
+        database_url: settings.database_url.clone(),
+        queue_log: file.history.queue_log.clone(),
+        redis,
+    })
+}
+
+/// The site's certificate, the QUIC port bound with it, and the address peers reach it at.
+fn cluster_transport(file: &NodeFile) -> anyhow::Result<(QuicTransport, String)> {
     let material = load_site(
         &file.cluster.ca_cert,
         &SiteFiles { cert: file.cluster.cert.clone(), key: file.cluster.key.clone() },
@@ -63,44 +89,47 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
         Some(a) => a.clone(),
         None => transport.local_addr()?.to_string(),
     };
-    let bootstrap = file.cluster.bootstrap.then(|| {
-        let mut members: BTreeMap<u64, String> =
-            file.cluster.peers.iter().map(|p| (p.site, p.address.clone())).collect();
-        members.insert(file.site, advertise.clone());
-        members
-    });
+    Ok((transport, advertise))
+}
+
+/// The cluster's defaults with the timings the file sets.
+fn cluster_timing(cluster: &ClusterSection) -> ClusterTiming {
     let mut timing = ClusterTiming::default();
-    if let Some(ms) = file.cluster.heartbeat_interval_ms {
+    if let Some(ms) = cluster.heartbeat_interval_ms {
         timing.heartbeat_interval_ms = ms;
     }
-    if let Some(ms) = file.cluster.election_timeout_min_ms {
+    if let Some(ms) = cluster.election_timeout_min_ms {
         timing.election_timeout_min_ms = ms;
     }
-    if let Some(ms) = file.cluster.election_timeout_max_ms {
+    if let Some(ms) = cluster.election_timeout_max_ms {
         timing.election_timeout_max_ms = ms;
     }
-    if let Some(ms) = file.cluster.site_unreachable_after_ms {
+    if let Some(ms) = cluster.site_unreachable_after_ms {
         timing.site_unreachable_after_ms = ms;
     }
-    if let Some(ms) = file.cluster.site_lost_after_ms {
+    if let Some(ms) = cluster.site_lost_after_ms {
         timing.site_lost_after_ms = ms;
     }
-    let applications = file
-        .ari
-        .applications
-        .iter()
-        .map(ApplicationName::new)
-        .collect::<Result<Vec<_>, _>>()
-        .context("ari.applications")?;
-    let ari = AriConfig {
-        base_url: file.ari.url.clone(),
-        username: file.ari.username.clone(),
+    timing
+}
+
+fn ari_config(settings: &NodeSettings) -> anyhow::Result<AriConfig> {
+    let ari = &settings.file.ari;
+    let applications =
+        ari.applications.iter().map(ApplicationName::new).collect::<Result<Vec<_>, _>>().context("ari.applications")?;
+    Ok(AriConfig {
+        base_url: ari.url.clone(),
+        username: ari.username.clone(),
         password: settings.ari_password.clone(),
         applications,
-        request_timeout_ms: file.ari.request_timeout_ms,
-    };
+        request_timeout_ms: ari.request_timeout_ms,
+    })
+}
+
+/// Site control's settings: trunks to the other sites, the callback endpoint, music on hold.
+fn site_config(file: &NodeFile) -> anyhow::Result<SiteConfig> {
     // Serials must grow across restarts: boot time in µs, raised to the serial mark stored
-    // in the data directory when the node starts (see `serial_floor`).
+    // in the data directory when the node starts (see `lineup_node::serial_floor`).
     let mut site_config = SiteConfig::new(SiteId(file.site), now_us());
     for (site, template) in &file.calls.trunk_endpoints {
         let site: u64 = site.parse().context("calls.trunk_endpoints keys are site ids")?;
@@ -108,22 +137,7 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
     }
     site_config.callback_endpoint = file.calls.callback_endpoint.clone();
     site_config.moh_class = file.calls.moh_class.clone();
-    let redis = file.redis.as_ref().map(|r| ProjectionConfig {
-        url: r.url.clone(),
-        key_prefix: r.key_prefix.clone().unwrap_or_else(|| format!("lineup:site-{}:", file.site)),
-    });
-    Ok(NodeSpec {
-        site: file.site,
-        data_dir: file.data_dir.clone(),
-        transport,
-        bootstrap,
-        timing,
-        ari,
-        site_config,
-        database_url: settings.database_url.clone(),
-        queue_log: file.history.queue_log.clone(),
-        redis,
-    })
+    Ok(site_config)
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {

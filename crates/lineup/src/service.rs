@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api_backend::NodeBackend;
 use lineup_api::ApiBackend;
+use lineup_node::NodeBackend;
 
 /// How often the node checks whether it has become ready, until it has.
 pub const READINESS_POLL_INTERVAL_MS: u64 = 100;

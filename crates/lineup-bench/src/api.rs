@@ -7,10 +7,10 @@
 //! Each connection is two file descriptors here; the run refuses to start when the soft
 //! `ulimit -n` is too low (raise it with `ulimit -n 4096` in the shell that runs it).
 
-use crate::config::{ApiConfig, ApiToken, Role};
-use crate::error::ApiError;
-use crate::local::LocalBackend;
+use crate::BenchError;
 use futures_util::StreamExt;
+use lineup_api::local::LocalBackend;
+use lineup_api::{ApiConfig, ApiLimits, ApiToken, Role, SNAPSHOT_ROWS_PER_MESSAGE};
 use lineup_core::{
     CallId, CommandBody, Enqueue, OperatorConfig, QueueConfig, QueueId, RoutingConfigSet, SiteId, PRIORITY_NORMAL,
 };
@@ -96,7 +96,7 @@ pub fn fd_soft_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-fn setup(options: &ApiBenchOptions) -> Result<LocalBackend, ApiError> {
+fn setup(options: &ApiBenchOptions) -> Result<LocalBackend, BenchError> {
     let backend = LocalBackend::new(SiteId(1), BENCH_CLOCK_START_MS);
     let queues: Vec<QueueConfig> = (0..BENCH_QUEUES)
         .map(|i| QueueConfig {
@@ -116,8 +116,8 @@ fn setup(options: &ApiBenchOptions) -> Result<LocalBackend, ApiError> {
         })
         .collect();
     let set = RoutingConfigSet { schedules: vec![], queues, gates: vec![], operators };
-    let refused = |what: &str, e: lineup_core::CoreError| ApiError::Bench(format!("{what}: {e}"));
-    backend.apply(CommandBody::ApplyConfig(Box::new(set))).map_err(|e| refused("config", e))?;
+    let refused = |step: &'static str| move |source| BenchError::Refused { step, source };
+    backend.apply(CommandBody::ApplyConfig(Box::new(set))).map_err(refused("config"))?;
     for i in 0..options.waiting_calls {
         let enqueue = Enqueue {
             call: CallId::new(format!("c{i}")),
@@ -131,7 +131,7 @@ fn setup(options: &ApiBenchOptions) -> Result<LocalBackend, ApiError> {
             skills: BTreeMap::new(),
             callback_number: None,
         };
-        backend.apply(CommandBody::Enqueue(enqueue)).map_err(|e| refused("enqueue", e))?;
+        backend.apply(CommandBody::Enqueue(enqueue)).map_err(refused("enqueue"))?;
     }
     Ok(backend)
 }
@@ -151,25 +151,82 @@ struct ClientResult {
 /// Sent apply index → when it was applied.
 type Sent = Arc<RwLock<HashMap<u64, Instant>>>;
 
+/// The index of the last measured delta, published once every delta is applied.
+type LastIndex = tokio::sync::watch::Receiver<Option<u64>>;
+
+/// What one client has seen so far.
+#[derive(Default)]
+struct ClientProgress {
+    snapshots: u64,
+    /// The first snapshot's size on the wire (all parts).
+    snapshot_bytes: usize,
+    samples_ms: Vec<f64>,
+    /// The highest apply index seen, as a delta or covered by a snapshot. The last measured
+    /// delta can arrive before its index is published on `LastIndex` (the publisher may be
+    /// descheduled between the apply and the send): the client finishes on whichever comes
+    /// second.
+    highest_seen: Option<u64>,
+}
+
+impl ClientProgress {
+    fn reached(&self, last_index: &mut LastIndex) -> bool {
+        matches!((self.highest_seen, *last_index.borrow_and_update()), (Some(h), Some(l)) if h >= l)
+    }
+
+    fn finish(self) -> ClientResult {
+        ClientResult { samples_ms: self.samples_ms, resyncs: self.snapshots.saturating_sub(1) }
+    }
+
+    /// Takes one text frame; answers whether the client has everything it waits for.
+    async fn on_text(
+        &mut self,
+        text: &str,
+        sent: &Sent,
+        ready: &tokio::sync::mpsc::Sender<usize>,
+        last_index: &mut LastIndex,
+    ) -> bool {
+        let received = Instant::now();
+        // Snapshot parts are large and all start with their type: not parsed.
+        if text.starts_with("{\"type\":\"snapshot") {
+            if self.snapshots == 0 {
+                self.snapshot_bytes += text.len();
+            }
+            if !text.starts_with("{\"type\":\"snapshot_end\"") {
+                return false;
+            }
+            self.snapshots += 1;
+            if self.snapshots == 1 {
+                let _ = ready.send(self.snapshot_bytes).await;
+            }
+            // A resync's snapshot may already cover the last measured delta.
+            let covered = serde_json::from_str::<FrameHead>(text).ok().and_then(|h| h.index);
+            self.highest_seen = self.highest_seen.max(covered);
+            return self.reached(last_index);
+        }
+        let Ok(head) = serde_json::from_str::<FrameHead>(text) else { return false };
+        let (Some(index), "call") = (head.index, head.kind) else { return false };
+        if let Some(at) = sent.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&index) {
+            self.samples_ms.push(received.duration_since(*at).as_secs_f64() * 1000.0);
+        }
+        self.highest_seen = self.highest_seen.max(Some(index));
+        self.reached(last_index)
+    }
+}
+
+/// One `/v1/live` client: reports its snapshot's size on `ready`, then records each
+/// measured delta's latency until it has seen the last one.
 async fn client(
     url: String,
     sent: Sent,
     ready: tokio::sync::mpsc::Sender<usize>,
-    mut last_index: tokio::sync::watch::Receiver<Option<u64>>,
+    mut last_index: LastIndex,
 ) -> Result<ClientResult, String> {
     let config = WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0);
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let mut snapshots = 0u64;
-    let mut snapshot_bytes = 0usize;
-    let mut samples_ms = Vec::new();
-    // The last measured delta can arrive before its index is published on `last_index`
-    // (the publisher may be descheduled between the apply and the send): remember the
-    // highest delta seen and finish on whichever comes second.
-    let mut highest_seen: Option<u64> = None;
+    let mut progress = ClientProgress::default();
     let mut watching = true;
-    let reached = |highest: Option<u64>, last: Option<u64>| matches!((highest, last), (Some(h), Some(l)) if h >= l);
     loop {
         let next = if watching {
             tokio::select! {
@@ -183,8 +240,8 @@ async fn client(
             Some(socket.next().await)
         };
         let Some(message) = next else {
-            if reached(highest_seen, *last_index.borrow_and_update()) {
-                return Ok(ClientResult { samples_ms, resyncs: snapshots.saturating_sub(1) });
+            if progress.reached(&mut last_index) {
+                return Ok(progress.finish());
             }
             continue;
         };
@@ -194,93 +251,78 @@ async fn client(
             None => return Err("closed early".into()),
         };
         let Message::Text(text) = message else { continue };
-        let received = Instant::now();
-        // Snapshot parts are large and all start with their type: not parsed.
-        if text.starts_with("{\"type\":\"snapshot") {
-            if snapshots == 0 {
-                snapshot_bytes += text.len();
-            }
-            if text.starts_with("{\"type\":\"snapshot_end\"") {
-                snapshots += 1;
-                if snapshots == 1 {
-                    let _ = ready.send(snapshot_bytes).await;
-                }
-                // A resync's snapshot may already cover the last measured delta.
-                let covered = serde_json::from_str::<FrameHead>(&text).ok().and_then(|h| h.index);
-                highest_seen = highest_seen.max(covered);
-                if reached(highest_seen, *last_index.borrow_and_update()) {
-                    return Ok(ClientResult { samples_ms, resyncs: snapshots - 1 });
-                }
-            }
-            continue;
-        }
-        let Ok(head) = serde_json::from_str::<FrameHead>(&text) else { continue };
-        let (Some(index), "call") = (head.index, head.kind) else { continue };
-        if let Some(at) = sent.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&index) {
-            samples_ms.push(received.duration_since(*at).as_secs_f64() * 1000.0);
-        }
-        highest_seen = highest_seen.max(Some(index));
-        if reached(highest_seen, *last_index.borrow_and_update()) {
-            return Ok(ClientResult { samples_ms, resyncs: snapshots.saturating_sub(1) });
+        if progress.on_text(&text, &sent, &ready, &mut last_index).await {
+            return Ok(progress.finish());
         }
     }
 }
 
-/// Runs the benchmark. Needs a multi-thread tokio runtime.
 /// The benchmark's clients all come from loopback with one token: the per-address and
 /// per-token limits are raised to let every one of them connect at once.
-fn bench_limits(clients: usize) -> crate::ApiLimits {
+fn bench_limits(clients: usize) -> ApiLimits {
     let clients_u32 = u32::try_from(clients).unwrap_or(u32::MAX).max(1);
-    crate::ApiLimits {
+    ApiLimits {
         request_burst_per_address: clients_u32.saturating_mul(2),
         request_burst_per_token: clients_u32.saturating_mul(2),
         connections_max: clients.saturating_mul(2).max(1),
         websockets_max: clients.max(1),
         websockets_per_token_max: clients.max(1),
-        ..crate::ApiLimits::default()
+        ..ApiLimits::default()
     }
 }
 
-pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
+/// Refuses to start when the soft limit on open files is too low for `clients`; answers
+/// the limit (None where it cannot be read).
+fn check_fd_limit(clients: usize) -> Result<Option<u64>, BenchError> {
     let fd_limit = fd_soft_limit();
-    let needed = options.clients as u64 * 2 + BENCH_SPARE_FDS;
-    if fd_limit.is_some_and(|limit| limit < needed) {
-        return Err(ApiError::Bench(format!(
-            "{} clients need about {needed} file descriptors but the soft limit is {}; run `ulimit -n {needed}` first",
-            options.clients,
-            fd_limit.unwrap_or(0)
-        )));
+    let needed = clients as u64 * 2 + BENCH_SPARE_FDS;
+    match fd_limit {
+        Some(limit) if limit < needed => Err(BenchError::FdLimit { clients, needed, limit }),
+        _ => Ok(fd_limit),
     }
-    let backend = Arc::new(setup(&options)?);
+}
+
+/// The API served over `backend` on a loopback port, until `stop` is sent or dropped.
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), lineup_api::ApiError>>,
+}
+
+async fn start_server(backend: &Arc<LocalBackend>, clients: usize) -> Result<Server, BenchError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let config = ApiConfig {
         tokens: vec![ApiToken::plain("bench", BENCH_TOKEN, Role::Viewer)],
         // Room for a burst per client; the measured deltas are spaced out.
-        limits: bench_limits(options.clients),
+        limits: bench_limits(clients),
         ..ApiConfig::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve(listener, Arc::clone(&backend), config, async move {
+    let task = tokio::spawn(lineup_api::serve(listener, Arc::clone(backend), config, async move {
         let _ = stopped.await;
     }));
+    Ok(Server { addr, stop, task })
+}
 
-    let heap_before = options.allocated_bytes.map(|f| f());
-    let url = format!("ws://{addr}/v1/live?token={BENCH_TOKEN}");
-    let sent: Sent = Arc::new(RwLock::new(HashMap::new()));
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<usize>(options.clients.max(1));
-    let (last_tx, last_rx) = tokio::sync::watch::channel::<Option<u64>>(None);
-    let started = Instant::now();
+/// Connects every client, at most `BENCH_CONNECT_CONCURRENCY` at once (each holds its
+/// permit until it has its snapshot). Answers the client tasks and a snapshot's size.
+async fn connect_clients(
+    clients: usize,
+    url: &str,
+    sent: &Sent,
+    last_index: &LastIndex,
+) -> Result<(Vec<tokio::task::JoinHandle<Result<ClientResult, String>>>, usize), BenchError> {
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<usize>(clients.max(1));
     let permits = Arc::new(tokio::sync::Semaphore::new(BENCH_CONNECT_CONCURRENCY));
-    let mut clients = Vec::with_capacity(options.clients);
-    for _ in 0..options.clients {
-        let permit = Arc::clone(&permits).acquire_owned().await.map_err(|e| ApiError::Bench(e.to_string()))?;
-        // The permit is held until this client has its snapshot.
-        let (gate_tx, gate_rx) = tokio::sync::mpsc::channel::<usize>(1);
-        clients.push(tokio::spawn(client(url.clone(), Arc::clone(&sent), gate_tx, last_rx.clone())));
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        // The semaphore is never closed, so acquiring only waits.
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
+        let (gate_tx, mut gate_rx) = tokio::sync::mpsc::channel::<usize>(1);
+        tasks.push(tokio::spawn(client(url.to_string(), Arc::clone(sent), gate_tx, last_index.clone())));
         let ready = ready_tx.clone();
         tokio::spawn(async move {
-            let mut gate_rx = gate_rx;
             if let Some(bytes) = gate_rx.recv().await {
                 let _ = ready.send(bytes).await;
             }
@@ -290,54 +332,86 @@ pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
     drop(ready_tx);
     let mut snapshot_bytes = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(BENCH_CONNECT_TIMEOUT_MS);
-    for connected in 0..options.clients {
+    for connected in 0..clients {
         match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
             Ok(Some(bytes)) => snapshot_bytes = bytes,
-            _ => {
-                return Err(ApiError::Bench(format!(
-                    "only {connected} of {} clients had their snapshot after {BENCH_CONNECT_TIMEOUT_MS} ms",
-                    options.clients
-                )))
-            }
+            _ => return Err(BenchError::Connect { connected, clients, timeout_ms: BENCH_CONNECT_TIMEOUT_MS }),
         }
     }
-    let connect_all_ms = started.elapsed().as_millis() as u64;
-    let heap_after = options.allocated_bytes.map(|f| f());
+    Ok((tasks, snapshot_bytes))
+}
 
+/// Applies the measured deltas (priority changes), spaced out, noting when each was applied.
+/// Answers the last one's apply index.
+async fn send_deltas(
+    backend: &LocalBackend,
+    sent: &Sent,
+    options: &ApiBenchOptions,
+) -> Result<Option<u64>, BenchError> {
     let mut last_index = None;
     for i in 0..options.deltas {
         tokio::time::sleep(Duration::from_millis(options.delta_interval_ms)).await;
         let index = backend.next_apply_index();
         sent.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(index, Instant::now());
         let priority = if i % 2 == 0 { PRIORITY_NORMAL + 1 } else { PRIORITY_NORMAL };
+        let call = CallId::new(format!("c{}", i % options.waiting_calls.max(1)));
         backend
-            .apply(CommandBody::ChangePriority {
-                call: CallId::new(format!("c{}", i % options.waiting_calls.max(1))),
-                priority,
-            })
-            .map_err(|e| ApiError::Bench(format!("priority change: {e}")))?;
+            .apply(CommandBody::ChangePriority { call, priority })
+            .map_err(|source| BenchError::Refused { step: "priority change", source })?;
         last_index = Some(index);
     }
-    let _ = last_tx.send(last_index);
+    Ok(last_index)
+}
 
-    let mut samples = Vec::with_capacity(options.clients * options.deltas);
-    let mut resyncs = 0;
-    let mut failed_clients = 0;
+/// Every client's samples (sorted), resyncs and failures.
+struct Gathered {
+    samples: Vec<f64>,
+    resyncs: u64,
+    failed_clients: usize,
+}
+
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Result<ClientResult, String>>>, expected: usize) -> Gathered {
+    let mut gathered = Gathered { samples: Vec::with_capacity(expected), resyncs: 0, failed_clients: 0 };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(BENCH_DELTAS_TIMEOUT_MS);
-    for handle in clients {
+    for handle in tasks {
         match tokio::time::timeout_at(deadline, handle).await {
             Ok(Ok(Ok(result))) => {
-                samples.extend(result.samples_ms.iter().copied());
-                resyncs += result.resyncs;
+                gathered.samples.extend(result.samples_ms.iter().copied());
+                gathered.resyncs += result.resyncs;
             }
-            _ => failed_clients += 1,
+            _ => gathered.failed_clients += 1,
         }
     }
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    gathered.samples.sort_by(|a, b| a.total_cmp(b));
+    gathered
+}
 
-    samples.sort_by(|a, b| a.total_cmp(b));
+/// Runs the benchmark. Needs a multi-thread tokio runtime.
+pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, BenchError> {
+    let fd_limit = check_fd_limit(options.clients)?;
+    let backend = Arc::new(setup(&options)?);
+    let server = start_server(&backend, options.clients).await?;
+    let heap_before = options.allocated_bytes.map(|f| f());
+    let url = format!("ws://{}/v1/live?token={BENCH_TOKEN}", server.addr);
+    let sent: Sent = Arc::new(RwLock::new(HashMap::new()));
+    let (last_tx, last_rx) = tokio::sync::watch::channel::<Option<u64>>(None);
+    let started = Instant::now();
+    let (clients, snapshot_bytes) = connect_clients(options.clients, &url, &sent, &last_rx).await?;
+    let connect_all_ms = started.elapsed().as_millis() as u64;
+    let heap_after = options.allocated_bytes.map(|f| f());
+    let last_index = send_deltas(&backend, &sent, &options).await?;
+    let _ = last_tx.send(last_index);
     let expected = options.clients * options.deltas;
+    let gathered = gather(clients, expected).await;
+    let _ = server.stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.task).await;
+    let memory_per_client_bytes = match (heap_before, heap_after) {
+        (Some(before), Some(after)) if options.clients > 0 => {
+            Some((after.saturating_sub(before) / options.clients) as u64)
+        }
+        _ => None,
+    };
+    let samples = gathered.samples;
     Ok(ApiBenchReport {
         clients: options.clients,
         waiting_calls: options.waiting_calls,
@@ -350,17 +424,12 @@ pub async fn run(options: ApiBenchOptions) -> Result<ApiBenchReport, ApiError> {
         connect_all_ms,
         snapshot_bytes,
         snapshot_messages: 2
-            + options.operators.div_ceil(crate::live::SNAPSHOT_ROWS_PER_MESSAGE)
-            + options.waiting_calls.div_ceil(crate::live::SNAPSHOT_ROWS_PER_MESSAGE),
-        memory_per_client_bytes: match (heap_before, heap_after) {
-            (Some(before), Some(after)) if options.clients > 0 => {
-                Some((after.saturating_sub(before) / options.clients) as u64)
-            }
-            _ => None,
-        },
-        resyncs,
+            + options.operators.div_ceil(SNAPSHOT_ROWS_PER_MESSAGE)
+            + options.waiting_calls.div_ceil(SNAPSHOT_ROWS_PER_MESSAGE),
+        memory_per_client_bytes,
+        resyncs: gathered.resyncs,
         deltas_missed: expected.saturating_sub(samples.len()),
-        failed_clients,
+        failed_clients: gathered.failed_clients,
         fd_soft_limit: fd_limit,
     })
 }

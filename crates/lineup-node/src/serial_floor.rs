@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::NodeError;
 use lineup_core::{Command, CommandResult, Routing};
 use lineup_site::driver::ClusterPort;
 use lineup_site::ProposeFailure;
@@ -31,17 +32,12 @@ pub struct SerialFloor {
 impl SerialFloor {
     /// Opens the mark in `dir` and reserves the first block; answers the first serial to use,
     /// `max(stored mark, boot_us)`. A missing file is a new node; an unreadable one is an error.
-    pub fn open(dir: &Path, boot_us: u64) -> anyhow::Result<(SerialFloor, u64)> {
+    pub fn open(dir: &Path, boot_us: u64) -> Result<(SerialFloor, u64), NodeError> {
         let path = dir.join(SERIAL_FLOOR_FILE);
         let stored = match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse::<u64>().map_err(|_| {
-                anyhow::anyhow!(
-                    "{} does not hold a serial number; remove it only if the clock is right",
-                    path.display()
-                )
-            })?,
+            Ok(text) => text.trim().parse::<u64>().map_err(|_| NodeError::SerialNotANumber { path: path.clone() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(anyhow::anyhow!("read {}: {e}", path.display())),
+            Err(error) => return Err(NodeError::SerialFile { action: "read", path, error }),
         };
         let first = stored.max(boot_us);
         let mut floor = SerialFloor { path, floor: stored };
@@ -51,7 +47,7 @@ impl SerialFloor {
 
     /// Makes sure every serial below `next_serial` is below the stored mark, writing a new
     /// mark a block ahead when it is not. Call before the serials leave the node.
-    pub fn cover(&mut self, next_serial: u64) -> anyhow::Result<()> {
+    pub fn cover(&mut self, next_serial: u64) -> Result<(), NodeError> {
         if next_serial < self.floor {
             return Ok(());
         }
@@ -64,12 +60,20 @@ impl SerialFloor {
 
 /// Writes `value` to `path` atomically and durably: a temporary file, fsync, rename, fsync
 /// of the directory.
-fn write_synced(path: &Path, value: u64) -> anyhow::Result<()> {
+fn write_synced(path: &Path, value: u64) -> Result<(), NodeError> {
     let temporary = path.with_extension("tmp");
-    let mut file = File::create(&temporary).map_err(|e| anyhow::anyhow!("create {}: {e}", temporary.display()))?;
+    let mut file = File::create(&temporary).map_err(|error| NodeError::SerialFile {
+        action: "create",
+        path: temporary.clone(),
+        error,
+    })?;
     file.write_all(format!("{value}\n").as_bytes())?;
     file.sync_all()?;
-    std::fs::rename(&temporary, path).map_err(|e| anyhow::anyhow!("replace {}: {e}", path.display()))?;
+    std::fs::rename(&temporary, path).map_err(|error| NodeError::SerialFile {
+        action: "replace",
+        path: path.to_path_buf(),
+        error,
+    })?;
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }

@@ -5,7 +5,7 @@
 
 use crate::serial_floor::{SerialFloor, SerialReservingPort};
 use crate::wiring::{feed_site, NodePort};
-use anyhow::Context;
+use crate::NodeError;
 use lineup_ari::{Ari, AriConfig, AriEvents, HttpAri};
 use lineup_cluster::transport::quic::QuicTransport;
 use lineup_cluster::{AppliedCommand, ClusterNode, ClusterTiming, NodeConfig, StateEvent, StateHook};
@@ -76,16 +76,16 @@ pub struct RunningNode {
 
 impl RunningNode {
     /// Starts every part of the site. Must run inside a multi-thread tokio runtime.
-    pub async fn start(spec: NodeSpec) -> anyhow::Result<RunningNode> {
+    pub async fn start(spec: NodeSpec) -> Result<RunningNode, NodeError> {
         std::fs::create_dir_all(&spec.data_dir)
-            .with_context(|| format!("create data directory {}", spec.data_dir.display()))?;
+            .map_err(|source| NodeError::DataDir { path: spec.data_dir.clone(), source })?;
         let history = Arc::new(
             HistoryPipeline::start(HistoryPipelineConfig {
                 outbox_path: spec.data_dir.join("history-outbox.redb"),
                 database_url: spec.database_url.clone(),
                 queue_log_path: spec.queue_log.clone(),
             })
-            .context("start the history pipeline")?,
+            .map_err(|source| NodeError::Store { step: "start the history pipeline", source })?,
         );
         let (sink, applied) = std::sync::mpsc::sync_channel(APPLIED_SINK_CAPACITY_COMMANDS);
         let mut config = NodeConfig::new(spec.site, spec.data_dir.join("raft"));
@@ -101,46 +101,22 @@ impl RunningNode {
                 projection.request_rebuild();
             }
         })));
-        let node = ClusterNode::start(config, spec.transport).await.context("start the cluster node")?;
+        let node = ClusterNode::start(config, spec.transport)
+            .await
+            .map_err(|source| NodeError::Cluster { step: "start the cluster node", source })?;
         if let Some(members) = &spec.bootstrap {
-            node.bootstrap(members).await.context("bootstrap the cluster")?;
+            node.bootstrap(members)
+                .await
+                .map_err(|source| NodeError::Cluster { step: "bootstrap the cluster", source })?;
         }
-        let projection = match spec.redis {
-            Some(redis) => {
-                let source_node = Arc::clone(&node);
-                let source: lineup_store::projection::StateSource =
-                    Arc::new(move || source_node.read_stale(lineup_store::ProjectionState::from_routing));
-                Some(Arc::new(RedisProjection::start(redis, source).context("start the Redis projection")?))
-            }
-            None => None,
-        };
+        let projection = start_projection(spec.redis, &node)?;
         if let Some(projection) = &projection {
             let _ = projection_to_rebuild.set(Arc::clone(projection));
         }
         spawn_applied_writer(applied, Arc::clone(&history), projection.clone());
         spawn_config_mirror(Arc::clone(&node), Arc::clone(&history), projection.clone());
-
-        let (stop, shutdown) = watch::channel(false);
-        let ari = Arc::new(HttpAri::new(&spec.ari).context("ARI client")?);
-        let edges = Arc::new(EdgeHealth::default());
-        spawn_ari_probe(Arc::clone(&ari), spec.ari.applications.first().cloned(), Arc::clone(&edges), shutdown.clone());
-        let events = AriEvents::connect(&spec.ari).context("ARI events")?;
-        let feed = feed_site(&node);
-        let caught_up = Arc::clone(&node);
-        // The configured serial base (the boot time) is only a lower bound: the stored mark
-        // keeps serials growing when the clock went back since the last run.
-        let (serial_floor, first_serial) =
-            SerialFloor::open(&spec.data_dir, spec.site_config.serial_base).context("open the command serial mark")?;
-        let mut site_config = spec.site_config;
-        site_config.serial_base = first_serial;
-        let port =
-            Arc::new(SerialReservingPort { inner: NodePort(Arc::clone(&node)), floor: Mutex::new(serial_floor) });
-        let (counters, site_counters) = watch::channel(lineup_site::SiteCounters::default());
-        let driver = tokio::spawn(async move {
-            catch_up_with_cluster(&caught_up).await;
-            let controller = SiteController::new(site_config);
-            run_site(controller, ari, events, feed, port, shutdown, counters).await
-        });
+        let site = SiteParts { data_dir: spec.data_dir, ari: spec.ari, site_config: spec.site_config };
+        let SiteControl { driver, site_counters, edges, stop } = start_site_control(site, &node)?;
         Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, site_counters, stop })
     }
 
@@ -152,6 +128,62 @@ impl RunningNode {
         self.node.shutdown().await;
         counters
     }
+}
+
+/// What site control needs from the spec.
+struct SiteParts {
+    data_dir: PathBuf,
+    ari: AriConfig,
+    site_config: SiteConfig,
+}
+
+/// Site control, started: the driver task, its live counters, the edge health its ARI probe
+/// keeps, and the sender that stops both.
+struct SiteControl {
+    driver: tokio::task::JoinHandle<lineup_site::SiteCounters>,
+    site_counters: watch::Receiver<lineup_site::SiteCounters>,
+    edges: Arc<EdgeHealth>,
+    stop: watch::Sender<bool>,
+}
+
+/// The Redis projection, when the spec asks for one: it reads the node's applied state.
+fn start_projection(
+    redis: Option<ProjectionConfig>,
+    node: &Arc<Node>,
+) -> Result<Option<Arc<RedisProjection>>, NodeError> {
+    let Some(redis) = redis else { return Ok(None) };
+    let source_node = Arc::clone(node);
+    let source: lineup_store::projection::StateSource =
+        Arc::new(move || source_node.read_stale(lineup_store::ProjectionState::from_routing));
+    let projection = RedisProjection::start(redis, source)
+        .map_err(|source| NodeError::Store { step: "start the Redis projection", source })?;
+    Ok(Some(Arc::new(projection)))
+}
+
+/// Site control over ARI: the probe for the health report, the events socket and the site
+/// driver (which first catches up with the cluster), its serials kept above the stored mark.
+fn start_site_control(site: SiteParts, node: &Arc<Node>) -> Result<SiteControl, NodeError> {
+    let (stop, shutdown) = watch::channel(false);
+    let ari = Arc::new(HttpAri::new(&site.ari).map_err(|source| NodeError::Ari { step: "ARI client", source })?);
+    let edges = Arc::new(EdgeHealth::default());
+    spawn_ari_probe(Arc::clone(&ari), site.ari.applications.first().cloned(), Arc::clone(&edges), shutdown.clone());
+    let events = AriEvents::connect(&site.ari).map_err(|source| NodeError::Ari { step: "ARI events", source })?;
+    let feed = feed_site(node);
+    let caught_up = Arc::clone(node);
+    // The configured serial base (the boot time) is only a lower bound: the stored mark
+    // keeps serials growing when the clock went back since the last run.
+    let (serial_floor, first_serial) = SerialFloor::open(&site.data_dir, site.site_config.serial_base)
+        .map_err(|e| NodeError::SerialMark(Box::new(e)))?;
+    let mut site_config = site.site_config;
+    site_config.serial_base = first_serial;
+    let port = Arc::new(SerialReservingPort { inner: NodePort(Arc::clone(node)), floor: Mutex::new(serial_floor) });
+    let (counters, site_counters) = watch::channel(lineup_site::SiteCounters::default());
+    let driver = tokio::spawn(async move {
+        catch_up_with_cluster(&caught_up).await;
+        let controller = SiteController::new(site_config);
+        run_site(controller, ari, events, feed, port, shutdown, counters).await
+    });
+    Ok(SiteControl { driver, site_counters, edges, stop })
 }
 
 /// Hands every applied command to the history outbox and the Redis projection, in order.

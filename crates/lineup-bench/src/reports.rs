@@ -2,6 +2,7 @@
 //! file, and the PostgreSQL database `--postgres` names, which must be empty), then each
 //! report over the whole day timed.
 
+use crate::BenchError;
 use lineup_core::{
     CallId, CallRecord, Effect, HungUpBy, OperatorId, OperatorStatus, OperatorView, Outcome, QueueId, SiteId,
 };
@@ -22,24 +23,19 @@ const BENCH_BATCH_ENTRIES: usize = 1_000;
 const BENCH_RUNS: usize = 5;
 const WRAP_UP_MS: u64 = 10_000;
 
-#[derive(clap::Args)]
-pub struct ReportBenchArgs {
+/// What `lineup bench reports` measures over.
+#[derive(Debug, Clone)]
+pub struct ReportBenchOptions {
     /// Calls in the day.
-    #[arg(long, default_value_t = 50_000)]
-    calls: u64,
+    pub calls: u64,
     /// An empty PostgreSQL database to fill as well (left filled).
-    #[arg(long)]
-    postgres: Option<String>,
+    pub postgres: Option<String>,
     /// The SQLite file to fill (kept); default a temporary one, removed after.
-    #[arg(long)]
-    sqlite: Option<std::path::PathBuf>,
-    /// Print JSON only.
-    #[arg(long)]
-    json: bool,
+    pub sqlite: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
-struct Timings {
+pub struct Timings {
     write_s: f64,
     queues_15m_ms: f64,
     queues_day_ms: f64,
@@ -48,7 +44,7 @@ struct Timings {
 }
 
 #[derive(Serialize)]
-struct ReportBenchReport {
+pub struct ReportBenchReport {
     calls: u64,
     operators: u64,
     runs_per_report: usize,
@@ -108,7 +104,7 @@ fn call_entry(i: u64, spacing_ms: u64) -> Vec<Effect> {
     effects
 }
 
-async fn write_day(store: &HistoryStore, calls: u64) -> anyhow::Result<()> {
+async fn write_day(store: &HistoryStore, calls: u64) -> Result<(), BenchError> {
     let logins: Vec<Effect> =
         (0..BENCH_OPERATORS).map(|o| view(&format!("op{o}"), BENCH_DAY_MS, OperatorStatus::Available)).collect();
     let spacing_ms = DAY_MS / calls.max(1);
@@ -126,7 +122,7 @@ async fn write_day(store: &HistoryStore, calls: u64) -> anyhow::Result<()> {
 }
 
 /// Median milliseconds of one report over the day.
-async fn time_report(store: &HistoryStore, interval: ReportInterval, operators: bool) -> anyhow::Result<f64> {
+async fn time_report(store: &HistoryStore, interval: ReportInterval, operators: bool) -> Result<f64, BenchError> {
     let end = BENCH_DAY_MS + DAY_MS;
     let query = ReportQuery {
         from_ms: BENCH_DAY_MS,
@@ -151,9 +147,11 @@ async fn time_report(store: &HistoryStore, interval: ReportInterval, operators: 
     Ok((runs[BENCH_RUNS / 2] * 10.0).round() / 10.0)
 }
 
-async fn measure(url: &str, calls: u64) -> anyhow::Result<Timings> {
+async fn measure(url: &str, calls: u64) -> Result<Timings, BenchError> {
     let store = HistoryStore::open(url).await?;
-    anyhow::ensure!(store.calls().await?.is_empty(), "the history database must be empty");
+    if !store.calls().await?.is_empty() {
+        return Err(BenchError::Unfit("the history database must be empty"));
+    }
     let started = Instant::now();
     write_day(&store, calls).await?;
     let write_s = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
@@ -168,32 +166,29 @@ async fn measure(url: &str, calls: u64) -> anyhow::Result<Timings> {
     Ok(timings)
 }
 
-pub fn reports(args: &ReportBenchArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+/// Runs the benchmark over SQLite (a temporary file unless `sqlite` names one) and, when
+/// given, PostgreSQL.
+pub async fn run(options: &ReportBenchOptions) -> Result<ReportBenchReport, BenchError> {
     let dir = std::env::temp_dir().join(format!("lineup-bench-reports-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let sqlite_path = args.sqlite.clone().unwrap_or_else(|| dir.join("history.sqlite"));
+    let sqlite_path = options.sqlite.clone().unwrap_or_else(|| dir.join("history.sqlite"));
     let sqlite_url = format!("sqlite://{}", sqlite_path.display());
-    let measured = runtime.block_on(async {
-        let sqlite = measure(&sqlite_url, args.calls).await?;
-        let postgres = match &args.postgres {
-            Some(url) => Some(measure(url, args.calls).await?),
+    let measured = async {
+        let sqlite = measure(&sqlite_url, options.calls).await?;
+        let postgres = match &options.postgres {
+            Some(url) => Some(measure(url, options.calls).await?),
             None => None,
         };
-        anyhow::Ok((sqlite, postgres))
-    });
+        Ok::<_, BenchError>((sqlite, postgres))
+    }
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     let (sqlite, postgres) = measured?;
-    let report = ReportBenchReport {
-        calls: args.calls,
+    Ok(ReportBenchReport {
+        calls: options.calls,
         operators: BENCH_OPERATORS,
         runs_per_report: BENCH_RUNS,
         sqlite,
         postgres,
-    };
-    if !args.json {
-        println!("lineup bench reports: a day of {} calls, each report over the whole day (median ms)", args.calls);
-    }
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    })
 }

@@ -2,7 +2,7 @@
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_benchmark_delivers_every_delta() {
-    let options = lineup_api::ApiBenchOptions {
+    let options = lineup_bench::api::ApiBenchOptions {
         clients: 20,
         waiting_calls: 500,
         operators: 20,
@@ -10,7 +10,7 @@ async fn small_benchmark_delivers_every_delta() {
         delta_interval_ms: 5,
         allocated_bytes: None,
     };
-    let report = lineup_api::bench::run(options).await.expect("benchmark runs");
+    let report = lineup_bench::api::run(options).await.expect("benchmark runs");
     assert_eq!(report.failed_clients, 0, "{report:?}");
     assert_eq!(report.samples, 20 * 10, "{report:?}");
     assert_eq!(report.deltas_missed, 0);

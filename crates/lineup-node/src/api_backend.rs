@@ -2,6 +2,7 @@
 //! history pipeline, Redis projection and ARI probe). Wiring only.
 
 use crate::node::{EdgeHealth as NodeEdges, Node, RunningNode};
+use crate::NodeError;
 use lineup_api::audit::{AuditEntry, AuditQuery};
 use lineup_api::reports::{OperatorReportRow, QueueReportRow, ReportRequest};
 use lineup_api::{
@@ -290,7 +291,7 @@ pub async fn start_api(
     config: lineup_api::ApiConfig,
     peer_apis: BTreeMap<u64, String>,
     shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<std::net::SocketAddr> {
+) -> Result<std::net::SocketAddr, NodeError> {
     serve_api(NodeBackend::new(running, peer_apis), listen, config, shutdown).await
 }
 
@@ -302,11 +303,11 @@ pub async fn serve_api(
     listen: std::net::SocketAddr,
     config: lineup_api::ApiConfig,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<std::net::SocketAddr> {
-    use anyhow::Context;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind the API on {listen}"))?;
+) -> Result<std::net::SocketAddr, NodeError> {
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|source| NodeError::ApiBind { listen, source })?;
     let address = listener.local_addr()?;
-    config.validate().context("[api] settings")?;
+    config.validate().map_err(NodeError::ApiSettings)?;
     tokio::spawn(async move {
         let stop = async move {
             while !*shutdown.borrow() {

@@ -2,6 +2,7 @@
 //! logging in by PIN with phones that answer, and a supervisor sending someone on a break.
 
 use super::cast::{pin_of, OPERATORS};
+use crate::DemoError;
 use lineup_ari::CallerId;
 use lineup_cluster::ClusterNode;
 use lineup_core::*;
@@ -15,7 +16,7 @@ const BREAK_DURATION: Duration = Duration::from_secs(20);
 
 /// Every operator dials the login code with their PIN; ring-mode phones answer after a few
 /// seconds and hang up after a while.
-pub(super) fn log_operators_in(live: &LiveWorld, dice: &mut SplitMix64) -> anyhow::Result<()> {
+pub(super) fn log_operators_in(live: &LiveWorld, dice: &mut SplitMix64) -> Result<(), DemoError> {
     for (k, op) in OPERATORS.iter().enumerate() {
         let box_index = BoxIndex(op.site as usize - 1);
         if op.mode == OperatorMode::Ring {
@@ -53,7 +54,7 @@ fn extension_for(roll: f64) -> &'static str {
 }
 
 /// One caller arrives at a random site; one in five presses 1 for a callback and answers it.
-pub(super) fn place_caller(live: &LiveWorld, dice: &mut SplitMix64, n: u64) -> anyhow::Result<()> {
+pub(super) fn place_caller(live: &LiveWorld, dice: &mut SplitMix64, n: u64) -> Result<(), DemoError> {
     let site = dice.range(0, super::SITES.len() as u64 - 1) as usize;
     let exten = extension_for(dice.unit());
     let number = format!("+1555{:07}", 1_000_000 + n);

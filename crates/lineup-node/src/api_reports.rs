@@ -28,7 +28,7 @@ fn api_error(e: StoreError) -> ApiError {
         StoreError::BadReport { reason } => ApiError::Invalid { field: "from".into(), reason },
         other => ApiError::Backend(BackendError {
             kind: BackendErrorKind::Unavailable,
-            detail: format!("the history database cannot be read: {}", super::api_backend::with_causes(&other)),
+            detail: format!("the history database cannot be read: {}", crate::api_backend::with_causes(&other)),
         }),
     }
 }

@@ -1,26 +1,28 @@
-//! `lineup demo`: three sites in one process — three Raft nodes over real QUIC on loopback,
-//! three Asterisk stand-ins joined by trunks and served over real ARI HTTP + WebSocket, a site
-//! driver per site — with simulated callers (Poisson arrivals per gate, a VIP class, abandons,
-//! callback takers) and operators (PIN login, both modes, wrap-up, breaks).
+//! lineup-demo, `lineup demo`: three sites in one process — three Raft nodes over real QUIC
+//! on loopback, three Asterisk stand-ins joined by trunks and served over real ARI HTTP +
+//! WebSocket, a site driver per site — with simulated callers (Poisson arrivals per gate, a
+//! VIP class, abandons, callback takers) and operators (PIN login, both modes, wrap-up,
+//! breaks).
 //!
 //! `cast` is who takes part (config, operators, tokens), `humans` what the simulated people
 //! do, `observe` the checker over every node's effects, `report` the status line and summary;
-//! this file starts everything, runs the traffic and drains it.
+//! this file starts everything, runs the traffic and drains it; `error` is `DemoError`.
+//! The command line (`DemoArgs`, the runtime) is the `lineup` binary's.
 
 mod cast;
+pub mod error;
 mod humans;
 mod observe;
 mod report;
 
-use crate::api_backend::start_api;
-use crate::node::{NodeSpec, RunningNode};
-use anyhow::Context;
 use cast::{routing_config, DemoTokens};
+pub use error::DemoError;
 use lineup_ari::{ApplicationName, AriConfig};
 use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
+use lineup_node::{start_api, NodeSpec, RunningNode};
 use lineup_pbx_sim::standin::federated_boxes;
 use lineup_pbx_sim::{serve_box, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials};
 use lineup_site::SiteConfig;
@@ -41,36 +43,26 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 const STATUS_INTERVAL_LOGGED: Duration = Duration::from_secs(10);
 /// Most rounds of hanging up whoever is still in the system at the end.
 const DRAIN_ROUNDS_MAX: u32 = 60;
-const DEMO_DIALPLAN: &str = include_str!("../../../../deploy/demo/extensions.conf");
+const DEMO_DIALPLAN: &str = include_str!("../../../deploy/demo/extensions.conf");
 
 type Node = ClusterNode<QuicTransport>;
 
-#[derive(clap::Args)]
-pub struct DemoArgs {
+/// How the demo runs (the `lineup demo` options).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
     /// Port of site 1's API and dashboard (another free port is used when it is taken).
-    #[arg(long, default_value_t = 8080)]
-    api_port: u16,
-    /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
-    duration: Option<u64>,
+    pub api_port: u16,
+    /// Stop after this many seconds (None: run until Ctrl-C).
+    pub duration: Option<u64>,
     /// Write a JSON summary here at the end.
-    #[arg(long)]
-    summary_json: Option<PathBuf>,
+    pub summary_json: Option<PathBuf>,
     /// Caller arrivals per minute, over all sites and gates.
-    #[arg(long, default_value_t = 24.0)]
-    calls_per_minute: f64,
+    pub calls_per_minute: f64,
     /// Seed of the simulated callers and operators.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
     /// Keep the data directory (each site's Raft log, SQLite history and queue_log) at the
     /// end instead of deleting it; its path is printed at the start.
-    #[arg(long)]
-    keep_data: bool,
-}
-
-pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+    pub keep_data: bool,
 }
 
 /// Everything the demo started.
@@ -89,7 +81,9 @@ impl Federation {
     }
 }
 
-async fn run(args: &DemoArgs) -> anyhow::Result<()> {
+/// Runs the demo to its end (the duration, or Ctrl-C), prints the summary, and fails when
+/// the checker found a broken invariant. Needs a multi-thread tokio runtime.
+pub async fn run(args: &DemoOptions) -> Result<(), DemoError> {
     install_crypto_provider();
     let data_dir = std::env::temp_dir().join(format!("lineup-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -134,19 +128,21 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if let Some(path) = &args.summary_json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+            .map_err(|source| DemoError::WriteSummary { path: path.clone(), source })?;
     }
     if !args.keep_data {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
-    anyhow::ensure!(summary.invariant_violations == 0, "invariant violations: {:?}", summary.violations);
+    if summary.invariant_violations != 0 {
+        return Err(DemoError::Violations(format!("{:?}", summary.violations)));
+    }
     Ok(())
 }
 
 /// Three Raft nodes over QUIC on loopback (mutual TLS against a fresh cluster CA), three
 /// Asterisk stand-ins joined by PJSIP trunks and served over ARI, and each site assembled the
 /// way `lineup run` assembles it.
-async fn start_federation(data_dir: &std::path::Path) -> anyhow::Result<Federation> {
+async fn start_federation(data_dir: &std::path::Path) -> Result<Federation, DemoError> {
     let ca = generate_ca()?;
     let mut transports = BTreeMap::new();
     let mut addrs = BTreeMap::new();
@@ -179,7 +175,7 @@ fn site_spec(
     transport: QuicTransport,
     addrs: &BTreeMap<u64, String>,
     data_dir: &std::path::Path,
-) -> anyhow::Result<NodeSpec> {
+) -> Result<NodeSpec, DemoError> {
     let ari = AriConfig {
         base_url: ari_url.to_string(),
         username: "lineup".into(),
@@ -220,7 +216,7 @@ async fn start_apis(
     api_port: u16,
     tokens: &DemoTokens,
     shutdown: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<BTreeMap<u64, String>> {
+) -> Result<BTreeMap<u64, String>, DemoError> {
     let mut api_urls = BTreeMap::new();
     for (site, node) in running {
         let wanted = if *site == 1 { api_port } else { 0 };
@@ -256,19 +252,19 @@ fn observe(nodes: &BTreeMap<u64, Arc<Node>>) -> Arc<Mutex<Observed>> {
 }
 
 /// Waits for a leader, then writes the routing config through Raft.
-async fn write_routing_config(first: &Node) -> anyhow::Result<()> {
+async fn write_routing_config(first: &Node) -> Result<(), DemoError> {
     let config_written = async {
         for _attempt in 0..100 {
             match first.propose(CommandBody::ApplyConfig(Box::new(routing_config()))).await {
-                Ok(committed) => {
-                    return committed.result.map(|_| ()).map_err(|e| anyhow::anyhow!("config refused: {e}"))
-                }
+                Ok(committed) => return committed.result.map(|_| ()).map_err(DemoError::ConfigRefused),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        Err(anyhow::anyhow!("no leader elected to take the routing config"))
+        Err(DemoError::NoLeader)
     };
-    tokio::time::timeout(Duration::from_secs(20), config_written).await.context("writing the routing config")?
+    tokio::time::timeout(Duration::from_secs(20), config_written)
+        .await
+        .map_err(|source| DemoError::Timeout { step: "writing the routing config", source })?
 }
 
 fn print_banner(
@@ -300,7 +296,7 @@ fn print_banner(
 
 /// Stasis() fails for an application nobody is connected for: waits until every site's
 /// driver has its events socket up before anyone dials.
-async fn wait_for_ari_registration(live: &LiveWorld) -> anyhow::Result<()> {
+async fn wait_for_ari_registration(live: &LiveWorld) -> Result<(), DemoError> {
     let registered = async {
         loop {
             let ready = (0..SITES.len()).all(|i| {
@@ -316,18 +312,20 @@ async fn wait_for_ari_registration(live: &LiveWorld) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), registered).await.context("site drivers did not connect to ARI")
+    tokio::time::timeout(Duration::from_secs(20), registered)
+        .await
+        .map_err(|source| DemoError::Timeout { step: "site drivers did not connect to ARI", source })
 }
 
 /// Places callers (Poisson arrivals) and sends operators on breaks until the duration ends or
 /// Ctrl-C; refreshes the status line. Answers how many callers were placed.
 async fn run_traffic(
-    args: &DemoArgs,
+    args: &DemoOptions,
     live: &LiveWorld,
     nodes: &BTreeMap<u64, Arc<Node>>,
     observed: &Mutex<Observed>,
     dice: &mut SplitMix64,
-) -> anyhow::Result<u64> {
+) -> Result<u64, DemoError> {
     let started = tokio::time::Instant::now();
     let deadline = args.duration.map(|s| started + Duration::from_secs(s));
     let on_terminal = std::io::stdout().is_terminal();

@@ -1,6 +1,7 @@
 //! Who is in the demo: its queues, gates and operators (the routing config it applies), and
 //! the API tokens of one run.
 
+use crate::DemoError;
 use lineup_api::secret::new_token;
 use lineup_api::{ApiConfig, ApiToken, Role};
 use lineup_core::*;
@@ -115,9 +116,9 @@ pub(super) struct DemoTokens {
 }
 
 impl DemoTokens {
-    pub fn new() -> anyhow::Result<Self> {
-        let token = |role: &str| -> anyhow::Result<String> {
-            let random = new_token().map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+    pub fn new() -> Result<Self, DemoError> {
+        let token = |role: &str| -> Result<String, DemoError> {
+            let random = new_token().map_err(|e| DemoError::Random(e.to_string()))?;
             Ok(format!("demo-{role}-{random}"))
         };
         Ok(Self { admin: token("admin")?, viewer: token("viewer")?, frontend: token("frontend")? })

@@ -1,6 +1,7 @@
 //! A global allocator that counts live heap bytes, so benchmarks can report memory per
 //! waiting call from real allocations rather than estimates. One relaxed atomic add per
-//! allocation; negligible next to the allocation itself.
+//! allocation; negligible next to the allocation itself. A binary makes it its allocator
+//! (`#[global_allocator]`); in a process that does not, `live_bytes` stays 0.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +11,7 @@ static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 pub struct CountingAllocator;
 
 // SAFETY: every call is forwarded unchanged to the system allocator; we only count.
-// The one place the node's binary needs unsafe: a GlobalAlloc impl is unsafe by definition.
+// The one place the benchmarks need unsafe: a GlobalAlloc impl is unsafe by definition.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
