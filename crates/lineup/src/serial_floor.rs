@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use lineup_core::{Command, CommandResult, Routing};
-use lineup_site::driver::ClusterPort;
 use lineup_site::ProposeFailure;
+use lineup_site_driver::ClusterPort;
 
 /// Serials reserved per write of the high-water mark.
 pub const SERIAL_RESERVE_BLOCK: u64 = 1_000_000;
