@@ -21,8 +21,9 @@ use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
-use lineup_pbx_sim::standin::federated_boxes;
-use lineup_pbx_sim::{serve_box, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials};
+use lineup_pbx_server::standin::federated_boxes;
+use lineup_pbx_server::{serve_box, LiveWorld, SimCredentials};
+use lineup_pbx_sim::{BoxIndex, Dialplan, PbxWorld};
 use lineup_site::SiteConfig;
 use lineup_util::{now_ms, SplitMix64};
 use observe::Observed;
@@ -77,7 +78,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 struct Federation {
     live: Arc<LiveWorld>,
     /// The stand-ins' ARI servers; they stop when dropped.
-    servers: Vec<lineup_pbx_sim::BoxServer>,
+    servers: Vec<lineup_pbx_server::BoxServer>,
     running: BTreeMap<u64, RunningNode>,
     /// Each site's QUIC address.
     addrs: BTreeMap<u64, String>,
