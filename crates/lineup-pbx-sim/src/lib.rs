@@ -17,6 +17,8 @@
 //! - Errors answer with Asterisk's status codes and `{"message": ...}` bodies (`rest`).
 //! - Every collection is bounded by a named constant (`CHANNELS_PER_BOX_MAX_COUNT`,
 //!   `CONTROL_QUEUE_MAX_COMMANDS`, `PENDING_OUTPUTS_MAX_COUNT`, `TIMERS_MAX_COUNT`, ...).
+//! - A channel's record and its box's bridges agree on where it is (checked by
+//!   `debug_assert!` on both sides of every join and leave).
 //! - The dialplan it runs is the one users deploy (`deploy/asterisk/extensions.conf` parses
 //!   with `dialplan::Dialplan`), and Stasis arguments go through `lineup_ari::stasis_args`.
 //!
