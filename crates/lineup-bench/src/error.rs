@@ -43,6 +43,8 @@ pub enum BenchError {
     #[error(transparent)]
     Sim(#[from] lineup_pbx_sim::SimError),
     #[error(transparent)]
+    StandIn(#[from] lineup_pbx_server::ServerError),
+    #[error(transparent)]
     Address(#[from] std::net::AddrParseError),
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -11,11 +11,10 @@ use lineup_cluster::{ClusterNode, NodeConfig};
 use lineup_core::*;
 use lineup_node::wiring::{feed_site, NodePort};
 use lineup_node::Node;
-use lineup_pbx_sim::{
-    serve_box, BoxConfig, BoxIndex, BoxServer, Dialplan, LiveWorld, PbxWorld, PhoneCall, RequestRecord, SimCredentials,
-};
-use lineup_site::driver::run_site;
+use lineup_pbx_server::{serve_box, BoxServer, LiveWorld, RequestRecord, SimCredentials};
+use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, PbxWorld, PhoneCall};
 use lineup_site::{SiteConfig, SiteController};
+use lineup_site_driver::run_site;
 use lineup_util::{now_ms, percentile};
 use serde::Serialize;
 use std::collections::BTreeMap;

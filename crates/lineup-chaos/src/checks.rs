@@ -5,7 +5,7 @@ use crate::faults::FaultFigures;
 use crate::history::CallRows;
 use crate::order::order_violations;
 use crate::Scenario;
-use lineup_pbx_sim::standin::truth::{CallerTruth, TruthReport};
+use lineup_pbx_sim::truth::{CallerTruth, TruthReport};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -202,7 +202,7 @@ pub fn checks(figures: &Figures, scenario: Scenario) -> Vec<Check> {
 mod tests {
     use super::*;
     use crate::faults::RestartRecord;
-    use lineup_pbx_sim::standin::truth::{CallerPlan, Connection, Party};
+    use lineup_pbx_sim::truth::{CallerPlan, Connection, Party};
 
     fn caller(ended_at_ms: u64) -> CallerTruth {
         CallerTruth {

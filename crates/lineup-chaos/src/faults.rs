@@ -12,7 +12,7 @@ use crate::setup::{probe_operator, GATE_PROBE_EXTEN, OPERATOR_PIN};
 use crate::standin::StandIn;
 use crate::wait::{elapsed_ms, poll};
 use crate::workload::plan;
-use lineup_pbx_sim::standin::truth::LiveEngagement;
+use lineup_pbx_sim::truth::LiveEngagement;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Mode {
     /// Serve the stand-in Asterisk (the harness starts itself in this mode).
-    StandIn(lineup_pbx_sim::standin::server_main::ServerArgs),
+    StandIn(lineup_pbx_server::standin::server_main::ServerArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub struct RunArgs {
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.mode {
-        Some(Mode::StandIn(args)) => lineup_pbx_sim::standin::server_main::run(args).map(|()| true),
+        Some(Mode::StandIn(args)) => lineup_pbx_server::standin::server_main::run(args).map(|()| true),
         None => run::run(cli.run),
     };
     match outcome {

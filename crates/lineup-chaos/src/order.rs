@@ -8,7 +8,7 @@
 use crate::faults::FaultFigures;
 use crate::run::RING_ANSWER_AFTER_MS;
 use crate::setup::probe_operator;
-use lineup_pbx_sim::standin::truth::CallerTruth;
+use lineup_pbx_sim::truth::CallerTruth;
 
 /// Two callers entering at different boxes this close together may be logged in either
 /// order (each node proposes its own Enqueue): not an overtaking.
@@ -63,7 +63,7 @@ pub fn order_violations(callers: &[CallerTruth], faults: &FaultFigures, sites: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lineup_pbx_sim::standin::truth::{CallerPlan, Connection, Party};
+    use lineup_pbx_sim::truth::{CallerPlan, Connection, Party};
 
     fn caller(call_id: &str, entered_at_ms: u64, connected_at_ms: Option<u64>) -> CallerTruth {
         let connections = connected_at_ms

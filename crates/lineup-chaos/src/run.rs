@@ -18,7 +18,7 @@ use crate::wait::poll;
 use crate::workload::Workload;
 use crate::{RunArgs, Scenario};
 use anyhow::Context;
-use lineup_pbx_sim::standin::truth::TruthReport;
+use lineup_pbx_sim::truth::TruthReport;
 use lineup_util::now_ms;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

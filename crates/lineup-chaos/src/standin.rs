@@ -4,7 +4,7 @@ use crate::procs::Proc;
 use crate::setup::{ARI_PASSWORD, ARI_PASSWORD_ENV, ARI_USER};
 use crate::wait::poll;
 use anyhow::Context;
-use lineup_pbx_sim::standin::truth::{LiveState, TruthReport};
+use lineup_pbx_sim::truth::{LiveState, TruthReport};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::Path;

@@ -33,6 +33,8 @@ pub enum DemoError {
     #[error(transparent)]
     Sim(#[from] lineup_pbx_sim::SimError),
     #[error(transparent)]
+    StandIn(#[from] lineup_pbx_server::ServerError),
+    #[error(transparent)]
     Ari(#[from] lineup_ari::AriError),
     #[error(transparent)]
     Address(#[from] std::net::AddrParseError),

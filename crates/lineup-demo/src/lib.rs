@@ -23,8 +23,9 @@ use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
 use lineup_node::{start_api, NodeSpec, RunningNode};
-use lineup_pbx_sim::standin::federated_boxes;
-use lineup_pbx_sim::{serve_box, BoxIndex, Dialplan, LiveWorld, PbxWorld, SimCredentials};
+use lineup_pbx_server::standin::federated_boxes;
+use lineup_pbx_server::{serve_box, LiveWorld, SimCredentials};
+use lineup_pbx_sim::{BoxIndex, Dialplan, PbxWorld};
 use lineup_site::SiteConfig;
 use lineup_util::{now_ms, SplitMix64};
 use observe::Observed;
@@ -69,7 +70,7 @@ pub struct DemoOptions {
 struct Federation {
     live: Arc<LiveWorld>,
     /// The stand-ins' ARI servers; they stop when dropped.
-    servers: Vec<lineup_pbx_sim::BoxServer>,
+    servers: Vec<lineup_pbx_server::BoxServer>,
     running: BTreeMap<u64, RunningNode>,
     /// Each site's QUIC address.
     addrs: BTreeMap<u64, String>,

@@ -14,8 +14,8 @@ use std::sync::Mutex;
 
 use crate::NodeError;
 use lineup_core::{Command, CommandResult, Routing};
-use lineup_site::driver::ClusterPort;
 use lineup_site::ProposeFailure;
+use lineup_site_driver::ClusterPort;
 
 /// Serials reserved per write of the high-water mark.
 pub const SERIAL_RESERVE_BLOCK: u64 = 1_000_000;

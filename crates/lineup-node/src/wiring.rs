@@ -3,8 +3,8 @@
 use lineup_cluster::transport::PeerTransport;
 use lineup_cluster::ClusterNode;
 use lineup_core::{Command, CommandResult, Routing};
-use lineup_site::driver::{ClusterFeed, ClusterPort};
 use lineup_site::ProposeFailure;
+use lineup_site_driver::{ClusterFeed, ClusterPort};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 

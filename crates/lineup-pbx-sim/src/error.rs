@@ -10,7 +10,4 @@ pub enum SimError {
     /// A world or script setting that cannot work (unknown box, duplicate phone, ...).
     #[error("invalid stand-in setup: {0}")]
     InvalidSetup(String),
-    /// The server face could not bind or serve.
-    #[error("stand-in server: {0}")]
-    Server(String),
 }

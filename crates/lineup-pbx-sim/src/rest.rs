@@ -180,6 +180,8 @@ pub fn handle_rest(
     }
 }
 
+/// Dispatches on the resource the path names (`channels`, `bridges`, `playbacks`,
+/// `applications`); anything else is not found.
 fn route(
     world: &mut PbxWorld,
     b: BoxIndex,
@@ -189,96 +191,148 @@ fn route(
 ) -> Result<RestReply, AriError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|segment| !segment.is_empty()).collect();
     if segments.len() > PATH_SEGMENTS_MAX_COUNT {
-        return Err(AriError::NotFound { message: "Resource not found".into() });
+        return Err(resource_not_found());
     }
-    // An id outside the strict charset cannot name anything: answer as Asterisk would.
-    let id_ok = |what: &str, id: &str| -> Result<(), AriError> {
-        lineup_ari::ids::validate_id("id", id).map_err(|_| AriError::NotFound { message: format!("{what} not found") })
-    };
-    match (method, segments.as_slice()) {
-        ("GET", ["channels"]) => Ok(RestReply::json(200, &world.list_channels(b)?)),
-        ("POST", ["channels"]) => Ok(RestReply::json(200, &world.originate(b, &originate_params(params, None)?)?)),
-        ("POST", ["channels", "create"]) => {
-            Ok(RestReply::json(200, &world.create_channel(b, &originate_params(params, None)?)?))
-        }
-        ("POST", ["channels", id]) => {
+    match segments.split_first() {
+        Some((&"channels", rest)) => channels_route(world, b, method, rest, params),
+        Some((&"bridges", rest)) => bridges_route(world, b, method, rest, params),
+        Some((&"playbacks", rest)) => playbacks_route(world, b, method, rest),
+        Some((&"applications", rest)) => applications_route(world, b, method, rest),
+        _ => Err(resource_not_found()),
+    }
+}
+
+fn resource_not_found() -> AriError {
+    AriError::NotFound { message: "Resource not found".into() }
+}
+
+/// An id outside the strict charset cannot name anything: answer as Asterisk would.
+fn known_id(what: &str, id: &str) -> Result<(), AriError> {
+    lineup_ari::ids::validate_id("id", id).map_err(|_| AriError::NotFound { message: format!("{what} not found") })
+}
+
+/// A bridge id a request may create a bridge under.
+fn new_bridge_id(id: &str) -> Result<(), AriError> {
+    lineup_ari::ids::validate_id("bridge id", id)
+        .map_err(|_| AriError::BadRequest { message: "Invalid bridgeId".into() })
+}
+
+/// `/channels…`: list, originate, create, get, hang up; `/channels/{id}/…` actions.
+fn channels_route(
+    world: &mut PbxWorld,
+    b: BoxIndex,
+    method: &str,
+    rest: &[&str],
+    params: &RestParams,
+) -> Result<RestReply, AriError> {
+    match (method, rest) {
+        ("GET", []) => Ok(RestReply::json(200, &world.list_channels(b)?)),
+        ("POST", []) => Ok(RestReply::json(200, &world.originate(b, &originate_params(params, None)?)?)),
+        ("POST", ["create"]) => Ok(RestReply::json(200, &world.create_channel(b, &originate_params(params, None)?)?)),
+        ("POST", [id]) => {
             let id = ChannelId::new(*id).map_err(|_| AriError::BadRequest { message: "Invalid channelId".into() })?;
             Ok(RestReply::json(200, &world.originate(b, &originate_params(params, Some(id))?)?))
         }
-        ("GET", ["channels", id]) => {
-            id_ok("Channel", id)?;
+        ("GET", [id]) => {
+            known_id("Channel", id)?;
             Ok(RestReply::json(200, &world.get_channel(b, id)?))
         }
-        ("DELETE", ["channels", id]) => {
-            id_ok("Channel", id)?;
+        ("DELETE", [id]) => {
+            known_id("Channel", id)?;
             let cause = hangup_cause(params)?;
             world.hangup_channel(b, id, cause)?;
             Ok(RestReply::no_content())
         }
-        (_, ["channels", id, ..]) => {
-            id_ok("Channel", id)?;
-            channel_action(world, b, method, &segments, params)
+        (_, [id, action @ ..]) => {
+            known_id("Channel", id)?;
+            channel_action(world, b, method, id, action, params)
         }
-        ("GET", ["bridges"]) => Ok(RestReply::json(200, &world.list_bridges(b)?)),
-        ("POST", ["bridges"]) => {
-            let bridge_id = params.get("bridgeId");
-            if let Some(id) = bridge_id {
-                lineup_ari::ids::validate_id("bridge id", id)
-                    .map_err(|_| AriError::BadRequest { message: "Invalid bridgeId".into() })?;
-            }
-            Ok(RestReply::json(200, &world.create_bridge(b, params.get("type"), bridge_id, params.get("name"))?))
-        }
-        ("POST", ["bridges", id]) => {
-            lineup_ari::ids::validate_id("bridge id", id)
-                .map_err(|_| AriError::BadRequest { message: "Invalid bridgeId".into() })?;
-            Ok(RestReply::json(200, &world.create_bridge(b, params.get("type"), Some(id), params.get("name"))?))
-        }
-        ("GET", ["bridges", id]) => {
-            id_ok("Bridge", id)?;
-            Ok(RestReply::json(200, &world.get_bridge(b, id)?))
-        }
-        ("DELETE", ["bridges", id]) => {
-            id_ok("Bridge", id)?;
-            world.destroy_bridge(b, id)?;
-            Ok(RestReply::no_content())
-        }
-        ("POST", ["bridges", id, "addChannel"]) => {
-            id_ok("Bridge", id)?;
-            world.add_channels(b, id, &params.list("channel"))?;
-            Ok(RestReply::no_content())
-        }
-        ("POST", ["bridges", id, "removeChannel"]) => {
-            id_ok("Bridge", id)?;
-            world.remove_channels(b, id, &params.list("channel"))?;
-            Ok(RestReply::no_content())
-        }
-        ("GET", ["playbacks", id]) => {
-            id_ok("Playback", id)?;
-            Ok(RestReply::json(200, &world.get_playback(b, id)?))
-        }
-        ("DELETE", ["playbacks", id]) => {
-            id_ok("Playback", id)?;
-            world.stop_playback(b, id)?;
-            Ok(RestReply::no_content())
-        }
-        ("GET", ["applications"]) => Ok(RestReply::json(200, &world.list_applications(b)?)),
-        ("GET", ["applications", name]) => {
-            id_ok("Application", name)?;
-            Ok(RestReply::json(200, &world.get_application(b, name)?))
-        }
-        _ => Err(AriError::NotFound { message: "Resource not found".into() }),
+        _ => Err(resource_not_found()),
     }
 }
 
+/// `/bridges…`: list, create, get, destroy, add and remove channels.
+fn bridges_route(
+    world: &mut PbxWorld,
+    b: BoxIndex,
+    method: &str,
+    rest: &[&str],
+    params: &RestParams,
+) -> Result<RestReply, AriError> {
+    match (method, rest) {
+        ("GET", []) => Ok(RestReply::json(200, &world.list_bridges(b)?)),
+        ("POST", []) => {
+            let bridge_id = params.get("bridgeId");
+            if let Some(id) = bridge_id {
+                new_bridge_id(id)?;
+            }
+            Ok(RestReply::json(200, &world.create_bridge(b, params.get("type"), bridge_id, params.get("name"))?))
+        }
+        ("POST", [id]) => {
+            new_bridge_id(id)?;
+            Ok(RestReply::json(200, &world.create_bridge(b, params.get("type"), Some(id), params.get("name"))?))
+        }
+        ("GET", [id]) => {
+            known_id("Bridge", id)?;
+            Ok(RestReply::json(200, &world.get_bridge(b, id)?))
+        }
+        ("DELETE", [id]) => {
+            known_id("Bridge", id)?;
+            world.destroy_bridge(b, id)?;
+            Ok(RestReply::no_content())
+        }
+        ("POST", [id, "addChannel"]) => {
+            known_id("Bridge", id)?;
+            world.add_channels(b, id, &params.list("channel"))?;
+            Ok(RestReply::no_content())
+        }
+        ("POST", [id, "removeChannel"]) => {
+            known_id("Bridge", id)?;
+            world.remove_channels(b, id, &params.list("channel"))?;
+            Ok(RestReply::no_content())
+        }
+        _ => Err(resource_not_found()),
+    }
+}
+
+/// `/playbacks/{id}`: get, stop.
+fn playbacks_route(world: &mut PbxWorld, b: BoxIndex, method: &str, rest: &[&str]) -> Result<RestReply, AriError> {
+    match (method, rest) {
+        ("GET", [id]) => {
+            known_id("Playback", id)?;
+            Ok(RestReply::json(200, &world.get_playback(b, id)?))
+        }
+        ("DELETE", [id]) => {
+            known_id("Playback", id)?;
+            world.stop_playback(b, id)?;
+            Ok(RestReply::no_content())
+        }
+        _ => Err(resource_not_found()),
+    }
+}
+
+/// `/applications…`: list, get.
+fn applications_route(world: &mut PbxWorld, b: BoxIndex, method: &str, rest: &[&str]) -> Result<RestReply, AriError> {
+    match (method, rest) {
+        ("GET", []) => Ok(RestReply::json(200, &world.list_applications(b)?)),
+        ("GET", [name]) => {
+            known_id("Application", name)?;
+            Ok(RestReply::json(200, &world.get_application(b, name)?))
+        }
+        _ => Err(resource_not_found()),
+    }
+}
+
+/// `/channels/{id}/{action…}`: what can be done to one channel.
 fn channel_action(
     world: &mut PbxWorld,
     b: BoxIndex,
     method: &str,
-    segments: &[&str],
+    id: &str,
+    action: &[&str],
     params: &RestParams,
 ) -> Result<RestReply, AriError> {
-    let id = segments[1];
-    match (method, &segments[2..]) {
+    match (method, action) {
         ("POST", ["answer"]) => world.answer(b, id).map(|_| RestReply::no_content()),
         ("POST", ["ring"]) => world.ring(b, id).map(|_| RestReply::no_content()),
         ("DELETE", ["ring"]) => world.get_channel(b, id).map(|_| RestReply::no_content()),
@@ -311,6 +365,6 @@ fn channel_action(
         ("POST", ["variable"]) => world
             .set_variable(b, id, params.required("variable")?, params.get("value").unwrap_or(""))
             .map(|_| RestReply::no_content()),
-        _ => Err(AriError::NotFound { message: "Resource not found".into() }),
+        _ => Err(resource_not_found()),
     }
 }

@@ -3,8 +3,9 @@
 //! ARI events and committed cluster effects go in ([`Input`]); ARI requests, proposals and
 //! PIN checks come out ([`Action`]). A driver executes actions (over `lineup_ari::Ari` and
 //! the cluster) and feeds results back; the simulator drives the same controller in virtual
-//! time. The controller has no IO, no clock and no async; [`driver`] is the thin async
-//! runner for production (wall clock, ARI over HTTP, the cluster).
+//! time. The controller has no IO, no clock and no async; the thin async runner for
+//! production (wall clock, ARI over HTTP, the cluster) is the `lineup-site-driver` crate.
+//! From `lineup-ari` this crate uses only the ARI model and event types.
 //!
 //! Flows: caller entry (`Stasis(lineup,queue=Q[,gate=G][,priority=P])`: answer, hold music,
 //! Enqueue; bad entries back to the dialplan with `LINEUP_RESULT=INVALID`), announcements
@@ -21,7 +22,6 @@
 //! retries (the core deduplicates).
 
 mod controller;
-pub mod driver;
 mod io;
 mod pin;
 pub mod prompts;

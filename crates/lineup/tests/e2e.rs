@@ -13,9 +13,8 @@ mod store_common;
 
 use futures_util::StreamExt;
 use lineup_ari::{CallerId, ChannelId};
-use lineup_pbx_sim::{
-    federated_sites, serve_box, AudioPath, BoxIndex, BoxServer, LiveWorld, PhoneCall, SimCredentials,
-};
+use lineup_pbx_server::{serve_box, BoxServer, LiveWorld, SimCredentials};
+use lineup_pbx_sim::{federated_sites, AudioPath, BoxIndex, PhoneCall};
 use lineup_util::now_ms;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,8 @@
 #[path = "../../lineup-store/tests/common/mod.rs"]
 mod store_common;
 
-use lineup_pbx_sim::{federated_sites, serve_box, BoxIndex, LiveWorld, SimCredentials};
+use lineup_pbx_server::{serve_box, LiveWorld, SimCredentials};
+use lineup_pbx_sim::{federated_sites, BoxIndex};
 use lineup_util::now_ms;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 impl PbxWorld {
     pub(super) fn join_bridge(&mut self, channel: &ChannelRef, bridge: &str) {
+        debug_assert!(self.bridge_membership_agrees(channel), "{channel:?} before joining {bridge}");
         let box_index = channel.box_index;
         if !self.boxes[box_index.0].bridges.contains_key(bridge) {
             return;
@@ -29,6 +30,7 @@ impl PbxWorld {
         if let Some(channel_record) = self.channel_mut(channel) {
             channel_record.bridge = Some(bridge.to_string());
         }
+        debug_assert!(self.bridge_membership_agrees(channel), "{channel:?} after joining {bridge}");
         self.emit(
             box_index,
             &subscribers,
@@ -58,6 +60,7 @@ impl PbxWorld {
     }
 
     pub(super) fn leave_bridge(&mut self, channel: &ChannelRef, bridge: &str) {
+        debug_assert!(self.bridge_membership_agrees(channel), "{channel:?} before leaving {bridge}");
         let box_index = channel.box_index;
         let peer_set =
             self.channel(channel).and_then(|r| r.variables.get("BRIDGEPEER")).map(|v| !v.is_empty()).unwrap_or(false);
@@ -72,7 +75,23 @@ impl PbxWorld {
         record.snapshot.channels.retain(|member| member.as_str() != channel.id);
         let bridge_snapshot = record.snapshot.clone();
         let subscribers = record.subscribers.clone();
+        debug_assert!(self.bridge_membership_agrees(channel), "{channel:?} after leaving {bridge}");
         self.emit(box_index, &subscribers, EventKind::ChannelLeftBridge { bridge: bridge_snapshot, channel: snapshot });
+    }
+
+    /// Whether a channel's record and its box's bridges agree on where it is: the bridge the
+    /// record names exists and lists it once, and no other bridge lists it (a channel that is
+    /// gone is listed by none). The two sides are written apart (`join_bridge`,
+    /// `leave_bridge`), so debug builds check it on both sides of every change.
+    pub(super) fn bridge_membership_agrees(&self, channel: &ChannelRef) -> bool {
+        let bridges = &self.boxes[channel.box_index.0].bridges;
+        let named = self.channel(channel).and_then(|record| record.bridge.as_deref());
+        let named_exists = named.is_none_or(|id| bridges.contains_key(id));
+        named_exists
+            && bridges.iter().all(|(id, record)| {
+                let listed = record.snapshot.channels.iter().filter(|member| member.as_str() == channel.id).count();
+                listed == usize::from(named == Some(id.as_str()))
+            })
     }
 }
 
@@ -201,6 +220,10 @@ impl PbxWorld {
             self.leave_bridge(&channel, bridge);
         }
         let record = self.boxes[box_index.0].bridges.remove(bridge).expect("checked");
+        debug_assert!(
+            self.boxes[box_index.0].channels.values().all(|channel| channel.bridge.as_deref() != Some(bridge)),
+            "a channel still names the destroyed bridge {bridge}"
+        );
         self.emit(box_index, &record.subscribers, EventKind::BridgeDestroyed { bridge: record.snapshot });
         Ok(())
     }

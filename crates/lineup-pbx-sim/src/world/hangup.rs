@@ -179,5 +179,7 @@ impl PbxWorld {
                 ended_by,
             });
         }
+        // `detach_for_hangup` took it out of its bridge: no bridge may list a channel that is gone.
+        debug_assert!(self.bridge_membership_agrees(channel), "destroyed {channel:?} is still in a bridge");
     }
 }

@@ -6,8 +6,8 @@
 use super::truth::{OperatorMode, Party, ScriptAction, Truth};
 use super::SharedTruth;
 use crate::server::LiveWorld;
-use crate::world::{BoxIndex, PbxWorld, PhoneCall};
 use lineup_ari::{CallerId, ChannelId};
+use lineup_pbx_sim::world::{BoxIndex, PbxWorld, PhoneCall};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;

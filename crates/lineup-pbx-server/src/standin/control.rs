@@ -9,15 +9,15 @@
 use super::script::{hang_up, log_in};
 use super::truth::{CallerPlan, OperatorMode, OperatorTruth, Party};
 use super::SharedTruth;
-use crate::error::SimError;
+use crate::error::ServerError;
 use crate::server::LiveWorld;
-use crate::world::{BoxIndex, PhoneBehaviour, PhoneCall};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lineup_ari::CallerId;
+use lineup_pbx_sim::world::{BoxIndex, PhoneBehaviour, PhoneCall};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -50,8 +50,8 @@ impl ControlServer {
         listener: tokio::net::TcpListener,
         live: Arc<LiveWorld>,
         truth: SharedTruth,
-    ) -> Result<ControlServer, SimError> {
-        let address = listener.local_addr().map_err(|error| SimError::Server(error.to_string()))?;
+    ) -> Result<ControlServer, ServerError> {
+        let address = listener.local_addr().map_err(|error| ServerError::Serve(error.to_string()))?;
         let router = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/callers", post(place_caller))

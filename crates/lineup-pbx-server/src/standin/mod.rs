@@ -6,7 +6,8 @@
 //! callers, log operators in, hang up, drain, and read the ground truth (`truth`) that the
 //! stand-in keeps at every change of the world.
 //!
-//! - `truth`: the sans-IO ground truth and the scripted humans' schedule.
+//! - `truth`: the sans-IO ground truth and the scripted humans' schedule (`lineup_pbx_sim::truth`,
+//!   re-exported).
 //! - `script`: carries out the scripted moves on time (hangups, patience, logins).
 //! - `control`: the control HTTP API.
 //! - `server_main`: the command line of the server process.
@@ -14,12 +15,14 @@
 pub mod control;
 pub mod script;
 pub mod server_main;
-pub mod truth;
+/// The ground truth is sans-IO and lives beside the world (`lineup_pbx_sim::truth`).
+pub use lineup_pbx_sim::truth;
 
-use crate::dialplan::Dialplan;
-use crate::error::SimError;
+use crate::error::ServerError;
 use crate::server::{serve_box, BoxServer, LiveWorld, SimCredentials};
-use crate::world::{BoxConfig, BoxIndex, PbxWorld, TrunkRoute, TRUNK_ENTRY_CONTEXT};
+use lineup_pbx_sim::dialplan::Dialplan;
+use lineup_pbx_sim::world::{BoxConfig, BoxIndex, PbxWorld, TrunkRoute, TRUNK_ENTRY_CONTEXT};
+use lineup_pbx_sim::SimError;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use truth::Truth;
@@ -86,9 +89,9 @@ pub fn federated_boxes(count: usize, dialplan: &Dialplan) -> Vec<BoxConfig> {
 
 /// Starts the world, its observer and script, one ARI listener per box on `ip` and the
 /// control API. Ports are chosen by the system (read them from the result).
-pub async fn serve(config: StandInConfig, ip: std::net::IpAddr) -> Result<StandIn, SimError> {
+pub async fn serve(config: StandInConfig, ip: std::net::IpAddr) -> Result<StandIn, ServerError> {
     if config.boxes == 0 || config.boxes > BOXES_MAX_COUNT {
-        return Err(SimError::InvalidSetup(format!("1 to {BOXES_MAX_COUNT} boxes")));
+        return Err(SimError::InvalidSetup(format!("1 to {BOXES_MAX_COUNT} boxes")).into());
     }
     let world = PbxWorld::new(config.epoch_ms, federated_boxes(config.boxes, &config.dialplan))?;
     let live = LiveWorld::start(world);
@@ -105,6 +108,6 @@ pub async fn serve(config: StandInConfig, ip: std::net::IpAddr) -> Result<StandI
     Ok(StandIn { live, truth, control: control.address, ari, _script: script, _control: control })
 }
 
-async fn bind(ip: std::net::IpAddr) -> Result<tokio::net::TcpListener, SimError> {
-    tokio::net::TcpListener::bind((ip, 0)).await.map_err(|error| SimError::Server(error.to_string()))
+async fn bind(ip: std::net::IpAddr) -> Result<tokio::net::TcpListener, ServerError> {
+    tokio::net::TcpListener::bind((ip, 0)).await.map_err(|error| ServerError::Serve(error.to_string()))
 }

@@ -5,9 +5,7 @@
 //! parameters, JSON shapes and Basic auth as Asterisk). This layer holds no telephony logic:
 //! every request goes to `rest::handle_rest`, every event comes from the model.
 
-use crate::error::SimError;
-use crate::rest::{handle_rest, RestParams, RestReply};
-use crate::world::{BoxIndex, PbxWorld};
+use crate::error::ServerError;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
@@ -17,6 +15,9 @@ use axum::routing::get;
 use axum::Router;
 use lineup_ari::basic_auth::parse_authorization;
 use lineup_ari::{AriEvent, EventKind};
+use lineup_pbx_sim::rest::{handle_rest, RestParams, RestReply};
+use lineup_pbx_sim::world::{BoxIndex, PbxWorld};
+use lineup_pbx_sim::SimError;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -186,7 +187,7 @@ impl LiveWorld {
             return Err(StatusCode::SERVICE_UNAVAILABLE);
         }
         // Only one WebSocket owns an application; a newer one takes it over.
-        let timestamp = crate::time::format_timestamp(self.now_ms());
+        let timestamp = lineup_pbx_sim::time::format_timestamp(self.now_ms());
         for subscriber in state.subscribers.iter_mut().filter(|s| s.box_index == box_index) {
             for application in &applications {
                 if let Some(position) = subscriber.applications.iter().position(|owned| owned == application) {
@@ -387,11 +388,11 @@ pub async fn serve_box(
     box_index: BoxIndex,
     listener: tokio::net::TcpListener,
     credentials: SimCredentials,
-) -> Result<BoxServer, SimError> {
+) -> Result<BoxServer, ServerError> {
     if box_index.0 >= live.lock().world.box_count() {
-        return Err(SimError::InvalidSetup(format!("no box {}", box_index.0)));
+        return Err(SimError::InvalidSetup(format!("no box {}", box_index.0)).into());
     }
-    let address = listener.local_addr().map_err(|error| SimError::Server(error.to_string()))?;
+    let address = listener.local_addr().map_err(|error| ServerError::Serve(error.to_string()))?;
     let state = BoxState { live, box_index, credentials };
     let router = Router::new()
         .route("/ari/events", get(events_socket))

@@ -4,7 +4,7 @@
 //! The ARI password comes from the environment variable named by `--ari-password-env`.
 
 use clap::Parser;
-use lineup_pbx_sim::standin::server_main::{run, ServerArgs};
+use lineup_pbx_server::standin::server_main::{run, ServerArgs};
 
 #[derive(Parser)]
 #[command(about = "The Asterisk stand-in, served over real ARI in its own process")]

@@ -7,9 +7,8 @@ use lineup_ari::{
     ContinueTarget, CreateBridgeRequest, CreateChannelRequest, DialRequest, Endpoint, EventKind, HangupReason, HttpAri,
     Media, PlaybackId,
 };
-use lineup_pbx_sim::{
-    serve_box, BoxConfig, BoxIndex, Dialplan, LiveWorld, PbxWorld, PhoneBehaviour, PhoneCall, SimCredentials,
-};
+use lineup_pbx_server::{serve_box, LiveWorld, SimCredentials};
+use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, PbxWorld, PhoneBehaviour, PhoneCall};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

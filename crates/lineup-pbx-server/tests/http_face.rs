@@ -8,10 +8,8 @@ use lineup_ari::{
     ApplicationName, Ari, AriConfig, AriError, AriEvent, AriEvents, BridgeId, BridgeType, CallerId, ChannelId,
     CreateBridgeRequest, Endpoint, EventKind, HangupReason, HttpAri, OriginateRequest, OriginateTarget,
 };
-use lineup_pbx_sim::{
-    serve_box, AudioPath, BoxConfig, BoxIndex, BoxServer, Dialplan, LiveWorld, PbxWorld, PhoneBehaviour, PhoneCall,
-    SimCredentials, TrunkRoute,
-};
+use lineup_pbx_server::{serve_box, BoxServer, LiveWorld, SimCredentials};
+use lineup_pbx_sim::{AudioPath, BoxConfig, BoxIndex, Dialplan, PbxWorld, PhoneBehaviour, PhoneCall, TrunkRoute};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,10 +5,8 @@ use lineup_ari::events::EventStreamItem;
 use lineup_ari::{
     ApplicationName, Ari, AriConfig, AriError, AriEvent, AriEvents, CallerId, ChannelId, ChannelState, HttpAri,
 };
-use lineup_pbx_sim::{
-    serve_box, AudioPath, BoxConfig, BoxIndex, BoxServer, Dialplan, LiveWorld, PbxWorld, PhoneCall, RestFault,
-    RestFaultKind, SimCredentials,
-};
+use lineup_pbx_server::{serve_box, BoxServer, LiveWorld, RestFault, RestFaultKind, SimCredentials};
+use lineup_pbx_sim::{AudioPath, BoxConfig, BoxIndex, Dialplan, PbxWorld, PhoneCall};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,9 +3,9 @@
 //! another package's binary being built).
 
 use super::{serve, StandInConfig};
-use crate::dialplan::Dialplan;
 use crate::server::SimCredentials;
 use anyhow::Context;
+use lineup_pbx_sim::dialplan::Dialplan;
 use lineup_util::now_ms;
 use std::path::PathBuf;
 

@@ -4,12 +4,10 @@
 
 use lineup_ari::{ApplicationName, AriConfig, AriEvents, CallerId, ChannelId, HttpAri};
 use lineup_core::*;
-use lineup_pbx_sim::{
-    federated_sites, serve_box, AudioPath, BoxIndex, BoxServer, EndedChannel, LiveWorld, PhoneBehaviour, PhoneCall,
-    RequestRecord, RestFault, RestFaultKind, ScriptedKeys, SimCredentials,
-};
-use lineup_site::driver::{run_site, ClusterFeed, ClusterPort};
+use lineup_pbx_server::{serve_box, BoxServer, LiveWorld, RequestRecord, RestFault, RestFaultKind, SimCredentials};
+use lineup_pbx_sim::{federated_sites, AudioPath, BoxIndex, EndedChannel, PhoneBehaviour, PhoneCall, ScriptedKeys};
 use lineup_site::{ProposeFailure, SiteConfig, SiteController, SiteCounters};
+use lineup_site_driver::{run_site, ClusterFeed, ClusterPort};
 use lineup_util::now_ms;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,7 +3,8 @@
 
 use lineup_ari::events::EventStreamItem;
 use lineup_ari::{ApplicationName, Ari, AriEvent, AriEvents, CallerId, ChannelId, EventKind, Media};
-use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, InMemoryAri, LiveWorld, PbxWorld, PhoneCall};
+use lineup_pbx_server::{InMemoryAri, LiveWorld};
+use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, PbxWorld, PhoneCall};
 use std::time::Duration;
 
 const EXTENSIONS_CONF: &str = include_str!("../../../deploy/asterisk/extensions.conf");

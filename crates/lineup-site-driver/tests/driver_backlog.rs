@@ -4,10 +4,11 @@
 
 use lineup_ari::{ApplicationName, CallerId};
 use lineup_core::{Command, CommandResult, Routing};
-use lineup_pbx_sim::in_memory::InMemoryAri;
-use lineup_pbx_sim::{federated_sites, BoxIndex, LiveWorld, PhoneCall};
-use lineup_site::driver::{run_site, ClusterPort, ACTIONS_PER_INPUT_MAX};
+use lineup_pbx_server::in_memory::InMemoryAri;
+use lineup_pbx_server::LiveWorld;
+use lineup_pbx_sim::{federated_sites, BoxIndex, PhoneCall};
 use lineup_site::{ProposeFailure, SiteConfig, SiteController, SiteCounters};
+use lineup_site_driver::{run_site, ClusterPort, ACTIONS_PER_INPUT_MAX};
 use lineup_util::now_ms;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

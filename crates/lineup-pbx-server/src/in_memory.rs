@@ -3,13 +3,13 @@
 //! clock (`start_paused`) the world's timers run in virtual time.
 
 use crate::server::LiveWorld;
-use crate::world::{BoxIndex, OriginateParams};
 use lineup_ari::events::{EventStreamItem, EventStreamStats, EVENT_BUFFER_CAPACITY_EVENTS};
 use lineup_ari::{
     Application, ApplicationName, Ari, AriError, AriEvents, Bridge, BridgeId, Channel, ChannelId, ContinueTarget,
     CreateBridgeRequest, CreateChannelRequest, DialRequest, EventDeduplicator, HangupReason, Media, OriginateRequest,
     OriginateTarget, Playback, PlaybackId,
 };
+use lineup_pbx_sim::world::{BoxIndex, OriginateParams};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
