@@ -58,6 +58,8 @@ pub enum Target {
     /// The node of the operator's site of a connected cross-site call.
     OperatorNode,
     Leader,
+    /// One site, whatever its calls (the site whose history and Redis are behind relays).
+    Site(u64),
 }
 
 pub const SCHEDULE: [(Stop, Target); 8] = [
@@ -194,6 +196,7 @@ impl Chaos<'_> {
             Target::Leader => self.leader().await,
             Target::CallerNode { cross } => self.target_call(Some(cross)).await.map(|e| e.caller_box as u64 + 1),
             Target::OperatorNode => self.target_call(Some(true)).await.map(|e| e.operator_box as u64 + 1),
+            Target::Site(site) => Some(site),
         }
     }
 

@@ -4,7 +4,7 @@
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One `calls` row: outcome and `outcome_detail` (who hung up, for `completed`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,12 +16,31 @@ pub struct OutcomeRow {
 /// call id → its rows (exactly one is right).
 pub type CallRows = BTreeMap<String, Vec<OutcomeRow>>;
 
-/// Reads every `calls` row of the SQLite file at `path`.
-pub async fn read_calls(path: &Path) -> anyhow::Result<CallRows> {
-    let mut connection = SqliteConnectOptions::new().filename(path).read_only(true).connect().await?;
-    let rows: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT call_id, outcome, outcome_detail FROM calls").fetch_all(&mut connection).await?;
-    let _ = connection.close().await;
+/// Where a site's history is.
+pub enum HistorySource {
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+const SELECT_OUTCOMES: &str = "SELECT call_id, outcome, outcome_detail FROM calls";
+
+/// Reads every `calls` row of a site's history.
+pub async fn read_calls(source: &HistorySource) -> anyhow::Result<CallRows> {
+    let rows: Vec<(String, String, Option<String>)> = match source {
+        HistorySource::Sqlite(path) => {
+            let mut connection = SqliteConnectOptions::new().filename(path).read_only(true).connect().await?;
+            let rows = sqlx::query_as(SELECT_OUTCOMES).fetch_all(&mut connection).await?;
+            let _ = connection.close().await;
+            rows
+        }
+        HistorySource::Postgres(url) => {
+            let mut connection = sqlx::PgConnection::connect(url).await?;
+            let rows = sqlx::query_as(SELECT_OUTCOMES).fetch_all(&mut connection).await?;
+            let _ = connection.close().await;
+            rows
+        }
+    };
     let mut calls = CallRows::new();
     for (call_id, outcome, detail) in rows {
         calls.entry(call_id).or_default().push(OutcomeRow { outcome, detail });

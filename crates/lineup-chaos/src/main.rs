@@ -23,8 +23,10 @@ mod order;
 mod procs;
 mod report;
 mod run;
+mod services;
 mod setup;
 mod standin;
+mod tcp_relay;
 mod wait;
 mod workload;
 

@@ -12,6 +12,7 @@ use crate::ari_links::AriLinks;
 use crate::disks::DataDisks;
 use crate::faults::{Chaos, OutageRecord, Stop, Target};
 use crate::links::{Cut, Links};
+use crate::services::{Services, SERVICES_SITE};
 use lineup_util::rng::SplitMix64;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -37,6 +38,9 @@ pub const ARI_CUT_MS: u64 = 5_000;
 /// How long a node's disk stays full: long enough for every writer (Raft log, history,
 /// queue_log) to hit it.
 pub const DISK_FULL_MS: u64 = 5_000;
+/// How long the database or Redis stays unreachable: past the history drainer's longest
+/// retry pause (10 s would be one; this is most of one) and a few projection retries.
+pub const SERVICE_DOWN_MS: u64 = 8_000;
 /// Calm between two faults: calls connect again and the next fault finds one to aim at.
 pub const FAULT_GAP_MS: u64 = 2_000;
 
@@ -50,6 +54,11 @@ pub enum Fault {
     AriCut(Target),
     /// The node's data filesystem filled to the last byte for `DISK_FULL_MS`, then freed.
     DiskFull(Target),
+    /// The site's history database unreachable for `SERVICE_DOWN_MS` (connections cut,
+    /// new ones refused).
+    DatabaseDown(Target),
+    /// The site's Redis unreachable for `SERVICE_DOWN_MS`.
+    RedisDown(Target),
     /// SIGTERM or kill -9, down `RESTART_DOWN_MS`, started again (`random` only).
     Restart(Stop, Target),
 }
@@ -59,6 +68,7 @@ impl Fault {
         match self {
             Fault::Pause(t) | Fault::Isolate(t) | Fault::Deaf(t) | Fault::Flap(t) => t,
             Fault::Skew(t) | Fault::AriCut(t) | Fault::DiskFull(t) | Fault::Restart(_, t) => t,
+            Fault::DatabaseDown(t) | Fault::RedisDown(t) => t,
         }
     }
 
@@ -71,6 +81,8 @@ impl Fault {
             Fault::Skew(_) => "clock_skew",
             Fault::AriCut(_) => "ari_cut",
             Fault::DiskFull(_) => "disk_full",
+            Fault::DatabaseDown(_) => "database_down",
+            Fault::RedisDown(_) => "redis_down",
             Fault::Restart(Stop::Term, _) => "term",
             Fault::Restart(Stop::Kill, _) => "kill",
         }
@@ -84,7 +96,7 @@ impl Fault {
     }
 }
 
-pub const NEMESIS: [Fault; 12] = [
+pub const NEMESIS: [Fault; 14] = [
     Fault::Pause(Target::Leader),
     Fault::Pause(Target::CallerNode { cross: true }),
     Fault::Isolate(Target::OperatorNode),
@@ -97,16 +109,20 @@ pub const NEMESIS: [Fault; 12] = [
     Fault::AriCut(Target::OperatorNode),
     Fault::DiskFull(Target::CallerNode { cross: true }),
     Fault::DiskFull(Target::Leader),
+    Fault::DatabaseDown(Target::Site(SERVICES_SITE)),
+    Fault::RedisDown(Target::Site(SERVICES_SITE)),
 ];
 
 /// The targets `random` draws from.
 const TARGETS: [Target; 4] =
     [Target::Leader, Target::CallerNode { cross: true }, Target::CallerNode { cross: false }, Target::OperatorNode];
 
-/// One fault of a kind drawn from `rng`, at a target drawn from it.
+/// One fault of a kind drawn from `rng`, at a target drawn from it (the database and Redis
+/// outages hit the site that has them).
 fn draw(rng: &mut SplitMix64) -> Fault {
     let target = TARGETS[rng.pick(TARGETS.len())];
-    let kinds: [fn(Target) -> Fault; 9] = [
+    let services = Target::Site(SERVICES_SITE);
+    let kinds: [fn(Target) -> Fault; 11] = [
         Fault::Pause,
         Fault::Isolate,
         Fault::Deaf,
@@ -116,25 +132,34 @@ fn draw(rng: &mut SplitMix64) -> Fault {
         Fault::DiskFull,
         |t| Fault::Restart(Stop::Term, t),
         |t| Fault::Restart(Stop::Kill, t),
+        Fault::DatabaseDown,
+        Fault::RedisDown,
     ];
-    kinds[rng.pick(kinds.len())](target)
+    let fault = kinds[rng.pick(kinds.len())](target);
+    match fault {
+        Fault::DatabaseDown(_) => Fault::DatabaseDown(services),
+        Fault::RedisDown(_) => Fault::RedisDown(services),
+        other => other,
+    }
 }
 
 /// The seams a fault is done through.
 /// The stream of `SplitMix64::fork` that draws `random`'s faults.
 const FAULT_STREAM: u64 = 0xFA17;
 
-pub struct Seams<'a> {
-    pub links: &'a Links,
-    pub ari: &'a AriLinks,
-    /// None when the data filesystems could not be mounted (why is in the string).
-    pub disks: Result<&'a DataDisks, &'a str>,
+pub struct Seams {
+    pub links: Links,
+    pub ari: AriLinks,
+    /// Err (why) when the data filesystems could not be mounted.
+    pub disks: Result<DataDisks, String>,
+    /// Err (why) when the run's database could not be made.
+    pub services: Result<Services, String>,
 }
 
 impl Chaos<'_> {
     /// Runs the schedule in whole rounds, a gap between faults, until `duration_ms` has
     /// passed (at least one round), then the liveness probe.
-    pub async fn run_nemesis(&mut self, seams: &Seams<'_>, duration_ms: u64) {
+    pub async fn run_nemesis(&mut self, seams: &Seams, duration_ms: u64) {
         let deadline = Instant::now() + Duration::from_millis(duration_ms);
         loop {
             for fault in NEMESIS {
@@ -151,7 +176,7 @@ impl Chaos<'_> {
 
     /// Faults drawn from `seed`, one after another with a gap, until `duration_ms` has
     /// passed (at least one), then the liveness probe.
-    pub async fn run_random(&mut self, seams: &Seams<'_>, duration_ms: u64, seed: u64) {
+    pub async fn run_random(&mut self, seams: &Seams, duration_ms: u64, seed: u64) {
         let deadline = Instant::now() + Duration::from_millis(duration_ms);
         // Its own stream: the workload draws from the same seed.
         let mut rng = SplitMix64::from_seed(seed).fork(FAULT_STREAM);
@@ -167,7 +192,7 @@ impl Chaos<'_> {
         self.answer_after_faults().await;
     }
 
-    async fn nemesis_fault(&mut self, seams: &Seams<'_>, fault: Fault) {
+    async fn nemesis_fault(&mut self, seams: &Seams, fault: Fault) {
         self.settle().await;
         let what = format!("{fault:?}");
         let Some(site) = self.aim(fault.target()).await else {
@@ -202,7 +227,7 @@ impl Chaos<'_> {
     }
 
     /// Does the fault to `site` for its whole length, and undoes it.
-    async fn apply(&mut self, seams: &Seams<'_>, fault: Fault, site: u64) -> anyhow::Result<()> {
+    async fn apply(&mut self, seams: &Seams, fault: Fault, site: u64) -> anyhow::Result<()> {
         match fault {
             Fault::Pause(_) => {
                 self.nodes.pause(site, true)?;
@@ -214,7 +239,7 @@ impl Chaos<'_> {
                 tokio::time::sleep(Duration::from_millis(PARTITION_MS)).await;
                 seams.links.heal();
             }
-            Fault::Flap(_) => flap(seams.links, site).await,
+            Fault::Flap(_) => flap(&seams.links, site).await,
             Fault::Skew(_) => self.skew(site).await?,
             Fault::AriCut(_) => {
                 seams.ari.set_cut(site, true);
@@ -222,12 +247,20 @@ impl Chaos<'_> {
                 seams.ari.set_cut(site, false);
             }
             Fault::DiskFull(_) => {
-                let disks = seams.disks.map_err(|why| anyhow::anyhow!("no data filesystem: {why}"))?;
+                let disks = seams.disks.as_ref().map_err(|why| anyhow::anyhow!("no data filesystem: {why}"))?;
                 let bytes = disks.fill(site)?;
                 self.note(format!("site {site}'s disk full ({bytes} bytes of filler)")).await;
                 tokio::time::sleep(Duration::from_millis(DISK_FULL_MS)).await;
                 disks.free(site)?;
                 self.revive_if_exited(site).await?;
+            }
+            Fault::DatabaseDown(_) | Fault::RedisDown(_) => {
+                let services = seams.services.as_ref().map_err(|why| anyhow::anyhow!("no run database: {why}"))?;
+                let database = matches!(fault, Fault::DatabaseDown(_));
+                let cut = |on| if database { services.set_database_cut(on) } else { services.set_redis_cut(on) };
+                cut(true);
+                tokio::time::sleep(Duration::from_millis(SERVICE_DOWN_MS)).await;
+                cut(false);
             }
             Fault::Restart(..) => anyhow::bail!("a restart is not applied as an outage"),
         }

@@ -7,12 +7,15 @@ use crate::checks::{checks, figures};
 use crate::clocks::Clocks;
 use crate::disks::DataDisks;
 use crate::faults::Chaos;
-use crate::history::{read_calls, read_queue_log, CallRows};
+use crate::history::{read_calls, read_queue_log, CallRows, HistorySource};
 use crate::links::Links;
 use crate::nemesis::Seams;
 use crate::nodes::Nodes;
 use crate::report::{first, Report};
-use crate::setup::{apply_routing, operators, prepare, write_node_configs, Layout, OperatorSpec, OPERATOR_PIN};
+use crate::services::{Services, SERVICES_SITE};
+use crate::setup::{
+    apply_routing, operators, prepare, write_node_configs, Layout, OperatorSpec, SiteServices, OPERATOR_PIN,
+};
 use crate::standin::StandIn;
 use crate::wait::poll;
 use crate::workload::Workload;
@@ -81,36 +84,55 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     std::fs::write(&dialplan, lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF)?;
     let standin = Arc::new(StandIn::start(dir, args.sites, &dialplan).await?);
     // Partitions need a relay between every pair of nodes, ARI cuts one between each node and
-    // its box, skews libfaketime; restarts dial directly and keep true clocks.
+    // its box, skews libfaketime, full disks a filesystem per node, database and Redis outages
+    // a relay in front of each; restarts dial directly, keep true clocks and SQLite.
     let seams = match args.scenario {
         Scenario::Nemesis | Scenario::Random => Some(start_seams(&layout, &standin).await?),
         Scenario::Restarts => None,
     };
-    let peer_addresses = seams.as_ref().map(|(links, _)| links.addresses()).unwrap_or_default();
+    let peer_addresses = seams.as_ref().map(|seams| seams.links.addresses()).unwrap_or_default();
     let ari_ports = match &seams {
-        Some((_, ari)) => layout.sites.iter().filter_map(|s| ari.port(s.site)).collect(),
+        Some(seams) => layout.sites.iter().filter_map(|s| seams.ari.port(s.site)).collect(),
         None => standin.ari_ports.clone(),
     };
-    write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses)?;
+    let services = seams.as_ref().and_then(|seams| seams.services.as_ref().ok()).map(site_services);
+    write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses, services.as_ref())?;
     let mut nodes = Nodes::new(layout);
-    let mut disks = Err("not this scenario".to_string());
     if seams.is_some() {
         nodes.clocks = Clocks::prepare(dir, &nodes.sites())?;
-        let data_dirs: Vec<(u64, &Path)> = nodes.layout.sites.iter().map(|s| (s.site, s.data_dir.as_path())).collect();
-        disks = DataDisks::mount(&data_dirs).map_err(|error| format!("{error:#}"));
     }
     let api = NodeApi::new()?;
-    let seams = seams.as_ref().map(|(links, ari)| Seams { links, ari, disks: disks.as_ref().map_err(String::as_str) });
     let result = drive(args, &mut nodes, &api, &standin, seams.as_ref(), dir, lineup).await;
     nodes.stop_all().await;
+    if let Some(Ok(services)) = seams.as_ref().map(|seams| &seams.services) {
+        services.remove().await;
+    }
     result
 }
 
-/// The peer links' UDP relays and the ARI links' TCP relays.
-async fn start_seams(layout: &Layout, standin: &StandIn) -> anyhow::Result<(Links, AriLinks)> {
+fn site_services(services: &Services) -> SiteServices {
+    SiteServices {
+        site: SERVICES_SITE,
+        history_url: services.history_url(),
+        redis_url: services.redis_url(),
+        redis_prefix: services.redis_prefix.clone(),
+    }
+}
+
+/// The peer links' UDP relays, the ARI links' TCP relays, the data filesystems, and the
+/// services site's database and Redis behind relays. A filesystem or database that cannot be
+/// made is not an error here: the faults that need it are skipped, saying why.
+async fn start_seams(layout: &Layout, standin: &StandIn) -> anyhow::Result<Seams> {
     let quic: Vec<(u64, u16)> = layout.sites.iter().map(|s| (s.site, s.quic_port)).collect();
     let boxes: Vec<(u64, u16)> = layout.sites.iter().map(|s| s.site).zip(standin.ari_ports.iter().copied()).collect();
-    Ok((Links::start(&quic).await?, AriLinks::start(&boxes).await?))
+    let data_dirs: Vec<(u64, &Path)> = layout.sites.iter().map(|s| (s.site, s.data_dir.as_path())).collect();
+    let run_name = format!("{}_{}", std::process::id(), now_ms());
+    Ok(Seams {
+        links: Links::start(&quic).await?,
+        ari: AriLinks::start(&boxes).await?,
+        disks: DataDisks::mount(&data_dirs).map_err(|error| format!("{error:#}")),
+        services: Services::start(&run_name).await.map_err(|error| format!("{error:#}")),
+    })
 }
 
 async fn start_nodes(nodes: &mut Nodes, api: &NodeApi) -> anyhow::Result<()> {
@@ -157,7 +179,7 @@ async fn drive(
     nodes: &mut Nodes,
     api: &NodeApi,
     standin: &Arc<StandIn>,
-    seams: Option<&Seams<'_>>,
+    seams: Option<&Seams>,
     dir: &Path,
     lineup: &Path,
 ) -> anyhow::Result<bool> {
@@ -184,7 +206,8 @@ async fn drive(
     workload.stop().await;
     let truth = drain(standin).await?;
     std::fs::write(dir.join("truth.json"), serde_json::to_string_pretty(&truth)?)?;
-    let histories = read_histories(chaos.nodes, &truth).await;
+    let database = seams.and_then(|seams| seams.services.as_ref().ok()).map(Services::history_url_direct);
+    let histories = read_histories(chaos.nodes, &truth, database.as_deref()).await;
     let queue_logs_agree = queue_logs_agree(chaos.nodes).await;
     let (figures, wrong, overtakings) = figures(&truth, &histories, queue_logs_agree, &faults, args.sites);
     let checks = checks(&figures, args.scenario);
@@ -227,21 +250,25 @@ async fn drain(standin: &StandIn) -> anyhow::Result<TruthReport> {
     }
 }
 
-/// Every site's calls, once they hold a row for every call that reached Lineup (bounded).
-async fn read_histories(nodes: &Nodes, truth: &TruthReport) -> Vec<(u64, CallRows)> {
+/// Every site's calls, once they hold a row for every call that reached Lineup (bounded):
+/// the SQLite file in its data directory, or for the services site `database` when given.
+async fn read_histories(nodes: &Nodes, truth: &TruthReport, database: Option<&str>) -> Vec<(u64, CallRows)> {
     let wanted: Vec<&str> =
         truth.callers.iter().filter(|c| c.entered_at_ms.is_some()).map(|c| c.call_id.as_str()).collect();
     let mut histories = Vec::new();
     for site in &nodes.layout.sites {
-        let path = site.history_db();
+        let source = match database.filter(|_| site.site == SERVICES_SITE) {
+            Some(url) => HistorySource::Postgres(url.to_string()),
+            None => HistorySource::Sqlite(site.history_db()),
+        };
         let complete = poll(HISTORY_WAIT_MS, POLL_MS, || async {
-            let rows = read_calls(&path).await.ok()?;
+            let rows = read_calls(&source).await.ok()?;
             wanted.iter().all(|id| rows.contains_key(*id)).then_some(rows)
         })
         .await;
         let rows = match complete {
             Some(rows) => rows,
-            None => read_calls(&path).await.unwrap_or_default(),
+            None => read_calls(&source).await.unwrap_or_default(),
         };
         histories.push((site.site, rows));
     }

@@ -135,18 +135,43 @@ pub const NODE_LOG_LEVEL: &str = "info,openraft=warn";
 pub type PeerAddresses = BTreeMap<(u64, u64), SocketAddr>;
 
 /// Writes every site's node file, the site's ARI at `ari_ports[site - 1]`.
+/// A site's history database and Redis projection, when not the defaults (SQLite, none).
+pub struct SiteServices {
+    pub site: u64,
+    pub history_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+}
+
+impl SiteServices {
+    fn toml(&self) -> String {
+        format!(
+            "database_url = \"{}\"\n\n[redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
+            self.history_url, self.redis_url, self.redis_prefix
+        )
+    }
+}
+
 pub fn write_node_configs(
     layout: &Layout,
     ari_ports: &[u16],
     log_level: &str,
     peer_addresses: &PeerAddresses,
+    services: Option<&SiteServices>,
 ) -> anyhow::Result<()> {
     for site in &layout.sites {
         let port = ari_ports.get(site.site as usize - 1).context("an ARI port per site")?;
-        std::fs::write(&site.config, node_toml(layout, site, *port, log_level, peer_addresses))?;
+        let mut text = node_toml(layout, site, *port, log_level, peer_addresses);
+        if let Some(services) = services.filter(|s| s.site == site.site) {
+            text = text.replace(HISTORY_SECTION_END, &format!("{HISTORY_SECTION_END}{}", services.toml()));
+        }
+        std::fs::write(&site.config, text)?;
     }
     Ok(())
 }
+
+/// The last line of the node file's `[history]` section; a site's services follow it.
+const HISTORY_SECTION_END: &str = "/queue_log\"\n";
 
 fn node_toml(
     layout: &Layout,

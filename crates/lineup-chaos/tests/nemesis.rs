@@ -5,7 +5,8 @@
 //! nothing for 8 s; a flapping link to the leader; the leader's and a cross-site caller's
 //! node's wall clock 2 h ahead, then 3 h behind; a cross-site caller's node's and an
 //! operator's node's ARI connections cut for 5 s; a cross-site caller's node's and the
-//! leader's disk full for 5 s (a node that exits of it is started again, as systemd would).
+//! leader's disk full for 5 s (a node that exits of it is started again, as systemd would);
+//! site 1's history database (PostgreSQL) and its Redis unreachable for 8 s each.
 //!
 //! Asserted: nobody double booked, no operator's leg dropped, every call ended, every site's
 //! history and queue_log the same, each site
@@ -26,11 +27,20 @@ const PRINTED: [&str; 4] =
 /// Report figures that must stay below a limit (ms): the harness's own thresholds.
 const MUST_BE_BELOW_MS: [(&str, u64); 2] = [("max_heal_to_heard_ms", 2_000), ("after_faults_answer_ms", 2_500)];
 /// Faults of each kind in the schedule.
-const FAULTS: [(&str, u64); 7] =
-    [("pause", 2), ("isolate", 2), ("one_way", 1), ("flap", 1), ("clock_skew", 2), ("ari_cut", 2), ("disk_full", 2)];
+const FAULTS: [(&str, u64); 9] = [
+    ("pause", 2),
+    ("isolate", 2),
+    ("one_way", 1),
+    ("flap", 1),
+    ("clock_skew", 2),
+    ("ari_cut", 2),
+    ("disk_full", 2),
+    ("database_down", 1),
+    ("redis_down", 1),
+];
 
 #[test]
-fn pauses_partitions_skews_and_ari_cuts_during_live_calls_book_nobody_twice() {
+fn pauses_partitions_skews_cuts_and_full_disks_during_live_calls_book_nobody_twice() {
     let run = ChaosRun::run("nemesis", CI_DURATION_S);
     assert!(run.figure("calls") > 0 && run.figure("answered") > 0, "no traffic\n{}", run.shown);
     for (kind, count) in FAULTS {
