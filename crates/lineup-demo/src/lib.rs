@@ -203,6 +203,7 @@ fn site_spec(
         transport,
         bootstrap: Some(addrs.clone()),
         timing,
+        snapshot_every_entries: lineup_cluster::node::SNAPSHOT_LOGS_SINCE_LAST,
         ari,
         site_config,
         database_url: format!("sqlite://{}", dir.join("history.sqlite").display()),

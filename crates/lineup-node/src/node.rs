@@ -7,6 +7,7 @@ use crate::serial_floor::{SerialFloor, SerialReservingPort};
 use crate::wiring::{feed_site, NodePort};
 use crate::NodeError;
 use lineup_ari::{Ari, AriConfig, AriEvents, HttpAri};
+use lineup_cluster::node::LOGS_KEPT_AFTER_SNAPSHOT;
 use lineup_cluster::transport::quic::QuicTransport;
 use lineup_cluster::{AppliedCommand, ClusterNode, ClusterTiming, NodeConfig, StateEvent, StateHook};
 use lineup_core::RoutingConfigSet;
@@ -47,6 +48,8 @@ pub struct NodeSpec {
     /// Founding members (site → QUIC address) when this node should bootstrap a cluster.
     pub bootstrap: Option<BTreeMap<u64, String>>,
     pub timing: ClusterTiming,
+    /// Snapshot (and compact the log) after this many entries; as many are kept behind it.
+    pub snapshot_every_entries: u64,
     pub ari: AriConfig,
     pub site_config: SiteConfig,
     pub database_url: String,
@@ -90,6 +93,8 @@ impl RunningNode {
         let (sink, applied) = std::sync::mpsc::sync_channel(APPLIED_SINK_CAPACITY_COMMANDS);
         let mut config = NodeConfig::new(spec.site, spec.data_dir.join("raft"));
         config.timing = spec.timing.clone();
+        config.snapshot_logs_since_last = spec.snapshot_every_entries;
+        config.logs_kept_after_snapshot = LOGS_KEPT_AFTER_SNAPSHOT.min(spec.snapshot_every_entries);
         config.applied_sink = Some(sink);
         // A snapshot installed from the leader replaces the state without effects, so the
         // Redis projection would keep what the covered entries changed: it rebuilds. (The

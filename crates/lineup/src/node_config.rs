@@ -65,7 +65,14 @@ pub struct ClusterSection {
     /// out); 0 = never (only `lineup cluster declare-lost`).
     #[serde(default)]
     pub site_lost_after_ms: Option<u64>,
+    /// Snapshot the routing state (and compact the Raft log) after this many log entries;
+    /// as many (at most 1,000) stay behind it for a lagging peer. Default 10,000.
+    #[serde(default)]
+    pub snapshot_every_entries: Option<u64>,
 }
+
+/// Fewer entries between snapshots would snapshot on nearly every Tick.
+pub const SNAPSHOT_EVERY_ENTRIES_MIN: u64 = 16;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -324,6 +331,10 @@ impl NodeSettings {
         if let Some(name) = file.api.limits.first_zero() {
             return Err(text.field_error(&format!("api.limits.{name}"), "must be at least 1"));
         }
+        if file.cluster.snapshot_every_entries.is_some_and(|n| n < SNAPSHOT_EVERY_ENTRIES_MIN) {
+            let why = format!("must be at least {SNAPSHOT_EVERY_ENTRIES_MIN}");
+            return Err(text.field_error("cluster.snapshot_every_entries", &why));
+        }
         let tokens = file
             .api
             .tokens
@@ -472,6 +483,17 @@ mod tests {
         assert_eq!(e.field, "api.limits.websockets_max", "{e}");
         let e = load(&format!("{example}\n[api.limits]\nconections_max = 5\n")).unwrap_err();
         assert!(e.message.contains("conections_max"), "a misspelt limit is named: {e}");
+    }
+
+    #[test]
+    fn a_snapshot_interval_below_the_minimum_is_refused_naming_the_field() {
+        let example =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        assert_eq!(load(&example).unwrap().file.cluster.snapshot_every_entries, None, "the default unless set");
+        let set = |n: u64| example.replacen("[cluster]\n", &format!("[cluster]\nsnapshot_every_entries = {n}\n"), 1);
+        assert_eq!(load(&set(64)).unwrap().file.cluster.snapshot_every_entries, Some(64));
+        let e = load(&set(SNAPSHOT_EVERY_ENTRIES_MIN - 1)).unwrap_err();
+        assert_eq!(e.field, "cluster.snapshot_every_entries", "{e}");
     }
 
     #[test]

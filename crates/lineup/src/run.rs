@@ -7,6 +7,7 @@ use anyhow::Context;
 use lineup_api::{ApiConfig, ApiTls};
 use lineup_ari::{ApplicationName, AriConfig};
 use lineup_cluster::certs::{load_site, SiteFiles, SiteIdentity};
+use lineup_cluster::node::SNAPSHOT_LOGS_SINCE_LAST;
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::ClusterTiming;
 use lineup_core::SiteId;
@@ -67,6 +68,7 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
         transport,
         bootstrap,
         timing: cluster_timing(&file.cluster),
+        snapshot_every_entries: file.cluster.snapshot_every_entries.unwrap_or(SNAPSHOT_LOGS_SINCE_LAST),
         ari: ari_config(settings)?,
         site_config: site_config(file)?,
         database_url: settings.database_url.clone(),
