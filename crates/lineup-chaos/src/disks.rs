@@ -14,6 +14,9 @@ pub const DATA_FS_SIZE_MB: u64 = 256;
 const FILL_BLOCK_BYTES: usize = 1 << 20;
 /// Bound on the filler's blocks (the filesystem's size in blocks, and a margin).
 const FILL_BLOCKS_MAX_COUNT: u64 = DATA_FS_SIZE_MB + 16;
+/// Bound on the filler's bytes: never more than the filesystem could hold, even if the
+/// directory turned out not to be the small filesystem (the machine's disk is never filled).
+const FILL_BYTES_MAX: u64 = FILL_BLOCKS_MAX_COUNT * FILL_BLOCK_BYTES as u64;
 const FILLER_NAME: &str = "chaos-disk-filler";
 
 pub struct DataDisks {
@@ -68,7 +71,7 @@ impl DataDisks {
         }
         // The last partial block: byte by byte is too slow, so halve until nothing fits.
         let mut size = FILL_BLOCK_BYTES / 2;
-        while size > 0 {
+        while size > 0 && written < FILL_BYTES_MAX {
             match file.write(&block[..size]) {
                 Ok(n) if n > 0 => written += n as u64,
                 _ => size /= 2,
