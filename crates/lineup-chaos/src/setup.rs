@@ -227,24 +227,24 @@ queue_log = "{data}/queue_log"
 [api]
 listen = "127.0.0.1:{api}"
 
-[[api.tokens]]
-name = "admin"
-role = "admin"
-token = "{ADMIN_TOKEN}"
-
-[[api.tokens]]
-name = "wallboard"
-role = "viewer"
-token = "{VIEWER_TOKEN}"
-
+{tokens}
 [log]
 format = "json"
 level = "{log_level}"
 "#,
+        tokens = api_tokens_toml(),
         site = me.site,
         data = me.data_dir.display(),
         quic = me.quic_port,
         api = me.api_port,
+    )
+}
+
+/// The harness's API tokens: an admin (config, operator states) and a viewer.
+fn api_tokens_toml() -> String {
+    format!(
+        "[[api.tokens]]\nname = \"admin\"\nrole = \"admin\"\ntoken = \"{ADMIN_TOKEN}\"\n\n\
+         [[api.tokens]]\nname = \"wallboard\"\nrole = \"viewer\"\ntoken = \"{VIEWER_TOKEN}\"\n"
     )
 }
 
