@@ -54,8 +54,9 @@ pub enum Scenario {
     /// during connected calls, then a rolling restart of every node.
     Restarts,
     /// Pauses (SIGSTOP), partitions (symmetric, one-way, flapping), wall-clock skews (hours
-    /// ahead, behind, and jumps) and ARI socket cuts of the caller's node, the operator's node
-    /// and the leader during connected calls, round after round.
+    /// ahead, behind, and jumps), ARI socket cuts and full disks of the caller's node, the
+    /// operator's node and the leader, and database and Redis outages, during connected
+    /// calls, round after round.
     Nemesis,
     /// Every fault kind (the nemesis's and the restarts' SIGTERM and kill -9) drawn from the
     /// seed, one after another, at targets drawn from the seed.

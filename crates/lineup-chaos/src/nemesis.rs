@@ -2,8 +2,8 @@
 //! processes while calls are live: SIGSTOP/SIGCONT of the leader and of a cross-site caller's
 //! node; a symmetric partition of a cross-site operator's node and of the leader; a one-way
 //! cut (a node that sends but hears nothing); a flapping link to the leader; a node's wall
-//! clock stepped hours ahead, then behind, then back; a node's ARI connections to its box cut.
-//! `nemesis` runs them round after round; `random` draws each fault and its target (the
+//! clock stepped hours ahead, then behind, then back; a node's ARI connections to its box cut;
+//! a node's disk full; site 1's history database and its Redis unreachable. `nemesis` runs them round after round; `random` draws each fault and its target (the
 //! restarts' SIGTERM and kill -9 among them) from the seed. After each heal it measures how
 //! long until the leader hears the site again; after the last, how long a new caller waits
 //! for a free operator (the federation is live again).
