@@ -73,14 +73,10 @@ pub const OFFER_RING_GRACE_MS: u64 = 15_000;
 pub const TRUNK_FAILURE_REST_MS: u64 = 2_000;
 /// How long the operator's site may take to reach a callback number before the core gives up.
 pub const CALLBACK_DIAL_TIMEOUT_MS: u64 = 90_000;
-/// Longest E.164 number (digits, without the `+`).
-pub const CALLBACK_NUMBER_MAX_DIGITS: usize = 15;
 /// Wrong PINs for one operator within `PIN_LOCKOUT_WINDOW_MS`, at any site, that lock the
 /// operator out of logging in by phone until the oldest of them leaves the window.
 pub const PIN_LOCKOUT_FAILURES_MAX: usize = 5;
 pub const PIN_LOCKOUT_WINDOW_MS: u64 = 15 * 60_000;
-/// Shortest callback number accepted (internal extensions included).
-pub const CALLBACK_NUMBER_MIN_DIGITS: usize = 3;
 /// Bound on offers made by one settle pass (a safety net; one pass never needs more than
 /// one per operator).
 pub const SETTLE_OFFERS_MAX: usize = 100_000;
