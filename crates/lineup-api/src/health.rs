@@ -3,7 +3,6 @@
 
 use crate::auth::{Caller, Read};
 use crate::backend::{Health, RaftRole};
-use crate::local::APPLY_INDEX_STRIDE;
 use crate::views::{OperatorRow, QueueRow};
 use crate::{ApiBackend, AppState};
 use axum::extract::State;
@@ -54,7 +53,7 @@ pub fn readiness(h: &Health) -> Readiness {
     if let Some(age) = h.raft.leader_contact_age_ms.filter(|age| *age > READY_LEADER_CONTACT_MAX_MS) {
         problems.push(format!("no contact with the leader for {age} ms"));
     }
-    let lag_entries = h.raft.committed_index.saturating_sub(h.raft.applied_index) / APPLY_INDEX_STRIDE;
+    let lag_entries = h.raft.committed_index.saturating_sub(h.raft.applied_index) / lineup_core::ApplyIndex::STRIDE;
     if lag_entries > READY_APPLY_LAG_MAX_ENTRIES {
         problems.push(format!("applied state trails the log by {lag_entries} entries"));
     }
