@@ -37,6 +37,7 @@ mod pin_lockout;
 mod reachability;
 mod reads;
 mod records;
+mod refusal_record;
 mod refusals;
 mod settle;
 mod sites;
@@ -183,7 +184,7 @@ impl Routing {
 
     /// The first result of the command with this id, if it is still in the window.
     pub fn result_of(&self, id: &CommandId) -> Option<CommandResult> {
-        self.state.dedup.get(&id.origin)?.results.get(&id.serial).cloned()
+        self.state.dedup.get(&id.origin)?.results.get(&id.serial).map(refusal_record::result)
     }
 
     fn remember(&mut self, id: CommandId, index: u64, result: &CommandResult) {
@@ -196,7 +197,7 @@ impl Routing {
             }
         }
         let window = self.state.dedup.entry(id.origin).or_default();
-        window.results.insert(id.serial, result.clone());
+        window.results.insert(id.serial, refusal_record::record(result));
         window.last_index = index;
         while window.results.len() > DEDUP_WINDOW_PER_ORIGIN_COMMANDS {
             window.results.pop_first();
