@@ -134,23 +134,54 @@ pub fn plan(arrivals_per_hour: f64, aht_s: f64, target: f64, t_s: f64, site_shar
     }
 }
 
+/// Plot size and margins (SVG user units).
+const PLOT_WIDTH: f64 = 640.0;
+const PLOT_HEIGHT: f64 = 400.0;
+const PLOT_LEFT: f64 = 60.0;
+const PLOT_RIGHT: f64 = 20.0;
+const PLOT_TOP: f64 = 40.0;
+const PLOT_BOTTOM: f64 = 50.0;
+
+/// Maps operators (x) and service level (y) onto the plot area.
+struct PlotScale {
+    first_operators: f64,
+    operators_span: f64,
+}
+
+impl PlotScale {
+    fn new(plan: &Plan) -> Self {
+        let (first, last) = match (plan.curve.first(), plan.curve.last()) {
+            (Some(f), Some(l)) => (f.0 as f64, l.0 as f64),
+            _ => (0.0, 1.0),
+        };
+        PlotScale { first_operators: first, operators_span: (last - first).max(1.0) }
+    }
+
+    fn x(&self, operators: f64) -> f64 {
+        PLOT_LEFT + (operators - self.first_operators) / self.operators_span * (PLOT_WIDTH - PLOT_LEFT - PLOT_RIGHT)
+    }
+
+    fn y(&self, service_level: f64) -> f64 {
+        PLOT_TOP + (1.0 - service_level.clamp(0.0, 1.0)) * (PLOT_HEIGHT - PLOT_TOP - PLOT_BOTTOM)
+    }
+}
+
 /// Service level against staffing, as a hand-written SVG: the pooled curve, the target line
 /// and the chosen staffing marked.
 pub fn plot_svg(plan: &Plan) -> String {
-    const W: f64 = 640.0;
-    const H: f64 = 400.0;
-    const LEFT: f64 = 60.0;
-    const RIGHT: f64 = 20.0;
-    const TOP: f64 = 40.0;
-    const BOTTOM: f64 = 50.0;
-    let (first, last) = match (plan.curve.first(), plan.curve.last()) {
-        (Some(f), Some(l)) => (f.0 as f64, l.0 as f64),
-        _ => (0.0, 1.0),
-    };
-    let span = (last - first).max(1.0);
-    let x = |c: f64| LEFT + (c - first) / span * (W - LEFT - RIGHT);
-    let y = |sl: f64| TOP + (1.0 - sl.clamp(0.0, 1.0)) * (H - TOP - BOTTOM);
+    let scale = PlotScale::new(plan);
     let mut svg = String::new();
+    plot_title(&mut svg, plan);
+    plot_axes(&mut svg, plan, &scale);
+    plot_curve(&mut svg, plan, &scale);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The SVG element, its background and the title line.
+fn plot_title(svg: &mut String, plan: &Plan) {
+    const W: f64 = PLOT_WIDTH;
+    const H: f64 = PLOT_HEIGHT;
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
@@ -165,7 +196,16 @@ pub fn plot_svg(plan: &Plan) -> String {
         plan.arrivals_per_hour,
         plan.aht_s
     );
-    // Axes and grid.
+}
+
+/// Axes, the service-level grid every 10 %, operator labels and the target line.
+fn plot_axes(svg: &mut String, plan: &Plan, scale: &PlotScale) {
+    const W: f64 = PLOT_WIDTH;
+    const H: f64 = PLOT_HEIGHT;
+    const LEFT: f64 = PLOT_LEFT;
+    const RIGHT: f64 = PLOT_RIGHT;
+    const TOP: f64 = PLOT_TOP;
+    const BOTTOM: f64 = PLOT_BOTTOM;
     let _ = writeln!(svg, r##"<path d="M{LEFT} {TOP} V{} H{}" stroke="#333" fill="none"/>"##, H - BOTTOM, W - RIGHT);
     for tenth in 0..=10 {
         let sl = tenth as f64 / 10.0;
@@ -174,41 +214,47 @@ pub fn plot_svg(plan: &Plan) -> String {
             r##"<line x1="{LEFT}" x2="{}" y1="{y0:.1}" y2="{y0:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{}%</text>"##,
             W - RIGHT,
             LEFT - 6.0,
-            y(sl) + 4.0,
+            scale.y(sl) + 4.0,
             tenth * 10,
-            y0 = y(sl)
+            y0 = scale.y(sl)
         );
     }
     for (c, _) in &plan.curve {
-        let _ =
-            writeln!(svg, r#"<text x="{:.1}" y="{}" text-anchor="middle">{c}</text>"#, x(*c as f64), H - BOTTOM + 16.0);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{c}</text>"#,
+            scale.x(*c as f64),
+            H - BOTTOM + 16.0
+        );
     }
     let _ = writeln!(svg, r#"<text x="{}" y="{}" text-anchor="middle">operators</text>"#, W / 2.0, H - 12.0);
-    // Target line.
-    let ty = y(plan.target_service_level);
+    let ty = scale.y(plan.target_service_level);
     let _ = writeln!(
         svg,
         r##"<line x1="{LEFT}" x2="{}" y1="{ty:.1}" y2="{ty:.1}" stroke="#c33" stroke-dasharray="6 4"/>"##,
         W - RIGHT
     );
-    // The curve.
-    let points: Vec<String> = plan.curve.iter().map(|(c, sl)| format!("{:.1},{:.1}", x(*c as f64), y(*sl))).collect();
+}
+
+/// The pooled curve, its points (the chosen staffing in red) and the operator totals.
+fn plot_curve(svg: &mut String, plan: &Plan, scale: &PlotScale) {
+    let points: Vec<String> =
+        plan.curve.iter().map(|(c, sl)| format!("{:.1},{:.1}", scale.x(*c as f64), scale.y(*sl))).collect();
     let _ =
         writeln!(svg, r##"<polyline points="{}" fill="none" stroke="#2364aa" stroke-width="2"/>"##, points.join(" "));
     for (c, sl) in &plan.curve {
         let fill = if *c == plan.pooled.operators { "#c33" } else { "#2364aa" };
-        let _ = writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{fill}"/>"#, x(*c as f64), y(*sl));
+        let _ =
+            writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{fill}"/>"#, scale.x(*c as f64), scale.y(*sl));
     }
     let _ = writeln!(
         svg,
         r#"<text x="{:.1}" y="{:.1}">pooled: {} operators; per-site queues: {}</text>"#,
-        LEFT + 10.0,
-        TOP + 16.0,
+        PLOT_LEFT + 10.0,
+        PLOT_TOP + 16.0,
         plan.pooled.operators,
         plan.per_site_total_operators
     );
-    svg.push_str("</svg>\n");
-    svg
 }
 
 #[cfg(test)]

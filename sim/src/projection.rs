@@ -51,6 +51,75 @@ fn wrong(what: &str) -> RedisError {
     RedisError::from((ErrorKind::Client, "sim redis", what.to_string()))
 }
 
+/// The key a command names (its first argument).
+fn first_key(args: &[String]) -> Result<String, RedisError> {
+    args.first().cloned().ok_or_else(|| wrong("missing key"))
+}
+
+/// HSET key field value [field value ...].
+fn hash_set(data: &mut Data, args: &[String]) -> Result<Value, RedisError> {
+    let entry = data.keys.entry(first_key(args)?).or_insert_with(|| Stored::Hash(BTreeMap::new()));
+    let Stored::Hash(hash) = entry else { return Err(wrong("HSET on a non-hash")) };
+    for pair in args[1..].chunks(2) {
+        let [field, value] = pair else { return Err(wrong("HSET with an odd argument count")) };
+        hash.insert(field.clone(), value.clone());
+    }
+    Ok(Value::Int(0))
+}
+
+/// SADD (`add`) or SREM key member [member ...]; an emptied set is no key, as in Redis.
+fn set_members(data: &mut Data, add: bool, args: &[String]) -> Result<Value, RedisError> {
+    let k = first_key(args)?;
+    let entry = data.keys.entry(k.clone()).or_insert_with(|| Stored::Set(BTreeSet::new()));
+    let Stored::Set(set) = entry else { return Err(wrong("set command on a non-set")) };
+    for member in &args[1..] {
+        if add {
+            set.insert(member.clone());
+        } else {
+            set.remove(member);
+        }
+    }
+    if set.is_empty() {
+        data.keys.remove(&k);
+    }
+    Ok(Value::Int(0))
+}
+
+/// ZADD (`add`: key score member [score member ...]) or ZREM key member [member ...]; an
+/// emptied sorted set is no key, as in Redis.
+fn sorted_set_members(data: &mut Data, add: bool, args: &[String]) -> Result<Value, RedisError> {
+    let k = first_key(args)?;
+    let entry = data.keys.entry(k.clone()).or_insert_with(|| Stored::ZSet(BTreeMap::new()));
+    let Stored::ZSet(zset) = entry else { return Err(wrong("sorted-set command on another type")) };
+    if add {
+        for pair in args[1..].chunks(2) {
+            let [score, member] = pair else { return Err(wrong("ZADD with an odd argument count")) };
+            zset.insert(member.clone(), score.clone());
+        }
+    } else {
+        for member in &args[1..] {
+            zset.remove(member);
+        }
+    }
+    if zset.is_empty() {
+        data.keys.remove(&k);
+    }
+    Ok(Value::Int(0))
+}
+
+/// SCAN 0 MATCH <escaped prefix>* COUNT n: everything in one round.
+fn scan(data: &Data, args: &[String]) -> Value {
+    let pattern = args.iter().skip_while(|a| !a.eq_ignore_ascii_case("MATCH")).nth(1).cloned();
+    let prefix = pattern.map(|p| unescape_glob_prefix(&p)).unwrap_or_default();
+    let keys: Vec<Value> = data
+        .keys
+        .keys()
+        .filter(|k| k.starts_with(&prefix))
+        .map(|k| Value::BulkString(k.clone().into_bytes()))
+        .collect();
+    Value::Array(vec![Value::BulkString(b"0".to_vec()), Value::Array(keys)])
+}
+
 impl SimRedis {
     pub fn new() -> Self {
         SimRedis(Arc::new(Mutex::new(Data { up: true, ..Data::default() })))
@@ -77,7 +146,6 @@ impl SimRedis {
         let mut args = cmd.args_iter().map(text);
         let name = args.next().unwrap_or_default().to_ascii_uppercase();
         let args: Vec<String> = args.collect();
-        let key = || args.first().cloned().ok_or_else(|| wrong("missing key"));
         match name.as_str() {
             "DEL" => {
                 let removed = args.iter().filter(|k| data.keys.remove(*k).is_some()).count();
@@ -85,69 +153,17 @@ impl SimRedis {
             }
             "SET" => {
                 let value = args.get(1).cloned().ok_or_else(|| wrong("SET without a value"))?;
-                data.keys.insert(key()?, Stored::Str(value));
+                data.keys.insert(first_key(&args)?, Stored::Str(value));
                 Ok(Value::Okay)
             }
-            "HSET" => {
-                let entry = data.keys.entry(key()?).or_insert_with(|| Stored::Hash(BTreeMap::new()));
-                let Stored::Hash(hash) = entry else { return Err(wrong("HSET on a non-hash")) };
-                for pair in args[1..].chunks(2) {
-                    let [field, value] = pair else { return Err(wrong("HSET with an odd argument count")) };
-                    hash.insert(field.clone(), value.clone());
-                }
-                Ok(Value::Int(0))
-            }
-            "SADD" | "SREM" => {
-                let k = key()?;
-                let entry = data.keys.entry(k.clone()).or_insert_with(|| Stored::Set(BTreeSet::new()));
-                let Stored::Set(set) = entry else { return Err(wrong("set command on a non-set")) };
-                for member in &args[1..] {
-                    if name == "SADD" {
-                        set.insert(member.clone());
-                    } else {
-                        set.remove(member);
-                    }
-                }
-                if set.is_empty() {
-                    data.keys.remove(&k);
-                }
-                Ok(Value::Int(0))
-            }
-            "ZADD" | "ZREM" => {
-                let k = key()?;
-                let entry = data.keys.entry(k.clone()).or_insert_with(|| Stored::ZSet(BTreeMap::new()));
-                let Stored::ZSet(zset) = entry else { return Err(wrong("sorted-set command on another type")) };
-                if name == "ZADD" {
-                    for pair in args[1..].chunks(2) {
-                        let [score, member] = pair else { return Err(wrong("ZADD with an odd argument count")) };
-                        zset.insert(member.clone(), score.clone());
-                    }
-                } else {
-                    for member in &args[1..] {
-                        zset.remove(member);
-                    }
-                }
-                if zset.is_empty() {
-                    data.keys.remove(&k);
-                }
-                Ok(Value::Int(0))
-            }
+            "HSET" => hash_set(data, &args),
+            "SADD" | "SREM" => set_members(data, name == "SADD", &args),
+            "ZADD" | "ZREM" => sorted_set_members(data, name == "ZADD", &args),
             "PUBLISH" => {
                 data.published += 1;
                 Ok(Value::Int(0))
             }
-            "SCAN" => {
-                // SCAN 0 MATCH <escaped prefix>* COUNT n: everything in one round.
-                let pattern = args.iter().skip_while(|a| !a.eq_ignore_ascii_case("MATCH")).nth(1).cloned();
-                let prefix = pattern.map(|p| unescape_glob_prefix(&p)).unwrap_or_default();
-                let keys: Vec<Value> = data
-                    .keys
-                    .keys()
-                    .filter(|k| k.starts_with(&prefix))
-                    .map(|k| Value::BulkString(k.clone().into_bytes()))
-                    .collect();
-                Ok(Value::Array(vec![Value::BulkString(b"0".to_vec()), Value::Array(keys)]))
-            }
+            "SCAN" => Ok(scan(data, &args)),
             other => Err(wrong(&format!("command {other} is not simulated"))),
         }
     }

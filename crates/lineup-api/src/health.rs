@@ -3,7 +3,7 @@
 
 use crate::auth::{Caller, Read};
 use crate::backend::{Health, RaftRole};
-use crate::local::APPLY_INDEX_STRIDE;
+use crate::views::{OperatorRow, QueueRow};
 use crate::{ApiBackend, AppState};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -53,7 +53,7 @@ pub fn readiness(h: &Health) -> Readiness {
     if let Some(age) = h.raft.leader_contact_age_ms.filter(|age| *age > READY_LEADER_CONTACT_MAX_MS) {
         problems.push(format!("no contact with the leader for {age} ms"));
     }
-    let lag_entries = h.raft.committed_index.saturating_sub(h.raft.applied_index) / APPLY_INDEX_STRIDE;
+    let lag_entries = h.raft.committed_index.saturating_sub(h.raft.applied_index) / lineup_core::ApplyIndex::STRIDE;
     if lag_entries > READY_APPLY_LAG_MAX_ENTRIES {
         problems.push(format!("applied state trails the log by {lag_entries} entries"));
     }
@@ -120,7 +120,6 @@ fn seconds(ms: u64) -> String {
 
 /// The Prometheus exposition text for this node.
 pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
-    use lineup_core::stats::Stats;
     let health = state.backend.health();
     let (queues, operators, unreachable) = state.backend.read(|r| {
         let now_ms = r.now_ms();
@@ -129,37 +128,50 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
         (crate::views::queue_rows(r), crate::views::operator_rows(r), unreachable)
     });
     let mut t = Text(String::with_capacity(4096));
+    render_unreachable_sites(&mut t, &unreachable);
+    render_queue_gauges(&mut t, &queues);
+    render_queue_counters(&mut t, &queues);
+    render_offers_and_operators(&mut t, state, &operators);
+    render_raft_and_edges(&mut t, &health);
+    render_api_counters(&mut t, state);
+    t.0
+}
 
+/// Sites the cluster has not heard from, and for how long.
+fn render_unreachable_sites(t: &mut Text, unreachable: &[(String, u64)]) {
     t.family(
         "lineup_site_unreachable_seconds",
         "gauge",
         "How long the cluster has not heard a site (present only while it is unreachable).",
     );
-    for (site, for_ms) in &unreachable {
+    for (site, for_ms) in unreachable {
         t.sample("lineup_site_unreachable_seconds", &[("site", site.as_str())], seconds(*for_ms));
     }
+}
 
+/// Per queue: waiting callers and callbacks, longest wait, ETA, operators by state, alarms.
+fn render_queue_gauges(t: &mut Text, queues: &[QueueRow]) {
     t.family("lineup_queue_waiting_calls", "gauge", "Callers waiting on the line in the queue.");
-    for q in &queues {
+    for q in queues {
         t.sample("lineup_queue_waiting_calls", &[("queue", q.summary.queue.as_str())], q.summary.waiting);
     }
     t.family("lineup_queue_callbacks_waiting", "gauge", "Callback promises holding a place in the queue.");
-    for q in &queues {
+    for q in queues {
         t.sample("lineup_queue_callbacks_waiting", &[("queue", q.summary.queue.as_str())], q.summary.callbacks_waiting);
     }
     t.family("lineup_queue_longest_wait_seconds", "gauge", "Wait of the longest-waiting caller (0 when none).");
-    for q in &queues {
+    for q in queues {
         let wait = seconds(q.summary.longest_wait_ms.unwrap_or(0));
         t.sample("lineup_queue_longest_wait_seconds", &[("queue", q.summary.queue.as_str())], wait);
     }
     t.family("lineup_queue_eta_seconds", "gauge", "ETA a caller joining now would be told (absent when unstaffed).");
-    for q in &queues {
+    for q in queues {
         if let Some(eta) = q.summary.eta_ms {
             t.sample("lineup_queue_eta_seconds", &[("queue", q.summary.queue.as_str())], seconds(eta));
         }
     }
     t.family("lineup_queue_operators", "gauge", "Member operators of the queue by state.");
-    for q in &queues {
+    for q in queues {
         let s = &q.summary;
         for (state_name, n) in
             [("logged_in", s.logged_in), ("staffed", s.staffed), ("available", s.available), ("busy", s.busy)]
@@ -168,7 +180,7 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
         }
     }
     t.family("lineup_queue_alarm", "gauge", "1 while the queue's alarm is raised.");
-    for q in &queues {
+    for q in queues {
         let s = &q.summary;
         t.sample(
             "lineup_queue_alarm",
@@ -177,8 +189,13 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
         );
         t.sample("lineup_queue_alarm", &[("queue", s.queue.as_str()), ("kind", "depth")], u8::from(s.alarm_depth));
     }
+}
+
+/// Per queue and per gate: callers entered, and calls that left by outcome.
+fn render_queue_counters(t: &mut Text, queues: &[QueueRow]) {
+    use lineup_core::stats::Stats;
     t.family("lineup_queue_entered_total", "counter", "Callers that joined the queue (ENTERQUEUE).");
-    for q in &queues {
+    for q in queues {
         t.sample("lineup_queue_entered_total", &[("queue", q.summary.queue.as_str())], q.summary.stats.offered);
     }
     let outcomes = |s: &Stats| {
@@ -196,20 +213,20 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
         ]
     };
     t.family("lineup_queue_outcomes_total", "counter", "Calls that left the queue, by outcome.");
-    for q in &queues {
+    for q in queues {
         for (outcome, n) in outcomes(&q.summary.stats) {
             t.sample("lineup_queue_outcomes_total", &[("queue", q.summary.queue.as_str()), ("outcome", outcome)], n);
         }
     }
     t.family("lineup_gate_waiting_calls", "gauge", "Callers waiting that entered through the gate.");
-    for q in &queues {
+    for q in queues {
         for g in &q.gates {
             let labels = [("queue", q.summary.queue.as_str()), ("gate", g.summary.gate.as_str())];
             t.sample("lineup_gate_waiting_calls", &labels, g.summary.waiting);
         }
     }
     t.family("lineup_gate_outcomes_total", "counter", "Calls that entered through the gate, by outcome.");
-    for q in &queues {
+    for q in queues {
         for g in &q.gates {
             for (outcome, n) in outcomes(&g.summary.stats) {
                 let labels =
@@ -218,6 +235,10 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
             }
         }
     }
+}
+
+/// Offers seen on the live feed, and configured operators by state.
+fn render_offers_and_operators<B: ApiBackend>(t: &mut Text, state: &AppState<B>, operators: &[OperatorRow]) {
     t.family("lineup_offers_total", "counter", "Offers (call to operator) seen on this node's live feed since start.");
     t.sample("lineup_offers_total", &[], state.hub.counters.offers_seen.load(Ordering::Relaxed));
 
@@ -226,7 +247,10 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
         let n = operators.iter().filter(|o| o.state == state_name).count();
         t.sample("lineup_operators", &[("state", state_name)], n);
     }
+}
 
+/// Raft position and role, and the edges: ARI, refused callers, Redis, history.
+fn render_raft_and_edges(t: &mut Text, health: &Health) {
     let raft = &health.raft;
     t.family("lineup_raft_term", "gauge", "Current Raft term.");
     t.sample("lineup_raft_term", &[], raft.term);
@@ -259,7 +283,10 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
     if let Some(lag) = health.database.as_ref().and_then(|d| d.lag_entries) {
         t.sample("lineup_history_outbox_lag_entries", &[], lag);
     }
+}
 
+/// The API's own connections and live-feed counters.
+fn render_api_counters<B: ApiBackend>(t: &mut Text, state: &AppState<B>) {
     let c = &state.hub.counters;
     t.family("lineup_api_ws_clients", "gauge", "Open WebSocket connections.");
     t.sample("lineup_api_ws_clients", &[("route", "live")], c.live_clients.load(Ordering::Relaxed));
@@ -272,7 +299,6 @@ pub fn render_metrics<B: ApiBackend>(state: &AppState<B>) -> String {
     t.sample("lineup_api_live_resyncs_total", &[], c.resyncs.load(Ordering::Relaxed));
     t.family("lineup_api_widget_tokens", "gauge", "Per-call widget tokens held (swept as their calls end).");
     t.sample("lineup_api_widget_tokens", &[], state.widget_tokens.len());
-    t.0
 }
 
 pub async fn metrics<B: ApiBackend>(State(s): State<Arc<AppState<B>>>, _caller: Caller<Read>) -> Response {

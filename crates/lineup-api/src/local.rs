@@ -1,6 +1,6 @@
 //! [`LocalBackend`]: the API's backend over one in-process `Routing`, with no Raft. Commands
-//! are applied at once, at apply index `n × 256` (as lineup-cluster numbers a one-command
-//! entry), on a clock that only moves when [`LocalBackend::tick`] is called. Used by the
+//! are applied at once, at the first apply index of log index `n` (`ApplyIndex::first_of`,
+//! as lineup-cluster numbers a one-command entry), on a clock that only moves when [`LocalBackend::tick`] is called. Used by the
 //! tests, the API benchmark and dashboard work; a real node uses the cluster instead.
 //! Having no history database, it keeps the audit trail in a bounded in-memory ring fed by
 //! the `Audit` effects it applies ([`LOCAL_AUDIT_ROWS_MAX`] newest rows).
@@ -9,15 +9,12 @@ use crate::audit::{AuditEntry, AuditQuery};
 use crate::backend::{
     ApiBackend, AppliedEffect, BackendError, ClusterStatus, EdgeHealth, Health, MemberStatus, RaftHealth, RaftRole,
 };
-use lineup_core::{Command, CommandBody, CommandId, CommandResult, Effect, Routing, SiteId};
+use lineup_core::{ApplyIndex, Command, CommandBody, CommandId, CommandResult, Effect, Routing, SiteId};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::broadcast;
 
 /// Effects buffered for slow subscribers before they see `Lagged` (and resynchronise).
 pub const LOCAL_EFFECTS_CAPACITY: usize = 4_096;
-/// Apply indexes advance by this per command: lineup-cluster packs up to 256 commands in
-/// one Raft entry and numbers them `log_index × 256 + position`.
-pub const APPLY_INDEX_STRIDE: u64 = 256;
 /// Audit rows the in-memory ring keeps; the oldest is dropped beyond it.
 pub const LOCAL_AUDIT_ROWS_MAX: usize = 10_000;
 /// The command origin LocalBackend proposes under (a real node derives it from its site).
@@ -50,7 +47,7 @@ impl LocalBackend {
 
     /// Starts from an existing state (e.g. a restored snapshot).
     pub fn with_routing(site: SiteId, routing: Routing, now_ms: u64) -> Self {
-        let log_index = routing.last_applied_index() / APPLY_INDEX_STRIDE;
+        let log_index = ApplyIndex::from_raw(routing.last_applied_index()).raft_log_index();
         let (effects, _) = broadcast::channel(LOCAL_EFFECTS_CAPACITY);
         let backend = Self {
             site,
@@ -73,7 +70,7 @@ impl LocalBackend {
         s.serial += 1;
         s.log_index += 1;
         let command = Command { id: CommandId { origin: LOCAL_ORIGIN, serial: s.serial }, at_ms: s.now_ms, body };
-        let apply_index = s.log_index * APPLY_INDEX_STRIDE;
+        let apply_index = ApplyIndex::first_of(s.log_index).get();
         let applied = s.routing.apply(apply_index, &command);
         // Sent under the lock, so subscribers see effects in apply order even with
         // concurrent appliers. No receiver is not an error.
@@ -100,7 +97,7 @@ impl LocalBackend {
 
     /// The apply index the next command will be applied at (for latency measurements).
     pub fn next_apply_index(&self) -> u64 {
-        (self.lock().log_index + 1) * APPLY_INDEX_STRIDE
+        ApplyIndex::first_of(self.lock().log_index + 1).get()
     }
 
     /// The local clock (Unix ms), as last set by [`LocalBackend::tick`].

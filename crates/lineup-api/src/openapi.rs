@@ -106,6 +106,38 @@ fn error_response(description: &str) -> Value {
 }
 
 fn operation(o: &Operation) -> Value {
+    let mut value = json!({
+        "summary": o.summary,
+        "description": format!("Role: {}.", role_description(o.access)),
+        "responses": responses(o),
+    });
+    let parameters = parameters(o);
+    if !parameters.is_empty() {
+        value["parameters"] = Value::Array(parameters);
+    }
+    if let Some(body) = o.body {
+        value["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+    }
+    value["security"] = if o.access == Access::Public { json!([]) } else { json!([{ "bearer": [] }]) };
+    value
+}
+
+/// Who may call a route, in words.
+fn role_description(access: Access) -> &'static str {
+    match access {
+        Access::Public => "none",
+        Access::Viewer => "viewer, supervisor or admin",
+        Access::Supervisor => "supervisor or admin",
+        Access::Admin => "admin",
+        Access::Widget => "this call's widget token, viewer, supervisor or admin",
+        Access::WidgetAct => "this call's widget token, supervisor or admin",
+        Access::MintWidget => "frontend, supervisor or admin",
+    }
+}
+
+/// Every answer a route can give: its success, and each refusal that applies to it.
+fn responses(o: &Operation) -> Map<String, Value> {
     let mut responses = Map::new();
     let content_type = if o.answer == "text" { "text/plain" } else { "application/json" };
     if o.websocket {
@@ -150,20 +182,11 @@ fn operation(o: &Operation) -> Value {
         responses.insert("503".into(), error_response("Not committed (no leader or quorum); nothing changed."));
         responses.insert("504".into(), error_response("Outcome unknown; read state before retrying."));
     }
-    let role = match o.access {
-        Access::Public => "none",
-        Access::Viewer => "viewer, supervisor or admin",
-        Access::Supervisor => "supervisor or admin",
-        Access::Admin => "admin",
-        Access::Widget => "this call's widget token, viewer, supervisor or admin",
-        Access::WidgetAct => "this call's widget token, supervisor or admin",
-        Access::MintWidget => "frontend, supervisor or admin",
-    };
-    let mut value = json!({
-        "summary": o.summary,
-        "description": format!("Role: {role}."),
-        "responses": responses,
-    });
+    responses
+}
+
+/// Path and query parameters of a route.
+fn parameters(o: &Operation) -> Vec<Value> {
     let mut parameters = Vec::new();
     if o.path.contains("{id}") {
         parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
@@ -190,15 +213,7 @@ fn operation(o: &Operation) -> Value {
     if o.websocket {
         parameters.push(json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Bearer token, for browsers (they cannot set headers on an upgrade)." }));
     }
-    if !parameters.is_empty() {
-        value["parameters"] = Value::Array(parameters);
-    }
-    if let Some(body) = o.body {
-        value["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
-    }
-    value["security"] = if o.access == Access::Public { json!([]) } else { json!([{ "bearer": [] }]) };
-    value
+    parameters
 }
 
 /// The query parameters of both report routes.
@@ -220,17 +235,55 @@ fn object(properties: Value) -> Value {
     json!({ "type": "object", "properties": properties })
 }
 
+/// A string id as the core accepts it.
+fn id_schema() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$" })
+}
+
+fn count_schema() -> Value {
+    json!({ "type": "integer", "minimum": 0 })
+}
+
+fn optional_count_schema() -> Value {
+    json!({ "type": ["integer", "null"], "minimum": 0 })
+}
+
+/// Adds every schema of `group` (a JSON object) to `schemas`.
+fn add_schemas(schemas: &mut Map<String, Value>, group: Value) {
+    if let Value::Object(group) = group {
+        schemas.extend(group);
+    }
+}
+
 fn schemas() -> Value {
-    let any = json!({});
-    let id = json!({ "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$" });
-    let int = json!({ "type": "integer", "minimum": 0 });
-    let opt_int = json!({ "type": ["integer", "null"], "minimum": 0 });
-    let mut schemas = json!({
+    let mut schemas = Map::new();
+    add_schemas(&mut schemas, basic_schemas());
+    add_schemas(&mut schemas, config_schemas());
+    add_schemas(&mut schemas, view_schemas());
+    add_schemas(&mut schemas, request_and_live_schemas());
+    schemas.insert("AuditEntries".into(), json!({ "type": "array", "items": object(json!({ "at": { "type": "integer", "minimum": 0, "description": "Unix ms, the cluster's clock." }, "actor": { "type": "string" }, "role": { "enum": ["supervisor", "admin"] }, "action": { "type": "string" }, "target": { "type": "string", "description": "kind:id words, e.g. `call:c1 queue:support`; empty for whole-config writes." }, "outcome": { "type": "string" } })) }));
+    schemas.insert("QueueReport".into(), queue_report_schema());
+    schemas.insert("OperatorReport".into(), operator_report_schema());
+    schemas.insert("CallbackPolicy".into(), json!({ "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false }));
+    Value::Object(schemas)
+}
+
+/// Errors, identity, readiness.
+fn basic_schemas() -> Value {
+    let (int, opt_int) = (count_schema(), optional_count_schema());
+    json!({
         "Error": object(json!({ "error": { "type": "string" }, "code": { "type": "string" }, "field": { "type": "string" }, "kind": { "type": "string" }, "id": { "type": "string" } })),
         "Me": object(json!({ "name": { "type": "string" }, "role": { "enum": ["viewer", "supervisor", "admin"] } })),
         "Status": object(json!({ "status": { "type": "string" } })),
         "Object": { "type": "object" },
         "Readiness": object(json!({ "ready": { "type": "boolean" }, "degraded": { "type": "boolean" }, "degraded_edges": { "type": "array", "items": { "type": "string" } }, "clock_alarm": { "type": ["string", "null"] }, "problems": { "type": "array", "items": { "type": "string" } }, "site": int, "raft_role": { "type": "string" }, "leader": opt_int })),
+    })
+}
+
+/// The routing configuration and what applying it changed.
+fn config_schemas() -> Value {
+    let (id, int, opt_int) = (id_schema(), count_schema(), optional_count_schema());
+    json!({
         "RoutingConfigSet": object(json!({
             "schedules": { "type": "array", "items": schema_ref("ScheduleConfig") },
             "queues": { "type": "array", "items": schema_ref("QueueConfig") },
@@ -244,6 +297,13 @@ fn schemas() -> Value {
         "ConfigChange": object(json!({ "action": { "enum": ["added", "changed", "removed"] }, "kind": { "enum": ["schedule", "queue", "gate", "operator"] }, "id": { "type": "string" }, "fields": { "type": "array", "items": { "type": "string" } } })),
         "ConfigApplied": object(json!({ "dry_run": { "type": "boolean" }, "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
         "ObjectApplied": object(json!({ "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
+    })
+}
+
+/// The read views: queues, gates, operators, calls, the cluster.
+fn view_schemas() -> Value {
+    let (id, int, opt_int, any) = (id_schema(), count_schema(), optional_count_schema(), json!({}));
+    json!({
         "QueueRow": object(json!({ "queue": id, "name": { "type": "string" }, "weight": int, "waiting": int, "callbacks_waiting": int, "longest_wait_ms": opt_int, "eta_ms": opt_int, "logged_in": int, "staffed": int, "available": int, "busy": int, "stats": { "type": "object" }, "alarm_longest_wait": { "type": "boolean" }, "alarm_depth": { "type": "boolean" }, "service_level_permille": opt_int, "abandon_rate_permille": opt_int, "gates": { "type": "array", "items": schema_ref("GateRow") } })),
         "GateRow": object(json!({ "gate": id, "queue": id, "waiting": int, "longest_wait_ms": opt_int, "stats": { "type": "object" }, "service_level_permille": opt_int, "abandon_rate_permille": opt_int })),
         "OperatorRow": object(json!({ "operator": id, "name": { "type": "string" }, "home_site": int, "mode": { "enum": ["persistent", "ring"] }, "state": { "enum": ["offline", "available", "offered", "busy", "wrap_up", "break"] }, "break_reason": { "type": ["string", "null"] }, "call": { "type": ["string", "null"] }, "site": opt_int, "since_ms": int, "time_in_state_ms": int, "rest_until_ms": opt_int, "queues": { "type": "array", "items": id } })),
@@ -252,6 +312,13 @@ fn schemas() -> Value {
         "OperatorsAnswer": object(json!({ "now_ms": int, "index": int, "operators": { "type": "array", "items": schema_ref("OperatorRow") } })),
         "CallsAnswer": object(json!({ "now_ms": int, "index": int, "calls": { "type": "array", "items": schema_ref("CallRow") } })),
         "ClusterStatus": object(json!({ "leader": opt_int, "term": int, "members": { "type": "array", "items": object(json!({ "site": int, "voter": { "type": "boolean" }, "reachable": { "type": ["boolean", "null"] }, "lag_entries": opt_int, "health": any, "site_state": { "type": "string", "enum": ["up", "unreachable", "lost"] }, "unreachable_since_ms": opt_int })) } })),
+    })
+}
+
+/// Action request bodies and answers, the widget's views and live messages.
+fn request_and_live_schemas() -> Value {
+    let (id, int, opt_int) = (id_schema(), count_schema(), optional_count_schema());
+    json!({
         "StateRequest": { "type": "object", "properties": { "state": { "enum": ["available", "break", "offline"] }, "reason": { "type": "string", "description": "Required for break, refused otherwise." } }, "required": ["state"], "additionalProperties": false },
         "MemberRequest": { "type": "object", "properties": { "site": int, "address": { "type": "string" } }, "required": ["site", "address"], "additionalProperties": false },
         "PullRequest": { "type": "object", "properties": { "call": { "type": ["string", "null"] } }, "additionalProperties": false },
@@ -262,9 +329,13 @@ fn schemas() -> Value {
         "WidgetLink": object(json!({ "token": { "type": "string", "pattern": "^[0-9a-f]{32}$" }, "url": { "type": "string", "description": "Relative to the node's base address." } })),
         "PositionView": object(json!({ "type": { "enum": ["position", "ended"] }, "call": id, "status": { "type": "string" }, "queue": id, "position": opt_int, "eta_ms": opt_int })),
         "LiveMessage": { "type": "object", "description": "See the crate documentation of lineup_api::live for every message type.", "properties": { "type": { "enum": ["snapshot", "snapshot_operators", "snapshot_calls", "snapshot_end", "operator", "call", "call_ended", "alarm", "queues", "cluster"] }, "seq": int, "index": int, "now_ms": int }, "required": ["type", "seq"] },
-    });
-    schemas["AuditEntries"] = json!({ "type": "array", "items": object(json!({ "at": { "type": "integer", "minimum": 0, "description": "Unix ms, the cluster's clock." }, "actor": { "type": "string" }, "role": { "enum": ["supervisor", "admin"] }, "action": { "type": "string" }, "target": { "type": "string", "description": "kind:id words, e.g. `call:c1 queue:support`; empty for whole-config writes." }, "outcome": { "type": "string" } })) });
-    schemas["QueueReport"] = report_schema(&[
+    })
+}
+
+/// One row per queue (and gate) and interval.
+fn queue_report_schema() -> Value {
+    let int = count_schema();
+    report_schema(&[
         ("queue", json!({ "type": "string" })),
         ("gate", json!({ "type": ["string", "null"] })),
         ("interval_start", json!({ "type": "integer", "minimum": 0, "description": "Unix ms." })),
@@ -294,9 +365,14 @@ fn schemas() -> Value {
         ("callbacks_promised", int.clone()),
         ("callbacks_made", int.clone()),
         ("callbacks_answered", int.clone()),
-    ]);
+    ])
+}
+
+/// One row per operator and interval.
+fn operator_report_schema() -> Value {
+    let int = count_schema();
     let seconds = json!({ "type": "number", "minimum": 0 });
-    schemas["OperatorReport"] = report_schema(&[
+    report_schema(&[
         ("operator", json!({ "type": "string" })),
         ("interval_start", json!({ "type": "integer", "minimum": 0, "description": "Unix ms." })),
         ("calls_taken", int.clone()),
@@ -314,10 +390,7 @@ fn schemas() -> Value {
             "occupancy",
             json!({ "type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "(talk + wrap-up) / (logged in - break)." }),
         ),
-    ]);
-    // Separate from the literal above, which is at serde_json's macro recursion limit.
-    schemas["CallbackPolicy"] = json!({ "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false });
-    schemas
+    ])
 }
 
 /// An array of report rows with every field required.

@@ -2,13 +2,12 @@
 //! each member (for "heard again"), operator states.
 
 use crate::setup::VIEWER_TOKEN;
+use lineup_core::ApplyIndex;
 use serde_json::Value;
 use std::time::Duration;
 
 /// Bound on one API request.
 pub const API_REQUEST_TIMEOUT_MS: u64 = 2_000;
-/// Commands per Raft entry in lineup-cluster's apply index (`log_index × 256 + position`).
-pub const APPLY_INDEX_PER_ENTRY: u64 = 256;
 
 #[derive(Clone)]
 pub struct NodeApi {
@@ -51,7 +50,8 @@ impl NodeApi {
         }
         let members = cluster.get("members")?.as_array()?;
         let row = |site: u64| members.iter().find(|m| m.get("site").and_then(Value::as_u64) == Some(site));
-        let committed = row(leader)?.pointer("/health/raft/committed_index")?.as_u64()? / APPLY_INDEX_PER_ENTRY;
+        let committed_index = row(leader)?.pointer("/health/raft/committed_index")?.as_u64()?;
+        let committed = ApplyIndex::from_raw(committed_index).raft_log_index();
         let lag = row(member).and_then(|m| m.get("lag_entries")).and_then(Value::as_u64);
         Some(LeaderView { committed_log: committed, member_matched: lag.map(|lag| committed.saturating_sub(lag)) })
     }

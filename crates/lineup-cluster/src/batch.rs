@@ -6,16 +6,16 @@
 //! entry (group commit at the Raft level; the gathering is `node/proposer.rs`).
 //!
 //! Each command in an entry still gets its own position in the global order: the core
-//! applies it at its *apply index*, `log_index * ENTRY_COMMANDS_MAX + position`. Apply
+//! applies it at its *apply index* ([`lineup_core::ApplyIndex`]: `log_index × 256 + position`). Apply
 //! indexes grow strictly with log order, so they serve as the Enqueue order key and the
 //! Offer fence exactly as a log index would (unique, increasing, identical at every site),
 //! and [`log_index_of`] maps one back to the Raft log index that holds it.
 
-use lineup_core::Command;
+use lineup_core::{ApplyIndex, Command};
 use serde::{Deserialize, Serialize};
 
-/// Commands in one Raft entry at most; also the stride of apply indexes.
-pub const ENTRY_COMMANDS_MAX: u64 = 256;
+/// Commands in one Raft entry at most: as many as an entry has apply indexes.
+pub const ENTRY_COMMANDS_MAX: u64 = ApplyIndex::STRIDE;
 /// Encoded commands gathered into one entry stop once they reach this many bytes (the last
 /// command may carry an entry up to this plus one command).
 pub const ENTRY_GATHER_BYTES: usize = 32 * 1024;
@@ -32,13 +32,15 @@ pub struct CommandBatch {
 
 /// The apply index of the command at `position` in the entry at `log_index`.
 pub fn apply_index(log_index: u64, position: usize) -> u64 {
-    log_index * ENTRY_COMMANDS_MAX + position as u64
+    // Not `ApplyIndex::new`, which refuses a position beyond the stride: a batch is bounded
+    // where it is gathered, and applying one never panics.
+    ApplyIndex::first_of(log_index).get() + position as u64
 }
 
 /// The Raft log index of the entry holding the command with this apply index (an offer's
 /// fence, an Enqueue's order key).
 pub fn log_index_of(apply_index: u64) -> u64 {
-    apply_index / ENTRY_COMMANDS_MAX
+    ApplyIndex::from_raw(apply_index).raft_log_index()
 }
 
 #[cfg(test)]

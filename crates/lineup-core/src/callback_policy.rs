@@ -10,6 +10,19 @@ use serde::{Deserialize, Serialize};
 pub const CALLBACK_POLICY_ENTRIES_MAX: usize = 256;
 /// Longest number, prefix or pattern in the policy.
 pub const CALLBACK_POLICY_ENTRY_MAX_BYTES: usize = 32;
+/// Longest E.164 number (digits, without the `+`).
+pub const CALLBACK_NUMBER_MAX_DIGITS: usize = 15;
+/// Shortest callback number accepted (internal extensions included).
+pub const CALLBACK_NUMBER_MIN_DIGITS: usize = 3;
+
+/// Whether `number` has the form of a callback number: an optional `+`, then
+/// `CALLBACK_NUMBER_MIN_DIGITS..=CALLBACK_NUMBER_MAX_DIGITS` digits. The core refuses any
+/// other; a site checks keyed digits with the same rule before proposing them.
+pub fn is_callback_number(number: &str) -> bool {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    (CALLBACK_NUMBER_MIN_DIGITS..=CALLBACK_NUMBER_MAX_DIGITS).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// Emergency numbers around the world (exact numbers: a prefix such as `15` would also
 /// deny ordinary numbers that start with it).

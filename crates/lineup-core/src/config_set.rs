@@ -4,7 +4,7 @@
 //! the new ones at the same log index and a refused set changes nothing.
 
 use crate::config::{GateConfig, OperatorConfig, QueueConfig, ScheduleConfig, Target};
-use crate::ids::QueueId;
+use crate::ids::{QueueId, ScheduleId};
 use crate::CoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -138,6 +138,23 @@ impl RoutingConfigSet {
     /// Every object valid on its own, ids unique, and every reference (schedule, overflow
     /// target, gate queue, membership) pointing at an object of this same set.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
+        use ConfigKind::Queue;
+        self.validate_counts()?;
+        let schedules = self.validate_schedules()?;
+        let queues: BTreeSet<&QueueId> = self.queues.iter().map(|q| &q.id).collect();
+        if queues.len() != self.queues.len() {
+            let dup = self.queues.iter().find(|q| self.queues.iter().filter(|o| o.id == q.id).count() > 1);
+            return Err(problem(Queue, dup.map(|q| q.id.as_str()).unwrap_or(""), "id", "defined twice"));
+        }
+        for q in &self.queues {
+            validate_queue(q, &schedules, &queues)?;
+        }
+        self.validate_gates(&queues)?;
+        self.validate_operators(&queues)
+    }
+
+    /// No section holds more than `CONFIG_SET_OBJECTS_MAX` objects.
+    fn validate_counts(&self) -> Result<(), ConfigProblem> {
         use ConfigKind::*;
         for (kind, len) in [
             (Schedule, self.schedules.len()),
@@ -149,6 +166,12 @@ impl RoutingConfigSet {
                 return Err(problem(kind, "", kind.section(), format!("more than {CONFIG_SET_OBJECTS_MAX} objects")));
             }
         }
+        Ok(())
+    }
+
+    /// Each schedule valid and defined once; their ids.
+    fn validate_schedules(&self) -> Result<BTreeSet<&ScheduleId>, ConfigProblem> {
+        use ConfigKind::Schedule;
         let mut schedules = BTreeSet::new();
         for s in &self.schedules {
             s.id.validate().map_err(|e| problem(Schedule, s.id.as_str(), "id", e.to_string()))?;
@@ -157,35 +180,12 @@ impl RoutingConfigSet {
                 return Err(problem(Schedule, s.id.as_str(), "id", "defined twice"));
             }
         }
-        let queues: BTreeSet<&QueueId> = self.queues.iter().map(|q| &q.id).collect();
-        if queues.len() != self.queues.len() {
-            let dup = self.queues.iter().find(|q| self.queues.iter().filter(|o| o.id == q.id).count() > 1);
-            return Err(problem(Queue, dup.map(|q| q.id.as_str()).unwrap_or(""), "id", "defined twice"));
-        }
-        for q in &self.queues {
-            let id = q.id.as_str();
-            q.validate().map_err(|e| from_core(Queue, id, e))?;
-            if let Some(s) = &q.schedule {
-                if !schedules.contains(s) {
-                    return Err(problem(Queue, id, "schedule", format!("no schedule named `{s}`")));
-                }
-            }
-            for (field, target) in [
-                ("timeout_target", &q.timeout_target),
-                ("full_target", &q.full_target),
-                ("empty_target", &q.empty_target),
-                ("after_hours_target", &q.after_hours_target),
-            ] {
-                if let Target::Queue { queue, .. } = target {
-                    if !queues.contains(queue) {
-                        return Err(problem(Queue, id, field, format!("no queue named `{queue}`")));
-                    }
-                    if queue == &q.id {
-                        return Err(problem(Queue, id, field, "a queue cannot overflow into itself"));
-                    }
-                }
-            }
-        }
+        Ok(schedules)
+    }
+
+    /// Each gate valid, defined once, and in a queue of the set.
+    fn validate_gates(&self, queues: &BTreeSet<&QueueId>) -> Result<(), ConfigProblem> {
+        use ConfigKind::Gate;
         let mut gates = BTreeSet::new();
         for g in &self.gates {
             let id = g.id.as_str();
@@ -197,6 +197,12 @@ impl RoutingConfigSet {
                 return Err(problem(Gate, id, "id", "defined twice"));
             }
         }
+        Ok(())
+    }
+
+    /// Each operator valid, defined once, and a member of queues of the set only.
+    fn validate_operators(&self, queues: &BTreeSet<&QueueId>) -> Result<(), ConfigProblem> {
+        use ConfigKind::Operator;
         let mut operators = BTreeSet::new();
         for o in &self.operators {
             let id = o.id.as_str();
@@ -245,3 +251,35 @@ impl RoutingConfigSet {
 /// Stands in for a PIN hash in exports for readers without the admin role. Applying a set
 /// that carries it keeps the operator's current hash.
 pub const REDACTED_PIN_HASH: &str = "(redacted)";
+
+/// A queue valid, its schedule in the set, and each overflow target another queue of the set.
+fn validate_queue(
+    q: &QueueConfig,
+    schedules: &BTreeSet<&ScheduleId>,
+    queues: &BTreeSet<&QueueId>,
+) -> Result<(), ConfigProblem> {
+    use ConfigKind::Queue;
+    let id = q.id.as_str();
+    q.validate().map_err(|e| from_core(Queue, id, e))?;
+    if let Some(s) = &q.schedule {
+        if !schedules.contains(s) {
+            return Err(problem(Queue, id, "schedule", format!("no schedule named `{s}`")));
+        }
+    }
+    for (field, target) in [
+        ("timeout_target", &q.timeout_target),
+        ("full_target", &q.full_target),
+        ("empty_target", &q.empty_target),
+        ("after_hours_target", &q.after_hours_target),
+    ] {
+        if let Target::Queue { queue, .. } = target {
+            if !queues.contains(queue) {
+                return Err(problem(Queue, id, field, format!("no queue named `{queue}`")));
+            }
+            if queue == &q.id {
+                return Err(problem(Queue, id, field, "a queue cannot overflow into itself"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -35,7 +35,9 @@ pub mod stats;
 
 pub use apply_index::ApplyIndex;
 pub use audit::{AuditActor, AuditRecord, AuditRole, AUDIT_ACTOR_NAME_MAX_BYTES};
-pub use callback_policy::{CallbackPolicy, PolicyRefusal};
+pub use callback_policy::{
+    is_callback_number, CallbackPolicy, PolicyRefusal, CALLBACK_NUMBER_MAX_DIGITS, CALLBACK_NUMBER_MIN_DIGITS,
+};
 pub use command::{Command, CommandBody, CommandId, Enqueue, HungUpBy, OfferFailure, RequestedState};
 pub use config::{
     CivilDate, EmptyRule, GateConfig, OpeningHours, OperatorConfig, OperatorMode, QueueConfig, ScheduleConfig, Target,

@@ -98,7 +98,7 @@ pub struct CallbackPromise {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
     /// Log index of the Enqueue: the call's internal number, unique and stable.
-    pub no: u64,
+    pub call_number: u64,
     pub id: CallId,
     pub queue: QueueId,
     pub gate: Option<GateId>,

@@ -37,6 +37,7 @@ mod pin_lockout;
 mod reachability;
 mod reads;
 mod records;
+mod refusal_record;
 mod refusals;
 mod settle;
 mod sites;
@@ -73,14 +74,10 @@ pub const OFFER_RING_GRACE_MS: u64 = 15_000;
 pub const TRUNK_FAILURE_REST_MS: u64 = 2_000;
 /// How long the operator's site may take to reach a callback number before the core gives up.
 pub const CALLBACK_DIAL_TIMEOUT_MS: u64 = 90_000;
-/// Longest E.164 number (digits, without the `+`).
-pub const CALLBACK_NUMBER_MAX_DIGITS: usize = 15;
 /// Wrong PINs for one operator within `PIN_LOCKOUT_WINDOW_MS`, at any site, that lock the
 /// operator out of logging in by phone until the oldest of them leaves the window.
 pub const PIN_LOCKOUT_FAILURES_MAX: usize = 5;
 pub const PIN_LOCKOUT_WINDOW_MS: u64 = 15 * 60_000;
-/// Shortest callback number accepted (internal extensions included).
-pub const CALLBACK_NUMBER_MIN_DIGITS: usize = 3;
 /// Bound on offers made by one settle pass (a safety net; one pass never needs more than
 /// one per operator).
 pub const SETTLE_OFFERS_MAX: usize = 100_000;
@@ -124,8 +121,8 @@ pub struct Applied {
 /// The routing state machine.
 #[derive(Debug, Clone, Default)]
 pub struct Routing {
-    s: State,
-    idx: Indexes,
+    state: State,
+    indexes: Indexes,
     scratch: Scratch,
 }
 
@@ -140,7 +137,7 @@ impl Routing {
         if let Some(previous) = self.result_of(&cmd.id) {
             return Applied { result: previous, effects: Vec::new() };
         }
-        if let Some(window) = self.s.dedup.get(&cmd.id.origin) {
+        if let Some(window) = self.state.dedup.get(&cmd.id.origin) {
             if window.results.len() >= DEDUP_WINDOW_PER_ORIGIN_COMMANDS
                 && window.results.keys().next().is_some_and(|oldest| cmd.id.serial < *oldest)
             {
@@ -150,22 +147,22 @@ impl Routing {
         }
         debug_assert!(self.scratch.out.is_empty() && self.scratch.dirty_calls.is_empty());
         self.scratch.index = apply_index;
-        let clock_before = (self.s.now_ms, self.s.last_tick_ms);
+        let clock_before = (self.state.now_ms, self.state.last_tick_ms);
         match &cmd.body {
             CommandBody::Tick { now_ms } => {
-                self.s.now_ms = self.s.now_ms.max(*now_ms);
-                self.s.last_tick_ms = self.s.now_ms;
+                self.state.now_ms = self.state.now_ms.max(*now_ms);
+                self.state.last_tick_ms = self.state.now_ms;
             }
             _ => {
-                let ceiling = self.s.last_tick_ms.saturating_add(COMMAND_CLOCK_LEAD_MAX_MS);
-                self.s.now_ms = self.s.now_ms.max(cmd.at_ms.min(ceiling));
+                let ceiling = self.state.last_tick_ms.saturating_add(COMMAND_CLOCK_LEAD_MAX_MS);
+                self.state.now_ms = self.state.now_ms.max(cmd.at_ms.min(ceiling));
             }
         }
         let result = self.dispatch(apply_index, &cmd.body);
         if let Ok(response) = &result {
             self.settle();
             if let CommandBody::Audited { actor, body } = &cmd.body {
-                let record = crate::audit::record(self.s.now_ms, actor, body, response);
+                let record = crate::audit::record(self.state.now_ms, actor, body, response);
                 self.scratch.out.push(Effect::Audit(record));
             }
             // Quiescence: nothing is left dirty for the next apply.
@@ -173,39 +170,39 @@ impl Routing {
             debug_assert!(self.scratch.dirty_queues.is_empty());
         } else {
             // Refused: nothing changed, not even the clock.
-            (self.s.now_ms, self.s.last_tick_ms) = clock_before;
+            (self.state.now_ms, self.state.last_tick_ms) = clock_before;
             self.scratch.out.clear();
             debug_assert!(self.scratch.dirty_calls.is_empty() && self.scratch.dirty_operators.is_empty());
             self.scratch.dirty_calls.clear();
             self.scratch.dirty_operators.clear();
             self.scratch.dirty_queues.clear();
         }
-        self.s.last_applied_index = self.s.last_applied_index.max(apply_index);
+        self.state.last_applied_index = self.state.last_applied_index.max(apply_index);
         self.remember(cmd.id, apply_index, &result);
         Applied { result, effects: std::mem::take(&mut self.scratch.out) }
     }
 
     /// The first result of the command with this id, if it is still in the window.
     pub fn result_of(&self, id: &CommandId) -> Option<CommandResult> {
-        self.s.dedup.get(&id.origin)?.results.get(&id.serial).cloned()
+        self.state.dedup.get(&id.origin)?.results.get(&id.serial).map(refusal_record::result)
     }
 
     fn remember(&mut self, id: CommandId, index: u64, result: &CommandResult) {
-        if !self.s.dedup.contains_key(&id.origin) && self.s.dedup.len() >= DEDUP_ORIGINS_MAX {
+        if !self.state.dedup.contains_key(&id.origin) && self.state.dedup.len() >= DEDUP_ORIGINS_MAX {
             // Forget the origin that has been quiet longest (deterministic: ties by origin id).
             if let Some(quietest) =
-                self.s.dedup.iter().min_by_key(|(origin, w)| (w.last_index, **origin)).map(|(o, _)| *o)
+                self.state.dedup.iter().min_by_key(|(origin, w)| (w.last_index, **origin)).map(|(o, _)| *o)
             {
-                self.s.dedup.remove(&quietest);
+                self.state.dedup.remove(&quietest);
             }
         }
-        let window = self.s.dedup.entry(id.origin).or_default();
-        window.results.insert(id.serial, result.clone());
+        let window = self.state.dedup.entry(id.origin).or_default();
+        window.results.insert(id.serial, refusal_record::record(result));
         window.last_index = index;
         while window.results.len() > DEDUP_WINDOW_PER_ORIGIN_COMMANDS {
             window.results.pop_first();
         }
-        debug_assert!(self.s.dedup.len() <= DEDUP_ORIGINS_MAX);
+        debug_assert!(self.state.dedup.len() <= DEDUP_ORIGINS_MAX);
     }
 
     /// The refusal applying `body` to this state would answer, decided without changing

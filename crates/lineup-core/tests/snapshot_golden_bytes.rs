@@ -144,3 +144,70 @@ fn a_snapshot_from_before_phone_logins_restores() {
     // The same state as this version builds from the same commands, with no login call kept.
     assert_eq!(restored.snapshot_bytes(), sample_routing(login_without_a_call(), None).snapshot_bytes());
 }
+
+/// A queue, then refused commands whose refusals the deduplication window keeps (and so
+/// the snapshot carries): an unknown queue, an unknown call and a refused whole config.
+fn routing_with_refusals() -> (Routing, Vec<(CommandId, CoreError)>) {
+    let at_ms = 1_795_419_000_000;
+    let mut bad_config = RoutingConfigSet::default();
+    bad_config.gates.push(GateConfig { id: GateId::new("front"), queue: QueueId::new("nope"), ..Default::default() });
+    let bodies = vec![
+        CommandBody::Tick { now_ms: at_ms },
+        CommandBody::PutQueue(QueueConfig { id: QueueId::new("sales"), ..Default::default() }),
+        CommandBody::Enqueue(Enqueue {
+            call: CallId::new("a-1"),
+            queue: QueueId::new("nope"),
+            gate: None,
+            priority: None,
+            caller_number: "5551234".into(),
+            caller_name: "Alice".into(),
+            site: SiteId(1),
+            channel: Some("1795325224.1".into()),
+            skills: Default::default(),
+            callback_number: None,
+        }),
+        CommandBody::Connected { call: CallId::new("a-2"), operator: OperatorId::new("bob"), fence: 7 },
+        CommandBody::ApplyConfig(Box::new(bad_config)),
+    ];
+    let mut routing = Routing::new();
+    let mut refusals = Vec::new();
+    for (serial, body) in (1..).zip(bodies) {
+        let id = CommandId { origin: 2, serial };
+        let applied = routing.apply(ApplyIndex::new(serial, 0).get(), &Command { id, at_ms, body });
+        if let Err(refusal) = applied.result {
+            refusals.push((id, refusal));
+        }
+    }
+    (routing, refusals)
+}
+
+/// The snapshot of `routing_with_refusals`, as the version before the dedup window kept
+/// its own refusal record wrote it (it kept `CoreError` itself, with the same layout).
+const GOLDEN_REFUSALS: &str = concat!(
+    "01010573616c65730573616c6573000500000000fbe80300000000000003fcc0d4010000fb983a03fb881300fb204e00",
+    "00000000000000fc20bf0200000000000000000000000000000000000000000000000000010205010000020000030100",
+    "046e6f706504010503612d32050111020566726f6e74057175657565156e6f207175657565206e616d656420606e6f70",
+    "6560fb0005fdc0cc4f07a2010000fdc0cc4f07a2010000fb00050000000000001d033030300331303003313031033130",
+    "320331303303313038033131300331313103313132033131330331313503313137033131380331313903313232033132",
+    "330231350331353502313702313803313930033139310331393203313933033139390339313103393939053130313131",
+    "053130313737130431393030043139373603393030033937360334343905343939303005343931333704333338390534",
+    "333930300534333933300534313930300534313930310534313930360533343830330533343830360533343830370533",
+    "34393035053339383932053339383939",
+);
+
+fn from_hex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn refusals_in_the_dedup_window_are_pinned_and_restore() {
+    let (routing, refusals) = routing_with_refusals();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    let bytes = routing.snapshot_bytes();
+    assert_eq!(hex(&bytes), GOLDEN_REFUSALS, "the snapshot encoding of refusals changed");
+    let restored = Routing::restore(&from_hex(GOLDEN_REFUSALS)).unwrap();
+    assert_eq!(restored.snapshot_bytes(), bytes);
+    for (id, refusal) in refusals {
+        assert_eq!(restored.result_of(&id), Some(Err(refusal)));
+    }
+}

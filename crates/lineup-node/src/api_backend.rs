@@ -9,9 +9,8 @@ use lineup_api::{
     ApiBackend, ApiError, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health,
     MemberStatus, RaftHealth, RaftRole, SiteState,
 };
-use lineup_cluster::batch::ENTRY_COMMANDS_MAX;
 use lineup_cluster::ClusterError;
-use lineup_core::{CommandBody, CommandResult, Routing, SiteId};
+use lineup_core::{ApplyIndex, CommandBody, CommandResult, Routing, SiteId};
 use lineup_store::{HistoryPipeline, RedisProjection};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,7 +79,7 @@ impl NodeBackend {
             openraft::ServerState::Learner => RaftRole::Learner,
             openraft::ServerState::Shutdown => RaftRole::Shutdown,
         };
-        let to_apply_index = |log_index: u64| log_index * ENTRY_COMMANDS_MAX;
+        let to_apply_index = |log_index: u64| ApplyIndex::first_of(log_index).get();
         RaftHealth {
             role,
             term: metrics.current_term,

@@ -324,7 +324,7 @@ impl Federation {
     }
 
     /// The Raft log's committed entries as `site` knows them (from its /metrics, where
-    /// indexes are apply indexes: log index x `APPLY_INDEX_STRIDE`).
+    /// indexes are apply indexes: log index × `ApplyIndex::STRIDE`).
     async fn committed_entries(&self, site: u64) -> u64 {
         let url = format!("{}/metrics", self.nodes[site as usize - 1].api);
         let text = self.http.get(url).bearer_auth(VIEWER_TOKEN).send().await.expect("GET /metrics");
@@ -334,7 +334,7 @@ impl Federation {
             .find_map(|line| line.strip_prefix("lineup_raft_committed_index "))
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or_else(|| panic!("no lineup_raft_committed_index in /metrics:\n{text}"));
-        index / lineup_api::local::APPLY_INDEX_STRIDE
+        lineup_core::ApplyIndex::from_raw(index).raft_log_index()
     }
 
     async fn ready(&self, site: u64) -> bool {

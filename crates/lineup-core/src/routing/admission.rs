@@ -11,7 +11,7 @@ impl Routing {
     /// Entry checks (closed, full, empty), then join; a refusal follows the queue's target,
     /// which may be another queue. Returns (final queue, position if joined, outcome if left).
     pub(super) fn admit(&mut self, mut call: Call, queue_id: QueueId) -> (QueueId, Option<u32>, Option<Outcome>) {
-        let Some(queue) = self.s.queues.get(&queue_id) else {
+        let Some(queue) = self.state.queues.get(&queue_id) else {
             // Unreachable: Enqueue checks the queue and follow_target checks overflow targets.
             // Never lose the caller anyway: back to the dialplan.
             let outcome = Outcome::Full;
@@ -19,13 +19,13 @@ impl Routing {
             return (queue_id, None, Some(outcome));
         };
         let cfg = &queue.config;
-        let now = self.s.now_ms;
+        let now = self.state.now_ms;
         let closed = cfg
             .schedule
             .as_ref()
-            .and_then(|s| self.s.schedules.get(s))
+            .and_then(|s| self.state.schedules.get(s))
             .is_some_and(|s| !crate::schedule::is_open(s, now));
-        let qidx = self.idx.queues.get(&queue_id);
+        let qidx = self.indexes.queues.get(&queue_id);
         let depth = qidx.map_or(0, |q| q.order.len());
         let refusal = if closed {
             Some((Outcome::Closed, QueueLogVerb::Closed, cfg.after_hours_target.clone()))
@@ -54,9 +54,9 @@ impl Routing {
         }
         call.queue = queue_id.clone();
         call.joined_at_ms = now;
-        let no = call.no;
+        let call_number = call.call_number;
         self.join(call);
-        let position = self.position_of_no(no);
+        let position = self.position_of_no(call_number);
         (queue_id, position, None)
     }
 
@@ -69,7 +69,7 @@ impl Routing {
     ) -> (QueueId, Option<u32>, Option<Outcome>) {
         match target {
             Target::Queue { queue, keep_order }
-                if call.overflow_hops < OVERFLOW_HOPS_MAX && self.s.queues.contains_key(&queue) =>
+                if call.overflow_hops < OVERFLOW_HOPS_MAX && self.state.queues.contains_key(&queue) =>
             {
                 call.overflow_hops += 1;
                 if !keep_order {
@@ -89,8 +89,8 @@ impl Routing {
 
     /// Puts a call into its queue's line (it must not be indexed yet).
     pub(super) fn join(&mut self, mut call: Call) {
-        let now = self.s.now_ms;
-        let cfg = &self.s.queues[&call.queue].config;
+        let now = self.state.now_ms;
+        let cfg = &self.state.queues[&call.queue].config;
         call.state = CallState::Waiting;
         call.max_wait_due_ms = cfg.max_wait_ms.map(|w| now.saturating_add(w));
         call.next_widen_ms = cfg.next_widening_after(0).map(|after| now.saturating_add(after));
@@ -101,16 +101,16 @@ impl Routing {
             .filter(|_| live && !cfg.periodic_messages.is_empty())
             .map(|every| now.saturating_add(every));
         let announce_now = live && cfg.announce_every_ms.is_some();
-        let no = call.no;
+        let call_number = call.call_number;
         let queue_id = call.queue.clone();
         let gate = call.gate.clone();
         self.insert_call(call);
-        let position = self.position_of_no(no).unwrap_or(0);
-        if let Some(c) = self.s.calls.get_mut(&no) {
+        let position = self.position_of_no(call_number).unwrap_or(0);
+        if let Some(c) = self.state.calls.get_mut(&call_number) {
             c.orig_position = position;
         }
         self.bump_stats(&queue_id, gate.as_ref(), |s| s.offered += 1);
-        let c = &self.s.calls[&no];
+        let c = &self.state.calls[&call_number];
         self.log(
             Some(c.id.clone()),
             Some(queue_id),
@@ -120,16 +120,16 @@ impl Routing {
             vec![String::new(), c.caller_number.clone(), position.to_string()],
         );
         if live {
-            self.announce_position(no, announce_now);
+            self.announce_position(call_number, announce_now);
         }
-        self.scratch.dirty_calls.insert(no);
+        self.scratch.dirty_calls.insert(call_number);
     }
 
     /// Position and ETA announcement (when `speak`), plus the callback offer when the ETA is
     /// above the queue's threshold (once per call).
-    pub(super) fn announce_position(&mut self, no: u64, speak: bool) {
-        let Some(call) = self.s.calls.get(&no) else { return };
-        let (Some(channel), Some(position)) = (call.channel.clone(), self.position_of_no(no)) else { return };
+    pub(super) fn announce_position(&mut self, call_number: u64, speak: bool) {
+        let Some(call) = self.state.calls.get(&call_number) else { return };
+        let (Some(channel), Some(position)) = (call.channel.clone(), self.position_of_no(call_number)) else { return };
         let eta_ms = self.eta_ms(&call.queue, position);
         let (id, site) = (call.id.clone(), call.entry_site);
         if speak {
@@ -140,11 +140,11 @@ impl Routing {
                 announcement: Announcement::Position { position, eta_ms },
             });
         }
-        let threshold = self.s.queues[&call.queue].config.callback_offer_above_eta_ms;
+        let threshold = self.state.queues[&call.queue].config.callback_offer_above_eta_ms;
         if let (Some(threshold), Some(eta)) = (threshold, eta_ms) {
             if eta > threshold && !call.callback_offered {
                 self.scratch.out.push(Effect::OfferCallback { call: id, site, channel, eta_ms: eta });
-                if let Some(c) = self.s.calls.get_mut(&no) {
+                if let Some(c) = self.state.calls.get_mut(&call_number) {
                     c.callback_offered = true;
                 }
             }

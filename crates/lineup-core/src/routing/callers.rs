@@ -15,18 +15,18 @@ use std::collections::BTreeMap;
 
 impl Routing {
     pub(super) fn enqueue(&mut self, index: u64, e: &Enqueue) -> CommandResult {
-        check_entry_fields(e, &self.s.callback_policy)?;
-        if self.s.lost_sites.contains(&e.site) {
+        check_entry_fields(e, &self.state.callback_policy)?;
+        if self.state.lost_sites.contains(&e.site) {
             return Err(CoreError::SiteDown(e.site));
         }
-        if self.idx.call_numbers.contains_key(&e.call) || self.idx.ended_calls.contains(&e.call) {
+        if self.indexes.call_numbers.contains_key(&e.call) || self.indexes.ended_calls.contains(&e.call) {
             return Err(CoreError::DuplicateCall(e.call.clone()));
         }
         let (priority, extra_skills) = self.entry_priority_and_skills(e)?;
         if index > ORDER_SEQ_MAX {
             return Err(CoreError::LogIndexTooLarge(index));
         }
-        if self.idx.waiting_total >= TOTAL_WAITING_MAX_CALLS {
+        if self.indexes.waiting_total >= TOTAL_WAITING_MAX_CALLS {
             return Err(CoreError::TooManyCalls { limit: TOTAL_WAITING_MAX_CALLS });
         }
         let call = self.new_call(index, e, priority, extra_skills);
@@ -40,11 +40,11 @@ impl Routing {
     /// The call's priority (the entry's, else its gate's, else its queue's) and the skills it
     /// needs beyond its queue's (the entry's, raised to its gate's).
     fn entry_priority_and_skills(&self, e: &Enqueue) -> Result<(u8, BTreeMap<Skill, u8>), CoreError> {
-        let queue = self.s.queues.get(&e.queue).ok_or_else(|| CoreError::UnknownQueue(e.queue.clone()))?;
+        let queue = self.state.queues.get(&e.queue).ok_or_else(|| CoreError::UnknownQueue(e.queue.clone()))?;
         let mut extra_skills = e.skills.clone();
         let mut priority = queue.config.default_priority;
         if let Some(g) = &e.gate {
-            let gate = self.s.gates.get(g).ok_or_else(|| CoreError::UnknownGate(g.clone()))?;
+            let gate = self.state.gates.get(g).ok_or_else(|| CoreError::UnknownGate(g.clone()))?;
             if gate.config.queue != e.queue {
                 return Err(CoreError::GateNotInQueue {
                     gate: g.clone(),
@@ -63,10 +63,10 @@ impl Routing {
 
     /// A new call, not yet in any line; its number and order are the entry's log index.
     fn new_call(&self, index: u64, e: &Enqueue, priority: u8, extra_skills: BTreeMap<Skill, u8>) -> Call {
-        let now = self.s.now_ms;
-        let callback_max_attempts = self.s.queues[&e.queue].config.callback_max_attempts;
+        let now = self.state.now_ms;
+        let callback_max_attempts = self.state.queues[&e.queue].config.callback_max_attempts;
         Call {
-            no: index,
+            call_number: index,
             id: e.call.clone(),
             queue: e.queue.clone(),
             gate: e.gate.clone(),
@@ -97,8 +97,8 @@ impl Routing {
     }
 
     pub(super) fn abandoned(&mut self, id: &CallId) -> CommandResult {
-        let no = self.call_no(id)?;
-        let call = &self.s.calls[&no];
+        let call_number = self.call_number_of(id)?;
+        let call = &self.state.calls[&call_number];
         if call.callback.is_some() && !matches!(call.state, CallState::Waiting) {
             // The first leg of a caller who took a callback hangs up after the confirmation,
             // while the callback is already being placed or is connected: the promise no
@@ -108,22 +108,22 @@ impl Routing {
         match &call.state {
             CallState::Connected { .. } => {
                 // The site saw the caller hang up after the bridge: that is a completion.
-                self.finish_connected(no, Outcome::Completed { by: HungUpBy::Caller });
+                self.finish_connected(call_number, Outcome::Completed { by: HungUpBy::Caller });
                 Ok(Response::Done)
             }
             CallState::Offered { operator, since_ms, .. } => {
                 let (operator, since_ms) = (operator.clone(), *since_ms);
-                let ring_ms = self.s.now_ms.saturating_sub(since_ms);
+                let ring_ms = self.state.now_ms.saturating_sub(since_ms);
                 let (queue, gate) = (call.queue.clone(), call.gate.clone());
                 let data = vec![ring_ms.to_string()];
                 self.log(Some(id.clone()), Some(queue), gate, Some(operator.clone()), QueueLogVerb::RingCanceled, data);
-                self.cancel_offer(no);
+                self.cancel_offer(call_number);
                 self.release_after_offer(&operator, false);
-                self.leave_waiting(no, Outcome::Abandoned, QueueLogVerb::Abandon, None);
+                self.leave_waiting(call_number, Outcome::Abandoned, QueueLogVerb::Abandon, None);
                 Ok(Response::Done)
             }
             CallState::Waiting => {
-                self.leave_waiting(no, Outcome::Abandoned, QueueLogVerb::Abandon, None);
+                self.leave_waiting(call_number, Outcome::Abandoned, QueueLogVerb::Abandon, None);
                 Ok(Response::Done)
             }
         }
@@ -136,36 +136,36 @@ impl Routing {
                 reason: format!("{key:?} is not a DTMF digit"),
             });
         }
-        let no = self.call_no(id)?;
-        if !self.s.calls[&no].is_live_waiting() {
+        let call_number = self.call_number_of(id)?;
+        if !self.state.calls[&call_number].is_live_waiting() {
             return Err(invalid("call is not waiting on the line", id.to_string()));
         }
-        self.leave_waiting(no, Outcome::ExitWithKey { key }, QueueLogVerb::ExitWithKey, Some(key.to_string()));
+        self.leave_waiting(call_number, Outcome::ExitWithKey { key }, QueueLogVerb::ExitWithKey, Some(key.to_string()));
         Ok(Response::Done)
     }
 
     /// What `request_callback` refuses, decided without changing anything; else the call.
     pub(super) fn check_request_callback(&self, id: &CallId, number: &str) -> Result<u64, CoreError> {
         validate_callback_number(number)?;
-        let no = self.call_no(id)?;
-        if !self.s.calls[&no].is_live_waiting() {
+        let call_number = self.call_number_of(id)?;
+        if !self.state.calls[&call_number].is_live_waiting() {
             return Err(invalid("call is not waiting on the line", id.to_string()));
         }
-        Ok(no)
+        Ok(call_number)
     }
 
     pub(super) fn request_callback(&mut self, id: &CallId, number: &str) -> CommandResult {
-        let no = self.check_request_callback(id, number)?;
-        if let Err(refusal) = self.s.callback_policy.check(number) {
+        let call_number = self.check_request_callback(id, number)?;
+        if let Err(refusal) = self.state.callback_policy.check(number) {
             // On record, and the caller waits on: the site says the number cannot be used.
             let data = vec![number.to_string(), refusal.to_string()];
-            self.log_call(no, None, QueueLogVerb::CallbackDenied, data);
+            self.log_call(call_number, None, QueueLogVerb::CallbackDenied, data);
             return Ok(Response::CallbackDenied { reason: refusal.to_string() });
         }
-        let position = self.position_of_no(no).unwrap_or(0);
-        let attempts = self.s.queues[&self.s.calls[&no].queue].config.callback_max_attempts;
-        let now = self.s.now_ms;
-        self.with_call(no, |c| {
+        let position = self.position_of_no(call_number).unwrap_or(0);
+        let attempts = self.state.queues[&self.state.calls[&call_number].queue].config.callback_max_attempts;
+        let now = self.state.now_ms;
+        self.with_call(call_number, |c| {
             c.callback = Some(CallbackPromise {
                 number: number.to_string(),
                 attempts_left: attempts,
@@ -179,8 +179,8 @@ impl Routing {
         });
         // A promise is offerable even when its caller's site is unreachable (the operator's
         // site places the call).
-        self.scratch.dirty_calls.insert(no);
-        let c = &self.s.calls[&no];
+        self.scratch.dirty_calls.insert(call_number);
+        let c = &self.state.calls[&call_number];
         let wait_ms = now.saturating_sub(c.joined_at_ms);
         let (queue, gate) = (c.queue.clone(), c.gate.clone());
         let data = vec![number.to_string(), position.to_string(), c.orig_position.to_string(), secs(wait_ms)];
@@ -191,25 +191,25 @@ impl Routing {
 
     /// What `reassign` refuses, decided without changing anything; else the call.
     pub(super) fn check_reassign(&self, id: &CallId, to: &QueueId) -> Result<u64, CoreError> {
-        let no = self.call_no(id)?;
-        if !self.s.queues.contains_key(to) {
+        let call_number = self.call_number_of(id)?;
+        if !self.state.queues.contains_key(to) {
             return Err(CoreError::UnknownQueue(to.clone()));
         }
-        let call = &self.s.calls[&no];
+        let call = &self.state.calls[&call_number];
         if !call.is_waiting() {
             return Err(invalid("only a waiting call can be reassigned", id.to_string()));
         }
         if &call.queue == to {
             return Err(invalid("call is already in that queue", to.to_string()));
         }
-        Ok(no)
+        Ok(call_number)
     }
 
     pub(super) fn reassign(&mut self, index: u64, id: &CallId, to: &QueueId, keep_age: bool) -> CommandResult {
-        let no = self.check_reassign(id, to)?;
-        let position = self.position_of_no(no).unwrap_or(0);
-        let mut call = self.take_call(no);
-        let wait_ms = self.s.now_ms.saturating_sub(call.joined_at_ms);
+        let call_number = self.check_reassign(id, to)?;
+        let position = self.position_of_no(call_number).unwrap_or(0);
+        let mut call = self.take_call(call_number);
+        let wait_ms = self.state.now_ms.saturating_sub(call.joined_at_ms);
         self.log(
             Some(call.id.clone()),
             Some(call.queue.clone()),
@@ -222,25 +222,30 @@ impl Routing {
             call.key.seq = index;
         }
         call.queue = to.clone();
-        call.joined_at_ms = self.s.now_ms;
+        call.joined_at_ms = self.state.now_ms;
         // A supervisor's move bypasses the entry checks (closed, full, empty) on purpose.
         self.join(call);
-        Ok(Response::Enqueued { queue: to.clone(), position: self.position_of_no(no), eta_ms: None, exit: None })
+        Ok(Response::Enqueued {
+            queue: to.clone(),
+            position: self.position_of_no(call_number),
+            eta_ms: None,
+            exit: None,
+        })
     }
 
     /// What `change_priority` refuses, decided without changing anything; else the call.
     pub(super) fn check_change_priority(&self, id: &CallId) -> Result<u64, CoreError> {
-        let no = self.call_no(id)?;
-        if !self.s.calls[&no].is_waiting() {
+        let call_number = self.call_number_of(id)?;
+        if !self.state.calls[&call_number].is_waiting() {
             return Err(invalid("only a waiting call's priority can change", id.to_string()));
         }
-        Ok(no)
+        Ok(call_number)
     }
 
     pub(super) fn change_priority(&mut self, id: &CallId, priority: u8) -> CommandResult {
-        let no = self.check_change_priority(id)?;
-        self.with_call(no, |c| c.key.priority = priority);
-        self.scratch.dirty_calls.insert(no);
+        let call_number = self.check_change_priority(id)?;
+        self.with_call(call_number, |c| c.key.priority = priority);
+        self.scratch.dirty_calls.insert(call_number);
         Ok(Response::Done)
     }
 }

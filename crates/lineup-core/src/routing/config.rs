@@ -41,7 +41,7 @@ impl Routing {
     fn keep_redacted_pins(&self, wanted: &mut RoutingConfigSet) -> Result<(), CoreError> {
         for o in &mut wanted.operators {
             if o.pin_hash == REDACTED_PIN_HASH {
-                match self.s.operators.get(&o.id) {
+                match self.state.operators.get(&o.id) {
                     Some(existing) => o.pin_hash = existing.config.pin_hash.clone(),
                     None => {
                         return Err(refuse(
@@ -63,19 +63,19 @@ impl Routing {
         for change in changes {
             match (change.action, change.kind) {
                 (ChangeAction::Removed, ConfigKind::Queue) => {
-                    if let Some(call) = self.s.calls.values().find(|c| c.queue.as_str() == change.id) {
+                    if let Some(call) = self.state.calls.values().find(|c| c.queue.as_str() == change.id) {
                         let reason = format!("call {} is still in it", call.id);
                         return Err(refuse(ConfigKind::Queue, &change.id, "id", reason));
                     }
                 }
                 (ChangeAction::Removed, ConfigKind::Operator)
-                    if self.s.operators.values().any(|o| o.config.id.as_str() == change.id && o.is_logged_in()) =>
+                    if self.state.operators.values().any(|o| o.config.id.as_str() == change.id && o.is_logged_in()) =>
                 {
                     return Err(refuse(ConfigKind::Operator, &change.id, "id", "still logged in".into()));
                 }
                 (ChangeAction::Changed, ConfigKind::Operator) => {
                     let new = wanted.operators.iter().find(|o| o.id.as_str() == change.id);
-                    let old = self.s.operators.values().find(|o| o.config.id.as_str() == change.id);
+                    let old = self.state.operators.values().find(|o| o.config.id.as_str() == change.id);
                     if let (Some(new), Some(old)) = (new, old) {
                         if old.is_logged_in() && old.config.mode != new.mode {
                             return Err(refuse(
@@ -128,14 +128,14 @@ impl Routing {
     pub(super) fn check_put_queue(&self, cfg: &QueueConfig) -> Result<(), CoreError> {
         cfg.validate()?;
         match &cfg.schedule {
-            Some(s) if !self.s.schedules.contains_key(s) => Err(CoreError::UnknownSchedule(s.clone())),
+            Some(s) if !self.state.schedules.contains_key(s) => Err(CoreError::UnknownSchedule(s.clone())),
             _ => Ok(()),
         }
     }
 
     pub(super) fn put_queue(&mut self, cfg: &QueueConfig) -> CommandResult {
         self.check_put_queue(cfg)?;
-        let queue = self.s.queues.entry(cfg.id.clone()).or_insert_with(|| Queue {
+        let queue = self.state.queues.entry(cfg.id.clone()).or_insert_with(|| Queue {
             config: cfg.clone(),
             stats: Stats::default(),
             handle_times: Default::default(),
@@ -144,8 +144,8 @@ impl Routing {
         });
         queue.config = cfg.clone();
         // Deadlines derived from the queue's settings follow the new settings.
-        let now = self.s.now_ms;
-        for call in self.s.calls.values_mut().filter(|c| c.queue == cfg.id) {
+        let now = self.state.now_ms;
+        for call in self.state.calls.values_mut().filter(|c| c.queue == cfg.id) {
             call.max_wait_due_ms = cfg.max_wait_ms.map(|w| call.joined_at_ms.saturating_add(w));
             call.next_widen_ms = cfg
                 .next_widening_after(now.saturating_sub(call.joined_at_ms))
@@ -157,17 +157,17 @@ impl Routing {
     }
 
     pub(super) fn check_delete_queue(&self, id: &QueueId) -> Result<(), CoreError> {
-        if !self.s.queues.contains_key(id) {
+        if !self.state.queues.contains_key(id) {
             return Err(CoreError::UnknownQueue(id.clone()));
         }
-        if let Some(call) = self.s.calls.values().find(|c| &c.queue == id) {
+        if let Some(call) = self.state.calls.values().find(|c| &c.queue == id) {
             return Err(CoreError::InUse {
                 what: "queue".into(),
                 id: id.to_string(),
                 detail: format!("call {} is in it", call.id),
             });
         }
-        if let Some(gate) = self.s.gates.values().find(|g| &g.config.queue == id) {
+        if let Some(gate) = self.state.gates.values().find(|g| &g.config.queue == id) {
             return Err(CoreError::InUse {
                 what: "queue".into(),
                 id: id.to_string(),
@@ -179,14 +179,14 @@ impl Routing {
 
     pub(super) fn delete_queue(&mut self, id: &QueueId) -> CommandResult {
         self.check_delete_queue(id)?;
-        self.s.queues.remove(id);
+        self.state.queues.remove(id);
         self.rebuild_indexes();
         Ok(Response::Done)
     }
 
     pub(super) fn check_put_gate(&self, cfg: &GateConfig) -> Result<(), CoreError> {
         cfg.validate()?;
-        if !self.s.queues.contains_key(&cfg.queue) {
+        if !self.state.queues.contains_key(&cfg.queue) {
             return Err(CoreError::UnknownQueue(cfg.queue.clone()));
         }
         Ok(())
@@ -194,14 +194,17 @@ impl Routing {
 
     pub(super) fn put_gate(&mut self, cfg: &GateConfig) -> CommandResult {
         self.check_put_gate(cfg)?;
-        let gate =
-            self.s.gates.entry(cfg.id.clone()).or_insert_with(|| Gate { config: cfg.clone(), stats: Stats::default() });
+        let gate = self
+            .state
+            .gates
+            .entry(cfg.id.clone())
+            .or_insert_with(|| Gate { config: cfg.clone(), stats: Stats::default() });
         gate.config = cfg.clone();
         Ok(Response::Done)
     }
 
     pub(super) fn check_delete_gate(&self, id: &GateId) -> Result<(), CoreError> {
-        match self.s.gates.contains_key(id) {
+        match self.state.gates.contains_key(id) {
             true => Ok(()),
             false => Err(CoreError::UnknownGate(id.clone())),
         }
@@ -209,14 +212,14 @@ impl Routing {
 
     pub(super) fn delete_gate(&mut self, id: &GateId) -> CommandResult {
         self.check_delete_gate(id)?;
-        self.s.gates.remove(id);
+        self.state.gates.remove(id);
         // Calls keep their gate name for history; only the gate's counters go.
         Ok(Response::Done)
     }
 
     pub(super) fn check_put_operator(&self, cfg: &OperatorConfig) -> Result<(), CoreError> {
         cfg.validate()?;
-        match self.s.operators.get(&cfg.id) {
+        match self.state.operators.get(&cfg.id) {
             Some(existing) if existing.is_logged_in() && existing.config.mode != cfg.mode => {
                 Err(invalid("operator is logged in", "log out before changing persistent/ring mode"))
             }
@@ -226,16 +229,16 @@ impl Routing {
 
     pub(super) fn put_operator(&mut self, cfg: &OperatorConfig) -> CommandResult {
         self.check_put_operator(cfg)?;
-        let Some(existing) = self.s.operators.get(&cfg.id) else {
-            self.s.operators.insert(
+        let Some(existing) = self.state.operators.get(&cfg.id) else {
+            self.state.operators.insert(
                 cfg.id.clone(),
                 Operator {
                     config: cfg.clone(),
                     status: OperatorStatus::Offline,
                     site: None,
                     channel: None,
-                    since_ms: self.s.now_ms,
-                    idle_since_ms: self.s.now_ms,
+                    since_ms: self.state.now_ms,
+                    idle_since_ms: self.state.now_ms,
                     logged_in_at_ms: 0,
                     misses: 0,
                     wake_ms: None,
@@ -268,7 +271,7 @@ impl Routing {
     }
 
     pub(super) fn check_delete_operator(&self, id: &OperatorId) -> Result<(), CoreError> {
-        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        let op = self.state.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         if op.is_logged_in() {
             return Err(CoreError::InUse { what: "operator".into(), id: id.to_string(), detail: "logged in".into() });
         }
@@ -277,28 +280,28 @@ impl Routing {
 
     pub(super) fn delete_operator(&mut self, id: &OperatorId) -> CommandResult {
         self.check_delete_operator(id)?;
-        self.s.operators.remove(id);
+        self.state.operators.remove(id);
         self.forget_pin_failures(id);
         Ok(Response::Done)
     }
 
     pub(super) fn put_callback_policy(&mut self, policy: &crate::callback_policy::CallbackPolicy) -> CommandResult {
         policy.validate()?;
-        self.s.callback_policy = policy.clone();
+        self.state.callback_policy = policy.clone();
         Ok(Response::Done)
     }
 
     pub(super) fn put_schedule(&mut self, cfg: &ScheduleConfig) -> CommandResult {
         crate::schedule::validate(cfg)?;
-        self.s.schedules.insert(cfg.id.clone(), cfg.clone());
+        self.state.schedules.insert(cfg.id.clone(), cfg.clone());
         Ok(Response::Done)
     }
 
     pub(super) fn check_delete_schedule(&self, id: &ScheduleId) -> Result<(), CoreError> {
-        if !self.s.schedules.contains_key(id) {
+        if !self.state.schedules.contains_key(id) {
             return Err(CoreError::UnknownSchedule(id.clone()));
         }
-        if let Some(q) = self.s.queues.values().find(|q| q.config.schedule.as_ref() == Some(id)) {
+        if let Some(q) = self.state.queues.values().find(|q| q.config.schedule.as_ref() == Some(id)) {
             return Err(CoreError::InUse {
                 what: "schedule".into(),
                 id: id.to_string(),
@@ -310,7 +313,7 @@ impl Routing {
 
     pub(super) fn delete_schedule(&mut self, id: &ScheduleId) -> CommandResult {
         self.check_delete_schedule(id)?;
-        self.s.schedules.remove(id);
+        self.state.schedules.remove(id);
         Ok(Response::Done)
     }
 }

@@ -20,8 +20,8 @@ impl Routing {
 
     /// Wrong PINs are kept only for configured operators, at most the lockout's count each.
     fn check_pin_failures_are_bounded(&self) -> Result<(), String> {
-        for (id, times) in &self.s.phone_logins.pin_failures {
-            if !self.s.operators.contains_key(id) || times.is_empty() {
+        for (id, times) in &self.state.phone_logins.pin_failures {
+            if !self.state.operators.contains_key(id) || times.is_empty() {
                 return Err(format!("wrong PINs kept for operator {id} who is not configured, or none"));
             }
             if times.len() > super::PIN_LOCKOUT_FAILURES_MAX {
@@ -33,8 +33,8 @@ impl Routing {
 
     /// A login call is remembered only while its operator is logged in (AGENTLOGOFF forgets it).
     fn check_login_channels_belong_to_logged_in_operators(&self) -> Result<(), String> {
-        for id in self.s.phone_logins.calls.keys() {
-            if !self.s.operators.get(id).is_some_and(|op| op.is_logged_in()) {
+        for id in self.state.phone_logins.calls.keys() {
+            if !self.state.operators.get(id).is_some_and(|op| op.is_logged_in()) {
                 return Err(format!("login channel kept for operator {id}, who is not logged in"));
             }
         }
@@ -45,8 +45,8 @@ impl Routing {
     /// and no operator holds two calls.
     fn check_offers_held_by_both_sides(&self) -> Result<(), String> {
         let mut operators_in_offers: BTreeMap<&OperatorId, &CallId> = BTreeMap::new();
-        for call in self.s.calls.values() {
-            if self.s.outages.released_calls.contains_key(&call.no) {
+        for call in self.state.calls.values() {
+            if self.state.outages.released_calls.contains_key(&call.call_number) {
                 // Its operator was released by its own site; see sites.rs.
                 if !matches!(call.state, CallState::Connected { operator_site, .. } if operator_site != call.entry_site)
                 {
@@ -62,8 +62,11 @@ impl Routing {
             if let Some(other) = operators_in_offers.insert(operator, &call.id) {
                 return Err(format!("operator {operator} holds calls {other} and {}", call.id));
             }
-            let op =
-                self.s.operators.get(operator).ok_or_else(|| format!("call {} held by unknown operator", call.id))?;
+            let op = self
+                .state
+                .operators
+                .get(operator)
+                .ok_or_else(|| format!("call {} held by unknown operator", call.id))?;
             let expected = if busy {
                 OperatorStatus::Busy { call: call.id.clone(), fence }
             } else {
@@ -73,7 +76,7 @@ impl Routing {
                 return Err(format!("call {} is {:?} but operator {operator} is {:?}", call.id, call.state, op.status));
             }
         }
-        for op in self.s.operators.values() {
+        for op in self.state.operators.values() {
             if let OperatorStatus::Offered { call, .. } | OperatorStatus::Busy { call, .. } = &op.status {
                 if operators_in_offers.get(&op.config.id) != Some(&call) {
                     return Err(format!("operator {} claims call {call} which does not claim it", op.config.id));
@@ -88,26 +91,31 @@ impl Routing {
         // Rebuild from a copy without the id memories (dedup windows, ended calls): no index
         // is derived from them but the ended-call set, and copying them made every check cost
         // as much as tens of thousands of remembered ids.
-        let mut rebuilt =
-            Routing { s: self.s.without_id_memories(), idx: Indexes::default(), scratch: Scratch::default() };
+        let mut rebuilt = Routing {
+            state: self.state.without_id_memories(),
+            indexes: Indexes::default(),
+            scratch: Scratch::default(),
+        };
         rebuilt.rebuild_indexes();
-        if self.idx.ended_calls.len() != self.s.ended_calls.len() {
+        if self.indexes.ended_calls.len() != self.state.ended_calls.len() {
             return Err("the ended-call set differs from the ended-call list".into());
         }
-        for (id, idx) in &self.idx.queues {
-            let r = &rebuilt.idx.queues[id];
-            let ours: Vec<_> = idx.order.iter().collect();
+        for (id, queue_index) in &self.indexes.queues {
+            let r = &rebuilt.indexes.queues[id];
+            let ours: Vec<_> = queue_index.order.iter().collect();
             let theirs: Vec<_> = r.order.iter().collect();
             if ours != theirs
-                || idx.available != r.available
-                || idx.live_by_joined != r.live_by_joined
-                || (idx.logged_in, idx.ready, idx.active, idx.callbacks_waiting)
+                || queue_index.available != r.available
+                || queue_index.live_by_joined != r.live_by_joined
+                || (queue_index.logged_in, queue_index.ready, queue_index.active, queue_index.callbacks_waiting)
                     != (r.logged_in, r.ready, r.active, r.callbacks_waiting)
             {
                 return Err(format!("index of queue {id} differs from a rebuild"));
             }
         }
-        if self.idx.waiting_total != rebuilt.idx.waiting_total || self.idx.call_numbers != rebuilt.idx.call_numbers {
+        if self.indexes.waiting_total != rebuilt.indexes.waiting_total
+            || self.indexes.call_numbers != rebuilt.indexes.call_numbers
+        {
             return Err("call indexes differ from a rebuild".into());
         }
         Ok(())

@@ -12,9 +12,9 @@ use crate::CoreError;
 impl Routing {
     /// Checks that `fence` is the current offer of `call` to `operator`.
     fn offered_call(&self, id: &CallId, operator: &OperatorId, fence: u64) -> Result<u64, CoreError> {
-        let no = self.call_no(id)?;
-        match &self.s.calls[&no].state {
-            CallState::Offered { operator: o, fence: f, .. } if o == operator && *f == fence => Ok(no),
+        let call_number = self.call_number_of(id)?;
+        match &self.state.calls[&call_number].state {
+            CallState::Offered { operator: o, fence: f, .. } if o == operator && *f == fence => Ok(call_number),
             state => Err(CoreError::StaleFence {
                 call: id.clone(),
                 got: fence,
@@ -27,8 +27,8 @@ impl Routing {
     }
 
     pub(super) fn connected(&mut self, id: &CallId, operator: &OperatorId, fence: u64) -> CommandResult {
-        let no = self.offered_call(id, operator, fence)?;
-        self.connect(no);
+        let call_number = self.offered_call(id, operator, fence)?;
+        self.connect(call_number);
         Ok(Response::Done)
     }
 
@@ -39,9 +39,9 @@ impl Routing {
         fence: u64,
         reason: OfferFailure,
     ) -> CommandResult {
-        let no = self.offered_call(id, operator, fence)?;
-        self.cancel_offer(no);
-        self.return_to_queue(no);
+        let call_number = self.offered_call(id, operator, fence)?;
+        self.cancel_offer(call_number);
+        self.return_to_queue(call_number);
         match reason {
             OfferFailure::OperatorUnreachable => self.go_offline(operator),
             OfferFailure::BridgeFailed => self.release_after_offer(operator, true),
@@ -49,7 +49,7 @@ impl Routing {
                 // Not a miss; but the same trunk would likely fail again at once, so the
                 // operator rests briefly instead of being offered across it in a tight loop.
                 self.release_after_offer(operator, false);
-                let wake_at = self.s.now_ms.saturating_add(TRUNK_FAILURE_REST_MS);
+                let wake_at = self.state.now_ms.saturating_add(TRUNK_FAILURE_REST_MS);
                 self.with_operator(operator, |op| op.wake_ms = Some(wake_at));
             }
             OfferFailure::Interrupted => self.release_after_offer(operator, false),
@@ -58,21 +58,21 @@ impl Routing {
     }
 
     pub(super) fn ring_no_answer(&mut self, id: &CallId, operator: &OperatorId, fence: u64) -> CommandResult {
-        let no = self.offered_call(id, operator, fence)?;
-        self.missed(no, operator);
+        let call_number = self.offered_call(id, operator, fence)?;
+        self.missed(call_number, operator);
         Ok(Response::Done)
     }
 
     pub(super) fn completed(&mut self, id: &CallId, fence: u64, outcome: Outcome) -> CommandResult {
-        let no = self.call_no(id)?;
-        let call = &self.s.calls[&no];
+        let call_number = self.call_number_of(id)?;
+        let call = &self.state.calls[&call_number];
         let CallState::Connected { fence: current, .. } = call.state else {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: call.offer_fence() });
         };
         if current != fence {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: Some(current) });
         }
-        self.finish_connected(no, outcome);
+        self.finish_connected(call_number, outcome);
         Ok(Response::Done)
     }
 
@@ -83,15 +83,15 @@ impl Routing {
         fence: u64,
         answered: bool,
     ) -> CommandResult {
-        let no = self.offered_call(id, operator, fence)?;
-        if self.s.calls[&no].callback.is_none() {
+        let call_number = self.offered_call(id, operator, fence)?;
+        if self.state.calls[&call_number].callback.is_none() {
             return Err(invalid("call is not a callback promise", id.to_string()));
         }
         if answered {
-            self.connect(no);
+            self.connect(call_number);
             return Ok(Response::Done);
         }
-        self.callback_attempt_failed(no, operator);
+        self.callback_attempt_failed(call_number, operator);
         Ok(Response::Done)
     }
 }

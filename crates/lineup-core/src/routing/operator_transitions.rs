@@ -9,15 +9,15 @@ use crate::ids::{CallId, OperatorId, QueueId};
 
 impl Routing {
     pub(super) fn go_offline(&mut self, id: &OperatorId) {
-        let now = self.s.now_ms;
-        let op = &self.s.operators[id];
+        let now = self.state.now_ms;
+        let op = &self.state.operators[id];
         let login_s = secs(now.saturating_sub(op.logged_in_at_ms));
         let device = op.channel.clone().or_else(|| op.config.endpoint.clone()).unwrap_or_default();
         for q in op.config.memberships.keys().cloned().collect::<Vec<_>>() {
             self.log(None, Some(q), None, Some(id.clone()), QueueLogVerb::RemoveMember, vec![]);
         }
         // As app_agent_pool writes it: the login call's unique id and channel name.
-        let (login_call, channel) = match self.s.phone_logins.calls.remove(id) {
+        let (login_call, channel) = match self.state.phone_logins.calls.remove(id) {
             Some(login) => (Some(CallId::new(&login.uniqueid)), login.name),
             None => (None, device),
         };
@@ -34,8 +34,8 @@ impl Routing {
     }
 
     pub(super) fn go_break(&mut self, id: &OperatorId, reason: &str) {
-        let now = self.s.now_ms;
-        for q in self.s.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
+        let now = self.state.now_ms;
+        for q in self.state.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
             self.log(None, Some(q), None, Some(id.clone()), QueueLogVerb::Pause, vec![reason.to_string()]);
         }
         self.with_operator(id, |op| {
@@ -49,10 +49,10 @@ impl Routing {
     /// Makes the operator available. `fresh_idle` restarts the idle clock (after a call or a
     /// break); an operator whose offer was withdrawn keeps its place among the idle.
     pub(super) fn go_available(&mut self, id: &OperatorId, fresh_idle: bool) {
-        let now = self.s.now_ms;
-        if let OperatorStatus::Break { reason } = &self.s.operators[id].status {
+        let now = self.state.now_ms;
+        if let OperatorStatus::Break { reason } = &self.state.operators[id].status {
             let reason = reason.clone();
-            for q in self.s.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
+            for q in self.state.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
                 self.log(None, Some(q), None, Some(id.clone()), QueueLogVerb::Unpause, vec![reason.clone()]);
             }
         }
@@ -71,12 +71,12 @@ impl Routing {
     /// After an offer ended without a connection. A miss rests the operator (and after
     /// `misses_before_break` consecutive misses puts it on break); a withdrawn offer does not.
     pub(super) fn release_after_offer(&mut self, id: &OperatorId, missed: bool) {
-        let Some(op) = self.s.operators.get(id) else { return };
+        let Some(op) = self.state.operators.get(id) else { return };
         if !matches!(op.status, OperatorStatus::Offered { .. }) {
             return;
         }
         if !missed {
-            let now = self.s.now_ms;
+            let now = self.state.now_ms;
             self.with_operator(id, |op| {
                 op.status = OperatorStatus::Available;
                 op.since_ms = now;
@@ -92,7 +92,7 @@ impl Routing {
             self.with_operator(id, |op| op.misses = misses);
             return;
         }
-        let now = self.s.now_ms;
+        let now = self.state.now_ms;
         self.with_operator(id, |op| {
             op.status = OperatorStatus::Available;
             op.since_ms = now;
@@ -105,12 +105,12 @@ impl Routing {
 
     fn miss_rules_for(&self, id: &OperatorId) -> (u8, u64) {
         let defaults = QueueConfig::default();
-        let op = &self.s.operators[id];
+        let op = &self.state.operators[id];
         // Strictest rules among the operator's queues.
         op.config
             .memberships
             .keys()
-            .filter_map(|q| self.s.queues.get(q))
+            .filter_map(|q| self.state.queues.get(q))
             .map(|q| (q.config.misses_before_break, q.config.miss_backoff_ms))
             .reduce(|a, b| {
                 let limit = match (a.0, b.0) {
@@ -124,13 +124,13 @@ impl Routing {
 
     /// After a connected call ended: a pending request, else wrap-up, else available.
     pub(super) fn after_call(&mut self, id: &OperatorId, queue: &QueueId) {
-        let Some(op) = self.s.operators.get(id) else { return };
-        let now = self.s.now_ms;
+        let Some(op) = self.state.operators.get(id) else { return };
+        let now = self.state.now_ms;
         match op.after_call.clone() {
             Some(RequestedState::Offline) => self.go_offline(id),
             Some(RequestedState::Break { reason }) => self.go_break(id, &reason),
             _ => {
-                let wrap_up_ms = self.s.queues.get(queue).map_or(0, |q| q.config.wrap_up_ms);
+                let wrap_up_ms = self.state.queues.get(queue).map_or(0, |q| q.config.wrap_up_ms);
                 if wrap_up_ms > 0 {
                     let until_ms = now.saturating_add(wrap_up_ms);
                     self.with_operator(id, |op| {

@@ -18,8 +18,8 @@ impl Routing {
         channel: &Option<String>,
         login: Option<&LoginChannel>,
     ) -> CommandResult {
-        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
-        if self.s.lost_sites.contains(&site) {
+        let op = self.state.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        if self.state.lost_sites.contains(&site) {
             return Err(CoreError::SiteDown(site));
         }
         if let Some(ch) = channel {
@@ -34,7 +34,7 @@ impl Routing {
                 reason: "a persistent operator logs in with the channel that stays on the line".into(),
             });
         }
-        let now = self.s.now_ms;
+        let now = self.state.now_ms;
         match &op.status {
             OperatorStatus::Offline => {}
             OperatorStatus::Offered { .. } | OperatorStatus::Busy { .. } => {
@@ -47,7 +47,7 @@ impl Routing {
                     op.channel = channel.clone();
                 });
                 if let Some(login) = login {
-                    self.s.phone_logins.calls.insert(id.clone(), login.clone());
+                    self.state.phone_logins.calls.insert(id.clone(), login.clone());
                 }
                 self.forget_pin_failures(id);
                 return Ok(Response::Done);
@@ -66,7 +66,7 @@ impl Routing {
         });
         self.forget_pin_failures(id);
         self.log_agent_login(id, channel, login);
-        for q in self.s.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
+        for q in self.state.operators[id].config.memberships.keys().cloned().collect::<Vec<_>>() {
             self.log(None, Some(q), None, Some(id.clone()), QueueLogVerb::AddMember, vec![String::new()]);
         }
         self.scratch.dirty_operators.insert(id.clone());
@@ -78,13 +78,13 @@ impl Routing {
     fn log_agent_login(&mut self, id: &OperatorId, channel: &Option<String>, login: Option<&LoginChannel>) {
         match login {
             Some(login) => {
-                self.s.phone_logins.calls.insert(id.clone(), login.clone());
+                self.state.phone_logins.calls.insert(id.clone(), login.clone());
                 let (uniqueid, name) = (CallId::new(&login.uniqueid), login.name.clone());
                 self.log(Some(uniqueid), None, None, Some(id.clone()), QueueLogVerb::AgentLogin, vec![name]);
             }
             None => {
-                self.s.phone_logins.calls.remove(id);
-                let op = &self.s.operators[id];
+                self.state.phone_logins.calls.remove(id);
+                let op = &self.state.operators[id];
                 let device = channel.clone().unwrap_or_else(|| op.config.endpoint.clone().unwrap_or_default());
                 self.log(None, None, None, Some(id.clone()), QueueLogVerb::AgentLogin, vec![device]);
             }
@@ -93,7 +93,7 @@ impl Routing {
 
     /// What `logout` refuses, decided without changing anything.
     pub(super) fn check_logout(&self, id: &OperatorId) -> Result<(), CoreError> {
-        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        let op = self.state.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         match op.status {
             OperatorStatus::Offline => Err(CoreError::OperatorNotLoggedIn(id.clone())),
             _ => Ok(()),
@@ -102,7 +102,7 @@ impl Routing {
 
     pub(super) fn logout(&mut self, id: &OperatorId) -> CommandResult {
         self.check_logout(id)?;
-        let op = &self.s.operators[id];
+        let op = &self.state.operators[id];
         match &op.status {
             OperatorStatus::Offline => Err(CoreError::OperatorNotLoggedIn(id.clone())),
             OperatorStatus::Busy { .. } => {
@@ -110,9 +110,9 @@ impl Routing {
                 Ok(Response::AfterCurrentCall)
             }
             OperatorStatus::Offered { call, .. } => {
-                let no = self.call_no(call)?;
-                self.cancel_offer(no);
-                self.return_to_queue(no);
+                let call_number = self.call_number_of(call)?;
+                self.cancel_offer(call_number);
+                self.return_to_queue(call_number);
                 self.go_offline(id);
                 Ok(Response::Done)
             }
@@ -125,7 +125,7 @@ impl Routing {
 
     /// What `operator_state` refuses, decided without changing anything.
     pub(super) fn check_operator_state(&self, id: &OperatorId, requested: &RequestedState) -> Result<(), CoreError> {
-        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        let op = self.state.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         if let RequestedState::Break { reason } = requested {
             validate_text("reason", reason)?;
         }
@@ -144,7 +144,7 @@ impl Routing {
         if matches!(requested, RequestedState::Offline) {
             return self.logout(id);
         }
-        let status = self.s.operators[id].status.clone();
+        let status = self.state.operators[id].status.clone();
         match (status, requested) {
             (OperatorStatus::Offline, _) => Err(CoreError::OperatorNotLoggedIn(id.clone())),
             (OperatorStatus::Busy { .. }, RequestedState::Available) => {
@@ -160,9 +160,9 @@ impl Routing {
                 Err(invalid("operator has an offer in progress", id.to_string()))
             }
             (OperatorStatus::Offered { call, .. }, RequestedState::Break { reason }) => {
-                let no = self.call_no(&call)?;
-                self.cancel_offer(no);
-                self.return_to_queue(no);
+                let call_number = self.call_number_of(&call)?;
+                self.cancel_offer(call_number);
+                self.return_to_queue(call_number);
                 self.go_break(id, reason);
                 Ok(Response::Done)
             }
@@ -181,25 +181,25 @@ impl Routing {
     }
 
     pub(super) fn pull(&mut self, index: u64, id: &OperatorId, named: Option<&CallId>) -> CommandResult {
-        let no = self.check_pull(id, named)?;
+        let call_number = self.check_pull(id, named)?;
         // Pulling is explicit: a rest after a missed offer does not stop it.
         self.with_operator(id, |op| op.wake_ms = None);
-        self.make_offer(no, id);
+        self.make_offer(call_number, id);
         // Where acted on: the call was checked pullable, so the offer was made under this fence.
-        debug_assert_eq!(self.s.calls[&no].offer_fence(), Some(index));
-        Ok(Response::Pulled { call: self.s.calls[&no].id.clone(), fence: index })
+        debug_assert_eq!(self.state.calls[&call_number].offer_fence(), Some(index));
+        Ok(Response::Pulled { call: self.state.calls[&call_number].id.clone(), fence: index })
     }
 
     /// What `pull` refuses, decided without changing anything; else the call to offer.
     pub(super) fn check_pull(&self, id: &OperatorId, named: Option<&CallId>) -> Result<u64, CoreError> {
-        let op = self.s.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
+        let op = self.state.operators.get(id).ok_or_else(|| CoreError::UnknownOperator(id.clone()))?;
         if !matches!(op.status, OperatorStatus::Available) {
             return Err(invalid("only an available operator can pull a call", id.to_string()));
         }
-        let no = match named {
+        let call_number = match named {
             Some(call_id) => {
-                let no = self.call_no(call_id)?;
-                let call = &self.s.calls[&no];
+                let call_number = self.call_number_of(call_id)?;
+                let call = &self.state.calls[&call_number];
                 if !call.is_waiting() {
                     return Err(invalid("call is not waiting", call_id.to_string()));
                 }
@@ -213,10 +213,10 @@ impl Routing {
                         call_id.to_string(),
                     ));
                 }
-                no
+                call_number
             }
             None => self.best_call_for(op, true).ok_or_else(|| CoreError::NothingToPull(id.clone()))?,
         };
-        Ok(no)
+        Ok(call_number)
     }
 }

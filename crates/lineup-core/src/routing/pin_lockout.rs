@@ -7,11 +7,11 @@ use crate::CoreError;
 
 impl Routing {
     pub(super) fn pin_rejected(&mut self, id: &OperatorId) -> CommandResult {
-        if !self.s.operators.contains_key(id) {
+        if !self.state.operators.contains_key(id) {
             return Err(CoreError::UnknownOperator(id.clone()));
         }
-        let now = self.s.now_ms;
-        let times = self.s.phone_logins.pin_failures.entry(id.clone()).or_default();
+        let now = self.state.now_ms;
+        let times = self.state.phone_logins.pin_failures.entry(id.clone()).or_default();
         times.retain(|t| t + PIN_LOCKOUT_WINDOW_MS > now);
         if times.len() == PIN_LOCKOUT_FAILURES_MAX {
             times.pop_front();
@@ -23,14 +23,14 @@ impl Routing {
 
     /// A login clears the operator's wrong PINs; so does removing the operator.
     pub(super) fn forget_pin_failures(&mut self, id: &OperatorId) {
-        self.s.phone_logins.pin_failures.remove(id);
+        self.state.phone_logins.pin_failures.remove(id);
     }
 
     /// Is `operator` locked out of logging in by phone now (the core's time)? Every site
     /// asks this before checking a PIN.
     pub fn pin_locked_out(&self, operator: &OperatorId) -> bool {
-        let now = self.s.now_ms;
-        self.s.phone_logins.pin_failures.get(operator).is_some_and(|times| {
+        let now = self.state.now_ms;
+        self.state.phone_logins.pin_failures.get(operator).is_some_and(|times| {
             times.iter().filter(|t| **t + PIN_LOCKOUT_WINDOW_MS > now).count() >= PIN_LOCKOUT_FAILURES_MAX
         })
     }

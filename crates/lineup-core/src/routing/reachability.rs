@@ -8,20 +8,20 @@ impl Routing {
     /// May this call be offered, as far as its caller's site goes? A callback promise has no
     /// caller leg: the operator's site places the call, so it is always reachable.
     pub(super) fn call_reachable(&self, call: &Call) -> bool {
-        call.callback.is_some() || !self.s.outages.unreachable_sites.contains_key(&call.entry_site)
+        call.callback.is_some() || !self.state.outages.unreachable_sites.contains_key(&call.entry_site)
     }
 
     /// Is the site holding this live caller's leg unreachable?
-    pub(super) fn caller_site_unreachable(&self, no: u64) -> bool {
-        self.s.calls.get(&no).is_some_and(|c| !self.call_reachable(c))
+    pub(super) fn caller_site_unreachable(&self, call_number: u64) -> bool {
+        self.state.calls.get(&call_number).is_some_and(|c| !self.call_reachable(c))
     }
 
     /// Does the current offer of this call involve a site that is unreachable?
-    pub(super) fn offer_spans_unreachable_site(&self, no: u64) -> bool {
-        let Some(call) = self.s.calls.get(&no) else { return false };
+    pub(super) fn offer_spans_unreachable_site(&self, call_number: u64) -> bool {
+        let Some(call) = self.state.calls.get(&call_number) else { return false };
         match &call.state {
             CallState::Offered { operator_site, .. } => {
-                self.s.outages.unreachable_sites.contains_key(operator_site) || !self.call_reachable(call)
+                self.state.outages.unreachable_sites.contains_key(operator_site) || !self.call_reachable(call)
             }
             _ => false,
         }

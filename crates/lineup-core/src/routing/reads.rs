@@ -57,46 +57,46 @@ pub struct WaitingCall {
 
 impl Routing {
     pub fn now_ms(&self) -> u64 {
-        self.s.now_ms
+        self.state.now_ms
     }
 
     /// The highest apply index applied so far (see [`crate::ApplyIndex`]).
     pub fn last_applied_index(&self) -> u64 {
-        self.s.last_applied_index
+        self.state.last_applied_index
     }
 
     pub fn is_site_lost(&self, site: SiteId) -> bool {
-        self.s.lost_sites.contains(&site)
+        self.state.lost_sites.contains(&site)
     }
 
     pub fn queue_config(&self, id: &QueueId) -> Option<&QueueConfig> {
-        self.s.queues.get(id).map(|q| &q.config)
+        self.state.queues.get(id).map(|q| &q.config)
     }
 
     pub fn queue_configs(&self) -> impl Iterator<Item = &QueueConfig> {
-        self.s.queues.values().map(|q| &q.config)
+        self.state.queues.values().map(|q| &q.config)
     }
 
     pub fn gate_configs(&self) -> impl Iterator<Item = &GateConfig> {
-        self.s.gates.values().map(|g| &g.config)
+        self.state.gates.values().map(|g| &g.config)
     }
 
     pub fn operator_configs(&self) -> impl Iterator<Item = &OperatorConfig> {
-        self.s.operators.values().map(|o| &o.config)
+        self.state.operators.values().map(|o| &o.config)
     }
 
     pub fn operator_config(&self, id: &OperatorId) -> Option<&OperatorConfig> {
-        self.s.operators.get(id).map(|o| &o.config)
+        self.state.operators.get(id).map(|o| &o.config)
     }
 
     pub fn schedule_configs(&self) -> impl Iterator<Item = &ScheduleConfig> {
-        self.s.schedules.values()
+        self.state.schedules.values()
     }
 
     /// The whole configuration as one document, lists sorted by id.
     /// Which numbers a callback may dial.
     pub fn callback_policy(&self) -> &crate::callback_policy::CallbackPolicy {
-        &self.s.callback_policy
+        &self.state.callback_policy
     }
 
     pub fn config_set(&self) -> RoutingConfigSet {
@@ -111,32 +111,32 @@ impl Routing {
 
     /// Every call currently known (waiting, offered, connected), by arrival.
     pub fn calls(&self) -> impl Iterator<Item = CallView> + '_ {
-        self.s.calls.keys().filter_map(|no| self.call_view_of(*no))
+        self.state.calls.keys().filter_map(|call_number| self.call_view_of(*call_number))
     }
 
     pub fn call_count(&self) -> usize {
-        self.s.calls.len()
+        self.state.calls.len()
     }
 
     pub fn waiting_count(&self) -> usize {
-        self.idx.waiting_total
+        self.indexes.waiting_total
     }
 
     /// The caller channel of a call, if the caller is on the line.
     pub fn call_channel(&self, call: &CallId) -> Option<&str> {
-        self.s.calls.get(self.idx.call_numbers.get(call)?)?.channel.as_deref()
+        self.state.calls.get(self.indexes.call_numbers.get(call)?)?.channel.as_deref()
     }
 
     pub fn operators(&self) -> impl Iterator<Item = OperatorView> + '_ {
-        self.s.operators.keys().filter_map(|id| self.operator_view(id))
+        self.state.operators.keys().filter_map(|id| self.operator_view(id))
     }
 
     pub fn queue_summary(&self, id: &QueueId) -> Option<QueueSummary> {
-        let q = self.s.queues.get(id)?;
-        let idx = self.idx.queues.get(id)?;
-        let now = self.s.now_ms;
+        let q = self.state.queues.get(id)?;
+        let queue_index = self.indexes.queues.get(id)?;
+        let now = self.state.now_ms;
         let busy = self
-            .s
+            .state
             .operators
             .values()
             .filter(|op| op.config.memberships.contains_key(id))
@@ -144,13 +144,13 @@ impl Routing {
             .count() as u32;
         Some(QueueSummary {
             queue: id.clone(),
-            waiting: idx.order.len() as u32 - idx.callbacks_waiting,
-            callbacks_waiting: idx.callbacks_waiting,
-            longest_wait_ms: idx.live_by_joined.first().map(|(joined, _)| now.saturating_sub(*joined)),
-            eta_ms: self.eta_ms(id, idx.order.len() as u32 + 1),
-            logged_in: idx.logged_in,
-            staffed: idx.ready,
-            available: idx.available.len() as u32,
+            waiting: queue_index.order.len() as u32 - queue_index.callbacks_waiting,
+            callbacks_waiting: queue_index.callbacks_waiting,
+            longest_wait_ms: queue_index.live_by_joined.first().map(|(joined, _)| now.saturating_sub(*joined)),
+            eta_ms: self.eta_ms(id, queue_index.order.len() as u32 + 1),
+            logged_in: queue_index.logged_in,
+            staffed: queue_index.ready,
+            available: queue_index.available.len() as u32,
             busy,
             stats: q.stats.clone(),
             alarm_longest_wait: q.alarm_longest_wait_raised,
@@ -159,13 +159,15 @@ impl Routing {
     }
 
     pub fn gate_summary(&self, id: &GateId) -> Option<GateSummary> {
-        let g = self.s.gates.get(id)?;
-        let waiting = self.idx.gate_waiting.get(id);
+        let g = self.state.gates.get(id)?;
+        let waiting = self.indexes.gate_waiting.get(id);
         Some(GateSummary {
             gate: id.clone(),
             queue: g.config.queue.clone(),
             waiting: waiting.map_or(0, |w| w.len() as u32),
-            longest_wait_ms: waiting.and_then(|w| w.first()).map(|(joined, _)| self.s.now_ms.saturating_sub(*joined)),
+            longest_wait_ms: waiting
+                .and_then(|w| w.first())
+                .map(|(joined, _)| self.state.now_ms.saturating_sub(*joined)),
             stats: g.stats.clone(),
         })
     }
@@ -173,10 +175,10 @@ impl Routing {
     /// Waiting calls in global order across all queues: (queue weight, priority, arrival).
     pub fn waiting_calls(&self) -> Vec<WaitingCall> {
         let mut all: Vec<((Reverse<u8>, OrderKey), WaitingCall)> = Vec::new();
-        for (queue_id, idx) in &self.idx.queues {
-            let weight = Reverse(self.s.queues[queue_id].config.weight);
-            for (position, (key, no)) in idx.order.iter().enumerate() {
-                let c = &self.s.calls[&no];
+        for (queue_id, queue_index) in &self.indexes.queues {
+            let weight = Reverse(self.state.queues[queue_id].config.weight);
+            for (position, (key, call_number)) in queue_index.order.iter().enumerate() {
+                let c = &self.state.calls[&call_number];
                 all.push((
                     (weight, key),
                     WaitingCall {
@@ -187,7 +189,7 @@ impl Routing {
                         order_seq: key.seq,
                         position: position as u32 + 1,
                         entry_site: c.entry_site,
-                        wait_ms: self.s.now_ms.saturating_sub(c.joined_at_ms),
+                        wait_ms: self.state.now_ms.saturating_sub(c.joined_at_ms),
                         callback: c.callback.is_some(),
                         caller_number: c.caller_number.clone(),
                         caller_name: c.caller_name.clone(),

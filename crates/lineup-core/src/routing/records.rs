@@ -23,7 +23,7 @@ impl Routing {
         data: Vec<String>,
     ) {
         self.scratch.out.push(Effect::QueueLog(QueueLogEntry {
-            at_ms: self.s.now_ms,
+            at_ms: self.state.now_ms,
             call,
             queue,
             gate,
@@ -34,17 +34,23 @@ impl Routing {
     }
 
     /// A queue_log line about a call still in the state (its queue and gate).
-    pub(super) fn log_call(&mut self, no: u64, agent: Option<OperatorId>, verb: QueueLogVerb, data: Vec<String>) {
-        let call = &self.s.calls[&no];
+    pub(super) fn log_call(
+        &mut self,
+        call_number: u64,
+        agent: Option<OperatorId>,
+        verb: QueueLogVerb,
+        data: Vec<String>,
+    ) {
+        let call = &self.state.calls[&call_number];
         let (call_id, queue, gate) = (call.id.clone(), call.queue.clone(), call.gate.clone());
         self.log(Some(call_id), Some(queue), gate, agent, verb, data);
     }
 
     pub(super) fn bump_stats(&mut self, queue: &QueueId, gate: Option<&GateId>, f: impl Fn(&mut Stats)) {
-        if let Some(q) = self.s.queues.get_mut(queue) {
+        if let Some(q) = self.state.queues.get_mut(queue) {
             f(&mut q.stats);
         }
-        if let Some(g) = gate.and_then(|g| self.s.gates.get_mut(g)) {
+        if let Some(g) = gate.and_then(|g| self.state.gates.get_mut(g)) {
             f(&mut g.stats);
         }
     }
@@ -52,21 +58,21 @@ impl Routing {
     /// Remembers an ended call's id (the oldest is forgotten beyond the bound), so that it is
     /// never queued again.
     fn remember_ended(&mut self, id: &CallId) {
-        if self.s.ended_calls.len() == ENDED_CALLS_REMEMBERED_MAX {
-            if let Some(oldest) = self.s.ended_calls.pop_front() {
-                self.idx.ended_calls.remove(&oldest);
+        if self.state.ended_calls.len() == ENDED_CALLS_REMEMBERED_MAX {
+            if let Some(oldest) = self.state.ended_calls.pop_front() {
+                self.indexes.ended_calls.remove(&oldest);
             }
         }
-        self.s.ended_calls.push_back(id.clone());
-        self.idx.ended_calls.insert(id.clone());
-        debug_assert!(self.s.ended_calls.len() <= ENDED_CALLS_REMEMBERED_MAX);
+        self.state.ended_calls.push_back(id.clone());
+        self.indexes.ended_calls.insert(id.clone());
+        debug_assert!(self.state.ended_calls.len() <= ENDED_CALLS_REMEMBERED_MAX);
     }
 
     /// Ends a call (already out of the indexes): dialplan exit if the caller is on the line,
     /// the history record, and the final projection.
     pub(super) fn end_call(&mut self, call: Call, outcome: Outcome, handle_ms: Option<u64>) {
         self.remember_ended(&call.id);
-        let now = self.s.now_ms;
+        let now = self.state.now_ms;
         let returns_to_dialplan = matches!(
             outcome,
             Outcome::TimedOut | Outcome::Full | Outcome::Closed | Outcome::Empty | Outcome::ExitWithKey { .. }

@@ -1,7 +1,7 @@
 //! How handlers refuse a command: field checks shared by several commands, and the error
 //! for a command that does not fit the current state.
 
-use super::{CALLBACK_NUMBER_MAX_DIGITS, CALLBACK_NUMBER_MIN_DIGITS};
+use crate::callback_policy::{is_callback_number, CALLBACK_NUMBER_MAX_DIGITS, CALLBACK_NUMBER_MIN_DIGITS};
 use crate::CoreError;
 
 /// A command that does not fit the current state of the call or operator.
@@ -10,10 +10,7 @@ pub(super) fn invalid(what: &'static str, detail: impl Into<String>) -> CoreErro
 }
 
 pub(super) fn validate_callback_number(number: &str) -> Result<(), CoreError> {
-    let digits = number.strip_prefix('+').unwrap_or(number);
-    let ok = (CALLBACK_NUMBER_MIN_DIGITS..=CALLBACK_NUMBER_MAX_DIGITS).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit());
-    if ok {
+    if is_callback_number(number) {
         Ok(())
     } else {
         Err(CoreError::InvalidField {

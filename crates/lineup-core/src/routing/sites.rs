@@ -21,8 +21,8 @@ pub const UNREACHABLE_TIMER_RECHECK_MS: u64 = 1_000;
 
 impl Routing {
     pub(super) fn site_unreachable(&mut self, site: SiteId) -> CommandResult {
-        if !self.s.lost_sites.contains(&site) && !self.s.outages.unreachable_sites.contains_key(&site) {
-            let now = self.s.now_ms;
+        if !self.state.lost_sites.contains(&site) && !self.state.outages.unreachable_sites.contains_key(&site) {
+            let now = self.state.now_ms;
             self.set_site_unreachable(site, Some(now));
         }
         Ok(Response::Done)
@@ -32,74 +32,79 @@ impl Routing {
     /// operator hung up, or the trunk call went away) while the caller's site has not
     /// reported: the operator is freed now, the call's outcome waits for the caller's site.
     pub(super) fn operator_leg_ended(&mut self, id: &CallId, operator: &OperatorId, fence: u64) -> CommandResult {
-        let no = self.call_no(id)?;
-        let call = &self.s.calls[&no];
+        let call_number = self.call_number_of(id)?;
+        let call = &self.state.calls[&call_number];
         let CallState::Connected { operator: holder, fence: current, operator_site, .. } = &call.state else {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: call.offer_fence() });
         };
         if *current != fence || holder != operator {
             return Err(CoreError::StaleFence { call: id.clone(), got: fence, current: Some(*current) });
         }
-        if *operator_site == call.entry_site || self.s.outages.released_calls.contains_key(&no) {
+        if *operator_site == call.entry_site || self.state.outages.released_calls.contains_key(&call_number) {
             return Err(invalid("only the operator's half of a cross-site call is released", id.to_string()));
         }
         let queue = call.queue.clone();
-        let now = self.s.now_ms;
-        self.s.outages.released_calls.insert(no, now);
+        let now = self.state.now_ms;
+        self.state.outages.released_calls.insert(call_number, now);
         self.after_call(operator, &queue);
         Ok(Response::Done)
     }
 
     pub(super) fn site_back(&mut self, site: SiteId) -> CommandResult {
-        self.s.lost_sites.remove(&site);
-        if self.s.outages.unreachable_sites.contains_key(&site) {
+        self.state.lost_sites.remove(&site);
+        if self.state.outages.unreachable_sites.contains_key(&site) {
             self.set_site_unreachable(site, None);
             // Its callers may be offered again.
-            let waiting: Vec<u64> =
-                self.s.calls.values().filter(|c| c.entry_site == site && c.is_waiting()).map(|c| c.no).collect();
+            let waiting: Vec<u64> = self
+                .state
+                .calls
+                .values()
+                .filter(|c| c.entry_site == site && c.is_waiting())
+                .map(|c| c.call_number)
+                .collect();
             self.scratch.dirty_calls.extend(waiting);
         }
         Ok(Response::Done)
     }
 
     pub(super) fn site_lost(&mut self, site: SiteId) -> CommandResult {
-        if self.s.lost_sites.contains(&site) {
+        if self.state.lost_sites.contains(&site) {
             return Ok(Response::Done);
         }
         // A lost site is no longer "unreachable": its operators become indexable again
         // (they are logged out below) and its callers' timers run again.
         self.set_site_unreachable(site, None);
-        self.s.lost_sites.insert(site);
-        let nos: Vec<u64> = self.s.calls.keys().copied().collect();
-        for no in nos {
-            let Some(call) = self.s.calls.get(&no) else { continue };
+        self.state.lost_sites.insert(site);
+        let nos: Vec<u64> = self.state.calls.keys().copied().collect();
+        for call_number in nos {
+            let Some(call) = self.state.calls.get(&call_number) else { continue };
             let caller_lost = call.callback.is_none() && call.entry_site == site;
             match call.state.clone() {
                 CallState::Waiting if caller_lost => {
-                    self.leave_waiting(no, Outcome::SiteLost, QueueLogVerb::SiteLost, None);
+                    self.leave_waiting(call_number, Outcome::SiteLost, QueueLogVerb::SiteLost, None);
                 }
                 CallState::Waiting => {}
                 CallState::Offered { operator, operator_site, .. } => {
                     if caller_lost {
-                        self.cancel_offer(no);
+                        self.cancel_offer(call_number);
                         if operator_site != site {
                             self.release_after_offer(&operator, false);
                         }
-                        self.leave_waiting(no, Outcome::SiteLost, QueueLogVerb::SiteLost, None);
+                        self.leave_waiting(call_number, Outcome::SiteLost, QueueLogVerb::SiteLost, None);
                     } else if operator_site == site {
-                        self.cancel_offer(no);
-                        self.return_to_queue(no);
+                        self.cancel_offer(call_number);
+                        self.return_to_queue(call_number);
                     }
                 }
                 CallState::Connected { operator_site, .. } => {
                     if caller_lost || operator_site == site {
-                        self.finish_connected(no, Outcome::Completed { by: HungUpBy::SiteLost });
+                        self.finish_connected(call_number, Outcome::Completed { by: HungUpBy::SiteLost });
                     }
                 }
             }
         }
         let lost_operators: Vec<OperatorId> = self
-            .s
+            .state
             .operators
             .values()
             .filter(|op| op.is_logged_in() && op.site == Some(site))
@@ -109,8 +114,8 @@ impl Routing {
             self.go_offline(&id);
         }
         // Where acted on: nothing of the lost site is left but callback promises.
-        debug_assert!(!self.s.operators.values().any(|op| op.is_logged_in() && op.site == Some(site)));
-        debug_assert!(!self.s.calls.values().any(|c| c.callback.is_none() && c.entry_site == site));
+        debug_assert!(!self.state.operators.values().any(|op| op.is_logged_in() && op.site == Some(site)));
+        debug_assert!(!self.state.calls.values().any(|c| c.callback.is_none() && c.entry_site == site));
         Ok(Response::Done)
     }
 
@@ -118,13 +123,13 @@ impl Routing {
     /// leave or rejoin the offerable index, which depends on the set.
     fn set_site_unreachable(&mut self, site: SiteId, since_ms: Option<u64>) {
         let at_site: Vec<OperatorId> =
-            self.s.operators.values().filter(|op| op.site == Some(site)).map(|op| op.config.id.clone()).collect();
+            self.state.operators.values().filter(|op| op.site == Some(site)).map(|op| op.config.id.clone()).collect();
         for id in &at_site {
             self.index_operator(id, false);
         }
         match since_ms {
-            Some(at) => self.s.outages.unreachable_sites.insert(site, at),
-            None => self.s.outages.unreachable_sites.remove(&site),
+            Some(at) => self.state.outages.unreachable_sites.insert(site, at),
+            None => self.state.outages.unreachable_sites.remove(&site),
         };
         for id in at_site {
             self.index_operator(&id, true);
@@ -134,10 +139,10 @@ impl Routing {
 
     /// Sites the leader has not heard for a while, with the core time it said so.
     pub fn unreachable_sites(&self) -> impl Iterator<Item = (SiteId, u64)> + '_ {
-        self.s.outages.unreachable_sites.iter().map(|(site, since)| (*site, *since))
+        self.state.outages.unreachable_sites.iter().map(|(site, since)| (*site, *since))
     }
 
     pub fn is_site_unreachable(&self, site: SiteId) -> bool {
-        self.s.outages.unreachable_sites.contains_key(&site)
+        self.state.outages.unreachable_sites.contains_key(&site)
     }
 }

@@ -14,21 +14,21 @@ use std::collections::BTreeMap;
 impl Routing {
     /// Encodes the whole state (a Raft snapshot).
     pub fn snapshot_bytes(&self) -> Vec<u8> {
-        codec::encode_versioned(&self.s).expect("routing state always encodes")
+        codec::encode_versioned(&self.state).expect("routing state always encodes")
     }
 
     /// Restores a state written by [`Routing::snapshot_bytes`] of this or an older version;
     /// indexes are rebuilt.
     pub fn restore(bytes: &[u8]) -> Result<Routing, codec::CodecError> {
         let limit = codec::DECODE_LIMIT_BYTES;
-        let s: State = match codec::decode_versioned(bytes, limit) {
-            Ok(s) => s,
+        let state: State = match codec::decode_versioned(bytes, limit) {
+            Ok(state) => state,
             Err(e) => codec::decode_versioned::<StateWithoutPhoneLogins>(bytes, limit)
                 .or_else(|_| codec::decode_versioned::<StateWithoutUnreachable>(bytes, limit).map(Into::into))
                 .map(State::from)
                 .map_err(|_| e)?,
         };
-        let mut routing = Routing { s, idx: Indexes::default(), scratch: Scratch::default() };
+        let mut routing = Routing { state, indexes: Indexes::default(), scratch: Scratch::default() };
         routing.rebuild_indexes();
         // A state that contradicts itself (damaged, or not written by `snapshot_bytes`) is
         // refused rather than run: every later apply would build on it.

@@ -1,7 +1,7 @@
 //! The data `Routing` holds: the replicated `State` (what a snapshot carries), the
 //! `Indexes` derived from it, and the per-apply `Scratch`.
 
-use super::CommandResult;
+use super::refusal_record::ResultRecord;
 use crate::config::ScheduleConfig;
 use crate::effect::Effect;
 use crate::ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId};
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 /// The results remembered for one origin (deduplication and read-back).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct OriginWindow {
-    pub(super) results: BTreeMap<u64, CommandResult>,
+    pub(super) results: BTreeMap<u64, ResultRecord>,
     pub(super) last_index: u64,
 }
 

@@ -9,21 +9,21 @@ use crate::model::CallState;
 impl Routing {
     /// 1-based position among the callers this one waits behind in its queue.
     pub fn position(&self, call: &CallId) -> Option<u32> {
-        self.position_of_no(*self.idx.call_numbers.get(call)?)
+        self.position_of_no(*self.indexes.call_numbers.get(call)?)
     }
 
-    pub(super) fn position_of_no(&self, no: u64) -> Option<u32> {
-        let call = self.s.calls.get(&no)?;
+    pub(super) fn position_of_no(&self, call_number: u64) -> Option<u32> {
+        let call = self.state.calls.get(&call_number)?;
         if !call.is_waiting() {
             return None;
         }
-        self.idx.queues.get(&call.queue)?.order.rank(call.key, call.no).map(|r| r as u32)
+        self.indexes.queues.get(&call.queue)?.order.rank(call.key, call.call_number).map(|r| r as u32)
     }
 
     /// ceil(position / staffed operators) × rolling average handle time (rounded up).
     pub fn eta_ms(&self, queue: &QueueId, position: u32) -> Option<u64> {
-        let q = self.s.queues.get(queue)?;
-        let staffed = u64::from(self.idx.queues.get(queue)?.ready);
+        let q = self.state.queues.get(queue)?;
+        let staffed = u64::from(self.indexes.queues.get(queue)?.ready);
         if staffed == 0 {
             return None;
         }
@@ -33,25 +33,25 @@ impl Routing {
 
     /// Position and ETA of a waiting call (widget, announcements).
     pub fn call_position(&self, call: &CallId) -> Option<(u32, Option<u64>)> {
-        let no = *self.idx.call_numbers.get(call)?;
-        let position = self.position_of_no(no)?;
-        Some((position, self.eta_ms(&self.s.calls[&no].queue, position)))
+        let call_number = *self.indexes.call_numbers.get(call)?;
+        let position = self.position_of_no(call_number)?;
+        Some((position, self.eta_ms(&self.state.calls[&call_number].queue, position)))
     }
 
     /// The offer this call is under right now, as its `Offer` effect carried it (a site
     /// that restarted mid-offer picks it up from here).
     pub fn current_offer(&self, call: &CallId) -> Option<Offer> {
-        let no = *self.idx.call_numbers.get(call)?;
-        match &self.s.calls[&no].state {
-            CallState::Offered { operator, fence, .. } => Some(self.offer_for(no, operator, *fence)),
+        let call_number = *self.indexes.call_numbers.get(call)?;
+        match &self.state.calls[&call_number].state {
+            CallState::Offered { operator, fence, .. } => Some(self.offer_for(call_number, operator, *fence)),
             _ => None,
         }
     }
 
-    pub(super) fn offer_for(&self, no: u64, op_id: &OperatorId, fence: u64) -> Offer {
-        let call = &self.s.calls[&no];
-        let op = &self.s.operators[op_id];
-        let queue = &self.s.queues[&call.queue].config;
+    pub(super) fn offer_for(&self, call_number: u64, op_id: &OperatorId, fence: u64) -> Offer {
+        let call = &self.state.calls[&call_number];
+        let op = &self.state.operators[op_id];
+        let queue = &self.state.queues[&call.queue].config;
         Offer {
             call: call.id.clone(),
             operator: op_id.clone(),
@@ -67,17 +67,17 @@ impl Routing {
             operator_channel: op.channel.clone(),
             endpoint: op.config.endpoint.clone(),
             ring_timeout_ms: queue.ring_timeout_ms,
-            whisper: call.gate.as_ref().and_then(|g| self.s.gates.get(g)).and_then(|g| g.config.whisper.clone()),
+            whisper: call.gate.as_ref().and_then(|g| self.state.gates.get(g)).and_then(|g| g.config.whisper.clone()),
             callback_number: call.callback.as_ref().map(|c| c.number.clone()),
         }
     }
 
     pub fn call_view(&self, call: &CallId) -> Option<CallView> {
-        self.call_view_of(*self.idx.call_numbers.get(call)?)
+        self.call_view_of(*self.indexes.call_numbers.get(call)?)
     }
 
-    pub(super) fn call_view_of(&self, no: u64) -> Option<CallView> {
-        let call = self.s.calls.get(&no)?;
+    pub(super) fn call_view_of(&self, call_number: u64) -> Option<CallView> {
+        let call = self.state.calls.get(&call_number)?;
         let cb = call.callback.is_some();
         let (status, operator, fence, since_ms) = match &call.state {
             CallState::Waiting => {
@@ -112,7 +112,7 @@ impl Routing {
     }
 
     pub fn operator_view(&self, id: &OperatorId) -> Option<OperatorView> {
-        let op = self.s.operators.get(id)?;
+        let op = self.state.operators.get(id)?;
         Some(OperatorView {
             operator: id.clone(),
             status: op.status.clone(),

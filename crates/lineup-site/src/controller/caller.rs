@@ -1,9 +1,7 @@
 //! Caller legs: entry into the queue, announcements, exit keys, the callback dialogue, and
 //! the caller's way out (dialplan, hangup).
 
-use super::config::{
-    CALLBACK_ACCEPT_KEY, CALLBACK_DIGITS_MAX, CALLBACK_DIGITS_MIN, CALLBACK_OTHER_NUMBER_KEY, DIGIT_TIMEOUT_MS,
-};
+use super::config::{CALLBACK_ACCEPT_KEY, CALLBACK_OTHER_NUMBER_KEY, DIGIT_TIMEOUT_MS};
 use super::legs::{CallbackEntry, CallerLeg, CallerState};
 use super::output::Purpose;
 use super::SiteController;
@@ -14,12 +12,9 @@ use lineup_core::{
     Announcement, CommandBody, CoreError, Enqueue, GateId, HungUpBy, Outcome, QueueId, Response, Routing,
 };
 
-/// A callback number as the core accepts it (E.164: an optional `+`, at most 15 digits).
+/// A callback number as the core accepts it (`lineup_core::is_callback_number`).
 pub(super) fn callback_number(number: &str) -> Option<String> {
-    let digits = number.strip_prefix('+').unwrap_or(number);
-    let ok = (CALLBACK_DIGITS_MIN..=CALLBACK_DIGITS_MAX).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit());
-    ok.then(|| number.to_string())
+    lineup_core::is_callback_number(number).then(|| number.to_string())
 }
 
 impl SiteController {
@@ -103,10 +98,10 @@ impl SiteController {
     fn key_callback_digit(&mut self, ch: &ChannelId, mut digits: String, digit: char) {
         // One digit past the longest number is kept, so a number too long is refused rather
         // than cut short.
-        if digits.len() <= CALLBACK_DIGITS_MAX {
+        if digits.len() <= lineup_core::CALLBACK_NUMBER_MAX_DIGITS {
             digits.push(digit);
         }
-        debug_assert!(digits.len() <= CALLBACK_DIGITS_MAX + 1);
+        debug_assert!(digits.len() <= lineup_core::CALLBACK_NUMBER_MAX_DIGITS + 1);
         let deadline_ms = self.now_ms + DIGIT_TIMEOUT_MS;
         if let Some(leg) = self.callers.get_mut(ch) {
             leg.callback_entry = Some(CallbackEntry::Keying { digits, deadline_ms });

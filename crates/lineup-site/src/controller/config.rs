@@ -9,9 +9,6 @@ pub const DEFAULT_EXIT_KEYS: &str = "0";
 pub const CALLBACK_ACCEPT_KEY: char = '1';
 /// Key that asks to enter another number than the caller id.
 pub const CALLBACK_OTHER_NUMBER_KEY: char = '2';
-/// Callback numbers keyed by a caller: E.164 allows at most 15 digits.
-pub const CALLBACK_DIGITS_MAX: usize = 15;
-pub const CALLBACK_DIGITS_MIN: usize = 3;
 /// Silence after which a digit entry (operator id, PIN) ends.
 pub const DIGIT_TIMEOUT_MS: u64 = 5_000;
 /// Longest digit entry kept (operator id or PIN).
