@@ -160,30 +160,26 @@ impl Chaos<'_> {
     /// Runs the schedule in whole rounds, a gap between faults, until `duration_ms` has
     /// passed (at least one round), then the liveness probe.
     pub async fn run_nemesis(&mut self, seams: &Seams, duration_ms: u64) {
-        let deadline = Instant::now() + Duration::from_millis(duration_ms);
-        loop {
-            for fault in NEMESIS {
-                self.nemesis_fault(seams, fault).await;
-                tokio::time::sleep(Duration::from_millis(FAULT_GAP_MS)).await;
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-        }
-        self.settle().await;
-        self.answer_after_faults().await;
+        self.run_rounds(seams, duration_ms, || NEMESIS.to_vec()).await;
     }
 
     /// Faults drawn from `seed`, one after another with a gap, until `duration_ms` has
     /// passed (at least one), then the liveness probe.
     pub async fn run_random(&mut self, seams: &Seams, duration_ms: u64, seed: u64) {
-        let deadline = Instant::now() + Duration::from_millis(duration_ms);
         // Its own stream: the workload draws from the same seed.
         let mut rng = SplitMix64::from_seed(seed).fork(FAULT_STREAM);
+        self.run_rounds(seams, duration_ms, || vec![draw(&mut rng)]).await;
+    }
+
+    /// Rounds of faults from `next_round`, a gap after each fault, until `duration_ms` has
+    /// passed (one round at least); then every node ready and the liveness probe.
+    async fn run_rounds(&mut self, seams: &Seams, duration_ms: u64, mut next_round: impl FnMut() -> Vec<Fault>) {
+        let deadline = Instant::now() + Duration::from_millis(duration_ms);
         loop {
-            let fault = draw(&mut rng);
-            self.nemesis_fault(seams, fault).await;
-            tokio::time::sleep(Duration::from_millis(FAULT_GAP_MS)).await;
+            for fault in next_round() {
+                self.nemesis_fault(seams, fault).await;
+                tokio::time::sleep(Duration::from_millis(FAULT_GAP_MS)).await;
+            }
             if Instant::now() >= deadline {
                 break;
             }

@@ -163,24 +163,21 @@ pub fn write_node_configs(
 ) -> anyhow::Result<()> {
     for site in &layout.sites {
         let port = ari_ports.get(site.site as usize - 1).context("an ARI port per site")?;
-        let mut text = node_toml(layout, site, *port, log_level, peer_addresses);
-        if let Some(services) = services.filter(|s| s.site == site.site) {
-            text = text.replace(HISTORY_SECTION_END, &format!("{HISTORY_SECTION_END}{}", services.toml()));
-        }
-        std::fs::write(&site.config, text)?;
+        let services = services.filter(|s| s.site == site.site).map(SiteServices::toml).unwrap_or_default();
+        std::fs::write(&site.config, node_toml(layout, site, *port, log_level, peer_addresses, &services))?;
     }
     Ok(())
 }
 
-/// The last line of the node file's `[history]` section; a site's services follow it.
-const HISTORY_SECTION_END: &str = "/queue_log\"\n";
-
+/// The node file; `services` (the site's database and Redis, or nothing) ends its
+/// `[history]` section.
 fn node_toml(
     layout: &Layout,
     me: &SiteLayout,
     ari_port: u16,
     log_level: &str,
     peer_addresses: &PeerAddresses,
+    services: &str,
 ) -> String {
     let certs = layout.dir.join("certs").display().to_string();
     let mut peers = String::new();
@@ -223,7 +220,7 @@ callback_endpoint = "PJSIP/{{number}}"
 {trunks}
 [history]
 queue_log = "{data}/queue_log"
-
+{services}
 [api]
 listen = "127.0.0.1:{api}"
 
