@@ -63,9 +63,15 @@ pub fn open_database(path: &Path) -> Result<Arc<Database>, ClusterError> {
 
 /// A fresh in-memory database for one node (see [`crate::node::NodeStorage::Memory`]).
 pub fn memory_database() -> Result<Arc<Database>, ClusterError> {
+    database_on_backend(redb::backends::InMemoryBackend::new())
+}
+
+/// A fresh database for one node on any redb backend (see
+/// [`crate::node::NodeStorage::Memory`]): tests put a failing disk under a node this way.
+pub fn database_on_backend(backend: impl redb::StorageBackend) -> Result<Arc<Database>, ClusterError> {
     let db = redb::Builder::new()
-        .create_with_backend(redb::backends::InMemoryBackend::new())
-        .map_err(|e| ClusterError::storage("creating the in-memory database", e))?;
+        .create_with_backend(backend)
+        .map_err(|e| ClusterError::storage("creating the database on its backend", e))?;
     create_tables(db)
 }
 

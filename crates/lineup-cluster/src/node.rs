@@ -295,6 +295,23 @@ impl<T: PeerTransport> ClusterNode<T> {
         self.raft.trigger().snapshot().await.map_err(|e| ClusterError::raft("triggering a snapshot", e))
     }
 
+    /// Waits until Raft's core has stopped for good on this node and answers why: a storage
+    /// write failed (a full or failing disk), or the core ended. Such a node answers no peer
+    /// and applies nothing while its process looks alive; its binary should exit, so that
+    /// the service manager starts it again and it resumes from what it last stored. Pending
+    /// while Raft runs; answers at once after [`ClusterNode::shutdown`].
+    pub async fn raft_stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "Raft's core has ended".to_string();
+            }
+        }
+    }
+
     /// Stops Raft and the leader duty. The transport stays with the caller.
     pub async fn shutdown(&self) {
         for task in self.background.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {

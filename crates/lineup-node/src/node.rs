@@ -125,6 +125,14 @@ impl RunningNode {
         Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, site_counters, stop })
     }
 
+    /// Waits until this node's Raft has stopped for good (a storage write failed) and
+    /// answers why. The binary exits then: a node that cannot store the log is no member,
+    /// and its service manager starting it again is the way back (its callers stay in
+    /// Asterisk meanwhile and are adopted when it is back).
+    pub async fn raft_stopped(&self) -> String {
+        self.node.raft_stopped().await
+    }
+
     /// Stops the site driver and the node; answers the site controller's counters when the
     /// driver stopped within the bound.
     pub async fn shutdown(self) -> Option<lineup_site::SiteCounters> {

@@ -162,13 +162,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         tracing::info!(site = running.site, api = %format!("{scheme}://{api}"), "lineup node running");
         let notifier = Notifier::from_env();
         let supervisor = tokio::spawn(service::supervise(backend, notifier.clone()));
-        wait_for_stop_signal(|| reload(&args.config, &log_filter, &notifier)).await;
-        tracing::info!("stopping");
+        let raft_stopped = tokio::select! {
+            () = wait_for_stop_signal(|| reload(&args.config, &log_filter, &notifier)) => None,
+            why = running.raft_stopped() => Some(why),
+        };
+        match &raft_stopped {
+            None => tracing::info!("stopping"),
+            Some(why) => tracing::error!(%why, "Raft has stopped on this node; exiting so that it is started again"),
+        }
         notifier.notify("STOPPING=1");
         supervisor.abort();
         let _ = stop_api.send(true);
         running.shutdown().await;
-        Ok(())
+        match raft_stopped {
+            None => Ok(()),
+            Some(why) => Err(anyhow::anyhow!("Raft stopped on this node: {why}")),
+        }
     })
 }
 
