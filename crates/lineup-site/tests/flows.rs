@@ -855,3 +855,34 @@ fn a_persistent_operator_logging_in_again_on_a_new_leg_hangs_up_the_old_one_and_
         _ => false,
     }));
 }
+
+/// Seen in the real-process fault harness: a ring-mode operator answered while the site's
+/// ARI was cut, so the site never heard the answered leg enter Stasis. After the reconnect
+/// the offer stayed up until the caller gave up 30 s later. The reconcile must see the leg
+/// answered in Stasis and connect the call.
+#[test]
+fn a_ring_mode_operator_answering_while_the_events_socket_is_down_is_connected_at_reconnect() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("3003", "2222", OperatorMode::Ring, &["sales"]);
+    rig.phone(
+        "phone-3003",
+        PhoneBehaviour { answer_after_ms: Some(2_000), hang_up_after_answer_ms: Some(60_000), ..Default::default() },
+    );
+    rig.login_call("desk-3003", "3003", "2222");
+    assert!(rig.run_until(20_000, |r| r.operator_status("3003") == OperatorStatus::Available));
+    let caller = rig.caller("erin", "5000", Some(60_000));
+    let call = rig.call_id(&caller);
+    assert!(
+        rig.run_until(10_000, |r| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered)))
+    );
+    rig.deaf[0] = true;
+    rig.run_for(4_000);
+    assert!(
+        matches!(rig.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered)),
+        "nobody could know of the answer yet"
+    );
+    rig.reconnect(0);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(3_000, connected), "the answered operator is connected at once");
+}

@@ -71,6 +71,10 @@ impl SiteController {
             .map(|template| template.replace("{number}", number))
             .and_then(|e| Endpoint::new(e).ok());
         let callee = exec.caller_channel.clone();
+        // Dialled already (the operator's answer seen twice: a reconcile, then its event).
+        if self.ring_legs.contains_key(&callee) {
+            return;
+        }
         let Some(endpoint) = endpoint else { return };
         self.ring_legs.insert(callee.clone(), (call.clone(), fence));
         self.originate_into_app(endpoint, callee, None, (CALLBACK_RING_TIMEOUT_MS / 1000) as i32, call, fence);

@@ -77,7 +77,7 @@ impl SiteController {
 
     /// A leg this site originated for an offer answered: a ring-mode operator, or the callee
     /// of a callback.
-    fn ring_leg_answered(&mut self, leg: &ChannelId, call: &CallId, fence: u64) {
+    pub(super) fn ring_leg_answered(&mut self, leg: &ChannelId, call: &CallId, fence: u64) {
         let callback = self.offers.get(&(call.clone(), fence)).and_then(|e| match &e.kind {
             ExecKind::Callback { .. } => Some(&e.caller_channel == leg),
             _ => None,

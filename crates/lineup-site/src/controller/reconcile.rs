@@ -27,8 +27,10 @@ impl SiteController {
         // 1. Whatever we track that Asterisk no longer has is gone.
         self.finish_gone_channels(&live);
         self.hang_up_confirmed_callbacks(&live);
-        // 2. Bridges that completed while we were not listening.
+        // 2. Bridges that completed while we were not listening, and legs we originated
+        //    that answered meanwhile.
         self.count_bridges_completed_meanwhile(&bridged);
+        self.ring_legs_answered_meanwhile(&live);
         // 3. After a restart: adopt the committed operators and callers that are still live.
         self.adopt_operators(&live, &bridged, routing);
         self.adopt_callers(&live, &bridged, routing);
@@ -153,6 +155,27 @@ impl SiteController {
                     }));
                 }
                 self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![ch] });
+            }
+        }
+    }
+
+    /// Legs this site originated (a ring-mode operator's phone, a callback's callee, a trunk
+    /// call out) that answered while the events socket was down: their StasisStart was lost
+    /// with it. An originated leg enters Stasis only when answered, so the list's "in
+    /// Stasis" stands for the StasisStart, and the call connects now rather than when the
+    /// caller gives up. A StasisStart still on the way then finds the offer past ringing.
+    fn ring_legs_answered_meanwhile(&mut self, live: &BTreeMap<ChannelId, lineup_ari::Channel>) {
+        let answered: Vec<(ChannelId, lineup_core::CallId, u64)> = self
+            .ring_legs
+            .iter()
+            .filter(|(leg, _)| live.get(*leg).is_some_and(|ch| ch.dialplan.app_name == "Stasis"))
+            .map(|(leg, (call, fence))| (leg.clone(), call.clone(), *fence))
+            .collect();
+        for (leg, call, fence) in answered {
+            let ringing = self.offers.get(&(call.clone(), fence)).is_some_and(|e| e.stage == OfferStage::Ringing);
+            if ringing {
+                self.counters.channels_adopted += 1;
+                self.ring_leg_answered(&leg, &call, fence);
             }
         }
     }
