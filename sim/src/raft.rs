@@ -675,15 +675,18 @@ impl Node {
         }
     }
 
-    /// The process dies: volatile state and the unsynced log suffix are gone.
-    pub fn crash(&mut self) {
+    /// The process dies: volatile state and the unsynced log suffix are gone. Answers how
+    /// many entries that suffix held.
+    pub fn crash(&mut self) -> u64 {
         self.heard_at_ms.iter_mut().for_each(|at| *at = None);
         let keep = self.synced.saturating_sub(self.snap_index) as usize;
+        let lost = self.log.len().saturating_sub(keep) as u64;
         self.log.truncate(keep);
         self.role = Role::Follower;
         self.leader_hint = None;
         self.batch.clear();
         self.ack = None;
+        lost
     }
 
     /// The process starts again from its durable snapshot, log, vote and commit index.

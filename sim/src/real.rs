@@ -5,8 +5,9 @@
 //! What makes a seed reproduce: the runtime runs only inside `advance_to`, on the
 //! simulator's thread, and its paused clock jumps from timer to timer, so openraft's
 //! heartbeats, elections and timeouts happen at virtual instants; the nodes store their log
-//! in in-memory redb written on the calling task (`NodeStorage::Memory`: no writer thread,
-//! no blocking pool); election timeouts come from `LineupRuntime`'s generator, seeded here;
+//! in in-memory redb, the log written by a task of the runtime after a simulated sync
+//! (`NodeStorage::SimulatedDisk`: no writer thread, no blocking pool; a crash loses the
+//! appends not synced yet); election timeouts come from `LineupRuntime`'s generator, seeded here;
 //! the transport's fault filters draw from their own seeded generator; nodes stamp their
 //! commands with the tokio clock (`WallClock::Tokio`). The one draw left to tokio is
 //! `select!`'s branch order, which openraft's metric waits and replication backoff leave
@@ -38,6 +39,10 @@ pub const OBSERVED_PENDING_MAX: usize = 200_000;
 /// few thousand operations exercise snapshots and InstallSnapshot.
 pub const SIM_SNAPSHOT_LOGS_SINCE_LAST: u64 = 200;
 pub const SIM_LOGS_KEPT_AFTER_SNAPSHOT: u64 = 10;
+/// A node's disk syncs a batch of log appends this long after the first was queued (the
+/// model replication draws 1–4 ms; an SSD or cloud volume's fsync takes 1–10 ms); a crash
+/// loses the appends not synced yet.
+pub const SIM_DISK_SYNC: Duration = Duration::from_millis(4);
 /// One-way delay between sites (the same WAN as the model's).
 pub const WAN_DELAY_MIN_MS: u64 = 5;
 pub const WAN_DELAY_MAX_MS: u64 = 40;
@@ -193,7 +198,7 @@ impl RealCluster {
             StateEvent::Restored { .. } => shared.push(Observed::Restored { node }),
         }));
         let mut config = NodeConfig::new(site_id(node), "unused-in-memory");
-        config.storage = NodeStorage::Memory(self.dbs[node].clone());
+        config.storage = NodeStorage::SimulatedDisk { db: self.dbs[node].clone(), sync_delay: SIM_DISK_SYNC };
         config.clock = WallClock::Tokio { unix_ms: EPOCH_MS, instant: self.zero };
         config.state_hook = Some(hook);
         config.timing = self.timing.clone();
@@ -264,12 +269,13 @@ impl RealCluster {
         });
     }
 
-    /// The process stops: Raft shuts down and peers can no longer reach it. Its in-memory
-    /// database (what it synced) stays for the restart.
-    pub fn crash(&self, node: usize) {
+    /// The process dies: peers can no longer reach it, the log appends its disk had not
+    /// synced yet are lost, and Raft stops. Its in-memory database (what it synced) stays
+    /// for the restart. Answers how many appended log entries were lost.
+    pub fn crash(&self, node: usize) -> u64 {
         self.net.disconnect(site_id(node));
         let stopping = self.nodes[node].clone();
-        self.rt.block_on(async move { stopping.shutdown().await });
+        self.rt.block_on(async move { stopping.crash().await }) as u64
     }
 
     pub fn restart(&mut self, node: usize) -> Result<(), String> {

@@ -16,6 +16,8 @@ pub struct Coverage {
     pub partitions: u64,
     pub swizzle_clogs: u64,
     pub crashes: u64,
+    /// Log entries appended but not yet synced when their node crashed, lost with it.
+    pub log_entries_lost_at_crashes: u64,
     pub leader_pauses: u64,
     pub snapshots_installed: u64,
     pub effect_redeliveries: u64,

@@ -121,6 +121,7 @@ fn add(total: &mut Coverage, c: &Coverage, seeds: &mut Coverage) {
         partitions,
         swizzle_clogs,
         crashes,
+        log_entries_lost_at_crashes,
         leader_pauses,
         snapshots_installed,
         effect_redeliveries,

@@ -209,14 +209,24 @@ fn outage_seed(replication: Replication, seed: u64, ops: u64, old_thresholds: bo
 /// node down past it has its live calls booked `completed/site_lost` while both boxes still
 /// carry them (I2), and the operators so freed are offered a second caller while still
 /// talking to the first (I1). With the defaults the same seed, same faults, is clean: the
-/// silent site is only unreachable, its calls go on.
-fn the_old_site_lost_threshold_double_books_and_the_defaults_do_not(replication: Replication, seed: u64, ops: u64) {
-    let old = outage_seed(replication, seed, ops, true);
-    assert!(old.coverage.long_outages > 0 && old.coverage.sites_lost > 0, "{:?}", old.coverage);
-    let double_booked = old.violations.iter().find(|v| v.contains("I1 operator") && v.contains("double booked"));
-    let wrong_outcome =
-        old.violations.iter().find(|v| v.contains("was booked Completed { by: SiteLost } while its caller"));
-    assert!(double_booked.is_some() && wrong_outcome.is_some(), "{:#?}", old.violations);
+/// silent site is only unreachable, its calls go on. The seed is the first of `seeds` whose
+/// faults show both under the old threshold (a change in timing moves them from seed to
+/// seed; the range bounds the search).
+fn the_old_site_lost_threshold_double_books_and_the_defaults_do_not(
+    replication: Replication,
+    seeds: std::ops::Range<u64>,
+    ops: u64,
+) {
+    let both = |old: &lineup_sim::RunReport| {
+        let double_booked = old.violations.iter().any(|v| v.contains("I1 operator") && v.contains("double booked"));
+        let wrong_outcome =
+            old.violations.iter().any(|v| v.contains("was booked Completed { by: SiteLost } while its caller"));
+        old.coverage.long_outages > 0 && old.coverage.sites_lost > 0 && double_booked && wrong_outcome
+    };
+    let seed = seeds
+        .clone()
+        .find(|seed| both(&outage_seed(replication, *seed, ops, true)))
+        .unwrap_or_else(|| panic!("no seed of {seeds:?} double books under the old threshold"));
 
     let now = outage_seed(replication, seed, ops, false);
     assert_eq!(now.violations, Vec::<String>::new());
@@ -227,10 +237,10 @@ fn the_old_site_lost_threshold_double_books_and_the_defaults_do_not(replication:
 
 #[test]
 fn the_old_site_lost_threshold_double_books_in_the_model_and_the_defaults_do_not() {
-    the_old_site_lost_threshold_double_books_and_the_defaults_do_not(Replication::Model, 3, 1_500);
+    the_old_site_lost_threshold_double_books_and_the_defaults_do_not(Replication::Model, 3..11, 1_500);
 }
 
 #[test]
 fn the_old_site_lost_threshold_double_books_over_real_openraft_nodes_and_the_defaults_do_not() {
-    the_old_site_lost_threshold_double_books_and_the_defaults_do_not(Replication::Openraft, 2, 1_000);
+    the_old_site_lost_threshold_double_books_and_the_defaults_do_not(Replication::Openraft, 2..11, 1_000);
 }

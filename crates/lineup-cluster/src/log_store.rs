@@ -177,6 +177,38 @@ impl WriterFinished {
     }
 }
 
+/// The writer task of a simulated disk ([`RedbLogStore::on_task`]).
+pub struct SimulatedDiskWriter<C: RaftTypeConfig> {
+    task: tokio::task::JoinHandle<()>,
+    shared: std::sync::Weak<Shared<C>>,
+}
+
+impl<C: RaftTypeConfig> SimulatedDiskWriter<C> {
+    /// The process dies: the task stops where it is; answers how many appended log entries
+    /// were not written yet and are lost. Counted before anything else runs (on the
+    /// simulator's one thread the task is not mid-commit): once the appends' callbacks are
+    /// dropped, Raft stops and takes the log store with it.
+    pub async fn crash(self) -> usize {
+        self.task.abort();
+        let lost = self.unsynced_entries();
+        let _ = self.task.await;
+        lost
+    }
+
+    /// Log entries appended and not written yet (a crash now would lose them).
+    pub fn unsynced_entries(&self) -> usize {
+        self.shared.upgrade().map(|shared| shared.overlay.lock().unwrap_or_else(|p| p.into_inner()).len()).unwrap_or(0)
+    }
+
+    /// Waits up to `wait` for the task to write what was queued and end (it ends with the
+    /// log store); stops it if it has not.
+    pub async fn finish(mut self, wait: std::time::Duration) {
+        if tokio::time::timeout(wait, &mut self.task).await.is_err() {
+            self.task.abort();
+        }
+    }
+}
+
 impl<C> RedbLogStore<C>
 where
     C: RaftTypeConfig,
@@ -217,6 +249,24 @@ where
             next_seq: std::sync::atomic::AtomicU64::new(1),
         });
         Self { shared }
+    }
+
+    /// A store whose writes a task of the calling runtime commits, each batch `sync_delay`
+    /// after its first operation was queued (the writer thread's group commit and fsync, on
+    /// a paused tokio clock: see [`crate::node::NodeStorage::SimulatedDisk`]). Aborting the
+    /// returned task is a crash: what it had not committed is lost, and nothing queued is
+    /// answered.
+    pub fn on_task(db: Arc<Database>, sync_delay: std::time::Duration) -> (Self, SimulatedDiskWriter<C>) {
+        let (queue, ops) = mpsc::channel(LOG_WRITER_QUEUE_OPS_MAX);
+        let shared = Arc::new(Shared {
+            db: db.clone(),
+            overlay: Mutex::new(BTreeMap::new()),
+            queue: Some(queue),
+            next_seq: std::sync::atomic::AtomicU64::new(1),
+        });
+        let task = tokio::spawn(run_writer_task::<C>(db, ops, Arc::downgrade(&shared), sync_delay));
+        let writer = SimulatedDiskWriter { task, shared: Arc::downgrade(&shared) };
+        (Self { shared }, writer)
     }
 
     fn overlay(&self) -> std::sync::MutexGuard<'_, Overlay<C>> {
@@ -264,6 +314,29 @@ where
     C: RaftTypeConfig,
 {
     while let Some(first) = ops.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < LOG_WRITER_BATCH_OPS_MAX {
+            match ops.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&db, batch, shared.upgrade().as_deref());
+    }
+}
+
+/// The writer thread's loop as a task: after the first queued operation, `sync_delay` of
+/// the runtime's clock (the disk's sync), then everything queued by then in one commit.
+async fn run_writer_task<C>(
+    db: Arc<Database>,
+    mut ops: mpsc::Receiver<WriteOp<C>>,
+    shared: std::sync::Weak<Shared<C>>,
+    sync_delay: std::time::Duration,
+) where
+    C: RaftTypeConfig,
+{
+    while let Some(first) = ops.recv().await {
+        tokio::time::sleep(sync_delay).await;
         let mut batch = vec![first];
         while batch.len() < LOG_WRITER_BATCH_OPS_MAX {
             match ops.try_recv() {

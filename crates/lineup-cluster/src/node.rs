@@ -45,7 +45,7 @@ use openraft::{BasicNode, ChangeMembers};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::log_store::{open_database, RedbLogStore, WriterFinished};
+use crate::log_store::{open_database, RedbLogStore, SimulatedDiskWriter, WriterFinished};
 use crate::rpc::{leader_error, PeerRequest, PeerResponse};
 use crate::transport::PeerTransport;
 use crate::ClusterError;
@@ -83,6 +83,8 @@ pub struct ClusterNode<T: PeerTransport> {
     proposer: Proposer,
     pub(crate) clock: WallClock,
     log_writer: Mutex<Option<WriterFinished>>,
+    /// The simulated disk's writer task (`NodeStorage::SimulatedDisk`).
+    log_writer_task: Mutex<Option<SimulatedDiskWriter<LineupRaft>>>,
     /// The node had a Raft log or vote on disk when it started: it is already in a cluster,
     /// and `bootstrap` does nothing (openraft would refuse and log the refusal as an error).
     stored_raft_state_at_start: bool,
@@ -100,7 +102,6 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// it, or forms one with [`ClusterNode::bootstrap`].
     pub async fn start(config: NodeConfig, transport: T) -> Result<Arc<Self>, ClusterError> {
         let db = open_storage(&config.storage)?;
-        let inline_io = matches!(config.storage, NodeStorage::Memory(_));
         let incarnation = crate::log_store::next_incarnation(&db)?;
         let (effects, _) = broadcast::channel(EFFECT_STREAM_CAPACITY);
         let state = SiteState::new(
@@ -109,7 +110,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             config.applied_sink.clone(),
             config.state_hook.clone(),
         );
-        let (store, log_store, log_writer) = open_stores(db, inline_io, state)?;
+        let Stores { store, log_store, writer_thread, writer_task } = open_stores(db, &config.storage, state)?;
         let stored_raft_state_at_start = stored_raft_state(&log_store).await?;
         let transport = Arc::new(transport);
         let contact = PeerContact::default();
@@ -139,7 +140,8 @@ impl<T: PeerTransport> ClusterNode<T> {
             background: Mutex::new(vec![proposer_task]),
             proposer,
             clock: config.clock,
-            log_writer: Mutex::new(log_writer),
+            log_writer: Mutex::new(writer_thread),
+            log_writer_task: Mutex::new(writer_task),
             stored_raft_state_at_start,
             health,
             clock_alarm: Mutex::new(None),
@@ -312,6 +314,26 @@ impl<T: PeerTransport> ClusterNode<T> {
         }
     }
 
+    /// Log entries appended and not yet written by a simulated disk (0 on a file, where the
+    /// writer thread's queue is not observed).
+    pub fn unsynced_log_entries(&self) -> usize {
+        let writer = self.log_writer_task.lock().unwrap_or_else(|p| p.into_inner());
+        writer.as_ref().map(SimulatedDiskWriter::unsynced_entries).unwrap_or(0)
+    }
+
+    /// The process dies: on a simulated disk, the appends not yet written are lost (the
+    /// writer task is stopped before anything else); then as [`ClusterNode::shutdown`].
+    /// Answers how many appended log entries were lost.
+    pub async fn crash(&self) -> usize {
+        let writer = self.log_writer_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let lost = match writer {
+            Some(writer) => writer.crash().await,
+            None => 0,
+        };
+        self.shutdown().await;
+        lost
+    }
+
     /// Stops Raft and the leader duty. The transport stays with the caller.
     pub async fn shutdown(&self) {
         for task in self.background.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
@@ -327,6 +349,12 @@ impl<T: PeerTransport> ClusterNode<T> {
             // The writer ends once Raft has dropped the log store, releasing the file.
             let _ = tokio::time::timeout(Duration::from_millis(SHUTDOWN_WAIT_MS), log_writer.wait()).await;
         }
+        let writer_task = self.log_writer_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer_task) = writer_task {
+            // It writes what was queued and ends with the log store; one that outlives the
+            // bound is stopped, so a restart never shares the database with it.
+            writer_task.finish(Duration::from_millis(SHUTDOWN_WAIT_MS)).await;
+        }
     }
 }
 
@@ -337,24 +365,40 @@ fn open_storage(storage: &NodeStorage) -> Result<Arc<redb::Database>, ClusterErr
             std::fs::create_dir_all(dir)?;
             open_database(&dir.join("raft.redb"))
         }
-        NodeStorage::Memory(db) => Ok(db.clone()),
+        NodeStorage::Memory(db) | NodeStorage::SimulatedDisk { db, .. } => Ok(db.clone()),
     }
 }
 
-/// The state machine and log stores on `db`; with `inline_io` both write on the calling
-/// task, otherwise the log has its own writer thread (returned so shutdown can wait for it).
-fn open_stores(
-    db: Arc<redb::Database>,
-    inline_io: bool,
-    state: SiteState,
-) -> Result<(Store, RedbLogStore<LineupRaft>, Option<WriterFinished>), ClusterError> {
+/// The state machine and the log store on the node's storage, and the log's writer.
+struct Stores {
+    store: Store,
+    log_store: RedbLogStore<LineupRaft>,
+    /// The writer thread (a file), so shutdown can wait for it to release the file.
+    writer_thread: Option<WriterFinished>,
+    /// The writer task (a simulated disk), so a crash can abort it.
+    writer_task: Option<SimulatedDiskWriter<LineupRaft>>,
+}
+
+/// The stores on `db`: for a file, the log has its own writer thread; in memory, both
+/// write on the calling task, except the simulated disk's log, which a task writes.
+fn open_stores(db: Arc<redb::Database>, storage: &NodeStorage, state: SiteState) -> Result<Stores, ClusterError> {
+    let inline_io = !matches!(storage, NodeStorage::Dir(_));
     let store = if inline_io { Store::open_inline(db.clone(), state) } else { Store::open(db.clone(), state) }
         .map_err(|e| ClusterError::storage("opening the state machine", e))?;
-    if inline_io {
-        return Ok((store, RedbLogStore::<LineupRaft>::inline(db), None));
-    }
-    let (log_store, writer) = RedbLogStore::<LineupRaft>::with_writer(db);
-    Ok((store, log_store, Some(writer)))
+    let stores = match storage {
+        NodeStorage::Dir(_) => {
+            let (log_store, writer) = RedbLogStore::<LineupRaft>::with_writer(db);
+            Stores { store, log_store, writer_thread: Some(writer), writer_task: None }
+        }
+        NodeStorage::Memory(_) => {
+            Stores { store, log_store: RedbLogStore::inline(db), writer_thread: None, writer_task: None }
+        }
+        NodeStorage::SimulatedDisk { sync_delay, .. } => {
+            let (log_store, writer) = RedbLogStore::<LineupRaft>::on_task(db, *sync_delay);
+            Stores { store, log_store, writer_thread: None, writer_task: Some(writer) }
+        }
+    };
+    Ok(stores)
 }
 
 /// Whether a node's stored Raft state shows it is already part of a cluster (it has a log or

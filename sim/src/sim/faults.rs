@@ -285,7 +285,7 @@ impl<R: Replication> Sim<R> {
 
     fn crash(&mut self, node: usize) {
         self.coverage.crashes += 1;
-        self.repl.crash(node);
+        self.coverage.log_entries_lost_at_crashes += self.repl.crash(node);
         let s = &mut self.sites[node];
         s.up = false;
         s.gen += 1;

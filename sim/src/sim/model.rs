@@ -145,10 +145,11 @@ impl Replication for Model {
         }
     }
 
-    fn crash(&mut self, node: usize) {
-        self.nodes[node].crash();
+    fn crash(&mut self, node: usize) -> u64 {
+        let lost = self.nodes[node].crash();
         self.node_gen[node] += 1;
         self.disks[node] = Disk::default();
+        lost
     }
 
     fn start_node(sim: &mut Sim<Model>, node: usize) {

@@ -177,12 +177,13 @@ impl Replication for Openraft {
         }
     }
 
-    fn crash(&mut self, node: usize) {
-        self.cluster.crash(node);
+    fn crash(&mut self, node: usize) -> u64 {
+        let lost = self.cluster.crash(node);
         self.histories[node].crash();
         if let Some(projection) = self.projections[node].crash() {
             self.cluster.block_on(projection.stop());
         }
+        lost
     }
 
     /// Openraft's nodes elect on their own.

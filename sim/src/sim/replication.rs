@@ -66,8 +66,9 @@ pub(crate) trait Replication: Sized {
     fn set_redis_up(&mut self, site: usize, up: bool);
     /// The fault phase ends: links, loss and stores all mended.
     fn heal(&mut self);
-    /// The node's process dies.
-    fn crash(&mut self, node: usize);
+    /// The node's process dies; answers how many appended log entries it lost (appended,
+    /// not synced yet).
+    fn crash(&mut self, node: usize) -> u64;
 
     /// Schedules what a node needs at time zero.
     fn start_node(sim: &mut Sim<Self>, node: usize);

@@ -105,6 +105,12 @@ pub enum NodeStorage {
     /// restarts of the node, written on the calling task: the deterministic simulator,
     /// where no thread may race the paused clock. Nothing survives the process.
     Memory(Arc<redb::Database>),
+    /// An in-memory redb database the caller keeps across restarts, written by a task of
+    /// the calling runtime that commits each batch `sync_delay` after it was queued: the
+    /// writer thread's group commit and fsync, on the simulator's paused clock.
+    /// [`crate::ClusterNode::crash`] aborts that task first, so appends not yet written are
+    /// lost, as a crash loses what the page cache had not synced.
+    SimulatedDisk { db: Arc<redb::Database>, sync_delay: std::time::Duration },
 }
 
 impl std::fmt::Debug for NodeStorage {
@@ -112,6 +118,9 @@ impl std::fmt::Debug for NodeStorage {
         match self {
             NodeStorage::Dir(dir) => f.debug_tuple("Dir").field(dir).finish(),
             NodeStorage::Memory(_) => f.write_str("Memory"),
+            NodeStorage::SimulatedDisk { sync_delay, .. } => {
+                f.debug_struct("SimulatedDisk").field("sync_delay", sync_delay).finish_non_exhaustive()
+            }
         }
     }
 }
