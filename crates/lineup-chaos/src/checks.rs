@@ -4,6 +4,7 @@
 use crate::faults::FaultFigures;
 use crate::history::CallRows;
 use crate::order::order_violations;
+use crate::raft_logs::RaftLogAgreement;
 use crate::Scenario;
 use lineup_pbx_sim::truth::{CallerTruth, TruthReport};
 use serde::Serialize;
@@ -37,8 +38,12 @@ pub struct Figures {
     /// Every site's history holds the same outcome rows, and every site's queue_log the same
     /// lines.
     pub history_converged: bool,
+    /// Every pair of sites' stopped Raft logs holds the same committed entries
+    /// (`raft_logs.rs`), and how many entries that compared.
+    pub raft_logs_agree: bool,
+    pub raft_log_entries_compared: u64,
     /// Everything above that broke a promise: wrong outcomes, double bookings, drops, calls
-    /// not ended, overtakings, and unconverged histories (1).
+    /// not ended, overtakings, unconverged histories (1) and disagreeing Raft logs (1).
     pub violations: u64,
     pub restarts: u64,
     pub kills: u64,
@@ -109,6 +114,7 @@ pub fn figures(
     truth: &TruthReport,
     histories: &[(u64, CallRows)],
     queue_logs_agree: bool,
+    raft_logs: &RaftLogAgreement,
     faults: &FaultFigures,
     sites: u64,
 ) -> (Figures, Vec<String>, Vec<String>) {
@@ -125,6 +131,8 @@ pub fn figures(
         calls_not_ended: truth.callers.iter().filter(|c| c.ended_at_ms.is_none()).count() as u64,
         order_violations: overtakings.len() as u64,
         history_converged,
+        raft_logs_agree: raft_logs.agree,
+        raft_log_entries_compared: raft_logs.entries_compared,
         violations: 0,
         restarts: faults.restarts,
         kills: faults.kills,
@@ -142,7 +150,8 @@ pub fn figures(
         + figures.operator_legs_dropped
         + figures.calls_not_ended
         + figures.order_violations
-        + u64::from(!history_converged);
+        + u64::from(!history_converged)
+        + u64::from(!raft_logs.agree);
     (figures, wrong, overtakings)
 }
 
@@ -171,6 +180,12 @@ pub fn checks(figures: &Figures, scenario: Scenario) -> Vec<Check> {
             value: figures.history_converged.to_string(),
             limit: "true".into(),
             ok: figures.history_converged,
+        },
+        Check {
+            name: "raft_logs_agree",
+            value: figures.raft_logs_agree.to_string(),
+            limit: "true".into(),
+            ok: figures.raft_logs_agree,
         },
     ];
     match scenario {

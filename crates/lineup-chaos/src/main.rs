@@ -21,6 +21,7 @@ mod nemesis;
 mod nodes;
 mod order;
 mod procs;
+mod raft_logs;
 mod report;
 mod run;
 mod services;

@@ -22,6 +22,7 @@ pub struct Report {
     pub operator_leg_drops: Vec<String>,
     pub wrong_outcomes: Vec<String>,
     pub order_violations_detail: Vec<String>,
+    pub raft_log_disagreements: Vec<String>,
     pub run_dir: String,
     pub reproduce: String,
 }

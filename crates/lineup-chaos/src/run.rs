@@ -11,6 +11,7 @@ use crate::history::{read_calls, read_queue_log, CallRows, HistorySource};
 use crate::links::Links;
 use crate::nemesis::Seams;
 use crate::nodes::Nodes;
+use crate::raft_logs::raft_log_path;
 use crate::report::{first, Report};
 use crate::services::{Services, SERVICES_SITE};
 use crate::setup::{
@@ -209,7 +210,12 @@ async fn drive(
     let database = seams.and_then(|seams| seams.services.as_ref().ok()).map(Services::history_url_direct);
     let histories = read_histories(chaos.nodes, &truth, database.as_deref()).await;
     let queue_logs_agree = queue_logs_agree(chaos.nodes).await;
-    let (figures, wrong, overtakings) = figures(&truth, &histories, queue_logs_agree, &faults, args.sites);
+    // redb holds a node's file exclusively: the logs are read once every node has stopped.
+    chaos.nodes.stop_all().await;
+    let logs: Vec<(u64, PathBuf)> =
+        chaos.nodes.layout.sites.iter().map(|site| (site.site, raft_log_path(&site.data_dir))).collect();
+    let raft_logs = crate::raft_logs::check(&logs);
+    let (figures, wrong, overtakings) = figures(&truth, &histories, queue_logs_agree, &raft_logs, &faults, args.sites);
     let checks = checks(&figures, args.scenario);
     let passed = checks.iter().all(|check| check.ok);
     let mut report = Report {
@@ -227,6 +233,7 @@ async fn drive(
         operator_leg_drops: first(truth.operator_leg_drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
         wrong_outcomes: first(wrong),
         order_violations_detail: first(overtakings),
+        raft_log_disagreements: raft_logs.disagreements,
         run_dir: dir.display().to_string(),
         reproduce: reproduce_command(args, lineup),
     };

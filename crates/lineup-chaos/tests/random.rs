@@ -4,7 +4,8 @@
 //! node, during live local and cross-site calls. `LINEUP_CHAOS_SEED` picks another draw.
 //!
 //! Asserted: nobody double booked, no operator's leg dropped, every call ended, every site's
-//! history and queue_log the same, nothing skipped, and the timing checks of whatever was
+//! history and queue_log the same, the committed entries of every site's Raft log the same,
+//! nothing skipped, and the timing checks of whatever was
 //! drawn. Printed: wrong outcomes and drops (see tests/nemesis.rs).
 
 mod common;
@@ -25,6 +26,7 @@ fn faults_drawn_from_the_seed_during_live_calls_book_nobody_twice() {
     run.print(&PRINTED);
     run.assert_zero(&MUST_BE_ZERO);
     assert_eq!(run.report["history_converged"].as_bool(), Some(true), "histories differ\n{}", run.shown);
+    assert_eq!(run.report["raft_logs_agree"].as_bool(), Some(true), "Raft logs differ\n{}", run.shown);
     run.assert_nothing_skipped();
     run.assert_below_ms(&[("after_faults_answer_ms", 2_500)]);
     // The other timing checks are those of what was drawn: each must hold.

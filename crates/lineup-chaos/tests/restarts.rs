@@ -4,7 +4,7 @@
 //!
 //! Asserted: nobody double booked, no call dropped by a fault, every outcome in every site's
 //! history true, no operator's leg dropped, every site's history and queue_log the same,
-//! every restarted node heard by the leader within 1 s of being ready, and a caller arriving
+//! the committed entries of every site's Raft log the same, every restarted node heard by the leader within 1 s of being ready, and a caller arriving
 //! at the leader's kill answered within 2.5 s (by an operator logged in for that probe, so it
 //! always runs). `LINEUP_CHAOS_SEED` picks the workload's seed (default 1).
 
@@ -36,6 +36,7 @@ fn restarts_and_kills_during_live_calls_book_nobody_twice_and_keep_outcomes_true
     run.print(&PRINTED);
     run.assert_zero(&MUST_BE_ZERO);
     assert_eq!(run.report["history_converged"].as_bool(), Some(true), "histories differ\n{}", run.shown);
+    assert_eq!(run.report["raft_logs_agree"].as_bool(), Some(true), "Raft logs differ\n{}", run.shown);
     run.assert_nothing_skipped();
     run.assert_below_ms(&MUST_BE_BELOW_MS);
 }

@@ -88,6 +88,39 @@ fn create_tables(db: Database) -> Result<Arc<Database>, ClusterError> {
     Ok(Arc::new(db))
 }
 
+/// What a stopped node's log holds, read offline: its entries as stored (index → bytes; the
+/// encoding is deterministic, so one entry has one byte string on every member) and the
+/// committed index it last stored (never ahead of the real one).
+#[derive(Debug, Default)]
+pub struct StoredLog {
+    pub committed: Option<u64>,
+    pub entries: BTreeMap<u64, Vec<u8>>,
+}
+
+impl StoredLog {
+    /// Reads the log of the node whose redb file is at `path` (the node must be stopped: redb
+    /// holds its file exclusively). A missing file is an error, not an empty log.
+    pub fn read(path: &Path) -> Result<StoredLog, ClusterError> {
+        let storage = |e: redb::Error| ClusterError::storage(format!("reading the log at {}", path.display()), e);
+        let db = Database::open(path).map_err(|e| storage(e.into()))?;
+        let tx = db.begin_read().map_err(|e| storage(e.into()))?;
+        let meta = tx.open_table(META_TABLE).map_err(|e| storage(e.into()))?;
+        let committed = match meta.get(META_COMMITTED).map_err(|e| storage(e.into()))? {
+            Some(bytes) => {
+                codec::decode_versioned::<Option<LogId<u64>>>(bytes.value(), STORED_VALUE_MAX_BYTES)?.map(|id| id.index)
+            }
+            None => None,
+        };
+        let log = tx.open_table(LOG_TABLE).map_err(|e| storage(e.into()))?;
+        let mut entries = BTreeMap::new();
+        for row in log.iter().map_err(|e| storage(e.into()))? {
+            let (index, bytes) = row.map_err(|e| storage(e.into()))?;
+            entries.insert(index.value(), bytes.value().to_vec());
+        }
+        Ok(StoredLog { committed, entries })
+    }
+}
+
 const META_INCARNATION: &str = "incarnation";
 
 /// Counts this node's runs: returns 1 on the first start, then one more per start, durably.
