@@ -347,15 +347,21 @@ where
     C: RaftTypeConfig,
 {
     while let Some(first) = ops.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < LOG_WRITER_BATCH_OPS_MAX {
-            match ops.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+        let batch = batch_after(first, &mut ops);
         commit_batch(&db, batch, shared.upgrade().as_deref());
     }
+}
+
+/// `first` and whatever else is queued now, up to `LOG_WRITER_BATCH_OPS_MAX` operations.
+fn batch_after<C: RaftTypeConfig>(first: WriteOp<C>, ops: &mut mpsc::Receiver<WriteOp<C>>) -> Vec<WriteOp<C>> {
+    let mut batch = vec![first];
+    while batch.len() < LOG_WRITER_BATCH_OPS_MAX {
+        match ops.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// The writer thread's loop as a task: after the first queued operation, `sync_delay` of
@@ -370,13 +376,7 @@ async fn run_writer_task<C>(
 {
     while let Some(first) = ops.recv().await {
         tokio::time::sleep(sync_delay).await;
-        let mut batch = vec![first];
-        while batch.len() < LOG_WRITER_BATCH_OPS_MAX {
-            match ops.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+        let batch = batch_after(first, &mut ops);
         commit_batch(&db, batch, shared.upgrade().as_deref());
     }
 }
