@@ -32,7 +32,9 @@ mod reconcile;
 mod take_down;
 mod trunk;
 
-pub use config::{SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX};
+pub use config::{
+    SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, STRANDED_OFFER_RELEASE_MS,
+};
 
 pub struct SiteController {
     cfg: SiteConfig,
@@ -51,6 +53,9 @@ pub struct SiteController {
     ring_legs: BTreeMap<ChannelId, (CallId, u64)>,
     /// Offers to an operator here for a caller at another site, waiting for its trunk leg.
     awaiting_trunk: BTreeMap<CallId, Offer>,
+    /// Of those, the ones whose caller's site is unreachable: since when (this clock). See
+    /// `STRANDED_OFFER_RELEASE_MS`; never holds a call `awaiting_trunk` does not.
+    stranded_since: BTreeMap<CallId, u64>,
     /// Trunk calls that came before their Offer: call → (inbound leg, refuse after).
     early_trunks: BTreeMap<CallId, (ChannelId, u64)>,
     /// Connected cross-site calls whose operator side ended here: (call, fence) → (operator,
@@ -101,6 +106,7 @@ impl SiteController {
             offers: BTreeMap::new(),
             ring_legs: BTreeMap::new(),
             awaiting_trunk: BTreeMap::new(),
+            stranded_since: BTreeMap::new(),
             early_trunks: BTreeMap::new(),
             releases_due: BTreeMap::new(),
             call_fences: BTreeMap::new(),
@@ -220,6 +226,7 @@ impl SiteController {
     fn on_tick(&mut self, routing: &Routing) {
         self.release_operators_due(routing);
         self.refuse_expired_early_trunks();
+        self.release_stranded_offers(routing);
         self.resend_due_proposals();
         self.end_timed_out_keying();
         self.end_timed_out_digits(routing);

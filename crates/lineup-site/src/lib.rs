@@ -28,6 +28,7 @@ pub mod prompts;
 
 pub use controller::{
     SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX,
+    STRANDED_OFFER_RELEASE_MS,
 };
 pub use io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
 pub use pin::{Pin, PinHash};

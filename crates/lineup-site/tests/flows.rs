@@ -886,3 +886,38 @@ fn a_ring_mode_operator_answering_while_the_events_socket_is_down_is_connected_a
     let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
     assert!(rig.run_until(3_000, connected), "the answered operator is connected at once");
 }
+
+/// The caller's site falls silent (its node down or cut off) right after its caller was
+/// offered to an operator at another site, before it placed the trunk call. Offer deadlines
+/// wait while a site is unreachable, so the operator stayed reserved for the whole outage.
+/// The operator's site frees its operator once the caller's site has been unreachable for
+/// `STRANDED_OFFER_RELEASE_MS` (not a miss; the caller keeps its place, frozen with its
+/// site); the trunk call that site places when it catches up finds no offer and is
+/// refused, and the caller is connected by a fresh offer after `SiteBack`.
+#[test]
+fn an_operator_offered_a_silent_sites_caller_is_freed_while_that_site_is_unreachable() {
+    let mut rig = Rig::federation(2);
+    sales(&mut rig);
+    rig.operator_at(SiteId(2), "2001", "9999", OperatorMode::Persistent, &["sales"]);
+    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2001", "2001", "9999");
+    assert!(rig.run_until(20_000, |r| r.operator_status("2001") == OperatorStatus::Available));
+    // Site 1 hears nothing from the cluster from now on: it never places the trunk call.
+    rig.lagging[0] = true;
+    let caller = rig.caller("kim", "5000", None);
+    let call = rig.call_id(&caller);
+    let offered = |r: &Rig| matches!(r.operator_status("2001"), OperatorStatus::Offered { .. });
+    assert!(rig.run_until(10_000, offered));
+    rig.admin(CommandBody::SiteUnreachable { site: SiteId(1) }).expect("site 1 unreachable");
+
+    let freed = |r: &Rig| r.operator_status("2001") == OperatorStatus::Available;
+    assert!(rig.run_until(lineup_site::STRANDED_OFFER_RELEASE_MS + 2_000, freed), "the stranded operator is freed");
+    assert!(
+        matches!(rig.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Waiting)),
+        "caller keeps its place"
+    );
+
+    rig.catch_up();
+    rig.admin(CommandBody::SiteBack { site: SiteId(1) }).expect("site 1 back");
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(30_000, connected), "a fresh offer connects the caller");
+}

@@ -36,6 +36,11 @@ pub const ENDED_CHANNELS_REMEMBERED_MAX: usize = 4_096;
 /// it serves (the caller's site may learn of the commit first, and a call setup can be
 /// faster than replication): it is held this long for the Offer before being refused.
 pub const EARLY_TRUNK_WAIT_MS: u64 = 5_000;
+/// An offer of another site's caller to an operator here waits for that site's trunk call;
+/// offer deadlines wait while a site is unreachable, so the operator would stay reserved for
+/// the whole outage. Once the caller's site has been unreachable (in the committed state)
+/// this long, the operator is freed (`OfferFailed { Interrupted }`, not a miss).
+pub const STRANDED_OFFER_RELEASE_MS: u64 = 3_000;
 /// Most trunk calls held for their Offer at once; beyond it they are refused at once.
 pub const EARLY_TRUNK_LEGS_MAX: usize = 1_024;
 /// Operator releases waiting for their grace at once (see `OPERATOR_RELEASE_GRACE_MS`).
@@ -93,6 +98,9 @@ pub struct SiteCounters {
     pub callers_invalid: u64,
     pub offers_executed: u64,
     pub offers_fenced_out: u64,
+    /// Operators here freed from an offer whose caller's site fell unreachable before its
+    /// trunk call came (`STRANDED_OFFER_RELEASE_MS`).
+    pub offers_stranded_released: u64,
     pub bridges_connected: u64,
     pub proposals_retried: u64,
     pub ari_failures: u64,

@@ -1,8 +1,11 @@
 //! Cross-site calls: the trunk call the caller's site places and how its end is read, the
 //! trunk call the operator's site receives (held a while if it beats its Offer), and the
-//! operator freed after the grace when the caller's site is silent.
+//! operator freed after the grace when the caller's site is silent, or from an offer whose
+//! trunk call cannot come while the caller's site is unreachable.
 
-use super::config::{EARLY_TRUNK_LEGS_MAX, EARLY_TRUNK_WAIT_MS, FAR_SITE_REPORTS_CAUSES, TRUNK_SETUP_GRACE_MS};
+use super::config::{
+    EARLY_TRUNK_LEGS_MAX, EARLY_TRUNK_WAIT_MS, FAR_SITE_REPORTS_CAUSES, STRANDED_OFFER_RELEASE_MS, TRUNK_SETUP_GRACE_MS,
+};
 use super::connect::caller_id_of;
 use super::legs::{channel, ExecKind, OfferExec, OfferStage};
 use super::SiteController;
@@ -83,6 +86,32 @@ impl SiteController {
         if let Some((inbound, _)) = self.early_trunks.remove(&call) {
             self.trunk_leg_arrived(&call, inbound);
         }
+    }
+
+    /// Offers waiting for a trunk call that cannot come: their caller's site has been
+    /// unreachable for `STRANDED_OFFER_RELEASE_MS`. The operator is freed; the caller keeps
+    /// its place, frozen with its site; a trunk call for the offer arriving later finds no
+    /// offer here and is refused after `EARLY_TRUNK_WAIT_MS`.
+    pub(super) fn release_stranded_offers(&mut self, routing: &Routing) {
+        let stranded: Vec<CallId> = self
+            .awaiting_trunk
+            .iter()
+            .filter(|(_, offer)| routing.is_site_unreachable(offer.caller_site))
+            .map(|(call, _)| call.clone())
+            .collect();
+        self.stranded_since.retain(|call, _| stranded.contains(call));
+        for call in stranded {
+            let since = *self.stranded_since.entry(call.clone()).or_insert(self.now_ms);
+            if self.now_ms.saturating_sub(since) < STRANDED_OFFER_RELEASE_MS {
+                continue;
+            }
+            self.stranded_since.remove(&call);
+            if let Some(offer) = self.awaiting_trunk.remove(&call) {
+                self.counters.offers_stranded_released += 1;
+                self.report_offer_failed(&offer, OfferFailure::Interrupted);
+            }
+        }
+        debug_assert!(self.stranded_since.keys().all(|call| self.awaiting_trunk.contains_key(call)));
     }
 
     /// Operator here, caller at another site: its trunk call arrived.
