@@ -180,7 +180,7 @@ impl SiteController {
             Effect::DialCallback(offer) => self.on_dial_callback(offer),
             Effect::CancelOffer { call, fence, .. } => self.on_cancel(&call, fence),
             Effect::OperatorChanged(view) if matches!(view.status, lineup_core::OperatorStatus::Offline) => {
-                self.on_operator_offline(&view.operator)
+                self.on_operator_offline(&view.operator, routing)
             }
             _ => {}
         }

@@ -921,3 +921,31 @@ fn an_operator_offered_a_silent_sites_caller_is_freed_while_that_site_is_unreach
     let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
     assert!(rig.run_until(30_000, connected), "a fresh offer connects the caller");
 }
+
+/// Seen in a 1-hour random run of the real-process fault harness: a persistent operator
+/// hung up their leg while their site heard nothing from the cluster (a one-way cut), then
+/// logged in again on a new leg. At the heal the site got the new login's result before the
+/// older logout's effect, and that stale "offline" hung up the new leg: the operator was
+/// logged out for nothing. An operator the committed state has logged in here on a leg keeps
+/// that leg.
+#[test]
+fn a_stale_offline_after_a_new_login_keeps_the_new_leg() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    let old = rig.login_call("desk-1001", "1001", "4321");
+    assert!(rig.run_until(20_000, |r| r.operator_status("1001") == OperatorStatus::Available));
+    // From here the site gets its proposals' results but none of the committed effects.
+    rig.lagging[0] = true;
+    assert!(rig.world.phone_hangup(BOX, &old));
+    assert!(rig.run_until(5_000, |r| r.operator_status("1001") == OperatorStatus::Offline));
+    let new = rig.login_call("desk-1001-b", "1001", "4321");
+    let on_new = |r: &Rig| {
+        r.routing.operator_view(&OperatorId::new("1001")).and_then(|v| v.channel).as_deref() == Some(new.as_str())
+    };
+    assert!(rig.run_until(20_000, on_new), "logged in on the new leg");
+    rig.catch_up();
+    rig.run_for(5_000);
+    assert!(rig.audio(&new).is_some(), "the new leg stays on the line");
+    assert_eq!(rig.operator_status("1001"), OperatorStatus::Available);
+}

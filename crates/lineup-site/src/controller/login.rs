@@ -111,8 +111,23 @@ impl SiteController {
     /// Logged out from elsewhere (a supervisor, the API, a login at another site): a
     /// persistent leg held here has nothing left to wait for, so it is hung up. A leg still
     /// in its own login dialogue is left to it (a `#` logout plays agent-loggedoff first).
-    pub(super) fn on_operator_offline(&mut self, operator: &OperatorId) {
+    /// The effect can be stale: when the state applied by now has the operator logged in
+    /// again here (a new leg whose login result came before this older effect), the offline
+    /// belonged to the previous session and changes nothing.
+    pub(super) fn on_operator_offline(&mut self, operator: &OperatorId, routing: &Routing) {
         if !self.operators.contains_key(operator) {
+            return;
+        }
+        let logged_in_here = routing.operator_view(operator).is_some_and(|view| {
+            view.status != lineup_core::OperatorStatus::Offline
+                && view.site == Some(self.cfg.site)
+                && view
+                    .channel
+                    .as_deref()
+                    .and_then(super::legs::channel)
+                    .is_some_and(|ch| self.operator_channels.get(&ch) == Some(operator))
+        });
+        if logged_in_here {
             return;
         }
         let in_dialogue = self
