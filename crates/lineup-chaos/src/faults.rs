@@ -111,6 +111,10 @@ pub struct OutageRecord {
     pub site: u64,
     /// The site's node read no ARI event while it lasted (frozen, or its events socket cut).
     pub blind: bool,
+    /// Nothing the site proposed could commit, or it saw no new caller, while it lasted
+    /// (frozen, partitioned, its ARI cut, its disk full): its callers join the global order
+    /// only once it is back.
+    pub cut_off: bool,
     /// When it began and healed, on the stand-in's clock (as the truth's times).
     pub from_ms: u64,
     pub until_ms: u64,

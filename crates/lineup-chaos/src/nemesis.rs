@@ -94,6 +94,21 @@ impl Fault {
     fn blinds(self) -> bool {
         matches!(self, Fault::Pause(_) | Fault::AriCut(_) | Fault::DiskFull(_))
     }
+
+    /// The site could not put a new caller in the global order while it lasted: its node
+    /// frozen, cut from the others (wholly, one way or flapping), blind to its box, or out of
+    /// disk. (A skewed clock, the database or Redis away change nothing of that.)
+    fn cuts_off(self) -> bool {
+        matches!(
+            self,
+            Fault::Pause(_)
+                | Fault::Isolate(_)
+                | Fault::Deaf(_)
+                | Fault::Flap(_)
+                | Fault::AriCut(_)
+                | Fault::DiskFull(_)
+        )
+    }
 }
 
 pub const NEMESIS: [Fault; 14] = [
@@ -217,8 +232,8 @@ impl Chaos<'_> {
             None => None,
         };
         self.note(format!("{what}: healed; heard by the leader {heard_after_heal_ms:?} ms after")).await;
-        let blind = fault.blinds();
-        let record = OutageRecord { what, site, blind, from_ms, until_ms, heard_after_heal_ms };
+        let (blind, cut_off) = (fault.blinds(), fault.cuts_off());
+        let record = OutageRecord { what, site, blind, cut_off, from_ms, until_ms, heard_after_heal_ms };
         self.figures.outages.push(record);
     }
 
