@@ -949,3 +949,30 @@ fn a_stale_offline_after_a_new_login_keeps_the_new_leg() {
     assert!(rig.audio(&new).is_some(), "the new leg stays on the line");
     assert_eq!(rig.operator_status("1001"), OperatorStatus::Available);
 }
+
+/// Seen in a 1-hour random run of the real-process fault harness: the operator hung up a
+/// local call while the site's node could not commit (a deaf leader); the site reported
+/// `Completed` by the operator and sent the caller on in the dialplan. A reconcile before
+/// that report committed found the connected call's caller gone and reported it as the
+/// caller's hangup, and that report won: every history said the caller hung up. A call whose
+/// end this site has already reported is not reported again by a reconcile.
+#[test]
+fn a_reconcile_does_not_report_again_a_call_whose_end_is_being_reported() {
+    let mut rig = Rig::new();
+    let (op, caller, call) = one_operator_one_caller(&mut rig);
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(20_000, connected));
+    rig.unheard[0] = true;
+    assert!(rig.world.phone_hangup(BOX, &op));
+    assert!(rig.run_until(10_000, |r| r.audio(&caller).is_none()), "the caller went on in the dialplan and left");
+    rig.reconnect(0);
+    rig.run_for(2_000);
+    let by_caller =
+        rig.unheard_proposals.iter().any(|c| matches!(&c.body, CommandBody::Completed { by: HungUpBy::Caller, .. }));
+    assert!(!by_caller, "the reconcile reported the caller's hangup: {:?}", rig.unheard_proposals);
+    rig.unheard[0] = false;
+    for command in std::mem::take(&mut rig.unheard_proposals) {
+        let _ = rig.commit(&command);
+    }
+    assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Operator }));
+}

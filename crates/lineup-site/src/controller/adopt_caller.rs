@@ -27,7 +27,11 @@ impl SiteController {
                 continue;
             }
             if live.get(&ch).is_none_or(|c| c.dialplan.app_name != "Stasis") {
-                self.report_caller_left(&view);
+                // Its end already reported here (the operator hung up, then the caller left
+                // in the dialplan) and not committed yet: that report is the true one.
+                if !self.end_report_pending(&view.call) {
+                    self.report_caller_left(&view);
+                }
                 continue;
             }
             self.adopt_caller(&view, ch, live, bridged, routing);

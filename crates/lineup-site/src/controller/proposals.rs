@@ -5,7 +5,7 @@ use super::config::{PROPOSE_RETRIES_MAX, PROPOSE_RETRY_DELAY_MS};
 use super::output::{Pending, Purpose};
 use super::SiteController;
 use crate::io::{Action, ProposeFailure};
-use lineup_core::{Command, CommandBody, CommandId, CommandResult, CoreError, HungUpBy};
+use lineup_core::{CallId, Command, CommandBody, CommandId, CommandResult, CoreError, HungUpBy};
 
 impl SiteController {
     pub(super) fn propose(&mut self, body: CommandBody, purpose: Purpose) {
@@ -42,6 +42,20 @@ impl SiteController {
 
     pub(super) fn report(&mut self, body: CommandBody) {
         self.propose(body, Purpose::Report);
+    }
+
+    /// Whether this site has reported how `call` ended (completed, transferred, abandoned)
+    /// and that report has no result yet: sent, waiting to be sent again, or parked.
+    pub(super) fn end_report_pending(&self, call: &CallId) -> bool {
+        let ends = |body: &CommandBody| match body {
+            CommandBody::Completed { call: c, .. }
+            | CommandBody::Transferred { call: c, .. }
+            | CommandBody::Abandoned { call: c } => c == call,
+            _ => false,
+        };
+        let proposed =
+            self.pending.values().any(|p| matches!(p, Pending::Proposal { command, .. } if ends(&command.body)));
+        proposed || self.parked.values().flatten().any(|(body, _)| ends(body))
     }
 
     /// A proposal's outcome. One that definitely did not commit is scheduled again under the
