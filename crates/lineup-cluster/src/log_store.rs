@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -184,7 +185,13 @@ struct Shared<C: RaftTypeConfig> {
     overlay: Mutex<Overlay<C>>,
     /// The writer thread's queue; `None` in inline mode.
     queue: Option<mpsc::Sender<WriteOp<C>>>,
-    next_seq: std::sync::atomic::AtomicU64,
+    next_seq: AtomicU64,
+}
+
+impl<C: RaftTypeConfig> Shared<C> {
+    fn new(db: Arc<Database>, queue: Option<mpsc::Sender<WriteOp<C>>>) -> Arc<Self> {
+        Arc::new(Shared { db, overlay: Mutex::new(BTreeMap::new()), queue, next_seq: AtomicU64::new(1) })
+    }
 }
 
 /// openraft's `RaftLogStorage` over redb, generic over the type config so the storage test
@@ -255,12 +262,7 @@ where
     pub fn with_writer(db: Arc<Database>) -> (Self, WriterFinished) {
         let (queue, ops) = mpsc::channel(LOG_WRITER_QUEUE_OPS_MAX);
         let (finished_tx, finished_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            db: db.clone(),
-            overlay: Mutex::new(BTreeMap::new()),
-            queue: Some(queue),
-            next_seq: std::sync::atomic::AtomicU64::new(1),
-        });
+        let shared = Shared::new(db.clone(), Some(queue));
         let overlay = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("lineup-log-writer".into())
@@ -275,12 +277,7 @@ where
     /// A store whose writes commit on the calling task, before the call returns (see the
     /// module notes: for in-memory databases under the simulator).
     pub fn inline(db: Arc<Database>) -> Self {
-        let shared = Arc::new(Shared {
-            db,
-            overlay: Mutex::new(BTreeMap::new()),
-            queue: None,
-            next_seq: std::sync::atomic::AtomicU64::new(1),
-        });
+        let shared = Shared::new(db, None);
         Self { shared }
     }
 
@@ -291,12 +288,7 @@ where
     /// answered.
     pub fn on_task(db: Arc<Database>, sync_delay: std::time::Duration) -> (Self, SimulatedDiskWriter<C>) {
         let (queue, ops) = mpsc::channel(LOG_WRITER_QUEUE_OPS_MAX);
-        let shared = Arc::new(Shared {
-            db: db.clone(),
-            overlay: Mutex::new(BTreeMap::new()),
-            queue: Some(queue),
-            next_seq: std::sync::atomic::AtomicU64::new(1),
-        });
+        let shared = Shared::new(db.clone(), Some(queue));
         let task = tokio::spawn(run_writer_task::<C>(db, ops, Arc::downgrade(&shared), sync_delay));
         let writer = SimulatedDiskWriter { task, shared: Arc::downgrade(&shared) };
         (Self { shared }, writer)
