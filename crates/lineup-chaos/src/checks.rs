@@ -155,6 +155,10 @@ pub fn figures(
     (figures, wrong, overtakings)
 }
 
+fn holds(name: &'static str, value: bool) -> Check {
+    Check { name, value: value.to_string(), limit: "true".into(), ok: value }
+}
+
 fn zero(name: &'static str, value: u64) -> Check {
     Check { name, value: value.to_string(), limit: "0".into(), ok: value == 0 }
 }
@@ -175,18 +179,8 @@ pub fn checks(figures: &Figures, scenario: Scenario) -> Vec<Check> {
         zero("calls_not_ended", figures.calls_not_ended),
         zero("order_violations", figures.order_violations),
         zero("faults_skipped", figures.faults_skipped),
-        Check {
-            name: "history_converged",
-            value: figures.history_converged.to_string(),
-            limit: "true".into(),
-            ok: figures.history_converged,
-        },
-        Check {
-            name: "raft_logs_agree",
-            value: figures.raft_logs_agree.to_string(),
-            limit: "true".into(),
-            ok: figures.raft_logs_agree,
-        },
+        holds("history_converged", figures.history_converged),
+        holds("raft_logs_agree", figures.raft_logs_agree),
     ];
     match scenario {
         Scenario::Restarts => checks.extend([

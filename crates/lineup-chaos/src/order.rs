@@ -51,7 +51,7 @@ fn joined_at(caller: &CallerTruth, faults: &FaultFigures) -> Option<u64> {
         .filter(|(from, until)| *from <= entered && entered <= *until)
         .map(|(_, until)| until)
         .max();
-    Some(back.map_or(entered, |until| until.max(entered)))
+    Some(back.unwrap_or(entered))
 }
 
 /// Whether `earlier` was still waiting, unoffered, when `later` was connected at `at_ms`.
