@@ -68,24 +68,34 @@ pub struct Check {
 /// committed); hangups this long before a stop count as unseen too.
 pub const UNCOMMITTED_BEFORE_STOP_MS: u64 = 1_000;
 
-/// Whether the call ended while its caller's site node was down (or just before, see
-/// `UNCOMMITTED_BEFORE_STOP_MS`): that site saw none of the hangups, only on its return that
-/// both legs were gone, so which party hung up first is not something it could know, and
-/// either `by` is then a true answer. The outcome itself must still be right.
+/// Whether the call ended while the node of a site that held one of its legs was down (or
+/// just before, see `UNCOMMITTED_BEFORE_STOP_MS`): the caller's site, or the site of the
+/// operator it was connected to. A site that was down saw no hangup, only on its return that
+/// its leg was gone, and the other site cannot know of a hangup it did not hold: in a
+/// cross-site call whose operator hung up at a box whose node was down, the caller hears
+/// silence and may hang up a few ms later, before the operator's site is back to say so.
+/// Which party hung up first is then not something the federation could know, and either
+/// `by` is a true answer. The outcome itself must still be right.
 fn ended_unseen(caller: &CallerTruth, faults: &FaultFigures) -> bool {
     let Some(ended) = caller.ended_at_ms else { return false };
-    let site = caller.box_index as u64 + 1;
+    let caller_site = caller.box_index as u64 + 1;
+    let operator_site = caller.connections.last().map(|c| c.operator_box as u64 + 1);
+    [Some(caller_site), operator_site].into_iter().flatten().any(|site| site_unseeing_at(site, ended, faults))
+}
+
+/// Whether `site`'s node could not see its box at `at_ms`: restarting (from its stop to its
+/// ready), frozen, or with its ARI socket cut (the box may also drop a subscriber that falls
+/// behind); either way it finds its legs gone on its return.
+fn site_unseeing_at(site: u64, at_ms: u64, faults: &FaultFigures) -> bool {
     let restarted = faults.restarts_detail.iter().any(|r| {
         let from = r.down_from_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS);
-        r.site == site && from <= ended && r.ready_at_ms.is_none_or(|ready| ended <= ready)
+        r.site == site && from <= at_ms && r.ready_at_ms.is_none_or(|ready| at_ms <= ready)
     });
-    // A frozen node (the box may also drop a subscriber that falls behind) or one whose ARI
-    // socket was cut finds both legs gone on its return, too.
     let blind = faults
         .outages
         .iter()
         .filter(|o| o.blind && o.site == site)
-        .any(|o| o.from_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS) <= ended && ended <= o.until_ms);
+        .any(|o| o.from_ms.saturating_sub(UNCOMMITTED_BEFORE_STOP_MS) <= at_ms && at_ms <= o.until_ms);
     restarted || blind
 }
 
@@ -254,5 +264,22 @@ mod tests {
         assert!(outcome_problem(&caller(10_500), &histories, &site_3_down(10_000, 12_000)).is_none());
         let problem = outcome_problem(&caller(20_000), &histories, &site_3_down(10_000, 12_000));
         assert!(problem.is_some_and(|p| p.contains("truth completed")), "a site that was up must get it right");
+    }
+
+    /// A cross-site call (caller at site 1, operator at site 3) whose operator hung up 12 ms
+    /// before site 3's node was ready again, and whose caller hung up 27 ms later: site 1
+    /// reported the caller's hangup before site 3 could report the operator's.
+    #[test]
+    fn who_hung_up_first_is_not_asked_when_the_operators_site_was_down() {
+        let mut rows = CallRows::new();
+        rows.insert(
+            "3-7.11".into(),
+            vec![crate::history::OutcomeRow { outcome: "completed".into(), detail: Some("caller".into()) }],
+        );
+        let histories = [(1, rows)];
+        let cross_site = |ended| CallerTruth { box_index: 0, ..caller(ended) };
+        assert!(outcome_problem(&cross_site(11_988), &histories, &site_3_down(10_000, 12_000)).is_none());
+        let problem = outcome_problem(&cross_site(20_000), &histories, &site_3_down(10_000, 12_000));
+        assert!(problem.is_some_and(|p| p.contains("truth completed")), "both sites up must get it right");
     }
 }
