@@ -32,7 +32,7 @@ pub use history::{
     AuditQuery, AuditRow, BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore,
     OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery,
 };
-pub use outbox::{AppliedEntry, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};
+pub use outbox::{AppliedEntry, DatabaseOpener, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};
 pub use pipeline::{HistoryHealth, HistoryPipeline, HistoryPipelineConfig};
 pub use projection::{ProjectionConfig, ProjectionHealth, ProjectionState, RedisProjection, StateSource};
 pub use queue_log::{QueueLogFile, QueueLogSink};

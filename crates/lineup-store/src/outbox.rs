@@ -25,7 +25,10 @@
 //! If the local disk itself fails, the writer retries its group (holding the commit lock,
 //! to keep that order) and reports the error ([`Outbox::write_error`]); submits keep
 //! queueing until the queue is full, then wait on that disk. The Raft log lives on the same
-//! disk, so such a node is not applying anything anyway.
+//! disk, so such a node is not applying anything anyway. redb refuses every transaction
+//! after one failed write until the database is closed and opened again, so before each
+//! retry the writer reopens the file (a full disk that was freed works again at once); a
+//! drainer or a lag read meanwhile gets an error and retries.
 //!
 //! # Draining
 //!
@@ -56,7 +59,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use lineup_core::{codec, Effect};
@@ -127,8 +130,14 @@ struct Pending {
     closed: bool,
 }
 
+/// Opens the outbox's database again after a failed write ([`Outbox::open_with`]).
+pub type DatabaseOpener = Box<dyn Fn() -> Result<Database, StoreError> + Send + Sync>;
+
 struct Shared {
-    db: Arc<Database>,
+    /// `None` while the writer reopens it after a failed write.
+    db: RwLock<Option<Arc<Database>>>,
+    /// How to open the database again; `None` for a database the caller keeps (inline mode).
+    reopen: Option<DatabaseOpener>,
     pending: Mutex<Pending>,
     wake_writer: Condvar,
     /// Held across each commit of new entries, taken while holding `pending`, so commits
@@ -157,10 +166,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The database, or an error while the writer is reopening it.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        let db = self.db.read().unwrap_or_else(PoisonError::into_inner).clone();
+        db.ok_or_else(|| StoreError::Outbox("the outbox file is being reopened after a failed write".into()))
+    }
+
+    /// After a failed write redb refuses every transaction until the database is opened
+    /// again. Closes it and opens it again; if that fails (the disk still full) the next
+    /// retry tries again. A reader holding the old handle for a moment makes the open fail
+    /// too (the file is still open), and the next retry succeeds.
+    fn reopen_after_failed_write(&self) {
+        let Some(open) = &self.reopen else { return };
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        drop(slot.take());
+        match open() {
+            Ok(db) => {
+                tracing::info!("outbox file reopened after a failed write");
+                *slot = Some(Arc::new(db));
+            }
+            Err(e) => tracing::warn!(error = %e, "outbox file cannot be reopened yet"),
+        }
+    }
+
     /// Appends entries to the file in one transaction (the caller holds `commit_order`).
     fn write_entries(&self, entries: &[AppliedEntry]) -> Result<(), StoreError> {
         let Some(last) = entries.last().map(|(index, _)| *index) else { return Ok(()) };
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut table = tx.open_table(ENTRIES)?;
             for (index, effects) in entries {
@@ -208,6 +240,7 @@ impl Shared {
                             return;
                         }
                         std::thread::sleep(Duration::from_millis(WRITER_RETRY_MS));
+                        self.reopen_after_failed_write();
                     }
                 }
             }
@@ -224,7 +257,7 @@ impl Shared {
     }
 
     fn read_after(&self, cursor: u64, max: usize) -> Result<Vec<AppliedEntry>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(ENTRIES)?;
         let mut out = Vec::new();
         for item in table.range((cursor + 1)..)?.take(max) {
@@ -238,14 +271,14 @@ impl Shared {
     }
 
     fn cursor(&self, sink: &str) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let meta = tx.open_table(META)?;
         Ok(meta.get(cursor_key(sink).as_str())?.map_or(0, |v| v.value()))
     }
 
     /// Records a sink's progress and deletes what every sink has.
     fn advance_cursor(&self, sink: &str, delivered_through: u64) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             meta.insert(cursor_key(sink).as_str(), delivered_through)?;
@@ -304,15 +337,27 @@ impl Outbox {
         sinks: &[&str],
         pending_capacity_entries: usize,
     ) -> Result<Self, StoreError> {
-        let db = Arc::new(create_database(path.as_ref())?);
-        Self::open_database(db, sinks, pending_capacity_entries, None)
+        let path = path.as_ref().to_path_buf();
+        Self::open_with(Box::new(move || create_database(&path)), sinks, pending_capacity_entries)
+    }
+
+    /// [`Outbox::open_with_pending_capacity`] over whatever database `open` opens (a file, or
+    /// another redb storage backend): it is called once now and again after each failed
+    /// write, so it must open the same storage every time.
+    pub fn open_with(
+        open: DatabaseOpener,
+        sinks: &[&str],
+        pending_capacity_entries: usize,
+    ) -> Result<Self, StoreError> {
+        let db = Arc::new(open()?);
+        Self::open_database(db, Some(open), sinks, pending_capacity_entries, None)
     }
 
     /// An outbox in inline mode (module docs) over `db`, an in-memory database the caller
     /// keeps across restarts ([`Outbox::memory_database`]); retry jitter is drawn from
     /// `jitter_seed`. For the deterministic simulator.
     pub fn open_inline(db: Arc<Database>, sinks: &[&str], jitter_seed: u64) -> Result<Self, StoreError> {
-        Self::open_database(db, sinks, 1, Some(jitter_seed))
+        Self::open_database(db, None, sinks, 1, Some(jitter_seed))
     }
 
     /// A fresh in-memory database for [`Outbox::open_inline`].
@@ -322,6 +367,7 @@ impl Outbox {
 
     fn open_database(
         db: Arc<Database>,
+        reopen: Option<DatabaseOpener>,
         sinks: &[&str],
         pending_capacity_entries: usize,
         inline_jitter_seed: Option<u64>,
@@ -343,7 +389,8 @@ impl Outbox {
             found
         };
         let shared = Arc::new(Shared {
-            db,
+            db: RwLock::new(Some(db)),
+            reopen,
             pending: Mutex::new(Pending { queue: VecDeque::new(), accepted_through, closed: false }),
             wake_writer: Condvar::new(),
             commit_order: Mutex::new(()),
@@ -415,7 +462,7 @@ impl Outbox {
     /// Entries not yet delivered to every sink.
     pub fn lag(&self) -> Result<OutboxLag, StoreError> {
         let pending = lock(&self.shared.pending).queue.len() + self.shared.in_flight.load(Ordering::Acquire);
-        let tx = self.shared.db.begin_read()?;
+        let tx = self.shared.db()?.begin_read()?;
         let table = tx.open_table(ENTRIES)?;
         let entries = table.len()?;
         let oldest_index = table.first()?.map(|(k, _)| k.value());
