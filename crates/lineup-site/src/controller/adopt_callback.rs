@@ -116,7 +116,7 @@ impl SiteController {
         if let Some(holding) = self.operators.get(&operator).map(|leg| leg.holding.clone()) {
             let in_holding = bridged.get(&holding).is_some_and(|m| m.contains(&operator_leg));
             if mode == OperatorMode::Persistent && !in_holding && live.contains_key(&operator_leg) {
-                self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![operator_leg] });
+                self.return_to_holding_unless_taken(&operator, &operator_leg, fence, None);
             }
         }
         self.propose(

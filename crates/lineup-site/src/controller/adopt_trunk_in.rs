@@ -2,7 +2,7 @@
 //! and its trunk call arrived here). Without this, a restarted operator's site would treat
 //! the live trunk leg as a new arrival and refuse it, cutting off a connected call.
 
-use super::legs::{channel, stasis_app_and_args, ExecKind, OfferExec, OfferStage, OperatorLeg};
+use super::legs::{channel, stasis_app_and_args, ExecKind, OfferExec, OfferStage};
 use super::output::Purpose;
 use super::SiteController;
 use crate::io::AriRequest;
@@ -159,7 +159,9 @@ impl SiteController {
         }
         match (found.mode, found.operator_leg.clone()) {
             (OperatorMode::Ring, Some(leg)) => self.ari(AriRequest::Hangup(leg, HangupReason::Normal)),
-            (OperatorMode::Persistent, Some(leg)) => self.return_to_holding(&found.operator, leg, &found.bridge),
+            (OperatorMode::Persistent, Some(leg)) => {
+                self.return_to_holding_unless_taken(&found.operator, &leg, found.fence, Some(&found.bridge))
+            }
             (_, None) => {}
         }
         if found.bridge_exists {
@@ -190,7 +192,7 @@ impl SiteController {
             }
         }
         if let (OperatorMode::Persistent, Some(leg)) = (found.mode, found.operator_leg.clone()) {
-            self.return_to_holding(&found.operator, leg, &found.bridge);
+            self.return_to_holding_unless_taken(&found.operator, &leg, found.fence, Some(&found.bridge));
         }
         if found.bridge_exists {
             self.ari(AriRequest::DestroyBridge(found.bridge.clone()));
@@ -204,15 +206,6 @@ impl SiteController {
             },
             Purpose::Report,
         );
-    }
-
-    fn return_to_holding(&mut self, operator: &OperatorId, leg: ChannelId, call_bridge: &BridgeId) {
-        let Some(OperatorLeg { holding, .. }) = self.operators.get(operator).cloned() else { return };
-        if let Some(operator_leg) = self.operators.get_mut(operator) {
-            operator_leg.busy_with = None;
-        }
-        self.ari(AriRequest::RemoveChannels { bridge: call_bridge.clone(), channels: vec![leg.clone()] });
-        self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![leg] });
     }
 }
 

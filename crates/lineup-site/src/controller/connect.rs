@@ -235,14 +235,7 @@ impl SiteController {
                 self.ari(AriRequest::Hangup(exec.operator_channel.clone(), HangupReason::Normal));
             }
             OperatorMode::Persistent => {
-                if let Some(leg) = self.operators.get_mut(&exec.operator) {
-                    leg.busy_with = None;
-                    let holding = leg.holding.clone();
-                    self.ari(AriRequest::AddChannels {
-                        bridge: holding,
-                        channels: vec![exec.operator_channel.clone()],
-                    });
-                }
+                self.return_to_holding_unless_taken(&exec.operator, &exec.operator_channel, exec.fence, None);
             }
         }
         if exec.stage != OfferStage::Ringing || exec.kind == ExecKind::TrunkIn {
@@ -260,6 +253,31 @@ impl SiteController {
                 self.start_moh(&exec.caller_channel);
             }
         }
+    }
+
+    /// A persistent operator's leg goes back to its holding bridge (out of `from`, the
+    /// offer's call bridge, if given) once the offer `fence` is over — unless a newer offer
+    /// already took the leg. A site whose events socket was cut carries out the next offer
+    /// as soon as it is committed, before it learns (at the reconnect) that the previous
+    /// call ended; moving the leg then would pull the operator out of the new call and
+    /// leave its caller alone in a bridge.
+    pub(super) fn return_to_holding_unless_taken(
+        &mut self,
+        operator: &OperatorId,
+        leg: &ChannelId,
+        fence: u64,
+        from: Option<&BridgeId>,
+    ) {
+        let Some(operator_leg) = self.operators.get_mut(operator) else { return };
+        if operator_leg.busy_with.is_some_and(|taken_by| taken_by != fence) {
+            return;
+        }
+        operator_leg.busy_with = None;
+        let holding = operator_leg.holding.clone();
+        if let Some(bridge) = from {
+            self.ari(AriRequest::RemoveChannels { bridge: bridge.clone(), channels: vec![leg.clone()] });
+        }
+        self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![leg.clone()] });
     }
 
     pub(super) fn fail_offer(&mut self, call: &CallId, fence: u64, operator: &OperatorId, reason: OfferFailure) {
@@ -292,18 +310,8 @@ impl SiteController {
                 self.ari(AriRequest::Hangup(exec.operator_channel.clone(), HangupReason::Normal));
             }
             (OperatorMode::Persistent, HungUpBy::Caller) => {
-                if let Some(leg) = self.operators.get_mut(&exec.operator) {
-                    leg.busy_with = None;
-                    let holding = leg.holding.clone();
-                    self.ari(AriRequest::RemoveChannels {
-                        bridge: exec.bridge.clone(),
-                        channels: vec![exec.operator_channel.clone()],
-                    });
-                    self.ari(AriRequest::AddChannels {
-                        bridge: holding,
-                        channels: vec![exec.operator_channel.clone()],
-                    });
-                }
+                let (operator, leg, bridge) = (&exec.operator, &exec.operator_channel, Some(&exec.bridge));
+                self.return_to_holding_unless_taken(operator, leg, exec.fence, bridge);
             }
             (_, _) if matches!(exec.kind, ExecKind::TrunkIn | ExecKind::Callback { .. }) => {
                 self.ring_legs.remove(&exec.caller_channel);

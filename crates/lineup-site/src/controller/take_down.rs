@@ -38,13 +38,10 @@ impl SiteController {
         let persistent = routing.operator_config(operator).is_some_and(|c| c.mode == OperatorMode::Persistent);
         if operator_here && persistent {
             let leg = routing.operator_view(operator).and_then(|v| v.channel).and_then(|c| channel(&c));
-            let holding = self.operators.get(operator).map(|l| l.holding.clone());
-            if let (Some(leg), Some(holding)) = (leg, holding) {
-                // In the half-built call bridge, which the operator adoption left it in (a leg
-                // in no bridge at all was put back in holding there already).
-                if members.contains(&leg) {
-                    self.ari(AriRequest::AddChannels { bridge: holding, channels: vec![leg] });
-                }
+            // In the half-built call bridge, which the operator adoption left it in (a leg in
+            // no bridge at all was put back in holding there already).
+            if let Some(leg) = leg.filter(|leg| members.contains(leg)) {
+                self.return_to_holding_unless_taken(operator, &leg, fence, None);
             }
         }
         self.start_moh(caller);
