@@ -25,6 +25,7 @@
 
 use crate::auth::{CallAccess, Caller, ReadWs, WidgetReadWs};
 use crate::backend::ClusterStatus;
+use crate::call_metrics::CallMetrics;
 use crate::client_limits::{SlotRefused, WebSocketSlot};
 use crate::error::{ApiError, WEBSOCKETS_IN_ALL, WEBSOCKETS_OF_TOKEN};
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
@@ -112,6 +113,8 @@ pub(crate) struct LiveHub {
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
     cluster: Mutex<Option<ClusterStatus>>,
     pub(crate) counters: LiveCounters,
+    /// Wait and handle histograms, observed from the effects this hub sees.
+    pub(crate) calls: CallMetrics,
 }
 
 #[derive(Serialize)]
@@ -221,6 +224,7 @@ impl LiveHub {
             snapshot: tokio::sync::Mutex::new(None),
             cluster: Mutex::new(None),
             counters: LiveCounters::default(),
+            calls: CallMetrics::default(),
         }
     }
 
@@ -248,7 +252,12 @@ impl LiveHub {
                 self.counters.offers_seen.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let Some((kind, body, now_ms)) = backend.read(|r| delta_of(r, effect).map(|(k, b)| (k, b, r.now_ms()))) else {
+        let Some((kind, body, now_ms)) = backend.read(|r| {
+            if let Effect::CallEnded(record) = &effect {
+                self.calls.observe_end(r, apply_index, record);
+            }
+            delta_of(r, effect).map(|(k, b)| (k, b, r.now_ms()))
+        }) else {
             return;
         };
         self.publish(FrameKind::Delta, apply_index, |seq| match body {
