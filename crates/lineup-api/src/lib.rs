@@ -201,8 +201,12 @@ pub async fn serve<B: ApiBackend>(
     let (stop, stopped) = watch::channel(false);
     let hub = Arc::new(live::LiveHub::new(config.live_buffer_frames));
     let widget_tokens = Arc::new(widget_tokens::WidgetTokens::default());
+    // Subscribed before the first connection is accepted, not when the task first runs: an
+    // effect applied once a client has connected reaches the hub (its frames and metrics).
+    let effects = backend.subscribe();
     let hub_task = tokio::spawn(live::run_hub(
         Arc::clone(&backend),
+        effects,
         Arc::clone(&hub),
         Arc::clone(&widget_tokens),
         config.summary_interval_ms,

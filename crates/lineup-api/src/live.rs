@@ -24,7 +24,7 @@
 //! - A call's status `ended` is never sent as `call`: `call_ended` removes it.
 
 use crate::auth::{CallAccess, Caller, ReadWs, WidgetReadWs};
-use crate::backend::ClusterStatus;
+use crate::backend::{AppliedEffect, ClusterStatus};
 use crate::call_metrics::CallMetrics;
 use crate::client_limits::{SlotRefused, WebSocketSlot};
 use crate::error::{ApiError, WEBSOCKETS_IN_ALL, WEBSOCKETS_OF_TOKEN};
@@ -331,12 +331,12 @@ fn directory_fingerprint(r: &Routing) -> u64 {
 /// or when the backend's stream closes.
 pub(crate) async fn run_hub<B: ApiBackend>(
     backend: Arc<B>,
+    mut effects: broadcast::Receiver<AppliedEffect>,
     hub: Arc<LiveHub>,
     widget_tokens: Arc<WidgetTokens>,
     summary_interval_ms: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut effects = backend.subscribe();
     let mut summary = tokio::time::interval(Duration::from_millis(summary_interval_ms));
     summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut directory = backend.read(directory_fingerprint);

@@ -373,15 +373,15 @@ pub fn body_for(path: &str) -> Option<String> {
     Some(body.to_string())
 }
 
-/// Waits on a `/v1/live` socket for a delta of `kind` (bounded by the wait bound).
+/// Waits on a `/v1/live` socket for a frame of `kind`, within the wait bound.
 pub async fn next_of_kind(ws: &mut Ws, kind: &str) -> Value {
-    for _ in 0..10_000 {
-        let m = ws.next_json().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MAX_MS);
+    loop {
+        let m = tokio::time::timeout_at(deadline, ws.next_json()).await.unwrap_or_else(|_| panic!("no {kind} frame"));
         if m["type"] == kind {
             return m;
         }
     }
-    panic!("no {kind} frame");
 }
 
 /// One answered call through sales, with the hub watching: alice logs in, c1 joins at T0,
@@ -390,8 +390,10 @@ pub async fn next_of_kind(ws: &mut Ws, kind: &str) -> Value {
 pub async fn scripted_call(rig: &Rig, wait_ms: u64, talk_ms: u64) {
     use lineup_api::ApiBackend;
     use lineup_core::HungUpBy;
+    // Connected (the server subscribed its hub before accepting), and the hub is seen to
+    // publish before the call starts.
     let mut ws = rig.ws("/v1/live?token=viewer-token-0123456789", None).await.unwrap();
-    // An operator delta proves the hub is subscribed before the call starts.
+    next_of_kind(&mut ws, "snapshot_end").await;
     rig.login("alice");
     next_of_kind(&mut ws, "operator").await;
     rig.enqueue("c1", "sales", None);
