@@ -25,7 +25,8 @@
 //! - [`reports`]: `GET /v1/reports/queues` and `/v1/reports/operators` (interval reports
 //!   from the backend's history, JSON or CSV); [`report_csv`]: the CSV form.
 //! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
-//! - `health`: `/healthz`, `/readyz`, `/metrics`.
+//! - `health`: `/healthz`, `/readyz`.
+//! - `metrics`: `/metrics` (prometheus-client); `call_metrics`: the wait and handle histograms.
 //! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
 //! - [`assets`]: pages served at `/` and `/widget` from files embedded in the binary.
 //! - [`views`]: the rows REST answers and live frames share.
@@ -40,6 +41,7 @@ pub mod assets;
 pub mod audit;
 mod auth;
 pub mod backend;
+mod call_metrics;
 mod callback_policy;
 mod client_limits;
 pub mod config;
@@ -48,6 +50,7 @@ mod health;
 pub mod limits;
 mod live;
 pub mod local;
+mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod report_csv;
@@ -63,6 +66,7 @@ pub use backend::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
     RaftHealth, RaftRole, SiteState,
 };
+pub use call_metrics::{HANDLE_BUCKETS_SECONDS, WAIT_BUCKETS_SECONDS};
 pub use config::{ApiConfig, ApiToken, Role, TokenSecret};
 pub use error::ApiError;
 pub use health::{readiness, Readiness, READY_APPLY_LAG_MAX_ENTRIES, READY_LEADER_CONTACT_MAX_MS};
@@ -131,7 +135,7 @@ impl<B: ApiBackend> Routes<B> {
         routes
             .get("/healthz", health::healthz)
             .get("/readyz", health::readyz::<B>)
-            .get("/metrics", health::metrics::<B>)
+            .get("/metrics", metrics::metrics::<B>)
             .get("/v1/openapi.json", openapi::serve_document)
             .get("/v1/me", rest::get_me::<B>)
             .get("/v1/config", rest::get_config::<B>)
@@ -197,8 +201,12 @@ pub async fn serve<B: ApiBackend>(
     let (stop, stopped) = watch::channel(false);
     let hub = Arc::new(live::LiveHub::new(config.live_buffer_frames));
     let widget_tokens = Arc::new(widget_tokens::WidgetTokens::default());
+    // Subscribed before the first connection is accepted, not when the task first runs: an
+    // effect applied once a client has connected reaches the hub (its frames and metrics).
+    let effects = backend.subscribe();
     let hub_task = tokio::spawn(live::run_hub(
         Arc::clone(&backend),
+        effects,
         Arc::clone(&hub),
         Arc::clone(&widget_tokens),
         config.summary_interval_ms,

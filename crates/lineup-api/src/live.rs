@@ -24,7 +24,8 @@
 //! - A call's status `ended` is never sent as `call`: `call_ended` removes it.
 
 use crate::auth::{CallAccess, Caller, ReadWs, WidgetReadWs};
-use crate::backend::ClusterStatus;
+use crate::backend::{AppliedEffect, ClusterStatus};
+use crate::call_metrics::CallMetrics;
 use crate::client_limits::{SlotRefused, WebSocketSlot};
 use crate::error::{ApiError, WEBSOCKETS_IN_ALL, WEBSOCKETS_OF_TOKEN};
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
@@ -112,6 +113,8 @@ pub(crate) struct LiveHub {
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
     cluster: Mutex<Option<ClusterStatus>>,
     pub(crate) counters: LiveCounters,
+    /// Wait and handle histograms, observed from the effects this hub sees.
+    pub(crate) calls: CallMetrics,
 }
 
 #[derive(Serialize)]
@@ -221,6 +224,7 @@ impl LiveHub {
             snapshot: tokio::sync::Mutex::new(None),
             cluster: Mutex::new(None),
             counters: LiveCounters::default(),
+            calls: CallMetrics::default(),
         }
     }
 
@@ -248,7 +252,12 @@ impl LiveHub {
                 self.counters.offers_seen.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let Some((kind, body, now_ms)) = backend.read(|r| delta_of(r, effect).map(|(k, b)| (k, b, r.now_ms()))) else {
+        let Some((kind, body, now_ms)) = backend.read(|r| {
+            if let Effect::CallEnded(record) = &effect {
+                self.calls.observe_end(r, apply_index, record);
+            }
+            delta_of(r, effect).map(|(k, b)| (k, b, r.now_ms()))
+        }) else {
             return;
         };
         self.publish(FrameKind::Delta, apply_index, |seq| match body {
@@ -322,12 +331,12 @@ fn directory_fingerprint(r: &Routing) -> u64 {
 /// or when the backend's stream closes.
 pub(crate) async fn run_hub<B: ApiBackend>(
     backend: Arc<B>,
+    mut effects: broadcast::Receiver<AppliedEffect>,
     hub: Arc<LiveHub>,
     widget_tokens: Arc<WidgetTokens>,
     summary_interval_ms: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut effects = backend.subscribe();
     let mut summary = tokio::time::interval(Duration::from_millis(summary_interval_ms));
     summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut directory = backend.read(directory_fingerprint);

@@ -19,7 +19,7 @@ async fn metrics_name_every_series() {
     let text = res.text().await.unwrap();
     for line in [
         "lineup_queue_waiting_calls{queue=\"sales\"} 1",
-        "lineup_queue_longest_wait_seconds{queue=\"sales\"} 5.000",
+        "lineup_queue_longest_wait_seconds{queue=\"sales\"} 5.0",
         "lineup_queue_entered_total{queue=\"sales\"} 2",
         "lineup_queue_outcomes_total{queue=\"sales\",outcome=\"abandoned\"} 0",
         "lineup_gate_waiting_calls{queue=\"sales\",gate=\"web\"} 0",
@@ -67,5 +67,53 @@ async fn readyz_says_degraded_or_not_ready() {
     let (status, body) = rig.call("get", "/readyz", None, None).await;
     assert_eq!((status, body["ready"].as_bool()), (503, Some(false)), "{body}");
     assert!(body["problems"][0].as_str().unwrap().contains("ARI"), "{body}");
+    rig.stop().await;
+}
+
+/// One call answered after 12 s that talks 90 s in a queue with 30 s of wrap-up: one wait of
+/// 12 s (first in the 15 s bucket) and one handle of 120 s (first in the 120 s bucket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_observe_a_scripted_call_once() {
+    let rig = Rig::start().await;
+    let mut config = base_config();
+    config.queues[0].wrap_up_ms = 30_000;
+    assert!(rig.backend.apply(lineup_core::CommandBody::ApplyConfig(Box::new(config))).is_ok());
+    scripted_call(&rig, 12_000, 90_000).await;
+    let text = scrape(&rig).await;
+    for line in [
+        "# TYPE lineup_queue_wait_seconds histogram",
+        "lineup_queue_wait_seconds_bucket{queue=\"sales\",le=\"10\"} 0",
+        "lineup_queue_wait_seconds_bucket{queue=\"sales\",le=\"15\"} 1",
+        "lineup_queue_wait_seconds_bucket{queue=\"sales\",le=\"+Inf\"} 1",
+        "lineup_queue_wait_seconds_sum{queue=\"sales\"} 12.0",
+        "lineup_queue_wait_seconds_count{queue=\"sales\"} 1",
+        "lineup_queue_wait_seconds_count{queue=\"support\"} 0",
+        "# TYPE lineup_queue_handle_seconds histogram",
+        "lineup_queue_handle_seconds_bucket{queue=\"sales\",le=\"60\"} 0",
+        "lineup_queue_handle_seconds_bucket{queue=\"sales\",le=\"120\"} 1",
+        "lineup_queue_handle_seconds_sum{queue=\"sales\"} 120.0",
+        "lineup_queue_handle_seconds_count{queue=\"sales\"} 1",
+        "lineup_queue_outcomes_total{queue=\"sales\",outcome=\"answered\"} 1",
+        "lineup_build_info{version=\"0.1.0\",format_version=\"1\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    rig.stop().await;
+}
+
+/// A deleted queue's histogram series go with it (labels stay the configured queues).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histogram_series_follow_the_configured_queues() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    assert!(scrape(&rig).await.contains("lineup_queue_wait_seconds_count{queue=\"support\"} 0"));
+    let mut config = base_config();
+    config.queues.retain(|q| q.id.as_str() != "support");
+    config.operators.iter_mut().for_each(|o| o.memberships.retain(|q, _| q.as_str() != "support"));
+    let applied = rig.backend.apply(lineup_core::CommandBody::ApplyConfig(Box::new(config)));
+    assert!(applied.is_ok(), "{applied:?}");
+    let text = scrape(&rig).await;
+    assert!(!text.contains("queue=\"support\""), "{text}");
+    assert!(text.contains("lineup_queue_wait_seconds_count{queue=\"sales\"} 0"), "{text}");
     rig.stop().await;
 }

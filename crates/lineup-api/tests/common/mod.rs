@@ -372,3 +372,49 @@ pub fn body_for(path: &str) -> Option<String> {
     };
     Some(body.to_string())
 }
+
+/// Waits on a `/v1/live` socket for a frame of `kind`, within the wait bound.
+pub async fn next_of_kind(ws: &mut Ws, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MAX_MS);
+    loop {
+        let m = tokio::time::timeout_at(deadline, ws.next_json()).await.unwrap_or_else(|_| panic!("no {kind} frame"));
+        if m["type"] == kind {
+            return m;
+        }
+    }
+}
+
+/// One answered call through sales, with the hub watching: alice logs in, c1 joins at T0,
+/// is answered `wait_ms` later, talks `talk_ms`, and the caller hangs up. Returns once the
+/// hub has published the call's end (so it has observed it).
+pub async fn scripted_call(rig: &Rig, wait_ms: u64, talk_ms: u64) {
+    use lineup_api::ApiBackend;
+    use lineup_core::HungUpBy;
+    // Connected (the server subscribed its hub before accepting), and the hub is seen to
+    // publish before the call starts.
+    let mut ws = rig.ws("/v1/live?token=viewer-token-0123456789", None).await.unwrap();
+    next_of_kind(&mut ws, "snapshot_end").await;
+    rig.login("alice");
+    next_of_kind(&mut ws, "operator").await;
+    rig.enqueue("c1", "sales", None);
+    let call = CallId::new("c1");
+    let offer = rig.backend.read(|r| r.current_offer(&call)).expect("c1 offered to alice");
+    assert!(rig.backend.tick(T0_MS + wait_ms).is_ok());
+    let connected = rig.backend.apply(CommandBody::Connected {
+        call: call.clone(),
+        operator: OperatorId::new("alice"),
+        fence: offer.fence,
+    });
+    assert!(connected.is_ok(), "{connected:?}");
+    assert!(rig.backend.tick(T0_MS + wait_ms + talk_ms).is_ok());
+    let completed = rig.backend.apply(CommandBody::Completed { call, fence: offer.fence, by: HungUpBy::Caller });
+    assert!(completed.is_ok(), "{completed:?}");
+    next_of_kind(&mut ws, "call_ended").await;
+}
+
+/// The `/metrics` text, read with the viewer's token.
+pub async fn scrape(rig: &Rig) -> String {
+    let res = rig.http.get(rig.url("/metrics")).bearer_auth(VIEWER).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    res.text().await.unwrap()
+}
