@@ -98,7 +98,9 @@ impl PbxWorld {
         }
     }
 
-    fn astdb_put(&mut self, box_index: BoxIndex, path: &str, value: &str) {
+    /// Writes `family/key` = `value`, as `Set(DB(family/key)=value)` or `database put` on
+    /// Asterisk's CLI does.
+    pub fn astdb_put(&mut self, box_index: BoxIndex, path: &str, value: &str) {
         let Some(pbx) = self.boxes.get_mut(box_index.0) else { return };
         if path.is_empty() || !path.contains('/') {
             return;
