@@ -198,6 +198,19 @@ pub fn validate_variable_name(name: &str) -> Result<(), AriError> {
     Ok(())
 }
 
+/// Checks the name `GET /asterisk/variable` reads: a global variable, or a dialplan function
+/// such as `DB(family/key)` (Asterisk evaluates a name ending with `)`). The charset of
+/// [`validate_variable_name`] plus `/` and `,`, which AstDB paths and function arguments use.
+pub fn validate_asterisk_variable_name(name: &str) -> Result<(), AriError> {
+    let plain: String = name.chars().map(|c| if c == '/' || c == ',' { '_' } else { c }).collect();
+    validate_variable_name(&plain).map_err(|error| match error {
+        AriError::InvalidInput { what, reason, .. } => {
+            AriError::InvalidInput { what, value: name.chars().take(ID_LENGTH_MAX_BYTES).collect(), reason }
+        }
+        other => other,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

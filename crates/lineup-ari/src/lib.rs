@@ -132,6 +132,9 @@ pub trait Ari: Send + Sync {
     fn get_bridge(&self, bridge: &BridgeId) -> impl Future<Output = Result<Bridge, AriError>> + Send;
     /// `GET /bridges`.
     fn list_bridges(&self) -> impl Future<Output = Result<Vec<Bridge>, AriError>> + Send;
+    /// `GET /asterisk/variable?variable=`: a global variable, or a dialplan function evaluated
+    /// (`DB_KEYS(family)`, `DB(family/key)`, `DB_DELETE(family/key)`).
+    fn asterisk_variable(&self, name: &str) -> impl Future<Output = Result<String, AriError>> + Send;
     /// `GET /applications/{name}`.
     fn get_application(
         &self,

@@ -347,6 +347,14 @@ impl Ari for HttpAri {
         Ok(value.value)
     }
 
+    async fn asterisk_variable(&self, name: &str) -> Result<String, AriError> {
+        crate::ids::validate_asterisk_variable_name(name)?;
+        let query = vec![("variable", name.to_string())];
+        let value: VariableValue =
+            self.send_for("get asterisk variable", Method::GET, "/asterisk/variable", query, None).await?;
+        Ok(value.value)
+    }
+
     async fn set_variable(&self, channel: &ChannelId, name: &str, value: &str) -> Result<(), AriError> {
         validate_variable_name(name)?;
         let query = vec![("variable", name.to_string()), ("value", value.to_string())];

@@ -100,6 +100,7 @@ pub fn target_of(body: &CommandBody) -> String {
         C::PutSchedule(s) => vec![format!("schedule:{}", s.id)],
         C::DeleteSchedule { schedule } => vec![format!("schedule:{schedule}")],
         C::Enqueue(e) => vec![format!("call:{}", e.call), format!("queue:{}", e.queue)],
+        C::MissedWhileDown(m) => vec![format!("call:{}", m.call), format!("queue:{}", m.queue)],
         C::Reassign { call, queue, .. } => vec![format!("call:{call}"), format!("queue:{queue}")],
         C::Connected { call, operator, .. }
         | C::OfferFailed { call, operator, .. }

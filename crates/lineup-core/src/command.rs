@@ -76,6 +76,25 @@ pub struct Enqueue {
     pub callback_number: Option<String>,
 }
 
+/// A caller who found its site's node down: `Stasis(lineup)` failed, the deploy dialplan
+/// retried, and the caller hung up during the retries or went to the box's local fallback.
+/// The box's hangup handler wrote it to the AstDB; the site reads it when its node is back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissedCall {
+    /// The id the caller would have had in Lineup (the site and the channel's uniqueid).
+    pub call: CallId,
+    pub queue: QueueId,
+    pub gate: Option<GateId>,
+    pub site: SiteId,
+    pub caller_number: String,
+    /// The caller's arrival at the gate (Unix ms, whole seconds: the dialplan's `${EPOCH}`).
+    pub entered_at_ms: u64,
+    /// The caller's hangup (Unix ms, whole seconds).
+    pub ended_at_ms: u64,
+    /// Served by the box's local fallback (else the caller hung up during the retries).
+    pub fallback: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandBody {
     PutQueue(QueueConfig),
@@ -224,6 +243,10 @@ pub enum CommandBody {
         actor: crate::audit::AuditActor,
         body: Box<CommandBody>,
     },
+    /// A caller who never reached Lineup because its node was down (see [`MissedCall`]):
+    /// recorded in history, refused if the call is known. Appended last so older entries
+    /// decode unchanged.
+    MissedWhileDown(MissedCall),
 }
 
 impl CommandBody {
@@ -264,6 +287,7 @@ impl CommandBody {
             CommandBody::PinRejected { .. } => "pin_rejected",
             CommandBody::PutCallbackPolicy(_) => "put_callback_policy",
             CommandBody::Audited { .. } => "audited",
+            CommandBody::MissedWhileDown(_) => "missed_while_down",
         }
     }
 }

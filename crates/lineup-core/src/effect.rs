@@ -29,6 +29,12 @@ pub enum Outcome {
     CallbackFailed,
     /// The caller's site was declared lost while the caller waited.
     SiteLost,
+    /// The caller hung up while the box retried `Stasis` with its node down: never in Lineup.
+    /// Appended last: effects are stored in the history outbox.
+    AbandonedNodeDown,
+    /// The box's local fallback (its own `Queue()`) took the caller after the retries with its
+    /// node down: never in Lineup.
+    LocalFallback,
 }
 
 impl Outcome {
@@ -45,6 +51,8 @@ impl Outcome {
             Outcome::ExitWithKey { .. } => "EXITWITHKEY",
             Outcome::CallbackFailed => "CALLBACKFAILED",
             Outcome::SiteLost => "SITELOST",
+            Outcome::AbandonedNodeDown => "ABANDONED",
+            Outcome::LocalFallback => "FALLBACK",
         }
     }
 }

@@ -38,7 +38,7 @@ pub use audit::{AuditActor, AuditRecord, AuditRole, AUDIT_ACTOR_NAME_MAX_BYTES};
 pub use callback_policy::{
     is_callback_number, CallbackPolicy, PolicyRefusal, CALLBACK_NUMBER_MAX_DIGITS, CALLBACK_NUMBER_MIN_DIGITS,
 };
-pub use command::{Command, CommandBody, CommandId, Enqueue, HungUpBy, OfferFailure, RequestedState};
+pub use command::{Command, CommandBody, CommandId, Enqueue, HungUpBy, MissedCall, OfferFailure, RequestedState};
 pub use config::{
     CivilDate, EmptyRule, GateConfig, OpeningHours, OperatorConfig, OperatorMode, QueueConfig, ScheduleConfig, Target,
     TierRule,

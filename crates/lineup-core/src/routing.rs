@@ -30,6 +30,7 @@ mod callers;
 mod config;
 mod index;
 mod invariants;
+mod missed;
 mod offers;
 mod operator_transitions;
 mod operators;
@@ -251,7 +252,8 @@ impl Routing {
             | CommandBody::SiteUnreachable { .. }
             | CommandBody::OperatorLegEnded { .. }
             | CommandBody::OperatorLoginFrom { .. }
-            | CommandBody::PinRejected { .. } => Ok(()),
+            | CommandBody::PinRejected { .. }
+            | CommandBody::MissedWhileDown(_) => Ok(()),
         }
     }
 
@@ -302,6 +304,7 @@ impl Routing {
             CommandBody::SiteUnreachable { site } => self.site_unreachable(*site),
             CommandBody::OperatorLegEnded { call, operator, fence } => self.operator_leg_ended(call, operator, *fence),
             CommandBody::ApplyConfig(set) => self.apply_config(set),
+            CommandBody::MissedWhileDown(missed) => self.missed_while_down(missed),
             // One level deep: `validate_audited` refuses a nested wrapper.
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;

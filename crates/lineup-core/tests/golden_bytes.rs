@@ -112,3 +112,32 @@ fn audited_entry_and_audit_effect_encodings_are_pinned() {
     assert_eq!(hex(&bytes), AUDIT_EFFECT_GOLDEN);
     assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
 }
+
+fn missed_command() -> Command {
+    Command {
+        id: CommandId { origin: 2, serial: 5 },
+        at_ms: 1_795_419_003_000,
+        body: CommandBody::MissedWhileDown(MissedCall {
+            call: CallId::new("1-1795419000.3"),
+            queue: QueueId::new("sales"),
+            gate: Some(GateId::new("main")),
+            site: SiteId(1),
+            caller_number: "5551234".into(),
+            entered_at_ms: 1_795_419_000_000,
+            ended_at_ms: 1_795_419_002_000,
+            fallback: true,
+        }),
+    }
+}
+
+/// MissedWhileDown (variant 0x22) | call 0e "1-1795419000.3" | queue 05 "sales" | gate 01 04
+/// "main" | site 01 | number 07 "5551234" | entered fd+u64 | ended fd+u64 | fallback 01.
+const MISSED_GOLDEN: &str = "010205fd78d84f07a2010000220e312d313739353431393030302e330573616c657301046d61696e010735353531323334fdc0cc4f07a2010000fd90d44f07a201000001";
+
+#[test]
+fn missed_while_down_entry_encoding_is_pinned() {
+    let command = missed_command();
+    let bytes = encode_versioned(&command).unwrap();
+    assert_eq!(hex(&bytes), MISSED_GOLDEN);
+    assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+}

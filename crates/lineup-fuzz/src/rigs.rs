@@ -197,6 +197,8 @@ impl SiteRig {
                 let channels = self.channels.values().cloned().collect();
                 self.inputs.push_back(Input::Reconcile { channels, bridges: Vec::new() });
             }
+            // This rig's box has no AstDB records.
+            Action::ReadMissedRecords { .. } => self.inputs.push_back(Input::MissedRecords { records: Vec::new() }),
         }
     }
 }

@@ -177,6 +177,10 @@ impl Ari for InMemoryAri {
         self.live.with_world(|world| world.get_variable(self.box_index, channel.as_str(), name))
     }
 
+    async fn asterisk_variable(&self, name: &str) -> Result<String, AriError> {
+        self.live.with_world(|world| world.asterisk_variable(self.box_index, name))
+    }
+
     async fn set_variable(&self, channel: &ChannelId, name: &str, value: &str) -> Result<(), AriError> {
         self.live.with_world(|world| world.set_variable(self.box_index, channel.as_str(), name, value))
     }

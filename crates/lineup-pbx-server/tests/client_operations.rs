@@ -153,3 +153,39 @@ async fn every_client_operation_is_understood_by_the_stand_in() {
     assert_eq!(events.stats().unknown_events(), 0);
     assert_eq!(events.stats().malformed_messages(), 0);
 }
+
+/// `Ari::asterisk_variable` over HTTP: the AstDB functions the site reads missed callers
+/// with, their names (parentheses, `/`) carried in the query as Asterisk reads them.
+#[tokio::test]
+async fn the_astdb_is_read_and_deleted_through_asterisk_variable() {
+    let config = BoxConfig {
+        name: "site-a".into(),
+        asterisk_id: "02:fc:00:00:00:0a".into(),
+        dialplan: Dialplan::parse(EXTENSIONS_CONF).unwrap(),
+        trunks: vec![],
+    };
+    let live = LiveWorld::start(PbxWorld::new(1_795_325_224_000, vec![config]).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let credentials = SimCredentials { username: "lineup".into(), password: "s3cret".into() };
+    let server = serve_box(Arc::clone(&live), SITE, listener, credentials).await.unwrap();
+    let config = AriConfig {
+        base_url: server.base_url(),
+        username: "lineup".into(),
+        password: "s3cret".into(),
+        applications: vec![ApplicationName::new("lineup").unwrap()],
+        request_timeout_ms: 5_000,
+    };
+    let ari = HttpAri::new(&config).unwrap();
+    live.with_world(|world| {
+        world.astdb_put(SITE, "lineup-missed/1795325224.1", "sales,main,1795325224,1795325230,abandoned,555");
+        world.astdb_put(SITE, "lineup-missed/1795325224.2", "support,web,1795325224,1795325254,fallback,");
+    });
+    assert_eq!(ari.asterisk_variable("DB_KEYS(lineup-missed)").await.unwrap(), "1795325224.1,1795325224.2");
+    let value = ari.asterisk_variable("DB(lineup-missed/1795325224.2)").await.unwrap();
+    assert_eq!(value, "support,web,1795325224,1795325254,fallback,");
+    assert_eq!(ari.asterisk_variable("DB_DELETE(lineup-missed/1795325224.2)").await.unwrap(), value);
+    assert_eq!(ari.asterisk_variable("DB_KEYS(lineup-missed)").await.unwrap(), "1795325224.1");
+    assert!(matches!(ari.asterisk_variable("NO_SUCH_GLOBAL").await, Err(AriError::NotFound { .. })));
+    // A name outside the charset never leaves the client.
+    assert!(matches!(ari.asterisk_variable("DB(a b)").await, Err(AriError::InvalidInput { .. })));
+}

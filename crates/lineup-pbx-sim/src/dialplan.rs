@@ -6,9 +6,11 @@
 //! or `n`, each with an optional label (`n(retry)`), patterns with `_`, `X`, `Z`, `N` (either
 //! case, as in Asterisk), `.`, `!` and `[..]`, and in application data `${VAR}` /
 //! `${VAR:offset[:length]}` and `$[...]` expressions (`expression`).
-//! Applications with a modelled effect: `Answer`, `Wait`, `MusicOnHold`, `Stasis`, `Set`,
-//! `Goto`, `GotoIf`, `Hangup`; others (for example `NoOp`, `Queue`, `Playback`) are kept and
-//! executed as no-ops.
+//! Applications with a modelled effect: `Answer`, `Wait`, `MusicOnHold`, `Stasis`, `Set`
+//! (`DB(family/key)=` and `CHANNEL(hangup_handler_push)=` too), `Goto`, `GotoIf`, `Hangup`,
+//! and `Return` ending a hangup handler; others (for example `NoOp`, `Queue`, `Playback`) are
+//! kept and executed as no-ops. Read: `${EPOCH}`, `${UNIQUEID}`, `${CALLERID(num)}`,
+//! `${DB(family/key)}`, `${DB_KEYS(family)}` and a hangup handler's `${ARG1}`.. (`world/astdb.rs`).
 //!
 //! The parser is strict: besides the line syntax it checks every `${`/`$[` span and
 //! expression, duplicate labels, and every `Goto`/`GotoIf` destination written literally

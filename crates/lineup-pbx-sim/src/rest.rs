@@ -181,7 +181,7 @@ pub fn handle_rest(
 }
 
 /// Dispatches on the resource the path names (`channels`, `bridges`, `playbacks`,
-/// `applications`); anything else is not found.
+/// `applications`, `asterisk/variable`); anything else is not found.
 fn route(
     world: &mut PbxWorld,
     b: BoxIndex,
@@ -198,6 +198,10 @@ fn route(
         Some((&"bridges", rest)) => bridges_route(world, b, method, rest, params),
         Some((&"playbacks", rest)) => playbacks_route(world, b, method, rest),
         Some((&"applications", rest)) => applications_route(world, b, method, rest),
+        Some((&"asterisk", ["variable"])) if method == "GET" => {
+            let value = world.asterisk_variable(b, params.required("variable")?)?;
+            Ok(RestReply::json(200, &serde_json::json!({ "value": value })))
+        }
         _ => Err(resource_not_found()),
     }
 }

@@ -15,6 +15,7 @@
 //! application operations).
 
 mod ari;
+mod astdb;
 mod bridges;
 mod config;
 mod dialing;
@@ -28,6 +29,7 @@ mod records;
 mod timers;
 
 pub use ari::OriginateParams;
+pub use astdb::{ASTDB_ENTRIES_PER_BOX_MAX_COUNT, HANGUP_HANDLERS_PER_CHANNEL_MAX_COUNT};
 pub use config::{
     federated_sites, BoxConfig, BoxIndex, PhoneBehaviour, PhoneCall, ScriptedKeys, TrunkRoute,
     DEPLOYED_EXTENSIONS_CONF, TRUNK_ENTRY_CONTEXT,
@@ -131,6 +133,8 @@ impl PbxWorld {
                 next_local_sequence: 0,
                 next_technology_sequence: 0,
                 next_object_sequence: 0,
+                astdb: BTreeMap::new(),
+                astdb_writes_dropped: 0,
             })
             .collect();
         Ok(PbxWorld {

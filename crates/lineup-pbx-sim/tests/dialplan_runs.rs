@@ -148,11 +148,13 @@ fn a_caller_who_finds_no_node_for_thirty_seconds_goes_to_the_local_fallback() {
         assert_eq!(variable(&ended, "STASISSTATUS").as_deref(), Some("FAILED"));
         assert_eq!(ended.channel.dialplan.context, fallback_context);
         if fallback_context == "lineup-gates" {
-            // The box's own Queue() (no modelled effect in the stand-in), then Hangup().
+            // LINEUP_FALLBACK=1 (for the missed-caller record), the box's own Queue() (no
+            // modelled effect in the stand-in), then Hangup().
             let gate = Dialplan::parse(dialplan).unwrap().find("lineup-gates", exten).cloned().unwrap();
             let fallback = gate.label_priority("fallback").unwrap();
-            assert_eq!(gate.steps[fallback as usize - 1].application, "Queue");
-            assert_eq!(ended.channel.dialplan.priority, fallback + 1);
+            assert_eq!(gate.steps[fallback as usize].application, "Queue");
+            assert_eq!(ended.channel.dialplan.priority, fallback + 2);
+            assert_eq!(variable(&ended, "LINEUP_FALLBACK").as_deref(), Some("1"));
         }
         assert!(stasis_starts(&mut world).is_empty());
     }

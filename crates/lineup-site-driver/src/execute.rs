@@ -33,8 +33,32 @@ pub async fn execute_ari<A: Ari>(ari: &A, request: &AriRequest) -> Result<(), Ar
         AriRequest::Continue { channel, target, variables } => {
             ari.continue_in_dialplan(channel, target, variables).await
         }
+        AriRequest::DeleteMissedRecord { key, warning } => {
+            if let Some(warning) = warning {
+                tracing::warn!(%key, %warning, "missed-caller record dropped without booking it");
+            }
+            ari.asterisk_variable(&lineup_site::missed_delete_variable(key)).await.map(|_| ())
+        }
     };
     result.map_err(failure)
+}
+
+/// Reads at most `max` missed-caller records (key, value) from the box's AstDB, through ARI's
+/// `GET /asterisk/variable` (Asterisk evaluates a name ending with `)` as a function). A key
+/// outside the id charset is passed on as it is; the controller drops it with a warning.
+pub async fn read_missed_records<A: Ari>(ari: &A, max: usize) -> Result<Vec<(String, String)>, AriError> {
+    let keys = ari.asterisk_variable(&lineup_site::missed_keys_variable()).await?;
+    let mut records = Vec::new();
+    for key in keys.split(',').filter(|key| !key.is_empty()).take(max) {
+        // A key no request may carry cannot be read (or deleted) over ARI: hand it on with
+        // no value, and the controller drops it with a warning.
+        let value = match lineup_ari::ids::validate_asterisk_variable_name(&lineup_site::missed_value_variable(key)) {
+            Ok(()) => ari.asterisk_variable(&lineup_site::missed_value_variable(key)).await?,
+            Err(_) => String::new(),
+        };
+        records.push((key.to_string(), value));
+    }
+    Ok(records)
 }
 
 /// Verifies a PIN against an argon2 PHC string (CPU-heavy: call it off the async runtime).

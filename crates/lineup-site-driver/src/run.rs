@@ -3,7 +3,7 @@
 //! it returns, a bounded number per turn.
 
 use crate::cluster::{ClusterFeed, ClusterPort};
-use crate::execute::{execute_ari, verify_pin};
+use crate::execute::{execute_ari, read_missed_records, verify_pin};
 use lineup_ari::{Ari, AriEvent, AriEvents, EventKind, EventStreamItem};
 use lineup_site::{Action, Input, SiteController, SiteCounters};
 use lineup_util::now_ms;
@@ -166,6 +166,10 @@ impl<A: Ari + 'static, C: ClusterPort> SiteRun<A, C> {
                     self.local.push_back(input);
                 }
             }
+            Action::ReadMissedRecords { max } => match read_missed_records(&*self.ari, max).await {
+                Ok(records) => self.local.push_back(Input::MissedRecords { records }),
+                Err(error) => tracing::warn!(%error, "missed-caller records not read; the next reconcile tries again"),
+            },
             Action::VerifyPin { token, pin, phc } => {
                 let results = self.results.clone();
                 tokio::spawn(async move {

@@ -25,6 +25,7 @@ mod connect;
 mod events;
 mod legs;
 mod login;
+mod missed;
 mod offer;
 mod output;
 mod proposals;
@@ -34,6 +35,10 @@ mod trunk;
 
 pub use config::{
     SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, STRANDED_OFFER_RELEASE_MS,
+};
+pub use missed::{
+    missed_delete_variable, missed_keys_variable, missed_origin, missed_value_variable, MISSED_CALLER_NUMBER_MAX_CHARS,
+    MISSED_FAMILY, MISSED_RECORDS_PER_RECONCILE_MAX,
 };
 
 pub struct SiteController {
@@ -80,6 +85,9 @@ pub struct SiteController {
     ended_channel_set: BTreeSet<ChannelId>,
     /// When this controller last asked for a reconcile itself.
     orphan_reconcile_at_ms: Option<u64>,
+    /// Missed-caller records proposed or being deleted, by key (at most
+    /// `MISSED_RECORDS_PER_RECONCILE_MAX`).
+    missed_in_flight: BTreeSet<String>,
     out: Vec<Action>,
 }
 
@@ -119,6 +127,7 @@ impl SiteController {
             ended_channels: VecDeque::new(),
             ended_channel_set: BTreeSet::new(),
             orphan_reconcile_at_ms: None,
+            missed_in_flight: BTreeSet::new(),
             out: Vec::new(),
         }
     }
@@ -157,7 +166,11 @@ impl SiteController {
             Input::AriDone { token, result } => self.on_ari_done(token, result),
             Input::PinVerified { token, ok } => self.on_pin_verified(token, ok, routing),
             Input::Tick => self.on_tick(routing),
-            Input::Reconcile { channels, bridges } => self.reconcile(channels, bridges, routing),
+            Input::Reconcile { channels, bridges } => {
+                self.reconcile(channels, bridges, routing);
+                self.ask_for_missed_records();
+            }
+            Input::MissedRecords { records } => self.on_missed_records(records),
         }
         std::mem::take(&mut self.out)
     }
@@ -198,6 +211,7 @@ impl SiteController {
             Purpose::CallbackAnswered { call, fence } => self.on_callback_answered_result(call, fence, &result),
             Purpose::CallbackTakenDown { call, fence } => self.on_callback_taken_down_result(call, fence, &result),
             Purpose::Report => self.on_report_result(&command, &result),
+            Purpose::Missed { key } => self.on_missed_result(key, &result),
         }
     }
 

@@ -43,6 +43,13 @@ pub enum AriRequest {
         target: ContinueTarget,
         variables: Vec<(String, String)>,
     },
+    /// Deletes the missed-caller record `key` (`DB_DELETE(lineup-missed/KEY)` read through
+    /// `GET /asterisk/variable`). `warning` says why a record was dropped unbooked; the driver
+    /// logs it.
+    DeleteMissedRecord {
+        key: String,
+        warning: Option<String>,
+    },
 }
 
 impl AriRequest {
@@ -81,6 +88,10 @@ pub enum Action {
     /// leg whose last events were lost): only Asterisk can say whether that caller is still
     /// there.
     Reconcile,
+    /// Read at most `max` missed-caller records from the AstDB (`DB_KEYS(lineup-missed)`,
+    /// then `DB(lineup-missed/KEY)` each) and answer with `Input::MissedRecords`; asked after
+    /// every reconcile. A failed read answers nothing (the next reconcile asks again).
+    ReadMissedRecords { max: usize },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +125,10 @@ pub enum Input {
     Reconcile {
         channels: Vec<lineup_ari::Channel>,
         bridges: Vec<lineup_ari::Bridge>,
+    },
+    /// The missed-caller records read for `Action::ReadMissedRecords`: (key, value).
+    MissedRecords {
+        records: Vec<(String, String)>,
     },
 }
 

@@ -42,7 +42,22 @@ pub fn execute_ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Resu
                 target.priority,
             )
         }
+        AriRequest::DeleteMissedRecord { key, .. } => {
+            w.asterisk_variable(at, &lineup_site::missed_delete_variable(key)).map(|_| ())
+        }
     }
+}
+
+/// `Action::ReadMissedRecords` against the stand-in, through the same `GET
+/// /asterisk/variable` names the driver reads: at most `max` (key, value) records.
+pub fn read_missed_records(w: &mut PbxWorld, at: BoxIndex, max: usize) -> Result<Vec<(String, String)>, AriError> {
+    let keys = w.asterisk_variable(at, &lineup_site::missed_keys_variable())?;
+    let mut records = Vec::new();
+    for key in keys.split(',').filter(|key| !key.is_empty()).take(max) {
+        let value = w.asterisk_variable(at, &lineup_site::missed_value_variable(key))?;
+        records.push((key.to_string(), value));
+    }
+    Ok(records)
 }
 
 /// The stand-in's originate parameters for an ARI originate.

@@ -5,4 +5,4 @@
 
 pub mod ari;
 
-pub use ari::execute_ari;
+pub use ari::{execute_ari, read_missed_records};

@@ -122,6 +122,15 @@ impl<R: Replication> Sim<R> {
                 self.propose_on(site, command);
             }
             Action::Reconcile => self.reconcile(site),
+            Action::ReadMissedRecords { max } => {
+                // The deployed dialplan writes these on the boxes; a read that fails answers
+                // nothing, as in the driver.
+                let read = lineup_testkit::read_missed_records(&mut self.world, BoxIndex(site), max);
+                if let Some(records) = read.ok().filter(|records| !records.is_empty()) {
+                    let input = Input::MissedRecords { records };
+                    self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input });
+                }
+            }
             Action::VerifyPin { token, pin, phc } => {
                 let input = Input::PinVerified { token, ok: phc.phc() == fake_phc(pin.digits()) };
                 self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input });

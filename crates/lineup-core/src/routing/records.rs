@@ -57,7 +57,7 @@ impl Routing {
 
     /// Remembers an ended call's id (the oldest is forgotten beyond the bound), so that it is
     /// never queued again.
-    fn remember_ended(&mut self, id: &CallId) {
+    pub(super) fn remember_ended(&mut self, id: &CallId) {
         if self.state.ended_calls.len() == ENDED_CALLS_REMEMBERED_MAX {
             if let Some(oldest) = self.state.ended_calls.pop_front() {
                 self.indexes.ended_calls.remove(&oldest);

@@ -2,7 +2,7 @@
 //! substituted, until the channel waits, enters Stasis or hangs up.
 
 use super::config::BoxIndex;
-use super::records::{ChannelRecord, ChannelRef, HangupOrigin, Moh};
+use super::records::{ChannelRef, HangupOrigin, Moh};
 use super::timers::Timer;
 use super::{PbxWorld, DIALPLAN_ANSWER_SETTLE_MS, DIALPLAN_STEPS_PER_RUN_MAX_COUNT};
 use crate::dialplan::{split_goto_if, GotoTarget};
@@ -18,20 +18,6 @@ enum StepFlow {
     Jump { context: String, exten: String, priority: i64 },
     /// Not now: the channel waits (a timer, Stasis) or is gone.
     Stop,
-}
-
-/// A variable as the dialplan reads it on `record`: the channel's location, its caller id,
-/// or a channel variable.
-fn dialplan_variable(record: &ChannelRecord, name: &str) -> Option<String> {
-    let location = &record.snapshot.dialplan;
-    match name {
-        "EXTEN" => Some(location.exten.clone()),
-        "CONTEXT" => Some(location.context.clone()),
-        "PRIORITY" => Some(location.priority.to_string()),
-        "CALLERID(num)" => Some(record.snapshot.caller.number.clone()),
-        "CALLERID(name)" => Some(record.snapshot.caller.name.clone()),
-        _ => record.variables.get(name).cloned(),
-    }
 }
 
 impl PbxWorld {
@@ -57,7 +43,8 @@ impl PbxWorld {
             let application = step.application.clone();
             // As in Asterisk, the application sees its data with variables and expressions
             // substituted.
-            let data = expression::substitute(&step.data, &|name| dialplan_variable(record, name));
+            let data =
+                expression::substitute(&step.data, &|name| self.dialplan_lookup(channel.box_index, record, name));
             if let Some(record) = self.channel_mut(channel) {
                 record.snapshot.dialplan.app_name = application.clone();
                 record.snapshot.dialplan.app_data = data.clone();
@@ -133,9 +120,7 @@ impl PbxWorld {
                 StepFlow::Next
             }
             "Set" => {
-                if let Some((name, value)) = data.split_once('=') {
-                    self.set_variable_internal(channel, name.trim(), value);
-                }
+                self.dialplan_set(channel, data);
                 StepFlow::Next
             }
             "Goto" => self.goto(channel, location, data),

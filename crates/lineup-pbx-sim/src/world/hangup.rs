@@ -54,6 +54,8 @@ impl PbxWorld {
             self.report_unanswered_dial(channel, dialstatus);
         }
         self.detach_for_hangup(channel, cause);
+        // Out of Stasis and its bridge, before it is destroyed: as Asterisk runs them.
+        self.run_hangup_handlers(channel);
         let Some(snapshot) = self.final_snapshot(channel) else { return };
         self.destroy_channel(channel, snapshot, cause, origin.ended_by());
     }

@@ -63,6 +63,7 @@ impl PbxWorld {
             application_before_stasis: None,
             in_dialplan_application: false,
             dial_resource: None,
+            hangup_handlers: Vec::new(),
         };
         self.boxes[box_index.0].channels.insert(id.clone(), record);
         Ok(ChannelRef { box_index, id })
@@ -158,10 +159,9 @@ impl PbxWorld {
         record.snapshot.dialplan.app_name = "Stasis".into();
         record.snapshot.dialplan.app_data =
             if args.is_empty() { application.clone() } else { format!("{application},{}", args.join(",")) };
-        // Subscribers from an originate see STASISSTATUS cleared first, as recorded.
-        if !self.subscribers(channel).is_empty() {
-            self.set_variable_internal(channel, "STASISSTATUS", "");
-        }
+        // Cleared on entry (subscribers from an originate see it, as recorded), so a caller
+        // whose earlier try failed no longer reads FAILED.
+        self.set_variable_internal(channel, "STASISSTATUS", "");
         let Some(record) = self.channel_mut(channel) else { return };
         record.stasis_app = Some(application.clone());
         let snapshot = record.snapshot.clone();

@@ -113,6 +113,8 @@ pub(super) struct ChannelRecord {
     pub(super) in_dialplan_application: bool,
     /// What `dial` rings, for a channel made with `create`.
     pub(super) dial_resource: Option<String>,
+    /// Pushed with `CHANNEL(hangup_handler_push)`, run at hangup (last pushed first).
+    pub(super) hangup_handlers: Vec<super::astdb::HangupHandler>,
 }
 
 #[derive(Clone, Debug)]
@@ -145,4 +147,8 @@ pub(super) struct PbxBox {
     pub(super) next_local_sequence: u64,
     pub(super) next_technology_sequence: u64,
     pub(super) next_object_sequence: u64,
+    /// The box's AstDB, `family/key` → value.
+    pub(super) astdb: BTreeMap<String, String>,
+    /// Writes of new AstDB keys dropped at `ASTDB_ENTRIES_PER_BOX_MAX_COUNT`.
+    pub(super) astdb_writes_dropped: u64,
 }

@@ -113,4 +113,9 @@ pub struct SiteCounters {
     /// Reconciles this controller asked for because the cluster spoke of a caller it did
     /// not track.
     pub orphan_reconciles: u64,
+    /// Missed-caller records (callers who found this node down) booked in history, or
+    /// dropped because the cluster already knew the call.
+    pub missed_records_booked: u64,
+    /// Missed-caller records dropped unreadable or refused (each with a warning).
+    pub missed_records_bad: u64,
 }

@@ -61,6 +61,10 @@ pub(super) enum Purpose {
     },
     /// Nothing to do with the result (Abandoned, Completed, RingNoAnswer, ...).
     Report,
+    /// A missed caller's AstDB record, deleted once the command has its result.
+    Missed {
+        key: String,
+    },
 }
 
 impl SiteController {

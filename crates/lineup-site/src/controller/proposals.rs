@@ -7,6 +7,9 @@ use super::SiteController;
 use crate::io::{Action, ProposeFailure};
 use lineup_core::{CallId, Command, CommandBody, CommandId, CommandResult, CoreError, HungUpBy};
 
+/// `InvalidState::what` of a proposal that never committed after its retries.
+pub(super) const NOT_COMMITTED: &str = "not committed";
+
 impl SiteController {
     pub(super) fn propose(&mut self, body: CommandBody, purpose: Purpose) {
         // The end of a connection must commit after the connection itself: the core refuses
@@ -92,7 +95,7 @@ impl SiteController {
                 return None;
             }
             Err(ProposeFailure::NotCommitted(reason)) => {
-                Err(CoreError::InvalidState { what: "not committed".into(), detail: reason })
+                Err(CoreError::InvalidState { what: NOT_COMMITTED.into(), detail: reason })
             }
         };
         Some((command, purpose, result))

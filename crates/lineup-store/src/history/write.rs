@@ -25,6 +25,9 @@ pub struct BatchOutcome {
 
 // Row locks serialise writers when several sites share one PostgreSQL database: the second
 // writer waits, then sees the first one's watermark and skips what it already wrote.
+/// `outcome_detail` of a call that never reached Lineup because its site's node was down.
+pub const NODE_DOWN_DETAIL: &str = "node_down";
+
 const SELECT_WATERMARK: Statement = Statement {
     postgres: "SELECT log_index FROM history_watermark WHERE id = 1 FOR UPDATE",
     sqlite: "SELECT log_index FROM history_watermark WHERE id = 1",
@@ -103,6 +106,8 @@ fn outcome_columns(outcome: &Outcome) -> (&'static str, Option<String>) {
         Outcome::ExitWithKey { key } => ("exit_with_key", Some(key.to_string())),
         Outcome::CallbackFailed => ("callback_failed", None),
         Outcome::SiteLost => ("site_lost", None),
+        Outcome::AbandonedNodeDown => ("abandoned", Some(NODE_DOWN_DETAIL.to_string())),
+        Outcome::LocalFallback => ("local_fallback", Some(NODE_DOWN_DETAIL.to_string())),
     }
 }
 

@@ -1,0 +1,128 @@
+//! Callers who arrive while the box's node is down: the deploy dialplan retries, then falls
+//! back to the box's own queue, and its hangup handler leaves an AstDB record for each. When
+//! the node is back, the site books each such caller once and deletes its record.
+
+mod common;
+use common::*;
+use lineup_core::*;
+
+/// The deploy dialplan gives up after 15 tries of 2 s.
+const RETRIES_SPAN_MS: u64 = 31_000;
+
+fn rig_with_sales() -> Rig {
+    let mut rig = Rig::new();
+    rig.queue(QueueConfig { id: QueueId::new("sales"), ..Default::default() });
+    rig.gate("main", "sales", None);
+    rig.gate("vip", "sales", None);
+    rig
+}
+
+/// The node stops: Stasis(lineup) fails, and the site hears nothing.
+fn node_down(rig: &mut Rig) {
+    rig.world.unregister_application(BOX, "lineup");
+    rig.deaf[0] = true;
+}
+
+/// The node starts again: the application is registered and a fresh controller reconciles.
+fn node_up(rig: &mut Rig) {
+    rig.world.register_application(BOX, "lineup");
+    rig.restart(0);
+}
+
+fn records(rig: &Rig) -> Vec<(String, String)> {
+    rig.world.astdb_family(BOX, lineup_site::MISSED_FAMILY)
+}
+
+fn ended(rig: &Rig, call: &CallId) -> Vec<CallRecord> {
+    rig.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CallEnded(r) if &r.call == call => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn callers_missed_while_the_node_was_down_reach_the_history_once() {
+    let mut rig = rig_with_sales();
+    node_down(&mut rig);
+    let hung_up = rig.caller("impatient", "5000", Some(7_000));
+    let fell_back = rig.caller("patient", "5001", None);
+    rig.run_for(RETRIES_SPAN_MS + 2_000);
+    assert!(rig.world.ended_channel(BOX, &hung_up).is_some() && rig.world.ended_channel(BOX, &fell_back).is_some());
+    assert_eq!(records(&rig).len(), 2, "one record per caller: {:?}", records(&rig));
+    assert!(rig.effects.iter().all(|e| !matches!(e, Effect::CallEnded(_))), "nothing booked while down");
+
+    node_up(&mut rig);
+    // A second reconcile before the first one's proposals have their results (a reconnect
+    // right after the restart) reads the same records again.
+    rig.reconnect(0);
+    assert!(rig.run_until(10_000, |r| records(r).is_empty()), "records left: {:?}", records(&rig));
+
+    let (hung_up_call, fell_back_call) = (rig.call_id(&hung_up), rig.call_id(&fell_back));
+    let abandoned = ended(&rig, &hung_up_call);
+    assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+    assert_eq!(abandoned[0].outcome, Outcome::AbandonedNodeDown);
+    assert_eq!(
+        (abandoned[0].gate.clone(), abandoned[0].caller_number.as_str()),
+        (Some(GateId::new("main")), "+15551230000")
+    );
+    assert_eq!(abandoned[0].ended_at_ms - abandoned[0].entered_at_ms, 7_000);
+    let fallback = ended(&rig, &fell_back_call);
+    assert_eq!(fallback.len(), 1, "{fallback:?}");
+    assert_eq!(
+        (fallback[0].outcome.clone(), fallback[0].gate.clone()),
+        (Outcome::LocalFallback, Some(GateId::new("vip")))
+    );
+    let lines: Vec<String> = rig
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::QueueLog(l) if l.call.as_ref() == Some(&hung_up_call) => Some(l.to_line()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("|ENTERQUEUE|main|+15551230000|1") && lines[1].ends_with("|ABANDON|1|1|7"), "{lines:?}");
+    assert_eq!(rig.site().counters.missed_records_booked, 2);
+    assert_eq!(rig.site().counters.missed_records_bad, 0);
+
+    // Another restart finds nothing more to book.
+    let booked = rig.effects.iter().filter(|e| matches!(e, Effect::CallEnded(_))).count();
+    rig.restart(0);
+    rig.run_for(5_000);
+    assert_eq!(rig.effects.iter().filter(|e| matches!(e, Effect::CallEnded(_))).count(), booked);
+}
+
+#[test]
+fn bad_records_are_dropped_with_a_warning_and_do_not_block_the_others() {
+    let mut rig = rig_with_sales();
+    node_down(&mut rig);
+    let caller = rig.caller("impatient", "5000", Some(3_000));
+    rig.run_for(5_000);
+    // Records the dialplan would never write: garbage, and a queue Lineup does not have.
+    let garbage = "1795400001.900";
+    let unknown_queue = "1795400001.901";
+    write_record(&mut rig, garbage, "not a record");
+    write_record(&mut rig, unknown_queue, "nosuch,,1795400001,1795400002,abandoned,");
+    node_up(&mut rig);
+    assert!(rig.run_until(10_000, |r| records(r).is_empty()), "records left: {:?}", records(&rig));
+    assert_eq!(ended(&rig, &rig.call_id(&caller)).len(), 1);
+    assert_eq!(rig.site().counters.missed_records_bad, 2);
+    let warnings: Vec<&String> = rig
+        .ari_log
+        .iter()
+        .filter_map(|r| match r {
+            lineup_site::AriRequest::DeleteMissedRecord { warning: Some(w), .. } => Some(w),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("unknown queue nosuch")), "{warnings:?}");
+}
+
+/// Writes an AstDB record as `database put` on the box's CLI would.
+fn write_record(rig: &mut Rig, key: &str, value: &str) {
+    rig.world.astdb_put(BOX, &format!("{}/{key}", lineup_site::MISSED_FAMILY), value);
+}
