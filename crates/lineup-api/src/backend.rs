@@ -221,7 +221,10 @@ pub trait ApiBackend: Send + Sync + 'static {
     /// written. A backend without a cluster answers Unavailable.
     fn trigger_snapshot(&self) -> impl Future<Output = Result<(), BackendError>> + Send {
         async {
-            Err(BackendError { kind: BackendErrorKind::Unavailable, detail: "this node has no Raft log to snapshot".into() })
+            Err(BackendError {
+                kind: BackendErrorKind::Unavailable,
+                detail: "this node has no Raft log to snapshot".into(),
+            })
         }
     }
 

@@ -113,7 +113,11 @@ where
             Some(snapshot) => {
                 app.restore(&snapshot.data).map_err(|e| read_err::<C>(&e))?;
                 let index = snapshot.meta.last_log_id.as_ref().map(|id| id.index);
-                tracing::info!(snapshot_index = index.unwrap_or_default(), bytes = snapshot.data.len(), "snapshot: restored");
+                tracing::info!(
+                    snapshot_index = index.unwrap_or_default(),
+                    bytes = snapshot.data.len(),
+                    "snapshot: restored"
+                );
                 (snapshot.meta.last_log_id.clone(), snapshot.meta.last_membership.clone())
             }
             None => (None, StoredMembership::default()),
