@@ -57,7 +57,8 @@ pub struct Figures {
     pub faults_skipped: u64,
     pub teardowns: BTreeMap<String, u64>,
     /// kill -9 aimed at a snapshot being built and written (`snapshot_kill.rs`), and how many
-    /// landed while its state was encoded and while its bytes were being written.
+    /// landed while its state was encoded and while its bytes were being written (the write
+    /// cut short: the restarted node came back from the snapshot before it).
     pub snapshot_kills: u64,
     pub snapshot_kills_mid_build: u64,
     pub snapshot_kills_mid_write: u64,

@@ -31,8 +31,12 @@ pub enum Phase {
     BeforeBuild,
     /// Encoding the state.
     Building,
-    /// Its bytes going into the redb file: the transaction not yet committed.
+    /// Its bytes going into the redb file: the transaction not yet committed (the restarted
+    /// node restored the snapshot before it).
     Writing,
+    /// Logged `writing` but not `written`, yet the restarted node restored this very
+    /// snapshot: the commit was durable, the kill came before the line was logged.
+    CommittedUnlogged,
     /// Written and committed.
     AfterWrite,
 }
@@ -151,6 +155,10 @@ impl Chaos<'_> {
         tokio::time::sleep_until(killed_at + Duration::from_millis(crate::faults::RESTART_DOWN_MS)).await;
         self.bring_back(site, Stop::Kill, what, log_at_stop, down_from_ms, "snapshot_kill").await;
         let restored_index = restored_index(&read_from(&layout.log, started_at));
+        let phase = match phase {
+            Phase::Writing if restored_index.is_some() && restored_index == snapshot_index => Phase::CommittedUnlogged,
+            other => other,
+        };
         self.note(format!("{what}: restarted from the snapshot at {restored_index:?}")).await;
         let record = SnapshotKillRecord {
             what: what.to_string(),
