@@ -216,6 +216,18 @@ pub trait ApiBackend: Send + Sync + 'static {
         async { Err(no_membership()) }
     }
 
+    /// Builds a snapshot of this node's routing state now and compacts its log behind it
+    /// (`POST /v1/cluster/snapshot`); answers once the build was asked for, not when it is
+    /// written. A backend without a cluster answers Unavailable.
+    fn trigger_snapshot(&self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async {
+            Err(BackendError {
+                kind: BackendErrorKind::Unavailable,
+                detail: "this node has no Raft log to snapshot".into(),
+            })
+        }
+    }
+
     /// Audited writes matching `query`, newest first, at most `query.limit` of them. A
     /// backend that keeps no audit trail (no history database) answers Unavailable.
     fn audit(

@@ -157,6 +157,7 @@ impl<B: ApiBackend> Routes<B> {
             .post("/v1/cluster/members", rest::add_member::<B>)
             .delete("/v1/cluster/members/{site}", rest::remove_member::<B>)
             .post("/v1/cluster/members/{site}/lost", rest::declare_lost::<B>)
+            .post("/v1/cluster/snapshot", rest::trigger_snapshot::<B>)
             .post("/v1/operators/{id}/state", rest::set_operator_state::<B>)
             .post("/v1/operators/{id}/logout", rest::logout_operator::<B>)
             .post("/v1/operators/{id}/pull", rest::pull::<B>)

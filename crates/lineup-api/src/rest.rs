@@ -476,6 +476,18 @@ pub async fn remove_member<B: ApiBackend>(
     Ok(Json(s.backend.cluster().await))
 }
 
+/// Builds a snapshot on this node now (its log is then compacted behind it): before a
+/// planned restart, so the node replays less, or to see a snapshot written on demand.
+pub async fn trigger_snapshot<B: ApiBackend>(
+    State(s): St<B>,
+    caller: Caller<Admin>,
+) -> Result<Json<crate::backend::ClusterStatus>, ApiError> {
+    let actor = crate::audit::token_name(&s.config, caller.holder);
+    tracing::info!(actor, "snapshot asked for");
+    s.backend.trigger_snapshot().await.map_err(ApiError::Backend)?;
+    Ok(Json(s.backend.cluster_local().await))
+}
+
 /// Declares a site gone (`lineup cluster declare-lost`): its calls end and its operators are
 /// logged out. For a site that is really gone; a silent site is only unreachable, and its
 /// calls go on. Refused (before anything is proposed) for a site that is not a member or is

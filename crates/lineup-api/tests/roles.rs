@@ -33,6 +33,11 @@ async fn membership_changes_are_admin_only_checked_and_refused_without_a_cluster
     assert_eq!((status, body["field"].as_str()), (422, Some("site")), "not a member: {body}");
     let (status, body) = rig.call("delete", "/v1/cluster/members/1", Some(ADMIN), None).await;
     assert_eq!(status, 503, "{body}");
+    // A snapshot on demand is an admin's too; LocalBackend has no Raft log to snapshot.
+    let (status, body) = rig.call("post", "/v1/cluster/snapshot", Some(SUPERVISOR), None).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = rig.call("post", "/v1/cluster/snapshot", Some(ADMIN), None).await;
+    assert_eq!(status, 503, "{body}");
     rig.stop().await;
 }
 

@@ -1,7 +1,7 @@
 //! What the harness reads from the nodes' APIs: readiness, the leader, the leader's view of
 //! each member (for "heard again"), operator states.
 
-use crate::setup::VIEWER_TOKEN;
+use crate::setup::{ADMIN_TOKEN, VIEWER_TOKEN};
 use lineup_core::ApplyIndex;
 use serde_json::Value;
 use std::time::Duration;
@@ -30,6 +30,36 @@ impl NodeApi {
             return None;
         }
         response.json().await.ok()
+    }
+
+    /// POST `path` with the admin token and no body; the answer's status.
+    pub async fn post_admin(&self, api: &str, path: &str) -> Option<u16> {
+        let response = self.http.post(format!("{api}{path}")).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
+        Some(response.status().as_u16())
+    }
+
+    /// `POST /v1/cluster/members` (admin) adding `site` at `address`: the answer's status, or
+    /// None when none came within `timeout_ms` (the node died, or the change took longer).
+    pub async fn add_member(&self, api: &str, site: u64, address: &str, timeout_ms: u64) -> Option<u16> {
+        let body = serde_json::json!({ "site": site, "address": address });
+        let request = self.http.post(format!("{api}/v1/cluster/members")).bearer_auth(ADMIN_TOKEN).json(&body);
+        let response = request.timeout(Duration::from_millis(timeout_ms)).send().await.ok()?;
+        Some(response.status().as_u16())
+    }
+
+    /// `DELETE /v1/cluster/members/{site}` (admin), as `add_member`.
+    pub async fn remove_member(&self, api: &str, site: u64, timeout_ms: u64) -> Option<u16> {
+        let request = self.http.delete(format!("{api}/v1/cluster/members/{site}")).bearer_auth(ADMIN_TOKEN);
+        let response = request.timeout(Duration::from_millis(timeout_ms)).send().await.ok()?;
+        Some(response.status().as_u16())
+    }
+
+    /// The voters `api`'s node's membership lists (during a joint change, both halves').
+    pub async fn voters(&self, api: &str) -> Option<Vec<u64>> {
+        let cluster = self.cluster(api).await?;
+        let members = cluster.get("members")?.as_array()?;
+        let voter = |m: &&Value| m.get("voter").and_then(Value::as_bool) == Some(true);
+        Some(members.iter().filter(voter).filter_map(|m| m.get("site")?.as_u64()).collect())
     }
 
     pub async fn cluster(&self, api: &str) -> Option<Value> {

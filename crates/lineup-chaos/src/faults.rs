@@ -60,6 +60,8 @@ pub enum Target {
     Leader,
     /// One site, whatever its calls (the site whose history and Redis are behind relays).
     Site(u64),
+    /// The spare site the membership faults add and remove (`member_kill.rs`).
+    Spare,
 }
 
 pub const SCHEDULE: [(Stop, Target); 8] = [
@@ -90,6 +92,10 @@ pub struct FaultFigures {
     pub after_faults_answer_ms: Option<u64>,
     /// Faults not applied (no call of the kind to aim at, no leader known) and why.
     pub skipped: Vec<String>,
+    /// Each kill -9 aimed at a snapshot being built and written, with where it landed.
+    pub snapshot_kills: Vec<crate::snapshot_kill::SnapshotKillRecord>,
+    /// Each membership change with a kill in it, and whether the nodes agreed afterwards.
+    pub memberships: Vec<crate::member_kill::MembershipRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -201,6 +207,7 @@ impl Chaos<'_> {
             Target::CallerNode { cross } => self.target_call(Some(cross)).await.map(|e| e.caller_box as u64 + 1),
             Target::OperatorNode => self.target_call(Some(true)).await.map(|e| e.operator_box as u64 + 1),
             Target::Site(site) => Some(site),
+            Target::Spare => self.nodes.layout.spare.as_ref().map(|spare| spare.site),
         }
     }
 
@@ -268,10 +275,20 @@ impl Chaos<'_> {
         self.stop(site, stop).await;
         self.note(format!("{what}: stopped")).await;
         tokio::time::sleep_until(down_since + Duration::from_millis(RESTART_DOWN_MS)).await;
-        self.bring_back(site, stop, what, log_at_stop, down_from_ms).await;
+        let kind = if stop == Stop::Term { "term" } else { "kill" };
+        self.bring_back(site, stop, what, log_at_stop, down_from_ms, kind).await;
     }
 
-    async fn bring_back(&mut self, site: u64, stop: Stop, what: &str, log_at_stop: Option<u64>, down_from_ms: u64) {
+    /// Starts the stopped `site` again, counts it as a fault of `kind`, and measures it.
+    pub(crate) async fn bring_back(
+        &mut self,
+        site: u64,
+        stop: Stop,
+        what: &str,
+        log_at_stop: Option<u64>,
+        down_from_ms: u64,
+        kind: &str,
+    ) {
         if let Err(error) = self.nodes.start(site) {
             self.note(format!("{what}: could not start site {site}: {error:#}")).await;
             return;
@@ -280,7 +297,7 @@ impl Chaos<'_> {
             Stop::Term => self.figures.restarts += 1,
             Stop::Kill => self.figures.kills += 1,
         }
-        self.figures.count(if stop == Stop::Term { "term" } else { "kill" });
+        self.figures.count(kind);
         let started = Instant::now();
         let Ok(api) = self.nodes.site(site).map(|s| s.api_url()) else { return };
         let ready = poll(READY_WAIT_MS, POLL_MS, || async { self.api.ready(&api).await.then_some(()) }).await;
@@ -349,7 +366,7 @@ impl Chaos<'_> {
             self.figures.skipped.push(format!("{what}: answer probe (no probe operator free at another site)"));
         }
         tokio::time::sleep_until(killed_at + Duration::from_millis(RESTART_DOWN_MS)).await;
-        self.bring_back(leader, Stop::Kill, &what, log_at_stop, down_from_ms).await;
+        self.bring_back(leader, Stop::Kill, &what, log_at_stop, down_from_ms, "kill").await;
     }
 
     /// Logs in the probe operator of a site other than `leader` (see `probe_operator`) and

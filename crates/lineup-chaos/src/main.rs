@@ -17,6 +17,7 @@ mod disks;
 mod faults;
 mod history;
 mod links;
+mod member_kill;
 mod nemesis;
 mod nodes;
 mod order;
@@ -26,6 +27,7 @@ mod report;
 mod run;
 mod services;
 mod setup;
+mod snapshot_kill;
 mod standin;
 mod tcp_relay;
 mod wait;
@@ -56,8 +58,9 @@ pub enum Scenario {
     Restarts,
     /// Pauses (SIGSTOP), partitions (symmetric, one-way, flapping), wall-clock skews (hours
     /// ahead, behind, and jumps), ARI socket cuts and full disks of the caller's node, the
-    /// operator's node and the leader, and database and Redis outages, during connected
-    /// calls, round after round.
+    /// operator's node and the leader, database and Redis outages, kill -9 of the leader and
+    /// a caller's node while each writes a snapshot, and kill -9 during membership changes
+    /// (a spare site added, then removed), during connected calls, round after round.
     Nemesis,
     /// Every fault kind (the nemesis's and the restarts' SIGTERM and kill -9) drawn from the
     /// seed, one after another, at targets drawn from the seed.

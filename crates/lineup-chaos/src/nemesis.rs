@@ -3,7 +3,11 @@
 //! node; a symmetric partition of a cross-site operator's node and of the leader; a one-way
 //! cut (a node that sends but hears nothing); a flapping link to the leader; a node's wall
 //! clock stepped hours ahead, then behind, then back; a node's ARI connections to its box cut;
-//! a node's disk full; site 1's history database and its Redis unreachable. `nemesis` runs them round after round; `random` draws each fault and its target (the
+//! a node's disk full; site 1's history database and its Redis unreachable; kill -9 of the
+//! leader and of a cross-site caller's node while each writes a snapshot (`snapshot_kill.rs`);
+//! kill -9 of the leader while a spare site is added, and of the spare while it is removed
+//! (`member_kill.rs`).
+//! `nemesis` runs them round after round; `random` draws each fault and its target (the
 //! restarts' SIGTERM and kill -9 among them) from the seed. After each heal it measures how
 //! long until the leader hears the site again; after the last, how long a new caller waits
 //! for a free operator (the federation is live again).
@@ -61,6 +65,12 @@ pub enum Fault {
     RedisDown(Target),
     /// SIGTERM or kill -9, down `RESTART_DOWN_MS`, started again (`random` only).
     Restart(Stop, Target),
+    /// kill -9 while the node builds and writes a snapshot it was asked for, down
+    /// `RESTART_DOWN_MS`, started again (`snapshot_kill.rs`).
+    SnapshotKill(Target),
+    /// kill -9 while a membership change is in flight (`member_kill.rs`): the leader while the
+    /// spare is added (`Leader`), the spare while it is removed (`Spare`).
+    MemberKill(Target),
 }
 
 impl Fault {
@@ -68,7 +78,7 @@ impl Fault {
         match self {
             Fault::Pause(t) | Fault::Isolate(t) | Fault::Deaf(t) | Fault::Flap(t) => t,
             Fault::Skew(t) | Fault::AriCut(t) | Fault::DiskFull(t) | Fault::Restart(_, t) => t,
-            Fault::DatabaseDown(t) | Fault::RedisDown(t) => t,
+            Fault::DatabaseDown(t) | Fault::RedisDown(t) | Fault::SnapshotKill(t) | Fault::MemberKill(t) => t,
         }
     }
 
@@ -85,6 +95,8 @@ impl Fault {
             Fault::RedisDown(_) => "redis_down",
             Fault::Restart(Stop::Term, _) => "term",
             Fault::Restart(Stop::Kill, _) => "kill",
+            Fault::SnapshotKill(_) => "snapshot_kill",
+            Fault::MemberKill(_) => "member_kill",
         }
     }
 
@@ -111,7 +123,7 @@ impl Fault {
     }
 }
 
-pub const NEMESIS: [Fault; 14] = [
+pub const NEMESIS: [Fault; 18] = [
     Fault::Pause(Target::Leader),
     Fault::Pause(Target::CallerNode { cross: true }),
     Fault::Isolate(Target::OperatorNode),
@@ -126,6 +138,10 @@ pub const NEMESIS: [Fault; 14] = [
     Fault::DiskFull(Target::Leader),
     Fault::DatabaseDown(Target::Site(SERVICES_SITE)),
     Fault::RedisDown(Target::Site(SERVICES_SITE)),
+    Fault::SnapshotKill(Target::Leader),
+    Fault::SnapshotKill(Target::CallerNode { cross: true }),
+    Fault::MemberKill(Target::Leader),
+    Fault::MemberKill(Target::Spare),
 ];
 
 /// The targets `random` draws from.
@@ -212,10 +228,13 @@ impl Chaos<'_> {
             return;
         };
         let what = format!("{what} (site {site})");
-        if let Fault::Restart(stop, _) = fault {
-            // Counted and measured as the restarts scenario's.
-            self.restart(site, stop, &what).await;
-            return;
+        // Counted and measured as the restarts scenario's.
+        match fault {
+            Fault::Restart(stop, _) => return self.restart(site, stop, &what).await,
+            Fault::SnapshotKill(_) => return self.snapshot_kill(site, &what).await,
+            Fault::MemberKill(Target::Leader) => return self.add_spare_killing_leader(site, &what).await,
+            Fault::MemberKill(_) => return self.remove_spare_killing_it(&what).await,
+            _ => {}
         }
         let log_at_cut = self.log_at_stop(site).await;
         let from_ms = self.standin_now_ms().await;
@@ -273,7 +292,9 @@ impl Chaos<'_> {
                 tokio::time::sleep(Duration::from_millis(SERVICE_DOWN_MS)).await;
                 cut(false);
             }
-            Fault::Restart(..) => anyhow::bail!("a restart is not applied as an outage"),
+            Fault::Restart(..) | Fault::SnapshotKill(_) | Fault::MemberKill(_) => {
+                anyhow::bail!("a restart is not applied as an outage")
+            }
         }
         Ok(())
     }

@@ -15,20 +15,21 @@ pub struct Nodes {
 
 impl Nodes {
     pub fn new(layout: Layout) -> Nodes {
-        let procs = layout.sites.iter().map(|_| None).collect();
+        let procs = layout.all_sites().map(|_| None).collect();
         Nodes { layout, procs, clocks: None }
     }
 
     pub fn site(&self, site: u64) -> anyhow::Result<&SiteLayout> {
-        self.layout.sites.iter().find(|s| s.site == site).with_context(|| format!("no site {site}"))
+        self.layout.all_sites().find(|s| s.site == site).with_context(|| format!("no site {site}"))
     }
 
+    /// The founding sites (not the spare).
     pub fn sites(&self) -> Vec<u64> {
         self.layout.sites.iter().map(|s| s.site).collect()
     }
 
     fn slot(&mut self, site: u64) -> anyhow::Result<&mut Option<Proc>> {
-        let index = self.layout.sites.iter().position(|s| s.site == site).with_context(|| format!("no site {site}"))?;
+        let index = self.layout.all_sites().position(|s| s.site == site).with_context(|| format!("no site {site}"))?;
         Ok(&mut self.procs[index])
     }
 
@@ -68,6 +69,11 @@ impl Nodes {
             proc.resume();
         }
         Ok(())
+    }
+
+    /// The pid of the site's node process, while the harness holds it.
+    pub fn pid(&mut self, site: u64) -> Option<u32> {
+        self.slot(site).ok()?.as_ref().map(Proc::pid)
     }
 
     /// kill -9.

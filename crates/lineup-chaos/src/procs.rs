@@ -111,6 +111,18 @@ impl Drop for Proc {
     }
 }
 
+/// SIGKILL to `pid` from any thread, for a kill timed more finely than the async runtime's
+/// timers allow. The caller must hold the process's `Proc` unreaped (so the pid is still its),
+/// and reaps it afterwards (`Nodes::kill`).
+#[allow(unsafe_code)]
+pub fn sigkill_pid(pid: u32) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    // SAFETY: kill(2) on a child the harness has not reaped.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
 /// A log file's last `lines` lines, for failure messages.
 pub fn log_tail(path: &PathBuf, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -16,6 +16,8 @@ pub struct Report {
     pub checks: Vec<Check>,
     pub restarts_detail: Vec<crate::faults::RestartRecord>,
     pub outages_detail: Vec<crate::faults::OutageRecord>,
+    pub snapshot_kills_detail: Vec<crate::snapshot_kill::SnapshotKillRecord>,
+    pub memberships_detail: Vec<crate::member_kill::MembershipRecord>,
     pub skipped: Vec<String>,
     pub double_bookings: Vec<String>,
     pub drops: Vec<String>,
@@ -35,6 +37,8 @@ impl Report {
     pub fn faults(&mut self, faults: &FaultFigures) {
         self.restarts_detail = faults.restarts_detail.clone();
         self.outages_detail = faults.outages.clone();
+        self.snapshot_kills_detail = faults.snapshot_kills.clone();
+        self.memberships_detail = faults.memberships.clone();
         self.skipped = faults.skipped.clone();
     }
 

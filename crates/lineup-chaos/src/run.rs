@@ -80,10 +80,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<bool> {
 }
 
 async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<bool> {
-    let layout = prepare(dir, lineup, args.sites)?;
+    // The nemesis's membership faults add a spare site (with an idle box of its own) and
+    // remove it again.
+    let spare = args.scenario == Scenario::Nemesis;
+    let layout = prepare(dir, lineup, args.sites, spare)?;
     let dialplan = dir.join("extensions.conf");
     std::fs::write(&dialplan, lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF)?;
-    let standin = Arc::new(StandIn::start(dir, args.sites, &dialplan).await?);
+    let standin = Arc::new(StandIn::start(dir, args.sites + u64::from(spare), &dialplan).await?);
     // Partitions need a relay between every pair of nodes, ARI cuts one between each node and
     // its box, skews libfaketime, full disks a filesystem per node, database and Redis outages
     // a relay in front of each; restarts dial directly, keep true clocks and SQLite.
@@ -92,10 +95,12 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
         Scenario::Restarts => None,
     };
     let peer_addresses = seams.as_ref().map(|seams| seams.links.addresses()).unwrap_or_default();
-    let ari_ports = match &seams {
+    let mut ari_ports: Vec<u16> = match &seams {
         Some(seams) => layout.sites.iter().filter_map(|s| seams.ari.port(s.site)).collect(),
-        None => standin.ari_ports.clone(),
+        None => standin.ari_ports.iter().copied().take(layout.sites.len()).collect(),
     };
+    // The spare reaches its box directly: no fault cuts it.
+    ari_ports.extend(layout.spare.as_ref().and_then(|spare| standin.ari_ports.get(spare.site as usize - 1)));
     let services = seams.as_ref().and_then(|seams| seams.services.as_ref().ok()).map(site_services);
     write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses, services.as_ref())?;
     let mut nodes = Nodes::new(layout);
@@ -227,6 +232,8 @@ async fn drive(
         checks,
         restarts_detail: Vec::new(),
         outages_detail: Vec::new(),
+        snapshot_kills_detail: Vec::new(),
+        memberships_detail: Vec::new(),
         skipped: Vec::new(),
         double_bookings: first(truth.double_bookings.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
         drops: first(truth.drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),

@@ -59,6 +59,16 @@ pub struct Layout {
     pub dir: PathBuf,
     pub lineup_bin: PathBuf,
     pub sites: Vec<SiteLayout>,
+    /// A site past the founding ones, not in the cluster at first: the membership faults add
+    /// it and remove it again (`member_kill.rs`). Its box is idle; its history is not judged.
+    pub spare: Option<SiteLayout>,
+}
+
+impl Layout {
+    /// The founding sites, then the spare.
+    pub fn all_sites(&self) -> impl Iterator<Item = &SiteLayout> {
+        self.sites.iter().chain(self.spare.as_ref())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -110,13 +120,14 @@ pub fn run_lineup(bin: &Path, args: &[&str], stdin: Option<&str>) -> anyhow::Res
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Certificates and ports for `sites` sites under `dir`.
-pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64) -> anyhow::Result<Layout> {
+/// Certificates and ports for `sites` sites under `dir`, and for a spare one after them when
+/// `spare`.
+pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64, spare: bool) -> anyhow::Result<Layout> {
     let certs = dir.join("certs");
     let certs_arg = certs.display().to_string();
     run_lineup(lineup_bin, &["certs", "init", "--dir", &certs_arg], None)?;
     let mut layouts = Vec::new();
-    for site in 1..=sites {
+    for site in 1..=sites + u64::from(spare) {
         run_lineup(lineup_bin, &["certs", "issue", "--site", &site.to_string(), "--ca-dir", &certs_arg], None)?;
         layouts.push(SiteLayout {
             site,
@@ -127,7 +138,8 @@ pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64) -> anyhow::Result<Layo
             log: dir.join(format!("site-{site}.log")),
         });
     }
-    Ok(Layout { dir: dir.to_path_buf(), lineup_bin: lineup_bin.to_path_buf(), sites: layouts })
+    let spare = if spare { layouts.pop() } else { None };
+    Ok(Layout { dir: dir.to_path_buf(), lineup_bin: lineup_bin.to_path_buf(), sites: layouts, spare })
 }
 
 /// The nodes' log filter unless `--log-level` says otherwise.
@@ -161,7 +173,7 @@ pub fn write_node_configs(
     peer_addresses: &PeerAddresses,
     services: Option<&SiteServices>,
 ) -> anyhow::Result<()> {
-    for site in &layout.sites {
+    for site in layout.all_sites() {
         let port = ari_ports.get(site.site as usize - 1).context("an ARI port per site")?;
         let services = services.filter(|s| s.site == site.site).map(SiteServices::toml).unwrap_or_default();
         std::fs::write(&site.config, node_toml(layout, site, *port, log_level, peer_addresses, &services))?;
@@ -180,6 +192,8 @@ fn node_toml(
     services: &str,
 ) -> String {
     let certs = layout.dir.join("certs").display().to_string();
+    // The founding sites form the cluster; the spare waits to be added.
+    let bootstrap = layout.sites.iter().any(|site| site.site == me.site);
     let mut peers = String::new();
     let mut trunks = String::new();
     for other in layout.sites.iter().filter(|other| other.site != me.site) {
@@ -202,7 +216,7 @@ listen = "127.0.0.1:{quic}"
 ca_cert = "{certs}/ca.pem"
 cert = "{certs}/site-{site}.pem"
 key = "{certs}/site-{site}.key"
-bootstrap = true
+bootstrap = {bootstrap}
 # Default timings: the figures are for them. Snapshots far more often than the default
 # (every 10,000 entries, hours of traffic), so restarts, kills and catch-ups meet them.
 snapshot_every_entries = {SNAPSHOT_EVERY_ENTRIES}

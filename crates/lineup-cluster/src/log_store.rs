@@ -120,6 +120,30 @@ impl StoredLog {
         }
         Ok(StoredLog { committed, entries })
     }
+
+    /// The membership entries it holds: log index → the voter sets of that configuration (two
+    /// while a change is joint, one otherwise) and every node in it, learners included. For
+    /// tools reading a stopped node's log (where a kill left a membership change).
+    pub fn memberships(&self) -> Result<BTreeMap<u64, StoredMembershipEntry>, ClusterError> {
+        let mut found = BTreeMap::new();
+        for (index, bytes) in &self.entries {
+            let entry: openraft::Entry<crate::raft_types::LineupRaft> =
+                codec::decode_versioned(bytes, STORED_VALUE_MAX_BYTES)?;
+            if let openraft::EntryPayload::Membership(membership) = entry.payload {
+                let voters = membership.get_joint_config().clone();
+                let nodes = membership.nodes().map(|(id, _)| *id).collect();
+                found.insert(*index, StoredMembershipEntry { voters, nodes });
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// One membership entry of a stored log (see [`StoredLog::memberships`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMembershipEntry {
+    pub voters: Vec<std::collections::BTreeSet<u64>>,
+    pub nodes: std::collections::BTreeSet<u64>,
 }
 
 const META_INCARNATION: &str = "incarnation";

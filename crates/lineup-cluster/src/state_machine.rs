@@ -112,6 +112,12 @@ where
         let (last_applied, membership) = match &stored {
             Some(snapshot) => {
                 app.restore(&snapshot.data).map_err(|e| read_err::<C>(&e))?;
+                let index = snapshot.meta.last_log_id.as_ref().map(|id| id.index);
+                tracing::info!(
+                    snapshot_index = index.unwrap_or_default(),
+                    bytes = snapshot.data.len(),
+                    "snapshot: restored"
+                );
                 (snapshot.meta.last_log_id.clone(), snapshot.meta.last_membership.clone())
             }
             None => (None, StoredMembership::default()),
@@ -198,17 +204,24 @@ where
     S: ReplicatedState,
 {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StorageError<C::NodeId>> {
+        // Logged at info (a snapshot is rare: every `snapshot_every_entries`) so an operator,
+        // and the chaos harness aiming a kill at the write, can tell when one is under way.
         let (data, last_log_id, last_membership) = {
             let state = self.read();
+            let index = state.last_applied.as_ref().map(|id| id.index);
+            tracing::info!(snapshot_index = index.unwrap_or_default(), "snapshot: building");
             (state.app.snapshot_bytes(), state.last_applied.clone(), state.membership.clone())
         };
+        let index = last_log_id.as_ref().map(|id| id.index);
         let serial = self.shared.snapshot_serial.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_log_id {
             Some(ref log_id) => format!("{}-{}-{serial}", log_id.leader_id, log_id.index),
             None => format!("empty-{serial}"),
         };
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        tracing::info!(snapshot_index = index.unwrap_or_default(), bytes = data.len(), "snapshot: writing");
         self.persist_snapshot(StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
+        tracing::info!(snapshot_index = index.unwrap_or_default(), "snapshot: written");
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }

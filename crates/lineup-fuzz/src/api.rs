@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 40] = [
+pub const API_ROUTES: [(&str, &str); 41] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -61,6 +61,7 @@ pub const API_ROUTES: [(&str, &str); 40] = [
     ("POST", "/v1/cluster/members"),
     ("DELETE", "/v1/cluster/members/{}"),
     ("POST", "/v1/cluster/members/{}/lost"),
+    ("POST", "/v1/cluster/snapshot"),
     ("POST", "/v1/operators/{}/state"),
     ("POST", "/v1/operators/{}/logout"),
     ("POST", "/v1/operators/{}/pull"),

@@ -177,6 +177,13 @@ impl ApiBackend for NodeBackend {
         self.node.remove_site(site.0).await.map_err(|e| self.membership_error(e))
     }
 
+    async fn trigger_snapshot(&self) -> Result<(), BackendError> {
+        self.node.trigger_snapshot().await.map_err(|e| BackendError {
+            kind: BackendErrorKind::Unavailable,
+            detail: format!("no snapshot could be asked for: {}", with_causes(&e)),
+        })
+    }
+
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, BackendError> {
         let query = lineup_store::AuditQuery {
             from_ms: query.from_ms,
