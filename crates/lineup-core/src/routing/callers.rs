@@ -6,8 +6,9 @@ use super::refusals::{invalid, validate_callback_number, validate_channel_field}
 use super::{CommandResult, Response, Routing, TOTAL_WAITING_MAX_CALLS};
 use crate::command::{Enqueue, HungUpBy};
 use crate::config::validate_text;
+use crate::config::GateConfig;
 use crate::effect::{Outcome, QueueLogVerb};
-use crate::ids::{CallId, QueueId, Skill};
+use crate::ids::{CallId, GateId, QueueId, Skill};
 use crate::model::{Call, CallState, CallbackPromise};
 use crate::order::{OrderKey, ORDER_SEQ_MAX};
 use crate::CoreError;
@@ -40,25 +41,34 @@ impl Routing {
     /// The call's priority (the entry's, else its gate's, else its queue's) and the skills it
     /// needs beyond its queue's (the entry's, raised to its gate's).
     fn entry_priority_and_skills(&self, e: &Enqueue) -> Result<(u8, BTreeMap<Skill, u8>), CoreError> {
-        let queue = self.state.queues.get(&e.queue).ok_or_else(|| CoreError::UnknownQueue(e.queue.clone()))?;
+        let (priority, gate) = self.gate_priority(&e.queue, e.gate.as_ref())?;
         let mut extra_skills = e.skills.clone();
-        let mut priority = queue.config.default_priority;
-        if let Some(g) = &e.gate {
-            let gate = self.state.gates.get(g).ok_or_else(|| CoreError::UnknownGate(g.clone()))?;
-            if gate.config.queue != e.queue {
-                return Err(CoreError::GateNotInQueue {
-                    gate: g.clone(),
-                    gate_queue: gate.config.queue.clone(),
-                    queue: e.queue.clone(),
-                });
-            }
-            priority = gate.config.priority.unwrap_or(priority);
-            for (skill, level) in &gate.config.required_skills {
-                let l = extra_skills.entry(skill.clone()).or_insert(*level);
-                *l = (*l).max(*level);
-            }
+        for (skill, level) in gate.map(|g| &g.required_skills).into_iter().flatten() {
+            let l = extra_skills.entry(skill.clone()).or_insert(*level);
+            *l = (*l).max(*level);
         }
         Ok((e.priority.unwrap_or(priority), extra_skills))
+    }
+
+    /// A caller entering `queue` through `gate`: the priority it gets (its gate's, else its
+    /// queue's) and the gate's config; refused for an unknown queue or gate, or a gate of
+    /// another queue.
+    pub(super) fn gate_priority(
+        &self,
+        queue: &QueueId,
+        gate: Option<&GateId>,
+    ) -> Result<(u8, Option<&GateConfig>), CoreError> {
+        let q = self.state.queues.get(queue).ok_or_else(|| CoreError::UnknownQueue(queue.clone()))?;
+        let Some(g) = gate else { return Ok((q.config.default_priority, None)) };
+        let gate = &self.state.gates.get(g).ok_or_else(|| CoreError::UnknownGate(g.clone()))?.config;
+        if gate.queue != *queue {
+            return Err(CoreError::GateNotInQueue {
+                gate: g.clone(),
+                gate_queue: gate.queue.clone(),
+                queue: queue.clone(),
+            });
+        }
+        Ok((gate.priority.unwrap_or(q.config.default_priority), Some(gate)))
     }
 
     /// A new call, not yet in any line; its number and order are the entry's log index.

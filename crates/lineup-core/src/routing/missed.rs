@@ -82,19 +82,6 @@ impl Routing {
         if self.indexes.call_numbers.contains_key(&m.call) || self.indexes.ended_calls.contains(&m.call) {
             return Err(CoreError::DuplicateCall(m.call.clone()));
         }
-        let queue = self.state.queues.get(&m.queue).ok_or_else(|| CoreError::UnknownQueue(m.queue.clone()))?;
-        let mut priority = queue.config.default_priority;
-        if let Some(g) = &m.gate {
-            let gate = self.state.gates.get(g).ok_or_else(|| CoreError::UnknownGate(g.clone()))?;
-            if gate.config.queue != m.queue {
-                return Err(CoreError::GateNotInQueue {
-                    gate: g.clone(),
-                    gate_queue: gate.config.queue.clone(),
-                    queue: m.queue.clone(),
-                });
-            }
-            priority = gate.config.priority.unwrap_or(priority);
-        }
-        Ok(priority)
+        Ok(self.gate_priority(&m.queue, m.gate.as_ref())?.0)
     }
 }
