@@ -16,6 +16,31 @@ fn lineup_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lineup-chaos")).with_file_name("lineup")
 }
 
+/// The report's lists of what went wrong, shown first in a failure message: CI keeps only the
+/// head and the tail of a long test output.
+const DETAIL_LISTS: [&str; 7] = [
+    "wrong_outcomes",
+    "double_bookings",
+    "drops",
+    "operator_leg_drops",
+    "order_violations_detail",
+    "raft_log_disagreements",
+    "skipped",
+];
+
+/// Every non-empty detail list of `report`, one line per entry under its name.
+fn failure_details(report: &Value) -> String {
+    let mut shown = String::new();
+    for name in DETAIL_LISTS {
+        let Some(lines) = report[name].as_array().filter(|lines| !lines.is_empty()) else { continue };
+        shown.push_str(&format!("{name}:\n"));
+        for line in lines {
+            shown.push_str(&format!("  {}\n", line.as_str().unwrap_or_default()));
+        }
+    }
+    shown
+}
+
 /// One run's report and, for failure messages, the report and the harness's log together.
 pub struct ChaosRun {
     pub seed: String,
@@ -40,7 +65,11 @@ impl ChaosRun {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let report: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("no JSON report ({e}); exit {:?}\n{stderr}", output.status.code()));
-        let shown = format!("{}\n{stderr}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        let shown = format!(
+            "{}\n{}\n{stderr}",
+            failure_details(&report),
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
         ChaosRun { seed, report, shown }
     }
 
