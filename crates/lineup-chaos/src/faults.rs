@@ -8,7 +8,7 @@
 use crate::api::NodeApi;
 use crate::nodes::Nodes;
 use crate::run::RING_ANSWER_AFTER_MS;
-use crate::setup::{probe_operator, GATE_PROBE_EXTEN, OPERATOR_PIN};
+use crate::setup::{aimed_gate_exten, aimed_operator, probe_operator, GATE_PROBE_EXTEN, OPERATOR_PIN};
 use crate::standin::StandIn;
 use crate::wait::{elapsed_ms, poll};
 use crate::workload::plan;
@@ -25,8 +25,15 @@ pub const RESTART_DOWN_MS: u64 = 2_000;
 pub const READY_WAIT_MS: u64 = 30_000;
 /// Bound on the leader hearing a ready node again; the figure reported when it never does.
 pub const HEARD_WAIT_MS: u64 = 15_000;
-/// Bound on finding a call to aim a fault at.
-pub const TARGET_WAIT_MS: u64 = 20_000;
+/// Bound on finding a workload call to aim a fault at (then the harness places one).
+pub const WORKLOAD_TARGET_WAIT_MS: u64 = 10_000;
+/// Bound on a call the harness placed being connected for `TARGET_CONNECTED_MIN_MS`.
+pub const AIMED_CONNECT_WAIT_MS: u64 = 15_000;
+/// Talk time of a call the harness placed: connected a while, then spans the whole fault.
+pub const AIMED_TALK_MS: u64 = TARGET_CONNECTED_MIN_MS + TARGET_REMAINING_MIN_MS + 10_000;
+/// Caller numbers of the calls the harness placed start here (the workload's at 1,000,000,
+/// the leader-kill probe's at 9,000,000).
+const AIMED_NUMBER_BASE: u64 = 8_000_000;
 /// A targeted call has been connected this long...
 pub const TARGET_CONNECTED_MIN_MS: u64 = 1_000;
 /// ...and stays up (by its script) at least this much longer: it spans the whole restart.
@@ -92,6 +99,9 @@ pub struct FaultFigures {
     pub after_faults_answer_ms: Option<u64>,
     /// Faults not applied (no call of the kind to aim at, no leader known) and why.
     pub skipped: Vec<String>,
+    /// Calls the harness placed to aim a fault at (`Chaos::target_call`): outside the
+    /// workload's queue, so the order check leaves them out.
+    pub aimed_calls: Vec<String>,
     /// Each kill -9 aimed at a snapshot being built and written, with where it landed.
     pub snapshot_kills: Vec<crate::snapshot_kill::SnapshotKillRecord>,
     /// Each membership change with a kill in it, and whether the nodes agreed afterwards.
@@ -201,11 +211,11 @@ impl Chaos<'_> {
     }
 
     /// The site a fault at `target` hits now, if there is one.
-    pub(crate) async fn aim(&self, target: Target) -> Option<u64> {
+    pub(crate) async fn aim(&mut self, target: Target) -> Option<u64> {
         match target {
             Target::Leader => self.leader().await,
-            Target::CallerNode { cross } => self.target_call(Some(cross)).await.map(|e| e.caller_box as u64 + 1),
-            Target::OperatorNode => self.target_call(Some(true)).await.map(|e| e.operator_box as u64 + 1),
+            Target::CallerNode { cross } => self.target_call(cross).await.map(|e| e.caller_box as u64 + 1),
+            Target::OperatorNode => self.target_call(true).await.map(|e| e.operator_box as u64 + 1),
             Target::Site(site) => Some(site),
             Target::Spare => self.nodes.layout.spare.as_ref().map(|spare| spare.site),
         }
@@ -233,16 +243,59 @@ impl Chaos<'_> {
         None
     }
 
-    /// A connected call (local, or cross-site when `cross`) that spans the coming restart.
-    pub(crate) async fn target_call(&self, cross: Option<bool>) -> Option<LiveEngagement> {
-        poll(TARGET_WAIT_MS, POLL_MS, || async {
+    /// A connected call (local, or cross-site when `cross`) that spans the coming fault: one
+    /// of the workload's, else one the harness places to an aimed operator.
+    pub(crate) async fn target_call(&mut self, cross: bool) -> Option<LiveEngagement> {
+        if let Some(call) = self.workload_call(cross).await {
+            return Some(call);
+        }
+        self.aimed_call(cross).await
+    }
+
+    /// A workload call of the kind, connected a while and not ending soon, bounded.
+    async fn workload_call(&self, cross: bool) -> Option<LiveEngagement> {
+        poll(WORKLOAD_TARGET_WAIT_MS, POLL_MS, || async {
             let state = self.standin.state().await.ok()?;
             state
                 .engaged
                 .into_iter()
-                .filter(|e| cross.is_none_or(|cross| (e.caller_box != e.operator_box) == cross))
+                .filter(|e| (e.caller_box != e.operator_box) == cross)
                 .filter(|e| state.now_ms.saturating_sub(e.since_ms) >= TARGET_CONNECTED_MIN_MS)
                 .find(|e| e.ends_at_ms.saturating_sub(state.now_ms) >= TARGET_REMAINING_MIN_MS)
+        })
+        .await
+    }
+
+    /// Places a caller to a free aimed operator (`setup::aimed_operator`) from its own box, or
+    /// from the next one when `cross`, and waits until they have been connected a while.
+    async fn aimed_call(&mut self, cross: bool) -> Option<LiveEngagement> {
+        let sites = self.nodes.sites();
+        let busy: Vec<String> = self.standin.state().await.ok()?.engaged.into_iter().map(|e| e.operator).collect();
+        let rotation = self.figures.aimed_calls.len();
+        let pick = (0..sites.len())
+            .map(|k| (rotation + k) % sites.len())
+            .find(|&i| !busy.contains(&aimed_operator(sites[i]).id))
+            .unwrap_or(rotation % sites.len());
+        let operator_site = sites[pick];
+        let caller_site = if cross { sites[(pick + 1) % sites.len()] } else { operator_site };
+        let number = format!("+1555{:07}", AIMED_NUMBER_BASE + rotation as u64);
+        let exten = aimed_gate_exten(operator_site);
+        let placed = self.standin.place_caller(caller_site as usize - 1, &exten, &number, plan(AIMED_TALK_MS, false));
+        let call_id = match placed.await {
+            Ok(call_id) => call_id,
+            Err(error) => {
+                self.note(format!("placing an aimed call failed: {error:#}")).await;
+                return None;
+            }
+        };
+        let operator = aimed_operator(operator_site).id;
+        self.note(format!("no workload call to aim at: placed {call_id} at site {caller_site} for operator {operator}"))
+            .await;
+        self.figures.aimed_calls.push(call_id.clone());
+        poll(AIMED_CONNECT_WAIT_MS, POLL_MS, || async {
+            let state = self.standin.state().await.ok()?;
+            let connected_for = |e: &LiveEngagement| state.now_ms.saturating_sub(e.since_ms);
+            state.engaged.iter().find(|e| e.call_id == call_id && connected_for(e) >= TARGET_CONNECTED_MIN_MS).cloned()
         })
         .await
     }

@@ -27,11 +27,13 @@ fn unsettled_windows(faults: &FaultFigures) -> Vec<(u64, u64)> {
     outages.chain(restarts).map(|(from, until)| (from, until.saturating_add(CALM_AFTER_FAULT_MS))).collect()
 }
 
-/// A caller of the workload (`sales`), not an answer probe (`support`, whose only operators
-/// are the probe operators).
-fn in_sales(caller: &CallerTruth, sites: u64) -> bool {
+/// A caller of the workload (`sales`): not an answer probe (`support`, whose only operators
+/// are the probe operators), nor a call the harness aimed at one operator.
+fn in_sales(caller: &CallerTruth, sites: u64, faults: &FaultFigures) -> bool {
     let probes: Vec<String> = (1..=sites).map(|site| probe_operator(site).id).collect();
-    caller.entered_at_ms.is_some() && caller.connections.first().is_none_or(|c| !probes.contains(&c.operator))
+    caller.entered_at_ms.is_some()
+        && caller.connections.first().is_none_or(|c| !probes.contains(&c.operator))
+        && !faults.aimed_calls.contains(&caller.call_id)
 }
 
 /// When the caller could join the global order: when it entered, or, if its site was cut
@@ -68,7 +70,7 @@ fn overtaken(earlier: &CallerTruth, later: &CallerTruth, at_ms: u64, faults: &Fa
 /// Every overtaking in calm times: "later overtook earlier at t".
 pub fn order_violations(callers: &[CallerTruth], faults: &FaultFigures, sites: u64) -> Vec<String> {
     let windows = unsettled_windows(faults);
-    let sales: Vec<&CallerTruth> = callers.iter().filter(|c| in_sales(c, sites)).collect();
+    let sales: Vec<&CallerTruth> = callers.iter().filter(|c| in_sales(c, sites, faults)).collect();
     let mut violations = Vec::new();
     for later in &sales {
         let Some(at_ms) = later.connections.first().map(|c| c.at_ms) else { continue };

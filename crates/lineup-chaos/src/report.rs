@@ -19,6 +19,8 @@ pub struct Report {
     pub snapshot_kills_detail: Vec<crate::snapshot_kill::SnapshotKillRecord>,
     pub memberships_detail: Vec<crate::member_kill::MembershipRecord>,
     pub skipped: Vec<String>,
+    /// Calls the harness placed because the workload had none of the kind a fault aims at.
+    pub aimed_calls: Vec<String>,
     pub double_bookings: Vec<String>,
     pub drops: Vec<String>,
     pub operator_leg_drops: Vec<String>,
@@ -40,6 +42,7 @@ impl Report {
         self.snapshot_kills_detail = faults.snapshot_kills.clone();
         self.memberships_detail = faults.memberships.clone();
         self.skipped = faults.skipped.clone();
+        self.aimed_calls = faults.aimed_calls.clone();
     }
 
     pub fn print(&self, json: bool) -> anyhow::Result<()> {

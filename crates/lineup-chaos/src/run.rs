@@ -85,7 +85,8 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     let spare = args.scenario == Scenario::Nemesis;
     let layout = prepare(dir, lineup, args.sites, spare)?;
     let dialplan = dir.join("extensions.conf");
-    std::fs::write(&dialplan, lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF)?;
+    let harness_gates = crate::setup::aimed_dialplan(args.sites);
+    std::fs::write(&dialplan, format!("{}{harness_gates}", lineup_pbx_sim::world::DEPLOYED_EXTENSIONS_CONF))?;
     let standin = Arc::new(StandIn::start(dir, args.sites + u64::from(spare), &dialplan).await?);
     // Partitions need a relay between every pair of nodes, ARI cuts one between each node and
     // its box, skews libfaketime, full disks a filesystem per node, database and Redis outages
@@ -167,11 +168,12 @@ async fn configure(nodes: &Nodes, api: &NodeApi, standin: &StandIn, operators: &
     })
     .await;
     applied.with_context(|| format!("the routing config was never applied: {last_error}"))?;
-    for operator in operators {
+    let aimed: Vec<OperatorSpec> = nodes.sites().into_iter().map(crate::setup::aimed_operator).collect();
+    for operator in operators.iter().chain(&aimed) {
         let box_index = operator.site as usize - 1;
         standin.add_operator(&operator.id, box_index, operator.ring, OPERATOR_PIN, RING_ANSWER_AFTER_MS).await?;
     }
-    let all = operators.len();
+    let all = operators.len() + aimed.len();
     let available = poll(LOGIN_WAIT_MS, POLL_MS, || async {
         let states = api.operators(&url).await?;
         (states.iter().filter(|(_, state)| state == "available").count() == all).then_some(())
@@ -235,6 +237,7 @@ async fn drive(
         snapshot_kills_detail: Vec::new(),
         memberships_detail: Vec::new(),
         skipped: Vec::new(),
+        aimed_calls: Vec::new(),
         double_bookings: first(truth.double_bookings.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
         drops: first(truth.drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),
         operator_leg_drops: first(truth.operator_leg_drops.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),

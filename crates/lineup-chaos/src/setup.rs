@@ -27,6 +27,38 @@ pub const GATE_MAIN_EXTEN: &str = "5000";
 /// Gate `web` (queue `support`): no traffic, only the leader-kill probe's caller.
 pub const GATE_PROBE_EXTEN: &str = "5002";
 
+/// Extension of site `site`'s aimed gate (`aimed_dialplan`) is this plus the site number.
+pub const GATE_AIMED_EXTEN_BASE: u64 = 5100;
+
+/// The persistent operator of `site` that only aimed calls reach: queue and gate
+/// `aimed-<site>`, extension `GATE_AIMED_EXTEN_BASE + site` at any box. When the workload
+/// leaves no call of the kind a fault aims at (a local one, a cross-site one), the harness
+/// places one to this operator from the box it chooses, so the fault still runs.
+pub fn aimed_operator(site: u64) -> OperatorSpec {
+    OperatorSpec { id: format!("{site}108"), site, ring: false }
+}
+
+/// The queue (and gate) only `aimed_operator(site)` serves.
+pub fn aimed_queue(site: u64) -> String {
+    format!("aimed-{site}")
+}
+
+/// The extension a caller dials at any box to reach `aimed_operator(site)`.
+pub fn aimed_gate_exten(site: u64) -> String {
+    (GATE_AIMED_EXTEN_BASE + site).to_string()
+}
+
+/// The harness's own gates, added to the deployed dialplan's `[lineup-gates]` (contexts of
+/// the same name merge, as in Asterisk): one per site, to its aimed operator.
+pub fn aimed_dialplan(sites: u64) -> String {
+    let mut text = String::from("\n[lineup-gates]\n; lineup-chaos: calls aimed at one site's operator\n");
+    for site in 1..=sites {
+        let (exten, queue) = (aimed_gate_exten(site), aimed_queue(site));
+        text.push_str(&format!("exten => {exten},1,Stasis(lineup,queue={queue},gate={queue})\n same => n,Hangup()\n"));
+    }
+    text
+}
+
 /// One site's files and ports.
 #[derive(Clone, Debug)]
 pub struct SiteLayout {
@@ -261,7 +293,7 @@ fn api_tokens_toml() -> String {
 
 /// The routing config: queues `sales` (gates `main`, `vip`) and `support` (gate `web`) as
 /// the deployed dialplan names them; `operators` in `sales`, every site's probe operator in
-/// `support`. Missed rings never put an operator on break (the workload stays steady;
+/// `support`, every site's aimed operator in its own queue `aimed-<site>`. Missed rings never put an operator on break (the workload stays steady;
 /// missed rings are not what is measured).
 pub fn routing_toml(pin_hash: &str, operators: &[OperatorSpec], sites: u64) -> String {
     let mut text = String::from(
@@ -296,6 +328,12 @@ queue = "support"
     }
     for site in 1..=sites {
         text.push_str(&operator_toml(pin_hash, &probe_operator(site), "support"));
+        let queue = aimed_queue(site);
+        text.push_str(&format!(
+            "\n[[queues]]\nid = \"{queue}\"\nname = \"Aimed {site}\"\nmisses_before_break = 0\n\n\
+             [[gates]]\nid = \"{queue}\"\nqueue = \"{queue}\"\n"
+        ));
+        text.push_str(&operator_toml(pin_hash, &aimed_operator(site), &queue));
     }
     text
 }
