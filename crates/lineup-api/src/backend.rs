@@ -89,6 +89,8 @@ pub struct EdgeHealth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub site: SiteId,
+    /// The box's ARI application answers and this node's site control has read the box at
+    /// least once since the node started (its first reconcile: it knows every caller there).
     pub ari_connected: bool,
     /// None when Redis is not configured.
     pub redis: Option<EdgeHealth>,

@@ -152,7 +152,10 @@ impl ApiBackend for NodeBackend {
         });
         Health {
             site: self.site(),
-            ari_connected: self.edges.ari_reachable.load(std::sync::atomic::Ordering::Relaxed),
+            // Until the first reconcile, a caller who hangs up is one this node never sees:
+            // not ready before it, so "ready" means every caller on the box is accounted for.
+            ari_connected: self.edges.ari_reachable.load(std::sync::atomic::Ordering::Relaxed)
+                && self.site_counters.borrow().reconciles > 0,
             redis,
             database: Some(database),
             raft: self.raft_health(),

@@ -1,7 +1,8 @@
 //! The deploy dialplan's missed-caller record (`[lineup-missed]`, a hangup handler every gate
 //! pushes), run by the stand-in from `deploy/asterisk/extensions.conf` itself: one AstDB
-//! record for a caller whose last Stasis try failed, none for a caller who got into Lineup,
-//! and the records read and deleted over ARI's `GET /asterisk/variable`.
+//! record for a caller whose last Stasis try failed or whom Lineup never marked queued
+//! (`LINEUP_QUEUED`), none for a caller Lineup queued, and the records read and deleted over
+//! ARI.
 
 use lineup_ari::CallerId;
 use lineup_pbx_sim::dialplan::Dialplan;
@@ -68,19 +69,38 @@ fn a_caller_who_reaches_the_fallback_leaves_a_fallback_record() {
 }
 
 #[test]
-fn a_caller_who_got_into_lineup_leaves_no_record() {
-    // The node comes back during the retries: the caller enters Stasis, then hangs up there.
+fn a_caller_lineup_queued_leaves_no_record() {
+    // The node comes back during the retries: the caller enters Stasis, the node queues it
+    // and marks the channel (LINEUP_QUEUED=1), then the caller hangs up there.
     let mut world = world();
     let channel = call(&mut world, "5001", Some(9_000));
     world.advance_to(3_000);
     world.register_application(BOX, "lineup");
+    world.advance_to(5_000);
+    world.set_variable(BOX, channel.as_str(), "LINEUP_QUEUED", "1").unwrap();
     world.advance_to(20_000);
     assert!(world.ended_channel(BOX, &channel).is_some());
     // And a caller whose node is up from the start.
     let channel = call(&mut world, "5000", Some(1_000));
+    world.set_variable(BOX, channel.as_str(), "LINEUP_QUEUED", "1").unwrap();
     world.advance_to(30_000);
     assert!(world.ended_channel(BOX, &channel).is_some());
     assert_eq!(world.astdb_family(BOX, "lineup-missed"), Vec::new());
+}
+
+#[test]
+fn a_caller_in_stasis_that_lineup_never_queued_leaves_a_record() {
+    // In Stasis (STASISSTATUS=SUCCESS once it hangs up) but never marked: the node lost the
+    // cluster or stopped before its entry committed.
+    let mut world = world();
+    world.register_application(BOX, "lineup");
+    let channel = call(&mut world, "5000", Some(2_000));
+    world.advance_to(5_000);
+    assert_eq!(world.ended_channel(BOX, &channel).map(|e| e.ended_by.clone()), Some(EndedBy::Human));
+    let records = world.astdb_family(BOX, "lineup-missed");
+    assert_eq!(records.len(), 1, "{records:?}");
+    let fields: Vec<&str> = records[0].1.split(',').collect();
+    assert_eq!((fields[0], fields[1], fields[4]), ("sales", "main", "abandoned"));
 }
 
 #[test]

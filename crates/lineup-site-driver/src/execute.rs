@@ -33,6 +33,11 @@ pub async fn execute_ari<A: Ari>(ari: &A, request: &AriRequest) -> Result<(), Ar
         AriRequest::Continue { channel, target, variables } => {
             ari.continue_in_dialplan(channel, target, variables).await
         }
+        AriRequest::MarkQueued(c) => match ari.set_variable(c, lineup_site::QUEUED_VARIABLE, "1").await {
+            // Gone already: its hangup handler has run, and the caller's end is reported.
+            Err(AriError::NotFound { .. }) => Ok(()),
+            other => other,
+        },
         AriRequest::DeleteMissedRecord { key, warning } => {
             if let Some(warning) = warning {
                 tracing::warn!(%key, %warning, "missed-caller record dropped without booking it");

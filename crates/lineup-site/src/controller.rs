@@ -38,7 +38,7 @@ pub use config::{
 };
 pub use missed::{
     missed_delete_variable, missed_keys_variable, missed_origin, missed_value_variable, MISSED_CALLER_NUMBER_MAX_CHARS,
-    MISSED_FAMILY, MISSED_RECORDS_PER_RECONCILE_MAX,
+    MISSED_FAMILY, MISSED_RECORDS_PER_RECONCILE_MAX, QUEUED_VARIABLE,
 };
 
 pub struct SiteController {

@@ -43,6 +43,10 @@ pub enum AriRequest {
         target: ContinueTarget,
         variables: Vec<(String, String)>,
     },
+    /// Sets `LINEUP_QUEUED=1` (`QUEUED_VARIABLE`) on a caller's channel once the cluster has
+    /// the caller in line: the deploy dialplan's missed-caller handler writes a record for a
+    /// caller who was in Stasis without it (its entry never committed) when they hang up.
+    MarkQueued(ChannelId),
     /// Deletes the missed-caller record `key` (`DB_DELETE(lineup-missed/KEY)` read through
     /// `GET /asterisk/variable`). `warning` says why a record was dropped unbooked; the driver
     /// logs it.
@@ -61,7 +65,8 @@ impl AriRequest {
             | AriRequest::StartMoh { channel: c, .. }
             | AriRequest::StopMoh(c)
             | AriRequest::Play { channel: c, .. }
-            | AriRequest::Continue { channel: c, .. } => Some(c),
+            | AriRequest::Continue { channel: c, .. }
+            | AriRequest::MarkQueued(c) => Some(c),
             _ => None,
         }
     }

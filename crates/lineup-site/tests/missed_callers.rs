@@ -126,3 +126,48 @@ fn bad_records_are_dropped_with_a_warning_and_do_not_block_the_others() {
 fn write_record(rig: &mut Rig, key: &str, value: &str) {
     rig.world.astdb_put(BOX, &format!("{}/{key}", lineup_site::MISSED_FAMILY), value);
 }
+
+/// A caller in Stasis whose entry never committed (the node lost the cluster, then stopped)
+/// and who hung up before the node was back: the cluster never heard of them, the phones
+/// did. The handler's record (no LINEUP_QUEUED on the channel) books them once.
+#[test]
+fn a_caller_whose_entry_never_committed_and_who_left_while_the_node_was_down_is_booked_once() {
+    let mut rig = rig_with_sales();
+    rig.unheard[0] = true;
+    let caller = rig.caller("impatient", "5000", Some(4_000));
+    rig.run_for(1_000);
+    assert!(!rig.unheard_proposals.is_empty(), "the entry was proposed and lost");
+    rig.deaf[0] = true;
+    rig.run_for(5_000);
+    assert!(rig.world.ended_channel(BOX, &caller).is_some(), "the caller hung up");
+    assert_eq!(records(&rig).len(), 1, "the handler wrote a record: {:?}", records(&rig));
+
+    rig.unheard[0] = false;
+    node_up(&mut rig);
+    assert!(rig.run_until(10_000, |r| records(r).is_empty()), "records left: {:?}", records(&rig));
+    let booked = ended(&rig, &rig.call_id(&caller));
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booked[0].outcome, Outcome::AbandonedNodeDown);
+}
+
+/// A caller the cluster had in line carries LINEUP_QUEUED, so leaving while the node was
+/// down writes no record: the restarted node's reconcile reports the abandon, once.
+#[test]
+fn a_queued_caller_who_left_while_the_node_was_down_leaves_no_record_and_is_booked_once() {
+    let mut rig = rig_with_sales();
+    let caller = rig.caller("impatient", "5000", Some(3_000));
+    rig.run_for(1_000);
+    let call = rig.call_id(&caller);
+    assert!(rig.outcome(&call).is_none() && ended(&rig, &call).is_empty(), "waiting");
+    node_down(&mut rig);
+    rig.run_for(4_000);
+    assert!(rig.world.ended_channel(BOX, &caller).is_some(), "the caller hung up");
+    assert_eq!(records(&rig), Vec::new(), "no record for a queued caller");
+
+    node_up(&mut rig);
+    assert!(rig.run_until(10_000, |r| !ended(r, &call).is_empty()), "the abandon is reported");
+    rig.run_for(2_000);
+    let booked = ended(&rig, &call);
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booked[0].outcome, Outcome::Abandoned);
+}

@@ -42,6 +42,10 @@ pub fn execute_ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Resu
                 target.priority,
             )
         }
+        AriRequest::MarkQueued(c) => match w.set_variable(at, c.as_str(), lineup_site::QUEUED_VARIABLE, "1") {
+            Err(AriError::NotFound { .. }) => Ok(()),
+            other => other,
+        },
         AriRequest::DeleteMissedRecord { key, .. } => {
             w.asterisk_variable(at, &lineup_site::missed_delete_variable(key)).map(|_| ())
         }

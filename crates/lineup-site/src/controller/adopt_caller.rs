@@ -60,6 +60,8 @@ impl SiteController {
         routing: &Routing,
     ) {
         self.counters.channels_adopted += 1;
+        // The run that queued the caller may have stopped before it could mark the channel.
+        self.ari(AriRequest::MarkQueued(ch.clone()));
         if let (Some(fence), Some(operator)) = (view.fence, view.operator.as_ref()) {
             self.fence_settled_by_reconcile(&view.call, operator, fence);
         }

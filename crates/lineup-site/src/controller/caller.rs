@@ -4,6 +4,7 @@
 use super::config::{CALLBACK_ACCEPT_KEY, CALLBACK_OTHER_NUMBER_KEY, DIGIT_TIMEOUT_MS};
 use super::legs::{CallbackEntry, CallerLeg, CallerState};
 use super::output::Purpose;
+use super::proposals::NOT_COMMITTED;
 use super::SiteController;
 use crate::io::AriRequest;
 use crate::prompts;
@@ -228,6 +229,8 @@ impl SiteController {
                     let call = leg.call.clone();
                     self.report(CommandBody::Abandoned { call });
                     self.forget_caller(ch);
+                } else {
+                    self.ari(AriRequest::MarkQueued(ch.clone()));
                 }
             }
             Ok(Response::Enqueued { exit: Some(_), .. }) if leg.hung_up => {
@@ -245,6 +248,12 @@ impl SiteController {
                 leg.state = CallerState::Leaving;
                 if hung_up {
                     self.forget_caller(ch);
+                    // Never queued: the dialplan's hangup handler left a missed-caller record
+                    // (no LINEUP_QUEUED on the channel); book it now rather than at the next
+                    // reconnect.
+                    if matches!(&result, Err(CoreError::InvalidState { what, .. }) if what == NOT_COMMITTED) {
+                        self.ask_for_missed_records();
+                    }
                 } else {
                     self.ari(AriRequest::StopMoh(ch.clone()));
                     self.continue_with(ch, "INVALID", vec![]);

@@ -21,6 +21,10 @@ use lineup_core::{
 
 /// The AstDB family the deploy dialplan writes missed callers to.
 pub const MISSED_FAMILY: &str = "lineup-missed";
+/// The channel variable the site sets to `1` once a caller is in line
+/// (`AriRequest::MarkQueued`); the deploy dialplan's handler writes no record for such a
+/// caller.
+pub const QUEUED_VARIABLE: &str = "LINEUP_QUEUED";
 /// Most records handled per reconcile (read, proposed, deleted); the rest wait for the next.
 pub const MISSED_RECORDS_PER_RECONCILE_MAX: usize = 1_000;
 /// Longest caller number kept from a record (longer ones are cut).
