@@ -1,12 +1,10 @@
 //! Executing the controller's requests: one ARI request, one PIN check.
 
-use lineup_ari::{
-    ApplicationName, Ari, AriError, ChannelId, CreateChannelRequest, Endpoint, HangupReason,
-};
+use lineup_ari::{ApplicationName, Ari, AriError, ChannelId, CreateChannelRequest, Endpoint, HangupReason};
+use lineup_site::{AriFailure, AriRequest};
 use lineup_util::now_ms;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use lineup_site::{AriFailure, AriRequest};
 
 fn failure(error: AriError) -> AriFailure {
     match error {

@@ -28,10 +28,9 @@ pub mod prompts;
 
 pub use controller::{
     is_missed_reader, missed_delete_variable, missed_keys_variable, missed_origin, missed_reader_channel_id,
-    split_db_keys, SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS,
-    LOGIN_ATTEMPTS_MAX, MISSED_CALLER_NUMBER_MAX_CHARS, MISSED_FAMILY, MISSED_KEY_FIELDS_COUNT,
-    MISSED_READER_CHANNEL_ID_PREFIX, MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX,
-    STRANDED_OFFER_RELEASE_MS,
+    split_db_keys, SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX,
+    MISSED_CALLER_NUMBER_MAX_CHARS, MISSED_FAMILY, MISSED_KEY_FIELDS_COUNT, MISSED_READER_CHANNEL_ID_PREFIX,
+    MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX, STRANDED_OFFER_RELEASE_MS,
 };
 pub use io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
 pub use pin::{Pin, PinHash};

@@ -103,8 +103,7 @@ fn serial_of(uniqueid: &str) -> Option<u64> {
 /// Seconds since the epoch, as the dialplan's `${EPOCH}` writes them, in ms.
 fn epoch_ms(field: &str) -> Result<u64, String> {
     let digits = !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
-    let seconds: u64 =
-        field.parse().ok().filter(|_| digits).ok_or_else(|| format!("\"{field}\" is not an epoch"))?;
+    let seconds: u64 = field.parse().ok().filter(|_| digits).ok_or_else(|| format!("\"{field}\" is not an epoch"))?;
     seconds.checked_mul(1000).ok_or_else(|| format!("\"{field}\" is out of range"))
 }
 
@@ -149,9 +148,7 @@ fn parse_record(call: CallId, site: SiteId, key: &MissedKey<'_>) -> Result<Misse
     // The dialplan wrote only these characters; anything else is not its record.
     let number_ok = |c: char| c.is_ascii_digit() || matches!(c, '+' | '*' | '#');
     if key.number.chars().count() > MISSED_CALLER_NUMBER_MAX_CHARS || !key.number.chars().all(number_ok) {
-        return Err(format!(
-            "caller number is not at most {MISSED_CALLER_NUMBER_MAX_CHARS} of 0-9 + * #"
-        ));
+        return Err(format!("caller number is not at most {MISSED_CALLER_NUMBER_MAX_CHARS} of 0-9 + * #"));
     }
     let (entered_at_ms, ended_at_ms) = (epoch_ms(key.arrived)?, epoch_ms(key.hung_up)?);
     Ok(MissedCall {
@@ -180,12 +177,14 @@ impl SiteController {
     /// reason it cannot be one. Records already being handled are skipped.
     pub(super) fn on_missed_records(&mut self, keys: Vec<String>) {
         let room = MISSED_RECORDS_PER_RECONCILE_MAX.saturating_sub(self.missed_in_flight.len());
-        let fresh: Vec<String> = keys.into_iter().filter(|key| !self.missed_in_flight.contains(key)).take(room).collect();
+        let fresh: Vec<String> =
+            keys.into_iter().filter(|key| !self.missed_in_flight.contains(key)).take(room).collect();
         for key in fresh {
             self.missed_in_flight.insert(key.clone());
             let parsed = split_key(&key).and_then(|fields| {
                 let channel = ChannelId::new(fields.uniqueid).map_err(|e| format!("uniqueid: {e}"))?;
-                let serial = serial_of(fields.uniqueid).ok_or_else(|| "uniqueid is not seconds.sequence".to_string())?;
+                let serial =
+                    serial_of(fields.uniqueid).ok_or_else(|| "uniqueid is not seconds.sequence".to_string())?;
                 let missed = parse_record(self.call_id_for(&channel), self.cfg.site, &fields)?;
                 Ok((missed, serial))
             });
