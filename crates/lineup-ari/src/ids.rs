@@ -198,17 +198,29 @@ pub fn validate_variable_name(name: &str) -> Result<(), AriError> {
     Ok(())
 }
 
-/// Checks the name `GET /asterisk/variable` reads: a global variable, or a dialplan function
-/// such as `DB(family/key)` (Asterisk evaluates a name ending with `)`). The charset of
-/// [`validate_variable_name`] plus `/` and `,`, which AstDB paths and function arguments use.
+/// Longest name `GET`/`POST /asterisk/variable` may carry: a function over an AstDB path,
+/// such as `DB_DELETE(family/key)` with a missed-caller key of up to a few hundred bytes.
+pub const ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES: usize = 512;
+
+/// Checks the name `GET` or `POST /asterisk/variable` carries: a global variable, or a
+/// dialplan function over an AstDB path such as `DB_DELETE(family/key)`. The charset of
+/// [`validate_variable_name`] plus `/` and `,` (AstDB paths and function arguments) and
+/// `:` `+` `*` `#` (the fields of a missed-caller key), at most
+/// [`ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES`] bytes. Names go in query strings, encoded.
 pub fn validate_asterisk_variable_name(name: &str) -> Result<(), AriError> {
-    let plain: String = name.chars().map(|c| if c == '/' || c == ',' { '_' } else { c }).collect();
-    validate_variable_name(&plain).map_err(|error| match error {
-        AriError::InvalidInput { what, reason, .. } => {
-            AriError::InvalidInput { what, value: name.chars().take(ID_LENGTH_MAX_BYTES).collect(), reason }
-        }
-        other => other,
-    })
+    let invalid = |reason| AriError::InvalidInput {
+        what: "variable name",
+        value: name.chars().take(ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES).collect(),
+        reason,
+    };
+    if name.is_empty() || name.len() > ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES {
+        return Err(invalid("empty or longer than ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES"));
+    }
+    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || b"_()-./,:+*#".contains(&byte);
+    if !name.bytes().all(allowed) {
+        return Err(invalid("only A-Z a-z 0-9 _ ( ) - . / , : + * # are allowed"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -132,9 +132,14 @@ pub trait Ari: Send + Sync {
     fn get_bridge(&self, bridge: &BridgeId) -> impl Future<Output = Result<Bridge, AriError>> + Send;
     /// `GET /bridges`.
     fn list_bridges(&self) -> impl Future<Output = Result<Vec<Bridge>, AriError>> + Send;
-    /// `GET /asterisk/variable?variable=`: a global variable, or a dialplan function evaluated
-    /// (`DB_KEYS(family)`, `DB(family/key)`, `DB_DELETE(family/key)`).
+    /// `GET /asterisk/variable?variable=`: a global variable. Asterisk evaluates no function
+    /// here (a name such as `DB_KEYS(x)` is looked up as a global and answers ""); functions
+    /// are read on a channel with [`Ari::get_variable`].
     fn asterisk_variable(&self, name: &str) -> impl Future<Output = Result<String, AriError>> + Send;
+    /// `POST /asterisk/variable?variable=&value=`: sets a global variable, or writes a
+    /// dialplan function when the name ends with `)` (`DB_DELETE(family/key)` deletes the
+    /// entry). Asterisk answers 204 even when the function refused the write.
+    fn set_asterisk_variable(&self, name: &str, value: &str) -> impl Future<Output = Result<(), AriError>> + Send;
     /// `GET /applications/{name}`.
     fn get_application(
         &self,

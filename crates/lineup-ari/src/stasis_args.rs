@@ -7,6 +7,8 @@
 //! Forms (`key=value`, comma separated, each key at most once):
 //! - `lineup` with `queue=Q[,gate=G][,priority=P]`: a caller entering queue Q through gate G.
 //! - `lineup` with `xfer=CALL`: the far leg of a cross-site connect for call CALL.
+//! - `lineup` with the bare word `missed-reader`: the short-lived channel a site creates to
+//!   read the missed-caller records (nothing to route).
 //! - `lineup-login` with `[operator=ID]`: an operator's login call; the bare word `operator`
 //!   (as sent by an originate with `appArgs=operator`) is accepted as "id from caller id".
 
@@ -16,6 +18,9 @@ use crate::error::AriError;
 pub const CALLER_APPLICATION: &str = "lineup";
 /// Application name for operator login calls.
 pub const LOGIN_APPLICATION: &str = "lineup-login";
+/// The one argument of the channel a site creates to read missed-caller records
+/// (`POST /channels/create` into [`CALLER_APPLICATION`]).
+pub const MISSED_READER_ARGUMENT: &str = "missed-reader";
 /// Longest queue, gate, operator or call name accepted in an argument.
 pub const ARGUMENT_VALUE_LENGTH_MAX_BYTES: usize = 64;
 /// Most arguments accepted.
@@ -33,6 +38,8 @@ pub enum StasisEntry {
     TrunkLeg { call: String },
     /// An operator's login call, with the operator id if the dialplan knows it.
     OperatorLogin { operator: Option<String> },
+    /// The site's own missed-caller reader channel: nothing to route.
+    MissedReader,
 }
 
 fn invalid(args: &[String], reason: impl Into<String>) -> AriError {
@@ -79,6 +86,9 @@ fn lookup<'a>(pairs: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
 pub fn parse_stasis_entry(application: &str, args: &[String]) -> Result<StasisEntry, AriError> {
     match application {
         CALLER_APPLICATION => {
+            if args.len() == 1 && args[0] == MISSED_READER_ARGUMENT {
+                return Ok(StasisEntry::MissedReader);
+            }
             let pairs = key_values(args, &["queue", "gate", "priority", "xfer"])?;
             if let Some(call) = lookup(&pairs, "xfer") {
                 if pairs.len() != 1 {
@@ -159,6 +169,15 @@ mod tests {
             parse_stasis_entry("lineup-login", &args(&["operator=007"])).unwrap(),
             StasisEntry::OperatorLogin { operator: Some("007".into()) }
         );
+    }
+
+    #[test]
+    fn the_missed_reader_is_its_own_entry() {
+        assert_eq!(parse_stasis_entry("lineup", &args(&["missed-reader"])).unwrap(), StasisEntry::MissedReader);
+        for list in [&["missed-reader", "queue=sales"][..], &["missed-reader=1"][..]] {
+            assert!(parse_stasis_entry("lineup", &args(list)).is_err(), "{list:?}");
+        }
+        assert!(parse_stasis_entry("lineup-login", &args(&["missed-reader"])).is_err());
     }
 
     #[test]

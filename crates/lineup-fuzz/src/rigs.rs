@@ -198,7 +198,7 @@ impl SiteRig {
                 self.inputs.push_back(Input::Reconcile { channels, bridges: Vec::new() });
             }
             // This rig's box has no AstDB records.
-            Action::ReadMissedRecords { .. } => self.inputs.push_back(Input::MissedRecords { records: Vec::new() }),
+            Action::ReadMissedRecords { .. } => self.inputs.push_back(Input::MissedRecords { keys: Vec::new() }),
         }
     }
 }

@@ -181,6 +181,10 @@ impl Ari for InMemoryAri {
         self.live.with_world(|world| world.asterisk_variable(self.box_index, name))
     }
 
+    async fn set_asterisk_variable(&self, name: &str, value: &str) -> Result<(), AriError> {
+        self.live.with_world(|world| world.set_asterisk_variable(self.box_index, name, value))
+    }
+
     async fn set_variable(&self, channel: &ChannelId, name: &str, value: &str) -> Result<(), AriError> {
         self.live.with_world(|world| world.set_variable(self.box_index, channel.as_str(), name, value))
     }

@@ -154,10 +154,12 @@ async fn every_client_operation_is_understood_by_the_stand_in() {
     assert_eq!(events.stats().malformed_messages(), 0);
 }
 
-/// `Ari::asterisk_variable` over HTTP: the AstDB functions the site reads missed callers
-/// with, their names (parentheses, `/`) carried in the query as Asterisk reads them.
+/// The AstDB over HTTP as the site reads missed callers, the ways a real Asterisk allows:
+/// `DB_KEYS` read on a channel of the site's own (`Ari::get_variable`), a `DB_DELETE` write
+/// (`Ari::set_asterisk_variable`), names with parentheses, `/` and `:` carried in the query.
+/// `GET /asterisk/variable` evaluates no function and `DB()` is refused on a channel.
 #[tokio::test]
-async fn the_astdb_is_read_and_deleted_through_asterisk_variable() {
+async fn the_astdb_is_read_on_a_channel_and_deleted_by_a_write() {
     let config = BoxConfig {
         name: "site-a".into(),
         asterisk_id: "02:fc:00:00:00:0a".into(),
@@ -176,16 +178,39 @@ async fn the_astdb_is_read_and_deleted_through_asterisk_variable() {
         request_timeout_ms: 5_000,
     };
     let ari = HttpAri::new(&config).unwrap();
+    let mut events = ari.subscribe_events(&[ApplicationName::new("lineup").unwrap()]).unwrap();
+    assert!(matches!(events.next().await, Some(EventStreamItem::Connected { .. })));
+    let first = "sales:main:1795325224:1795325230:abandoned:+555*#:1795325224.1";
+    let second = "support::1795325224:1795325254:fallback::1795325224.2";
     live.with_world(|world| {
-        world.astdb_put(SITE, "lineup-missed/1795325224.1", "sales,main,1795325224,1795325230,abandoned,555");
-        world.astdb_put(SITE, "lineup-missed/1795325224.2", "support,web,1795325224,1795325254,fallback,");
+        world.astdb_put(SITE, &format!("lineup-missed/{first}"), "1");
+        world.astdb_put(SITE, &format!("lineup-missed/{second}"), "1");
     });
-    assert_eq!(ari.asterisk_variable("DB_KEYS(lineup-missed)").await.unwrap(), "1795325224.1,1795325224.2");
-    let value = ari.asterisk_variable("DB(lineup-missed/1795325224.2)").await.unwrap();
-    assert_eq!(value, "support,web,1795325224,1795325254,fallback,");
-    assert_eq!(ari.asterisk_variable("DB_DELETE(lineup-missed/1795325224.2)").await.unwrap(), value);
-    assert_eq!(ari.asterisk_variable("DB_KEYS(lineup-missed)").await.unwrap(), "1795325224.1");
-    assert!(matches!(ari.asterisk_variable("NO_SUCH_GLOBAL").await, Err(AriError::NotFound { .. })));
+    // No function on GET /asterisk/variable: every name is an (unknown) global.
+    assert_eq!(ari.asterisk_variable("DB_KEYS(lineup-missed)").await.unwrap(), "");
+    assert_eq!(ari.asterisk_variable(&format!("DB(lineup-missed/{first})")).await.unwrap(), "");
+    assert_eq!(ari.asterisk_variable("NO_SUCH_GLOBAL").await.unwrap(), "");
+
+    let reader = ChannelId::new("lineup-missed-reader-1").unwrap();
+    let request = CreateChannelRequest {
+        endpoint: Endpoint::new("Local/s@lineup-missed-reader").unwrap(),
+        app: ApplicationName::new("lineup").unwrap(),
+        app_args: vec!["missed-reader".into()],
+        channel_id: Some(reader.clone()),
+        other_channel_id: None,
+        originator: None,
+        variables: BTreeMap::new(),
+    };
+    ari.create_channel(&request).await.unwrap();
+    let start = wait_for(&mut events, "reader StasisStart", |e| on(e, "StasisStart", &reader)).await;
+    assert!(matches!(start.kind, EventKind::StasisStart { ref args, .. } if args == &["missed-reader"]));
+    assert_eq!(ari.get_variable(&reader, "DB_KEYS(lineup-missed)").await.unwrap(), format!("{first},{second}"));
+    assert!(matches!(ari.get_variable(&reader, "DB(lineup-missed)").await, Err(AriError::ServerError { .. })));
+    ari.set_asterisk_variable(&format!("DB_DELETE(lineup-missed/{first})"), "").await.unwrap();
+    assert_eq!(ari.get_variable(&reader, "DB_KEYS(lineup-missed)").await.unwrap(), second);
+    ari.hangup(&reader, HangupReason::Normal).await.unwrap();
+    wait_for(&mut events, "reader StasisEnd", |e| on(e, "StasisEnd", &reader)).await;
     // A name outside the charset never leaves the client.
     assert!(matches!(ari.asterisk_variable("DB(a b)").await, Err(AriError::InvalidInput { .. })));
+    assert!(matches!(ari.set_asterisk_variable("DB(a,b=c)", "").await, Err(AriError::InvalidInput { .. })));
 }

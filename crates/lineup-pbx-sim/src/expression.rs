@@ -81,9 +81,12 @@ fn substitute_at(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usi
     output
 }
 
-/// `NAME`, `NAME:offset` or `NAME:offset:length` (a function's name ends at its `)`).
+/// `NAME`, `NAME:offset` or `NAME:offset:length` (a function's name ends at its `)`; a
+/// reference ending with `)` is all function, as Asterisk takes its arguments up to the last
+/// `)`, so a `)` in a substituted argument stays in it).
 fn variable_value(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
     let name_end = match reference.find('(') {
+        Some(_) if reference.ends_with(')') => reference.len(),
         Some(open) => reference[open..].find(')').map(|close| open + close + 1).unwrap_or(reference.len()),
         None => reference.find(':').unwrap_or(reference.len()),
     };

@@ -202,6 +202,9 @@ fn route(
             let value = world.asterisk_variable(b, params.required("variable")?)?;
             Ok(RestReply::json(200, &serde_json::json!({ "value": value })))
         }
+        Some((&"asterisk", ["variable"])) if method == "POST" => world
+            .set_asterisk_variable(b, params.required("variable")?, params.get("value").unwrap_or(""))
+            .map(|_| RestReply::no_content()),
         _ => Err(resource_not_found()),
     }
 }

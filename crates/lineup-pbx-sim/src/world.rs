@@ -135,6 +135,7 @@ impl PbxWorld {
                 next_object_sequence: 0,
                 astdb: BTreeMap::new(),
                 astdb_writes_dropped: 0,
+                globals: BTreeMap::new(),
             })
             .collect();
         Ok(PbxWorld {

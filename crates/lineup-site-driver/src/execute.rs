@@ -1,7 +1,10 @@
 //! Executing the controller's requests: one ARI request, one PIN check.
 
-use lineup_ari::{Ari, AriError};
+use lineup_ari::{ApplicationName, Ari, AriError, ChannelId, CreateChannelRequest, Endpoint, HangupReason};
 use lineup_site::{AriFailure, AriRequest};
+use lineup_util::now_ms;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 fn failure(error: AriError) -> AriFailure {
     match error {
@@ -42,28 +45,50 @@ pub async fn execute_ari<A: Ari>(ari: &A, request: &AriRequest) -> Result<(), Ar
             if let Some(warning) = warning {
                 tracing::warn!(%key, %warning, "missed-caller record dropped without booking it");
             }
-            ari.asterisk_variable(&lineup_site::missed_delete_variable(key)).await.map(|_| ())
+            // A write of DB_DELETE, which Asterisk allows from ARI (its read is refused there);
+            // Asterisk answers 204 whether or not the entry existed.
+            ari.set_asterisk_variable(&lineup_site::missed_delete_variable(key), "").await
         }
     };
     result.map_err(failure)
 }
 
-/// Reads at most `max` missed-caller records (key, value) from the box's AstDB, through ARI's
-/// `GET /asterisk/variable` (Asterisk evaluates a name ending with `)` as a function). A key
-/// outside the id charset is passed on as it is; the controller drops it with a warning.
-pub async fn read_missed_records<A: Ari>(ari: &A, max: usize) -> Result<Vec<(String, String)>, AriError> {
-    let keys = ari.asterisk_variable(&lineup_site::missed_keys_variable()).await?;
-    let mut records = Vec::new();
-    for key in keys.split(',').filter(|key| !key.is_empty()).take(max) {
-        // A key no request may carry cannot be read (or deleted) over ARI: hand it on with
-        // no value, and the controller drops it with a warning.
-        let value = match lineup_ari::ids::validate_asterisk_variable_name(&lineup_site::missed_value_variable(key)) {
-            Ok(()) => ari.asterisk_variable(&lineup_site::missed_value_variable(key)).await?,
-            Err(_) => String::new(),
-        };
-        records.push((key.to_string(), value));
+/// Reads made so far by this process: with the clock, makes each reader channel's id unique.
+static MISSED_READS: AtomicU64 = AtomicU64::new(0);
+
+/// Reads at most `max` missed-caller record keys from the box's AstDB. Asterisk evaluates a
+/// dialplan function over ARI only on a channel (`GET /channels/{id}/variable`), and from
+/// ARI allows `DB_KEYS` but not `DB()`: every field of a record is in its key. So this creates
+/// a reader channel (`Local/s@lineup-missed-reader` into the `lineup` application with the
+/// argument `missed-reader`: the controller ignores its `StasisStart`), reads
+/// `DB_KEYS(lineup-missed)` on it, and hangs it up whatever the read gave.
+pub async fn read_missed_records<A: Ari>(ari: &A, max: usize) -> Result<Vec<String>, AriError> {
+    let reader = lineup_site::missed_reader_channel_id(now_ms(), MISSED_READS.fetch_add(1, Ordering::Relaxed));
+    let request = CreateChannelRequest {
+        endpoint: Endpoint::new(lineup_site::MISSED_READER_ENDPOINT)?,
+        app: ApplicationName::new(lineup_ari::stasis_args::CALLER_APPLICATION)?,
+        app_args: vec![lineup_ari::stasis_args::MISSED_READER_ARGUMENT.to_string()],
+        channel_id: Some(reader.clone()),
+        other_channel_id: None,
+        originator: None,
+        variables: BTreeMap::new(),
+    };
+    if let Err(error) = ari.create_channel(&request).await {
+        // A timeout's outcome is unknown: the channel may exist. The hangup covers that, and
+        // a reconcile hangs up any reader still left.
+        hang_up_reader(ari, &reader).await;
+        return Err(error);
     }
-    Ok(records)
+    let keys = ari.get_variable(&reader, &lineup_site::missed_keys_variable()).await;
+    hang_up_reader(ari, &reader).await;
+    Ok(lineup_site::split_db_keys(&keys?).into_iter().take(max).collect())
+}
+
+async fn hang_up_reader<A: Ari>(ari: &A, reader: &ChannelId) {
+    match ari.hangup(reader, HangupReason::Normal).await {
+        Ok(()) | Err(AriError::NotFound { .. }) => {}
+        Err(error) => tracing::warn!(%reader, %error, "missed-caller reader not hung up; the next reconcile does"),
+    }
 }
 
 /// Verifies a PIN against an argon2 PHC string (CPU-heavy: call it off the async runtime).

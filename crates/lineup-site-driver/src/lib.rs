@@ -18,5 +18,5 @@ mod execute;
 mod run;
 
 pub use cluster::{ClusterFeed, ClusterPort};
-pub use execute::{execute_ari, verify_pin};
+pub use execute::{execute_ari, read_missed_records, verify_pin};
 pub use run::{run_site, ACTIONS_PER_INPUT_MAX, DRIVER_RESULTS_CAPACITY, PENDING_ACTIONS_MAX, SITE_TICK_INTERVAL_MS};

@@ -167,7 +167,7 @@ impl<A: Ari + 'static, C: ClusterPort> SiteRun<A, C> {
                 }
             }
             Action::ReadMissedRecords { max } => match read_missed_records(&*self.ari, max).await {
-                Ok(records) => self.local.push_back(Input::MissedRecords { records }),
+                Ok(keys) => self.local.push_back(Input::MissedRecords { keys }),
                 Err(error) => tracing::warn!(%error, "missed-caller records not read; the next reconcile tries again"),
             },
             Action::VerifyPin { token, pin, phc } => {

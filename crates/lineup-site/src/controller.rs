@@ -37,8 +37,9 @@ pub use config::{
     SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, STRANDED_OFFER_RELEASE_MS,
 };
 pub use missed::{
-    missed_delete_variable, missed_keys_variable, missed_origin, missed_value_variable, MISSED_CALLER_NUMBER_MAX_CHARS,
-    MISSED_FAMILY, MISSED_RECORDS_PER_RECONCILE_MAX, QUEUED_VARIABLE,
+    is_missed_reader, missed_delete_variable, missed_keys_variable, missed_origin, missed_reader_channel_id,
+    split_db_keys, MISSED_CALLER_NUMBER_MAX_CHARS, MISSED_FAMILY, MISSED_KEY_FIELDS_COUNT,
+    MISSED_READER_CHANNEL_ID_PREFIX, MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX, QUEUED_VARIABLE,
 };
 
 pub struct SiteController {
@@ -170,7 +171,7 @@ impl SiteController {
                 self.reconcile(channels, bridges, routing);
                 self.ask_for_missed_records();
             }
-            Input::MissedRecords { records } => self.on_missed_records(records),
+            Input::MissedRecords { keys } => self.on_missed_records(keys),
         }
         std::mem::take(&mut self.out)
     }

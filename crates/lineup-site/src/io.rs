@@ -47,9 +47,10 @@ pub enum AriRequest {
     /// the caller in line: the deploy dialplan's missed-caller handler writes a record for a
     /// caller who was in Stasis without it (its entry never committed) when they hang up.
     MarkQueued(ChannelId),
-    /// Deletes the missed-caller record `key` (`DB_DELETE(lineup-missed/KEY)` read through
-    /// `GET /asterisk/variable`). `warning` says why a record was dropped unbooked; the driver
-    /// logs it.
+    /// Deletes the missed-caller record `key`: `POST /asterisk/variable` writing
+    /// `DB_DELETE(lineup-missed/KEY)` with an empty value (a write Asterisk allows from ARI;
+    /// it answers 204 whether or not the entry existed). `warning` says why a record was
+    /// dropped unbooked; the driver logs it.
     DeleteMissedRecord {
         key: String,
         warning: Option<String>,
@@ -93,9 +94,13 @@ pub enum Action {
     /// leg whose last events were lost): only Asterisk can say whether that caller is still
     /// there.
     Reconcile,
-    /// Read at most `max` missed-caller records from the AstDB (`DB_KEYS(lineup-missed)`,
-    /// then `DB(lineup-missed/KEY)` each) and answer with `Input::MissedRecords`; asked after
-    /// every reconcile. A failed read answers nothing (the next reconcile asks again).
+    /// Read at most `max` missed-caller record keys from the AstDB and answer with
+    /// `Input::MissedRecords`; asked after every reconcile. ARI evaluates functions only on
+    /// a channel, so the driver creates a reader channel (`MISSED_READER_ENDPOINT` into the
+    /// `lineup` application with the argument `missed-reader`, its id from
+    /// `missed_reader_channel_id`), reads `DB_KEYS(lineup-missed)` on it (split with
+    /// `split_db_keys`) and always hangs it up. A failed read answers nothing (the next
+    /// reconcile asks again).
     ReadMissedRecords { max: usize },
 }
 
@@ -131,9 +136,10 @@ pub enum Input {
         channels: Vec<lineup_ari::Channel>,
         bridges: Vec<lineup_ari::Bridge>,
     },
-    /// The missed-caller records read for `Action::ReadMissedRecords`: (key, value).
+    /// The missed-caller record keys read for `Action::ReadMissedRecords` (every field of a
+    /// record is in its key; the value is always `1`).
     MissedRecords {
-        records: Vec<(String, String)>,
+        keys: Vec<String>,
     },
 }
 

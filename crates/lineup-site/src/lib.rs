@@ -27,9 +27,10 @@ mod pin;
 pub mod prompts;
 
 pub use controller::{
-    missed_delete_variable, missed_keys_variable, missed_origin, missed_value_variable, SiteConfig, SiteController,
-    SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, MISSED_CALLER_NUMBER_MAX_CHARS,
-    MISSED_FAMILY, MISSED_RECORDS_PER_RECONCILE_MAX, QUEUED_VARIABLE, STRANDED_OFFER_RELEASE_MS,
+    is_missed_reader, missed_delete_variable, missed_keys_variable, missed_origin, missed_reader_channel_id,
+    split_db_keys, SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX,
+    MISSED_CALLER_NUMBER_MAX_CHARS, MISSED_FAMILY, MISSED_KEY_FIELDS_COUNT, MISSED_READER_CHANNEL_ID_PREFIX,
+    MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX, QUEUED_VARIABLE, STRANDED_OFFER_RELEASE_MS,
 };
 pub use io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
 pub use pin::{Pin, PinHash};

@@ -1,6 +1,8 @@
 //! Callers who arrive while the box's node is down: the deploy dialplan retries, then falls
 //! back to the box's own queue, and its hangup handler leaves an AstDB record for each. When
-//! the node is back, the site books each such caller once and deletes its record.
+//! the node is back, the site books each such caller once and deletes its record. The
+//! records are read as the driver reads them (`lineup_testkit::read_missed_records`): on a
+//! reader channel of the site's own, whose `StasisStart` the site must not route.
 
 mod common;
 use common::*;
@@ -87,6 +89,10 @@ fn callers_missed_while_the_node_was_down_reach_the_history_once() {
     assert!(lines[0].contains("|ENTERQUEUE|main|+15551230000|1") && lines[1].ends_with("|ABANDON|1|1|7"), "{lines:?}");
     assert_eq!(rig.site().counters.missed_records_booked, 2);
     assert_eq!(rig.site().counters.missed_records_bad, 0);
+    // Every read's reader channel reached the site, which routed none of them.
+    assert!(rig.site().counters.missed_readers_ignored >= 2, "{:?}", rig.site().counters);
+    assert_eq!(rig.site().counters.callers_invalid, 0);
+    assert!(no_reader_left(&rig));
 
     // Another restart finds nothing more to book.
     let booked = rig.effects.iter().filter(|e| matches!(e, Effect::CallEnded(_))).count();
@@ -102,10 +108,8 @@ fn bad_records_are_dropped_with_a_warning_and_do_not_block_the_others() {
     let caller = rig.caller("impatient", "5000", Some(3_000));
     rig.run_for(5_000);
     // Records the dialplan would never write: garbage, and a queue Lineup does not have.
-    let garbage = "1795400001.900";
-    let unknown_queue = "1795400001.901";
-    write_record(&mut rig, garbage, "not a record");
-    write_record(&mut rig, unknown_queue, "nosuch,,1795400001,1795400002,abandoned,");
+    write_record(&mut rig, "not-a-record");
+    write_record(&mut rig, "nosuch::1795400001:1795400002:abandoned::1795400001.901");
     node_up(&mut rig);
     assert!(rig.run_until(10_000, |r| records(r).is_empty()), "records left: {:?}", records(&rig));
     assert_eq!(ended(&rig, &rig.call_id(&caller)).len(), 1);
@@ -123,8 +127,62 @@ fn bad_records_are_dropped_with_a_warning_and_do_not_block_the_others() {
 }
 
 /// Writes an AstDB record as `database put` on the box's CLI would.
-fn write_record(rig: &mut Rig, key: &str, value: &str) {
-    rig.world.astdb_put(BOX, &format!("{}/{key}", lineup_site::MISSED_FAMILY), value);
+fn write_record(rig: &mut Rig, key: &str) {
+    rig.world.astdb_put(BOX, &format!("{}/{key}", lineup_site::MISSED_FAMILY), "1");
+}
+
+fn no_reader_left(rig: &Rig) -> bool {
+    let channels = rig.world.list_channels(BOX).expect("channels");
+    channels.iter().all(|c| !lineup_site::is_missed_reader(&c.id))
+}
+
+/// A reader channel left behind by a run that died between creating it and hanging it up:
+/// the next run's reconcile hangs it up and routes nothing.
+#[test]
+fn a_reader_left_by_a_dead_run_is_hung_up_by_the_reconcile() {
+    let mut rig = rig_with_sales();
+    node_down(&mut rig);
+    // The node was up long enough to create its reader, then died (the site hears nothing).
+    rig.world.register_application(BOX, "lineup");
+    let reader = lineup_site::missed_reader_channel_id(1, 0);
+    let request = lineup_pbx_sim::OriginateParams {
+        endpoint: lineup_site::MISSED_READER_ENDPOINT.into(),
+        app: Some("lineup".into()),
+        app_args: vec!["missed-reader".into()],
+        context: None,
+        extension: None,
+        priority: None,
+        channel_id: Some(reader.clone()),
+        other_channel_id: None,
+        caller_id: None,
+        timeout_s: None,
+        variables: Default::default(),
+    };
+    rig.world.create_channel(BOX, &request).expect("reader created");
+    rig.run_for(1_000);
+    assert!(!no_reader_left(&rig));
+    node_up(&mut rig);
+    assert!(rig.run_until(5_000, no_reader_left), "the reader is still up");
+    let counters = &rig.site().counters;
+    assert!(counters.missed_readers_hung_up >= 1, "{counters:?}");
+    assert_eq!((counters.callers_invalid, counters.channels_adopted), (0, 0), "{counters:?}");
+    assert!(rig.effects.iter().all(|e| !matches!(e, Effect::CallEnded(_))), "nothing booked");
+}
+
+/// A reader's `StasisStart` is nothing to route, even when the site is full.
+#[test]
+fn a_reader_stasis_start_is_ignored() {
+    let mut rig = rig_with_sales();
+    rig.run_for(1_000);
+    let before = rig.site().counters.missed_readers_ignored;
+    let keys = lineup_testkit::read_missed_records(&mut rig.world, BOX, 10).expect("read");
+    assert!(keys.is_empty());
+    rig.run_for(1_000);
+    let counters = &rig.site().counters;
+    assert_eq!(counters.missed_readers_ignored, before + 1, "{counters:?}");
+    assert_eq!(counters.callers_invalid, 0);
+    assert!(rig.ari_log.iter().all(|r| !format!("{r:?}").contains("missed-reader")), "{:?}", rig.ari_log);
+    assert!(no_reader_left(&rig));
 }
 
 /// A caller in Stasis whose entry never committed (the node lost the cluster, then stopped)

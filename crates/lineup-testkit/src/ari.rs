@@ -3,6 +3,8 @@
 use lineup_ari::{AriError, ChannelId, HangupReason, Media};
 use lineup_pbx_sim::{BoxIndex, OriginateParams, PbxWorld};
 use lineup_site::AriRequest;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Executes one ARI request against the stand-in (the REST face, without HTTP).
 pub fn execute_ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Result<(), AriError> {
@@ -47,21 +49,40 @@ pub fn execute_ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Resu
             other => other,
         },
         AriRequest::DeleteMissedRecord { key, .. } => {
-            w.asterisk_variable(at, &lineup_site::missed_delete_variable(key)).map(|_| ())
+            w.set_asterisk_variable(at, &lineup_site::missed_delete_variable(key), "")
         }
     }
 }
 
-/// `Action::ReadMissedRecords` against the stand-in, through the same `GET
-/// /asterisk/variable` names the driver reads: at most `max` (key, value) records.
-pub fn read_missed_records(w: &mut PbxWorld, at: BoxIndex, max: usize) -> Result<Vec<(String, String)>, AriError> {
-    let keys = w.asterisk_variable(at, &lineup_site::missed_keys_variable())?;
-    let mut records = Vec::new();
-    for key in keys.split(',').filter(|key| !key.is_empty()).take(max) {
-        let value = w.asterisk_variable(at, &lineup_site::missed_value_variable(key))?;
-        records.push((key.to_string(), value));
+/// Reads made so far: makes each reader channel's id unique within the process.
+static MISSED_READS: AtomicU64 = AtomicU64::new(0);
+
+/// `Action::ReadMissedRecords` against the stand-in, as the driver does it: a reader channel
+/// created into the `lineup` application (its `StasisStart` reaches the site like any
+/// other), `DB_KEYS(lineup-missed)` read on it, the reader hung up whatever the read gave;
+/// at most `max` keys.
+pub fn read_missed_records(w: &mut PbxWorld, at: BoxIndex, max: usize) -> Result<Vec<String>, AriError> {
+    let reader = lineup_site::missed_reader_channel_id(w.now_ms(), MISSED_READS.fetch_add(1, Ordering::Relaxed));
+    let request = OriginateParams {
+        endpoint: lineup_site::MISSED_READER_ENDPOINT.to_string(),
+        app: Some(lineup_ari::stasis_args::CALLER_APPLICATION.to_string()),
+        app_args: vec![lineup_ari::stasis_args::MISSED_READER_ARGUMENT.to_string()],
+        context: None,
+        extension: None,
+        priority: None,
+        channel_id: Some(reader.clone()),
+        other_channel_id: None,
+        caller_id: None,
+        timeout_s: None,
+        variables: BTreeMap::new(),
+    };
+    w.create_channel(at, &request)?;
+    let keys = w.get_variable(at, reader.as_str(), &lineup_site::missed_keys_variable());
+    match w.hangup_channel(at, reader.as_str(), 16) {
+        Ok(()) | Err(AriError::NotFound { .. }) => {}
+        Err(error) => return Err(error),
     }
-    Ok(records)
+    Ok(lineup_site::split_db_keys(&keys?).into_iter().take(max).collect())
 }
 
 /// The stand-in's originate parameters for an ARI originate.

@@ -126,8 +126,8 @@ impl<R: Replication> Sim<R> {
                 // The deployed dialplan writes these on the boxes; a read that fails answers
                 // nothing, as in the driver.
                 let read = lineup_testkit::read_missed_records(&mut self.world, BoxIndex(site), max);
-                if let Some(records) = read.ok().filter(|records| !records.is_empty()) {
-                    let input = Input::MissedRecords { records };
+                if let Some(keys) = read.ok().filter(|keys| !keys.is_empty()) {
+                    let input = Input::MissedRecords { keys };
                     self.push(self.now_ms + ARI_LATENCY_MS, Ev::Site { site, gen, input });
                 }
             }

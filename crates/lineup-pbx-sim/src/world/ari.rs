@@ -57,13 +57,13 @@ impl PbxWorld {
         Ok(())
     }
 
+    /// `GET /channels/{id}/variable`: a name ending with `)` is a function evaluated on the
+    /// channel as Asterisk does from ARI (see `astdb.rs`); a plain name a channel variable.
     pub fn get_variable(&self, box_index: BoxIndex, id: &str, name: &str) -> Result<String, AriError> {
         let channel = self.existing(box_index, id)?;
         let record = self.channel(&channel).expect("exists");
-        match name {
-            "CALLERID(num)" => return Ok(record.snapshot.caller.number.clone()),
-            "CALLERID(name)" => return Ok(record.snapshot.caller.name.clone()),
-            _ => {}
+        if name.ends_with(')') {
+            return self.ari_function_read(box_index, record, name);
         }
         record
             .variables
@@ -124,7 +124,10 @@ impl PbxWorld {
         }
     }
 
-    /// `POST /channels/create`: the channel enters Stasis at once; `dial` rings it.
+    /// `POST /channels/create`: the channel enters Stasis at once; `dial` rings it. A `Local`
+    /// endpoint makes both halves, the first (the given `channelId`) in Stasis, the second
+    /// (`X;2`) down and never run; dialing such a channel is not modelled (refused). Hanging
+    /// up either half hangs up the other.
     pub fn create_channel(&mut self, box_index: BoxIndex, request: &OriginateParams) -> Result<Channel, AriError> {
         let app = request.app.clone().ok_or_else(|| AriError::BadRequest { message: "app is required".into() })?;
         if !self.pbx(box_index)?.applications.contains(&app) {
@@ -133,8 +136,11 @@ impl PbxWorld {
         let (technology, resource) = request
             .endpoint
             .split_once('/')
-            .filter(|(technology, resource)| !technology.is_empty() && !resource.is_empty() && *technology != "Local")
+            .filter(|(technology, resource)| !technology.is_empty() && !resource.is_empty())
             .ok_or_else(|| AriError::BadRequest { message: "Invalid endpoint specified".into() })?;
+        if technology == "Local" {
+            return self.create_local_channel(box_index, request, resource, app);
+        }
         let caller = request.caller_id.as_deref().map(parse_caller_id).unwrap_or_default();
         let trunk = self.find_trunk(box_index, technology, resource);
         let (name_resource, role) = match trunk {
@@ -167,6 +173,64 @@ impl PbxWorld {
         record.dial_resource = Some(resource.to_string());
         self.enter_stasis(&channel, app, request.app_args.clone());
         Ok(self.snapshot(&channel).expect("created"))
+    }
+
+    /// `POST /channels/create` of a `Local/exten@context` endpoint: both halves, not dialed.
+    fn create_local_channel(
+        &mut self,
+        box_index: BoxIndex,
+        request: &OriginateParams,
+        resource: &str,
+        app: String,
+    ) -> Result<Channel, AriError> {
+        let (exten, context) = resource.split_once('@').unwrap_or((resource, "default"));
+        let caller = request.caller_id.as_deref().map(parse_caller_id).unwrap_or_default();
+        let sequence = self.boxes[box_index.0].next_local_sequence;
+        let location = DialplanLocation {
+            context: context.to_string(),
+            exten: exten.to_string(),
+            priority: 1,
+            app_name: String::new(),
+            app_data: String::new(),
+        };
+        let first = self.create_channel_record(
+            box_index,
+            request.channel_id.as_ref(),
+            format!("Local/{resource}-{sequence:08x};1"),
+            ChannelState::Down,
+            caller.clone(),
+            location.clone(),
+            ChannelRole::Local,
+        )?;
+        let second_id = match (&request.other_channel_id, &request.channel_id) {
+            (Some(other), _) => Some(other.clone()),
+            (None, Some(first)) => Some(ChannelId::new(format!("{first};2"))?),
+            (None, None) => None,
+        };
+        let second = match self.create_channel_record(
+            box_index,
+            second_id.as_ref(),
+            format!("Local/{resource}-{sequence:08x};2"),
+            ChannelState::Down,
+            caller,
+            location,
+            ChannelRole::Local,
+        ) {
+            Ok(second) => second,
+            Err(error) => {
+                self.boxes[box_index.0].channels.remove(&first.id);
+                return Err(error);
+            }
+        };
+        self.boxes[box_index.0].next_local_sequence += 1;
+        for (channel, peer) in [(&first, &second), (&second, &first)] {
+            let record = self.channel_mut(channel).expect("created");
+            record.media_peer = Some(peer.clone());
+            record.originate_subscribers.insert(app.clone());
+        }
+        self.channel_mut(&first).expect("created").variables.extend(request.variables.clone());
+        self.enter_stasis(&first, app, request.app_args.clone());
+        Ok(self.snapshot(&first).expect("created"))
     }
 
     /// `POST /channels/{id}/dial` for a channel made with `create`.

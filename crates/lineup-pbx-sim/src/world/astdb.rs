@@ -1,8 +1,16 @@
 //! The dialplan functions the deploy dialplan's missed-caller record uses, as Asterisk 22
 //! has them: the AstDB (`DB(family/key)` read and write, `DB_KEYS(family)`,
-//! `DB_DELETE(family/key)`), `${EPOCH}`, `${UNIQUEID}`, hangup handlers pushed with
-//! `CHANNEL(hangup_handler_push)` and run at hangup with `ARG1`.. like a Gosub, and ARI's
-//! `GET /asterisk/variable`, which evaluates a function when the name ends with `)`.
+//! `DB_DELETE(family/key)`), `FILTER(allowed,string)`, `${EPOCH}`, `${UNIQUEID}`, hangup
+//! handlers pushed with `CHANNEL(hangup_handler_push)` and run at hangup with `ARG1`.. like a
+//! Gosub; and what ARI may do with them, which is less than the dialplan may:
+//!
+//! - `GET /asterisk/variable` reads a global variable and evaluates no function (a name such
+//!   as `DB_KEYS(x)` is an unknown global: 200 with "").
+//! - `GET /channels/{id}/variable` evaluates a name ending with `)` on the channel, from an
+//!   HTTP thread, where Asterisk refuses the functions it registers as dangerous: `DB()` and
+//!   `DB_DELETE()` reads answer 500; `DB_KEYS` is allowed.
+//! - `POST /asterisk/variable` writes a function: a `DB_DELETE` write deletes (allowed from
+//!   ARI), a `DB()` write is refused; Asterisk answers 204 either way.
 
 use super::config::BoxIndex;
 use super::records::{ChannelRecord, ChannelRef};
@@ -15,6 +23,41 @@ use lineup_ari::AriError;
 pub const ASTDB_ENTRIES_PER_BOX_MAX_COUNT: usize = 65_536;
 /// Most hangup handlers one channel may have pushed.
 pub const HANGUP_HANDLERS_PER_CHANNEL_MAX_COUNT: usize = 8;
+/// Most global variables per box set over ARI; a new one beyond it is dropped.
+pub const GLOBALS_PER_BOX_MAX_COUNT: usize = 1_024;
+
+/// Asterisk's answer to a function read it refuses or does not know, over ARI.
+fn unreadable_function() -> AriError {
+    AriError::ServerError { message: "Unable to read provided function".into() }
+}
+
+/// `FILTER(allowed,string)`: the characters of `string` in `allowed`, where `a-b` is a range.
+fn filter(argument: &str) -> Option<String> {
+    let (allowed, string) = argument.split_once(',')?;
+    let allowed: Vec<char> = allowed.chars().collect();
+    let mut ranges = Vec::new();
+    let mut index = 0;
+    while index < allowed.len() {
+        if allowed.get(index + 1) == Some(&'-') && index + 2 < allowed.len() {
+            ranges.push((allowed[index], allowed[index + 2]));
+            index += 3;
+        } else {
+            ranges.push((allowed[index], allowed[index]));
+            index += 1;
+        }
+    }
+    Some(string.chars().filter(|c| ranges.iter().any(|(low, high)| (low..=high).contains(&c))).collect())
+}
+
+/// Joins keys as `DB_KEYS` answers them: comma-separated, a `\` or `,` in a key escaped
+/// with a backslash.
+fn join_escaped(keys: &[&str]) -> String {
+    let escaped: Vec<String> = keys
+        .iter()
+        .map(|key| key.chars().flat_map(|c| if c == ',' || c == '\\' { vec!['\\', c] } else { vec![c] }).collect())
+        .collect();
+    escaped.join(",")
+}
 
 /// A hangup handler as `CHANNEL(hangup_handler_push)` takes it: `context,exten,priority(args)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,27 +99,59 @@ impl PbxWorld {
             "CALLERID(name)" => return Some(record.snapshot.caller.name.clone()),
             _ => {}
         }
-        self.global_lookup(box_index, name).or_else(|| record.variables.get(name).cloned())
+        if let Some(argument) = function_argument(name, "FILTER") {
+            return filter(argument);
+        }
+        if let Some(path) = function_argument(name, "DB") {
+            return Some(self.boxes.get(box_index.0)?.astdb.get(path).cloned().unwrap_or_default());
+        }
+        if let Some(value) = self.db_keys(box_index, name) {
+            return Some(value);
+        }
+        record.variables.get(name).cloned().or_else(|| self.global_lookup(box_index, name))
     }
 
-    /// What any channel (or ARI) reads the same way: `EPOCH`, `DB(...)`, `DB_KEYS(...)`.
-    fn global_lookup(&self, box_index: BoxIndex, name: &str) -> Option<String> {
+    /// `DB_KEYS(family)`, if `name` is that function: the immediate child keys, in key order,
+    /// comma-separated, a comma or backslash in a key escaped, as Asterisk answers.
+    fn db_keys(&self, box_index: BoxIndex, name: &str) -> Option<String> {
+        let family = function_argument(name, "DB_KEYS")?;
         let astdb = &self.boxes.get(box_index.0)?.astdb;
+        let prefix = format!("{}/", family.trim_matches('/'));
+        let mut keys: Vec<&str> = Vec::new();
+        for path in astdb.keys() {
+            let Some(rest) = path.strip_prefix(&prefix) else { continue };
+            let key = rest.split('/').next().unwrap_or_default();
+            // Asterisk skips a key equal (ignoring case) to the one before it.
+            if !key.is_empty() && !keys.last().is_some_and(|last| last.eq_ignore_ascii_case(key)) {
+                keys.push(key);
+            }
+        }
+        Some(join_escaped(&keys))
+    }
+
+    /// What reads the same without a channel: `EPOCH` and the global variables.
+    fn global_lookup(&self, box_index: BoxIndex, name: &str) -> Option<String> {
         if name == "EPOCH" {
             return Some(((self.epoch_ms + self.now_ms) / 1000).to_string());
         }
-        if let Some(path) = function_argument(name, "DB") {
-            return Some(astdb.get(path).cloned().unwrap_or_default());
+        self.boxes.get(box_index.0)?.globals.get(name).cloned()
+    }
+
+    /// A name ending with `)` read over ARI on a channel (`GET /channels/{id}/variable`),
+    /// as Asterisk evaluates it from an HTTP thread: the caller id, and `DB_KEYS`; `DB()` and
+    /// `DB_DELETE()` reads are refused there, as is any function the stand-in does not know.
+    pub(super) fn ari_function_read(
+        &self,
+        box_index: BoxIndex,
+        record: &ChannelRecord,
+        name: &str,
+    ) -> Result<String, AriError> {
+        match name {
+            "CALLERID(num)" => return Ok(record.snapshot.caller.number.clone()),
+            "CALLERID(name)" => return Ok(record.snapshot.caller.name.clone()),
+            _ => {}
         }
-        let family = function_argument(name, "DB_KEYS")?;
-        let prefix = format!("{}/", family.trim_end_matches('/'));
-        // Immediate children only, in key order, comma-separated, as Asterisk answers.
-        let keys: Vec<&str> = astdb
-            .keys()
-            .filter_map(|path| path.strip_prefix(&prefix))
-            .filter(|key| !key.is_empty() && !key.contains('/'))
-            .collect();
-        Some(keys.join(","))
+        self.db_keys(box_index, name).ok_or_else(unreadable_function)
     }
 
     /// `Set(name=value)`: a function with an effect (`DB(...)`, `CHANNEL(hangup_handler_push)`)
@@ -127,16 +202,31 @@ impl PbxWorld {
             .collect()
     }
 
-    /// `GET /asterisk/variable?variable=`: a name ending with `)` is a function, evaluated
-    /// (`DB_DELETE` answers the value and deletes it); a plain name is a global variable, and
-    /// the stand-in has none.
+    /// `GET /asterisk/variable?variable=`: a global variable (or `EPOCH`). No function is
+    /// evaluated: a name such as `DB_KEYS(x)` is looked up as a global like any other, and an
+    /// unknown global answers "".
     pub fn asterisk_variable(&mut self, box_index: BoxIndex, name: &str) -> Result<String, AriError> {
         self.pbx(box_index)?;
-        if let Some(path) = function_argument(name, "DB_DELETE") {
-            return Ok(self.boxes[box_index.0].astdb.remove(path).unwrap_or_default());
+        Ok(self.global_lookup(box_index, name).unwrap_or_default())
+    }
+
+    /// `POST /asterisk/variable?variable=&value=`: a name ending with `)` is a function write
+    /// (a `DB_DELETE(family/key)` write deletes the entry; a `DB()` write is refused from ARI,
+    /// as is any other function the stand-in does not model), a plain name sets a global.
+    /// Asterisk answers 204 whatever the function did.
+    pub fn set_asterisk_variable(&mut self, box_index: BoxIndex, name: &str, value: &str) -> Result<(), AriError> {
+        self.pbx(box_index)?;
+        let pbx = &mut self.boxes[box_index.0];
+        if name.ends_with(')') {
+            if let Some(path) = function_argument(name, "DB_DELETE") {
+                pbx.astdb.remove(path);
+            }
+            return Ok(());
         }
-        self.global_lookup(box_index, name)
-            .ok_or_else(|| AriError::NotFound { message: "Provided variable was not found".into() })
+        if pbx.globals.len() < GLOBALS_PER_BOX_MAX_COUNT || pbx.globals.contains_key(name) {
+            pbx.globals.insert(name.to_string(), value.to_string());
+        }
+        Ok(())
     }
 
     /// Runs the channel's hangup handlers, last pushed first, each from its location with its

@@ -151,4 +151,6 @@ pub(super) struct PbxBox {
     pub(super) astdb: BTreeMap<String, String>,
     /// Writes of new AstDB keys dropped at `ASTDB_ENTRIES_PER_BOX_MAX_COUNT`.
     pub(super) astdb_writes_dropped: u64,
+    /// Global variables set over ARI (`POST /asterisk/variable` with a plain name).
+    pub(super) globals: BTreeMap<String, String>,
 }

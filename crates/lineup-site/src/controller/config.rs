@@ -118,4 +118,8 @@ pub struct SiteCounters {
     pub missed_records_booked: u64,
     /// Missed-caller records dropped unreadable or refused (each with a warning).
     pub missed_records_bad: u64,
+    /// `StasisStart`s of this site's own missed-caller reader channels, ignored.
+    pub missed_readers_ignored: u64,
+    /// Reader channels a reconcile found left behind (a run that died mid-read), hung up.
+    pub missed_readers_hung_up: u64,
 }

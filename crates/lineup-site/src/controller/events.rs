@@ -51,6 +51,12 @@ impl SiteController {
         routing: &Routing,
     ) {
         let id = ch.id.clone();
+        // The driver's own missed-caller reader: nothing to route, and no room taken. The
+        // driver hangs it up once it has read the records.
+        if matches!(parse_stasis_entry(application, &args), Ok(StasisEntry::MissedReader)) {
+            self.counters.missed_readers_ignored += 1;
+            return;
+        }
         if let Some((call, fence)) = self.ring_legs.get(&id).cloned() {
             return self.ring_leg_answered(&id, &call, fence);
         }
@@ -66,6 +72,8 @@ impl SiteController {
             Ok(StasisEntry::Caller { queue, gate, priority }) => self.caller_entered(ch, queue, gate, priority),
             Ok(StasisEntry::OperatorLogin { operator }) => self.login_entered(id, ch.name, operator),
             Ok(StasisEntry::TrunkLeg { call }) => self.trunk_leg_arrived(&CallId::new(call), id),
+            // Returned above, before the room check.
+            Ok(StasisEntry::MissedReader) => {}
             Err(_) => {
                 // A bad entry goes back to the dialplan: no caller is ever left in Stasis.
                 self.counters.callers_invalid += 1;

@@ -1,9 +1,20 @@
 //! Callers who found this site's node down. The deploy dialplan's hangup handler
-//! (`[lineup-missed]` in `deploy/asterisk/extensions.conf`) writes one AstDB record per such
-//! caller, `lineup-missed/<uniqueid>` = `queue,gate,arrival epoch,hangup epoch,
-//! abandoned|fallback,caller number`. After each reconcile the controller asks for them
-//! (`Action::ReadMissedRecords`), proposes one `MissedWhileDown` per record, and deletes a
-//! record (`AriRequest::DeleteMissedRecord`) only once its command has a committed result.
+//! (`[lineup-missed]` in `deploy/asterisk/extensions.conf`) writes one AstDB entry per such
+//! caller with every field in its key and the value `1`:
+//! `lineup-missed/<queue>:<gate>:<arrival epoch>:<hangup epoch>:<abandoned|fallback>:<caller
+//! number>:<uniqueid>`. The uniqueid goes last, so a `:` in Asterisk's system name (part of a
+//! uniqueid) cannot move the other fields; the caller number is filtered to `0-9+*#` by the
+//! dialplan, and queue and gate are ids, so no key holds `/` or `,`.
+//!
+//! After each reconcile the controller asks for the keys (`Action::ReadMissedRecords`). ARI
+//! evaluates a dialplan function only on a channel (`GET /channels/{id}/variable`), and only
+//! the functions Asterisk allows from an HTTP thread: `DB_KEYS` is, `DB()` is not. So the
+//! driver creates a short-lived reader channel (`Local/s@lineup-missed-reader` into the
+//! `lineup` application with the argument `missed-reader`), reads
+//! `DB_KEYS(lineup-missed)` on it and hangs it up. The controller proposes one
+//! `MissedWhileDown` per key, and deletes the entry (`AriRequest::DeleteMissedRecord`, a
+//! `POST /asterisk/variable` writing `DB_DELETE(lineup-missed/KEY)`, a write Asterisk allows
+//! from ARI) only once its command has a committed result.
 //!
 //! The command id is `(missed_origin, serial from the uniqueid)`, so the same record read
 //! twice (a second reconcile, a restarted node) is the same command to the core; and the
@@ -27,18 +38,49 @@ pub const MISSED_FAMILY: &str = "lineup-missed";
 pub const QUEUED_VARIABLE: &str = "LINEUP_QUEUED";
 /// Most records handled per reconcile (read, proposed, deleted); the rest wait for the next.
 pub const MISSED_RECORDS_PER_RECONCILE_MAX: usize = 1_000;
-/// Longest caller number kept from a record (longer ones are cut).
-pub const MISSED_CALLER_NUMBER_MAX_CHARS: usize = 64;
+/// Longest caller number a record may carry (the dialplan cuts it to this length).
+pub const MISSED_CALLER_NUMBER_MAX_CHARS: usize = 32;
+/// Fields of a record's key: queue, gate, arrival, hangup, end, caller number, uniqueid.
+pub const MISSED_KEY_FIELDS_COUNT: usize = 7;
+/// The endpoint of the reader channel: the deploy dialplan's `[lineup-missed-reader]`,
+/// which only hangs up (the channel is never dialed; it only carries the function reads).
+pub const MISSED_READER_ENDPOINT: &str = "Local/s@lineup-missed-reader";
+/// The id of every reader channel starts with this, so a reconcile knows one left behind.
+pub const MISSED_READER_CHANNEL_ID_PREFIX: &str = "lineup-missed-reader-";
 
-/// `GET /asterisk/variable` names: the family's keys, one record, one record read and deleted.
+/// The function read on the reader channel: the family's keys, comma-separated (a comma in a
+/// key escaped with `\`).
 pub fn missed_keys_variable() -> String {
     format!("DB_KEYS({MISSED_FAMILY})")
 }
-pub fn missed_value_variable(key: &str) -> String {
-    format!("DB({MISSED_FAMILY}/{key})")
-}
+/// The function `POST /asterisk/variable` writes to delete one record.
 pub fn missed_delete_variable(key: &str) -> String {
     format!("DB_DELETE({MISSED_FAMILY}/{key})")
+}
+/// A reader channel's id, unique per read: the time of the read and a sequence number.
+pub fn missed_reader_channel_id(now_ms: u64, sequence: u64) -> ChannelId {
+    ChannelId::new(format!("{MISSED_READER_CHANNEL_ID_PREFIX}{now_ms}-{sequence}")).expect("digits and the prefix")
+}
+/// Whether a channel is a missed-caller reader (of this run or of one that died mid-read).
+pub fn is_missed_reader(channel: &ChannelId) -> bool {
+    channel.as_str().starts_with(MISSED_READER_CHANNEL_ID_PREFIX)
+}
+/// Splits a `DB_KEYS` answer into keys: commas separate, `\,` is a comma inside a key (and
+/// `\\` a backslash), as Asterisk escapes them. Empty keys are skipped.
+pub fn split_db_keys(answer: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut key = String::new();
+    let mut characters = answer.chars();
+    while let Some(c) = characters.next() {
+        match c {
+            '\\' => key.extend(characters.next()),
+            ',' => keys.push(std::mem::take(&mut key)),
+            other => key.push(other),
+        }
+    }
+    keys.push(key);
+    keys.retain(|key| !key.is_empty());
+    keys
 }
 
 /// The `CommandId::origin` of a site's missed-caller reports: `site << 32 | u32::MAX`, the
@@ -64,19 +106,37 @@ fn serial_of(uniqueid: &str) -> Option<u64> {
 
 /// Seconds since the epoch, as the dialplan's `${EPOCH}` writes them, in ms.
 fn epoch_ms(field: &str) -> Result<u64, String> {
-    let seconds: u64 = field.parse().map_err(|_| format!("{field:?} is not an epoch"))?;
-    seconds.checked_mul(1000).ok_or_else(|| format!("{field:?} is out of range"))
+    let digits = !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit());
+    let seconds: u64 = field.parse().ok().filter(|_| digits).ok_or_else(|| format!("\"{field}\" is not an epoch"))?;
+    seconds.checked_mul(1000).ok_or_else(|| format!("\"{field}\" is out of range"))
 }
 
-/// Parses one record strictly; the error says what is wrong with it.
-fn parse_record(call: CallId, site: SiteId, value: &str) -> Result<MissedCall, String> {
-    let fields: Vec<&str> = value.splitn(6, ',').collect();
-    let [queue, gate, arrived, hung_up, end, number] = fields.as_slice() else {
-        return Err(format!("{} fields where 6 were expected", fields.len()));
+/// A record's key taken apart: the uniqueid (the caller's channel id) and its fields.
+struct MissedKey<'a> {
+    uniqueid: &'a str,
+    queue: &'a str,
+    gate: &'a str,
+    arrived: &'a str,
+    hung_up: &'a str,
+    end: &'a str,
+    number: &'a str,
+}
+
+/// Splits a key into its `MISSED_KEY_FIELDS_COUNT` fields (the last, the uniqueid, keeps any
+/// `:` it has).
+fn split_key(key: &str) -> Result<MissedKey<'_>, String> {
+    let fields: Vec<&str> = key.splitn(MISSED_KEY_FIELDS_COUNT, ':').collect();
+    let [queue, gate, arrived, hung_up, end, number, uniqueid] = fields.as_slice() else {
+        return Err(format!("{} fields where {MISSED_KEY_FIELDS_COUNT} were expected", fields.len()));
     };
-    let queue = QueueId::new(*queue);
+    Ok(MissedKey { uniqueid, queue, gate, arrived, hung_up, end, number })
+}
+
+/// Parses the fields of one record strictly; the error says what is wrong with it.
+fn parse_record(call: CallId, site: SiteId, key: &MissedKey<'_>) -> Result<MissedCall, String> {
+    let queue = QueueId::new(key.queue);
     queue.validate().map_err(|e| format!("queue: {e}"))?;
-    let gate = match *gate {
+    let gate = match key.gate {
         "" => None,
         g => {
             let gate = GateId::new(g);
@@ -84,16 +144,27 @@ fn parse_record(call: CallId, site: SiteId, value: &str) -> Result<MissedCall, S
             Some(gate)
         }
     };
-    let fallback = match *end {
+    let fallback = match key.end {
         "abandoned" => false,
         "fallback" => true,
-        other => return Err(format!("{other:?} is neither abandoned nor fallback")),
+        other => return Err(format!("\"{other}\" is neither abandoned nor fallback")),
     };
-    // The caller id is the caller's to choose: only what history can hold is kept.
-    let caller_number: String =
-        number.chars().filter(|c| !c.is_control() && *c != '|').take(MISSED_CALLER_NUMBER_MAX_CHARS).collect();
-    let (entered_at_ms, ended_at_ms) = (epoch_ms(arrived)?, epoch_ms(hung_up)?);
-    Ok(MissedCall { call, queue, gate, site, caller_number, entered_at_ms, ended_at_ms, fallback })
+    // The dialplan wrote only these characters; anything else is not its record.
+    let number_ok = |c: char| c.is_ascii_digit() || matches!(c, '+' | '*' | '#');
+    if key.number.chars().count() > MISSED_CALLER_NUMBER_MAX_CHARS || !key.number.chars().all(number_ok) {
+        return Err(format!("caller number is not at most {MISSED_CALLER_NUMBER_MAX_CHARS} of 0-9 + * #"));
+    }
+    let (entered_at_ms, ended_at_ms) = (epoch_ms(key.arrived)?, epoch_ms(key.hung_up)?);
+    Ok(MissedCall {
+        call,
+        queue,
+        gate,
+        site,
+        caller_number: key.number.to_string(),
+        entered_at_ms,
+        ended_at_ms,
+        fallback,
+    })
 }
 
 impl SiteController {
@@ -106,25 +177,27 @@ impl SiteController {
         }
     }
 
-    /// The records the driver read: each becomes a proposal, or is deleted with the reason
-    /// it cannot be one. Records already being handled are skipped.
-    pub(super) fn on_missed_records(&mut self, records: Vec<(String, String)>) {
+    /// The record keys the driver read: each becomes a proposal, or is deleted with the
+    /// reason it cannot be one. Records already being handled are skipped.
+    pub(super) fn on_missed_records(&mut self, keys: Vec<String>) {
         let room = MISSED_RECORDS_PER_RECONCILE_MAX.saturating_sub(self.missed_in_flight.len());
-        let fresh: Vec<(String, String)> =
-            records.into_iter().filter(|(key, _)| !self.missed_in_flight.contains(key)).take(room).collect();
-        for (key, value) in fresh {
+        let fresh: Vec<String> =
+            keys.into_iter().filter(|key| !self.missed_in_flight.contains(key)).take(room).collect();
+        for key in fresh {
             self.missed_in_flight.insert(key.clone());
-            let parsed = ChannelId::new(key.as_str())
-                .map_err(|e| format!("key: {e}"))
-                .and_then(|channel| {
-                    serial_of(&key).ok_or_else(|| "key is not a uniqueid".to_string()).map(|s| (channel, s))
-                })
-                .and_then(|(channel, serial)| {
-                    parse_record(self.call_id_for(&channel), self.cfg.site, &value).map(|m| (m, serial))
-                });
+            let parsed = split_key(&key).and_then(|fields| {
+                let channel = ChannelId::new(fields.uniqueid).map_err(|e| format!("uniqueid: {e}"))?;
+                let serial =
+                    serial_of(fields.uniqueid).ok_or_else(|| "uniqueid is not seconds.sequence".to_string())?;
+                let missed = parse_record(self.call_id_for(&channel), self.cfg.site, &fields)?;
+                Ok((missed, serial))
+            });
             match parsed {
                 Ok((missed, serial)) => self.propose_missed(key, missed, serial),
-                Err(reason) => self.delete_missed(key, Some(format!("unreadable record {value:?}: {reason}"))),
+                Err(reason) => {
+                    let warning = format!("unreadable record: {reason}");
+                    self.delete_missed(key, Some(warning))
+                }
             }
         }
     }
@@ -168,23 +241,47 @@ impl SiteController {
 mod tests {
     use super::*;
 
+    fn parse(key: &str) -> Result<MissedCall, String> {
+        let fields = split_key(key)?;
+        parse_record(CallId::new(fields.uniqueid), SiteId(1), &fields)
+    }
+
     #[test]
     fn records_parse_strictly() {
-        let call = CallId::new("1-1700000000.3");
-        let m = parse_record(call.clone(), SiteId(1), "sales,main,1700000000,1700000017,abandoned,+1 555").unwrap();
+        let m = parse("sales:main:1700000000:1700000017:abandoned:+1555*#:1700000000.3").unwrap();
         assert_eq!((m.entered_at_ms, m.ended_at_ms, m.fallback), (1_700_000_000_000, 1_700_000_017_000, false));
-        assert_eq!((m.gate, m.caller_number.as_str()), (Some(GateId::new("main")), "+1 555"));
-        let m = parse_record(call.clone(), SiteId(1), "sales,,1,2,fallback,a,b|c").unwrap();
-        assert_eq!((m.gate, m.fallback, m.caller_number.as_str()), (None, true, "a,bc"));
+        assert_eq!((m.gate, m.caller_number.as_str()), (Some(GateId::new("main")), "+1555*#"));
+        assert_eq!(m.call, CallId::new("1700000000.3"));
+        let m = parse("sales::1:2:fallback::pbx:a-1700000000.3").unwrap();
+        assert_eq!((m.gate, m.fallback, m.caller_number.as_str()), (None, true, ""));
+        assert_eq!(m.call, CallId::new("pbx:a-1700000000.3"), "a ':' in the uniqueid stays in it");
+        let long_number = "1".repeat(MISSED_CALLER_NUMBER_MAX_CHARS + 1);
         for bad in [
-            "",
-            "sales,main,1,2,abandoned",
-            "sales,main,x,2,abandoned,",
-            "sales,main,1,2,left,",
-            "sa les,,1,2,fallback,",
+            "".to_string(),
+            "sales:main:1:2:abandoned:1700000000.3".to_string(),
+            "sales:main:x:2:abandoned::1700000000.3".to_string(),
+            "sales:main:+1:2:abandoned::1700000000.3".to_string(),
+            "sales:main:1:2:left::1700000000.3".to_string(),
+            "sa les::1:2:fallback::1700000000.3".to_string(),
+            "sales::1:2:fallback:12a:1700000000.3".to_string(),
+            format!("sales::1:2:fallback:{long_number}:1700000000.3"),
         ] {
-            assert!(parse_record(call.clone(), SiteId(1), bad).is_err(), "{bad:?}");
+            assert!(parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn db_keys_answers_split_on_unescaped_commas() {
+        assert_eq!(split_db_keys(""), Vec::<String>::new());
+        assert_eq!(split_db_keys("a:1,b:2"), ["a:1", "b:2"]);
+        assert_eq!(split_db_keys("a\\,b,c\\\\,d"), ["a,b", "c\\", "d"]);
+    }
+
+    #[test]
+    fn reader_channels_are_recognised_by_their_id() {
+        let reader = missed_reader_channel_id(1_700_000_000_000, 7);
+        assert!(is_missed_reader(&reader));
+        assert!(!is_missed_reader(&ChannelId::new("1700000000.3").unwrap()));
     }
 
     #[test]

@@ -185,6 +185,13 @@ impl SiteController {
     /// since the channel is tracked by then.
     fn enter_unknown_channels(&mut self, live: &BTreeMap<ChannelId, lineup_ari::Channel>, routing: &Routing) {
         for (id, ch) in live {
+            // A reader channel left by a run that died mid-read (this run's readers are hung
+            // up before the driver lists channels again): hang it up, never route it.
+            if super::missed::is_missed_reader(id) {
+                self.counters.missed_readers_hung_up += 1;
+                self.ari(AriRequest::Hangup(id.clone(), HangupReason::Normal));
+                continue;
+            }
             let known = self.callers.contains_key(id)
                 || self.operator_channels.contains_key(id)
                 || self.ring_legs.contains_key(id)

@@ -341,9 +341,8 @@ impl Rig {
                 self.inputs.push_back((site, Input::Reconcile { channels, bridges }));
             }
             Action::ReadMissedRecords { max } => {
-                let records =
-                    lineup_testkit::read_missed_records(&mut self.world, BoxIndex(site), max).expect("records");
-                self.inputs.push_back((site, Input::MissedRecords { records }));
+                let keys = lineup_testkit::read_missed_records(&mut self.world, BoxIndex(site), max).expect("records");
+                self.inputs.push_back((site, Input::MissedRecords { keys }));
             }
             Action::VerifyPin { token, pin, phc } => {
                 self.inputs.push_back((site, Input::PinVerified { token, ok: phc.phc() == fake_phc(pin.digits()) }));
