@@ -42,6 +42,7 @@ pub mod audit;
 mod auth;
 pub mod backend;
 mod call_metrics;
+mod alarm_policy;
 mod callback_policy;
 mod client_limits;
 pub mod config;
@@ -142,6 +143,8 @@ impl<B: ApiBackend> Routes<B> {
             .put("/v1/config", rest::put_config::<B>)
             .get("/v1/config/callback-policy", callback_policy::get_callback_policy::<B>)
             .put("/v1/config/callback-policy", callback_policy::put_callback_policy::<B>)
+            .get("/v1/config/alarm-policy", alarm_policy::get_alarm_policy::<B>)
+            .put("/v1/config/alarm-policy", alarm_policy::put_alarm_policy::<B>)
             .config_object::<QueueConfig>("/v1/config/queues/{id}")
             .config_object::<GateConfig>("/v1/config/gates/{id}")
             .config_object::<OperatorConfig>("/v1/config/operators/{id}")
