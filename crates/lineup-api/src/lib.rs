@@ -37,12 +37,12 @@
 //! unbounded; no live frame is serialized per client; no client goes unbounded (rate,
 //! wrong tokens, connections, WebSockets, header, body and idle time).
 
+mod alarm_policy;
 pub mod assets;
 pub mod audit;
 mod auth;
 pub mod backend;
 mod call_metrics;
-mod alarm_policy;
 mod callback_policy;
 mod client_limits;
 pub mod config;

@@ -60,7 +60,12 @@ impl AlarmPolicy {
             ("alarm_policy.longest_wait_clear_percent", self.longest_wait_clear_percent),
         ] {
             if percent > ALARM_CLEAR_MAX_PERCENT {
-                return invalid(field, format!("{percent} is above {ALARM_CLEAR_MAX_PERCENT} (the clear level must be below the raise level)"));
+                return invalid(
+                    field,
+                    format!(
+                        "{percent} is above {ALARM_CLEAR_MAX_PERCENT} (the clear level must be below the raise level)"
+                    ),
+                );
             }
         }
         if self.hold_ms > ALARM_HOLD_MAX_MS {

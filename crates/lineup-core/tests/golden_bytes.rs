@@ -143,9 +143,14 @@ fn missed_while_down_entry_encoding_is_pinned() {
 }
 
 fn alarm_policy_command() -> Command {
-    let mut policy = AlarmPolicy { depth_clear_percent: 75, longest_wait_clear_percent: 80, hold_ms: 30_000, ..Default::default() };
+    let mut policy =
+        AlarmPolicy { depth_clear_percent: 75, longest_wait_clear_percent: 80, hold_ms: 30_000, ..Default::default() };
     policy.queues.insert(QueueId::new("sales"), QueueAlarmClear { depth_clear: Some(5), longest_wait_clear_ms: None });
-    Command { id: CommandId { origin: 2, serial: 6 }, at_ms: 1_795_419_003_000, body: CommandBody::PutAlarmPolicy(policy) }
+    Command {
+        id: CommandId { origin: 2, serial: 6 },
+        at_ms: 1_795_419_003_000,
+        body: CommandBody::PutAlarmPolicy(policy),
+    }
 }
 
 /// PutAlarmPolicy (variant 0x23) | depth 4b (75 %) | longest wait 50 (80 %) | hold fb+u16

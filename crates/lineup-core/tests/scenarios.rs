@@ -873,7 +873,8 @@ fn the_alarm_policy_sets_clear_levels_and_hold() {
     }
     h.ok(CommandBody::Abandoned { call: id("c4") });
     assert_eq!(alarm_flips(&h.advance(1_000)), vec![(AlarmKind::Depth, false, 3, 3)]);
-    let (refused, _) = h.apply(CommandBody::PutAlarmPolicy(AlarmPolicy { depth_clear_percent: 100, ..Default::default() }));
+    let (refused, _) =
+        h.apply(CommandBody::PutAlarmPolicy(AlarmPolicy { depth_clear_percent: 100, ..Default::default() }));
     assert!(refused.unwrap_err().to_string().contains("alarm_policy.depth_clear_percent"));
 }
 

@@ -276,7 +276,8 @@ async fn policy_change<P: serde::Serialize + serde::de::DeserializeOwned + Parti
 ) -> anyhow::Result<Option<(&'static str, serde_json::Value)>> {
     let Some(policy) = policy else { return Ok(None) };
     let name = policy_name(path);
-    let current: P = serde_json::from_value(api.get(path).await?).with_context(|| format!("the node's {name} answer"))?;
+    let current: P =
+        serde_json::from_value(api.get(path).await?).with_context(|| format!("the node's {name} answer"))?;
     if current == *policy {
         return Ok(None);
     }

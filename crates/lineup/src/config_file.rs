@@ -4,7 +4,8 @@
 //! a later semantic check (the core's validation) complains about.
 
 use lineup_core::{
-    AlarmPolicy, CallbackPolicy, ConfigProblem, CoreError, GateConfig, OperatorConfig, QueueConfig, RoutingConfigSet, ScheduleConfig,
+    AlarmPolicy, CallbackPolicy, ConfigProblem, CoreError, GateConfig, OperatorConfig, QueueConfig, RoutingConfigSet,
+    ScheduleConfig,
 };
 use serde::de::DeserializeOwned;
 use std::fmt;
