@@ -37,6 +37,7 @@
 //! unbounded; no live frame is serialized per client; no client goes unbounded (rate,
 //! wrong tokens, connections, WebSockets, header, body and idle time).
 
+mod alarm_policy;
 pub mod assets;
 pub mod audit;
 mod auth;
@@ -142,6 +143,8 @@ impl<B: ApiBackend> Routes<B> {
             .put("/v1/config", rest::put_config::<B>)
             .get("/v1/config/callback-policy", callback_policy::get_callback_policy::<B>)
             .put("/v1/config/callback-policy", callback_policy::put_callback_policy::<B>)
+            .get("/v1/config/alarm-policy", alarm_policy::get_alarm_policy::<B>)
+            .put("/v1/config/alarm-policy", alarm_policy::put_alarm_policy::<B>)
             .config_object::<QueueConfig>("/v1/config/queues/{id}")
             .config_object::<GateConfig>("/v1/config/gates/{id}")
             .config_object::<OperatorConfig>("/v1/config/operators/{id}")

@@ -247,6 +247,9 @@ pub enum CommandBody {
     /// recorded in history, refused if the call is known. Appended last so older entries
     /// decode unchanged.
     MissedWhileDown(MissedCall),
+    /// Replace the queue alarms' clear levels and hold (part of the routing config).
+    /// Appended last so older entries decode unchanged.
+    PutAlarmPolicy(crate::alarm_policy::AlarmPolicy),
 }
 
 impl CommandBody {
@@ -286,6 +289,7 @@ impl CommandBody {
             CommandBody::OperatorLoginFrom { .. } => "operator_login_from",
             CommandBody::PinRejected { .. } => "pin_rejected",
             CommandBody::PutCallbackPolicy(_) => "put_callback_policy",
+            CommandBody::PutAlarmPolicy(_) => "put_alarm_policy",
             CommandBody::Audited { .. } => "audited",
             CommandBody::MissedWhileDown(_) => "missed_while_down",
         }

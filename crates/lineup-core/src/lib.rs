@@ -17,6 +17,7 @@
 //! - [`codec`]: the one module that knows the wire/disk encoding.
 //! - [`apply_index`]: the apply index (Raft log index × 256 + position in the entry).
 
+pub mod alarm_policy;
 pub mod apply_index;
 pub mod audit;
 pub mod callback_policy;
@@ -33,6 +34,7 @@ pub mod routing;
 pub mod schedule;
 pub mod stats;
 
+pub use alarm_policy::{AlarmPolicy, QueueAlarmClear, ALARM_HOLD_DEFAULT_MS};
 pub use apply_index::ApplyIndex;
 pub use audit::{AuditActor, AuditRecord, AuditRole, AUDIT_ACTOR_NAME_MAX_BYTES};
 pub use callback_policy::{

@@ -230,6 +230,7 @@ impl Routing {
             CommandBody::ChangePriority { call, .. } => self.check_change_priority(call).map(|_| ()),
             CommandBody::RequestCallback { call, number } => self.check_request_callback(call, number).map(|_| ()),
             CommandBody::PutCallbackPolicy(policy) => policy.validate(),
+            CommandBody::PutAlarmPolicy(policy) => policy.validate(),
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;
                 self.check_command(body)
@@ -274,6 +275,7 @@ impl Routing {
             }
             CommandBody::PinRejected { operator } => self.pin_rejected(operator),
             CommandBody::PutCallbackPolicy(policy) => self.put_callback_policy(policy),
+            CommandBody::PutAlarmPolicy(policy) => self.put_alarm_policy(policy),
             CommandBody::OperatorLogout { operator } => self.logout(operator),
             CommandBody::OperatorState { operator, state } => self.operator_state(operator, state),
             CommandBody::Connected { call, operator, fence } => self.connected(call, operator, *fence),

@@ -141,3 +141,26 @@ fn missed_while_down_entry_encoding_is_pinned() {
     assert_eq!(hex(&bytes), MISSED_GOLDEN);
     assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
 }
+
+fn alarm_policy_command() -> Command {
+    let mut policy =
+        AlarmPolicy { depth_clear_percent: 75, longest_wait_clear_percent: 80, hold_ms: 30_000, ..Default::default() };
+    policy.queues.insert(QueueId::new("sales"), QueueAlarmClear { depth_clear: Some(5), longest_wait_clear_ms: None });
+    Command {
+        id: CommandId { origin: 2, serial: 6 },
+        at_ms: 1_795_419_003_000,
+        body: CommandBody::PutAlarmPolicy(policy),
+    }
+}
+
+/// PutAlarmPolicy (variant 0x23) | depth 4b (75 %) | longest wait 50 (80 %) | hold fb+u16
+/// 30 000 | one queue: 05 "sales", depth_clear 01 05, longest_wait_clear_ms 00.
+const ALARM_POLICY_GOLDEN: &str = "010206fd78d84f07a2010000234b50fb3075010573616c6573010500";
+
+#[test]
+fn put_alarm_policy_entry_encoding_is_pinned() {
+    let command = alarm_policy_command();
+    let bytes = encode_versioned(&command).unwrap();
+    assert_eq!(hex(&bytes), ALARM_POLICY_GOLDEN);
+    assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+}

@@ -705,7 +705,14 @@ fn a_snapshot_without_the_unreachable_set_restores() {
     h.ok(CommandBody::PutCallbackPolicy(empty_policy));
     h.enqueue("c1", "sales", SITE_A);
     let bytes = h.routing.snapshot_bytes();
-    // The old layout is the new one without its last three fields: the outages, the phone
+    // Last come the alarms: the default policy (80, 80, 30 000 ms, no queues) and no raise
+    // times. Without them the bytes are the layout before alarms, which restores too.
+    let alarms = [80, 80, 0xfb, 0x30, 0x75, 0, 0];
+    assert!(bytes.ends_with(&alarms));
+    let bytes = &bytes[..bytes.len() - alarms.len()];
+    let before_alarms = Routing::restore(bytes).unwrap();
+    assert_eq!(before_alarms.alarm_policy(), &AlarmPolicy::default());
+    // The older layout is that without its last three fields: the outages, the phone
     // logins (two empty maps each) and the callback policy (three empty lists).
     assert!(bytes.ends_with(&[0; 7]));
     let old = &bytes[..bytes.len() - 7];
@@ -782,8 +789,93 @@ fn alarms_raise_and_clear() {
     assert!(effects.iter().any(|e| matches!(e, Effect::Alarm { kind: AlarmKind::LongestWait, raised: true, .. })));
     h.ok(CommandBody::Abandoned { call: id("c1") });
     h.ok(CommandBody::Abandoned { call: id("c2") });
+    // Depth was raised a minute ago and clears; the longest wait is held for its 30 s.
     let effects = h.advance(1_000);
-    assert_eq!(effects.iter().filter(|e| matches!(e, Effect::Alarm { raised: false, .. })).count(), 2);
+    assert_eq!(alarm_flips(&effects), vec![(AlarmKind::Depth, false, 0, 1)]);
+    let effects = h.advance(ALARM_HOLD_DEFAULT_MS);
+    assert_eq!(alarm_flips(&effects), vec![(AlarmKind::LongestWait, false, 0, 48_000)]);
+}
+
+/// (kind, raised, value, level crossed) of each alarm effect, in order.
+fn alarm_flips(effects: &[Effect]) -> Vec<(AlarmKind, bool, u64, u64)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Alarm { kind, raised, value, threshold, .. } => Some((*kind, *raised, *value, *threshold)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A depth queue raising at 8 (clear level 6 by default) with callers c0..c{depth-1}.
+fn depth_alarm_harness(depth: usize) -> Harness {
+    let mut h = Harness::new();
+    h.queue(QueueConfig { id: QueueId::new("sales"), alarm_depth: Some(8), ..Default::default() });
+    for n in 0..depth {
+        h.enqueue(&format!("c{n}"), "sales", SITE_A);
+    }
+    h
+}
+
+#[test]
+fn a_depth_hovering_at_its_level_raises_once_and_clears_once() {
+    let mut h = depth_alarm_harness(7);
+    let mut flips = Vec::new();
+    // Depth 8, 7, 8, 7, ... for ten minutes, a change every 3 s.
+    for step in 0..200u32 {
+        if step % 2 == 0 {
+            h.enqueue(&format!("x{step}"), "sales", SITE_A);
+        } else {
+            h.ok(CommandBody::Abandoned { call: id(&format!("x{}", step - 1)) });
+        }
+        flips.extend(alarm_flips(&h.advance(3_000)));
+    }
+    assert_eq!(flips, vec![(AlarmKind::Depth, true, 8, 8)]);
+    // Down to the clear level (6): it clears, once.
+    h.ok(CommandBody::Abandoned { call: id("c0") });
+    flips.extend(alarm_flips(&h.advance(1_000)));
+    for _ in 0..10 {
+        flips.extend(alarm_flips(&h.advance(3_000)));
+    }
+    assert_eq!(flips, vec![(AlarmKind::Depth, true, 8, 8), (AlarmKind::Depth, false, 6, 6)]);
+    assert!(!h.routing.queue_summary(&QueueId::new("sales")).unwrap().alarm_depth);
+}
+
+#[test]
+fn a_raised_alarm_is_held_before_it_clears() {
+    let mut h = depth_alarm_harness(8);
+    assert_eq!(alarm_flips(&h.advance(1_000)), vec![(AlarmKind::Depth, true, 8, 8)]);
+    for n in 0..8 {
+        h.ok(CommandBody::Abandoned { call: id(&format!("c{n}")) });
+    }
+    // Empty at once, but raised 1 s ago: held until 30 s after the raise.
+    let mut cleared_after_ms = None;
+    for second in 2..=40u64 {
+        if !alarm_flips(&h.advance(1_000)).is_empty() {
+            cleared_after_ms = Some(second * 1_000);
+            break;
+        }
+    }
+    assert_eq!(cleared_after_ms, Some(1_000 + ALARM_HOLD_DEFAULT_MS));
+}
+
+#[test]
+fn the_alarm_policy_sets_clear_levels_and_hold() {
+    let mut h = depth_alarm_harness(8);
+    let mut policy = AlarmPolicy { hold_ms: 0, ..Default::default() };
+    policy.queues.insert(QueueId::new("sales"), QueueAlarmClear { depth_clear: Some(3), longest_wait_clear_ms: None });
+    h.ok(CommandBody::PutAlarmPolicy(policy.clone()));
+    assert_eq!(h.routing.alarm_policy(), &policy);
+    assert_eq!(alarm_flips(&h.advance(1_000)), vec![(AlarmKind::Depth, true, 8, 8)]);
+    for n in 0..4 {
+        h.ok(CommandBody::Abandoned { call: id(&format!("c{n}")) });
+        assert!(alarm_flips(&h.advance(1_000)).is_empty(), "still above 3 at depth {}", 7 - n);
+    }
+    h.ok(CommandBody::Abandoned { call: id("c4") });
+    assert_eq!(alarm_flips(&h.advance(1_000)), vec![(AlarmKind::Depth, false, 3, 3)]);
+    let (refused, _) =
+        h.apply(CommandBody::PutAlarmPolicy(AlarmPolicy { depth_clear_percent: 100, ..Default::default() }));
+    assert!(refused.unwrap_err().to_string().contains("alarm_policy.depth_clear_percent"));
 }
 
 #[test]

@@ -83,8 +83,10 @@ fn login_without_a_call() -> CommandBody {
     CommandBody::OperatorLogin { operator: OperatorId::new("bob"), site: SiteId(1), channel: Some("op-bob".into()) }
 }
 
-/// Version 01, then the state's fields in declaration order (queues, gates, operators, ...).
-const GOLDEN: &str = concat!(
+/// What the version before `alarms` wrote for the same state: version 01, then the state's
+/// fields in declaration order (queues, gates, operators, ...). Kept unedited: a node
+/// upgraded in place must restore it.
+const GOLDEN_BEFORE_ALARMS: &str = concat!(
     "01010573616c65730573616c6573000500000000fbe80300000000000003fcc0d4010000fb983a03fb881300fb204e00",
     "00000000000000fc20bf020002010100000000000000000000000000000000000103626f6203626f6203426f62010000",
     "0000010573616c657301030e612d313739353332353232342e31fb0003010101066f702d626f62fdc0cc4f07a2010000",
@@ -113,10 +115,25 @@ const GOLDEN_BEFORE_PHONE_LOGINS: &str = concat!(
     "fdc0cc4f07a2010000fb0004000000",
 );
 
+/// The state's last field, `alarms`, as this version appends it: the default policy
+/// (clear at 80 % of depth and of longest wait, 30 000 ms hold, no per-queue levels) and no
+/// raise times.
+const DEFAULT_ALARMS: &str = "5050fb30750000";
+
 #[test]
 fn routing_snapshot_encoding_is_pinned() {
     let bytes = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
-    assert_eq!(hex(&bytes), GOLDEN, "the routing snapshot encoding changed");
+    let golden = format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}");
+    assert_eq!(hex(&bytes), golden, "the routing snapshot encoding changed");
+}
+
+#[test]
+fn a_snapshot_from_before_alarms_restores() {
+    let restored = Routing::restore(&from_hex(GOLDEN_BEFORE_ALARMS)).unwrap();
+    restored.check_invariants().unwrap();
+    assert_eq!(restored.alarm_policy(), &AlarmPolicy::default());
+    let now = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
+    assert_eq!(restored.snapshot_bytes(), now);
 }
 
 #[test]
@@ -182,7 +199,8 @@ fn routing_with_refusals() -> (Routing, Vec<(CommandId, CoreError)>) {
 }
 
 /// The snapshot of `routing_with_refusals`, as the version before the dedup window kept
-/// its own refusal record wrote it (it kept `CoreError` itself, with the same layout).
+/// its own refusal record wrote it (it kept `CoreError` itself, with the same layout, and
+/// had no `alarms`).
 const GOLDEN_REFUSALS: &str = concat!(
     "01010573616c65730573616c6573000500000000fbe80300000000000003fcc0d4010000fb983a03fb881300fb204e00",
     "00000000000000fc20bf0200000000000000000000000000000000000000000000000000010205010000020000030100",
@@ -204,7 +222,8 @@ fn refusals_in_the_dedup_window_are_pinned_and_restore() {
     let (routing, refusals) = routing_with_refusals();
     assert_eq!(refusals.len(), 3, "{refusals:?}");
     let bytes = routing.snapshot_bytes();
-    assert_eq!(hex(&bytes), GOLDEN_REFUSALS, "the snapshot encoding of refusals changed");
+    let golden = format!("{GOLDEN_REFUSALS}{DEFAULT_ALARMS}");
+    assert_eq!(hex(&bytes), golden, "the snapshot encoding of refusals changed");
     let restored = Routing::restore(&from_hex(GOLDEN_REFUSALS)).unwrap();
     assert_eq!(restored.snapshot_bytes(), bytes);
     for (id, refusal) in refusals {

@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 41] = [
+pub const API_ROUTES: [(&str, &str); 43] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -52,6 +52,8 @@ pub const API_ROUTES: [(&str, &str); 41] = [
     ("PUT", "/v1/config/schedules/{}"),
     ("GET", "/v1/config/callback-policy"),
     ("PUT", "/v1/config/callback-policy"),
+    ("GET", "/v1/config/alarm-policy"),
+    ("PUT", "/v1/config/alarm-policy"),
     ("DELETE", "/v1/config/schedules/{}"),
     ("GET", "/v1/queues"),
     ("GET", "/v1/operators"),

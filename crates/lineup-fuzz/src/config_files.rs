@@ -17,7 +17,7 @@ fn text(path: &str, data: &[u8]) -> ConfigText {
 /// (the same set).
 pub fn routing_config(data: &[u8]) {
     let text = text("routing.toml", data);
-    let Ok((set, policy)) = load_routing(&text) else { return };
+    let Ok((set, policies)) = load_routing(&text) else { return };
     let mut routing = Routing::new();
     let command = |serial, body| Command { id: CommandId { origin: ADMIN_ORIGIN, serial }, at_ms: EPOCH_MS, body };
     routing.apply(256, &command(1, CommandBody::Tick { now_ms: EPOCH_MS }));
@@ -26,16 +26,22 @@ pub fn routing_config(data: &[u8]) {
         panic!("a set load_routing accepted was refused by apply: {refusal}");
     }
     check(&routing, "apply_config");
-    if let Some(policy) = &policy {
+    if let Some(policy) = &policies.callback {
         let applied = routing.apply(768, &command(3, CommandBody::PutCallbackPolicy(policy.clone())));
         if let Err(refusal) = &applied.result {
             panic!("a callback policy load_routing accepted was refused by apply: {refusal}");
         }
     }
-    let exported = routing_to_toml(&set, policy.as_ref()).expect("a valid set exports");
+    if let Some(policy) = &policies.alarm {
+        let applied = routing.apply(1024, &command(4, CommandBody::PutAlarmPolicy(policy.clone())));
+        if let Err(refusal) = &applied.result {
+            panic!("an alarm policy load_routing accepted was refused by apply: {refusal}");
+        }
+    }
+    let exported = routing_to_toml(&set, &policies).expect("a valid set exports");
     let again = load_routing(&ConfigText { path: "exported.toml".into(), text: exported })
         .unwrap_or_else(|error| panic!("an exported set does not load: {error}"));
-    assert_eq!(again, (set, policy), "export → load changed the set");
+    assert_eq!(again, (set, policies), "export → load changed the set");
 }
 
 /// A node TOML → `NodeSettings::load` (secrets from the environment, addresses, roles).

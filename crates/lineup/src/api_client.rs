@@ -3,10 +3,10 @@
 //! do: writes go through Raft from wherever they enter.
 
 use crate::api_http::HttpClient;
-use crate::config_file::{load_routing, routing_problem, routing_to_toml, ConfigText};
+use crate::config_file::{load_routing, routing_problem, routing_to_toml, ConfigText, RoutingPolicies};
 use anyhow::Context;
 use hyper::Method;
-use lineup_core::{CallbackPolicy, ConfigChange, ConfigProblem, RoutingConfigSet};
+use lineup_core::{AlarmPolicy, CallbackPolicy, ConfigChange, ConfigProblem, RoutingConfigSet};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -209,15 +209,18 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 let api = Api::new(target)?;
                 let set: RoutingConfigSet =
                     serde_json::from_value(api.get("/v1/config").await?).context("the node's config answer")?;
-                let policy: CallbackPolicy = serde_json::from_value(api.get(CALLBACK_POLICY_PATH).await?)
+                let callback: CallbackPolicy = serde_json::from_value(api.get(CALLBACK_POLICY_PATH).await?)
                     .context("the node's callback policy answer")?;
-                print!("{}", routing_to_toml(&set, Some(&policy))?);
+                let alarm: AlarmPolicy = serde_json::from_value(api.get(ALARM_POLICY_PATH).await?)
+                    .context("the node's alarm policy answer")?;
+                let policies = RoutingPolicies { callback: Some(callback), alarm: Some(alarm) };
+                print!("{}", routing_to_toml(&set, &policies)?);
                 Ok(())
             }
             ConfigCommand::Apply { file, target, dry_run } => {
                 let text = ConfigText::read(file)?;
                 // Checked here first, so a mistake is reported against the file's lines.
-                let (set, policy) = load_routing(&text)?;
+                let (set, policies) = load_routing(&text)?;
                 let api = Api::new(target)?;
                 warn_about_sites_outside_the_cluster(&api, &set).await;
                 let set_json = serde_json::to_value(&set)?;
@@ -227,22 +230,23 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                     Err((status, body)) => return Err(refusal(&text, status, &body)),
                 };
                 print_changes(&changes);
-                let policy_changed = policy_change(&api, policy.as_ref()).await?;
-                if *dry_run || (changes.is_empty() && policy_changed.is_none()) {
+                let callback_changed = policy_change(&api, CALLBACK_POLICY_PATH, policies.callback.as_ref()).await?;
+                let alarm_changed = policy_change(&api, ALARM_POLICY_PATH, policies.alarm.as_ref()).await?;
+                let policies_changed = [callback_changed, alarm_changed].into_iter().flatten().collect::<Vec<_>>();
+                if *dry_run || (changes.is_empty() && policies_changed.is_empty()) {
                     return Ok(());
                 }
-                let applied = changes.len() + usize::from(policy_changed.is_some());
+                let applied = changes.len() + policies_changed.len();
                 if !changes.is_empty() {
                     if let Err((status, body)) = api.send(Method::PUT, "/v1/config", Some(set_json)).await? {
                         return Err(refusal(&text, status, &body));
                     }
                 }
-                // The policy stands apart from the objects (nothing refers to it), so it is
-                // its own command, after the set.
-                if let Some(policy) = policy_changed {
-                    let policy = serde_json::to_value(&policy)?;
-                    if let Err((status, body)) = api.send(Method::PUT, CALLBACK_POLICY_PATH, Some(policy)).await? {
-                        anyhow::bail!("the callback policy was refused ({status}): {}", describe(&body));
+                // The policies stand apart from the objects (nothing refers to them), so each
+                // is its own command, after the set.
+                for (path, policy) in policies_changed {
+                    if let Err((status, body)) = api.send(Method::PUT, path, Some(policy)).await? {
+                        anyhow::bail!("the {} was refused ({status}): {}", policy_name(path), describe(&body));
                     }
                 }
                 // Committed by a majority; exports read linearizably, so every node shows it now.
@@ -254,17 +258,31 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
 }
 
 const CALLBACK_POLICY_PATH: &str = "/v1/config/callback-policy";
+const ALARM_POLICY_PATH: &str = "/v1/config/alarm-policy";
 
-/// The file's callback policy when it differs from the cluster's (and says so).
-async fn policy_change(api: &Api, policy: Option<&CallbackPolicy>) -> anyhow::Result<Option<CallbackPolicy>> {
+fn policy_name(path: &str) -> &'static str {
+    if path == ALARM_POLICY_PATH {
+        "alarm policy"
+    } else {
+        "callback policy"
+    }
+}
+
+/// The file's policy (the route's body) when it differs from the cluster's (and says so).
+async fn policy_change<P: serde::Serialize + serde::de::DeserializeOwned + PartialEq>(
+    api: &Api,
+    path: &'static str,
+    policy: Option<&P>,
+) -> anyhow::Result<Option<(&'static str, serde_json::Value)>> {
     let Some(policy) = policy else { return Ok(None) };
-    let current: CallbackPolicy =
-        serde_json::from_value(api.get(CALLBACK_POLICY_PATH).await?).context("the node's callback policy answer")?;
+    let name = policy_name(path);
+    let current: P =
+        serde_json::from_value(api.get(path).await?).with_context(|| format!("the node's {name} answer"))?;
     if current == *policy {
         return Ok(None);
     }
-    println!("~ callback_policy");
-    Ok(Some(policy.clone()))
+    println!("~ {}", name.replace(' ', "_"));
+    Ok(Some((path, serde_json::to_value(policy)?)))
 }
 
 /// Operators assigned to a site that is not a member of the cluster cannot log in until it

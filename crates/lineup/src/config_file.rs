@@ -4,7 +4,8 @@
 //! a later semantic check (the core's validation) complains about.
 
 use lineup_core::{
-    CallbackPolicy, ConfigProblem, CoreError, GateConfig, OperatorConfig, QueueConfig, RoutingConfigSet, ScheduleConfig,
+    AlarmPolicy, CallbackPolicy, ConfigProblem, CoreError, GateConfig, OperatorConfig, QueueConfig, RoutingConfigSet,
+    ScheduleConfig,
 };
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -197,7 +198,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// A routing config file: the config set, and the callback policy when the file has one.
+/// A routing config file: the config set, and the policies the file has.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingFile {
@@ -208,11 +209,22 @@ pub struct RoutingFile {
     /// `[callback_policy]`; absent leaves the cluster's policy as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_policy: Option<CallbackPolicy>,
+    /// `[alarm_policy]`; absent leaves the cluster's policy as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm_policy: Option<AlarmPolicy>,
+}
+
+/// The routing file's sections that stand apart from the set (nothing in the set refers to
+/// them): each is its own command. None leaves the cluster's as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoutingPolicies {
+    pub callback: Option<CallbackPolicy>,
+    pub alarm: Option<AlarmPolicy>,
 }
 
 /// Reads and validates a routing config file (queues, gates, operators, schedules, and the
-/// callback policy when there is one).
-pub fn load_routing(text: &ConfigText) -> Result<(RoutingConfigSet, Option<CallbackPolicy>), ConfigFileError> {
+/// policies it has).
+pub fn load_routing(text: &ConfigText) -> Result<(RoutingConfigSet, RoutingPolicies), ConfigFileError> {
     let file: RoutingFile = text.parse()?;
     let set = RoutingConfigSet {
         schedules: file.schedules,
@@ -222,13 +234,17 @@ pub fn load_routing(text: &ConfigText) -> Result<(RoutingConfigSet, Option<Callb
     };
     let set = set.normalized();
     set.validate().map_err(|problem| routing_problem(text, &problem))?;
+    let field_error = |section: &str, e: CoreError| match e {
+        CoreError::InvalidField { field, reason } => text.field_error(&field, &reason),
+        other => text.field_error(section, &other.to_string()),
+    };
     if let Some(policy) = &file.callback_policy {
-        policy.validate().map_err(|e| match e {
-            CoreError::InvalidField { field, reason } => text.field_error(&field, &reason),
-            other => text.field_error("callback_policy", &other.to_string()),
-        })?;
+        policy.validate().map_err(|e| field_error("callback_policy", e))?;
     }
-    Ok((set, file.callback_policy))
+    if let Some(policy) = &file.alarm_policy {
+        policy.validate().map_err(|e| field_error("alarm_policy", e))?;
+    }
+    Ok((set, RoutingPolicies { callback: file.callback_policy, alarm: file.alarm_policy }))
 }
 
 /// Locates a problem the core (or a node) reported about a set read from `text`.
@@ -238,13 +254,14 @@ pub fn routing_problem(text: &ConfigText, problem: &ConfigProblem) -> ConfigFile
 }
 
 /// The routing config as a TOML document (`lineup config export`).
-pub fn routing_to_toml(set: &RoutingConfigSet, policy: Option<&CallbackPolicy>) -> Result<String, toml::ser::Error> {
+pub fn routing_to_toml(set: &RoutingConfigSet, policies: &RoutingPolicies) -> Result<String, toml::ser::Error> {
     let file = RoutingFile {
         schedules: set.schedules.clone(),
         queues: set.queues.clone(),
         gates: set.gates.clone(),
         operators: set.operators.clone(),
-        callback_policy: policy.cloned(),
+        callback_policy: policies.callback.clone(),
+        alarm_policy: policies.alarm.clone(),
     };
     let body = toml::to_string_pretty(&file)?;
     Ok(format!(
@@ -288,6 +305,10 @@ skills = { english = 80 }
     }
 
     fn load_with_policy(text: &str) -> Result<(RoutingConfigSet, Option<CallbackPolicy>), ConfigFileError> {
+        load_with_policies(text).map(|(set, policies)| (set, policies.callback))
+    }
+
+    fn load_with_policies(text: &str) -> Result<(RoutingConfigSet, RoutingPolicies), ConfigFileError> {
         load_routing(&ConfigText::from_string("routing.toml", text))
     }
 
@@ -351,7 +372,7 @@ skills = { english = 80 }
     fn a_good_file_loads_and_exports_to_an_equal_set() {
         let set = load(GOOD).unwrap();
         assert_eq!(set.queues.len(), 2);
-        let exported = routing_to_toml(&set, None).unwrap();
+        let exported = routing_to_toml(&set, &RoutingPolicies::default()).unwrap();
         assert_eq!(load(&exported).unwrap(), set);
     }
 
@@ -400,13 +421,35 @@ skills = { english = 80 }
         let policy = policy.expect("the file has a policy");
         assert_eq!(policy.allowed_patterns, vec!["_33ZXXXXXXXX".to_string()]);
         assert_eq!(policy.denied_numbers, CallbackPolicy::default().denied_numbers, "absent lists keep the defaults");
-        let exported = routing_to_toml(&set, Some(&policy)).unwrap();
+        let policies = RoutingPolicies { callback: Some(policy.clone()), alarm: None };
+        let exported = routing_to_toml(&set, &policies).unwrap();
         assert_eq!(load_with_policy(&exported).unwrap(), (set, Some(policy)));
         assert_eq!(load_with_policy(GOOD).unwrap().1, None, "no section: the cluster's policy stays");
         let bad = with_policy.replace("_33ZXXXXXXXX", "33[");
         let e = load_with_policy(&bad).unwrap_err();
         assert_eq!(e.field, "callback_policy.allowed_patterns", "{e}");
         assert_eq!(e.line, Some(bad.lines().position(|l| l.contains("33[")).unwrap() + 1), "{e}");
+    }
+
+    #[test]
+    fn an_alarm_policy_loads_exports_and_a_bad_value_names_its_line() {
+        let with_policy = format!(
+            "{GOOD}\n[alarm_policy]\nhold_ms = 60000\ndepth_clear_percent = 50\n\n[alarm_policy.queues.sales]\ndepth_clear = 3\n"
+        );
+        let (set, policies) = load_with_policies(&with_policy).unwrap();
+        let policy = policies.alarm.clone().expect("the file has an alarm policy");
+        assert_eq!((policy.hold_ms, policy.depth_clear_percent), (60_000, 50));
+        assert_eq!(policy.longest_wait_clear_percent, AlarmPolicy::default().longest_wait_clear_percent);
+        assert_eq!(policy.queues[&lineup_core::QueueId::new("sales")].depth_clear, Some(3));
+        let exported = routing_to_toml(&set, &policies).unwrap();
+        assert_eq!(load_with_policies(&exported).unwrap(), (set, policies));
+        assert_eq!(load_with_policies(GOOD).unwrap().1.alarm, None, "no section: the cluster's policy stays");
+        let bad = with_policy.replace("hold_ms = 60000", "hold_ms = 99999999");
+        let e = load_with_policies(&bad).unwrap_err();
+        assert_eq!(e.field, "alarm_policy.hold_ms", "{e}");
+        assert_eq!(e.line, Some(bad.lines().position(|l| l.contains("99999999")).unwrap() + 1), "{e}");
+        let e = load_with_policies(&with_policy.replace("depth_clear = 3", "depth_clera = 3")).unwrap_err();
+        assert!(e.message.contains("depth_clera"), "{e}");
     }
 
     #[test]

@@ -291,6 +291,12 @@ impl Routing {
         Ok(Response::Done)
     }
 
+    pub(super) fn put_alarm_policy(&mut self, policy: &crate::alarm_policy::AlarmPolicy) -> CommandResult {
+        policy.validate()?;
+        self.state.alarms.policy = policy.clone();
+        Ok(Response::Done)
+    }
+
     pub(super) fn put_schedule(&mut self, cfg: &ScheduleConfig) -> CommandResult {
         crate::schedule::validate(cfg)?;
         self.state.schedules.insert(cfg.id.clone(), cfg.clone());

@@ -99,6 +99,11 @@ impl Routing {
         &self.state.callback_policy
     }
 
+    /// When raised queue alarms clear.
+    pub fn alarm_policy(&self) -> &crate::alarm_policy::AlarmPolicy {
+        &self.state.alarms.policy
+    }
+
     pub fn config_set(&self) -> RoutingConfigSet {
         RoutingConfigSet {
             schedules: self.schedule_configs().cloned().collect(),

@@ -4,7 +4,7 @@
 //! fields it had, so a node upgraded in place restores the snapshot its previous version
 //! wrote. `restore` tries the newest layout first.
 
-use super::state::{Indexes, OriginWindow, Outages, PhoneLogins, Scratch, State};
+use super::state::{Alarms, Indexes, OriginWindow, Outages, PhoneLogins, Scratch, State};
 use super::Routing;
 use crate::codec;
 use crate::ids::{OperatorId, SiteId};
@@ -23,8 +23,12 @@ impl Routing {
         let limit = codec::DECODE_LIMIT_BYTES;
         let state: State = match codec::decode_versioned(bytes, limit) {
             Ok(state) => state,
-            Err(e) => codec::decode_versioned::<StateWithoutPhoneLogins>(bytes, limit)
-                .or_else(|_| codec::decode_versioned::<StateWithoutUnreachable>(bytes, limit).map(Into::into))
+            Err(e) => codec::decode_versioned::<StateWithoutAlarms>(bytes, limit)
+                .or_else(|_| {
+                    codec::decode_versioned::<StateWithoutPhoneLogins>(bytes, limit)
+                        .or_else(|_| codec::decode_versioned::<StateWithoutUnreachable>(bytes, limit).map(Into::into))
+                        .map(StateWithoutAlarms::from)
+                })
                 .map(State::from)
                 .map_err(|_| e)?,
         };
@@ -36,6 +40,49 @@ impl Routing {
             .check_invariants()
             .map_err(|reason| codec::CodecError::Decode(format!("the routing state contradicts itself: {reason}")))?;
         Ok(routing)
+    }
+}
+
+/// The snapshot layout before `alarms` (the alarm policy and raise times) existed.
+#[derive(serde::Deserialize)]
+pub(super) struct StateWithoutAlarms {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+    outages: Outages,
+    phone_logins: PhoneLogins,
+    callback_policy: crate::callback_policy::CallbackPolicy,
+}
+
+impl From<StateWithoutAlarms> for State {
+    fn from(old: StateWithoutAlarms) -> State {
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            outages: old.outages,
+            phone_logins: old.phone_logins,
+            callback_policy: old.callback_policy,
+            // Alarms already raised have no raise time: they may clear at once (below the
+            // clear level), as they would have before.
+            alarms: Alarms::default(),
+        }
     }
 }
 
@@ -56,9 +103,9 @@ pub(super) struct StateWithoutPhoneLogins {
     outages: Outages,
 }
 
-impl From<StateWithoutPhoneLogins> for State {
-    fn from(old: StateWithoutPhoneLogins) -> State {
-        State {
+impl From<StateWithoutPhoneLogins> for StateWithoutAlarms {
+    fn from(old: StateWithoutPhoneLogins) -> StateWithoutAlarms {
+        StateWithoutAlarms {
             queues: old.queues,
             gates: old.gates,
             operators: old.operators,

@@ -43,6 +43,25 @@ pub(super) struct State {
     pub(super) phone_logins: PhoneLogins,
     /// Which numbers a callback may dial (part of the routing config).
     pub(super) callback_policy: crate::callback_policy::CallbackPolicy,
+    /// The alarm policy and when each raised alarm was raised (see timers.rs). Last in the
+    /// layout, so a snapshot written before it existed still restores (`restore`).
+    pub(super) alarms: Alarms,
+}
+
+/// Queue alarms' hysteresis: the policy (part of the routing config) and raise times.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Alarms {
+    pub(super) policy: crate::alarm_policy::AlarmPolicy,
+    /// Core time each raised alarm was raised; an alarm raised before this existed (restored
+    /// from an older snapshot) has none, and counts as held long enough.
+    pub(super) raised_at: BTreeMap<QueueId, AlarmRaisedAt>,
+}
+
+/// When a queue's alarms were raised (None = not raised, or raised before times were kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct AlarmRaisedAt {
+    pub(super) longest_wait_ms: Option<u64>,
+    pub(super) depth_ms: Option<u64>,
 }
 
 /// What the core keeps about operators' logins by phone.
@@ -75,6 +94,7 @@ impl State {
             outages: self.outages.clone(),
             phone_logins: self.phone_logins.clone(),
             callback_policy: self.callback_policy.clone(),
+            alarms: self.alarms.clone(),
         }
     }
 }

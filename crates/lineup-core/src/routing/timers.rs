@@ -50,6 +50,7 @@ impl Routing {
             self.leave_when_empty(q);
             self.check_alarms(q);
         }
+        self.forget_deleted_queue_alarms();
     }
 
     /// Acts on one due timer of a call.
@@ -195,29 +196,81 @@ impl Routing {
         }
     }
 
+    /// Raises an alarm at its level; clears it only at or below the policy's lower clear
+    /// level and once it has been raised for the policy's hold, so a queue hovering at the
+    /// level raises once instead of flapping.
     fn check_alarms(&mut self, queue_id: &QueueId) {
         let now = self.state.now_ms;
         let queue_index = &self.indexes.queues[queue_id];
         let longest = queue_index.live_by_joined.first().map_or(0, |(joined, _)| now.saturating_sub(*joined));
         let depth = queue_index.order.len() as u64;
+        let q = &self.state.queues[queue_id];
+        let policy = &self.state.alarms.policy;
+        let at = self.state.alarms.raised_at.get(queue_id).cloned().unwrap_or_default();
+        let longest_wait = q.config.alarm_longest_wait_ms.map(|raise| AlarmCheck {
+            kind: AlarmKind::LongestWait,
+            raised: q.alarm_longest_wait_raised,
+            raised_at_ms: at.longest_wait_ms,
+            value: longest,
+            raise,
+            clear: policy.longest_wait_clear_ms(queue_id, raise),
+        });
+        let depth = q.config.alarm_depth.map(|raise| AlarmCheck {
+            kind: AlarmKind::Depth,
+            raised: q.alarm_depth_raised,
+            raised_at_ms: at.depth_ms,
+            value: depth,
+            raise: u64::from(raise),
+            clear: policy.depth_clear(queue_id, raise),
+        });
+        let hold_ms = policy.hold_ms;
+        for check in [longest_wait, depth].into_iter().flatten() {
+            if let Some(threshold) = check.flips(now, hold_ms) {
+                self.set_alarm(queue_id, check.kind, !check.raised);
+                let (kind, raised, value) = (check.kind, !check.raised, check.value);
+                self.scratch.out.push(Effect::Alarm { queue: queue_id.clone(), kind, raised, value, threshold });
+            }
+        }
+    }
+
+    fn set_alarm(&mut self, queue_id: &QueueId, kind: AlarmKind, raised: bool) {
+        let now = self.state.now_ms;
         let q = self.state.queues.get_mut(queue_id).expect("queue exists");
-        let mut raised = Vec::new();
-        if let Some(threshold) = q.config.alarm_longest_wait_ms {
-            let over = longest >= threshold;
-            if over != q.alarm_longest_wait_raised {
-                q.alarm_longest_wait_raised = over;
-                raised.push((AlarmKind::LongestWait, over, longest, threshold));
-            }
+        let at = self.state.alarms.raised_at.entry(queue_id.clone()).or_default();
+        let raised_at = raised.then_some(now);
+        match kind {
+            AlarmKind::LongestWait => (q.alarm_longest_wait_raised, at.longest_wait_ms) = (raised, raised_at),
+            AlarmKind::Depth => (q.alarm_depth_raised, at.depth_ms) = (raised, raised_at),
         }
-        if let Some(threshold) = q.config.alarm_depth {
-            let over = depth >= u64::from(threshold);
-            if over != q.alarm_depth_raised {
-                q.alarm_depth_raised = over;
-                raised.push((AlarmKind::Depth, over, depth, u64::from(threshold)));
-            }
+        if at.longest_wait_ms.is_none() && at.depth_ms.is_none() {
+            self.state.alarms.raised_at.remove(queue_id);
         }
-        for (kind, raised, value, threshold) in raised {
-            self.scratch.out.push(Effect::Alarm { queue: queue_id.clone(), kind, raised, value, threshold });
+    }
+
+    /// Raise times of queues that no longer exist (deleted while an alarm was raised).
+    fn forget_deleted_queue_alarms(&mut self) {
+        let queues = &self.state.queues;
+        self.state.alarms.raised_at.retain(|q, _| queues.contains_key(q));
+    }
+}
+
+/// One alarm of one queue, as `check_alarms` weighs it.
+struct AlarmCheck {
+    kind: AlarmKind,
+    raised: bool,
+    raised_at_ms: Option<u64>,
+    value: u64,
+    raise: u64,
+    clear: u64,
+}
+
+impl AlarmCheck {
+    /// The level crossed when the alarm flips now (raise or clear level), else None.
+    fn flips(&self, now: u64, hold_ms: u64) -> Option<u64> {
+        if !self.raised {
+            return (self.value >= self.raise).then_some(self.raise);
         }
+        let held = self.raised_at_ms.is_none_or(|at| now.saturating_sub(at) >= hold_ms);
+        (held && self.value <= self.clear).then_some(self.clear)
     }
 }
