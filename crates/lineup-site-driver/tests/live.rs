@@ -651,18 +651,20 @@ async fn a_rest_500_on_the_bridge_fails_the_offer_and_the_caller_keeps_its_place
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_timeout_on_the_bridge_is_undone_and_the_caller_is_served_once_over_real_ari() {
-    // The client gives up after 1 s; the stand-in adds the channels but answers after 2 s.
-    let rig = LiveRig::start_with_timeout(1, 1_000).await;
+    // The client gives up after 2 s; the stand-in adds the channels but answers after 4 s.
+    // (With 1 s, an ordinary request on a loaded 2-core machine sometimes took longer and a
+    // third offer followed.)
+    let rig = LiveRig::start_with_timeout(1, 2_000).await;
     sales_with_operator(&rig).await;
     let fault = RestFault {
         box_index: BoxIndex(0),
         method: Some("POST".into()),
         path_contains: "/bridges/call-".into(),
-        kind: RestFaultKind::AnswerLate { delay_ms: 2_000 },
+        kind: RestFaultKind::AnswerLate { delay_ms: 4_000 },
         count: 1,
     };
     assert!(rig.live.inject_rest_fault(fault));
-    let (caller, call) = rig.caller(1, "quinn", Some(8_000), vec![]);
+    let (caller, call) = rig.caller(1, "quinn", Some(12_000), vec![]);
     let cluster = Arc::clone(&rig.cluster);
     rig.wait("connected", |_| cluster.connected.lock().unwrap().contains(&call)).await;
     assert!(hears_operator(&rig, &caller, "desk-1001"));
