@@ -20,11 +20,16 @@ pub const ORDER_GRACE_MS: u64 = RING_ANSWER_AFTER_MS + 1_000;
 /// across it again; connections in it are not judged.
 pub const CALM_AFTER_FAULT_MS: u64 = 5_000;
 
-/// `[from, until]` Unix ms of every fault, widened by `CALM_AFTER_FAULT_MS` after its end.
+/// `[from, until]` Unix ms of every fault, widened by `CALM_AFTER_FAULT_MS` after its end and
+/// by `ORDER_GRACE_MS` before its start: an earlier caller being offered to a ringing phone
+/// when the fault came may have had that offer spoiled by it (its site stopped mid-offer).
 fn unsettled_windows(faults: &FaultFigures) -> Vec<(u64, u64)> {
     let outages = faults.outages.iter().map(|o| (o.from_ms, o.until_ms));
     let restarts = faults.restarts_detail.iter().map(|r| (r.down_from_ms, r.ready_at_ms.unwrap_or(u64::MAX)));
-    outages.chain(restarts).map(|(from, until)| (from, until.saturating_add(CALM_AFTER_FAULT_MS))).collect()
+    let widen = |(from, until): (u64, u64)| {
+        (from.saturating_sub(ORDER_GRACE_MS), until.saturating_add(CALM_AFTER_FAULT_MS))
+    };
+    outages.chain(restarts).map(widen).collect()
 }
 
 /// A caller of the workload (`sales`): not an answer probe (`support`, whose only operators
@@ -134,6 +139,26 @@ mod tests {
         faults.outages.push(outage);
         let overtaken = [caller("1-a", 1_000, Some(30_000)), caller("1-b", 5_000, Some(10_000))];
         assert!(order_violations(&overtaken, &faults, 3).is_empty(), "10,000 is within the calm-after of 6,000");
+    }
+
+    /// Seen in a restarts run: the earlier caller was being offered to a ringing phone when
+    /// its site was stopped, which spoiled the offer; a later caller connected just before
+    /// the stop is not an overtaking.
+    #[test]
+    fn a_connection_just_before_a_fault_is_not_judged() {
+        let mut faults = FaultFigures::default();
+        faults.restarts_detail.push(crate::faults::RestartRecord {
+            what: "Term of the CallerNode (site 2)".into(),
+            site: 2,
+            ready_after_start_ms: Some(300),
+            heard_after_ready_ms: Some(5),
+            down_from_ms: 10_300,
+            ready_at_ms: Some(12_600),
+        });
+        let callers = [caller("2-a", 1_000, Some(30_000)), caller("1-b", 5_000, Some(10_000))];
+        assert!(order_violations(&callers, &faults, 3).is_empty(), "10,000 is within grace before 10,300");
+        faults.restarts_detail[0].down_from_ms = 10_000 + ORDER_GRACE_MS + 1;
+        assert_eq!(order_violations(&callers, &faults, 3).len(), 1, "long before the stop: an overtaking");
     }
 
     /// Seen in a 1-hour random run: callers entering at a site cut off from the others could
