@@ -145,19 +145,7 @@ fn a_reader_left_by_a_dead_run_is_hung_up_by_the_reconcile() {
     // The node was up long enough to create its reader, then died (the site hears nothing).
     rig.world.register_application(BOX, "lineup");
     let reader = lineup_site::missed_reader_channel_id(1, 0);
-    let request = lineup_pbx_sim::OriginateParams {
-        endpoint: lineup_site::MISSED_READER_ENDPOINT.into(),
-        app: Some("lineup".into()),
-        app_args: vec!["missed-reader".into()],
-        context: None,
-        extension: None,
-        priority: None,
-        channel_id: Some(reader.clone()),
-        other_channel_id: None,
-        caller_id: None,
-        timeout_s: None,
-        variables: Default::default(),
-    };
+    let request = lineup_testkit::missed_reader_request(&reader);
     rig.world.create_channel(BOX, &request).expect("reader created");
     rig.run_for(1_000);
     assert!(!no_reader_left(&rig));

@@ -63,7 +63,19 @@ static MISSED_READS: AtomicU64 = AtomicU64::new(0);
 /// at most `max` keys.
 pub fn read_missed_records(w: &mut PbxWorld, at: BoxIndex, max: usize) -> Result<Vec<String>, AriError> {
     let reader = lineup_site::missed_reader_channel_id(w.now_ms(), MISSED_READS.fetch_add(1, Ordering::Relaxed));
-    let request = OriginateParams {
+    let request = missed_reader_request(&reader);
+    w.create_channel(at, &request)?;
+    let keys = w.get_variable(at, reader.as_str(), &lineup_site::missed_keys_variable());
+    match w.hangup_channel(at, reader.as_str(), 16) {
+        Ok(()) | Err(AriError::NotFound { .. }) => {}
+        Err(error) => return Err(error),
+    }
+    Ok(lineup_site::split_db_keys(&keys?).into_iter().take(max).collect())
+}
+
+/// `POST /channels/create` of the reader channel `reader`, as the driver sends it.
+pub fn missed_reader_request(reader: &ChannelId) -> OriginateParams {
+    OriginateParams {
         endpoint: lineup_site::MISSED_READER_ENDPOINT.to_string(),
         app: Some(lineup_ari::stasis_args::CALLER_APPLICATION.to_string()),
         app_args: vec![lineup_ari::stasis_args::MISSED_READER_ARGUMENT.to_string()],
@@ -75,14 +87,7 @@ pub fn read_missed_records(w: &mut PbxWorld, at: BoxIndex, max: usize) -> Result
         caller_id: None,
         timeout_s: None,
         variables: BTreeMap::new(),
-    };
-    w.create_channel(at, &request)?;
-    let keys = w.get_variable(at, reader.as_str(), &lineup_site::missed_keys_variable());
-    match w.hangup_channel(at, reader.as_str(), 16) {
-        Ok(()) | Err(AriError::NotFound { .. }) => {}
-        Err(error) => return Err(error),
     }
-    Ok(lineup_site::split_db_keys(&keys?).into_iter().take(max).collect())
 }
 
 /// The stand-in's originate parameters for an ARI originate.

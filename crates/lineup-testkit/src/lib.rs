@@ -5,4 +5,4 @@
 
 pub mod ari;
 
-pub use ari::{execute_ari, read_missed_records};
+pub use ari::{execute_ari, missed_reader_request, read_missed_records};
