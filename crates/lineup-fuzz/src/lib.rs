@@ -12,7 +12,7 @@
 //! - `rigs`: the routing state targets start from, and `SiteRig` (a site controller and a
 //!   one-node "cluster" applying its proposals, in virtual time).
 //! - one file per boundary: `ari` (events and REST answers), `login` (Stasis arguments and
-//!   digit sequences), `peer` (frames, Raft messages, log entries, snapshots), `api` (REST
+//!   digit sequences), `missed` (missed-caller record keys from the box's AstDB), `peer` (frames, Raft messages, log entries, snapshots), `api` (REST
 //!   bodies, WebSocket upgrades), `config_files` (routing and node config), `store` (queue_log
 //!   and outbox recovery), `core_commands` (command streams into `Routing::apply`).
 
@@ -25,6 +25,7 @@ mod config_files;
 mod core_commands;
 mod input;
 mod login;
+mod missed;
 #[allow(dead_code)]
 #[path = "../../lineup/src/node_config.rs"]
 mod node_config;
@@ -38,6 +39,7 @@ pub use ari::{ari_events, ari_rest_answer};
 pub use config_files::{node_config, routing_config};
 pub use core_commands::core_commands;
 pub use login::stasis_login;
+pub use missed::missed_records;
 pub use peer::{peer_frame, raft_log_entry, routing_snapshot};
 pub use rigs::{base_config, configured_routing};
 pub use store::{outbox_recovery, queue_log_recovery};
@@ -47,10 +49,11 @@ pub type Target = fn(&[u8]);
 
 /// Every target by name: the name is the cargo-fuzz target and the directory of its corpus
 /// (`fuzz/corpus/<name>`) and regressions (`fuzz/regressions/<name>`).
-pub const TARGETS: [(&str, Target); 13] = [
+pub const TARGETS: [(&str, Target); 14] = [
     ("ari_events", ari_events),
     ("ari_rest_answer", ari_rest_answer),
     ("stasis_login", stasis_login),
+    ("missed_records", missed_records),
     ("peer_frame", peer_frame),
     ("raft_log_entry", raft_log_entry),
     ("routing_snapshot", routing_snapshot),

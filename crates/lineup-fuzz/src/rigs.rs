@@ -94,6 +94,8 @@ pub struct SiteRig {
     pub playbacks: Vec<(ChannelId, lineup_ari::PlaybackId)>,
     /// Events a target built for this rig so far (their timestamps differ by it).
     pub events_sent: u64,
+    /// Calls the committed commands ended (`Effect::CallEnded`), so far.
+    calls_ended: u64,
 }
 
 impl SiteRig {
@@ -113,6 +115,7 @@ impl SiteRig {
             channels: BTreeMap::new(),
             playbacks: Vec::new(),
             events_sent: 0,
+            calls_ended: 0,
         }
     }
 
@@ -157,8 +160,15 @@ impl SiteRig {
         let apply_index = self.log_index * STRIDE;
         let applied = self.routing.apply(apply_index, command);
         check(&self.routing, command.body.kind());
+        let ended = applied.effects.iter().filter(|e| matches!(e, lineup_core::Effect::CallEnded(_))).count();
+        self.calls_ended += ended as u64;
         self.inputs.push_back(Input::Effects { apply_index, effects: applied.effects });
         applied.result
+    }
+
+    /// Calls the committed commands ended so far.
+    pub fn calls_ended(&self) -> u64 {
+        self.calls_ended
     }
 
     /// Hands `input` to the controller and carries out what it asks, until nothing is left.
