@@ -289,8 +289,10 @@ impl Chaos<'_> {
             }
         };
         let operator = aimed_operator(operator_site).id;
-        self.note(format!("no workload call to aim at: placed {call_id} at site {caller_site} for operator {operator}"))
-            .await;
+        self.note(format!(
+            "no workload call to aim at: placed {call_id} at site {caller_site} for operator {operator}"
+        ))
+        .await;
         self.figures.aimed_calls.push(call_id.clone());
         poll(AIMED_CONNECT_WAIT_MS, POLL_MS, || async {
             let state = self.standin.state().await.ok()?;

@@ -26,9 +26,8 @@ pub const CALM_AFTER_FAULT_MS: u64 = 5_000;
 fn unsettled_windows(faults: &FaultFigures) -> Vec<(u64, u64)> {
     let outages = faults.outages.iter().map(|o| (o.from_ms, o.until_ms));
     let restarts = faults.restarts_detail.iter().map(|r| (r.down_from_ms, r.ready_at_ms.unwrap_or(u64::MAX)));
-    let widen = |(from, until): (u64, u64)| {
-        (from.saturating_sub(ORDER_GRACE_MS), until.saturating_add(CALM_AFTER_FAULT_MS))
-    };
+    let widen =
+        |(from, until): (u64, u64)| (from.saturating_sub(ORDER_GRACE_MS), until.saturating_add(CALM_AFTER_FAULT_MS));
     outages.chain(restarts).map(widen).collect()
 }
 
