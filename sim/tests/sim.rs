@@ -56,16 +56,19 @@ const SWEEP_OPS: u64 = 3_000;
 /// A planted bug must be reported within this many seeds.
 const PLANTED_SEEDS_MAX: u64 = 12;
 /// A core without its duplicate table shows only when a re-proposed command lands twice in
-/// a way the checkers see; since the callback prompts play their real lengths (4–6 s, not a
-/// 1.5 s default) that is about 1 seed in 30 (seeds 1026 and 1047 of 1000–1059).
-const DEDUP_PLANTED_SEEDS_MAX: u64 = 40;
+/// a way the checkers see: about 1 seed in 30 at 1,500 operations (seeds 1020, 1037 and
+/// 1068 of 1000–1079 since sites mark queued callers and read missed callers through a
+/// reader channel; none of 1000–1099 at 3,000 operations). Each change to what a site does
+/// moves these seeds: a checker that sees a command applied twice would not depend on them.
+const DEDUP_PLANTED_SEEDS_MAX: u64 = 80;
+const DEDUP_PLANTED_OPS: u64 = 1_500;
 
 fn caught(bug: PlantedBug) -> Vec<String> {
-    caught_within(bug, PLANTED_SEEDS_MAX)
+    caught_within(bug, PLANTED_SEEDS_MAX, SWEEP_OPS)
 }
 
-fn caught_within(bug: PlantedBug, seeds: u64) -> Vec<String> {
-    let s = sweep(&spec(seeds, 1_000, SWEEP_OPS, bug));
+fn caught_within(bug: PlantedBug, seeds: u64, ops: u64) -> Vec<String> {
+    let s = sweep(&spec(seeds, 1_000, ops, bug));
     s.failures.iter().flat_map(|f| f.violations.iter().take(1).cloned()).collect()
 }
 
@@ -133,7 +136,7 @@ fn sites_without_the_fence_check_are_caught() {
 
 #[test]
 fn a_core_without_its_duplicate_table_is_caught() {
-    let found = caught_within(PlantedBug::NoDedupTable, DEDUP_PLANTED_SEEDS_MAX);
+    let found = caught_within(PlantedBug::NoDedupTable, DEDUP_PLANTED_SEEDS_MAX, DEDUP_PLANTED_OPS);
     assert!(!found.is_empty(), "no violation in {DEDUP_PLANTED_SEEDS_MAX} seeds");
 }
 
