@@ -183,50 +183,12 @@ impl PbxWorld {
         resource: &str,
         app: String,
     ) -> Result<Channel, AriError> {
-        let (exten, context) = resource.split_once('@').unwrap_or((resource, "default"));
         let caller = request.caller_id.as_deref().map(parse_caller_id).unwrap_or_default();
-        let sequence = self.boxes[box_index.0].next_local_sequence;
-        let location = DialplanLocation {
-            context: context.to_string(),
-            exten: exten.to_string(),
-            priority: 1,
-            app_name: String::new(),
-            app_data: String::new(),
-        };
-        let first = self.create_channel_record(
-            box_index,
-            request.channel_id.as_ref(),
-            format!("Local/{resource}-{sequence:08x};1"),
-            ChannelState::Down,
-            caller.clone(),
-            location.clone(),
-            ChannelRole::Local,
-        )?;
-        let second_id = match (&request.other_channel_id, &request.channel_id) {
-            (Some(other), _) => Some(other.clone()),
-            (None, Some(first)) => Some(ChannelId::new(format!("{first};2"))?),
-            (None, None) => None,
-        };
-        let second = match self.create_channel_record(
-            box_index,
-            second_id.as_ref(),
-            format!("Local/{resource}-{sequence:08x};2"),
-            ChannelState::Down,
-            caller,
-            location,
-            ChannelRole::Local,
-        ) {
-            Ok(second) => second,
-            Err(error) => {
-                self.boxes[box_index.0].channels.remove(&first.id);
-                return Err(error);
-            }
-        };
-        self.boxes[box_index.0].next_local_sequence += 1;
-        for (channel, peer) in [(&first, &second), (&second, &first)] {
-            let record = self.channel_mut(channel).expect("created");
-            record.media_peer = Some(peer.clone());
-            record.originate_subscribers.insert(app.clone());
+        let location = super::dialing::local_location(resource, "", "");
+        let second = (ChannelState::Down, location.clone());
+        let (first, second) = self.create_local_pair(box_index, request, resource, caller, location, second)?;
+        for channel in [&first, &second] {
+            self.channel_mut(channel).expect("created").originate_subscribers.insert(app.clone());
         }
         self.channel_mut(&first).expect("created").variables.extend(request.variables.clone());
         self.enter_stasis(&first, app, request.app_args.clone());

@@ -30,25 +30,44 @@ impl PbxWorld {
         resource: &str,
         caller: CallerId,
     ) -> Result<Channel, AriError> {
-        let (exten, context) = resource.split_once('@').unwrap_or((resource, "default"));
+        let location = local_location(resource, "AppDial2", "(Outgoing Line)");
+        let second = (ChannelState::Ring, local_location(resource, "", ""));
+        let (first, second) = self.create_local_pair(box_index, request, resource, caller, location, second)?;
+        self.prepare_originated(&first, request);
+        if let Some(app) = &request.app {
+            // An originate into an application subscribes it to both halves (recorded).
+            for channel in [&first, &second] {
+                self.channel_mut(channel).expect("created").originate_subscribers.insert(app.clone());
+            }
+        }
+        self.channel_mut(&first).expect("created").dialing = Some(DialState { dialstring: resource.to_string() });
+        let created = self.snapshot(&first).expect("created");
+        let dialstring = resource.to_string();
+        self.schedule(ORIGINATE_DIAL_DELAY_MS, Timer::StartLocalDial { first, second, dialstring });
+        Ok(created)
+    }
+
+    /// The two halves of a `Local/exten@context` channel, each the other's media peer: `;1`
+    /// down at `first_location`, `;2` in the given state at its location. Neither is dialed.
+    pub(super) fn create_local_pair(
+        &mut self,
+        box_index: BoxIndex,
+        request: &OriginateParams,
+        resource: &str,
+        caller: CallerId,
+        first_location: DialplanLocation,
+        (second_state, second_location): (ChannelState, DialplanLocation),
+    ) -> Result<(ChannelRef, ChannelRef), AriError> {
         let sequence = self.boxes[box_index.0].next_local_sequence;
-        let location = DialplanLocation {
-            context: context.to_string(),
-            exten: exten.to_string(),
-            priority: 1,
-            app_name: "AppDial2".into(),
-            app_data: "(Outgoing Line)".into(),
-        };
         let first = self.create_channel_record(
             box_index,
             request.channel_id.as_ref(),
             format!("Local/{resource}-{sequence:08x};1"),
             ChannelState::Down,
             caller.clone(),
-            location.clone(),
+            first_location,
             ChannelRole::Local,
         )?;
-        let second_location = DialplanLocation { app_name: String::new(), app_data: String::new(), ..location };
         // Asterisk (core_unreal.c): given a channelId X and no otherChannelId, the second
         // half is X;2.
         let second_id = match (&request.other_channel_id, &request.channel_id) {
@@ -60,7 +79,7 @@ impl PbxWorld {
             box_index,
             second_id.as_ref(),
             format!("Local/{resource}-{sequence:08x};2"),
-            ChannelState::Ring,
+            second_state,
             caller,
             second_location,
             ChannelRole::Local,
@@ -72,21 +91,10 @@ impl PbxWorld {
             }
         };
         self.boxes[box_index.0].next_local_sequence += 1;
-        self.prepare_originated(&first, request);
-        let app = request.app.clone();
         for (channel, peer) in [(&first, &second), (&second, &first)] {
-            let record = self.channel_mut(channel).expect("created");
-            record.media_peer = Some(peer.clone());
-            if let Some(app) = &app {
-                // An originate into an application subscribes it to both halves (recorded).
-                record.originate_subscribers.insert(app.clone());
-            }
+            self.channel_mut(channel).expect("created").media_peer = Some(peer.clone());
         }
-        self.channel_mut(&first).expect("created").dialing = Some(DialState { dialstring: resource.to_string() });
-        let created = self.snapshot(&first).expect("created");
-        let dialstring = resource.to_string();
-        self.schedule(ORIGINATE_DIAL_DELAY_MS, Timer::StartLocalDial { first, second, dialstring });
-        Ok(created)
+        Ok((first, second))
     }
 
     pub(super) fn start_local_dial(&mut self, first: &ChannelRef, second: &ChannelRef, dialstring: String) {
@@ -268,5 +276,17 @@ impl PbxWorld {
                 forward: Some(String::new()),
             },
         );
+    }
+}
+
+/// Where a `Local/exten@context` half starts (context `default` when none is given).
+pub(super) fn local_location(resource: &str, app_name: &str, app_data: &str) -> DialplanLocation {
+    let (exten, context) = resource.split_once('@').unwrap_or((resource, "default"));
+    DialplanLocation {
+        context: context.to_string(),
+        exten: exten.to_string(),
+        priority: 1,
+        app_name: app_name.into(),
+        app_data: app_data.into(),
     }
 }
