@@ -6,23 +6,18 @@
 use lineup_ari::{Ari, AriError};
 use lineup_pbx_server::in_memory::InMemoryAri;
 use lineup_pbx_server::LiveWorld;
-use lineup_pbx_sim::{BoxConfig, BoxIndex, Dialplan, PbxWorld};
+use lineup_pbx_sim::BoxIndex;
 use lineup_site::AriRequest;
 use lineup_site_driver::{execute_ari, read_missed_records};
 
-const EXTENSIONS_CONF: &str = include_str!("../../../deploy/asterisk/extensions.conf");
 const SITE: BoxIndex = BoxIndex(0);
 const FIRST: &str = "sales:main:1795325224:1795325230:abandoned:+555*#:1795325224.1";
 const SECOND: &str = "support::1795325224:1795325254:fallback::1795325224.2";
 
 fn box_with_records() -> std::sync::Arc<LiveWorld> {
-    let config = BoxConfig {
-        name: "site-a".into(),
-        asterisk_id: "02:fc:00:00:00:0a".into(),
-        dialplan: Dialplan::parse(EXTENSIONS_CONF).unwrap(),
-        trunks: vec![],
-    };
-    let live = LiveWorld::start(PbxWorld::new(1_795_325_224_000, vec![config]).unwrap());
+    // One box running the deployed dialplan.
+    let world = lineup_pbx_sim::world::federated_sites(1_795_325_224_000, &["site-a"]).unwrap();
+    let live = LiveWorld::start(world);
     live.with_world(|world| {
         world.register_application(SITE, "lineup");
         world.astdb_put(SITE, &format!("lineup-missed/{FIRST}"), "1");
