@@ -183,19 +183,38 @@ impl<'de> Deserialize<'de> for Endpoint {
 /// Checks a channel variable name: dialplan variable names, or a function call such as
 /// `CALLERID(num)`. Names go in query strings (encoded), but are still kept to a strict set.
 pub fn validate_variable_name(name: &str) -> Result<(), AriError> {
-    let invalid = |reason| AriError::InvalidInput {
-        what: "variable name",
-        value: name.chars().take(ID_LENGTH_MAX_BYTES).collect(),
-        reason,
+    let rule = NameRule {
+        max_bytes: ID_LENGTH_MAX_BYTES,
+        too_long: "empty or longer than ID_LENGTH_MAX_BYTES",
+        punctuation: b"_()-.",
+        charset: "only A-Z a-z 0-9 _ ( ) - . are allowed",
     };
-    if name.is_empty() || name.len() > ID_LENGTH_MAX_BYTES {
-        return Err(invalid("empty or longer than ID_LENGTH_MAX_BYTES"));
+    rule.check(name)
+}
+
+/// A variable-name check: a length bound and ASCII letters, digits and some punctuation.
+struct NameRule {
+    max_bytes: usize,
+    too_long: &'static str,
+    punctuation: &'static [u8],
+    charset: &'static str,
+}
+
+impl NameRule {
+    fn check(&self, name: &str) -> Result<(), AriError> {
+        let invalid = |reason| AriError::InvalidInput {
+            what: "variable name",
+            value: name.chars().take(self.max_bytes).collect(),
+            reason,
+        };
+        if name.is_empty() || name.len() > self.max_bytes {
+            return Err(invalid(self.too_long));
+        }
+        if !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || self.punctuation.contains(&byte)) {
+            return Err(invalid(self.charset));
+        }
+        Ok(())
     }
-    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || b"_()-.".contains(&byte);
-    if !name.bytes().all(allowed) {
-        return Err(invalid("only A-Z a-z 0-9 _ ( ) - . are allowed"));
-    }
-    Ok(())
 }
 
 /// Longest name `GET`/`POST /asterisk/variable` may carry: a function over an AstDB path,
@@ -208,19 +227,13 @@ pub const ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES: usize = 512;
 /// `:` `+` `*` `#` (the fields of a missed-caller key), at most
 /// [`ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES`] bytes. Names go in query strings, encoded.
 pub fn validate_asterisk_variable_name(name: &str) -> Result<(), AriError> {
-    let invalid = |reason| AriError::InvalidInput {
-        what: "variable name",
-        value: name.chars().take(ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES).collect(),
-        reason,
+    let rule = NameRule {
+        max_bytes: ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES,
+        too_long: "empty or longer than ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES",
+        punctuation: b"_()-./,:+*#",
+        charset: "only A-Z a-z 0-9 _ ( ) - . / , : + * # are allowed",
     };
-    if name.is_empty() || name.len() > ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES {
-        return Err(invalid("empty or longer than ASTERISK_VARIABLE_NAME_LENGTH_MAX_BYTES"));
-    }
-    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || b"_()-./,:+*#".contains(&byte);
-    if !name.bytes().all(allowed) {
-        return Err(invalid("only A-Z a-z 0-9 _ ( ) - . / , : + * # are allowed"));
-    }
-    Ok(())
+    rule.check(name)
 }
 
 #[cfg(test)]
