@@ -83,6 +83,23 @@ async function waitingIn(queue) {
   return body.calls.filter((c) => c.status === "waiting" && c.queue === queue).sort((a, b) => a.position - b.position);
 }
 
+/// Whether the calls table's rows that the API still lists show the caller's number (and
+/// name, when there is one) as the API has them; at least one such row.
+async function callersShownAsApi(page, only = null) {
+  const shown = await page.evaluate(() => [...document.querySelectorAll("#calls tr[data-call]")].map((r) => {
+    const cell = r.querySelector("[data-field=caller]");
+    return { call: r.dataset.call, number: cell.dataset.number, text: cell.textContent };
+  }));
+  const { body } = await apiGet("/v1/calls");
+  const api = new Map(body.calls.map((c) => [c.call, c]));
+  const both = shown.filter((r) => api.has(r.call) && (!only || only(r.call)));
+  return both.length > 0 && both.every((r) => {
+    const c = api.get(r.call);
+    return c.caller_number && r.number === c.caller_number && r.text.startsWith(c.caller_number)
+      && (!c.caller_name || r.text.includes(c.caller_name));
+  });
+}
+
 async function shot(page, name) {
   const file = path.join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
@@ -182,6 +199,16 @@ test("the dashboard shows the demo's queues, gates, operators by site and the cl
     assert.match(await page.textContent("#who"), /admin/);
     // Wait for someone in line so the picture shows the calls table at work.
     await page.waitForSelector("#calls tr[data-call]", { timeout: WAITING_CALL_MAX });
+    // The waiting calls show their callers' numbers (and names) as the API has them.
+    await until("the calls table to show the callers' numbers as the API does", () => callersShownAsApi(page), API_REFLECTS_MAX);
+    // Operator rows are read whole at this width: no cell of the first four is cut, and an
+    // operator's current call shows its whole id.
+    await page.waitForSelector("#agents td[data-field=call]", { timeout: LIVE_CHANGE_MAX });
+    const cut = await page.evaluate(() => [...document.querySelectorAll("#agents tr[data-operator]")].flatMap((r) =>
+      [...r.cells].slice(0, 4).filter((td) => td.scrollWidth > td.clientWidth + 1).map((td) => `${r.dataset.operator}: ${td.textContent}`)));
+    assert.deepEqual(cut, [], "operator cells cut");
+    const onCalls = await page.evaluate(() => [...document.querySelectorAll("#agents td[data-field=call]")].map((td) => [td.dataset.call, td.textContent]));
+    for (const [call, text] of onCalls) assert.equal(text, `☎ ${call}`);
     await shot(page, "dashboard-start");
   });
 });
@@ -196,6 +223,10 @@ test("values change live over the WebSocket without a reload", { timeout: 90_000
       [...document.querySelectorAll("#calls tr[data-call]")].map((e) => e.dataset.call),
     ]));
     const first = await fingerprint();
+    // The waiting calls the snapshot drew (the first draw fills the count): rows for any
+    // other came from deltas.
+    await page.waitForFunction(() => document.getElementById("calls-count").textContent !== "", null, { timeout: PAGE_READY_MAX });
+    const firstCalls = new Set(await page.evaluate(() => [...document.querySelectorAll("#calls tr[data-call]")].map((r) => r.dataset.call)));
     const navigations = [];
     page.on("framenavigated", (f) => navigations.push(f.url()));
     await until("a live change on the page", async () => (await fingerprint()) !== first, LIVE_CHANGE_MAX);
@@ -207,6 +238,11 @@ test("values change live over the WebSocket without a reload", { timeout: 90_000
       return body.operators.every((o) => shown[o.operator] === o.state);
     }, LIVE_CHANGE_MAX);
     assert.deepEqual(navigations, [], "the page reloaded");
+    // Calls that joined after the page's snapshot came as `call` deltas: they show their
+    // callers' numbers too.
+    await until("a call drawn from deltas alone, showing its caller as the API does",
+      () => callersShownAsApi(page, (call) => !firstCalls.has(call)), WAITING_CALL_MAX);
+    assert.equal(await page.evaluate(() => document.body.dataset.snapshots), "1", "no resync meanwhile");
     await shot(page, "dashboard-laptop");
   });
 });
@@ -411,6 +447,140 @@ test("supervisor actions: break with a reason, available, log out", { timeout: 1
   });
 });
 
+test("the Reports page plots a queue's intervals today and lists operators as the API answers, with its CSV", { timeout: 150_000 }, async () => {
+  // A time zone half an hour off UTC: interval starts must be the browser's local times.
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1200 }, timezoneId: "Asia/Kolkata" });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => log(`reports: page error: ${e.message}`));
+  try {
+    await withOpenPage("reports", page, async () => {
+      await signIn(page, adminToken);
+      await page.waitForSelector(".queue[data-queue=sales]", { timeout: PAGE_READY_MAX });
+      await page.click("#reports-tab");
+      await page.waitForSelector("#reports-view:not([hidden])", { timeout: PAGE_READY_MAX });
+      await page.waitForSelector("body[data-report=loaded]", { timeout: PAGE_READY_MAX });
+      const today = await page.evaluate(() => {
+        const d = new Date();
+        return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+      });
+      const localMidnight = await page.evaluate(() => { const d = new Date(); return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime(); });
+      const query = `from=${localMidnight}&to=${localMidnight + 86_400_000}&interval=15m&queue=sales`;
+      // Calls end into the history database a few seconds after they do: wait for some.
+      await until("answered sales calls in today's report", async () => {
+        const { body } = await apiGet(`/v1/reports/queues?${query}`);
+        return body.some((r) => r.answered > 0);
+      }, WAITING_CALL_MAX);
+
+      // Today, 15-minute intervals, sales; the answers the page gets are kept to compare.
+      await page.fill("#report-from", today);
+      await page.fill("#report-to", today);
+      await page.selectOption("#report-interval", "15m");
+      await page.selectOption("#report-queue", "sales");
+      const answer = (route, csv) => page.waitForResponse((r) => r.url().includes(`/v1/reports/${route}?`) && r.url().includes("queue=sales")
+        && r.url().includes("format=csv") === csv, { timeout: PAGE_READY_MAX });
+      const answers = Promise.all([answer("queues", false), answer("operators", false), answer("queues", true), answer("operators", true)]);
+      await page.click("#report-form button[type=submit]");
+      const [queuesRes, operatorsRes, queuesCsvRes, operatorsCsvRes] = await answers;
+      await page.waitForFunction(() => document.body.dataset.report === "loaded"
+        && /queue=sales/.test(document.getElementById("reports-view").dataset.query), null, { timeout: PAGE_READY_MAX });
+      // The API got the local day as Unix ms: today's local midnight to the next.
+      const sent = new URL(queuesRes.url()).searchParams;
+      assert.equal(Number(sent.get("from")), localMidnight);
+      assert.equal(Number(sent.get("to")), localMidnight + 86_400_000);
+      assert.equal(sent.get("interval"), "15m");
+      const queueRows = await queuesRes.json();
+      const operatorRows = await operatorsRes.json();
+      assert.equal(queueRows.length, 96);
+      assert.ok(queueRows.every((r) => r.queue === "sales"));
+
+      // The plots: one group per interval, each figure as the API gave it.
+      const plotted = await page.evaluate(() => Object.fromEntries(["volume", "service_level", "abandon_rate", "asa"].map((chart) =>
+        [chart, [...document.querySelectorAll(`figure[data-chart=${chart}] g[data-start]`)].map((g) => ({
+          start: Number(g.dataset.start),
+          values: Object.fromEntries([...g.querySelectorAll("[data-series]")].map((e) => [e.dataset.series, e.dataset.value])),
+        }))])));
+      const num = (v) => (v === "" ? null : Number(v));
+      for (const chart of Object.keys(plotted)) assert.deepEqual(plotted[chart].map((p) => p.start), queueRows.map((r) => r.interval_start), chart);
+      queueRows.forEach((r, i) => {
+        const at = new Date(r.interval_start).toISOString();
+        assert.equal(num(plotted.volume[i].values.offered), r.offered, `offered ${at}`);
+        assert.equal(num(plotted.volume[i].values.answered), r.answered, `answered ${at}`);
+        assert.equal(num(plotted.volume[i].values.abandoned), r.abandoned, `abandoned ${at}`);
+        assert.equal(num(plotted.service_level[i].values.service_level), r.service_level, `service level ${at}`);
+        assert.equal(num(plotted.abandon_rate[i].values.abandon_rate), r.offered ? r.abandoned / r.offered : null, `abandon rate ${at}`);
+        assert.equal(num(plotted.asa[i].values.asa_s), r.asa_s, `ASA ${at}`);
+      });
+      assert.ok(queueRows.some((r) => r.answered > 0));
+      assert.ok(await page.isHidden("#report-empty"));
+      // Interval starts in the browser's zone: the first label is local midnight.
+      const midnightLabel = await page.evaluate((ms) => new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }), localMidnight);
+      assert.ok((await page.locator("figure[data-chart=volume] svg text", { hasText: midnightLabel }).count()) >= 1, midnightLabel);
+
+      // The same query asked again: the same intervals; figures only grow as calls end.
+      const again = (await apiGet(`/v1/reports/queues?${sent}`)).body;
+      assert.deepEqual(again.map((r) => r.interval_start), queueRows.map((r) => r.interval_start));
+      again.forEach((r, i) => assert.ok(r.offered >= queueRows[i].offered));
+
+      // The agent table: every operator interval with something in it, as the API gave it.
+      const active = operatorRows.filter((r) => r.logged_in_s > 0 || r.logins > 0 || r.calls_taken > 0 || r.break_s > 0);
+      assert.ok(active.length > 0, "no operator activity today");
+      const table = await page.evaluate(() => [...document.querySelectorAll("#report-agents tr[data-operator]")].map((tr) => ({
+        operator: tr.dataset.operator,
+        start: Number(tr.dataset.start),
+        values: Object.fromEntries([...tr.querySelectorAll("[data-field]")].map((td) => [td.dataset.field, td.dataset.value])),
+      })));
+      assert.deepEqual(table.map((t) => [t.operator, t.start]), active.map((r) => [r.operator, r.interval_start]));
+      active.forEach((r, i) => {
+        const v = table[i].values;
+        for (const f of ["calls_taken", "talk_s", "wrap_up_s", "break_s", "available_s", "logged_in_s", "logins", "occupancy"]) {
+          assert.equal(num(v[f]), r[f], `${r.operator} ${f}`);
+        }
+        assert.deepEqual(JSON.parse(v.breaks), r.breaks);
+      });
+      const sameOperators = (await apiGet(`/v1/reports/operators?${sent}`)).body;
+      assert.deepEqual([...new Set(sameOperators.map((r) => r.operator))], [...new Set(operatorRows.map((r) => r.operator))]);
+      await shot(page, "reports");
+
+      // The CSV links download what the API answered to format=csv for the same query.
+      for (const [link, res, route] of [["#report-csv-queues", queuesCsvRes, "queues"], ["#report-csv-operators", operatorsCsvRes, "operators"]]) {
+        assert.equal(new URL(res.url()).searchParams.get("from"), String(localMidnight));
+        const [download] = await Promise.all([page.waitForEvent("download", { timeout: PAGE_READY_MAX }), page.click(link)]);
+        const text = fs.readFileSync(await download.path(), "utf8");
+        assert.equal(text, await res.text(), route);
+        const direct = await fetch(`${base}v1/reports/${route}?${sent}&format=csv`, { headers: { Authorization: `Bearer ${adminToken}` } });
+        assert.equal(direct.headers.get("content-type"), "text/csv; charset=utf-8");
+        const lines = (await direct.text()).trim().split("\n");
+        assert.equal(text.split("\n")[0], lines[0]);
+        assert.equal(text.trim().split("\n").length, lines.length);
+        assert.match(download.suggestedFilename(), new RegExp(`^lineup-${route}-${today}_${today}_15m_sales\\.csv$`));
+      }
+
+      // A period with no calls says so instead of drawing empty plots.
+      await page.fill("#report-from", "2020-01-01");
+      await page.fill("#report-to", "2020-01-02");
+      await page.selectOption("#report-interval", "day");
+      await page.click("#report-form button[type=submit]");
+      await page.waitForFunction(() => document.body.dataset.report === "loaded" && /from=1577/.test(document.getElementById("reports-view").dataset.query),
+        null, { timeout: PAGE_READY_MAX });
+      assert.ok(await page.isVisible("#report-empty"));
+      assert.match(await page.textContent("#report-empty"), /No calls in this period/);
+      assert.equal(await page.locator("#report-plots svg").count(), 0);
+    });
+  } finally {
+    await context.close();
+  }
+  // A viewer may not read reports: no tab, and the page says so.
+  await withPage("reports-viewer", { width: 1280, height: 800 }, async (viewer) => {
+    await signIn(viewer, viewerToken);
+    assert.ok(await viewer.isHidden("#reports-tab"));
+    await viewer.evaluate(() => { location.hash = "#reports"; });
+    await viewer.waitForSelector("#reports-denied:not([hidden])", { timeout: PAGE_READY_MAX });
+    assert.match(await viewer.textContent("#reports-denied"), /supervisor or admin/);
+    assert.ok(await viewer.isHidden("#reports-section"));
+    assert.ok(await viewer.isHidden("#report-plots-section"));
+  });
+});
+
 test("the wallboard plots keep the history of the 1 s queue frames on a page left open", { timeout: 90_000 }, async () => {
   assert.ok(observer, "the first test's page is open");
   await withOpenPage("dashboard", observer, async (page) => {
@@ -420,5 +590,43 @@ test("the wallboard plots keep the history of the 1 s queue frames on a page lef
     await until("the sales plot to hold 30 one-second points", async () => (await points()) >= 30, LIVE_CHANGE_MAX * 2);
     assert.match(await page.textContent("#conn"), /live/);
     await shot(page, "dashboard");
+  });
+});
+
+test("a queue without an ETA says why: no one waiting, then no operator logged in", { timeout: 120_000 }, async () => {
+  await withPage("eta", { width: 1600, height: 1000 }, async (page) => {
+    await signIn(page, adminToken);
+    // A queue no operator serves, added as an admin would (after the other tests, which count
+    // the demo's two queues).
+    const put = await fetch(`${base}v1/config/queues/lobby`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ id: "lobby", name: "Lobby" }),
+    });
+    assert.equal(put.status, 200, await put.text());
+    const eta = () => page.textContent(".queue[data-queue=lobby] [data-field=eta]");
+    await page.waitForSelector(".queue[data-queue=lobby]", { timeout: LIVE_CHANGE_MAX });
+    await until("Lobby's ETA to say no one is waiting", async () => (await eta()) === "no one waiting", LIVE_CHANGE_MAX);
+    // A caller moved there waits with no operator to estimate from.
+    let moved = null;
+    for (let attempt = 0; attempt < 3 && !moved; attempt++) {
+      const calls = await until("a waiting call in sales", async () => (await waitingIn("sales")).at(-1), WAITING_CALL_MAX);
+      const res = await fetch(`${base}v1/calls/${encodeURIComponent(calls.call)}/reassign`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ queue: "lobby" }),
+      });
+      if (res.status === 200) moved = calls.call;
+      else log(`reassign ${calls.call} to lobby: ${res.status}`);
+    }
+    assert.ok(moved, "no call moved to lobby in three tries");
+    await until("Lobby's ETA to say no operator is logged in", async () => (await eta()) === "no operator logged in", LIVE_CHANGE_MAX);
+    const lobby = (await apiGet("/v1/queues")).body.queues.find((q) => q.queue === "lobby");
+    assert.equal(lobby.eta_ms, null);
+    assert.equal(lobby.logged_in, 0);
+    // The other queues never show a bare dash for their ETA.
+    const etas = await page.evaluate(() => [...document.querySelectorAll(".queue [data-field=eta]")].map((e) => e.textContent));
+    assert.ok(etas.every((t) => t !== "–"), JSON.stringify(etas));
+    await shot(page, "dashboard-eta");
   });
 });

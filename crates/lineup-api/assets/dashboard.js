@@ -1,8 +1,9 @@
 // The supervisor dashboard: sign-in, then one /v1/live WebSocket (snapshot in parts, then
 // deltas) feeding a client-side copy of queues, operators, calls and the cluster. Actions are
 // REST calls; their effects come back over the socket like anyone else's. Times in state and
-// waits tick locally from `since_ms` and the server clock offset.
-import { api, session, liveSocket, duration, percent, h, ApiError } from "/assets/lineup.js";
+// waits tick locally from `since_ms` and the server clock offset. The Reports page (#reports,
+// supervisors and admins) asks /v1/reports/* for a period and plots the intervals.
+import { api, apiText, session, liveSocket, duration, percent, h, ApiError } from "/assets/lineup.js";
 
 const $ = (id) => document.getElementById(id);
 /// Plots keep this much history (client-side, from the 1 s `queues` frames).
@@ -81,11 +82,15 @@ async function signIn(token) {
   session.token = token;
   state.me = me;
   state.canAct = me.role === "supervisor" || me.role === "admin";
+  // The report routes need the same role as actions (`Caller<Supervise>`).
+  state.canReport = state.canAct;
   document.body.dataset.role = me.role;
+  $("reports-tab").hidden = !state.canReport;
   $("who").textContent = `${me.name} · ${me.role}`;
   $("signin-view").hidden = true;
   $("dashboard-view").hidden = false;
   start();
+  showPage();
   return true;
 }
 
@@ -95,6 +100,8 @@ function signOut(message = "") {
   session.token = "";
   state.me = null;
   state.canAct = false;
+  state.canReport = false;
+  resetReports();
   state.operators.clear();
   state.calls.clear();
   state.queues = [];
@@ -172,7 +179,9 @@ function onMessage(m) {
       break;
     case "call":
       state.calls.set(m.call.call, m.call);
-      mark("calls");
+      // The operator table's tooltip names the caller of an operator's call.
+      if (m.call.operator) mark("calls", "agents");
+      else mark("calls");
       break;
     case "call_ended":
       state.calls.delete(m.record.call);
@@ -231,6 +240,18 @@ function figure(field, label, value, level = "") {
   return h("div", { class: `figure ${level}` }, h("div", { class: "v", dataset: { field } }, value), h("div", { class: "l" }, label));
 }
 
+/// The ETA a caller joining now would be told; without one, why (the API gives an ETA
+/// exactly when an operator of the queue is ready: logged in and not on a break).
+function etaFigure(q) {
+  if (q.eta_ms != null) return figure("eta", "ETA", duration(q.eta_ms));
+  const why = q.waiting + q.callbacks_waiting === 0 ? "no one waiting"
+    : q.logged_in === 0 ? "no operator logged in"
+    : "no operator ready";
+  const el = figure("eta", "ETA", why, "why");
+  if (why === "no operator ready") el.title = `${q.logged_in} logged in, none ready (on a break or out of reach)`;
+  return el;
+}
+
 const slLevel = (p) => (p == null ? "" : p < SL_BREACH ? "breach" : p < SL_CAUTION ? "caution" : "");
 const abandonLevel = (p) => (p == null ? "" : p > ABANDON_BREACH ? "breach" : p > ABANDON_CAUTION ? "caution" : "");
 
@@ -258,7 +279,7 @@ function renderQueues() {
       h("div", { class: "figures" },
         figure("waiting", "waiting", q.waiting + (q.callbacks_waiting ? ` +${q.callbacks_waiting}` : ""), q.alarm_depth ? "breach" : ""),
         figure("longest_wait", "longest wait", duration(q.longest_wait_ms), q.alarm_longest_wait ? "breach" : ""),
-        figure("eta", "ETA", duration(q.eta_ms)),
+        etaFigure(q),
         figure("service_level", "service level", percent(q.service_level_permille), slLevel(q.service_level_permille)),
         figure("abandon_rate", "abandoned", percent(q.abandon_rate_permille), abandonLevel(q.abandon_rate_permille)),
         figure("answered", "answered", q.stats.answered)),
@@ -267,6 +288,7 @@ function renderQueues() {
       gates);
   });
   $("queues").replaceChildren(...cards);
+  fillReportQueues();
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -275,6 +297,17 @@ function s(tag, attrs = {}, text) {
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
   if (text != null) el.textContent = text;
   return el;
+}
+
+/// Four horizontal grid lines and their labels (`left(f)`, `right(f)` for f = 1 at the top
+/// down to 0; either may be null) in the box `b` ({ W, H, L, R, T, B }).
+function grid(svg, b, left, right) {
+  for (let i = 0; i <= 4; i++) {
+    const gy = b.T + (i / 4) * (b.H - b.T - b.B);
+    svg.append(s("line", { x1: b.L, x2: b.W - b.R, y1: gy, y2: gy, class: "grid" }));
+    if (left) svg.append(s("text", { x: b.L - 4, y: gy + 4, "text-anchor": "end" }, left(1 - i / 4)));
+    if (right) svg.append(s("text", { x: b.W - b.R + 4, y: gy + 4 }, right(1 - i / 4)));
+  }
 }
 
 /// Depth (left axis) and abandon rate (right axis, %) against time, hand-drawn in SVG.
@@ -290,12 +323,7 @@ function plot(points) {
   const abandonTop = Math.ceil(maxAbandon / 200) * 200;
   const x = (t) => L + ((t - (now - win)) / win) * (W - L - R);
   const y = (v, top) => T + (1 - v / top) * (H - T - B);
-  for (let i = 0; i <= 4; i++) {
-    const gy = T + (i / 4) * (H - T - B);
-    svg.append(s("line", { x1: L, x2: W - R, y1: gy, y2: gy, class: "grid" }));
-    svg.append(s("text", { x: L - 4, y: gy + 4, "text-anchor": "end" }, Math.round(depthTop * (1 - i / 4))));
-    svg.append(s("text", { x: W - R + 4, y: gy + 4 }, `${Math.round((abandonTop * (1 - i / 4)) / 10)}%`));
-  }
+  grid(svg, { W, H, L, R, T, B }, (f) => Math.round(depthTop * f), (f) => `${Math.round((abandonTop * f) / 10)}%`);
   svg.append(s("text", { x: L, y: H - 4 }, `−${Math.round(win / 60000)} min`));
   svg.append(s("text", { x: W - R, y: H - 4, "text-anchor": "end" }, "now"));
   const line = (cls, pick, top) => {
@@ -337,7 +365,7 @@ function agentRow(o) {
     h("td", {}, o.name || o.operator, " ", h("span", { class: "dim" }, o.operator)),
     h("td", {}, h("span", { class: `state ${o.state}`, dataset: { field: "state" } }, label)),
     h("td", { class: "n", dataset: { since: o.since_ms } }, duration(serverNow() - o.since_ms)),
-    h("td", { class: "dim clip" }, o.call ? `☎ ${o.call}` : o.queues.map(queueName).join(", ")),
+    callCell(o),
     state.canAct
       ? h("td", {}, loggedIn
           ? h("div", { class: "actions" },
@@ -352,6 +380,15 @@ function agentRow(o) {
       : null);
 }
 
+/// The operator's current call, its id whole (the caller's number in the tooltip when the
+/// call is known here), or else the queues they serve.
+function callCell(o) {
+  if (!o.call) return h("td", { class: "dim", dataset: { field: "queues" } }, o.queues.map(queueName).join(", "));
+  const c = state.calls.get(o.call);
+  const who = c?.caller_number ? `caller ${c.caller_number}${c.caller_name ? ` (${c.caller_name})` : ""}` : "";
+  return h("td", { class: "dim", title: who, dataset: { field: "call", call: o.call } }, `☎ ${o.call}`);
+}
+
 function sortedWaiting() {
   const waiting = [...state.calls.values()].filter((c) => WAITING.has(c.status));
   waiting.sort((a, b) => a.global_order[0] - b.global_order[0] || a.global_order[1] - b.global_order[1] || a.global_order[2] - b.global_order[2]);
@@ -363,7 +400,7 @@ function renderCalls() {
   const positions = new Map();
   const queues = state.queues.map((q) => q.queue);
   $("calls-head").replaceChildren(
-    ...["#", "Call", "Site", "Queue", "Gate", "Prio", "Wait", "Pos"].map((t, i) => h("th", { class: [0, 2, 5, 6, 7].includes(i) ? "n" : "" }, t)),
+    ...["#", "Call", "Caller", "Site", "Queue", "Gate", "Prio", "Wait", "Pos"].map((t, i) => h("th", { class: [0, 3, 6, 7, 8].includes(i) ? "n" : "" }, t)),
     state.canAct ? h("th", {}, "Move to") : null);
   const rows = waiting.slice(0, CALL_ROWS_MAX).map((c, i) => {
     const position = (positions.get(c.queue) || 0) + 1;
@@ -371,7 +408,9 @@ function renderCalls() {
     const others = queues.filter((q) => q !== c.queue);
     return h("tr", { class: c.priority === 0 ? "vip" : "", dataset: { call: c.call, queue: c.queue } },
       h("td", { class: "n dim" }, i + 1),
-      h("td", {}, c.call, c.callback ? h("span", { class: "pill", title: "will be called back" }, " callback") : null),
+      h("td", {}, c.call, c.callback ? h("div", {}, h("span", { class: "pill", title: "will be called back" }, "callback")) : null),
+      h("td", { class: "caller", dataset: { field: "caller", number: c.caller_number ?? "" } },
+        c.caller_number ?? "–", c.caller_name ? h("div", { class: "dim" }, c.caller_name) : null),
       h("td", { class: "n" }, c.entry_site),
       h("td", { dataset: { field: "queue" } }, queueName(c.queue)),
       h("td", {}, c.gate || "–"),
@@ -456,6 +495,283 @@ function tick() {
   }
 }
 setInterval(tick, 1000);
+
+// ---------------------------------------------------------------------------- pages
+
+/// `#reports` or the live board (anything else).
+function showPage() {
+  if (!state.me) return;
+  const reports = location.hash === "#reports";
+  $("live-view").hidden = reports;
+  $("reports-view").hidden = !reports;
+  for (const a of document.querySelectorAll("#pages a")) a.classList.toggle("current", a.dataset.page === (reports ? "reports" : "live"));
+  if (!reports) return;
+  $("reports-denied").hidden = state.canReport;
+  $("reports-role").textContent = state.me.role;
+  for (const id of ["reports-section", "report-plots-section", "report-agents-section"]) if (!state.canReport) $(id).hidden = true;
+  if (!state.canReport) return;
+  $("reports-section").hidden = false;
+  if (!report.shown) {
+    report.shown = true;
+    const today = localDate(new Date());
+    $("report-from").value = $("report-from").value || today;
+    $("report-to").value = $("report-to").value || today;
+    fillReportQueues();
+    loadReport();
+  }
+}
+window.addEventListener("hashchange", showPage);
+
+// ---------------------------------------------------------------------------- reports
+
+/// The report being shown: `seq` drops answers to older requests; CSV links are blob URLs.
+const report = { shown: false, seq: 0, urls: [] };
+
+/// "2026-12-07" for the browser's local date of `d` (what an <input type=date> holds).
+function localDate(d) {
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+/// Local midnight starting the date `text` ("2026-12-07"), plus `days`, as Unix ms.
+function localMidnight(text, days = 0) {
+  const [y, m, d] = text.split("-").map(Number);
+  return new Date(y, m - 1, d + days).getTime();
+}
+
+function resetReports() {
+  report.shown = false;
+  report.seq++;
+  for (const u of report.urls) URL.revokeObjectURL(u);
+  report.urls = [];
+  for (const id of ["report-plots-section", "report-agents-section", "report-csv-queues", "report-csv-operators"]) $(id).hidden = true;
+  $("report-status").textContent = "";
+  delete $("reports-view").dataset.query;
+  delete document.body.dataset.report;
+}
+
+/// The queue picker follows the live queues; the gate picker the chosen queue's gates (or
+/// every queue's).
+function fillReportQueues() {
+  const select = $("report-queue");
+  const want = [["", "all queues"], ...state.queues.map((q) => [q.queue, q.name || q.queue])];
+  const have = [...select.options].map((o) => [o.value, o.textContent]);
+  if (JSON.stringify(want) !== JSON.stringify(have)) {
+    const chosen = select.value;
+    select.replaceChildren(...want.map(([v, t]) => h("option", { value: v, selected: v === chosen }, t)));
+  }
+  fillReportGates();
+}
+
+function fillReportGates() {
+  const select = $("report-gate");
+  const queue = $("report-queue").value;
+  const gates = [...new Set(state.queues.filter((q) => !queue || q.queue === queue).flatMap((q) => q.gates.map((g) => g.gate)))].sort();
+  const want = [["", "all gates"], ...gates.map((g) => [g, g])];
+  const have = [...select.options].map((o) => [o.value, o.textContent]);
+  if (JSON.stringify(want) === JSON.stringify(have)) return;
+  const chosen = select.value;
+  select.replaceChildren(...want.map(([v, t]) => h("option", { value: v, selected: v === chosen }, t)));
+}
+$("report-queue").addEventListener("change", fillReportGates);
+$("report-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  loadReport();
+});
+
+/// The query both report routes get: `from`/`to` are the local midnights that start the
+/// first day and end the last one (Unix ms, as the API takes them).
+function reportQuery() {
+  const from = localMidnight($("report-from").value);
+  const to = localMidnight($("report-to").value, 1);
+  const q = new URLSearchParams({ from, to, interval: $("report-interval").value });
+  if ($("report-queue").value) q.set("queue", $("report-queue").value);
+  if ($("report-gate").value) q.set("gate", $("report-gate").value);
+  return { from, to, q };
+}
+
+async function loadReport() {
+  if (!$("report-from").value || !$("report-to").value) return;
+  const { from, to, q } = reportQuery();
+  if (to <= from) {
+    $("report-status").textContent = "The period ends before it starts.";
+    return;
+  }
+  const seq = ++report.seq;
+  delete document.body.dataset.report;
+  $("report-status").textContent = "Loading…";
+  const csvQuery = new URLSearchParams(q);
+  csvQuery.set("format", "csv");
+  let answers;
+  try {
+    answers = await Promise.all([
+      api(`/v1/reports/queues?${q}`),
+      api(`/v1/reports/operators?${q}`),
+      apiText(`/v1/reports/queues?${csvQuery}`),
+      apiText(`/v1/reports/operators?${csvQuery}`),
+    ]);
+  } catch (e) {
+    if (seq !== report.seq) return;
+    $("report-status").textContent = e instanceof ApiError && e.status === 403
+      ? "This token may not read reports."
+      : `No report: ${e.message}${e.field ? ` (${e.field})` : ""}`;
+    for (const id of ["report-plots-section", "report-agents-section", "report-csv-queues", "report-csv-operators"]) $(id).hidden = true;
+    document.body.dataset.report = "error";
+    return;
+  }
+  if (seq !== report.seq) return;
+  const [queueRows, operatorRows, queueCsv, operatorCsv] = answers;
+  const interval = $("report-interval").value;
+  const name = `${$("report-from").value}_${$("report-to").value}_${interval}${$("report-queue").value ? "_" + $("report-queue").value : ""}${$("report-gate").value ? "_" + $("report-gate").value : ""}`;
+  for (const u of report.urls) URL.revokeObjectURL(u);
+  report.urls = [];
+  for (const [id, text, what] of [["report-csv-queues", queueCsv, "queues"], ["report-csv-operators", operatorCsv, "operators"]]) {
+    const url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    report.urls.push(url);
+    Object.assign($(id), { href: url, download: `lineup-${what}-${name}.csv`, hidden: false });
+  }
+  const span = localMoment(from, "day") + (to - from > 86_400_000 + 3_600_000 ? ` – ${localMoment(to - 1, "day")}` : "");
+  $("report-period").textContent = `${span} · ${$("report-queue").selectedOptions[0]?.textContent ?? ""}${$("report-gate").value ? " · gate " + $("report-gate").value : ""}`;
+  renderReportPlots(byInterval(queueRows), interval, to - from > 86_400_000 + 3_600_000);
+  renderReportAgents(operatorRows, interval);
+  $("report-status").textContent = `${queueRows.length} queue rows, ${operatorRows.length} operator rows`;
+  $("report-plots-section").hidden = false;
+  $("report-agents-section").hidden = false;
+  $("reports-view").dataset.query = String(q);
+  document.body.dataset.report = "loaded";
+}
+
+/// An interval's start in the browser's time zone: the date for daily intervals, else the
+/// time (with the date when the period spans days).
+function localMoment(ms, interval, withDate = true) {
+  const d = new Date(ms);
+  if (interval === "day") return d.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" });
+  const time = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return withDate ? `${d.toLocaleDateString(undefined, { day: "numeric", month: "short" })} ${time}` : time;
+}
+
+/// Queue rows summed by interval (one queue: its own figures as the API gave them; all
+/// queues: counts summed, service level and abandon rate from the sums, ASA weighted by
+/// answered calls).
+function byInterval(rows) {
+  const groups = new Map();
+  for (const r of rows) {
+    if (!groups.has(r.interval_start)) groups.set(r.interval_start, []);
+    groups.get(r.interval_start).push(r);
+  }
+  return [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([start, rs]) => {
+    const sum = (f) => rs.reduce((n, r) => n + r[f], 0);
+    const offered = sum("offered"), answered = sum("answered"), abandoned = sum("abandoned");
+    const counted = offered - sum("abandoned_before_sl");
+    const one = rs.length === 1 ? rs[0] : null;
+    return {
+      start, offered, answered, abandoned,
+      service_level: one ? one.service_level : counted > 0 ? sum("answered_within_sl") / counted : null,
+      abandon_rate: offered > 0 ? abandoned / offered : null,
+      asa_s: one ? one.asa_s : answered > 0 ? rs.reduce((n, r) => n + (r.asa_s ?? 0) * r.answered, 0) / answered : null,
+    };
+  });
+}
+
+function renderReportPlots(points, interval, spansDays) {
+  const empty = points.every((p) => p.offered === 0);
+  $("report-empty").hidden = !empty;
+  if (empty) {
+    $("report-plots").replaceChildren();
+    return;
+  }
+  const pct = (v) => (v == null ? "–" : `${Math.round(v * 1000) / 10}%`);
+  const secs = (v) => (v == null ? "–" : `${v} s`);
+  const charts = [
+    ["volume", "Calls: offered, answered, abandoned", reportChart(points, interval, spansDays, {
+      bars: [["offered", "offered"], ["answered", "answered"], ["abandoned", "abandoned"]], top: niceTop(Math.max(...points.map((p) => p.offered))), format: (v) => v,
+    }), h("div", { class: "legend" }, h("span", { class: "offered" }, "▮ offered"), " · ", h("span", { class: "answered" }, "▮ answered"), " · ", h("span", { class: "abandoned" }, "▮ abandoned"))],
+    ["service_level", "Service level", reportChart(points, interval, spansDays, { line: "service_level", top: 1, format: pct })],
+    ["abandon_rate", "Abandon rate", reportChart(points, interval, spansDays, {
+      line: "abandon_rate", top: Math.max(0.2, Math.ceil(Math.max(...points.map((p) => p.abandon_rate ?? 0)) * 5) / 5), format: pct,
+    })],
+    ["asa", "Average speed of answer", reportChart(points, interval, spansDays, {
+      line: "asa_s", cls: "asa", top: niceTop(Math.max(...points.map((p) => p.asa_s ?? 0))), format: secs,
+    })],
+  ];
+  $("report-plots").replaceChildren(...charts.map(([key, title, svg, legend]) =>
+    h("figure", { dataset: { chart: key } }, h("figcaption", {}, title), svg, legend)));
+}
+
+/// 4, 8, 12 … or the next multiple of four above `max`.
+function niceTop(max) {
+  return Math.max(4, Math.ceil(max / 4) * 4);
+}
+
+/// One value per interval, hand-drawn in SVG like the wallboard's plot: grouped bars
+/// (`bars`: [field, class]) or a line with a dot per interval (`line`: field). Each
+/// interval is a <g data-start> whose shapes carry data-series and data-value (the figure
+/// as the API gave it) and a tooltip.
+function reportChart(points, interval, spansDays, { bars, line, cls = line, top, format }) {
+  const W = 600, H = 170, L = 40, R = 12, T = 8, B = 22;
+  const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, class: "plot", role: "img" });
+  grid(svg, { W, H, L, R, T, B }, (f) => format(top === 1 || top < 1 ? Math.round(top * f * 100) / 100 : Math.round(top * f)), null);
+  const n = points.length;
+  const slot = (W - L - R) / n;
+  const y = (v) => T + (1 - Math.min(v, top) / top) * (H - T - B);
+  const labelEvery = Math.max(1, Math.ceil(n / 8));
+  const path = [];
+  points.forEach((p, i) => {
+    const x0 = L + i * slot;
+    const g = s("g", { "data-start": p.start });
+    const when = localMoment(p.start, interval, spansDays);
+    if (bars) {
+      const w = Math.max(1, (slot * 0.8) / bars.length);
+      bars.forEach(([field, c], j) => {
+        const v = p[field];
+        const r = s("rect", { x: (x0 + slot * 0.1 + j * w).toFixed(1), y: y(v).toFixed(1), width: w.toFixed(1), height: (H - B - y(v)).toFixed(1), class: c, "data-series": field, "data-value": v });
+        r.append(s("title", {}, `${when}: ${v} ${field}`));
+        g.append(r);
+      });
+    } else {
+      const v = p[line];
+      if (v != null) {
+        const cx = x0 + slot / 2;
+        path.push(`${cx.toFixed(1)},${y(v).toFixed(1)}`);
+        const dot = s("circle", { cx: cx.toFixed(1), cy: y(v).toFixed(1), r: 3, class: cls, "data-series": line, "data-value": v });
+        dot.append(s("title", {}, `${when}: ${format(v)}`));
+        g.append(dot);
+      } else {
+        g.append(s("g", { "data-series": line, "data-value": "" }));
+      }
+    }
+    if (i % labelEvery === 0) svg.append(s("text", { x: (x0 + 2).toFixed(1), y: H - 6 }, when));
+    svg.append(g);
+  });
+  if (path.length > 1) svg.insertBefore(s("polyline", { points: path.join(" "), class: cls }), svg.querySelector("g[data-start]"));
+  svg.setAttribute("aria-label", bars ? "calls by interval" : `${cls} by interval`);
+  return svg;
+}
+
+/// Operator rows with something in them (logged in, a login, a call or a break), grouped
+/// by operator; each cell's data-value is the API's figure.
+function renderReportAgents(rows, interval) {
+  const shown = rows.filter((r) => r.logged_in_s > 0 || r.logins > 0 || r.calls_taken > 0 || r.break_s > 0);
+  $("report-agents-empty").hidden = shown.length > 0;
+  $("report-agents-table").hidden = shown.length === 0;
+  const secs = (field) => (r) => h("td", { class: "n", dataset: { field, value: r[field] } }, duration(r[field] * 1000));
+  $("report-agents").replaceChildren(...shown.map((r, i) => {
+    const first = i === 0 || shown[i - 1].operator !== r.operator;
+    const name = state.operators.get(r.operator)?.name;
+    const breaks = Object.entries(r.breaks);
+    return h("tr", { class: first ? "first" : "", dataset: { operator: r.operator, start: r.interval_start } },
+      h("td", {}, first ? [name || r.operator, " ", name ? h("span", { class: "dim" }, r.operator) : null] : ""),
+      h("td", {}, localMoment(r.interval_start, interval)),
+      h("td", { class: "n", dataset: { field: "calls_taken", value: r.calls_taken } }, r.calls_taken),
+      secs("talk_s")(r),
+      secs("wrap_up_s")(r),
+      secs("break_s")(r),
+      h("td", { dataset: { field: "breaks", value: JSON.stringify(r.breaks) } }, breaks.length ? breaks.map(([k, v]) => `${k} ${duration(v * 1000)}`).join(", ") : "–"),
+      secs("available_s")(r),
+      secs("logged_in_s")(r),
+      h("td", { class: "n", dataset: { field: "logins", value: r.logins } }, r.logins),
+      h("td", { class: "n", dataset: { field: "occupancy", value: r.occupancy ?? "" } }, r.occupancy == null ? "–" : percent(r.occupancy * 1000)));
+  }));
+}
 
 // ---------------------------------------------------------------------------- actions
 

@@ -30,6 +30,13 @@ export async function api(path, { token = session.token, method = "GET", body } 
   return answer;
 }
 
+/// The same as `api` for an answer that is not JSON (a report's `format=csv`): its text.
+export async function apiText(path, { token = session.token } = {}) {
+  const res = await fetch(path, { headers: { Authorization: "Bearer " + token } });
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => ({})));
+  return res.text();
+}
+
 /// A WebSocket on `path` that reconnects (0.5 s doubling to 15 s, with jitter) until
 /// `stop()`. `onMessage(json)`, `onState("connecting" | "open" | "retry", detail)`.
 /// `healthy()` resets the backoff (call it once the server sent something complete).

@@ -22,6 +22,8 @@
 //!   `operator` {operator: row}, `call` {call: row}, `call_ended` {record}, `alarm` {queue,
 //!   kind, raised, value, threshold}, `queues` {queues} (periodic), `cluster` {cluster}.
 //! - A call's status `ended` is never sent as `call`: `call_ended` removes it.
+//! - Call rows, in snapshots and `call` deltas alike, carry `caller_number` and `caller_name`
+//!   (this feed is for viewers and above; a caller's widget gets only its position).
 
 use crate::auth::{CallAccess, Caller, ReadWs, WidgetReadWs};
 use crate::backend::{AppliedEffect, ClusterStatus};

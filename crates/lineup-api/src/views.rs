@@ -74,9 +74,10 @@ pub struct CallRow {
     pub position: Option<u32>,
     pub eta_ms: Option<u64>,
     pub callback: bool,
-    /// Present in REST answers and snapshots.
+    /// The caller's number, in REST answers, snapshots and live `call` deltas alike (readers
+    /// of these are viewers and above; a caller's widget sees only [`PositionView`]).
     pub caller_number: Option<String>,
-    /// Present in REST answers and snapshots (empty when the caller's channel gave none).
+    /// As `caller_number` (empty when the caller's channel gave none).
     pub caller_name: Option<String>,
 }
 
@@ -150,6 +151,7 @@ fn queue_weight(r: &Routing, queue: &QueueId) -> u8 {
 /// A row from a `CallChanged` view (no position: see [`CallRow::global_order`]).
 pub fn call_row_from_view(r: &Routing, v: CallView) -> CallRow {
     let weight = queue_weight(r, &v.queue);
+    let (caller_number, caller_name) = r.call_caller(&v.call).map(|(n, m)| (n.to_owned(), m.to_owned())).unzip();
     CallRow {
         global_order: [u64::from(255 - weight), u64::from(v.priority), v.order_seq],
         wait_ms: r.now_ms().saturating_sub(v.since_ms),
@@ -168,8 +170,8 @@ pub fn call_row_from_view(r: &Routing, v: CallView) -> CallRow {
         since_ms: v.since_ms,
         position: None,
         eta_ms: None,
-        caller_number: None,
-        caller_name: None,
+        caller_number,
+        caller_name,
     }
 }
 
@@ -182,8 +184,6 @@ pub fn call_rows(r: &Routing) -> Vec<CallRow> {
         let mut row = call_row_from_view(r, view);
         row.position = Some(w.position);
         row.eta_ms = r.eta_ms(&w.queue, w.position);
-        row.caller_number = Some(w.caller_number);
-        row.caller_name = Some(w.caller_name);
         rows.push(row);
     }
     let waiting = rows.len();

@@ -190,3 +190,32 @@ async fn widget_position_decreases_as_calls_ahead_are_served() {
     assert_eq!(status, 401);
     rig.stop().await;
 }
+
+/// A `call` delta carries the caller's number and name as the snapshot rows do, so a table
+/// fed by deltas shows them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_deltas_carry_the_callers_number_and_name() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    rig.enqueue("c1", "sales", None);
+    let mut ws = rig.ws("/v1/live?token=viewer-token-0123456789", None).await.unwrap();
+    let mut model = LiveModel::default();
+    read_snapshot(&mut ws, &mut model).await;
+    assert_eq!(model.calls["c1"]["caller_number"], "5551234", "snapshot row");
+    rig.enqueue("c2", "sales", None);
+    let delta = next_of_kind(&mut ws, "call").await;
+    assert_eq!(delta["call"]["call"], "c2");
+    assert_eq!(delta["call"]["caller_number"], "5551234", "{delta}");
+    assert_eq!(delta["call"]["caller_name"], "", "{delta}");
+    // An offered call keeps them too.
+    rig.login("alice");
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MAX_MS);
+    loop {
+        let m = tokio::time::timeout_at(deadline, next_of_kind(&mut ws, "call")).await.expect("no offer delta");
+        if m["call"]["status"] == "offered" {
+            assert_eq!(m["call"]["caller_number"], "5551234", "{m}");
+            break;
+        }
+    }
+    rig.stop().await;
+}

@@ -72,6 +72,13 @@ impl Routing {
         }
     }
 
+    /// The caller's number and name (empty when the channel gave none) of a call in the
+    /// system, for the supervisors' tables.
+    pub fn call_caller(&self, call: &CallId) -> Option<(&str, &str)> {
+        let c = self.state.calls.get(self.indexes.call_numbers.get(call)?)?;
+        Some((c.caller_number.as_str(), c.caller_name.as_str()))
+    }
+
     pub fn call_view(&self, call: &CallId) -> Option<CallView> {
         self.call_view_of(*self.indexes.call_numbers.get(call)?)
     }
