@@ -41,4 +41,8 @@ pub enum CoreError {
     /// A whole-config apply was refused; names the object and field at fault.
     #[error("config refused: {0}")]
     InvalidConfig(crate::config_set::ConfigProblem),
+    /// A supervisor's or admin's change of a party the unreachable site owns (island mode:
+    /// the site may be serving it on its own), or a config removal while a site is cut off.
+    #[error("site {} is unreachable: its operators and callers change only there until it is back or declared lost", .0.0)]
+    SiteUnreachable(SiteId),
 }

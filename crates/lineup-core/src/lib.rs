@@ -16,6 +16,7 @@
 //! - [`config`], [`schedule`], [`stats`], [`ids`]: settings, opening hours, counters, names.
 //! - [`codec`]: the one module that knows the wire/disk encoding.
 //! - [`apply_index`]: the apply index (Raft log index × 256 + position in the entry).
+//! - [`island`]: island mode's fork and who owns which party while a site is cut off.
 
 pub mod alarm_policy;
 pub mod apply_index;
@@ -28,6 +29,7 @@ pub mod config_set;
 pub mod effect;
 mod error;
 pub mod ids;
+pub mod island;
 pub mod model;
 pub mod order;
 pub mod routing;
@@ -52,6 +54,7 @@ pub use effect::{
 };
 pub use error::CoreError;
 pub use ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId, Skill};
+pub use island::{IslandEpoch, IslandFork, IslandState, Party, Side, ISLAND_APPLY_INDEX_BASE};
 pub use model::LoginChannel;
 pub use order::{OrderKey, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_VIP};
 pub use routing::{Applied, CommandResult, GateSummary, QueueSummary, Response, Routing, WaitingCall};

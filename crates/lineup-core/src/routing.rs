@@ -30,6 +30,7 @@ mod callers;
 mod config;
 mod index;
 mod invariants;
+mod island_fork;
 mod missed;
 mod offers;
 mod operator_transitions;
@@ -43,6 +44,7 @@ mod refusals;
 mod settle;
 mod sites;
 mod snapshot;
+mod split_refusals;
 mod state;
 mod timers;
 mod views;
@@ -213,6 +215,7 @@ impl Routing {
     /// (entries, offer reports, ticks, site health) answer `Ok` and are left to apply.
     /// Apply still decides: the state may change before the command is applied.
     pub fn check_command(&self, body: &CommandBody) -> Result<(), CoreError> {
+        self.check_split(body)?;
         match body {
             CommandBody::PutQueue(cfg) => self.check_put_queue(cfg),
             CommandBody::DeleteQueue { queue } => self.check_delete_queue(queue),
@@ -259,6 +262,8 @@ impl Routing {
     }
 
     fn dispatch(&mut self, index: u64, body: &CommandBody) -> CommandResult {
+        // Island mode: neither side of a split changes the other's parties.
+        self.check_split(body)?;
         match body {
             CommandBody::PutQueue(cfg) => self.put_queue(cfg),
             CommandBody::DeleteQueue { queue } => self.delete_queue(queue),

@@ -600,6 +600,38 @@ fn an_operator_at_an_unreachable_site_is_offered_nothing_until_it_is_back() {
     h.routing.check_invariants().unwrap();
 }
 
+/// An operator at a silent site who becomes available there (their site's report of the
+/// end of a break, committed before the leader marks the site back; or the end of their
+/// wrap-up, on the leader's clock) is not offered a caller across the silence: no other site
+/// can reach their phone. Found while building the island fork.
+#[test]
+fn an_operator_coming_free_at_an_unreachable_site_is_offered_nothing_until_it_is_back() {
+    let mut h = Harness::new();
+    h.queue(QueueConfig { id: QueueId::new("sales"), wrap_up_ms: 30_000, ..Default::default() });
+    h.operator("on-break", SITE_B, &[("sales", 0)], &[]);
+    h.operator("wrapping", SITE_B, &[("sales", 0)], &[]);
+    h.login("on-break", SITE_B);
+    let pause = RequestedState::Break { reason: "lunch".into() };
+    h.ok(CommandBody::OperatorState { operator: OperatorId::new("on-break"), state: pause });
+    h.login("wrapping", SITE_B);
+    let (_, _, fence) = Harness::the_offer(&h.enqueue("first", "sales", SITE_B));
+    h.connect("first", "wrapping", fence);
+    h.complete("first", fence, HungUpBy::Caller);
+    h.ok(CommandBody::SiteUnreachable { site: SITE_B });
+    Harness::no_offer(&h.enqueue("on-a", "sales", SITE_A));
+
+    let back = CommandBody::OperatorState { operator: OperatorId::new("on-break"), state: RequestedState::Available };
+    Harness::no_offer(&h.ok(back).1);
+    Harness::no_offer(&h.advance(60_000));
+    assert_eq!(h.status("on-break"), OperatorStatus::Available);
+    assert_eq!(h.status("wrapping"), OperatorStatus::Available);
+    h.routing.check_invariants().unwrap();
+
+    let (_, effects) = h.ok(CommandBody::SiteBack { site: SITE_B });
+    assert_eq!(Harness::the_offer(&effects).0, "on-a");
+    h.routing.check_invariants().unwrap();
+}
+
 #[test]
 fn a_refused_trunk_call_gives_the_caller_its_place_and_costs_the_operator_nothing() {
     let mut h = Harness::new();
@@ -705,7 +737,11 @@ fn a_snapshot_without_the_unreachable_set_restores() {
     h.ok(CommandBody::PutCallbackPolicy(empty_policy));
     h.enqueue("c1", "sales", SITE_A);
     let bytes = h.routing.snapshot_bytes();
-    // Last come the alarms: the default policy (80, 80, 30 000 ms, no queues) and no raise
+    // Last comes the island state: no fork (one zero byte). Without it the bytes are the
+    // layout before islands.
+    assert!(bytes.ends_with(&[0]));
+    let bytes = &bytes[..bytes.len() - 1];
+    // Then the alarms: the default policy (80, 80, 30 000 ms, no queues) and no raise
     // times. Without them the bytes are the layout before alarms, which restores too.
     let alarms = [80, 80, 0xfb, 0x30, 0x75, 0, 0];
     assert!(bytes.ends_with(&alarms));

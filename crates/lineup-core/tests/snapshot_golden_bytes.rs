@@ -120,10 +120,13 @@ const GOLDEN_BEFORE_PHONE_LOGINS: &str = concat!(
 /// raise times.
 const DEFAULT_ALARMS: &str = "5050fb30750000";
 
+/// The state's last field, `islands`, on the global state: no fork.
+const NO_ISLANDS: &str = "00";
+
 #[test]
 fn routing_snapshot_encoding_is_pinned() {
     let bytes = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
-    let golden = format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}");
+    let golden = format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS}");
     assert_eq!(hex(&bytes), golden, "the routing snapshot encoding changed");
 }
 
@@ -134,6 +137,31 @@ fn a_snapshot_from_before_alarms_restores() {
     assert_eq!(restored.alarm_policy(), &AlarmPolicy::default());
     let now = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
     assert_eq!(restored.snapshot_bytes(), now);
+}
+
+#[test]
+fn a_snapshot_from_before_islands_restores() {
+    let before_islands = from_hex(&format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}"));
+    let restored = Routing::restore(&before_islands).unwrap();
+    restored.check_invariants().unwrap();
+    assert!(restored.island().is_none(), "a global state");
+    let now = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
+    assert_eq!(restored.snapshot_bytes(), now);
+}
+
+/// An island's fork keeps its fork in the state's last field: `Some`, the epoch (site 1,
+/// seq 2, fork index 4) and the parked promises (none here); it restores as the same fork.
+#[test]
+fn an_island_fork_snapshot_is_pinned_and_restores() {
+    let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
+    let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
+    let bytes = fork.snapshot_bytes();
+    assert!(hex(&bytes).ends_with(&format!("{DEFAULT_ALARMS}0101020400")), "{}", hex(&bytes));
+    let restored = Routing::restore(&bytes).unwrap();
+    restored.check_invariants().unwrap();
+    assert_eq!(restored.island(), fork.island());
+    assert_eq!(restored.snapshot_bytes(), bytes);
+    assert_eq!(restored.unreachable_sites().collect::<Vec<_>>(), vec![(SiteId(2), 7)]);
 }
 
 #[test]
@@ -222,7 +250,7 @@ fn refusals_in_the_dedup_window_are_pinned_and_restore() {
     let (routing, refusals) = routing_with_refusals();
     assert_eq!(refusals.len(), 3, "{refusals:?}");
     let bytes = routing.snapshot_bytes();
-    let golden = format!("{GOLDEN_REFUSALS}{DEFAULT_ALARMS}");
+    let golden = format!("{GOLDEN_REFUSALS}{DEFAULT_ALARMS}{NO_ISLANDS}");
     assert_eq!(hex(&bytes), golden, "the snapshot encoding of refusals changed");
     let restored = Routing::restore(&from_hex(GOLDEN_REFUSALS)).unwrap();
     assert_eq!(restored.snapshot_bytes(), bytes);

@@ -279,6 +279,10 @@ fn files() {
     seed("outbox_recovery", "intact", &[0]);
     seed("outbox_recovery", "truncated", &[1, 0, 16, 0, 0]);
     seed("outbox_recovery", "damaged", &[0, 0, 1, 0, 0, 0xff, 0x40, 0, 0, 0, 0x01]);
+    seed("island_journal", "intact", &[0]);
+    seed("island_journal", "truncated", &[1, 0, 16, 0, 0]);
+    seed("island_journal", "damaged", &[0, 0, 1, 0, 0, 0xff, 0x40, 0, 0, 0, 0x01]);
+    seed("island_journal", "damaged-pages", &[0, 0, 0x30, 0, 0, 0x5a, 0, 0x50, 0, 0, 0x5a, 0, 0x70, 0, 0, 0x5a]);
 }
 
 fn core() {

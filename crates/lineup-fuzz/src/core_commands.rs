@@ -7,9 +7,9 @@
 use crate::input::ByteReader;
 use crate::rigs::{check, STRIDE};
 use lineup_core::{
-    AuditActor, AuditRole, CallId, Command, CommandBody, CommandId, EmptyRule, Enqueue, GateConfig, GateId, HungUpBy,
-    OfferFailure, OperatorConfig, OperatorId, OperatorMode, QueueConfig, QueueId, RequestedState, Routing, SiteId,
-    Skill, Target, TierRule,
+    AlarmPolicy, AuditActor, AuditRole, CallId, Command, CommandBody, CommandId, EmptyRule, Enqueue, GateConfig,
+    GateId, HungUpBy, OfferFailure, OperatorConfig, OperatorId, OperatorMode, QueueAlarmClear, QueueConfig, QueueId,
+    RequestedState, Routing, SiteId, Skill, Target, TierRule,
 };
 use std::collections::BTreeMap;
 
@@ -314,7 +314,7 @@ fn snapshot_round_trip(stream: &mut Stream) {
 }
 
 fn reconfigure(input: &mut ByteReader<'_>) -> CommandBody {
-    match input.u8() % 4 {
+    match input.u8() % 5 {
         0 => {
             let id = input.pick(&QUEUES[..3]);
             CommandBody::PutQueue(queue(input, id, "q0"))
@@ -324,6 +324,26 @@ fn reconfigure(input: &mut ByteReader<'_>) -> CommandBody {
             let id = input.pick(&OPERATORS[..4]);
             CommandBody::PutOperator(operator(input, id))
         }
-        _ => CommandBody::DeleteOperator { operator: OperatorId::new(input.pick(&OPERATORS)) },
+        3 => CommandBody::DeleteOperator { operator: OperatorId::new(input.pick(&OPERATORS)) },
+        _ => CommandBody::PutAlarmPolicy(alarm_policy(input)),
     }
+}
+
+/// Clear levels and hold from the input: percentages over 100 and levels at or above a
+/// queue's raise level included (the core refuses or caps them).
+fn alarm_policy(input: &mut ByteReader<'_>) -> AlarmPolicy {
+    let mut policy = AlarmPolicy {
+        depth_clear_percent: input.u8(),
+        longest_wait_clear_percent: input.u8(),
+        hold_ms: input.pick(&[0, 1_000, 60_000, u64::MAX]),
+        queues: BTreeMap::new(),
+    };
+    if input.bool() {
+        let clear = QueueAlarmClear {
+            depth_clear: input.bool().then(|| u32::from(input.u8())),
+            longest_wait_clear_ms: input.bool().then(|| u64::from(input.u16()) * 100),
+        };
+        policy.queues.insert(QueueId::new(input.pick(&QUEUES)), clear);
+    }
+    policy
 }

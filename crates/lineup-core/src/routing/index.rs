@@ -172,13 +172,14 @@ impl Routing {
 
     /// Offerable, and not at an unreachable site: what the `available` index holds.
     fn is_offerable_here(&self, id: &OperatorId) -> bool {
-        self.state.operators.get(id).is_some_and(|op| op.is_offerable() && !self.state.outages.is_unreachable(op.site))
+        self.state.operators.get(id).is_some_and(|op| op.is_offerable() && self.operator_reachable(op))
     }
 
     pub(super) fn index_operator(&mut self, id: &OperatorId, add: bool) {
         let Some(op) = self.state.operators.get(id) else { return };
         // An operator at an unreachable site is not offered from here (see sites.rs).
         let offerable = self.is_offerable_here(id);
+        let staff = self.counts_as_staff(op);
         for (queue, penalty) in &op.config.memberships {
             let Some(queue_index) = self.indexes.queues.get_mut(queue) else { continue };
             let delta = |count: &mut u32, on: bool| {
@@ -190,8 +191,8 @@ impl Routing {
                     }
                 }
             };
-            delta(&mut queue_index.logged_in, op.is_logged_in());
-            delta(&mut queue_index.ready, op.is_ready());
+            delta(&mut queue_index.logged_in, staff && op.is_logged_in());
+            delta(&mut queue_index.ready, staff && op.is_ready());
             if offerable {
                 let entry = (*penalty, op.idle_since_ms, id.clone());
                 if add {

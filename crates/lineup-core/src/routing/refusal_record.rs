@@ -61,6 +61,7 @@ pub(super) enum RefusalRecord {
     },
     NothingToPull(OperatorId),
     InvalidConfig(ConfigProblemRecord),
+    SiteUnreachable(SiteId),
 }
 
 /// A refused whole config's problem, as a snapshot carries it. Append only.
@@ -121,6 +122,7 @@ impl From<&CoreError> for RefusalRecord {
                 field: problem.field,
                 reason: problem.reason,
             }),
+            CoreError::SiteUnreachable(site) => R::SiteUnreachable(site),
         }
     }
 }
@@ -152,6 +154,7 @@ impl From<RefusalRecord> for CoreError {
                 field: problem.field,
                 reason: problem.reason,
             }),
+            R::SiteUnreachable(site) => CoreError::SiteUnreachable(site),
         }
     }
 }
@@ -211,6 +214,7 @@ mod tests {
             CoreError::DuplicateTooOld { origin: 1, serial: 2 },
             CoreError::NothingToPull(OperatorId::new("o")),
             CoreError::InvalidConfig(problem),
+            CoreError::SiteUnreachable(SiteId(3)),
         ];
         for refusal in refusals {
             let record = RefusalRecord::from(&refusal);

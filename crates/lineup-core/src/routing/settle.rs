@@ -34,7 +34,7 @@ impl Routing {
             // queue cap held back). Repeat until this operator is served or has nothing.
             while offers < SETTLE_OFFERS_MAX {
                 let Some(op) = self.state.operators.get(&id) else { break };
-                if !op.is_offerable() {
+                if !op.is_offerable() || !self.operator_reachable(op) {
                     break;
                 }
                 let Some(call_number) = self.best_call_for(op, false) else { break };

@@ -121,7 +121,7 @@ impl Routing {
 
     /// Marks the site unreachable since `since_ms`, or reachable (None). The site's operators
     /// leave or rejoin the offerable index, which depends on the set.
-    fn set_site_unreachable(&mut self, site: SiteId, since_ms: Option<u64>) {
+    pub(super) fn set_site_unreachable(&mut self, site: SiteId, since_ms: Option<u64>) {
         let at_site: Vec<OperatorId> =
             self.state.operators.values().filter(|op| op.site == Some(site)).map(|op| op.config.id.clone()).collect();
         for id in &at_site {

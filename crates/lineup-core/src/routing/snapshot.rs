@@ -23,14 +23,7 @@ impl Routing {
         let limit = codec::DECODE_LIMIT_BYTES;
         let state: State = match codec::decode_versioned(bytes, limit) {
             Ok(state) => state,
-            Err(e) => codec::decode_versioned::<StateWithoutAlarms>(bytes, limit)
-                .or_else(|_| {
-                    codec::decode_versioned::<StateWithoutPhoneLogins>(bytes, limit)
-                        .or_else(|_| codec::decode_versioned::<StateWithoutUnreachable>(bytes, limit).map(Into::into))
-                        .map(StateWithoutAlarms::from)
-                })
-                .map(State::from)
-                .map_err(|_| e)?,
+            Err(e) => decode_older(bytes, limit).map_err(|_| e)?,
         };
         let mut routing = Routing { state, indexes: Indexes::default(), scratch: Scratch::default() };
         routing.rebuild_indexes();
@@ -40,6 +33,67 @@ impl Routing {
             .check_invariants()
             .map_err(|reason| codec::CodecError::Decode(format!("the routing state contradicts itself: {reason}")))?;
         Ok(routing)
+    }
+}
+
+/// A snapshot of an older version: each layout, newest first, brought up to the next.
+fn decode_older(bytes: &[u8], limit: usize) -> Result<State, codec::CodecError> {
+    let before_unreachable =
+        || codec::decode_versioned::<StateWithoutUnreachable>(bytes, limit).map(StateWithoutPhoneLogins::from);
+    let before_phone_logins = || {
+        codec::decode_versioned::<StateWithoutPhoneLogins>(bytes, limit)
+            .or_else(|_| before_unreachable())
+            .map(StateWithoutAlarms::from)
+    };
+    let before_alarms = || {
+        codec::decode_versioned::<StateWithoutAlarms>(bytes, limit)
+            .or_else(|_| before_phone_logins())
+            .map(StateWithoutIslands::from)
+    };
+    codec::decode_versioned::<StateWithoutIslands>(bytes, limit).or_else(|_| before_alarms()).map(State::from)
+}
+
+/// The snapshot layout before `islands` (island mode's fork) existed.
+#[derive(serde::Deserialize)]
+pub(super) struct StateWithoutIslands {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+    outages: Outages,
+    phone_logins: PhoneLogins,
+    callback_policy: crate::callback_policy::CallbackPolicy,
+    alarms: Alarms,
+}
+
+impl From<StateWithoutIslands> for State {
+    fn from(old: StateWithoutIslands) -> State {
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            outages: old.outages,
+            phone_logins: old.phone_logins,
+            callback_policy: old.callback_policy,
+            alarms: old.alarms,
+            // Written by the global state: no fork.
+            islands: crate::island::IslandState::default(),
+        }
     }
 }
 
@@ -62,9 +116,9 @@ pub(super) struct StateWithoutAlarms {
     callback_policy: crate::callback_policy::CallbackPolicy,
 }
 
-impl From<StateWithoutAlarms> for State {
-    fn from(old: StateWithoutAlarms) -> State {
-        State {
+impl From<StateWithoutAlarms> for StateWithoutIslands {
+    fn from(old: StateWithoutAlarms) -> StateWithoutIslands {
+        StateWithoutIslands {
             queues: old.queues,
             gates: old.gates,
             operators: old.operators,

@@ -46,6 +46,9 @@ pub(super) struct State {
     /// The alarm policy and when each raised alarm was raised (see timers.rs). Last in the
     /// layout, so a snapshot written before it existed still restores (`restore`).
     pub(super) alarms: Alarms,
+    /// Island mode: set on an island's fork only (see island.rs and island_fork.rs). Last in
+    /// the layout, so a snapshot written before it existed still restores (`restore`).
+    pub(super) islands: crate::island::IslandState,
 }
 
 /// Queue alarms' hysteresis: the policy (part of the routing config) and raise times.
@@ -95,6 +98,7 @@ impl State {
             phone_logins: self.phone_logins.clone(),
             callback_policy: self.callback_policy.clone(),
             alarms: self.alarms.clone(),
+            islands: self.islands.clone(),
         }
     }
 }

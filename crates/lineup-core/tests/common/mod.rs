@@ -5,6 +5,8 @@
 use lineup_core::*;
 use std::collections::BTreeMap;
 
+pub mod days;
+
 pub const SITE_A: SiteId = SiteId(1);
 pub const SITE_B: SiteId = SiteId(2);
 pub const SITE_C: SiteId = SiteId(3);
