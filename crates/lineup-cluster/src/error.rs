@@ -58,6 +58,23 @@ pub enum ClusterError {
     CommandTooLarge { size_bytes: usize, limit_bytes: usize },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The island journal refused an operation (no open epoch, an epoch not newer than the
+    /// last, a fork snapshot of another epoch, a replay that contradicts itself); `what` says
+    /// which. A damaged journal file is [`ClusterError::Storage`].
+    #[error("island journal: {what}")]
+    IslandJournal {
+        what: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
+    /// `begin` while an epoch is open: an open epoch ends only by its merge or declare-lost.
+    #[error("island journal: epoch {open:?} is still open")]
+    IslandEpochOpen { open: lineup_core::IslandEpoch },
+    /// The island journal holds its maximum of entries: the island refuses new callers.
+    #[error("island journal full: it holds its maximum of {entries_max} entries (refuse new callers)")]
+    IslandJournalFull { entries_max: u64 },
+    #[error("island batch of {commands} commands refused: 1 to {limit_commands} commands per entry")]
+    IslandBatch { commands: usize, limit_commands: usize },
 }
 
 impl ClusterError {

@@ -14,6 +14,7 @@ pub mod certs;
 pub mod certs_api;
 mod error;
 pub mod frame;
+pub mod island;
 pub mod log_store;
 pub mod node;
 pub mod origin;
@@ -27,6 +28,7 @@ pub mod transport;
 pub use error::{ClusterError, ErrorSource};
 pub use node::clock_rules;
 pub use node::leader_duty;
+pub use node::lease;
 
 pub use node::{
     AppliedCommand, AppliedSink, ClusterNode, ClusterTiming, NodeConfig, NodeStorage, SiteEffect, StateEvent,

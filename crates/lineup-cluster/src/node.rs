@@ -17,6 +17,8 @@
 //! - Every member stands for election only while a quorum of voters answers it
 //!   (`stand_gate`: pre-vote as far as openraft 0.9 allows), so a member cut off raises no
 //!   term that would unseat the leader when the link heals.
+//! - The leader appends a batch treating a site as reachable only while it holds a lease
+//!   on it (`lease`, `lease_guard`): otherwise the batch starts with `SiteUnreachable`.
 //!
 //! Layers: `config` (how a node starts), `site_state` (what Raft applies to), `network`
 //! (openraft's client side of the peer link), `serve` (what this node answers peers),
@@ -28,6 +30,8 @@ pub mod clock_rules;
 mod config;
 mod leader_clock;
 pub mod leader_duty;
+pub mod lease;
+mod lease_guard;
 mod network;
 mod proposer;
 mod serve;
@@ -35,7 +39,6 @@ mod site_state;
 mod stand_gate;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +53,7 @@ use crate::rpc::{leader_error, PeerRequest, PeerResponse};
 use crate::transport::PeerTransport;
 use crate::ClusterError;
 use leader_duty::leader_duty;
+use lease_guard::{CommandIds, LeaseGuard};
 use network::call_peer;
 pub(crate) use network::PeerContact;
 use proposer::Proposer;
@@ -77,8 +81,7 @@ pub struct ClusterNode<T: PeerTransport> {
     effects: broadcast::Sender<SiteEffect>,
     pub(crate) timing: ClusterTiming,
     /// Command ids this node assigns: origin is unique per node run (see [`origin_for`]).
-    origin: u64,
-    next_serial: AtomicU64,
+    ids: CommandIds,
     background: Mutex<Vec<JoinHandle<()>>>,
     proposer: Proposer,
     pub(crate) clock: WallClock,
@@ -92,6 +95,8 @@ pub struct ClusterNode<T: PeerTransport> {
     health: HealthSource,
     /// Set while this node leads with a wall clock far off the shared clock.
     clock_alarm: Mutex<Option<String>>,
+    /// How this node reaches its peers (read by the duty, the lease and [`Self::lease_from`]).
+    contact: PeerContact,
 }
 
 pub use crate::origin::origin_for;
@@ -101,6 +106,7 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// starts the leader's Tick/SiteLost duty. The node joins a cluster when a leader adds
     /// it, or forms one with [`ClusterNode::bootstrap`].
     pub async fn start(config: NodeConfig, transport: T) -> Result<Arc<Self>, ClusterError> {
+        config.validate()?;
         let db = open_storage(&config.storage)?;
         let incarnation = crate::log_store::next_incarnation(&db)?;
         let (effects, _) = broadcast::channel(EFFECT_STREAM_CAPACITY);
@@ -119,7 +125,16 @@ impl<T: PeerTransport> ClusterNode<T> {
         let raft = openraft::Raft::new(config.site, raft_config, network, log_store, store.clone())
             .await
             .map_err(|e| ClusterError::raft("starting raft", e))?;
-        let (proposer, proposer_task) = Proposer::start(raft.clone());
+        let ids = CommandIds::new(origin_for(config.site, incarnation));
+        let lease = LeaseGuard {
+            site: config.site,
+            contact: contact.clone(),
+            store: store.clone(),
+            unreachable_after: Duration::from_millis(config.timing.site_unreachable_after_ms),
+            ids: ids.clone(),
+            clock: config.clock,
+        };
+        let (proposer, proposer_task) = Proposer::start(raft.clone(), lease);
         let health = HealthSource::default();
         transport.serve(Arc::new(NodeHandler {
             raft: raft.clone(),
@@ -127,6 +142,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             proposer: proposer.clone(),
             health: health.clone(),
             clock: config.clock,
+            contact: contact.clone(),
         }));
         let node = Arc::new(Self {
             site: config.site,
@@ -135,8 +151,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             transport,
             effects,
             timing: config.timing.clone(),
-            origin: origin_for(config.site, incarnation),
-            next_serial: AtomicU64::new(1),
+            ids,
             background: Mutex::new(vec![proposer_task]),
             proposer,
             clock: config.clock,
@@ -145,6 +160,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             stored_raft_state_at_start,
             health,
             clock_alarm: Mutex::new(None),
+            contact: contact.clone(),
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact.clone()));
         let gate = tokio::spawn(stand_gate::stand_gate(Arc::downgrade(&node), contact));
@@ -248,6 +264,13 @@ impl<T: PeerTransport> ClusterNode<T> {
         }
     }
 
+    /// The send time and term of the last request `site` accepted from this node (an
+    /// AppendEntries or a granted vote): where this node's lease on `site` starts while it
+    /// leads ([`lease`]). For status and tests.
+    pub fn lease_from(&self, site: u64) -> Option<lease::LeaseFrom> {
+        self.contact.lease_from.lock().unwrap_or_else(|p| p.into_inner()).get(&site).copied()
+    }
+
     /// Effects addressed to this site, in log order, from now on.
     pub fn subscribe_effects(&self) -> broadcast::Receiver<SiteEffect> {
         self.effects.subscribe()
@@ -266,7 +289,7 @@ impl<T: PeerTransport> ClusterNode<T> {
 
     /// A new command id from this node's origin.
     pub fn next_command_id(&self) -> CommandId {
-        CommandId { origin: self.origin, serial: self.next_serial.fetch_add(1, Ordering::Relaxed) }
+        self.ids.next()
     }
 
     /// Adds a site at run time: first as a learner (it receives the log or a snapshot

@@ -14,7 +14,8 @@
 //! - one file per boundary: `ari` (events and REST answers), `login` (Stasis arguments and
 //!   digit sequences), `missed` (missed-caller record keys from the box's AstDB), `peer` (frames, Raft messages, log entries, snapshots), `api` (REST
 //!   bodies, WebSocket upgrades), `config_files` (routing and node config), `store` (queue_log
-//!   and outbox recovery), `core_commands` (command streams into `Routing::apply`).
+//!   and outbox recovery), `island` (the island journal's file, damaged), `core_commands`
+//!   (command streams into `Routing::apply`).
 
 mod api;
 mod ari;
@@ -24,6 +25,7 @@ mod config_file;
 mod config_files;
 mod core_commands;
 mod input;
+mod island;
 mod login;
 mod missed;
 #[allow(dead_code)]
@@ -38,6 +40,7 @@ pub use api::{api_rest, api_websocket, API_ROUTES};
 pub use ari::{ari_events, ari_rest_answer};
 pub use config_files::{node_config, routing_config};
 pub use core_commands::core_commands;
+pub use island::island_journal;
 pub use login::stasis_login;
 pub use missed::missed_records;
 pub use peer::{peer_frame, raft_log_entry, routing_snapshot};
@@ -49,7 +52,7 @@ pub type Target = fn(&[u8]);
 
 /// Every target by name: the name is the cargo-fuzz target and the directory of its corpus
 /// (`fuzz/corpus/<name>`) and regressions (`fuzz/regressions/<name>`).
-pub const TARGETS: [(&str, Target); 14] = [
+pub const TARGETS: [(&str, Target); 15] = [
     ("ari_events", ari_events),
     ("ari_rest_answer", ari_rest_answer),
     ("stasis_login", stasis_login),
@@ -63,5 +66,6 @@ pub const TARGETS: [(&str, Target); 14] = [
     ("node_config", node_config),
     ("queue_log_recovery", queue_log_recovery),
     ("outbox_recovery", outbox_recovery),
+    ("island_journal", island_journal),
     ("core_commands", core_commands),
 ];

@@ -20,7 +20,7 @@ const BASE_OUTBOX_ENTRIES: u64 = 3;
 const DRAIN_POLLS_MAX: u32 = 200;
 const DRAIN_POLL_MS: u64 = 1;
 
-fn scratch_dir() -> PathBuf {
+pub(crate) fn scratch_dir() -> PathBuf {
     thread_local! {
         static DIR: PathBuf = {
             // Memory-backed when the machine has it: these targets sync files on every input.

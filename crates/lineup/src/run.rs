@@ -86,7 +86,10 @@ fn cluster_transport(file: &NodeFile) -> anyhow::Result<(QuicTransport, String)>
     )
     .context("read the site certificate")?;
     let identity = SiteIdentity::from_material(&material).context("the site certificate")?;
-    let transport = QuicTransport::bind(&identity, file.cluster.listen).context("bind the QUIC port")?;
+    // Each peer at the address this node's file gives it, whatever the membership says.
+    let peers = file.cluster.peers.iter().map(|p| (p.site, p.address.clone())).collect();
+    let transport =
+        QuicTransport::bind_with_peers(&identity, file.cluster.listen, peers).context("bind the QUIC port")?;
     let advertise = match &file.cluster.advertise {
         Some(a) => a.clone(),
         None => transport.local_addr()?.to_string(),

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::{Config, SnapshotPolicy};
 use tokio::time::Instant;
 
+use super::lease::{check_island_bound, IslandTiming};
 use super::site_state::{AppliedSink, StateHook};
 use crate::batch::ENTRY_GATHER_BYTES;
 use crate::frame::PEER_FRAME_MAX_BYTES;
@@ -162,6 +163,9 @@ pub struct NodeConfig {
     /// [`crate::ClusterNode::subscribe_effects`], which drops for a lagging reader, a full sink
     /// holds up apply: keep its consumer fast and local (it writes to a local outbox).
     pub applied_sink: Option<AppliedSink>,
+    /// The island settings (§1.4 of `docs/rfcs/island-mode.md`) of a node that may become an
+    /// island; `None` for one that never does (island mode off), which nothing bounds.
+    pub island: Option<IslandTiming>,
 }
 
 impl NodeConfig {
@@ -175,6 +179,16 @@ impl NodeConfig {
             snapshot_logs_since_last: SNAPSHOT_LOGS_SINCE_LAST,
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
             applied_sink: None,
+            island: None,
+        }
+    }
+
+    /// Refuses settings that break a rule the node relies on: for now §1.4's inequality
+    /// between the majority's lease and the island's wait.
+    pub(super) fn validate(&self) -> Result<(), ClusterError> {
+        match &self.island {
+            Some(island) => check_island_bound(self.timing.site_unreachable_after_ms, island),
+            None => Ok(()),
         }
     }
 
@@ -197,4 +211,20 @@ impl NodeConfig {
 
 fn now_unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_that_may_become_an_island_is_refused_when_its_wait_is_too_short() {
+        let mut config = NodeConfig::new(1, "unused");
+        assert!(config.validate().is_ok(), "island mode off: nothing to bound");
+        config.island = Some(IslandTiming::default());
+        assert!(config.validate().is_ok());
+        config.timing.site_unreachable_after_ms = 5_000;
+        let refused = config.validate().unwrap_err().to_string();
+        assert!(refused.contains("island_after_ms") && refused.contains("site_unreachable_after_ms"), "{refused}");
+    }
 }

@@ -1,5 +1,6 @@
 //! openraft's network over a [`PeerTransport`]: the per-peer client, and the record of when
-//! the leader last reached each peer (the leader duty's input).
+//! the leader last reached each peer (the leader duty's input) and of the last request each
+//! peer accepted (the lease, `lease.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -14,8 +15,10 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::BasicNode;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::lease::LeaseFrom;
 use crate::frame::PEER_DECODE_LIMIT_BYTES;
 use crate::raft_types::LineupRaft;
 use crate::rpc::{PeerRequest, PeerResponse};
@@ -23,19 +26,50 @@ use crate::transport::PeerTransport;
 use crate::ClusterError;
 
 /// What the leader knows about reaching its peers: the last successful exchange with each
-/// (for SiteLost and quorum checks), and whether it has gone quiet (see [`crate::leader_duty`]).
+/// (for SiteLost and quorum checks), the last request each accepted (the lease), and whether
+/// it has gone quiet (see [`crate::leader_duty`]).
 #[derive(Default)]
 pub(crate) struct PeerHealth {
     pub(crate) last_contact: Mutex<BTreeMap<u64, Instant>>,
+    /// Per peer, the send time and term of the last AppendEntries it accepted or vote it
+    /// granted: an answer proves the peer had the request no earlier than its send time.
+    pub(crate) lease_from: Mutex<BTreeMap<u64, LeaseFrom>>,
+    /// Woken whenever a lease is noted, for a new leader waiting to acquire its leases.
+    pub(crate) lease_noted: Notify,
     /// Set while this node is a leader that hears no quorum: it then sends no log
     /// replication or heartbeats, so the sites that can still form a majority elect a leader.
     pub(crate) quiet: std::sync::atomic::AtomicBool,
+    /// When this node last accepted a leader's AppendEntries or InstallSnapshot (its vote
+    /// not higher than the leader's): while that is recent it does not stand for election
+    /// (`stand_gate.rs`).
+    pub(crate) leader_heard: Mutex<Option<Instant>>,
+}
+
+impl PeerHealth {
+    /// Notes that a leader's request was accepted now (or, after a freeze, counts as if).
+    pub(crate) fn note_leader_heard(&self, at: Instant) {
+        let mut heard = self.leader_heard.lock().unwrap_or_else(|p| p.into_inner());
+        *heard = Some(heard.map_or(at, |before| before.max(at)));
+    }
+
+    pub(crate) fn leader_heard_at(&self) -> Option<Instant> {
+        *self.leader_heard.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub(crate) type PeerContact = Arc<PeerHealth>;
 
 fn note_contact(contact: &PeerContact, site: u64) {
     contact.last_contact.lock().unwrap_or_else(|p| p.into_inner()).insert(site, Instant::now());
+}
+
+fn note_lease(contact: &PeerContact, site: u64, lease: LeaseFrom) {
+    let mut leases = contact.lease_from.lock().unwrap_or_else(|p| p.into_inner());
+    if leases.get(&site).is_none_or(|held| lease.newer_than(held)) {
+        leases.insert(site, lease);
+        drop(leases);
+        contact.lease_noted.notify_waiters();
+    }
 }
 
 /// openraft's network factory over a [`PeerTransport`].
@@ -114,12 +148,17 @@ impl<T: PeerTransport> RaftNetwork<LineupRaft> for PeerClient<T> {
         rpc: AppendEntriesRequest<LineupRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.call(&PeerRequest::AppendEntries(rpc), &option).await.map_err(rpc_error)? {
+        let lease = LeaseFrom { term: rpc.vote.leader_id().get_term(), sent_at: Instant::now() };
+        let answer = match self.call(&PeerRequest::AppendEntries(rpc), &option).await.map_err(rpc_error)? {
             PeerResponse::AppendEntries(answer) => {
-                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?
             }
-            other => Err(unexpected(other)),
+            other => return Err(unexpected(other)),
+        };
+        if matches!(answer, AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) {
+            note_lease(&self.contact, self.target, lease);
         }
+        Ok(answer)
     }
 
     async fn install_snapshot(
@@ -140,9 +179,16 @@ impl<T: PeerTransport> RaftNetwork<LineupRaft> for PeerClient<T> {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.call(&PeerRequest::Vote(rpc), &option).await.map_err(rpc_error)? {
-            PeerResponse::Vote(answer) => answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(unexpected(other)),
+        let lease = LeaseFrom { term: rpc.vote.leader_id().get_term(), sent_at: Instant::now() };
+        let answer = match self.call(&PeerRequest::Vote(rpc), &option).await.map_err(rpc_error)? {
+            PeerResponse::Vote(answer) => {
+                answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?
+            }
+            other => return Err(unexpected(other)),
+        };
+        if answer.vote_granted {
+            note_lease(&self.contact, self.target, lease);
         }
+        Ok(answer)
     }
 }

@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use lineup_core::codec;
 use openraft::error::CheckIsLeaderError;
+use openraft::raft::AppendEntriesResponse;
 use openraft::BasicNode;
+use tokio::time::Instant;
 
 use super::config::{WallClock, COMMAND_MAX_BYTES, LEADER_REQUEST_TIMEOUT_MS};
 use super::proposer::Proposer;
 use super::site_state::Store;
+use super::PeerContact;
 use crate::raft_types::LineupRaftHandle;
 use crate::rpc::{admit_request, leader_error, LeaderError, PeerRequest, PeerResponse};
 use crate::transport::{PeerHandler, ResponseFuture};
@@ -22,6 +25,7 @@ pub(super) struct NodeHandler {
     pub(super) proposer: Proposer,
     pub(super) health: HealthSource,
     pub(super) clock: WallClock,
+    pub(super) contact: PeerContact,
 }
 
 impl NodeHandler {
@@ -31,9 +35,23 @@ impl NodeHandler {
             Err(refusal) => return PeerResponse::Refused(refusal),
         };
         match request {
-            PeerRequest::AppendEntries(rpc) => PeerResponse::AppendEntries(self.raft.append_entries(rpc).await),
+            PeerRequest::AppendEntries(rpc) => {
+                let answer = self.raft.append_entries(rpc).await;
+                if matches!(&answer, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_))) {
+                    self.contact.note_leader_heard(Instant::now());
+                }
+                PeerResponse::AppendEntries(answer)
+            }
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
-            PeerRequest::InstallSnapshot(rpc) => PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await),
+            PeerRequest::InstallSnapshot(rpc) => {
+                let leader_vote = rpc.vote;
+                let answer = self.raft.install_snapshot(rpc).await;
+                // A lower vote than this node's is answered Ok with the higher one.
+                if matches!(&answer, Ok(response) if response.vote <= leader_vote) {
+                    self.contact.note_leader_heard(Instant::now());
+                }
+                PeerResponse::InstallSnapshot(answer)
+            }
             PeerRequest::ClientWrite(command) => PeerResponse::ClientWrite(match codec::encode_versioned(&command) {
                 Ok(bytes) if bytes.len() <= COMMAND_MAX_BYTES => {
                     bounded(self.proposer.propose(command, bytes.len())).await
@@ -62,6 +80,7 @@ impl PeerHandler for NodeHandler {
             proposer: self.proposer.clone(),
             health: self.health.clone(),
             clock: self.clock,
+            contact: self.contact.clone(),
         };
         Box::pin(async move {
             let answer = handler.answer(from, request).await;

@@ -9,6 +9,15 @@
 //! wall clock) each heartbeat interval, and openraft's elections are on only while answers
 //! from a quorum, itself included, came within the earliest election timeout. Followers of
 //! a dead leader still hear each other, so a real failover is not delayed.
+//!
+//! Nor does a member stand while it hears a leader: elections are on only once no leader's
+//! request was accepted for the earliest election timeout. Without that, a member frozen for
+//! seconds (SIGSTOP, a paused VM) stood the instant it ran again: openraft's election timer
+//! had long expired and the gate's last word, from before the freeze, was "on"; its higher
+//! term then deposed a healthy leader (seen with real processes in `lineup-chaos --scenario
+//! random`: 2.6 s without a leader after a follower's 5 s pause). A gate that finds itself
+//! frozen longer than that timeout counts the leader as heard at that moment, so the leader
+//! has a whole timeout to reach it again before it may stand.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +37,16 @@ pub fn may_stand(now: Instant, answered: &BTreeMap<u64, Instant>, voters: &[u64]
     (heard + 1) * 2 > voters.len() + 1
 }
 
+/// Whether no leader's request was accepted within `window` of `now` (or ever).
+pub fn leader_silent(now: Instant, leader_heard: Option<Instant>, window: Duration) -> bool {
+    leader_heard.is_none_or(|at| now.duration_since(at) >= window)
+}
+
+/// Whether the gate's loop was frozen: more than `window` since its last turn.
+pub fn was_frozen(now: Instant, last_turn: Instant, window: Duration) -> bool {
+    now.duration_since(last_turn) > window
+}
+
 /// The gate's loop; holds only a weak reference, so it ends with the node.
 pub(crate) async fn stand_gate<T: PeerTransport>(node: std::sync::Weak<ClusterNode<T>>, contact: PeerContact) {
     let Some((period, window)) = node.upgrade().map(|n| {
@@ -40,8 +59,14 @@ pub(crate) async fn stand_gate<T: PeerTransport>(node: std::sync::Weak<ClusterNo
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut answered: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut open = true;
+    let mut last_turn = Instant::now();
     loop {
         interval.tick().await;
+        let now = Instant::now();
+        if was_frozen(now, last_turn, window) {
+            contact.note_leader_heard(now);
+        }
+        last_turn = now;
         let Some(node) = node.upgrade() else { return };
         let voters = other_voters(&node);
         probe(&node, &voters, period * 2, &mut answered).await;
@@ -51,14 +76,16 @@ pub(crate) async fn stand_gate<T: PeerTransport>(node: std::sync::Weak<ClusterNo
             *known = (*known).max(*at);
         }
         let ids: Vec<u64> = voters.iter().map(|(id, _)| *id).collect();
-        let now_open = may_stand(Instant::now(), &answered, &ids, window);
+        let now = Instant::now();
+        let quorum_answers = may_stand(now, &answered, &ids, window);
+        let now_open = quorum_answers && leader_silent(now, contact.leader_heard_at(), window);
         if now_open != open {
             open = now_open;
             node.raft.runtime_config().elect(open);
-            if open {
-                tracing::info!(site = node.site, "a quorum answers again: standing for election allowed");
-            } else {
-                tracing::warn!(site = node.site, "no quorum answers: not standing for election");
+            match (open, quorum_answers) {
+                (true, _) => tracing::info!(site = node.site, "no leader heard, a quorum answers: may stand"),
+                (false, true) => tracing::debug!(site = node.site, "a leader is heard: not standing for election"),
+                (false, false) => tracing::warn!(site = node.site, "no quorum answers: not standing for election"),
             }
         }
     }
@@ -122,6 +149,32 @@ mod tests {
         let stale = BTreeMap::from([(2, now), (3, now)]);
         assert!(!may_stand(now + WINDOW, &stale, &[2, 3], WINDOW));
         assert!(!may_stand(now, &BTreeMap::new(), &[2, 3], WINDOW));
+    }
+
+    #[test]
+    fn a_member_hearing_its_leader_does_not_stand_until_a_whole_window_of_silence() {
+        let now = Instant::now();
+        assert!(!leader_silent(now, Some(now), WINDOW));
+        assert!(!leader_silent(now + WINDOW - Duration::from_millis(1), Some(now), WINDOW));
+        assert!(leader_silent(now + WINDOW, Some(now), WINDOW));
+        assert!(leader_silent(now, None, WINDOW), "a member that never heard a leader may stand");
+    }
+
+    /// The run seen with real processes: a follower frozen 5 s whose last heard leader and
+    /// whose quorum answers are all 5 s old when it runs again. Its gate counts the leader as
+    /// heard at the thaw, so the fresh answers of its first probe do not let it stand.
+    #[test]
+    fn a_member_thawed_after_a_freeze_gives_its_leader_a_window_first() {
+        let frozen_at = Instant::now();
+        let thawed_at = frozen_at + Duration::from_secs(5);
+        assert!(was_frozen(thawed_at, frozen_at, WINDOW));
+        assert!(!was_frozen(frozen_at + WINDOW, frozen_at, WINDOW), "a slow turn is no freeze");
+        let heard_at_thaw = Some(thawed_at);
+        let answered = BTreeMap::from([(2, thawed_at), (3, thawed_at)]);
+        let probed = thawed_at + Duration::from_millis(5);
+        assert!(may_stand(probed, &answered, &[2, 3], WINDOW));
+        assert!(!leader_silent(probed, heard_at_thaw, WINDOW));
+        assert!(leader_silent(probed, Some(frozen_at), WINDOW), "without the thaw rule it would stand");
     }
 
     #[test]

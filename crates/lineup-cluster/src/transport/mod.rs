@@ -15,6 +15,7 @@ use crate::ClusterError;
 
 pub mod memory;
 pub mod quic;
+mod quic_tls;
 
 /// A boxed response future, as returned by a [`PeerHandler`].
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>>;

@@ -26,10 +26,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 
+pub use super::quic_tls::install_crypto_provider;
+use super::quic_tls::{client_config, server_config};
 use super::{PeerHandler, PeerTransport, SplitMix64};
 use crate::certs::{site_server_name, verify_certificate_names_site, SiteIdentity};
 use crate::frame::{read_frame, write_frame, PEER_FRAME_MAX_BYTES};
@@ -83,64 +84,6 @@ const STREAM_BAD_FRAME: u32 = 3;
 const CLOSE_REPLACED: u32 = 4;
 /// We dialled a fresh connection because this one answered nothing for a while.
 const CLOSE_STALLED: u32 = 5;
-
-/// Installs ring as the process-wide rustls crypto provider. Our own configs name ring
-/// explicitly, so this only matters for other rustls users in the process; call it at every
-/// entry point (binary main, tests) anyway, as the project's rule says. Idempotent.
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-fn tls_err(e: impl std::fmt::Display) -> ClusterError {
-    ClusterError::Tls(e.to_string())
-}
-
-fn transport_config() -> Arc<quinn::TransportConfig> {
-    let mut config = quinn::TransportConfig::default();
-    config.max_concurrent_bidi_streams(PEER_STREAMS_MAX.into());
-    config.max_concurrent_uni_streams(0u32.into());
-    config.keep_alive_interval(Some(Duration::from_millis(PEER_KEEP_ALIVE_MS)));
-    let idle = quinn::IdleTimeout::try_from(Duration::from_millis(PEER_IDLE_TIMEOUT_MS))
-        .expect("the idle timeout constant fits QUIC's varint");
-    config.max_idle_timeout(Some(idle));
-    config.initial_rtt(Duration::from_millis(PEER_INITIAL_RTT_MS));
-    Arc::new(config)
-}
-
-fn server_config(identity: &SiteIdentity) -> Result<quinn::ServerConfig, ClusterError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(identity.ca_roots.clone(), provider.clone())
-            .build()
-            .map_err(tls_err)?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls_err)?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(identity.cert_chain.clone(), identity.key.clone_key())
-        .map_err(tls_err)?;
-    tls.alpn_protocols = vec![ALPN_PROTOCOL.to_vec()];
-    let crypto = QuicServerConfig::try_from(tls).map_err(tls_err)?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport_config());
-    Ok(config)
-}
-
-fn client_config(identity: &SiteIdentity) -> Result<quinn::ClientConfig, ClusterError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls_err)?
-        .with_root_certificates(identity.ca_roots.clone())
-        .with_client_auth_cert(identity.cert_chain.clone(), identity.key.clone_key())
-        .map_err(tls_err)?;
-    tls.alpn_protocols = vec![ALPN_PROTOCOL.to_vec()];
-    let crypto = QuicClientConfig::try_from(tls).map_err(tls_err)?;
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport_config());
-    Ok(config)
-}
 
 /// Dial state of one peer.
 struct PeerLink {
@@ -207,12 +150,26 @@ struct QuicInner {
     answered_at: Mutex<BTreeMap<u64, Instant>>,
     /// Peers whose stalled connection is being replaced (one dial beside it at a time).
     redialling: Mutex<BTreeSet<u64>>,
+    /// Where this node reaches each peer, from its own node file: used instead of the
+    /// address in the Raft membership, which is the proposing leader's view (sites may reach
+    /// each other at different addresses: a VPN from one, a public address from another).
+    peer_addresses: BTreeMap<u64, String>,
 }
 
 impl QuicTransport {
     /// Binds the endpoint (e.g. `127.0.0.1:0` in tests). Call [`PeerTransport::serve`] to
     /// start accepting.
     pub fn bind(identity: &SiteIdentity, listen: SocketAddr) -> Result<Self, ClusterError> {
+        Self::bind_with_peers(identity, listen, BTreeMap::new())
+    }
+
+    /// As [`QuicTransport::bind`], reaching the sites in `peer_addresses` at those
+    /// addresses whatever the membership says (others at the membership's).
+    pub fn bind_with_peers(
+        identity: &SiteIdentity,
+        listen: SocketAddr,
+        peer_addresses: BTreeMap<u64, String>,
+    ) -> Result<Self, ClusterError> {
         install_crypto_provider();
         let mut endpoint = quinn::Endpoint::server(server_config(identity)?, listen)?;
         endpoint.set_default_client_config(client_config(identity)?);
@@ -226,6 +183,7 @@ impl QuicTransport {
             jitter: Mutex::new(jitter),
             answered_at: Mutex::new(BTreeMap::new()),
             redialling: Mutex::new(BTreeSet::new()),
+            peer_addresses,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -303,6 +261,11 @@ impl QuicTransport {
 }
 
 impl QuicInner {
+    /// The address to dial `target` at: this node's own for it, else the membership's.
+    fn address_of<'a>(&'a self, target: u64, membership_addr: &'a str) -> &'a str {
+        self.peer_addresses.get(&target).map_or(membership_addr, String::as_str)
+    }
+
     fn note_answer(&self, target: u64) {
         self.answered_at.lock().unwrap_or_else(|p| p.into_inner()).insert(target, Instant::now());
     }
@@ -486,6 +449,7 @@ impl PeerTransport for QuicTransport {
     }
 
     async fn greet(&self, target: u64, target_addr: &str) {
+        let target_addr = self.inner.address_of(target, target_addr);
         let timeout = Duration::from_millis(PEER_CONNECT_TIMEOUT_MS);
         if let Ok(Err(e)) = tokio::time::timeout(timeout, self.inner.connection(target, target_addr)).await {
             tracing::debug!(peer = target, error = %e, "could not greet peer");
@@ -502,6 +466,7 @@ impl PeerTransport for QuicTransport {
         if request.len() > PEER_FRAME_MAX_BYTES {
             return Err(ClusterError::Frame(format!("request of {} bytes exceeds the frame limit", request.len())));
         }
+        let target_addr = self.inner.address_of(target, target_addr);
         let deadline = Instant::now() + timeout;
         let connection = self.connection_by(target, target_addr, deadline).await?;
         match tokio::time::timeout_at(deadline, QuicInner::exchange(&connection, &request)).await {
