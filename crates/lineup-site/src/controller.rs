@@ -34,12 +34,15 @@ mod take_down;
 mod trunk;
 
 pub use config::{
-    SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, STRANDED_OFFER_RELEASE_MS,
+    SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, PROPOSE_RETRIES_MAX,
+    PROPOSE_RETRY_DELAY_MS, STRANDED_OFFER_RELEASE_MS,
 };
+use missed::FallbackWatch;
 pub use missed::{
     is_missed_reader, missed_delete_variable, missed_keys_variable, missed_origin, missed_reader_channel_id,
-    split_db_keys, MISSED_CALLER_NUMBER_MAX_CHARS, MISSED_FAMILY, MISSED_KEY_FIELDS_COUNT,
-    MISSED_READER_CHANNEL_ID_PREFIX, MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX, QUEUED_VARIABLE,
+    split_db_keys, FALLBACK_WATCH_MS, MISSED_CALLER_NUMBER_MAX_CHARS, MISSED_FAMILY, MISSED_KEY_FIELDS_COUNT,
+    MISSED_READER_CHANNEL_ID_PREFIX, MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX,
+    MISSED_RECORDS_POLL_INTERVAL_MS, QUEUED_VARIABLE, UNAVAILABLE_RESULT,
 };
 
 pub struct SiteController {
@@ -89,6 +92,10 @@ pub struct SiteController {
     /// Missed-caller records proposed or being deleted, by key (at most
     /// `MISSED_RECORDS_PER_RECONCILE_MAX`).
     missed_in_flight: BTreeSet<String>,
+    /// While callers handed to the box's fallback (`UNAVAILABLE`) may still hang up there:
+    /// until when the missed-caller records are read every `MISSED_RECORDS_POLL_INTERVAL_MS`,
+    /// and when they were last asked for.
+    fallback_watch: Option<FallbackWatch>,
     out: Vec<Action>,
 }
 
@@ -129,6 +136,7 @@ impl SiteController {
             ended_channel_set: BTreeSet::new(),
             orphan_reconcile_at_ms: None,
             missed_in_flight: BTreeSet::new(),
+            fallback_watch: None,
             out: Vec::new(),
         }
     }
@@ -245,5 +253,6 @@ impl SiteController {
         self.resend_due_proposals();
         self.end_timed_out_keying();
         self.end_timed_out_digits(routing);
+        self.poll_fallback_records();
     }
 }

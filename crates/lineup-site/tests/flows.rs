@@ -294,6 +294,25 @@ fn a_restart_of_the_operators_site_during_a_cross_site_call_keeps_the_call() {
     assert!(rig.audio_at(lineup_pbx_sim::BoxIndex(1), &op_leg).is_some(), "operator leg still up");
 }
 
+/// A caller waits at site 1; site 1's node goes down (deaf, lagging, and `unheard`: its own
+/// proposals lost too) while operator 2001 logs in at site 2 and is offered the caller. The
+/// caller's channel, its call and that offer's fence.
+fn offered_while_the_callers_node_is_down(rig: &mut Rig, unheard: bool) -> (lineup_ari::ChannelId, CallId, u64) {
+    sales(rig);
+    rig.operator_at(SiteId(2), "2001", "9999", OperatorMode::Persistent, &["sales"]);
+    let caller = rig.caller("kim", "5000", Some(120_000));
+    let call = rig.call_id(&caller);
+    assert!(rig.run_until(10_000, |r| r.routing.position(&call) == Some(1)), "caller waits");
+    rig.deaf[0] = true;
+    rig.lagging[0] = true;
+    rig.unheard[0] = unheard;
+    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2001", "2001", "9999");
+    let offered = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered));
+    assert!(rig.run_until(20_000, offered), "offered while the caller's node is down");
+    let fence = rig.routing.call_view(&call).and_then(|v| v.fence).expect("fence");
+    (caller, call, fence)
+}
+
 /// Seen in the real-process harness: a cross-site Offer committed while the caller's node
 /// was restarting. At ready its reconcile found the offer with nothing built and took it down
 /// (`Interrupted`); then the node's driver fed it the same Offer effect, which it executed:
@@ -302,19 +321,7 @@ fn a_restart_of_the_operators_site_during_a_cross_site_call_keeps_the_call() {
 #[test]
 fn an_offer_taken_down_by_a_restarts_reconcile_is_not_executed_when_its_effect_arrives() {
     let mut rig = Rig::federation(2);
-    sales(&mut rig);
-    rig.operator_at(SiteId(2), "2001", "9999", OperatorMode::Persistent, &["sales"]);
-    let caller = rig.caller("kim", "5000", Some(120_000));
-    let call = rig.call_id(&caller);
-    assert!(rig.run_until(10_000, |r| r.routing.position(&call) == Some(1)), "caller waits");
-
-    // The caller's node goes down; the operator logs in at site 2 and is offered the caller.
-    rig.deaf[0] = true;
-    rig.lagging[0] = true;
-    rig.login_call_at(lineup_pbx_sim::BoxIndex(1), "desk-2001", "2001", "9999");
-    let offered = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Offered));
-    assert!(rig.run_until(20_000, offered), "offered while the caller's node is down");
-    let stale_fence = rig.routing.call_view(&call).and_then(|v| v.fence).expect("fence");
+    let (caller, call, stale_fence) = offered_while_the_callers_node_is_down(&mut rig, false);
 
     // Back: the reconcile runs first, then the driver feeds the effects it missed.
     rig.restart(0);
@@ -331,6 +338,43 @@ fn an_offer_taken_down_by_a_restarts_reconcile_is_not_executed_when_its_effect_a
     assert!(!dialled_stale, "the taken-down offer (fence {stale_fence}) was dialled");
     assert!(rig.site_at(0).counters.offers_fenced_out >= 1, "{:?}", rig.site_at(0).counters);
     assert!(matches!(rig.audio(&caller), Some(AudioPath::Connected { .. })), "caller talks");
+}
+
+/// Seen in lineup-chaos (`random`, seed 3, a failing fsync stopped the caller's node): a
+/// cross-site offer committed while the caller's node was down; back, its reconcile took it
+/// down and the same entry offered the caller again to the same operator. The caller's site
+/// dialled the trunk for the new offer; the operator's site, not yet past that entry, handed
+/// the trunk call to the old offer it still awaited (a trunk call names the call, not the
+/// offer) and bridged it. The old offer's cancel then hung the trunk call up under the
+/// connected call: booked completed by the operator after 0 s of talk, the caller sent to the
+/// dialplan and hung up. The trunk call is handed to the new offer instead.
+#[test]
+fn a_trunk_call_taken_by_a_cancelled_offer_goes_on_with_the_next_offer_of_its_call() {
+    let mut rig = Rig::federation(2);
+    let (caller, call, stale_fence) = offered_while_the_callers_node_is_down(&mut rig, true);
+
+    // Back: its reconcile takes that offer down and the caller is offered again, while the
+    // operator's node lags behind the entry that did it.
+    rig.unheard[0] = false;
+    rig.restart(0);
+    rig.catch_up();
+    rig.lagging[1] = true;
+    let connected = |r: &Rig| matches!(r.routing.call_view(&call).map(|v| v.status), Some(CallStatus::Connected));
+    assert!(rig.run_until(10_000, connected), "connected under the new offer");
+    let fence = rig.routing.call_view(&call).and_then(|v| v.fence).expect("fence");
+    assert!(fence > stale_fence, "offered again under a new fence");
+
+    // The operator's site catches up: the old offer's cancel must not end the new call.
+    rig.catch_up();
+    rig.run_for(5_000);
+    assert_eq!(rig.outcome(&call), None, "the call goes on");
+    assert!(connected(&rig), "still connected: {:?}", rig.routing.call_view(&call));
+    match rig.audio(&caller) {
+        Some(AudioPath::Connected { parties }) => {
+            assert!(parties.iter().any(|(b, name)| b.0 == 1 && name.contains("desk-2001")), "{parties:?}")
+        }
+        other => panic!("caller hears {other:?}"),
+    }
 }
 
 /// Seen with real processes (lineup-chaos restarts, trace logs): a persistent operator logged

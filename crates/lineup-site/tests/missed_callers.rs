@@ -217,3 +217,37 @@ fn a_queued_caller_who_left_while_the_node_was_down_leaves_no_record_and_is_book
     assert_eq!(booked.len(), 1, "{booked:?}");
     assert_eq!(booked[0].outcome, Outcome::Abandoned);
 }
+
+/// A caller entering while the site's node hears no quorum (a WAN cut longer than the entry's
+/// retries) was handed back with INVALID, which the deploy dialplan hangs up: dropped. Now
+/// the result is UNAVAILABLE: the gate sends the caller to the box's own fallback, as when
+/// the node is down, its hangup handler keeps a record, and the site, which polls the records
+/// while such callers may still be in the fallback, books the caller once the cluster hears
+/// it again.
+#[test]
+fn a_caller_whose_entry_never_commits_goes_to_the_fallback_and_is_booked_once_the_cluster_is_back() {
+    let mut rig = rig_with_sales();
+    rig.no_quorum[0] = true;
+    let caller = rig.caller("cut-off", "5000", None);
+    let retries_ms = u64::from(lineup_site::PROPOSE_RETRIES_MAX + 1) * lineup_site::PROPOSE_RETRY_DELAY_MS;
+    assert!(rig.run_until(retries_ms + 5_000, |r| r.world.ended_channel(BOX, &caller).is_some()), "still waiting");
+    let ended_channel = rig.world.ended_channel(BOX, &caller).expect("ended");
+    let variable = |name: &str| ended_channel.variables.get(name).cloned().unwrap_or_default();
+    assert_eq!(variable("LINEUP_RESULT"), lineup_site::UNAVAILABLE_RESULT);
+    assert_eq!(variable("LINEUP_FALLBACK"), "1", "the gate's fallback took the caller");
+    assert_eq!(records(&rig).len(), 1, "{:?}", records(&rig));
+    assert_eq!(rig.routing.call_count(), 0, "never in line");
+    assert_eq!(rig.site().counters.callers_invalid, 1);
+
+    rig.no_quorum[0] = false;
+    let poll_ms = lineup_site::MISSED_RECORDS_POLL_INTERVAL_MS;
+    assert!(rig.run_until(poll_ms + 5_000, |r| records(r).is_empty()), "records left: {:?}", records(&rig));
+    let booked = ended(&rig, &rig.call_id(&caller));
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(
+        (booked[0].outcome.clone(), booked[0].gate.clone()),
+        (Outcome::LocalFallback, Some(GateId::new("main")))
+    );
+    rig.run_for(2 * poll_ms);
+    assert_eq!(ended(&rig, &rig.call_id(&caller)).len(), 1, "booked once");
+}

@@ -3,6 +3,7 @@
 
 use super::config::{CALLBACK_ACCEPT_KEY, CALLBACK_OTHER_NUMBER_KEY, DIGIT_TIMEOUT_MS};
 use super::legs::{CallbackEntry, CallerLeg, CallerState};
+use super::missed::UNAVAILABLE_RESULT;
 use super::output::Purpose;
 use super::proposals::NOT_COMMITTED;
 use super::SiteController;
@@ -256,7 +257,11 @@ impl SiteController {
                     }
                 } else {
                     self.ari(AriRequest::StopMoh(ch.clone()));
-                    self.continue_with(ch, "INVALID", vec![]);
+                    let handed_back = entry_refused_result(&result);
+                    if handed_back == UNAVAILABLE_RESULT {
+                        self.watch_fallback();
+                    }
+                    self.continue_with(ch, handed_back, vec![]);
                 }
             }
         }
@@ -353,5 +358,16 @@ impl SiteController {
             }
             _ => {}
         }
+    }
+}
+
+/// `LINEUP_RESULT` for a caller whose entry failed: `UNAVAILABLE` when it never committed
+/// (no quorum heard through all its retries: the deploy dialplan sends the caller to the
+/// box's own fallback, as when the node is down, rather than hanging up), `INVALID` when the
+/// core refused it (an unknown queue or gate: the dialplan's mistake, not the cluster's).
+fn entry_refused_result<T>(result: &Result<T, CoreError>) -> &'static str {
+    match result {
+        Err(CoreError::InvalidState { what, .. }) if what == NOT_COMMITTED => UNAVAILABLE_RESULT,
+        _ => "INVALID",
     }
 }

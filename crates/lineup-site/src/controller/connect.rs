@@ -229,6 +229,18 @@ impl SiteController {
     /// Tears down an offer's execution (half-built or bridged): ring leg hung up, bridge
     /// destroyed, caller back on hold music, persistent operator back in the holding bridge.
     pub(super) fn undo_offer(&mut self, exec: OfferExec) {
+        let far_leg =
+            matches!(exec.kind, ExecKind::TrunkIn | ExecKind::Callback { .. }).then(|| exec.caller_channel.clone());
+        self.undo_offer_keeping_far_leg(exec);
+        if let Some(leg) = far_leg {
+            self.ring_legs.remove(&leg);
+            self.ari(AriRequest::Hangup(leg, HangupReason::Normal));
+        }
+    }
+
+    /// `undo_offer` but for the leg that is not this site's caller (a trunk call in, a
+    /// callback's callee), which stays up.
+    pub(super) fn undo_offer_keeping_far_leg(&mut self, exec: OfferExec) {
         match exec.mode {
             OperatorMode::Ring => {
                 self.ring_legs.remove(&exec.operator_channel);
@@ -240,10 +252,6 @@ impl SiteController {
         }
         if exec.stage != OfferStage::Ringing || exec.kind == ExecKind::TrunkIn {
             self.ari(AriRequest::DestroyBridge(exec.bridge.clone()));
-        }
-        if matches!(exec.kind, ExecKind::TrunkIn | ExecKind::Callback { .. }) {
-            self.ring_legs.remove(&exec.caller_channel);
-            self.ari(AriRequest::Hangup(exec.caller_channel.clone(), HangupReason::Normal));
         }
         if let Some(leg) = self.callers.get_mut(&exec.caller_channel) {
             let this_offer = leg.state == (CallerState::Offered { fence: exec.fence })

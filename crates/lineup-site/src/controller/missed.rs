@@ -36,6 +36,25 @@ pub const MISSED_FAMILY: &str = "lineup-missed";
 /// (`AriRequest::MarkQueued`); the deploy dialplan's handler writes no record for such a
 /// caller.
 pub const QUEUED_VARIABLE: &str = "LINEUP_QUEUED";
+/// `LINEUP_RESULT` of a caller whose entry never committed (no quorum heard through all its
+/// retries): the deploy dialplan sends such a caller to the box's own fallback, and its
+/// handler writes a missed-caller record, as for a caller who found the node down.
+pub const UNAVAILABLE_RESULT: &str = "UNAVAILABLE";
+/// While callers handed to the box's fallback may still be there, the records are read this
+/// often: each such caller's record is written when they hang up in the fallback, and no
+/// event tells the site (the channel has left its Stasis application).
+pub const MISSED_RECORDS_POLL_INTERVAL_MS: u64 = 60_000;
+/// How long after the last caller handed to the fallback the records are still polled (a
+/// caller in the box's own queue rarely waits longer).
+pub const FALLBACK_WATCH_MS: u64 = 3_600_000;
+
+/// Polling of the missed-caller records after callers were handed to the fallback.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FallbackWatch {
+    pub(super) until_ms: u64,
+    pub(super) last_read_ms: u64,
+}
+
 /// Most records handled per reconcile (read, proposed, deleted); the rest wait for the next.
 pub const MISSED_RECORDS_PER_RECONCILE_MAX: usize = 1_000;
 /// Longest caller number a record may carry (the dialplan cuts it to this length).
@@ -168,6 +187,24 @@ fn parse_record(call: CallId, site: SiteId, key: &MissedKey<'_>) -> Result<Misse
 }
 
 impl SiteController {
+    /// A caller was handed to the box's fallback: read the records every
+    /// `MISSED_RECORDS_POLL_INTERVAL_MS` for `FALLBACK_WATCH_MS` from now.
+    pub(super) fn watch_fallback(&mut self) {
+        let last_read_ms = self.fallback_watch.map_or(self.now_ms, |w| w.last_read_ms);
+        self.fallback_watch = Some(FallbackWatch { until_ms: self.now_ms + FALLBACK_WATCH_MS, last_read_ms });
+    }
+
+    /// On each tick: the records read again when a poll is due, the watch ended when over.
+    pub(super) fn poll_fallback_records(&mut self) {
+        let Some(watch) = self.fallback_watch else { return };
+        if self.now_ms < watch.last_read_ms + MISSED_RECORDS_POLL_INTERVAL_MS {
+            return;
+        }
+        self.fallback_watch =
+            (self.now_ms < watch.until_ms).then_some(FallbackWatch { last_read_ms: self.now_ms, ..watch });
+        self.ask_for_missed_records();
+    }
+
     /// Asked after every reconcile: the driver reads the records and answers
     /// `Input::MissedRecords`.
     pub(super) fn ask_for_missed_records(&mut self) {

@@ -98,6 +98,9 @@ impl SiteController {
             self.awaiting_trunk.remove(call);
         }
         let Some(exec) = self.offers.remove(&(call.clone(), fence)) else { return };
+        if exec.kind == ExecKind::TrunkIn {
+            return self.cancel_trunk_in(exec);
+        }
         // Even a bridged offer is taken down: the core cancels an offer only while it is
         // not connected (its deadline passed before the sites' Connected was committed, held
         // up by a partition or a restart), and from then on it offers the caller and the

@@ -136,6 +136,21 @@ impl SiteController {
         }
     }
 
+    /// The offer a trunk call was handed to is cancelled. A trunk call names the call, not
+    /// the offer: the caller's site may have placed it for a newer offer of the same call,
+    /// committed by the entry that cancelled this one (or soon after) and already connected
+    /// there, while this site's view lagged. So only the operator's side is undone; the trunk
+    /// call goes to the call's next offer here, or waits for it as an early trunk call and is
+    /// refused after `EARLY_TRUNK_WAIT_MS`. A trunk call of the cancelled offer itself is
+    /// hung up by the caller's site, which was cancelled by the same entry.
+    pub(super) fn cancel_trunk_in(&mut self, exec: OfferExec) {
+        debug_assert_eq!(exec.kind, ExecKind::TrunkIn);
+        let (call, inbound) = (exec.call.clone(), exec.caller_channel.clone());
+        self.ring_legs.remove(&inbound);
+        self.undo_offer_keeping_far_leg(exec);
+        self.trunk_leg_arrived(&call, inbound);
+    }
+
     /// No offer for this trunk call here yet: its Offer may still be on the way (see
     /// `EARLY_TRUNK_WAIT_MS`). A newer call for the same caller replaces an older one.
     fn hold_early_trunk(&mut self, call: &CallId, inbound: ChannelId) {

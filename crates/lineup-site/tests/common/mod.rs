@@ -9,7 +9,7 @@ use lineup_core::*;
 use lineup_pbx_sim::{
     AudioPath, BoxConfig, BoxIndex, Dialplan, PbxWorld, PhoneBehaviour, PhoneCall, ScriptedKeys, TrunkRoute,
 };
-use lineup_site::{Action, AriFailure, AriRequest, Input, SiteConfig, SiteController};
+use lineup_site::{Action, AriFailure, AriRequest, Input, ProposeFailure, SiteConfig, SiteController};
 use std::collections::VecDeque;
 
 pub const EPOCH_MS: u64 = 1_795_400_000_000;
@@ -39,6 +39,9 @@ pub struct Rig {
     /// Sites whose proposals never reach the leader (kept here, never committed).
     pub unheard: Vec<bool>,
     pub unheard_proposals: Vec<Command>,
+    /// Sites whose node hears no quorum: each proposal is answered "not committed" at once,
+    /// as a node answers one it could not get into the log.
+    pub no_quorum: Vec<bool>,
     /// Deliver every ARI event twice (as with two subscribed applications, undeduplicated).
     pub duplicate_events: bool,
     /// The next N bridge additions answer 500 without doing anything.
@@ -122,6 +125,7 @@ impl Rig {
             deaf: vec![false; sites],
             unheard: vec![false; sites],
             unheard_proposals: Vec::new(),
+            no_quorum: vec![false; sites],
             duplicate_events: false,
             fail_add_channels: 0,
             lagging: vec![false; sites],
@@ -330,6 +334,10 @@ impl Rig {
                 // The site's node is cut off from the leader: nothing it proposes commits, and
                 // its own retries are lost too.
                 self.unheard_proposals.push(command);
+            }
+            Action::Propose { token, .. } if self.no_quorum[site] => {
+                let failure = ProposeFailure::NotCommitted("no quorum heard".into());
+                self.inputs.push_back((site, Input::Proposed { token, result: Err(failure) }));
             }
             Action::Propose { token, command } => {
                 let result = self.commit(&command);
