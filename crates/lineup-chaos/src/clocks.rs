@@ -34,15 +34,16 @@ impl Clocks {
         Ok(Some(clocks))
     }
 
-    /// The environment that puts `site`'s node under its offset.
-    pub fn env(&self, site: u64) -> Vec<(&'static str, String)> {
-        let Some(file) = self.files.get(&site) else { return Vec::new() };
-        vec![
-            ("LD_PRELOAD", self.library.display().to_string()),
+    /// The library to preload into `site`'s node, and the environment that puts it under its
+    /// offset.
+    pub fn env(&self, site: u64) -> (Option<String>, Vec<(&'static str, String)>) {
+        let Some(file) = self.files.get(&site) else { return (None, Vec::new()) };
+        let env = vec![
             ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
             ("FAKETIME_CACHE_DURATION", OFFSET_REREAD_INTERVAL_S.to_string()),
             ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
-        ]
+        ];
+        (Some(self.library.display().to_string()), env)
     }
 
     /// Steps `site`'s wall clock to `offset_s` seconds from true time (within

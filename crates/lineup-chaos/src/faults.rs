@@ -67,8 +67,6 @@ pub enum Target {
     Leader,
     /// One site, whatever its calls (the site whose history and Redis are behind relays).
     Site(u64),
-    /// The spare site the membership faults add and remove (`member_kill.rs`).
-    Spare,
 }
 
 pub const SCHEDULE: [(Stop, Target); 8] = [
@@ -106,6 +104,8 @@ pub struct FaultFigures {
     pub snapshot_kills: Vec<crate::snapshot_kill::SnapshotKillRecord>,
     /// Each membership change with a kill in it, and whether the nodes agreed afterwards.
     pub memberships: Vec<crate::member_kill::MembershipRecord>,
+    /// When no node could name a leader that named itself (`leaders.rs`).
+    pub leaderless: Vec<crate::leaders::Leaderless>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -131,6 +131,10 @@ pub struct OutageRecord {
     /// (frozen, partitioned, its ARI cut, its disk full): its callers join the global order
     /// only once it is back.
     pub cut_off: bool,
+    /// The cut may have let some of the site's proposals through (a flapping link; a node
+    /// that sends but hears nothing, whose writes the leader may still commit): a caller
+    /// entering then may have joined the order at once, or only at the heal.
+    pub partial: bool,
     /// When it began and healed, on the stand-in's clock (as the truth's times).
     pub from_ms: u64,
     pub until_ms: u64,
@@ -217,7 +221,6 @@ impl Chaos<'_> {
             Target::CallerNode { cross } => self.target_call(cross).await.map(|e| e.caller_box as u64 + 1),
             Target::OperatorNode => self.target_call(true).await.map(|e| e.operator_box as u64 + 1),
             Target::Site(site) => Some(site),
-            Target::Spare => self.nodes.layout.spare.as_ref().map(|spare| spare.site),
         }
     }
 

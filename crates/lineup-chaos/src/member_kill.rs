@@ -177,6 +177,20 @@ impl Chaos<'_> {
         self.figures.memberships.push(record);
     }
 
+    /// The membership change due next, with its kill: the spare added (killing the leader,
+    /// `leader`) when it is not a voter, removed (killing it) when it is.
+    pub(crate) async fn member_kill(&mut self, leader: u64, what: &str) {
+        let spare = self.nodes.layout.spare.as_ref().map(|spare| spare.site);
+        let Ok(leader_api) = self.nodes.site(leader).map(|s| s.api_url()) else { return };
+        let voters = self.api.voters(&leader_api).await;
+        match (spare, voters) {
+            (Some(spare), Some(voters)) if voters.contains(&spare) => self.remove_spare_killing_it(what).await,
+            (Some(_), Some(_)) => self.add_spare_killing_leader(leader, what).await,
+            (None, _) => self.skip(what, "no spare site").await,
+            (_, None) => self.skip(what, "the leader's voters could not be read").await,
+        }
+    }
+
     async fn skip(&mut self, what: &str, why: &str) {
         self.note(format!("skipped {what}: {why}")).await;
         self.figures.skipped.push(what.to_string());

@@ -3,7 +3,8 @@
 //! node; a symmetric partition of a cross-site operator's node and of the leader; a one-way
 //! cut (a node that sends but hears nothing); a flapping link to the leader; a node's wall
 //! clock stepped hours ahead, then behind, then back; a node's ARI connections to its box cut;
-//! a node's disk full; site 1's history database and its Redis unreachable; kill -9 of the
+//! a node's disk full; a node's fsyncs failing (EIO); site 1's history database and its
+//! Redis unreachable; kill -9 of the
 //! leader and of a cross-site caller's node while each writes a snapshot (`snapshot_kill.rs`);
 //! kill -9 of the leader while a spare site is added, and of the spare while it is removed
 //! (`member_kill.rs`).
@@ -42,6 +43,9 @@ pub const ARI_CUT_MS: u64 = 5_000;
 /// How long a node's disk stays full: long enough for every writer (Raft log, history,
 /// queue_log) to hit it.
 pub const DISK_FULL_MS: u64 = 5_000;
+/// How long a node's fsyncs fail: long enough for every writer that syncs (Raft log, outbox,
+/// queue_log) to be told.
+pub const FSYNC_FAIL_MS: u64 = 5_000;
 /// How long the database or Redis stays unreachable: past the history drainer's longest
 /// retry pause (10 s would be one; this is most of one) and a few projection retries.
 pub const SERVICE_DOWN_MS: u64 = 8_000;
@@ -58,6 +62,9 @@ pub enum Fault {
     AriCut(Target),
     /// The node's data filesystem filled to the last byte for `DISK_FULL_MS`, then freed.
     DiskFull(Target),
+    /// The node's fsync, fdatasync and syncfs failing with EIO for `FSYNC_FAIL_MS`
+    /// (`fsyncs.rs`), then working again.
+    FsyncFail(Target),
     /// The site's history database unreachable for `SERVICE_DOWN_MS` (connections cut,
     /// new ones refused).
     DatabaseDown(Target),
@@ -68,17 +75,23 @@ pub enum Fault {
     /// kill -9 while the node builds and writes a snapshot it was asked for, down
     /// `RESTART_DOWN_MS`, started again (`snapshot_kill.rs`).
     SnapshotKill(Target),
-    /// kill -9 while a membership change is in flight (`member_kill.rs`): the leader while the
-    /// spare is added (`Leader`), the spare while it is removed (`Spare`).
+    /// kill -9 while a membership change is in flight (`member_kill.rs`), aimed at the leader:
+    /// the spare added when it is not a voter (the leader killed), removed when it is (the
+    /// spare killed).
     MemberKill(Target),
+    /// Both membership kills, one after the other (`random`): the spare added and removed
+    /// again, so the other faults always find the founding voters alone (the harness's
+    /// peer relays are between founding sites only).
+    MemberKillRoundTrip(Target),
 }
 
 impl Fault {
     fn target(self) -> Target {
         match self {
             Fault::Pause(t) | Fault::Isolate(t) | Fault::Deaf(t) | Fault::Flap(t) => t,
-            Fault::Skew(t) | Fault::AriCut(t) | Fault::DiskFull(t) | Fault::Restart(_, t) => t,
-            Fault::DatabaseDown(t) | Fault::RedisDown(t) | Fault::SnapshotKill(t) | Fault::MemberKill(t) => t,
+            Fault::Skew(t) | Fault::AriCut(t) | Fault::DiskFull(t) | Fault::FsyncFail(t) | Fault::Restart(_, t) => t,
+            Fault::DatabaseDown(t) | Fault::RedisDown(t) | Fault::SnapshotKill(t) => t,
+            Fault::MemberKill(t) | Fault::MemberKillRoundTrip(t) => t,
         }
     }
 
@@ -91,25 +104,27 @@ impl Fault {
             Fault::Skew(_) => "clock_skew",
             Fault::AriCut(_) => "ari_cut",
             Fault::DiskFull(_) => "disk_full",
+            Fault::FsyncFail(_) => "fsync_fail",
             Fault::DatabaseDown(_) => "database_down",
             Fault::RedisDown(_) => "redis_down",
             Fault::Restart(Stop::Term, _) => "term",
             Fault::Restart(Stop::Kill, _) => "kill",
             Fault::SnapshotKill(_) => "snapshot_kill",
-            Fault::MemberKill(_) => "member_kill",
+            Fault::MemberKill(_) | Fault::MemberKillRoundTrip(_) => "member_kill",
         }
     }
 
     /// The node read no ARI event while it lasted (frozen, its events socket cut, or exited
-    /// for want of disk and started again), so on its return it finds both legs of a call
-    /// ended then gone, without knowing who hung up.
+    /// for want of disk or of a working fsync and started again), so on its return it finds
+    /// both legs of a call ended then gone, without knowing who hung up.
     fn blinds(self) -> bool {
-        matches!(self, Fault::Pause(_) | Fault::AriCut(_) | Fault::DiskFull(_))
+        matches!(self, Fault::Pause(_) | Fault::AriCut(_) | Fault::DiskFull(_) | Fault::FsyncFail(_))
     }
 
     /// The site could not put a new caller in the global order while it lasted: its node
-    /// frozen, cut from the others (wholly, one way or flapping), blind to its box, or out of
-    /// disk. (A skewed clock, the database or Redis away change nothing of that.)
+    /// frozen, cut from the others (wholly, one way or flapping), blind to its box, out of
+    /// disk or unable to sync it. (A skewed clock, the database or Redis away change nothing
+    /// of that.)
     fn cuts_off(self) -> bool {
         matches!(
             self,
@@ -119,11 +134,20 @@ impl Fault {
                 | Fault::Flap(_)
                 | Fault::AriCut(_)
                 | Fault::DiskFull(_)
+                | Fault::FsyncFail(_)
         )
     }
 }
 
-pub const NEMESIS: [Fault; 18] = [
+impl Fault {
+    /// Of the cut-offs, those that may let some of the site's writes commit while they last:
+    /// a flapping link (up half the time), a node that sends but hears nothing.
+    fn cuts_off_partly(self) -> bool {
+        matches!(self, Fault::Flap(_) | Fault::Deaf(_))
+    }
+}
+
+pub const NEMESIS: [Fault; 20] = [
     Fault::Pause(Target::Leader),
     Fault::Pause(Target::CallerNode { cross: true }),
     Fault::Isolate(Target::OperatorNode),
@@ -136,12 +160,15 @@ pub const NEMESIS: [Fault; 18] = [
     Fault::AriCut(Target::OperatorNode),
     Fault::DiskFull(Target::CallerNode { cross: true }),
     Fault::DiskFull(Target::Leader),
+    Fault::FsyncFail(Target::CallerNode { cross: true }),
+    Fault::FsyncFail(Target::Leader),
     Fault::DatabaseDown(Target::Site(SERVICES_SITE)),
     Fault::RedisDown(Target::Site(SERVICES_SITE)),
     Fault::SnapshotKill(Target::Leader),
     Fault::SnapshotKill(Target::CallerNode { cross: true }),
+    // The spare added (the leader killed), then removed again (the spare killed).
     Fault::MemberKill(Target::Leader),
-    Fault::MemberKill(Target::Spare),
+    Fault::MemberKill(Target::Leader),
 ];
 
 /// The targets `random` draws from.
@@ -149,11 +176,11 @@ const TARGETS: [Target; 4] =
     [Target::Leader, Target::CallerNode { cross: true }, Target::CallerNode { cross: false }, Target::OperatorNode];
 
 /// One fault of a kind drawn from `rng`, at a target drawn from it (the database and Redis
-/// outages hit the site that has them).
+/// outages hit the site that has them; a membership kill is aimed by the change it is).
 fn draw(rng: &mut SplitMix64) -> Fault {
     let target = TARGETS[rng.pick(TARGETS.len())];
     let services = Target::Site(SERVICES_SITE);
-    let kinds: [fn(Target) -> Fault; 11] = [
+    let kinds: [fn(Target) -> Fault; 14] = [
         Fault::Pause,
         Fault::Isolate,
         Fault::Deaf,
@@ -161,15 +188,19 @@ fn draw(rng: &mut SplitMix64) -> Fault {
         Fault::Skew,
         Fault::AriCut,
         Fault::DiskFull,
+        Fault::FsyncFail,
         |t| Fault::Restart(Stop::Term, t),
         |t| Fault::Restart(Stop::Kill, t),
         Fault::DatabaseDown,
         Fault::RedisDown,
+        Fault::SnapshotKill,
+        Fault::MemberKillRoundTrip,
     ];
     let fault = kinds[rng.pick(kinds.len())](target);
     match fault {
         Fault::DatabaseDown(_) => Fault::DatabaseDown(services),
         Fault::RedisDown(_) => Fault::RedisDown(services),
+        Fault::MemberKillRoundTrip(_) => Fault::MemberKillRoundTrip(Target::Leader),
         other => other,
     }
 }
@@ -232,8 +263,13 @@ impl Chaos<'_> {
         match fault {
             Fault::Restart(stop, _) => return self.restart(site, stop, &what).await,
             Fault::SnapshotKill(_) => return self.snapshot_kill(site, &what).await,
-            Fault::MemberKill(Target::Leader) => return self.add_spare_killing_leader(site, &what).await,
-            Fault::MemberKill(_) => return self.remove_spare_killing_it(&what).await,
+            Fault::MemberKill(_) => return self.member_kill(site, &what).await,
+            Fault::MemberKillRoundTrip(_) => {
+                self.member_kill(site, &what).await;
+                self.settle().await;
+                let Some(leader) = self.leader().await else { return };
+                return self.member_kill(leader, &what).await;
+            }
             _ => {}
         }
         let log_at_cut = self.log_at_stop(site).await;
@@ -251,8 +287,8 @@ impl Chaos<'_> {
             None => None,
         };
         self.note(format!("{what}: healed; heard by the leader {heard_after_heal_ms:?} ms after")).await;
-        let (blind, cut_off) = (fault.blinds(), fault.cuts_off());
-        let record = OutageRecord { what, site, blind, cut_off, from_ms, until_ms, heard_after_heal_ms };
+        let (blind, cut_off, partial) = (fault.blinds(), fault.cuts_off(), fault.cuts_off_partly());
+        let record = OutageRecord { what, site, blind, cut_off, partial, from_ms, until_ms, heard_after_heal_ms };
         self.figures.outages.push(record);
     }
 
@@ -284,6 +320,14 @@ impl Chaos<'_> {
                 disks.free(site)?;
                 self.revive_if_exited(site).await?;
             }
+            Fault::FsyncFail(_) => {
+                let fsyncs = self.nodes.fsyncs.as_ref().map_err(|why| anyhow::anyhow!("no fsync shim: {why}"))?;
+                fsyncs.set_failing(site, true)?;
+                tokio::time::sleep(Duration::from_millis(FSYNC_FAIL_MS)).await;
+                let fsyncs = self.nodes.fsyncs.as_ref().map_err(|why| anyhow::anyhow!("no fsync shim: {why}"))?;
+                fsyncs.set_failing(site, false)?;
+                self.revive_if_exited(site).await?;
+            }
             Fault::DatabaseDown(_) | Fault::RedisDown(_) => {
                 let services = seams.services.as_ref().map_err(|why| anyhow::anyhow!("no run database: {why}"))?;
                 let database = matches!(fault, Fault::DatabaseDown(_));
@@ -292,7 +336,7 @@ impl Chaos<'_> {
                 tokio::time::sleep(Duration::from_millis(SERVICE_DOWN_MS)).await;
                 cut(false);
             }
-            Fault::Restart(..) | Fault::SnapshotKill(_) | Fault::MemberKill(_) => {
+            Fault::Restart(..) | Fault::SnapshotKill(_) | Fault::MemberKill(_) | Fault::MemberKillRoundTrip(_) => {
                 anyhow::bail!("a restart is not applied as an outage")
             }
         }

@@ -1,6 +1,7 @@
 //! The `lineup run` processes, one per site: start, pause, SIGTERM, kill -9.
 
 use crate::clocks::Clocks;
+use crate::fsyncs::FsyncFaults;
 use crate::procs::Proc;
 use crate::setup::{Layout, SiteLayout, ARI_PASSWORD, ARI_PASSWORD_ENV};
 use anyhow::Context;
@@ -11,12 +12,14 @@ pub struct Nodes {
     procs: Vec<Option<Proc>>,
     /// Each node's wall-clock offset, when the scenario skews clocks.
     pub clocks: Option<Clocks>,
+    /// Each node's failing-fsync switch, when the scenario fails fsyncs (Err: why not).
+    pub fsyncs: Result<FsyncFaults, String>,
 }
 
 impl Nodes {
     pub fn new(layout: Layout) -> Nodes {
         let procs = layout.all_sites().map(|_| None).collect();
-        Nodes { layout, procs, clocks: None }
+        Nodes { layout, procs, clocks: None, fsyncs: Err("this scenario fails no fsync".into()) }
     }
 
     pub fn site(&self, site: u64) -> anyhow::Result<&SiteLayout> {
@@ -38,8 +41,18 @@ impl Nodes {
         let layout = self.site(site)?.clone();
         let mut command = Command::new(&self.layout.lineup_bin);
         command.arg("run").arg("--config").arg(&layout.config).env(ARI_PASSWORD_ENV, ARI_PASSWORD);
+        let mut preload = Vec::new();
         if let Some(clocks) = &self.clocks {
-            command.envs(clocks.env(site));
+            let (library, env) = clocks.env(site);
+            preload.extend(library);
+            command.envs(env);
+        }
+        if let Some((library, env)) = self.fsyncs.as_ref().ok().and_then(|fsyncs| fsyncs.env(site)) {
+            preload.push(library.display().to_string());
+            command.env(env.0, env.1);
+        }
+        if !preload.is_empty() {
+            command.env("LD_PRELOAD", preload.join(":"));
         }
         let proc = Proc::spawn(&format!("lineup run (site {site})"), command, &layout.log)?;
         *self.slot(site)? = Some(proc);

@@ -18,6 +18,8 @@ pub struct Report {
     pub outages_detail: Vec<crate::faults::OutageRecord>,
     pub snapshot_kills_detail: Vec<crate::snapshot_kill::SnapshotKillRecord>,
     pub memberships_detail: Vec<crate::member_kill::MembershipRecord>,
+    /// When no node named a leader that named itself (the order check judges nobody then).
+    pub leaderless_detail: Vec<crate::leaders::Leaderless>,
     pub skipped: Vec<String>,
     /// Calls the harness placed because the workload had none of the kind a fault aims at.
     pub aimed_calls: Vec<String>,
@@ -41,6 +43,7 @@ impl Report {
         self.outages_detail = faults.outages.clone();
         self.snapshot_kills_detail = faults.snapshot_kills.clone();
         self.memberships_detail = faults.memberships.clone();
+        self.leaderless_detail = faults.leaderless.clone();
         self.skipped = faults.skipped.clone();
         self.aimed_calls = faults.aimed_calls.clone();
     }

@@ -7,7 +7,9 @@ use crate::checks::{checks, figures};
 use crate::clocks::Clocks;
 use crate::disks::DataDisks;
 use crate::faults::Chaos;
+use crate::fsyncs::FsyncFaults;
 use crate::history::{read_calls, read_queue_log, CallRows, HistorySource};
+use crate::leaders::LeaderWatch;
 use crate::links::Links;
 use crate::nemesis::Seams;
 use crate::nodes::Nodes;
@@ -80,9 +82,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<bool> {
 }
 
 async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<bool> {
-    // The nemesis's membership faults add a spare site (with an idle box of its own) and
+    // The membership faults (nemesis, random) add a spare site (with an idle box of its own) and
     // remove it again.
-    let spare = args.scenario == Scenario::Nemesis;
+    let spare = matches!(args.scenario, Scenario::Nemesis | Scenario::Random);
     let layout = prepare(dir, lineup, args.sites, spare)?;
     let dialplan = dir.join("extensions.conf");
     let harness_gates = crate::setup::aimed_dialplan(args.sites);
@@ -107,6 +109,7 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     let mut nodes = Nodes::new(layout);
     if seams.is_some() {
         nodes.clocks = Clocks::prepare(dir, &nodes.sites())?;
+        nodes.fsyncs = FsyncFaults::prepare(dir, &nodes.sites()).map_err(|error| format!("{error:#}"));
     }
     let api = NodeApi::new()?;
     let result = drive(args, &mut nodes, &api, &standin, seams.as_ref(), dir, lineup).await;
@@ -201,6 +204,8 @@ async fn drive(
         args.duration
     );
     let workload = Workload::start(Arc::clone(standin), args.sites as usize, args.seed);
+    let apis = nodes.layout.all_sites().map(|site| (site.site, site.api_url())).collect();
+    let leader_watch = LeaderWatch::start(api.clone(), apis, Arc::clone(standin)).await;
     let mut chaos =
         Chaos { nodes, api: api.clone(), standin: Arc::clone(standin), figures: Default::default(), log: Vec::new() };
     let duration_ms = args.duration * 1_000;
@@ -209,6 +214,7 @@ async fn drive(
         (Scenario::Random, Some(seams)) => chaos.run_random(seams, duration_ms, args.seed).await,
         _ => chaos.run_restarts(duration_ms).await,
     }
+    chaos.figures.leaderless = leader_watch.stop().await;
     let faults = chaos.figures.clone();
     eprintln!("lineup-chaos: {} callers placed; draining", workload.placed());
     workload.stop().await;
@@ -236,6 +242,7 @@ async fn drive(
         outages_detail: Vec::new(),
         snapshot_kills_detail: Vec::new(),
         memberships_detail: Vec::new(),
+        leaderless_detail: Vec::new(),
         skipped: Vec::new(),
         aimed_calls: Vec::new(),
         double_bookings: first(truth.double_bookings.iter().map(|i| format!("@{} ms {}", i.at_ms, i.what))),

@@ -1,7 +1,9 @@
 //! CI's bounded mixed run: `lineup-chaos --scenario random`, every fault kind (pause,
-//! partitions symmetric, one-way and flapping, clock skew, ARI cut, SIGTERM and kill -9)
-//! drawn from the seed one after another, at the leader, a caller's node or an operator's
-//! node, during live local and cross-site calls. `LINEUP_CHAOS_SEED` picks another draw.
+//! partitions symmetric, one-way and flapping, clock skew, ARI cut, full disk, failing
+//! fsync, database and Redis down, SIGTERM and kill -9, kill -9 mid-snapshot and
+//! mid-membership-change) drawn from the seed one after another, at the leader, a caller's
+//! node or an operator's node, during live local and cross-site calls. `LINEUP_CHAOS_SEED`
+//! picks another draw.
 //!
 //! Asserted: nobody double booked, every outcome in every site's history true, no call
 //! dropped by a fault, no operator's leg dropped, every call ended, every site's history and
