@@ -23,6 +23,7 @@ mod ari;
 #[path = "../../lineup/src/config_file.rs"]
 mod config_file;
 mod config_files;
+mod contained_panics;
 mod core_commands;
 mod input;
 mod island;
@@ -39,6 +40,7 @@ mod store;
 pub use api::{api_rest, api_websocket, API_ROUTES};
 pub use ari::{ari_events, ari_rest_answer};
 pub use config_files::{node_config, routing_config};
+pub use contained_panics::let_redb_panics_unwind;
 pub use core_commands::core_commands;
 pub use island::island_journal;
 pub use login::stasis_login;
