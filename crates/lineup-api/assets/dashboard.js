@@ -33,6 +33,7 @@ const state = {
   cluster: null,
   alarms: [],
   history: new Map(), // queue id → [{ t, depth, abandon }]
+  today: null, // { from_ms, queues: [..], operators: [..] } from the history database
   inSnapshot: false,
   lastSeq: 0,
   lastFrameAt: 0,
@@ -166,6 +167,14 @@ function onMessage(m) {
     case "snapshot_calls":
       for (const c of m.calls) state.calls.set(c.call, c);
       break;
+    case "snapshot_trend":
+      mergeTrend(m.queue, m.points);
+      break;
+    case "today":
+      state.today = m.today;
+      document.body.dataset.todayFrom = String(m.today.from_ms);
+      mark("queues", "agents");
+      break;
     case "snapshot_end":
       state.inSnapshot = false;
       state.socket?.healthy();
@@ -212,6 +221,15 @@ function setQueues(queues, nowMs) {
     while (points.length && points[0].t < nowMs - HISTORY_MS) points.shift();
   }
   mark("queues", "calls");
+}
+
+/// The server's last hour of a queue (one point per 10 s) under the points this page took
+/// from the 1 s frames since: a page opened or reloaded now plots the hour behind it.
+function mergeTrend(queue, serverPoints) {
+  const held = state.history.get(queue) || [];
+  const points = serverPoints.map(([t, depth, abandon]) => ({ t, depth, abandon }));
+  const last = points.length ? points[points.length - 1].t : -Infinity;
+  state.history.set(queue, points.concat(held.filter((p) => p.t > last)));
 }
 
 // ---------------------------------------------------------------------------- rendering
@@ -282,13 +300,26 @@ function renderQueues() {
         etaFigure(q),
         figure("service_level", "service level", percent(q.service_level_permille), slLevel(q.service_level_permille)),
         figure("abandon_rate", "abandoned", percent(q.abandon_rate_permille), abandonLevel(q.abandon_rate_permille)),
-        figure("answered", "answered", q.stats.answered)),
+        figure("answered", "answered", q.stats.answered),
+        ...todayFigures(q.queue)),
       plot(state.history.get(q.queue) || []),
       h("div", { class: "legend" }, h("span", { class: "depth" }, "━ waiting"), " · ", h("span", { class: "abandon" }, "╍ abandon rate")),
       gates);
   });
   $("queues").replaceChildren(...cards);
   fillReportQueues();
+}
+
+/// ASA and AHT since midnight (the node's time zone), from the history database; nothing
+/// when the node keeps no history.
+function todayFigures(queue) {
+  const t = state.today?.queues.find((row) => row.queue === queue);
+  if (!t) return [];
+  const seconds = (s) => (s == null ? "–" : duration(s * 1000));
+  return [
+    figure("asa_today", "ASA today", seconds(t.asa_s)),
+    figure("aht_today", "AHT today", seconds(t.aht_s)),
+  ];
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -366,6 +397,7 @@ function agentRow(o) {
     h("td", {}, h("span", { class: `state ${o.state}`, dataset: { field: "state" } }, label)),
     h("td", { class: "n", dataset: { since: o.since_ms } }, duration(serverNow() - o.since_ms)),
     callCell(o),
+    todayCell(o),
     state.canAct
       ? h("td", {}, loggedIn
           ? h("div", { class: "actions" },
@@ -378,6 +410,15 @@ function agentRow(o) {
               h("button", { type: "button", class: "danger", dataset: { action: "logout", operator: o.operator }, onclick: () => act(`/v1/operators/${enc(o.operator)}/logout`, undefined, `${o.operator} logged out`) }, "Log out"))
           : null)
       : null);
+}
+
+/// Calls the operator took today (from the history database), with their talk time.
+function todayCell(o) {
+  const t = state.today?.operators.find((row) => row.operator === o.operator);
+  if (!state.today) return null;
+  const calls = t?.calls_taken ?? 0;
+  return h("td", { class: "n", dataset: { field: "calls_today" }, title: t ? `talk ${duration(t.talk_s * 1000)} today` : "" },
+    `${calls} today`);
 }
 
 /// The operator's current call, its id whole (the caller's number in the tooltip when the
@@ -401,7 +442,8 @@ function renderCalls() {
   const queues = state.queues.map((q) => q.queue);
   $("calls-head").replaceChildren(
     ...["#", "Call", "Caller", "Site", "Queue", "Gate", "Prio", "Wait", "Pos"].map((t, i) => h("th", { class: [0, 3, 6, 7, 8].includes(i) ? "n" : "" }, t)),
-    state.canAct ? h("th", {}, "Move to") : null);
+    // replaceChildren, unlike h(), would write a null out as the text "null".
+    ...(state.canAct ? [h("th", {}, "Move to")] : []));
   const rows = waiting.slice(0, CALL_ROWS_MAX).map((c, i) => {
     const position = (positions.get(c.queue) || 0) + 1;
     positions.set(c.queue, position);

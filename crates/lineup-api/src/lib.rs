@@ -24,7 +24,9 @@
 //! - [`audit`]: admin and supervisor writes wrapped with their token's name; `GET /v1/audit`.
 //! - [`reports`]: `GET /v1/reports/queues` and `/v1/reports/operators` (interval reports
 //!   from the backend's history, JSON or CSV); [`report_csv`]: the CSV form.
-//! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets.
+//! - `live`: the hub (effects → numbered frames, serialized once) and the WebSockets;
+//!   `trend`: the last hour of each queue's depth and abandon rate, for the plots; `today`:
+//!   today's queue and operator figures from the history database, for the wallboard.
 //! - `health`: `/healthz`, `/readyz`.
 //! - `metrics`: `/metrics` (prometheus-client); `call_metrics`: the wait and handle histograms.
 //! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
@@ -60,6 +62,8 @@ mod rest;
 pub mod secret;
 mod server;
 pub mod tls;
+mod today;
+mod trend;
 pub mod views;
 mod widget_tokens;
 

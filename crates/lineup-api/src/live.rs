@@ -15,12 +15,17 @@
 //!   "operators_total","calls_total"}` — start of a snapshot: forget everything held.
 //! - `{"type":"snapshot_operators","seq","operators":[..]}`, then
 //!   `{"type":"snapshot_calls","seq","calls":[..]}` (waiting calls first, in global order),
-//!   each repeated as needed, then `{"type":"snapshot_end","seq","index"}`.
+//!   each repeated as needed, then `{"type":"snapshot_trend","seq","queue","points":[[t,
+//!   waiting, abandon_permille|null],..]}` per queue (the last hour, one point per
+//!   `TREND_SAMPLE_INTERVAL_MS`, oldest first), then `{"type":"snapshot_end","seq","index"}`.
 //! - Deltas, each with `seq` (the hub's frame number: strictly increasing on a connection,
 //!   by one between consecutive deltas except where a snapshot covered the frames between)
 //!   and `index` (apply index):
 //!   `operator` {operator: row}, `call` {call: row}, `call_ended` {record}, `alarm` {queue,
-//!   kind, raised, value, threshold}, `queues` {queues} (periodic), `cluster` {cluster}.
+//!   kind, raised, value, threshold}, `queues` {queues} (periodic), `cluster` {cluster},
+//!   `today` {today: {from_ms, queues: [{queue, offered, answered, abandoned, service_level,
+//!   asa_s, aht_s}], operators: [{operator, calls_taken, talk_s}]}} (periodic, from the history
+//!   database since local midnight; the last one is also part of a snapshot).
 //! - A call's status `ended` is never sent as `call`: `call_ended` removes it.
 //! - Call rows, in snapshots and `call` deltas alike, carry `caller_number` and `caller_name`
 //!   (this feed is for viewers and above; a caller's widget gets only its position).
@@ -31,6 +36,8 @@ use crate::call_metrics::CallMetrics;
 use crate::client_limits::{SlotRefused, WebSocketSlot};
 use crate::error::{ApiError, WEBSOCKETS_IN_ALL, WEBSOCKETS_OF_TOKEN};
 use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
+use crate::today::{day_start_ms, today_figures, today_request, TodayFigures, TODAY_READ_TIMEOUT_MS, TODAY_REFRESH_INTERVAL_MS};
+use crate::trend::{QueueTrends, TrendPoint};
 use crate::widget_tokens::WidgetTokens;
 use crate::{ApiBackend, AppState};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -74,6 +81,8 @@ pub(crate) enum FrameKind {
     /// Queue summaries read at `index`: skipped when older than the client's snapshot.
     Summary,
     Cluster,
+    /// Today's figures from the history database.
+    Today,
     /// Not sent: every client takes a fresh snapshot.
     Resync,
 }
@@ -117,6 +126,10 @@ pub(crate) struct LiveHub {
     pub(crate) counters: LiveCounters,
     /// Wait and handle histograms, observed from the effects this hub sees.
     pub(crate) calls: CallMetrics,
+    /// The last hour of queue depths and abandon rates, sampled from the summaries.
+    trends: Mutex<QueueTrends>,
+    /// Today's figures as last read from the history database (None without one).
+    today: Mutex<Option<TodayFigures>>,
 }
 
 #[derive(Serialize)]
@@ -159,6 +172,10 @@ struct ClusterBody<'a> {
     cluster: &'a ClusterStatus,
 }
 #[derive(Serialize)]
+struct TodayBody<'a> {
+    today: &'a TodayFigures,
+}
+#[derive(Serialize)]
 struct SnapshotBody<'a> {
     site: SiteId,
     queues: &'a [QueueRow],
@@ -179,6 +196,14 @@ struct PartCalls<'a> {
     kind: &'static str,
     seq: u64,
     calls: &'a [CallRow],
+}
+#[derive(Serialize)]
+struct PartTrend<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    queue: &'a QueueId,
+    points: Vec<TrendPoint>,
 }
 #[derive(Serialize)]
 struct PartEnd {
@@ -227,6 +252,8 @@ impl LiveHub {
             cluster: Mutex::new(None),
             counters: LiveCounters::default(),
             calls: CallMetrics::default(),
+            trends: Mutex::new(QueueTrends::default()),
+            today: Mutex::new(None),
         }
     }
 
@@ -306,6 +333,12 @@ impl LiveHub {
         for chunk in calls.chunks(SNAPSHOT_ROWS_PER_MESSAGE) {
             parts.push(to_text(&PartCalls { kind: "snapshot_calls", seq, calls: chunk }));
         }
+        for (queue, points) in self.trends.lock().unwrap_or_else(PoisonError::into_inner).each() {
+            parts.push(to_text(&PartTrend { kind: "snapshot_trend", seq, queue, points }));
+        }
+        if let Some(today) = self.today.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            parts.push(to_text(&Head { kind: "today", seq, index, now_ms, body: TodayBody { today } }));
+        }
         parts.push(to_text(&PartEnd { kind: "snapshot_end", seq, index }));
         let snapshot = Arc::new(Snapshot { index, seq, now_ms, built: Instant::now(), parts });
         *cached = Some(Arc::clone(&snapshot));
@@ -343,6 +376,7 @@ pub(crate) async fn run_hub<B: ApiBackend>(
     summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut directory = backend.read(directory_fingerprint);
     let cluster_task = tokio::spawn(run_cluster_refresh(Arc::clone(&backend), Arc::clone(&hub), shutdown.clone()));
+    let today_task = tokio::spawn(run_today_refresh(Arc::clone(&backend), Arc::clone(&hub), shutdown.clone()));
     loop {
         tokio::select! {
             received = effects.recv() => match received {
@@ -359,6 +393,7 @@ pub(crate) async fn run_hub<B: ApiBackend>(
                 let (index, now_ms, queues, fingerprint) = backend.read(|r| {
                     (r.last_applied_index(), r.now_ms(), views::queue_rows(r), directory_fingerprint(r))
                 });
+                hub.trends.lock().unwrap_or_else(PoisonError::into_inner).record(now_ms, &queues);
                 if fingerprint != directory {
                     directory = fingerprint;
                     hub.publish(FrameKind::Resync, 0, |_| Utf8Bytes::from_static(""));
@@ -372,6 +407,36 @@ pub(crate) async fn run_hub<B: ApiBackend>(
         }
     }
     cluster_task.abort();
+    today_task.abort();
+}
+
+/// Reads today's figures from the backend's history every `TODAY_REFRESH_INTERVAL_MS` and
+/// pushes them; a backend without history answers an error each time, and nothing is sent.
+async fn run_today_refresh<B: ApiBackend>(backend: Arc<B>, hub: Arc<LiveHub>, mut shutdown: watch::Receiver<bool>) {
+    let zone = jiff::tz::TimeZone::system();
+    let mut every = tokio::time::interval(Duration::from_millis(TODAY_REFRESH_INTERVAL_MS));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let (index, now_ms) = backend.read(|r| (r.last_applied_index(), r.now_ms()));
+        let Some(from_ms) = day_start_ms(now_ms, &zone) else { continue };
+        let request = today_request(from_ms, now_ms);
+        let read = async {
+            let queues = backend.queue_report(request.clone()).await?;
+            let operators = backend.operator_report(request).await?;
+            Ok::<_, ApiError>(today_figures(from_ms, &queues, &operators))
+        };
+        let Ok(Ok(today)) = tokio::time::timeout(Duration::from_millis(TODAY_READ_TIMEOUT_MS), read).await else {
+            continue;
+        };
+        hub.publish(FrameKind::Today, index, |seq| {
+            to_text(&Head { kind: "today", seq, index, now_ms, body: TodayBody { today: &today } })
+        });
+        *hub.today.lock().unwrap_or_else(PoisonError::into_inner) = Some(today);
+    }
 }
 
 async fn run_cluster_refresh<B: ApiBackend>(backend: Arc<B>, hub: Arc<LiveHub>, mut shutdown: watch::Receiver<bool>) {

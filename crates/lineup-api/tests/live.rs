@@ -219,3 +219,56 @@ async fn call_deltas_carry_the_callers_number_and_name() {
     }
     rig.stop().await;
 }
+
+/// The `queues` frame's waiting count (promises included) of `queue`.
+fn depth_of(frame: &serde_json::Value, queue: &str) -> u64 {
+    let row = frame["queues"].as_array().unwrap().iter().find(|q| q["queue"] == queue).unwrap();
+    row["waiting"].as_u64().unwrap() + row["callbacks_waiting"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_opened_later_plots_the_hour_behind_it() {
+    let rig = Rig::start_with(lineup_api::ApiConfig {
+        summary_interval_ms: 50,
+        limits: polling_limits(),
+        ..Default::default()
+    })
+    .await;
+    apply_base_config(&rig);
+    rig.login("alice");
+    rig.enqueue("c1", "sales", None);
+    rig.enqueue("c2", "sales", None);
+    let mut first = rig.ws("/v1/live?token=viewer-token-0123456789", None).await.unwrap();
+    let early = next_of_kind(&mut first, "queues").await;
+    // One caller more, then twenty seconds later on the routing clock: a second sample.
+    rig.enqueue("c3", "sales", None);
+    let later_ms = early["now_ms"].as_u64().unwrap() + 20_000;
+    assert!(rig.backend.tick(later_ms).is_ok());
+    let late = loop {
+        let frame = next_of_kind(&mut first, "queues").await;
+        if frame["now_ms"].as_u64().unwrap() >= later_ms {
+            break frame;
+        }
+    };
+
+    // A page opened (or reloaded) now gets both samples in its snapshot.
+    let mut page = rig.ws("/v1/live?token=viewer-token-0123456789", None).await.unwrap();
+    let mut trend = None;
+    loop {
+        let m = page.next_json().await;
+        match m["type"].as_str().unwrap() {
+            "snapshot_trend" if m["queue"] == "sales" => trend = Some(m["points"].clone()),
+            "snapshot_end" => break,
+            _ => {}
+        }
+    }
+    let points = trend.expect("no trend for sales in the snapshot");
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 2, "{points:?}");
+    // The first sample was taken at the first summary after the queue existed, on the clock
+    // the early frame still showed.
+    assert_eq!(points[0][0], early["now_ms"]);
+    assert_eq!(points[1][0].as_u64(), late["now_ms"].as_u64());
+    assert_eq!(points[1][1].as_u64(), Some(depth_of(&late, "sales")));
+    rig.stop().await;
+}
