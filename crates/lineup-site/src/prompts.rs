@@ -19,6 +19,10 @@ pub const SOUND_AGENT_PASS: &str = "agent-pass";
 pub const SOUND_AGENT_INCORRECT: &str = "agent-incorrect";
 pub const SOUND_AGENT_LOGIN_OK: &str = "agent-loginok";
 pub const SOUND_AGENT_LOGGED_OFF: &str = "agent-loggedoff";
+/// "I'm sorry."
+pub const SOUND_SORRY: &str = "sorry";
+/// "Please try your call later."
+pub const SOUND_TRY_LATER: &str = "please-try-call-later";
 /// Not a stock sound: shipped in deploy/asterisk/sounds ("To be called back instead of
 /// waiting, press 1. You keep your place in line.").
 pub const SOUND_CALLBACK_OFFER: &str = "lineup-callback-offer";
@@ -47,6 +51,8 @@ pub const ALL_SOUNDS: &[&str] = &[
     SOUND_AGENT_INCORRECT,
     SOUND_AGENT_LOGIN_OK,
     SOUND_AGENT_LOGGED_OFF,
+    SOUND_SORRY,
+    SOUND_TRY_LATER,
     SOUND_CALLBACK_OFFER,
     SOUND_CALLBACK_CONFIRMED,
     SOUND_CALLBACK_NUMBER_IS,

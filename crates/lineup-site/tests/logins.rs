@@ -86,3 +86,29 @@ fn a_pin_login_names_its_call_in_agentlogin_and_agentlogoff() {
         assert_eq!(line.data.first(), Some(&name), "the login call's channel name");
     }
 }
+
+/// A right PIN while the site's node hears no quorum: the login cannot commit through the
+/// retries. The operator was told "login incorrect", as for a wrong PIN; now they hear to try
+/// later, and no wrong attempt is counted toward the lockout.
+#[test]
+fn a_right_pin_that_cannot_commit_says_try_later_not_incorrect() {
+    let mut rig = Rig::new();
+    sales(&mut rig);
+    rig.operator("1001", "4321", OperatorMode::Persistent, &["sales"]);
+    rig.no_quorum[0] = true;
+    let ch = rig.login_call("desk-1001", "1001", "4321");
+    let retries_ms = u64::from(lineup_site::PROPOSE_RETRIES_MAX + 1) * lineup_site::PROPOSE_RETRY_DELAY_MS;
+    assert!(rig.run_until(retries_ms + 40_000, |r| r.audio(&ch).is_none()), "the login call is closed");
+    let heard = |sound: &str| {
+        rig.ari_log.iter().any(|a| {
+            matches!(a, lineup_site::AriRequest::Play { channel, media, .. }
+                if *channel == ch && media.iter().any(|m| m.to_string() == format!("sound:{sound}")))
+        })
+    };
+    assert!(heard("please-try-call-later"), "told to try later");
+    assert!(!heard("agent-incorrect"), "not told the login is incorrect");
+    assert_eq!(rig.site().counters.logins_not_committed, 1);
+    assert_eq!(rig.site().counters.logins_failed, 0);
+    assert!(!rig.routing.pin_locked_out(&OperatorId::new("1001")));
+    assert_eq!(rig.operator_status("1001"), OperatorStatus::Offline);
+}

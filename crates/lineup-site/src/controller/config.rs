@@ -106,6 +106,8 @@ pub struct SiteCounters {
     pub ari_failures: u64,
     pub logins_ok: u64,
     pub logins_failed: u64,
+    /// PIN logins that were right but never committed (no quorum through the retries).
+    pub logins_not_committed: u64,
     pub events_ignored: u64,
     pub reconciles: u64,
     pub channels_adopted: u64,
