@@ -314,12 +314,23 @@ pub struct Outbox {
 
 /// Opens the redb file. redb 4.5 panics on some damaged files instead of returning an error
 /// (found by fuzzing: one changed byte in the allocator state); a damaged outbox must stop
-/// the node with a clear error, never a panic.
+/// the node with a clear error, never a panic. redb trusts a cleanly closed file, and a
+/// damaged one can make the first write panic inside a destructor while unwinding, which
+/// aborts the process whatever catches the panic (found by fuzzing too): so every page is
+/// checked before anything is written (`check_integrity`; the outbox is bounded, and this
+/// runs at start and at each reopen after a failed write).
 fn create_database(path: &Path) -> Result<Database, StoreError> {
-    match std::panic::catch_unwind(|| Database::create(path)) {
-        Ok(opened) => Ok(opened?),
-        Err(_) => Err(StoreError::Outbox(format!("{} is damaged: its database could not be read", path.display()))),
-    }
+    let damaged = || StoreError::Outbox(format!("{} is damaged: its database could not be read", path.display()));
+    let opened = std::panic::catch_unwind(|| -> Result<Database, StoreError> {
+        let mut db = Database::create(path)?;
+        match db.check_integrity() {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(path = %path.display(), "outbox file was damaged and repaired by redb"),
+            Err(_) => return Err(damaged()),
+        }
+        Ok(db)
+    });
+    opened.unwrap_or_else(|_| Err(damaged()))
 }
 
 impl Outbox {

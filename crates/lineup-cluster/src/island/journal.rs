@@ -170,7 +170,11 @@ impl IslandJournal {
         let path = path.as_ref().to_path_buf();
         let what = format!("opening {}", path.display());
         contained(&path, &what, || {
-            let db = Database::create(&path).map_err(|e| ClusterError::storage(what.clone(), e))?;
+            let mut db = Database::create(&path).map_err(|e| ClusterError::storage(what.clone(), e))?;
+            // redb trusts a cleanly closed file; a damaged one can make its first write
+            // panic inside a destructor while unwinding, which aborts the process whatever
+            // catches the panic. Its integrity check reads every page first.
+            db.check_integrity().map_err(|e| ClusterError::storage(format!("{what}: the file is damaged"), e))?;
             let journal = IslandJournal { db, path: path.clone() };
             journal.create_tables()?;
             let tx = journal.db.begin_read().map_err(|e| journal.storage("reading the meta table", e))?;
