@@ -272,3 +272,37 @@ fn a_long_island_merges_in_chunks_and_a_resent_chunk_counts_once() {
     let stats = h.routing.queue_summary(&QueueId::new("sales")).unwrap().stats;
     assert_eq!((stats.offered - offered_before, stats.abandoned), (150, 150));
 }
+
+#[test]
+fn an_offer_the_majority_made_after_the_fork_is_withdrawn_at_begin() {
+    let mut h = before_the_cut();
+    let place = h.routing.call_view(&CallId::new("early")).unwrap().order_seq;
+    // The fork is the whole Raft entry holding the last command so far; the majority's
+    // next command is in a later entry.
+    let fork_entry = h.index / ApplyIndex::STRIDE;
+    let epoch = IslandEpoch { site: ISLAND, seq: 1, fork_index: fork_entry };
+    let mut island = Harness::new();
+    island.routing = h.routing.fork_island(epoch, &MEMBERS, h.now_ms);
+    island.index = fork_apply_index(0, 0).unwrap() - 1;
+    h.index = ApplyIndex::last_of(fork_entry).get();
+    // Before the majority hears the island's silence, Max (at another site) is offered the
+    // island's caller: an orphan the island never sees.
+    let (_, _, fence) = Harness::the_offer(&h.login("max", SITE_B));
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+    let begin = island.routing.merge_plan().commands[0].clone();
+    let (_, effects) = h.ok(begin);
+    let cancel = Effect::CancelOffer {
+        call: CallId::new("early"),
+        operator: OperatorId::new("max"),
+        fence,
+        caller_site: ISLAND,
+        operator_site: SITE_B,
+    };
+    assert!(effects.contains(&cancel), "{effects:?}");
+    assert_eq!(h.status("max"), OperatorStatus::Available);
+    let early = h.routing.call_view(&CallId::new("early")).unwrap();
+    assert_eq!((early.status, early.order_seq), (CallStatus::Waiting, place), "the caller keeps its place");
+    // Resent, the Begin withdraws nothing more.
+    let begin = island.routing.merge_plan().commands[0].clone();
+    assert_eq!(h.ok(begin).1, Vec::new());
+}

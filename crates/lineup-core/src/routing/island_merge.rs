@@ -9,9 +9,12 @@
 
 use super::refusals::invalid;
 use super::{CommandResult, Response, Routing};
+use crate::apply_index::ApplyIndex;
 use crate::effect::Effect;
+use crate::ids::OperatorId;
 use crate::island::IslandEpoch;
 use crate::island_merge::{add_stats, IslandMark, MergeCounts, MergeProgress, StatsDelta, FNV_OFFSET_BASIS};
+use crate::model::CallState;
 use crate::CoreError;
 
 impl Routing {
@@ -45,7 +48,31 @@ impl Routing {
         }
         let progress = MergeProgress { counts: *counts, digest, records_merged: 0, digest_so_far: FNV_OFFSET_BASIS };
         self.state.islands.marks.insert(epoch.site, IslandMark { epoch: *epoch, progress });
+        self.void_orphan_offers(epoch);
         Ok(Response::Done)
+    }
+
+    /// Offers the majority made after the fork (a fence beyond the fork's log entry) to or
+    /// of a party of the island (a live caller of its site, an operator at it), before it
+    /// heard the site was cut off: the island never saw them and went its own way. Each is
+    /// withdrawn without a miss: the caller keeps its place, the operator is free, and
+    /// `CancelOffer` tells the majority's site holding a leg.
+    fn void_orphan_offers(&mut self, epoch: &IslandEpoch) {
+        let first_after_fork = epoch.fork_index.saturating_add(1).saturating_mul(ApplyIndex::STRIDE);
+        let orphans: Vec<(u64, OperatorId)> = (self.state.calls.values())
+            .filter_map(|call| match &call.state {
+                CallState::Offered { operator, fence, operator_site, .. } if *fence >= first_after_fork => {
+                    let islands_caller = call.callback.is_none() && call.entry_site == epoch.site;
+                    (islands_caller || *operator_site == epoch.site).then(|| (call.call_number, operator.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (call_number, operator) in orphans {
+            self.cancel_offer(call_number);
+            self.return_to_queue(call_number);
+            self.release_after_offer(&operator, false);
+        }
     }
 
     pub(super) fn island_merge_end(&mut self, index: u64, epoch: &IslandEpoch, stats: &StatsDelta) -> CommandResult {
