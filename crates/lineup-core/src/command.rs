@@ -272,6 +272,9 @@ pub enum CommandBody {
     IslandMergeEnd {
         epoch: crate::island::IslandEpoch,
         stats: crate::island_merge::StatsDelta,
+        /// The island's handle times per queue, oldest first (at most `HANDLE_WINDOW_SAMPLES`
+        /// each), added to the queues' ETA windows.
+        handle_samples: std::collections::BTreeMap<crate::ids::QueueId, Vec<u64>>,
     },
 }
 

@@ -48,6 +48,10 @@ pub struct IslandFork {
     /// The history the fork wrote (ended calls, queue_log lines), in fork order, for the
     /// merge to carry back (at most about `ISLAND_RECORDS_MAX`).
     pub records: Vec<crate::island_merge::IslandRecord>,
+    /// The handle times the fork sampled, newest last (at most `HANDLE_WINDOW_SAMPLES` per
+    /// queue, as many as a queue's ETA window keeps), for the merge to add to the global
+    /// windows.
+    pub handle_samples: BTreeMap<crate::ids::QueueId, Vec<u64>>,
 }
 
 impl IslandFork {

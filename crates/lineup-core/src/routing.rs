@@ -323,7 +323,9 @@ impl Routing {
             CommandBody::IslandMergeRecords { epoch, first_record, records } => {
                 self.island_merge_records(epoch, *first_record, records)
             }
-            CommandBody::IslandMergeEnd { epoch, stats } => self.island_merge_end(index, epoch, stats),
+            CommandBody::IslandMergeEnd { epoch, stats, handle_samples } => {
+                self.island_merge_end(index, epoch, stats, handle_samples)
+            }
             // One level deep: `validate_audited` refuses a nested wrapper.
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;

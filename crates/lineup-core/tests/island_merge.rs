@@ -80,6 +80,9 @@ fn a_merge_brings_back_the_islands_ended_calls_and_stats_once() {
     let plan = island.routing.merge_plan();
     assert_eq!((plan.waiting_left_out, plan.live_left_out), (0, 0));
     assert_eq!(plan.commands.len(), 3, "begin, one chunk, end");
+    let CommandBody::IslandMergeEnd { handle_samples, .. } = &plan.commands[2] else { panic!("end last") };
+    let talk_ms = 60_000;
+    assert_eq!(handle_samples, &[(QueueId::new("sales"), vec![talk_ms])].into_iter().collect());
     let mut merged = Vec::new();
     for body in &plan.commands {
         let (response, effects) = h.ok(body.clone());
@@ -144,7 +147,7 @@ fn records_and_end_before_begin_are_refused() {
     h.ok(plan[0].clone());
     let CommandBody::IslandMergeBegin { counts, .. } = &plan[0] else { panic!("begin first") };
     let expected = format!("0 of {} records merged", counts.records);
-    let end = CommandBody::IslandMergeEnd { epoch, stats: StatsDelta::default() };
+    let end = CommandBody::IslandMergeEnd { epoch, stats: StatsDelta::default(), handle_samples: Default::default() };
     let CoreError::IslandMergeIncomplete { detail, .. } = refused(&mut h, end) else { panic!("not incomplete") };
     assert_eq!(detail, expected);
 }
@@ -181,7 +184,17 @@ fn merge_steps_of_the_wrong_epoch_or_site_are_refused() {
     // Another epoch of the same site, or the same seq from another fork index.
     let other = IslandEpoch { seq: 3, ..epoch };
     let open = CoreError::IslandMergeOpen { site: ISLAND, open_seq: 2 };
-    assert_eq!(refused(&mut h, CommandBody::IslandMergeEnd { epoch: other, stats: StatsDelta::default() }), open);
+    assert_eq!(
+        refused(
+            &mut h,
+            CommandBody::IslandMergeEnd {
+                epoch: other,
+                stats: StatsDelta::default(),
+                handle_samples: Default::default()
+            }
+        ),
+        open
+    );
     let moved = IslandEpoch { fork_index: epoch.fork_index + 1, ..epoch };
     let begin = CommandBody::IslandMergeBegin { epoch: moved, counts: MergeCounts::default(), digest: 0 };
     assert_eq!(refused(&mut h, begin), open);
@@ -195,7 +208,11 @@ fn merge_steps_of_the_wrong_epoch_or_site_are_refused() {
     }
     let older = IslandEpoch { seq: 1, ..epoch };
     let before = views(&h.routing);
-    let (response, effects) = h.ok(CommandBody::IslandMergeEnd { epoch: older, stats: StatsDelta::default() });
+    let (response, effects) = h.ok(CommandBody::IslandMergeEnd {
+        epoch: older,
+        stats: StatsDelta::default(),
+        handle_samples: Default::default(),
+    });
     assert_eq!((response, effects, views(&h.routing)), (Response::Done, Vec::new(), before));
 }
 

@@ -24,7 +24,13 @@ impl Routing {
         let mut fork = self.clone();
         let parked_calls = self.state.calls.values().filter(|c| c.callback.is_some()).map(|c| c.call_number).collect();
         let stats_at_fork = self.stats_now();
-        fork.state.islands.fork = Some(IslandFork { epoch, parked_calls, stats_at_fork, records: Vec::new() });
+        fork.state.islands.fork = Some(IslandFork {
+            epoch,
+            parked_calls,
+            stats_at_fork,
+            records: Vec::new(),
+            handle_samples: Default::default(),
+        });
         for site in self.sites_named(members) {
             let known = self.state.lost_sites.contains(&site) || self.is_site_unreachable(site);
             if site != epoch.site && !known {

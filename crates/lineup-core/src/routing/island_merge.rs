@@ -11,11 +11,13 @@ use super::refusals::invalid;
 use super::{CommandResult, Response, Routing};
 use crate::apply_index::ApplyIndex;
 use crate::effect::Effect;
-use crate::ids::OperatorId;
+use crate::ids::{OperatorId, QueueId};
 use crate::island::IslandEpoch;
 use crate::island_merge::{add_stats, IslandMark, MergeCounts, MergeProgress, StatsDelta, FNV_OFFSET_BASIS};
 use crate::model::CallState;
+use crate::stats::HANDLE_WINDOW_SAMPLES;
 use crate::CoreError;
+use std::collections::BTreeMap;
 
 impl Routing {
     pub(super) fn island_merge_begin(
@@ -75,10 +77,20 @@ impl Routing {
         }
     }
 
-    pub(super) fn island_merge_end(&mut self, index: u64, epoch: &IslandEpoch, stats: &StatsDelta) -> CommandResult {
+    pub(super) fn island_merge_end(
+        &mut self,
+        index: u64,
+        epoch: &IslandEpoch,
+        stats: &StatsDelta,
+        handle_samples: &BTreeMap<QueueId, Vec<u64>>,
+    ) -> CommandResult {
         self.merge_on_the_global_state(epoch)?;
         if self.island_merged(epoch) {
             return Ok(Response::Done);
+        }
+        if handle_samples.values().any(|samples| samples.len() > HANDLE_WINDOW_SAMPLES) {
+            let reason = format!("at most {HANDLE_WINDOW_SAMPLES} per queue");
+            return Err(CoreError::InvalidField { field: "handle_samples".into(), reason });
         }
         let progress = &self.open_merge(epoch)?.progress;
         let incomplete = |detail: String| CoreError::IslandMergeIncomplete { site: epoch.site, seq: epoch.seq, detail };
@@ -90,6 +102,11 @@ impl Routing {
             return Err(incomplete("the records merged are not those its begin announced".into()));
         }
         self.add_island_stats(stats);
+        for (queue, samples) in handle_samples {
+            if let Some(queue) = self.state.queues.get_mut(queue) {
+                samples.iter().for_each(|handle_ms| queue.handle_times.push(*handle_ms));
+            }
+        }
         self.state.islands.marks.remove(&epoch.site);
         self.state.islands.merged_seq.insert(epoch.site, epoch.seq);
         self.bring_site_back(epoch.site);

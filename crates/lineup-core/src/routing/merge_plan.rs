@@ -4,12 +4,13 @@
 use super::Routing;
 use crate::command::CommandBody;
 use crate::effect::Effect;
+use crate::ids::QueueId;
 use crate::island_merge::{
     digest_records, stats_since, IslandHistory, IslandRecord, MergeCounts, MergePlan, StatsDelta,
     ISLAND_MERGE_RECORDS_PER_COMMAND_MAX,
 };
 use crate::model::CallState;
-use crate::stats::Stats;
+use crate::stats::{Stats, HANDLE_WINDOW_SAMPLES};
 use std::collections::BTreeMap;
 
 impl Routing {
@@ -25,6 +26,17 @@ impl Routing {
             };
             fork.records.push(IslandRecord { fork_index, history });
         }
+    }
+
+    /// On a fork: keeps a handle time its queue's ETA window took, for the merge.
+    pub(super) fn keep_fork_handle_sample(&mut self, queue: &QueueId, handle_ms: u64) {
+        let Some(fork) = self.state.islands.fork.as_mut() else { return };
+        let samples = fork.handle_samples.entry(queue.clone()).or_default();
+        samples.push(handle_ms);
+        if samples.len() > HANDLE_WINDOW_SAMPLES {
+            samples.remove(0);
+        }
+        debug_assert!(samples.len() <= HANDLE_WINDOW_SAMPLES);
     }
 
     /// The commands that carry this fork's decisions back to the global state, in the order
@@ -48,7 +60,8 @@ impl Routing {
             let first_record = (chunk_number * ISLAND_MERGE_RECORDS_PER_COMMAND_MAX) as u64;
             commands.push(CommandBody::IslandMergeRecords { epoch, first_record, records: chunk.to_vec() });
         }
-        commands.push(CommandBody::IslandMergeEnd { epoch, stats: self.stats_since_fork(&fork.stats_at_fork) });
+        let stats = self.stats_since_fork(&fork.stats_at_fork);
+        commands.push(CommandBody::IslandMergeEnd { epoch, stats, handle_samples: fork.handle_samples.clone() });
         let (waiting_left_out, live_left_out) = self.island_calls_left_out();
         MergePlan { commands, waiting_left_out, live_left_out }
     }

@@ -101,6 +101,7 @@ impl From<StateWithoutIslandMerges> for State {
             parked_calls: fork.parked_calls,
             stats_at_fork,
             records: Vec::new(),
+            handle_samples: BTreeMap::new(),
         });
         State {
             queues: old.queues,
