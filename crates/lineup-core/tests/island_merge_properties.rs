@@ -11,7 +11,9 @@
 //!   ids and indexes, where the other applies a resent one);
 //! - one ended record per call over the whole day: each call the island ended has exactly
 //!   one, and none is still held by the global state;
-//! - every queue's stats are the majority's plus what the island counted beyond the fork.
+//! - every queue's stats are the majority's plus what the island counted beyond the fork;
+//! - a restarted island (its fork restored from the snapshot at the fork, the same commands
+//!   replayed at the same indexes, as its journal does) plans the same merge.
 
 mod common;
 use common::days::*;
@@ -107,8 +109,16 @@ impl Split {
     }
 }
 
-/// Runs `actions` on `h` as `sender` may send them; returns the ids of the calls ended.
-fn drive(h: &mut Harness, split: &Split, sender: Sender, actions: &[Action], calls_made: &mut u64) -> Vec<CallId> {
+/// Runs `actions` on `h` as `sender` may send them, and each command also on `twin` (a
+/// restarted island replaying its journal); returns the ids of the calls ended.
+fn drive(
+    h: &mut Harness,
+    split: &Split,
+    sender: Sender,
+    actions: &[Action],
+    calls_made: &mut u64,
+    mut twin: Option<&mut Routing>,
+) -> Vec<CallId> {
     let mut ended = Vec::new();
     for action in actions {
         if let Action::Tick { dt_ms } = action {
@@ -118,7 +128,17 @@ fn drive(h: &mut Harness, split: &Split, sender: Sender, actions: &[Action], cal
         if !split.may_send(&h.routing, sender, &body) {
             continue;
         }
-        ended.extend(ended_calls(&h.apply(body).1));
+        let mut commands = Vec::new();
+        if !matches!(body, CommandBody::Tick { .. }) && h.now_ms > h.ticked_ms {
+            commands.push(h.command(CommandBody::Tick { now_ms: h.now_ms }));
+        }
+        commands.push(h.command(body));
+        for command in commands {
+            ended.extend(ended_calls(&h.apply_cmd(&command).1));
+            if let Some(twin) = twin.as_deref_mut() {
+                twin.apply(h.index, &command);
+            }
+        }
     }
     ended
 }
@@ -208,7 +228,7 @@ fn run(day: &Day) -> Vec<String> {
     setup(&mut h, &day.specs);
     let mut calls_made = 0;
     let everyone = Split { at_fork: h.routing.clone(), site: NOBODYS_SITE };
-    let mut ended = drive(&mut h, &everyone, Sender::Majority, &day.before, &mut calls_made);
+    let mut ended = drive(&mut h, &everyone, Sender::Majority, &day.before, &mut calls_made, None);
     if h.routing.is_site_lost(site) {
         return Vec::new(); // a lost site has no island
     }
@@ -218,19 +238,25 @@ fn run(day: &Day) -> Vec<String> {
     island.routing = h.routing.fork_island(epoch, &MEMBERS, h.now_ms);
     island.index = fork_apply_index(0, 0).expect("the band's first index") - 1;
     let mut island_calls = calls_made + 10_000;
+    let mut restarted = Routing::restore(&island.routing.snapshot_bytes()).expect("a fork restores");
     let ended_on_island: BTreeSet<CallId> =
-        drive(&mut island, &split, Sender::Island, &day.island, &mut island_calls).into_iter().collect();
+        drive(&mut island, &split, Sender::Island, &day.island, &mut island_calls, Some(&mut restarted))
+            .into_iter()
+            .collect();
     h.ok(CommandBody::SiteUnreachable { site });
-    ended.extend(drive(&mut h, &split, Sender::Majority, &day.majority, &mut calls_made));
+    ended.extend(drive(&mut h, &split, Sender::Majority, &day.majority, &mut calls_made, None));
 
     let plan = island.routing.merge_plan().commands;
+    let mut violations = Vec::new();
+    if restarted.merge_plan().commands != plan {
+        violations.push("a restarted island replaying its journal plans another merge".into());
+    }
     let mut expected_stats = stats(&h.routing);
     let at_fork_stats = stats(&split.at_fork);
     for (queue, now) in stats(&island.routing) {
         let delta = lineup_core::island_merge::stats_since(&now, &at_fork_stats[&queue]);
         add_stats(expected_stats.get_mut(&queue).expect("same queues"), &delta);
     }
-    let mut violations = Vec::new();
 
     // Once (then commands that change nothing), and twice.
     let mut once = copy(&h);
