@@ -76,6 +76,7 @@ fn a_merge_brings_back_the_islands_ended_calls_and_stats_once() {
     h.ok(CommandBody::SiteUnreachable { site: ISLAND });
     h.login("max", SITE_B);
     let stats_before = h.routing.queue_summary(&QueueId::new("sales")).unwrap().stats;
+    let eta_before = h.routing.eta_ms(&QueueId::new("sales"), 1);
 
     let plan = island.routing.merge_plan();
     assert_eq!((plan.waiting_left_out, plan.live_left_out), (0, 0));
@@ -122,6 +123,9 @@ fn a_merge_brings_back_the_islands_ended_calls_and_stats_once() {
         ..stats_before
     };
     assert_eq!(stats, expected);
+    // Max alone staffs the queue; its ETA window now holds the island's call.
+    assert_ne!(eta_before, Some(60_000));
+    assert_eq!(h.routing.eta_ms(&QueueId::new("sales"), 1), Some(60_000));
 
     // Resent whole, the merge is answered done and changes nothing.
     let bytes = h.routing.snapshot_bytes();
