@@ -275,6 +275,9 @@ pub enum CommandBody {
         /// The island's handle times per queue, oldest first (at most `HANDLE_WINDOW_SAMPLES`
         /// each), added to the queues' ETA windows.
         handle_samples: std::collections::BTreeMap<crate::ids::QueueId, Vec<u64>>,
+        /// Wrong PINs typed on the island per operator, oldest first (at most
+        /// `PIN_LOCKOUT_FAILURES_MAX` each), added to the replicated lockout.
+        pin_failures: std::collections::BTreeMap<crate::ids::OperatorId, Vec<u64>>,
     },
 }
 

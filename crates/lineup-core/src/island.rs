@@ -52,6 +52,9 @@ pub struct IslandFork {
     /// queue, as many as a queue's ETA window keeps), for the merge to add to the global
     /// windows.
     pub handle_samples: BTreeMap<crate::ids::QueueId, Vec<u64>>,
+    /// Wrong PINs typed on the island, per operator, newest last (at most
+    /// `PIN_LOCKOUT_FAILURES_MAX` each), for the merge to add to the replicated lockout.
+    pub pin_failures: BTreeMap<OperatorId, Vec<u64>>,
 }
 
 impl IslandFork {

@@ -323,8 +323,8 @@ impl Routing {
             CommandBody::IslandMergeRecords { epoch, first_record, records } => {
                 self.island_merge_records(epoch, *first_record, records)
             }
-            CommandBody::IslandMergeEnd { epoch, stats, handle_samples } => {
-                self.island_merge_end(index, epoch, stats, handle_samples)
+            CommandBody::IslandMergeEnd { epoch, stats, handle_samples, pin_failures } => {
+                self.island_merge_end(index, epoch, stats, handle_samples, pin_failures)
             }
             // One level deep: `validate_audited` refuses a nested wrapper.
             CommandBody::Audited { actor, body } => {

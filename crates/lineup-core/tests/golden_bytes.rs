@@ -208,10 +208,11 @@ fn island_merge_commands() -> Vec<Command> {
     let mut stats = StatsDelta::default();
     stats.queues.insert(QueueId::new("sales"), Stats { offered: 1, abandoned: 1, ..Default::default() });
     let handle_samples = [(QueueId::new("sales"), vec![65_000])].into_iter().collect();
+    let pin_failures = [(OperatorId::new("ivy"), vec![1_000])].into_iter().collect();
     vec![
         command(1, CommandBody::IslandMergeBegin { epoch, counts, digest: 0x0123_4567_89ab_cdef }),
         command(2, CommandBody::IslandMergeRecords { epoch, first_record: 0, records }),
-        command(3, CommandBody::IslandMergeEnd { epoch, stats, handle_samples }),
+        command(3, CommandBody::IslandMergeEnd { epoch, stats, handle_samples, pin_failures }),
     ]
 }
 
@@ -219,14 +220,19 @@ fn island_merge_commands() -> Vec<Command> {
 /// seq 02, fork index 28). Begin (0x24) | counts 02 00 00 | digest fd+u64. Records (0x25) |
 /// first record 00 | two records, each fork index fd+u64 (2^55 + 1) and its history: a
 /// queue_log line (01) ABANDON, an ended call (00). End (0x26) | one queue "sales" with
-/// offered 1 and abandoned 1 | no gates | one queue's handle samples: "sales", [fb+u16 65 000].
+/// offered 1 and abandoned 1 | no gates | one queue's handle samples: "sales", [fb+u16 65 000]
+/// | one operator's wrong PINs: "ivy", [fb+u16 1 000].
 const ISLAND_MERGE_GOLDEN: [&str; 3] = [
     "010301fd60dc4f07a201000024030228020000fdefcdab8967452301",
     concat!(
         "010302fd60dc4f07a2010000250302280002fd010000000000800001fda8d04f07a201000001026331010573616c6573",
         "000004010131fd0100000000008000000263310573616c657300050303353535014102fbe803fbd007fbe8030000000000",
     ),
-    "010303fd60dc4f07a201000026030228010573616c657301000001000000000000000000000000010573616c657301fbe8fd",
+    concat!(
+        "010303fd60dc4f07a201000026030228010573616c657301000001000000000000000000000000010573616c657301fbe8fd",
+        "0103697679",
+        "01fbe803",
+    ),
 ];
 
 /// The effect, in a one-element list: IslandMerged (0x0c) | site 03 | epoch | end index.

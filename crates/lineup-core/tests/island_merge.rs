@@ -60,6 +60,16 @@ fn views(r: &Routing) -> Views {
     )
 }
 
+/// An End carrying nothing.
+fn empty_end(epoch: IslandEpoch) -> CommandBody {
+    CommandBody::IslandMergeEnd {
+        epoch,
+        stats: StatsDelta::default(),
+        handle_samples: Default::default(),
+        pin_failures: Default::default(),
+    }
+}
+
 fn refused(h: &mut Harness, body: CommandBody) -> CoreError {
     let before = views(&h.routing);
     let (result, effects) = h.apply(body);
@@ -151,8 +161,9 @@ fn records_and_end_before_begin_are_refused() {
     h.ok(plan[0].clone());
     let CommandBody::IslandMergeBegin { counts, .. } = &plan[0] else { panic!("begin first") };
     let expected = format!("0 of {} records merged", counts.records);
-    let end = CommandBody::IslandMergeEnd { epoch, stats: StatsDelta::default(), handle_samples: Default::default() };
-    let CoreError::IslandMergeIncomplete { detail, .. } = refused(&mut h, end) else { panic!("not incomplete") };
+    let CoreError::IslandMergeIncomplete { detail, .. } = refused(&mut h, empty_end(epoch)) else {
+        panic!("not incomplete")
+    };
     assert_eq!(detail, expected);
 }
 
@@ -188,17 +199,7 @@ fn merge_steps_of_the_wrong_epoch_or_site_are_refused() {
     // Another epoch of the same site, or the same seq from another fork index.
     let other = IslandEpoch { seq: 3, ..epoch };
     let open = CoreError::IslandMergeOpen { site: ISLAND, open_seq: 2 };
-    assert_eq!(
-        refused(
-            &mut h,
-            CommandBody::IslandMergeEnd {
-                epoch: other,
-                stats: StatsDelta::default(),
-                handle_samples: Default::default()
-            }
-        ),
-        open
-    );
+    assert_eq!(refused(&mut h, empty_end(other)), open);
     let moved = IslandEpoch { fork_index: epoch.fork_index + 1, ..epoch };
     let begin = CommandBody::IslandMergeBegin { epoch: moved, counts: MergeCounts::default(), digest: 0 };
     assert_eq!(refused(&mut h, begin), open);
@@ -212,11 +213,7 @@ fn merge_steps_of_the_wrong_epoch_or_site_are_refused() {
     }
     let older = IslandEpoch { seq: 1, ..epoch };
     let before = views(&h.routing);
-    let (response, effects) = h.ok(CommandBody::IslandMergeEnd {
-        epoch: older,
-        stats: StatsDelta::default(),
-        handle_samples: Default::default(),
-    });
+    let (response, effects) = h.ok(empty_end(older));
     assert_eq!((response, effects, views(&h.routing)), (Response::Done, Vec::new(), before));
 }
 
@@ -326,4 +323,25 @@ fn an_offer_the_majority_made_after_the_fork_is_withdrawn_at_begin() {
     // Resent, the Begin withdraws nothing more.
     let begin = island.routing.merge_plan().commands[0].clone();
     assert_eq!(h.ok(begin).1, Vec::new());
+}
+
+#[test]
+fn wrong_pins_typed_on_the_island_count_towards_the_lockout_after_the_merge() {
+    let mut h = before_the_cut();
+    let (mut island, _) = fork_of(&h, 1);
+    let ivy = OperatorId::new("ivy");
+    for _ in 0..3 {
+        island.advance(1_000);
+        island.ok(CommandBody::PinRejected { operator: ivy.clone() });
+    }
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+    for _ in 0..2 {
+        h.advance(1_000);
+        h.ok(CommandBody::PinRejected { operator: ivy.clone() });
+    }
+    assert!(!h.routing.pin_locked_out(&ivy) && !island.routing.pin_locked_out(&ivy));
+    for body in island.routing.merge_plan().commands {
+        h.ok(body);
+    }
+    assert!(h.routing.pin_locked_out(&ivy), "five wrong PINs within the window, three on the island");
 }

@@ -165,14 +165,14 @@ fn a_snapshot_from_before_islands_restores() {
 
 /// An island's fork keeps its fork in the state's last field: `Some`, the epoch (site 1,
 /// seq 2, fork index 4), the parked promises (none here), the stats at the fork (queue
-/// "sales" as the sample counted it), its records and handle samples (none yet); then no
+/// "sales" as the sample counted it), its records, handle samples and wrong PINs (none yet); then no
 /// merge open and none merged. It restores as the same fork.
 #[test]
 fn an_island_fork_snapshot_is_pinned_and_restores() {
     let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
     let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
     let bytes = fork.snapshot_bytes();
-    let tail = format!("{DEFAULT_ALARMS}0101020400{FORK_STATS_AT_FORK}00000000");
+    let tail = format!("{DEFAULT_ALARMS}0101020400{FORK_STATS_AT_FORK}0000000000");
     assert!(hex(&bytes).ends_with(&tail), "{}", hex(&bytes));
     let restored = Routing::restore(&bytes).unwrap();
     restored.check_invariants().unwrap();
@@ -187,13 +187,13 @@ const FORK_STATS_AT_FORK: &str = "010573616c657302010100000000000000000000000000
 
 /// A fork as the version before island merges wrote it (its fork held the epoch and the
 /// parked promises only) restores as the same fork, with the stats it had as those at
-/// the fork and no records or handle samples.
+/// the fork and no records, handle samples or wrong PINs.
 #[test]
 fn a_fork_snapshot_from_before_island_merges_restores() {
     let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
     let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
     let now = hex(&fork.snapshot_bytes());
-    let old = now.strip_suffix(&format!("{FORK_STATS_AT_FORK}00000000")).expect("the new tail");
+    let old = now.strip_suffix(&format!("{FORK_STATS_AT_FORK}0000000000")).expect("the new tail");
     let restored = Routing::restore(&from_hex(old)).unwrap();
     assert_eq!(restored.island(), fork.island());
     assert_eq!(hex(&restored.snapshot_bytes()), now);

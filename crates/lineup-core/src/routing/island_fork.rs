@@ -30,6 +30,7 @@ impl Routing {
             stats_at_fork,
             records: Vec::new(),
             handle_samples: Default::default(),
+            pin_failures: Default::default(),
         });
         for site in self.sites_named(members) {
             let known = self.state.lost_sites.contains(&site) || self.is_site_unreachable(site);

@@ -8,7 +8,7 @@
 //! unreachable from the Begin until the End: nothing merged is offered before.
 
 use super::refusals::invalid;
-use super::{CommandResult, Response, Routing};
+use super::{CommandResult, Response, Routing, PIN_LOCKOUT_FAILURES_MAX};
 use crate::apply_index::ApplyIndex;
 use crate::effect::Effect;
 use crate::ids::{OperatorId, QueueId};
@@ -83,6 +83,7 @@ impl Routing {
         epoch: &IslandEpoch,
         stats: &StatsDelta,
         handle_samples: &BTreeMap<QueueId, Vec<u64>>,
+        pin_failures: &BTreeMap<OperatorId, Vec<u64>>,
     ) -> CommandResult {
         self.merge_on_the_global_state(epoch)?;
         if self.island_merged(epoch) {
@@ -91,6 +92,10 @@ impl Routing {
         if handle_samples.values().any(|samples| samples.len() > HANDLE_WINDOW_SAMPLES) {
             let reason = format!("at most {HANDLE_WINDOW_SAMPLES} per queue");
             return Err(CoreError::InvalidField { field: "handle_samples".into(), reason });
+        }
+        if pin_failures.values().any(|times| times.len() > PIN_LOCKOUT_FAILURES_MAX) {
+            let reason = format!("at most {PIN_LOCKOUT_FAILURES_MAX} per operator");
+            return Err(CoreError::InvalidField { field: "pin_failures".into(), reason });
         }
         let progress = &self.open_merge(epoch)?.progress;
         let incomplete = |detail: String| CoreError::IslandMergeIncomplete { site: epoch.site, seq: epoch.seq, detail };
@@ -106,6 +111,9 @@ impl Routing {
             if let Some(queue) = self.state.queues.get_mut(queue) {
                 samples.iter().for_each(|handle_ms| queue.handle_times.push(*handle_ms));
             }
+        }
+        for (operator, times) in pin_failures {
+            self.merge_pin_failures(operator, times);
         }
         self.state.islands.marks.remove(&epoch.site);
         self.state.islands.merged_seq.insert(epoch.site, epoch.seq);

@@ -1,10 +1,10 @@
 //! The island's side of a merge: the history the fork keeps as it applies, and the plan
 //! of commands that carries it back to the global state.
 
-use super::Routing;
+use super::{Routing, PIN_LOCKOUT_FAILURES_MAX};
 use crate::command::CommandBody;
 use crate::effect::Effect;
-use crate::ids::QueueId;
+use crate::ids::{OperatorId, QueueId};
 use crate::island_merge::{
     digest_records, stats_since, IslandHistory, IslandRecord, MergeCounts, MergePlan, StatsDelta,
     ISLAND_MERGE_RECORDS_PER_COMMAND_MAX,
@@ -39,6 +39,17 @@ impl Routing {
         debug_assert!(samples.len() <= HANDLE_WINDOW_SAMPLES);
     }
 
+    /// On a fork: keeps a wrong PIN typed on the island, for the merge.
+    pub(super) fn keep_fork_pin_failure(&mut self, operator: &OperatorId, at_ms: u64) {
+        let Some(fork) = self.state.islands.fork.as_mut() else { return };
+        let times = fork.pin_failures.entry(operator.clone()).or_default();
+        times.push(at_ms);
+        if times.len() > PIN_LOCKOUT_FAILURES_MAX {
+            times.remove(0);
+        }
+        debug_assert!(times.len() <= PIN_LOCKOUT_FAILURES_MAX);
+    }
+
     /// The commands that carry this fork's decisions back to the global state, in the order
     /// they are proposed: `IslandMergeBegin`, the history in chunks (`IslandMergeRecords`),
     /// then `IslandMergeEnd` with the stats the fork counted beyond those at the fork. On
@@ -61,7 +72,8 @@ impl Routing {
             commands.push(CommandBody::IslandMergeRecords { epoch, first_record, records: chunk.to_vec() });
         }
         let stats = self.stats_since_fork(&fork.stats_at_fork);
-        commands.push(CommandBody::IslandMergeEnd { epoch, stats, handle_samples: fork.handle_samples.clone() });
+        let (handle_samples, pin_failures) = (fork.handle_samples.clone(), fork.pin_failures.clone());
+        commands.push(CommandBody::IslandMergeEnd { epoch, stats, handle_samples, pin_failures });
         let (waiting_left_out, live_left_out) = self.island_calls_left_out();
         MergePlan { commands, waiting_left_out, live_left_out }
     }

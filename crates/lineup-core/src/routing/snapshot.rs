@@ -102,6 +102,7 @@ impl From<StateWithoutIslandMerges> for State {
             stats_at_fork,
             records: Vec::new(),
             handle_samples: BTreeMap::new(),
+            pin_failures: BTreeMap::new(),
         });
         State {
             queues: old.queues,
