@@ -345,3 +345,19 @@ fn wrong_pins_typed_on_the_island_count_towards_the_lockout_after_the_merge() {
     }
     assert!(h.routing.pin_locked_out(&ivy), "five wrong PINs within the window, three on the island");
 }
+
+#[test]
+fn an_end_carrying_more_samples_than_a_window_is_refused() {
+    let mut h = before_the_cut();
+    let (island, epoch) = fork_of(&h, 1);
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+    let plan = island.routing.merge_plan().commands;
+    h.ok(plan[0].clone());
+    let mut end = empty_end(epoch);
+    if let CommandBody::IslandMergeEnd { handle_samples, .. } = &mut end {
+        handle_samples.insert(QueueId::new("sales"), vec![1_000; lineup_core::stats::HANDLE_WINDOW_SAMPLES + 1]);
+    }
+    let CoreError::InvalidField { field, .. } = refused(&mut h, end) else { panic!("not invalid") };
+    assert_eq!(field, "handle_samples");
+    assert!(h.routing.is_site_unreachable(ISLAND));
+}

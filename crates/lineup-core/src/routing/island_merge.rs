@@ -37,7 +37,8 @@ impl Routing {
             return Err(CoreError::IslandMergeOpen { site: epoch.site, open_seq: mark.epoch.seq });
         }
         if counts.calls != 0 || counts.operator_chunks != 0 {
-            return Err(invalid("live calls and operators are not merged by this version", format!("{counts:?}")));
+            let detail = format!("{} calls, {} operator chunks", counts.calls, counts.operator_chunks);
+            return Err(invalid("live calls and operators are not merged by this version", detail));
         }
         if self.state.lost_sites.contains(&epoch.site) {
             return Err(CoreError::SiteDown(epoch.site));
@@ -89,23 +90,8 @@ impl Routing {
         if self.island_merged(epoch) {
             return Ok(Response::Done);
         }
-        if handle_samples.values().any(|samples| samples.len() > HANDLE_WINDOW_SAMPLES) {
-            let reason = format!("at most {HANDLE_WINDOW_SAMPLES} per queue");
-            return Err(CoreError::InvalidField { field: "handle_samples".into(), reason });
-        }
-        if pin_failures.values().any(|times| times.len() > PIN_LOCKOUT_FAILURES_MAX) {
-            let reason = format!("at most {PIN_LOCKOUT_FAILURES_MAX} per operator");
-            return Err(CoreError::InvalidField { field: "pin_failures".into(), reason });
-        }
-        let progress = &self.open_merge(epoch)?.progress;
-        let incomplete = |detail: String| CoreError::IslandMergeIncomplete { site: epoch.site, seq: epoch.seq, detail };
-        if progress.records_merged != progress.counts.records {
-            let detail = format!("{} of {} records merged", progress.records_merged, progress.counts.records);
-            return Err(incomplete(detail));
-        }
-        if progress.digest_so_far != progress.digest {
-            return Err(incomplete("the records merged are not those its begin announced".into()));
-        }
+        check_end_samples(handle_samples, pin_failures)?;
+        self.check_merge_complete(epoch)?;
         self.add_island_stats(stats);
         for (queue, samples) in handle_samples {
             if let Some(queue) = self.state.queues.get_mut(queue) {
@@ -122,6 +108,20 @@ impl Routing {
         debug_assert!(!self.is_site_unreachable(epoch.site) && !self.state.islands.marks.contains_key(&epoch.site));
         self.scratch.out.push(Effect::IslandMerged { site: epoch.site, epoch: *epoch, end_index: index });
         Ok(Response::Done)
+    }
+
+    /// The open merge of `epoch` has every record its Begin announced, with its digest.
+    fn check_merge_complete(&self, epoch: &IslandEpoch) -> Result<(), CoreError> {
+        let progress = &self.open_merge(epoch)?.progress;
+        let incomplete = |detail: String| CoreError::IslandMergeIncomplete { site: epoch.site, seq: epoch.seq, detail };
+        if progress.records_merged != progress.counts.records {
+            let detail = format!("{} of {} records merged", progress.records_merged, progress.counts.records);
+            return Err(incomplete(detail));
+        }
+        if progress.digest_so_far != progress.digest {
+            return Err(incomplete("the records merged are not those its begin announced".into()));
+        }
+        Ok(())
     }
 
     /// Adds the island's counts to the queues and gates the global state has (one created
@@ -174,4 +174,21 @@ impl Routing {
     pub fn island_merged_seq(&self, site: crate::ids::SiteId) -> Option<u64> {
         self.state.islands.merged_seq.get(&site).copied()
     }
+}
+
+/// An End carries at most a window's worth of handle times per queue and a lockout's worth
+/// of wrong PINs per operator (what a fork keeps).
+fn check_end_samples(
+    handle_samples: &BTreeMap<QueueId, Vec<u64>>,
+    pin_failures: &BTreeMap<OperatorId, Vec<u64>>,
+) -> Result<(), CoreError> {
+    if handle_samples.values().any(|samples| samples.len() > HANDLE_WINDOW_SAMPLES) {
+        let reason = format!("at most {HANDLE_WINDOW_SAMPLES} per queue");
+        return Err(CoreError::InvalidField { field: "handle_samples".into(), reason });
+    }
+    if pin_failures.values().any(|times| times.len() > PIN_LOCKOUT_FAILURES_MAX) {
+        let reason = format!("at most {PIN_LOCKOUT_FAILURES_MAX} per operator");
+        return Err(CoreError::InvalidField { field: "pin_failures".into(), reason });
+    }
+    Ok(())
 }
