@@ -250,6 +250,35 @@ pub enum CommandBody {
     /// Replace the queue alarms' clear levels and hold (part of the routing config).
     /// Appended last so older entries decode unchanged.
     PutAlarmPolicy(crate::alarm_policy::AlarmPolicy),
+    /// An island starts merging into the global state: how many records follow and their
+    /// digest. Its site stays unreachable until the End. Answered done, changing nothing,
+    /// when this epoch already merged or is open. Appended last so older entries decode
+    /// unchanged, as are the other merge commands.
+    IslandMergeBegin {
+        epoch: crate::island::IslandEpoch,
+        counts: crate::island_merge::MergeCounts,
+        digest: u64,
+    },
+    /// A chunk of the history the island wrote (at most
+    /// `ISLAND_MERGE_RECORDS_PER_COMMAND_MAX`), starting at record number `first_record`
+    /// of the merge; records already merged are skipped.
+    IslandMergeRecords {
+        epoch: crate::island::IslandEpoch,
+        first_record: u64,
+        records: Vec<crate::island_merge::IslandRecord>,
+    },
+    /// The island's stats delta, added once; the merge closes and the site is back (this is
+    /// an island's `SiteBack`). Refused until every announced record is merged.
+    IslandMergeEnd {
+        epoch: crate::island::IslandEpoch,
+        stats: crate::island_merge::StatsDelta,
+        /// The island's handle times per queue, oldest first (at most `HANDLE_WINDOW_SAMPLES`
+        /// each), added to the queues' ETA windows.
+        handle_samples: std::collections::BTreeMap<crate::ids::QueueId, Vec<u64>>,
+        /// Wrong PINs typed on the island per operator, oldest first (at most
+        /// `PIN_LOCKOUT_FAILURES_MAX` each), added to the replicated lockout.
+        pin_failures: std::collections::BTreeMap<crate::ids::OperatorId, Vec<u64>>,
+    },
 }
 
 impl CommandBody {
@@ -292,6 +321,9 @@ impl CommandBody {
             CommandBody::PutAlarmPolicy(_) => "put_alarm_policy",
             CommandBody::Audited { .. } => "audited",
             CommandBody::MissedWhileDown(_) => "missed_while_down",
+            CommandBody::IslandMergeBegin { .. } => "island_merge_begin",
+            CommandBody::IslandMergeRecords { .. } => "island_merge_records",
+            CommandBody::IslandMergeEnd { .. } => "island_merge_end",
         }
     }
 }

@@ -356,6 +356,14 @@ pub enum Effect {
     /// Who made an accepted supervisor's or admin's write (history's `audit` table).
     /// Appended last: effects are stored in the history outbox.
     Audit(crate::audit::AuditRecord),
+    /// An island's merge ended at `end_index` (its `IslandMergeEnd`): the site is back, and
+    /// its controller lowers the fork fences it executed to `end_index` so the first global
+    /// offer after the merge passes its fence check. Appended last: effects are stored.
+    IslandMerged {
+        site: SiteId,
+        epoch: crate::island::IslandEpoch,
+        end_index: u64,
+    },
 }
 
 impl Effect {
@@ -373,7 +381,8 @@ impl Effect {
             | Effect::CallChanged(_)
             | Effect::CallEnded(_)
             | Effect::QueueLog(_)
-            | Effect::Audit(_) => true,
+            | Effect::Audit(_)
+            | Effect::IslandMerged { .. } => true,
         }
     }
 

@@ -45,4 +45,15 @@ pub enum CoreError {
     /// the site may be serving it on its own), or a config removal while a site is cut off.
     #[error("site {} is unreachable: its operators and callers change only there until it is back or declared lost", .0.0)]
     SiteUnreachable(SiteId),
+    /// A merge step (Records, End) of an island whose Begin has not been applied.
+    #[error("island {seq} of site {} is not merging: its merge has not begun", .site.0)]
+    IslandMergeNotOpen { site: SiteId, seq: u64 },
+    /// A merge of another island of the site is open (a Begin of another epoch, or a plain
+    /// `SiteBack`, while the site merges).
+    #[error("site {} is merging its island {open_seq}: only that merge's end brings it back", .site.0)]
+    IslandMergeOpen { site: SiteId, open_seq: u64 },
+    /// The merge's steps do not add up (a chunk after a gap, an End before every record,
+    /// records that differ from what the Begin announced).
+    #[error("the merge of island {seq} of site {} is incomplete: {detail}", .site.0)]
+    IslandMergeIncomplete { site: SiteId, seq: u64, detail: String },
 }

@@ -12,7 +12,7 @@ use crate::ids::{CallId, OperatorId, SiteId};
 use crate::order::ORDER_SEQ_MAX;
 use crate::routing::Routing;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The first apply index of the fork band. Every fork apply index (an island caller's order
 /// key, an island offer's fence) is at least this: far above any global log's apply index
@@ -42,6 +42,19 @@ pub struct IslandFork {
     /// Callback promises that existed at the fork, by call number: the majority owns them
     /// and serves them elsewhere, so the fork never offers them ("parked").
     pub parked_calls: BTreeSet<u64>,
+    /// The stats the state counted at the fork: the merge carries what the fork counted
+    /// beyond them.
+    pub stats_at_fork: crate::island_merge::StatsDelta,
+    /// The history the fork wrote (ended calls, queue_log lines), in fork order, for the
+    /// merge to carry back (at most about `ISLAND_RECORDS_MAX`).
+    pub records: Vec<crate::island_merge::IslandRecord>,
+    /// The handle times the fork sampled, newest last (at most `HANDLE_WINDOW_SAMPLES` per
+    /// queue, as many as a queue's ETA window keeps), for the merge to add to the global
+    /// windows.
+    pub handle_samples: BTreeMap<crate::ids::QueueId, Vec<u64>>,
+    /// Wrong PINs typed on the island, per operator, newest last (at most
+    /// `PIN_LOCKOUT_FAILURES_MAX` each), for the merge to add to the replicated lockout.
+    pub pin_failures: BTreeMap<OperatorId, Vec<u64>>,
 }
 
 impl IslandFork {
@@ -50,11 +63,16 @@ impl IslandFork {
     }
 }
 
-/// The island part of the replicated state (the state's last field). Merge bookkeeping
-/// (marks, merged epochs, unconfirmed endings) joins it with the merge.
+/// The island part of the replicated state (the state's last field): the fork (on an
+/// island's fork only), and on the global state the merges open and done.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IslandState {
     pub fork: Option<IslandFork>,
+    /// Sites whose island is merging (from its Begin to its End).
+    pub marks: BTreeMap<SiteId, crate::island_merge::IslandMark>,
+    /// The last island epoch (`seq`) of each site that merged: a merge command of it or an
+    /// older one is answered done and changes nothing.
+    pub merged_seq: BTreeMap<SiteId, u64>,
 }
 
 /// The fork apply index of the command at `position` in journal entry `entry`:

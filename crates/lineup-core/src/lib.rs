@@ -17,6 +17,7 @@
 //! - [`codec`]: the one module that knows the wire/disk encoding.
 //! - [`apply_index`]: the apply index (Raft log index × 256 + position in the entry).
 //! - [`island`]: island mode's fork and who owns which party while a site is cut off.
+//! - [`island_merge`]: what an island's merge carries back, and the marks that make it count once.
 
 pub mod alarm_policy;
 pub mod apply_index;
@@ -30,6 +31,7 @@ pub mod effect;
 mod error;
 pub mod ids;
 pub mod island;
+pub mod island_merge;
 pub mod model;
 pub mod order;
 pub mod routing;
@@ -55,6 +57,7 @@ pub use effect::{
 pub use error::CoreError;
 pub use ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId, Skill};
 pub use island::{IslandEpoch, IslandFork, IslandState, Party, Side, ISLAND_APPLY_INDEX_BASE};
+pub use island_merge::{IslandHistory, IslandMark, IslandRecord, MergeCounts, MergePlan, MergeProgress, StatsDelta};
 pub use model::LoginChannel;
 pub use order::{OrderKey, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_VIP};
 pub use routing::{Applied, CommandResult, GateSummary, QueueSummary, Response, Routing, WaitingCall};

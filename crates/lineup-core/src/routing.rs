@@ -31,6 +31,9 @@ mod config;
 mod index;
 mod invariants;
 mod island_fork;
+mod island_merge;
+mod island_records;
+mod merge_plan;
 mod missed;
 mod offers;
 mod operator_transitions;
@@ -164,6 +167,7 @@ impl Routing {
         let result = self.dispatch(apply_index, &cmd.body);
         if let Ok(response) = &result {
             self.settle();
+            self.keep_fork_records(apply_index);
             if let CommandBody::Audited { actor, body } = &cmd.body {
                 let record = crate::audit::record(self.state.now_ms, actor, body, response);
                 self.scratch.out.push(Effect::Audit(record));
@@ -257,7 +261,10 @@ impl Routing {
             | CommandBody::OperatorLegEnded { .. }
             | CommandBody::OperatorLoginFrom { .. }
             | CommandBody::PinRejected { .. }
-            | CommandBody::MissedWhileDown(_) => Ok(()),
+            | CommandBody::MissedWhileDown(_)
+            | CommandBody::IslandMergeBegin { .. }
+            | CommandBody::IslandMergeRecords { .. }
+            | CommandBody::IslandMergeEnd { .. } => Ok(()),
         }
     }
 
@@ -312,6 +319,13 @@ impl Routing {
             CommandBody::OperatorLegEnded { call, operator, fence } => self.operator_leg_ended(call, operator, *fence),
             CommandBody::ApplyConfig(set) => self.apply_config(set),
             CommandBody::MissedWhileDown(missed) => self.missed_while_down(missed),
+            CommandBody::IslandMergeBegin { epoch, counts, digest } => self.island_merge_begin(epoch, counts, *digest),
+            CommandBody::IslandMergeRecords { epoch, first_record, records } => {
+                self.island_merge_records(epoch, *first_record, records)
+            }
+            CommandBody::IslandMergeEnd { epoch, stats, handle_samples, pin_failures } => {
+                self.island_merge_end(index, epoch, stats, handle_samples, pin_failures)
+            }
             // One level deep: `validate_audited` refuses a nested wrapper.
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;

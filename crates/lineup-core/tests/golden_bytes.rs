@@ -3,6 +3,7 @@
 //! `codec::FORMAT_VERSION` and write a migration instead of editing the expected bytes.
 
 use lineup_core::codec::{decode_versioned, encode_versioned, DECODE_LIMIT_BYTES};
+use lineup_core::stats::Stats;
 use lineup_core::*;
 
 fn hex(bytes: &[u8]) -> String {
@@ -163,4 +164,89 @@ fn put_alarm_policy_entry_encoding_is_pinned() {
     let bytes = encode_versioned(&command).unwrap();
     assert_eq!(hex(&bytes), ALARM_POLICY_GOLDEN);
     assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+}
+
+fn island_epoch() -> IslandEpoch {
+    IslandEpoch { site: SiteId(3), seq: 2, fork_index: 40 }
+}
+
+fn island_merge_commands() -> Vec<Command> {
+    let epoch = island_epoch();
+    let command = |serial, body| Command { id: CommandId { origin: 3, serial }, at_ms: 1_795_419_004_000, body };
+    let line = QueueLogEntry {
+        at_ms: 1_795_419_001_000,
+        call: Some(CallId::new("c1")),
+        queue: Some(QueueId::new("sales")),
+        gate: None,
+        agent: None,
+        verb: QueueLogVerb::Abandon,
+        data: vec!["1".into()],
+    };
+    let ended = CallRecord {
+        call: CallId::new("c1"),
+        queue: QueueId::new("sales"),
+        gate: None,
+        priority: 5,
+        entry_site: SiteId(3),
+        caller_number: "555".into(),
+        caller_name: "A".into(),
+        outcome: Outcome::Abandoned,
+        entered_at_ms: 1_000,
+        ended_at_ms: 2_000,
+        wait_ms: 1_000,
+        handle_ms: None,
+        operator: None,
+        operator_site: None,
+        callback_number: None,
+        callback_attempts: 0,
+    };
+    let records = vec![
+        IslandRecord { fork_index: ISLAND_APPLY_INDEX_BASE + 1, history: IslandHistory::QueueLog(line) },
+        IslandRecord { fork_index: ISLAND_APPLY_INDEX_BASE + 1, history: IslandHistory::CallEnded(ended) },
+    ];
+    let counts = MergeCounts { records: 2, calls: 0, operator_chunks: 0 };
+    let mut stats = StatsDelta::default();
+    stats.queues.insert(QueueId::new("sales"), Stats { offered: 1, abandoned: 1, ..Default::default() });
+    let handle_samples = [(QueueId::new("sales"), vec![65_000])].into_iter().collect();
+    let pin_failures = [(OperatorId::new("ivy"), vec![1_000])].into_iter().collect();
+    vec![
+        command(1, CommandBody::IslandMergeBegin { epoch, counts, digest: 0x0123_4567_89ab_cdef }),
+        command(2, CommandBody::IslandMergeRecords { epoch, first_record: 0, records }),
+        command(3, CommandBody::IslandMergeEnd { epoch, stats, handle_samples, pin_failures }),
+    ]
+}
+
+/// Each: version 01 | origin 03 | serial | at_ms fd+u64 | variant, then the epoch (site 03,
+/// seq 02, fork index 28). Begin (0x24) | counts 02 00 00 | digest fd+u64. Records (0x25) |
+/// first record 00 | two records, each fork index fd+u64 (2^55 + 1) and its history: a
+/// queue_log line (01) ABANDON, an ended call (00). End (0x26) | one queue "sales" with
+/// offered 1 and abandoned 1 | no gates | one queue's handle samples: "sales", [fb+u16 65 000]
+/// | one operator's wrong PINs: "ivy", [fb+u16 1 000].
+const ISLAND_MERGE_GOLDEN: [&str; 3] = [
+    "010301fd60dc4f07a201000024030228020000fdefcdab8967452301",
+    concat!(
+        "010302fd60dc4f07a2010000250302280002fd010000000000800001fda8d04f07a201000001026331010573616c6573",
+        "000004010131fd0100000000008000000263310573616c657300050303353535014102fbe803fbd007fbe8030000000000",
+    ),
+    concat!(
+        "010303fd60dc4f07a201000026030228010573616c657301000001000000000000000000000000010573616c657301fbe8fd",
+        "0103697679",
+        "01fbe803",
+    ),
+];
+
+/// The effect, in a one-element list: IslandMerged (0x0c) | site 03 | epoch | end index.
+const ISLAND_MERGED_EFFECT_GOLDEN: &str = "01010c03030228fbf82a";
+
+#[test]
+fn island_merge_entries_and_effect_encodings_are_pinned() {
+    for (command, golden) in island_merge_commands().iter().zip(ISLAND_MERGE_GOLDEN) {
+        let bytes = encode_versioned(command).unwrap();
+        assert_eq!(hex(&bytes), golden, "encoding of {} changed", command.body.kind());
+        assert_eq!(&decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+    }
+    let effects = vec![Effect::IslandMerged { site: SiteId(3), epoch: island_epoch(), end_index: 11_000 }];
+    let bytes = encode_versioned(&effects).unwrap();
+    assert_eq!(hex(&bytes), ISLAND_MERGED_EFFECT_GOLDEN);
+    assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
 }

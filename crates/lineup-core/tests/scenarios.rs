@@ -737,10 +737,13 @@ fn a_snapshot_without_the_unreachable_set_restores() {
     h.ok(CommandBody::PutCallbackPolicy(empty_policy));
     h.enqueue("c1", "sales", SITE_A);
     let bytes = h.routing.snapshot_bytes();
-    // Last comes the island state: no fork (one zero byte). Without it the bytes are the
-    // layout before islands.
-    assert!(bytes.ends_with(&[0]));
-    let bytes = &bytes[..bytes.len() - 1];
+    // Last comes the island state: no fork, no merge open, none merged (three zero bytes).
+    // Without the last two the bytes are the layout before island merges, which restores
+    // too; without all three, the layout before islands.
+    assert!(bytes.ends_with(&[0, 0, 0]));
+    let before_merges = Routing::restore(&bytes[..bytes.len() - 2]).unwrap();
+    assert_eq!(before_merges.snapshot_bytes(), bytes);
+    let bytes = &bytes[..bytes.len() - 3];
     // Then the alarms: the default policy (80, 80, 30 000 ms, no queues) and no raise
     // times. Without them the bytes are the layout before alarms, which restores too.
     let alarms = [80, 80, 0xfb, 0x30, 0x75, 0, 0];

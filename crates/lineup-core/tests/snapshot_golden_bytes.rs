@@ -120,8 +120,12 @@ const GOLDEN_BEFORE_PHONE_LOGINS: &str = concat!(
 /// raise times.
 const DEFAULT_ALARMS: &str = "5050fb30750000";
 
-/// The state's last field, `islands`, on the global state: no fork.
-const NO_ISLANDS: &str = "00";
+/// The state's last field, `islands`, on the global state: no fork, no merge open, no
+/// island merged.
+const NO_ISLANDS: &str = "000000";
+
+/// `islands` as the version before island merges wrote it: the fork alone.
+const NO_ISLANDS_BEFORE_MERGES: &str = "00";
 
 #[test]
 fn routing_snapshot_encoding_is_pinned() {
@@ -140,6 +144,16 @@ fn a_snapshot_from_before_alarms_restores() {
 }
 
 #[test]
+fn a_snapshot_from_before_island_merges_restores() {
+    let before_merges = from_hex(&format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS_BEFORE_MERGES}"));
+    let restored = Routing::restore(&before_merges).unwrap();
+    restored.check_invariants().unwrap();
+    assert!(restored.island().is_none() && restored.island_mark(SiteId(1)).is_none());
+    let now = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
+    assert_eq!(restored.snapshot_bytes(), now);
+}
+
+#[test]
 fn a_snapshot_from_before_islands_restores() {
     let before_islands = from_hex(&format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}"));
     let restored = Routing::restore(&before_islands).unwrap();
@@ -150,18 +164,39 @@ fn a_snapshot_from_before_islands_restores() {
 }
 
 /// An island's fork keeps its fork in the state's last field: `Some`, the epoch (site 1,
-/// seq 2, fork index 4) and the parked promises (none here); it restores as the same fork.
+/// seq 2, fork index 4), the parked promises (none here), the stats at the fork (queue
+/// "sales" as the sample counted it), its records, handle samples and wrong PINs (none yet); then no
+/// merge open and none merged. It restores as the same fork.
 #[test]
 fn an_island_fork_snapshot_is_pinned_and_restores() {
     let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
     let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
     let bytes = fork.snapshot_bytes();
-    assert!(hex(&bytes).ends_with(&format!("{DEFAULT_ALARMS}0101020400")), "{}", hex(&bytes));
+    let tail = format!("{DEFAULT_ALARMS}0101020400{FORK_STATS_AT_FORK}0000000000");
+    assert!(hex(&bytes).ends_with(&tail), "{}", hex(&bytes));
     let restored = Routing::restore(&bytes).unwrap();
     restored.check_invariants().unwrap();
     assert_eq!(restored.island(), fork.island());
     assert_eq!(restored.snapshot_bytes(), bytes);
     assert_eq!(restored.unreachable_sites().collect::<Vec<_>>(), vec![(SiteId(2), 7)]);
+}
+
+/// The sample's stats at the fork: one queue, "sales" (offered 2, answered 1, answered
+/// within the service level 1), and no gates.
+const FORK_STATS_AT_FORK: &str = "010573616c657302010100000000000000000000000000";
+
+/// A fork as the version before island merges wrote it (its fork held the epoch and the
+/// parked promises only) restores as the same fork, with the stats it had as those at
+/// the fork and no records, handle samples or wrong PINs.
+#[test]
+fn a_fork_snapshot_from_before_island_merges_restores() {
+    let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
+    let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
+    let now = hex(&fork.snapshot_bytes());
+    let old = now.strip_suffix(&format!("{FORK_STATS_AT_FORK}0000000000")).expect("the new tail");
+    let restored = Routing::restore(&from_hex(old)).unwrap();
+    assert_eq!(restored.island(), fork.island());
+    assert_eq!(hex(&restored.snapshot_bytes()), now);
 }
 
 #[test]

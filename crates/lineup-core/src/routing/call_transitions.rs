@@ -201,6 +201,7 @@ impl Routing {
         if let Some(q) = self.state.queues.get_mut(&queue_id) {
             q.handle_times.push(talk_ms + wrap_up_ms);
         }
+        self.keep_fork_handle_sample(&queue_id, talk_ms + wrap_up_ms);
         self.bump_stats(&queue_id, call.gate.as_ref(), |s| {
             s.handled += 1;
             s.total_handle_ms += talk_ms;

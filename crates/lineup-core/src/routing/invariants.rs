@@ -15,7 +15,22 @@ impl Routing {
         self.check_offers_held_by_both_sides()?;
         self.check_login_channels_belong_to_logged_in_operators()?;
         self.check_pin_failures_are_bounded()?;
+        self.check_merging_sites_stay_unreachable()?;
         self.check_indexes_match_a_rebuild()
+    }
+
+    /// A site whose island is merging stays unreachable until its End, and its merge has
+    /// taken no more records than its Begin announced.
+    fn check_merging_sites_stay_unreachable(&self) -> Result<(), String> {
+        for (site, mark) in &self.state.islands.marks {
+            if mark.epoch.site != *site || !self.is_site_unreachable(*site) {
+                return Err(format!("site {} merges island {} but is not held unreachable", site.0, mark.epoch.seq));
+            }
+            if mark.progress.records_merged > mark.progress.counts.records {
+                return Err(format!("the merge of site {} took more records than announced", site.0));
+            }
+        }
+        Ok(())
     }
 
     /// Wrong PINs are kept only for configured operators, at most the lockout's count each.

@@ -8,6 +8,7 @@ use super::state::Scratch;
 use super::Routing;
 use crate::ids::SiteId;
 use crate::island::{IslandEpoch, IslandFork};
+use crate::island_merge::StatsDelta;
 use std::collections::BTreeSet;
 
 impl Routing {
@@ -22,7 +23,15 @@ impl Routing {
     pub fn fork_island(&self, epoch: IslandEpoch, members: &[SiteId], now_ms: u64) -> Routing {
         let mut fork = self.clone();
         let parked_calls = self.state.calls.values().filter(|c| c.callback.is_some()).map(|c| c.call_number).collect();
-        fork.state.islands.fork = Some(IslandFork { epoch, parked_calls });
+        let stats_at_fork = self.stats_now();
+        fork.state.islands.fork = Some(IslandFork {
+            epoch,
+            parked_calls,
+            stats_at_fork,
+            records: Vec::new(),
+            handle_samples: Default::default(),
+            pin_failures: Default::default(),
+        });
         for site in self.sites_named(members) {
             let known = self.state.lost_sites.contains(&site) || self.is_site_unreachable(site);
             if site != epoch.site && !known {
@@ -39,6 +48,14 @@ impl Routing {
     /// The fork this state is, if it is an island's (None on the global state).
     pub fn island(&self) -> Option<&IslandFork> {
         self.state.islands.fork.as_ref()
+    }
+
+    /// Every queue's and gate's stats as they stand.
+    pub(super) fn stats_now(&self) -> StatsDelta {
+        StatsDelta {
+            queues: self.state.queues.iter().map(|(id, q)| (id.clone(), q.stats.clone())).collect(),
+            gates: self.state.gates.iter().map(|(id, g)| (id.clone(), g.stats.clone())).collect(),
+        }
     }
 
     /// `members`, and every site a logged-in operator or a caller names.

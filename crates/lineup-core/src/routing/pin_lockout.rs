@@ -18,7 +18,22 @@ impl Routing {
         }
         times.push_back(now);
         debug_assert!(times.len() <= PIN_LOCKOUT_FAILURES_MAX);
+        self.keep_fork_pin_failure(id, now);
         Ok(Response::Done)
+    }
+
+    /// Adds wrong PINs typed on an island (at `times`, core times) to the operator's: the
+    /// newest `PIN_LOCKOUT_FAILURES_MAX` of both are kept. An unknown operator has none.
+    pub(super) fn merge_pin_failures(&mut self, id: &OperatorId, times: &[u64]) {
+        if !self.state.operators.contains_key(id) || times.is_empty() {
+            return;
+        }
+        let kept = self.state.phone_logins.pin_failures.entry(id.clone()).or_default();
+        let mut all: Vec<u64> = kept.iter().chain(times).copied().collect();
+        all.sort_unstable();
+        let newest = all.len().saturating_sub(PIN_LOCKOUT_FAILURES_MAX);
+        *kept = all[newest..].iter().copied().collect();
+        debug_assert!(!kept.is_empty() && kept.len() <= PIN_LOCKOUT_FAILURES_MAX);
     }
 
     /// A login clears the operator's wrong PINs; so does removing the operator.

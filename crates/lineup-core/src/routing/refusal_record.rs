@@ -62,6 +62,19 @@ pub(super) enum RefusalRecord {
     NothingToPull(OperatorId),
     InvalidConfig(ConfigProblemRecord),
     SiteUnreachable(SiteId),
+    IslandMergeNotOpen {
+        site: SiteId,
+        seq: u64,
+    },
+    IslandMergeOpen {
+        site: SiteId,
+        open_seq: u64,
+    },
+    IslandMergeIncomplete {
+        site: SiteId,
+        seq: u64,
+        detail: String,
+    },
 }
 
 /// A refused whole config's problem, as a snapshot carries it. Append only.
@@ -123,6 +136,9 @@ impl From<&CoreError> for RefusalRecord {
                 reason: problem.reason,
             }),
             CoreError::SiteUnreachable(site) => R::SiteUnreachable(site),
+            CoreError::IslandMergeNotOpen { site, seq } => R::IslandMergeNotOpen { site, seq },
+            CoreError::IslandMergeOpen { site, open_seq } => R::IslandMergeOpen { site, open_seq },
+            CoreError::IslandMergeIncomplete { site, seq, detail } => R::IslandMergeIncomplete { site, seq, detail },
         }
     }
 }
@@ -155,6 +171,9 @@ impl From<RefusalRecord> for CoreError {
                 reason: problem.reason,
             }),
             R::SiteUnreachable(site) => CoreError::SiteUnreachable(site),
+            R::IslandMergeNotOpen { site, seq } => CoreError::IslandMergeNotOpen { site, seq },
+            R::IslandMergeOpen { site, open_seq } => CoreError::IslandMergeOpen { site, open_seq },
+            R::IslandMergeIncomplete { site, seq, detail } => CoreError::IslandMergeIncomplete { site, seq, detail },
         }
     }
 }
@@ -215,6 +234,9 @@ mod tests {
             CoreError::NothingToPull(OperatorId::new("o")),
             CoreError::InvalidConfig(problem),
             CoreError::SiteUnreachable(SiteId(3)),
+            CoreError::IslandMergeNotOpen { site: SiteId(3), seq: 2 },
+            CoreError::IslandMergeOpen { site: SiteId(3), open_seq: 1 },
+            CoreError::IslandMergeIncomplete { site: SiteId(3), seq: 2, detail: "d".into() },
         ];
         for refusal in refusals {
             let record = RefusalRecord::from(&refusal);

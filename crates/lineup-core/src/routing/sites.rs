@@ -51,10 +51,21 @@ impl Routing {
     }
 
     pub(super) fn site_back(&mut self, site: SiteId) -> CommandResult {
+        // A merging island comes back only through its merge's end, which carries what it
+        // did while cut off.
+        if let Some(mark) = self.state.islands.marks.get(&site) {
+            return Err(CoreError::IslandMergeOpen { site, open_seq: mark.epoch.seq });
+        }
         self.state.lost_sites.remove(&site);
+        self.bring_site_back(site);
+        Ok(Response::Done)
+    }
+
+    /// The site is reachable again: its operators rejoin the offerable index and its
+    /// waiting callers may be offered (settle pairs them).
+    pub(super) fn bring_site_back(&mut self, site: SiteId) {
         if self.state.outages.unreachable_sites.contains_key(&site) {
             self.set_site_unreachable(site, None);
-            // Its callers may be offered again.
             let waiting: Vec<u64> = self
                 .state
                 .calls
@@ -64,13 +75,14 @@ impl Routing {
                 .collect();
             self.scratch.dirty_calls.extend(waiting);
         }
-        Ok(Response::Done)
     }
 
     pub(super) fn site_lost(&mut self, site: SiteId) -> CommandResult {
         if self.state.lost_sites.contains(&site) {
             return Ok(Response::Done);
         }
+        // A lost island's merge is given up: its calls end here, as every lost site's do.
+        self.state.islands.marks.remove(&site);
         // A lost site is no longer "unreachable": its operators become indexable again
         // (they are logged out below) and its callers' timers run again.
         self.set_site_unreachable(site, None);

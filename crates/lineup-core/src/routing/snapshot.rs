@@ -50,7 +50,79 @@ fn decode_older(bytes: &[u8], limit: usize) -> Result<State, codec::CodecError> 
             .or_else(|_| before_phone_logins())
             .map(StateWithoutIslands::from)
     };
-    codec::decode_versioned::<StateWithoutIslands>(bytes, limit).or_else(|_| before_alarms()).map(State::from)
+    let before_islands =
+        || codec::decode_versioned::<StateWithoutIslands>(bytes, limit).or_else(|_| before_alarms()).map(State::from);
+    codec::decode_versioned::<StateWithoutIslandMerges>(bytes, limit).map(State::from).or_else(|_| before_islands())
+}
+
+/// The snapshot layout before island merges: `islands` held the fork alone, and the fork
+/// its epoch and parked promises.
+#[derive(serde::Deserialize)]
+pub(super) struct StateWithoutIslandMerges {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+    outages: Outages,
+    phone_logins: PhoneLogins,
+    callback_policy: crate::callback_policy::CallbackPolicy,
+    alarms: Alarms,
+    islands: IslandStateBeforeMerges,
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct IslandStateBeforeMerges {
+    fork: Option<IslandForkBeforeMerges>,
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct IslandForkBeforeMerges {
+    epoch: crate::island::IslandEpoch,
+    parked_calls: std::collections::BTreeSet<u64>,
+}
+
+impl From<StateWithoutIslandMerges> for State {
+    fn from(old: StateWithoutIslandMerges) -> State {
+        // A fork's snapshot of that version is the state at its fork with nothing applied
+        // since (the island journal replays the rest), so its stats are the stats at the fork.
+        let stats_at_fork = crate::island_merge::StatsDelta {
+            queues: old.queues.iter().map(|(id, q)| (id.clone(), q.stats.clone())).collect(),
+            gates: old.gates.iter().map(|(id, g)| (id.clone(), g.stats.clone())).collect(),
+        };
+        let fork = old.islands.fork.map(|fork| crate::island::IslandFork {
+            epoch: fork.epoch,
+            parked_calls: fork.parked_calls,
+            stats_at_fork,
+            records: Vec::new(),
+            handle_samples: BTreeMap::new(),
+            pin_failures: BTreeMap::new(),
+        });
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            outages: old.outages,
+            phone_logins: old.phone_logins,
+            callback_policy: old.callback_policy,
+            alarms: old.alarms,
+            islands: crate::island::IslandState { fork, ..Default::default() },
+        }
+    }
 }
 
 /// The snapshot layout before `islands` (island mode's fork) existed.

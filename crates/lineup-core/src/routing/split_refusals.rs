@@ -17,10 +17,12 @@
 //! state change of an operator who is not the island's, and a callback request, reassign or priority
 //! change of another site's caller or of a promise parked at the fork.
 
+use super::refusals::invalid;
 use super::Routing;
 use crate::command::CommandBody;
 use crate::ids::{CallId, OperatorId, SiteId};
 use crate::island::{caller_site, operator_site, IslandFork};
+use crate::island_merge::ISLAND_RECORDS_MAX;
 use crate::CoreError;
 use std::collections::BTreeSet;
 
@@ -43,12 +45,17 @@ impl Routing {
         let at = |site: SiteId| if site == island { Ok(()) } else { Err(CoreError::SiteUnreachable(site)) };
         match body {
             CommandBody::SiteBack { site } | CommandBody::SiteLost { site } | CommandBody::SiteUnreachable { site } => {
-                Err(super::refusals::invalid(
-                    "site health is the majority's to judge; an island merges",
-                    site.to_string(),
-                ))
+                Err(invalid("site health is the majority's to judge; an island merges", site.to_string()))
             }
-            CommandBody::Enqueue(e) => at(e.site),
+            CommandBody::Enqueue(e) => {
+                at(e.site)?;
+                // The merge carries every record back: a full record refuses new callers
+                // (the site's fallback takes them) while calls in progress still end.
+                if fork.records.len() >= ISLAND_RECORDS_MAX {
+                    return Err(invalid("the island's history for its merge is full", ISLAND_RECORDS_MAX.to_string()));
+                }
+                Ok(())
+            }
             CommandBody::OperatorLogin { site, .. } | CommandBody::OperatorLoginFrom { site, .. } => at(*site),
             CommandBody::RequestCallback { call, .. }
             | CommandBody::Reassign { call, .. }
@@ -75,7 +82,7 @@ impl Routing {
             return Ok(()); // the handler answers an unknown call
         };
         if fork.is_parked(call.call_number) {
-            return Err(super::refusals::invalid("the majority serves this promise until the merge", id.to_string()));
+            return Err(invalid("the majority serves this promise until the merge", id.to_string()));
         }
         if call.callback.is_none() && call.entry_site != fork.epoch.site {
             return Err(CoreError::SiteUnreachable(call.entry_site));
