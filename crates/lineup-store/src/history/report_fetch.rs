@@ -114,15 +114,30 @@ pub(super) struct StatusEvent {
     pub at_ms: i64,
 }
 
-const SELECT_STATES_AT: &str = "SELECT operator, status, reason, call_id, at_ms FROM ( \
-     SELECT operator, status, reason, call_id, CAST(at_ms AS BIGINT) AS at_ms, \
-     ROW_NUMBER() OVER (PARTITION BY operator ORDER BY log_index DESC, seq DESC) AS newest \
-     FROM operator_events WHERE at_ms < $1) latest WHERE newest = 1 ORDER BY operator LIMIT $2";
+// Per operator, one backward walk of the (operator, log_index) index to its last change
+// before $1, instead of numbering every change ever written. The operators asked about are
+// the configured ones and any with a change in [$1, $2): an operator in neither has no
+// state in the period that a report counts (removing an operator logs it out first).
+const SELECT_STATES_AT: &str = "WITH ops AS ( \
+     SELECT id AS operator FROM config_operators \
+     UNION SELECT operator FROM operator_events WHERE at_ms >= $1 AND at_ms < $2) \
+     SELECT e.operator, e.status, e.reason, e.call_id, CAST(e.at_ms AS BIGINT) AS at_ms \
+     FROM ops JOIN operator_events e ON e.operator = ops.operator \
+     AND e.log_index = (SELECT l.log_index FROM operator_events l WHERE l.operator = ops.operator \
+         AND l.at_ms < $1 ORDER BY l.log_index DESC, l.seq DESC LIMIT 1) \
+     AND e.seq = (SELECT l.seq FROM operator_events l WHERE l.operator = ops.operator \
+         AND l.at_ms < $1 ORDER BY l.log_index DESC, l.seq DESC LIMIT 1) \
+     ORDER BY e.operator LIMIT $3";
 
-/// Each operator's last state change before `at_ms` (its state then).
-pub(super) async fn operator_states_at(store: &HistoryStore, at_ms: u64) -> Result<Vec<StatusEvent>, StoreError> {
+/// Each operator's last state change before `at_ms` (its state then), for the operators
+/// configured or with a change before `until_ms`.
+pub(super) async fn operator_states_at(
+    store: &HistoryStore,
+    at_ms: u64,
+    until_ms: u64,
+) -> Result<Vec<StatusEvent>, StoreError> {
     let limit = int(REPORT_OPERATOR_EVENTS_MAX as u64);
-    Ok(select!(store, StatusEvent, SELECT_STATES_AT, int(at_ms), limit))
+    Ok(select!(store, StatusEvent, SELECT_STATES_AT, int(at_ms), int(until_ms), limit))
 }
 
 const SELECT_EVENTS: &str = "SELECT operator, status, reason, call_id, CAST(at_ms AS BIGINT) AS at_ms \

@@ -226,7 +226,7 @@ impl HistoryStore {
             None => None,
         };
         let until = query.to_ms.min(query.now_ms.max(query.from_ms));
-        let states = report_fetch::operator_states_at(self, query.from_ms).await?;
+        let states = report_fetch::operator_states_at(self, query.from_ms, until).await?;
         let events = report_fetch::operator_events(self, query.from_ms, until, Some(states)).await?;
         report_operators::rows(query, intervals, &calls, &events, members.as_ref())
     }
