@@ -250,6 +250,9 @@ pub enum CommandBody {
     /// Replace the queue alarms' clear levels and hold (part of the routing config).
     /// Appended last so older entries decode unchanged.
     PutAlarmPolicy(crate::alarm_policy::AlarmPolicy),
+    /// Replace the webhook list (part of the routing config); a redacted secret keeps the
+    /// named webhook's current one. Appended last so older entries decode unchanged.
+    PutWebhooks(Vec<crate::webhook::WebhookConfig>),
 }
 
 impl CommandBody {
@@ -292,6 +295,7 @@ impl CommandBody {
             CommandBody::PutAlarmPolicy(_) => "put_alarm_policy",
             CommandBody::Audited { .. } => "audited",
             CommandBody::MissedWhileDown(_) => "missed_while_down",
+            CommandBody::PutWebhooks(_) => "put_webhooks",
         }
     }
 }

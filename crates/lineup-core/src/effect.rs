@@ -101,6 +101,18 @@ pub enum AlarmKind {
     Depth,
 }
 
+/// A site's health as the routing core sees it (see routing/sites.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteHealth {
+    /// Heard again after being unreachable or lost (`SiteBack`).
+    Back,
+    /// Not heard for a while; its calls go on (`SiteUnreachable`).
+    Unreachable,
+    /// Declared gone; its calls ended (`SiteLost`).
+    Lost,
+}
+
 /// State of an operator as projected to dashboards and Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -356,6 +368,12 @@ pub enum Effect {
     /// Who made an accepted supervisor's or admin's write (history's `audit` table).
     /// Appended last: effects are stored in the history outbox.
     Audit(crate::audit::AuditRecord),
+    /// A site's health changed (emitted only on a change, never for a repeated command):
+    /// for webhooks. Appended last: effects are stored in the history outbox.
+    SiteHealthChanged {
+        site: SiteId,
+        health: SiteHealth,
+    },
 }
 
 impl Effect {
@@ -373,7 +391,8 @@ impl Effect {
             | Effect::CallChanged(_)
             | Effect::CallEnded(_)
             | Effect::QueueLog(_)
-            | Effect::Audit(_) => true,
+            | Effect::Audit(_)
+            | Effect::SiteHealthChanged { .. } => true,
         }
     }
 

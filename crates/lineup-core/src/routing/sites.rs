@@ -11,7 +11,7 @@
 use super::refusals::invalid;
 use super::{CommandResult, Response, Routing};
 use crate::command::HungUpBy;
-use crate::effect::{Outcome, QueueLogVerb};
+use crate::effect::{Effect, Outcome, QueueLogVerb, SiteHealth};
 use crate::ids::{CallId, OperatorId, SiteId};
 use crate::model::CallState;
 use crate::CoreError;
@@ -24,6 +24,7 @@ impl Routing {
         if !self.state.lost_sites.contains(&site) && !self.state.outages.unreachable_sites.contains_key(&site) {
             let now = self.state.now_ms;
             self.set_site_unreachable(site, Some(now));
+            self.scratch.out.push(Effect::SiteHealthChanged { site, health: SiteHealth::Unreachable });
         }
         Ok(Response::Done)
     }
@@ -51,8 +52,12 @@ impl Routing {
     }
 
     pub(super) fn site_back(&mut self, site: SiteId) -> CommandResult {
-        self.state.lost_sites.remove(&site);
-        if self.state.outages.unreachable_sites.contains_key(&site) {
+        let was_lost = self.state.lost_sites.remove(&site);
+        let was_unreachable = self.state.outages.unreachable_sites.contains_key(&site);
+        if was_lost || was_unreachable {
+            self.scratch.out.push(Effect::SiteHealthChanged { site, health: SiteHealth::Back });
+        }
+        if was_unreachable {
             self.set_site_unreachable(site, None);
             // Its callers may be offered again.
             let waiting: Vec<u64> = self
@@ -75,6 +80,7 @@ impl Routing {
         // (they are logged out below) and its callers' timers run again.
         self.set_site_unreachable(site, None);
         self.state.lost_sites.insert(site);
+        self.scratch.out.push(Effect::SiteHealthChanged { site, health: SiteHealth::Lost });
         let nos: Vec<u64> = self.state.calls.keys().copied().collect();
         for call_number in nos {
             let Some(call) = self.state.calls.get(&call_number) else { continue };
