@@ -119,7 +119,7 @@ pub fn target_of(body: &CommandBody) -> String {
         | C::RequestCallback { call, .. }
         | C::ChangePriority { call, .. } => vec![format!("call:{call}")],
         C::SiteLost { site } | C::SiteBack { site } | C::SiteUnreachable { site } => vec![format!("site:{site}")],
-        C::PutWebhooks(list) => list.iter().map(|w| format!("webhook:{}", w.name)).collect(),
+        C::PutWebhooks(list) => list.iter().map(|w| format!("webhook:{}", w.id)).collect(),
         C::Tick { .. } | C::ApplyConfig(_) | C::PutCallbackPolicy(_) | C::PutAlarmPolicy(_) | C::Audited { .. } => {
             Vec::new()
         }

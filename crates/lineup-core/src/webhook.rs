@@ -15,7 +15,7 @@ pub const WEBHOOK_SECRET_MIN_BYTES: usize = 16;
 /// Longest signing secret.
 pub const WEBHOOK_SECRET_MAX_BYTES: usize = 256;
 /// What every read shows instead of a secret. Put back unchanged, it keeps the secret the
-/// webhook of that name already has (so an exported config applies again).
+/// webhook of that id already has (so an exported config applies again).
 pub const WEBHOOK_SECRET_REDACTED: &str = "(redacted)";
 
 /// What a webhook may be told about. Appended last when a kind is added: the list is part
@@ -56,7 +56,7 @@ impl WebhookEventKind {
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Names the webhook in metrics and logs (the identifier charset).
-    pub name: String,
+    pub id: String,
     /// `http://` or `https://`.
     pub url: String,
     /// Key of the `Lineup-Signature` HMAC; shown as [`WEBHOOK_SECRET_REDACTED`] by every read.
@@ -74,7 +74,7 @@ fn enabled_by_default() -> bool {
 impl std::fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("name", &self.name)
+            .field("id", &self.id)
             .field("url", &self.url)
             .field("secret", &WEBHOOK_SECRET_REDACTED)
             .field("events", &self.events)
@@ -103,15 +103,15 @@ pub fn resolve_webhooks(new: &[WebhookConfig], current: &[WebhookConfig]) -> Res
     }
     let mut resolved = Vec::with_capacity(new.len());
     for (i, webhook) in new.iter().enumerate() {
-        if new[..i].iter().any(|w| w.name == webhook.name) {
-            return Err(invalid(&format!("webhooks[{}].name", webhook.name), "named twice".into()));
+        if new[..i].iter().any(|w| w.id == webhook.id) {
+            return Err(invalid(&format!("webhooks[id={}].id", webhook.id), "named twice".into()));
         }
         let mut webhook = webhook.clone();
         if webhook.secret == WEBHOOK_SECRET_REDACTED {
-            let kept = current.iter().find(|w| w.name == webhook.name).map(|w| w.secret.clone());
+            let kept = current.iter().find(|w| w.id == webhook.id).map(|w| w.secret.clone());
             webhook.secret = kept.ok_or_else(|| {
                 invalid(
-                    &format!("webhooks[{}].secret", webhook.name),
+                    &format!("webhooks[id={}].secret", webhook.id),
                     "redacted, and no such webhook to keep it from".into(),
                 )
             })?;
@@ -122,9 +122,18 @@ pub fn resolve_webhooks(new: &[WebhookConfig], current: &[WebhookConfig]) -> Res
     Ok(resolved)
 }
 
+/// Checks a list as a routing file gives it, before any node is asked: a redacted secret
+/// passes here (the node keeps the webhook's current secret, or refuses it).
+pub fn validate_webhooks(list: &[WebhookConfig]) -> Result<(), CoreError> {
+    let stand_in = "x".repeat(WEBHOOK_SECRET_MIN_BYTES);
+    let current: Vec<WebhookConfig> =
+        list.iter().map(|w| WebhookConfig { secret: stand_in.clone(), ..w.clone() }).collect();
+    resolve_webhooks(list, &current).map(|_| ())
+}
+
 fn validate_webhook(w: &WebhookConfig) -> Result<(), CoreError> {
-    validate_id(&w.name).map_err(|e| invalid("webhooks[].name", e.to_string()))?;
-    let field = |name: &str| format!("webhooks[{}].{name}", w.name);
+    validate_id(&w.id).map_err(|e| invalid("webhooks[].id", e.to_string()))?;
+    let field = |name: &str| format!("webhooks[id={}].{name}", w.id);
     let scheme_ok = w.url.starts_with("http://") || w.url.starts_with("https://");
     if !scheme_ok || w.url.len() > WEBHOOK_URL_MAX_BYTES || w.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(
@@ -156,9 +165,9 @@ fn invalid(field: &str, reason: String) -> CoreError {
 mod tests {
     use super::*;
 
-    fn hook(name: &str, secret: &str) -> WebhookConfig {
+    fn hook(id: &str, secret: &str) -> WebhookConfig {
         WebhookConfig {
-            name: name.into(),
+            id: id.into(),
             url: "https://ops.example/lineup".into(),
             secret: secret.into(),
             events: vec![WebhookEventKind::AlarmRaised],
@@ -172,24 +181,30 @@ mod tests {
         let resolved = resolve_webhooks(&[current[0].redacted()], &current).unwrap();
         assert_eq!(resolved, current);
         let unknown = resolve_webhooks(&[hook("new", WEBHOOK_SECRET_REDACTED)], &current).unwrap_err();
-        assert!(unknown.to_string().contains("webhooks[new].secret"), "{unknown}");
+        assert!(unknown.to_string().contains("webhooks[id=new].secret"), "{unknown}");
     }
 
     #[test]
     fn refusals_name_the_field() {
         let none: Vec<WebhookConfig> = Vec::new();
         let cases = [
-            (vec![hook("ops", "short")], "webhooks[ops].secret"),
-            (vec![WebhookConfig { url: "ftp://x".into(), ..hook("ops", "0123456789abcdef") }], "webhooks[ops].url"),
-            (vec![WebhookConfig { events: vec![], ..hook("ops", "0123456789abcdef") }], "webhooks[ops].events"),
-            (vec![hook("ops", "0123456789abcdef"), hook("ops", "0123456789abcdef")], "webhooks[ops].name"),
-            (vec![hook("a/b", "0123456789abcdef")], "webhooks[].name"),
+            (vec![hook("ops", "short")], "webhooks[id=ops].secret"),
+            (vec![WebhookConfig { url: "ftp://x".into(), ..hook("ops", "0123456789abcdef") }], "webhooks[id=ops].url"),
+            (vec![WebhookConfig { events: vec![], ..hook("ops", "0123456789abcdef") }], "webhooks[id=ops].events"),
+            (vec![hook("ops", "0123456789abcdef"), hook("ops", "0123456789abcdef")], "webhooks[id=ops].id"),
+            (vec![hook("a/b", "0123456789abcdef")], "webhooks[].id"),
             (vec![hook("ops", "0123456789abcdef"); WEBHOOKS_MAX_COUNT + 1], "invalid webhooks:"),
         ];
         for (list, field) in cases {
             let refusal = resolve_webhooks(&list, &none).unwrap_err().to_string();
             assert!(refusal.contains(field), "{refusal} should name {field}");
         }
+    }
+
+    #[test]
+    fn a_file_may_hold_a_redacted_secret() {
+        assert!(validate_webhooks(&[hook("ops", WEBHOOK_SECRET_REDACTED)]).is_ok());
+        assert!(validate_webhooks(&[hook("ops", "short")]).is_err());
     }
 
     #[test]

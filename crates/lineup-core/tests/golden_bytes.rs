@@ -170,7 +170,7 @@ fn webhooks_command() -> Command {
         id: CommandId { origin: 2, serial: 7 },
         at_ms: 1_795_419_003_000,
         body: CommandBody::PutWebhooks(vec![WebhookConfig {
-            name: "ops".into(),
+            id: "ops".into(),
             url: "https://o.example/h".into(),
             secret: "0123456789abcdef".into(),
             events: vec![WebhookEventKind::AlarmRaised, WebhookEventKind::SiteLost],

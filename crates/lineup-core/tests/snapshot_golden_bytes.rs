@@ -149,7 +149,7 @@ fn a_snapshot_from_before_webhooks_restores() {
 fn a_snapshot_with_a_webhook_is_pinned_and_restores() {
     let mut routing = sample_routing(pin_login(), Some(small_policy()));
     let webhook = WebhookConfig {
-        name: "ops".into(),
+        id: "ops".into(),
         url: "https://o.example/h".into(),
         secret: "0123456789abcdef".into(),
         events: vec![WebhookEventKind::AlarmRaised, WebhookEventKind::SiteLost],

@@ -9,7 +9,7 @@ use lineup_core::*;
 
 fn webhook(name: &str, secret: &str) -> WebhookConfig {
     WebhookConfig {
-        name: name.into(),
+        id: name.into(),
         url: "https://ops.example/lineup".into(),
         secret: secret.into(),
         events: vec![WebhookEventKind::AlarmRaised, WebhookEventKind::SiteLost],
