@@ -4,6 +4,7 @@
 //! no routing decision is made here.
 
 use crate::serial_floor::{SerialFloor, SerialReservingPort};
+use crate::webhook;
 use crate::webhook::http::{WebhookClient, WEBHOOK_CA_BUNDLE_DEFAULT_PATH};
 use crate::webhook::{RetryPolicy, WebhookSender};
 use crate::wiring::{feed_site, NodePort};
@@ -114,14 +115,10 @@ impl RunningNode {
             tokio::runtime::Handle::current(),
         ));
         let hook_webhooks = Arc::clone(&webhooks);
-        config.state_hook = Some(StateHook(Arc::new(move |event| match event {
-            StateEvent::Applied { apply_index, applied, routing, .. } => {
-                hook_webhooks.on_applied(apply_index, routing.now_ms(), &applied.effects, routing.webhooks());
-            }
-            StateEvent::Restored { .. } => {
-                if let Some(projection) = hook_projection.get() {
-                    projection.request_rebuild();
-                }
+        config.state_hook = Some(StateHook(Arc::new(move |event| {
+            webhook::wiring::hand_applied(&hook_webhooks, &event);
+            if let (StateEvent::Restored { .. }, Some(projection)) = (event, hook_projection.get()) {
+                projection.request_rebuild();
             }
         })));
         let node = ClusterNode::start(config, spec.transport)
@@ -136,7 +133,7 @@ impl RunningNode {
         if let Some(projection) = &projection {
             let _ = projection_to_rebuild.set(Arc::clone(projection));
         }
-        spawn_leader_watch(&node, leads);
+        webhook::wiring::spawn_leader_watch(&node, leads);
         spawn_applied_writer(applied, Arc::clone(&history), projection.clone());
         spawn_config_mirror(Arc::clone(&node), Arc::clone(&history), projection.clone());
         let site = SiteParts { data_dir: spec.data_dir, ari: spec.ari, site_config: spec.site_config };
@@ -216,21 +213,6 @@ fn start_site_control(site: SiteParts, node: &Arc<Node>) -> Result<SiteControl, 
         run_site(controller, ari, events, feed, port, shutdown, counters).await
     });
     Ok(SiteControl { driver, site_counters, edges, stop })
-}
-
-/// Keeps `leads` equal to "this node is the Raft leader" (the webhook sender's gate).
-fn spawn_leader_watch(node: &Arc<Node>, leads: Arc<AtomicBool>) {
-    let mut metrics = node.raft().metrics();
-    tokio::spawn(async move {
-        loop {
-            let leader = metrics.borrow_and_update().state == openraft::ServerState::Leader;
-            leads.store(leader, Ordering::Relaxed);
-            if metrics.changed().await.is_err() {
-                leads.store(false, Ordering::Relaxed);
-                return;
-            }
-        }
-    });
 }
 
 /// Hands every applied command to the history outbox and the Redis projection, in order.

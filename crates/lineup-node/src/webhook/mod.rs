@@ -7,6 +7,7 @@
 //! - `retry`: backoff, attempts and which answers are final.
 //! - `http`: one POST over http or https, within a timeout.
 //! - `sender`: `WebhookSender`, from apply (leader only) to the lanes and their tasks.
+//! - `wiring`: the state hook's part and the leader watch that feed it.
 
 pub mod event;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod lane;
 pub mod retry;
 pub mod sender;
 pub mod sign;
+pub mod wiring;
 
 pub use lane::{LaneCounts, WEBHOOK_QUEUE_CAPACITY_EVENTS};
 pub use retry::RetryPolicy;
