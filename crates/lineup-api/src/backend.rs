@@ -106,6 +106,22 @@ pub struct Health {
     /// shared clock keeps real time regardless; the node's NTP needs a look).
     #[serde(default)]
     pub clock_alarm: Option<String>,
+    /// This node's webhook deliveries since it started, per webhook (only the leader sends).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookHealth>,
+}
+
+/// One webhook's delivery counters on a node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookHealth {
+    /// The webhook's id in the routing config.
+    pub id: String,
+    /// Events the receiver took (a 2xx).
+    pub sent: u64,
+    /// Events given up on (refused for good, or out of attempts).
+    pub failed: u64,
+    /// Events dropped unsent because the webhook's queue was full.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,6 +107,7 @@ mod tests {
             raft,
             callers_refused_at_entry: 0,
             clock_alarm: Some(alarm.clone()),
+            webhooks: Vec::new(),
         };
         let r = readiness(&health);
         assert!(r.ready && r.degraded, "{r:?}");

@@ -65,11 +65,12 @@ pub mod tls;
 mod today;
 mod trend;
 pub mod views;
+mod webhooks;
 mod widget_tokens;
 
 pub use backend::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
-    RaftHealth, RaftRole, SiteState,
+    RaftHealth, RaftRole, SiteState, WebhookHealth,
 };
 pub use call_metrics::{HANDLE_BUCKETS_SECONDS, WAIT_BUCKETS_SECONDS};
 pub use config::{ApiConfig, ApiToken, Role, TokenSecret};
@@ -149,6 +150,8 @@ impl<B: ApiBackend> Routes<B> {
             .put("/v1/config/callback-policy", callback_policy::put_callback_policy::<B>)
             .get("/v1/config/alarm-policy", alarm_policy::get_alarm_policy::<B>)
             .put("/v1/config/alarm-policy", alarm_policy::put_alarm_policy::<B>)
+            .get("/v1/config/webhooks", webhooks::get_webhooks::<B>)
+            .put("/v1/config/webhooks", webhooks::put_webhooks::<B>)
             .config_object::<QueueConfig>("/v1/config/queues/{id}")
             .config_object::<GateConfig>("/v1/config/gates/{id}")
             .config_object::<OperatorConfig>("/v1/config/operators/{id}")

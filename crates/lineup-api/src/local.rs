@@ -37,6 +37,9 @@ pub struct LocalBackend {
     effects: broadcast::Sender<AppliedEffect>,
     /// Edges reported by [`ApiBackend::health`]; tests flip them with [`LocalBackend::set_edges`].
     edges: Mutex<(bool, Option<EdgeHealth>, Option<EdgeHealth>)>,
+    /// Webhook counters reported by [`ApiBackend::health`]; tests set them with
+    /// [`LocalBackend::set_webhooks`].
+    webhooks: Mutex<Vec<crate::backend::WebhookHealth>>,
 }
 
 impl LocalBackend {
@@ -54,6 +57,7 @@ impl LocalBackend {
             state: Mutex::new(LocalState { routing, log_index, serial: 0, now_ms, audit: Default::default() }),
             effects,
             edges: Mutex::new((true, None, None)),
+            webhooks: Mutex::default(),
         };
         // The routing clock starts at `now_ms`, as a leader's first Tick would set it.
         let _ = backend.tick(now_ms);
@@ -109,6 +113,11 @@ impl LocalBackend {
     pub fn set_edges(&self, ari_connected: bool, redis: Option<EdgeHealth>, database: Option<EdgeHealth>) {
         *self.edges.lock().unwrap_or_else(PoisonError::into_inner) = (ari_connected, redis, database);
     }
+
+    /// Sets the webhook counters the health report (and so `/metrics`) shows.
+    pub fn set_webhooks(&self, webhooks: Vec<crate::backend::WebhookHealth>) {
+        *self.webhooks.lock().unwrap_or_else(PoisonError::into_inner) = webhooks;
+    }
 }
 
 impl ApiBackend for LocalBackend {
@@ -161,6 +170,7 @@ impl ApiBackend for LocalBackend {
             },
             callers_refused_at_entry: 0,
             clock_alarm: None,
+            webhooks: self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).clone(),
         }
     }
 

@@ -110,6 +110,7 @@ impl Collector for Scrape {
         self.offers_and_operators(&mut d)?;
         self.raft(&mut d)?;
         self.edges(&mut d)?;
+        self.webhooks(&mut d)?;
         self.api(&mut d)
     }
 }
@@ -258,6 +259,19 @@ impl Scrape {
         let mut m = family(d, "lineup_history_outbox_lag_entries", g, help)?;
         if let Some(lag) = h.database.as_ref().and_then(|db| db.lag_entries) {
             gauge(&mut m, &NO_LABELS, lag)?;
+        }
+        Ok(())
+    }
+
+    /// Webhook events per webhook: sent, failed (given up) and dropped (queue full). Only
+    /// the leader sends, so the cluster's figure is the sum over nodes.
+    fn webhooks(&self, d: &mut DescriptorEncoder) -> fmt::Result {
+        let help = "Webhook events by outcome: sent (2xx), failed (refused or out of attempts), dropped (queue full).";
+        let mut m = family(d, "lineup_webhook_events", MetricType::Counter, help)?;
+        for w in &self.health.webhooks {
+            for (outcome, n) in [("sent", w.sent), ("failed", w.failed), ("dropped", w.dropped)] {
+                counter(&mut m, &[("webhook", w.id.as_str()), ("outcome", outcome)], n)?;
+            }
         }
         Ok(())
     }

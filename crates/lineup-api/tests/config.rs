@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use lineup_api::ApiBackend;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,5 +221,33 @@ async fn the_callback_policy_is_read_replaced_by_an_admin_and_enforced() {
     let (status, answer) = rig.call("put", "/v1/config/callback-policy", Some(ADMIN), Some(&bad)).await;
     assert_eq!((status, answer["field"].clone()), (422, json!("callback_policy.allowed_patterns")), "{answer}");
     assert_eq!(rig.get("/v1/config/callback-policy", VIEWER).await["allowed_patterns"], json!(["_33ZXXXXXXXX"]));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_put_by_an_admin_and_never_read_back_with_their_secret() {
+    let rig = Rig::start().await;
+    let secret = "a-long-shared-secret-0123";
+    let hooks =
+        json!([{ "id": "ops", "url": "https://ops.example/lineup", "secret": secret, "events": ["alarm_raised"] }]);
+    let (status, _) = rig.call("put", "/v1/config/webhooks", Some(SUPERVISOR), Some(&hooks.to_string())).await;
+    assert_eq!(status, 403);
+    let (status, answer) = rig.call("put", "/v1/config/webhooks", Some(ADMIN), Some(&hooks.to_string())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!answer.to_string().contains(secret), "{answer}");
+    let read = rig.get("/v1/config/webhooks", VIEWER).await;
+    assert_eq!(read[0]["secret"], json!("(redacted)"), "{read}");
+    assert_eq!((read[0]["id"].clone(), read[0]["enabled"].clone()), (json!("ops"), json!(true)));
+    assert_eq!(rig.backend.read(|r| r.webhooks()[0].secret.clone()), secret, "kept in the state");
+
+    // Put back as read (redacted), the secret stays; a new webhook needs its own.
+    let (status, _) = rig.call("put", "/v1/config/webhooks", Some(ADMIN), Some(&read.to_string())).await;
+    assert_eq!(status, 200);
+    assert_eq!(rig.backend.read(|r| r.webhooks()[0].secret.clone()), secret);
+    let renamed =
+        json!([{ "id": "noc", "url": "https://ops.example/lineup", "secret": "(redacted)", "events": ["site_lost"] }]);
+    let (status, answer) = rig.call("put", "/v1/config/webhooks", Some(ADMIN), Some(&renamed.to_string())).await;
+    assert_eq!((status, answer["field"].clone()), (422, json!("webhooks[id=noc].secret")), "{answer}");
+    assert_eq!(rig.backend.read(|r| r.webhooks().len()), 1, "a refusal changes nothing");
     rig.stop().await;
 }

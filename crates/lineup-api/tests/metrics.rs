@@ -117,3 +117,20 @@ async fn histogram_series_follow_the_configured_queues() {
     assert!(text.contains("lineup_queue_wait_seconds_count{queue=\"sales\"} 0"), "{text}");
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_counters_are_series_per_webhook_and_outcome() {
+    let rig = Rig::start().await;
+    let ops = lineup_api::WebhookHealth { id: "ops".into(), sent: 7, failed: 1, dropped: 2 };
+    rig.backend.set_webhooks(vec![ops]);
+    let metrics = rig.http.get(rig.url("/metrics")).bearer_auth(VIEWER).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "# TYPE lineup_webhook_events_total counter",
+        "lineup_webhook_events_total{webhook=\"ops\",outcome=\"sent\"} 7",
+        "lineup_webhook_events_total{webhook=\"ops\",outcome=\"failed\"} 1",
+        "lineup_webhook_events_total{webhook=\"ops\",outcome=\"dropped\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
+    }
+    rig.stop().await;
+}

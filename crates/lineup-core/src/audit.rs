@@ -122,6 +122,7 @@ pub fn target_of(body: &CommandBody) -> String {
         C::IslandMergeBegin { epoch, .. } | C::IslandMergeRecords { epoch, .. } | C::IslandMergeEnd { epoch, .. } => {
             vec![format!("site:{}", epoch.site)]
         }
+        C::PutWebhooks(list) => list.iter().map(|w| format!("webhook:{}", w.id)).collect(),
         C::Tick { .. } | C::ApplyConfig(_) | C::PutCallbackPolicy(_) | C::PutAlarmPolicy(_) | C::Audited { .. } => {
             Vec::new()
         }

@@ -279,6 +279,9 @@ pub enum CommandBody {
         /// `PIN_LOCKOUT_FAILURES_MAX` each), added to the replicated lockout.
         pin_failures: std::collections::BTreeMap<crate::ids::OperatorId, Vec<u64>>,
     },
+    /// Replace the webhook list (part of the routing config); a redacted secret keeps the
+    /// named webhook's current one. Appended last so older entries decode unchanged.
+    PutWebhooks(Vec<crate::webhook::WebhookConfig>),
 }
 
 impl CommandBody {
@@ -324,6 +327,7 @@ impl CommandBody {
             CommandBody::IslandMergeBegin { .. } => "island_merge_begin",
             CommandBody::IslandMergeRecords { .. } => "island_merge_records",
             CommandBody::IslandMergeEnd { .. } => "island_merge_end",
+            CommandBody::PutWebhooks(_) => "put_webhooks",
         }
     }
 }

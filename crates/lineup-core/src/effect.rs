@@ -101,6 +101,18 @@ pub enum AlarmKind {
     Depth,
 }
 
+/// A site's health as the routing core sees it (see routing/sites.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteHealth {
+    /// Heard again after being unreachable or lost (`SiteBack`).
+    Back,
+    /// Not heard for a while; its calls go on (`SiteUnreachable`).
+    Unreachable,
+    /// Declared gone; its calls ended (`SiteLost`).
+    Lost,
+}
+
 /// State of an operator as projected to dashboards and Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -364,6 +376,12 @@ pub enum Effect {
         epoch: crate::island::IslandEpoch,
         end_index: u64,
     },
+    /// A site's health changed (emitted only on a change, never for a repeated command):
+    /// for webhooks. Appended last: effects are stored in the history outbox.
+    SiteHealthChanged {
+        site: SiteId,
+        health: SiteHealth,
+    },
 }
 
 impl Effect {
@@ -382,7 +400,8 @@ impl Effect {
             | Effect::CallEnded(_)
             | Effect::QueueLog(_)
             | Effect::Audit(_)
-            | Effect::IslandMerged { .. } => true,
+            | Effect::IslandMerged { .. }
+            | Effect::SiteHealthChanged { .. } => true,
         }
     }
 

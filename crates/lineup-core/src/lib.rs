@@ -18,6 +18,7 @@
 //! - [`apply_index`]: the apply index (Raft log index × 256 + position in the entry).
 //! - [`island`]: island mode's fork and who owns which party while a site is cut off.
 //! - [`island_merge`]: what an island's merge carries back, and the marks that make it count once.
+//! - [`webhook`]: the webhook list (part of the routing config) and its checks.
 
 pub mod alarm_policy;
 pub mod apply_index;
@@ -37,6 +38,7 @@ pub mod order;
 pub mod routing;
 pub mod schedule;
 pub mod stats;
+pub mod webhook;
 
 pub use alarm_policy::{AlarmPolicy, QueueAlarmClear, ALARM_HOLD_DEFAULT_MS};
 pub use apply_index::ApplyIndex;
@@ -52,7 +54,7 @@ pub use config::{
 pub use config_set::{ChangeAction, ConfigChange, ConfigKind, ConfigProblem, RoutingConfigSet};
 pub use effect::{
     AlarmKind, Announcement, CallRecord, CallStatus, CallView, Effect, Offer, OperatorStatus, OperatorView, Outcome,
-    QueueLogEntry, QueueLogVerb,
+    QueueLogEntry, QueueLogVerb, SiteHealth,
 };
 pub use error::CoreError;
 pub use ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId, Skill};
@@ -61,3 +63,7 @@ pub use island_merge::{IslandHistory, IslandMark, IslandRecord, MergeCounts, Mer
 pub use model::LoginChannel;
 pub use order::{OrderKey, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_VIP};
 pub use routing::{Applied, CommandResult, GateSummary, QueueSummary, Response, Routing, WaitingCall};
+pub use webhook::{
+    WebhookConfig, WebhookEventKind, WEBHOOKS_MAX_COUNT, WEBHOOK_SECRET_MAX_BYTES, WEBHOOK_SECRET_MIN_BYTES,
+    WEBHOOK_SECRET_REDACTED,
+};

@@ -238,6 +238,7 @@ impl Routing {
             CommandBody::RequestCallback { call, number } => self.check_request_callback(call, number).map(|_| ()),
             CommandBody::PutCallbackPolicy(policy) => policy.validate(),
             CommandBody::PutAlarmPolicy(policy) => policy.validate(),
+            CommandBody::PutWebhooks(list) => crate::webhook::resolve_webhooks(list, &self.state.webhooks).map(|_| ()),
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;
                 self.check_command(body)
@@ -288,6 +289,7 @@ impl Routing {
             CommandBody::PinRejected { operator } => self.pin_rejected(operator),
             CommandBody::PutCallbackPolicy(policy) => self.put_callback_policy(policy),
             CommandBody::PutAlarmPolicy(policy) => self.put_alarm_policy(policy),
+            CommandBody::PutWebhooks(list) => self.put_webhooks(list),
             CommandBody::OperatorLogout { operator } => self.logout(operator),
             CommandBody::OperatorState { operator, state } => self.operator_state(operator, state),
             CommandBody::Connected { call, operator, fence } => self.connected(call, operator, *fence),

@@ -250,3 +250,45 @@ fn island_merge_entries_and_effect_encodings_are_pinned() {
     assert_eq!(hex(&bytes), ISLAND_MERGED_EFFECT_GOLDEN);
     assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
 }
+
+fn webhooks_command() -> Command {
+    Command {
+        id: CommandId { origin: 2, serial: 7 },
+        at_ms: 1_795_419_003_000,
+        body: CommandBody::PutWebhooks(vec![WebhookConfig {
+            id: "ops".into(),
+            url: "https://o.example/h".into(),
+            secret: "0123456789abcdef".into(),
+            events: vec![WebhookEventKind::AlarmRaised, WebhookEventKind::SiteLost],
+            enabled: true,
+        }]),
+    }
+}
+
+/// PutWebhooks (variant 0x27) | one webhook | name 03 "ops" | url 13 "https://o.example/h" |
+/// secret 10 "0123456789abcdef" | two kinds 00 (alarm_raised) 04 (site_lost) | enabled 01.
+/// The site health effect in a one-element list: SiteHealthChanged (0x0d) | site 02 | lost 02.
+const WEBHOOKS_GOLDEN: &str = "010207fd78d84f07a20100002701036f70731368747470733a2f2f6f2e6578616d706c652f68103031323334353637383961626364656602000401";
+const SITE_HEALTH_EFFECT_GOLDEN: &str = "01010d0202";
+
+#[test]
+fn put_webhooks_entry_and_site_health_effect_encodings_are_pinned() {
+    let command = webhooks_command();
+    let bytes = encode_versioned(&command).unwrap();
+    assert_eq!(hex(&bytes), WEBHOOKS_GOLDEN);
+    assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+    let effects = vec![Effect::SiteHealthChanged { site: SiteId(2), health: SiteHealth::Lost }];
+    let bytes = encode_versioned(&effects).unwrap();
+    assert_eq!(hex(&bytes), SITE_HEALTH_EFFECT_GOLDEN);
+    assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
+}
+
+/// The entries pinned before PutWebhooks existed still decode to what they were.
+#[test]
+fn older_entries_still_decode_beside_put_webhooks() {
+    for (golden, command) in [(ALARM_POLICY_GOLDEN, alarm_policy_command()), (MISSED_GOLDEN, missed_command())] {
+        let bytes: Vec<u8> =
+            (0..golden.len()).step_by(2).map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap()).collect();
+        assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+    }
+}

@@ -120,18 +120,56 @@ const GOLDEN_BEFORE_PHONE_LOGINS: &str = concat!(
 /// raise times.
 const DEFAULT_ALARMS: &str = "5050fb30750000";
 
-/// The state's last field, `islands`, on the global state: no fork, no merge open, no
+/// The state's field `islands`, on the global state: no fork, no merge open, no
 /// island merged.
 const NO_ISLANDS: &str = "000000";
 
 /// `islands` as the version before island merges wrote it: the fork alone.
 const NO_ISLANDS_BEFORE_MERGES: &str = "00";
 
+/// The state's last field, `webhooks`: an empty list.
+const NO_WEBHOOKS: &str = "00";
+
 #[test]
 fn routing_snapshot_encoding_is_pinned() {
     let bytes = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
-    let golden = format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS}");
+    let golden = format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS}{NO_WEBHOOKS}");
     assert_eq!(hex(&bytes), golden, "the routing snapshot encoding changed");
+}
+
+#[test]
+fn a_snapshot_from_before_webhooks_restores() {
+    let before_webhooks = from_hex(&format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS}"));
+    let restored = Routing::restore(&before_webhooks).unwrap();
+    restored.check_invariants().unwrap();
+    assert!(restored.webhooks().is_empty());
+    let now = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
+    assert_eq!(restored.snapshot_bytes(), now);
+}
+
+/// A webhook in the state's last field: name, URL, secret, the kinds (variant indexes) and
+/// enabled. It restores as it was.
+#[test]
+fn a_snapshot_with_a_webhook_is_pinned_and_restores() {
+    let mut routing = sample_routing(pin_login(), Some(small_policy()));
+    let webhook = WebhookConfig {
+        id: "ops".into(),
+        url: "https://o.example/h".into(),
+        secret: "0123456789abcdef".into(),
+        events: vec![WebhookEventKind::AlarmRaised, WebhookEventKind::SiteLost],
+        enabled: true,
+    };
+    let body = CommandBody::PutWebhooks(vec![webhook.clone()]);
+    let put = Command { id: CommandId { origin: 2, serial: 99 }, at_ms: 1_795_419_000_000, body };
+    routing.apply(ApplyIndex::new(9, 0).get(), &put).result.unwrap();
+    let bytes = routing.snapshot_bytes();
+    // One webhook | name 03 "ops" | url 13 "https://o.example/h" | secret 10 "0123456789abcdef"
+    // | two kinds: 00 (alarm_raised), 04 (site_lost) | enabled 01.
+    let field = "01036f70731368747470733a2f2f6f2e6578616d706c652f68103031323334353637383961626364656602000401";
+    assert!(hex(&bytes).ends_with(&format!("{NO_ISLANDS}{field}")), "{}", hex(&bytes));
+    let restored = Routing::restore(&bytes).unwrap();
+    assert_eq!(restored.webhooks(), [webhook]);
+    assert_eq!(restored.snapshot_bytes(), bytes);
 }
 
 #[test]
@@ -163,16 +201,16 @@ fn a_snapshot_from_before_islands_restores() {
     assert_eq!(restored.snapshot_bytes(), now);
 }
 
-/// An island's fork keeps its fork in the state's last field: `Some`, the epoch (site 1,
+/// An island's fork keeps its fork in the state's field `islands`: `Some`, the epoch (site 1,
 /// seq 2, fork index 4), the parked promises (none here), the stats at the fork (queue
 /// "sales" as the sample counted it), its records, handle samples and wrong PINs (none yet); then no
-/// merge open and none merged. It restores as the same fork.
+/// merge open and none merged; then no webhooks. It restores as the same fork.
 #[test]
 fn an_island_fork_snapshot_is_pinned_and_restores() {
     let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
     let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
     let bytes = fork.snapshot_bytes();
-    let tail = format!("{DEFAULT_ALARMS}0101020400{FORK_STATS_AT_FORK}0000000000");
+    let tail = format!("{DEFAULT_ALARMS}0101020400{FORK_STATS_AT_FORK}0000000000{NO_WEBHOOKS}");
     assert!(hex(&bytes).ends_with(&tail), "{}", hex(&bytes));
     let restored = Routing::restore(&bytes).unwrap();
     restored.check_invariants().unwrap();
@@ -193,7 +231,8 @@ fn a_fork_snapshot_from_before_island_merges_restores() {
     let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
     let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
     let now = hex(&fork.snapshot_bytes());
-    let old = now.strip_suffix(&format!("{FORK_STATS_AT_FORK}0000000000")).expect("the new tail");
+    // Before island merges there were no webhooks either: both tails go.
+    let old = now.strip_suffix(&format!("{FORK_STATS_AT_FORK}0000000000{NO_WEBHOOKS}")).expect("the new tail");
     let restored = Routing::restore(&from_hex(old)).unwrap();
     assert_eq!(restored.island(), fork.island());
     assert_eq!(hex(&restored.snapshot_bytes()), now);
@@ -285,7 +324,7 @@ fn refusals_in_the_dedup_window_are_pinned_and_restore() {
     let (routing, refusals) = routing_with_refusals();
     assert_eq!(refusals.len(), 3, "{refusals:?}");
     let bytes = routing.snapshot_bytes();
-    let golden = format!("{GOLDEN_REFUSALS}{DEFAULT_ALARMS}{NO_ISLANDS}");
+    let golden = format!("{GOLDEN_REFUSALS}{DEFAULT_ALARMS}{NO_ISLANDS}{NO_WEBHOOKS}");
     assert_eq!(hex(&bytes), golden, "the snapshot encoding of refusals changed");
     let restored = Routing::restore(&from_hex(GOLDEN_REFUSALS)).unwrap();
     assert_eq!(restored.snapshot_bytes(), bytes);

@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 43] = [
+pub const API_ROUTES: [(&str, &str); 45] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -54,6 +54,8 @@ pub const API_ROUTES: [(&str, &str); 43] = [
     ("PUT", "/v1/config/callback-policy"),
     ("GET", "/v1/config/alarm-policy"),
     ("PUT", "/v1/config/alarm-policy"),
+    ("GET", "/v1/config/webhooks"),
+    ("PUT", "/v1/config/webhooks"),
     ("DELETE", "/v1/config/schedules/{}"),
     ("GET", "/v1/queues"),
     ("GET", "/v1/operators"),

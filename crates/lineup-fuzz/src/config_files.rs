@@ -13,8 +13,8 @@ fn text(path: &str, data: &[u8]) -> ConfigText {
 }
 
 /// A routing TOML → `load_routing` (parse, normalize, validate, errors located) → applied
-/// as one `ApplyConfig` to an empty state (a valid set applies) → exported and read back
-/// (the same set).
+/// as one `ApplyConfig` to an empty state (a valid set applies), its policies and webhooks
+/// each as their command → exported and read back (the same set).
 pub fn routing_config(data: &[u8]) {
     let text = text("routing.toml", data);
     let Ok((set, policies)) = load_routing(&text) else { return };
@@ -36,6 +36,17 @@ pub fn routing_config(data: &[u8]) {
         let applied = routing.apply(1024, &command(4, CommandBody::PutAlarmPolicy(policy.clone())));
         if let Err(refusal) = &applied.result {
             panic!("an alarm policy load_routing accepted was refused by apply: {refusal}");
+        }
+    }
+    // A redacted secret passes the file's check and is the node's to resolve: on an empty
+    // state (no webhook to keep it from) apply refuses it; anything else applies.
+    if let Some(list) = policies.webhooks.as_ref() {
+        let applied = routing.apply(1280, &command(5, CommandBody::PutWebhooks(list.clone())));
+        let redacted = list.iter().any(|w| w.secret == lineup_core::WEBHOOK_SECRET_REDACTED);
+        match (&applied.result, redacted) {
+            (Ok(_), false) => assert_eq!(routing.webhooks(), list.as_slice(), "the list applied as loaded"),
+            (Err(_), true) => assert!(routing.webhooks().is_empty(), "a refusal changed the list"),
+            (result, _) => panic!("webhooks load_routing accepted (redacted: {redacted}) applied as {result:?}"),
         }
     }
     let exported = routing_to_toml(&set, &policies).expect("a valid set exports");

@@ -7,7 +7,7 @@ use lineup_api::audit::{AuditEntry, AuditQuery};
 use lineup_api::reports::{OperatorReportRow, QueueReportRow, ReportRequest};
 use lineup_api::{
     ApiBackend, ApiError, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health,
-    MemberStatus, RaftHealth, RaftRole, SiteState,
+    MemberStatus, RaftHealth, RaftRole, SiteState, WebhookHealth,
 };
 use lineup_cluster::ClusterError;
 use lineup_core::{ApplyIndex, CommandBody, CommandResult, Routing, SiteId};
@@ -31,6 +31,7 @@ pub struct NodeBackend {
     /// Peer site → API base URL, to tell where membership changes go.
     peer_apis: BTreeMap<u64, String>,
     site_counters: tokio::sync::watch::Receiver<lineup_site::SiteCounters>,
+    webhooks: Arc<crate::webhook::WebhookSender>,
 }
 
 impl NodeBackend {
@@ -61,6 +62,7 @@ impl NodeBackend {
             effects,
             peer_apis,
             site_counters: running.site_counters.clone(),
+            webhooks: Arc::clone(&running.webhooks),
         });
         // Peers ask for this node's health over the cluster link (see `peer_health`).
         let reporter = Arc::downgrade(&backend);
@@ -68,6 +70,11 @@ impl NodeBackend {
             reporter.upgrade().and_then(|backend| serde_json::to_vec(&backend.health()).ok()).unwrap_or_default()
         });
         backend
+    }
+
+    fn webhook_health(&self) -> Vec<WebhookHealth> {
+        let counts = self.webhooks.counts().into_iter();
+        counts.map(|(id, c)| WebhookHealth { id, sent: c.sent, failed: c.failed, dropped: c.dropped }).collect()
     }
 
     fn raft_health(&self) -> RaftHealth {
@@ -161,6 +168,7 @@ impl ApiBackend for NodeBackend {
             raft: self.raft_health(),
             callers_refused_at_entry: self.site_counters.borrow().callers_invalid,
             clock_alarm: self.node.clock_alarm(),
+            webhooks: self.webhook_health(),
         }
     }
 

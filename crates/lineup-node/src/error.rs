@@ -50,4 +50,31 @@ pub enum NodeError {
     ApiSettings(#[source] lineup_api::ApiError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A webhook URL this client cannot send to (the core checked its scheme and length).
+    #[error("webhook URL `{url}`: {reason}")]
+    WebhookUrl { url: String, reason: &'static str },
+    /// Connecting to a webhook's host, or its TLS handshake, failed.
+    #[error("webhook {step} to {authority}")]
+    WebhookConnect {
+        step: &'static str,
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP exchange with a webhook's host failed.
+    #[error("webhook request to {authority}")]
+    WebhookHttp {
+        authority: String,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("webhook request to {authority}: no answer within {timeout_ms} ms")]
+    WebhookTimeout { authority: String, timeout_ms: u64 },
+    /// The CA bundle https webhooks are checked against could not be read.
+    #[error("webhook CA bundle {}", path.display())]
+    WebhookCaBundle {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

@@ -10,12 +10,14 @@
 //! - [`api_backend`]: `NodeBackend` (lineup-api's backend over a running node), `start_api`.
 //! - `api_reports`: interval reports from the history database, in the API's shapes.
 //! - [`error`]: the one error type, `NodeError`.
+//! - [`webhook`]: signed webhook events about alarms and site health, sent by the leader.
 
 pub mod api_backend;
 mod api_reports;
 pub mod error;
 pub mod node;
 pub mod serial_floor;
+pub mod webhook;
 pub mod wiring;
 
 pub use api_backend::{serve_api, start_api, NodeBackend};

@@ -4,6 +4,9 @@
 //! no routing decision is made here.
 
 use crate::serial_floor::{SerialFloor, SerialReservingPort};
+use crate::webhook;
+use crate::webhook::http::{WebhookClient, WEBHOOK_CA_BUNDLE_DEFAULT_PATH};
+use crate::webhook::{RetryPolicy, WebhookSender};
 use crate::wiring::{feed_site, NodePort};
 use crate::NodeError;
 use lineup_ari::{Ari, AriConfig, AriEvents, HttpAri};
@@ -74,6 +77,8 @@ pub struct RunningNode {
     pub driver: tokio::task::JoinHandle<lineup_site::SiteCounters>,
     /// The site controller's counters, live.
     pub site_counters: watch::Receiver<lineup_site::SiteCounters>,
+    /// The webhook sender (queues only while this node leads).
+    pub webhooks: Arc<WebhookSender>,
     stop: watch::Sender<bool>,
 }
 
@@ -101,7 +106,17 @@ impl RunningNode {
         // restore at start needs nothing: the projection starts with a rebuild.)
         let projection_to_rebuild: Arc<std::sync::OnceLock<Arc<RedisProjection>>> = Arc::default();
         let hook_projection = Arc::clone(&projection_to_rebuild);
+        // Webhook events are queued inside apply (never waiting), by the leader only.
+        let leads = Arc::new(AtomicBool::new(false));
+        let webhooks = Arc::new(WebhookSender::new(
+            WebhookClient::new(std::path::Path::new(WEBHOOK_CA_BUNDLE_DEFAULT_PATH)),
+            RetryPolicy::default(),
+            Arc::clone(&leads),
+            tokio::runtime::Handle::current(),
+        ));
+        let hook_webhooks = Arc::clone(&webhooks);
         config.state_hook = Some(StateHook(Arc::new(move |event| {
+            webhook::wiring::hand_applied(&hook_webhooks, &event);
             if let (StateEvent::Restored { .. }, Some(projection)) = (event, hook_projection.get()) {
                 projection.request_rebuild();
             }
@@ -118,11 +133,12 @@ impl RunningNode {
         if let Some(projection) = &projection {
             let _ = projection_to_rebuild.set(Arc::clone(projection));
         }
+        webhook::wiring::spawn_leader_watch(&node, leads);
         spawn_applied_writer(applied, Arc::clone(&history), projection.clone());
         spawn_config_mirror(Arc::clone(&node), Arc::clone(&history), projection.clone());
         let site = SiteParts { data_dir: spec.data_dir, ari: spec.ari, site_config: spec.site_config };
         let SiteControl { driver, site_counters, edges, stop } = start_site_control(site, &node)?;
-        Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, site_counters, stop })
+        Ok(RunningNode { site: spec.site, node, history, projection, edges, driver, site_counters, webhooks, stop })
     }
 
     /// Waits until this node's Raft has stopped for good (a storage write failed) and

@@ -6,7 +6,7 @@ use crate::api_http::HttpClient;
 use crate::config_file::{load_routing, routing_problem, routing_to_toml, ConfigText, RoutingPolicies};
 use anyhow::Context;
 use hyper::Method;
-use lineup_core::{AlarmPolicy, CallbackPolicy, ConfigChange, ConfigProblem, RoutingConfigSet};
+use lineup_core::{AlarmPolicy, CallbackPolicy, ConfigChange, ConfigProblem, RoutingConfigSet, WebhookConfig};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -213,7 +213,11 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                     .context("the node's callback policy answer")?;
                 let alarm: AlarmPolicy = serde_json::from_value(api.get(ALARM_POLICY_PATH).await?)
                     .context("the node's alarm policy answer")?;
-                let policies = RoutingPolicies { callback: Some(callback), alarm: Some(alarm) };
+                // Secrets come back redacted; applied again, a redacted secret keeps the current one.
+                let webhooks: Vec<WebhookConfig> =
+                    serde_json::from_value(api.get(WEBHOOKS_PATH).await?).context("the node's webhooks answer")?;
+                let policies =
+                    RoutingPolicies { callback: Some(callback), alarm: Some(alarm), webhooks: Some(webhooks) };
                 print!("{}", routing_to_toml(&set, &policies)?);
                 Ok(())
             }
@@ -232,7 +236,9 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 print_changes(&changes);
                 let callback_changed = policy_change(&api, CALLBACK_POLICY_PATH, policies.callback.as_ref()).await?;
                 let alarm_changed = policy_change(&api, ALARM_POLICY_PATH, policies.alarm.as_ref()).await?;
-                let policies_changed = [callback_changed, alarm_changed].into_iter().flatten().collect::<Vec<_>>();
+                let webhooks_changed = webhooks_change(&api, policies.webhooks.as_ref()).await?;
+                let policies_changed =
+                    [callback_changed, alarm_changed, webhooks_changed].into_iter().flatten().collect::<Vec<_>>();
                 if *dry_run || (changes.is_empty() && policies_changed.is_empty()) {
                     return Ok(());
                 }
@@ -259,13 +265,31 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
 
 const CALLBACK_POLICY_PATH: &str = "/v1/config/callback-policy";
 const ALARM_POLICY_PATH: &str = "/v1/config/alarm-policy";
+const WEBHOOKS_PATH: &str = "/v1/config/webhooks";
 
 fn policy_name(path: &str) -> &'static str {
-    if path == ALARM_POLICY_PATH {
-        "alarm policy"
-    } else {
-        "callback policy"
+    match path {
+        ALARM_POLICY_PATH => "alarm policy",
+        WEBHOOKS_PATH => "webhooks",
+        _ => "callback policy",
     }
+}
+
+/// The file's webhook list when it may differ from the cluster's (and says so). The node
+/// shows secrets redacted, so a list with a secret spelled out is always sent.
+async fn webhooks_change(
+    api: &Api,
+    list: Option<&Vec<WebhookConfig>>,
+) -> anyhow::Result<Option<(&'static str, serde_json::Value)>> {
+    let Some(list) = list else { return Ok(None) };
+    let current: Vec<WebhookConfig> =
+        serde_json::from_value(api.get(WEBHOOKS_PATH).await?).context("the node's webhooks answer")?;
+    let redacted: Vec<WebhookConfig> = list.iter().map(WebhookConfig::redacted).collect();
+    if redacted == current && list.iter().all(|w| w.secret == lineup_core::WEBHOOK_SECRET_REDACTED) {
+        return Ok(None);
+    }
+    println!("~ webhooks");
+    Ok(Some((WEBHOOKS_PATH, serde_json::to_value(list)?)))
 }
 
 /// The file's policy (the route's body) when it differs from the cluster's (and says so).

@@ -5,7 +5,7 @@
 
 use lineup_core::{
     AlarmPolicy, CallbackPolicy, ConfigProblem, CoreError, GateConfig, OperatorConfig, QueueConfig, RoutingConfigSet,
-    ScheduleConfig,
+    ScheduleConfig, WebhookConfig,
 };
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -212,6 +212,9 @@ pub struct RoutingFile {
     /// `[alarm_policy]`; absent leaves the cluster's policy as it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm_policy: Option<AlarmPolicy>,
+    /// `[[webhooks]]`; absent leaves the cluster's list as it is, present replaces it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<Vec<WebhookConfig>>,
 }
 
 /// The routing file's sections that stand apart from the set (nothing in the set refers to
@@ -220,6 +223,7 @@ pub struct RoutingFile {
 pub struct RoutingPolicies {
     pub callback: Option<CallbackPolicy>,
     pub alarm: Option<AlarmPolicy>,
+    pub webhooks: Option<Vec<WebhookConfig>>,
 }
 
 /// Reads and validates a routing config file (queues, gates, operators, schedules, and the
@@ -244,7 +248,12 @@ pub fn load_routing(text: &ConfigText) -> Result<(RoutingConfigSet, RoutingPolic
     if let Some(policy) = &file.alarm_policy {
         policy.validate().map_err(|e| field_error("alarm_policy", e))?;
     }
-    Ok((set, RoutingPolicies { callback: file.callback_policy, alarm: file.alarm_policy }))
+    if let Some(list) = &file.webhooks {
+        lineup_core::webhook::validate_webhooks(list).map_err(|e| field_error("webhooks", e))?;
+    }
+    let policies =
+        RoutingPolicies { callback: file.callback_policy, alarm: file.alarm_policy, webhooks: file.webhooks };
+    Ok((set, policies))
 }
 
 /// Locates a problem the core (or a node) reported about a set read from `text`.
@@ -262,6 +271,7 @@ pub fn routing_to_toml(set: &RoutingConfigSet, policies: &RoutingPolicies) -> Re
         operators: set.operators.clone(),
         callback_policy: policies.callback.clone(),
         alarm_policy: policies.alarm.clone(),
+        webhooks: policies.webhooks.clone(),
     };
     let body = toml::to_string_pretty(&file)?;
     Ok(format!(
@@ -421,7 +431,7 @@ skills = { english = 80 }
         let policy = policy.expect("the file has a policy");
         assert_eq!(policy.allowed_patterns, vec!["_33ZXXXXXXXX".to_string()]);
         assert_eq!(policy.denied_numbers, CallbackPolicy::default().denied_numbers, "absent lists keep the defaults");
-        let policies = RoutingPolicies { callback: Some(policy.clone()), alarm: None };
+        let policies = RoutingPolicies { callback: Some(policy.clone()), alarm: None, webhooks: None };
         let exported = routing_to_toml(&set, &policies).unwrap();
         assert_eq!(load_with_policy(&exported).unwrap(), (set, Some(policy)));
         assert_eq!(load_with_policy(GOOD).unwrap().1, None, "no section: the cluster's policy stays");
@@ -450,6 +460,35 @@ skills = { english = 80 }
         assert_eq!(e.line, Some(bad.lines().position(|l| l.contains("99999999")).unwrap() + 1), "{e}");
         let e = load_with_policies(&with_policy.replace("depth_clear = 3", "depth_clera = 3")).unwrap_err();
         assert!(e.message.contains("depth_clera"), "{e}");
+    }
+
+    #[test]
+    fn webhooks_load_export_and_a_bad_secret_names_its_line() {
+        let with_hooks = format!(
+            "{GOOD}\n[[webhooks]]\nid = \"ops\"\nurl = \"https://ops.example/lineup\"\nsecret = \"0123456789abcdef\"\nevents = [\"alarm_raised\", \"site_lost\"]\n"
+        );
+        let (set, policies) = load_with_policies(&with_hooks).unwrap();
+        let hooks = policies.webhooks.clone().expect("the file has webhooks");
+        assert_eq!((hooks[0].id.as_str(), hooks[0].enabled), ("ops", true), "enabled by default");
+        // An export shows the secret redacted, and loads again (the node keeps the secret).
+        let exported =
+            RoutingPolicies { webhooks: Some(hooks.iter().map(WebhookConfig::redacted).collect()), ..policies };
+        let text = routing_to_toml(&set, &exported).unwrap();
+        assert!(!text.contains("0123456789abcdef") && text.contains(lineup_core::WEBHOOK_SECRET_REDACTED), "{text}");
+        assert_eq!(load_with_policies(&text).unwrap(), (set, exported));
+        assert_eq!(load_with_policies(GOOD).unwrap().1.webhooks, None, "no section: the cluster's list stays");
+        let bad = with_hooks.replace("0123456789abcdef", "short");
+        let e = load_with_policies(&bad).unwrap_err();
+        assert_eq!(e.field, "webhooks[id=ops].secret", "{e}");
+        assert_eq!(e.line, Some(bad.lines().position(|l| l.contains("short")).unwrap() + 1), "{e}");
+        // The example's commented webhook loads once uncommented.
+        let example: String = EXAMPLE_ROUTING
+            .lines()
+            .skip_while(|l| *l != "# [[webhooks]]")
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let (_, policies) = load_with_policies(&format!("{GOOD}\n{example}")).unwrap();
+        assert_eq!(policies.webhooks.map(|w| w.len()), Some(1));
     }
 
     #[test]

@@ -297,6 +297,12 @@ impl Routing {
         Ok(Response::Done)
     }
 
+    pub(super) fn put_webhooks(&mut self, list: &[crate::webhook::WebhookConfig]) -> CommandResult {
+        self.state.webhooks = crate::webhook::resolve_webhooks(list, &self.state.webhooks)?;
+        debug_assert!(self.state.webhooks.len() <= crate::webhook::WEBHOOKS_MAX_COUNT);
+        Ok(Response::Done)
+    }
+
     pub(super) fn put_schedule(&mut self, cfg: &ScheduleConfig) -> CommandResult {
         crate::schedule::validate(cfg)?;
         self.state.schedules.insert(cfg.id.clone(), cfg.clone());

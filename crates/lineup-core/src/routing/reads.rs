@@ -104,6 +104,12 @@ impl Routing {
         &self.state.alarms.policy
     }
 
+    /// The webhook list, secrets included: the sender's read. Anything shown to a user
+    /// goes through `WebhookConfig::redacted`.
+    pub fn webhooks(&self) -> &[crate::webhook::WebhookConfig] {
+        &self.state.webhooks
+    }
+
     pub fn config_set(&self) -> RoutingConfigSet {
         RoutingConfigSet {
             schedules: self.schedule_configs().cloned().collect(),

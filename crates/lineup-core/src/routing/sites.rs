@@ -11,7 +11,7 @@
 use super::refusals::invalid;
 use super::{CommandResult, Response, Routing};
 use crate::command::HungUpBy;
-use crate::effect::{Outcome, QueueLogVerb};
+use crate::effect::{Effect, Outcome, QueueLogVerb, SiteHealth};
 use crate::ids::{CallId, OperatorId, SiteId};
 use crate::model::CallState;
 use crate::CoreError;
@@ -24,6 +24,7 @@ impl Routing {
         if !self.state.lost_sites.contains(&site) && !self.state.outages.unreachable_sites.contains_key(&site) {
             let now = self.state.now_ms;
             self.set_site_unreachable(site, Some(now));
+            self.scratch.out.push(Effect::SiteHealthChanged { site, health: SiteHealth::Unreachable });
         }
         Ok(Response::Done)
     }
@@ -56,15 +57,19 @@ impl Routing {
         if let Some(mark) = self.state.islands.marks.get(&site) {
             return Err(CoreError::IslandMergeOpen { site, open_seq: mark.epoch.seq });
         }
-        self.state.lost_sites.remove(&site);
+        let was_lost = self.state.lost_sites.remove(&site);
+        if was_lost && !self.state.outages.unreachable_sites.contains_key(&site) {
+            self.scratch.out.push(Effect::SiteHealthChanged { site, health: SiteHealth::Back });
+        }
         self.bring_site_back(site);
         Ok(Response::Done)
     }
 
     /// The site is reachable again: its operators rejoin the offerable index and its
-    /// waiting callers may be offered (settle pairs them).
+    /// waiting callers may be offered (settle pairs them). Said once to webhooks.
     pub(super) fn bring_site_back(&mut self, site: SiteId) {
         if self.state.outages.unreachable_sites.contains_key(&site) {
+            self.scratch.out.push(Effect::SiteHealthChanged { site, health: SiteHealth::Back });
             self.set_site_unreachable(site, None);
             let waiting: Vec<u64> = self
                 .state
@@ -87,6 +92,7 @@ impl Routing {
         // (they are logged out below) and its callers' timers run again.
         self.set_site_unreachable(site, None);
         self.state.lost_sites.insert(site);
+        self.scratch.out.push(Effect::SiteHealthChanged { site, health: SiteHealth::Lost });
         let nos: Vec<u64> = self.state.calls.keys().copied().collect();
         for call_number in nos {
             let Some(call) = self.state.calls.get(&call_number) else { continue };

@@ -52,7 +52,55 @@ fn decode_older(bytes: &[u8], limit: usize) -> Result<State, codec::CodecError> 
     };
     let before_islands =
         || codec::decode_versioned::<StateWithoutIslands>(bytes, limit).or_else(|_| before_alarms()).map(State::from);
-    codec::decode_versioned::<StateWithoutIslandMerges>(bytes, limit).map(State::from).or_else(|_| before_islands())
+    let before_island_merges = || {
+        codec::decode_versioned::<StateWithoutIslandMerges>(bytes, limit).map(State::from).or_else(|_| before_islands())
+    };
+    codec::decode_versioned::<StateWithoutWebhooks>(bytes, limit).map(State::from).or_else(|_| before_island_merges())
+}
+
+/// The snapshot layout before `webhooks` existed.
+#[derive(serde::Deserialize)]
+pub(super) struct StateWithoutWebhooks {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+    outages: Outages,
+    phone_logins: PhoneLogins,
+    callback_policy: crate::callback_policy::CallbackPolicy,
+    alarms: Alarms,
+    islands: crate::island::IslandState,
+}
+
+impl From<StateWithoutWebhooks> for State {
+    fn from(old: StateWithoutWebhooks) -> State {
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            outages: old.outages,
+            phone_logins: old.phone_logins,
+            callback_policy: old.callback_policy,
+            alarms: old.alarms,
+            islands: old.islands,
+            webhooks: Vec::new(),
+        }
+    }
 }
 
 /// The snapshot layout before island merges: `islands` held the fork alone, and the fork
@@ -121,6 +169,7 @@ impl From<StateWithoutIslandMerges> for State {
             callback_policy: old.callback_policy,
             alarms: old.alarms,
             islands: crate::island::IslandState { fork, ..Default::default() },
+            webhooks: Vec::new(),
         }
     }
 }
@@ -165,6 +214,7 @@ impl From<StateWithoutIslands> for State {
             alarms: old.alarms,
             // Written by the global state: no fork.
             islands: crate::island::IslandState::default(),
+            webhooks: Vec::new(),
         }
     }
 }

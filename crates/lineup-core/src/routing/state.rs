@@ -49,6 +49,9 @@ pub(super) struct State {
     /// Island mode: set on an island's fork only (see island.rs and island_fork.rs). Last in
     /// the layout, so a snapshot written before it existed still restores (`restore`).
     pub(super) islands: crate::island::IslandState,
+    /// The webhook list (part of the routing config). Last in the layout, so a snapshot
+    /// written before it existed still restores (`restore`).
+    pub(super) webhooks: Vec<crate::webhook::WebhookConfig>,
 }
 
 /// Queue alarms' hysteresis: the policy (part of the routing config) and raise times.
@@ -99,6 +102,7 @@ impl State {
             callback_policy: self.callback_policy.clone(),
             alarms: self.alarms.clone(),
             islands: self.islands.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 }
