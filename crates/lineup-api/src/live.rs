@@ -35,9 +35,11 @@ use crate::backend::{AppliedEffect, ClusterStatus};
 use crate::call_metrics::CallMetrics;
 use crate::client_limits::{SlotRefused, WebSocketSlot};
 use crate::error::{ApiError, WEBSOCKETS_IN_ALL, WEBSOCKETS_OF_TOKEN};
-use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
-use crate::today::{day_start_ms, today_figures, today_request, TodayFigures, TODAY_READ_TIMEOUT_MS, TODAY_REFRESH_INTERVAL_MS};
+use crate::today::{
+    day_start_ms, today_figures, today_request, TodayFigures, TODAY_READ_TIMEOUT_MS, TODAY_REFRESH_INTERVAL_MS,
+};
 use crate::trend::{QueueTrends, TrendPoint};
+use crate::views::{self, CallRow, OperatorRow, PositionView, QueueRow};
 use crate::widget_tokens::WidgetTokens;
 use crate::{ApiBackend, AppState};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};

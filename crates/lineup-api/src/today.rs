@@ -82,7 +82,11 @@ pub fn today_figures(from_ms: u64, queues: &[QueueReportRow], operators: &[Opera
             .collect(),
         operators: operators
             .iter()
-            .map(|row| TodayOperator { operator: row.operator.clone(), calls_taken: row.calls_taken, talk_s: row.talk_s })
+            .map(|row| TodayOperator {
+                operator: row.operator.clone(),
+                calls_taken: row.calls_taken,
+                talk_s: row.talk_s,
+            })
             .collect(),
     }
 }
