@@ -40,13 +40,7 @@ async fn converge(rig: &Rig, ws: &mut Ws, model: &mut LiveModel) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_deltas_agree_with_rest() {
-    let rig = Rig::start_with(lineup_api::ApiConfig {
-        summary_interval_ms: 50,
-        limits: polling_limits(),
-        ..Default::default()
-    })
-    .await;
-    apply_base_config(&rig);
+    let rig = polling_rig().await;
     rig.login("alice");
     rig.enqueue("c1", "sales", Some("web"));
     rig.enqueue("c2", "sales", None);
@@ -228,13 +222,7 @@ fn depth_of(frame: &serde_json::Value, queue: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_opened_later_plots_the_hour_behind_it() {
-    let rig = Rig::start_with(lineup_api::ApiConfig {
-        summary_interval_ms: 50,
-        limits: polling_limits(),
-        ..Default::default()
-    })
-    .await;
-    apply_base_config(&rig);
+    let rig = polling_rig().await;
     rig.login("alice");
     rig.enqueue("c1", "sales", None);
     rig.enqueue("c2", "sales", None);

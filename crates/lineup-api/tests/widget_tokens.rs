@@ -68,13 +68,7 @@ async fn a_minted_token_opens_its_own_call_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_refused_once_its_call_ends_and_is_swept() {
-    let rig = Rig::start_with(lineup_api::ApiConfig {
-        summary_interval_ms: 50,
-        limits: polling_limits(),
-        ..Default::default()
-    })
-    .await;
-    apply_base_config(&rig);
+    let rig = polling_rig().await;
     rig.enqueue("c1", "sales", Some("web"));
     rig.enqueue("c2", "sales", Some("web"));
     let ended = rig.widget_token("c1").await;

@@ -36,6 +36,19 @@ pub fn polling_limits() -> lineup_api::ApiLimits {
     }
 }
 
+/// A server that pushes queue summaries every 50 ms, with limits a polling loop cannot reach
+/// and the base config applied.
+pub async fn polling_rig() -> Rig {
+    let rig = Rig::start_with(lineup_api::ApiConfig {
+        summary_interval_ms: 50,
+        limits: polling_limits(),
+        ..Default::default()
+    })
+    .await;
+    apply_base_config(&rig);
+    rig
+}
+
 pub fn tokens() -> Vec<ApiToken> {
     [
         ("admin", ADMIN, Role::Admin),
