@@ -434,10 +434,11 @@ async fn run_today_refresh<B: ApiBackend>(backend: Arc<B>, hub: Arc<LiveHub>, mu
         let Ok(Ok(today)) = tokio::time::timeout(Duration::from_millis(TODAY_READ_TIMEOUT_MS), read).await else {
             continue;
         };
+        // Kept before it is published: a snapshot whose seq covers the frame carries it.
+        *hub.today.lock().unwrap_or_else(PoisonError::into_inner) = Some(today.clone());
         hub.publish(FrameKind::Today, index, |seq| {
             to_text(&Head { kind: "today", seq, index, now_ms, body: TodayBody { today: &today } })
         });
-        *hub.today.lock().unwrap_or_else(PoisonError::into_inner) = Some(today);
     }
 }
 
