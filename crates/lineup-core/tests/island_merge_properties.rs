@@ -308,18 +308,6 @@ fn merge_day() -> impl Strategy<Value = Day> {
         })
 }
 
-/// Two thirds of the island stream's entries and logins at the island.
-fn toward(island: u64, action: Action) -> Action {
-    let near = |site: u64| if site == 3 { site } else { island };
-    match action {
-        Action::Enqueue { queue, priority, skill, site, callback } => {
-            Action::Enqueue { queue, priority, skill, site: near(site), callback }
-        }
-        Action::Login { op, site } => Action::Login { op, site: near(site) },
-        Action::PinLogin { op, site } => Action::PinLogin { op, site: near(site) },
-        other => other,
-    }
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: CASES, max_shrink_iters: 2_000, ..ProptestConfig::default() })]

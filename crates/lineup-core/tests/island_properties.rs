@@ -185,19 +185,6 @@ fn run_supervised_day(specs: &[OperatorSpec], actions: &[Action]) -> Vec<String>
     violations
 }
 
-/// Two thirds of the fork stream's entries and logins at the island (the rest at a site the
-/// island refuses), so that the island has callers and operators to pair.
-fn toward(island: u64, action: Action) -> Action {
-    let near = |site: u64| if site == 3 { site } else { island };
-    match action {
-        Action::Enqueue { queue, priority, skill, site, callback } => {
-            Action::Enqueue { queue, priority, skill, site: near(site), callback }
-        }
-        Action::Login { op, site } => Action::Login { op, site: near(site) },
-        Action::PinLogin { op, site } => Action::PinLogin { op, site: near(site) },
-        other => other,
-    }
-}
 
 fn fork_case() -> impl Strategy<Value = (Vec<OperatorSpec>, Vec<Action>, u64, Vec<Action>)> {
     (scenario(), 1u64..=3, prop::collection::vec(action(), 1..80)).prop_map(|((specs, before), site, after)| {

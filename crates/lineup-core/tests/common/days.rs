@@ -317,3 +317,18 @@ pub fn command_for(h: &Harness, action: &Action, calls_made: &mut u64) -> Option
         Action::Duplicate { .. } => return None,
     })
 }
+
+/// An island's stream: two thirds of its entries and logins at the island (the rest at site
+/// 3, which an island at site 1 or 2 refuses), so that the island has callers and operators
+/// to pair.
+pub fn toward(island: u64, action: Action) -> Action {
+    let near = |site: u64| if site == 3 { site } else { island };
+    match action {
+        Action::Enqueue { queue, priority, skill, site, callback } => {
+            Action::Enqueue { queue, priority, skill, site: near(site), callback }
+        }
+        Action::Login { op, site } => Action::Login { op, site: near(site) },
+        Action::PinLogin { op, site } => Action::PinLogin { op, site: near(site) },
+        other => other,
+    }
+}
