@@ -308,7 +308,6 @@ fn merge_day() -> impl Strategy<Value = Day> {
         })
 }
 
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: CASES, max_shrink_iters: 2_000, ..ProptestConfig::default() })]
 

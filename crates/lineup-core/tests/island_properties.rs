@@ -185,7 +185,6 @@ fn run_supervised_day(specs: &[OperatorSpec], actions: &[Action]) -> Vec<String>
     violations
 }
 
-
 fn fork_case() -> impl Strategy<Value = (Vec<OperatorSpec>, Vec<Action>, u64, Vec<Action>)> {
     (scenario(), 1u64..=3, prop::collection::vec(action(), 1..80)).prop_map(|((specs, before), site, after)| {
         let after = after.into_iter().map(|a| toward(site, a)).collect();
