@@ -5,7 +5,7 @@ use super::config::{CALLBACK_ACCEPT_KEY, CALLBACK_OTHER_NUMBER_KEY, DIGIT_TIMEOU
 use super::legs::{CallbackEntry, CallerLeg, CallerState};
 use super::missed::UNAVAILABLE_RESULT;
 use super::output::Purpose;
-use super::proposals::NOT_COMMITTED;
+use super::proposals::never_committed;
 use super::SiteController;
 use crate::io::AriRequest;
 use crate::prompts;
@@ -252,7 +252,7 @@ impl SiteController {
                     // Never queued: the dialplan's hangup handler left a missed-caller record
                     // (no LINEUP_QUEUED on the channel); book it now rather than at the next
                     // reconnect.
-                    if matches!(&result, Err(CoreError::InvalidState { what, .. }) if what == NOT_COMMITTED) {
+                    if never_committed(&result) {
                         self.ask_for_missed_records();
                     }
                 } else {
@@ -366,8 +366,9 @@ impl SiteController {
 /// box's own fallback, as when the node is down, rather than hanging up), `INVALID` when the
 /// core refused it (an unknown queue or gate: the dialplan's mistake, not the cluster's).
 fn entry_refused_result<T>(result: &Result<T, CoreError>) -> &'static str {
-    match result {
-        Err(CoreError::InvalidState { what, .. }) if what == NOT_COMMITTED => UNAVAILABLE_RESULT,
-        _ => "INVALID",
+    if never_committed(result) {
+        UNAVAILABLE_RESULT
+    } else {
+        "INVALID"
     }
 }

@@ -4,13 +4,13 @@
 use super::config::{DIGITS_MAX, DIGIT_TIMEOUT_MS, LOGIN_ATTEMPTS_MAX};
 use super::legs::{LoginSession, LoginStage, OfferStage, OperatorLeg};
 use super::output::{Pending, Purpose};
-use super::proposals::NOT_COMMITTED;
+use super::proposals::never_committed;
 use super::SiteController;
 use crate::io::{Action, AriRequest};
 use crate::pin::{Pin, PinHash};
 use crate::prompts;
 use lineup_ari::{BridgeId, BridgeType, ChannelId, CreateBridgeRequest, HangupReason, Media, PlaybackId};
-use lineup_core::{CommandBody, CoreError, LoginChannel, OfferFailure, OperatorId, OperatorMode, Response, Routing};
+use lineup_core::{CommandBody, LoginChannel, OfferFailure, OperatorId, OperatorMode, Response, Routing};
 
 impl SiteController {
     /// A login call entered the login application: answered, asked for the operator id, or
@@ -285,12 +285,11 @@ impl SiteController {
     pub(super) fn on_login_committed(&mut self, ch: &ChannelId, result: lineup_core::CommandResult, routing: &Routing) {
         let Some(session) = self.logins.get(ch) else { return };
         let Some(operator) = session.operator.clone() else { return };
-        if let Err(error) = &result {
+        if result.is_err() {
             // A login the cluster never committed (no quorum heard through the retries) was
             // not refused: the PIN was right, so the operator hears to try later, not that
             // the login is incorrect.
-            let unavailable = matches!(error, CoreError::InvalidState { what, .. } if what == NOT_COMMITTED);
-            let sounds: &[&str] = if unavailable {
+            let sounds: &[&str] = if never_committed(&result) {
                 self.counters.logins_not_committed += 1;
                 &[prompts::SOUND_SORRY, prompts::SOUND_TRY_LATER]
             } else {

@@ -22,7 +22,7 @@
 //! twice.
 
 use super::output::{Pending, Purpose};
-use super::proposals::NOT_COMMITTED;
+use super::proposals::never_committed;
 use super::SiteController;
 use crate::io::{Action, AriRequest};
 use lineup_ari::ChannelId;
@@ -252,12 +252,12 @@ impl SiteController {
     /// A record's command has its result: committed (booked, or refused as known or bad), so
     /// the record goes; never committed, so it stays for the next reconcile.
     pub(super) fn on_missed_result(&mut self, key: String, result: &CommandResult) {
+        if never_committed(result) {
+            self.missed_in_flight.remove(&key);
+            return;
+        }
         let warning = match result {
             Ok(_) | Err(CoreError::DuplicateCall(_)) => None,
-            Err(CoreError::InvalidState { what, .. }) if what == NOT_COMMITTED => {
-                self.missed_in_flight.remove(&key);
-                return;
-            }
             Err(refusal) => Some(format!("refused by the cluster: {refusal}")),
         };
         self.delete_missed(key, warning);

@@ -10,6 +10,12 @@ use lineup_core::{CallId, Command, CommandBody, CommandId, CommandResult, CoreEr
 /// `InvalidState::what` of a proposal that never committed after its retries.
 pub(super) const NOT_COMMITTED: &str = "not committed";
 
+/// Whether a proposal's result says it never committed (no quorum through its retries),
+/// rather than that the core refused it.
+pub(super) fn never_committed<T>(result: &Result<T, CoreError>) -> bool {
+    matches!(result, Err(CoreError::InvalidState { what, .. }) if what == NOT_COMMITTED)
+}
+
 impl SiteController {
     pub(super) fn propose(&mut self, body: CommandBody, purpose: Purpose) {
         // The end of a connection must commit after the connection itself: the core refuses
