@@ -336,6 +336,38 @@ fn a_waiting_island_caller_is_placed_by_arrival_among_the_majoritys_callers() {
     assert_eq!(call, "early");
 }
 
+/// A web callback request the island's site proposed just before the cut committed on both
+/// sides (its answer lost, the island applied it too): the majority holds the promise and
+/// serves it; the island's copy is skipped and the merge still ends.
+#[test]
+fn a_promise_both_sides_hold_stays_the_majoritys_and_the_merge_ends() {
+    let mut h = before_the_cut();
+    let (mut island, _) = fork_of(&h, 1);
+    let request = CommandBody::Enqueue(Enqueue {
+        call: CallId::new("widget"),
+        queue: QueueId::new("sales"),
+        gate: None,
+        priority: None,
+        caller_number: "5550100".into(),
+        caller_name: "Web".into(),
+        site: ISLAND,
+        channel: None,
+        skills: Default::default(),
+        callback_number: Some("+15550100".into()),
+    });
+    island.ok(request.clone());
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+    h.ok(request);
+    let held = h.routing.call_view(&CallId::new("widget")).unwrap();
+    let plan = island.routing.merge_plan().commands;
+    assert!(merged_calls(&plan).iter().any(|c| c.id.as_str() == "widget"));
+    for body in &plan {
+        h.ok(body.clone());
+    }
+    assert_eq!(h.routing.call_view(&CallId::new("widget")), Some(held));
+    assert!(!h.routing.is_site_unreachable(ISLAND));
+}
+
 #[test]
 fn a_call_the_majority_ended_is_not_revived_and_a_resent_call_changes_nothing() {
     let mut h = before_the_cut();

@@ -32,7 +32,8 @@ use crate::CoreError;
 
 /// What a merged call does to the global state.
 enum Upsert {
-    /// The global state ended it already (or forgot it): the island must not revive it.
+    /// The global state ended it already (or forgot it): the island must not revive it. Or
+    /// the global state holds it as the majority's.
     Skip,
     /// Born on the island: a new call.
     Insert,
@@ -122,9 +123,10 @@ impl Routing {
         Ok(Response::Done)
     }
 
-    /// A call the island could hold: a caller of its site (or a promise it made), in a queue
-    /// the global state has, offered or connected only with an operator of the island who
-    /// holds it with the same fence, from the fork band or from before the fork.
+    /// What to do with a call the island could hold: a caller of its site (or a promise it
+    /// made), in a queue the global state has, offered or connected only with an operator of
+    /// the island who holds it with the same fence, from the fork band or from before the
+    /// fork.
     fn check_merged_call(&self, epoch: &IslandEpoch, merged: &MergedCall) -> Result<Upsert, CoreError> {
         let site = epoch.site;
         if merged.entry_site != site {
@@ -165,9 +167,13 @@ impl Routing {
         }
         match self.indexes.call_numbers.get(&merged.id).copied() {
             Some(call_number) => {
+                // A promise the global state holds is the majority's to serve (one the
+                // island's site proposed just before the cut may have committed on both
+                // sides): kept as it is, as is any call the island did not own. Refusing
+                // would leave the merge unable to end.
                 let call = &self.state.calls[&call_number];
                 if call.callback.is_some() || call.entry_site != site {
-                    return Err(invalid("the island did not own this call", merged.id.to_string()));
+                    return Ok(Upsert::Skip);
                 }
                 Ok(Upsert::Replace(call_number))
             }
