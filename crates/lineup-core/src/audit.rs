@@ -119,9 +119,11 @@ pub fn target_of(body: &CommandBody) -> String {
         | C::RequestCallback { call, .. }
         | C::ChangePriority { call, .. } => vec![format!("call:{call}")],
         C::SiteLost { site } | C::SiteBack { site } | C::SiteUnreachable { site } => vec![format!("site:{site}")],
-        C::IslandMergeBegin { epoch, .. } | C::IslandMergeRecords { epoch, .. } | C::IslandMergeEnd { epoch, .. } => {
-            vec![format!("site:{}", epoch.site)]
-        }
+        C::IslandMergeBegin { epoch, .. }
+        | C::IslandMergeRecords { epoch, .. }
+        | C::IslandMergeEnd { epoch, .. }
+        | C::IslandMergeCall { epoch, .. }
+        | C::IslandMergeOperators { epoch, .. } => vec![format!("site:{}", epoch.site)],
         C::PutWebhooks(list) => list.iter().map(|w| format!("webhook:{}", w.id)).collect(),
         C::Tick { .. } | C::ApplyConfig(_) | C::PutCallbackPolicy(_) | C::PutAlarmPolicy(_) | C::Audited { .. } => {
             Vec::new()

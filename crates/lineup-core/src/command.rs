@@ -282,6 +282,22 @@ pub enum CommandBody {
     /// Replace the webhook list (part of the routing config); a redacted secret keeps the
     /// named webhook's current one. Appended last so older entries decode unchanged.
     PutWebhooks(Vec<crate::webhook::WebhookConfig>),
+    /// One live call of a merging island, after its records: upserted by call id (a call
+    /// from before the fork keeps its number and place; one born on the island gets this
+    /// command's index as its number and a place by its arrival), with its operator when it
+    /// is offered or connected. A call whose end the global state knows is skipped.
+    /// Appended last so older entries decode unchanged.
+    IslandMergeCall {
+        epoch: crate::island::IslandEpoch,
+        call: crate::island_merge::MergedCall,
+    },
+    /// A chunk of a merging island's other operators (at most
+    /// `ISLAND_MERGE_OPERATORS_PER_COMMAND_MAX`, in id order), after its calls: each one's
+    /// state replaces the global one. Appended last so older entries decode unchanged.
+    IslandMergeOperators {
+        epoch: crate::island::IslandEpoch,
+        operators: Vec<crate::island_merge::MergedOperator>,
+    },
 }
 
 impl CommandBody {
@@ -328,6 +344,8 @@ impl CommandBody {
             CommandBody::IslandMergeRecords { .. } => "island_merge_records",
             CommandBody::IslandMergeEnd { .. } => "island_merge_end",
             CommandBody::PutWebhooks(_) => "put_webhooks",
+            CommandBody::IslandMergeCall { .. } => "island_merge_call",
+            CommandBody::IslandMergeOperators { .. } => "island_merge_operators",
         }
     }
 }

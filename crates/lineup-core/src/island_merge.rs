@@ -3,13 +3,17 @@
 //!
 //! The merge is a short run of ordinary commands, all naming the island's epoch:
 //! `IslandMergeBegin` (how much is coming and its digest), `IslandMergeRecords` chunks (the
-//! history the fork wrote: ended calls and queue_log lines, in fork order) and
+//! history the fork wrote: ended calls and queue_log lines, in fork order), one
+//! `IslandMergeCall` per live call of the island (with its operator when it is offered or
+//! connected), `IslandMergeOperators` chunks (the island's other operators) and
 //! `IslandMergeEnd` (the fork's stats delta, and the island's site back). The plan is a pure
 //! function of the fork (`Routing::merge_plan`), so every node computes the same commands.
 
-use crate::effect::{CallRecord, QueueLogEntry};
-use crate::ids::{GateId, QueueId};
+use crate::command::RequestedState;
+use crate::effect::{CallRecord, OperatorStatus, QueueLogEntry};
+use crate::ids::{CallId, GateId, OperatorId, QueueId, SiteId, Skill};
 use crate::island::IslandEpoch;
+use crate::model::{CallState, CallbackPromise, LoginChannel};
 use crate::stats::Stats;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,6 +21,9 @@ use std::collections::BTreeMap;
 /// Most records one `IslandMergeRecords` command carries (a log entry stays far below the
 /// codec's size limit with them).
 pub const ISLAND_MERGE_RECORDS_PER_COMMAND_MAX: usize = 256;
+
+/// Most operators one `IslandMergeOperators` command carries.
+pub const ISLAND_MERGE_OPERATORS_PER_COMMAND_MAX: usize = 256;
 
 /// History records a fork keeps for its merge before it refuses new callers (calls in
 /// progress still end and add their few records).
@@ -37,14 +44,68 @@ pub enum IslandHistory {
     QueueLog(QueueLogEntry),
 }
 
-/// How much a merge carries, announced by its Begin and checked by its End. `calls` and
-/// `operator_chunks` are for live calls and operators, which this version does not merge
-/// (always 0; a Begin announcing any is refused).
+/// How much a merge carries, announced by its Begin and checked by its End: history
+/// records, `IslandMergeCall` commands and `IslandMergeOperators` chunks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeCounts {
     pub records: u64,
     pub calls: u64,
     pub operator_chunks: u64,
+}
+
+/// A live call of the island as the fork holds it at the merge: a caller of the island's
+/// site waiting, offered or connected, or a callback promise the island made. The global
+/// state gives it its number and order key (a call from before the fork keeps its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedCall {
+    /// The call's number on the fork (the apply index of its entry): below the fork band
+    /// for a call from before the fork. The plan sends calls in this order, which is also
+    /// how a resent call is told from a new one.
+    pub fork_number: u64,
+    pub id: CallId,
+    pub queue: QueueId,
+    pub gate: Option<GateId>,
+    pub priority: u8,
+    pub caller_number: String,
+    pub caller_name: String,
+    pub entry_site: SiteId,
+    pub channel: Option<String>,
+    pub extra_skills: BTreeMap<Skill, u8>,
+    pub entered_at_ms: u64,
+    pub joined_at_ms: u64,
+    pub orig_position: u32,
+    pub overflow_hops: u8,
+    /// Offered or connected with the fork's fence, or waiting.
+    pub state: CallState,
+    pub callback: Option<CallbackPromise>,
+    /// The call's timers as the fork set them (the fork's core time follows the same shared
+    /// clock as the global one).
+    pub max_wait_due_ms: Option<u64>,
+    pub next_widen_ms: Option<u64>,
+    pub next_announce_ms: Option<u64>,
+    pub next_periodic_ms: Option<u64>,
+    pub periodic_index: u32,
+    pub callback_offered: bool,
+    /// The island operator holding the call when it is offered or connected: set in the
+    /// same apply, so the call and its operator never disagree.
+    pub operator: Option<MergedOperator>,
+}
+
+/// An operator of the island as the fork holds it at the merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedOperator {
+    pub id: OperatorId,
+    pub status: OperatorStatus,
+    pub site: Option<SiteId>,
+    pub channel: Option<String>,
+    /// The phone call it logged in from by PIN, if it did.
+    pub login: Option<LoginChannel>,
+    pub since_ms: u64,
+    pub idle_since_ms: u64,
+    pub logged_in_at_ms: u64,
+    pub misses: u8,
+    pub wake_ms: Option<u64>,
+    pub after_call: Option<RequestedState>,
 }
 
 /// What the fork's routing counted, less what it had counted at the fork: the island's
@@ -63,8 +124,22 @@ pub struct MergeProgress {
     pub digest: u64,
     /// Records merged so far (a resent chunk skips this many from the start).
     pub records_merged: u64,
-    /// The digest of the records merged so far.
+    /// The digest of the records merged so far, then of the calls and operators.
     pub digest_so_far: u64,
+    /// How far the calls and operators have come (after the records).
+    pub parties: PartiesProgress,
+}
+
+/// The calls and operator chunks an open merge has taken. A resent call or chunk is told by
+/// its place: calls come in fork number order, operator chunks in id order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartiesProgress {
+    pub calls_merged: u64,
+    /// The fork number of the last call merged.
+    pub last_call: Option<u64>,
+    pub operator_chunks_merged: u64,
+    /// The last operator merged.
+    pub last_operator: Option<OperatorId>,
 }
 
 /// An island merging into the global state: set by its Begin, removed by its End. While a
@@ -79,10 +154,9 @@ pub struct IslandMark {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergePlan {
     pub commands: Vec<crate::command::CommandBody>,
-    /// Waiting callers the fork holds that this plan leaves out (live calls are not merged
-    /// by this version).
-    pub waiting_left_out: usize,
-    /// Offered or connected calls the fork holds that this plan leaves out.
+    /// Offered or connected calls of the island that this plan leaves out: those paired
+    /// across sites (an operator of another site, or a promise the majority owns), whose
+    /// reports the island's node re-proposes instead.
     pub live_left_out: usize,
 }
 
@@ -92,7 +166,13 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// The digest `digest` extended with `record` (its encoded bytes).
 pub fn digest_record(digest: u64, record: &IslandRecord) -> u64 {
-    let bytes = crate::codec::encode(record).expect("an island record always encodes");
+    digest_item(digest, record)
+}
+
+/// The digest `digest` extended with any merged item (its encoded bytes): records, then
+/// calls, then operators, in the order the plan sends them.
+pub fn digest_item<T: Serialize>(digest: u64, item: &T) -> u64 {
+    let bytes = crate::codec::encode(item).expect("a merged item always encodes");
     bytes.iter().fold(digest, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(FNV_PRIME))
 }
 

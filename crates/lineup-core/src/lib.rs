@@ -59,7 +59,10 @@ pub use effect::{
 pub use error::CoreError;
 pub use ids::{CallId, GateId, OperatorId, QueueId, ScheduleId, SiteId, Skill};
 pub use island::{IslandEpoch, IslandFork, IslandState, Party, Side, ISLAND_APPLY_INDEX_BASE};
-pub use island_merge::{IslandHistory, IslandMark, IslandRecord, MergeCounts, MergePlan, MergeProgress, StatsDelta};
+pub use island_merge::{
+    IslandHistory, IslandMark, IslandRecord, MergeCounts, MergePlan, MergeProgress, MergedCall, MergedOperator,
+    PartiesProgress, StatsDelta,
+};
 pub use model::LoginChannel;
 pub use order::{OrderKey, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_VIP};
 pub use routing::{Applied, CommandResult, GateSummary, QueueSummary, Response, Routing, WaitingCall};

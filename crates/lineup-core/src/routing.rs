@@ -30,6 +30,7 @@ mod callers;
 mod config;
 mod index;
 mod invariants;
+mod island_calls;
 mod island_fork;
 mod island_merge;
 mod island_records;
@@ -265,7 +266,9 @@ impl Routing {
             | CommandBody::MissedWhileDown(_)
             | CommandBody::IslandMergeBegin { .. }
             | CommandBody::IslandMergeRecords { .. }
-            | CommandBody::IslandMergeEnd { .. } => Ok(()),
+            | CommandBody::IslandMergeEnd { .. }
+            | CommandBody::IslandMergeCall { .. }
+            | CommandBody::IslandMergeOperators { .. } => Ok(()),
         }
     }
 
@@ -328,6 +331,8 @@ impl Routing {
             CommandBody::IslandMergeEnd { epoch, stats, handle_samples, pin_failures } => {
                 self.island_merge_end(index, epoch, stats, handle_samples, pin_failures)
             }
+            CommandBody::IslandMergeCall { epoch, call } => self.island_merge_call(index, epoch, call),
+            CommandBody::IslandMergeOperators { epoch, operators } => self.island_merge_operators(epoch, operators),
             // One level deep: `validate_audited` refuses a nested wrapper.
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;

@@ -251,6 +251,105 @@ fn island_merge_entries_and_effect_encodings_are_pinned() {
     assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
 }
 
+/// Ivy as the island holds her: busy with call c1 (fence 2^55 + 1) at site 3, logged in
+/// by PIN.
+fn merged_ivy() -> MergedOperator {
+    MergedOperator {
+        id: OperatorId::new("ivy"),
+        status: OperatorStatus::Busy { call: CallId::new("c1"), fence: ISLAND_APPLY_INDEX_BASE + 1 },
+        site: Some(SiteId(3)),
+        channel: Some("h".into()),
+        login: Some(LoginChannel { uniqueid: "u".into(), name: "P".into() }),
+        since_ms: 2_000,
+        idle_since_ms: 1_000,
+        logged_in_at_ms: 500,
+        misses: 1,
+        wake_ms: None,
+        after_call: Some(RequestedState::Offline),
+    }
+}
+
+fn island_merge_party_commands() -> Vec<Command> {
+    let epoch = island_epoch();
+    let command = |serial, body| Command { id: CommandId { origin: 3, serial }, at_ms: 1_795_419_004_000, body };
+    let fence = ISLAND_APPLY_INDEX_BASE + 1;
+    let call = MergedCall {
+        fork_number: ISLAND_APPLY_INDEX_BASE,
+        id: CallId::new("c1"),
+        queue: QueueId::new("sales"),
+        gate: None,
+        priority: 5,
+        caller_number: "555".into(),
+        caller_name: "A".into(),
+        entry_site: SiteId(3),
+        channel: Some("ch".into()),
+        extra_skills: [(Skill::new("fr"), 20)].into_iter().collect(),
+        entered_at_ms: 1_000,
+        joined_at_ms: 1_000,
+        orig_position: 2,
+        overflow_hops: 0,
+        state: model::CallState::Connected {
+            operator: OperatorId::new("ivy"),
+            fence,
+            operator_site: SiteId(3),
+            since_ms: 2_000,
+            wait_ms: 1_000,
+        },
+        callback: None,
+        max_wait_due_ms: Some(91_000),
+        next_widen_ms: None,
+        next_announce_ms: None,
+        next_periodic_ms: None,
+        periodic_index: 0,
+        callback_offered: false,
+        operator: Some(merged_ivy()),
+    };
+    let max = MergedOperator {
+        id: OperatorId::new("max"),
+        status: OperatorStatus::Offline,
+        site: None,
+        channel: None,
+        login: None,
+        since_ms: 3_000,
+        idle_since_ms: 0,
+        logged_in_at_ms: 0,
+        misses: 0,
+        wake_ms: None,
+        after_call: None,
+    };
+    vec![
+        command(4, CommandBody::IslandMergeCall { epoch, call }),
+        command(5, CommandBody::IslandMergeOperators { epoch, operators: vec![max] }),
+    ]
+}
+
+/// Each: version 01 | origin 03 | serial | at_ms fd+u64 | variant, then the epoch (site 03,
+/// seq 02, fork index 28). Call (0x28) | fork number fd+u64 (2^55) | "c1" | "sales" | no gate
+/// | priority 05 | "555" | "A" | site 03 | channel "ch" | skills {fr: 20} | entered and
+/// joined fbe803 | orig position 02 | hops 00 | Connected (02): "ivy", fence fd+u64 (2^55 + 1),
+/// site 03, since fbd007, wait fbe803 | no callback | max wait fc+u32 91 000 | three timers
+/// none | periodic 00 | not offered 00 | Ivy: "ivy", Busy (03) "c1" and the fence, site 03,
+/// channel "h", login "u" "P", since, idle since, logged in at 500 (fbf401), misses 01, no
+/// wake, after the call offline (02). Operators (0x29) | one: "max", Offline (00), no site,
+/// channel or login, since 3 000 (fbb80b), idle 0, login 0, misses 0, no wake, nothing after.
+const ISLAND_MERGE_PARTIES_GOLDEN: [&str; 2] = [
+    concat!(
+        "010304fd60dc4f07a201000028030228fd00000000000080000263310573616c6573000503353535014103010263680102667214",
+        "fbe803fbe80302000203697679fd010000000000800003fbd007fbe8030001fc786301000000000000010369767903026331fd01",
+        "0000000000800001030101680101750150fbd007fbe803fbf40101000102",
+    ),
+    "010305fd60dc4f07a20100002903022801036d617800000000fbb80b0000000000",
+];
+
+#[test]
+fn island_merge_call_and_operators_encodings_are_pinned() {
+    for (command, golden) in island_merge_party_commands().iter().zip(ISLAND_MERGE_PARTIES_GOLDEN) {
+        let bytes = encode_versioned(command).unwrap();
+        assert_eq!(hex(&bytes), golden, "encoding of {} changed", command.body.kind());
+        assert_eq!(&decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+    }
+}
+
 fn webhooks_command() -> Command {
     Command {
         id: CommandId { origin: 2, serial: 7 },

@@ -89,9 +89,9 @@ fn a_merge_brings_back_the_islands_ended_calls_and_stats_once() {
     let eta_before = h.routing.eta_ms(&QueueId::new("sales"), 1);
 
     let plan = island.routing.merge_plan();
-    assert_eq!((plan.waiting_left_out, plan.live_left_out), (0, 0));
-    assert_eq!(plan.commands.len(), 3, "begin, one chunk, end");
-    let CommandBody::IslandMergeEnd { handle_samples, .. } = &plan.commands[2] else { panic!("end last") };
+    assert_eq!(plan.live_left_out, 0);
+    assert_eq!(plan.commands.len(), 4, "begin, one chunk of records, one of operators, end");
+    let CommandBody::IslandMergeEnd { handle_samples, .. } = &plan.commands[3] else { panic!("end last") };
     let talk_ms = 60_000;
     assert_eq!(handle_samples, &[(QueueId::new("sales"), vec![talk_ms])].into_iter().collect());
     let mut merged = Vec::new();
@@ -234,8 +234,13 @@ fn a_chunk_after_a_gap_or_with_other_records_is_refused() {
     swapped.swap(0, 1);
     h.ok(CommandBody::IslandMergeRecords { epoch, first_record: 0, records: swapped });
     let end = plan.last().unwrap().clone();
+    let CoreError::IslandMergeIncomplete { detail, .. } = refused(&mut h, end.clone()) else {
+        panic!("not incomplete")
+    };
+    assert_eq!(detail, "0 of 1 operator chunks merged");
+    h.ok(plan[2].clone());
     let CoreError::IslandMergeIncomplete { detail, .. } = refused(&mut h, end) else { panic!("not incomplete") };
-    assert_eq!(detail, "the records merged are not those its begin announced");
+    assert_eq!(detail, "the records, calls and operators merged are not those its begin announced");
     assert!(h.routing.is_site_unreachable(ISLAND), "an incomplete merge keeps its site unreachable");
 }
 
@@ -252,16 +257,138 @@ fn a_fork_refuses_merge_commands() {
     assert!(h.routing.merge_plan().commands.is_empty(), "the global state has nothing to merge");
 }
 
+/// The island's merged calls, in the plan's order.
+fn merged_calls(plan: &[CommandBody]) -> Vec<&MergedCall> {
+    plan.iter()
+        .filter_map(|c| match c {
+            CommandBody::IslandMergeCall { call, .. } => Some(call),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn a_plan_leaves_live_calls_out_and_says_so() {
-    let h = before_the_cut();
+fn a_connected_island_call_completes_after_the_merge_with_its_fork_fence() {
+    let mut h = before_the_cut();
     let (mut island, _) = fork_of(&h, 1);
-    island.enqueue("waits", "sales", ISLAND);
-    let effects = island.login("ivy", ISLAND);
-    let (_, _, fence) = Harness::the_offer(&effects);
+    let (_, _, fence) = Harness::the_offer(&island.login("ivy", ISLAND));
+    assert!(lineup_core::island::is_fork_apply_index(fence), "the island offers with a fork fence");
+    island.advance(2_000);
     island.connect("early", "ivy", fence);
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+
     let plan = island.routing.merge_plan();
-    assert_eq!((plan.waiting_left_out, plan.live_left_out), (1, 1));
+    assert_eq!(plan.live_left_out, 0);
+    let calls = merged_calls(&plan.commands);
+    assert_eq!(calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["early"]);
+    assert_eq!(calls[0].operator.as_ref().map(|op| op.id.as_str()), Some("ivy"));
+    // The harness checks the invariants after every command: the call and Ivy agree in each.
+    for body in &plan.commands {
+        assert_eq!(h.ok(body.clone()).0, Response::Done);
+    }
+    let early = h.routing.call_view(&CallId::new("early")).unwrap();
+    assert_eq!(
+        (early.status, early.operator, early.fence),
+        (CallStatus::Connected, Some(OperatorId::new("ivy")), Some(fence))
+    );
+    assert_eq!(h.status("ivy"), OperatorStatus::Busy { call: CallId::new("early"), fence });
+    assert_eq!(h.routing.operator_view(&OperatorId::new("ivy")).unwrap().site, Some(ISLAND));
+
+    // The island's site reports the hang-up it held back during the merge, with the fork fence.
+    h.advance(30_000);
+    h.complete("early", fence, HungUpBy::Caller);
+    assert_eq!(h.outcome_of("early"), Some(Outcome::Completed { by: HungUpBy::Caller }));
+    assert!(!matches!(h.status("ivy"), OperatorStatus::Busy { .. }), "Ivy is free after the call");
+}
+
+#[test]
+fn a_waiting_island_caller_is_placed_by_arrival_among_the_majoritys_callers() {
+    let mut h = before_the_cut();
+    let (mut island, epoch) = fork_of(&h, 1);
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+    h.advance(500);
+    h.enqueue("before-b", "sales", SITE_B);
+    island.advance(1_000);
+    island.enqueue("waited-long", "sales", ISLAND);
+    h.advance(40_000);
+    h.enqueue("after-b", "sales", SITE_B);
+
+    let plan = island.routing.merge_plan().commands;
+    let calls = merged_calls(&plan);
+    assert_eq!(calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["early", "waited-long"]);
+    // A Call before the records are in is refused.
+    h.ok(plan[0].clone());
+    let CoreError::IslandMergeIncomplete { detail, .. } = refused(&mut h, plan[2].clone()) else {
+        panic!("not incomplete")
+    };
+    assert!(detail.starts_with("calls come after the"), "{detail}");
+    for body in &plan[1..] {
+        h.ok(body.clone());
+    }
+    let order: Vec<String> = h.routing.waiting_calls().into_iter().map(|w| w.call.to_string()).collect();
+    assert_eq!(order, ["early", "before-b", "waited-long", "after-b"]);
+    let seq = |call: &str| h.routing.call_view(&CallId::new(call)).unwrap().order_seq;
+    assert_eq!(seq("waited-long"), seq("before-b"), "right after the last caller who arrived before it");
+    assert!(seq("waited-long") < lineup_core::ISLAND_APPLY_INDEX_BASE);
+    assert_eq!(h.routing.island_merged_seq(epoch.site), Some(1));
+    // The first operator of the majority to log in takes the callers in that order.
+    let (call, _, _) = Harness::the_offer(&h.login("max", SITE_B));
+    assert_eq!(call, "early");
+}
+
+/// A web callback request the island's site proposed just before the cut committed on both
+/// sides (its answer lost, the island applied it too): the majority holds the promise and
+/// serves it; the island's copy is skipped and the merge still ends.
+#[test]
+fn a_promise_both_sides_hold_stays_the_majoritys_and_the_merge_ends() {
+    let mut h = before_the_cut();
+    let (mut island, _) = fork_of(&h, 1);
+    let request = CommandBody::Enqueue(Enqueue {
+        call: CallId::new("widget"),
+        queue: QueueId::new("sales"),
+        gate: None,
+        priority: None,
+        caller_number: "5550100".into(),
+        caller_name: "Web".into(),
+        site: ISLAND,
+        channel: None,
+        skills: Default::default(),
+        callback_number: Some("+15550100".into()),
+    });
+    island.ok(request.clone());
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+    h.ok(request);
+    let held = h.routing.call_view(&CallId::new("widget")).unwrap();
+    let plan = island.routing.merge_plan().commands;
+    assert!(merged_calls(&plan).iter().any(|c| c.id.as_str() == "widget"));
+    for body in &plan {
+        h.ok(body.clone());
+    }
+    assert_eq!(h.routing.call_view(&CallId::new("widget")), Some(held));
+    assert!(!h.routing.is_site_unreachable(ISLAND));
+}
+
+#[test]
+fn a_call_the_majority_ended_is_not_revived_and_a_resent_call_changes_nothing() {
+    let mut h = before_the_cut();
+    let (mut island, _) = fork_of(&h, 1);
+    island.enqueue("walk-in", "sales", ISLAND);
+    h.ok(CommandBody::SiteUnreachable { site: ISLAND });
+    // The island's site told the majority the early caller hung up, just before the cut.
+    h.ok(CommandBody::Abandoned { call: CallId::new("early") });
+    let plan = island.routing.merge_plan().commands;
+    assert_eq!(merged_calls(&plan).len(), 2);
+    let first_call = plan.iter().position(|c| matches!(c, CommandBody::IslandMergeCall { .. })).unwrap();
+    for body in &plan[..=first_call + 1] {
+        h.ok(body.clone());
+    }
+    assert!(h.routing.call_view(&CallId::new("early")).is_none(), "its end is merged already");
+    let walk_in = h.routing.call_view(&CallId::new("walk-in")).unwrap();
+    let bytes = h.routing.snapshot_bytes();
+    let (response, effects) = h.ok(plan[first_call + 1].clone());
+    assert_eq!((response, effects), (Response::Done, Vec::new()));
+    assert_eq!(h.routing.call_view(&CallId::new("walk-in")), Some(walk_in));
+    assert_eq!(views(&h.routing), views(&Routing::restore(&bytes).unwrap()));
 }
 
 #[test]

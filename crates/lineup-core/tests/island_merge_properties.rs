@@ -12,6 +12,12 @@
 //! - one ended record per call over the whole day: each call the island ended has exactly
 //!   one, and none is still held by the global state;
 //! - every queue's stats are the majority's plus what the island counted beyond the fork;
+//! - before the End, every call of the island the plan carries is held as the island held
+//!   it (waiting, or offered or connected with its fork fence and operator), unless the
+//!   global state had ended it; and, where every other waiting caller's place is its entry
+//!   (no reassignment or overflow moved one), each caller born on the island and still
+//!   waiting is ahead of every caller of the same queue and priority who arrived later, and
+//!   behind every one who arrived earlier or at once;
 //! - a restarted island (its fork restored from the snapshot at the fork, the same commands
 //!   replayed at the same indexes, as its journal does) plans the same merge.
 
@@ -109,6 +115,10 @@ impl Split {
     }
 }
 
+/// Where each call entered: the apply index of its Enqueue (its place, unless moved) and
+/// the core time.
+type Arrivals = BTreeMap<CallId, (u64, u64)>;
+
 /// Runs `actions` on `h` as `sender` may send them, and each command also on `twin` (a
 /// restarted island replaying its journal); returns the ids of the calls ended.
 fn drive(
@@ -117,6 +127,7 @@ fn drive(
     sender: Sender,
     actions: &[Action],
     calls_made: &mut u64,
+    arrivals: &mut Arrivals,
     mut twin: Option<&mut Routing>,
 ) -> Vec<CallId> {
     let mut ended = Vec::new();
@@ -135,6 +146,9 @@ fn drive(
         commands.push(h.command(body));
         for command in commands {
             ended.extend(ended_calls(&h.apply_cmd(&command).1));
+            if let CommandBody::Enqueue(entry) = &command.body {
+                arrivals.entry(entry.call.clone()).or_insert((h.index, h.routing.now_ms()));
+            }
             if let Some(twin) = twin.as_deref_mut() {
                 twin.apply(h.index, &command);
             }
@@ -212,6 +226,75 @@ fn check_merged(
     violations
 }
 
+/// Applies the plan but its End on a copy of `h` (the state the End would close), checking
+/// that the island's calls are held as it held them and that waiting callers born on the
+/// island are placed by their arrival among the others.
+fn check_calls_before_end(h: &Harness, plan: &[CommandBody], ended: &[CallId], arrivals: &Arrivals) -> Vec<String> {
+    let mut violations = Vec::new();
+    let mut merging = copy(h);
+    let end = plan.len() - 1;
+    let first_call = plan.iter().position(|c| matches!(c, CommandBody::IslandMergeCall { .. })).unwrap_or(end);
+    apply_all(&mut merging, &plan[..first_call], &mut violations);
+    let mut places_are_entries = waiting_in_entry_order(&merging.routing, arrivals);
+    apply_all(&mut merging, &plan[first_call..end], &mut violations);
+    places_are_entries &= waiting_in_entry_order(&merging.routing, arrivals);
+    let r = &merging.routing;
+    let mut born_waiting = Vec::new();
+    for body in plan {
+        let CommandBody::IslandMergeCall { call, .. } = body else { continue };
+        let Some(view) = r.call_view(&call.id) else {
+            if !ended.contains(&call.id) {
+                violations.push(format!("{}, live on the island, is neither merged nor ended", call.id));
+            }
+            continue;
+        };
+        let promise = call.callback.is_some();
+        let (as_held, fence) = match (&call.state, promise) {
+            (model::CallState::Waiting, false) => (CallStatus::Waiting, None),
+            (model::CallState::Waiting, true) => (CallStatus::CallbackWaiting, None),
+            (model::CallState::Offered { fence, .. }, false) => (CallStatus::Offered, Some(*fence)),
+            (model::CallState::Offered { fence, .. }, true) => (CallStatus::CallbackOffered, Some(*fence)),
+            (model::CallState::Connected { fence, .. }, false) => (CallStatus::Connected, Some(*fence)),
+            (model::CallState::Connected { fence, .. }, true) => (CallStatus::CallbackConnected, Some(*fence)),
+        };
+        let promise_served_since = promise && matches!(call.state, model::CallState::Waiting);
+        if !promise_served_since && (view.status != as_held || view.fence != fence) {
+            violations.push(format!(
+                "{} merged as {:?} {:?}, held as {as_held:?} {fence:?}",
+                call.id, view.status, view.fence
+            ));
+        }
+        if view.status == CallStatus::Waiting && lineup_core::island::is_fork_apply_index(call.fork_number) {
+            born_waiting.push((call.id.clone(), call.entered_at_ms, view.queue.clone(), view.priority));
+        }
+    }
+    if !places_are_entries {
+        return violations;
+    }
+    let born: BTreeSet<&CallId> = born_waiting.iter().map(|(id, ..)| id).collect();
+    for (id, arrival_ms, queue, priority) in &born_waiting {
+        let others = r.calls().filter(|v| v.status == CallStatus::Waiting && !born.contains(&v.call));
+        for other in others.filter(|v| v.queue == *queue && v.priority == *priority) {
+            let Some((_, other_arrival_ms)) = arrivals.get(&other.call).copied() else { continue };
+            let ahead = r.position(id) < r.position(&other.call);
+            if ahead != (*arrival_ms < other_arrival_ms) {
+                violations.push(format!(
+                    "{id}, at the island since {arrival_ms}, is {} {} who arrived at {other_arrival_ms}",
+                    if ahead { "ahead of" } else { "behind" },
+                    other.call
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// Is every waiting caller's place the one its entry gave it (none moved by a reassignment
+/// or an overflow that renewed it)? Callers born on the island are not in `arrivals`.
+fn waiting_in_entry_order(r: &Routing, arrivals: &Arrivals) -> bool {
+    r.waiting_calls().iter().all(|w| arrivals.get(&w.call).is_none_or(|(index, _)| *index == w.order_seq))
+}
+
 #[derive(Debug)]
 struct Day {
     specs: Vec<OperatorSpec>,
@@ -228,23 +311,37 @@ fn run(day: &Day) -> Vec<String> {
     setup(&mut h, &day.specs);
     let mut calls_made = 0;
     let everyone = Split { at_fork: h.routing.clone(), site: NOBODYS_SITE };
-    let mut ended = drive(&mut h, &everyone, Sender::Majority, &day.before, &mut calls_made, None);
+    let mut arrivals = Arrivals::new();
+    let mut ended = drive(&mut h, &everyone, Sender::Majority, &day.before, &mut calls_made, &mut arrivals, None);
     if h.routing.is_site_lost(site) {
         return Vec::new(); // a lost site has no island
     }
-    let epoch = IslandEpoch { site, seq: 1, fork_index: h.index };
+    // The fork is the Raft entry holding the last command so far; the majority goes on in
+    // the next entries.
+    let fork_entry = h.index / ApplyIndex::STRIDE;
+    let epoch = IslandEpoch { site, seq: 1, fork_index: fork_entry };
+    h.index = ApplyIndex::last_of(fork_entry).get();
     let split = Split { at_fork: h.routing.clone(), site };
     let mut island = copy(&h);
     island.routing = h.routing.fork_island(epoch, &MEMBERS, h.now_ms);
     island.index = fork_apply_index(0, 0).expect("the band's first index") - 1;
     let mut island_calls = calls_made + 10_000;
     let mut restarted = Routing::restore(&island.routing.snapshot_bytes()).expect("a fork restores");
-    let ended_on_island: BTreeSet<CallId> =
-        drive(&mut island, &split, Sender::Island, &day.island, &mut island_calls, Some(&mut restarted))
-            .into_iter()
-            .collect();
+    let mut born_on_island = Arrivals::new();
+    let island_day = &day.island;
+    let ended_on_island: BTreeSet<CallId> = drive(
+        &mut island,
+        &split,
+        Sender::Island,
+        island_day,
+        &mut island_calls,
+        &mut born_on_island,
+        Some(&mut restarted),
+    )
+    .into_iter()
+    .collect();
     h.ok(CommandBody::SiteUnreachable { site });
-    ended.extend(drive(&mut h, &split, Sender::Majority, &day.majority, &mut calls_made, None));
+    ended.extend(drive(&mut h, &split, Sender::Majority, &day.majority, &mut calls_made, &mut arrivals, None));
 
     let plan = island.routing.merge_plan().commands;
     let mut violations = Vec::new();
@@ -257,6 +354,8 @@ fn run(day: &Day) -> Vec<String> {
         let delta = lineup_core::island_merge::stats_since(&now, &at_fork_stats[&queue]);
         add_stats(expected_stats.get_mut(&queue).expect("same queues"), &delta);
     }
+
+    violations.extend(check_calls_before_end(&h, &plan, &ended, &arrivals));
 
     // Once (then commands that change nothing), and twice.
     let mut once = copy(&h);

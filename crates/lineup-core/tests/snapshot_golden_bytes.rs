@@ -238,6 +238,35 @@ fn a_fork_snapshot_from_before_island_merges_restores() {
     assert_eq!(hex(&restored.snapshot_bytes()), now);
 }
 
+/// A global state merging an island keeps its mark in `islands`: no fork, one mark (site 1,
+/// epoch 1 2 04, counts 01 02 01, digest 07, no record merged, the digest so far, then the
+/// calls and operator chunks merged: none, no last call, none, no last operator), none merged.
+/// The layout before the calls and operators were merged (no `parties`) restores as the same
+/// mark with nothing of them merged.
+#[test]
+fn a_merge_mark_is_pinned_and_restores_from_before_merged_parties() {
+    let mut routing = sample_routing(pin_login(), Some(small_policy()));
+    let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
+    let counts = MergeCounts { records: 1, calls: 2, operator_chunks: 1 };
+    for (serial, body) in [
+        (97usize, CommandBody::SiteUnreachable { site: SiteId(1) }),
+        (98, CommandBody::IslandMergeBegin { epoch, counts, digest: 7 }),
+    ] {
+        let command = Command { id: CommandId { origin: 2, serial: serial as u64 }, at_ms: 1_795_419_000_000, body };
+        routing.apply(ApplyIndex::new(9, serial).get(), &command).result.unwrap();
+    }
+    let now = hex(&routing.snapshot_bytes());
+    let mark = "0001010102040102010700fd2523228 4e49cf2cb".replace(' ', "");
+    let parties = "00000000";
+    let tail = format!("{mark}{parties}00{NO_WEBHOOKS}");
+    assert!(now.ends_with(&tail), "{now}");
+    let old = format!("{}{mark}00{NO_WEBHOOKS}", now.strip_suffix(&tail).expect("the new tail"));
+    let restored = Routing::restore(&from_hex(&old)).unwrap();
+    restored.check_invariants().unwrap();
+    assert_eq!(restored.island_mark(SiteId(1)), routing.island_mark(SiteId(1)));
+    assert_eq!(hex(&restored.snapshot_bytes()), now);
+}
+
 #[test]
 fn pinned_snapshot_restores_to_the_same_state() {
     let original = sample_routing(pin_login(), Some(small_policy()));

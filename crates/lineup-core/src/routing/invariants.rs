@@ -20,14 +20,18 @@ impl Routing {
     }
 
     /// A site whose island is merging stays unreachable until its End, and its merge has
-    /// taken no more records than its Begin announced.
+    /// taken no more records, calls or operator chunks than its Begin announced.
     fn check_merging_sites_stay_unreachable(&self) -> Result<(), String> {
         for (site, mark) in &self.state.islands.marks {
             if mark.epoch.site != *site || !self.is_site_unreachable(*site) {
                 return Err(format!("site {} merges island {} but is not held unreachable", site.0, mark.epoch.seq));
             }
-            if mark.progress.records_merged > mark.progress.counts.records {
-                return Err(format!("the merge of site {} took more records than announced", site.0));
+            let (progress, parties) = (&mark.progress, &mark.progress.parties);
+            if progress.records_merged > progress.counts.records
+                || parties.calls_merged > progress.counts.calls
+                || parties.operator_chunks_merged > progress.counts.operator_chunks
+            {
+                return Err(format!("the merge of site {} took more than its begin announced", site.0));
             }
         }
         Ok(())

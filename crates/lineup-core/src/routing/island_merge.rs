@@ -36,10 +36,6 @@ impl Routing {
             }
             return Err(CoreError::IslandMergeOpen { site: epoch.site, open_seq: mark.epoch.seq });
         }
-        if counts.calls != 0 || counts.operator_chunks != 0 {
-            let detail = format!("{} calls, {} operator chunks", counts.calls, counts.operator_chunks);
-            return Err(invalid("live calls and operators are not merged by this version", detail));
-        }
         if self.state.lost_sites.contains(&epoch.site) {
             return Err(CoreError::SiteDown(epoch.site));
         }
@@ -49,7 +45,13 @@ impl Routing {
                 format!("site {}", epoch.site.0),
             ));
         }
-        let progress = MergeProgress { counts: *counts, digest, records_merged: 0, digest_so_far: FNV_OFFSET_BASIS };
+        let progress = MergeProgress {
+            counts: *counts,
+            digest,
+            records_merged: 0,
+            digest_so_far: FNV_OFFSET_BASIS,
+            parties: Default::default(),
+        };
         self.state.islands.marks.insert(epoch.site, IslandMark { epoch: *epoch, progress });
         self.void_orphan_offers(epoch);
         Ok(Response::Done)
@@ -110,7 +112,8 @@ impl Routing {
         Ok(Response::Done)
     }
 
-    /// The open merge of `epoch` has every record its Begin announced, with its digest.
+    /// The open merge of `epoch` has every record, call and operator chunk its Begin
+    /// announced, with its digest.
     fn check_merge_complete(&self, epoch: &IslandEpoch) -> Result<(), CoreError> {
         let progress = &self.open_merge(epoch)?.progress;
         let incomplete = |detail: String| CoreError::IslandMergeIncomplete { site: epoch.site, seq: epoch.seq, detail };
@@ -118,8 +121,19 @@ impl Routing {
             let detail = format!("{} of {} records merged", progress.records_merged, progress.counts.records);
             return Err(incomplete(detail));
         }
+        let parties = &progress.parties;
+        if parties.calls_merged != progress.counts.calls {
+            return Err(incomplete(format!("{} of {} calls merged", parties.calls_merged, progress.counts.calls)));
+        }
+        if parties.operator_chunks_merged != progress.counts.operator_chunks {
+            let detail = format!(
+                "{} of {} operator chunks merged",
+                parties.operator_chunks_merged, progress.counts.operator_chunks
+            );
+            return Err(incomplete(detail));
+        }
         if progress.digest_so_far != progress.digest {
-            return Err(incomplete("the records merged are not those its begin announced".into()));
+            return Err(incomplete("the records, calls and operators merged are not those its begin announced".into()));
         }
         Ok(())
     }

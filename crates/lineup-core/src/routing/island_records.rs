@@ -99,7 +99,7 @@ impl Routing {
     /// Ends a call the island ended that the global state still holds, by the usual
     /// transitions (its operator is freed as after any such end), keeping their projections
     /// but not their history, exits or stats: the island wrote those.
-    fn end_held_call_quietly(&mut self, call_number: u64, outcome: Outcome) {
+    pub(super) fn end_held_call_quietly(&mut self, call_number: u64, outcome: Outcome) {
         let call = &self.state.calls[&call_number];
         let (queue, gate) = (call.queue.clone(), call.gate.clone());
         let queue_before = self.state.queues.get(&queue).map(|q| (q.stats.clone(), q.handle_times.clone()));

@@ -55,7 +55,99 @@ fn decode_older(bytes: &[u8], limit: usize) -> Result<State, codec::CodecError> 
     let before_island_merges = || {
         codec::decode_versioned::<StateWithoutIslandMerges>(bytes, limit).map(State::from).or_else(|_| before_islands())
     };
-    codec::decode_versioned::<StateWithoutWebhooks>(bytes, limit).map(State::from).or_else(|_| before_island_merges())
+    let before_webhooks = || {
+        codec::decode_versioned::<StateWithoutWebhooks>(bytes, limit)
+            .map(State::from)
+            .or_else(|_| before_island_merges())
+    };
+    codec::decode_versioned::<StateBeforeMergedParties>(bytes, limit).map(State::from).or_else(|_| before_webhooks())
+}
+
+/// The snapshot layout before merges carried live calls and operators: an open merge's
+/// progress counted records only.
+#[derive(serde::Deserialize)]
+pub(super) struct StateBeforeMergedParties {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+    outages: Outages,
+    phone_logins: PhoneLogins,
+    callback_policy: crate::callback_policy::CallbackPolicy,
+    alarms: Alarms,
+    islands: IslandStateBeforeParties,
+    webhooks: Vec<crate::webhook::WebhookConfig>,
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct IslandStateBeforeParties {
+    fork: Option<crate::island::IslandFork>,
+    marks: BTreeMap<SiteId, IslandMarkBeforeParties>,
+    merged_seq: BTreeMap<SiteId, u64>,
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct IslandMarkBeforeParties {
+    epoch: crate::island::IslandEpoch,
+    progress: MergeProgressBeforeParties,
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct MergeProgressBeforeParties {
+    counts: crate::island_merge::MergeCounts,
+    digest: u64,
+    records_merged: u64,
+    digest_so_far: u64,
+}
+
+impl From<IslandStateBeforeParties> for crate::island::IslandState {
+    fn from(old: IslandStateBeforeParties) -> Self {
+        // A merge of that version announced no calls and no operators (its Begin refused them).
+        let marks = (old.marks.into_iter())
+            .map(|(site, mark)| {
+                let progress = crate::island_merge::MergeProgress {
+                    counts: mark.progress.counts,
+                    digest: mark.progress.digest,
+                    records_merged: mark.progress.records_merged,
+                    digest_so_far: mark.progress.digest_so_far,
+                    parties: Default::default(),
+                };
+                (site, crate::island_merge::IslandMark { epoch: mark.epoch, progress })
+            })
+            .collect();
+        crate::island::IslandState { fork: old.fork, marks, merged_seq: old.merged_seq }
+    }
+}
+
+impl From<StateBeforeMergedParties> for State {
+    fn from(old: StateBeforeMergedParties) -> State {
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            outages: old.outages,
+            phone_logins: old.phone_logins,
+            callback_policy: old.callback_policy,
+            alarms: old.alarms,
+            islands: old.islands.into(),
+            webhooks: old.webhooks,
+        }
+    }
 }
 
 /// The snapshot layout before `webhooks` existed.
@@ -76,7 +168,7 @@ pub(super) struct StateWithoutWebhooks {
     phone_logins: PhoneLogins,
     callback_policy: crate::callback_policy::CallbackPolicy,
     alarms: Alarms,
-    islands: crate::island::IslandState,
+    islands: IslandStateBeforeParties,
 }
 
 impl From<StateWithoutWebhooks> for State {
@@ -97,7 +189,7 @@ impl From<StateWithoutWebhooks> for State {
             phone_logins: old.phone_logins,
             callback_policy: old.callback_policy,
             alarms: old.alarms,
-            islands: old.islands,
+            islands: old.islands.into(),
             webhooks: Vec::new(),
         }
     }
