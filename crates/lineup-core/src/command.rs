@@ -282,6 +282,9 @@ pub enum CommandBody {
     /// Replace the webhook list (part of the routing config); a redacted secret keeps the
     /// named webhook's current one. Appended last so older entries decode unchanged.
     PutWebhooks(Vec<crate::webhook::WebhookConfig>),
+    /// Replace the DID map that steers new calls to sites (part of the routing config).
+    /// Appended last so older entries decode unchanged.
+    PutIngress(crate::ingress::IngressPolicy),
 }
 
 impl CommandBody {
@@ -328,6 +331,7 @@ impl CommandBody {
             CommandBody::IslandMergeRecords { .. } => "island_merge_records",
             CommandBody::IslandMergeEnd { .. } => "island_merge_end",
             CommandBody::PutWebhooks(_) => "put_webhooks",
+            CommandBody::PutIngress(_) => "put_ingress",
         }
     }
 }

@@ -55,7 +55,59 @@ fn decode_older(bytes: &[u8], limit: usize) -> Result<State, codec::CodecError> 
     let before_island_merges = || {
         codec::decode_versioned::<StateWithoutIslandMerges>(bytes, limit).map(State::from).or_else(|_| before_islands())
     };
-    codec::decode_versioned::<StateWithoutWebhooks>(bytes, limit).map(State::from).or_else(|_| before_island_merges())
+    let before_webhooks = || {
+        codec::decode_versioned::<StateWithoutWebhooks>(bytes, limit)
+            .map(State::from)
+            .or_else(|_| before_island_merges())
+    };
+    codec::decode_versioned::<StateWithoutIngress>(bytes, limit).map(State::from).or_else(|_| before_webhooks())
+}
+
+/// The snapshot layout before `ingress` (the DID map) existed.
+#[derive(serde::Deserialize)]
+pub(super) struct StateWithoutIngress {
+    queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
+    gates: BTreeMap<crate::ids::GateId, crate::model::Gate>,
+    operators: BTreeMap<OperatorId, crate::model::Operator>,
+    schedules: BTreeMap<crate::ids::ScheduleId, crate::config::ScheduleConfig>,
+    lost_sites: std::collections::BTreeSet<SiteId>,
+    calls: BTreeMap<u64, Call>,
+    dedup: BTreeMap<u64, OriginWindow>,
+    now_ms: u64,
+    last_tick_ms: u64,
+    last_applied_index: u64,
+    ended_calls: std::collections::VecDeque<crate::ids::CallId>,
+    outages: Outages,
+    phone_logins: PhoneLogins,
+    callback_policy: crate::callback_policy::CallbackPolicy,
+    alarms: Alarms,
+    islands: crate::island::IslandState,
+    webhooks: Vec<crate::webhook::WebhookConfig>,
+}
+
+impl From<StateWithoutIngress> for State {
+    fn from(old: StateWithoutIngress) -> State {
+        State {
+            queues: old.queues,
+            gates: old.gates,
+            operators: old.operators,
+            schedules: old.schedules,
+            lost_sites: old.lost_sites,
+            calls: old.calls,
+            dedup: old.dedup,
+            now_ms: old.now_ms,
+            last_tick_ms: old.last_tick_ms,
+            last_applied_index: old.last_applied_index,
+            ended_calls: old.ended_calls,
+            outages: old.outages,
+            phone_logins: old.phone_logins,
+            callback_policy: old.callback_policy,
+            alarms: old.alarms,
+            islands: old.islands,
+            webhooks: old.webhooks,
+            ingress: Default::default(),
+        }
+    }
 }
 
 /// The snapshot layout before `webhooks` existed.
@@ -99,6 +151,7 @@ impl From<StateWithoutWebhooks> for State {
             alarms: old.alarms,
             islands: old.islands,
             webhooks: Vec::new(),
+            ingress: Default::default(),
         }
     }
 }
@@ -170,6 +223,7 @@ impl From<StateWithoutIslandMerges> for State {
             alarms: old.alarms,
             islands: crate::island::IslandState { fork, ..Default::default() },
             webhooks: Vec::new(),
+            ingress: Default::default(),
         }
     }
 }
@@ -215,6 +269,7 @@ impl From<StateWithoutIslands> for State {
             // Written by the global state: no fork.
             islands: crate::island::IslandState::default(),
             webhooks: Vec::new(),
+            ingress: Default::default(),
         }
     }
 }
