@@ -195,6 +195,14 @@ test("the dashboard shows the demo's queues, gates, operators by site and the cl
     // The cluster panel lists the three sites and names a leader.
     await page.waitForFunction(() => document.querySelectorAll("#cluster tr[data-site]").length === 3, null, { timeout: PAGE_READY_MAX });
     await page.waitForFunction(() => /leader site \d/.test(document.getElementById("cluster-summary").textContent), null, { timeout: PAGE_READY_MAX });
+    // A SIP proxy's question (GET /v1/ingress) shows in the cluster panel's Steered column,
+    // under the site the answer put first.
+    const { status: steerStatus, body: steer } = await apiGet("/v1/ingress?queue=sales");
+    assert.equal(steerStatus, 200);
+    assert.equal(steer.sites.length, 3, JSON.stringify(steer));
+    const first = steer.sites[0].site;
+    await page.waitForFunction((site) => Number(document.querySelector(`#cluster tr[data-site="${site}"] td[data-field=steered]`)?.textContent) >= 1,
+      first, { timeout: LIVE_CHANGE_MAX });
     assert.match(await page.textContent("#conn"), /live/);
     assert.match(await page.textContent("#who"), /admin/);
     // Wait for someone in line so the picture shows the calls table at work.

@@ -498,6 +498,19 @@ function siteState(m) {
   return h("td", { class: "ok" }, "up");
 }
 
+/// Ingress answers that put `site` first, summed over every node's report, with the reasons.
+function steeredTo(c, site) {
+  const byReason = new Map();
+  for (const m of c.members || []) {
+    for (const d of m.health?.ingress_decisions || []) {
+      if (d.site === site) byReason.set(d.reason, (byReason.get(d.reason) || 0) + d.count);
+    }
+  }
+  const total = [...byReason.values()].reduce((a, b) => a + b, 0);
+  const title = [...byReason].map(([reason, n]) => `${reason.replace("_", " ")}: ${n}`).join(", ");
+  return h("td", { class: `n ${total ? "" : "dim"}`, title: title || "no ingress answers put this site first", dataset: { field: "steered" } }, total);
+}
+
 function renderCluster() {
   const c = state.cluster;
   $("cluster-summary").textContent = c ? `leader ${c.leader ? "site " + c.leader : "none"} · term ${c.term} · seen from site ${state.site ?? "?"}` : "";
@@ -512,7 +525,8 @@ function renderCluster() {
       siteState(m),
       hl ? h("td", { class: hl.ari_connected ? "ok" : "bad" }, hl.ari_connected ? "✓ ok" : "✗ down") : h("td", { class: "dim" }, "?"),
       health(hl ? hl.redis : undefined),
-      health(hl ? hl.database : undefined));
+      health(hl ? hl.database : undefined),
+      steeredTo(c, m.site));
   }));
   $("alarms").replaceChildren(...state.alarms.map((a) => {
     const what = a.kind === "depth" ? `depth ${a.value} (max ${a.threshold})` : `longest wait ${duration(a.value)} (max ${duration(a.threshold)})`;

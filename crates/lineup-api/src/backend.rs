@@ -109,6 +109,17 @@ pub struct Health {
     /// This node's webhook deliveries since it started, per webhook (only the leader sends).
     #[serde(default)]
     pub webhooks: Vec<WebhookHealth>,
+    /// Ingress answers this node gave since it started, by the site put first and why.
+    #[serde(default)]
+    pub ingress_decisions: Vec<IngressDecisions>,
+}
+
+/// How many ingress answers put `site` first for `reason` (site 0: an answer naming no site).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressDecisions {
+    pub site: SiteId,
+    pub reason: String,
+    pub count: u64,
 }
 
 /// One webhook's delivery counters on a node.
@@ -218,6 +229,16 @@ pub trait ApiBackend: Send + Sync + 'static {
     /// request never sets off a chain of requests between the nodes.
     fn cluster_local(&self) -> impl Future<Output = ClusterStatus> + Send {
         self.cluster()
+    }
+
+    /// Counts an ingress answer that put `site` first for `reason` (shown in
+    /// `Health::ingress_decisions`).
+    fn record_ingress_decision(&self, site: SiteId, reason: &str);
+
+    /// Member sites, their SIP targets and the static order for ingress answers (cheap: no
+    /// network). A backend without a cluster has this site alone and no target.
+    fn ingress_directory(&self) -> crate::ingress::IngressDirectory {
+        crate::ingress::IngressDirectory { members: vec![self.site()], current: true, ..Default::default() }
     }
 
     /// Adds a site to the Raft group (a learner until it has caught up, then a voter). Only

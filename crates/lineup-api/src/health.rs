@@ -108,6 +108,7 @@ mod tests {
             callers_refused_at_entry: 0,
             clock_alarm: Some(alarm.clone()),
             webhooks: Vec::new(),
+            ingress_decisions: Vec::new(),
         };
         let r = readiness(&health);
         assert!(r.ready && r.degraded, "{r:?}");

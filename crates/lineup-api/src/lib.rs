@@ -50,6 +50,7 @@ mod client_limits;
 pub mod config;
 mod error;
 mod health;
+pub mod ingress;
 pub mod limits;
 mod live;
 pub mod local;
@@ -150,6 +151,9 @@ impl<B: ApiBackend> Routes<B> {
             .put("/v1/config/callback-policy", callback_policy::put_callback_policy::<B>)
             .get("/v1/config/alarm-policy", alarm_policy::get_alarm_policy::<B>)
             .put("/v1/config/alarm-policy", alarm_policy::put_alarm_policy::<B>)
+            .get("/v1/config/ingress", ingress::get_ingress_policy::<B>)
+            .put("/v1/config/ingress", ingress::put_ingress_policy::<B>)
+            .get("/v1/ingress", ingress::get_ingress::<B>)
             .get("/v1/config/webhooks", webhooks::get_webhooks::<B>)
             .put("/v1/config/webhooks", webhooks::put_webhooks::<B>)
             .config_object::<QueueConfig>("/v1/config/queues/{id}")

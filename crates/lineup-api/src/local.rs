@@ -40,6 +40,8 @@ pub struct LocalBackend {
     /// Webhook counters reported by [`ApiBackend::health`]; tests set them with
     /// [`LocalBackend::set_webhooks`].
     webhooks: Mutex<Vec<crate::backend::WebhookHealth>>,
+    ingress: Mutex<Option<crate::ingress::IngressDirectory>>,
+    ingress_decisions: crate::ingress::IngressCounters,
 }
 
 impl LocalBackend {
@@ -58,6 +60,8 @@ impl LocalBackend {
             effects,
             edges: Mutex::new((true, None, None)),
             webhooks: Mutex::default(),
+            ingress: Mutex::default(),
+            ingress_decisions: Default::default(),
         };
         // The routing clock starts at `now_ms`, as a leader's first Tick would set it.
         let _ = backend.tick(now_ms);
@@ -115,6 +119,11 @@ impl LocalBackend {
     }
 
     /// Sets the webhook counters the health report (and so `/metrics`) shows.
+    /// What ingress answers use instead of the default (this site alone, no target).
+    pub fn set_ingress_directory(&self, directory: crate::ingress::IngressDirectory) {
+        *self.ingress.lock().unwrap_or_else(PoisonError::into_inner) = Some(directory);
+    }
+
     pub fn set_webhooks(&self, webhooks: Vec<crate::backend::WebhookHealth>) {
         *self.webhooks.lock().unwrap_or_else(PoisonError::into_inner) = webhooks;
     }
@@ -171,7 +180,21 @@ impl ApiBackend for LocalBackend {
             callers_refused_at_entry: 0,
             clock_alarm: None,
             webhooks: self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            ingress_decisions: self.ingress_decisions.snapshot(),
         }
+    }
+
+    fn record_ingress_decision(&self, site: SiteId, reason: &str) {
+        self.ingress_decisions.count(site, reason);
+    }
+
+    fn ingress_directory(&self) -> crate::ingress::IngressDirectory {
+        let set = self.ingress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        set.unwrap_or_else(|| crate::ingress::IngressDirectory {
+            members: vec![self.site],
+            current: true,
+            ..Default::default()
+        })
     }
 
     fn cluster(&self) -> impl std::future::Future<Output = ClusterStatus> + Send {

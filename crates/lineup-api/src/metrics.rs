@@ -111,6 +111,7 @@ impl Collector for Scrape {
         self.raft(&mut d)?;
         self.edges(&mut d)?;
         self.webhooks(&mut d)?;
+        self.ingress(&mut d)?;
         self.api(&mut d)
     }
 }
@@ -272,6 +273,17 @@ impl Scrape {
             for (outcome, n) in [("sent", w.sent), ("failed", w.failed), ("dropped", w.dropped)] {
                 counter(&mut m, &[("webhook", w.id.as_str()), ("outcome", outcome)], n)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Ingress answers (`GET /v1/ingress`) by the site they put first and why; site "0" is
+    /// an answer that named no site.
+    fn ingress(&self, d: &mut DescriptorEncoder) -> fmt::Result {
+        let help = "Ingress answers this node gave, by the site put first and its reason.";
+        let mut m = family(d, "lineup_ingress_decisions", MetricType::Counter, help)?;
+        for d in &self.health.ingress_decisions {
+            counter(&mut m, &[("site", d.site.0.to_string().as_str()), ("reason", d.reason.as_str())], d.count)?;
         }
         Ok(())
     }

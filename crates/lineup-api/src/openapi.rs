@@ -61,6 +61,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("put", "/v1/config/callback-policy", "Replace the callback destination policy. Validated, then one PutCallbackPolicy command.", Access::Admin, Some("CallbackPolicy"), "CallbackPolicy"),
     op("get", "/v1/config/alarm-policy", "When raised queue alarms clear: clear levels and the minimum hold (a linearizable read).", Access::Viewer, None, "AlarmPolicy"),
     op("put", "/v1/config/alarm-policy", "Replace the alarm policy. Validated, then one PutAlarmPolicy command.", Access::Admin, Some("AlarmPolicy"), "AlarmPolicy"),
+    op("get", "/v1/config/ingress", "The DID map for ingress steering: each DID's gate and preferred sites (a linearizable read).", Access::Viewer, None, "IngressPolicy"),
+    op("put", "/v1/config/ingress", "Replace the DID map. Checked (numbers, duplicates, gates exist), then one PutIngress command.", Access::Admin, Some("IngressPolicy"), "IngressPolicy"),
+    op("get", "/v1/ingress", "Where a SIP proxy should send a new call to a DID (`did=`) or queue (`queue=`): the sites with a SIP target, best first (a free qualified operator there, then staffing against waiting load, then unstaffed, then unreachable; lost sites absent), from this node's replica. A node that has not heard its leader answers its static order (`fallback: true`). 404 for a DID not in the map.", Access::Viewer, None, "IngressAnswer"),
     op("get", "/v1/config/webhooks", "The webhooks told about alarms and site health, secrets redacted (a linearizable read).", Access::Viewer, None, "Webhooks"),
     op("put", "/v1/config/webhooks", "Replace the webhook list. Checked, then one PutWebhooks command; a redacted secret keeps the named webhook's own. Answers the list, secrets redacted.", Access::Admin, Some("Webhooks"), "Webhooks"),
     op("get", "/v1/config/queues/{id}", "One queue's config.", Access::Viewer, None, "QueueConfig"),
@@ -177,6 +180,11 @@ fn responses(o: &Operation) -> Map<String, Value> {
     if o.path.contains("{id}") {
         responses.insert("404".into(), error_response("No such object."));
     }
+    if o.path == "/v1/ingress" {
+        responses
+            .insert("404".into(), error_response("The DID is not in the map, or its gate or queue does not exist."));
+        responses.insert("422".into(), error_response("Neither or both of did and queue."));
+    }
     if o.path.starts_with("/v1/reports/") {
         responses["200"]["content"]["text/csv"] = json!({ "schema": { "type": "string" } });
         responses.insert("422".into(), error_response("A bad period or parameter; `field` names it."));
@@ -210,6 +218,15 @@ fn parameters(o: &Operation) -> Vec<Value> {
     if o.path == "/v1/audit" {
         for (name, kind) in [("from", "integer"), ("to", "integer"), ("actor", "string"), ("limit", "integer")] {
             parameters.push(json!({ "name": name, "in": "query", "required": false, "schema": { "type": kind } }));
+        }
+    }
+    if o.path == "/v1/ingress" {
+        for (name, pattern) in [("did", "^\\+?[0-9]{1,32}$"), ("queue", "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$")] {
+            let schema = json!({ "type": "string", "pattern": pattern });
+            let description = "Exactly one of did and queue.";
+            parameters.push(
+                json!({ "name": name, "in": "query", "required": false, "schema": schema, "description": description }),
+            );
         }
     }
     if o.path.starts_with("/v1/reports/") {
@@ -271,6 +288,8 @@ fn schemas() -> Value {
     schemas.insert("OperatorReport".into(), operator_report_schema());
     schemas.insert("AlarmPolicy".into(), json!({ "type": "object", "description": "An alarm raises at the queue's alarm_depth / alarm_longest_wait_ms and clears at or below its clear level, once raised for hold_ms. Absent fields take the defaults.", "properties": { "depth_clear_percent": { "type": "integer", "minimum": 0, "maximum": 99, "description": "depth clear level: raise - max(1, ceil(raise * (100 - p) / 100)); default 80" }, "longest_wait_clear_percent": { "type": "integer", "minimum": 0, "maximum": 99, "description": "longest-wait clear level: raise * p / 100; default 80" }, "hold_ms": { "type": "integer", "minimum": 0, "maximum": 3600000, "description": "default 30000" }, "queues": { "type": "object", "description": "queue id -> explicit clear levels (kept below the raise level)", "additionalProperties": { "type": "object", "properties": { "depth_clear": { "type": ["integer", "null"] }, "longest_wait_clear_ms": { "type": ["integer", "null"] } }, "additionalProperties": false } } }, "additionalProperties": false }));
     schemas.insert("Webhooks".into(), json!({ "type": "array", "maxItems": lineup_core::WEBHOOKS_MAX_COUNT, "items": { "type": "object", "properties": { "id": { "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$" }, "url": { "type": "string", "description": "http:// or https:// (checked against the system CA bundle)" }, "secret": { "type": "string", "description": "HMAC-SHA256 key of the Lineup-Signature header, 16 to 256 bytes; always shown as (redacted), which put back keeps the current one" }, "events": { "type": "array", "minItems": 1, "items": { "enum": ["alarm_raised", "alarm_cleared", "site_unreachable", "site_back", "site_lost"] } }, "enabled": { "type": "boolean", "description": "default true" } }, "required": ["id", "url", "secret", "events"], "additionalProperties": false } }));
+    schemas.insert("IngressPolicy".into(), json!({ "type": "object", "properties": { "dids": { "type": "array", "maxItems": lineup_core::ingress::INGRESS_DIDS_MAX_COUNT, "items": { "type": "object", "properties": { "did": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$", "maxLength": lineup_core::ingress::DID_MAX_BYTES }, "gate": id_schema(), "prefer_sites": { "type": "array", "maxItems": lineup_core::ingress::INGRESS_PREFERRED_SITES_MAX, "uniqueItems": true, "items": { "type": "integer", "minimum": 1 } } }, "required": ["did", "gate"], "additionalProperties": false } } }, "additionalProperties": false }));
+    schemas.insert("IngressAnswer".into(), object(json!({ "did": { "type": ["string", "null"] }, "queue": { "type": "string" }, "gate": { "type": ["string", "null"] }, "ttl_ms": count_schema(), "fallback": { "type": "boolean" }, "sites": { "type": "array", "items": object(json!({ "site": { "type": "integer", "minimum": 1 }, "target": { "type": "string", "description": "the site's SIP URI" }, "score": count_schema(), "reason": { "enum": ["free_operator", "staffed", "unstaffed", "unreachable", "fallback"] }, "free_operators": count_schema(), "staffed_operators": count_schema(), "waiting_callers": count_schema(), "expected_wait_ms": optional_count_schema() })) } })));
     schemas.insert("CallbackPolicy".into(), json!({ "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false }));
     Value::Object(schemas)
 }

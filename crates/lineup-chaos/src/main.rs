@@ -17,6 +17,7 @@ mod disks;
 mod faults;
 mod fsyncs;
 mod history;
+mod ingress;
 mod leaders;
 mod links;
 mod member_kill;
@@ -67,6 +68,10 @@ pub enum Scenario {
     /// Every fault kind (the nemesis's and the restarts' SIGTERM and kill -9) drawn from the
     /// seed, one after another, at targets drawn from the seed.
     Random,
+    /// Real SIP parts in front of the nodes: Kamailio with deploy/kamailio asks them where each
+    /// INVITE goes; sipp as the ITSP and as each site's Asterisk. Availability changes, a
+    /// silent site and an unreachable one (`--duration` is not used: the phases are fixed).
+    Ingress,
 }
 
 impl Scenario {
@@ -75,6 +80,7 @@ impl Scenario {
             Scenario::Restarts => "restarts",
             Scenario::Nemesis => "nemesis",
             Scenario::Random => "random",
+            Scenario::Ingress => "ingress",
         }
     }
 }

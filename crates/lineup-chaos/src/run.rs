@@ -95,7 +95,7 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     // a relay in front of each; restarts dial directly, keep true clocks and SQLite.
     let seams = match args.scenario {
         Scenario::Nemesis | Scenario::Random => Some(start_seams(&layout, &standin).await?),
-        Scenario::Restarts => None,
+        Scenario::Restarts | Scenario::Ingress => None,
     };
     let peer_addresses = seams.as_ref().map(|seams| seams.links.addresses()).unwrap_or_default();
     let mut ari_ports: Vec<u16> = match &seams {
@@ -107,6 +107,21 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     let services = seams.as_ref().and_then(|seams| seams.services.as_ref().ok()).map(site_services);
     write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses, services.as_ref())?;
     let mut nodes = Nodes::new(layout);
+    if args.scenario == Scenario::Ingress {
+        let api = NodeApi::new()?;
+        let result = crate::ingress::drive(&mut nodes, &api, &standin, dir).await;
+        nodes.stop_all().await;
+        let report = result?;
+        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+        match args.json {
+            true => println!("{}", serde_json::to_string_pretty(&report)?),
+            false => println!("lineup-chaos --scenario ingress: {}", if report.passed { "passed" } else { "FAILED" }),
+        }
+        if !report.passed {
+            eprintln!("lineup-chaos: FAILED; run directory {}", dir.display());
+        }
+        return Ok(report.passed);
+    }
     if seams.is_some() {
         nodes.clocks = Clocks::prepare(dir, &nodes.sites())?;
         nodes.fsyncs = FsyncFaults::prepare(dir, &nodes.sites()).map_err(|error| format!("{error:#}"));
@@ -145,7 +160,7 @@ async fn start_seams(layout: &Layout, standin: &StandIn) -> anyhow::Result<Seams
     })
 }
 
-async fn start_nodes(nodes: &mut Nodes, api: &NodeApi) -> anyhow::Result<()> {
+pub(crate) async fn start_nodes(nodes: &mut Nodes, api: &NodeApi) -> anyhow::Result<()> {
     for site in nodes.sites() {
         nodes.start(site)?;
     }
@@ -158,7 +173,12 @@ async fn start_nodes(nodes: &mut Nodes, api: &NodeApi) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn configure(nodes: &Nodes, api: &NodeApi, standin: &StandIn, operators: &[OperatorSpec]) -> anyhow::Result<()> {
+pub(crate) async fn configure(
+    nodes: &Nodes,
+    api: &NodeApi,
+    standin: &StandIn,
+    operators: &[OperatorSpec],
+) -> anyhow::Result<()> {
     let url = nodes.site(1)?.api_url();
     let layout = nodes.layout.clone();
     let mut last_error = String::new();

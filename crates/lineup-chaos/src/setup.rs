@@ -65,6 +65,9 @@ pub struct SiteLayout {
     pub site: u64,
     pub quic_port: u16,
     pub api_port: u16,
+    /// Where a SIP proxy reaches the site's box (`[ingress] sip_uri`; the ingress scenario
+    /// puts a sipp answering machine there).
+    pub sip_port: u16,
     pub config: PathBuf,
     pub data_dir: PathBuf,
     pub log: PathBuf,
@@ -165,6 +168,7 @@ pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64, spare: bool) -> anyhow
             site,
             quic_port: free_udp_port()?,
             api_port: free_tcp_port()?,
+            sip_port: free_udp_port()?,
             config: dir.join(format!("site-{site}.toml")),
             data_dir: dir.join(format!("site-{site}")),
             log: dir.join(format!("site-{site}.log")),
@@ -236,7 +240,10 @@ fn node_toml(
             .get(&(me.site, other.site))
             .copied()
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], other.quic_port)));
-        peers.push_str(&format!("[[cluster.peers]]\nsite = {}\naddress = \"{address}\"\n\n", other.site));
+        peers.push_str(&format!(
+            "[[cluster.peers]]\nsite = {}\naddress = \"{address}\"\nsip_uri = \"sip:127.0.0.1:{}\"\n\n",
+            other.site, other.sip_port
+        ));
         trunks.push_str(&format!("\"{0}\" = \"PJSIP/lineup-{{call}}@site-{0}\"\n", other.site));
     }
     format!(
@@ -271,6 +278,9 @@ queue_log = "{data}/queue_log"
 listen = "127.0.0.1:{api}"
 
 {tokens}
+[ingress]
+sip_uri = "sip:127.0.0.1:{sip}"
+
 [log]
 format = "json"
 level = "{log_level}"
@@ -280,6 +290,7 @@ level = "{log_level}"
         data = me.data_dir.display(),
         quic = me.quic_port,
         api = me.api_port,
+        sip = me.sip_port,
     )
 }
 

@@ -235,6 +235,14 @@ impl<T: PeerTransport> ClusterNode<T> {
         self.clock_alarm.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// How long ago this node last knew its replica current: on the leader, since a quorum
+    /// last acknowledged it; elsewhere, since it last accepted a leader's request. None when
+    /// neither ever happened since the node started.
+    pub fn leader_contact_age_ms(&self) -> Option<u64> {
+        let leading = self.raft.metrics().borrow().millis_since_quorum_ack;
+        leading.or_else(|| self.contact.leader_heard_at().map(|at| at.elapsed().as_millis() as u64))
+    }
+
     pub(crate) fn set_clock_alarm(&self, alarm: Option<String>) {
         *self.clock_alarm.lock().unwrap_or_else(|p| p.into_inner()) = alarm;
     }

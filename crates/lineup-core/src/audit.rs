@@ -125,9 +125,12 @@ pub fn target_of(body: &CommandBody) -> String {
         | C::IslandMergeCall { epoch, .. }
         | C::IslandMergeOperators { epoch, .. } => vec![format!("site:{}", epoch.site)],
         C::PutWebhooks(list) => list.iter().map(|w| format!("webhook:{}", w.id)).collect(),
-        C::Tick { .. } | C::ApplyConfig(_) | C::PutCallbackPolicy(_) | C::PutAlarmPolicy(_) | C::Audited { .. } => {
-            Vec::new()
-        }
+        C::Tick { .. }
+        | C::ApplyConfig(_)
+        | C::PutCallbackPolicy(_)
+        | C::PutAlarmPolicy(_)
+        | C::PutIngress(_)
+        | C::Audited { .. } => Vec::new(),
     };
     words.join(" ")
 }

@@ -298,6 +298,9 @@ pub enum CommandBody {
         epoch: crate::island::IslandEpoch,
         operators: Vec<crate::island_merge::MergedOperator>,
     },
+    /// Replace the DID map that steers new calls to sites (part of the routing config).
+    /// Appended last so older entries decode unchanged.
+    PutIngress(crate::ingress::IngressPolicy),
 }
 
 impl CommandBody {
@@ -346,6 +349,7 @@ impl CommandBody {
             CommandBody::PutWebhooks(_) => "put_webhooks",
             CommandBody::IslandMergeCall { .. } => "island_merge_call",
             CommandBody::IslandMergeOperators { .. } => "island_merge_operators",
+            CommandBody::PutIngress(_) => "put_ingress",
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod config_set;
 pub mod effect;
 mod error;
 pub mod ids;
+pub mod ingress;
 pub mod island;
 pub mod island_merge;
 pub mod model;

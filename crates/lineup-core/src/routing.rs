@@ -29,6 +29,7 @@ mod call_transitions;
 mod callers;
 mod config;
 mod index;
+mod ingress;
 mod invariants;
 mod island_calls;
 mod island_fork;
@@ -53,6 +54,7 @@ mod state;
 mod timers;
 mod views;
 
+pub use ingress::IngressTarget;
 pub use reads::{GateSummary, QueueSummary, WaitingCall};
 pub use sites::UNREACHABLE_TIMER_RECHECK_MS;
 
@@ -240,6 +242,7 @@ impl Routing {
             CommandBody::PutCallbackPolicy(policy) => policy.validate(),
             CommandBody::PutAlarmPolicy(policy) => policy.validate(),
             CommandBody::PutWebhooks(list) => crate::webhook::resolve_webhooks(list, &self.state.webhooks).map(|_| ()),
+            CommandBody::PutIngress(policy) => self.check_put_ingress(policy),
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;
                 self.check_command(body)
@@ -293,6 +296,7 @@ impl Routing {
             CommandBody::PutCallbackPolicy(policy) => self.put_callback_policy(policy),
             CommandBody::PutAlarmPolicy(policy) => self.put_alarm_policy(policy),
             CommandBody::PutWebhooks(list) => self.put_webhooks(list),
+            CommandBody::PutIngress(policy) => self.put_ingress(policy),
             CommandBody::OperatorLogout { operator } => self.logout(operator),
             CommandBody::OperatorState { operator, state } => self.operator_state(operator, state),
             CommandBody::Connected { call, operator, fence } => self.connected(call, operator, *fence),

@@ -391,3 +391,29 @@ fn older_entries_still_decode_beside_put_webhooks() {
         assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
     }
 }
+
+fn ingress_command() -> Command {
+    Command {
+        id: CommandId { origin: 2, serial: 8 },
+        at_ms: 1_795_419_004_000,
+        body: CommandBody::PutIngress(lineup_core::ingress::IngressPolicy {
+            dids: vec![lineup_core::ingress::DidRoute {
+                did: "+4930123".into(),
+                gate: GateId::new("web"),
+                prefer_sites: vec![SiteId(2), SiteId(1)],
+            }],
+        }),
+    }
+}
+
+/// PutIngress (variant 0x2a) | one DID | "+4930123" (08) | gate 03 "web" | two preferred
+/// sites 02 01.
+const INGRESS_GOLDEN: &str = "010208fd60dc4f07a20100002a01082b34393330313233037765620202 01";
+
+#[test]
+fn put_ingress_entry_encoding_is_pinned() {
+    let command = ingress_command();
+    let bytes = encode_versioned(&command).unwrap();
+    assert_eq!(hex(&bytes), INGRESS_GOLDEN.replace(' ', ""));
+    assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+}

@@ -127,14 +127,27 @@ const NO_ISLANDS: &str = "000000";
 /// `islands` as the version before island merges wrote it: the fork alone.
 const NO_ISLANDS_BEFORE_MERGES: &str = "00";
 
-/// The state's last field, `webhooks`: an empty list.
+/// The state's field `webhooks`: an empty list.
 const NO_WEBHOOKS: &str = "00";
+
+/// The state's last field, `ingress`: no DIDs.
+const NO_INGRESS: &str = "00";
 
 #[test]
 fn routing_snapshot_encoding_is_pinned() {
     let bytes = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
-    let golden = format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS}{NO_WEBHOOKS}");
+    let golden = format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS}{NO_WEBHOOKS}{NO_INGRESS}");
     assert_eq!(hex(&bytes), golden, "the routing snapshot encoding changed");
+}
+
+#[test]
+fn a_snapshot_from_before_ingress_restores() {
+    let before_ingress = from_hex(&format!("{GOLDEN_BEFORE_ALARMS}{DEFAULT_ALARMS}{NO_ISLANDS}{NO_WEBHOOKS}"));
+    let restored = Routing::restore(&before_ingress).unwrap();
+    restored.check_invariants().unwrap();
+    assert!(restored.ingress_policy().dids.is_empty());
+    let now = sample_routing(pin_login(), Some(small_policy())).snapshot_bytes();
+    assert_eq!(restored.snapshot_bytes(), now);
 }
 
 #[test]
@@ -166,7 +179,7 @@ fn a_snapshot_with_a_webhook_is_pinned_and_restores() {
     // One webhook | name 03 "ops" | url 13 "https://o.example/h" | secret 10 "0123456789abcdef"
     // | two kinds: 00 (alarm_raised), 04 (site_lost) | enabled 01.
     let field = "01036f70731368747470733a2f2f6f2e6578616d706c652f68103031323334353637383961626364656602000401";
-    assert!(hex(&bytes).ends_with(&format!("{NO_ISLANDS}{field}")), "{}", hex(&bytes));
+    assert!(hex(&bytes).ends_with(&format!("{NO_ISLANDS}{field}{NO_INGRESS}")), "{}", hex(&bytes));
     let restored = Routing::restore(&bytes).unwrap();
     assert_eq!(restored.webhooks(), [webhook]);
     assert_eq!(restored.snapshot_bytes(), bytes);
@@ -210,7 +223,7 @@ fn an_island_fork_snapshot_is_pinned_and_restores() {
     let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
     let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
     let bytes = fork.snapshot_bytes();
-    let tail = format!("{DEFAULT_ALARMS}0101020400{FORK_STATS_AT_FORK}0000000000{NO_WEBHOOKS}");
+    let tail = format!("{DEFAULT_ALARMS}0101020400{FORK_STATS_AT_FORK}0000000000{NO_WEBHOOKS}{NO_INGRESS}");
     assert!(hex(&bytes).ends_with(&tail), "{}", hex(&bytes));
     let restored = Routing::restore(&bytes).unwrap();
     restored.check_invariants().unwrap();
@@ -231,8 +244,9 @@ fn a_fork_snapshot_from_before_island_merges_restores() {
     let epoch = IslandEpoch { site: SiteId(1), seq: 2, fork_index: 4 };
     let fork = sample_routing(pin_login(), Some(small_policy())).fork_island(epoch, &[SiteId(1), SiteId(2)], 7);
     let now = hex(&fork.snapshot_bytes());
-    // Before island merges there were no webhooks either: both tails go.
-    let old = now.strip_suffix(&format!("{FORK_STATS_AT_FORK}0000000000{NO_WEBHOOKS}")).expect("the new tail");
+    // Before island merges there were no webhooks or DID map either: every tail goes.
+    let tails = format!("{FORK_STATS_AT_FORK}0000000000{NO_WEBHOOKS}{NO_INGRESS}");
+    let old = now.strip_suffix(&tails).expect("the new tail");
     let restored = Routing::restore(&from_hex(old)).unwrap();
     assert_eq!(restored.island(), fork.island());
     assert_eq!(hex(&restored.snapshot_bytes()), now);
@@ -258,8 +272,9 @@ fn a_merge_mark_is_pinned_and_restores_from_before_merged_parties() {
     let now = hex(&routing.snapshot_bytes());
     let mark = "0001010102040102010700fd2523228 4e49cf2cb".replace(' ', "");
     let parties = "00000000";
-    let tail = format!("{mark}{parties}00{NO_WEBHOOKS}");
+    let tail = format!("{mark}{parties}00{NO_WEBHOOKS}{NO_INGRESS}");
     assert!(now.ends_with(&tail), "{now}");
+    // That layout had no DID map either.
     let old = format!("{}{mark}00{NO_WEBHOOKS}", now.strip_suffix(&tail).expect("the new tail"));
     let restored = Routing::restore(&from_hex(&old)).unwrap();
     restored.check_invariants().unwrap();
@@ -353,7 +368,7 @@ fn refusals_in_the_dedup_window_are_pinned_and_restore() {
     let (routing, refusals) = routing_with_refusals();
     assert_eq!(refusals.len(), 3, "{refusals:?}");
     let bytes = routing.snapshot_bytes();
-    let golden = format!("{GOLDEN_REFUSALS}{DEFAULT_ALARMS}{NO_ISLANDS}{NO_WEBHOOKS}");
+    let golden = format!("{GOLDEN_REFUSALS}{DEFAULT_ALARMS}{NO_ISLANDS}{NO_WEBHOOKS}{NO_INGRESS}");
     assert_eq!(hex(&bytes), golden, "the snapshot encoding of refusals changed");
     let restored = Routing::restore(&from_hex(GOLDEN_REFUSALS)).unwrap();
     assert_eq!(restored.snapshot_bytes(), bytes);

@@ -22,7 +22,7 @@ use lineup_cluster::certs::{generate_ca, issue_site_material, SiteIdentity};
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::{ClusterNode, ClusterTiming};
 use lineup_core::*;
-use lineup_node::{start_api, NodeSpec, RunningNode};
+use lineup_node::{serve_api, IngressTargets, NodeBackend, NodeSpec, RunningNode};
 use lineup_pbx_server::standin::federated_boxes;
 use lineup_pbx_server::{serve_box, LiveWorld, SimCredentials};
 use lineup_pbx_sim::{BoxIndex, Dialplan, PbxWorld};
@@ -226,10 +226,20 @@ async fn start_apis(
         if wanted != 0 && std::net::TcpListener::bind(address).is_err() {
             address.set_port(0);
         }
-        let bound = start_api(node, address, tokens.api_config(), BTreeMap::new(), shutdown.clone()).await?;
+        let backend = NodeBackend::new(node, BTreeMap::new());
+        backend.set_ingress_targets(demo_ingress_targets(running.keys()));
+        let bound = serve_api(backend, address, tokens.api_config(), shutdown.clone()).await?;
         api_urls.insert(*site, format!("http://{bound}"));
     }
     Ok(api_urls)
+}
+
+/// The demo's boxes speak no SIP; ingress answers name each site by a placeholder URI in the
+/// reserved `.invalid` domain, so the steering (and the dashboard's column) can be seen.
+fn demo_ingress_targets<'a>(sites: impl Iterator<Item = &'a u64>) -> IngressTargets {
+    let targets: BTreeMap<SiteId, String> =
+        sites.map(|site| (SiteId(*site), format!("sip:site-{site}.demo.invalid:5060"))).collect();
+    IngressTargets { fallback: targets.keys().copied().collect(), targets }
 }
 
 /// Records every effect each node publishes, for the checker.

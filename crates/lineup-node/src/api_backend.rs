@@ -4,6 +4,7 @@
 use crate::node::{EdgeHealth as NodeEdges, Node, RunningNode};
 use crate::NodeError;
 use lineup_api::audit::{AuditEntry, AuditQuery};
+use lineup_api::ingress::IngressDirectory;
 use lineup_api::reports::{OperatorReportRow, QueueReportRow, ReportRequest};
 use lineup_api::{
     ApiBackend, ApiError, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health,
@@ -32,6 +33,16 @@ pub struct NodeBackend {
     peer_apis: BTreeMap<u64, String>,
     site_counters: tokio::sync::watch::Receiver<lineup_site::SiteCounters>,
     webhooks: Arc<crate::webhook::WebhookSender>,
+    /// Every site's SIP target and the static order, for ingress answers (the node file).
+    ingress: std::sync::RwLock<IngressTargets>,
+    ingress_decisions: lineup_api::ingress::IngressCounters,
+}
+
+/// What the node file says about ingress: each site's SIP URI and the static order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngressTargets {
+    pub targets: BTreeMap<SiteId, String>,
+    pub fallback: Vec<SiteId>,
 }
 
 impl NodeBackend {
@@ -63,6 +74,8 @@ impl NodeBackend {
             peer_apis,
             site_counters: running.site_counters.clone(),
             webhooks: Arc::clone(&running.webhooks),
+            ingress: Default::default(),
+            ingress_decisions: Default::default(),
         });
         // Peers ask for this node's health over the cluster link (see `peer_health`).
         let reporter = Arc::downgrade(&backend);
@@ -70,6 +83,11 @@ impl NodeBackend {
             reporter.upgrade().and_then(|backend| serde_json::to_vec(&backend.health()).ok()).unwrap_or_default()
         });
         backend
+    }
+
+    /// Sets the sites' SIP targets and the static order ingress answers use.
+    pub fn set_ingress_targets(&self, targets: IngressTargets) {
+        *self.ingress.write().unwrap_or_else(std::sync::PoisonError::into_inner) = targets;
     }
 
     fn webhook_health(&self) -> Vec<WebhookHealth> {
@@ -169,7 +187,21 @@ impl ApiBackend for NodeBackend {
             callers_refused_at_entry: self.site_counters.borrow().callers_invalid,
             clock_alarm: self.node.clock_alarm(),
             webhooks: self.webhook_health(),
+            ingress_decisions: self.ingress_decisions.snapshot(),
         }
+    }
+
+    fn record_ingress_decision(&self, site: SiteId, reason: &str) {
+        self.ingress_decisions.count(site, reason);
+    }
+
+    fn ingress_directory(&self) -> IngressDirectory {
+        let targets = self.ingress.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let members =
+            self.node.raft().metrics().borrow().membership_config.membership().voter_ids().map(SiteId).collect();
+        let current =
+            self.node.leader_contact_age_ms().is_some_and(|age| age <= lineup_api::READY_LEADER_CONTACT_MAX_MS);
+        IngressDirectory { members, targets: targets.targets, fallback: targets.fallback, current }
     }
 
     async fn cluster(&self) -> ClusterStatus {

@@ -20,6 +20,6 @@ pub mod serial_floor;
 pub mod webhook;
 pub mod wiring;
 
-pub use api_backend::{serve_api, start_api, NodeBackend};
+pub use api_backend::{serve_api, start_api, IngressTargets, NodeBackend};
 pub use error::NodeError;
 pub use node::{EdgeHealth, Node, NodeSpec, RunningNode};

@@ -6,6 +6,7 @@ use crate::api_http::HttpClient;
 use crate::config_file::{load_routing, routing_problem, routing_to_toml, ConfigText, RoutingPolicies};
 use anyhow::Context;
 use hyper::Method;
+use lineup_core::ingress::IngressPolicy;
 use lineup_core::{AlarmPolicy, CallbackPolicy, ConfigChange, ConfigProblem, RoutingConfigSet, WebhookConfig};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -216,8 +217,14 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 // Secrets come back redacted; applied again, a redacted secret keeps the current one.
                 let webhooks: Vec<WebhookConfig> =
                     serde_json::from_value(api.get(WEBHOOKS_PATH).await?).context("the node's webhooks answer")?;
-                let policies =
-                    RoutingPolicies { callback: Some(callback), alarm: Some(alarm), webhooks: Some(webhooks) };
+                let ingress: IngressPolicy =
+                    serde_json::from_value(api.get(INGRESS_PATH).await?).context("the node's ingress answer")?;
+                let policies = RoutingPolicies {
+                    callback: Some(callback),
+                    alarm: Some(alarm),
+                    webhooks: Some(webhooks),
+                    ingress: Some(ingress),
+                };
                 print!("{}", routing_to_toml(&set, &policies)?);
                 Ok(())
             }
@@ -237,8 +244,11 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
                 let callback_changed = policy_change(&api, CALLBACK_POLICY_PATH, policies.callback.as_ref()).await?;
                 let alarm_changed = policy_change(&api, ALARM_POLICY_PATH, policies.alarm.as_ref()).await?;
                 let webhooks_changed = webhooks_change(&api, policies.webhooks.as_ref()).await?;
-                let policies_changed =
-                    [callback_changed, alarm_changed, webhooks_changed].into_iter().flatten().collect::<Vec<_>>();
+                let ingress_changed = policy_change(&api, INGRESS_PATH, policies.ingress.as_ref()).await?;
+                let policies_changed = [callback_changed, alarm_changed, webhooks_changed, ingress_changed]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>();
                 if *dry_run || (changes.is_empty() && policies_changed.is_empty()) {
                     return Ok(());
                 }
@@ -266,11 +276,13 @@ pub fn config(command: &ConfigCommand) -> anyhow::Result<()> {
 const CALLBACK_POLICY_PATH: &str = "/v1/config/callback-policy";
 const ALARM_POLICY_PATH: &str = "/v1/config/alarm-policy";
 const WEBHOOKS_PATH: &str = "/v1/config/webhooks";
+const INGRESS_PATH: &str = "/v1/config/ingress";
 
 fn policy_name(path: &str) -> &'static str {
     match path {
         ALARM_POLICY_PATH => "alarm policy",
         WEBHOOKS_PATH => "webhooks",
+        INGRESS_PATH => "ingress",
         _ => "callback policy",
     }
 }

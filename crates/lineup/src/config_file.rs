@@ -3,6 +3,7 @@
 //! type errors with a byte span), and a spanned parse of the same text locates the field that
 //! a later semantic check (the core's validation) complains about.
 
+use lineup_core::ingress::IngressPolicy;
 use lineup_core::{
     AlarmPolicy, CallbackPolicy, ConfigProblem, CoreError, GateConfig, OperatorConfig, QueueConfig, RoutingConfigSet,
     ScheduleConfig, WebhookConfig,
@@ -215,6 +216,9 @@ pub struct RoutingFile {
     /// `[[webhooks]]`; absent leaves the cluster's list as it is, present replaces it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<Vec<WebhookConfig>>,
+    /// `[[ingress.dids]]`: the DID map; absent leaves the cluster's as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressPolicy>,
 }
 
 /// The routing file's sections that stand apart from the set (nothing in the set refers to
@@ -224,6 +228,7 @@ pub struct RoutingPolicies {
     pub callback: Option<CallbackPolicy>,
     pub alarm: Option<AlarmPolicy>,
     pub webhooks: Option<Vec<WebhookConfig>>,
+    pub ingress: Option<IngressPolicy>,
 }
 
 /// Reads and validates a routing config file (queues, gates, operators, schedules, and the
@@ -251,8 +256,20 @@ pub fn load_routing(text: &ConfigText) -> Result<(RoutingConfigSet, RoutingPolic
     if let Some(list) = &file.webhooks {
         lineup_core::webhook::validate_webhooks(list).map_err(|e| field_error("webhooks", e))?;
     }
-    let policies =
-        RoutingPolicies { callback: file.callback_policy, alarm: file.alarm_policy, webhooks: file.webhooks };
+    if let Some(policy) = &file.ingress {
+        policy.validate().map_err(|e| field_error("ingress", e))?;
+        // The set replaces the gates, so the map may name only the file's.
+        if let Some(route) = policy.dids.iter().find(|r| !set.gates.iter().any(|g| g.id == r.gate)) {
+            let reason = format!("DID {} names gate {}, which the file does not have", route.did, route.gate);
+            return Err(text.field_error("ingress.dids.gate", &reason));
+        }
+    }
+    let policies = RoutingPolicies {
+        callback: file.callback_policy,
+        alarm: file.alarm_policy,
+        webhooks: file.webhooks,
+        ingress: file.ingress,
+    };
     Ok((set, policies))
 }
 
@@ -272,6 +289,7 @@ pub fn routing_to_toml(set: &RoutingConfigSet, policies: &RoutingPolicies) -> Re
         callback_policy: policies.callback.clone(),
         alarm_policy: policies.alarm.clone(),
         webhooks: policies.webhooks.clone(),
+        ingress: policies.ingress.clone(),
     };
     let body = toml::to_string_pretty(&file)?;
     Ok(format!(
@@ -431,7 +449,7 @@ skills = { english = 80 }
         let policy = policy.expect("the file has a policy");
         assert_eq!(policy.allowed_patterns, vec!["_33ZXXXXXXXX".to_string()]);
         assert_eq!(policy.denied_numbers, CallbackPolicy::default().denied_numbers, "absent lists keep the defaults");
-        let policies = RoutingPolicies { callback: Some(policy.clone()), alarm: None, webhooks: None };
+        let policies = RoutingPolicies { callback: Some(policy.clone()), ..Default::default() };
         let exported = routing_to_toml(&set, &policies).unwrap();
         assert_eq!(load_with_policy(&exported).unwrap(), (set, Some(policy)));
         assert_eq!(load_with_policy(GOOD).unwrap().1, None, "no section: the cluster's policy stays");

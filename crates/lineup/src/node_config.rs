@@ -30,6 +30,23 @@ pub struct NodeFile {
     pub api: ApiSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub ingress: IngressSection,
+}
+
+/// Ingress steering (`GET /v1/ingress`): where a SIP proxy reaches this site's Asterisk, and
+/// the order to answer when this node cannot tell whether its state is current.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressSection {
+    /// This site's SIP URI as the proxy relays to it, e.g. `sip:10.0.1.10:5060`. The peers'
+    /// are in `[[cluster.peers]]`; a site without one is left out of ingress answers.
+    #[serde(default)]
+    pub sip_uri: Option<String>,
+    /// Sites in the order to answer while this node has not heard its leader (and the order
+    /// to give the proxy as its own fallback). Empty: by site number.
+    #[serde(default)]
+    pub fallback_sites: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +99,9 @@ pub struct PeerSection {
     /// Only to tell an admin where to send membership changes; never called by this node.
     #[serde(default)]
     pub api_url: Option<String>,
+    /// The peer's SIP URI for ingress answers (as `[ingress] sip_uri` in its own file).
+    #[serde(default)]
+    pub sip_uri: Option<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -297,6 +317,21 @@ impl NodeSettings {
                 return Err(text.field_error(&format!("cluster.peers[{i}].address"), &problem));
             }
         }
+        let own_sip = file.ingress.sip_uri.iter().map(|uri| ("ingress.sip_uri".to_string(), uri));
+        let peer_sips = file.cluster.peers.iter().enumerate();
+        let peer_sips =
+            peer_sips.filter_map(|(i, p)| p.sip_uri.as_ref().map(|uri| (format!("cluster.peers[{i}].sip_uri"), uri)));
+        for (field, uri) in own_sip.chain(peer_sips) {
+            if let Err(problem) = check_sip_uri(uri) {
+                return Err(text.field_error(&field, &problem));
+            }
+        }
+        let known_site = |s: &u64| *s == file.site || file.cluster.peers.iter().any(|p| p.site == *s);
+        if let Some(site) = file.ingress.fallback_sites.iter().find(|s| !known_site(s)) {
+            return Err(
+                text.field_error("ingress.fallback_sites", &format!("site {site} is neither this site nor a peer"))
+            );
+        }
         if let Some(Err(problem)) = file.cluster.advertise.as_deref().map(check_host_port) {
             return Err(text.field_error("cluster.advertise", &problem));
         }
@@ -378,6 +413,22 @@ fn api_token(text: &ConfigText, field: &str, t: &TokenSection) -> Result<ApiToke
 
 /// A peer's QUIC address must be `host:port` (a name or an IP, and the UDP port): without
 /// the port the node would only fail later, when the first dial cannot be made.
+/// Longest SIP URI accepted for a site's ingress target.
+pub const SIP_URI_MAX_BYTES: usize = 256;
+
+/// `sip:` or `sips:`, then a host (and optional port and parameters), no spaces or quotes:
+/// the proxy puts it into a Route or request URI as it is.
+fn check_sip_uri(uri: &str) -> Result<(), String> {
+    let rest = uri.strip_prefix("sip:").or_else(|| uri.strip_prefix("sips:"));
+    let well_formed = rest.is_some_and(|r| !r.is_empty())
+        && uri.len() <= SIP_URI_MAX_BYTES
+        && uri.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'<' && b != b'>');
+    match well_formed {
+        true => Ok(()),
+        false => Err(format!("expected a SIP URI such as sip:10.0.1.10:5060 (at most {SIP_URI_MAX_BYTES} characters)")),
+    }
+}
+
 fn check_host_port(address: &str) -> Result<(), String> {
     let expected = "expected host:port, e.g. 10.0.2.10:7401 or site-2.example.net:7401";
     let Some((host, port)) = address.rsplit_once(':') else { return Err(format!("no port; {expected}")) };
@@ -449,6 +500,30 @@ mod tests {
         let e = load(&text).unwrap_err();
         assert_eq!(e.field, "ari.password", "{e}");
         assert!(e.line.is_some() && e.message.contains("LINEUP_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn ingress_targets_are_checked_at_load() {
+        let example =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        let settings = load(&example).unwrap();
+        assert_eq!(settings.file.ingress.sip_uri.as_deref(), Some("sip:10.0.1.10:5060"));
+        assert_eq!(settings.file.ingress.fallback_sites, [1, 2, 3]);
+        assert_eq!(settings.file.cluster.peers[0].sip_uri.as_deref(), Some("sip:10.0.2.10:5060"));
+        for (bad, field) in [
+            ("sip_uri = \"http://10.0.1.10\"", "ingress.sip_uri"),
+            ("sip_uri = \"sip:\"", "ingress.sip_uri"),
+            ("sip_uri = \"sip:a b\"", "ingress.sip_uri"),
+            ("fallback_sites = [1, 9]", "ingress.fallback_sites"),
+        ] {
+            let key = bad.split(' ').next().unwrap();
+            let line = example.lines().find(|l| l.starts_with(key) && !l.contains("10.0.2") && !l.contains("10.0.3"));
+            let text = example.replacen(line.unwrap(), bad, 1);
+            let e = load(&text).unwrap_err();
+            assert_eq!(e.field, field, "{bad}: {e}");
+        }
+        let text = example.replace("sip_uri = \"sip:10.0.2.10:5060\"", "sip_uri = \"tel:+4930\"");
+        assert_eq!(load(&text).unwrap_err().field, "cluster.peers[0].sip_uri");
     }
 
     fn with_token(entry: &str) -> String {

@@ -11,7 +11,7 @@ use lineup_cluster::node::SNAPSHOT_LOGS_SINCE_LAST;
 use lineup_cluster::transport::quic::{install_crypto_provider, QuicTransport};
 use lineup_cluster::ClusterTiming;
 use lineup_core::SiteId;
-use lineup_node::{serve_api, NodeBackend, NodeSpec, RunningNode};
+use lineup_node::{serve_api, IngressTargets, NodeBackend, NodeSpec, RunningNode};
 use lineup_site::SiteConfig;
 use lineup_store::ProjectionConfig;
 use std::collections::BTreeMap;
@@ -161,6 +161,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             settings.file.cluster.peers.iter().filter_map(|p| p.api_url.clone().map(|u| (p.site, u))).collect();
         let scheme = config.served_scheme();
         let backend = NodeBackend::new(&running, peer_apis);
+        backend.set_ingress_targets(ingress_targets(&settings.file));
         let api = serve_api(Arc::clone(&backend), settings.file.api.listen, config, api_shutdown).await?;
         tracing::info!(site = running.site, api = %format!("{scheme}://{api}"), "lineup node running");
         let notifier = Notifier::from_env();
@@ -234,4 +235,16 @@ async fn wait_for_stop_signal(on_hangup: impl Fn()) {
             _ = hangup.recv() => on_hangup(),
         }
     }
+}
+
+/// Every site's SIP URI (this one's and the peers') and the static order, from the node file.
+fn ingress_targets(file: &NodeFile) -> IngressTargets {
+    let own = file.ingress.sip_uri.iter().map(|uri| (SiteId(file.site), uri.clone()));
+    let peers = file.cluster.peers.iter().filter_map(|p| p.sip_uri.clone().map(|uri| (SiteId(p.site), uri)));
+    let targets: BTreeMap<SiteId, String> = own.chain(peers).collect();
+    let fallback = match file.ingress.fallback_sites.is_empty() {
+        true => targets.keys().copied().collect(),
+        false => file.ingress.fallback_sites.iter().map(|s| SiteId(*s)).collect(),
+    };
+    IngressTargets { targets, fallback }
 }

@@ -297,6 +297,24 @@ impl Routing {
         Ok(Response::Done)
     }
 
+    /// The DID map on its own, and every gate it names exists.
+    pub(super) fn check_put_ingress(&self, policy: &crate::ingress::IngressPolicy) -> Result<(), CoreError> {
+        policy.validate()?;
+        match policy.dids.iter().find(|route| !self.state.gates.contains_key(&route.gate)) {
+            Some(route) => Err(CoreError::InvalidField {
+                field: "ingress.gate".into(),
+                reason: format!("DID {} names gate {}, which does not exist", route.did, route.gate),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn put_ingress(&mut self, policy: &crate::ingress::IngressPolicy) -> CommandResult {
+        self.check_put_ingress(policy)?;
+        self.state.ingress = policy.clone();
+        Ok(Response::Done)
+    }
+
     pub(super) fn put_webhooks(&mut self, list: &[crate::webhook::WebhookConfig]) -> CommandResult {
         self.state.webhooks = crate::webhook::resolve_webhooks(list, &self.state.webhooks)?;
         debug_assert!(self.state.webhooks.len() <= crate::webhook::WEBHOOKS_MAX_COUNT);

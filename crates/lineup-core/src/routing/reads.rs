@@ -73,6 +73,10 @@ impl Routing {
         self.state.queues.get(id).map(|q| &q.config)
     }
 
+    pub fn gate_config(&self, id: &GateId) -> Option<&GateConfig> {
+        self.state.gates.get(id).map(|g| &g.config)
+    }
+
     pub fn queue_configs(&self) -> impl Iterator<Item = &QueueConfig> {
         self.state.queues.values().map(|q| &q.config)
     }
@@ -106,6 +110,10 @@ impl Routing {
 
     /// The webhook list, secrets included: the sender's read. Anything shown to a user
     /// goes through `WebhookConfig::redacted`.
+    pub fn ingress_policy(&self) -> &crate::ingress::IngressPolicy {
+        &self.state.ingress
+    }
+
     pub fn webhooks(&self) -> &[crate::webhook::WebhookConfig] {
         &self.state.webhooks
     }

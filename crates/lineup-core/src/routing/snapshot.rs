@@ -63,8 +63,8 @@ fn decode_older(bytes: &[u8], limit: usize) -> Result<State, codec::CodecError> 
     codec::decode_versioned::<StateBeforeMergedParties>(bytes, limit).map(State::from).or_else(|_| before_webhooks())
 }
 
-/// The snapshot layout before merges carried live calls and operators: an open merge's
-/// progress counted records only.
+/// The snapshot layout before merges carried live calls and operators (an open merge's
+/// progress counted records only) and before `ingress` (the DID map).
 #[derive(serde::Deserialize)]
 pub(super) struct StateBeforeMergedParties {
     queues: BTreeMap<crate::ids::QueueId, crate::model::Queue>,
@@ -146,6 +146,7 @@ impl From<StateBeforeMergedParties> for State {
             alarms: old.alarms,
             islands: old.islands.into(),
             webhooks: old.webhooks,
+            ingress: Default::default(),
         }
     }
 }
@@ -191,6 +192,7 @@ impl From<StateWithoutWebhooks> for State {
             alarms: old.alarms,
             islands: old.islands.into(),
             webhooks: Vec::new(),
+            ingress: Default::default(),
         }
     }
 }
@@ -262,6 +264,7 @@ impl From<StateWithoutIslandMerges> for State {
             alarms: old.alarms,
             islands: crate::island::IslandState { fork, ..Default::default() },
             webhooks: Vec::new(),
+            ingress: Default::default(),
         }
     }
 }
@@ -307,6 +310,7 @@ impl From<StateWithoutIslands> for State {
             // Written by the global state: no fork.
             islands: crate::island::IslandState::default(),
             webhooks: Vec::new(),
+            ingress: Default::default(),
         }
     }
 }

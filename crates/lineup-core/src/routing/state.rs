@@ -52,6 +52,9 @@ pub(super) struct State {
     /// The webhook list (part of the routing config). Last in the layout, so a snapshot
     /// written before it existed still restores (`restore`).
     pub(super) webhooks: Vec<crate::webhook::WebhookConfig>,
+    /// The DID map for ingress steering (part of the routing config). Last in the layout, so
+    /// a snapshot written before it existed still restores (`restore`).
+    pub(super) ingress: crate::ingress::IngressPolicy,
 }
 
 /// Queue alarms' hysteresis: the policy (part of the routing config) and raise times.
@@ -103,6 +106,7 @@ impl State {
             alarms: self.alarms.clone(),
             islands: self.islands.clone(),
             webhooks: self.webhooks.clone(),
+            ingress: self.ingress.clone(),
         }
     }
 }
