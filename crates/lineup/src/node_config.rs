@@ -606,8 +606,10 @@ mod tests {
         assert_eq!(e.field, "island.island_after_ms", "{e}");
         assert!(e.message.contains("island_after_ms") && e.message.contains("site_unreachable_after_ms"), "{e}");
         // The majority's side counts: a longer unreachable time needs a longer island wait.
-        let slow = example.replacen("[cluster]\n", "[cluster]\nsite_unreachable_after_ms = 5000\n", 1);
-        assert!(load(&format!("{slow}\n[island]\nmode = \"auto\"\n")).is_err());
+        let slow = example.replace("site_unreachable_after_ms = 3000", "site_unreachable_after_ms = 5000");
+        assert_ne!(slow, example);
+        let e = load(&format!("{slow}\n[island]\nmode = \"auto\"\n")).unwrap_err();
+        assert!(e.message.contains("site_unreachable_after_ms = 5000"), "{e}");
         assert!(load(&format!("{slow}\n[island]\nmode = \"off\"\n")).is_ok(), "off: nothing to bound");
     }
 }
