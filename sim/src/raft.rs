@@ -18,7 +18,7 @@
 //! The model is sans-IO: a handler returns messages to send and entries applied; the
 //! simulator owns the network, disks and clocks.
 
-use lineup_cluster::leader_duty::{decide, HealthThresholds, MemberHealth};
+use lineup_cluster::leader_duty::{decide, HealthThresholds, IslandAnswer, MemberHealth};
 use lineup_core::{ApplyIndex, Command, CommandBody, CommandId, Routing, SiteId};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -251,6 +251,8 @@ impl Node {
                     heard: heard_at.is_some(),
                     unreachable: self.routing.is_site_unreachable(site),
                     lost: self.routing.is_site_lost(site),
+                    // The model has no islands yet: every site heard again says it is none.
+                    island: IslandAnswer::None,
                 };
                 (site.0, health)
             })

@@ -19,6 +19,9 @@
 //!   term that would unseat the leader when the link heals.
 //! - The leader appends a batch treating a site as reachable only while it holds a lease
 //!   on it (`lease`, `lease_guard`): otherwise the batch starts with `SiteUnreachable`.
+//! - Every node watches whether it is cut off from the quorum long enough to be an island
+//!   ([`mod@island_watch`]), and answers its peers' `IslandStatus`; the leader brings a site
+//!   heard again back only when it says it is no island.
 //!
 //! Layers: `config` (how a node starts), `site_state` (what Raft applies to), `network`
 //! (openraft's client side of the peer link), `serve` (what this node answers peers),
@@ -28,6 +31,7 @@
 mod client;
 pub mod clock_rules;
 mod config;
+pub mod island_watch;
 mod leader_clock;
 pub mod leader_duty;
 pub mod lease;
@@ -52,6 +56,7 @@ use crate::log_store::{open_database, RedbLogStore, SimulatedDiskWriter, WriterF
 use crate::rpc::{leader_error, PeerRequest, PeerResponse};
 use crate::transport::PeerTransport;
 use crate::ClusterError;
+use island_watch::{IslandMode, IslandWatchHandle};
 use leader_duty::leader_duty;
 use lease_guard::{CommandIds, LeaseGuard};
 use network::call_peer;
@@ -97,6 +102,8 @@ pub struct ClusterNode<T: PeerTransport> {
     clock_alarm: Mutex<Option<String>>,
     /// How this node reaches its peers (read by the duty, the lease and [`Self::lease_from`]).
     contact: PeerContact,
+    /// Whether this node is an island, its open epoch and its Asterisk's connection.
+    island: Arc<IslandWatchHandle>,
 }
 
 pub use crate::origin::origin_for;
@@ -136,6 +143,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         };
         let (proposer, proposer_task) = Proposer::start(raft.clone(), lease);
         let health = HealthSource::default();
+        let island = Arc::new(IslandWatchHandle::default());
         transport.serve(Arc::new(NodeHandler {
             raft: raft.clone(),
             store: store.clone(),
@@ -143,6 +151,7 @@ impl<T: PeerTransport> ClusterNode<T> {
             health: health.clone(),
             clock: config.clock,
             contact: contact.clone(),
+            island: island.clone(),
         }));
         let node = Arc::new(Self {
             site: config.site,
@@ -161,10 +170,16 @@ impl<T: PeerTransport> ClusterNode<T> {
             health,
             clock_alarm: Mutex::new(None),
             contact: contact.clone(),
+            island,
         });
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact.clone()));
         let gate = tokio::spawn(stand_gate::stand_gate(Arc::downgrade(&node), contact));
-        node.background.lock().unwrap_or_else(|p| p.into_inner()).extend([duty, gate]);
+        let (mode, island_after) = match &config.island {
+            Some(island) => (IslandMode::Auto, Duration::from_millis(island.island_after_ms)),
+            None => (IslandMode::Off, Duration::MAX),
+        };
+        let watch = tokio::spawn(island_watch::island_watch(Arc::downgrade(&node), mode, island_after));
+        node.background.lock().unwrap_or_else(|p| p.into_inner()).extend([duty, gate, watch]);
         node.greet_members();
         Ok(node)
     }
@@ -277,6 +292,12 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// leads ([`lease`]). For status and tests.
     pub fn lease_from(&self, site: u64) -> Option<lease::LeaseFrom> {
         self.contact.lease_from.lock().unwrap_or_else(|p| p.into_inner()).get(&site).copied()
+    }
+
+    /// Whether this node is an island (watch it with `island().subscribe()`), its open epoch
+    /// and its Asterisk's connection, which the binary reports here.
+    pub fn island(&self) -> &IslandWatchHandle {
+        &self.island
     }
 
     /// Effects addressed to this site, in log order, from now on.

@@ -2,7 +2,7 @@
 //! the leader (forwarded writes, read index, result read-back). One request, one response,
 //! each a versioned codec envelope inside one transport frame.
 
-use lineup_core::{codec, Applied, Command, CommandId, CommandResult, Effect};
+use lineup_core::{codec, Applied, Command, CommandId, CommandResult, Effect, IslandEpoch};
 use openraft::error::{ForwardToLeader, InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -12,6 +12,7 @@ use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::PEER_DECODE_LIMIT_BYTES;
+use crate::node::island_watch::IslandPhase;
 use crate::origin::site_of_origin;
 use crate::raft_types::LineupRaft;
 
@@ -33,14 +34,21 @@ pub enum PeerRequest {
     /// The peer's wall clock, for a leader whose own is outside the shared clock's slew
     /// (appended last: peer frames are bincode, and older nodes must keep decoding).
     WallClock,
+    /// Whether the peer is an island (docs/rfcs/island-mode.md §2.2), asked by a leader before
+    /// it brings a site heard again back (appended last, as `WallClock`).
+    IslandStatus,
 }
+
+/// How a refusal of an undecodable request starts (a leader asking an older node a newer
+/// question recognises it).
+pub const UNDECODABLE_REQUEST: &str = "undecodable request";
 
 /// Decodes a request that the transport authenticated as coming from site `from`, or says
 /// why it is refused: undecodable, or a Raft message in the name of another site (a site
 /// with a valid certificate must not speak for another).
 pub fn admit_request(from: u64, bytes: &[u8]) -> Result<PeerRequest, String> {
     let request: PeerRequest = codec::decode_versioned_bounded::<_, PEER_DECODE_LIMIT_BYTES>(bytes)
-        .map_err(|e| format!("undecodable request: {e}"))?;
+        .map_err(|e| format!("{UNDECODABLE_REQUEST}: {e}"))?;
     // A Raft message names its sender in its vote.
     let claimed = match &request {
         PeerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
@@ -48,7 +56,11 @@ pub fn admit_request(from: u64, bytes: &[u8]) -> Result<PeerRequest, String> {
         PeerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
         // A forwarded write names its site in its command id.
         PeerRequest::ClientWrite(command) => Some(site_of_origin(command.id.origin)),
-        PeerRequest::ReadIndex | PeerRequest::ResultOf(_) | PeerRequest::Health | PeerRequest::WallClock => Some(from),
+        PeerRequest::ReadIndex
+        | PeerRequest::ResultOf(_)
+        | PeerRequest::Health
+        | PeerRequest::WallClock
+        | PeerRequest::IslandStatus => Some(from),
     };
     if claimed != Some(from) {
         let claimed = claimed.map_or("no site".to_string(), |site| format!("site {site}"));
@@ -73,6 +85,12 @@ pub enum PeerResponse {
     Health(Vec<u8>),
     /// The answering node's wall clock, Unix milliseconds.
     WallClock(u64),
+    /// The answering node's open island epoch (journaled; `None` when it has none) and what
+    /// its island watch says now.
+    IslandStatus {
+        epoch: Option<IslandEpoch>,
+        state: IslandPhase,
+    },
 }
 
 impl PeerResponse {
@@ -89,6 +107,7 @@ impl PeerResponse {
             PeerResponse::Refused(_) => "Refused",
             PeerResponse::Health(_) => "Health",
             PeerResponse::WallClock(_) => "WallClock",
+            PeerResponse::IslandStatus { .. } => "IslandStatus",
         }
     }
 }
@@ -170,5 +189,40 @@ mod tests {
         let refused = admit_request(2, &client_write(3)).unwrap_err();
         assert_eq!(refused, "site 2 sent a message in the name of site 3");
         assert!(admit_request(2, &client_write(crate::origin::origin_for(3, 1))).is_err());
+    }
+
+    /// Golden bytes: peer frames are bincode, so a variant's tag is its position; appending
+    /// `IslandStatus` must leave every older message's bytes as they were.
+    #[test]
+    fn island_status_is_appended_and_older_messages_keep_their_bytes() {
+        let v = codec::FORMAT_VERSION;
+        assert_eq!(codec::encode_versioned(&PeerRequest::Health).unwrap(), [v, 6]);
+        assert_eq!(codec::encode_versioned(&PeerRequest::WallClock).unwrap(), [v, 7]);
+        assert_eq!(codec::encode_versioned(&PeerRequest::IslandStatus).unwrap(), [v, 8]);
+        assert_eq!(codec::encode_versioned(&PeerResponse::WallClock(5)).unwrap(), [v, 8, 5]);
+        let none = PeerResponse::IslandStatus { epoch: None, state: IslandPhase::None };
+        assert_eq!(codec::encode_versioned(&none).unwrap(), [v, 9, 0, 0]);
+        let epoch = IslandEpoch { site: lineup_core::SiteId(2), seq: 3, fork_index: 40 };
+        let open = PeerResponse::IslandStatus { epoch: Some(epoch), state: IslandPhase::Island };
+        assert_eq!(codec::encode_versioned(&open).unwrap(), [v, 9, 1, 2, 3, 40, 1]);
+    }
+
+    #[test]
+    fn island_status_round_trips_and_is_asked_in_ones_own_name() {
+        let asked = codec::encode_versioned(&PeerRequest::IslandStatus).unwrap();
+        assert!(matches!(admit_request(3, &asked), Ok(PeerRequest::IslandStatus)));
+        let epoch = IslandEpoch { site: lineup_core::SiteId(3), seq: 1, fork_index: 7 };
+        for state in [IslandPhase::None, IslandPhase::Island, IslandPhase::Healed] {
+            for epoch in [None, Some(epoch)] {
+                let bytes = codec::encode_versioned(&PeerResponse::IslandStatus { epoch, state }).unwrap();
+                let back: PeerResponse = codec::decode_versioned(&bytes, usize::MAX).unwrap();
+                assert!(
+                    matches!(back, PeerResponse::IslandStatus { epoch: e, state: s } if e == epoch && s == state),
+                    "{back:?}"
+                );
+            }
+        }
+        // An older node's refusal of the question names it undecodable (the leader reads it so).
+        assert!(admit_request(3, &[codec::FORMAT_VERSION, 200]).unwrap_err().starts_with(UNDECODABLE_REQUEST));
     }
 }

@@ -203,6 +203,7 @@ fn site_spec(
         transport,
         bootstrap: Some(addrs.clone()),
         timing,
+        island: None,
         snapshot_every_entries: lineup_cluster::node::SNAPSHOT_LOGS_SINCE_LAST,
         ari,
         site_config,

@@ -3,8 +3,9 @@
 //! `cargo run -p lineup-fuzz --example make_corpus`, then commit what changed.
 
 use lineup_cluster::batch::CommandBatch;
+use lineup_cluster::island_watch::IslandPhase;
 use lineup_cluster::raft_types::LineupRaft;
-use lineup_cluster::rpc::PeerRequest;
+use lineup_cluster::rpc::{PeerRequest, PeerResponse};
 use lineup_core::{
     codec, CallId, Command, CommandBody, CommandId, Enqueue, GateId, OperatorId, QueueId, Routing, SiteId,
 };
@@ -74,6 +75,13 @@ fn log_id(index: u64) -> LogId<u64> {
 
 fn entry(index: u64, payload: EntryPayload<LineupRaft>) -> Entry<LineupRaft> {
     Entry { log_id: log_id(index), payload }
+}
+
+fn response_frame(response: &PeerResponse) -> Vec<u8> {
+    let body = codec::encode_versioned(response).expect("response encodes");
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend(body);
+    out
 }
 
 fn frame(request: &PeerRequest) -> Vec<u8> {
@@ -190,6 +198,13 @@ fn peer() {
     several.extend(frame(&PeerRequest::ClientWrite(command(7, enqueue("2-77")))));
     several.extend(frame(&PeerRequest::ResultOf(CommandId { origin: 2, serial: 7 })));
     seed("peer_frame", "client-requests", &several);
+    // The island status question, then answers as the asking leader decodes them.
+    let mut island = frame(&PeerRequest::IslandStatus);
+    let epoch = lineup_core::IslandEpoch { site: SiteId(2), seq: 1, fork_index: 9 };
+    for (epoch, state) in [(None, IslandPhase::None), (Some(epoch), IslandPhase::Island)] {
+        island.extend(response_frame(&PeerResponse::IslandStatus { epoch, state }));
+    }
+    seed("peer_frame", "island-status", &island);
     seed(
         "peer_frame",
         "claims-another-site",

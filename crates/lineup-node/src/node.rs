@@ -10,6 +10,7 @@ use crate::webhook::{RetryPolicy, WebhookSender};
 use crate::wiring::{feed_site, NodePort};
 use crate::NodeError;
 use lineup_ari::{Ari, AriConfig, AriEvents, HttpAri};
+use lineup_cluster::lease::IslandTiming;
 use lineup_cluster::node::LOGS_KEPT_AFTER_SNAPSHOT;
 use lineup_cluster::transport::quic::QuicTransport;
 use lineup_cluster::{AppliedCommand, ClusterNode, ClusterTiming, NodeConfig, StateEvent, StateHook};
@@ -51,6 +52,8 @@ pub struct NodeSpec {
     /// Founding members (site → QUIC address) when this node should bootstrap a cluster.
     pub bootstrap: Option<BTreeMap<u64, String>>,
     pub timing: ClusterTiming,
+    /// The `[island]` settings when island mode is on (`None`: off).
+    pub island: Option<IslandTiming>,
     /// Snapshot (and compact the log) after this many entries; as many are kept behind it.
     pub snapshot_every_entries: u64,
     pub ari: AriConfig,
@@ -98,6 +101,7 @@ impl RunningNode {
         let (sink, applied) = std::sync::mpsc::sync_channel(APPLIED_SINK_CAPACITY_COMMANDS);
         let mut config = NodeConfig::new(spec.site, spec.data_dir.join("raft"));
         config.timing = spec.timing.clone();
+        config.island = spec.island;
         config.snapshot_logs_since_last = spec.snapshot_every_entries;
         config.logs_kept_after_snapshot = LOGS_KEPT_AFTER_SNAPSHOT.min(spec.snapshot_every_entries);
         config.applied_sink = Some(sink);
@@ -195,7 +199,8 @@ fn start_site_control(site: SiteParts, node: &Arc<Node>) -> Result<SiteControl, 
     let (stop, shutdown) = watch::channel(false);
     let ari = Arc::new(HttpAri::new(&site.ari).map_err(|source| NodeError::Ari { step: "ARI client", source })?);
     let edges = Arc::new(EdgeHealth::default());
-    spawn_ari_probe(Arc::clone(&ari), site.ari.applications.first().cloned(), Arc::clone(&edges), shutdown.clone());
+    let probe = AriProbe { ari: Arc::clone(&ari), edges: Arc::clone(&edges), node: Arc::clone(node) };
+    spawn_ari_probe(probe, site.ari.applications.first().cloned(), shutdown.clone());
     let events = AriEvents::connect(&site.ari).map_err(|source| NodeError::Ari { step: "ARI events", source })?;
     let feed = feed_site(node);
     let caught_up = Arc::clone(node);
@@ -259,13 +264,21 @@ fn spawn_config_mirror(node: Arc<Node>, history: Arc<HistoryPipeline>, projectio
     });
 }
 
-fn spawn_ari_probe(
+/// What the ARI probe asks, and where it reports: the health report's edges, and the cluster
+/// node (an island without its Asterisk serves nobody, so it does not become one).
+struct AriProbe {
     ari: Arc<HttpAri>,
-    application: Option<lineup_ari::ApplicationName>,
     edges: Arc<EdgeHealth>,
+    node: Arc<Node>,
+}
+
+fn spawn_ari_probe(
+    probe: AriProbe,
+    application: Option<lineup_ari::ApplicationName>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let Some(application) = application else { return };
+    let AriProbe { ari, edges, node } = probe;
     tokio::spawn(async move {
         let mut pause = Duration::ZERO;
         loop {
@@ -275,6 +288,7 @@ fn spawn_ari_probe(
             }
             let ok = ari.get_application(&application).await.is_ok();
             edges.ari_reachable.store(ok, Ordering::Relaxed);
+            node.island().set_ari_connected(ok);
             if !ok {
                 edges.ari_probes_failed.fetch_add(1, Ordering::Relaxed);
             }

@@ -6,6 +6,10 @@
 use crate::config_file::{ConfigFileError, ConfigText};
 use lineup_api::secret::parse_sha256_hex;
 use lineup_api::{ApiLimits, ApiToken, Role};
+use lineup_cluster::lease::{
+    check_island_bound, IslandTiming, CLOCK_RATE_DRIFT_MAX_PPM, ISLAND_AFTER_MS, PAUSE_MARGIN_MS,
+};
+use lineup_cluster::node::SITE_UNREACHABLE_AFTER_MS;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,6 +36,8 @@ pub struct NodeFile {
     pub log: LogSection,
     #[serde(default)]
     pub ingress: IngressSection,
+    #[serde(default)]
+    pub island: IslandSection,
 }
 
 /// Ingress steering (`GET /v1/ingress`): where a SIP proxy reaches this site's Asterisk, and
@@ -233,6 +239,71 @@ impl fmt::Debug for TokenSection {
     }
 }
 
+/// `[island]`: whether this site keeps serving its own callers while cut off from the
+/// majority (island mode), and the times that keep it from deciding while the majority still
+/// may. `island_after_ms` must exceed `cluster.site_unreachable_after_ms` by the margins
+/// (checked at load).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IslandSection {
+    /// `auto` or `off` (the default: a cut-off site waits, as before island mode).
+    #[serde(default)]
+    pub mode: IslandModeSetting,
+    /// Without quorum this long, the site becomes an island. Default 6000.
+    #[serde(default = "default_island_after_ms")]
+    pub island_after_ms: u64,
+    /// The largest rate error of a node's monotonic clock assumed, in parts per million.
+    /// Default 1000.
+    #[serde(default = "default_clock_rate_drift_max_ppm")]
+    pub clock_rate_drift_max_ppm: u64,
+    /// The longest stall of the leader between its lease check and its append assumed.
+    /// Default 1500.
+    #[serde(default = "default_pause_margin_ms")]
+    pub pause_margin_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IslandModeSetting {
+    Auto,
+    #[default]
+    Off,
+}
+
+impl Default for IslandSection {
+    fn default() -> Self {
+        Self {
+            mode: IslandModeSetting::Off,
+            island_after_ms: default_island_after_ms(),
+            clock_rate_drift_max_ppm: default_clock_rate_drift_max_ppm(),
+            pause_margin_ms: default_pause_margin_ms(),
+        }
+    }
+}
+
+impl IslandSection {
+    /// The node's island settings: `None` when island mode is off.
+    pub fn timing(&self) -> Option<IslandTiming> {
+        (self.mode == IslandModeSetting::Auto).then_some(IslandTiming {
+            island_after_ms: self.island_after_ms,
+            clock_rate_drift_max_ppm: self.clock_rate_drift_max_ppm,
+            pause_margin_ms: self.pause_margin_ms,
+        })
+    }
+}
+
+fn default_island_after_ms() -> u64 {
+    ISLAND_AFTER_MS
+}
+
+fn default_clock_rate_drift_max_ppm() -> u64 {
+    CLOCK_RATE_DRIFT_MAX_PPM
+}
+
+fn default_pause_margin_ms() -> u64 {
+    PAUSE_MARGIN_MS
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSection {
@@ -369,6 +440,12 @@ impl NodeSettings {
         if file.cluster.snapshot_every_entries.is_some_and(|n| n < SNAPSHOT_EVERY_ENTRIES_MIN) {
             let why = format!("must be at least {SNAPSHOT_EVERY_ENTRIES_MIN}");
             return Err(text.field_error("cluster.snapshot_every_entries", &why));
+        }
+        if let Some(island) = file.island.timing() {
+            let unreachable_after_ms = file.cluster.site_unreachable_after_ms.unwrap_or(SITE_UNREACHABLE_AFTER_MS);
+            if let Err(e) = check_island_bound(unreachable_after_ms, &island) {
+                return Err(text.field_error("island.island_after_ms", &e.to_string()));
+            }
         }
         let tokens = file
             .api
@@ -576,5 +653,38 @@ mod tests {
         let e = load(&with_token("role = \"widget\"\ntoken = \"widget-token-0123456789\"")).unwrap_err();
         assert!(e.field.ends_with(".role"), "{e}");
         assert!(e.message.contains("/v1/calls/{id}/widget-token") && e.message.contains("frontend"), "{e}");
+    }
+
+    #[test]
+    fn island_mode_is_off_unless_set_and_auto_gives_the_node_its_timing() {
+        let example =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        assert_eq!(load(&example).unwrap().file.island.timing(), None, "the example leaves it off");
+        let text = format!("{example}\n[island]\nmode = \"auto\"\n");
+        assert_eq!(load(&text).unwrap().file.island.timing(), Some(IslandTiming::default()));
+        let text = format!("{example}\n[island]\nmode = \"auto\"\nisland_after_ms = 9000\npause_margin_ms = 2000\n");
+        let timing = load(&text).unwrap().file.island.timing().unwrap();
+        assert_eq!(
+            (timing.island_after_ms, timing.pause_margin_ms, timing.clock_rate_drift_max_ppm),
+            (9_000, 2_000, 1_000)
+        );
+        let e = load(&format!("{example}\n[island]\nmode = \"on\"\n")).unwrap_err();
+        assert!(e.to_string().contains("auto"), "{e}");
+    }
+
+    #[test]
+    fn an_island_wait_that_breaks_the_inequality_is_refused_naming_both_fields() {
+        let example =
+            EXAMPLE.replace("password_env = \"LINEUP_ARI_PASSWORD\"", "password_env = \"LINEUP_TEST_ARI_PASSWORD\"");
+        let text = format!("{example}\n[island]\nmode = \"auto\"\nisland_after_ms = 4000\n");
+        let e = load(&text).unwrap_err();
+        assert_eq!(e.field, "island.island_after_ms", "{e}");
+        assert!(e.message.contains("island_after_ms") && e.message.contains("site_unreachable_after_ms"), "{e}");
+        // The majority's side counts: a longer unreachable time needs a longer island wait.
+        let slow = example.replace("site_unreachable_after_ms = 3000", "site_unreachable_after_ms = 5000");
+        assert_ne!(slow, example);
+        let e = load(&format!("{slow}\n[island]\nmode = \"auto\"\n")).unwrap_err();
+        assert!(e.message.contains("site_unreachable_after_ms = 5000"), "{e}");
+        assert!(load(&format!("{slow}\n[island]\nmode = \"off\"\n")).is_ok(), "off: nothing to bound");
     }
 }

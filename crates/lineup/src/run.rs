@@ -68,6 +68,7 @@ pub fn node_spec(settings: &NodeSettings) -> anyhow::Result<NodeSpec> {
         transport,
         bootstrap,
         timing: cluster_timing(&file.cluster),
+        island: file.island.timing(),
         snapshot_every_entries: file.cluster.snapshot_every_entries.unwrap_or(SNAPSHOT_LOGS_SINCE_LAST),
         ari: ari_config(settings)?,
         site_config: site_config(file)?,

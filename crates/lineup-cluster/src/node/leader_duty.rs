@@ -5,7 +5,9 @@
 //! (`SiteUnreachable`): its calls go on, nothing is offered across it. Only after the long
 //! `site_lost_after_ms` of silence is it declared lost (`SiteLost`), which ends its calls
 //! and logs its operators out. Heard again within the unreachable threshold, it is back
-//! (`SiteBack`).
+//! (`SiteBack`) — unless it may be an island (docs/rfcs/island-mode.md §2.2): a site heard
+//! again is asked for its island status first, and brought back only when it answers that it
+//! has none. An island comes back through its own merge.
 //!
 //! `leader_duty` is the async loop that runs it on the leader, with the Tick and the
 //! going-quiet rule.
@@ -14,13 +16,43 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use lineup_core::{Command, CommandBody, SiteId};
+use lineup_core::{Command, CommandBody, IslandEpoch, SiteId};
 use openraft::ServerState;
 use tokio::time::Instant;
 
+use super::island_watch::IslandPhase;
 use super::leader_clock::LeaderClock;
+use super::network::call_peer;
 use super::{ClusterNode, PeerContact};
+use crate::rpc::{PeerRequest, PeerResponse, UNDECODABLE_REQUEST};
 use crate::transport::PeerTransport;
+
+/// Bound on asking a site heard again for its island status; unanswered, it is asked again
+/// at the next heartbeat.
+pub const ISLAND_STATUS_ASK_TIMEOUT_MS: u64 = 500;
+
+/// What a member said about being an island.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IslandAnswer {
+    /// Not asked, no answer, or cut off without an epoch yet: it may be about to fork.
+    Unknown,
+    /// No island: it may be brought back.
+    None,
+    /// It has this island epoch open: it comes back only through its merge.
+    Open(IslandEpoch),
+}
+
+impl IslandAnswer {
+    /// The answer to `PeerRequest::IslandStatus` (or this node's own status).
+    pub fn from_status(epoch: Option<IslandEpoch>, state: IslandPhase) -> IslandAnswer {
+        match (epoch, state) {
+            (Some(epoch), _) => IslandAnswer::Open(epoch),
+            // Healed without an epoch: it forked nothing, so it has nothing to merge.
+            (None, IslandPhase::None | IslandPhase::Healed) => IslandAnswer::None,
+            (None, IslandPhase::Island) => IslandAnswer::Unknown,
+        }
+    }
+}
 
 /// What the leader knows about one member right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +64,15 @@ pub struct MemberHealth {
     /// The routing state's view.
     pub unreachable: bool,
     pub lost: bool,
+    /// Its island status, asked only of a member that would otherwise be brought back.
+    pub island: IslandAnswer,
 }
 
 impl MemberHealth {
     /// The leader's own site: always heard. A site marked unreachable by an earlier leader
     /// that now leads is back.
     pub fn leader_itself(unreachable: bool, lost: bool) -> MemberHealth {
-        MemberHealth { silent_for_ms: 0, heard: true, unreachable, lost }
+        MemberHealth { silent_for_ms: 0, heard: true, unreachable, lost, island: IslandAnswer::None }
     }
 }
 
@@ -65,10 +99,16 @@ fn decide_one(site: SiteId, h: MemberHealth, t: HealthThresholds) -> Option<Comm
     if silent && !h.unreachable && !h.lost {
         return Some(CommandBody::SiteUnreachable { site });
     }
-    if !silent && h.heard && (h.unreachable || h.lost) {
+    if heard_again(h, t) && h.island == IslandAnswer::None {
         return Some(CommandBody::SiteBack { site });
     }
     None
+}
+
+/// Whether a member down in the routing state is heard again: it is brought back once it
+/// says it is no island.
+pub fn heard_again(h: MemberHealth, t: HealthThresholds) -> bool {
+    h.silent_for_ms < t.unreachable_after_ms && h.heard && (h.unreachable || h.lost)
 }
 
 /// The leader's periodic duty, run every heartbeat interval: propose `Tick` every tick
@@ -112,6 +152,7 @@ pub(crate) async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterN
             contact.quiet.store(true, Ordering::Relaxed);
             continue;
         }
+        contact.note_quorum_contact(now);
         // Bounded by the quorum window: a proposal stuck behind a partition must not keep
         // this loop from noticing the lost quorum and going quiet.
         let write_timeout = timing.quorum_window;
@@ -119,7 +160,8 @@ pub(crate) async fn leader_duty<T: PeerTransport>(node: std::sync::Weak<ClusterN
             last_tick = Some(now);
             leader_clock.propose_tick(&node, &peers, write_timeout).await;
         }
-        let members = members_health(&node, &peers, &last_contact, now, since);
+        let mut members = members_health(&node, &peers, &last_contact, now, since);
+        ask_island_status(&node, &mut members, timing.thresholds).await;
         for body in decide(&members, timing.thresholds) {
             tracing::info!(site = node.site, kind = body.kind(), "member health change");
             let command = Command { id: node.next_command_id(), at_ms: node.clock.now_unix_ms(), body };
@@ -186,15 +228,40 @@ fn members_health<T: PeerTransport>(
             let silent_for_ms = now.duration_since(heard_at.unwrap_or(since)).as_millis() as u64;
             let (unreachable, lost) =
                 node.read_stale(|r| (r.is_site_unreachable(SiteId(*site)), r.is_site_lost(SiteId(*site))));
-            (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost })
+            let island = IslandAnswer::Unknown;
+            (*site, MemberHealth { silent_for_ms, heard: heard_at.is_some(), unreachable, lost, island })
         })
         .collect();
     // The leader hears itself: a site marked unreachable by an earlier leader that now
     // leads must be brought back, or its callers and operators wait forever.
     let (unreachable, lost) =
         node.read_stale(|r| (r.is_site_unreachable(SiteId(node.site)), r.is_site_lost(SiteId(node.site))));
-    members.insert(node.site, MemberHealth::leader_itself(unreachable, lost));
+    let island = IslandAnswer::from_status(node.island.epoch(), node.island.state().phase());
+    members.insert(node.site, MemberHealth { island, ..MemberHealth::leader_itself(unreachable, lost) });
     members
+}
+
+/// Asks every peer heard again while down whether it is an island (§2.2); the others keep
+/// `Unknown`, which nothing needs.
+async fn ask_island_status<T: PeerTransport>(
+    node: &ClusterNode<T>,
+    members: &mut BTreeMap<u64, MemberHealth>,
+    thresholds: HealthThresholds,
+) {
+    let membership = node.raft.metrics().borrow().membership_config.membership().clone();
+    let timeout = Duration::from_millis(ISLAND_STATUS_ASK_TIMEOUT_MS);
+    for (site, health) in members.iter_mut() {
+        if *site == node.site || !heard_again(*health, thresholds) {
+            continue;
+        }
+        let Some(addr) = membership.get_node(site).map(|n| n.addr.clone()) else { continue };
+        health.island = match call_peer(&*node.transport, *site, &addr, &PeerRequest::IslandStatus, timeout).await {
+            Ok(PeerResponse::IslandStatus { epoch, state }) => IslandAnswer::from_status(epoch, state),
+            // A node too old to decode the question has no island mode, so it is no island.
+            Ok(PeerResponse::Refused(reason)) if reason.starts_with(UNDECODABLE_REQUEST) => IslandAnswer::None,
+            Ok(_) | Err(_) => IslandAnswer::Unknown,
+        };
+    }
 }
 
 #[cfg(test)]
@@ -204,7 +271,7 @@ mod tests {
     const T: HealthThresholds = HealthThresholds { unreachable_after_ms: 3_000, lost_after_ms: 60_000 };
 
     fn health(silent_for_ms: u64, unreachable: bool, lost: bool) -> MemberHealth {
-        MemberHealth { silent_for_ms, heard: silent_for_ms < 3_000, unreachable, lost }
+        MemberHealth { silent_for_ms, heard: silent_for_ms < 3_000, unreachable, lost, island: IslandAnswer::None }
     }
 
     fn one(h: MemberHealth, t: HealthThresholds) -> Option<CommandBody> {
@@ -235,8 +302,30 @@ mod tests {
         assert_eq!(one(health(100, true, false), T), Some(CommandBody::SiteBack { site: SiteId(2) }));
         assert_eq!(one(health(100, false, true), T), Some(CommandBody::SiteBack { site: SiteId(2) }));
         // Not heard since this leader took office: silence, not a return.
-        let unheard = MemberHealth { silent_for_ms: 100, heard: false, unreachable: true, lost: false };
+        let unheard = MemberHealth { heard: false, ..health(100, true, false) };
         assert_eq!(one(unheard, T), None);
+    }
+
+    #[test]
+    fn a_member_heard_again_comes_back_only_when_it_says_it_is_no_island() {
+        let epoch = IslandEpoch { site: SiteId(2), seq: 1, fork_index: 40 };
+        for island in [IslandAnswer::Unknown, IslandAnswer::Open(epoch)] {
+            assert_eq!(one(MemberHealth { island, ..health(100, true, false) }, T), None, "{island:?}");
+            assert_eq!(one(MemberHealth { island, ..health(100, false, true) }, T), None, "{island:?}");
+        }
+        // Silence is judged as before, whatever it said.
+        let open = MemberHealth { island: IslandAnswer::Open(epoch), ..health(3_000, false, false) };
+        assert_eq!(one(open, T), Some(CommandBody::SiteUnreachable { site: SiteId(2) }));
+    }
+
+    #[test]
+    fn an_island_status_is_open_with_an_epoch_and_unknown_while_cut_off_without_one_yet() {
+        let epoch = IslandEpoch { site: SiteId(2), seq: 1, fork_index: 40 };
+        assert_eq!(IslandAnswer::from_status(Some(epoch), IslandPhase::Island), IslandAnswer::Open(epoch));
+        assert_eq!(IslandAnswer::from_status(Some(epoch), IslandPhase::None), IslandAnswer::Open(epoch));
+        assert_eq!(IslandAnswer::from_status(None, IslandPhase::Island), IslandAnswer::Unknown);
+        assert_eq!(IslandAnswer::from_status(None, IslandPhase::Healed), IslandAnswer::None, "it forked nothing");
+        assert_eq!(IslandAnswer::from_status(None, IslandPhase::None), IslandAnswer::None);
     }
 
     /// Found by the simulator: a site marked unreachable that then became leader never

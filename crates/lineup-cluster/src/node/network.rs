@@ -43,6 +43,10 @@ pub(crate) struct PeerHealth {
     /// not higher than the leader's): while that is recent it does not stand for election
     /// (`stand_gate.rs`).
     pub(crate) leader_heard: Mutex<Option<Instant>>,
+    /// When this node last had contact with the quorum (island mode §1.2): as a follower, an
+    /// accepted AppendEntries or InstallSnapshot or a granted vote; as a leader, a check
+    /// that found a quorum heard (`island_watch.rs`).
+    pub(crate) quorum_contact: Mutex<Option<Instant>>,
 }
 
 impl PeerHealth {
@@ -54,6 +58,16 @@ impl PeerHealth {
 
     pub(crate) fn leader_heard_at(&self) -> Option<Instant> {
         *self.leader_heard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes contact with the quorum at `at` (never moves it back).
+    pub(crate) fn note_quorum_contact(&self, at: Instant) {
+        let mut contact = self.quorum_contact.lock().unwrap_or_else(|p| p.into_inner());
+        *contact = Some(contact.map_or(at, |before| before.max(at)));
+    }
+
+    pub(crate) fn quorum_contact_at(&self) -> Option<Instant> {
+        *self.quorum_contact.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -11,6 +11,7 @@ use openraft::BasicNode;
 use tokio::time::Instant;
 
 use super::config::{WallClock, COMMAND_MAX_BYTES, LEADER_REQUEST_TIMEOUT_MS};
+use super::island_watch::IslandWatchHandle;
 use super::proposer::Proposer;
 use super::site_state::Store;
 use super::PeerContact;
@@ -26,6 +27,7 @@ pub(super) struct NodeHandler {
     pub(super) health: HealthSource,
     pub(super) clock: WallClock,
     pub(super) contact: PeerContact,
+    pub(super) island: Arc<IslandWatchHandle>,
 }
 
 impl NodeHandler {
@@ -38,17 +40,28 @@ impl NodeHandler {
             PeerRequest::AppendEntries(rpc) => {
                 let answer = self.raft.append_entries(rpc).await;
                 if matches!(&answer, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_))) {
-                    self.contact.note_leader_heard(Instant::now());
+                    let now = Instant::now();
+                    self.contact.note_leader_heard(now);
+                    self.contact.note_quorum_contact(now);
                 }
                 PeerResponse::AppendEntries(answer)
             }
-            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::Vote(rpc) => {
+                let answer = self.raft.vote(rpc).await;
+                // A granted vote is a promise to a candidate that may lead at once (§1.2).
+                if matches!(&answer, Ok(response) if response.vote_granted) {
+                    self.contact.note_quorum_contact(Instant::now());
+                }
+                PeerResponse::Vote(answer)
+            }
             PeerRequest::InstallSnapshot(rpc) => {
                 let leader_vote = rpc.vote;
                 let answer = self.raft.install_snapshot(rpc).await;
                 // A lower vote than this node's is answered Ok with the higher one.
                 if matches!(&answer, Ok(response) if response.vote <= leader_vote) {
-                    self.contact.note_leader_heard(Instant::now());
+                    let now = Instant::now();
+                    self.contact.note_leader_heard(now);
+                    self.contact.note_quorum_contact(now);
                 }
                 PeerResponse::InstallSnapshot(answer)
             }
@@ -68,6 +81,9 @@ impl NodeHandler {
             }
             PeerRequest::Health => PeerResponse::Health(self.health.report()),
             PeerRequest::WallClock => PeerResponse::WallClock(self.clock.now_unix_ms()),
+            PeerRequest::IslandStatus => {
+                PeerResponse::IslandStatus { epoch: self.island.epoch(), state: self.island.state().phase() }
+            }
         }
     }
 }
@@ -81,6 +97,7 @@ impl PeerHandler for NodeHandler {
             health: self.health.clone(),
             clock: self.clock,
             contact: self.contact.clone(),
+            island: self.island.clone(),
         };
         Box::pin(async move {
             let answer = handler.answer(from, request).await;
