@@ -34,8 +34,8 @@ pub use audit::{AuditQuery, AuditRow};
 pub use mirror::ConfigMirror;
 pub use read::{CallRow, CallbackEventRow, OperatorEventRow, OperatorQueueRow, OperatorSessionRow, QueueLogRow};
 pub use reports::{
-    OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery, REPORT_CALLS_MAX, REPORT_INTERVALS_MAX,
-    REPORT_OPERATOR_EVENTS_MAX, REPORT_ROWS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
+    OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery, REPORT_GROUPS_MAX, REPORT_INTERVALS_MAX,
+    REPORT_ROWS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
 };
 pub use sink::{ConfigFeed, HistorySink};
 pub use write::{is_history_effect, queue_log_columns, BatchOutcome, QueueLogColumns};

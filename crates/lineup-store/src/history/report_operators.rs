@@ -1,11 +1,12 @@
-//! Operator interval rows from state changes and answered calls. A state lasts from its
+//! Operator interval rows from the database's per-interval sums of state times, logins and
+//! calls taken, plus each operator's state at the period's start. A state lasts from its
 //! change to the operator's next one (or the end of the period, or the caller's now), and
 //! its time is split at interval edges; a login is a change from `offline` (or from no
 //! earlier state) to any other state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::report_fetch::{ReportCall, StatusEvent};
+use super::report_fetch::{OpenState, OperatorSums};
 use super::reports::{bad, ratio, seconds, OperatorReportRow, ReportQuery, REPORT_ROWS_MAX};
 use crate::error::StoreError;
 
@@ -22,7 +23,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add_state(&mut self, state: &StatusEvent, length_ms: u64) {
+    fn add_state(&mut self, state: &OpenState, length_ms: u64) {
         match state.status.as_str() {
             "offline" => return,
             "busy" => self.talk_ms += length_ms,
@@ -35,6 +36,22 @@ impl Tally {
             _ => self.available_ms += length_ms,
         }
         self.logged_in_ms += length_ms;
+    }
+
+    fn add_sums(&mut self, sums: &OperatorSums) {
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        let (talk, wrap_up, on_break, available) =
+            (count(sums.talk_ms), count(sums.wrap_up_ms), count(sums.break_ms), count(sums.available_ms));
+        self.calls_taken += count(sums.calls_taken);
+        self.talk_ms += talk;
+        self.wrap_up_ms += wrap_up;
+        self.break_ms += on_break;
+        if let Some(reason) = &sums.break_reason {
+            *self.breaks_ms.entry(reason.clone()).or_default() += on_break;
+        }
+        self.available_ms += available;
+        self.logged_in_ms += talk + wrap_up + on_break + available;
+        self.logins += count(sums.logins);
     }
 
     fn row(&self, operator: &str, interval_start: u64) -> OperatorReportRow {
@@ -69,45 +86,34 @@ fn split(query: &ReportQuery, start_ms: u64, end_ms: u64, mut add: impl FnMut(u6
     }
 }
 
-/// One operator's states and logins, `timeline` in log order, states ending by `until_ms`.
-fn add_timeline(query: &ReportQuery, until_ms: u64, timeline: &[StatusEvent], tallies: &mut Tallies) {
-    for (i, state) in timeline.iter().enumerate() {
-        let at_ms = u64::try_from(state.at_ms).unwrap_or(0);
-        let previous = i.checked_sub(1).map(|p| timeline[p].status.as_str());
-        let logged_in = state.status != "offline" && previous.is_none_or(|p| p == "offline");
-        if logged_in && query.contains(at_ms) {
-            tallies.entry((state.operator.clone(), query.interval_of(at_ms))).or_default().logins += 1;
-        }
-        let next_ms = timeline.get(i + 1).map_or(until_ms, |n| u64::try_from(n.at_ms).unwrap_or(0));
-        if state.status == "offline" {
-            continue;
-        }
-        let start_ms = at_ms.max(query.from_ms);
-        split(query, start_ms, next_ms.min(until_ms), |index, length_ms| {
-            tallies.entry((state.operator.clone(), index)).or_default().add_state(state, length_ms);
-        });
-    }
-}
-
-/// Every reported operator's row for every interval, by operator then interval.
+/// Every reported operator's row for every interval, by operator then interval: `sums` for
+/// the states that began in the period and the calls taken, `open` for each operator's state
+/// at its start.
 pub(super) fn rows(
     query: &ReportQuery,
     intervals: u64,
-    calls: &[ReportCall],
-    events: &BTreeMap<String, Vec<StatusEvent>>,
+    sums: &[OperatorSums],
+    open: &[OpenState],
     members: Option<&BTreeSet<String>>,
 ) -> Result<Vec<OperatorReportRow>, StoreError> {
     let until_ms = query.to_ms.min(query.now_ms.max(query.from_ms));
     let mut tallies = Tallies::new();
-    for timeline in events.values() {
-        add_timeline(query, until_ms, timeline, &mut tallies);
+    for state in open {
+        let next_ms = state.next_at_ms.map_or(until_ms, |next| u64::try_from(next).unwrap_or(0));
+        split(query, query.from_ms, next_ms.min(until_ms), |index, length_ms| {
+            tallies.entry((state.operator.clone(), index)).or_default().add_state(state, length_ms);
+        });
     }
     let mut takers = BTreeSet::new();
-    for call in calls {
-        let (Some(operator), Some(answered_ms)) = (&call.operator, call.answered_at_ms()) else { continue };
-        if query.contains(answered_ms) {
-            takers.insert(operator.clone());
-            tallies.entry((operator.clone(), query.interval_of(answered_ms))).or_default().calls_taken += 1;
+    let last_interval = intervals.saturating_sub(1);
+    for piece in sums {
+        let Ok(first) = u64::try_from(piece.bucket) else { continue };
+        let through = piece.through_bucket.and_then(|t| u64::try_from(t).ok()).unwrap_or(first);
+        for index in first..=through.min(last_interval) {
+            tallies.entry((piece.operator.clone(), index)).or_default().add_sums(piece);
+        }
+        if piece.calls_taken > 0 {
+            takers.insert(piece.operator.clone());
         }
     }
     let active = |operator: &String| members.is_none_or(|m| m.contains(operator)) || takers.contains(operator);

@@ -1,9 +1,9 @@
-//! Queue interval rows from ended calls: each call counts in the interval it entered, by
-//! how it ended; its wrap-up (`report_fetch::wrap_ups`) counts in AHT.
+//! Queue interval rows from the database's per-interval sums of ended calls: each call
+//! counts in the interval it entered, by how it ended; its wrap-up counts in AHT.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::report_fetch::ReportCall;
+use super::report_fetch::QueueSums;
 use super::reports::{
     bad, ratio, round, seconds, QueueReportRow, ReportQuery, REPORT_ROWS_MAX, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
 };
@@ -31,33 +31,25 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, call: &ReportCall, threshold_ms: u64, wrap_up_ms: u64) {
-        let within = call.wait_ms <= threshold_ms;
-        self.offered += 1;
-        self.longest_wait_ms = self.longest_wait_ms.max(call.wait_ms);
-        if let Some(talk_ms) = call.handle_ms {
-            self.answered += 1;
-            self.answered_within_sl += u64::from(within);
-            self.answered_wait_ms += call.wait_ms;
-            self.talk_ms += talk_ms;
-            self.wrap_up_ms += wrap_up_ms;
-        } else {
-            match call.outcome.as_str() {
-                "abandoned" => {
-                    self.abandoned += 1;
-                    self.abandoned_before_sl += u64::from(within);
-                }
-                "timed_out" => self.timed_out += 1,
-                "full" => self.full += 1,
-                "closed" => self.closed += 1,
-                _ => self.other += 1,
-            }
-        }
-        if call.callback {
-            let answered = u64::from(call.handle_ms.is_some());
-            self.callbacks_promised += 1;
-            self.callbacks_made += call.callback_attempts_failed + answered;
-            self.callbacks_answered += answered;
+    fn from_sums(sums: &QueueSums) -> Self {
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        Tally {
+            offered: count(sums.offered),
+            answered: count(sums.answered),
+            answered_within_sl: count(sums.answered_within_sl),
+            abandoned: count(sums.abandoned),
+            abandoned_before_sl: count(sums.abandoned_before_sl),
+            timed_out: count(sums.timed_out),
+            full: count(sums.full),
+            closed: count(sums.closed),
+            other: count(sums.other),
+            answered_wait_ms: count(sums.answered_wait_ms),
+            talk_ms: count(sums.talk_ms),
+            wrap_up_ms: count(sums.wrap_up_ms),
+            longest_wait_ms: count(sums.longest_wait_ms),
+            callbacks_promised: count(sums.callbacks_promised),
+            callbacks_made: count(sums.callbacks_made),
+            callbacks_answered: count(sums.callbacks_answered),
         }
     }
 
@@ -94,11 +86,11 @@ impl Tally {
 
 /// Which queues get rows: the one asked for, else every mirrored queue and every queue
 /// with a call in the period.
-fn queues_reported(query: &ReportQuery, calls: &[ReportCall], thresholds: &BTreeMap<String, u64>) -> BTreeSet<String> {
+fn queues_reported(query: &ReportQuery, sums: &[QueueSums], thresholds: &BTreeMap<String, u64>) -> BTreeSet<String> {
     if let Some(queue) = &query.queue {
         return BTreeSet::from([queue.clone()]);
     }
-    let seen = calls.iter().filter(|c| query.contains(c.entered_at_ms)).map(|c| c.queue.clone());
+    let seen = sums.iter().map(|s| s.queue.clone());
     if query.gate.is_some() {
         return seen.collect();
     }
@@ -109,11 +101,10 @@ fn queues_reported(query: &ReportQuery, calls: &[ReportCall], thresholds: &BTree
 pub(super) fn rows(
     query: &ReportQuery,
     intervals: u64,
-    calls: &[ReportCall],
+    sums: &[QueueSums],
     thresholds: &BTreeMap<String, u64>,
-    wraps: &HashMap<String, u64>,
 ) -> Result<Vec<QueueReportRow>, StoreError> {
-    let queues = queues_reported(query, calls, thresholds);
+    let queues = queues_reported(query, sums, thresholds);
     let row_count = queues.len().saturating_mul(usize::try_from(intervals).unwrap_or(usize::MAX));
     if row_count > REPORT_ROWS_MAX {
         return Err(bad(&format!("the report would have {row_count} rows; at most {REPORT_ROWS_MAX}")));
@@ -121,12 +112,10 @@ pub(super) fn rows(
     let threshold_of = |queue: &str| {
         query.service_level_ms.or_else(|| thresholds.get(queue).copied()).unwrap_or(SERVICE_LEVEL_THRESHOLD_DEFAULT_MS)
     };
-    let mut tallies: BTreeMap<(&str, u64), Tally> = BTreeMap::new();
-    for call in calls.iter().filter(|c| query.contains(c.entered_at_ms) && queues.contains(&c.queue)) {
-        let wrap_up_ms = wraps.get(&call.call_id).copied().unwrap_or(0);
-        let tally = tallies.entry((call.queue.as_str(), query.interval_of(call.entered_at_ms))).or_default();
-        tally.add(call, threshold_of(&call.queue), wrap_up_ms);
-    }
+    let tallies: BTreeMap<(&str, u64), Tally> = sums
+        .iter()
+        .filter_map(|s| Some(((s.queue.as_str(), u64::try_from(s.bucket).ok()?), Tally::from_sums(s))))
+        .collect();
     let empty = Tally::default();
     let mut rows = Vec::with_capacity(row_count);
     for queue in &queues {

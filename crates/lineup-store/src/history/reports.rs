@@ -1,15 +1,16 @@
 //! Interval reports from history (`GET /v1/reports/queues`, `/v1/reports/operators`): what a
 //! report asks for, what its rows hold, and the two report methods of the store.
 //!
-//! The rows are computed in Rust from plain rows both dialects answer alike
-//! (`report_fetch`), so PostgreSQL and SQLite give the same figures by construction:
-//! `report_queues` counts calls, `report_operators` splits operator states over intervals.
+//! The database sums each interval with one statement whose text and integer arithmetic are
+//! the same on both dialects (`report_fetch`), so PostgreSQL and SQLite give the same
+//! figures; `report_queues` and `report_operators` turn the sums into rows (ratios,
+//! averages, seconds) and add the intervals nothing happened in.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::report_fetch::{self, ReportCall};
+use super::report_fetch;
 use super::{report_operators, report_queues, HistoryStore};
 use crate::error::StoreError;
 
@@ -17,10 +18,9 @@ use crate::error::StoreError;
 pub const REPORT_INTERVALS_MAX: u64 = 3_000;
 /// Most rows one report answers (intervals × queues or operators).
 pub const REPORT_ROWS_MAX: usize = 20_000;
-/// Most calls one report reads; a period holding more is refused, never cut short.
-pub const REPORT_CALLS_MAX: usize = 1_000_000;
-/// Most operator state changes one report reads; a period holding more is refused.
-pub const REPORT_OPERATOR_EVENTS_MAX: usize = 2_000_000;
+/// Most per-interval sums one report reads from the database (a queue's or operator's
+/// interval, split by break reason); a period holding more is refused, never cut short.
+pub const REPORT_GROUPS_MAX: usize = 200_000;
 /// Service-level threshold of a queue the config mirror does not know (a deleted queue),
 /// when the request names none: answered within 20 s.
 pub const SERVICE_LEVEL_THRESHOLD_DEFAULT_MS: u64 = 20_000;
@@ -97,10 +97,6 @@ impl ReportQuery {
 
     pub(super) fn interval_start(&self, index: u64) -> u64 {
         self.from_ms + index * self.interval.length_ms()
-    }
-
-    pub(super) fn contains(&self, at_ms: u64) -> bool {
-        at_ms >= self.from_ms && at_ms < self.to_ms
     }
 }
 
@@ -204,35 +200,22 @@ impl HistoryStore {
     /// one asked for), every interval, by queue then interval.
     pub async fn queue_report(&self, query: &ReportQuery) -> Result<Vec<QueueReportRow>, StoreError> {
         let intervals = query.interval_count()?;
-        let calls = report_fetch::calls(self, query).await?;
+        let sums = report_fetch::queue_sums(self, query).await?;
         let thresholds = report_fetch::service_levels(self).await?;
-        let wrap_ups = match answered_end_ms(&calls) {
-            Some(end) => {
-                let until = end.saturating_add(REPORT_WRAP_UP_SEARCH_MS);
-                report_fetch::wrap_ups(self, query.from_ms, until).await?
-            }
-            None => Default::default(),
-        };
-        report_queues::rows(query, intervals, &calls, &thresholds, &wrap_ups)
+        report_queues::rows(query, intervals, &sums, &thresholds)
     }
 
     /// Operator interval rows for `query`: every operator active in the period (with a
     /// queue: its members and whoever took one of its calls), every interval.
     pub async fn operator_report(&self, query: &ReportQuery) -> Result<Vec<OperatorReportRow>, StoreError> {
         let intervals = query.interval_count()?;
-        let calls = report_fetch::calls(self, query).await?;
         let members = match &query.queue {
             Some(queue) => Some(report_fetch::members(self, queue).await?),
             None => None,
         };
         let until = query.to_ms.min(query.now_ms.max(query.from_ms));
-        let states = report_fetch::operator_states_at(self, query.from_ms, until).await?;
-        let events = report_fetch::operator_events(self, query.from_ms, until, Some(states)).await?;
-        report_operators::rows(query, intervals, &calls, &events, members.as_ref())
+        let open = report_fetch::operator_states_at(self, query.from_ms, until).await?;
+        let sums = report_fetch::operator_sums(self, query, until).await?;
+        report_operators::rows(query, intervals, &sums, &open, members.as_ref())
     }
-}
-
-/// When the last answered call ended (wrap-ups after it are looked for).
-fn answered_end_ms(calls: &[ReportCall]) -> Option<u64> {
-    calls.iter().filter(|c| c.handle_ms.is_some()).map(|c| c.ended_at_ms).max()
 }

@@ -1,0 +1,98 @@
+//! `operator_spans` (each operator state change with the operator's change before it and
+//! the time of the one after it, which the interval reports read) stays exactly what LAG and
+//! LEAD over `operator_events` say, on SQLite and PostgreSQL, whatever the order rows are
+//! written in, when a write is replayed, and when rows are deleted or rewritten.
+
+mod common;
+
+use common::*;
+use lineup_store::HistoryStore;
+
+/// Log entries written, three changes each.
+const ENTRIES: i64 = 60;
+/// Operators the changes are spread over (few, so neighbours move often).
+const OPERATORS: i64 = 4;
+
+const INSERT: &str = "INSERT INTO operator_events (log_index, seq, operator, status, call_id, site, at_ms) \
+     VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT DO NOTHING";
+
+// Rows in one and not the other, both ways; 0 when the spans are exactly the window's.
+const DIFFERENCE: &str = "WITH expected AS ( \
+       SELECT log_index, seq, operator, status, reason, call_id, at_ms, LAG(status) OVER w AS previous_status, \
+         LAG(call_id) OVER w AS previous_call_id, LAG(at_ms) OVER w AS previous_at_ms, LEAD(at_ms) OVER w AS next_at_ms \
+       FROM operator_events WINDOW w AS (PARTITION BY operator ORDER BY log_index, seq)), \
+     kept AS (SELECT log_index, seq, operator, status, reason, call_id, at_ms, previous_status, \
+       previous_call_id, previous_at_ms, next_at_ms FROM operator_spans) \
+     SELECT CAST((SELECT COUNT(*) FROM (SELECT * FROM expected EXCEPT SELECT * FROM kept) missing) \
+       + (SELECT COUNT(*) FROM (SELECT * FROM kept EXCEPT SELECT * FROM expected) extra) AS BIGINT)";
+
+const STATUSES: [&str; 5] = ["available", "busy", "wrap_up", "break", "offline"];
+
+/// Every (log_index, seq) in a fixed shuffled order (a multiplicative walk mod a prime).
+fn shuffled_rows() -> Vec<(i64, i64, String, String, String, i64)> {
+    let count = ENTRIES * 3;
+    let prime = 181; // > count, so i * 67 mod 181 visits each of 0..181 once
+    (0..prime)
+        .map(|i| i * 67 % prime)
+        .filter(|&k| k < count)
+        .map(|k| {
+            let (log_index, seq) = (k / 3 + 1, k % 3);
+            let operator = format!("op{}", (k * 7 + k / 5) % OPERATORS);
+            let status = STATUSES[((k * 13) % 5) as usize].to_string();
+            (log_index, seq, operator, status, format!("c{log_index}"), log_index * 1_000 + seq)
+        })
+        .collect()
+}
+
+macro_rules! spans_follow_events {
+    ($pool:expr) => {{
+        let pool = &$pool;
+        let difference = || async { sqlx::query_scalar::<_, i64>(DIFFERENCE).fetch_one(pool).await.unwrap() };
+        let rows = shuffled_rows();
+        for (log_index, seq, operator, status, call, at_ms) in &rows {
+            let query = sqlx::query(INSERT).bind(log_index).bind(seq).bind(operator).bind(status);
+            query.bind(call).bind(at_ms).execute(pool).await.unwrap();
+        }
+        assert_eq!(difference().await, 0, "written out of order");
+        for (log_index, seq, operator, status, call, at_ms) in rows.iter().take(40) {
+            let query = sqlx::query(INSERT).bind(log_index).bind(seq).bind(operator).bind(status);
+            query.bind(call).bind(at_ms).execute(pool).await.unwrap();
+        }
+        assert_eq!(difference().await, 0, "written again");
+        let spans: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM operator_spans").fetch_one(pool).await.unwrap();
+        assert_eq!(spans, ENTRIES * 3);
+        for (log_index, seq, ..) in rows.iter().skip(50).take(30) {
+            let delete = "DELETE FROM operator_events WHERE log_index = $1 AND seq = $2";
+            sqlx::query(delete).bind(log_index).bind(seq).execute(pool).await.unwrap();
+        }
+        assert_eq!(difference().await, 0, "deleted");
+        let moved = "UPDATE operator_events SET operator = 'op9' WHERE log_index < 15";
+        sqlx::query(moved).execute(pool).await.unwrap();
+        let rewritten =
+            "UPDATE operator_events SET at_ms = at_ms + 5, status = 'break' WHERE log_index BETWEEN 30 AND 40";
+        sqlx::query(rewritten).execute(pool).await.unwrap();
+        assert_eq!(difference().await, 0, "rewritten");
+    }};
+}
+
+#[tokio::test]
+async fn sqlite_spans_follow_operator_events() {
+    let dir = TempDir::new();
+    let store = HistoryStore::open(&dir.sqlite_url()).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&dir.sqlite_url()).await.unwrap();
+    spans_follow_events!(pool);
+    pool.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_spans_follow_operator_events() {
+    let db = PgDatabase::create().await;
+    let store = HistoryStore::open(&db.url()).await.unwrap();
+    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    spans_follow_events!(pool);
+    pool.close().await;
+    store.close().await;
+    db.drop_database().await;
+}
