@@ -267,6 +267,18 @@ pub trait ApiBackend: Send + Sync + 'static {
         }
     }
 
+    /// The committed routing state as a backup file's bytes (`GET /v1/cluster/backup`): read
+    /// linearizably, with the log entry and members it was read at. A backend without a
+    /// cluster answers Unavailable.
+    fn backup(&self) -> impl Future<Output = Result<Vec<u8>, BackendError>> + Send {
+        async {
+            Err(BackendError {
+                kind: BackendErrorKind::Unavailable,
+                detail: "this node has no replicated state to back up".into(),
+            })
+        }
+    }
+
     /// Audited writes matching `query`, newest first, at most `query.limit` of them. A
     /// backend that keeps no audit trail (no history database) answers Unavailable.
     fn audit(

@@ -44,6 +44,7 @@ pub mod assets;
 pub mod audit;
 mod auth;
 pub mod backend;
+mod backup;
 mod call_metrics;
 mod callback_policy;
 mod client_limits;
@@ -172,6 +173,7 @@ impl<B: ApiBackend> Routes<B> {
             .delete("/v1/cluster/members/{site}", rest::remove_member::<B>)
             .post("/v1/cluster/members/{site}/lost", rest::declare_lost::<B>)
             .post("/v1/cluster/snapshot", rest::trigger_snapshot::<B>)
+            .get("/v1/cluster/backup", backup::get_backup::<B>)
             .post("/v1/operators/{id}/state", rest::set_operator_state::<B>)
             .post("/v1/operators/{id}/logout", rest::logout_operator::<B>)
             .post("/v1/operators/{id}/pull", rest::pull::<B>)

@@ -87,6 +87,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only); 422 for a site that is not a member.", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/cluster/members/{site}/lost", "Declare a site gone: its calls end and its operators are logged out (a silent site is only unreachable).", Access::Admin, None, "ClusterStatus"),
     op("post", "/v1/cluster/snapshot", "Build a snapshot of this node's routing state now and compact its log behind it (this node only; answered once the build is asked for, with this node's own view). 503 without a cluster.", Access::Admin, None, "ClusterStatus"),
+    op("get", "/v1/cluster/backup", "A backup file of the committed routing state (a linearizable read): a self-describing binary file (magic, format version, the log index and term it was taken at, the time, the members, a SHA-256 checksum, the state). `lineup backup` saves it and `lineup restore` seeds a new cluster's nodes from it. 503 when there is no leader or quorum, or without a cluster.", Access::Admin, None, "binary"),
     op("get", "/v1/audit", "Who made each accepted admin and supervisor write (the token's name), newest first: `from`/`to` (Unix ms, included), `actor` (a token name), `limit` (default 100, capped at 1000). Refused writes leave no row. 503 when the node keeps no audit trail (no history database); rows reach the history database shortly after the write is applied.", Access::Supervisor, None, "AuditEntries"),
     op("get", "/v1/reports/queues", "Interval report per queue from the history database: for `[from, to)` (Unix ms) in `interval`s (15m, 30m, 60m or day, counted from `from`; default 60m, at most 3000 intervals), optionally one `queue` and one `gate`: offered, answered, abandoned before and after the service-level threshold (each queue's configured one, or `service_level_ms` for all), timed out, full, closed, service level, ASA, AHT (talk + wrap-up), longest wait, callbacks. Calls count in the interval they entered. `format=csv` answers CSV (a header line of the same names). 422 for a bad period or parameter; 503 when the node has no history database.", Access::Supervisor, None, "QueueReport"),
     op("get", "/v1/reports/operators", "Interval report per operator from the history database (parameters as `/v1/reports/queues`): calls taken (in the interval answered; only the `queue`/`gate` asked for), talk, wrap-up, break time by reason, available and logged-in time (split at interval edges), logins, occupancy. With `queue`: its members and whoever took one of its calls. `format=csv` answers CSV.", Access::Supervisor, None, "OperatorReport"),
@@ -105,6 +106,7 @@ pub const OPERATIONS: &[Operation] = &[
 fn schema_ref(name: &str) -> Value {
     match name {
         "text" => json!({ "type": "string" }),
+        "binary" => json!({ "type": "string", "contentMediaType": "application/octet-stream" }),
         other => json!({ "$ref": format!("#/components/schemas/{other}") }),
     }
 }
@@ -147,7 +149,11 @@ fn role_description(access: Access) -> &'static str {
 /// Every answer a route can give: its success, and each refusal that applies to it.
 fn responses(o: &Operation) -> Map<String, Value> {
     let mut responses = Map::new();
-    let content_type = if o.answer == "text" { "text/plain" } else { "application/json" };
+    let content_type = match o.answer {
+        "text" => "text/plain",
+        "binary" => "application/octet-stream",
+        _ => "application/json",
+    };
     if o.websocket {
         responses.insert(
             "101".into(),
@@ -189,6 +195,12 @@ fn responses(o: &Operation) -> Map<String, Value> {
         responses["200"]["content"]["text/csv"] = json!({ "schema": { "type": "string" } });
         responses.insert("422".into(), error_response("A bad period or parameter; `field` names it."));
         responses.insert("503".into(), error_response("No history database on this node, or it cannot be read."));
+    }
+    if o.path == "/v1/cluster/backup" {
+        responses.insert(
+            "503".into(),
+            error_response("No leader or quorum to confirm the committed state, a state over the backup size limit, or no cluster."),
+        );
     }
     if o.method != "get" && o.access != Access::Public {
         responses.insert("409".into(), error_response("Refused by the routing core for a reason of state."));

@@ -167,3 +167,16 @@ async fn me_names_the_token_holder_and_role_and_never_the_token() {
     assert_eq!(status, 401);
     rig.stop().await;
 }
+
+/// A backup is an admin's; LocalBackend has no replicated state to back up (a definite 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_is_admin_only_and_refused_without_a_cluster() {
+    let rig = Rig::start().await;
+    for token in [VIEWER, SUPERVISOR] {
+        let (status, body) = rig.call("get", "/v1/cluster/backup", Some(token), None).await;
+        assert_eq!(status, 403, "{body}");
+    }
+    let (status, body) = rig.call("get", "/v1/cluster/backup", Some(ADMIN), None).await;
+    assert_eq!(status, 503, "{body}");
+    rig.stop().await;
+}

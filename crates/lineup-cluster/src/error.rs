@@ -58,6 +58,10 @@ pub enum ClusterError {
     CommandTooLarge { size_bytes: usize, limit_bytes: usize },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A backup file was refused (damaged, truncated, too large, another format), or a
+    /// restore was refused (a data directory already in use); `what` says why.
+    #[error("backup: {what}")]
+    Backup { what: String },
     /// The island journal refused an operation (no open epoch, an epoch not newer than the
     /// last, a fork snapshot of another epoch, a replay that contradicts itself); `what` says
     /// which. A damaged journal file is [`ClusterError::Storage`].

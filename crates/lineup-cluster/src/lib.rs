@@ -8,6 +8,7 @@
 //! [`transport::memory`] (the production transport and the fault seam), [`relay`] (WAN
 //! conditions for real QUIC), [`bench::run_cluster_bench`].
 
+pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod certs;

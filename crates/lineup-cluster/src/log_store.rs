@@ -47,9 +47,9 @@ pub(crate) const LOG_TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("
 /// Raft bookkeeping values by name (see the `META_*` keys).
 pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
-const META_VOTE: &str = "vote";
+pub(crate) const META_VOTE: &str = "vote";
 const META_COMMITTED: &str = "committed";
-const META_LAST_PURGED: &str = "last_purged";
+pub(crate) const META_LAST_PURGED: &str = "last_purged";
 
 /// Largest stored value we decode from our own disk. The file is trusted (we wrote it), so
 /// this is the codec's general ceiling rather than the tighter peer-frame limit.
@@ -146,7 +146,7 @@ pub struct StoredMembershipEntry {
     pub nodes: std::collections::BTreeSet<u64>,
 }
 
-const META_INCARNATION: &str = "incarnation";
+pub(crate) const META_INCARNATION: &str = "incarnation";
 
 /// Counts this node's runs: returns 1 on the first start, then one more per start, durably.
 /// Command ids proposed by a run use it, so a restarted node never reuses an id.

@@ -28,6 +28,7 @@
 //! `client` (writes and reads through the leader), and this file: the node's lifecycle,
 //! membership and stale reads.
 
+mod backup;
 mod client;
 pub mod clock_rules;
 mod config;
@@ -415,7 +416,7 @@ fn open_storage(storage: &NodeStorage) -> Result<Arc<redb::Database>, ClusterErr
     match storage {
         NodeStorage::Dir(dir) => {
             std::fs::create_dir_all(dir)?;
-            open_database(&dir.join("raft.redb"))
+            open_database(&dir.join(crate::backup::RAFT_DATABASE_FILE))
         }
         NodeStorage::Memory(db) | NodeStorage::SimulatedDisk { db, .. } => Ok(db.clone()),
     }

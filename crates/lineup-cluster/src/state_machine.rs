@@ -28,7 +28,7 @@ struct ClosedDatabase;
 
 /// The current snapshot (one row, key [`SNAPSHOT_KEY`]).
 pub(crate) const SNAPSHOT_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshot");
-const SNAPSHOT_KEY: &str = "current";
+pub(crate) const SNAPSHOT_KEY: &str = "current";
 
 /// The application state that Raft replicates. `apply` must be deterministic: every node
 /// applies the same commands in the same order and must reach the same state.
@@ -48,6 +48,15 @@ pub trait ReplicatedState: Send + Sync + 'static {
 struct StoredSnapshot<C: RaftTypeConfig> {
     meta: SnapshotMeta<C::NodeId, C::Node>,
     data: Vec<u8>,
+}
+
+/// The snapshot table's value for `meta` and the application's `data`, as the store writes
+/// it (a restore from a backup writes one before the node first starts).
+pub(crate) fn encode_stored_snapshot<C: RaftTypeConfig>(
+    meta: SnapshotMeta<C::NodeId, C::Node>,
+    data: Vec<u8>,
+) -> Result<Vec<u8>, CodecError> {
+    codec::encode_versioned(&StoredSnapshot::<C> { meta, data })
 }
 
 /// The in-memory state plus what openraft needs to know about it.

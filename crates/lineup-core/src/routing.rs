@@ -28,6 +28,7 @@ mod admission;
 mod call_transitions;
 mod callers;
 mod config;
+mod dedup_origins;
 mod index;
 mod ingress;
 mod invariants;

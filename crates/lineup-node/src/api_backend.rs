@@ -227,6 +227,15 @@ impl ApiBackend for NodeBackend {
         })
     }
 
+    async fn backup(&self) -> Result<Vec<u8>, BackendError> {
+        let unavailable = |e: ClusterError| BackendError {
+            kind: BackendErrorKind::Unavailable,
+            detail: format!("no backup could be taken: {}", with_causes(&e)),
+        };
+        let backup = self.node.backup().await.map_err(unavailable)?;
+        backup.encode().map_err(unavailable)
+    }
+
     async fn audit(&self, query: AuditQuery) -> Result<Vec<AuditEntry>, BackendError> {
         let query = lineup_store::AuditQuery {
             from_ms: query.from_ms,

@@ -43,6 +43,9 @@ pub const SITE_START_CATCH_UP_RETRY_MS: u64 = 250;
 
 pub type Node = ClusterNode<QuicTransport>;
 
+/// The node's Raft storage inside its data directory (`lineup restore` seeds it).
+pub const RAFT_DIR: &str = "raft";
+
 /// Everything needed to start one site, resolved (no files, no environment).
 pub struct NodeSpec {
     pub site: u64,
@@ -99,7 +102,7 @@ impl RunningNode {
             .map_err(|source| NodeError::Store { step: "start the history pipeline", source })?,
         );
         let (sink, applied) = std::sync::mpsc::sync_channel(APPLIED_SINK_CAPACITY_COMMANDS);
-        let mut config = NodeConfig::new(spec.site, spec.data_dir.join("raft"));
+        let mut config = NodeConfig::new(spec.site, spec.data_dir.join(RAFT_DIR));
         config.timing = spec.timing.clone();
         config.island = spec.island;
         config.snapshot_logs_since_last = spec.snapshot_every_entries;

@@ -3,6 +3,7 @@
 
 mod api_client;
 mod api_http;
+mod cli_backup;
 mod cli_bench;
 mod cli_call;
 mod cli_cluster;
@@ -45,6 +46,10 @@ enum Command {
         #[command(subcommand)]
         what: api_client::ClusterCommand,
     },
+    /// Save the cluster's committed routing state to a file, through any node's API.
+    Backup(cli_backup::BackupArgs),
+    /// Seed a new node's data directory from a backup file, so a new cluster starts from it.
+    Restore(cli_backup::RestoreArgs),
     /// Members, leader, lag, queues and operators, from any node's API.
     Status(api_client::StatusArgs),
     /// Queues as app_queue's `queue show` lists them, across all sites.
@@ -117,6 +122,8 @@ fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => api_client::status(&args),
         Command::Report { what } => cli_report::report(&what),
         Command::Cluster { what } => api_client::cluster(&what),
+        Command::Backup(args) => cli_backup::backup(&args),
+        Command::Restore(args) => cli_backup::restore(&args),
         Command::Demo(args) => cli_demo::demo(&args),
         Command::Certs { what } => cli_cluster::certs(&what),
         Command::Bench { what } => cli_bench::bench(&what),
