@@ -106,35 +106,58 @@ pub async fn drive(nodes: &mut Nodes, api: &NodeApi, standin: &StandIn, dir: &Pa
         answerers.push(start_answerer(&sipp, dir, site, nodes.site(site)?.sip_port)?);
     }
     let kamailio_port = free_udp_port()?;
-    let _kamailio = start_kamailio(&kamailio_bin, nodes, dir, kamailio_port)?;
+    let mut kamailio = start_kamailio(&kamailio_bin, nodes, dir, kamailio_port)?;
+    let result = run_phases(nodes, api, &sipp, dir, &mut answerers, kamailio_port, &site1).await;
+    // SIGTERM, not a drop's SIGKILL: Kamailio's main process takes its children with it
+    // only when it is terminated.
+    kamailio.terminate().await;
+    for answerer in &mut answerers {
+        if let Some(proc) = answerer.proc.as_mut() {
+            proc.terminate().await;
+        }
+    }
+    result
+}
+
+async fn run_phases(
+    nodes: &mut Nodes,
+    api: &NodeApi,
+    sipp: &Sipp,
+    dir: &Path,
+    answerers: &mut [Answerer],
+    kamailio_port: u16,
+    site1: &str,
+) -> anyhow::Result<IngressReport> {
     wait_for_udp_listener(kamailio_port).await?;
     let mut report = IngressReport::default();
-    let sales_ops = sales_operators(api, &site1).await?;
+    let sales_ops = sales_operators(api, site1).await?;
     let phase = |name: &str, did: &str, expected: Option<u64>, forbidden: Option<u64>| {
         (name.to_string(), did.to_string(), expected, forbidden)
     };
-    set_free_sales_site(&site1, &sales_ops, 2).await?;
-    wait_first_site(&site1, SALES_DID, 2).await?;
+    set_free_sales_site(site1, &sales_ops, 2).await?;
+    wait_first_site(site1, SALES_DID, 2).await?;
     let plan = [phase("sales_at_site_2", SALES_DID, Some(2), None), phase("aimed_at_site_3", AIMED_DID, Some(3), None)];
     for (name, did, expected, forbidden) in plan {
-        report.phases.push(run_phase(&sipp, dir, &answerers, kamailio_port, &name, &did, expected, forbidden).await?);
+        report.phases.push(run_phase(sipp, dir, answerers, kamailio_port, &name, &did, expected, forbidden).await?);
     }
-    set_free_sales_site(&site1, &sales_ops, 1).await?;
-    wait_first_site(&site1, SALES_DID, 1).await?;
-    let phase3 = run_phase(&sipp, dir, &answerers, kamailio_port, "sales_at_site_1", SALES_DID, Some(1), None).await?;
+    set_free_sales_site(site1, &sales_ops, 1).await?;
+    wait_first_site(site1, SALES_DID, 1).await?;
+    let phase3 = run_phase(sipp, dir, answerers, kamailio_port, "sales_at_site_1", SALES_DID, Some(1), None).await?;
     report.phases.push(phase3);
     // Site 1 stops answering SIP: every INVITE times out there and goes to the next site.
     if let Some(mut proc) = answerers[0].proc.take() {
         proc.kill();
     }
-    let failover = run_phase(&sipp, dir, &answerers, kamailio_port, "site_1_silent", SALES_DID, None, None).await?;
+    // Site 1 is first for the DID (its sales operators are the free ones), so every 200 came
+    // from a site Kamailio failed over to.
+    let failover = run_phase(sipp, dir, answerers, kamailio_port, "site_1_silent", SALES_DID, None, Some(1)).await?;
     report.phases.push(failover);
-    answerers[0] = start_answerer(&sipp, dir, 1, answerers[0].port)?;
+    answerers[0] = start_answerer(sipp, dir, 1, answerers[0].port)?;
     nodes.kill(3)?;
-    wait_unreachable(api, &site1, 3).await?;
-    let cut = run_phase(&sipp, dir, &answerers, kamailio_port, "site_3_unreachable", AIMED_DID, None, Some(3)).await?;
+    wait_unreachable(api, site1, 3).await?;
+    let cut = run_phase(sipp, dir, answerers, kamailio_port, "site_3_unreachable", AIMED_DID, None, Some(3)).await?;
     report.phases.push(cut);
-    measure_figures(&sipp, dir, &answerers, kamailio_port, &site1, &mut report).await?;
+    measure_figures(sipp, dir, answerers, kamailio_port, site1, &mut report).await?;
     report.passed = report.phases.iter().all(|p| p.ok);
     Ok(report)
 }
@@ -223,7 +246,8 @@ fn start_answerer(sipp: &Sipp, dir: &Path, site: u64, port: u16) -> anyhow::Resu
     command
         .arg("-sf")
         .arg(sipp.scenarios.join("site_answers.xml"))
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-bg", "-nostdin", "-trace_msg", "-message_file"])
+        // In the foreground (no -bg, which forks away from `Proc`), so stopping it stops it.
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin", "-trace_msg", "-message_file"])
         .arg(&messages)
         .arg("-message_overwrite")
         .arg("false");
