@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 45] = [
+pub const API_ROUTES: [(&str, &str); 49] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -56,6 +56,9 @@ pub const API_ROUTES: [(&str, &str); 45] = [
     ("PUT", "/v1/config/alarm-policy"),
     ("GET", "/v1/config/webhooks"),
     ("PUT", "/v1/config/webhooks"),
+    ("GET", "/v1/config/ingress"),
+    ("PUT", "/v1/config/ingress"),
+    ("GET", "/v1/ingress"),
     ("DELETE", "/v1/config/schedules/{}"),
     ("GET", "/v1/queues"),
     ("GET", "/v1/operators"),
@@ -66,6 +69,7 @@ pub const API_ROUTES: [(&str, &str); 45] = [
     ("DELETE", "/v1/cluster/members/{}"),
     ("POST", "/v1/cluster/members/{}/lost"),
     ("POST", "/v1/cluster/snapshot"),
+    ("GET", "/v1/cluster/backup"),
     ("POST", "/v1/operators/{}/state"),
     ("POST", "/v1/operators/{}/logout"),
     ("POST", "/v1/operators/{}/pull"),

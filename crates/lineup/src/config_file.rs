@@ -503,6 +503,7 @@ skills = { english = 80 }
         let example: String = EXAMPLE_ROUTING
             .lines()
             .skip_while(|l| *l != "# [[webhooks]]")
+            .take_while(|l| l.starts_with('#'))
             .map(|l| format!("{}\n", l.trim_start_matches("# ")))
             .collect();
         let (_, policies) = load_with_policies(&format!("{GOOD}\n{example}")).unwrap();
