@@ -16,6 +16,13 @@ use serde::{Deserialize, Serialize};
 
 /// Commands in one Raft entry at most: as many as an entry has apply indexes.
 pub const ENTRY_COMMANDS_MAX: u64 = ApplyIndex::STRIDE;
+/// Client commands gathered into one entry when the group has `voters` voters. The lease
+/// guard may put one `SiteUnreachable` per voter before them, and the whole entry must fit
+/// an entry's apply indexes: a command past them would share its apply index (its fence, its
+/// order key) with the first command of the next entry.
+pub fn gathered_commands_max(voters: usize) -> usize {
+    (ENTRY_COMMANDS_MAX as usize).saturating_sub(voters).max(1)
+}
 /// Encoded commands gathered into one entry stop once they reach this many bytes (the last
 /// command may carry an entry up to this plus one command).
 pub const ENTRY_GATHER_BYTES: usize = 32 * 1024;
@@ -53,5 +60,18 @@ mod tests {
         assert!(apply_index(7, 0) < apply_index(7, 1));
         assert_eq!(log_index_of(apply_index(7, 5)), 7);
         assert_eq!(log_index_of(apply_index(8, 0)), 8);
+    }
+
+    /// Found by the simulator: a full batch of 256 commands with one `SiteUnreachable` put
+    /// before it made an entry of 257, whose last command took the apply index of the next
+    /// entry's first, and two nodes applied different commands at one index.
+    #[test]
+    fn a_full_gather_leaves_room_for_a_site_unreachable_per_voter() {
+        for voters in 1..=9 {
+            let prepended_max = voters;
+            assert!(gathered_commands_max(voters) + prepended_max <= ENTRY_COMMANDS_MAX as usize, "{voters} voters");
+        }
+        assert_eq!(gathered_commands_max(3), 253);
+        assert_eq!(gathered_commands_max(1_000), 1, "a batch always takes at least its first command");
     }
 }

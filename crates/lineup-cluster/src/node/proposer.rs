@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use super::lease::LEASE_CHECK_TO_APPEND_MAX_MS;
 use super::lease_guard::{LeaseGuard, LogEnd, Shaped};
 use crate::batch::{
-    apply_index, CommandBatch, BATCHES_IN_FLIGHT_MAX, ENTRY_COMMANDS_MAX, ENTRY_GATHER_BYTES,
+    apply_index, gathered_commands_max, CommandBatch, BATCHES_IN_FLIGHT_MAX, ENTRY_COMMANDS_MAX, ENTRY_GATHER_BYTES,
     PROPOSAL_QUEUE_COMMANDS_MAX,
 };
 use crate::raft_types::LineupRaftHandle;
@@ -78,17 +78,18 @@ async fn run_proposer(raft: LineupRaftHandle, lease: LeaseGuard, mut proposals: 
                 continue;
             }
         };
-        let batch = gather(first, &mut proposals);
+        let voters = metrics.borrow().membership_config.membership().voter_ids().count();
+        let batch = gather(first, &mut proposals, gathered_commands_max(voters));
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
         append_batch(&raft, &lease, &mut log_end, batch, permit).await;
     }
 }
 
-/// `first` and whatever else waits, up to an entry's bounds.
-fn gather(first: Proposal, proposals: &mut mpsc::Receiver<Proposal>) -> Vec<Proposal> {
+/// `first` and whatever else waits, up to `commands_max` and an entry's byte bound.
+fn gather(first: Proposal, proposals: &mut mpsc::Receiver<Proposal>, commands_max: usize) -> Vec<Proposal> {
     let mut gathered_bytes = first.size_bytes;
     let mut batch = vec![first];
-    while (batch.len() as u64) < ENTRY_COMMANDS_MAX && gathered_bytes < ENTRY_GATHER_BYTES {
+    while batch.len() < commands_max && gathered_bytes < ENTRY_GATHER_BYTES {
         match proposals.try_recv() {
             Ok(next) => {
                 gathered_bytes += next.size_bytes;
@@ -110,12 +111,15 @@ async fn append_batch(
     permit: OwnedSemaphorePermit,
 ) {
     let commands: Vec<Command> = batch.iter().map(|p| p.command.clone()).collect();
-    let shaped = match lease.shape(raft, log_end, &commands).await {
+    let mut shaped = match lease.shape(raft, log_end, &commands).await {
         Some(shaped) => shaped,
         // Not the leader: Raft's core refuses the write and names the leader.
         None => Shaped { commands, prepended: 0, held_back: Vec::new(), checked_at: tokio::time::Instant::now() },
     };
-    let (kept, held_back) = split_held_back(batch, &shaped.held_back);
+    let (mut kept, held_back) = split_held_back(batch, &shaped.held_back);
+    for proposal in trim_to_entry(&mut shaped.commands, &mut kept) {
+        let _ = proposal.reply.send(Err(LeaderError::Failed("not committed: the entry was full (retry)".into())));
+    }
     for proposal in held_back {
         let kind = proposal.command.body.kind();
         let _ = proposal.reply.send(Err(LeaderError::Failed(format!(
@@ -145,6 +149,17 @@ async fn append_batch(
             reply_all(kept, answers);
         }
     }
+}
+
+/// Cuts the entry back to [`ENTRY_COMMANDS_MAX`] commands, taking the excess from the end of
+/// `kept` (whose commands end `commands`), and returns those proposals. The gather leaves
+/// room for what the lease prepends; this holds if the membership grew in between.
+fn trim_to_entry(commands: &mut Vec<Command>, kept: &mut Vec<Proposal>) -> Vec<Proposal> {
+    let excess = commands.len().saturating_sub(ENTRY_COMMANDS_MAX as usize).min(kept.len());
+    commands.truncate(commands.len() - excess);
+    let trimmed = kept.split_off(kept.len() - excess);
+    debug_assert!(commands.len() as u64 <= ENTRY_COMMANDS_MAX, "an entry beyond its apply indexes");
+    trimmed
 }
 
 fn split_held_back(batch: Vec<Proposal>, held_back: &[usize]) -> (Vec<Proposal>, Vec<Proposal>) {
@@ -186,5 +201,50 @@ fn reply_all(batch: Vec<Proposal>, answers: Vec<Result<Committed, LeaderError>>)
     for (proposal, answer) in batch.into_iter().zip(answers) {
         // The submitter may have given up (timeout); it resolves its outcome by read-back.
         let _ = proposal.reply.send(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lineup_core::{CommandBody, CommandId, SiteId};
+
+    fn proposal(serial: u64) -> (Proposal, oneshot::Receiver<Result<Committed, LeaderError>>) {
+        let (reply, answer) = oneshot::channel();
+        let command = Command { id: CommandId { origin: 1, serial }, at_ms: 0, body: CommandBody::Tick { now_ms: 0 } };
+        (Proposal { command, size_bytes: 16, reply }, answer)
+    }
+
+    #[test]
+    fn a_gather_takes_at_most_its_bound_and_leaves_the_rest_waiting() {
+        let (queue, mut proposals) = mpsc::channel(PROPOSAL_QUEUE_COMMANDS_MAX);
+        let mut answers = Vec::new();
+        for serial in 1..=300 {
+            let (p, answer) = proposal(serial);
+            assert!(queue.try_send(p).is_ok(), "room for {serial}");
+            answers.push(answer);
+        }
+        let first = proposals.try_recv().unwrap();
+        let batch = gather(first, &mut proposals, gathered_commands_max(3));
+        assert_eq!(batch.len(), 253);
+        assert_eq!(batch.last().map(|p| p.command.id.serial), Some(253));
+        assert_eq!(proposals.len(), 47, "the rest wait for the next entry");
+    }
+
+    #[test]
+    fn an_entry_past_its_apply_indexes_is_cut_back_and_the_cut_proposals_answered() {
+        let unreachable = |site| Command {
+            id: CommandId { origin: 9, serial: site },
+            at_ms: 0,
+            body: CommandBody::SiteUnreachable { site: SiteId(site) },
+        };
+        let (mut kept, _answers): (Vec<_>, Vec<_>) = (1..=ENTRY_COMMANDS_MAX).map(proposal).unzip();
+        let mut commands: Vec<Command> = vec![unreachable(2), unreachable(3)];
+        commands.extend(kept.iter().map(|p| p.command.clone()));
+        let cut = trim_to_entry(&mut commands, &mut kept);
+        assert_eq!(commands.len() as u64, ENTRY_COMMANDS_MAX);
+        assert_eq!(kept.len() as u64, ENTRY_COMMANDS_MAX - 2);
+        assert_eq!(cut.iter().map(|p| p.command.id.serial).collect::<Vec<_>>(), [255, 256]);
+        assert_eq!(commands.last().map(|c| c.id.serial), Some(254), "the entry ends where kept ends");
     }
 }

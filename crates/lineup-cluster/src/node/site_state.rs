@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use lineup_core::codec::CodecError;
-use lineup_core::{Applied, Command, Effect, Routing, SiteId};
+use lineup_core::{Applied, Command, CoreError, Effect, Routing, SiteId};
 use tokio::sync::broadcast;
 
-use crate::batch::{apply_index, CommandBatch};
+use crate::batch::{apply_index, CommandBatch, ENTRY_COMMANDS_MAX};
 use crate::raft_types::LineupRaft;
 use crate::state_machine::{ReplicatedState, StateMachineStore};
 
@@ -75,6 +75,14 @@ impl SiteState {
     }
 }
 
+/// A command past an entry's apply indexes would share its apply index (fence, order key)
+/// with the next entry's first command. The proposer never gathers one; if a log holds one
+/// anyway, every node refuses it alike and nothing of it is applied.
+fn beyond_the_entry(position: usize) -> Applied {
+    let detail = format!("position {position} is past the {ENTRY_COMMANDS_MAX} commands an entry holds");
+    Applied { result: Err(CoreError::InvalidState { what: "command".into(), detail }), effects: Vec::new() }
+}
+
 impl ReplicatedState for SiteState {
     type Command = CommandBatch;
     type Output = Vec<Applied>;
@@ -82,6 +90,10 @@ impl ReplicatedState for SiteState {
     fn apply(&mut self, log_index: u64, batch: &CommandBatch) -> Vec<Applied> {
         let mut results = Vec::with_capacity(batch.commands.len());
         for (position, command) in batch.commands.iter().enumerate() {
+            if position as u64 >= ENTRY_COMMANDS_MAX {
+                results.push(beyond_the_entry(position));
+                continue;
+            }
             let apply_index = apply_index(log_index, position);
             let applied = self.routing.apply(apply_index, command);
             if let Some(hook) = &self.state_hook {
@@ -114,5 +126,28 @@ impl ReplicatedState for SiteState {
             (hook.0)(StateEvent::Restored { routing: &self.routing });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lineup_core::{CommandBody, CommandId};
+
+    #[test]
+    fn a_command_past_an_entrys_apply_indexes_is_refused_and_changes_nothing() {
+        let (effects, _) = broadcast::channel(16);
+        let mut state = SiteState::new(SiteId(1), effects, None, None);
+        let tick = |serial: u64| Command {
+            id: CommandId { origin: 1, serial },
+            at_ms: 0,
+            body: CommandBody::Tick { now_ms: serial },
+        };
+        let batch = CommandBatch { commands: (1..=ENTRY_COMMANDS_MAX + 1).map(tick).collect() };
+        let results = state.apply(4, &batch);
+        assert_eq!(results.len() as u64, ENTRY_COMMANDS_MAX + 1);
+        assert!(results[..ENTRY_COMMANDS_MAX as usize].iter().all(|a| a.result.is_ok()));
+        assert!(matches!(&results[ENTRY_COMMANDS_MAX as usize].result, Err(CoreError::InvalidState { .. })));
+        assert_eq!(state.routing().now_ms(), ENTRY_COMMANDS_MAX, "the last Tick was not applied");
     }
 }
