@@ -5,6 +5,7 @@
 //! and take new writes. Damaged and truncated files are refused and change nothing. The
 //! Asterisk boxes (stand-ins) live on throughout, as they would when only Lineup is lost.
 
+mod process;
 #[path = "../../lineup-store/tests/common/mod.rs"]
 mod store_common;
 
@@ -12,9 +13,10 @@ use lineup_ari::CallerId;
 use lineup_pbx_server::{serve_box, BoxServer, LiveWorld, SimCredentials};
 use lineup_pbx_sim::{federated_sites, BoxIndex, PhoneCall};
 use lineup_util::now_ms;
+use process::{free_tcp_port, free_udp_port, lineup, run_ok, run_refused, wait_for, Node};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use store_common::TempDir;
@@ -23,9 +25,6 @@ const SITES: [u64; 3] = [1, 2, 3];
 const ADMIN_TOKEN: &str = "backup-admin-token-0123456789";
 const VIEWER_TOKEN: &str = "backup-viewer-token-0123456789";
 const ARI_PASSWORD: &str = "backup-ari-secret";
-/// Bound on each wait for a condition.
-const WAIT_LIMIT: Duration = Duration::from_secs(60);
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 const ROUTING_TOML: &str = r#"
 [[queues]]
@@ -51,79 +50,6 @@ const MORE_ROUTING_TOML: &str = r#"
 id = "support"
 name = "Support"
 "#;
-
-fn lineup() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lineup"))
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("udp port")
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("tcp port")
-}
-
-fn run_ok(command: &mut Command, what: &str) -> String {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `command`, which must fail; answers its error output.
-fn run_refused(command: &mut Command, what: &str) -> String {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(!out.status.success(), "{what} succeeded: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Polls `check` every [`POLL_INTERVAL`] for at most [`WAIT_LIMIT`]; None when it never
-/// answered Some.
-async fn wait_for<T, F, Fut>(mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let rounds = (WAIT_LIMIT.as_millis() / POLL_INTERVAL.as_millis()) as u32;
-    for _ in 0..rounds {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-    None
-}
-
-struct Node {
-    site: u64,
-    api: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    /// SIGTERM, as a service manager stops it; killed if it outlives the bound.
-    fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// One generation of the cluster: its node files and ports under `dir/name`.
 struct Generation {

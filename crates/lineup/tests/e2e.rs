@@ -8,6 +8,7 @@
 //! checked against each other; PostgreSQL and Redis go down and come back mid-test without
 //! losing a history row or disturbing routing; bad config and bad bodies change nothing.
 
+mod process;
 #[path = "../../lineup-store/tests/common/mod.rs"]
 mod store_common;
 
@@ -16,9 +17,10 @@ use lineup_ari::{CallerId, ChannelId};
 use lineup_pbx_server::{serve_box, BoxServer, LiveWorld, SimCredentials};
 use lineup_pbx_sim::{federated_sites, AudioPath, BoxIndex, PhoneCall};
 use lineup_util::now_ms;
+use process::{free_tcp_port, free_udp_port, lineup, run_ok, wait_for, Node, POLL_INTERVAL, WAIT_LIMIT};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use store_common::{unique_name, PgDatabase, Relay, TempDir, REDIS_URL};
@@ -30,70 +32,6 @@ const JOINING_SITE: u64 = 4;
 const ALL_SITES: [u64; 4] = [1, 2, 3, JOINING_SITE];
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 const VIEWER_TOKEN: &str = "e2e-viewer-token-0123456789";
-/// Bound on every wait for the federation to make progress.
-const WAIT_LIMIT: Duration = Duration::from_secs(45);
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-fn lineup() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lineup"))
-}
-
-/// A free loopback port (bound, then released) for the node to bind itself.
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("udp port")
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("tcp port")
-}
-
-/// Polls `check` every [`POLL_INTERVAL`] until it returns Some, for at most [`WAIT_LIMIT`];
-/// None when it never did (the caller panics with the nodes' logs).
-async fn wait_for<T, F, Fut>(mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let rounds = (WAIT_LIMIT.as_millis() / POLL_INTERVAL.as_millis()) as u32;
-    for _ in 0..rounds {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-    None
-}
-
-struct Node {
-    site: u64,
-    api: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    fn stop(&mut self) {
-        // SIGTERM, so the node shuts down as a service manager would stop it.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Starts `lineup run` for a site whose config is written in `dir`.
 fn spawn_node(dir: &TempDir, site: u64, api_port: u16) -> Node {
@@ -124,12 +62,6 @@ struct Federation {
     redis_relay: Relay,
     redis_prefix: String,
     http: reqwest::Client,
-}
-
-fn run_ok(command: &mut Command, what: &str) -> String {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[allow(clippy::too_many_arguments)] // one node file's every port and URL, named at the call
