@@ -580,7 +580,7 @@ async fn serve_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::{generate_ca, issue_site_material, CaMaterial};
+    use crate::certs::{generate_ca, issue_site_material, CaMaterial, SiteMaterial};
     use crate::transport::ResponseFuture;
     use lineup_core::codec;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -652,6 +652,36 @@ mod tests {
         let (one, _, _) = serving(&ca, 1);
         assert!(one.call(2, &stranger_two_addr, b"hi".to_vec(), TIMEOUT).await.is_err());
         assert_eq!(stranger_seen.load(Ordering::SeqCst), 0);
+    }
+
+    /// Rotating the cluster CA without a cluster-wide restart: every node first trusts a CA
+    /// file holding the old and the new CA (both named "Lineup cluster CA"), then sites move
+    /// to certificates of the new CA one at a time. Sites of either CA must talk meanwhile.
+    #[tokio::test]
+    async fn a_ca_file_with_the_old_and_the_new_ca_lets_sites_of_either_talk() {
+        let old_ca = generate_ca().unwrap();
+        let new_ca = generate_ca().unwrap();
+        let bundle = format!("{}{}", old_ca.cert_pem, new_ca.cert_pem);
+        let bundled = |ca: &CaMaterial, site: u64| {
+            let material = SiteMaterial { ca_cert_pem: bundle.clone(), ..issue_site_material(ca, site).unwrap() };
+            let identity = SiteIdentity::from_material(&material).unwrap();
+            let transport = QuicTransport::bind(&identity, "127.0.0.1:0".parse().unwrap()).unwrap();
+            let seen = Arc::new(AtomicUsize::new(0));
+            transport.serve(Arc::new(WhoAmI(seen.clone())));
+            let addr = transport.local_addr().unwrap().to_string();
+            (transport, addr, seen)
+        };
+        let (old_one, old_one_addr, old_seen) = bundled(&old_ca, 1);
+        let (new_two, new_two_addr, new_seen) = bundled(&new_ca, 2);
+        let answer = old_one.call(2, &new_two_addr, b"hi".to_vec(), TIMEOUT).await.unwrap();
+        assert_eq!(&answer[..8], &1u64.to_le_bytes());
+        let answer = new_two.call(1, &old_one_addr, b"hi".to_vec(), TIMEOUT).await.unwrap();
+        assert_eq!(&answer[..8], &2u64.to_le_bytes());
+        assert_eq!((old_seen.load(Ordering::SeqCst), new_seen.load(Ordering::SeqCst)), (1, 1));
+        // A node still trusting only the old CA refuses a site already on the new one: every
+        // node must have the bundle before the first site moves.
+        let (old_only, _, _) = serving(&old_ca, 3);
+        assert!(old_only.call(2, &new_two_addr, b"hi".to_vec(), TIMEOUT).await.is_err());
     }
 
     #[tokio::test]
