@@ -22,9 +22,9 @@ CREATE TABLE operator_spans (
     PRIMARY KEY (operator, at_ms, log_index, seq)
 );
 CREATE UNIQUE INDEX operator_spans_key ON operator_spans (log_index, seq);
--- The queue report's wrap-ups (a `wrap_up` right after a `busy` on a call), by time: PostgreSQL
--- sums a period's by call (SQLite looks each call's up by call id, its index differs).
-CREATE INDEX operator_spans_wrap_ups ON operator_spans (at_ms, previous_at_ms, next_at_ms, previous_call_id)
+-- The queue report's wrap-ups (a `wrap_up` right after a `busy` on a call), looked up for each
+-- answered call by its id (the same index as SQLite's).
+CREATE INDEX operator_spans_wrap_ups ON operator_spans (previous_call_id, previous_at_ms, next_at_ms)
     WHERE status = 'wrap_up' AND previous_status = 'busy';
 -- The queue report counts calls by when they entered.
 CREATE INDEX calls_entered ON calls (entered_at_ms);

@@ -22,8 +22,8 @@ CREATE TABLE operator_spans (
     PRIMARY KEY (operator, at_ms, log_index, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX operator_spans_key ON operator_spans (log_index, seq);
--- The queue report's wrap-ups (a `wrap_up` right after a `busy` on a call), by call: SQLite
--- looks each answered call's up (PostgreSQL reads them by time, its index differs).
+-- The queue report's wrap-ups (a `wrap_up` right after a `busy` on a call), looked up for each
+-- answered call by its id (the same index as PostgreSQL's).
 CREATE INDEX operator_spans_wrap_ups ON operator_spans (previous_call_id, previous_at_ms, next_at_ms)
     WHERE status = 'wrap_up' AND previous_status = 'busy';
 -- The queue report counts calls by when they entered.
