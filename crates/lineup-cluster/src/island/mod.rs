@@ -2,8 +2,9 @@
 //! quorum keeps on its own disk while it runs its fork of the routing state.
 //!
 //! [`journal`], the durable local journal of the fork's batches, and [`proposer`], which
-//! decides the fork's commands (journaled, then applied and answered). Not yet wired into the
-//! running node (forking on detection, the feed switch and the merge driver come later).
+//! decides the fork's commands (journaled, then applied and answered). The node forks and
+//! starts the proposer when it becomes an island, and restores it after a restart
+//! (`node/island_fork.rs`). Not yet: the feed switch and the merge driver.
 
 pub mod journal;
 pub mod proposer;
