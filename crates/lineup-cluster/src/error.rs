@@ -79,6 +79,10 @@ pub enum ClusterError {
     IslandJournalFull { entries_max: u64 },
     #[error("island batch of {commands} commands refused: 1 to {limit_commands} commands per entry")]
     IslandBatch { commands: usize, limit_commands: usize },
+    /// A command for the island's fork while this node serves none (no open epoch, or its
+    /// proposer stopped): nothing was applied.
+    #[error("this node serves no island fork")]
+    NoIsland,
 }
 
 impl ClusterError {

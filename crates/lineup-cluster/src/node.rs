@@ -22,6 +22,9 @@
 //! - Every node watches whether it is cut off from the quorum long enough to be an island
 //!   ([`mod@island_watch`]), and answers its peers' `IslandStatus`; the leader brings a site
 //!   heard again back only when it says it is no island.
+//! - With island mode on, an island forks the applied state and serves it through the
+//!   island proposer (`island_fork`: [`ClusterNode::island_submit`],
+//!   [`ClusterNode::island_read`]); a restart while an island serves the journaled fork again.
 //!
 //! Layers: `config` (how a node starts), `site_state` (what Raft applies to), `network`
 //! (openraft's client side of the peer link), `serve` (what this node answers peers),
@@ -32,6 +35,7 @@ mod backup;
 mod client;
 pub mod clock_rules;
 mod config;
+mod island_fork;
 pub mod island_watch;
 mod leader_clock;
 pub mod leader_duty;
@@ -105,6 +109,8 @@ pub struct ClusterNode<T: PeerTransport> {
     contact: PeerContact,
     /// Whether this node is an island, its open epoch and its Asterisk's connection.
     island: Arc<IslandWatchHandle>,
+    /// The island journal and, while an island, the proposer serving the fork.
+    island_serving: Mutex<island_fork::IslandServing>,
 }
 
 pub use crate::origin::origin_for;
@@ -115,6 +121,7 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// it, or forms one with [`ClusterNode::bootstrap`].
     pub async fn start(config: NodeConfig, transport: T) -> Result<Arc<Self>, ClusterError> {
         config.validate()?;
+        let (island_serving, restored_fork) = island_fork::open_island(&config).await?;
         let db = open_storage(&config.storage)?;
         let incarnation = crate::log_store::next_incarnation(&db)?;
         let (effects, _) = broadcast::channel(EFFECT_STREAM_CAPACITY);
@@ -172,7 +179,11 @@ impl<T: PeerTransport> ClusterNode<T> {
             clock_alarm: Mutex::new(None),
             contact: contact.clone(),
             island,
+            island_serving,
         });
+        if let Some(restored) = restored_fork {
+            node.resume_island(restored)?;
+        }
         let duty = tokio::spawn(leader_duty(Arc::downgrade(&node), contact.clone()));
         let gate = tokio::spawn(stand_gate::stand_gate(Arc::downgrade(&node), contact));
         let (mode, island_after) = match &config.island {
@@ -181,6 +192,10 @@ impl<T: PeerTransport> ClusterNode<T> {
         };
         let watch = tokio::spawn(island_watch::island_watch(Arc::downgrade(&node), mode, island_after));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).extend([duty, gate, watch]);
+        if mode == IslandMode::Auto {
+            let fork = tokio::spawn(island_fork::island_fork_duty(Arc::downgrade(&node)));
+            node.background.lock().unwrap_or_else(|p| p.into_inner()).push(fork);
+        }
         node.greet_members();
         Ok(node)
     }
@@ -392,6 +407,9 @@ impl<T: PeerTransport> ClusterNode<T> {
         for task in self.background.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             task.abort();
         }
+        // The fork's last batch is journaled before it is answered; stopping releases the
+        // journal's file for a restart in the same process.
+        self.stop_island().await;
         let _ = self.raft.shutdown().await;
         // Raft's core (and with it the log store) is gone; the state machine worker may
         // still hold a store clone for a moment. Releasing the database here lets a

@@ -14,8 +14,8 @@
 //! - `island_merge`: merge steps known committed at the majority, step name → a number (how
 //!   far that step got; the merge driver gives the names their meaning).
 //!
-//! The rule the island proposer will follow is the log's "sync before ack": a batch is
-//! appended ([`IslandJournal::append`] returns only after redb's default
+//! The rule the island proposer (`proposer.rs`) follows is the log's "sync before ack": a
+//! batch is appended ([`IslandJournal::append`] returns only after redb's default
 //! `Durability::Immediate` commit, an fsync) **before** it is applied to the fork and its
 //! effects published. A crash therefore loses at most batches nobody saw the effects of.
 //!

@@ -183,12 +183,18 @@ impl NodeConfig {
         }
     }
 
-    /// Refuses settings that break a rule the node relies on: for now §1.4's inequality
-    /// between the majority's lease and the island's wait.
+    /// Refuses settings that break a rule the node relies on: §1.4's inequality between the
+    /// majority's lease and the island's wait, and island mode on storage that is no
+    /// directory (an island journals its fork in `<data_dir>/island.redb` so that it
+    /// survives a restart; a node in memory keeps island mode off).
     pub(super) fn validate(&self) -> Result<(), ClusterError> {
-        match &self.island {
-            Some(island) => check_island_bound(self.timing.site_unreachable_after_ms, island),
-            None => Ok(()),
+        match (&self.island, &self.storage) {
+            (None, _) => Ok(()),
+            (Some(island), NodeStorage::Dir(_)) => check_island_bound(self.timing.site_unreachable_after_ms, island),
+            (Some(_), NodeStorage::Memory(_) | NodeStorage::SimulatedDisk { .. }) => Err(ClusterError::Config {
+                what: "island mode needs a data directory for its journal; a node in memory keeps it off".into(),
+                source: None,
+            }),
         }
     }
 
@@ -226,5 +232,17 @@ mod tests {
         config.timing.site_unreachable_after_ms = 5_000;
         let refused = config.validate().unwrap_err().to_string();
         assert!(refused.contains("island_after_ms") && refused.contains("site_unreachable_after_ms"), "{refused}");
+    }
+
+    #[test]
+    fn a_node_in_memory_keeps_island_mode_off() {
+        let mut config = NodeConfig::new(1, "unused");
+        config.storage = NodeStorage::Memory(Arc::new(
+            redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).unwrap(),
+        ));
+        assert!(config.validate().is_ok(), "island mode off");
+        config.island = Some(IslandTiming::default());
+        let refused = config.validate().unwrap_err().to_string();
+        assert!(refused.contains("island mode needs a data directory"), "{refused}");
     }
 }

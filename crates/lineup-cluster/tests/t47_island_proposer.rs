@@ -1,0 +1,133 @@
+//! The island proposer at the node (island mode §2.2, step 9a): a follower cut off with
+//! island mode on forks its applied state, serves its own site's commands from the fork
+//! (journaled, applied, answered at fork apply indexes, its effects published), the majority
+//! never sees them, and a restart with the same data directory serves the same fork again.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use lineup_cluster::island::IslandProposer;
+use lineup_cluster::island_watch::IslandPhase;
+use lineup_cluster::lease::IslandTiming;
+use lineup_cluster::transport::memory::{Filter, MemoryTransport};
+use lineup_cluster::{ClusterNode, NodeConfig};
+use lineup_core::island::ISLAND_APPLY_INDEX_BASE;
+use lineup_core::*;
+use tokio::time::Instant;
+
+const HEARTBEAT_MS: u64 = 100;
+const UNREACHABLE_AFTER_MS: u64 = 1_000;
+/// 1,500 / 1.001 > 1,000 / 0.999 + 200 + 100: §1.4's inequality holds.
+const ISLAND: IslandTiming =
+    IslandTiming { island_after_ms: 1_500, clock_rate_drift_max_ppm: 1_000, pause_margin_ms: 100 };
+/// The restarted island's tick interval: no Tick of its own while the test compares states.
+const NO_TICK_WITHIN_TEST_MS: u64 = 3_600_000;
+
+fn island_config(mut config: NodeConfig) -> NodeConfig {
+    config.timing.heartbeat_interval_ms = HEARTBEAT_MS;
+    config.timing.election_timeout_min_ms = 400;
+    config.timing.election_timeout_max_ms = 800;
+    config.timing.site_unreachable_after_ms = UNREACHABLE_AFTER_MS;
+    config.island = Some(ISLAND);
+    config
+}
+
+fn command(node: &ClusterNode<MemoryTransport>, body: CommandBody) -> Command {
+    let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    Command { id: node.next_command_id(), at_ms, body }
+}
+
+/// Waits (bounded) until `node` serves a fork; answers its proposer.
+async fn await_fork(node: &ClusterNode<MemoryTransport>) -> IslandProposer {
+    let mut watch = node.island().subscribe();
+    let island = tokio::time::timeout(WAIT, watch.wait_for(|state| state.phase() == IslandPhase::Island)).await;
+    assert!(matches!(island, Ok(Ok(_))), "site {} was no island within {WAIT:?}", node.site());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(proposer) = node.island_proposer() {
+            return proposer;
+        }
+        assert!(Instant::now() < deadline, "site {} did not fork within {WAIT:?}", node.site());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_island_serves_its_own_site_from_a_journaled_fork_and_restarts_into_it() {
+    let cluster = memory_cluster("island-proposer", &[1, 2, 3], island_config).await;
+    for node in cluster.nodes.values() {
+        node.island().set_ari_connected(true);
+    }
+    let nodes: Vec<_> = cluster.nodes.values().collect();
+    let leader = await_leader(&nodes).await;
+    let cut = *cluster.nodes.keys().find(|s| **s != leader).unwrap();
+    let rest: Vec<u64> = cluster.nodes.keys().copied().filter(|s| *s != cut).collect();
+    let majority = &cluster.nodes[&leader];
+    majority.propose(queue_config("sales")).await.unwrap().result.unwrap();
+    majority.propose(operator_config("alice", cut, "sales")).await.unwrap().result.unwrap();
+    let alice = OperatorId::new("alice");
+    let island = cluster.nodes[&cut].clone();
+    let configured = alice.clone();
+    await_state(&island, "alice configured", move |r| r.operators().any(|o| o.operator == configured)).await;
+
+    for filter in Filter::partition(&[cut], &rest) {
+        cluster.network.add_filter(filter);
+    }
+    let proposer = await_fork(&island).await;
+    let epoch = proposer.epoch();
+    assert_eq!((epoch.site, epoch.seq), (SiteId(cut), 1));
+    assert_eq!(epoch.fork_index, island.applied_index(), "forked from its applied state (nothing arrives since)");
+    assert_eq!(island.island().epoch(), Some(epoch), "the epoch is published for IslandStatus");
+    assert!(proposer.read(|r| r.island().is_some_and(|fork| fork.epoch == epoch)));
+
+    let mut effects = proposer.subscribe_effects();
+    let login = island.island_submit(command(&island, login("alice", cut))).await.unwrap();
+    login.result.unwrap();
+    assert!(login.apply_index.unwrap() >= ISLAND_APPLY_INDEX_BASE, "{:?}", login.apply_index);
+    let enqueued = island.island_submit(command(&island, enqueue("c1", "sales", cut))).await.unwrap();
+    enqueued.result.unwrap();
+    let (offer_index, offer) = next_offer_for(&mut effects, "c1").await;
+    assert_eq!(
+        (offer.operator.clone(), offer.operator_site, offer.caller_site),
+        (alice.clone(), SiteId(cut), SiteId(cut))
+    );
+    assert!(offer_index >= ISLAND_APPLY_INDEX_BASE, "offered at {offer_index}, no fork apply index");
+    assert_eq!(offer.fence, offer_index);
+
+    // The island's clock runs on its own Ticks.
+    let forked_at_ms = island.read_stale(|r| r.now_ms());
+    let deadline = Instant::now() + WAIT;
+    while proposer.read(|r| r.now_ms()) <= forked_at_ms {
+        assert!(Instant::now() < deadline, "the fork's clock did not move within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The majority goes on and never sees the island's commands; nor does the island's log.
+    majority.propose(queue_config("after-cut")).await.unwrap().result.unwrap();
+    for site in &rest {
+        let node = &cluster.nodes[site];
+        await_state(node, "after-cut applied", |r| r.queue_summary(&QueueId::new("after-cut")).is_some()).await;
+        assert!(node.read_stale(|r| r.calls().all(|c| c.call != CallId::new("c1"))), "site {site} saw c1");
+        let offline = node.read_stale(|r| r.operators().any(|o| o.operator == alice && o.site.is_none()));
+        assert!(offline, "site {site} saw alice log in");
+    }
+    assert_eq!(island.read_stale(|r| r.call_count()), 0, "the island's commands stay off its log");
+
+    // Restart with the same data directory, still cut off: the same fork is served again.
+    island.shutdown().await;
+    cluster.network.disconnect(cut);
+    drop(island);
+    let served = proposer.read(|r| r.snapshot_bytes());
+    let mut config = island_config(node_config(&cluster.dir, cut, fast_timing()));
+    config.timing.tick_interval_ms = NO_TICK_WITHIN_TEST_MS;
+    let restarted = ClusterNode::start(config, cluster.network.transport(cut)).await.unwrap();
+    assert_eq!(restarted.island().epoch(), Some(epoch), "the open epoch is published again");
+    let restored = restarted.island_read(|r| r.snapshot_bytes()).expect("the restored fork is served");
+    assert!(restored == served, "the restored fork differs from the one served before the restart");
+    let again = restarted.island_submit(command(&restarted, enqueue("c2", "sales", cut))).await.unwrap();
+    again.result.unwrap();
+    assert!(again.apply_index.unwrap() > offer_index, "the fork's indexes go on after the restart");
+    restarted.shutdown().await;
+}
