@@ -192,7 +192,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         };
         let watch = tokio::spawn(island_watch::island_watch(Arc::downgrade(&node), mode, island_after));
         node.background.lock().unwrap_or_else(|p| p.into_inner()).extend([duty, gate, watch]);
-        if mode == IslandMode::Auto {
+        if mode == IslandMode::Auto && config.island_fork {
             let fork = tokio::spawn(island_fork::island_fork_duty(Arc::downgrade(&node)));
             node.background.lock().unwrap_or_else(|p| p.into_inner()).push(fork);
         }

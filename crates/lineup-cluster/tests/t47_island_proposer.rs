@@ -31,6 +31,7 @@ fn island_config(mut config: NodeConfig) -> NodeConfig {
     config.timing.election_timeout_max_ms = 800;
     config.timing.site_unreachable_after_ms = UNREACHABLE_AFTER_MS;
     config.island = Some(ISLAND);
+    config.island_fork = true;
     config
 }
 

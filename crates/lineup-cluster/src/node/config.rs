@@ -166,6 +166,10 @@ pub struct NodeConfig {
     /// The island settings (§1.4 of `docs/rfcs/island-mode.md`) of a node that may become an
     /// island; `None` for one that never does (island mode off), which nothing bounds.
     pub island: Option<IslandTiming>,
+    /// Whether an island forks the applied state and serves the fork. Off by default: until
+    /// the merge brings a fork back, a site that forked would stay an island for good, so
+    /// only the tests of the fork switch it on; island mode alone detects and answers.
+    pub island_fork: bool,
 }
 
 impl NodeConfig {
@@ -180,6 +184,7 @@ impl NodeConfig {
             logs_kept_after_snapshot: LOGS_KEPT_AFTER_SNAPSHOT,
             applied_sink: None,
             island: None,
+            island_fork: false,
         }
     }
 

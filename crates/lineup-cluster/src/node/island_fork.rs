@@ -1,5 +1,6 @@
 //! The island's fork at the node (docs/rfcs/island-mode.md §2.2, §3.7; step 9a): when the
-//! island watch says `Island` and island mode is on, fork the applied state, journal the
+//! island watch says `Island`, island mode is on and `NodeConfig::island_fork` allows it
+//! (only the fork's tests do until the merge exists), fork the applied state, journal the
 //! new epoch and serve the fork through an [`IslandProposer`]; at start, restore an epoch
 //! the journal holds open and serve it again (a restart while an island).
 //!
@@ -45,7 +46,8 @@ pub(super) async fn open_island(
 ) -> Result<(Mutex<IslandServing>, Option<RestoredFork>), ClusterError> {
     let NodeStorage::Dir(dir) = &config.storage else { return Ok((Mutex::default(), None)) };
     let path = dir.join(ISLAND_JOURNAL_FILE);
-    if config.island.is_none() && !path.exists() {
+    let forks = config.island.is_some() && config.island_fork;
+    if !forks && !path.exists() {
         return Ok((Mutex::default(), None));
     }
     std::fs::create_dir_all(dir)?;
