@@ -15,7 +15,8 @@
 //! bound values, transactions), `write` (history rows from committed effects, the watermark),
 //! `mirror` (the routing configuration mirrored for reports), `read` (rows read back for
 //! reports and tests), `audit` (the audit trail read back), `reports` (interval reports:
-//! the request, the rows, limits), `report_fetch` (the rows they are computed from),
+//! the request, the rows, limits), `report_fetch` (the sums they are computed from),
+//! `report_quarters` (the operator report's sums from the per-quarter rollup),
 //! `report_queues` and `report_operators` (the computation), `sink` (the store as the
 //! outbox's history sink).
 
@@ -24,6 +25,7 @@ mod mirror;
 mod read;
 mod report_fetch;
 mod report_operators;
+mod report_quarters;
 mod report_queues;
 mod reports;
 mod sink;
@@ -33,9 +35,10 @@ mod write;
 pub use audit::{AuditQuery, AuditRow};
 pub use mirror::ConfigMirror;
 pub use read::{CallRow, CallbackEventRow, OperatorEventRow, OperatorQueueRow, OperatorSessionRow, QueueLogRow};
+pub use report_quarters::ROLLUP_QUARTER_MS;
 pub use reports::{
-    OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery, REPORT_GROUPS_MAX, REPORT_INTERVALS_MAX,
-    REPORT_ROWS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
+    OperatorPath, OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery, REPORT_GROUPS_MAX,
+    REPORT_INTERVALS_MAX, REPORT_ROWS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
 };
 pub use sink::{ConfigFeed, HistorySink};
 pub use write::{is_history_effect, queue_log_columns, BatchOutcome, QueueLogColumns};

@@ -29,7 +29,7 @@ pub mod queue_log;
 pub use assembler::EntryAssembler;
 pub use error::StoreError;
 pub use history::{
-    AuditQuery, AuditRow, BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore,
+    AuditQuery, AuditRow, BatchOutcome, ConfigFeed, ConfigMirror, Dialect, HistorySink, HistoryStore, OperatorPath,
     OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery,
 };
 pub use outbox::{AppliedEntry, DatabaseOpener, Drainer, DrainerStatus, Outbox, OutboxLag, OutboxSink, Submitted};

@@ -1,7 +1,8 @@
 //! `operator_spans` (each operator state change with the operator's change before it and
 //! the time of the one after it, which the interval reports read) stays exactly what LAG and
 //! LEAD over `operator_events` say, on SQLite and PostgreSQL, whatever the order rows are
-//! written in, when a write is replayed, and when rows are deleted or rewritten.
+//! written in, when a write is replayed, and when rows are deleted or rewritten; and so does
+//! `operator_quarters` (the per-quarter rollup kept from the spans).
 
 mod common;
 
@@ -26,6 +27,28 @@ const DIFFERENCE: &str = "WITH expected AS ( \
      SELECT CAST((SELECT COUNT(*) FROM (SELECT * FROM expected EXCEPT SELECT * FROM kept) missing) \
        + (SELECT COUNT(*) FROM (SELECT * FROM kept EXCEPT SELECT * FROM expected) extra) AS BIGINT)";
 
+// The same for `operator_quarters` (each closed span's time per quarter hour and its login,
+// kept by triggers on operator_spans) against the sums computed from the spans.
+const QUARTERS_DIFFERENCE: &str = "WITH RECURSIVE k (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM k WHERE n < 1000), \
+     expected AS ( \
+       SELECT s.operator AS operator, CAST((s.at_ms / 900000 + k.n) * 900000 AS BIGINT) AS quarter_start_ms, \
+         s.status AS status, CASE WHEN s.status = 'break' THEN COALESCE(s.reason, '') ELSE '' END AS reason, \
+         CAST(SUM(CASE WHEN s.next_at_ms <= s.at_ms THEN 0 \
+           ELSE (CASE WHEN s.next_at_ms < (s.at_ms / 900000 + k.n + 1) * 900000 THEN s.next_at_ms \
+             ELSE (s.at_ms / 900000 + k.n + 1) * 900000 END) \
+           - (CASE WHEN s.at_ms > (s.at_ms / 900000 + k.n) * 900000 THEN s.at_ms \
+             ELSE (s.at_ms / 900000 + k.n) * 900000 END) END) AS BIGINT) AS state_ms, \
+         CAST(SUM(CASE WHEN k.n = 0 AND (s.previous_status IS NULL OR s.previous_status = 'offline') \
+           THEN 1 ELSE 0 END) AS BIGINT) AS logins \
+       FROM operator_spans s JOIN k ON k.n <= CASE WHEN s.next_at_ms > s.at_ms \
+         THEN (s.next_at_ms - 1) / 900000 - s.at_ms / 900000 ELSE 0 END \
+       WHERE s.status <> 'offline' AND s.next_at_ms IS NOT NULL \
+       GROUP BY 1, 2, 3, 4), \
+     wanted AS (SELECT * FROM expected WHERE state_ms <> 0 OR logins <> 0), \
+     kept AS (SELECT operator, quarter_start_ms, status, reason, state_ms, logins FROM operator_quarters) \
+     SELECT CAST((SELECT COUNT(*) FROM (SELECT * FROM wanted EXCEPT SELECT * FROM kept) missing) \
+       + (SELECT COUNT(*) FROM (SELECT * FROM kept EXCEPT SELECT * FROM wanted) extra) AS BIGINT)";
+
 const STATUSES: [&str; 5] = ["available", "busy", "wrap_up", "break", "offline"];
 
 /// Every (log_index, seq) in a fixed shuffled order (a multiplicative walk mod a prime).
@@ -39,7 +62,8 @@ fn shuffled_rows() -> Vec<(i64, i64, String, String, String, i64)> {
             let (log_index, seq) = (k / 3 + 1, k % 3);
             let operator = format!("op{}", (k * 7 + k / 5) % OPERATORS);
             let status = STATUSES[((k * 13) % 5) as usize].to_string();
-            (log_index, seq, operator, status, format!("c{log_index}"), log_index * 1_000 + seq)
+            // ~97 s apart: the changes cross quarter-hour edges (operator_quarters).
+            (log_index, seq, operator, status, format!("c{log_index}"), log_index * 97_000 + seq)
         })
         .collect()
 }
@@ -47,18 +71,22 @@ fn shuffled_rows() -> Vec<(i64, i64, String, String, String, i64)> {
 macro_rules! spans_follow_events {
     ($pool:expr) => {{
         let pool = &$pool;
-        let difference = || async { sqlx::query_scalar::<_, i64>(DIFFERENCE).fetch_one(pool).await.unwrap() };
+        let difference = || async {
+            let spans = sqlx::query_scalar::<_, i64>(DIFFERENCE).fetch_one(pool).await.unwrap();
+            let quarters = sqlx::query_scalar::<_, i64>(QUARTERS_DIFFERENCE).fetch_one(pool).await.unwrap();
+            (spans, quarters)
+        };
         let rows = shuffled_rows();
         for (log_index, seq, operator, status, call, at_ms) in &rows {
             let query = sqlx::query(INSERT).bind(log_index).bind(seq).bind(operator).bind(status);
             query.bind(call).bind(at_ms).execute(pool).await.unwrap();
         }
-        assert_eq!(difference().await, 0, "written out of order");
+        assert_eq!(difference().await, (0, 0), "written out of order");
         for (log_index, seq, operator, status, call, at_ms) in rows.iter().take(40) {
             let query = sqlx::query(INSERT).bind(log_index).bind(seq).bind(operator).bind(status);
             query.bind(call).bind(at_ms).execute(pool).await.unwrap();
         }
-        assert_eq!(difference().await, 0, "written again");
+        assert_eq!(difference().await, (0, 0), "written again");
         let spans: i64 =
             sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM operator_spans").fetch_one(pool).await.unwrap();
         assert_eq!(spans, ENTRIES * 3);
@@ -66,13 +94,13 @@ macro_rules! spans_follow_events {
             let delete = "DELETE FROM operator_events WHERE log_index = $1 AND seq = $2";
             sqlx::query(delete).bind(log_index).bind(seq).execute(pool).await.unwrap();
         }
-        assert_eq!(difference().await, 0, "deleted");
+        assert_eq!(difference().await, (0, 0), "deleted");
         let moved = "UPDATE operator_events SET operator = 'op9' WHERE log_index < 15";
         sqlx::query(moved).execute(pool).await.unwrap();
         let rewritten =
             "UPDATE operator_events SET at_ms = at_ms + 5, status = 'break' WHERE log_index BETWEEN 30 AND 40";
         sqlx::query(rewritten).execute(pool).await.unwrap();
-        assert_eq!(difference().await, 0, "rewritten");
+        assert_eq!(difference().await, (0, 0), "rewritten");
     }};
 }
 

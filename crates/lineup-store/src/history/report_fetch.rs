@@ -120,7 +120,7 @@ pub(super) async fn queue_sums(store: &HistoryStore, query: &ReportQuery) -> Res
     Ok(rows)
 }
 
-fn refuse_over_limit(rows: usize) -> Result<(), StoreError> {
+pub(super) fn refuse_over_limit(rows: usize) -> Result<(), StoreError> {
     if rows > REPORT_GROUPS_MAX {
         return Err(bad(&format!("the period holds more than {REPORT_GROUPS_MAX} sums: ask for a shorter one")));
     }

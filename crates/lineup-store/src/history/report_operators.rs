@@ -74,6 +74,14 @@ impl Tally {
 
 type Tallies = BTreeMap<(String, u64), Tally>;
 
+/// Whether each operator's state at the period's start adds its time here or is already in
+/// the sums (the rollup path); either way it makes its operator one the report lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StartState {
+    Split,
+    InSums,
+}
+
 /// Adds `[start_ms, end_ms)` (within the period) to each interval it overlaps.
 fn split(query: &ReportQuery, start_ms: u64, end_ms: u64, mut add: impl FnMut(u64, u64)) {
     if end_ms <= start_ms {
@@ -88,12 +96,13 @@ fn split(query: &ReportQuery, start_ms: u64, end_ms: u64, mut add: impl FnMut(u6
 
 /// Every reported operator's row for every interval, by operator then interval: `sums` for
 /// the states that began in the period and the calls taken, `open` for each operator's state
-/// at its start.
+/// at its start (its time counted as `start_state` says).
 pub(super) fn rows(
     query: &ReportQuery,
     intervals: u64,
     sums: &[OperatorSums],
     open: &[OpenState],
+    start_state: StartState,
     members: Option<&BTreeSet<String>>,
 ) -> Result<Vec<OperatorReportRow>, StoreError> {
     let until_ms = query.to_ms.min(query.now_ms.max(query.from_ms));
@@ -101,7 +110,10 @@ pub(super) fn rows(
     for state in open {
         let next_ms = state.next_at_ms.map_or(until_ms, |next| u64::try_from(next).unwrap_or(0));
         split(query, query.from_ms, next_ms.min(until_ms), |index, length_ms| {
-            tallies.entry((state.operator.clone(), index)).or_default().add_state(state, length_ms);
+            let tally = tallies.entry((state.operator.clone(), index)).or_default();
+            if start_state == StartState::Split {
+                tally.add_state(state, length_ms);
+            }
         });
     }
     let mut takers = BTreeSet::new();

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::report_fetch;
-use super::{report_operators, report_queues, HistoryStore};
+use super::report_operators::StartState;
+use super::{report_operators, report_quarters, report_queues, HistoryStore};
 use crate::error::StoreError;
 
 /// Most intervals one report covers (31 days of 15-minute intervals is 2,976).
@@ -102,6 +103,15 @@ impl ReportQuery {
 
 pub(super) fn bad(reason: &str) -> StoreError {
     StoreError::BadReport { reason: reason.to_string() }
+}
+
+/// Where the operator report's state times come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorPath {
+    /// Every span of the period, cut at interval edges.
+    Spans,
+    /// The per-quarter rollup, plus the spans it leaves out (periods starting on a quarter hour).
+    Quarters,
 }
 
 /// One queue's interval. Calls count in the interval they entered; the period is
@@ -206,16 +216,34 @@ impl HistoryStore {
     }
 
     /// Operator interval rows for `query`: every operator active in the period (with a
-    /// queue: its members and whoever took one of its calls), every interval.
+    /// queue: its members and whoever took one of its calls), every interval. A period that
+    /// starts on a quarter hour reads the per-quarter rollup, any other one the spans; both
+    /// give the same figures.
     pub async fn operator_report(&self, query: &ReportQuery) -> Result<Vec<OperatorReportRow>, StoreError> {
+        let path = if report_quarters::rollup_fits(query) { OperatorPath::Quarters } else { OperatorPath::Spans };
+        self.operator_report_by(query, path).await
+    }
+
+    /// [`HistoryStore::operator_report`] read one way: what the rollup path is checked
+    /// against. A period that does not start on a quarter hour is always read from spans.
+    pub async fn operator_report_by(
+        &self,
+        query: &ReportQuery,
+        path: OperatorPath,
+    ) -> Result<Vec<OperatorReportRow>, StoreError> {
         let intervals = query.interval_count()?;
         let members = match &query.queue {
             Some(queue) => Some(report_fetch::members(self, queue).await?),
             None => None,
         };
         let until = query.to_ms.min(query.now_ms.max(query.from_ms));
+        // Also on the rollup path: who is reported follows each operator's state at the start.
         let open = report_fetch::operator_states_at(self, query.from_ms, until).await?;
+        if path == OperatorPath::Quarters && report_quarters::rollup_fits(query) {
+            let sums = report_quarters::operator_quarter_sums(self, query, until).await?;
+            return report_operators::rows(query, intervals, &sums, &open, StartState::InSums, members.as_ref());
+        }
         let sums = report_fetch::operator_sums(self, query, until).await?;
-        report_operators::rows(query, intervals, &sums, &open, members.as_ref())
+        report_operators::rows(query, intervals, &sums, &open, StartState::Split, members.as_ref())
     }
 }
