@@ -359,6 +359,19 @@ async fn sqlite_reports_over_a_scripted_morning() {
     store.close().await;
 }
 
+/// A prepared report statement that PostgreSQL planned once without its values (its generic
+/// plan, chosen after five executions) joined a day's calls by nested loop for minutes: the
+/// store's connections plan every execution for its values.
+#[tokio::test]
+async fn postgres_connections_plan_each_report_for_its_values() {
+    let db = PgDatabase::create().await;
+    let store = HistoryStore::open(&db.url()).await.unwrap();
+    let mode = store.plan_cache_mode().await.unwrap();
+    assert_eq!(mode.as_deref(), Some(lineup_store::history::POSTGRES_PLAN_CACHE_MODE));
+    store.close().await;
+    db.drop_database().await;
+}
+
 #[tokio::test]
 async fn postgres_reports_over_a_scripted_morning() {
     let db = PgDatabase::create().await;
