@@ -13,18 +13,19 @@ use super::reports::{
     bad, ReportQuery, REPORT_GROUPS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
 };
 use super::sql::int;
-use super::{Backend, HistoryStore, READ_MAX_ROWS};
+use super::{HistoryStore, READ_MAX_ROWS};
 use crate::error::StoreError;
 
 /// Runs `$sql` with `$args` bound in order and collects rows of `$row` on either backend.
 macro_rules! select {
     ($store:expr, $row:ty, $sql:expr, $($arg:expr),*) => {
         match &$store.backend {
-            Backend::Postgres(pool) => sqlx::query_as::<_, $row>($sql)$(.bind($arg.clone()))*.fetch_all(pool).await?,
-            Backend::Sqlite(pool) => sqlx::query_as::<_, $row>($sql)$(.bind($arg.clone()))*.fetch_all(pool).await?,
+            $crate::history::Backend::Postgres(pool) => sqlx::query_as::<_, $row>($sql)$(.bind($arg.clone()))*.fetch_all(pool).await?,
+            $crate::history::Backend::Sqlite(pool) => sqlx::query_as::<_, $row>($sql)$(.bind($arg.clone()))*.fetch_all(pool).await?,
         }
     };
 }
+pub(super) use select;
 
 fn ms(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
@@ -145,31 +146,24 @@ pub(super) struct OperatorSums {
     pub calls_taken: i64,
 }
 
-// $1 from, $2 until (states still open end here), $3 to, $4 interval length, $5 queue and
-// $6 gate of the calls taken ('' any), $7 the row limit.
-//
-// Each state that began in [$1, $2) lasts until the operator's next change (or $2) and is
-// cut at interval edges: its first interval (part 0, which also counts a login: a change
-// from offline or from nothing), its last one (part 1) and, between them, a run of whole
-// intervals (part 2, expanded by the caller). The operators are found by a walk of the
-// primary key's distinct operators, then each one's spans are read by (operator, at_ms),
-// in the order the primary key keeps them.
-const SELECT_OPERATOR_SUMS: &str = "WITH RECURSIVE ops (operator) AS ( \
+/// The walk of the operators with spans (one seek per operator), opening a report statement.
+macro_rules! operators_walk {
+    () => {
+        "WITH RECURSIVE ops (operator) AS ( \
        SELECT MIN(operator) FROM operator_spans \
        UNION ALL \
        SELECT (SELECT MIN(s.operator) FROM operator_spans s WHERE s.operator > ops.operator) \
-       FROM ops WHERE ops.operator IS NOT NULL), \
-     cut AS ( \
-       SELECT operator, status, reason, start_ms, end_ms, login, (start_ms - $1) / $4 AS first_bucket, \
-         CASE WHEN end_ms > start_ms THEN (end_ms - 1 - $1) / $4 ELSE (start_ms - $1) / $4 END AS last_bucket \
-       FROM (SELECT s.operator AS operator, s.status AS status, COALESCE(s.reason, '') AS reason, \
-           s.at_ms AS start_ms, \
-           CASE WHEN s.next_at_ms IS NULL OR s.next_at_ms > $2 THEN $2 ELSE s.next_at_ms END AS end_ms, \
-           CASE WHEN s.previous_status IS NULL OR s.previous_status = 'offline' THEN 1 ELSE 0 END AS login \
-         FROM ops JOIN operator_spans s ON s.operator = ops.operator AND s.at_ms >= $1 AND s.at_ms < $2 \
-         WHERE s.status <> 'offline') AS spans), \
-     pieces AS ( \
-       SELECT operator, status, reason, \
+       FROM ops WHERE ops.operator IS NOT NULL), "
+    };
+}
+pub(super) use operators_walk;
+
+/// The end of an operator statement: `cut`'s states as pieces of intervals, the calls taken
+/// ($3 to, $4 interval length, $5 queue, $6 gate), and the sums by operator and interval
+/// ($7 the row limit).
+macro_rules! cut_pieces_and_sums {
+    () => {
+        "SELECT operator, status, reason, \
          CASE part.kind WHEN 0 THEN first_bucket WHEN 1 THEN last_bucket ELSE first_bucket + 1 END AS bucket, \
          CASE WHEN part.kind = 2 THEN last_bucket - 1 END AS through_bucket, \
          CASE WHEN end_ms <= start_ms THEN 0 \
@@ -197,7 +191,35 @@ const SELECT_OPERATOR_SUMS: &str = "WITH RECURSIVE ops (operator) AS ( \
        CAST(SUM(login) AS BIGINT) AS logins, \
        CAST(SUM(calls) AS BIGINT) AS calls_taken \
      FROM pieces GROUP BY operator, bucket, through_bucket, CASE WHEN status = 'break' THEN reason END \
-     LIMIT $7";
+     LIMIT $7"
+    };
+}
+pub(super) use cut_pieces_and_sums;
+
+// $1 from, $2 until (states still open end here), $3 to, $4 interval length, $5 queue and
+// $6 gate of the calls taken ('' any), $7 the row limit.
+//
+// Each state that began in [$1, $2) lasts until the operator's next change (or $2) and is
+// cut at interval edges: its first interval (part 0, which also counts a login: a change
+// from offline or from nothing), its last one (part 1) and, between them, a run of whole
+// intervals (part 2, expanded by the caller). The operators are found by a walk of the
+// primary key's distinct operators, then each one's spans are read by (operator, at_ms),
+// in the order the primary key keeps them.
+const SELECT_OPERATOR_SUMS: &str = concat!(
+    operators_walk!(),
+    "cut AS ( \
+       SELECT operator, status, reason, start_ms, end_ms, login, (start_ms - $1) / $4 AS first_bucket, \
+         CASE WHEN end_ms > start_ms THEN (end_ms - 1 - $1) / $4 ELSE (start_ms - $1) / $4 END AS last_bucket \
+       FROM (SELECT s.operator AS operator, s.status AS status, COALESCE(s.reason, '') AS reason, \
+           s.at_ms AS start_ms, \
+           CASE WHEN s.next_at_ms IS NULL OR s.next_at_ms > $2 THEN $2 ELSE s.next_at_ms END AS end_ms, \
+           CASE WHEN s.previous_status IS NULL OR s.previous_status = 'offline' THEN 1 ELSE 0 END AS login \
+         FROM ops JOIN operator_spans s ON s.operator = ops.operator AND s.at_ms >= $1 AND s.at_ms < $2 \
+         WHERE s.status <> 'offline') AS spans), \
+     pieces AS ( \
+",
+    cut_pieces_and_sums!()
+);
 
 /// Each operator's sums for the states that began in `[from_ms, until_ms)` and the calls it
 /// answered in the period (of the queue and gate asked for).

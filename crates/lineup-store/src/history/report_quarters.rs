@@ -5,10 +5,10 @@
 //! edges. What the rollup leaves out is cut from the spans as the span path does: each
 //! operator's span still open, and the part of the period after its last quarter edge.
 
-use super::report_fetch::{refuse_over_limit, OperatorSums};
+use super::report_fetch::{cut_pieces_and_sums, operators_walk, refuse_over_limit, select, OperatorSums};
 use super::reports::{ReportQuery, REPORT_GROUPS_MAX};
 use super::sql::int;
-use super::{Backend, HistoryStore};
+use super::HistoryStore;
 use crate::error::StoreError;
 
 /// The rollup's quarter hour; the migrations `*_operator_quarters.sql` use the same.
@@ -29,12 +29,9 @@ pub(super) fn rollup_fits(query: &ReportQuery) -> bool {
 // (from the period's start or its change), and each operator's latest span before the
 // tail if it ended inside it (from $8). A login counts once: in the rollup for a closed
 // span that began before the tail, here for the others that began in the period.
-const SELECT_OPERATOR_QUARTERS: &str = "WITH RECURSIVE ops (operator) AS ( \
-       SELECT MIN(operator) FROM operator_spans \
-       UNION ALL \
-       SELECT (SELECT MIN(s.operator) FROM operator_spans s WHERE s.operator > ops.operator) \
-       FROM ops WHERE ops.operator IS NOT NULL), \
-     latest AS MATERIALIZED (SELECT ops.operator AS operator, \
+const SELECT_OPERATOR_QUARTERS: &str = concat!(
+    operators_walk!(),
+    "latest AS MATERIALIZED (SELECT ops.operator AS operator, \
        (SELECT l.at_ms FROM operator_spans l WHERE l.operator = ops.operator AND l.at_ms < $8 \
          ORDER BY l.at_ms DESC, l.log_index DESC, l.seq DESC LIMIT 1) AS at_ms, \
        (SELECT l.log_index FROM operator_spans l WHERE l.operator = ops.operator AND l.at_ms < $8 \
@@ -71,35 +68,9 @@ const SELECT_OPERATOR_QUARTERS: &str = "WITH RECURSIVE ops (operator) AS ( \
        FROM ops JOIN operator_quarters r ON r.operator = ops.operator AND r.quarter_start_ms >= $1 \
          AND r.quarter_start_ms < $8 \
        UNION ALL \
-       SELECT operator, status, reason, \
-         CASE part.kind WHEN 0 THEN first_bucket WHEN 1 THEN last_bucket ELSE first_bucket + 1 END, \
-         CASE WHEN part.kind = 2 THEN last_bucket - 1 END, \
-         CASE WHEN end_ms <= start_ms THEN 0 \
-           WHEN last_bucket = first_bucket THEN end_ms - start_ms \
-           WHEN part.kind = 0 THEN $1 + (first_bucket + 1) * $4 - start_ms \
-           WHEN part.kind = 1 THEN end_ms - ($1 + last_bucket * $4) \
-           ELSE $4 END, \
-         CASE WHEN part.kind = 0 THEN login ELSE 0 END, 0 \
-       FROM cut JOIN (SELECT 0 AS kind UNION ALL SELECT 1 UNION ALL SELECT 2) AS part \
-         ON (part.kind = 0 AND (end_ms > start_ms OR login = 1)) \
-           OR (part.kind = 1 AND last_bucket > first_bucket) \
-           OR (part.kind = 2 AND last_bucket > first_bucket + 1) \
-       UNION ALL \
-       SELECT operator, 'call', '', (ended_at_ms - handle_ms - $1) / $4, NULL, 0, 0, 1 FROM calls \
-       WHERE entered_at_ms < $3 AND ended_at_ms >= $1 AND handle_ms IS NOT NULL AND operator IS NOT NULL \
-         AND ended_at_ms - handle_ms >= $1 AND ended_at_ms - handle_ms < $3 \
-         AND ($5 = '' OR queue = $5) AND ($6 = '' OR gate = $6)) \
-     SELECT operator, CAST(bucket AS BIGINT) AS bucket, CAST(through_bucket AS BIGINT) AS through_bucket, \
-       CASE WHEN status = 'break' THEN reason END AS break_reason, \
-       CAST(SUM(CASE WHEN status = 'busy' THEN length_ms ELSE 0 END) AS BIGINT) AS talk_ms, \
-       CAST(SUM(CASE WHEN status = 'wrap_up' THEN length_ms ELSE 0 END) AS BIGINT) AS wrap_up_ms, \
-       CAST(SUM(CASE WHEN status = 'break' THEN length_ms ELSE 0 END) AS BIGINT) AS break_ms, \
-       CAST(SUM(CASE WHEN status IN ('busy', 'wrap_up', 'break', 'call') THEN 0 ELSE length_ms END) AS BIGINT) \
-         AS available_ms, \
-       CAST(SUM(login) AS BIGINT) AS logins, \
-       CAST(SUM(calls) AS BIGINT) AS calls_taken \
-     FROM pieces GROUP BY operator, bucket, through_bucket, CASE WHEN status = 'break' THEN reason END \
-     LIMIT $7";
+",
+    cut_pieces_and_sums!()
+);
 
 /// Each operator's sums for its states in `[from_ms, until_ms)` (the state at the period's
 /// start included) and the calls it answered in the period (of the queue and gate asked
@@ -114,34 +85,8 @@ pub(super) async fn operator_quarter_sums(
     let (from, until, to) = (int(query.from_ms), int(until_ms), int(query.to_ms));
     let (length, limit) = (int(query.interval.length_ms()), int(REPORT_GROUPS_MAX as u64 + 1));
     let tail = int(query.from_ms.max(until_ms - until_ms % ROLLUP_QUARTER_MS));
-    let rows = match &store.backend {
-        Backend::Postgres(pool) => {
-            sqlx::query_as::<_, OperatorSums>(SELECT_OPERATOR_QUARTERS)
-                .bind(from)
-                .bind(until)
-                .bind(to)
-                .bind(length)
-                .bind(queue)
-                .bind(gate)
-                .bind(limit)
-                .bind(tail)
-                .fetch_all(pool)
-                .await?
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query_as::<_, OperatorSums>(SELECT_OPERATOR_QUARTERS)
-                .bind(from)
-                .bind(until)
-                .bind(to)
-                .bind(length)
-                .bind(queue)
-                .bind(gate)
-                .bind(limit)
-                .bind(tail)
-                .fetch_all(pool)
-                .await?
-        }
-    };
+    let rows =
+        select!(store, OperatorSums, SELECT_OPERATOR_QUARTERS, from, until, to, length, queue, gate, limit, tail);
     refuse_over_limit(rows.len())?;
     Ok(rows)
 }
