@@ -639,6 +639,9 @@ impl DrainerRun {
             };
             let delivered = match sink.deliver(&batch).await {
                 Ok(()) => {
+                    // The sink holds the batch now: say so before the cursor moves, or a
+                    // health read could find the outbox empty and this sink behind it.
+                    lock(&self.status).delivered_through = last;
                     let name = self.name.clone();
                     self.blocking(move |s| s.advance_cursor(&name, last)).await
                 }
@@ -649,7 +652,6 @@ impl DrainerRun {
                     self.cursor = last;
                     retry_ms = DRAIN_RETRY_MIN_MS;
                     let mut status = lock(&self.status);
-                    status.delivered_through = last;
                     status.consecutive_failures = 0;
                     status.last_error = None;
                 }
