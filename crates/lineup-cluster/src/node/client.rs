@@ -71,10 +71,7 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// by reading the result back by the command's id; resending the same id afterwards is
     /// safe because the core applies an id at most once.
     pub async fn submit(&self, command: Command) -> Result<Committed, ClusterError> {
-        let size = codec::encode_versioned(&command)?.len();
-        if size > COMMAND_MAX_BYTES {
-            return Err(ClusterError::CommandTooLarge { size_bytes: size, limit_bytes: COMMAND_MAX_BYTES });
-        }
+        let size = encoded_size_within_bound(&command)?;
         let timeout = Duration::from_millis(self.timing.client_write_timeout_ms);
         let mut outcome_unknown = false;
         for _attempt in 0..CLIENT_WRITE_ATTEMPTS_MAX {
@@ -173,4 +170,14 @@ fn read_wait_error(index: u64, timeout: Duration, e: WaitError) -> ClusterError 
         WaitError::ShuttingDown => "the node is shutting down".to_string(),
     };
     ClusterError::raft(what, e)
+}
+
+/// The encoded size of `command`, refused above [`COMMAND_MAX_BYTES`] (a write to the log or
+/// to an island's fork).
+pub(super) fn encoded_size_within_bound(command: &Command) -> Result<usize, ClusterError> {
+    let size = codec::encode_versioned(command)?.len();
+    if size > COMMAND_MAX_BYTES {
+        return Err(ClusterError::CommandTooLarge { size_bytes: size, limit_bytes: COMMAND_MAX_BYTES });
+    }
+    Ok(size)
 }

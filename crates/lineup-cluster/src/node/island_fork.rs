@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use lineup_core::{Command, IslandEpoch, Routing, SiteId};
 
-use super::config::{NodeConfig, NodeStorage, COMMAND_MAX_BYTES};
+use super::config::{NodeConfig, NodeStorage};
 use super::island_watch::IslandWatch;
 use super::ClusterNode;
 use crate::island::{IslandJournal, IslandProposer, IslandProposerConfig, JournalState, ISLAND_JOURNAL_FILE};
@@ -191,10 +191,7 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// Decides `command` on this island's fork (journaled, applied, answered with its fork
     /// apply index). [`ClusterError::NoIsland`] when the node serves no fork.
     pub async fn island_submit(&self, command: Command) -> Result<Committed, ClusterError> {
-        let size = lineup_core::codec::encode_versioned(&command)?.len();
-        if size > COMMAND_MAX_BYTES {
-            return Err(ClusterError::CommandTooLarge { size_bytes: size, limit_bytes: COMMAND_MAX_BYTES });
-        }
+        super::client::encoded_size_within_bound(&command)?;
         let proposer = self.island_proposer().ok_or(ClusterError::NoIsland)?;
         proposer.submit(command).await
     }
