@@ -38,7 +38,7 @@ pub use read::{CallRow, CallbackEventRow, OperatorEventRow, OperatorQueueRow, Op
 pub use report_quarters::ROLLUP_QUARTER_MS;
 pub use reports::{
     OperatorPath, OperatorReportRow, QueueReportRow, ReportInterval, ReportQuery, REPORT_GROUPS_MAX,
-    REPORT_INTERVALS_MAX, REPORT_ROWS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
+    REPORT_INTERVALS_MAX, REPORT_ROWS_MAX, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
 };
 pub use sink::{ConfigFeed, HistorySink};
 pub use write::{is_history_effect, queue_log_columns, BatchOutcome, QueueLogColumns};

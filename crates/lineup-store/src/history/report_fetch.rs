@@ -9,9 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::reports::{
-    bad, ReportQuery, REPORT_GROUPS_MAX, REPORT_WRAP_UP_SEARCH_MS, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS,
-};
+use super::reports::{bad, ReportQuery, REPORT_GROUPS_MAX, SERVICE_LEVEL_THRESHOLD_DEFAULT_MS};
 use super::sql::int;
 use super::{HistoryStore, READ_MAX_ROWS};
 use crate::error::StoreError;
@@ -56,33 +54,21 @@ pub(super) struct QueueSums {
 
 // $1 from, $2 to, $3 interval length, $4 queue and $5 gate ('' stands for "any": ids are
 // never empty), $6 the threshold asked for (-1: each queue's), $7 the default threshold,
-// $8 how long after the last answered call wrap-ups are looked for, $9 the row limit.
+// $8 the row limit.
 //
-// A call's wrap-up is the `wrap_up` change right after the operator's `busy` change on it,
-// lasting until the operator's next change; the changes counted are those from the period's
-// start until $8 after the last answered call overlapping the period ended (a wrap-up still
-// open then counts as none). Each answered call's is looked up by its id (the partial index
-// `operator_spans_wrap_ups`, led by the call id). Summing the period's wrap-ups and joining
-// them by hash was as fast on PostgreSQL with fresh statistics, but without them (a new or
-// bulk-loaded database, before autovacuum's first ANALYZE) the planner joined 50,000 calls
-// to 45,000 wrap-ups by nested loop: a minute instead of a fifth of a second.
-const SELECT_QUEUE_SUMS: &str = "WITH bound AS ( \
-       SELECT MAX(ended_at_ms) + $8 AS until_ms FROM calls \
-       WHERE entered_at_ms < $2 AND ended_at_ms >= $1 AND handle_ms IS NOT NULL \
-         AND ($4 = '' OR queue = $4) AND ($5 = '' OR gate = $5)), \
-     counted AS ( \
+// A call's wrap-up is `calls.wrap_up_ms`: the `wrap_up` changes right after the operator's
+// `busy` change on it, each lasting until the operator's next change, summed (a wrap-up
+// still open counts as none), kept by triggers on `operator_spans` and `calls` (migration
+// `20261210000001_call_wrap_ups`). Looking each answered call's wrap-up up in the spans at
+// report time cost ~4 µs a call, most of a day's report on PostgreSQL.
+const SELECT_QUEUE_SUMS: &str = "WITH counted AS ( \
        SELECT c.queue AS queue, (c.entered_at_ms - $1) / $3 AS bucket, c.outcome AS outcome, \
          c.wait_ms AS wait_ms, c.handle_ms AS handle_ms, c.callback_attempts AS callback_attempts, \
          CASE WHEN c.callback_number IS NULL THEN 0 ELSE 1 END AS callback, \
          CASE WHEN c.wait_ms <= CASE WHEN $6 >= 0 THEN $6 ELSE COALESCE(q.service_level_ms, $7) END \
            THEN 1 ELSE 0 END AS within, \
-         CASE WHEN c.handle_ms IS NULL THEN 0 ELSE COALESCE(( \
-           SELECT SUM(s.next_at_ms - s.at_ms) FROM operator_spans s \
-           WHERE s.previous_call_id = c.call_id AND s.status = 'wrap_up' AND s.previous_status = 'busy' \
-             AND s.previous_at_ms >= $1 AND s.previous_at_ms < bound.until_ms \
-             AND s.at_ms >= $1 AND s.at_ms < bound.until_ms AND s.next_at_ms < bound.until_ms), 0) \
-         END AS wrap_up_ms \
-       FROM calls c CROSS JOIN bound LEFT JOIN config_queues q ON q.id = c.queue \
+         CASE WHEN c.handle_ms IS NULL THEN 0 ELSE COALESCE(c.wrap_up_ms, 0) END AS wrap_up_ms \
+       FROM calls c LEFT JOIN config_queues q ON q.id = c.queue \
        WHERE c.entered_at_ms >= $1 AND c.entered_at_ms < $2 AND ($4 = '' OR c.queue = $4) \
          AND ($5 = '' OR c.gate = $5)) \
      SELECT queue, CAST(bucket AS BIGINT) AS bucket, CAST(COUNT(*) AS BIGINT) AS offered, \
@@ -104,7 +90,7 @@ const SELECT_QUEUE_SUMS: &str = "WITH bound AS ( \
        CAST(SUM(CASE WHEN callback = 0 THEN 0 WHEN handle_ms IS NULL THEN callback_attempts \
          ELSE callback_attempts + 1 END) AS BIGINT) AS callbacks_made, \
        CAST(SUM(CASE WHEN callback = 1 AND handle_ms IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS callbacks_answered \
-     FROM counted GROUP BY queue, bucket LIMIT $9";
+     FROM counted GROUP BY queue, bucket LIMIT $8";
 
 /// Each queue's sums for each interval with a call that entered in it (of the queue and
 /// gate asked for), thresholds as `query` says.
@@ -113,10 +99,8 @@ pub(super) async fn queue_sums(store: &HistoryStore, query: &ReportQuery) -> Res
     let gate = query.gate.clone().unwrap_or_default();
     let threshold = query.service_level_ms.map_or(-1, int);
     let (from, to, length) = (int(query.from_ms), int(query.to_ms), int(query.interval.length_ms()));
-    let (default, search, limit) =
-        (int(SERVICE_LEVEL_THRESHOLD_DEFAULT_MS), int(REPORT_WRAP_UP_SEARCH_MS), int(REPORT_GROUPS_MAX as u64 + 1));
-    let rows =
-        select!(store, QueueSums, SELECT_QUEUE_SUMS, from, to, length, queue, gate, threshold, default, search, limit);
+    let (default, limit) = (int(SERVICE_LEVEL_THRESHOLD_DEFAULT_MS), int(REPORT_GROUPS_MAX as u64 + 1));
+    let rows = select!(store, QueueSums, SELECT_QUEUE_SUMS, from, to, length, queue, gate, threshold, default, limit);
     refuse_over_limit(rows.len())?;
     Ok(rows)
 }

@@ -25,9 +25,6 @@ pub const REPORT_GROUPS_MAX: usize = 200_000;
 /// Service-level threshold of a queue the config mirror does not know (a deleted queue),
 /// when the request names none: answered within 20 s.
 pub const SERVICE_LEVEL_THRESHOLD_DEFAULT_MS: u64 = 20_000;
-/// How long after the last answered call's end a wrap-up is looked for (its end must come
-/// within this; a longer wrap-up counts as none in AHT).
-pub const REPORT_WRAP_UP_SEARCH_MS: u64 = 3_600_000;
 
 /// How long each interval of a report is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
