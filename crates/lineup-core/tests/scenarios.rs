@@ -390,6 +390,37 @@ fn pull_mode_never_auto_offers_and_operators_take_calls() {
 }
 
 #[test]
+fn pullable_calls_are_exactly_those_pull_would_take_in_global_order() {
+    let mut h = Harness::new();
+    h.queue(QueueConfig { id: QueueId::new("back-office"), pull_only: true, ..Default::default() });
+    h.queue(QueueConfig { id: QueueId::new("other"), pull_only: true, ..Default::default() });
+    h.operator("a", SITE_A, &[("back-office", 0)], &[]);
+    h.login("a", SITE_A);
+    for call in ["first", "elsewhere", "second", "third"] {
+        let queue = if call == "elsewhere" { "other" } else { "back-office" };
+        Harness::no_offer(&h.enqueue(call, queue, SITE_A));
+    }
+    let operator = OperatorId::new("a");
+    let listed = |h: &Harness, max| -> Vec<String> {
+        h.routing.pullable_calls(&operator, max).into_iter().map(|c| c.to_string()).collect()
+    };
+    // Not a member of "other": never listed, and Pull refuses it too.
+    assert_eq!(listed(&h, 10), vec!["first", "second", "third"]);
+    assert_eq!(listed(&h, 2), vec!["first", "second"]);
+    assert!(h.apply(CommandBody::Pull { operator: operator.clone(), call: Some(id("elsewhere")) }).0.is_err());
+    // On a break the operator still sees what it may take (Pull waits for it to be available).
+    h.ok(CommandBody::OperatorState {
+        operator: operator.clone(),
+        state: RequestedState::Break { reason: "lunch".into() },
+    });
+    assert_eq!(listed(&h, 10), vec!["first", "second", "third"]);
+    h.ok(CommandBody::OperatorState { operator: operator.clone(), state: RequestedState::Available });
+    h.ok(CommandBody::Pull { operator: operator.clone(), call: Some(id("second")) });
+    assert_eq!(listed(&h, 10), vec!["first", "third"], "an offered call is no longer waiting");
+    assert!(h.routing.pullable_calls(&OperatorId::new("nobody"), 10).is_empty());
+}
+
+#[test]
 fn supervisor_reassigns_keeping_age_and_changes_priority() {
     let mut h = Harness::new();
     h.simple_queue("sales");

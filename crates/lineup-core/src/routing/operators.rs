@@ -199,24 +199,43 @@ impl Routing {
         let call_number = match named {
             Some(call_id) => {
                 let call_number = self.call_number_of(call_id)?;
-                let call = &self.state.calls[&call_number];
-                if !call.is_waiting() {
-                    return Err(invalid("call is not waiting", call_id.to_string()));
-                }
-                let penalty =
-                    op.config.memberships.get(&call.queue).ok_or_else(|| {
-                        invalid("operator is not a member of the call's queue", call.queue.to_string())
-                    })?;
-                if self.is_capped(&call.queue) || !self.eligible(op, *penalty, call, false) {
-                    return Err(invalid(
-                        "operator cannot take this call (skills, cap or callback delay)",
-                        call_id.to_string(),
-                    ));
-                }
+                self.check_may_take(op, call_number, call_id)?;
                 call_number
             }
             None => self.best_call_for(op, true).ok_or_else(|| CoreError::NothingToPull(id.clone()))?,
         };
         Ok(call_number)
+    }
+
+    /// Whether `op` may take this waiting call by `Pull`, its own state aside: a member of
+    /// the call's queue, eligible by skills and callback delay, the queue not capped.
+    fn check_may_take(&self, op: &crate::model::Operator, call_number: u64, call_id: &CallId) -> Result<(), CoreError> {
+        let call = &self.state.calls[&call_number];
+        if !call.is_waiting() {
+            return Err(invalid("call is not waiting", call_id.to_string()));
+        }
+        let penalty = op
+            .config
+            .memberships
+            .get(&call.queue)
+            .ok_or_else(|| invalid("operator is not a member of the call's queue", call.queue.to_string()))?;
+        if self.is_capped(&call.queue) || !self.eligible(op, *penalty, call, false) {
+            return Err(invalid("operator cannot take this call (skills, cap or callback delay)", call_id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The waiting calls this operator may take by `Pull` (as `Pull` names them: its own
+    /// state aside), at most `max`, in the global serving order; empty for an unknown operator.
+    pub fn pullable_calls(&self, id: &OperatorId, max: usize) -> Vec<CallId> {
+        let Some(op) = self.state.operators.get(id) else { return Vec::new() };
+        self.waiting_calls()
+            .into_iter()
+            .filter(|w| {
+                self.indexes.call_numbers.get(&w.call).is_some_and(|&n| self.check_may_take(op, n, &w.call).is_ok())
+            })
+            .take(max)
+            .map(|w| w.call)
+            .collect()
     }
 }
