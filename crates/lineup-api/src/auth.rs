@@ -18,7 +18,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// The 403's name for a per-call widget token.
-const WIDGET_TOKEN_ROLE: &str = "call widget";
+pub(crate) const WIDGET_TOKEN_ROLE: &str = "call widget";
+/// The 403's name for an operator's agent panel token.
+const AGENT_TOKEN_ROLE: &str = "agent panel";
 
 /// What a route needs from the caller's token.
 pub trait Need: Send + Sync + 'static {
@@ -169,6 +171,9 @@ fn authenticate<B: ApiBackend>(state: &AppState<B>, parts: &Parts, token: &str) 
     let Some(holder) = state.config.holder_of(token) else {
         if state.widget_tokens.call_of(token).is_some() {
             return Ok(None);
+        }
+        if state.agent_tokens.operator_of(token, std::time::Instant::now()).is_some() {
+            return Err(ApiError::Forbidden { role: AGENT_TOKEN_ROLE, action: "reach routes beyond its own panel" });
         }
         if let Some(address) = address {
             state.limits.auth_failed(address);

@@ -41,6 +41,12 @@ pub enum ApiError {
     /// Too many widget tokens of calls still going (503).
     #[error("too many widget tokens ({max}) for calls still going; try again when calls end")]
     WidgetTokensFull { max: usize },
+    /// Too many agent panels signed in on this node (503).
+    #[error("too many agent panels signed in ({max}); try again later")]
+    AgentTokensFull { max: usize },
+    /// An agent panel sign-in with an unknown operator or a wrong PIN (401).
+    #[error("unknown operator or wrong PIN")]
+    SignInRefused,
     /// The operating system's random source failed (500).
     #[error("OS random source: {0}")]
     Random(String),
@@ -65,8 +71,8 @@ impl ApiError {
             ApiError::Config { .. } | ApiError::Io(_) | ApiError::Random(_) | ApiError::Tls(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            ApiError::WidgetTokensFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::WidgetTokensFull { .. } | ApiError::AgentTokensFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized | ApiError::SignInRefused => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::OriginRefused { .. } => StatusCode::FORBIDDEN,
             ApiError::BadBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,8 +95,9 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::Config { .. } | ApiError::Io(_) | ApiError::Random(_) | ApiError::Tls(_) => "internal",
-            ApiError::WidgetTokensFull { .. } => "unavailable",
+            ApiError::WidgetTokensFull { .. } | ApiError::AgentTokensFull { .. } => "unavailable",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::SignInRefused => "sign_in_refused",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::OriginRefused { .. } => "origin_refused",
             ApiError::BadBody { .. } => "bad_body",

@@ -12,6 +12,9 @@
 //! - `auth`: `Caller<Need>` and per-call `CallAccess<Need>` extractors (refused before the
 //!   body is read; the failed authentication throttle and the per-token rate).
 //! - `widget_tokens`: per-call widget tokens, bounded, keyed by digest, swept as calls end.
+//! - `agent`: the agent panel's routes (sign-in by operator id and PIN, the operator's own
+//!   panel, state, pull, logout, live feed); `agent_tokens`: the panels' tokens, bounded,
+//!   by digest, expiring; [`agent_view`]: what a panel shows.
 //! - `server`: the accept loop (connection cap, TLS handshake, header and idle timeouts,
 //!   client address).
 //! - [`tls`]: `ApiTls` (rustls with ring, from PEM files), the handshake under its timeout,
@@ -39,6 +42,9 @@
 //! unbounded; no live frame is serialized per client; no client goes unbounded (rate,
 //! wrong tokens, connections, WebSockets, header, body and idle time).
 
+mod agent;
+mod agent_tokens;
+pub mod agent_view;
 mod alarm_policy;
 pub mod assets;
 pub mod audit;
@@ -70,6 +76,7 @@ pub mod views;
 mod webhooks;
 mod widget_tokens;
 
+pub use agent::{AGENT_PIN_CHECKS_MAX, AGENT_PIN_MAX_CHARS, AGENT_TOKENS_MAX, AGENT_TOKEN_LIFETIME_MS};
 pub use backend::{
     ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
     RaftHealth, RaftRole, SiteState, WebhookHealth,
@@ -99,6 +106,10 @@ pub(crate) struct AppState<B> {
     pub(crate) hub: Arc<live::LiveHub>,
     /// Per-call widget tokens minted by this process.
     pub(crate) widget_tokens: Arc<widget_tokens::WidgetTokens>,
+    /// Agent panel tokens minted by this process.
+    pub(crate) agent_tokens: agent_tokens::AgentTokens,
+    /// PIN checks running at once for agent sign-ins (`agent::AGENT_PIN_CHECKS_MAX`).
+    pub(crate) pin_checks: Arc<tokio::sync::Semaphore>,
     /// Flips to true on shutdown: WebSocket tasks close so the server can drain.
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Request rates and failed authentications per client.
@@ -184,6 +195,13 @@ impl<B: ApiBackend> Routes<B> {
             .post("/v1/calls/{id}/callback", rest::request_callback::<B>)
             .get("/v1/calls/{id}/live", live::call_live::<B>)
             .get("/v1/live", live::live::<B>)
+            .post("/v1/agent/sign-in", agent::sign_in::<B>)
+            .post("/v1/agent/sign-out", agent::sign_out::<B>)
+            .get("/v1/agent/me", agent::get_panel::<B>)
+            .post("/v1/agent/state", agent::set_state::<B>)
+            .post("/v1/agent/pull", agent::pull::<B>)
+            .post("/v1/agent/logout", agent::logout::<B>)
+            .get("/v1/agent/live", agent::live::<B>)
     }
 }
 
@@ -271,6 +289,8 @@ fn app<B: ApiBackend>(
         config,
         hub,
         widget_tokens,
+        agent_tokens: agent_tokens::AgentTokens::default(),
+        pin_checks: Arc::new(tokio::sync::Semaphore::new(agent::AGENT_PIN_CHECKS_MAX)),
         shutdown,
     });
     let by_address = axum::middleware::from_fn_with_state(Arc::clone(&state), client_limits::limit_by_address::<B>);

@@ -215,7 +215,7 @@ struct PartEnd {
     index: u64,
 }
 
-fn to_text<T: Serialize>(value: &T) -> Utf8Bytes {
+pub(crate) fn to_text<T: Serialize>(value: &T) -> Utf8Bytes {
     // Our own row types always serialize (string keys, no non-finite floats).
     Utf8Bytes::from(
         serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":\"{e}\"}}")),
@@ -245,6 +245,13 @@ fn delta_of(r: &Routing, effect: Effect) -> Option<(&'static str, DeltaBody)> {
 }
 
 impl LiveHub {
+    /// One operator's figures today as last read from the history database (None without
+    /// one, before the first read, or for an operator with no row).
+    pub(crate) fn today_of_operator(&self, operator: &str) -> Option<crate::today::TodayOperator> {
+        let today = self.today.lock().unwrap_or_else(PoisonError::into_inner);
+        today.as_ref()?.operators.iter().find(|o| o.operator == operator).cloned()
+    }
+
     pub(crate) fn new(buffer_frames: usize) -> Self {
         let (frames, _) = broadcast::channel(buffer_frames.max(1));
         Self {
@@ -488,7 +495,7 @@ async fn send(socket: &mut WebSocket, message: Message) -> Result<(), Gone> {
     }
 }
 
-fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+pub(crate) fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(LIVE_READ_BUFFER_BYTES)
         // Written as sent: a buffer would only keep the largest message's capacity around.
         .write_buffer_size(0)
@@ -499,7 +506,10 @@ fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 /// A place for one more WebSocket of the caller's token, or the refusal to answer with.
 /// A WebSocket slot under the caps: a configured token's own and the total (a call's widget
 /// token, `None`, counts towards the total only).
-fn websocket_slot<B: ApiBackend>(state: &AppState<B>, holder: Option<usize>) -> Result<WebSocketSlot, ApiError> {
+pub(crate) fn websocket_slot<B: ApiBackend>(
+    state: &AppState<B>,
+    holder: Option<usize>,
+) -> Result<WebSocketSlot, ApiError> {
     state.websockets.take(holder).map_err(|refused| match refused {
         SlotRefused::Token { limit } => ApiError::TooManyWebSockets { scope: WEBSOCKETS_OF_TOKEN, limit },
         SlotRefused::Total { limit } => ApiError::TooManyWebSockets { scope: WEBSOCKETS_IN_ALL, limit },
@@ -634,26 +644,40 @@ pub async fn call_live<B: ApiBackend>(
     }))
 }
 
-async fn call_client<B: ApiBackend>(mut socket: WebSocket, state: Arc<AppState<B>>, call: CallId) {
-    let hub = &state.hub;
-    let _gauge = Gauge::up(&hub.counters.call_clients);
-    let mut frames = hub.frames.subscribe();
+async fn call_client<B: ApiBackend>(socket: WebSocket, state: Arc<AppState<B>>, call: CallId) {
+    let _gauge = Gauge::up(&state.hub.counters.call_clients);
+    let ended = to_text(&EndedMessage { kind: "ended", call: &call });
+    let read = |r: &Routing| views::position_view(r, &call);
+    let message = |view: &PositionView| to_text(&PositionMessage { kind: "position", position: view });
+    follow_view(socket, &state, read, message, ended).await;
+}
+
+/// Keeps a client up to date with one view of the routing state (a caller's position, an
+/// operator's panel): read again at every hub frame (after draining what queued meanwhile),
+/// sent as `message` when it changed; when `read` finds none, `ended` is sent and the
+/// socket closed. Pings, the client's silence and shutdown as on `/v1/live`.
+pub(crate) async fn follow_view<B: ApiBackend, V: PartialEq>(
+    mut socket: WebSocket,
+    state: &AppState<B>,
+    read: impl Fn(&Routing) -> Option<V>,
+    message: impl Fn(&V) -> Utf8Bytes,
+    ended: Utf8Bytes,
+) {
+    let mut frames = state.hub.frames.subscribe();
     let mut shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval(Duration::from_millis(LIVE_PING_INTERVAL_MS));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
-    let mut last_sent: Option<PositionView> = None;
+    let mut last_sent: Option<V> = None;
     loop {
-        // Any frame may move this call; read once per wake-up, after draining what queued.
-        match state.backend.read(|r| views::position_view(r, &call)) {
+        match state.backend.read(&read) {
             None => {
-                let _ = send(&mut socket, Message::Text(to_text(&EndedMessage { kind: "ended", call: &call }))).await;
+                let _ = send(&mut socket, Message::Text(ended)).await;
                 let _ = send(&mut socket, Message::Close(None)).await;
                 return;
             }
             Some(view) if last_sent.as_ref() != Some(&view) => {
-                let text = to_text(&PositionMessage { kind: "position", position: &view });
-                if send(&mut socket, Message::Text(text)).await.is_err() {
+                if send(&mut socket, Message::Text(message(&view))).await.is_err() {
                     return;
                 }
                 last_sent = Some(view);

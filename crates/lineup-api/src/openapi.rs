@@ -17,6 +17,8 @@ pub enum Access {
     WidgetAct,
     /// Frontend, supervisor or admin tokens: mints a call's widget token.
     MintWidget,
+    /// An operator's own agent panel token (from `POST /v1/agent/sign-in`); no other token.
+    Agent,
 }
 
 /// One documented operation.
@@ -99,6 +101,13 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/calls/{id}/widget-token", "Mint a token for this call's caller widget (128 random bits, hex): it reads only this call's position and live feed and requests only its callback, and dies when the call ends. `url` is the widget page on this node (`/widget?call=…&token=…`). Tokens live in this node's API process only. 404 when the call does not exist or has ended; 503 when too many tokens of calls still going are held.", Access::MintWidget, None, "WidgetLink"),
     op("get", "/v1/calls/{id}/position", "A waiting call's position, ETA and status (caller widget).", Access::Widget, None, "PositionView"),
     op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::WidgetAct, Some("CallbackRequest"), "ActionDone"),
+    op("post", "/v1/agent/sign-in", "An operator signs in to its agent panel with its id and PIN (checked as the phone login checks it). A wrong PIN counts towards the operator's lockout at every site, and against the client address like a wrong token; a locked-out operator is refused (429). The token opens only this operator's own panel routes, for `lifetime_ms` or until sign-out; it lives in this node's API process.", Access::Public, Some("SignInRequest"), "SignedIn"),
+    op("post", "/v1/agent/sign-out", "This panel's token stops working (the operator's state is unchanged).", Access::Agent, None, "SignedOut"),
+    op("get", "/v1/agent/me", "The operator's panel: state, the call offered or connected (caller, queue, gate, whisper), in pull mode the callers it may take, its figures today.", Access::Agent, None, "AgentPanel"),
+    op("post", "/v1/agent/state", "The operator sets its own state: available (also ends a wrap-up early), break with a reason, or offline.", Access::Agent, Some("StateRequest"), "ActionDone"),
+    op("post", "/v1/agent/pull", "The operator takes the named waiting caller, or its next one.", Access::Agent, Some("PullRequest"), "ActionDone"),
+    op("post", "/v1/agent/logout", "The operator logs out (after its current call if busy).", Access::Agent, None, "ActionDone"),
+    ws("/v1/agent/live", "WebSocket: `{type: agent, now_ms, ...panel}` at once and whenever the panel changes; `{type: signed_out}` then close when the token expires or the operator is removed.", Access::Agent, "AgentPanel"),
     ws("/v1/calls/{id}/live", "WebSocket: `position` messages whenever position, ETA or status change; `ended` then close.", Access::Widget, "PositionView"),
     ws("/v1/live", "WebSocket: a snapshot (in parts: snapshot, snapshot_operators*, snapshot_calls*, snapshot_end), then numbered deltas (operator, call, call_ended, alarm, queues every second, cluster). A client that falls behind gets a fresh snapshot.", Access::Viewer, "LiveMessage"),
 ];
@@ -143,6 +152,7 @@ fn role_description(access: Access) -> &'static str {
         Access::Widget => "this call's widget token, viewer, supervisor or admin",
         Access::WidgetAct => "this call's widget token, supervisor or admin",
         Access::MintWidget => "frontend, supervisor or admin",
+        Access::Agent => "the operator's own agent panel token (from POST /v1/agent/sign-in)",
     }
 }
 
@@ -201,6 +211,9 @@ fn responses(o: &Operation) -> Map<String, Value> {
             "503".into(),
             error_response("No leader or quorum to confirm the committed state, a state over the backup size limit, or no cluster."),
         );
+    }
+    if o.path == "/v1/agent/sign-in" {
+        responses.insert("401".into(), error_response("Unknown operator or wrong PIN."));
     }
     if o.method != "get" && o.access != Access::Public {
         responses.insert("409".into(), error_response("Refused by the routing core for a reason of state."));
@@ -360,6 +373,10 @@ fn request_and_live_schemas() -> Value {
         "StateRequest": { "type": "object", "properties": { "state": { "enum": ["available", "break", "offline"] }, "reason": { "type": "string", "description": "Required for break, refused otherwise." } }, "required": ["state"], "additionalProperties": false },
         "MemberRequest": { "type": "object", "properties": { "site": int, "address": { "type": "string" } }, "required": ["site", "address"], "additionalProperties": false },
         "PullRequest": { "type": "object", "properties": { "call": { "type": ["string", "null"] } }, "additionalProperties": false },
+        "SignInRequest": { "type": "object", "properties": { "operator": { "type": "string" }, "pin": { "type": "string", "minLength": 1, "maxLength": crate::agent::AGENT_PIN_MAX_CHARS } }, "required": ["operator", "pin"], "additionalProperties": false },
+        "SignedIn": object(json!({ "token": { "type": "string" }, "operator": { "type": "string" }, "name": { "type": "string" }, "lifetime_ms": int })),
+        "SignedOut": object(json!({ "ok": { "type": "boolean" } })),
+        "AgentPanel": object(json!({ "now_ms": int, "operator": { "type": "string" }, "name": { "type": "string" }, "mode": { "enum": ["persistent", "ring"] }, "home_site": int, "state": { "enum": ["offline", "available", "offered", "busy", "wrap_up", "break"] }, "break_reason": { "type": ["string", "null"] }, "since_ms": int, "site": opt_int, "queues": { "type": "array", "items": { "type": "string" } }, "pull_queues": { "type": "array", "items": { "type": "string" } }, "call": { "type": ["object", "null"], "properties": { "call": { "type": "string" }, "status": { "type": "string" }, "queue": { "type": "string" }, "gate": { "type": ["string", "null"] }, "caller_number": { "type": "string" }, "caller_name": { "type": "string" }, "since_ms": int, "whisper": { "type": ["string", "null"] } } }, "pullable": { "type": "array", "maxItems": crate::agent_view::AGENT_PULL_LIST_MAX, "items": object(json!({ "call": { "type": "string" }, "queue": { "type": "string" }, "gate": { "type": ["string", "null"] }, "priority": int, "position": int, "since_ms": int, "caller_number": { "type": "string" }, "caller_name": { "type": "string" } })) }, "today": { "type": ["object", "null"], "properties": { "operator": { "type": "string" }, "calls_taken": int, "talk_s": { "type": "number" } } } })),
         "ReassignRequest": { "type": "object", "properties": { "queue": id, "keep_age": { "type": "boolean", "default": true } }, "required": ["queue"], "additionalProperties": false },
         "PriorityRequest": { "type": "object", "properties": { "priority": { "type": "integer", "minimum": 0, "maximum": 255 } }, "required": ["priority"], "additionalProperties": false },
         "CallbackRequest": { "type": "object", "properties": { "number": { "type": "string", "pattern": "^\\+?[0-9]{3,15}$" } }, "required": ["number"], "additionalProperties": false },

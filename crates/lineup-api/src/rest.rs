@@ -537,23 +537,26 @@ pub struct StateRequest {
     pub reason: Option<String>,
 }
 
+/// The state a request asks for (a break needs its reason; nothing else takes one).
+pub(crate) fn requested_state(req: StateRequest) -> Result<RequestedState, ApiError> {
+    match (req.state, req.reason) {
+        (StateName::Available, None) => Ok(RequestedState::Available),
+        (StateName::Offline, None) => Ok(RequestedState::Offline),
+        (StateName::Break, Some(reason)) => Ok(RequestedState::Break { reason }),
+        (StateName::Break, None) => {
+            Err(ApiError::Invalid { field: "reason".into(), reason: "a break needs a reason".into() })
+        }
+        (_, Some(_)) => Err(ApiError::Invalid { field: "reason".into(), reason: "only a break takes a reason".into() }),
+    }
+}
+
 pub async fn set_operator_state<B: ApiBackend>(
     State(s): St<B>,
     caller: Caller<Supervise>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<StateRequest, ACTION_BODY_MAX_BYTES>,
 ) -> Result<Json<ActionDone>, ApiError> {
-    let state = match (req.state, req.reason) {
-        (StateName::Available, None) => RequestedState::Available,
-        (StateName::Offline, None) => RequestedState::Offline,
-        (StateName::Break, Some(reason)) => RequestedState::Break { reason },
-        (StateName::Break, None) => {
-            return Err(ApiError::Invalid { field: "reason".into(), reason: "a break needs a reason".into() })
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::Invalid { field: "reason".into(), reason: "only a break takes a reason".into() })
-        }
-    };
+    let state = requested_state(req)?;
     crate::audit::submit_by(
         &s,
         Some(caller.holder),

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 const WIDGET_ROUTES: [&str; 3] = ["/v1/calls/{id}/position", "/v1/calls/{id}/callback", "/v1/calls/{id}/live"];
-const PUBLIC_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/v1/openapi.json"];
+const PUBLIC_ROUTES: [&str; 4] = ["/healthz", "/readyz", "/v1/openapi.json", "/v1/agent/sign-in"];
 
 /// `path` with its own call `c1` (the token's call), operator alice, queue sales, site 4.
 fn concrete(path: &str, call: &str) -> String {

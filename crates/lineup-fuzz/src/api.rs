@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 49] = [
+pub const API_ROUTES: [(&str, &str); 55] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -81,6 +81,12 @@ pub const API_ROUTES: [(&str, &str); 49] = [
     ("GET", "/v1/audit"),
     ("GET", "/v1/reports/queues"),
     ("GET", "/v1/reports/operators"),
+    ("POST", "/v1/agent/sign-in"),
+    ("POST", "/v1/agent/sign-out"),
+    ("GET", "/v1/agent/me"),
+    ("POST", "/v1/agent/state"),
+    ("POST", "/v1/agent/pull"),
+    ("POST", "/v1/agent/logout"),
 ];
 
 const IDS: [&str; 6] = ["sales", "web", "alice", "c1", "bob", "2"];

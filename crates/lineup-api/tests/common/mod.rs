@@ -381,6 +381,9 @@ pub fn body_for(path: &str) -> Option<String> {
         "/v1/calls/{id}/priority" => json!({ "priority": 0 }),
         "/v1/calls/{id}/callback" => json!({ "number": "5550000" }),
         "/v1/cluster/members" => json!({ "site": 4, "address": "10.0.4.10:7401" }),
+        "/v1/agent/sign-in" => json!({ "operator": "nobody", "pin": "1234" }),
+        "/v1/agent/state" => json!({ "state": "available" }),
+        "/v1/agent/pull" => json!({}),
         _ => return None,
     };
     Some(body.to_string())
