@@ -678,3 +678,64 @@ test("a queue without an ETA says why: no one waiting, then no operator logged i
     await shot(page, "dashboard-eta");
   });
 });
+
+test("the agent panel: an operator signs in by PIN on a phone-sized screen, sees its caller, ends a wrap-up early, takes a break, signs out", { timeout: 240_000 }, async () => {
+  // A persistent operator logged in now (the supervisor test may have logged one out); the
+  // demo's PIN is the operator id reversed. Its shortest wrap-up is sales' 5 s.
+  const WRAP_UP_SHORTEST_MS = 5_000;
+  const id = await until("a persistent operator logged in", async () => {
+    const { body } = await apiGet("/v1/operators");
+    return body.operators.find((o) => o.mode === "persistent" && o.state !== "offline" && o.state !== "break")?.operator;
+  }, WAITING_CALL_MAX);
+  await withPage("agent-panel", { width: 390, height: 844 }, async (page) => {
+    await page.goto(base + "agent", { timeout: PAGE_READY_MAX });
+    await page.fill("#operator", id);
+    await page.fill("#pin", "0000");
+    await page.click("#signin button[type=submit]");
+    await page.waitForFunction(() => /wrong PIN/.test(document.getElementById("signin-message").textContent), null, { timeout: PAGE_READY_MAX });
+    await page.fill("#pin", [...id].reverse().join(""));
+    await page.click("#signin button[type=submit]");
+    await page.waitForSelector("body[data-ready]", { timeout: PAGE_READY_MAX });
+    assert.match(await page.textContent("#name"), new RegExp(id));
+    // Nothing of the panel is wider than the phone's screen.
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), "the panel scrolls sideways");
+
+    // The caller offered to or connected with the operator, as the API has it.
+    const seen = await until("a caller on the panel that the API lists with the same number", async () => {
+      const call = await page.evaluate(() => { const c = document.getElementById("call"); return c.hidden ? null : { call: c.dataset.call, number: document.getElementById("caller").dataset.number }; });
+      if (!call) return null;
+      const { status, body } = await apiGet(`/v1/calls/${encodeURIComponent(call.call)}`);
+      return status === 200 && body.operator === id && body.caller_number === call.number && call;
+    }, WAITING_CALL_MAX * 2);
+    log("agent panel showed caller", seen.call);
+    await shot(page, "agent-panel-call");
+
+    // End a wrap-up early: the state after it starts less than the shortest wrap-up later.
+    let ended = false;
+    for (let attempt = 1; attempt <= 3 && !ended; attempt++) {
+      await page.waitForSelector("body[data-state=wrap_up]", { timeout: WAITING_CALL_MAX * 2 });
+      const wrapUpSince = Number(await page.getAttribute("body", "data-since"));
+      await page.click("#ready");
+      await page.waitForFunction(() => document.body.dataset.state !== "wrap_up", null, { timeout: API_REFLECTS_MAX });
+      const nextSince = Number(await page.getAttribute("body", "data-since"));
+      ended = nextSince - wrapUpSince < WRAP_UP_SHORTEST_MS;
+      if (!ended) log(`wrap-up ended on its own before the click landed (try ${attempt})`);
+    }
+    assert.ok(ended, "no wrap-up was ended early in three tries");
+
+    // A break with a reason, shown on the panel and in the API; then ready again.
+    await until("the operator off a call (a break would wait for the call's end)", () => page.evaluate(() => ["available", "wrap_up"].includes(document.body.dataset.state)), WAITING_CALL_MAX * 2);
+    await page.fill("#break-reason", "coffee");
+    await page.click("#break-form button[type=submit]");
+    await page.waitForSelector("body[data-state=break]", { timeout: API_REFLECTS_MAX });
+    assert.match(await page.textContent("#state"), /coffee/);
+    const row = async () => (await apiGet("/v1/operators")).body.operators.find((o) => o.operator === id);
+    await until(`${id} on a coffee break (API)`, async () => { const o = await row(); return o.state === "break" && o.break_reason === "coffee"; }, API_REFLECTS_MAX);
+    await shot(page, "agent-panel-break");
+    await page.click("#ready");
+    await until(`${id} back from the break (API)`, async () => (await row()).state !== "break", API_REFLECTS_MAX);
+
+    await page.click("#signout");
+    await page.waitForSelector("#signin:not([hidden])", { timeout: API_REFLECTS_MAX });
+  });
+});

@@ -257,6 +257,15 @@ pub async fn pull<B: ApiBackend>(
     Ok(Json(ActionDone { ok: true, response: done }))
 }
 
+/// `POST /v1/agent/login`: a ring-mode operator logs in at this node's site (each offer
+/// then rings its endpoint from here). A persistent operator logs in by phone: its line is
+/// held open between calls, which a page cannot do (the core refuses it, naming `channel`).
+pub async fn login<B: ApiBackend>(State(s): St<B>, agent: AgentAccess<false>) -> Result<Json<ActionDone>, ApiError> {
+    let body = CommandBody::OperatorLogin { operator: agent.operator, site: s.backend.site(), channel: None };
+    let done = submit(&*s.backend, body).await?;
+    Ok(Json(ActionDone { ok: true, response: done }))
+}
+
 /// `POST /v1/agent/logout`: the operator logs out (after its current call if busy).
 pub async fn logout<B: ApiBackend>(State(s): St<B>, agent: AgentAccess<false>) -> Result<Json<ActionDone>, ApiError> {
     let done = submit(&*s.backend, CommandBody::OperatorLogout { operator: agent.operator }).await?;

@@ -1,6 +1,6 @@
 //! Pages served by every node from files embedded in the binary (`assets/`): the supervisor
 //! dashboard at `/` (`index.html`, `dashboard.js`) and the caller widget at `/widget`
-//! (`widget.html`), sharing `lineup.js` (token, REST, reconnecting WebSocket) and
+//! (`widget.html`), an operator's own panel at `/agent` (`agent.html`), sharing `lineup.js` (token, REST, reconnecting WebSocket) and
 //! `lineup.css`. Plain modern JS modules: no build step; browser tests in `tests/browser/`.
 
 use axum::http::header;
@@ -18,6 +18,7 @@ pub struct Asset {
 pub const ASSETS: &[Asset] = &[
     Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_bytes!("../assets/index.html") },
     Asset { path: "/widget", content_type: "text/html; charset=utf-8", body: include_bytes!("../assets/widget.html") },
+    Asset { path: "/agent", content_type: "text/html; charset=utf-8", body: include_bytes!("../assets/agent.html") },
     Asset {
         path: "/assets/lineup.js",
         content_type: "text/javascript; charset=utf-8",

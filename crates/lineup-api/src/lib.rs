@@ -200,6 +200,7 @@ impl<B: ApiBackend> Routes<B> {
             .get("/v1/agent/me", agent::get_panel::<B>)
             .post("/v1/agent/state", agent::set_state::<B>)
             .post("/v1/agent/pull", agent::pull::<B>)
+            .post("/v1/agent/login", agent::login::<B>)
             .post("/v1/agent/logout", agent::logout::<B>)
             .get("/v1/agent/live", agent::live::<B>)
     }

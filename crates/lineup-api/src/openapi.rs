@@ -106,6 +106,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/agent/me", "The operator's panel: state, the call offered or connected (caller, queue, gate, whisper), in pull mode the callers it may take, its figures today.", Access::Agent, None, "AgentPanel"),
     op("post", "/v1/agent/state", "The operator sets its own state: available (also ends a wrap-up early), break with a reason, or offline.", Access::Agent, Some("StateRequest"), "ActionDone"),
     op("post", "/v1/agent/pull", "The operator takes the named waiting caller, or its next one.", Access::Agent, Some("PullRequest"), "ActionDone"),
+    op("post", "/v1/agent/login", "A ring-mode operator logs in at this node's site (each offer then rings its endpoint). A persistent operator logs in by phone (its line stays open between calls): refused, naming `channel`.", Access::Agent, None, "ActionDone"),
     op("post", "/v1/agent/logout", "The operator logs out (after its current call if busy).", Access::Agent, None, "ActionDone"),
     ws("/v1/agent/live", "WebSocket: `{type: agent, now_ms, ...panel}` at once and whenever the panel changes; `{type: signed_out}` then close when the token expires or the operator is removed.", Access::Agent, "AgentPanel"),
     ws("/v1/calls/{id}/live", "WebSocket: `position` messages whenever position, ETA or status change; `ended` then close.", Access::Widget, "PositionView"),

@@ -8,7 +8,7 @@ mod common;
 use argon2::password_hash::PasswordHasher;
 use common::*;
 use lineup_api::ApiBackend;
-use lineup_core::{CommandBody, OperatorId, QueueConfig, QueueId};
+use lineup_core::{CommandBody, OperatorId, OperatorMode, QueueConfig, QueueId};
 use serde_json::{json, Value};
 
 const PIN: &str = "4711";
@@ -26,6 +26,10 @@ fn start_config(rig: &Rig) {
     config.operators[0].pin_hash = cheap_hash(PIN);
     config.operators[0].memberships.insert(QueueId::new("back-office"), 0);
     config.queues.push(QueueConfig { id: QueueId::new("back-office"), pull_only: true, ..QueueConfig::default() });
+    let mut rita = config.operators[0].clone();
+    (rita.id, rita.name, rita.mode, rita.endpoint) =
+        (OperatorId::new("rita"), "Rita".into(), OperatorMode::Ring, Some("PJSIP/rita".into()));
+    config.operators.push(rita);
     let result = rig.backend.apply(CommandBody::ApplyConfig(Box::new(config)));
     assert!(result.is_ok(), "{result:?}");
 }
@@ -78,6 +82,29 @@ async fn an_operator_signs_in_changes_its_state_and_sees_its_caller() {
     let (status, _) = rig.post("/v1/agent/state", &token, json!({ "state": "offline", "operator": "bob" })).await;
     assert_eq!(status, 422, "unknown fields are refused");
     assert_eq!(rest_operator_states(&before), rest_operator_states(&rig.get("/v1/operators", ADMIN).await));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ring_operator_logs_in_from_its_panel_and_a_persistent_one_by_phone() {
+    let rig = Rig::start().await;
+    start_config(&rig);
+    let rita = sign_in(&rig, "rita", PIN).await.1["token"].as_str().unwrap().to_string();
+    let (status, body) = rig.call("post", "/v1/agent/login", Some(&rita), None).await;
+    assert_eq!(status, 200, "{body}");
+    let me = panel(&rig, &rita).await;
+    assert_eq!(
+        (me["state"].as_str(), me["site"].as_u64(), me["mode"].as_str()),
+        (Some("available"), Some(1), Some("ring"))
+    );
+    let (status, _) = rig.call("post", "/v1/agent/logout", Some(&rita), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(panel(&rig, &rita).await["state"], "offline");
+
+    let alice = sign_in(&rig, "alice", PIN).await.1["token"].as_str().unwrap().to_string();
+    let (status, body) = rig.call("post", "/v1/agent/login", Some(&alice), None).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("channel")), "{body}");
+    assert_eq!(panel(&rig, &alice).await["state"], "offline");
     rig.stop().await;
 }
 

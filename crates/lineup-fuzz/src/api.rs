@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 55] = [
+pub const API_ROUTES: [(&str, &str); 56] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -86,6 +86,7 @@ pub const API_ROUTES: [(&str, &str); 55] = [
     ("GET", "/v1/agent/me"),
     ("POST", "/v1/agent/state"),
     ("POST", "/v1/agent/pull"),
+    ("POST", "/v1/agent/login"),
     ("POST", "/v1/agent/logout"),
 ];
 
