@@ -107,15 +107,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
     pub operator: String,
+    #[schema(min_length = 1, max_length = 32)]
     pub pin: String,
 }
 
 /// A signed-in panel: the token for the operator's own routes.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SignedIn {
     pub token: String,
     pub operator: OperatorId,
@@ -214,7 +215,7 @@ async fn refuse<B: ApiBackend>(
 }
 
 /// An operator's panel as answered, with the routing clock's now for the page's timers.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AgentAnswer {
     pub now_ms: u64,
     #[serde(flatten)]
@@ -279,7 +280,7 @@ pub async fn sign_out<B: ApiBackend>(State(s): St<B>, agent: AgentAccess<false>)
     Json(SignedOut { ok: true })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SignedOut {
     pub ok: bool,
 }

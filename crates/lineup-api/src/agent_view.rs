@@ -11,7 +11,7 @@ use serde::Serialize;
 pub const AGENT_PULL_LIST_MAX: usize = 50;
 
 /// An operator's panel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub operator: OperatorId,
     pub name: String,
@@ -37,7 +37,7 @@ pub struct AgentView {
 }
 
 /// The call in front of the operator.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentCall {
     pub call: CallId,
     pub status: CallStatus,
@@ -52,7 +52,7 @@ pub struct AgentCall {
 }
 
 /// A caller the operator may take.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PullableCall {
     pub call: CallId,
     pub queue: QueueId,

@@ -32,7 +32,7 @@ pub struct AuditQuery {
 }
 
 /// One audited write, as `GET /v1/audit` answers it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// When it was applied (Unix ms, the cluster's clock).
     pub at: u64,
@@ -99,14 +99,17 @@ pub(crate) fn token_name(config: &ApiConfig, holder: usize) -> &str {
     config.tokens.get(holder).map_or("(unknown)", |t| t.name.as_str())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditParams {
     /// Unix ms, included.
     from: Option<u64>,
     /// Unix ms, included.
     to: Option<u64>,
+    /// A token name.
     actor: Option<String>,
+    /// Default 100, capped at 1000.
     limit: Option<usize>,
 }
 

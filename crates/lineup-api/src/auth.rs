@@ -84,8 +84,10 @@ pub struct CallAccess<N: Need> {
     _need: PhantomData<N>,
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TokenQuery {
+    /// Bearer token, for browsers (they cannot set headers on an upgrade).
     token: Option<String>,
 }
 

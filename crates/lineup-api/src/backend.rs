@@ -51,7 +51,7 @@ impl std::fmt::Display for BackendError {
 impl std::error::Error for BackendError {}
 
 /// This node's Raft role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RaftRole {
     Leader,
@@ -61,7 +61,7 @@ pub enum RaftRole {
     Shutdown,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RaftHealth {
     pub role: RaftRole,
     pub term: u64,
@@ -76,7 +76,7 @@ pub struct RaftHealth {
 }
 
 /// An optional dependency (Redis projection, history database).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EdgeHealth {
     pub ok: bool,
     /// Entries not yet delivered (history outbox), or not yet projected (Redis).
@@ -86,7 +86,7 @@ pub struct EdgeHealth {
 }
 
 /// What `/readyz`, `/metrics` and the cluster panel report about one node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub site: SiteId,
     /// The box's ARI application answers and this node's site control has read the box at
@@ -115,7 +115,7 @@ pub struct Health {
 }
 
 /// How many ingress answers put `site` first for `reason` (site 0: an answer naming no site).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngressDecisions {
     pub site: SiteId,
     pub reason: String,
@@ -123,7 +123,7 @@ pub struct IngressDecisions {
 }
 
 /// One webhook's delivery counters on a node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookHealth {
     /// The webhook's id in the routing config.
     pub id: String,
@@ -135,7 +135,7 @@ pub struct WebhookHealth {
     pub dropped: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberStatus {
     pub site: SiteId,
     pub voter: bool,
@@ -155,7 +155,7 @@ pub struct MemberStatus {
 }
 
 /// A site as the routing state sees it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteState {
     #[default]
@@ -177,7 +177,7 @@ impl SiteState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     pub leader: Option<SiteId>,
     pub term: u64,

@@ -22,7 +22,7 @@ pub const SUMMARY_INTERVAL_MS: u64 = 1_000;
 /// What a configured token may do. `Admin > Supervisor > Viewer`; `Frontend` stands apart:
 /// it only mints per-call widget tokens (`POST /v1/calls/{id}/widget-token`) for the web
 /// front end that hands a caller the widget link, and reads nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Frontend,

@@ -4,8 +4,28 @@
 use crate::backend::{BackendError, BackendErrorKind};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lineup_core::ConfigKind;
 use lineup_core::{ConfigProblem, CoreError};
-use serde_json::json;
+use serde::Serialize;
+
+/// Every error answer's body (the OpenAPI document's `Error` schema is derived from it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong, in a sentence.
+    pub error: String,
+    /// A stable word for programs: `invalid`, `not_found`, `refused`, `unavailable`, ...
+    pub code: &'static str,
+    /// The field at fault (a JSON path such as `queues[0].max_wait_ms`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For a refused config: the kind of object at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ConfigKind>,
+    /// For a refused config: the id of the object at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -135,15 +155,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut body = json!({ "error": self.to_string(), "code": self.code() });
+        let mut body = ErrorBody { error: self.to_string(), code: self.code(), field: None, kind: None, id: None };
         match &self {
             ApiError::BadBody { field: Some(field), .. } | ApiError::Invalid { field, .. } => {
-                body["field"] = json!(field);
+                body.field = Some(field.clone());
             }
             ApiError::ConfigRefused(problem) => {
-                body["field"] = json!(problem.field);
-                body["kind"] = json!(problem.kind);
-                body["id"] = json!(problem.id);
+                body.field = Some(problem.field.clone());
+                body.kind = Some(problem.kind);
+                body.id = Some(problem.id.clone());
             }
             _ => {}
         }

@@ -15,11 +15,18 @@ pub const READY_LEADER_CONTACT_MAX_MS: u64 = 10_000;
 /// is not ready (it would route on stale state).
 pub const READY_APPLY_LAG_MAX_ENTRIES: u64 = 1_000;
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "up" }))
+/// `/healthz`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// Always `up`: the process answers.
+    pub status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+pub async fn healthz() -> Json<Status> {
+    Json(Status { status: "up" })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     /// Ready, but an optional edge (Redis, history database) is down: routing is unaffected.

@@ -39,15 +39,28 @@ pub struct IngressDirectory {
     pub current: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IngressQuery {
+    /// Exactly one of did and queue.
+    #[param(schema_with = did_schema)]
     did: Option<String>,
+    /// Exactly one of did and queue.
+    #[param(schema_with = queue_schema)]
     queue: Option<String>,
 }
 
+fn did_schema() -> utoipa::openapi::schema::Object {
+    lineup_core::openapi::did_schema().build()
+}
+
+fn queue_schema() -> utoipa::openapi::schema::Object {
+    lineup_core::openapi::id_schema().build()
+}
+
 /// One site of an answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngressSiteView {
     pub site: SiteId,
     pub target: String,
@@ -60,7 +73,7 @@ pub struct IngressSiteView {
     pub expected_wait_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngressAnswer {
     pub did: Option<String>,
     pub queue: QueueId,

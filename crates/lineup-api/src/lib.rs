@@ -32,7 +32,8 @@
 //!   today's queue and operator figures from the history database, for the wallboard.
 //! - `health`: `/healthz`, `/readyz`.
 //! - `metrics`: `/metrics` (prometheus-client); `call_metrics`: the wait and handle histograms.
-//! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router.
+//! - [`openapi`]: the OpenAPI 3.1 document, a table checked against the router whose
+//!   schemas are derived from the handlers' types.
 //! - [`assets`]: pages served at `/` and `/widget` from files embedded in the binary.
 //! - [`views`]: the rows REST answers and live frames share.
 //!
@@ -63,6 +64,7 @@ mod live;
 pub mod local;
 mod metrics;
 pub mod openapi;
+mod openapi_schemas;
 pub mod rate_limit;
 pub mod report_csv;
 pub mod reports;

@@ -1,8 +1,17 @@
-//! The OpenAPI 3.1 document, written by hand as a table of operations (one row per route;
-//! `tests/openapi.rs` checks the table against the router both ways) plus the shared schemas.
+//! The OpenAPI 3.1 document: a table of operations (one row per route; `tests/openapi.rs`
+//! checks it against the router both ways) whose bodies and answers name the handlers' own
+//! types. Their schemas are derived by utoipa (`openapi_schemas.rs`); the paths, parameters,
+//! error answers and roles are built here from the table.
 
+use crate::openapi_schemas::{
+    agent_message, any_object, list_of, live_message, named, webhooks, widget_message, SchemaOf, Schemas,
+};
+use crate::{agent, audit, backend, health, ingress, reports, rest, views};
 use axum::Json;
+use lineup_core as core;
 use serde_json::{json, Map, Value};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::IntoParams;
 
 /// Who may call an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,19 +30,46 @@ pub enum Access {
     Agent,
 }
 
+/// What a route answers with on success.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// JSON of this schema.
+    Json(SchemaOf),
+    /// Plain text (the Prometheus exposition).
+    Text,
+    /// A binary file (the backup).
+    Binary,
+}
+
 /// One documented operation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Operation {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
     pub access: Access,
-    /// Schema name of the JSON body, if any.
-    pub body: Option<&'static str>,
-    /// Schema name of the 200 answer (`text` for plain text).
-    pub answer: &'static str,
-    /// A WebSocket upgrade (GET with `Upgrade: websocket`; `?token=` accepted).
+    /// The JSON body's schema, if any.
+    pub body: Option<SchemaOf>,
+    pub answer: Answer,
+    /// A WebSocket upgrade (GET with `Upgrade: websocket`; `?token=` accepted): `answer`
+    /// is the schema of its messages.
     pub websocket: bool,
+    /// The handler's query parameters (its `Query<T>` type).
+    pub query: Option<ParamsOf>,
+}
+
+/// The query parameters of a handler's `Query<T>`, derived (`IntoParams`).
+pub type ParamsOf = fn() -> Vec<Parameter>;
+
+fn query_of<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
+}
+
+impl Operation {
+    /// The handler reads these query parameters.
+    const fn query(self, params: ParamsOf) -> Operation {
+        Operation { query: Some(params), ..self }
+    }
 }
 
 const fn op(
@@ -41,95 +77,90 @@ const fn op(
     path: &'static str,
     summary: &'static str,
     access: Access,
-    body: Option<&'static str>,
-    answer: &'static str,
+    body: Option<SchemaOf>,
+    answer: Answer,
 ) -> Operation {
-    Operation { method, path, summary, access, body, answer, websocket: false }
+    Operation { method, path, summary, access, body, answer, websocket: false, query: None }
 }
 
-const fn ws(path: &'static str, summary: &'static str, access: Access, answer: &'static str) -> Operation {
-    Operation { method: "get", path, summary, access, body: None, answer, websocket: true }
+const fn ws(path: &'static str, summary: &'static str, access: Access, messages: SchemaOf) -> Operation {
+    let answer = Answer::Json(messages);
+    Operation { method: "get", path, summary, access, body: None, answer, websocket: true, query: None }
 }
 
 pub const OPERATIONS: &[Operation] = &[
-    op("get", "/healthz", "The process is up.", Access::Public, None, "Status"),
-    op("get", "/readyz", "Ready to route (503 when not); says when degraded (Redis or history down).", Access::Public, None, "Readiness"),
-    op("get", "/metrics", "Prometheus text exposition.", Access::Viewer, None, "text"),
-    op("get", "/v1/openapi.json", "This document.", Access::Public, None, "Object"),
-    op("get", "/v1/me", "The caller's token holder and role (the dashboard hides actions the role may not take).", Access::Viewer, None, "Me"),
-    op("get", "/v1/config", "The whole routing config (PIN hashes redacted below admin). A linearizable read: it shows every apply acknowledged by any node (`?stale=true`: this node's copy, without asking the leader).", Access::Viewer, None, "RoutingConfigSet"),
-    op("put", "/v1/config", "Replace the whole routing config (`?dry_run=true`: the diff only). Validated, then one ApplyConfig command.", Access::Admin, Some("RoutingConfigSet"), "ConfigApplied"),
-    op("get", "/v1/config/callback-policy", "Which numbers a callback may dial (a linearizable read).", Access::Viewer, None, "CallbackPolicy"),
-    op("put", "/v1/config/callback-policy", "Replace the callback destination policy. Validated, then one PutCallbackPolicy command.", Access::Admin, Some("CallbackPolicy"), "CallbackPolicy"),
-    op("get", "/v1/config/alarm-policy", "When raised queue alarms clear: clear levels and the minimum hold (a linearizable read).", Access::Viewer, None, "AlarmPolicy"),
-    op("put", "/v1/config/alarm-policy", "Replace the alarm policy. Validated, then one PutAlarmPolicy command.", Access::Admin, Some("AlarmPolicy"), "AlarmPolicy"),
-    op("get", "/v1/config/ingress", "The DID map for ingress steering: each DID's gate and preferred sites (a linearizable read).", Access::Viewer, None, "IngressPolicy"),
-    op("put", "/v1/config/ingress", "Replace the DID map. Checked (numbers, duplicates, gates exist), then one PutIngress command.", Access::Admin, Some("IngressPolicy"), "IngressPolicy"),
-    op("get", "/v1/ingress", "Where a SIP proxy should send a new call to a DID (`did=`) or queue (`queue=`): the sites with a SIP target, best first (a free qualified operator there, then staffing against waiting load, then unstaffed, then unreachable; lost sites absent), from this node's replica. A node that has not heard its leader answers its static order (`fallback: true`). 404 for a DID not in the map.", Access::Viewer, None, "IngressAnswer"),
-    op("get", "/v1/config/webhooks", "The webhooks told about alarms and site health, secrets redacted (a linearizable read).", Access::Viewer, None, "Webhooks"),
-    op("put", "/v1/config/webhooks", "Replace the webhook list. Checked, then one PutWebhooks command; a redacted secret keeps the named webhook's own. Answers the list, secrets redacted.", Access::Admin, Some("Webhooks"), "Webhooks"),
-    op("get", "/v1/config/queues/{id}", "One queue's config.", Access::Viewer, None, "QueueConfig"),
-    op("put", "/v1/config/queues/{id}", "Create or replace a queue (path id = body id).", Access::Admin, Some("QueueConfig"), "ObjectApplied"),
-    op("delete", "/v1/config/queues/{id}", "Delete a queue (refused while referenced or holding calls).", Access::Admin, None, "ObjectApplied"),
-    op("get", "/v1/config/gates/{id}", "One gate's config.", Access::Viewer, None, "GateConfig"),
-    op("put", "/v1/config/gates/{id}", "Create or replace a gate.", Access::Admin, Some("GateConfig"), "ObjectApplied"),
-    op("delete", "/v1/config/gates/{id}", "Delete a gate.", Access::Admin, None, "ObjectApplied"),
-    op("get", "/v1/config/operators/{id}", "One operator's config (PIN hash redacted below admin).", Access::Viewer, None, "OperatorConfig"),
-    op("put", "/v1/config/operators/{id}", "Create or replace an operator (`pin_hash: \"(redacted)\"` keeps the current PIN).", Access::Admin, Some("OperatorConfig"), "ObjectApplied"),
-    op("delete", "/v1/config/operators/{id}", "Delete an operator (refused while logged in).", Access::Admin, None, "ObjectApplied"),
-    op("get", "/v1/config/schedules/{id}", "One schedule.", Access::Viewer, None, "ScheduleConfig"),
-    op("put", "/v1/config/schedules/{id}", "Create or replace a schedule.", Access::Admin, Some("ScheduleConfig"), "ObjectApplied"),
-    op("delete", "/v1/config/schedules/{id}", "Delete a schedule (refused while a queue uses it).", Access::Admin, None, "ObjectApplied"),
-    op("get", "/v1/queues", "Live figures per queue and gate: waiting, longest wait, ETA, service level, abandon rate, answered, alarms.", Access::Viewer, None, "QueuesAnswer"),
-    op("get", "/v1/operators", "Operators with state, site, mode and time in state.", Access::Viewer, None, "OperatorsAnswer"),
-    op("get", "/v1/calls", "Calls: waiting calls first in global order across queues and sites, then offered and connected.", Access::Viewer, None, "CallsAnswer"),
-    op("get", "/v1/calls/{id}", "One call.", Access::Viewer, None, "CallRow"),
-    op("get", "/v1/cluster", "Members, leader, term, lag and per-site health.", Access::Viewer, None, "ClusterStatus"),
-    op("post", "/v1/cluster/members", "Add a site to the Raft group (learner until caught up, then voter). Leader only: elsewhere 503 names the leader.", Access::Admin, Some("MemberRequest"), "ClusterStatus"),
-    op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only); 422 for a site that is not a member.", Access::Admin, None, "ClusterStatus"),
-    op("post", "/v1/cluster/members/{site}/lost", "Declare a site gone: its calls end and its operators are logged out (a silent site is only unreachable).", Access::Admin, None, "ClusterStatus"),
-    op("post", "/v1/cluster/snapshot", "Build a snapshot of this node's routing state now and compact its log behind it (this node only; answered once the build is asked for, with this node's own view). 503 without a cluster.", Access::Admin, None, "ClusterStatus"),
-    op("get", "/v1/cluster/backup", "A backup file of the committed routing state (a linearizable read): a self-describing binary file (magic, format version, the log index and term it was taken at, the time, the members, a SHA-256 checksum, the state). `lineup backup` saves it and `lineup restore` seeds a new cluster's nodes from it. 503 when there is no leader or quorum, or without a cluster.", Access::Admin, None, "binary"),
-    op("get", "/v1/audit", "Who made each accepted admin and supervisor write (the token's name), newest first: `from`/`to` (Unix ms, included), `actor` (a token name), `limit` (default 100, capped at 1000). Refused writes leave no row. 503 when the node keeps no audit trail (no history database); rows reach the history database shortly after the write is applied.", Access::Supervisor, None, "AuditEntries"),
-    op("get", "/v1/reports/queues", "Interval report per queue from the history database: for `[from, to)` (Unix ms) in `interval`s (15m, 30m, 60m or day, counted from `from`; default 60m, at most 3000 intervals), optionally one `queue` and one `gate`: offered, answered, abandoned before and after the service-level threshold (each queue's configured one, or `service_level_ms` for all), timed out, full, closed, service level, ASA, AHT (talk + wrap-up), longest wait, callbacks. Calls count in the interval they entered. `format=csv` answers CSV (a header line of the same names). 422 for a bad period or parameter; 503 when the node has no history database.", Access::Supervisor, None, "QueueReport"),
-    op("get", "/v1/reports/operators", "Interval report per operator from the history database (parameters as `/v1/reports/queues`): calls taken (in the interval answered; only the `queue`/`gate` asked for), talk, wrap-up, break time by reason, available and logged-in time (split at interval edges), logins, occupancy. With `queue`: its members and whoever took one of its calls. `format=csv` answers CSV.", Access::Supervisor, None, "OperatorReport"),
-    op("post", "/v1/operators/{id}/state", "Set an operator's state: available, break (with reason) or offline.", Access::Supervisor, Some("StateRequest"), "ActionDone"),
-    op("post", "/v1/operators/{id}/logout", "Log an operator out (after the current call if busy).", Access::Supervisor, None, "ActionDone"),
-    op("post", "/v1/operators/{id}/pull", "The operator takes the named waiting call, or its next eligible one.", Access::Supervisor, Some("PullRequest"), "ActionDone"),
-    op("post", "/v1/calls/{id}/reassign", "Move a waiting call to another queue (keep_age keeps its place by arrival; default true).", Access::Supervisor, Some("ReassignRequest"), "ActionDone"),
-    op("post", "/v1/calls/{id}/priority", "Change a waiting call's priority (lower is served first).", Access::Supervisor, Some("PriorityRequest"), "ActionDone"),
-    op("post", "/v1/calls/{id}/widget-token", "Mint a token for this call's caller widget (128 random bits, hex): it reads only this call's position and live feed and requests only its callback, and dies when the call ends. `url` is the widget page on this node (`/widget?call=…&token=…`). Tokens live in this node's API process only. 404 when the call does not exist or has ended; 503 when too many tokens of calls still going are held.", Access::MintWidget, None, "WidgetLink"),
-    op("get", "/v1/calls/{id}/position", "A waiting call's position, ETA and status (caller widget).", Access::Widget, None, "PositionView"),
-    op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::WidgetAct, Some("CallbackRequest"), "ActionDone"),
-    op("post", "/v1/agent/sign-in", "An operator signs in to its agent panel with its id and PIN (checked as the phone login checks it). A wrong PIN counts towards the operator's lockout at every site, and against the client address like a wrong token; a locked-out operator is refused (429). The token opens only this operator's own panel routes, for `lifetime_ms` or until sign-out; it lives in this node's API process.", Access::Public, Some("SignInRequest"), "SignedIn"),
-    op("post", "/v1/agent/sign-out", "This panel's token stops working (the operator's state is unchanged).", Access::Agent, None, "SignedOut"),
-    op("get", "/v1/agent/me", "The operator's panel: state, the call offered or connected (caller, queue, gate, whisper), in pull mode the callers it may take, its figures today.", Access::Agent, None, "AgentPanel"),
-    op("post", "/v1/agent/state", "The operator sets its own state: available (also ends a wrap-up early), break with a reason, or offline.", Access::Agent, Some("StateRequest"), "ActionDone"),
-    op("post", "/v1/agent/pull", "The operator takes the named waiting caller, or its next one.", Access::Agent, Some("PullRequest"), "ActionDone"),
-    op("post", "/v1/agent/login", "A ring-mode operator logs in at this node's site (each offer then rings its endpoint). A persistent operator logs in by phone (its line stays open between calls): refused, naming `channel`.", Access::Agent, None, "ActionDone"),
-    op("post", "/v1/agent/logout", "The operator logs out (after its current call if busy).", Access::Agent, None, "ActionDone"),
-    ws("/v1/agent/live", "WebSocket: `{type: agent, now_ms, ...panel}` at once and whenever the panel changes; `{type: signed_out}` then close when the token expires or the operator is removed.", Access::Agent, "AgentPanel"),
-    ws("/v1/calls/{id}/live", "WebSocket: `position` messages whenever position, ETA or status change; `ended` then close.", Access::Widget, "PositionView"),
-    ws("/v1/live", "WebSocket: a snapshot (in parts: snapshot, snapshot_operators*, snapshot_calls*, snapshot_end), then numbered deltas (operator, call, call_ended, alarm, queues every second, cluster). A client that falls behind gets a fresh snapshot.", Access::Viewer, "LiveMessage"),
+    op("get", "/healthz", "The process is up.", Access::Public, None, Answer::Json(named::<health::Status>)),
+    op("get", "/readyz", "Ready to route (503 when not); says when degraded (Redis or history down).", Access::Public, None, Answer::Json(named::<health::Readiness>)),
+    op("get", "/metrics", "Prometheus text exposition.", Access::Viewer, None, Answer::Text),
+    op("get", "/v1/openapi.json", "This document.", Access::Public, None, Answer::Json(any_object)),
+    op("get", "/v1/me", "The caller's token holder and role (the dashboard hides actions the role may not take).", Access::Viewer, None, Answer::Json(named::<rest::Me>)),
+    op("get", "/v1/config", "The whole routing config (PIN hashes redacted below admin). A linearizable read: it shows every apply acknowledged by any node (`?stale=true`: this node's copy, without asking the leader).", Access::Viewer, None, Answer::Json(named::<core::RoutingConfigSet>)).query(query_of::<rest::ConfigRead>),
+    op("put", "/v1/config", "Replace the whole routing config (`?dry_run=true`: the diff only). Validated, then one ApplyConfig command.", Access::Admin, Some(named::<core::RoutingConfigSet>), Answer::Json(named::<rest::ConfigApplied>)).query(query_of::<rest::DryRun>),
+    op("get", "/v1/config/callback-policy", "Which numbers a callback may dial (a linearizable read).", Access::Viewer, None, Answer::Json(named::<core::CallbackPolicy>)),
+    op("put", "/v1/config/callback-policy", "Replace the callback destination policy. Validated, then one PutCallbackPolicy command.", Access::Admin, Some(named::<core::CallbackPolicy>), Answer::Json(named::<core::CallbackPolicy>)),
+    op("get", "/v1/config/alarm-policy", "When raised queue alarms clear: clear levels and the minimum hold (a linearizable read).", Access::Viewer, None, Answer::Json(named::<core::AlarmPolicy>)),
+    op("put", "/v1/config/alarm-policy", "Replace the alarm policy. Validated, then one PutAlarmPolicy command.", Access::Admin, Some(named::<core::AlarmPolicy>), Answer::Json(named::<core::AlarmPolicy>)),
+    op("get", "/v1/config/ingress", "The DID map for ingress steering: each DID's gate and preferred sites (a linearizable read).", Access::Viewer, None, Answer::Json(named::<core::ingress::IngressPolicy>)),
+    op("put", "/v1/config/ingress", "Replace the DID map. Checked (numbers, duplicates, gates exist), then one PutIngress command.", Access::Admin, Some(named::<core::ingress::IngressPolicy>), Answer::Json(named::<core::ingress::IngressPolicy>)),
+    op("get", "/v1/ingress", "Where a SIP proxy should send a new call to a DID (`did=`) or queue (`queue=`): the sites with a SIP target, best first (a free qualified operator there, then staffing against waiting load, then unstaffed, then unreachable; lost sites absent), from this node's replica. A node that has not heard its leader answers its static order (`fallback: true`). 404 for a DID not in the map.", Access::Viewer, None, Answer::Json(named::<ingress::IngressAnswer>)).query(query_of::<ingress::IngressQuery>),
+    op("get", "/v1/config/webhooks", "The webhooks told about alarms and site health, secrets redacted (a linearizable read).", Access::Viewer, None, Answer::Json(webhooks)),
+    op("put", "/v1/config/webhooks", "Replace the webhook list. Checked, then one PutWebhooks command; a redacted secret keeps the named webhook's own. Answers the list, secrets redacted.", Access::Admin, Some(webhooks), Answer::Json(webhooks)),
+    op("get", "/v1/config/queues/{id}", "One queue's config.", Access::Viewer, None, Answer::Json(named::<core::QueueConfig>)),
+    op("put", "/v1/config/queues/{id}", "Create or replace a queue (path id = body id).", Access::Admin, Some(named::<core::QueueConfig>), Answer::Json(named::<rest::ObjectApplied>)),
+    op("delete", "/v1/config/queues/{id}", "Delete a queue (refused while referenced or holding calls).", Access::Admin, None, Answer::Json(named::<rest::ObjectApplied>)),
+    op("get", "/v1/config/gates/{id}", "One gate's config.", Access::Viewer, None, Answer::Json(named::<core::GateConfig>)),
+    op("put", "/v1/config/gates/{id}", "Create or replace a gate.", Access::Admin, Some(named::<core::GateConfig>), Answer::Json(named::<rest::ObjectApplied>)),
+    op("delete", "/v1/config/gates/{id}", "Delete a gate.", Access::Admin, None, Answer::Json(named::<rest::ObjectApplied>)),
+    op("get", "/v1/config/operators/{id}", "One operator's config (PIN hash redacted below admin).", Access::Viewer, None, Answer::Json(named::<core::OperatorConfig>)),
+    op("put", "/v1/config/operators/{id}", "Create or replace an operator (`pin_hash: \"(redacted)\"` keeps the current PIN).", Access::Admin, Some(named::<core::OperatorConfig>), Answer::Json(named::<rest::ObjectApplied>)),
+    op("delete", "/v1/config/operators/{id}", "Delete an operator (refused while logged in).", Access::Admin, None, Answer::Json(named::<rest::ObjectApplied>)),
+    op("get", "/v1/config/schedules/{id}", "One schedule.", Access::Viewer, None, Answer::Json(named::<core::ScheduleConfig>)),
+    op("put", "/v1/config/schedules/{id}", "Create or replace a schedule.", Access::Admin, Some(named::<core::ScheduleConfig>), Answer::Json(named::<rest::ObjectApplied>)),
+    op("delete", "/v1/config/schedules/{id}", "Delete a schedule (refused while a queue uses it).", Access::Admin, None, Answer::Json(named::<rest::ObjectApplied>)),
+    op("get", "/v1/queues", "Live figures per queue and gate: waiting, longest wait, ETA, service level, abandon rate, answered, alarms.", Access::Viewer, None, Answer::Json(named::<rest::QueuesAnswer>)),
+    op("get", "/v1/operators", "Operators with state, site, mode and time in state.", Access::Viewer, None, Answer::Json(named::<rest::OperatorsAnswer>)),
+    op("get", "/v1/calls", "Calls: waiting calls first in global order across queues and sites, then offered and connected.", Access::Viewer, None, Answer::Json(named::<rest::CallsAnswer>)),
+    op("get", "/v1/calls/{id}", "One call.", Access::Viewer, None, Answer::Json(named::<views::CallRow>)),
+    op("get", "/v1/cluster", "Members, leader, term, lag and per-site health.", Access::Viewer, None, Answer::Json(named::<backend::ClusterStatus>)).query(query_of::<rest::ClusterQuery>),
+    op("post", "/v1/cluster/members", "Add a site to the Raft group (learner until caught up, then voter). Leader only: elsewhere 503 names the leader.", Access::Admin, Some(named::<rest::MemberRequest>), Answer::Json(named::<backend::ClusterStatus>)),
+    op("delete", "/v1/cluster/members/{site}", "Remove a site from the Raft group (leader only); 422 for a site that is not a member.", Access::Admin, None, Answer::Json(named::<backend::ClusterStatus>)),
+    op("post", "/v1/cluster/members/{site}/lost", "Declare a site gone: its calls end and its operators are logged out (a silent site is only unreachable).", Access::Admin, None, Answer::Json(named::<backend::ClusterStatus>)),
+    op("post", "/v1/cluster/snapshot", "Build a snapshot of this node's routing state now and compact its log behind it (this node only; answered once the build is asked for, with this node's own view). 503 without a cluster.", Access::Admin, None, Answer::Json(named::<backend::ClusterStatus>)),
+    op("get", "/v1/cluster/backup", "A backup file of the committed routing state (a linearizable read): a self-describing binary file (magic, format version, the log index and term it was taken at, the time, the members, a SHA-256 checksum, the state). `lineup backup` saves it and `lineup restore` seeds a new cluster's nodes from it. 503 when there is no leader or quorum, or without a cluster.", Access::Admin, None, Answer::Binary),
+    op("get", "/v1/audit", "Who made each accepted admin and supervisor write (the token's name), newest first: `from`/`to` (Unix ms, included), `actor` (a token name), `limit` (default 100, capped at 1000). Refused writes leave no row. 503 when the node keeps no audit trail (no history database); rows reach the history database shortly after the write is applied.", Access::Supervisor, None, Answer::Json(list_of::<audit::AuditEntry>)).query(query_of::<audit::AuditParams>),
+    op("get", "/v1/reports/queues", "Interval report per queue from the history database: for `[from, to)` (Unix ms) in `interval`s (15m, 30m, 60m or day, counted from `from`; default 60m, at most 3000 intervals), optionally one `queue` and one `gate`: offered, answered, abandoned before and after the service-level threshold (each queue's configured one, or `service_level_ms` for all), timed out, full, closed, service level, ASA, AHT (talk + wrap-up), longest wait, callbacks. Calls count in the interval they entered. `format=csv` answers CSV (a header line of the same names). 422 for a bad period or parameter; 503 when the node has no history database.", Access::Supervisor, None, Answer::Json(list_of::<reports::QueueReportRow>)).query(query_of::<reports::ReportParams>),
+    op("get", "/v1/reports/operators", "Interval report per operator from the history database (parameters as `/v1/reports/queues`): calls taken (in the interval answered; only the `queue`/`gate` asked for), talk, wrap-up, break time by reason, available and logged-in time (split at interval edges), logins, occupancy. With `queue`: its members and whoever took one of its calls. `format=csv` answers CSV.", Access::Supervisor, None, Answer::Json(list_of::<reports::OperatorReportRow>)).query(query_of::<reports::ReportParams>),
+    op("post", "/v1/operators/{id}/state", "Set an operator's state: available, break (with reason) or offline.", Access::Supervisor, Some(named::<rest::StateRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/operators/{id}/logout", "Log an operator out (after the current call if busy).", Access::Supervisor, None, Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/operators/{id}/pull", "The operator takes the named waiting call, or its next eligible one.", Access::Supervisor, Some(named::<rest::PullRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/calls/{id}/reassign", "Move a waiting call to another queue (keep_age keeps its place by arrival; default true).", Access::Supervisor, Some(named::<rest::ReassignRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/calls/{id}/priority", "Change a waiting call's priority (lower is served first).", Access::Supervisor, Some(named::<rest::PriorityRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/calls/{id}/widget-token", "Mint a token for this call's caller widget (128 random bits, hex): it reads only this call's position and live feed and requests only its callback, and dies when the call ends. `url` is the widget page on this node (`/widget?call=…&token=…`). Tokens live in this node's API process only. 404 when the call does not exist or has ended; 503 when too many tokens of calls still going are held.", Access::MintWidget, None, Answer::Json(named::<rest::WidgetLink>)),
+    op("get", "/v1/calls/{id}/position", "A waiting call's position, ETA and status (caller widget).", Access::Widget, None, Answer::Json(named::<views::PositionView>)),
+    op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::WidgetAct, Some(named::<rest::CallbackRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/agent/sign-in", "An operator signs in to its agent panel with its id and PIN (checked as the phone login checks it). A wrong PIN counts towards the operator's lockout at every site, and against the client address like a wrong token; a locked-out operator is refused (429). The token opens only this operator's own panel routes, for `lifetime_ms` or until sign-out; it lives in this node's API process.", Access::Public, Some(named::<agent::SignInRequest>), Answer::Json(named::<agent::SignedIn>)),
+    op("post", "/v1/agent/sign-out", "This panel's token stops working (the operator's state is unchanged).", Access::Agent, None, Answer::Json(named::<agent::SignedOut>)),
+    op("get", "/v1/agent/me", "The operator's panel: state, the call offered or connected (caller, queue, gate, whisper), in pull mode the callers it may take, its figures today.", Access::Agent, None, Answer::Json(named::<agent::AgentAnswer>)),
+    op("post", "/v1/agent/state", "The operator sets its own state: available (also ends a wrap-up early), break with a reason, or offline.", Access::Agent, Some(named::<rest::StateRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/agent/pull", "The operator takes the named waiting caller, or its next one.", Access::Agent, Some(named::<rest::PullRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/agent/login", "A ring-mode operator logs in at this node's site (each offer then rings its endpoint). A persistent operator logs in by phone (its line stays open between calls): refused, naming `channel`.", Access::Agent, None, Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/agent/logout", "The operator logs out (after its current call if busy).", Access::Agent, None, Answer::Json(named::<rest::ActionDone>)),
+    ws("/v1/agent/live", "WebSocket: `{type: agent, now_ms, ...panel}` at once and whenever the panel changes; `{type: signed_out}` then close when the token expires or the operator is removed.", Access::Agent, agent_message),
+    ws("/v1/calls/{id}/live", "WebSocket: `position` messages whenever position, ETA or status change; `ended` then close.", Access::Widget, widget_message),
+    ws("/v1/live", "WebSocket: a snapshot (in parts: snapshot, snapshot_operators*, snapshot_calls*, snapshot_end), then numbered deltas (operator, call, call_ended, alarm, queues every second, cluster). A client that falls behind gets a fresh snapshot.", Access::Viewer, live_message),
 ];
 
-fn schema_ref(name: &str) -> Value {
-    match name {
-        "text" => json!({ "type": "string" }),
-        "binary" => json!({ "type": "string", "contentMediaType": "application/octet-stream" }),
-        other => json!({ "$ref": format!("#/components/schemas/{other}") }),
-    }
-}
-
+/// An error answer; `document` registers the `Error` schema (`ErrorBody`) it names.
 fn error_response(description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema_ref("Error") } } })
+    let schema = json!({ "$ref": "#/components/schemas/Error" });
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
-fn operation(o: &Operation) -> Value {
+fn operation(o: &Operation, schemas: &mut Schemas) -> Value {
     let mut value = json!({
         "summary": o.summary,
         "description": format!("Role: {}.", role_description(o.access)),
-        "responses": responses(o),
+        "responses": responses(o, schemas),
     });
     let parameters = parameters(o);
     if !parameters.is_empty() {
@@ -137,7 +168,7 @@ fn operation(o: &Operation) -> Value {
     }
     if let Some(body) = o.body {
         value["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "schema": schema_ref(body) } } });
+            json!({ "required": true, "content": { "application/json": { "schema": body(schemas) } } });
     }
     value["security"] = if o.access == Access::Public { json!([]) } else { json!([{ "bearer": [] }]) };
     value
@@ -158,26 +189,26 @@ fn role_description(access: Access) -> &'static str {
 }
 
 /// Every answer a route can give: its success, and each refusal that applies to it.
-fn responses(o: &Operation) -> Map<String, Value> {
+fn responses(o: &Operation, schemas: &mut Schemas) -> Map<String, Value> {
     let mut responses = Map::new();
-    let content_type = match o.answer {
-        "text" => "text/plain",
-        "binary" => "application/octet-stream",
-        _ => "application/json",
+    let (content_type, schema) = match o.answer {
+        Answer::Text => ("text/plain", json!({ "type": "string" })),
+        Answer::Binary => {
+            ("application/octet-stream", json!({ "type": "string", "contentMediaType": "application/octet-stream" }))
+        }
+        Answer::Json(schema_of) => ("application/json", schema_of(schemas)),
     };
     if o.websocket {
         responses.insert(
             "101".into(),
-            json!({ "description": "Switching protocols; JSON text messages follow.", "content": { "application/json": { "schema": schema_ref(o.answer) } } }),
+            json!({ "description": "Switching protocols; JSON text messages follow.", "content": { "application/json": { "schema": schema } } }),
         );
         responses.insert("403".into(), error_response("Role not allowed, or Origin not allowed."));
         responses.insert("429".into(), error_response("Too many open WebSockets for this token."));
         responses.insert("503".into(), error_response("Too many open WebSockets on this server."));
     } else {
-        responses.insert(
-            "200".into(),
-            json!({ "description": "OK", "content": { content_type: { "schema": schema_ref(o.answer) } } }),
-        );
+        responses
+            .insert("200".into(), json!({ "description": "OK", "content": { content_type: { "schema": schema } } }));
     }
     // Every route, pages and health included, counts against its client address's rate.
     responses.insert(
@@ -224,7 +255,8 @@ fn responses(o: &Operation) -> Map<String, Value> {
     responses
 }
 
-/// Path and query parameters of a route.
+/// Path and query parameters of a route: the path's `{id}` or `{site}`, then the handler's
+/// own query parameters (and a WebSocket's `token`).
 fn parameters(o: &Operation) -> Vec<Value> {
     let mut parameters = Vec::new();
     if o.path.contains("{id}") {
@@ -234,235 +266,22 @@ fn parameters(o: &Operation) -> Vec<Value> {
         let site = json!({ "type": "integer", "minimum": 1 });
         parameters.push(json!({ "name": "site", "in": "path", "required": true, "schema": site }));
     }
-    if o.path == "/v1/config" && o.method == "put" {
-        parameters
-            .push(json!({ "name": "dry_run", "in": "query", "required": false, "schema": { "type": "boolean" } }));
-    }
-    if o.path == "/v1/config" && o.method == "get" {
-        parameters.push(json!({ "name": "stale", "in": "query", "required": false, "schema": { "type": "boolean" } }));
-    }
-    if o.path == "/v1/audit" {
-        for (name, kind) in [("from", "integer"), ("to", "integer"), ("actor", "string"), ("limit", "integer")] {
-            parameters.push(json!({ "name": name, "in": "query", "required": false, "schema": { "type": kind } }));
-        }
-    }
-    if o.path == "/v1/ingress" {
-        for (name, pattern) in [("did", "^\\+?[0-9]{1,32}$"), ("queue", "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$")] {
-            let schema = json!({ "type": "string", "pattern": pattern });
-            let description = "Exactly one of did and queue.";
-            parameters.push(
-                json!({ "name": name, "in": "query", "required": false, "schema": schema, "description": description }),
-            );
-        }
-    }
-    if o.path.starts_with("/v1/reports/") {
-        parameters.extend(report_parameters());
-    }
+    let mut query = o.query.map(|params| params()).unwrap_or_default();
     if o.websocket {
-        parameters.push(json!({ "name": "token", "in": "query", "required": false, "schema": { "type": "string" }, "description": "Bearer token, for browsers (they cannot set headers on an upgrade)." }));
+        query.extend(query_of::<crate::auth::TokenQuery>());
     }
+    parameters.extend(query.into_iter().map(|p| serde_json::to_value(p).unwrap_or_default()));
     parameters
-}
-
-/// The query parameters of both report routes.
-fn report_parameters() -> Vec<Value> {
-    let query = |name: &str, required: bool, schema: Value| json!({ "name": name, "in": "query", "required": required, "schema": schema });
-    let id = json!({ "type": "string", "minLength": 1 });
-    vec![
-        query("from", true, json!({ "type": "integer", "minimum": 0 })),
-        query("to", true, json!({ "type": "integer", "minimum": 0 })),
-        query("interval", false, json!({ "enum": ["15m", "30m", "60m", "day"], "default": "60m" })),
-        query("queue", false, id.clone()),
-        query("gate", false, id),
-        query("service_level_ms", false, json!({ "type": "integer", "minimum": 0 })),
-        query("format", false, json!({ "enum": ["json", "csv"], "default": "json" })),
-    ]
-}
-
-fn object(properties: Value) -> Value {
-    json!({ "type": "object", "properties": properties })
-}
-
-/// A string id as the core accepts it.
-fn id_schema() -> Value {
-    json!({ "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$" })
-}
-
-fn count_schema() -> Value {
-    json!({ "type": "integer", "minimum": 0 })
-}
-
-fn optional_count_schema() -> Value {
-    json!({ "type": ["integer", "null"], "minimum": 0 })
-}
-
-/// Adds every schema of `group` (a JSON object) to `schemas`.
-fn add_schemas(schemas: &mut Map<String, Value>, group: Value) {
-    if let Value::Object(group) = group {
-        schemas.extend(group);
-    }
-}
-
-fn schemas() -> Value {
-    let mut schemas = Map::new();
-    add_schemas(&mut schemas, basic_schemas());
-    add_schemas(&mut schemas, config_schemas());
-    add_schemas(&mut schemas, view_schemas());
-    add_schemas(&mut schemas, request_and_live_schemas());
-    schemas.insert("AuditEntries".into(), json!({ "type": "array", "items": object(json!({ "at": { "type": "integer", "minimum": 0, "description": "Unix ms, the cluster's clock." }, "actor": { "type": "string" }, "role": { "enum": ["supervisor", "admin"] }, "action": { "type": "string" }, "target": { "type": "string", "description": "kind:id words, e.g. `call:c1 queue:support`; empty for whole-config writes." }, "outcome": { "type": "string" } })) }));
-    schemas.insert("QueueReport".into(), queue_report_schema());
-    schemas.insert("OperatorReport".into(), operator_report_schema());
-    schemas.insert("AlarmPolicy".into(), json!({ "type": "object", "description": "An alarm raises at the queue's alarm_depth / alarm_longest_wait_ms and clears at or below its clear level, once raised for hold_ms. Absent fields take the defaults.", "properties": { "depth_clear_percent": { "type": "integer", "minimum": 0, "maximum": 99, "description": "depth clear level: raise - max(1, ceil(raise * (100 - p) / 100)); default 80" }, "longest_wait_clear_percent": { "type": "integer", "minimum": 0, "maximum": 99, "description": "longest-wait clear level: raise * p / 100; default 80" }, "hold_ms": { "type": "integer", "minimum": 0, "maximum": 3600000, "description": "default 30000" }, "queues": { "type": "object", "description": "queue id -> explicit clear levels (kept below the raise level)", "additionalProperties": { "type": "object", "properties": { "depth_clear": { "type": ["integer", "null"] }, "longest_wait_clear_ms": { "type": ["integer", "null"] } }, "additionalProperties": false } } }, "additionalProperties": false }));
-    schemas.insert("Webhooks".into(), json!({ "type": "array", "maxItems": lineup_core::WEBHOOKS_MAX_COUNT, "items": { "type": "object", "properties": { "id": { "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$" }, "url": { "type": "string", "description": "http:// or https:// (checked against the system CA bundle)" }, "secret": { "type": "string", "description": "HMAC-SHA256 key of the Lineup-Signature header, 16 to 256 bytes; always shown as (redacted), which put back keeps the current one" }, "events": { "type": "array", "minItems": 1, "items": { "enum": ["alarm_raised", "alarm_cleared", "site_unreachable", "site_back", "site_lost"] } }, "enabled": { "type": "boolean", "description": "default true" } }, "required": ["id", "url", "secret", "events"], "additionalProperties": false } }));
-    schemas.insert("IngressPolicy".into(), json!({ "type": "object", "properties": { "dids": { "type": "array", "maxItems": lineup_core::ingress::INGRESS_DIDS_MAX_COUNT, "items": { "type": "object", "properties": { "did": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$", "maxLength": lineup_core::ingress::DID_MAX_BYTES }, "gate": id_schema(), "prefer_sites": { "type": "array", "maxItems": lineup_core::ingress::INGRESS_PREFERRED_SITES_MAX, "uniqueItems": true, "items": { "type": "integer", "minimum": 1 } } }, "required": ["did", "gate"], "additionalProperties": false } } }, "additionalProperties": false }));
-    schemas.insert("IngressAnswer".into(), object(json!({ "did": { "type": ["string", "null"] }, "queue": { "type": "string" }, "gate": { "type": ["string", "null"] }, "ttl_ms": count_schema(), "fallback": { "type": "boolean" }, "sites": { "type": "array", "items": object(json!({ "site": { "type": "integer", "minimum": 1 }, "target": { "type": "string", "description": "the site's SIP URI" }, "score": count_schema(), "reason": { "enum": ["free_operator", "staffed", "unstaffed", "unreachable", "fallback"] }, "free_operators": count_schema(), "staffed_operators": count_schema(), "waiting_callers": count_schema(), "expected_wait_ms": optional_count_schema() })) } })));
-    schemas.insert("CallbackPolicy".into(), json!({ "type": "object", "description": "Numbers are compared without a leading '+'. Absent lists take the defaults (emergency numbers and premium ranges denied).", "properties": { "allowed_patterns": { "type": "array", "items": { "type": "string" }, "description": "Asterisk-style patterns (X, Z, N, [1-5], '.', '!'); empty: any number" }, "denied_numbers": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } }, "denied_prefixes": { "type": "array", "items": { "type": "string", "pattern": "^\\+?[0-9]{1,32}$" } } }, "additionalProperties": false }));
-    Value::Object(schemas)
-}
-
-/// Errors, identity, readiness.
-fn basic_schemas() -> Value {
-    let (int, opt_int) = (count_schema(), optional_count_schema());
-    json!({
-        "Error": object(json!({ "error": { "type": "string" }, "code": { "type": "string" }, "field": { "type": "string" }, "kind": { "type": "string" }, "id": { "type": "string" } })),
-        "Me": object(json!({ "name": { "type": "string" }, "role": { "enum": ["viewer", "supervisor", "admin"] } })),
-        "Status": object(json!({ "status": { "type": "string" } })),
-        "Object": { "type": "object" },
-        "Readiness": object(json!({ "ready": { "type": "boolean" }, "degraded": { "type": "boolean" }, "degraded_edges": { "type": "array", "items": { "type": "string" } }, "clock_alarm": { "type": ["string", "null"] }, "problems": { "type": "array", "items": { "type": "string" } }, "site": int, "raft_role": { "type": "string" }, "leader": opt_int })),
-    })
-}
-
-/// The routing configuration and what applying it changed.
-fn config_schemas() -> Value {
-    let (id, int, opt_int) = (id_schema(), count_schema(), optional_count_schema());
-    json!({
-        "RoutingConfigSet": object(json!({
-            "schedules": { "type": "array", "items": schema_ref("ScheduleConfig") },
-            "queues": { "type": "array", "items": schema_ref("QueueConfig") },
-            "gates": { "type": "array", "items": schema_ref("GateConfig") },
-            "operators": { "type": "array", "items": schema_ref("OperatorConfig") },
-        })),
-        "QueueConfig": { "type": "object", "description": "lineup_core::QueueConfig; unknown fields are refused, absent ones take defaults.", "properties": { "id": id, "name": { "type": "string" }, "weight": int, "default_priority": int, "max_wait_ms": opt_int, "max_waiting": int, "wrap_up_ms": int, "ring_timeout_ms": int, "service_level_ms": int, "schedule": { "type": ["string", "null"] }, "alarm_longest_wait_ms": opt_int, "alarm_depth": opt_int }, "required": ["id"] },
-        "GateConfig": { "type": "object", "properties": { "id": id, "queue": id, "whisper": { "type": ["string", "null"] }, "priority": opt_int, "required_skills": { "type": "object" } }, "required": ["id", "queue"] },
-        "OperatorConfig": { "type": "object", "properties": { "id": id, "name": { "type": "string" }, "site": int, "pin_hash": { "type": "string" }, "mode": { "enum": ["persistent", "ring"] }, "endpoint": { "type": ["string", "null"] }, "skills": { "type": "object" }, "memberships": { "type": "object", "additionalProperties": int } }, "required": ["id"] },
-        "ScheduleConfig": { "type": "object", "properties": { "id": id, "time_zone": { "type": "string" }, "weekly": { "type": "array" }, "holidays": { "type": "array" } }, "required": ["id", "time_zone", "weekly"] },
-        "ConfigChange": object(json!({ "action": { "enum": ["added", "changed", "removed"] }, "kind": { "enum": ["schedule", "queue", "gate", "operator"] }, "id": { "type": "string" }, "fields": { "type": "array", "items": { "type": "string" } } })),
-        "ConfigApplied": object(json!({ "dry_run": { "type": "boolean" }, "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
-        "ObjectApplied": object(json!({ "changes": { "type": "array", "items": schema_ref("ConfigChange") } })),
-    })
-}
-
-/// The read views: queues, gates, operators, calls, the cluster.
-fn view_schemas() -> Value {
-    let (id, int, opt_int, any) = (id_schema(), count_schema(), optional_count_schema(), json!({}));
-    json!({
-        "QueueRow": object(json!({ "queue": id, "name": { "type": "string" }, "weight": int, "waiting": int, "callbacks_waiting": int, "longest_wait_ms": opt_int, "eta_ms": opt_int, "logged_in": int, "staffed": int, "available": int, "busy": int, "stats": { "type": "object" }, "alarm_longest_wait": { "type": "boolean" }, "alarm_depth": { "type": "boolean" }, "service_level_permille": opt_int, "abandon_rate_permille": opt_int, "gates": { "type": "array", "items": schema_ref("GateRow") } })),
-        "GateRow": object(json!({ "gate": id, "queue": id, "waiting": int, "longest_wait_ms": opt_int, "stats": { "type": "object" }, "service_level_permille": opt_int, "abandon_rate_permille": opt_int })),
-        "OperatorRow": object(json!({ "operator": id, "name": { "type": "string" }, "home_site": int, "mode": { "enum": ["persistent", "ring"] }, "state": { "enum": ["offline", "available", "offered", "busy", "wrap_up", "break"] }, "break_reason": { "type": ["string", "null"] }, "call": { "type": ["string", "null"] }, "site": opt_int, "since_ms": int, "time_in_state_ms": int, "rest_until_ms": opt_int, "queues": { "type": "array", "items": id } })),
-        "CallRow": object(json!({ "call": id, "status": { "enum": ["waiting", "offered", "connected", "callback_waiting", "callback_offered", "callback_connected"] }, "queue": id, "gate": { "type": ["string", "null"] }, "priority": int, "order_seq": int, "global_order": { "type": "array", "items": int, "minItems": 3, "maxItems": 3, "description": "Sort ascending, element by element, for the global serving order." }, "entry_site": int, "operator": { "type": ["string", "null"] }, "since_ms": int, "wait_ms": int, "position": opt_int, "eta_ms": opt_int, "callback": { "type": "boolean" }, "caller_number": { "type": ["string", "null"] }, "caller_name": { "type": ["string", "null"] } })),
-        "QueuesAnswer": object(json!({ "now_ms": int, "index": int, "queues": { "type": "array", "items": schema_ref("QueueRow") } })),
-        "OperatorsAnswer": object(json!({ "now_ms": int, "index": int, "operators": { "type": "array", "items": schema_ref("OperatorRow") } })),
-        "CallsAnswer": object(json!({ "now_ms": int, "index": int, "calls": { "type": "array", "items": schema_ref("CallRow") } })),
-        "ClusterStatus": object(json!({ "leader": opt_int, "term": int, "members": { "type": "array", "items": object(json!({ "site": int, "voter": { "type": "boolean" }, "reachable": { "type": ["boolean", "null"] }, "lag_entries": opt_int, "health": any, "site_state": { "type": "string", "enum": ["up", "unreachable", "lost"] }, "unreachable_since_ms": opt_int })) } })),
-    })
-}
-
-/// Action request bodies and answers, the widget's views and live messages.
-fn request_and_live_schemas() -> Value {
-    let (id, int, opt_int) = (id_schema(), count_schema(), optional_count_schema());
-    json!({
-        "StateRequest": { "type": "object", "properties": { "state": { "enum": ["available", "break", "offline"] }, "reason": { "type": "string", "description": "Required for break, refused otherwise." } }, "required": ["state"], "additionalProperties": false },
-        "MemberRequest": { "type": "object", "properties": { "site": int, "address": { "type": "string" } }, "required": ["site", "address"], "additionalProperties": false },
-        "PullRequest": { "type": "object", "properties": { "call": { "type": ["string", "null"] } }, "additionalProperties": false },
-        "SignInRequest": { "type": "object", "properties": { "operator": { "type": "string" }, "pin": { "type": "string", "minLength": 1, "maxLength": crate::agent::AGENT_PIN_MAX_CHARS } }, "required": ["operator", "pin"], "additionalProperties": false },
-        "SignedIn": object(json!({ "token": { "type": "string" }, "operator": { "type": "string" }, "name": { "type": "string" }, "lifetime_ms": int })),
-        "SignedOut": object(json!({ "ok": { "type": "boolean" } })),
-        "AgentPanel": object(json!({ "now_ms": int, "operator": { "type": "string" }, "name": { "type": "string" }, "mode": { "enum": ["persistent", "ring"] }, "home_site": int, "state": { "enum": ["offline", "available", "offered", "busy", "wrap_up", "break"] }, "break_reason": { "type": ["string", "null"] }, "since_ms": int, "site": opt_int, "queues": { "type": "array", "items": { "type": "string" } }, "pull_queues": { "type": "array", "items": { "type": "string" } }, "call": { "type": ["object", "null"], "properties": { "call": { "type": "string" }, "status": { "type": "string" }, "queue": { "type": "string" }, "gate": { "type": ["string", "null"] }, "caller_number": { "type": "string" }, "caller_name": { "type": "string" }, "since_ms": int, "whisper": { "type": ["string", "null"] } } }, "pullable": { "type": "array", "maxItems": crate::agent_view::AGENT_PULL_LIST_MAX, "items": object(json!({ "call": { "type": "string" }, "queue": { "type": "string" }, "gate": { "type": ["string", "null"] }, "priority": int, "position": int, "since_ms": int, "caller_number": { "type": "string" }, "caller_name": { "type": "string" } })) }, "today": { "type": ["object", "null"], "properties": { "operator": { "type": "string" }, "calls_taken": int, "talk_s": { "type": "number" } } } })),
-        "ReassignRequest": { "type": "object", "properties": { "queue": id, "keep_age": { "type": "boolean", "default": true } }, "required": ["queue"], "additionalProperties": false },
-        "PriorityRequest": { "type": "object", "properties": { "priority": { "type": "integer", "minimum": 0, "maximum": 255 } }, "required": ["priority"], "additionalProperties": false },
-        "CallbackRequest": { "type": "object", "properties": { "number": { "type": "string", "pattern": "^\\+?[0-9]{3,15}$" } }, "required": ["number"], "additionalProperties": false },
-        "ActionDone": object(json!({ "ok": { "type": "boolean" }, "response": { "description": "lineup_core::Response, e.g. \"Done\" or {\"Pulled\": {call, fence}}" } })),
-        "WidgetLink": object(json!({ "token": { "type": "string", "pattern": "^[0-9a-f]{32}$" }, "url": { "type": "string", "description": "Relative to the node's base address." } })),
-        "PositionView": object(json!({ "type": { "enum": ["position", "ended"] }, "call": id, "status": { "type": "string" }, "queue": id, "position": opt_int, "eta_ms": opt_int })),
-        "LiveMessage": { "type": "object", "description": "See the crate documentation of lineup_api::live for every message type.", "properties": { "type": { "enum": ["snapshot", "snapshot_operators", "snapshot_calls", "snapshot_end", "operator", "call", "call_ended", "alarm", "queues", "cluster"] }, "seq": int, "index": int, "now_ms": int }, "required": ["type", "seq"] },
-    })
-}
-
-/// One row per queue (and gate) and interval.
-fn queue_report_schema() -> Value {
-    let int = count_schema();
-    report_schema(&[
-        ("queue", json!({ "type": "string" })),
-        ("gate", json!({ "type": ["string", "null"] })),
-        ("interval_start", json!({ "type": "integer", "minimum": 0, "description": "Unix ms." })),
-        ("offered", int.clone()),
-        ("answered", int.clone()),
-        ("answered_within_sl", int.clone()),
-        ("abandoned", int.clone()),
-        ("abandoned_before_sl", int.clone()),
-        ("abandoned_after_sl", int.clone()),
-        ("timed_out", int.clone()),
-        ("full", int.clone()),
-        ("closed", int.clone()),
-        ("other", int.clone()),
-        ("service_level_threshold_ms", int.clone()),
-        (
-            "service_level",
-            json!({ "type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "answered_within_sl / (offered - abandoned_before_sl)." }),
-        ),
-        ("asa_s", json!({ "type": ["number", "null"], "minimum": 0 })),
-        (
-            "aht_s",
-            json!({ "type": ["number", "null"], "minimum": 0, "description": "Talk + wrap-up per answered call." }),
-        ),
-        ("talk_s", json!({ "type": "number", "minimum": 0 })),
-        ("wrap_up_s", json!({ "type": "number", "minimum": 0 })),
-        ("longest_wait_s", json!({ "type": "number", "minimum": 0 })),
-        ("callbacks_promised", int.clone()),
-        ("callbacks_made", int.clone()),
-        ("callbacks_answered", int.clone()),
-    ])
-}
-
-/// One row per operator and interval.
-fn operator_report_schema() -> Value {
-    let int = count_schema();
-    let seconds = json!({ "type": "number", "minimum": 0 });
-    report_schema(&[
-        ("operator", json!({ "type": "string" })),
-        ("interval_start", json!({ "type": "integer", "minimum": 0, "description": "Unix ms." })),
-        ("calls_taken", int.clone()),
-        ("talk_s", seconds.clone()),
-        ("wrap_up_s", seconds.clone()),
-        ("break_s", seconds.clone()),
-        (
-            "breaks",
-            json!({ "type": "object", "additionalProperties": seconds.clone(), "description": "Break seconds by reason." }),
-        ),
-        ("available_s", seconds.clone()),
-        ("logged_in_s", seconds),
-        ("logins", int.clone()),
-        (
-            "occupancy",
-            json!({ "type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "(talk + wrap-up) / (logged in - break)." }),
-        ),
-    ])
-}
-
-/// An array of report rows with every field required.
-fn report_schema(fields: &[(&str, Value)]) -> Value {
-    let properties: Map<String, Value> =
-        fields.iter().map(|(name, schema)| (name.to_string(), schema.clone())).collect();
-    let required: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
-    json!({ "type": "array", "items": { "type": "object", "properties": properties, "required": required } })
 }
 
 /// The whole document.
 pub fn document() -> Value {
+    let mut schemas = Schemas::default();
+    named::<crate::error::ErrorBody>(&mut schemas);
     let mut paths = Map::new();
     for o in OPERATIONS {
         let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
-        entry[o.method] = operation(o);
+        entry[o.method] = operation(o, &mut schemas);
     }
     json!({
         "openapi": "3.1.0",
@@ -474,7 +293,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": schemas(),
+            "schemas": schemas.into_json(),
         },
     })
 }

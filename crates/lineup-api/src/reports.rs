@@ -66,7 +66,7 @@ pub struct ReportRequest {
 }
 
 /// One queue's interval (see lineup-store's `QueueReportRow` for each figure's meaning).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueReportRow {
     pub queue: String,
     pub gate: Option<String>,
@@ -83,8 +83,11 @@ pub struct QueueReportRow {
     pub closed: u64,
     pub other: u64,
     pub service_level_threshold_ms: u64,
+    /// answered_within_sl / (offered - abandoned_before_sl).
+    #[schema(minimum = 0, maximum = 1)]
     pub service_level: Option<f64>,
     pub asa_s: Option<f64>,
+    /// Talk + wrap-up per answered call.
     pub aht_s: Option<f64>,
     pub talk_s: f64,
     pub wrap_up_s: f64,
@@ -95,7 +98,7 @@ pub struct QueueReportRow {
 }
 
 /// One operator's interval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperatorReportRow {
     pub operator: String,
     /// Unix ms.
@@ -109,21 +112,51 @@ pub struct OperatorReportRow {
     pub available_s: f64,
     pub logged_in_s: f64,
     pub logins: u64,
+    /// (talk + wrap-up) / (logged in - break).
+    #[schema(minimum = 0, maximum = 1)]
     pub occupancy: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReportParams {
     /// Unix ms, included.
+    #[param(required = true)]
     from: Option<u64>,
     /// Unix ms, excluded.
+    #[param(required = true)]
     to: Option<u64>,
+    #[param(schema_with = interval_schema)]
     interval: Option<String>,
+    /// One queue only.
+    #[param(min_length = 1)]
     queue: Option<String>,
+    /// One gate only.
+    #[param(min_length = 1)]
     gate: Option<String>,
+    /// The service-level threshold for every queue, instead of each queue's own.
     service_level_ms: Option<u64>,
+    #[param(schema_with = format_schema)]
     format: Option<String>,
+}
+
+/// `interval=`: what [`ReportInterval::parse`] reads.
+fn interval_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["15m", "30m", "60m", "day"]))
+        .default(Some(serde_json::json!("60m")))
+        .build()
+}
+
+/// `format=`: JSON rows or CSV.
+fn format_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["json", "csv"]))
+        .default(Some(serde_json::json!("json")))
+        .build()
 }
 
 fn invalid(field: &str, reason: &str) -> ApiError {

@@ -104,13 +104,15 @@ fn check<B: ApiBackend>(backend: &B, body: &CommandBody) -> Result<(), ApiError>
 
 // ------------------------------------------------------------------------------ config
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DryRun {
+    /// `true`: answer the diff only, change nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConfigApplied {
     pub dry_run: bool,
     pub changes: Vec<ConfigChange>,
@@ -124,7 +126,8 @@ fn redact_for(role: Role, set: RoutingConfigSet) -> RoutingConfigSet {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConfigRead {
     /// `true`: this node's own copy, without asking the leader (works without a quorum, may
     /// miss the latest apply).
@@ -287,7 +290,7 @@ pub async fn get_object<B: ApiBackend, T: ConfigObject>(
     object.map(Json).ok_or_else(|| not_found(T::KIND, &id))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ObjectApplied {
     pub changes: Vec<ConfigChange>,
 }
@@ -341,21 +344,21 @@ pub async fn delete_object<B: ApiBackend, T: ConfigObject>(
 
 // ------------------------------------------------------------------------------ live state
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QueuesAnswer {
     pub now_ms: u64,
     pub index: u64,
     pub queues: Vec<QueueRow>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OperatorsAnswer {
     pub now_ms: u64,
     pub index: u64,
     pub operators: Vec<OperatorRow>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CallsAnswer {
     pub now_ms: u64,
     pub index: u64,
@@ -364,7 +367,7 @@ pub struct CallsAnswer {
 }
 
 /// Who the caller's token says it is: the dashboard shows actions only to roles allowed them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     /// The token holder's name from the config (never the token).
     pub name: String,
@@ -409,7 +412,8 @@ pub async fn get_call<B: ApiBackend>(
     s.backend.read(|r| views::call_row(r, &call)).map(Json).ok_or(ApiError::NotFound { what: format!("call {call}") })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterQuery {
     /// `false`: this node's own knowledge only, without asking peers (what peers ask for).
@@ -427,7 +431,7 @@ pub async fn get_cluster<B: ApiBackend>(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberRequest {
     pub site: u64,
@@ -511,9 +515,10 @@ pub async fn declare_lost<B: ApiBackend>(
 
 // ------------------------------------------------------------------------------ actions
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ActionDone {
     pub ok: bool,
+    /// The routing core's answer, e.g. `"Done"` or `{"Pulled": {"call": …, "fence": …}}`.
     pub response: Response,
 }
 
@@ -521,7 +526,7 @@ fn done(response: Response) -> Json<ActionDone> {
     Json(ActionDone { ok: true, response })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StateName {
     Available,
@@ -529,7 +534,7 @@ pub enum StateName {
     Offline,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateRequest {
     pub state: StateName,
@@ -576,7 +581,7 @@ pub async fn logout_operator<B: ApiBackend>(
         .map(done)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
     /// The call to take; the operator's next eligible caller when absent.
@@ -602,7 +607,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReassignRequest {
     pub queue: QueueId,
@@ -624,10 +629,11 @@ pub async fn reassign<B: ApiBackend>(
     crate::audit::submit_by(&s, Some(caller.holder), body).await.map(done)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
     /// Lower is served first (0 = VIP, 5 = normal, 10 = low).
+    #[schema(maximum = 255)]
     pub priority: u8,
 }
 
@@ -659,10 +665,11 @@ pub async fn get_position<B: ApiBackend>(
         .ok_or(ApiError::NotFound { what: format!("call {call}") })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackRequest {
     /// The number to call back (3 to 15 digits, optionally after `+`).
+    #[schema(pattern = "^\\+?[0-9]{3,15}$")]
     pub number: String,
 }
 
@@ -686,9 +693,10 @@ pub async fn request_callback<B: ApiBackend>(
 }
 
 /// A minted widget token and the link to hand the caller.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WidgetLink {
     /// Good only for this call's position, live feed and callback request, while it lasts.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     pub token: String,
     /// The widget page on this node, relative to its base address: `/widget?call=…&token=…`.
     pub url: String,

@@ -28,7 +28,7 @@ pub struct TodayQueue {
 }
 
 /// One operator's day so far.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TodayOperator {
     pub operator: String,
     pub calls_taken: u64,

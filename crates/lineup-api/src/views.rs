@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// A queue's live figures with its gates.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueueRow {
     #[serde(flatten)]
     pub summary: QueueSummary,
@@ -22,7 +22,7 @@ pub struct QueueRow {
     pub gates: Vec<GateRow>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GateRow {
     #[serde(flatten)]
     pub summary: GateSummary,
@@ -31,7 +31,7 @@ pub struct GateRow {
 }
 
 /// An operator as the agent board shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OperatorRow {
     pub operator: OperatorId,
     pub name: String,
@@ -52,7 +52,7 @@ pub struct OperatorRow {
 }
 
 /// A call in the system (waiting, offered or connected).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CallRow {
     pub call: CallId,
     pub status: CallStatus,
@@ -62,6 +62,7 @@ pub struct CallRow {
     pub order_seq: u64,
     /// Sort waiting calls ascending by this array (compared element by element) for the
     /// global serving order across queues and sites: [255 − queue weight, priority, arrival].
+    #[schema(value_type = Vec<u64>, min_items = 3, max_items = 3)]
     pub global_order: [u64; 3],
     pub entry_site: SiteId,
     pub operator: Option<OperatorId>,
@@ -82,7 +83,7 @@ pub struct CallRow {
 }
 
 /// A call's place for the caller widget.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PositionView {
     pub call: CallId,
     pub status: CallStatus,

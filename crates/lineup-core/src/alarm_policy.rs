@@ -20,13 +20,17 @@ pub const ALARM_POLICY_QUEUES_MAX_COUNT: usize = 10_000;
 
 /// Clear levels and hold for queue alarms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AlarmPolicy {
     /// A depth alarm clears at or below `raise − max(1, ceil(raise × (100 − p) / 100))`.
+    #[cfg_attr(feature = "openapi", schema(maximum = 99))]
     pub depth_clear_percent: u8,
     /// A longest-wait alarm clears at or below `raise × p / 100` (rounded down).
+    #[cfg_attr(feature = "openapi", schema(maximum = 99))]
     pub longest_wait_clear_percent: u8,
     /// A raised alarm stays raised at least this long (core time, the commands' `at_ms`).
+    #[cfg_attr(feature = "openapi", schema(maximum = 3_600_000))]
     pub hold_ms: u64,
     /// Explicit clear levels for some queues, instead of the percentages.
     pub queues: BTreeMap<QueueId, QueueAlarmClear>,
@@ -35,6 +39,7 @@ pub struct AlarmPolicy {
 /// One queue's explicit clear levels; absent ones follow the percentages. A level at or
 /// above the queue's raise level is used as `raise − 1`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueAlarmClear {
     pub depth_clear: Option<u32>,

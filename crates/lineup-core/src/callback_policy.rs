@@ -43,15 +43,19 @@ const DEFAULT_DENIED_PREFIXES: &[&str] = &[
 
 /// The callback destination policy, part of the routing config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CallbackPolicy {
     /// When not empty, a number must match one of these Asterisk-style patterns (`X` any
     /// digit, `Z` 1-9, `N` 2-9, `[1-5]` a set, `.` one or more of anything, `!` zero or
     /// more; a leading `_` is optional). Matched against the number without its `+`.
+    #[cfg_attr(feature = "openapi", schema(max_items = 256))]
     pub allowed_patterns: Vec<String>,
     /// Numbers never dialled (compared whole, without a leading `+`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::number_list_schema))]
     pub denied_numbers: Vec<String>,
     /// Prefixes never dialled (compared without a leading `+`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::number_list_schema))]
     pub denied_prefixes: Vec<String>,
 }
 

@@ -34,6 +34,7 @@ pub enum RequestedState {
 
 /// Who ended a connected call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HungUpBy {
     Caller,

@@ -19,6 +19,7 @@ pub const CONFIG_LIST_MAX_ITEMS: usize = 64;
 
 /// Where a caller goes when it leaves a queue without being answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
     /// Back to the dialplan, with `LINEUP_RESULT` set to the outcome.
@@ -30,6 +31,7 @@ pub enum Target {
 
 /// When a queue counts as empty for join/leave rules (app_queue's joinempty/leavewhenempty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EmptyRule {
     /// Never: callers join and stay even with nobody logged in.
@@ -44,6 +46,7 @@ pub enum EmptyRule {
 /// One step of pool widening (app_queue's queuerules): after `after_wait_ms` in the queue,
 /// operators with a penalty up to `max_penalty` may take the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierRule {
     pub after_wait_ms: u64,
@@ -51,6 +54,7 @@ pub struct TierRule {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // A misspelt setting in a config file or REST body is an error, never silently a default.
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
@@ -138,6 +142,7 @@ impl Default for QueueConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // A misspelt setting in a config file or REST body is an error, never silently a default.
 #[serde(default, deny_unknown_fields)]
 pub struct GateConfig {
@@ -162,6 +167,7 @@ impl Default for GateConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OperatorMode {
     /// Stays on the line in a holding bridge between calls; offers bridge at once.
@@ -172,6 +178,7 @@ pub enum OperatorMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // A misspelt setting in a config file or REST body is an error, never silently a default.
 #[serde(default, deny_unknown_fields)]
 pub struct OperatorConfig {
@@ -206,6 +213,7 @@ impl Default for OperatorConfig {
 
 /// Opening hours on some weekdays, in the schedule's time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OpeningHours {
     /// ISO weekdays, 1 = Monday … 7 = Sunday.
@@ -216,6 +224,7 @@ pub struct OpeningHours {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CivilDate {
     pub year: i16,
@@ -224,6 +233,7 @@ pub struct CivilDate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     pub id: ScheduleId,

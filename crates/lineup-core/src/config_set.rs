@@ -14,6 +14,7 @@ pub const CONFIG_SET_OBJECTS_MAX: usize = 10_000;
 
 /// Every queue, gate, operator and schedule, each list sorted by id.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingConfigSet {
     pub schedules: Vec<ScheduleConfig>,
@@ -24,6 +25,7 @@ pub struct RoutingConfigSet {
 
 /// Which object a problem or a change is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigKind {
     Schedule,
@@ -55,6 +57,7 @@ pub struct ConfigProblem {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeAction {
     Added,
@@ -64,6 +67,7 @@ pub enum ChangeAction {
 
 /// One line of a diff: what applying a set would do to one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigChange {
     pub action: ChangeAction,
     pub kind: ConfigKind,

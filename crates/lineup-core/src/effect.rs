@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a call ended. Every call gets exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Completed {
@@ -154,6 +155,7 @@ pub struct OperatorView {
 
 /// A call's live state, as projected to dashboards and Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
     Waiting,

@@ -19,22 +19,27 @@ pub const INGRESS_PREFERRED_SITES_MAX: usize = 64;
 
 /// The DID map, part of the routing config (`[[ingress]]` in the config file).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct IngressPolicy {
+    #[cfg_attr(feature = "openapi", schema(max_items = 4_096))]
     pub dids: Vec<DidRoute>,
 }
 
 /// Where calls to one DID go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DidRoute {
     /// The dialled number as the ITSP delivers it (request URI user): `+`, then digits.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::did_field_schema))]
     pub did: String,
     /// The gate the call enters by; the gate names the queue, priority and skills.
     pub gate: GateId,
     /// Sites in the order that breaks ties between equally good sites (the DID's region
     /// first, say). Sites not listed come after, by number.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::preferred_sites_schema))]
     pub prefer_sites: Vec<SiteId>,
 }
 

@@ -35,6 +35,8 @@ pub mod ingress;
 pub mod island;
 pub mod island_merge;
 pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod order;
 pub mod routing;
 pub mod schedule;

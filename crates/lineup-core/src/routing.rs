@@ -96,6 +96,7 @@ pub type CommandResult = Result<Response, CoreError>;
 
 /// What a successful command returns to its proposer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Response {
     Done,
     /// `exit` is set when the caller was refused or left at once (FULL, CLOSED, EMPTY).

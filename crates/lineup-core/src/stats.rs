@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 pub const HANDLE_WINDOW_SAMPLES: usize = 100;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stats {
     /// Callers that joined (ENTERQUEUE).
     pub offered: u64,

@@ -21,6 +21,7 @@ pub const WEBHOOK_SECRET_REDACTED: &str = "(redacted)";
 /// What a webhook may be told about. Appended last when a kind is added: the list is part
 /// of a log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookEventKind {
     AlarmRaised,
@@ -53,15 +54,18 @@ impl WebhookEventKind {
 
 /// One endpoint. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Names the webhook in metrics and logs (the identifier charset).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::id_field_schema))]
     pub id: String,
     /// `http://` or `https://`.
     pub url: String,
     /// Key of the `Lineup-Signature` HMAC; shown as [`WEBHOOK_SECRET_REDACTED`] by every read.
     pub secret: String,
     /// The kinds sent to it (at least one).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub events: Vec<WebhookEventKind>,
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,

@@ -12,6 +12,7 @@ use std::cmp::Reverse;
 
 /// Live figures of one queue (or gate) for dashboards and the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueSummary {
     pub queue: QueueId,
     pub waiting: u32,
@@ -30,6 +31,7 @@ pub struct QueueSummary {
 
 /// Live figures of one gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateSummary {
     pub gate: GateId,
     pub queue: QueueId,
