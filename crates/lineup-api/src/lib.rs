@@ -56,6 +56,7 @@ pub mod limits;
 mod live;
 pub mod local;
 mod metrics;
+mod monitor;
 pub mod openapi;
 pub mod rate_limit;
 pub mod report_csv;
@@ -179,6 +180,7 @@ impl<B: ApiBackend> Routes<B> {
             .post("/v1/operators/{id}/pull", rest::pull::<B>)
             .post("/v1/calls/{id}/reassign", rest::reassign::<B>)
             .post("/v1/calls/{id}/priority", rest::change_priority::<B>)
+            .post("/v1/calls/{id}/monitor", monitor::monitor_call::<B>)
             .post("/v1/calls/{id}/widget-token", rest::mint_widget_token::<B>)
             .get("/v1/calls/{id}/position", rest::get_position::<B>)
             .post("/v1/calls/{id}/callback", rest::request_callback::<B>)
