@@ -185,6 +185,7 @@ impl SiteController {
             Input::PinVerified { token, ok } => self.on_pin_verified(token, ok, routing),
             Input::Tick => self.on_tick(routing),
             Input::Reconcile { channels, bridges } => {
+                self.reconcile_monitors(&channels, &bridges);
                 self.reconcile(channels, bridges, routing);
                 self.ask_for_missed_records();
             }

@@ -231,3 +231,16 @@ fn a_supervisor_at_another_site_hangs_up_and_the_call_goes_on() {
     assert_eq!(hears(&rig, BOX, &caller), ["desk"]);
     assert_eq!(hears(&rig, BOX, &operator), ["carol"]);
 }
+
+/// A restart of the operator's site during monitoring: the call is adopted and goes on; the
+/// monitoring is not resumed, and what it left in Asterisk (snoop, supervisor's leg, bridge)
+/// is cleared.
+#[test]
+fn a_restart_clears_the_monitoring_and_keeps_the_call() {
+    let (mut rig, caller, operator, _, call) = monitored_locally(MonitorMode::Listen);
+    rig.restart(0);
+    assert!(rig.run_until(5_000, no_monitoring_left), "monitoring cleared after the restart");
+    assert!(is_connected(&rig, &call));
+    assert_eq!(hears(&rig, BOX, &caller), ["desk"]);
+    assert_eq!(hears(&rig, BOX, &operator), ["carol"]);
+}

@@ -281,6 +281,32 @@ impl SiteController {
         }
     }
 
+    /// After a reconnect or restart: a session one of whose channels Asterisk no longer has
+    /// ends (its end was lost with the events socket), and a monitoring bridge no session
+    /// owns (left by a run before a restart) is destroyed. Monitoring channels nothing tracks
+    /// are hung up as they enter (`on_stasis_start`).
+    pub(super) fn reconcile_monitors(&mut self, channels: &[lineup_ari::Channel], bridges: &[lineup_ari::Bridge]) {
+        let live: std::collections::BTreeSet<&ChannelId> = channels.iter().map(|c| &c.id).collect();
+        let lost: Vec<u64> = self
+            .monitors
+            .values()
+            .filter(|s| s.channels().iter().any(|c| !live.contains(c)))
+            .map(|s| s.order.session)
+            .collect();
+        for session in lost {
+            self.end_monitor(session, None);
+        }
+        let owned: std::collections::BTreeSet<&BridgeId> = self.monitors.values().map(|s| &s.bridge).collect();
+        let leftover: Vec<BridgeId> = bridges
+            .iter()
+            .filter(|b| b.id.as_str().starts_with(MONITOR_ID_PREFIX) && !owned.contains(&b.id))
+            .map(|b| b.id.clone())
+            .collect();
+        for bridge in leftover {
+            self.ari(AriRequest::DestroyBridge(bridge));
+        }
+    }
+
     /// An ARI request of a session failed: the session ends, the call goes on.
     pub(super) fn monitor_request_failed(&mut self, session: u64) {
         self.end_monitor(session, None);
