@@ -313,6 +313,34 @@ test("one click reassigns a waiting call to the other queue", { timeout: 120_000
   });
 });
 
+test("Monitor… on a connected call's operator asks the API to ring the supervisor's phone", { timeout: 120_000 }, async () => {
+  await withPage("monitor", { width: 1600, height: 1000 }, async (page) => {
+    await signIn(page, adminToken);
+    let accepted = null;
+    // A call may end between the click and the request (then the API refuses): try again.
+    for (let attempt = 0; attempt < 3 && !accepted; attempt++) {
+      const call = await until("a connected call with a Monitor button", async () => {
+        const button = await page.$("button[data-action=monitor]");
+        return button && (await button.getAttribute("data-call"));
+      }, WAITING_CALL_MAX);
+      await page.click(`button[data-action=monitor][data-call="${call}"]`);
+      await page.selectOption("#monitor-mode", "whisper");
+      await page.fill("#monitor-endpoint", "PJSIP/2001");
+      await page.click("#monitor-ok");
+      const outcome = await until("the monitoring accepted (or refused)", async () => {
+        if (await page.isHidden("#toast")) return null;
+        const toast = await page.textContent("#toast");
+        if (/ringing PJSIP\/2001/.test(toast)) return "accepted";
+        return /Refused/.test(toast) ? "refused" : null;
+      }, API_REFLECTS_MAX);
+      log(`monitor ${call}: ${outcome}`);
+      if (outcome === "accepted") accepted = call;
+    }
+    assert.ok(accepted, "no monitoring accepted in three tries");
+    assert.match(await page.textContent("#toast"), new RegExp(`${accepted}: whisper`));
+  });
+});
+
 test("a viewer token shows the same board with no action buttons, and signs out", { timeout: 90_000 }, async () => {
   await withPage("viewer", { width: 1600, height: 1000 }, async (page) => {
     await signIn(page, viewerToken);

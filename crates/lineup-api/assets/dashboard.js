@@ -407,6 +407,7 @@ function agentRow(o) {
               o.state !== "break"
                 ? h("button", { type: "button", dataset: { action: "break", operator: o.operator }, onclick: () => askBreak(o) }, "Break…")
                 : null,
+              monitorButton(o),
               h("button", { type: "button", class: "danger", dataset: { action: "logout", operator: o.operator }, onclick: () => act(`/v1/operators/${enc(o.operator)}/logout`, undefined, `${o.operator} logged out`) }, "Log out"))
           : null)
       : null);
@@ -873,6 +874,35 @@ $("break-form").addEventListener("submit", (e) => {
   if (!reason) { e.preventDefault(); return; }
   if (breakFor) setOperatorState(breakFor, "break", reason);
   breakFor = null;
+});
+
+/// Connected calls only: the API refuses to monitor anything else.
+const MONITORABLE = new Set(["connected", "callback_connected"]);
+let monitorFor = null;
+
+function monitorButton(o) {
+  const c = o.call && state.calls.get(o.call);
+  if (!c || !MONITORABLE.has(c.status)) return null;
+  return h("button", { type: "button", dataset: { action: "monitor", call: o.call }, onclick: () => askMonitor(o) }, "Monitor…");
+}
+
+function askMonitor(o) {
+  monitorFor = o.call;
+  $("monitor-call").textContent = o.call;
+  $("monitor-operator").textContent = o.name || o.operator;
+  // The supervisor's own phone, remembered for the tab.
+  $("monitor-endpoint").value = sessionStorage.getItem("lineup.monitor_endpoint") || "";
+  $("monitor-dialog").showModal();
+  $("monitor-endpoint").select();
+}
+$("monitor-cancel").addEventListener("click", () => $("monitor-dialog").close());
+$("monitor-form").addEventListener("submit", (e) => {
+  const endpoint = $("monitor-endpoint").value.trim();
+  if (!endpoint) { e.preventDefault(); return; }
+  sessionStorage.setItem("lineup.monitor_endpoint", endpoint);
+  const mode = $("monitor-mode").value;
+  if (monitorFor) act(`/v1/calls/${enc(monitorFor)}/monitor`, { mode, endpoint }, `${monitorFor}: ${mode}, ringing ${endpoint}`);
+  monitorFor = null;
 });
 
 boot();

@@ -63,6 +63,7 @@ pub mod limits;
 mod live;
 pub mod local;
 mod metrics;
+mod monitor;
 pub mod openapi;
 mod openapi_schemas;
 pub mod rate_limit;
@@ -192,6 +193,7 @@ impl<B: ApiBackend> Routes<B> {
             .post("/v1/operators/{id}/pull", rest::pull::<B>)
             .post("/v1/calls/{id}/reassign", rest::reassign::<B>)
             .post("/v1/calls/{id}/priority", rest::change_priority::<B>)
+            .post("/v1/calls/{id}/monitor", monitor::monitor_call::<B>)
             .post("/v1/calls/{id}/widget-token", rest::mint_widget_token::<B>)
             .get("/v1/calls/{id}/position", rest::get_position::<B>)
             .post("/v1/calls/{id}/callback", rest::request_callback::<B>)

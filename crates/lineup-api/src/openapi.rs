@@ -6,7 +6,7 @@
 use crate::openapi_schemas::{
     agent_message, any_object, list_of, live_message, named, webhooks, widget_message, SchemaOf, Schemas,
 };
-use crate::{agent, audit, backend, health, ingress, reports, rest, views};
+use crate::{agent, audit, backend, health, ingress, monitor, reports, rest, views};
 use axum::Json;
 use lineup_core as core;
 use serde_json::{json, Map, Value};
@@ -135,6 +135,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/operators/{id}/pull", "The operator takes the named waiting call, or its next eligible one.", Access::Supervisor, Some(named::<rest::PullRequest>), Answer::Json(named::<rest::ActionDone>)),
     op("post", "/v1/calls/{id}/reassign", "Move a waiting call to another queue (keep_age keeps its place by arrival; default true).", Access::Supervisor, Some(named::<rest::ReassignRequest>), Answer::Json(named::<rest::ActionDone>)),
     op("post", "/v1/calls/{id}/priority", "Change a waiting call's priority (lower is served first).", Access::Supervisor, Some(named::<rest::PriorityRequest>), Answer::Json(named::<rest::ActionDone>)),
+    op("post", "/v1/calls/{id}/monitor", "Monitor a connected call from the supervisor's own phone (audited): `listen` (the supervisor hears both parties, nobody hears the supervisor), `whisper` (only the operator hears the supervisor) or `barge` (both do). The site holding the operator's leg snoops on it and rings `endpoint` (`PJSIP/2001`) at `site` (this node's site when absent), over the trunk when that is another site. Hanging up the supervisor's phone ends it; so does the call's end. The call is never changed by it. 404 for an unknown call, 409 when the call is not connected, 422 for a bad endpoint or a site that is not a member.", Access::Supervisor, Some(named::<monitor::MonitorRequest>), Answer::Json(named::<rest::ActionDone>)),
     op("post", "/v1/calls/{id}/widget-token", "Mint a token for this call's caller widget (128 random bits, hex): it reads only this call's position and live feed and requests only its callback, and dies when the call ends. `url` is the widget page on this node (`/widget?call=…&token=…`). Tokens live in this node's API process only. 404 when the call does not exist or has ended; 503 when too many tokens of calls still going are held.", Access::MintWidget, None, Answer::Json(named::<rest::WidgetLink>)),
     op("get", "/v1/calls/{id}/position", "A waiting call's position, ETA and status (caller widget).", Access::Widget, None, Answer::Json(named::<views::PositionView>)),
     op("post", "/v1/calls/{id}/callback", "The caller asks to be called back instead (keeps its place).", Access::WidgetAct, Some(named::<rest::CallbackRequest>), Answer::Json(named::<rest::ActionDone>)),

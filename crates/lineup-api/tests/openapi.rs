@@ -88,6 +88,8 @@ fn declared_limits_are_the_cores_own() {
     assert_eq!(put_webhooks["schema"]["maxItems"], lineup_core::WEBHOOKS_MAX_COUNT);
     let priority = &schemas["PriorityRequest"]["properties"]["priority"];
     assert_eq!((priority["minimum"].as_u64(), priority["maximum"].as_u64()), (Some(0), Some(u64::from(u8::MAX))));
+    let endpoint = &schemas["MonitorRequest"]["properties"]["endpoint"];
+    assert_eq!(endpoint["maxLength"].as_u64(), Some(lineup_core::monitor::MONITOR_ENDPOINT_MAX_BYTES as u64));
     let pin = &schemas["SignInRequest"]["properties"]["pin"];
     assert_eq!(
         (pin["minLength"].as_u64(), pin["maxLength"].as_u64()),

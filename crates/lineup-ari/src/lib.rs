@@ -49,7 +49,7 @@ pub use ids::{ApplicationName, BridgeId, ChannelId, Endpoint, PlaybackId};
 pub use model::{
     Application, Bridge, BridgeKind, BridgeType, CallerId, Channel, ChannelState, ContinueTarget, CreateBridgeRequest,
     CreateChannelRequest, DialRequest, DialplanLocation, HangupReason, Media, OriginateRequest, OriginateTarget,
-    Playback, PlaybackState,
+    Playback, PlaybackState, SnoopDirection, SnoopRequest,
 };
 pub use rest::HttpAri;
 pub use stasis_args::{parse_stasis_entry, StasisEntry};
@@ -90,6 +90,9 @@ pub trait Ari: Send + Sync {
     fn originate(&self, request: &OriginateRequest) -> impl Future<Output = Result<Channel, AriError>> + Send;
     /// `POST /channels/create`.
     fn create_channel(&self, request: &CreateChannelRequest) -> impl Future<Output = Result<Channel, AriError>> + Send;
+    /// `POST /channels/{id}/snoop`: a snoop channel (already up) entering the request's
+    /// application; it ends when the snooped channel ends.
+    fn snoop(&self, request: &SnoopRequest) -> impl Future<Output = Result<Channel, AriError>> + Send;
     /// `POST /channels/{id}/dial`.
     fn dial(&self, channel: &ChannelId, request: &DialRequest) -> impl Future<Output = Result<(), AriError>> + Send;
     /// Sets `variables` on the channel, then `POST /channels/{id}/continue`.

@@ -368,6 +368,61 @@ pub struct OriginateRequest {
     pub variables: BTreeMap<String, String>,
 }
 
+/// A direction of a snoop channel's `spy` or `whisper`, seen from the snooped channel:
+/// `in` is the audio the channel sends into Asterisk (what its phone picks up), `out` the
+/// audio Asterisk sends to it (what its phone plays).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SnoopDirection {
+    None,
+    In,
+    Out,
+    Both,
+}
+
+impl SnoopDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnoopDirection::None => "none",
+            SnoopDirection::In => "in",
+            SnoopDirection::Out => "out",
+            SnoopDirection::Both => "both",
+        }
+    }
+
+    /// Asterisk's spelling; anything else is refused as Asterisk refuses it.
+    pub fn parse(text: &str) -> Option<SnoopDirection> {
+        match text {
+            "" | "none" => Some(SnoopDirection::None),
+            "in" => Some(SnoopDirection::In),
+            "out" => Some(SnoopDirection::Out),
+            "both" => Some(SnoopDirection::Both),
+            _ => None,
+        }
+    }
+
+    /// Whether this direction covers the audio coming from the channel.
+    pub fn includes_in(self) -> bool {
+        matches!(self, SnoopDirection::In | SnoopDirection::Both)
+    }
+
+    /// Whether this direction covers the audio going to the channel.
+    pub fn includes_out(self) -> bool {
+        matches!(self, SnoopDirection::Out | SnoopDirection::Both)
+    }
+}
+
+/// `POST /channels/{channel}/snoop`: a snoop channel on `channel`, entering `app`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnoopRequest {
+    pub channel: ChannelId,
+    pub app: ApplicationName,
+    pub app_args: Vec<String>,
+    pub spy: SnoopDirection,
+    pub whisper: SnoopDirection,
+    /// Deterministic id, so a retried snoop answers 409 instead of snooping twice.
+    pub snoop_id: Option<ChannelId>,
+}
+
 /// `POST /channels/create` (create without dialing; `dial` follows).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateChannelRequest {

@@ -7,7 +7,7 @@ use crate::events::AriEvents;
 use crate::ids::{validate_variable_name, ApplicationName, BridgeId, ChannelId, PlaybackId};
 use crate::model::{
     validate_dtmf, Application, Bridge, Channel, ContinueTarget, CreateBridgeRequest, CreateChannelRequest,
-    DialRequest, HangupReason, Media, OriginateRequest, OriginateTarget, Playback, VariableValue,
+    DialRequest, HangupReason, Media, OriginateRequest, OriginateTarget, Playback, SnoopRequest, VariableValue,
     MEDIA_PER_PLAY_MAX_COUNT,
 };
 use crate::Ari;
@@ -306,6 +306,22 @@ impl Ari for HttpAri {
         }
         let body = variables_body(&request.variables)?;
         self.send_for("create channel", Method::POST, "/channels/create", query, body).await
+    }
+
+    async fn snoop(&self, request: &SnoopRequest) -> Result<Channel, AriError> {
+        let mut query: Query = vec![
+            ("app", request.app.to_string()),
+            ("spy", request.spy.as_str().into()),
+            ("whisper", request.whisper.as_str().into()),
+        ];
+        if !request.app_args.is_empty() {
+            query.push(("appArgs", validate_app_args(&request.app_args)?));
+        }
+        if let Some(id) = &request.snoop_id {
+            query.push(("snoopId", id.to_string()));
+        }
+        let path = format!("/channels/{}/snoop", request.channel);
+        self.send_for("snoop", Method::POST, &path, query, None).await
     }
 
     async fn dial(&self, channel: &ChannelId, request: &DialRequest) -> Result<(), AriError> {

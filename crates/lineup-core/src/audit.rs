@@ -118,6 +118,9 @@ pub fn target_of(body: &CommandBody) -> String {
         | C::ExitWithKey { call, .. }
         | C::RequestCallback { call, .. }
         | C::ChangePriority { call, .. } => vec![format!("call:{call}")],
+        C::MonitorCall { call, mode, endpoint, .. } => {
+            vec![format!("call:{call}"), format!("mode:{}", mode.as_str()), format!("endpoint:{endpoint}")]
+        }
         C::SiteLost { site } | C::SiteBack { site } | C::SiteUnreachable { site } => vec![format!("site:{site}")],
         C::IslandMergeBegin { epoch, .. }
         | C::IslandMergeRecords { epoch, .. }

@@ -302,6 +302,15 @@ pub enum CommandBody {
     /// Replace the DID map that steers new calls to sites (part of the routing config).
     /// Appended last so older entries decode unchanged.
     PutIngress(crate::ingress::IngressPolicy),
+    /// A supervisor monitors a connected call from the phone at `endpoint`, at
+    /// `supervisor_site` (`crate::monitor`). Changes nothing; answered with `Effect::Monitor`.
+    /// Appended last so older entries decode unchanged.
+    MonitorCall {
+        call: CallId,
+        mode: crate::monitor::MonitorMode,
+        endpoint: String,
+        supervisor_site: SiteId,
+    },
 }
 
 impl CommandBody {
@@ -351,6 +360,7 @@ impl CommandBody {
             CommandBody::IslandMergeCall { .. } => "island_merge_call",
             CommandBody::IslandMergeOperators { .. } => "island_merge_operators",
             CommandBody::PutIngress(_) => "put_ingress",
+            CommandBody::MonitorCall { .. } => "monitor_call",
         }
     }
 }

@@ -384,6 +384,9 @@ pub enum Effect {
         site: SiteId,
         health: SiteHealth,
     },
+    /// The operator's site (and the supervisor's, when another) carries out a monitoring
+    /// session of a connected call. Appended last: effects are stored in the history outbox.
+    Monitor(crate::monitor::MonitorOrder),
 }
 
 impl Effect {
@@ -393,6 +396,7 @@ impl Effect {
         match self {
             Effect::Offer(o) | Effect::DialCallback(o) => o.caller_site == site || o.operator_site == site,
             Effect::CancelOffer { caller_site, operator_site, .. } => *caller_site == site || *operator_site == site,
+            Effect::Monitor(order) => order.operator_site == site || order.supervisor_site == site,
             Effect::Announce { site: s, .. } | Effect::OfferCallback { site: s, .. } | Effect::Exit { site: s, .. } => {
                 *s == site
             }
@@ -417,6 +421,7 @@ impl Effect {
                 | Effect::Announce { .. }
                 | Effect::OfferCallback { .. }
                 | Effect::Exit { .. }
+                | Effect::Monitor(_)
         )
     }
 

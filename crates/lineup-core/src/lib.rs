@@ -35,6 +35,7 @@ pub mod ingress;
 pub mod island;
 pub mod island_merge;
 pub mod model;
+pub mod monitor;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod order;
@@ -67,6 +68,7 @@ pub use island_merge::{
     PartiesProgress, StatsDelta,
 };
 pub use model::LoginChannel;
+pub use monitor::{MonitorMode, MonitorOrder, MONITOR_ENDPOINT_MAX_BYTES};
 pub use order::{OrderKey, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_VIP};
 pub use routing::{Applied, CommandResult, GateSummary, QueueSummary, Response, Routing, WaitingCall};
 pub use webhook::{

@@ -38,6 +38,7 @@ mod island_merge;
 mod island_records;
 mod merge_plan;
 mod missed;
+mod monitor;
 mod offers;
 mod operator_transitions;
 mod operators;
@@ -245,6 +246,9 @@ impl Routing {
             CommandBody::PutAlarmPolicy(policy) => policy.validate(),
             CommandBody::PutWebhooks(list) => crate::webhook::resolve_webhooks(list, &self.state.webhooks).map(|_| ()),
             CommandBody::PutIngress(policy) => self.check_put_ingress(policy),
+            CommandBody::MonitorCall { call, mode, endpoint, supervisor_site } => {
+                self.check_monitor_call(call, *mode, endpoint, *supervisor_site).map(|_| ())
+            }
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;
                 self.check_command(body)
@@ -299,6 +303,9 @@ impl Routing {
             CommandBody::PutAlarmPolicy(policy) => self.put_alarm_policy(policy),
             CommandBody::PutWebhooks(list) => self.put_webhooks(list),
             CommandBody::PutIngress(policy) => self.put_ingress(policy),
+            CommandBody::MonitorCall { call, mode, endpoint, supervisor_site } => {
+                self.monitor_call(index, call, *mode, endpoint, *supervisor_site)
+            }
             CommandBody::OperatorLogout { operator } => self.logout(operator),
             CommandBody::OperatorState { operator, state } => self.operator_state(operator, state),
             CommandBody::Connected { call, operator, fence } => self.connected(call, operator, *fence),

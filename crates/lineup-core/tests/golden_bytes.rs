@@ -417,3 +417,47 @@ fn put_ingress_entry_encoding_is_pinned() {
     assert_eq!(hex(&bytes), INGRESS_GOLDEN.replace(' ', ""));
     assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
 }
+
+fn monitor_command() -> Command {
+    Command {
+        id: CommandId { origin: 2, serial: 9 },
+        at_ms: 1_795_419_005_000,
+        body: CommandBody::MonitorCall {
+            call: CallId::new("c1"),
+            mode: MonitorMode::Whisper,
+            endpoint: "PJSIP/2001".into(),
+            supervisor_site: SiteId(2),
+        },
+    }
+}
+
+fn monitor_effect() -> Effect {
+    Effect::Monitor(MonitorOrder {
+        session: 4_096,
+        call: CallId::new("c1"),
+        operator: OperatorId::new("ivy"),
+        fence: 2_048,
+        operator_site: SiteId(1),
+        supervisor_site: SiteId(2),
+        mode: MonitorMode::Barge,
+        endpoint: "PJSIP/2001".into(),
+    })
+}
+
+/// MonitorCall (variant 0x2b) | call 02 "c1" | mode 01 (whisper) | endpoint 0a "PJSIP/2001" |
+/// supervisor site 02. The effect, in a one-element list: Monitor (0x0e) | session fb 0010 |
+/// call | operator 03 "ivy" | fence fb 0008 | sites 01 02 | mode 02 (barge) | endpoint.
+const MONITOR_GOLDEN: &str = "010209fd48e04f07a20100002b026331010a504a5349502f3230303102";
+const MONITOR_EFFECT_GOLDEN: &str = "01010efb001002633103697679fb00080102020a504a5349502f32303031";
+
+#[test]
+fn monitor_call_entry_and_monitor_effect_encodings_are_pinned() {
+    let command = monitor_command();
+    let bytes = encode_versioned(&command).unwrap();
+    assert_eq!(hex(&bytes), MONITOR_GOLDEN);
+    assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+    let effects = vec![monitor_effect()];
+    let bytes = encode_versioned(&effects).unwrap();
+    assert_eq!(hex(&bytes), MONITOR_EFFECT_GOLDEN);
+    assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
+}

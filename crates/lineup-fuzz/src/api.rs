@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 56] = [
+pub const API_ROUTES: [(&str, &str); 57] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -75,6 +75,7 @@ pub const API_ROUTES: [(&str, &str); 56] = [
     ("POST", "/v1/operators/{}/pull"),
     ("POST", "/v1/calls/{}/reassign"),
     ("POST", "/v1/calls/{}/priority"),
+    ("POST", "/v1/calls/{}/monitor"),
     ("GET", "/v1/calls/{}/position"),
     ("POST", "/v1/calls/{}/callback"),
     ("POST", "/v1/calls/{}/widget-token"),

@@ -7,9 +7,9 @@ use lineup_ari::events::{EventStreamItem, EventStreamStats, EVENT_BUFFER_CAPACIT
 use lineup_ari::{
     Application, ApplicationName, Ari, AriError, AriEvents, Bridge, BridgeId, Channel, ChannelId, ContinueTarget,
     CreateBridgeRequest, CreateChannelRequest, DialRequest, EventDeduplicator, HangupReason, Media, OriginateRequest,
-    OriginateTarget, Playback, PlaybackId,
+    OriginateTarget, Playback, PlaybackId, SnoopRequest,
 };
-use lineup_pbx_sim::world::{BoxIndex, OriginateParams};
+use lineup_pbx_sim::world::{BoxIndex, OriginateParams, SnoopParams};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -128,6 +128,17 @@ impl Ari for InMemoryAri {
 
     async fn send_dtmf(&self, channel: &ChannelId, digits: &str) -> Result<(), AriError> {
         self.live.with_world(|world| world.send_dtmf(self.box_index, channel.as_str(), digits))
+    }
+
+    async fn snoop(&self, request: &SnoopRequest) -> Result<Channel, AriError> {
+        let params = SnoopParams {
+            app: request.app.to_string(),
+            app_args: request.app_args.clone(),
+            spy: request.spy,
+            whisper: request.whisper,
+            snoop_id: request.snoop_id.clone(),
+        };
+        self.live.with_world(|world| world.snoop(self.box_index, request.channel.as_str(), &params))
     }
 
     async fn originate(&self, request: &OriginateRequest) -> Result<Channel, AriError> {

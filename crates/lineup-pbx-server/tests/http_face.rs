@@ -224,3 +224,45 @@ async fn caller_at_site_a_is_answered_by_an_operator_at_site_b() {
     assert_eq!(remaining.len(), 1, "only the operator is left at B: {remaining:?}");
     assert_eq!(remaining[0].id, operator);
 }
+
+/// `HttpAri::snoop` over HTTP: the snoop channel comes back up, enters the application with
+/// its arguments, ends with its target; a retried snoopId is a 409, a missing direction a 400.
+#[tokio::test]
+async fn a_snoop_over_http_enters_the_application_and_ends_with_its_target() {
+    let live = LiveWorld::start(two_sites());
+    let (_server, ari, mut events) = start_site(&live, SITE_A).await;
+    let call = PhoneCall {
+        phone: "alice".into(),
+        caller: CallerId { name: "Alice".into(), number: "5551234".into() },
+        context: "lineup-gates".into(),
+        exten: "5000".into(),
+        patience_ms: None,
+        keys: vec![],
+    };
+    let caller = live.with_world(|world| world.place_call(SITE_A, call)).unwrap();
+    wait_for(&mut events, "the caller's StasisStart", |e| is_type(e, "StasisStart", caller.as_str())).await;
+    let request = lineup_ari::SnoopRequest {
+        channel: caller.clone(),
+        app: ApplicationName::new("lineup").unwrap(),
+        app_args: vec!["monitor".into()],
+        spy: lineup_ari::SnoopDirection::Both,
+        whisper: lineup_ari::SnoopDirection::Out,
+        snoop_id: Some(id("snoop-1")),
+    };
+    let snoop = ari.snoop(&request).await.unwrap();
+    assert_eq!((snoop.id.as_str(), snoop.state), ("snoop-1", lineup_ari::ChannelState::Up));
+    assert!(snoop.name.starts_with(&format!("Snoop/{caller}-")), "{}", snoop.name);
+    let started = wait_for(&mut events, "the snoop's StasisStart", |e| is_type(e, "StasisStart", "snoop-1")).await;
+    assert!(matches!(started.kind, EventKind::StasisStart { args, .. } if args == ["monitor"]));
+    assert!(matches!(ari.snoop(&request).await, Err(AriError::Conflict { .. })));
+    let no_direction = lineup_ari::SnoopRequest {
+        spy: lineup_ari::SnoopDirection::None,
+        whisper: lineup_ari::SnoopDirection::None,
+        snoop_id: None,
+        ..request
+    };
+    assert!(matches!(ari.snoop(&no_direction).await, Err(AriError::BadRequest { .. })));
+
+    ari.hangup(&caller, HangupReason::Normal).await.unwrap();
+    wait_for(&mut events, "the snoop's end", |e| is_type(e, "ChannelDestroyed", "snoop-1")).await;
+}

@@ -4,8 +4,8 @@
 //! replay checks is exactly what the server answers. Parameters arrive as ARI accepts them:
 //! query string pairs, or keys of a JSON body (`variables` only in the body).
 
-use crate::world::{BoxIndex, OriginateParams, PbxWorld};
-use lineup_ari::{AriError, ChannelId, HangupReason, PlaybackId};
+use crate::world::{BoxIndex, OriginateParams, PbxWorld, SnoopParams};
+use lineup_ari::{AriError, ChannelId, HangupReason, PlaybackId, SnoopDirection};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -147,6 +147,20 @@ fn originate_params(params: &RestParams, channel_id: Option<ChannelId>) -> Resul
         caller_id: params.get("callerId").map(str::to_string),
         timeout_s: params.integer("timeout")?,
         variables: params.variables.clone(),
+    })
+}
+
+fn snoop_params(params: &RestParams) -> Result<SnoopParams, AriError> {
+    let direction = |key: &str| {
+        SnoopDirection::parse(params.get(key).unwrap_or(""))
+            .ok_or_else(|| AriError::BadRequest { message: format!("Invalid direction specified for {key}") })
+    };
+    Ok(SnoopParams {
+        app: params.get("app").unwrap_or("").to_string(),
+        app_args: params.list("appArgs"),
+        spy: direction("spy")?,
+        whisper: direction("whisper")?,
+        snoop_id: params.channel_id("snoopId")?,
     })
 }
 
@@ -352,6 +366,7 @@ fn channel_action(
             Ok(RestReply::json(201, &world.play(b, id, Some(&playback), &params.list("media"))?))
         }
         ("POST", ["dtmf"]) => world.send_dtmf(b, id, params.required("dtmf")?).map(|_| RestReply::no_content()),
+        ("POST", ["snoop"]) => Ok(RestReply::json(200, &world.snoop(b, id, &snoop_params(params)?)?)),
         ("POST", ["dial"]) => {
             let timeout_s = params.integer("timeout")?.unwrap_or(0).max(0) as u64;
             world.dial(b, id, timeout_s).map(|_| RestReply::no_content())

@@ -26,6 +26,7 @@ mod media;
 mod observe;
 mod phones;
 mod records;
+mod snoop;
 mod timers;
 
 pub use ari::OriginateParams;
@@ -36,6 +37,7 @@ pub use config::{
 };
 pub use observe::AudioPath;
 pub use records::{EndedBy, EndedChannel};
+pub use snoop::SnoopParams;
 
 use crate::error::SimError;
 use crate::time::format_timestamp;
@@ -75,6 +77,8 @@ pub const DIALPLAN_ANSWER_SETTLE_MS: u64 = 54;
 pub const ORIGINATE_DIAL_DELAY_MS: u64 = 1;
 /// Ring timeout when an originate gives none (Asterisk's default).
 pub const RING_TIMEOUT_S_DEFAULT: u64 = 30;
+/// The cause a snoop channel hangs up with when the channel it was on goes away.
+pub const SNOOP_HANGUP_CAUSE: i32 = 16;
 /// Ended channels remembered per box (`ended_channel`); the oldest is forgotten first.
 pub const ENDED_CHANNELS_PER_BOX_MAX_COUNT: usize = 1_024;
 /// One event for one application of one box.

@@ -26,6 +26,7 @@ pub async fn execute_ari<A: Ari>(ari: &A, request: &AriRequest) -> Result<(), Ar
         AriRequest::Play { channel, playback, media } => ari.play(channel, Some(playback), media).await.map(|_| ()),
         AriRequest::StopPlayback(p) => ari.stop_playback(p).await,
         AriRequest::Originate(o) => ari.originate(o).await.map(|_| ()),
+        AriRequest::Snoop(s) => ari.snoop(s).await.map(|_| ()),
         AriRequest::CreateBridge(b) => ari.create_bridge(b).await.map(|_| ()),
         AriRequest::AddChannels { bridge, channels } => ari.add_channels(bridge, channels).await,
         AriRequest::RemoveChannels { bridge, channels } => ari.remove_channels(bridge, channels).await,

@@ -26,6 +26,7 @@ mod events;
 mod legs;
 mod login;
 mod missed;
+mod monitor;
 mod offer;
 mod output;
 mod proposals;
@@ -34,8 +35,9 @@ mod take_down;
 mod trunk;
 
 pub use config::{
-    SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, PROPOSE_RETRIES_MAX,
-    PROPOSE_RETRY_DELAY_MS, STRANDED_OFFER_RELEASE_MS,
+    SiteConfig, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, LOGIN_ATTEMPTS_MAX, MONITOR_RING_TIMEOUT_S,
+    MONITOR_SESSIONS_MAX, MONITOR_TRUNK_WAIT_MS, PROPOSE_RETRIES_MAX, PROPOSE_RETRY_DELAY_MS,
+    STRANDED_OFFER_RELEASE_MS,
 };
 use missed::FallbackWatch;
 pub use missed::{
@@ -44,6 +46,7 @@ pub use missed::{
     MISSED_READER_CHANNEL_ID_PREFIX, MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX,
     MISSED_RECORDS_POLL_INTERVAL_MS, QUEUED_VARIABLE, UNAVAILABLE_RESULT,
 };
+pub use monitor::{monitor_trunk_name, snoop_directions, MONITOR_ID_PREFIX};
 
 pub struct SiteController {
     cfg: SiteConfig,
@@ -96,6 +99,10 @@ pub struct SiteController {
     /// until when the missed-caller records are read every `MISSED_RECORDS_POLL_INTERVAL_MS`,
     /// and when they were last asked for.
     fallback_watch: Option<FallbackWatch>,
+    /// Monitoring sessions this site carries a half of, by session (at most
+    /// `MONITOR_SESSIONS_MAX`), and their channels.
+    monitors: BTreeMap<u64, monitor::MonitorSession>,
+    monitor_channels: BTreeMap<ChannelId, u64>,
     out: Vec<Action>,
 }
 
@@ -137,6 +144,8 @@ impl SiteController {
             orphan_reconcile_at_ms: None,
             missed_in_flight: BTreeSet::new(),
             fallback_watch: None,
+            monitors: BTreeMap::new(),
+            monitor_channels: BTreeMap::new(),
             out: Vec::new(),
         }
     }
@@ -176,11 +185,13 @@ impl SiteController {
             Input::PinVerified { token, ok } => self.on_pin_verified(token, ok, routing),
             Input::Tick => self.on_tick(routing),
             Input::Reconcile { channels, bridges } => {
+                self.reconcile_monitors(&channels, &bridges);
                 self.reconcile(channels, bridges, routing);
                 self.ask_for_missed_records();
             }
             Input::MissedRecords { keys } => self.on_missed_records(keys),
         }
+        self.end_stale_monitors();
         std::mem::take(&mut self.out)
     }
 
@@ -201,6 +212,7 @@ impl SiteController {
             Effect::Offer(offer) => self.on_offer(offer, routing),
             Effect::DialCallback(offer) => self.on_dial_callback(offer),
             Effect::CancelOffer { call, fence, .. } => self.on_cancel(&call, fence),
+            Effect::Monitor(order) => self.on_monitor(order),
             Effect::OperatorChanged(view) if matches!(view.status, lineup_core::OperatorStatus::Offline) => {
                 self.on_operator_offline(&view.operator, routing)
             }
@@ -241,8 +253,10 @@ impl SiteController {
             }
             return;
         }
-        if let Pending::AriOffer { call, fence } = pending {
-            self.offer_request_failed(call, fence, &failure);
+        match pending {
+            Pending::AriOffer { call, fence } => self.offer_request_failed(call, fence, &failure),
+            Pending::AriMonitor { session } => self.monitor_request_failed(session),
+            _ => {}
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::pin::{Pin, PinHash};
 use lineup_ari::{
     AriEvent, BridgeId, ChannelId, ContinueTarget, CreateBridgeRequest, HangupReason, Media, OriginateRequest,
-    PlaybackId,
+    PlaybackId, SnoopRequest,
 };
 use lineup_core::{Command, CommandResult};
 
@@ -27,6 +27,8 @@ pub enum AriRequest {
     },
     StopPlayback(PlaybackId),
     Originate(OriginateRequest),
+    /// A snoop channel on a channel of a connected call (monitoring).
+    Snoop(SnoopRequest),
     CreateBridge(CreateBridgeRequest),
     AddChannels {
         bridge: BridgeId,

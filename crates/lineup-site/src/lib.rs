@@ -14,7 +14,8 @@
 //! plays), same-site offers in persistent and ring mode (whisper first, `mixing,dtmf_events`
 //! bridge, fenced), completion on either side, operator PIN login (digits ended by `#` or
 //! silence, a key stops the prompt, argon2 check delegated, three tries, lockout, `#` alone
-//! logs out and hangs up the operator's persistent leg).
+//! logs out and hangs up the operator's persistent leg), monitoring of connected calls by a
+//! supervisor (listen, whisper, barge through an ARI snoop channel on the operator's leg).
 //!
 //! Invariants: an Offer or CancelOffer older than the newest fence executed for its call or
 //! operator is refused (site-side fencing); a caller channel in Stasis is always tracked
@@ -31,8 +32,10 @@ pub use controller::{
     split_db_keys, SiteConfig, SiteController, SiteCounters, DIGIT_TIMEOUT_MS, EARLY_TRUNK_WAIT_MS, FALLBACK_WATCH_MS,
     LOGIN_ATTEMPTS_MAX, MISSED_CALLER_NUMBER_MAX_CHARS, MISSED_FAMILY, MISSED_KEY_FIELDS_COUNT,
     MISSED_READER_CHANNEL_ID_PREFIX, MISSED_READER_ENDPOINT, MISSED_RECORDS_PER_RECONCILE_MAX,
-    MISSED_RECORDS_POLL_INTERVAL_MS, PROPOSE_RETRIES_MAX, PROPOSE_RETRY_DELAY_MS, QUEUED_VARIABLE,
-    STRANDED_OFFER_RELEASE_MS, UNAVAILABLE_RESULT,
+    MISSED_RECORDS_POLL_INTERVAL_MS, MONITOR_ID_PREFIX, MONITOR_RING_TIMEOUT_S, MONITOR_SESSIONS_MAX,
+    MONITOR_TRUNK_WAIT_MS, PROPOSE_RETRIES_MAX, PROPOSE_RETRY_DELAY_MS, QUEUED_VARIABLE, STRANDED_OFFER_RELEASE_MS,
+    UNAVAILABLE_RESULT,
 };
+pub use controller::{monitor_trunk_name, snoop_directions};
 pub use io::{Action, AriFailure, AriRequest, Input, ProposeFailure};
 pub use pin::{Pin, PinHash};

@@ -26,6 +26,7 @@ pub fn execute_ari(w: &mut PbxWorld, at: BoxIndex, request: &AriRequest) -> Resu
         }
         AriRequest::StopPlayback(p) => w.stop_playback(at, p.as_str()),
         AriRequest::Originate(o) => w.originate(at, &originate_params(o)).map(|_| ()),
+        AriRequest::Snoop(s) => w.snoop(at, s.channel.as_str(), &snoop_params(s)).map(|_| ()),
         AriRequest::CreateBridge(b) => {
             w.create_bridge(at, Some(b.bridge_type.as_str()), Some(b.bridge_id.as_str()), b.name.as_deref()).map(|_| ())
         }
@@ -110,5 +111,15 @@ fn originate_params(o: &lineup_ari::OriginateRequest) -> OriginateParams {
         caller_id: o.caller_id.clone(),
         timeout_s: o.timeout_s.map(i64::from),
         variables: o.variables.clone(),
+    }
+}
+
+fn snoop_params(s: &lineup_ari::SnoopRequest) -> lineup_pbx_sim::world::SnoopParams {
+    lineup_pbx_sim::world::SnoopParams {
+        app: s.app.as_str().to_string(),
+        app_args: s.app_args.clone(),
+        spy: s.spy,
+        whisper: s.whisper,
+        snoop_id: s.snoop_id.clone(),
     }
 }

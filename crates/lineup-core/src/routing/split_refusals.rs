@@ -59,7 +59,8 @@ impl Routing {
             CommandBody::OperatorLogin { site, .. } | CommandBody::OperatorLoginFrom { site, .. } => at(*site),
             CommandBody::RequestCallback { call, .. }
             | CommandBody::Reassign { call, .. }
-            | CommandBody::ChangePriority { call, .. } => self.fork_owns_call(fork, call),
+            | CommandBody::ChangePriority { call, .. }
+            | CommandBody::MonitorCall { call, .. } => self.fork_owns_call(fork, call),
             CommandBody::OperatorLogout { operator } | CommandBody::OperatorState { operator, .. } => {
                 match operator_site(self, operator) {
                     Some(site) => at(site),

@@ -189,7 +189,7 @@ impl PbxWorld {
         match role {
             ChannelRole::Trunk => self.dial_trunk(channel, &technology, dialstring, timeout_s, caller),
             ChannelRole::Phone { resource, behaviour } => self.ring_phone(channel, &resource, &behaviour, timeout_s),
-            ChannelRole::Local => {}
+            ChannelRole::Local | ChannelRole::Snoop { .. } => {}
         }
     }
 

@@ -1,7 +1,7 @@
 //! Tearing a channel down, with the events Asterisk reports on the way.
 
 use super::records::{ChannelRef, ChannelRole, EndedBy, EndedChannel, HangupOrigin};
-use super::{PbxWorld, ENDED_CHANNELS_PER_BOX_MAX_COUNT};
+use super::{PbxWorld, ENDED_CHANNELS_PER_BOX_MAX_COUNT, SNOOP_HANGUP_CAUSE};
 use lineup_ari::model::cause_text;
 use lineup_ari::{Channel, EventKind};
 
@@ -14,6 +14,7 @@ impl HangupOrigin {
             | HangupOrigin::Human { cause }
             | HangupOrigin::Peer { cause, .. }
             | HangupOrigin::DialFailed { cause, .. } => *cause,
+            HangupOrigin::SnoopTargetGone { .. } => SNOOP_HANGUP_CAUSE,
         }
     }
 
@@ -24,6 +25,9 @@ impl HangupOrigin {
             HangupOrigin::Human { .. } => EndedBy::Human,
             HangupOrigin::Peer { from, .. } => EndedBy::Peer { box_index: from.box_index, channel: from.id.clone() },
             HangupOrigin::DialFailed { .. } => EndedBy::DialFailed,
+            HangupOrigin::SnoopTargetGone { from } => {
+                EndedBy::Peer { box_index: from.box_index, channel: from.id.clone() }
+            }
         }
     }
 
@@ -31,7 +35,7 @@ impl HangupOrigin {
     /// failed dial has reported its own already.
     fn unanswered_dial_status(&self) -> Option<&'static str> {
         match self {
-            HangupOrigin::DialFailed { .. } => None,
+            HangupOrigin::DialFailed { .. } | HangupOrigin::SnoopTargetGone { .. } => None,
             HangupOrigin::Rest { .. } | HangupOrigin::Local { .. } | HangupOrigin::Human { .. } => Some("CANCEL"),
             // The dialed side (the far half of a Local pair, the far leg of a trunk) refused.
             HangupOrigin::Peer { cause, .. } => Some(match cause {
@@ -85,6 +89,9 @@ impl PbxWorld {
             HangupOrigin::Local { cause } | HangupOrigin::Human { cause } => {
                 self.emit_for_channel(channel, request(*cause, None, snapshot))
             }
+            HangupOrigin::SnoopTargetGone { .. } => {
+                self.emit_for_channel(channel, request(SNOOP_HANGUP_CAUSE, None, snapshot))
+            }
             HangupOrigin::Peer { cause, .. } => {
                 self.emit_for_channel(channel, request(*cause, None, snapshot.clone()));
                 self.emit_for_channel(channel, request(*cause, Some(true), snapshot));
@@ -134,6 +141,7 @@ impl PbxWorld {
         if let Some(peer) = self.channel(channel).and_then(|record| record.media_peer.clone()) {
             self.hangup(&peer, HangupOrigin::Peer { cause, from: channel.clone() });
         }
+        self.end_snoops_on(channel);
     }
 
     /// The snapshot the channel is destroyed with. A Local half takes its partner's connected
@@ -169,6 +177,7 @@ impl PbxWorld {
                 channel: snapshot,
             },
         );
+        self.forget_snoop(channel);
         let pbx = &mut self.boxes[channel.box_index.0];
         if let Some(record) = pbx.channels.remove(&channel.id) {
             if pbx.ended.len() >= ENDED_CHANNELS_PER_BOX_MAX_COUNT {

@@ -64,6 +64,7 @@ impl PbxWorld {
             in_dialplan_application: false,
             dial_resource: None,
             hangup_handlers: Vec::new(),
+            snoops: Vec::new(),
         };
         self.boxes[box_index.0].channels.insert(id.clone(), record);
         Ok(ChannelRef { box_index, id })

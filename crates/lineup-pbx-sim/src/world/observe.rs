@@ -24,6 +24,27 @@ pub enum AudioPath {
     },
 }
 
+/// A direction of audio on a channel, seen from the channel: sent to it or coming from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Flow {
+    In,
+    Out,
+}
+
+/// The state of one `connected_parties` walk: what was visited, who was heard.
+struct AudioWalk {
+    seen: BTreeSet<(ChannelRef, Flow)>,
+    parties: BTreeSet<(BoxIndex, String)>,
+}
+
+impl AudioWalk {
+    /// Whether `(channel, flow)` is new and the walk is within its bound.
+    fn visit(&mut self, channel: &ChannelRef, flow: Flow) -> bool {
+        // Each channel is visited at most once per flow.
+        self.seen.len() < 2 * AUDIO_PATH_HOPS_MAX_COUNT && self.seen.insert((channel.clone(), flow))
+    }
+}
+
 impl PbxWorld {
     /// What the human on `channel` hears now.
     pub fn audio_path(&self, box_index: BoxIndex, channel: &ChannelId) -> Option<AudioPath> {
@@ -46,43 +67,66 @@ impl PbxWorld {
         Some(AudioPath::Silence)
     }
 
-    /// Humans reachable from `start` through bridges, Local pairs and trunk legs.
+    /// The humans `start` hears: the audio Asterisk sends to it (`out`). Audio flows through
+    /// mixing bridges, answered Local pairs and trunk legs, and snoop channels: a snoop hears
+    /// its target's `in` (what the target's phone picks up) and `out` (what it plays) as its
+    /// `spy` says, and what reaches the snoop from its own bridge is added to the target's
+    /// `in` or `out` as its `whisper` says.
     fn connected_parties(&self, start: &ChannelRef) -> Vec<(BoxIndex, String)> {
-        let mut seen: BTreeSet<ChannelRef> = BTreeSet::from([start.clone()]);
-        let mut frontier = vec![start.clone()];
-        let mut parties = Vec::new();
-        for _ in 0..AUDIO_PATH_HOPS_MAX_COUNT {
-            let Some(current) = frontier.pop() else { break };
-            let Some(record) = self.channel(&current) else { continue };
-            let mut next: Vec<ChannelRef> = Vec::new();
-            if let Some(peer) = &record.media_peer {
-                // Media through a Local pair or trunk only flows once answered.
-                if record.snapshot.state == ChannelState::Up {
-                    next.push(peer.clone());
+        let mut walk = AudioWalk { seen: BTreeSet::new(), parties: BTreeSet::new() };
+        self.out_audio(start, &mut walk);
+        walk.parties
+            .remove(&(start.box_index, self.channel(start).map(|r| r.snapshot.name.clone()).unwrap_or_default()));
+        walk.parties.into_iter().collect()
+    }
+
+    /// Adds the humans heard in the audio Asterisk sends to `channel`.
+    fn out_audio(&self, channel: &ChannelRef, walk: &mut AudioWalk) {
+        if !walk.visit(channel, Flow::Out) {
+            return;
+        }
+        let Some(record) = self.channel(channel) else { return };
+        // Participants of a holding bridge wait side by side; they do not hear each other.
+        let bridge = record.bridge.as_ref().and_then(|id| self.boxes[channel.box_index.0].bridges.get(id));
+        if let Some(bridge) = bridge.filter(|bridge| bridge.snapshot.bridge_type == BridgeKind::Mixing) {
+            for member in bridge.snapshot.channels.iter().filter(|member| member.as_str() != channel.id) {
+                self.in_audio(&ChannelRef { box_index: channel.box_index, id: member.to_string() }, walk);
+            }
+        }
+        // What a whispering snoop is sent from its own bridge is mixed into what it whispers into.
+        for snoop in self.snoops_on(channel).into_iter().filter(|snoop| snoop.whisper.includes_out()) {
+            self.out_audio(&snoop.channel, walk);
+        }
+    }
+
+    /// Adds the humans heard in the audio `channel` sends into Asterisk.
+    fn in_audio(&self, channel: &ChannelRef, walk: &mut AudioWalk) {
+        if !walk.visit(channel, Flow::In) {
+            return;
+        }
+        let Some(record) = self.channel(channel) else { return };
+        match &record.role {
+            ChannelRole::Phone { .. } => {
+                walk.parties.insert((channel.box_index, record.snapshot.name.clone()));
+            }
+            // Media through a Local pair or trunk only flows once answered.
+            ChannelRole::Local | ChannelRole::Trunk => {
+                if let Some(peer) = record.media_peer.as_ref().filter(|_| record.snapshot.state == ChannelState::Up) {
+                    self.out_audio(peer, walk);
                 }
             }
-            // Participants of a holding bridge wait side by side; they do not hear each other.
-            let bridge = record.bridge.as_ref().and_then(|id| self.boxes[current.box_index.0].bridges.get(id));
-            if let Some(bridge) = bridge.filter(|bridge| bridge.snapshot.bridge_type == BridgeKind::Mixing) {
-                for member in &bridge.snapshot.channels {
-                    next.push(ChannelRef { box_index: current.box_index, id: member.to_string() });
+            ChannelRole::Snoop { target, spy, .. } => {
+                if spy.includes_in() {
+                    self.in_audio(target, walk);
                 }
-            }
-            for candidate in next {
-                if !seen.insert(candidate.clone()) {
-                    continue;
-                }
-                if let Some(found) = self.channel(&candidate) {
-                    if matches!(found.role, ChannelRole::Phone { .. }) {
-                        parties.push((candidate.box_index, found.snapshot.name.clone()));
-                    } else {
-                        frontier.push(candidate);
-                    }
+                if spy.includes_out() {
+                    self.out_audio(target, walk);
                 }
             }
         }
-        parties.sort();
-        parties
+        for snoop in self.snoops_on(channel).into_iter().filter(|snoop| snoop.whisper.includes_in()) {
+            self.out_audio(&snoop.channel, walk);
+        }
     }
 
     /// The record of a channel of `box_index` that has been destroyed (the most recent one

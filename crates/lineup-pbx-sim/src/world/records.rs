@@ -2,7 +2,7 @@
 //! a channel, and what a destroyed channel left behind.
 
 use super::config::{BoxConfig, BoxIndex, PhoneBehaviour};
-use lineup_ari::{Bridge, Channel, Playback};
+use lineup_ari::{Bridge, Channel, Playback, SnoopDirection};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// What a channel looked like when it was destroyed, like the CDR Asterisk writes for it: the
@@ -49,6 +49,9 @@ pub(super) enum ChannelRole {
     Trunk,
     /// A phone with a scripted human behind it.
     Phone { resource: String, behaviour: PhoneBehaviour },
+    /// A snoop channel on `target` (`POST /channels/{id}/snoop`): it hears the target's audio
+    /// in the `spy` directions and speaks into it in the `whisper` directions.
+    Snoop { target: ChannelRef, spy: SnoopDirection, whisper: SnoopDirection },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +82,9 @@ pub(super) enum HangupOrigin {
     Peer { cause: i32, from: ChannelRef },
     /// Dialing failed (no answer, unavailable): no hangup request is reported.
     DialFailed { cause: i32, dialstatus: &'static str },
+    /// The channel a snoop channel was on went away: its audiohook is gone, so the snoop
+    /// channel hangs up on its own.
+    SnoopTargetGone { from: ChannelRef },
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +121,8 @@ pub(super) struct ChannelRecord {
     pub(super) dial_resource: Option<String>,
     /// Pushed with `CHANNEL(hangup_handler_push)`, run at hangup (last pushed first).
     pub(super) hangup_handlers: Vec<super::astdb::HangupHandler>,
+    /// Ids of the live snoop channels on this channel, oldest first.
+    pub(super) snoops: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -54,6 +54,13 @@ pub const OPERATOR_RELEASE_GRACE_MS: u64 = 2_000;
 /// out). Any other cause is a refusal or a failure on the way, which the caller's site
 /// reports at once.
 pub const FAR_SITE_REPORTS_CAUSES: [i32; 2] = [16, 19];
+/// Most monitoring sessions this site carries at once (as the operator's site or the
+/// supervisor's); a monitoring order past it is not carried out.
+pub const MONITOR_SESSIONS_MAX: usize = 32;
+/// How long the supervisor's phone rings for a monitoring session, in seconds (ARI's unit).
+pub const MONITOR_RING_TIMEOUT_S: u64 = 30;
+/// How long the supervisor's site waits for the operator's site's monitoring trunk call.
+pub const MONITOR_TRUNK_WAIT_MS: u64 = 10_000;
 /// Least time between two reconciles the controller asks for itself (see `Action::Reconcile`).
 pub const ORPHAN_RECONCILE_INTERVAL_MS: u64 = 5_000;
 
@@ -118,6 +125,12 @@ pub struct SiteCounters {
     /// Missed-caller records (callers who found this node down) booked in history, or
     /// dropped because the cluster already knew the call.
     pub missed_records_booked: u64,
+    /// Monitoring sessions started here, ended here, and monitoring orders not carried out
+    /// (the call is not connected here, the same endpoint already monitors it, the site's
+    /// sessions are at `MONITOR_SESSIONS_MAX`, or no trunk reaches the supervisor's site).
+    pub monitors_started: u64,
+    pub monitors_ended: u64,
+    pub monitors_refused: u64,
     /// Missed-caller records dropped unreadable or refused (each with a warning).
     pub missed_records_bad: u64,
     /// `StasisStart`s of this site's own missed-caller reader channels, ignored.

@@ -60,6 +60,14 @@ impl SiteController {
         if let Some((call, fence)) = self.ring_legs.get(&id).cloned() {
             return self.ring_leg_answered(&id, &call, fence);
         }
+        if let Some(session) = self.monitor_channels.get(&id).copied() {
+            return self.monitor_leg_answered(session, &id);
+        }
+        // A monitoring leg or snoop a run before a restart left: monitoring is not resumed.
+        if id.as_str().starts_with(super::monitor::MONITOR_ID_PREFIX) {
+            self.ari(crate::io::AriRequest::Hangup(id, lineup_ari::HangupReason::Normal));
+            return;
+        }
         // Already known (adopted by a reconcile that raced this event, or a duplicate).
         if self.callers.contains_key(&id) || self.logins.contains_key(&id) || self.operator_channels.contains_key(&id) {
             return;
@@ -71,7 +79,11 @@ impl SiteController {
         match parse_stasis_entry(application, &args) {
             Ok(StasisEntry::Caller { queue, gate, priority }) => self.caller_entered(ch, queue, gate, priority),
             Ok(StasisEntry::OperatorLogin { operator }) => self.login_entered(id, ch.name, operator),
-            Ok(StasisEntry::TrunkLeg { call }) => self.trunk_leg_arrived(&CallId::new(call), id),
+            Ok(StasisEntry::TrunkLeg { call }) => {
+                if !self.take_monitor_trunk(&call, &id) {
+                    self.trunk_leg_arrived(&CallId::new(call), id)
+                }
+            }
             // Returned above, before the room check.
             Ok(StasisEntry::MissedReader) => {}
             Err(_) => {
@@ -112,6 +124,9 @@ impl SiteController {
     /// carried one.
     pub(super) fn on_channel_gone(&mut self, ch: &ChannelId, cause: Option<i32>) {
         self.early_trunks.retain(|_, (inbound, _)| inbound != ch);
+        if let Some(session) = self.monitor_channels.get(ch).copied() {
+            return self.monitor_leg_gone(session, ch);
+        }
         if self.callers.contains_key(ch) {
             return self.caller_gone(ch);
         }

@@ -26,6 +26,10 @@ pub(super) enum Pending {
         channel: ChannelId,
     },
     AriOther,
+    /// An ARI request of a monitoring session: a failure ends the session.
+    AriMonitor {
+        session: u64,
+    },
     Pin {
         channel: ChannelId,
     },

@@ -197,6 +197,7 @@ impl SiteController {
                 || self.ring_legs.contains_key(id)
                 || self.logins.contains_key(id)
                 || self.early_trunks.values().any(|(inbound, _)| inbound == id)
+                || self.monitor_channels.contains_key(id)
                 || self.offers.values().any(|e| &e.caller_channel == id || &e.operator_channel == id);
             if known || ch.dialplan.app_name != "Stasis" {
                 continue;
