@@ -363,11 +363,14 @@ async fn sqlite_reports_over_a_scripted_morning() {
 /// plan, chosen after five executions) joined a day's calls by nested loop for minutes: the
 /// store's connections plan every execution for its values.
 #[tokio::test]
-async fn postgres_connections_plan_each_report_for_its_values() {
+async fn postgres_connections_plan_each_report_for_its_values_and_sort_in_memory() {
     let db = PgDatabase::create().await;
     let store = HistoryStore::open(&db.url()).await.unwrap();
-    let mode = store.plan_cache_mode().await.unwrap();
+    let mode = store.postgres_setting("plan_cache_mode").await.unwrap();
     assert_eq!(mode.as_deref(), Some(lineup_store::history::POSTGRES_PLAN_CACHE_MODE));
+    // Sorts of a day's report stay in memory.
+    let work_mem = store.postgres_setting("work_mem").await.unwrap();
+    assert_eq!(work_mem, Some(format!("{}MB", lineup_store::history::POSTGRES_WORK_MEM_MB)));
     store.close().await;
     db.drop_database().await;
 }
