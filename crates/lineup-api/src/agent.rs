@@ -34,7 +34,8 @@ pub use crate::agent_tokens::{AGENT_TOKENS_MAX, AGENT_TOKEN_LIFETIME_MS};
 pub const AGENT_PIN_CHECKS_MAX: usize = 2;
 /// What a sign-in refused for [`AGENT_PIN_CHECKS_MAX`] is told to wait.
 pub const AGENT_PIN_CHECK_RETRY_MS: u64 = 1_000;
-/// Longest PIN accepted (the phone login takes at most this many digits too).
+/// Longest PIN accepted before any check (the phone login keys at most 16 digits; a longer
+/// text is refused without spending an argon2 check on it).
 pub const AGENT_PIN_MAX_CHARS: usize = 32;
 
 /// The 403's name for a configured (not an agent) token on an agent route.

@@ -167,6 +167,10 @@ impl LiveWorld {
         let result = {
             let mut state = self.lock();
             state.world.advance_to(now_ms);
+            // What the clock's advance produced goes out first, so the action's events are a
+            // batch of their own (the reorder fault swaps pairs within a batch: a timer firing
+            // here must not shift the action's pairs).
+            deliver(&mut state);
             let result = action(&mut state.world);
             deliver(&mut state);
             result
