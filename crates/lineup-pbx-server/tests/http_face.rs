@@ -126,14 +126,7 @@ async fn caller_at_site_a_is_answered_by_an_operator_at_site_b() {
     live.with_world(|world| world.register_phone(SITE_B, "op-100", ring_mode)).unwrap();
 
     // A caller dials the sales main-number gate at site A.
-    let call = PhoneCall {
-        phone: "alice".into(),
-        caller: CallerId { name: "Alice".into(), number: "5551234".into() },
-        context: "lineup-gates".into(),
-        exten: "5000".into(),
-        patience_ms: None,
-        keys: vec![],
-    };
+    let call = alice_dials_sales();
     let caller = live.with_world(|world| world.place_call(SITE_A, call)).unwrap();
     let start = wait_for(&mut events_a, "caller StasisStart", |e| is_type(e, "StasisStart", caller.as_str())).await;
     let EventKind::StasisStart { args, .. } = &start.kind else { unreachable!() };
@@ -231,14 +224,7 @@ async fn caller_at_site_a_is_answered_by_an_operator_at_site_b() {
 async fn a_snoop_over_http_enters_the_application_and_ends_with_its_target() {
     let live = LiveWorld::start(two_sites());
     let (_server, ari, mut events) = start_site(&live, SITE_A).await;
-    let call = PhoneCall {
-        phone: "alice".into(),
-        caller: CallerId { name: "Alice".into(), number: "5551234".into() },
-        context: "lineup-gates".into(),
-        exten: "5000".into(),
-        patience_ms: None,
-        keys: vec![],
-    };
+    let call = alice_dials_sales();
     let caller = live.with_world(|world| world.place_call(SITE_A, call)).unwrap();
     wait_for(&mut events, "the caller's StasisStart", |e| is_type(e, "StasisStart", caller.as_str())).await;
     let request = lineup_ari::SnoopRequest {
@@ -265,4 +251,16 @@ async fn a_snoop_over_http_enters_the_application_and_ends_with_its_target() {
 
     ari.hangup(&caller, HangupReason::Normal).await.unwrap();
     wait_for(&mut events, "the snoop's end", |e| is_type(e, "ChannelDestroyed", "snoop-1")).await;
+}
+
+/// Alice dials the sales main-number gate (exten 5000).
+fn alice_dials_sales() -> PhoneCall {
+    PhoneCall {
+        phone: "alice".into(),
+        caller: CallerId { name: "Alice".into(), number: "5551234".into() },
+        context: "lineup-gates".into(),
+        exten: "5000".into(),
+        patience_ms: None,
+        keys: vec![],
+    }
 }

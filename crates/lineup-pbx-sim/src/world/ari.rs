@@ -151,13 +151,7 @@ impl PbxWorld {
             }
         };
         let name = self.technology_channel_name(box_index, technology, &name_resource);
-        let location = DialplanLocation {
-            context: "default".into(),
-            exten: "s".into(),
-            priority: 1,
-            app_name: String::new(),
-            app_data: String::new(),
-        };
+        let location = origin_location();
         let channel = self.create_channel_record(
             box_index,
             request.channel_id.as_ref(),
@@ -243,5 +237,16 @@ impl PbxWorld {
             events_allowed: vec![],
             events_disallowed: vec![],
         })
+    }
+}
+
+/// Where a channel created over ARI (originated, or a snoop) starts: Asterisk's `default,s,1`.
+pub(super) fn origin_location() -> DialplanLocation {
+    DialplanLocation {
+        context: "default".into(),
+        exten: "s".into(),
+        priority: 1,
+        app_name: String::new(),
+        app_data: String::new(),
     }
 }

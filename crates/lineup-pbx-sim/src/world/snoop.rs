@@ -8,7 +8,7 @@
 use super::config::BoxIndex;
 use super::records::{ChannelRef, ChannelRole, HangupOrigin};
 use super::{not_found, PbxWorld};
-use lineup_ari::{AriError, CallerId, Channel, ChannelId, ChannelState, DialplanLocation, SnoopDirection};
+use lineup_ari::{AriError, CallerId, Channel, ChannelId, ChannelState, SnoopDirection};
 
 /// What a snoop request carries besides the snooped channel, as it arrives over ARI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,13 +48,7 @@ impl PbxWorld {
             return Err(not_found("Channel"));
         }
         let name = self.technology_channel_name(box_index, "Snoop", &target.id);
-        let location = DialplanLocation {
-            context: "default".into(),
-            exten: "s".into(),
-            priority: 1,
-            app_name: String::new(),
-            app_data: String::new(),
-        };
+        let location = super::ari::origin_location();
         let role = ChannelRole::Snoop { target: target.clone(), spy: params.spy, whisper: params.whisper };
         let snoop = self.create_channel_record(
             box_index,
