@@ -4,7 +4,7 @@
 
 use crate::input::ByteReader;
 use crate::rigs::{configured_routing, EPOCH_MS, SITE};
-use crate::store::scratch_dir;
+use crate::scratch::scratch_dir;
 use lineup_cluster::island::IslandJournal;
 use lineup_core::island::IslandEpoch;
 use lineup_core::{Command, CommandBody, CommandId, OperatorId, SiteId};

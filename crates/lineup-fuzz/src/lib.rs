@@ -35,6 +35,7 @@ mod node_config;
 mod peer;
 mod rigs;
 mod runtime;
+mod scratch;
 mod store;
 
 pub use api::{api_rest, api_websocket, API_ROUTES};

@@ -4,6 +4,7 @@
 use crate::input::ByteReader;
 use crate::rigs::EPOCH_MS;
 use crate::runtime::block_on;
+use crate::scratch::scratch_dir;
 use lineup_core::{CallId, Effect, QueueId, QueueLogEntry, QueueLogVerb};
 use lineup_store::{AppliedEntry, Outbox, OutboxSink, QueueLogFile, StoreError};
 use std::path::{Path, PathBuf};
@@ -19,20 +20,6 @@ const BASE_OUTBOX_ENTRIES: u64 = 3;
 /// How long a drainer is watched, in polls of `DRAIN_POLL_MS`.
 const DRAIN_POLLS_MAX: u32 = 200;
 const DRAIN_POLL_MS: u64 = 1;
-
-pub(crate) fn scratch_dir() -> PathBuf {
-    thread_local! {
-        static DIR: PathBuf = {
-            // Memory-backed when the machine has it: these targets sync files on every input.
-            let shm = Path::new("/dev/shm");
-            let root = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
-            let dir = root.join(format!("lineup-fuzz-{}-{:?}", std::process::id(), std::thread::current().id()));
-            std::fs::create_dir_all(&dir).expect("a scratch directory for the store targets");
-            dir
-        };
-    }
-    DIR.with(Clone::clone)
-}
 
 fn queue_log_line(at_ms: u64) -> Effect {
     Effect::QueueLog(QueueLogEntry {
