@@ -7,7 +7,6 @@ use crate::runtime::block_on;
 use crate::scratch::scratch_dir;
 use lineup_core::{CallId, Effect, QueueId, QueueLogEntry, QueueLogVerb};
 use lineup_store::{AppliedEntry, Outbox, OutboxSink, QueueLogFile, StoreError};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
