@@ -25,6 +25,8 @@
 //! - With island mode on, an island forks the applied state and serves it through the
 //!   island proposer (`island_fork`: [`ClusterNode::island_submit`],
 //!   [`ClusterNode::island_read`]); a restart while an island serves the journaled fork again.
+//!   Once healed, the merge driver (`island_merge_driver`) freezes the fork, proposes its
+//!   merge plan to the log and closes the epoch when `IslandMergeEnd` has committed.
 //!
 //! Layers: `config` (how a node starts), `site_state` (what Raft applies to), `network`
 //! (openraft's client side of the peer link), `serve` (what this node answers peers),
@@ -36,6 +38,7 @@ mod client;
 pub mod clock_rules;
 mod config;
 mod island_fork;
+pub mod island_merge_driver;
 pub mod island_watch;
 mod leader_clock;
 pub mod leader_duty;
@@ -195,6 +198,11 @@ impl<T: PeerTransport> ClusterNode<T> {
         if mode == IslandMode::Auto && config.island_fork {
             let fork = tokio::spawn(island_fork::island_fork_duty(Arc::downgrade(&node)));
             node.background.lock().unwrap_or_else(|p| p.into_inner()).push(fork);
+        }
+        if node.island_journal().is_some() {
+            // Also with island mode off now: an epoch the journal holds open is merged.
+            let merge = tokio::spawn(island_merge_driver::island_merge_duty(Arc::downgrade(&node)));
+            node.background.lock().unwrap_or_else(|p| p.into_inner()).push(merge);
         }
         node.greet_members();
         Ok(node)

@@ -9,8 +9,9 @@
 //! existing journal at start: an open epoch is never abandoned (it ends by its merge or a
 //! `declare-lost`), whatever the node file says now.
 //!
-//! Not yet: the feed switch (the site controller still follows the log), the merge driver
-//! (nothing closes an epoch; a `Frozen` or `Merging` epoch is restored but not served).
+//! A `Frozen` or `Merging` epoch restored at start is not served: it is held frozen for the
+//! merge driver (`island_merge_driver.rs`), which merges it. Not yet: the feed switch (the
+//! site controller still follows the log).
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use lineup_core::{Command, IslandEpoch, Routing, SiteId};
 
 use super::config::{NodeConfig, NodeStorage};
+use super::island_merge_driver::FrozenFork;
 use super::island_watch::IslandWatch;
 use super::ClusterNode;
 use crate::island::{IslandJournal, IslandProposer, IslandProposerConfig, JournalState, ISLAND_JOURNAL_FILE};
@@ -29,7 +31,9 @@ use crate::ClusterError;
 #[derive(Default)]
 pub(super) struct IslandServing {
     journal: Option<Arc<IslandJournal>>,
-    proposer: Option<IslandProposer>,
+    pub(super) proposer: Option<IslandProposer>,
+    /// The fork no proposer serves any more, held for its merge.
+    pub(super) frozen: Option<FrozenFork>,
 }
 
 /// An open epoch read back at start, to serve again once the node runs.
@@ -63,11 +67,11 @@ pub(super) async fn open_island(
         Ok((journal, restored))
     })
     .await?;
-    Ok((Mutex::new(IslandServing { journal: Some(journal), proposer: None }), restored))
+    Ok((Mutex::new(IslandServing { journal: Some(journal), proposer: None, frozen: None }), restored))
 }
 
 /// Runs `work` on a blocking thread (the journal's redb IO) and answers what it answers.
-async fn blocking<R: Send + 'static>(
+pub(super) async fn blocking<R: Send + 'static>(
     work: impl FnOnce() -> Result<R, ClusterError> + Send + 'static,
 ) -> Result<R, ClusterError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ClusterError::IslandJournal {
@@ -88,7 +92,8 @@ pub(super) async fn island_fork_duty<T: PeerTransport>(node: Weak<ClusterNode<T>
         let island = matches!(*watch.borrow_and_update(), IslandWatch::Island { .. });
         if island {
             let Some(node) = node.upgrade() else { return };
-            if node.island_proposer().is_none() {
+            // A frozen fork is the merge driver's: it thaws it or merges it.
+            if node.island_proposer().is_none() && node.serving().frozen.is_none() {
                 match begin_epoch(&node).await {
                     Ok(Some(epoch)) => {
                         tracing::warn!(site = node.site, ?epoch, "island: serving this site from a fork")
@@ -147,21 +152,30 @@ async fn begin_epoch<T: PeerTransport>(node: &Arc<ClusterNode<T>>) -> Result<Opt
 }
 
 impl<T: PeerTransport> ClusterNode<T> {
-    /// Serves an epoch restored at start: its epoch is published, and an `Open` one is
-    /// served again by a new proposer.
+    /// Serves an epoch restored at start: its epoch is published; an `Open` one is served
+    /// again by a new proposer and the watch starts as an island (it heals once the quorum
+    /// is heard for the stable time, and the merge follows); a `Frozen` or `Merging` one is
+    /// held for the merge driver, which merges it at once.
     pub(super) fn resume_island(&self, restored: RestoredFork) -> Result<(), ClusterError> {
         let RestoredFork { epoch, state, fork } = restored;
         self.island.set_epoch(Some(epoch));
         let Some(journal) = self.island_journal() else { return Ok(()) };
         if state != JournalState::Open {
-            tracing::warn!(site = self.site, ?epoch, ?state, "island: a merge in progress awaits the merge driver");
+            tracing::warn!(site = self.site, ?epoch, ?state, "island: resuming the merge of a restored fork");
+            self.serving().frozen = Some(FrozenFork { epoch, fork, merging: state == JournalState::Merging });
             return Ok(());
         }
         tracing::warn!(site = self.site, ?epoch, "island: serving this site from its restored fork");
+        self.island.resume_island();
         self.serve_fork(epoch, fork, journal)
     }
 
-    fn serve_fork(&self, epoch: IslandEpoch, fork: Routing, journal: Arc<IslandJournal>) -> Result<(), ClusterError> {
+    pub(super) fn serve_fork(
+        &self,
+        epoch: IslandEpoch,
+        fork: Routing,
+        journal: Arc<IslandJournal>,
+    ) -> Result<(), ClusterError> {
         let ids = self.ids.clone();
         let config = IslandProposerConfig {
             site: SiteId(self.site),
@@ -174,11 +188,11 @@ impl<T: PeerTransport> ClusterNode<T> {
         Ok(())
     }
 
-    fn serving(&self) -> std::sync::MutexGuard<'_, IslandServing> {
+    pub(super) fn serving(&self) -> std::sync::MutexGuard<'_, IslandServing> {
         self.island_serving.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn island_journal(&self) -> Option<Arc<IslandJournal>> {
+    pub(super) fn island_journal(&self) -> Option<Arc<IslandJournal>> {
         self.serving().journal.clone()
     }
 
@@ -208,6 +222,8 @@ impl<T: PeerTransport> ClusterNode<T> {
         if let Some(proposer) = proposer {
             proposer.stop().await;
         }
-        self.serving().journal.take();
+        let mut serving = self.serving();
+        serving.frozen.take();
+        serving.journal.take();
     }
 }

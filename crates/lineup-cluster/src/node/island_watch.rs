@@ -177,6 +177,12 @@ impl IslandWatchHandle {
         self.ari_connected.load(Ordering::Relaxed)
     }
 
+    /// A restart found an open epoch: this node is an island from now until it is heard
+    /// again for the stable time.
+    pub fn resume_island(&self) {
+        self.state.send_replace(IslandWatch::Island { since: Instant::now() });
+    }
+
     /// The merge has committed (`IslandMergeEnd`): this node is part of the majority again.
     pub fn close(&self) {
         self.state.send_replace(IslandWatch::None);

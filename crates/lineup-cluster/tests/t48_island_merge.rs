@@ -1,0 +1,188 @@
+//! The merge driver (island mode §3.1, §3.5, §3.7): an island heard again for the stable time
+//! freezes its fork, proposes the fork's merge plan to the log and closes its epoch once the
+//! End has committed. Every member then holds the island's decisions once: its live call
+//! offered to its operator, its ended call counted once, its site reachable again, and the
+//! island's node proposes to the log again. A restart that finds the journal frozen merges
+//! at once.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use lineup_cluster::island::{IslandJournal, IslandProposer, JournalState, ISLAND_JOURNAL_FILE};
+use lineup_cluster::island_watch::IslandPhase;
+use lineup_cluster::lease::IslandTiming;
+use lineup_cluster::transport::memory::{Filter, MemoryTransport};
+use lineup_cluster::{ClusterNode, NodeConfig};
+use lineup_core::*;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+const HEARTBEAT_MS: u64 = 100;
+const UNREACHABLE_AFTER_MS: u64 = 1_000;
+/// 1,500 / 1.001 > 1,000 / 0.999 + 200 + 100: §1.4's inequality holds.
+const ISLAND: IslandTiming =
+    IslandTiming { island_after_ms: 1_500, clock_rate_drift_max_ppm: 1_000, pause_margin_ms: 100 };
+
+fn island_config(mut config: NodeConfig) -> NodeConfig {
+    config.timing.heartbeat_interval_ms = HEARTBEAT_MS;
+    config.timing.election_timeout_min_ms = 400;
+    config.timing.election_timeout_max_ms = 800;
+    config.timing.site_unreachable_after_ms = UNREACHABLE_AFTER_MS;
+    config.island = Some(ISLAND);
+    config.island_fork = true;
+    config
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn command(node: &ClusterNode<MemoryTransport>, body: CommandBody) -> Command {
+    Command { id: node.next_command_id(), at_ms: wall_ms(), body }
+}
+
+/// Waits (bounded) until `node` serves a fork; answers its proposer.
+async fn await_fork(node: &ClusterNode<MemoryTransport>) -> IslandProposer {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(proposer) = node.island_proposer() {
+            return proposer;
+        }
+        assert!(Instant::now() < deadline, "site {} did not fork within {WAIT:?}", node.site());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (bounded) until `node`'s island watch is back to `None` with no epoch open.
+async fn await_merged(node: &ClusterNode<MemoryTransport>) {
+    let deadline = Instant::now() + WAIT;
+    while node.island().state().phase() != IslandPhase::None || node.island().epoch().is_some() {
+        assert!(Instant::now() < deadline, "site {} still {:?} after {WAIT:?}", node.site(), node.island().state());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(node.island_proposer().is_none(), "a merged island still serves its fork");
+}
+
+struct Island {
+    cluster: MemoryCluster,
+    cut: u64,
+    rest: Vec<u64>,
+    node: Arc<ClusterNode<MemoryTransport>>,
+    epoch: IslandEpoch,
+}
+
+/// A three-site cluster with a queue and two operators at one follower's site, which is cut
+/// off and forks. On the fork: alice logs in and is offered c1; c2 joins and hangs up.
+async fn an_island_with_a_live_and_an_ended_call(name: &str) -> Island {
+    let cluster = memory_cluster(name, &[1, 2, 3], island_config).await;
+    for node in cluster.nodes.values() {
+        node.island().set_ari_connected(true);
+    }
+    let nodes: Vec<_> = cluster.nodes.values().collect();
+    let leader = await_leader(&nodes).await;
+    let cut = *cluster.nodes.keys().find(|s| **s != leader).unwrap();
+    let rest: Vec<u64> = cluster.nodes.keys().copied().filter(|s| *s != cut).collect();
+    let majority = &cluster.nodes[&leader];
+    majority.propose(queue_config("sales")).await.unwrap().result.unwrap();
+    majority.propose(operator_config("alice", cut, "sales")).await.unwrap().result.unwrap();
+    let node = cluster.nodes[&cut].clone();
+    await_state(&node, "alice configured", |r| r.operators().any(|o| o.operator == OperatorId::new("alice"))).await;
+    // The fork's clock starts at the applied state's last Tick: cut after one from the wall
+    // clock, or the offers the fork makes would expire at once against the majority's clock.
+    let configured_at_ms = wall_ms();
+    await_state(&node, "a Tick applied", move |r| r.now_ms() >= configured_at_ms).await;
+
+    for filter in Filter::partition(&[cut], &rest) {
+        cluster.network.add_filter(filter);
+    }
+    let proposer = await_fork(&node).await;
+    let epoch = proposer.epoch();
+    let mut effects = proposer.subscribe_effects();
+    node.island_submit(command(&node, login("alice", cut))).await.unwrap().result.unwrap();
+    node.island_submit(command(&node, enqueue("c1", "sales", cut))).await.unwrap().result.unwrap();
+    let (_, offer) = next_offer_for(&mut effects, "c1").await;
+    assert_eq!(offer.operator, OperatorId::new("alice"));
+    node.island_submit(command(&node, enqueue("c2", "sales", cut))).await.unwrap().result.unwrap();
+    let abandoned = CommandBody::Abandoned { call: CallId::new("c2") };
+    node.island_submit(command(&node, abandoned)).await.unwrap().result.unwrap();
+    // The majority holds the site unreachable before the island merges (its Begin needs it).
+    for site in &rest {
+        let unreachable = move |r: &Routing| r.is_site_unreachable(SiteId(cut));
+        await_state(&cluster.nodes[site], "the island's site unreachable", unreachable).await;
+    }
+    Island { cluster, cut, rest, node, epoch }
+}
+
+/// Every member holds the island's decisions once.
+async fn assert_merged_everywhere(island: &Island) {
+    let cut = island.cut;
+    let seq = island.epoch.seq;
+    let majority = island.rest.iter().map(|site| &island.cluster.nodes[site]);
+    for node in majority.chain([&island.node]) {
+        // A leader that holds no lease on the restarted island's node yet marks its site
+        // unreachable again until it answers; the merge is what brings it back for good.
+        let merged =
+            move |r: &Routing| r.island_merged_seq(SiteId(cut)) == Some(seq) && !r.is_site_unreachable(SiteId(cut));
+        await_state(node, "the island's epoch merged and its site reachable", merged).await;
+        node.read_stale(|r| {
+            let c1 = r.calls().find(|c| c.call == CallId::new("c1")).expect("c1 merged");
+            let alice = r.operators().find(|o| o.operator == OperatorId::new("alice"));
+            assert_eq!(
+                (c1.status, c1.operator.clone()),
+                (CallStatus::Offered, Some(OperatorId::new("alice"))),
+                "site {}: c1 {c1:?}, alice {alice:?}",
+                node.site()
+            );
+            assert!(r.calls().all(|c| c.call != CallId::new("c2")), "the call that ended on the island is live");
+            let alice = r.operators().find(|o| o.operator == OperatorId::new("alice")).unwrap();
+            assert_eq!(alice.site, Some(SiteId(cut)), "alice's island login was not merged");
+            let stats = r.queue_summary(&QueueId::new("sales")).unwrap().stats;
+            assert_eq!((stats.offered, stats.abandoned), (2, 1), "site {}: the island's calls counted", node.site());
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healed_island_merges_its_fork_once_and_follows_the_log_again() {
+    let island = an_island_with_a_live_and_an_ended_call("island-merge").await;
+    island.cluster.network.clear_filters();
+    await_merged(&island.node).await;
+    assert_merged_everywhere(&island).await;
+
+    // The island's node writes to the log again, and its site is offered across again.
+    let leader_site = island.rest[0];
+    let leader = &island.cluster.nodes[&leader_site];
+    island.node.propose(enqueue("c3", "sales", island.cut)).await.unwrap().result.unwrap();
+    leader.propose(operator_config("bob", leader_site, "sales")).await.unwrap().result.unwrap();
+    leader.propose(login("bob", leader_site)).await.unwrap().result.unwrap();
+    let bob_offered =
+        |r: &Routing| r.calls().any(|c| c.call == CallId::new("c3") && c.operator == Some(OperatorId::new("bob")));
+    await_state(&island.node, "c3 offered to bob across the healed link", bob_offered).await;
+
+    // The journal's epoch is closed: a restart serves no fork and merges nothing again.
+    island.node.shutdown().await;
+    let journal = IslandJournal::open(island.cluster.dir.site(island.cut).join(ISLAND_JOURNAL_FILE)).unwrap();
+    assert_eq!(journal.last_epoch().unwrap(), Some((island.epoch, JournalState::Closed)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_island_restarted_frozen_merges_at_once() {
+    let island = an_island_with_a_live_and_an_ended_call("island-merge-restart").await;
+    // Stopped frozen (as after a crash between the freeze and the first merge command).
+    island.node.shutdown().await;
+    island.cluster.network.disconnect(island.cut);
+    let path = island.cluster.dir.site(island.cut).join(ISLAND_JOURNAL_FILE);
+    IslandJournal::open(&path).unwrap().set_state(JournalState::Frozen).unwrap();
+
+    island.cluster.network.clear_filters();
+    let config = island_config(node_config(&island.cluster.dir, island.cut, fast_timing()));
+    let restarted = ClusterNode::start(config, island.cluster.network.transport(island.cut)).await.unwrap();
+    restarted.island().set_ari_connected(true);
+    assert!(restarted.island_proposer().is_none(), "a frozen fork is served again");
+    await_merged(&restarted).await;
+    let island = Island { node: restarted, ..island };
+    assert_merged_everywhere(&island).await;
+    island.node.shutdown().await;
+}
