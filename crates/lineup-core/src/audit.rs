@@ -117,7 +117,8 @@ pub fn target_of(body: &CommandBody) -> String {
         | C::Abandoned { call }
         | C::ExitWithKey { call, .. }
         | C::RequestCallback { call, .. }
-        | C::ChangePriority { call, .. } => vec![format!("call:{call}")],
+        | C::ChangePriority { call, .. }
+        | C::HangUpCall { call } => vec![format!("call:{call}")],
         C::MonitorCall { call, mode, endpoint, .. } => {
             vec![format!("call:{call}"), format!("mode:{}", mode.as_str()), format!("endpoint:{endpoint}")]
         }

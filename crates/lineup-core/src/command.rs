@@ -311,6 +311,12 @@ pub enum CommandBody {
         endpoint: String,
         supervisor_site: SiteId,
     },
+    /// A supervisor hangs up a caller on the line (`crate::routing` `hang_up`). Changes
+    /// nothing; answered with `Effect::HangUp` to the caller's site, whose report of the
+    /// ended channel ends the call. Appended last so older entries decode unchanged.
+    HangUpCall {
+        call: CallId,
+    },
 }
 
 impl CommandBody {
@@ -361,6 +367,7 @@ impl CommandBody {
             CommandBody::IslandMergeOperators { .. } => "island_merge_operators",
             CommandBody::PutIngress(_) => "put_ingress",
             CommandBody::MonitorCall { .. } => "monitor_call",
+            CommandBody::HangUpCall { .. } => "hang_up_call",
         }
     }
 }

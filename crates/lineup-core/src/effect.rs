@@ -387,6 +387,13 @@ pub enum Effect {
     /// The operator's site (and the supervisor's, when another) carries out a monitoring
     /// session of a connected call. Appended last: effects are stored in the history outbox.
     Monitor(crate::monitor::MonitorOrder),
+    /// Caller's site: a supervisor hung up this caller; hang up the channel (its hangup is
+    /// reported as any other). Appended last: effects are stored in the history outbox.
+    HangUp {
+        call: CallId,
+        site: SiteId,
+        channel: String,
+    },
 }
 
 impl Effect {
@@ -397,9 +404,10 @@ impl Effect {
             Effect::Offer(o) | Effect::DialCallback(o) => o.caller_site == site || o.operator_site == site,
             Effect::CancelOffer { caller_site, operator_site, .. } => *caller_site == site || *operator_site == site,
             Effect::Monitor(order) => order.operator_site == site || order.supervisor_site == site,
-            Effect::Announce { site: s, .. } | Effect::OfferCallback { site: s, .. } | Effect::Exit { site: s, .. } => {
-                *s == site
-            }
+            Effect::Announce { site: s, .. }
+            | Effect::OfferCallback { site: s, .. }
+            | Effect::Exit { site: s, .. }
+            | Effect::HangUp { site: s, .. } => *s == site,
             Effect::Alarm { .. }
             | Effect::OperatorChanged(_)
             | Effect::CallChanged(_)
@@ -422,6 +430,7 @@ impl Effect {
                 | Effect::OfferCallback { .. }
                 | Effect::Exit { .. }
                 | Effect::Monitor(_)
+                | Effect::HangUp { .. }
         )
     }
 

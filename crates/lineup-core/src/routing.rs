@@ -29,6 +29,7 @@ mod call_transitions;
 mod callers;
 mod config;
 mod dedup_origins;
+mod hang_up;
 mod index;
 mod ingress;
 mod invariants;
@@ -249,6 +250,7 @@ impl Routing {
             CommandBody::MonitorCall { call, mode, endpoint, supervisor_site } => {
                 self.check_monitor_call(call, *mode, endpoint, *supervisor_site).map(|_| ())
             }
+            CommandBody::HangUpCall { call } => self.check_hang_up_call(call).map(|_| ()),
             CommandBody::Audited { actor, body } => {
                 crate::audit::validate_audited(actor, body)?;
                 self.check_command(body)
@@ -306,6 +308,7 @@ impl Routing {
             CommandBody::MonitorCall { call, mode, endpoint, supervisor_site } => {
                 self.monitor_call(index, call, *mode, endpoint, *supervisor_site)
             }
+            CommandBody::HangUpCall { call } => self.hang_up_call(call),
             CommandBody::OperatorLogout { operator } => self.logout(operator),
             CommandBody::OperatorState { operator, state } => self.operator_state(operator, state),
             CommandBody::Connected { call, operator, fence } => self.connected(call, operator, *fence),

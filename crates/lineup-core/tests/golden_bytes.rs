@@ -461,3 +461,24 @@ fn monitor_call_entry_and_monitor_effect_encodings_are_pinned() {
     assert_eq!(hex(&bytes), MONITOR_EFFECT_GOLDEN);
     assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
 }
+
+/// HangUpCall (variant 0x2c) | call 02 "c1". The effect, in a one-element list: HangUp (0x0f)
+/// | call 02 "c1" | site 01 | channel 05 "ch-c1".
+const HANG_UP_GOLDEN: &str = "010209fd48e04f07a20100002c026331";
+const HANG_UP_EFFECT_GOLDEN: &str = "01010f026331010563682d6331";
+
+#[test]
+fn hang_up_call_entry_and_hang_up_effect_encodings_are_pinned() {
+    let command = Command {
+        id: CommandId { origin: 2, serial: 9 },
+        at_ms: 1_795_419_005_000,
+        body: CommandBody::HangUpCall { call: CallId::new("c1") },
+    };
+    let bytes = encode_versioned(&command).unwrap();
+    assert_eq!(hex(&bytes), HANG_UP_GOLDEN);
+    assert_eq!(decode_versioned::<Command>(&bytes, DECODE_LIMIT_BYTES).unwrap(), command);
+    let effects = vec![Effect::HangUp { call: CallId::new("c1"), site: SiteId(1), channel: "ch-c1".into() }];
+    let bytes = encode_versioned(&effects).unwrap();
+    assert_eq!(hex(&bytes), HANG_UP_EFFECT_GOLDEN);
+    assert_eq!(decode_versioned::<Vec<Effect>>(&bytes, DECODE_LIMIT_BYTES).unwrap(), effects);
+}

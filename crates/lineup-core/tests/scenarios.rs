@@ -1240,3 +1240,32 @@ fn a_caller_on_a_local_channel_half_queues() {
     assert!(h.apply(enqueue("odd", "test;caller")).0.is_err());
     assert_eq!(h.routing.position(&CallId::new("local")), Some(1));
 }
+
+#[test]
+fn a_supervisor_hangs_up_a_caller_through_its_site_and_the_sites_report_ends_the_call() {
+    let mut h = Harness::new();
+    h.simple_queue("sales");
+    h.enqueue("c1", "sales", SITE_A);
+    let (done, effects) = h.ok(CommandBody::HangUpCall { call: id("c1") });
+    assert_eq!(done, Response::Done);
+    let hang_up = Effect::HangUp { call: id("c1"), site: SITE_A, channel: "ch-c1".into() };
+    assert_eq!(effects, vec![hang_up.clone()], "only the order to the caller's site");
+    assert!(hang_up.is_for(SITE_A) && !hang_up.is_for(SITE_B) && hang_up.is_call_control());
+    assert!(h.routing.calls().any(|c| c.call == id("c1")), "the call ends by the site's report, not here");
+    h.ok(CommandBody::Abandoned { call: id("c1") });
+    assert_eq!(h.outcome_of("c1"), Some(Outcome::Abandoned));
+
+    let (refused, effects) = h.apply(CommandBody::HangUpCall { call: id("c1") });
+    assert!(matches!(refused, Err(CoreError::UnknownCall(_))), "{refused:?}");
+    assert!(effects.is_empty());
+    h.enqueue("c2", "sales", SITE_B);
+    h.ok(CommandBody::SiteUnreachable { site: SITE_B });
+    let (refused, _) = h.apply(CommandBody::HangUpCall { call: id("c2") });
+    assert_eq!(refused, Err(CoreError::SiteUnreachable(SITE_B)));
+
+    h.enqueue("c3", "sales", SITE_A);
+    h.ok(CommandBody::RequestCallback { call: id("c3"), number: "5550100".into() });
+    let (refused, _) = h.apply(CommandBody::HangUpCall { call: id("c3") });
+    let refusal = refused.unwrap_err().to_string();
+    assert!(refusal.contains("callback promise has no caller on the line"), "{refusal}");
+}

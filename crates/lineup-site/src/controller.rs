@@ -209,6 +209,10 @@ impl SiteController {
                 let Some(ch) = self::channel(&channel) else { return };
                 self.exit_caller(&ch, &outcome);
             }
+            Effect::HangUp { channel, .. } => {
+                let Some(ch) = self::channel(&channel) else { return };
+                self.hang_up_caller(&ch);
+            }
             Effect::Offer(offer) => self.on_offer(offer, routing),
             Effect::DialCallback(offer) => self.on_dial_callback(offer),
             Effect::CancelOffer { call, fence, .. } => self.on_cancel(&call, fence),

@@ -60,7 +60,8 @@ impl Routing {
             CommandBody::RequestCallback { call, .. }
             | CommandBody::Reassign { call, .. }
             | CommandBody::ChangePriority { call, .. }
-            | CommandBody::MonitorCall { call, .. } => self.fork_owns_call(fork, call),
+            | CommandBody::MonitorCall { call, .. }
+            | CommandBody::HangUpCall { call } => self.fork_owns_call(fork, call),
             CommandBody::OperatorLogout { operator } | CommandBody::OperatorState { operator, .. } => {
                 match operator_site(self, operator) {
                     Some(site) => at(site),
@@ -102,9 +103,9 @@ impl Routing {
                 self.operator_not_cut_off(operator)?;
                 self.caller_not_cut_off(call)
             }
-            CommandBody::Reassign { call, .. } | CommandBody::ChangePriority { call, .. } => {
-                self.caller_not_cut_off(call)
-            }
+            CommandBody::Reassign { call, .. }
+            | CommandBody::ChangePriority { call, .. }
+            | CommandBody::HangUpCall { call } => self.caller_not_cut_off(call),
             CommandBody::DeleteQueue { .. }
             | CommandBody::DeleteGate { .. }
             | CommandBody::DeleteOperator { .. }

@@ -180,6 +180,17 @@ impl SiteController {
         self.continue_with(ch, outcome.dialplan_result(), extra);
     }
 
+    /// A supervisor hung up this caller: the channel is hung up, and its end is reported as
+    /// any hangup is (abandoned while waiting or offered, completed once connected). A caller
+    /// already leaving (sent back to the dialplan) or unknown here is left alone.
+    pub(super) fn hang_up_caller(&mut self, ch: &ChannelId) {
+        let Some(leg) = self.callers.get(ch) else { return };
+        if leg.state == CallerState::Leaving {
+            return;
+        }
+        self.ari(AriRequest::Hangup(ch.clone(), HangupReason::Normal));
+    }
+
     pub(super) fn forget_caller(&mut self, ch: &ChannelId) {
         if let Some(leg) = self.callers.remove(ch) {
             self.call_channels.remove(&leg.call);
