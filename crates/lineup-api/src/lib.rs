@@ -194,6 +194,7 @@ impl<B: ApiBackend> Routes<B> {
             .post("/v1/calls/{id}/reassign", rest::reassign::<B>)
             .post("/v1/calls/{id}/priority", rest::change_priority::<B>)
             .post("/v1/calls/{id}/monitor", monitor::monitor_call::<B>)
+            .post("/v1/calls/{id}/hangup", rest::hang_up_call::<B>)
             .post("/v1/calls/{id}/widget-token", rest::mint_widget_token::<B>)
             .get("/v1/calls/{id}/position", rest::get_position::<B>)
             .post("/v1/calls/{id}/callback", rest::request_callback::<B>)

@@ -652,6 +652,14 @@ pub async fn change_priority<B: ApiBackend>(
     .map(done)
 }
 
+pub async fn hang_up_call<B: ApiBackend>(
+    State(s): St<B>,
+    caller: Caller<Supervise>,
+    Path(id): Path<String>,
+) -> Result<Json<ActionDone>, ApiError> {
+    crate::audit::submit_by(&s, Some(caller.holder), CommandBody::HangUpCall { call: CallId::new(id) }).await.map(done)
+}
+
 // ------------------------------------------------------------------------------ widget
 
 pub async fn get_position<B: ApiBackend>(

@@ -128,3 +128,23 @@ async fn refused_writes_are_answered_without_being_proposed() {
     assert_eq!(rig.backend.next_apply_index(), index_before, "a refused write was proposed");
     rig.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_hangs_up_a_caller_through_its_site() {
+    let rig = Rig::start().await;
+    apply_base_config(&rig);
+    rig.enqueue("c1", "sales", None);
+    let (status, body) = rig.post("/v1/calls/c1/hangup", SUPERVISOR, json!({})).await;
+    assert_eq!((status, body["ok"].as_bool()), (200, Some(true)), "{body}");
+    // The caller's site hangs up the channel and reports it; until then the call is listed.
+    let calls = rig.get("/v1/calls", VIEWER).await;
+    assert_eq!(call(&calls, "c1")["status"], "waiting");
+    let audit = rig.get("/v1/audit", SUPERVISOR).await;
+    assert_eq!((audit[0]["action"].as_str(), audit[0]["target"].as_str()), (Some("hang_up_call"), Some("call:c1")));
+
+    let (status, body) = rig.post("/v1/calls/nobody/hangup", SUPERVISOR, json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = rig.post("/v1/calls/c1/hangup", VIEWER, json!({})).await;
+    assert_eq!(status, 403);
+    rig.stop().await;
+}

@@ -1,5 +1,6 @@
-//! `lineup call move|priority`: a supervisor moves a waiting caller to another queue or
-//! changes their priority, through a node's API (audited there under the token's name).
+//! `lineup call move|priority|hangup`: a supervisor moves a waiting caller to another queue,
+//! changes their priority or hangs them up, through a node's API (audited there under the
+//! token's name).
 
 use crate::api_client::{block_on, path_id, Api, ApiTarget};
 use hyper::Method;
@@ -29,6 +30,14 @@ pub enum CallCommand {
         #[command(flatten)]
         target: ApiTarget,
     },
+    /// Hang up a caller on the line: their site ends the channel, and the call ends as any
+    /// hangup does (abandoned while waiting, completed by the caller once connected).
+    Hangup {
+        /// The call's id, as `lineup queue show` lists it.
+        call: String,
+        #[command(flatten)]
+        target: ApiTarget,
+    },
 }
 
 pub fn call(command: &CallCommand) -> anyhow::Result<()> {
@@ -46,6 +55,12 @@ pub fn call(command: &CallCommand) -> anyhow::Result<()> {
                 let what = format!("change the priority of call {call}");
                 Api::new(target)?.write(Method::POST, &path, Some(body), &what).await?;
                 format!("call {call} now has priority {priority}")
+            }
+            CallCommand::Hangup { call, target } => {
+                let path = format!("/v1/calls/{}/hangup", path_id("call", call)?);
+                let what = format!("hang up call {call}");
+                Api::new(target)?.write(Method::POST, &path, Some(json!({})), &what).await?;
+                format!("call {call} is being hung up at its site")
             }
         };
         println!("{line}");

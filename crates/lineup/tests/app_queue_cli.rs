@@ -6,7 +6,7 @@
 use lineup_api::local::LocalBackend;
 use lineup_api::{ApiBackend, ApiConfig, ApiToken, Role};
 use lineup_core::{
-    CallId, CommandBody, Enqueue, OperatorConfig, OperatorId, QueueConfig, QueueId, RoutingConfigSet, SiteId,
+    CallId, CommandBody, Effect, Enqueue, OperatorConfig, OperatorId, QueueConfig, QueueId, RoutingConfigSet, SiteId,
 };
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -232,4 +232,19 @@ fn calls_move_to_another_queue_and_change_priority() {
     assert!(no_queue.contains("no queue named `nowhere`"), "{no_queue}");
     let viewer = refused(&node.lineup(&["call", "move", "c-2", "support"], VIEWER));
     assert!(viewer.contains("refused (403)") && viewer.contains("viewer"), "{viewer}");
+}
+
+#[test]
+fn a_caller_is_hung_up_through_the_api() {
+    let node = floor();
+    let mut effects = node.backend.subscribe();
+    let hung_up = succeeded(&node.lineup(&["call", "hangup", "c-2"], SUPERVISOR));
+    assert_eq!(hung_up.trim(), "call c-2 is being hung up at its site");
+    let ordered = std::iter::from_fn(|| effects.try_recv().ok())
+        .any(|applied| matches!(&applied.effect, Effect::HangUp { call, .. } if *call == CallId::new("c-2")));
+    assert!(ordered, "no order to hang up c-2 reached its site");
+    let unknown = refused(&node.lineup(&["call", "hangup", "c-404"], SUPERVISOR));
+    assert!(unknown.contains("call c-404 not found"), "{unknown}");
+    let viewer = refused(&node.lineup(&["call", "hangup", "c-2"], VIEWER));
+    assert!(viewer.contains("refused (403)"), "{viewer}");
 }
