@@ -217,6 +217,7 @@ impl SiteController {
             Effect::DialCallback(offer) => self.on_dial_callback(offer),
             Effect::CancelOffer { call, fence, .. } => self.on_cancel(&call, fence),
             Effect::Monitor(order) => self.on_monitor(order),
+            Effect::IslandMerged { end_index, .. } => self.clamp_fork_fences(end_index),
             Effect::OperatorChanged(view) if matches!(view.status, lineup_core::OperatorStatus::Offline) => {
                 self.on_operator_offline(&view.operator, routing)
             }

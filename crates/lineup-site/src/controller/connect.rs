@@ -10,6 +10,7 @@ use lineup_ari::{
     BridgeId, BridgeType, ChannelId, CreateBridgeRequest, Endpoint, HangupReason, Media, OriginateRequest,
     OriginateTarget,
 };
+use lineup_core::island::is_fork_apply_index;
 use lineup_core::{CallId, CommandBody, HungUpBy, Offer, OfferFailure, OperatorId, OperatorMode};
 
 /// `"Name" <number>` of the caller, shown on the operator's phone.
@@ -45,6 +46,18 @@ impl SiteController {
         self.call_fences.insert(call.clone(), fence);
         self.operator_fences.insert(operator.clone(), fence);
         true
+    }
+
+    /// An island's merge ended at apply index `end_index`: the fences this site executed on
+    /// its fork (in the fork band, above every index of the log) come down to it, so the
+    /// first offer of the log after the merge (a fence above `end_index`) passes
+    /// `fence_is_fresh`, while anything the merge superseded still does not.
+    pub(super) fn clamp_fork_fences(&mut self, end_index: u64) {
+        for fence in self.call_fences.values_mut().chain(self.operator_fences.values_mut()) {
+            if is_fork_apply_index(*fence) {
+                *fence = end_index;
+            }
+        }
     }
 
     /// After a restart: an offer the reconcile found committed (adopted, finished or taken
@@ -377,5 +390,30 @@ impl SiteController {
             self.releases_due.insert((call.clone(), fence), (operator.clone(), due));
         }
         debug_assert!(self.releases_due.len() <= RELEASES_DUE_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::SiteConfig;
+    use crate::io::Input;
+    use lineup_core::island::ISLAND_APPLY_INDEX_BASE;
+    use lineup_core::{Effect, IslandEpoch, Routing, SiteId};
+
+    #[test]
+    fn a_merge_lowers_the_fork_fences_so_the_logs_next_offer_is_fresh() {
+        let mut site = SiteController::new(SiteConfig::new(SiteId(1), 1));
+        let (call, alice) = (CallId::new("c1"), OperatorId::new("alice"));
+        let fork_fence = ISLAND_APPLY_INDEX_BASE + 7;
+        assert!(site.fence_is_fresh(&call, &alice, fork_fence), "the fork's offer");
+        let end_index = 9_000;
+        assert!(!site.fence_is_fresh(&CallId::new("c2"), &alice, end_index + 1), "fenced out before the merge");
+        let epoch = IslandEpoch { site: SiteId(1), seq: 1, fork_index: 40 };
+        let merged = Effect::IslandMerged { site: SiteId(1), epoch, end_index };
+        site.handle(0, Input::Effects { apply_index: end_index, effects: vec![merged] }, &Routing::new());
+        assert!(!site.fence_is_fresh(&call, &alice, end_index), "what the merge superseded stays stale");
+        assert!(site.fence_is_fresh(&CallId::new("c2"), &alice, end_index + 1), "the log's next offer");
+        assert!(!site.fence_is_fresh(&CallId::new("c2"), &alice, end_index + 1), "executed once");
     }
 }
