@@ -3,7 +3,8 @@
 //! End has committed. Every member then holds the island's decisions once: its live call
 //! offered to its operator, its ended call counted once, its site reachable again, and the
 //! island's node proposes to the log again. A restart that finds the journal frozen merges
-//! at once.
+//! at once; a link that loses and repeats the island's messages during the merge changes
+//! nothing in what is merged.
 
 mod common;
 
@@ -13,7 +14,7 @@ use common::*;
 use lineup_cluster::island::{IslandJournal, IslandProposer, JournalState, ISLAND_JOURNAL_FILE};
 use lineup_cluster::island_watch::IslandPhase;
 use lineup_cluster::lease::IslandTiming;
-use lineup_cluster::transport::memory::{Filter, MemoryTransport};
+use lineup_cluster::transport::memory::{Filter, Links, MemoryTransport};
 use lineup_cluster::{ClusterNode, NodeConfig};
 use lineup_core::*;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ fn island_config(mut config: NodeConfig) -> NodeConfig {
     config.timing.site_unreachable_after_ms = UNREACHABLE_AFTER_MS;
     config.island = Some(ISLAND);
     config.island_fork = true;
+    // A lost write is retried after half a second, not two.
+    config.timing.client_write_timeout_ms = 500;
     config
 }
 
@@ -185,4 +188,18 @@ async fn an_island_restarted_frozen_merges_at_once() {
     let island = Island { node: restarted, ..island };
     assert_merged_everywhere(&island).await;
     island.node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_over_a_lossy_link_that_repeats_messages_counts_everything_once() {
+    let island = an_island_with_a_live_and_an_ended_call("island-merge-lossy").await;
+    island.cluster.network.clear_filters();
+    // The island's requests (its forwarded merge commands and reads) are lost or delivered
+    // twice: commands time out and are proposed again, and duplicates reach the leader.
+    let lossy = Links::From(island.cut);
+    island.cluster.network.add_filter(Filter::Drop { links: lossy.clone(), percent: 20 });
+    island.cluster.network.add_filter(Filter::Duplicate { links: lossy, percent: 50 });
+    await_merged(&island.node).await;
+    assert_merged_everywhere(&island).await;
+    island.cluster.network.clear_filters();
 }
