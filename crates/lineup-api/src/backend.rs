@@ -75,6 +75,29 @@ pub struct RaftHealth {
     pub leader_contact_age_ms: Option<u64>,
 }
 
+/// Where a node stands in island mode, while it is cut off from the quorum or merging back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IslandPhaseView {
+    /// Cut off from the quorum for longer than `island_after_ms`.
+    Island,
+    /// Heard again: its island's decisions are being merged into the log.
+    Merging,
+}
+
+/// A node's island state (absent while it is part of the majority).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IslandHealth {
+    pub phase: IslandPhaseView,
+    /// Since when (Unix ms) the node has been an island; None after a restart that found a
+    /// merge to finish.
+    pub since_ms: Option<u64>,
+    /// The island's epoch (its number at this site), once it forked.
+    pub epoch: Option<u64>,
+    /// The node serves its site's callers from its fork (routes on its own).
+    pub serving_fork: bool,
+}
+
 /// An optional dependency (Redis projection, history database).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EdgeHealth {
@@ -112,6 +135,9 @@ pub struct Health {
     /// Ingress answers this node gave since it started, by the site put first and why.
     #[serde(default)]
     pub ingress_decisions: Vec<IngressDecisions>,
+    /// Set while this node is an island or merging one back.
+    #[serde(default)]
+    pub island: Option<IslandHealth>,
 }
 
 /// How many ingress answers put `site` first for `reason` (site 0: an answer naming no site).

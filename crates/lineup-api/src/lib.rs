@@ -81,8 +81,8 @@ mod widget_tokens;
 
 pub use agent::{AGENT_PIN_CHECKS_MAX, AGENT_PIN_MAX_CHARS, AGENT_TOKENS_MAX, AGENT_TOKEN_LIFETIME_MS};
 pub use backend::{
-    ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, MemberStatus,
-    RaftHealth, RaftRole, SiteState, WebhookHealth,
+    ApiBackend, AppliedEffect, BackendError, BackendErrorKind, ClusterStatus, EdgeHealth, Health, IslandHealth,
+    IslandPhaseView, MemberStatus, RaftHealth, RaftRole, SiteState, WebhookHealth,
 };
 pub use call_metrics::{HANDLE_BUCKETS_SECONDS, WAIT_BUCKETS_SECONDS};
 pub use config::{ApiConfig, ApiToken, Role, TokenSecret};

@@ -181,6 +181,7 @@ impl ApiBackend for LocalBackend {
             clock_alarm: None,
             webhooks: self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             ingress_decisions: self.ingress_decisions.snapshot(),
+            island: None,
         }
     }
 

@@ -243,6 +243,8 @@ impl Scrape {
         let (h, g) = (&self.health, MetricType::Gauge);
         let help = "1 while the ARI connection is up.";
         gauge(&mut family(d, "lineup_ari_connected", g, help)?, &NO_LABELS, h.ari_connected)?;
+        let help = "1 while this node is an island (cut off from the quorum) or merging one back.";
+        gauge(&mut family(d, "lineup_island", g, help)?, &NO_LABELS, h.island.is_some())?;
         let help = "Callers handed back at the door with LINEUP_RESULT=INVALID (a queue or gate the routing config does not have).";
         let mut m = family(d, "lineup_site_callers_refused", MetricType::Counter, help)?;
         counter(&mut m, &NO_LABELS, h.callers_refused_at_entry)?;

@@ -28,6 +28,7 @@ async fn metrics_name_every_series() {
         "lineup_raft_term 1",
         "lineup_raft_is_leader 1",
         "lineup_ari_connected 1",
+        "lineup_island 0",
         "lineup_site_callers_refused_total 0",
         "lineup_api_ws_clients{route=\"live\"} 0",
     ] {

@@ -95,6 +95,17 @@ impl NodeBackend {
         counts.map(|(id, c)| WebhookHealth { id, sent: c.sent, failed: c.failed, dropped: c.dropped }).collect()
     }
 
+    fn island_health(&self) -> Option<lineup_api::IslandHealth> {
+        let watch = self.node.island();
+        let now_unix_ms = u64::try_from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        let serving_fork = self.node.island_proposer().is_some();
+        let now = std::time::Instant::now();
+        crate::island_health::island_health(watch.state(), watch.epoch(), serving_fork, now, now_unix_ms)
+    }
+
     fn raft_health(&self) -> RaftHealth {
         let metrics = self.node.raft().metrics().borrow().clone();
         let role = match metrics.state {
@@ -188,6 +199,7 @@ impl ApiBackend for NodeBackend {
             clock_alarm: self.node.clock_alarm(),
             webhooks: self.webhook_health(),
             ingress_decisions: self.ingress_decisions.snapshot(),
+            island: self.island_health(),
         }
     }
 

@@ -15,6 +15,7 @@
 pub mod api_backend;
 mod api_reports;
 pub mod error;
+pub mod island_health;
 pub mod node;
 pub mod serial_floor;
 pub mod webhook;
