@@ -28,6 +28,7 @@ pub mod transport;
 
 pub use error::{ClusterError, ErrorSource};
 pub use node::clock_rules;
+pub use node::island_route;
 pub use node::island_watch;
 pub use node::leader_duty;
 pub use node::lease;

@@ -39,6 +39,7 @@ pub mod clock_rules;
 mod config;
 mod island_fork;
 pub mod island_merge_driver;
+pub mod island_route;
 pub mod island_watch;
 mod leader_clock;
 pub mod leader_duty;
@@ -114,6 +115,10 @@ pub struct ClusterNode<T: PeerTransport> {
     island: Arc<IslandWatchHandle>,
     /// The island journal and, while an island, the proposer serving the fork.
     island_serving: Mutex<island_fork::IslandServing>,
+    /// Bumped whenever the site's route changes (`island_route`).
+    island_route: tokio::sync::watch::Sender<u64>,
+    /// Held in arrival order by the site's proposals waiting for a merge.
+    held_proposals: tokio::sync::Mutex<()>,
 }
 
 pub use crate::origin::origin_for;
@@ -183,6 +188,8 @@ impl<T: PeerTransport> ClusterNode<T> {
             contact: contact.clone(),
             island,
             island_serving,
+            island_route: tokio::sync::watch::Sender::new(0),
+            held_proposals: tokio::sync::Mutex::new(()),
         });
         if let Some(restored) = restored_fork {
             node.resume_island(restored)?;

@@ -12,10 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use lineup_cluster::island::{IslandJournal, IslandProposer, JournalState, ISLAND_JOURNAL_FILE};
+use lineup_cluster::island_route::SiteRoute;
 use lineup_cluster::island_watch::IslandPhase;
 use lineup_cluster::lease::IslandTiming;
 use lineup_cluster::transport::memory::{Filter, Links, MemoryTransport};
-use lineup_cluster::{ClusterNode, NodeConfig};
+use lineup_cluster::{ClusterNode, NodeConfig, SiteEffect};
+use lineup_core::island::ISLAND_APPLY_INDEX_BASE;
 use lineup_core::*;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -202,4 +204,63 @@ async fn a_merge_over_a_lossy_link_that_repeats_messages_counts_everything_once(
     await_merged(&island.node).await;
     assert_merged_everywhere(&island).await;
     island.cluster.network.clear_filters();
+}
+
+/// Waits (bounded) until `done` holds on the island's node.
+async fn await_node(
+    node: &ClusterNode<MemoryTransport>,
+    what: &str,
+    done: impl Fn(&ClusterNode<MemoryTransport>) -> bool,
+) {
+    let deadline = Instant::now() + WAIT;
+    while !done(node) {
+        assert!(Instant::now() < deadline, "site {}: {what} not within {WAIT:?}", node.site());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sites_proposals_go_to_the_fork_while_an_island_wait_during_the_merge_and_then_go_to_the_log() {
+    let island = an_island_with_a_live_and_an_ended_call("island-route").await;
+    let node = &island.node;
+    let routed = node.submit_for_site(command(node, enqueue("c4", "sales", island.cut))).await.unwrap();
+    assert!(routed.apply_index.unwrap() >= ISLAND_APPLY_INDEX_BASE, "an island's proposal went to the log");
+    assert!(node.read_for_site(|r| r.call_view(&CallId::new("c4")).is_some()), "the site reads the fork");
+    assert!(node.read_stale(|r| r.call_view(&CallId::new("c4")).is_none()), "the log saw the fork's caller");
+
+    // Heard again, but its own requests are lost: the fork freezes and its merge waits.
+    let mut log_effects = node.subscribe_effects();
+    let mut changes = node.site_route_changes();
+    island.cluster.network.clear_filters();
+    let rest = island.rest.iter().copied().collect();
+    let one_way = island.cluster.network.add_filter(Filter::Cut { from: [island.cut].into(), to: rest });
+    await_node(node, "frozen", |n| matches!(n.site_route(), SiteRoute::Frozen(_))).await;
+    assert!(node.read_for_site(|r| r.call_view(&CallId::new("c4")).is_some()), "the site reads the frozen fork");
+    let held_node = node.clone();
+    let held = tokio::spawn(async move {
+        let body = enqueue("c5", "sales", held_node.site());
+        held_node.submit_for_site(command(&held_node, body)).await
+    });
+    await_node(node, "the proposal held", |n| n.proposals_held()).await;
+
+    island.cluster.network.remove_filter(one_way);
+    let committed = held.await.unwrap().expect("the held proposal commits after the merge");
+    let end_index = loop {
+        match tokio::time::timeout(WAIT, log_effects.recv()).await.expect("the merge's end within the bound") {
+            Ok(SiteEffect { effect: Effect::IslandMerged { end_index, .. }, .. }) => break end_index,
+            _ => continue,
+        }
+    };
+    let c5_index = committed.apply_index.expect("applied through this node");
+    assert!(
+        c5_index < ISLAND_APPLY_INDEX_BASE && c5_index > end_index,
+        "c5 at {c5_index}, the merge ended at {end_index}"
+    );
+    await_merged(node).await;
+    assert!(matches!(node.site_route(), SiteRoute::Log));
+    assert!(*changes.borrow_and_update() >= 2, "the feed was not told of the freeze and the merge");
+    // The log's state, once this node has applied what its held proposal committed.
+    let both = |r: &Routing| r.call_view(&CallId::new("c4")).is_some() && r.call_view(&CallId::new("c5")).is_some();
+    await_state(node, "the merged c4 and the held c5", both).await;
+    assert!(node.read_for_site(both));
 }

@@ -162,6 +162,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         let Some(journal) = self.island_journal() else { return Ok(()) };
         if state != JournalState::Open {
             tracing::warn!(site = self.site, ?epoch, ?state, "island: resuming the merge of a restored fork");
+            let fork = Arc::new(fork);
             self.serving().frozen = Some(FrozenFork { epoch, fork, merging: state == JournalState::Merging });
             return Ok(());
         }
@@ -185,6 +186,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         };
         let proposer = IslandProposer::start(epoch, fork, journal, config)?;
         self.serving().proposer = Some(proposer);
+        self.note_route_change();
         Ok(())
     }
 

@@ -43,7 +43,8 @@ pub const MERGE_REFUSED_RETRY_MS: u64 = 5_000;
 #[derive(Clone)]
 pub(super) struct FrozenFork {
     pub epoch: IslandEpoch,
-    pub fork: Routing,
+    /// Shared with the site's reads while it merges (`island_route.rs`).
+    pub fork: Arc<Routing>,
     /// A merge command may have been sent: the fork never thaws again.
     pub merging: bool,
 }
@@ -160,12 +161,25 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// frozen fork already held (a restart, an earlier attempt) is answered as it is; None
     /// when the node serves no fork at all.
     async fn freeze(&self) -> Result<Option<FrozenFork>, ClusterError> {
-        let proposer = self.serving().proposer.take();
+        // Taken and marked frozen under one lock: the site's route never shows the log
+        // while a fork is still unmerged.
+        let proposer = {
+            let mut serving = self.serving();
+            let proposer = serving.proposer.take();
+            if let Some(proposer) = &proposer {
+                let fork = Arc::new(proposer.read(Routing::clone));
+                serving.frozen = Some(FrozenFork { epoch: proposer.epoch(), fork, merging: false });
+            }
+            proposer
+        };
         if let Some(proposer) = proposer {
+            self.note_route_change();
             proposer.stop().await;
-            let fork = proposer.read(Routing::clone);
-            let frozen = FrozenFork { epoch: proposer.epoch(), fork, merging: false };
-            self.serving().frozen = Some(frozen);
+            // The batch the proposer held when it stopped is in the fork now.
+            let fork = Arc::new(proposer.read(Routing::clone));
+            if let Some(frozen) = self.serving().frozen.as_mut() {
+                frozen.fork = fork;
+            }
             self.set_journal_state(JournalState::Frozen).await?;
         }
         Ok(self.serving().frozen.clone())
@@ -173,15 +187,15 @@ impl<T: PeerTransport> ClusterNode<T> {
 
     /// Serves a fork frozen before any merge command was sent again, in the same epoch.
     async fn thaw(&self) -> Result<(), ClusterError> {
-        let frozen = self.serving().frozen.take();
+        let frozen = self.serving().frozen.clone();
         let Some(frozen) = frozen.filter(|f| !f.merging) else { return Ok(()) };
         let Some(journal) = self.island_journal() else { return Ok(()) };
-        if let Err(e) = self.set_journal_state(JournalState::Open).await {
-            self.serving().frozen = Some(frozen);
-            return Err(e);
-        }
+        self.set_journal_state(JournalState::Open).await?;
         tracing::warn!(site = self.site, epoch = ?frozen.epoch, "island: cut again before the merge; serving the fork again");
-        self.serve_fork(frozen.epoch, frozen.fork, journal)
+        // Served before the frozen fork is let go: the site's route goes from it to the fork.
+        self.serve_fork(frozen.epoch, (*frozen.fork).clone(), journal)?;
+        self.serving().frozen = None;
+        Ok(())
     }
 
     fn mark_merging(&self) {
@@ -204,6 +218,7 @@ impl<T: PeerTransport> ClusterNode<T> {
         self.serving().frozen = None;
         self.island.set_epoch(None);
         self.island.close();
+        self.note_route_change();
         Ok(())
     }
 }
