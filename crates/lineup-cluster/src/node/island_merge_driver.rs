@@ -212,13 +212,16 @@ impl<T: PeerTransport> ClusterNode<T> {
     /// The merge has committed: the journal's epoch is closed, the epoch unpublished and the
     /// watch back to `None`.
     async fn close_epoch(&self) -> Result<(), ClusterError> {
+        // The site follows the log from the End on, even if the journal cannot be closed
+        // now: a restart would find the epoch open and merge it again, which the global
+        // state answers done step by step.
+        self.serving().frozen = None;
+        self.note_route_change();
         if let Some(journal) = self.island_journal() {
             blocking(move || journal.close().map(|_| ())).await?;
         }
-        self.serving().frozen = None;
         self.island.set_epoch(None);
         self.island.close();
-        self.note_route_change();
         Ok(())
     }
 }
