@@ -5,59 +5,22 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::island::*;
 use common::*;
-use lineup_cluster::island::IslandProposer;
-use lineup_cluster::island_watch::IslandPhase;
-use lineup_cluster::lease::IslandTiming;
-use lineup_cluster::transport::memory::{Filter, MemoryTransport};
-use lineup_cluster::{ClusterNode, NodeConfig};
+use lineup_cluster::transport::memory::Filter;
+use lineup_cluster::ClusterNode;
 use lineup_core::island::ISLAND_APPLY_INDEX_BASE;
 use lineup_core::*;
 use tokio::time::Instant;
 
-const HEARTBEAT_MS: u64 = 100;
-const UNREACHABLE_AFTER_MS: u64 = 1_000;
-/// 1,500 / 1.001 > 1,000 / 0.999 + 200 + 100: §1.4's inequality holds.
-const ISLAND: IslandTiming =
-    IslandTiming { island_after_ms: 1_500, clock_rate_drift_max_ppm: 1_000, pause_margin_ms: 100 };
 /// The restarted island's tick interval: no Tick of its own while the test compares states.
 const NO_TICK_WITHIN_TEST_MS: u64 = 3_600_000;
 
-fn island_config(mut config: NodeConfig) -> NodeConfig {
-    config.timing.heartbeat_interval_ms = HEARTBEAT_MS;
-    config.timing.election_timeout_min_ms = 400;
-    config.timing.election_timeout_max_ms = 800;
-    config.timing.site_unreachable_after_ms = UNREACHABLE_AFTER_MS;
-    config.island = Some(ISLAND);
-    config.island_fork = true;
-    config
-}
-
-fn command(node: &ClusterNode<MemoryTransport>, body: CommandBody) -> Command {
-    let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-    Command { id: node.next_command_id(), at_ms, body }
-}
-
-/// Waits (bounded) until `node` serves a fork; answers its proposer.
-async fn await_fork(node: &ClusterNode<MemoryTransport>) -> IslandProposer {
-    let mut watch = node.island().subscribe();
-    let island = tokio::time::timeout(WAIT, watch.wait_for(|state| state.phase() == IslandPhase::Island)).await;
-    assert!(matches!(island, Ok(Ok(_))), "site {} was no island within {WAIT:?}", node.site());
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(proposer) = node.island_proposer() {
-            return proposer;
-        }
-        assert!(Instant::now() < deadline, "site {} did not fork within {WAIT:?}", node.site());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_island_serves_its_own_site_from_a_journaled_fork_and_restarts_into_it() {
-    let cluster = memory_cluster("island-proposer", &[1, 2, 3], island_config).await;
+    let cluster = memory_cluster("island-proposer", &[1, 2, 3], forking_island_config).await;
     for node in cluster.nodes.values() {
         node.island().set_ari_connected(true);
     }
@@ -121,7 +84,7 @@ async fn a_cut_island_serves_its_own_site_from_a_journaled_fork_and_restarts_int
     cluster.network.disconnect(cut);
     drop(island);
     let served = proposer.read(|r| r.snapshot_bytes());
-    let mut config = island_config(node_config(&cluster.dir, cut, fast_timing()));
+    let mut config = forking_island_config(node_config(&cluster.dir, cut, fast_timing()));
     config.timing.tick_interval_ms = NO_TICK_WITHIN_TEST_MS;
     let restarted = ClusterNode::start(config, cluster.network.transport(cut)).await.unwrap();
     assert_eq!(restarted.island().epoch(), Some(epoch), "the open epoch is published again");

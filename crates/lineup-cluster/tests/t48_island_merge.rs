@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::island::*;
 use common::*;
-use lineup_cluster::island::{IslandJournal, IslandProposer, JournalState, ISLAND_JOURNAL_FILE};
+use lineup_cluster::island::{IslandJournal, JournalState, ISLAND_JOURNAL_FILE};
 use lineup_cluster::island_route::SiteRoute;
 use lineup_cluster::island_watch::IslandPhase;
-use lineup_cluster::lease::IslandTiming;
 use lineup_cluster::transport::memory::{Filter, Links, MemoryTransport};
 use lineup_cluster::{ClusterNode, NodeConfig, SiteEffect};
 use lineup_core::island::ISLAND_APPLY_INDEX_BASE;
@@ -22,42 +22,11 @@ use lineup_core::*;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-const HEARTBEAT_MS: u64 = 100;
-const UNREACHABLE_AFTER_MS: u64 = 1_000;
-/// 1,500 / 1.001 > 1,000 / 0.999 + 200 + 100: §1.4's inequality holds.
-const ISLAND: IslandTiming =
-    IslandTiming { island_after_ms: 1_500, clock_rate_drift_max_ppm: 1_000, pause_margin_ms: 100 };
-
-fn island_config(mut config: NodeConfig) -> NodeConfig {
-    config.timing.heartbeat_interval_ms = HEARTBEAT_MS;
-    config.timing.election_timeout_min_ms = 400;
-    config.timing.election_timeout_max_ms = 800;
-    config.timing.site_unreachable_after_ms = UNREACHABLE_AFTER_MS;
-    config.island = Some(ISLAND);
-    config.island_fork = true;
+fn island_config(config: NodeConfig) -> NodeConfig {
+    let mut config = forking_island_config(config);
     // A lost write is retried after half a second, not two.
     config.timing.client_write_timeout_ms = 500;
     config
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-fn command(node: &ClusterNode<MemoryTransport>, body: CommandBody) -> Command {
-    Command { id: node.next_command_id(), at_ms: wall_ms(), body }
-}
-
-/// Waits (bounded) until `node` serves a fork; answers its proposer.
-async fn await_fork(node: &ClusterNode<MemoryTransport>) -> IslandProposer {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(proposer) = node.island_proposer() {
-            return proposer;
-        }
-        assert!(Instant::now() < deadline, "site {} did not fork within {WAIT:?}", node.site());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits (bounded) until `node`'s island watch is back to `None` with no epoch open.

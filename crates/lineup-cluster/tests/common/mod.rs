@@ -2,6 +2,8 @@
 //! with short timings and temporary data directories.
 #![allow(dead_code)]
 
+pub mod island;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
