@@ -31,7 +31,7 @@ const TOKENS: [(&str, Role); 4] = [
 const ALLOWED_ORIGIN: &str = "https://wallboard.example";
 
 /// Every route the API serves, `{}` standing for its path parameter.
-pub const API_ROUTES: [(&str, &str); 57] = [
+pub const API_ROUTES: [(&str, &str); 58] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -89,6 +89,7 @@ pub const API_ROUTES: [(&str, &str); 57] = [
     ("POST", "/v1/agent/pull"),
     ("POST", "/v1/agent/login"),
     ("POST", "/v1/agent/logout"),
+    ("POST", "/v1/calls/{}/hangup"),
 ];
 
 const IDS: [&str; 6] = ["sales", "web", "alice", "c1", "bob", "2"];

@@ -4,7 +4,8 @@
 //! [`journal`], the durable local journal of the fork's batches, and [`proposer`], which
 //! decides the fork's commands (journaled, then applied and answered). The node forks and
 //! starts the proposer when it becomes an island, and restores it after a restart
-//! (`node/island_fork.rs`). Not yet: the feed switch and the merge driver.
+//! (`node/island_fork.rs`); site control follows it through the node's route
+//! (`node/island_route.rs`), and the merge driver carries it back (`node/island_merge_driver.rs`).
 
 pub mod journal;
 pub mod proposer;

@@ -10,8 +10,8 @@
 //! `declare-lost`), whatever the node file says now.
 //!
 //! A `Frozen` or `Merging` epoch restored at start is not served: it is held frozen for the
-//! merge driver (`island_merge_driver.rs`), which merges it. Not yet: the feed switch (the
-//! site controller still follows the log).
+//! merge driver (`island_merge_driver.rs`), which merges it. Site control reaches the fork
+//! through the node's route (`island_route.rs`).
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -198,8 +198,8 @@ impl<T: PeerTransport> ClusterNode<T> {
         self.serving().journal.clone()
     }
 
-    /// The proposer of the fork this node serves while an island (None otherwise): for the
-    /// feed switch, which submits to it and follows its effects.
+    /// The proposer of the fork this node serves while an island (None otherwise): the
+    /// site's route submits to it and the site's feed follows its effects.
     pub fn island_proposer(&self) -> Option<IslandProposer> {
         self.serving().proposer.clone()
     }
