@@ -97,10 +97,7 @@ impl NodeBackend {
 
     fn island_health(&self) -> Option<lineup_api::IslandHealth> {
         let watch = self.node.island();
-        let now_unix_ms = u64::try_from(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
-        )
-        .unwrap_or(u64::MAX);
+        let now_unix_ms = lineup_util::now_ms();
         let serving_fork = self.node.island_proposer().is_some();
         let now = std::time::Instant::now();
         crate::island_health::island_health(watch.state(), watch.epoch(), serving_fork, now, now_unix_ms)

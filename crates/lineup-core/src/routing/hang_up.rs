@@ -20,14 +20,8 @@ impl Routing {
         let Some(channel) = call.channel.clone() else {
             return Err(invalid("the call has no caller channel to hang up", id.to_string()));
         };
-        let site = call.entry_site;
-        if self.state.lost_sites.contains(&site) {
-            return Err(CoreError::SiteDown(site));
-        }
-        if self.is_site_unreachable(site) {
-            return Err(CoreError::SiteUnreachable(site));
-        }
-        Ok((site, channel))
+        self.check_site_can_act(call.entry_site)?;
+        Ok((call.entry_site, channel))
     }
 
     pub(super) fn hang_up_call(&mut self, id: &CallId) -> CommandResult {

@@ -23,15 +23,10 @@ impl Routing {
         let CallState::Connected { operator, fence, operator_site, .. } = &self.state.calls[&call_number].state else {
             return Err(invalid("only a connected call can be monitored", call.to_string()));
         };
-        if self.state.outages.unreachable_sites.contains_key(operator_site) {
+        if self.is_site_unreachable(*operator_site) {
             return Err(CoreError::SiteUnreachable(*operator_site));
         }
-        if self.state.lost_sites.contains(&supervisor_site) {
-            return Err(CoreError::SiteDown(supervisor_site));
-        }
-        if self.state.outages.unreachable_sites.contains_key(&supervisor_site) {
-            return Err(CoreError::SiteUnreachable(supervisor_site));
-        }
+        self.check_site_can_act(supervisor_site)?;
         Ok(MonitorOrder {
             session: 0,
             call: call.clone(),

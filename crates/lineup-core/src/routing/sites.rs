@@ -163,4 +163,16 @@ impl Routing {
     pub fn is_site_unreachable(&self, site: SiteId) -> bool {
         self.state.outages.unreachable_sites.contains_key(&site)
     }
+
+    /// A site asked to act on a channel now (hang up, monitor) must be neither lost nor
+    /// unreachable.
+    pub(super) fn check_site_can_act(&self, site: SiteId) -> Result<(), CoreError> {
+        if self.state.lost_sites.contains(&site) {
+            return Err(CoreError::SiteDown(site));
+        }
+        if self.is_site_unreachable(site) {
+            return Err(CoreError::SiteUnreachable(site));
+        }
+        Ok(())
+    }
 }
