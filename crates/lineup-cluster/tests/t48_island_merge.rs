@@ -31,11 +31,11 @@ fn island_config(config: NodeConfig) -> NodeConfig {
 
 /// Waits (bounded) until `node`'s island watch is back to `None` with no epoch open.
 async fn await_merged(node: &ClusterNode<MemoryTransport>) {
-    let deadline = Instant::now() + WAIT;
-    while node.island().state().phase() != IslandPhase::None || node.island().epoch().is_some() {
-        assert!(Instant::now() < deadline, "site {} still {:?} after {WAIT:?}", node.site(), node.island().state());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The epoch is unpublished before the watch is closed, and closing always notifies.
+    let mut watch = node.island().subscribe();
+    let merged = watch.wait_for(|state| state.phase() == IslandPhase::None && node.island().epoch().is_none());
+    let merged = tokio::time::timeout(WAIT, merged).await.is_ok_and(|seen| seen.is_ok());
+    assert!(merged, "site {} still {:?} after {WAIT:?}", node.site(), node.island().state());
     assert!(node.island_proposer().is_none(), "a merged island still serves its fork");
 }
 
@@ -175,15 +175,12 @@ async fn a_merge_over_a_lossy_link_that_repeats_messages_counts_everything_once(
     island.cluster.network.clear_filters();
 }
 
-/// Waits (bounded) until `done` holds on the island's node.
-async fn await_node(
-    node: &ClusterNode<MemoryTransport>,
-    what: &str,
-    done: impl Fn(&ClusterNode<MemoryTransport>) -> bool,
-) {
+/// Waits (bounded) until a proposal of `node` is held for a merge. Nothing signals that, so
+/// this one wait polls.
+async fn await_held(node: &ClusterNode<MemoryTransport>) {
     let deadline = Instant::now() + WAIT;
-    while !done(node) {
-        assert!(Instant::now() < deadline, "site {}: {what} not within {WAIT:?}", node.site());
+    while !node.proposals_held() {
+        assert!(Instant::now() < deadline, "site {}: no proposal held within {WAIT:?}", node.site());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -203,14 +200,15 @@ async fn the_sites_proposals_go_to_the_fork_while_an_island_wait_during_the_merg
     island.cluster.network.clear_filters();
     let rest = island.rest.iter().copied().collect();
     let one_way = island.cluster.network.add_filter(Filter::Cut { from: [island.cut].into(), to: rest });
-    await_node(node, "frozen", |n| matches!(n.site_route(), SiteRoute::Frozen(_))).await;
+    let frozen = changes.wait_for(|_| matches!(node.site_route(), SiteRoute::Frozen(_)));
+    assert!(tokio::time::timeout(WAIT, frozen).await.is_ok_and(|seen| seen.is_ok()), "not frozen within {WAIT:?}");
     assert!(node.read_for_site(|r| r.call_view(&CallId::new("c4")).is_some()), "the site reads the frozen fork");
     let held_node = node.clone();
     let held = tokio::spawn(async move {
         let body = enqueue("c5", "sales", held_node.site());
         held_node.submit_for_site(command(&held_node, body)).await
     });
-    await_node(node, "the proposal held", |n| n.proposals_held()).await;
+    await_held(node).await;
 
     island.cluster.network.remove_filter(one_way);
     let committed = held.await.unwrap().expect("the held proposal commits after the merge");

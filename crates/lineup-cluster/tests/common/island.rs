@@ -2,15 +2,12 @@
 //! timings that keep the island-mode inequality, commands stamped with the wall clock, and a
 //! bounded wait for a fork.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use lineup_cluster::island::IslandProposer;
 use lineup_cluster::island_watch::IslandPhase;
 use lineup_cluster::lease::IslandTiming;
 use lineup_cluster::transport::memory::MemoryTransport;
 use lineup_cluster::{ClusterNode, NodeConfig};
 use lineup_core::{Command, CommandBody};
-use tokio::time::Instant;
 
 use super::WAIT;
 
@@ -31,9 +28,7 @@ pub fn forking_island_config(mut config: NodeConfig) -> NodeConfig {
     config
 }
 
-pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+pub use lineup_util::now_ms as wall_ms;
 
 /// `body` as a command of `node`, stamped with the wall clock.
 pub fn command(node: &ClusterNode<MemoryTransport>, body: CommandBody) -> Command {
@@ -45,12 +40,8 @@ pub async fn await_fork(node: &ClusterNode<MemoryTransport>) -> IslandProposer {
     let mut watch = node.island().subscribe();
     let island = tokio::time::timeout(WAIT, watch.wait_for(|state| state.phase() == IslandPhase::Island)).await;
     assert!(matches!(island, Ok(Ok(_))), "site {} was no island within {WAIT:?}", node.site());
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(proposer) = node.island_proposer() {
-            return proposer;
-        }
-        assert!(Instant::now() < deadline, "site {} did not fork within {WAIT:?}", node.site());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut routes = node.site_route_changes();
+    let forked = tokio::time::timeout(WAIT, routes.wait_for(|_| node.island_proposer().is_some())).await;
+    assert!(matches!(forked, Ok(Ok(_))), "site {} did not fork within {WAIT:?}", node.site());
+    node.island_proposer().expect("a fork is served")
 }
