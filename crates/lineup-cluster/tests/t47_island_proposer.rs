@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::island::*;
 use common::*;
-use lineup_cluster::transport::memory::Filter;
 use lineup_cluster::ClusterNode;
 use lineup_core::island::ISLAND_APPLY_INDEX_BASE;
 use lineup_core::*;
@@ -20,25 +19,11 @@ const NO_TICK_WITHIN_TEST_MS: u64 = 3_600_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_island_serves_its_own_site_from_a_journaled_fork_and_restarts_into_it() {
-    let cluster = memory_cluster("island-proposer", &[1, 2, 3], forking_island_config).await;
-    for node in cluster.nodes.values() {
-        node.island().set_ari_connected(true);
-    }
-    let nodes: Vec<_> = cluster.nodes.values().collect();
-    let leader = await_leader(&nodes).await;
-    let cut = *cluster.nodes.keys().find(|s| **s != leader).unwrap();
-    let rest: Vec<u64> = cluster.nodes.keys().copied().filter(|s| *s != cut).collect();
+    let CutFollower { cluster, leader, cut, rest } =
+        cut_a_follower_with_alice("island-proposer", forking_island_config).await;
     let majority = &cluster.nodes[&leader];
-    majority.propose(queue_config("sales")).await.unwrap().result.unwrap();
-    majority.propose(operator_config("alice", cut, "sales")).await.unwrap().result.unwrap();
     let alice = OperatorId::new("alice");
     let island = cluster.nodes[&cut].clone();
-    let configured = alice.clone();
-    await_state(&island, "alice configured", move |r| r.operators().any(|o| o.operator == configured)).await;
-
-    for filter in Filter::partition(&[cut], &rest) {
-        cluster.network.add_filter(filter);
-    }
     let proposer = await_fork(&island).await;
     let epoch = proposer.epoch();
     assert_eq!((epoch.site, epoch.seq), (SiteId(cut), 1));

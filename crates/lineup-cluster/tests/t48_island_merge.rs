@@ -50,27 +50,8 @@ struct Island {
 /// A three-site cluster with a queue and two operators at one follower's site, which is cut
 /// off and forks. On the fork: alice logs in and is offered c1; c2 joins and hangs up.
 async fn an_island_with_a_live_and_an_ended_call(name: &str) -> Island {
-    let cluster = memory_cluster(name, &[1, 2, 3], island_config).await;
-    for node in cluster.nodes.values() {
-        node.island().set_ari_connected(true);
-    }
-    let nodes: Vec<_> = cluster.nodes.values().collect();
-    let leader = await_leader(&nodes).await;
-    let cut = *cluster.nodes.keys().find(|s| **s != leader).unwrap();
-    let rest: Vec<u64> = cluster.nodes.keys().copied().filter(|s| *s != cut).collect();
-    let majority = &cluster.nodes[&leader];
-    majority.propose(queue_config("sales")).await.unwrap().result.unwrap();
-    majority.propose(operator_config("alice", cut, "sales")).await.unwrap().result.unwrap();
+    let CutFollower { cluster, cut, rest, .. } = cut_a_follower_with_alice(name, island_config).await;
     let node = cluster.nodes[&cut].clone();
-    await_state(&node, "alice configured", |r| r.operators().any(|o| o.operator == OperatorId::new("alice"))).await;
-    // The fork's clock starts at the applied state's last Tick: cut after one from the wall
-    // clock, or the offers the fork makes would expire at once against the majority's clock.
-    let configured_at_ms = wall_ms();
-    await_state(&node, "a Tick applied", move |r| r.now_ms() >= configured_at_ms).await;
-
-    for filter in Filter::partition(&[cut], &rest) {
-        cluster.network.add_filter(filter);
-    }
     let proposer = await_fork(&node).await;
     let epoch = proposer.epoch();
     let mut effects = proposer.subscribe_effects();
