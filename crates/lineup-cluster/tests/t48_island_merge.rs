@@ -212,3 +212,30 @@ async fn the_sites_proposals_go_to_the_fork_while_an_island_wait_during_the_merg
     await_state(node, "the merged c4 and the held c5", both).await;
     assert!(node.read_for_site(both));
 }
+
+/// A proposal the site sent to the log as the cut began goes to the fork once the site is an
+/// island: the caller it concerns is on the site's box and must be served, and the log may
+/// not answer for as long as the cut lasts. (The real-process island run found it: its
+/// caller, entering as the cut began, waited for the heal.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_in_flight_to_the_log_at_the_cut_goes_to_the_fork() {
+    let patient_log = |config: NodeConfig| {
+        let mut config = forking_island_config(config);
+        // The log's write outlasts the test's bound: only the fork can answer within it.
+        config.timing.client_write_timeout_ms = 2 * WAIT.as_millis() as u64;
+        config
+    };
+    let CutFollower { cluster, cut, .. } = cut_a_follower_with_alice("island-in-flight", patient_log).await;
+    let node = cluster.nodes[&cut].clone();
+    assert!(matches!(node.site_route(), SiteRoute::Log), "cut, but no island yet");
+    let in_flight_node = node.clone();
+    let in_flight = tokio::spawn(async move {
+        let body = enqueue("c9", "sales", in_flight_node.site());
+        in_flight_node.submit_for_site(command(&in_flight_node, body)).await
+    });
+    await_fork(&node).await;
+    let committed = tokio::time::timeout(WAIT, in_flight).await.expect("answered within the bound");
+    let committed = committed.unwrap().expect("committed on the fork");
+    assert!(committed.apply_index.unwrap() >= ISLAND_APPLY_INDEX_BASE, "not applied on the fork");
+    assert!(node.read_for_site(|r| r.call_view(&CallId::new("c9")).is_some()), "the island holds the caller");
+}

@@ -166,9 +166,9 @@ pub struct NodeConfig {
     /// The island settings (§1.4 of `docs/rfcs/island-mode.md`) of a node that may become an
     /// island; `None` for one that never does (island mode off), which nothing bounds.
     pub island: Option<IslandTiming>,
-    /// Whether an island forks the applied state and serves the fork. Off by default: until
-    /// the merge brings a fork back, a site that forked would stay an island for good, so
-    /// only the tests of the fork switch it on; island mode alone detects and answers.
+    /// Whether an island forks the applied state and serves the fork (the `lineup` binary
+    /// switches it on with island mode). Off here: island mode alone then only detects an
+    /// island and answers for it, as the tests of detection want.
     pub island_fork: bool,
 }
 

@@ -63,13 +63,24 @@ impl<T: PeerTransport> ClusterNode<T> {
     }
 
     /// Commits a command of this site where its site control's decisions go now: the log,
-    /// or the fork while an island; held while a frozen fork merges (in arrival order, at
-    /// most [`ISLAND_HOLD_WAIT_MS`]) and then committed to the log.
+    /// or the fork while an island (one still waiting on the log when the site becomes an
+    /// island goes to the fork); held while a frozen fork merges (in arrival order, at most
+    /// [`ISLAND_HOLD_WAIT_MS`]) and then committed to the log.
     pub async fn submit_for_site(&self, command: Command) -> Result<Committed, ClusterError> {
         for _attempt in 0..ROUTE_ATTEMPTS_MAX {
             let mut changes = self.site_route_changes();
             match self.site_route() {
-                SiteRoute::Log => return self.submit(command).await,
+                SiteRoute::Log => {
+                    let left_log = changes.wait_for(|_| !matches!(self.site_route(), SiteRoute::Log));
+                    tokio::select! {
+                        answer = self.submit(command.clone()) => return answer,
+                        // An island now: the log may not answer while the cut lasts, and the
+                        // caller or operator the command concerns is on this site's box. The
+                        // fork applies it (same id); had the majority applied it too, the
+                        // merge's upserts carry the island's state.
+                        Ok(_) = left_log => continue,
+                    }
+                }
                 SiteRoute::Fork(proposer) => match proposer.submit(command.clone()).await {
                     // Stopped (frozen) before it took the command: applied nowhere.
                     Err(ClusterError::NoIsland) => continue,
