@@ -668,10 +668,14 @@ async fn a_rest_timeout_on_the_bridge_is_undone_and_the_caller_is_served_once_ov
     let cluster = Arc::clone(&rig.cluster);
     rig.wait("connected", |_| cluster.connected.lock().unwrap().contains(&call)).await;
     assert!(hears_operator(&rig, &caller, "desk-1001"));
+    // The recorder task may still be filing the requests the world already acted on.
+    rig.wait_until("the second bridge's join recorded", || call_bridges_joined(&rig).len() >= 2).await;
     let bridges = call_bridges_joined(&rig);
     assert_eq!(bridges.len(), 2, "the unknown outcome was undone, then a new offer: {bridges:?}");
     let first = &bridges[0].0;
-    assert_eq!(rig.requests_to("DELETE", &format!("/bridges/{first}")).len(), 1, "the first bridge was taken down");
+    let deletes = || rig.requests_to("DELETE", &format!("/bridges/{first}")).len();
+    rig.wait_until("the first bridge's removal recorded", || deletes() >= 1).await;
+    assert_eq!(deletes(), 1, "the first bridge was taken down");
     rig.wait("completion", |r| r.call_view(&call).is_none()).await;
     assert_eq!(rig.outcome(&call), Some(Outcome::Completed { by: HungUpBy::Caller }));
     let counters = rig.stop().await;
