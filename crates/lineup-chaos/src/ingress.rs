@@ -105,7 +105,7 @@ pub async fn drive(nodes: &mut Nodes, api: &NodeApi, standin: &StandIn, dir: &Pa
     for site in nodes.sites() {
         answerers.push(start_answerer(&sipp, dir, site, nodes.site(site)?.sip_port)?);
     }
-    let kamailio_port = free_udp_port()?;
+    let kamailio_port = crate::ports::free_port(crate::ports::Protocol::Udp)?;
     let mut kamailio = start_kamailio(&kamailio_bin, nodes, dir, kamailio_port)?;
     let result = run_phases(nodes, api, &sipp, dir, &mut answerers, kamailio_port, &site1).await;
     // SIGTERM, not a drop's SIGKILL: Kamailio's main process takes its children with it
@@ -174,10 +174,6 @@ fn repository_file(relative: &str) -> anyhow::Result<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
     anyhow::ensure!(path.exists(), "{} is missing", path.display());
     Ok(path)
-}
-
-fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 async fn put_ingress_map(api: &str) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! (default cluster timings, a snapshot every 64 entries, SQLite history in the site's data directory), the routing
 //! config every site's operators are in, and the dialplan the stand-in boxes run.
 
+use crate::ports::{free_port, Protocol};
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -132,14 +133,6 @@ pub fn operators(sites: u64) -> Vec<OperatorSpec> {
     list
 }
 
-fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn free_tcp_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Runs `lineup <args>`; its stdout, or an error with its stderr.
 pub fn run_lineup(bin: &Path, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
     let mut command = Command::new(bin);
@@ -166,9 +159,9 @@ pub fn prepare(dir: &Path, lineup_bin: &Path, sites: u64, spare: bool) -> anyhow
         run_lineup(lineup_bin, &["certs", "issue", "--site", &site.to_string(), "--ca-dir", &certs_arg], None)?;
         layouts.push(SiteLayout {
             site,
-            quic_port: free_udp_port()?,
-            api_port: free_tcp_port()?,
-            sip_port: free_udp_port()?,
+            quic_port: free_port(Protocol::Udp)?,
+            api_port: free_port(Protocol::Tcp)?,
+            sip_port: free_port(Protocol::Udp)?,
             config: dir.join(format!("site-{site}.toml")),
             data_dir: dir.join(format!("site-{site}")),
             log: dir.join(format!("site-{site}.log")),
@@ -208,11 +201,16 @@ pub fn write_node_configs(
     log_level: &str,
     peer_addresses: &PeerAddresses,
     services: Option<&SiteServices>,
+    island_mode: bool,
 ) -> anyhow::Result<()> {
     for site in layout.all_sites() {
         let port = ari_ports.get(site.site as usize - 1).context("an ARI port per site")?;
         let services = services.filter(|s| s.site == site.site).map(SiteServices::toml).unwrap_or_default();
-        std::fs::write(&site.config, node_toml(layout, site, *port, log_level, peer_addresses, &services))?;
+        let mut text = node_toml(layout, site, *port, log_level, peer_addresses, &services);
+        if island_mode {
+            text.push_str("\n[island]\nmode = \"auto\"\n");
+        }
+        std::fs::write(&site.config, text)?;
     }
     Ok(())
 }
