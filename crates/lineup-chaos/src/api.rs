@@ -86,6 +86,19 @@ impl NodeApi {
         Some(LeaderView { committed_log: committed, member_matched: lag.map(|lag| committed.saturating_sub(lag)) })
     }
 
+    /// The node's island state from `/readyz` (whose body comes with 503 too): None when the
+    /// node did not answer, Some(None) when it is no island and merges none.
+    pub async fn island_phase(&self, api: &str) -> Option<Option<IslandView>> {
+        let response = self.http.get(format!("{api}/readyz")).send().await.ok()?;
+        let body: Value = response.json().await.ok()?;
+        let island = body.get("island")?;
+        if island.is_null() {
+            return Some(None);
+        }
+        let serving_fork = island.get("serving_fork")?.as_bool()?;
+        Some(Some(IslandView { serving_fork, epoch: island.get("epoch").and_then(Value::as_u64) }))
+    }
+
     /// `(operator, state, site)` of every operator, as `api`'s node knows them.
     pub async fn operators(&self, api: &str) -> Option<Vec<(String, String)>> {
         let answer = self.get(api, "/v1/operators").await?;
@@ -100,6 +113,13 @@ impl NodeApi {
                 .collect(),
         )
     }
+}
+
+/// See `NodeApi::island_phase`.
+#[derive(Clone, Copy, Debug)]
+pub struct IslandView {
+    pub serving_fork: bool,
+    pub epoch: Option<u64>,
 }
 
 /// See `NodeApi::leader_view`. `member_matched` is a lower bound: the leader's log may run

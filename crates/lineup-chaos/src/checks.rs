@@ -21,6 +21,12 @@ pub const HEAL_TO_HEARD_LIMIT_MS: u64 = 2_000;
 /// `after_faults_answer_ms` (nemesis) must stay below this: a caller arriving for a free
 /// operator once every fault healed is answered as on a healthy federation.
 pub const AFTER_FAULTS_ANSWER_LIMIT_MS: u64 = 2_500;
+/// `cut_to_first_island_answer_ms` (island) must stay below this: the island timeout (6 s),
+/// then the fork, then an offer to a free persistent operator, which bridges at once.
+pub const CUT_TO_ISLAND_ANSWER_LIMIT_MS: u64 = 9_000;
+/// `merge_ms` (island) must stay below this: from the heal until the site is part of the
+/// majority again, its fork merged.
+pub const MERGE_LIMIT_MS: u64 = 3_000;
 /// Most failure details printed per check.
 pub const DETAILS_MAX_COUNT: usize = 20;
 
@@ -66,6 +72,9 @@ pub struct Figures {
     /// node listed the same voters after each.
     pub membership_changes: u64,
     pub memberships_converged: bool,
+    /// The island and its merge (`--scenario island`).
+    #[serde(flatten)]
+    pub island: Option<crate::island::IslandFigures>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -170,6 +179,7 @@ pub fn figures(
         snapshot_kills_mid_write: faults.snapshot_kills.iter().filter(|k| k.phase == Phase::Writing).count() as u64,
         membership_changes: faults.memberships.len() as u64,
         memberships_converged: faults.memberships.iter().all(|m| m.converged),
+        island: faults.island.as_ref().map(|record| crate::island::island_figures(record, truth)),
     };
     figures.violations = figures.outcomes_wrong
         + figures.double_booked
@@ -238,6 +248,16 @@ pub fn checks(figures: &Figures, scenario: Scenario) -> Vec<Check> {
             }
             let answer = figures.after_faults_answer_ms;
             checks.push(below("after_faults_answer_ms", answer, AFTER_FAULTS_ANSWER_LIMIT_MS));
+        }
+        Scenario::Island => {
+            let island = figures.island.as_ref();
+            let answer = island.and_then(|i| i.cut_to_first_island_answer_ms);
+            checks.extend([
+                below("cut_to_first_island_answer_ms", answer, CUT_TO_ISLAND_ANSWER_LIMIT_MS),
+                below("merge_ms", island.and_then(|i| i.merge_ms), MERGE_LIMIT_MS),
+                below("max_heal_to_heard_ms", figures.max_heal_to_heard_ms, HEAL_TO_HEARD_LIMIT_MS),
+                below("after_faults_answer_ms", figures.after_faults_answer_ms, AFTER_FAULTS_ANSWER_LIMIT_MS),
+            ]);
         }
         // Judged by its own report (ingress.rs), never through these figures.
         Scenario::Ingress => {}

@@ -106,6 +106,8 @@ pub struct FaultFigures {
     pub memberships: Vec<crate::member_kill::MembershipRecord>,
     /// When no node could name a leader that named itself (`leaders.rs`).
     pub leaderless: Vec<crate::leaders::Leaderless>,
+    /// The cut site that became an island and merged back (`--scenario island`).
+    pub island: Option<crate::island::IslandRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -3,10 +3,12 @@
 //! the stand-in, restarts, kills, pauses or partitions the nodes during live calls, and checks
 //! the phones' ground truth and every site's history. Exit code 1 when a check fails.
 //!
-//! Code map: `setup` (certificates, node files, routing config), `procs` and `nodes` (child
+//! Code map: `setup` (certificates, node files, routing config), `ports` (listener ports
+//! below the ephemeral range), `procs` and `nodes` (child
 //! processes), `standin` (the stand-in process and its control API), `api` (the nodes'
 //! APIs), `workload` (callers), `faults` (the restarts schedule and its measurements),
-//! `nemesis` (pauses and partitions), `links` (a UDP relay per pair of nodes), `history`
+//! `nemesis` (pauses and partitions), `island` (a site cut until it serves as an island,
+//! then healed and merged), `links` (a UDP relay per pair of nodes), `history`
 //! (SQLite), `checks` (figures and thresholds), `report`, `run` (the whole run in order).
 
 mod api;
@@ -18,12 +20,14 @@ mod faults;
 mod fsyncs;
 mod history;
 mod ingress;
+mod island;
 mod leaders;
 mod links;
 mod member_kill;
 mod nemesis;
 mod nodes;
 mod order;
+mod ports;
 mod procs;
 mod raft_logs;
 mod report;
@@ -72,6 +76,10 @@ pub enum Scenario {
     /// INVITE goes; sipp as the ITSP and as each site's Asterisk. Availability changes, a
     /// silent site and an unreachable one (`--duration` is not used: the phases are fixed).
     Ingress,
+    /// One site (not the leader's) cut from the others for a third of the run under load:
+    /// it becomes an island, serves its own callers with its own operators, and merges back
+    /// at the heal (island mode on at every node).
+    Island,
 }
 
 impl Scenario {
@@ -81,6 +89,7 @@ impl Scenario {
             Scenario::Nemesis => "nemesis",
             Scenario::Random => "random",
             Scenario::Ingress => "ingress",
+            Scenario::Island => "island",
         }
     }
 }

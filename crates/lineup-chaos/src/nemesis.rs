@@ -369,7 +369,7 @@ impl Chaos<'_> {
 
     /// After every heal: a caller at a site other than the leader's, for that site's probe
     /// operator, logged in and free. How long it waits is how live the federation is again.
-    async fn answer_after_faults(&mut self) {
+    pub(crate) async fn answer_after_faults(&mut self) {
         let leader = self.leader().await.unwrap_or(0);
         match self.free_probe_operator(leader).await {
             Ok(site) => {

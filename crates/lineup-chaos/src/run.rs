@@ -92,9 +92,10 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     let standin = Arc::new(StandIn::start(dir, args.sites + u64::from(spare), &dialplan).await?);
     // Partitions need a relay between every pair of nodes, ARI cuts one between each node and
     // its box, skews libfaketime, full disks a filesystem per node, database and Redis outages
-    // a relay in front of each; restarts dial directly, keep true clocks and SQLite.
+    // a relay in front of each; restarts dial directly, keep true clocks and SQLite. An island
+    // is a partition: the same seams.
     let seams = match args.scenario {
-        Scenario::Nemesis | Scenario::Random => Some(start_seams(&layout, &standin).await?),
+        Scenario::Nemesis | Scenario::Random | Scenario::Island => Some(start_seams(&layout, &standin).await?),
         Scenario::Restarts | Scenario::Ingress => None,
     };
     let peer_addresses = seams.as_ref().map(|seams| seams.links.addresses()).unwrap_or_default();
@@ -105,7 +106,8 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
     // The spare reaches its box directly: no fault cuts it.
     ari_ports.extend(layout.spare.as_ref().and_then(|spare| standin.ari_ports.get(spare.site as usize - 1)));
     let services = seams.as_ref().and_then(|seams| seams.services.as_ref().ok()).map(site_services);
-    write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses, services.as_ref())?;
+    let island_mode = args.scenario == Scenario::Island;
+    write_node_configs(&layout, &ari_ports, &args.log_level, &peer_addresses, services.as_ref(), island_mode)?;
     let mut nodes = Nodes::new(layout);
     if args.scenario == Scenario::Ingress {
         let api = NodeApi::new()?;
@@ -122,7 +124,7 @@ async fn run_in(args: &RunArgs, dir: &Path, lineup: &Path) -> anyhow::Result<boo
         }
         return Ok(report.passed);
     }
-    if seams.is_some() {
+    if matches!(args.scenario, Scenario::Nemesis | Scenario::Random) {
         nodes.clocks = Clocks::prepare(dir, &nodes.sites())?;
         nodes.fsyncs = FsyncFaults::prepare(dir, &nodes.sites()).map_err(|error| format!("{error:#}"));
     }
@@ -232,6 +234,7 @@ async fn drive(
     match (args.scenario, seams) {
         (Scenario::Nemesis, Some(seams)) => chaos.run_nemesis(seams, duration_ms).await,
         (Scenario::Random, Some(seams)) => chaos.run_random(seams, duration_ms, args.seed).await,
+        (Scenario::Island, Some(seams)) => chaos.run_island(seams, duration_ms).await,
         _ => chaos.run_restarts(duration_ms).await,
     }
     chaos.figures.leaderless = leader_watch.stop().await;

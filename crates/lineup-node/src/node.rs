@@ -105,6 +105,8 @@ impl RunningNode {
         let mut config = NodeConfig::new(spec.site, spec.data_dir.join(RAFT_DIR));
         config.timing = spec.timing.clone();
         config.island = spec.island;
+        // Island mode on means serving the fork: the merge brings it back at the heal.
+        config.island_fork = spec.island.is_some();
         config.snapshot_logs_since_last = spec.snapshot_every_entries;
         config.logs_kept_after_snapshot = LOGS_KEPT_AFTER_SNAPSHOT.min(spec.snapshot_every_entries);
         config.applied_sink = Some(sink);
