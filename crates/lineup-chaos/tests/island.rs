@@ -5,7 +5,7 @@
 //! idle operator of that site, must be answered by the island; at the heal the island
 //! merges back.
 //!
-//! Asserted: the island answered its caller within 9 s of the cut and merged within 3 s of
+//! Asserted: the island answered its caller within 9 s of the cut and merged within 5 s of
 //! the heal; nobody double booked, every outcome in every site's history true (each call
 //! once), no call dropped, no operator's leg dropped, every call ended, every site's history
 //! and queue_log the same, the committed entries of every site's Raft log the same, the site
@@ -29,7 +29,7 @@ const PRINTED: [&str; 6] =
     ["cut_to_island_ms", "cut_to_first_island_answer_ms", "island_callers", "island_answered", "merge_ms", "calls"];
 const MUST_BE_BELOW_MS: [(&str, u64); 4] = [
     ("cut_to_first_island_answer_ms", 9_000),
-    ("merge_ms", 3_000),
+    ("merge_ms", 5_000),
     ("max_heal_to_heard_ms", 2_000),
     ("after_faults_answer_ms", 2_500),
 ];

@@ -81,7 +81,7 @@ impl SiteController {
             Ok(StasisEntry::OperatorLogin { operator }) => self.login_entered(id, ch.name, operator),
             Ok(StasisEntry::TrunkLeg { call }) => {
                 if !self.take_monitor_trunk(&call, &id) {
-                    self.trunk_leg_arrived(&CallId::new(call), id)
+                    self.trunk_leg_entered(&CallId::new(call), id, routing)
                 }
             }
             // Returned above, before the room check.
