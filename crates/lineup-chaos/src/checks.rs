@@ -29,6 +29,9 @@ pub const CUT_TO_ISLAND_ANSWER_LIMIT_MS: u64 = 9_000;
 /// election when the cut node's term ran ahead (up to a few election timeouts of 0.5–0.9 s),
 /// and the merge itself (tens of ms).
 pub const MERGE_LIMIT_MS: u64 = 5_000;
+/// `island_capacity_ratio` (island) must reach this: the island answers at least 80 % of
+/// what its free operators could have answered while it served.
+pub const ISLAND_CAPACITY_RATIO_MIN: f64 = 0.8;
 /// Most failure details printed per check.
 pub const DETAILS_MAX_COUNT: usize = 20;
 
@@ -181,7 +184,10 @@ pub fn figures(
         snapshot_kills_mid_write: faults.snapshot_kills.iter().filter(|k| k.phase == Phase::Writing).count() as u64,
         membership_changes: faults.memberships.len() as u64,
         memberships_converged: faults.memberships.iter().all(|m| m.converged),
-        island: faults.island.as_ref().map(|record| crate::island::island_figures(record, truth)),
+        island: faults.island.as_ref().map(|record| {
+            let overtaken_at: Vec<u64> = overtakings.iter().map(|(at_ms, _)| *at_ms).collect();
+            crate::island::island_figures(record, truth, histories, &overtaken_at, sites)
+        }),
     };
     figures.violations = figures.outcomes_wrong
         + figures.double_booked
@@ -192,7 +198,7 @@ pub fn figures(
         + u64::from(!history_converged)
         + u64::from(!raft_logs.agree)
         + u64::from(!figures.memberships_converged);
-    (figures, wrong, overtakings)
+    (figures, wrong, overtakings.into_iter().map(|(_, what)| what).collect())
 }
 
 fn holds(name: &'static str, value: bool) -> Check {
@@ -254,7 +260,18 @@ pub fn checks(figures: &Figures, scenario: Scenario) -> Vec<Check> {
         Scenario::Island => {
             let island = figures.island.as_ref();
             let answer = island.and_then(|i| i.cut_to_first_island_answer_ms);
+            let answered = island.map_or(0, |i| i.island_answered);
+            let ratio = island.map_or(0.0, |i| i.island_capacity_ratio);
             checks.extend([
+                Check { name: "island_answered", value: answered.to_string(), limit: "> 0".into(), ok: answered > 0 },
+                Check {
+                    name: "island_capacity_ratio",
+                    value: format!("{ratio:.2}"),
+                    limit: format!(">= {ISLAND_CAPACITY_RATIO_MIN}"),
+                    ok: ratio >= ISLAND_CAPACITY_RATIO_MIN,
+                },
+                holds("merged_exactly_once", island.is_some_and(|i| i.merged_exactly_once)),
+                zero("order_violations_after_heal", island.map_or(0, |i| i.order_violations_after_heal)),
                 below("cut_to_first_island_answer_ms", answer, CUT_TO_ISLAND_ANSWER_LIMIT_MS),
                 below("merge_ms", island.and_then(|i| i.merge_ms), MERGE_LIMIT_MS),
                 below("max_heal_to_heard_ms", figures.max_heal_to_heard_ms, HEAL_TO_HEARD_LIMIT_MS),

@@ -91,8 +91,8 @@ fn overtaken(earlier: &CallerTruth, later: &CallerTruth, at_ms: u64, faults: &Fa
     waiting_since_long_before && still_waiting
 }
 
-/// Every overtaking in calm times: "later overtook earlier at t".
-pub fn order_violations(callers: &[CallerTruth], faults: &FaultFigures, sites: u64) -> Vec<String> {
+/// Every overtaking in calm times: when, and "later overtook earlier at t".
+pub fn order_violations(callers: &[CallerTruth], faults: &FaultFigures, sites: u64) -> Vec<(u64, String)> {
     let windows = unsettled_windows(faults);
     let sales: Vec<&CallerTruth> = callers.iter().filter(|c| in_sales(c, sites, faults)).collect();
     let mut violations = Vec::new();
@@ -102,7 +102,8 @@ pub fn order_violations(callers: &[CallerTruth], faults: &FaultFigures, sites: u
             continue;
         }
         for earlier in sales.iter().filter(|earlier| overtaken(earlier, later, at_ms, faults)) {
-            violations.push(format!("@{at_ms} ms {} connected while {} waited", later.call_id, earlier.call_id));
+            let what = format!("@{at_ms} ms {} connected while {} waited", later.call_id, earlier.call_id);
+            violations.push((at_ms, what));
         }
     }
     violations
@@ -150,7 +151,7 @@ mod tests {
     fn a_later_caller_connected_while_an_earlier_one_waits_is_an_overtaking() {
         let callers = [caller("1-a", 1_000, Some(30_000)), caller("1-b", 5_000, Some(10_000))];
         let found = order_violations(&callers, &FaultFigures::default(), 3);
-        assert_eq!(found, vec!["@10000 ms 1-b connected while 1-a waited".to_string()]);
+        assert_eq!(found, vec![(10_000, "@10000 ms 1-b connected while 1-a waited".to_string())]);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub const RING_PER_SITE_COUNT: u64 = 1;
 pub const GATE_MAIN_EXTEN: &str = "5000";
 /// Gate `web` (queue `support`): no traffic, only the leader-kill probe's caller.
 pub const GATE_PROBE_EXTEN: &str = "5002";
+/// Wrap-up after each `sales` call: the operator is not free again for this long.
+pub const SALES_WRAP_UP_MS: u64 = 1_000;
 
 /// Extension of site `site`'s aimed gate (`aimed_dialplan`) is this plus the site number.
 pub const GATE_AIMED_EXTEN_BASE: u64 = 5100;
@@ -305,11 +307,11 @@ fn api_tokens_toml() -> String {
 /// `support`, every site's aimed operator in its own queue `aimed-<site>`. Missed rings never put an operator on break (the workload stays steady;
 /// missed rings are not what is measured).
 pub fn routing_toml(pin_hash: &str, operators: &[OperatorSpec], sites: u64) -> String {
-    let mut text = String::from(
+    let mut text = format!(
         r#"[[queues]]
 id = "sales"
 name = "Sales"
-wrap_up_ms = 1000
+wrap_up_ms = {SALES_WRAP_UP_MS}
 ring_timeout_ms = 15000
 misses_before_break = 0
 
