@@ -77,9 +77,9 @@ pub struct Figures {
     /// node listed the same voters after each.
     pub membership_changes: u64,
     pub memberships_converged: bool,
-    /// The island and its merge (`--scenario island`).
+    /// The islands and their merges (`--scenario island`).
     #[serde(flatten)]
-    pub island: Option<crate::island::IslandFigures>,
+    pub island: Option<crate::island::IslandSummary>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -184,10 +184,10 @@ pub fn figures(
         snapshot_kills_mid_write: faults.snapshot_kills.iter().filter(|k| k.phase == Phase::Writing).count() as u64,
         membership_changes: faults.memberships.len() as u64,
         memberships_converged: faults.memberships.iter().all(|m| m.converged),
-        island: faults.island.as_ref().map(|record| {
+        island: {
             let overtaken_at: Vec<u64> = overtakings.iter().map(|(at_ms, _)| *at_ms).collect();
-            crate::island::island_figures(record, truth, histories, &overtaken_at, sites)
-        }),
+            crate::island::island_summary(&faults.islands, truth, histories, &overtaken_at, sites)
+        },
     };
     figures.violations = figures.outcomes_wrong
         + figures.double_booked

@@ -106,8 +106,8 @@ pub struct FaultFigures {
     pub memberships: Vec<crate::member_kill::MembershipRecord>,
     /// When no node could name a leader that named itself (`leaders.rs`).
     pub leaderless: Vec<crate::leaders::Leaderless>,
-    /// The cut site that became an island and merged back (`--scenario island`).
-    pub island: Option<crate::island::IslandRecord>,
+    /// The cut sites that became islands and merged back (`--scenario island`).
+    pub islands: Vec<crate::island::IslandRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -1,5 +1,6 @@
-//! The fault of `--scenario island`: one site (not the leader's) cut from every other node
-//! (every peer link blackholed both ways) for a third of the run, under load. The site's node
+//! The faults of `--scenario island`: a follower's site, then the leader's, each cut from
+//! every other node (every peer link blackholed both ways) for a sixth of the run, under
+//! load. The site's node
 //! waits out the island timeout, forks the state it last applied and serves its own callers
 //! with its own operators; the majority serves the rest. At the heal the island merges its
 //! fork back through the log, and its site control goes back to the log.
@@ -12,9 +13,9 @@
 //! while cut.
 
 use crate::faults::{Chaos, OutageRecord};
+use crate::history::CallRows;
 use crate::links::Cut;
 use crate::nemesis::Seams;
-use crate::history::CallRows;
 use crate::setup::{aimed_gate_exten, aimed_operator, operators, SALES_WRAP_UP_MS};
 use crate::wait::poll;
 use crate::workload::plan;
@@ -91,11 +92,8 @@ pub fn island_figures(
 ) -> IslandFigures {
     let box_index = record.site as usize - 1;
     let during_cut = |at: u64| record.cut_from_ms <= at && at <= record.healed_ms;
-    let callers: Vec<&CallerTruth> = truth
-        .callers
-        .iter()
-        .filter(|c| c.box_index == box_index && c.entered_at_ms.is_some_and(during_cut))
-        .collect();
+    let callers: Vec<&CallerTruth> =
+        truth.callers.iter().filter(|c| c.box_index == box_index && c.entered_at_ms.is_some_and(during_cut)).collect();
     let answered_there = |c: &&&CallerTruth| {
         c.connections.first().is_some_and(|first| first.operator_box == box_index && during_cut(first.at_ms))
     };
@@ -116,6 +114,53 @@ pub fn island_figures(
         order_violations_after_heal: overtaken_at.iter().filter(|at| **at >= record.healed_ms).count() as u64,
         merge_ms: record.merge_ms,
     }
+}
+
+/// Every island of the run together: the worst of each time, the lowest capacity ratio,
+/// the callers summed, and each island's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct IslandSummary {
+    pub islands: u64,
+    /// The worst of the islands' (None when one was never measured).
+    pub cut_to_island_ms: Option<u64>,
+    pub cut_to_first_island_answer_ms: Option<u64>,
+    pub merge_ms: Option<u64>,
+    pub island_callers: u64,
+    pub island_answered: u64,
+    /// The lowest of the islands'.
+    pub island_capacity_ratio: f64,
+    pub merged_exactly_once: bool,
+    /// Overtakings the order check found from the first heal on.
+    pub order_violations_after_heal: u64,
+    pub islands_detail: Vec<IslandFigures>,
+}
+
+/// The summary of `records` (None when the run made no island); see [`island_figures`].
+pub fn island_summary(
+    records: &[IslandRecord],
+    truth: &TruthReport,
+    histories: &[(u64, CallRows)],
+    overtaken_at: &[u64],
+    sites: u64,
+) -> Option<IslandSummary> {
+    let first_heal_ms = records.iter().map(|r| r.healed_ms).min()?;
+    let detail: Vec<IslandFigures> =
+        records.iter().map(|record| island_figures(record, truth, histories, overtaken_at, sites)).collect();
+    let worst = |value: fn(&IslandFigures) -> Option<u64>| -> Option<u64> {
+        detail.iter().map(value).collect::<Option<Vec<u64>>>()?.into_iter().max()
+    };
+    Some(IslandSummary {
+        islands: detail.len() as u64,
+        cut_to_island_ms: worst(|i| i.cut_to_island_ms),
+        cut_to_first_island_answer_ms: worst(|i| i.cut_to_first_island_answer_ms),
+        merge_ms: worst(|i| i.merge_ms),
+        island_callers: detail.iter().map(|i| i.island_callers).sum(),
+        island_answered: detail.iter().map(|i| i.island_answered).sum(),
+        island_capacity_ratio: detail.iter().map(|i| i.island_capacity_ratio).fold(1.0, f64::min),
+        merged_exactly_once: detail.iter().all(|i| i.merged_exactly_once),
+        order_violations_after_heal: overtaken_at.iter().filter(|at| **at >= first_heal_ms).count() as u64,
+        islands_detail: detail,
+    })
 }
 
 /// Answered ÷ what could have been, at most 1 (the capacity is an estimate in whole handle
@@ -181,19 +226,26 @@ fn mean_handle_ms(truth: &TruthReport) -> Option<u64> {
 }
 
 impl Chaos<'_> {
-    /// Traffic for a third of `duration_ms`, a site cut off for a third (at least
-    /// `ISLAND_CUT_MIN_MS`), healed and merged, traffic to the end; then every node ready and
-    /// the answer probe.
+    /// The run in sixths: traffic; a follower's site cut off (a sixth, at least
+    /// `ISLAND_CUT_MIN_MS`), healed and merged; traffic; the leader's site cut off likewise
+    /// (the majority elects another leader while the old one becomes an island); traffic to
+    /// the end (the cuts run back to back when they take longer than their share); then
+    /// every node ready and the answer probe.
     pub async fn run_island(&mut self, seams: &Seams, duration_ms: u64) {
         let started = Instant::now();
-        let third_ms = duration_ms / 3;
-        tokio::time::sleep_until(started + Duration::from_millis(third_ms)).await;
-        self.settle().await;
-        match self.island_site().await {
-            Some(site) => self.island(seams, site, third_ms.max(ISLAND_CUT_MIN_MS)).await,
-            None => {
-                self.note("skipped the island: no leader known".into()).await;
-                self.figures.skipped.push("the island".into());
+        let sixth_ms = duration_ms / 6;
+        let cut_ms = sixth_ms.max(ISLAND_CUT_MIN_MS);
+        for (k, leader) in [(1, false), (3, true)] {
+            tokio::time::sleep_until(started + Duration::from_millis(sixth_ms * k)).await;
+            self.settle().await;
+            match self.island_site(leader).await {
+                Some(site) => self.island(seams, site, cut_ms).await,
+                None => {
+                    self.note("skipped an island: no leader known".into()).await;
+                    self.figures
+                        .skipped
+                        .push(format!("the island of the {}", if leader { "leader" } else { "follower" }));
+                }
             }
         }
         tokio::time::sleep_until(started + Duration::from_millis(duration_ms)).await;
@@ -201,11 +253,13 @@ impl Chaos<'_> {
         self.answer_after_faults().await;
     }
 
-    /// The highest site that does not lead: the majority keeps its leader, so the cut shows
-    /// the island alone (a cut leader is the nemesis's).
-    async fn island_site(&self) -> Option<u64> {
-        let leader = self.leader().await?;
-        self.nodes.sites().into_iter().rev().find(|site| *site != leader)
+    /// The leader's site, or else the highest site that does not lead.
+    async fn island_site(&self, leader: bool) -> Option<u64> {
+        let leading = self.leader().await?;
+        match leader {
+            true => Some(leading),
+            false => self.nodes.sites().into_iter().rev().find(|site| *site != leading),
+        }
     }
 
     async fn island(&mut self, seams: &Seams, site: u64, cut_ms: u64) {
@@ -238,8 +292,11 @@ impl Chaos<'_> {
             Some(log) => self.heard(site, log).await,
             None => None,
         };
-        self.note(format!("{what}: healed; merged after {:?} ms, heard {heard_after_heal_ms:?} ms after", record.merge_ms))
-            .await;
+        self.note(format!(
+            "{what}: healed; merged after {:?} ms, heard {heard_after_heal_ms:?} ms after",
+            record.merge_ms
+        ))
+        .await;
         // The island's callers keep their arrival at the merge: the order check lets them
         // rank from their entry (as a partial cut's may) or from the heal.
         let outage = OutageRecord {
@@ -253,7 +310,7 @@ impl Chaos<'_> {
             heard_after_heal_ms,
         };
         self.figures.outages.push(outage);
-        self.figures.island = Some(record);
+        self.figures.islands.push(record);
     }
 
     /// A caller at `site` for the site's own aimed operator (logged in and idle): only the
@@ -379,5 +436,21 @@ mod tests {
 
         let lost = [(1, once(&["2-probe", "2-a", "2-c"])), (2, once(&["2-probe", "2-a", "2-b", "2-c"]))];
         assert!(!island_figures(&record, &truth, &lost, &[], 3).merged_exactly_once, "2-b missing at site 1");
+
+        // With a second island later (site 2 again, nobody entering): callers summed, the
+        // worst times, overtakings from the first heal on; one never merged spoils merge_ms.
+        let later = IslandRecord {
+            cut_from_ms: 80_000,
+            healed_ms: 95_000,
+            serving_fork_ms: Some(86_500),
+            probe_call: None,
+            merge_ms: None,
+            ..record.clone()
+        };
+        let both = island_summary(&[record.clone(), later], &truth, &histories, &[39_000, 41_000], 3).unwrap();
+        assert_eq!((both.islands, both.island_callers, both.island_answered), (2, 3, 2));
+        assert_eq!((both.cut_to_island_ms, both.order_violations_after_heal), (Some(6_500), 1));
+        assert_eq!((both.merge_ms, both.cut_to_first_island_answer_ms), (None, None));
+        assert!(island_summary(&[], &truth, &histories, &[], 3).is_none());
     }
 }
