@@ -289,7 +289,11 @@ mod tests {
         let mut site = SiteController::new(SiteConfig::new(SiteId(2), 1));
         let held = site.handle(1_000, Input::Ari(trunk_call_for("c1")), &global);
         assert_eq!(refusals(&held), 0, "the offer may still be on its way: {held:?}");
-        assert_eq!(refusals(&site.handle(1_000 + EARLY_TRUNK_WAIT_MS, Input::Tick, &global)), 1, "refused after the wait");
+        assert_eq!(
+            refusals(&site.handle(1_000 + EARLY_TRUNK_WAIT_MS, Input::Tick, &global)),
+            1,
+            "refused after the wait"
+        );
 
         let epoch = IslandEpoch { site: SiteId(2), seq: 1, fork_index: 40 };
         let fork = global.fork_island(epoch, &[SiteId(1), SiteId(2), SiteId(3)], 0);
