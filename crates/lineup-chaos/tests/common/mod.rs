@@ -6,6 +6,10 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The phones' promises every scenario keeps: report figures that must be 0.
+pub const BROKEN_PROMISES: [&str; 5] =
+    ["outcomes_wrong", "double_booked", "calls_dropped_by_fault", "operator_legs_dropped", "calls_not_ended"];
+
 /// The workload's seed when `LINEUP_CHAOS_SEED` is unset.
 const DEFAULT_SEED: &str = "1";
 
