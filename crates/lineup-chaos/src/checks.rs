@@ -79,7 +79,7 @@ pub struct Figures {
     pub memberships_converged: bool,
     /// The islands and their merges (`--scenario island`).
     #[serde(flatten)]
-    pub island: Option<crate::island::IslandSummary>,
+    pub island: Option<crate::island_figures::IslandSummary>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -186,7 +186,7 @@ pub fn figures(
         memberships_converged: faults.memberships.iter().all(|m| m.converged),
         island: {
             let overtaken_at: Vec<u64> = overtakings.iter().map(|(at_ms, _)| *at_ms).collect();
-            crate::island::island_summary(&faults.islands, truth, histories, &overtaken_at, sites)
+            crate::island_figures::island_summary(&faults.islands, truth, histories, &overtaken_at, sites)
         },
     };
     figures.violations = figures.outcomes_wrong

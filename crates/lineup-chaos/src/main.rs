@@ -8,7 +8,7 @@
 //! processes), `standin` (the stand-in process and its control API), `api` (the nodes'
 //! APIs), `workload` (callers), `faults` (the restarts schedule and its measurements),
 //! `nemesis` (pauses and partitions), `island` (a site cut until it serves as an island,
-//! then healed and merged), `links` (a UDP relay per pair of nodes), `history`
+//! then healed and merged) and `island_figures` (its figures), `links` (a UDP relay per pair of nodes), `history`
 //! (SQLite), `checks` (figures and thresholds), `report`, `run` (the whole run in order).
 
 mod api;
@@ -21,6 +21,7 @@ mod fsyncs;
 mod history;
 mod ingress;
 mod island;
+mod island_figures;
 mod leaders;
 mod links;
 mod member_kill;
