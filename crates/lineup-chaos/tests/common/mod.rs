@@ -104,6 +104,14 @@ impl ChaosRun {
         eprintln!("seed {}: {}", self.seed, shown.join(", "));
     }
 
+    /// The promises every scenario keeps: no broken promise (`BROKEN_PROMISES` all 0), every
+    /// site's history and queue_log the same, every site's Raft log the same.
+    pub fn assert_promises_kept(&self) {
+        self.assert_zero(&BROKEN_PROMISES);
+        assert_eq!(self.report["history_converged"].as_bool(), Some(true), "histories differ\n{}", self.shown);
+        assert_eq!(self.report["raft_logs_agree"].as_bool(), Some(true), "Raft logs differ\n{}", self.shown);
+    }
+
     /// No fault or probe was skipped.
     pub fn assert_nothing_skipped(&self) {
         let skipped = self.report["skipped"].as_array().is_some_and(Vec::is_empty);
