@@ -367,6 +367,39 @@ test("a viewer token shows the same board with no action buttons, and signs out"
   });
 });
 
+/// The demo's sites are never cut off, so the page's live socket is passed through a route
+/// that adds to this node's own health report what an island's node reports (`island` in
+/// `/readyz` and in the cluster status): first an island, then its merge, then nothing.
+test("a site cut off as an island is named in a banner, then its merge, then nothing", { timeout: 90_000 }, async () => {
+  await withPage("island-banner", { width: 1600, height: 1000 }, async (page) => {
+    let site = null;
+    let island = { phase: "island", since_ms: Date.now() - 95_000, epoch: 1, serving_fork: true };
+    await page.routeWebSocket(/\/v1\/live/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((message) => {
+        const m = JSON.parse(String(message));
+        if (m.type === "snapshot") site = m.site;
+        const own = (m.cluster?.members || []).find((member) => member.site === site && member.health);
+        if (!own) return ws.send(message);
+        own.health.island = island;
+        ws.send(JSON.stringify(m));
+      });
+    });
+    await signIn(page, adminToken);
+    const banner = (shown) => page.waitForFunction((shown) => document.getElementById("island-banner").hidden === !shown,
+      shown, { timeout: LIVE_CHANGE_MAX });
+    await banner(true);
+    const text = await page.textContent("#island-banner");
+    assert.match(text, new RegExp(`^Site ${site} has been cut off from the other sites for \\d+:\\d\\d \\(island mode\\): it serves its own callers`), text);
+    await shot(page, "dashboard-island");
+    island = { ...island, phase: "merging", serving_fork: false };
+    await page.waitForFunction((site) => new RegExp(`Site ${site} is back in touch and is merging`).test(document.getElementById("island-banner").textContent),
+      site, { timeout: LIVE_CHANGE_MAX });
+    island = null;
+    await banner(false);
+  });
+});
+
 test("the caller widget shows a position that then decreases", { timeout: 240_000 }, async () => {
   await withPage("widget", { width: 420, height: 760 }, async (page) => {
     // Simulated callers hang up now and then: one who leaves before moving up is replaced.

@@ -512,8 +512,27 @@ function steeredTo(c, site) {
   return h("td", { class: `n ${total ? "" : "dim"}`, title: title || "no ingress answers put this site first", dataset: { field: "steered" } }, total);
 }
 
+/// A site that is an island (cut off from the others, serving its own callers with its own
+/// operators) or is merging one back, as its own health report says: a banner naming it and
+/// since when. Only the island's own node knows it is one; the others show it unreachable.
+function renderIsland(c) {
+  const lines = (c?.members || []).filter((m) => m.health?.island).map((m) => {
+    const island = m.health.island;
+    if (island.phase === "merging") return `Site ${m.site} is back in touch and is merging its island into the cluster.`;
+    const since = island.since_ms ? ` for ${duration(Math.max(0, serverNow() - island.since_ms))}` : "";
+    const what = island.serving_fork
+      ? "it serves its own callers with its own operators and merges back when the link returns"
+      : "it waits for the link to return";
+    return `Site ${m.site} has been cut off from the other sites${since} (island mode): ${what}.`;
+  });
+  const banner = $("island-banner");
+  banner.hidden = lines.length === 0;
+  banner.textContent = lines.join(" ");
+}
+
 function renderCluster() {
   const c = state.cluster;
+  renderIsland(c);
   $("cluster-summary").textContent = c ? `leader ${c.leader ? "site " + c.leader : "none"} · term ${c.term} · seen from site ${state.site ?? "?"}` : "";
   $("cluster").replaceChildren(...(c?.members || []).map((m) => {
     const hl = m.health;
