@@ -25,10 +25,10 @@ pub const AFTER_FAULTS_ANSWER_LIMIT_MS: u64 = 2_500;
 /// then the fork, then an offer to a free persistent operator, which bridges at once.
 pub const CUT_TO_ISLAND_ANSWER_LIMIT_MS: u64 = 9_000;
 /// `merge_ms` (island) must stay below this: from the heal until the site is part of the
-/// majority again, its fork merged. That is the island's wait for a stable link (1 s), an
-/// election when the cut node's term ran ahead (up to a few election timeouts of 0.5–0.9 s),
-/// and the merge itself (tens of ms).
-pub const MERGE_LIMIT_MS: u64 = 5_000;
+/// majority again, its fork merged. That is the island's wait for a stable link (1 s), the
+/// elections a returning node can set off (it may stand before the leader reaches it: up
+/// to ~5 s of churn seen), and the merge itself (tens of ms).
+pub const MERGE_LIMIT_MS: u64 = 10_000;
 /// `island_capacity_ratio` (island) must reach this: the island answers at least 80 % of
 /// what its free operators could have answered while it served.
 pub const ISLAND_CAPACITY_RATIO_MIN: f64 = 0.8;

@@ -6,7 +6,7 @@
 //! must be answered by the island; at each heal the island merges back.
 //!
 //! Asserted: the island answered its caller within 9 s of the cut (and at least 80 % of what
-//! its free operators could have answered) and merged within 5 s of the heal, every island
+//! its free operators could have answered) and merged within 10 s of the heal, every island
 //! call once in every site's history, no overtaking after the heal; nobody double booked, every outcome in every site's history true (each call
 //! once), no call dropped, no operator's leg dropped, every call ended, every site's history
 //! and queue_log the same, the committed entries of every site's Raft log the same, the site
@@ -31,7 +31,7 @@ const PRINTED: [&str; 7] = [
 ];
 const MUST_BE_BELOW_MS: [(&str, u64); 4] = [
     ("cut_to_first_island_answer_ms", 9_000),
-    ("merge_ms", 5_000),
+    ("merge_ms", 10_000),
     ("max_heal_to_heard_ms", 2_000),
     ("after_faults_answer_ms", 2_500),
 ];
