@@ -18,6 +18,13 @@
 //! random`: 2.6 s without a leader after a follower's 5 s pause). A gate that finds itself
 //! frozen longer than that timeout counts the leader as heard at that moment, so the leader
 //! has a whole timeout to reach it again before it may stand.
+//!
+//! Nor does a member stand the moment it reaches a quorum again after a partition, having
+//! known a leader before it (followed one, or led): its peers answer the gate's question at once, but the leader's
+//! next request comes only on openraft's next retry to an unreachable follower (every
+//! 500 ms), so the gate stays shut for `QUORUM_REGAINED_WAIT_MS` (seen with real processes
+//! in `lineup-chaos --scenario island`: a healed island stood 0.7 s after the heal, deposed
+//! the leader, and elections went on for 5 s).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,6 +36,17 @@ use super::network::call_peer;
 use super::{ClusterNode, PeerContact};
 use crate::rpc::PeerRequest;
 use crate::transport::PeerTransport;
+
+/// After regaining a quorum, a member that had heard a leader before does not stand for
+/// this long: three of openraft's 500 ms retries for the leader to reach it.
+pub const QUORUM_REGAINED_WAIT_MS: u64 = 1_500;
+
+/// Whether this turn regains a quorum lost since the last, for a member that knew a leader
+/// (heard one, or led itself; a member starting up, before any leader, stands as soon as it
+/// may).
+pub fn quorum_regained(had_quorum: bool, quorum_now: bool, knew_a_leader: bool) -> bool {
+    !had_quorum && quorum_now && knew_a_leader
+}
 
 /// Whether a member may stand: it heard (within `window` of `now`) from enough of the other
 /// `voters` to make a quorum with itself.
@@ -59,6 +77,8 @@ pub(crate) async fn stand_gate<T: PeerTransport>(node: std::sync::Weak<ClusterNo
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut answered: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut open = true;
+    let mut had_quorum = true;
+    let mut shut_until: Option<Instant> = None;
     let mut last_turn = Instant::now();
     loop {
         interval.tick().await;
@@ -78,7 +98,14 @@ pub(crate) async fn stand_gate<T: PeerTransport>(node: std::sync::Weak<ClusterNo
         let ids: Vec<u64> = voters.iter().map(|(id, _)| *id).collect();
         let now = Instant::now();
         let quorum_answers = may_stand(now, &answered, &ids, window);
-        let now_open = quorum_answers && leader_silent(now, contact.leader_heard_at(), window);
+        let knew_a_leader =
+            contact.leader_heard_at().is_some() || node.raft.metrics().borrow().current_leader.is_some();
+        if quorum_regained(had_quorum, quorum_answers, knew_a_leader) {
+            shut_until = Some(now + Duration::from_millis(QUORUM_REGAINED_WAIT_MS));
+        }
+        had_quorum = quorum_answers;
+        let waiting_for_leader = shut_until.is_some_and(|until| now < until);
+        let now_open = quorum_answers && !waiting_for_leader && leader_silent(now, contact.leader_heard_at(), window);
         if now_open != open {
             open = now_open;
             node.raft.runtime_config().elect(open);
@@ -175,6 +202,18 @@ mod tests {
         assert!(may_stand(probed, &answered, &[2, 3], WINDOW));
         assert!(!leader_silent(probed, heard_at_thaw, WINDOW));
         assert!(leader_silent(probed, Some(frozen_at), WINDOW), "without the thaw rule it would stand");
+    }
+
+    /// The run seen with real processes: an island's node, which had followed a leader
+    /// before the cut, reaches a quorum again at the heal; it gives the leader time to reach
+    /// it before it may stand. A member starting up, which never heard a leader, does not
+    /// wait, and a member that kept its quorum has nothing to regain.
+    #[test]
+    fn a_member_regaining_a_quorum_after_a_partition_gives_its_leader_time_first() {
+        assert!(quorum_regained(false, true, true));
+        assert!(!quorum_regained(false, true, false), "starting up: no leader to wait for");
+        assert!(!quorum_regained(true, true, true), "it never lost its quorum");
+        assert!(!quorum_regained(false, false, true), "still cut off");
     }
 
     #[test]
