@@ -51,6 +51,18 @@ pub struct IslandRecord {
     pub merge_ms: Option<u64>,
 }
 
+impl IslandRecord {
+    /// Whether `at_ms` (the stand-in's clock) falls within the cut.
+    pub fn during_cut(&self, at_ms: u64) -> bool {
+        self.cut_from_ms <= at_ms && at_ms <= self.healed_ms
+    }
+
+    /// Whether `caller` is the island's: it entered at the cut site while the cut lasted.
+    pub fn holds(&self, caller: &lineup_pbx_sim::truth::CallerTruth) -> bool {
+        caller.box_index as u64 + 1 == self.site && caller.entered_at_ms.is_some_and(|at| self.during_cut(at))
+    }
+}
+
 impl Chaos<'_> {
     /// The run in sixths: traffic; a follower's site cut off (a sixth, at least
     /// `ISLAND_CUT_MIN_MS`), healed and merged; traffic; the leader's site cut off likewise

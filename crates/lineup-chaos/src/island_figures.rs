@@ -47,15 +47,13 @@ pub fn island_figures(
     sites: u64,
 ) -> IslandFigures {
     let box_index = record.site as usize - 1;
-    let during_cut = |at: u64| record.cut_from_ms <= at && at <= record.healed_ms;
-    let callers: Vec<&CallerTruth> =
-        truth.callers.iter().filter(|c| c.box_index == box_index && c.entered_at_ms.is_some_and(during_cut)).collect();
+    let callers: Vec<&CallerTruth> = truth.callers.iter().filter(|c| record.holds(c)).collect();
     let answered_there = |c: &&&CallerTruth| {
-        c.connections.first().is_some_and(|first| first.operator_box == box_index && during_cut(first.at_ms))
+        c.connections.first().is_some_and(|first| first.operator_box == box_index && record.during_cut(first.at_ms))
     };
     let island_answered = callers.iter().filter(answered_there).count() as u64;
     let probe = truth.callers.iter().find(|c| Some(&c.call_id) == record.probe_call.as_ref());
-    let probe_answered = probe.and_then(|c| c.connections.first()).filter(|first| during_cut(first.at_ms));
+    let probe_answered = probe.and_then(|c| c.connections.first()).filter(|first| record.during_cut(first.at_ms));
     let once_everywhere =
         |c: &&CallerTruth| histories.iter().all(|(_, rows)| rows.get(&c.call_id).is_some_and(|r| r.len() == 1));
     IslandFigures {
@@ -154,11 +152,8 @@ fn capacity(record: &IslandRecord, truth: &TruthReport, sites: u64) -> u64 {
 /// the caller's next connection or end.
 fn taken_within(record: &IslandRecord, truth: &TruthReport, operator: &str, from_ms: u64, until_ms: u64) -> u64 {
     let box_index = record.site as usize - 1;
-    let islands = |c: &CallerTruth| {
-        c.box_index == box_index && c.entered_at_ms.is_some_and(|at| record.cut_from_ms <= at && at <= record.healed_ms)
-    };
     let mut busy_ms = 0;
-    for caller in truth.callers.iter().filter(|c| !islands(c)) {
+    for caller in truth.callers.iter().filter(|c| !record.holds(c)) {
         for (k, connection) in caller.connections.iter().enumerate() {
             if connection.operator != operator || connection.operator_box != box_index {
                 continue;
